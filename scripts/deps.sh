@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install the Debian packages `make test` and `make demo` need, only if missing.
+set -euo pipefail
+pkgs=(gcc make binutils libc6-dev libcmocka-dev libjson-c-dev qemu-system-x86 python3)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: need root to install ${missing[*]} (apt-get install ${missing[*]})" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,130 @@
+/*
+ * boot: image loaders and the x86 state a guest is entered with.
+ *
+ * A loader is pure logic: it reads an image from a byte buffer, writes it and
+ * its boot structures into guest RAM (struct guest_mem, no KVM needed — so
+ * the unit tests run anywhere), and fills a struct boot_entry describing the
+ * CPU state the bootstrap processor starts in. boot_x86_apply() then turns
+ * that into KVM_SET_SREGS/KVM_SET_REGS on a vCPU.
+ *
+ * Guest-physical layout of the boot structures (all below 640 KiB):
+ *   0x00500  BOOT_GDT        GDT: 0x08 code32, 0x10 entry code (64-bit in long
+ *                            mode, 32-bit in protected mode), 0x18 data, 0x20 code64
+ *   0x01000  BOOT_STACK_TOP  initial RSP for ELF / multiboot entries (grows down)
+ *   0x05000  BOOT_INFO       multiboot info, memory map, cmdline, module strings
+ *                            (BOOT_INFO_SIZE bytes)
+ *   0x09000  BOOT_PML4       identity-mapped page tables: PML4, PDPT, then one
+ *                            page directory (2 MiB pages) per GiB mapped
+ *   0x9fc00  BOOT_MPTABLE    MP floating pointer + configuration table (last KiB
+ *                            of base memory, where the MP spec says to look)
+ *   0x10000  flat binaries (real mode, CS=0x1000 IP=0) — they must end below
+ *            BOOT_MPTABLE
+ * Anything an image wants to place over [BOOT_RESERVED_START, BOOT_RESERVED_END)
+ * is refused with an error, as is anything outside RAM.
+ */
+#ifndef HVMM_BOOT_H
+#define HVMM_BOOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../memory.h"
+
+#define BOOT_GDT 0x500ull
+#define BOOT_STACK_TOP 0x1000ull
+#define BOOT_INFO 0x5000ull
+#define BOOT_INFO_SIZE 0x4000ull
+#define BOOT_PML4 0x9000ull
+#define BOOT_PT_MAX_GIB 64 /* page directories for up to 64 GiB identity map */
+#define BOOT_MPTABLE 0x9fc00ull
+#define BOOT_MPTABLE_SIZE 0x400ull
+#define BOOT_FLAT_ADDR 0x10000ull
+#define BOOT_RESERVED_START 0x0ull
+/* page tables end at BOOT_PML4 + (2 + BOOT_PT_MAX_GIB) pages = 0x4b000 */
+#define BOOT_RESERVED_END 0x4b000ull
+#define BOOT_MPTABLE_END (BOOT_MPTABLE + BOOT_MPTABLE_SIZE)
+
+enum boot_format {
+	BOOT_AUTO = 0,
+	BOOT_FLAT,
+	BOOT_ELF,
+	BOOT_MULTIBOOT,
+};
+
+enum boot_mode {
+	BOOT_MODE_REAL16,   /* real mode, CS:IP = cs_sel:rip */
+	BOOT_MODE_PROT32,   /* flat 32-bit protected mode, paging off */
+	BOOT_MODE_LONG64,   /* long mode, identity-mapped 4-level paging */
+};
+
+struct boot_module {
+	const char *path;
+	const char *args; /* may be NULL */
+};
+
+struct boot_params_in {
+	const uint8_t *image;
+	size_t image_len;
+	const char *image_path; /* for messages */
+	const char *cmdline;    /* may be NULL */
+	const struct boot_module *modules;
+	int nr_modules;
+	int ncpus;
+	enum boot_format format; /* BOOT_AUTO: detect */
+};
+
+struct boot_entry {
+	enum boot_format format; /* what was actually loaded */
+	enum boot_mode mode;
+	uint64_t rip, rsp;
+	uint64_t rax, rbx, rsi; /* e.g. multiboot: EAX magic, EBX info */
+	uint16_t cs_sel;        /* real mode: CS selector (base = sel << 4) */
+	uint64_t cr3;           /* long mode: PML4 address */
+	uint64_t image_lo, image_hi; /* guest-physical extent of what was loaded */
+};
+
+/*
+ * Detect the format of an image: multiboot (header in the first 8 KiB) wins,
+ * then ELF (by magic), else flat. Returns BOOT_AUTO for an empty image.
+ */
+enum boot_format boot_detect(const uint8_t *image, size_t len);
+const char *boot_format_name(enum boot_format f);
+/* "auto|flat|elf|multiboot" → format; -1 if unknown. */
+int boot_format_parse(const char *s, enum boot_format *out);
+
+/*
+ * Load an image (and modules) into guest RAM and describe the entry state.
+ * On error returns -1 and writes a one-line reason (no "hvmm:" prefix, no
+ * newline) into err.
+ */
+int boot_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out,
+	      char *err, size_t errlen);
+
+/* Individual loaders (boot_load dispatches to these). Same error contract. */
+int boot_load_flat(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out,
+		   char *err, size_t errlen);
+int boot_load_elf(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out,
+		  char *err, size_t errlen);
+int boot_load_multiboot(struct guest_mem *m, const struct boot_params_in *in,
+			struct boot_entry *out, char *err, size_t errlen);
+
+/* Write the boot GDT and (for long mode) identity page tables covering RAM,
+ * the 3–4 GiB MMIO hole and the boot structures. Used by the loaders. */
+void boot_x86_write_gdt(struct guest_mem *m, enum boot_mode mode);
+int boot_x86_write_page_tables(struct guest_mem *m, uint64_t *cr3);
+
+/* Set a vCPU's sregs/regs for the entry state. 0 or -errno. */
+int boot_x86_apply(int vcpufd, const struct boot_entry *e);
+
+/*
+ * MP table (Intel MP spec 1.4) at BOOT_MPTABLE: floating pointer, config
+ * table with one processor entry per CPU (APIC IDs 0..ncpus-1, CPU 0 is the
+ * BSP), a bus entry "ISA   ", the IOAPIC (id ncpus, at ioapic_addr), 16 ISA
+ * I/O interrupt entries (IRQ n → IOAPIC pin n, except IRQ 0 → pin 2), and
+ * local interrupt entries (ExtINT → LINT0, NMI → LINT1). Checksummed.
+ * -1 when it does not fit.
+ */
+int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
+
+#endif

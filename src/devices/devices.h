@@ -1,0 +1,63 @@
+/*
+ * devices: the legacy platform devices. Each lives in its own file, keeps its
+ * own state and lock, and registers itself on the PIO or MMIO bus.
+ *
+ *   uart.c        16550A at 0x3f8, IRQ 4 (Linux 8250 driver and polling guests)
+ *   debug_exit.c  QEMU's isa-debug-exit at 0xf4 (4 ports): a write of v stops
+ *                 hvmm with status (v << 1) | 1
+ *   i8042.c       keyboard controller stub at 0x60/0x64; 0xFE to 0x64 = reset
+ *   sysreset.c    0xCF9 reset control register (reset on bit 2 set)
+ *   boot_timer.c  boot-time marker, port 0x440 (4 bytes) and MMIO 0xfeb00000
+ *                 (4 bytes): each write records ns since hvmm started
+ *   ioapic.c      82093AA-style IOAPIC at 0xfec00000 (split irqchip only)
+ *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
+ *                 init sequence, keeps every line masked, reads back IMR
+ */
+#ifndef HVMM_DEVICES_H
+#define HVMM_DEVICES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct vm;
+
+#define UART_COM1_BASE 0x3f8
+#define UART_COM1_IRQ 4
+#define DEBUG_EXIT_PORT 0xf4
+#define BOOT_TIMER_PORT 0x440
+#define BOOT_TIMER_MMIO 0xfeb00000ull
+#define BOOT_TIMER_MAX_MARKS 16
+
+enum serial_mode {
+	SERIAL_STDIO = 0,
+	SERIAL_FILE,
+	SERIAL_NONE,
+};
+
+/* Each *_create registers the device on vm's buses; 0 or -errno. */
+int uart_create(struct vm *vm, enum serial_mode mode, const char *path);
+/* Start the stdin reader (after the vCPUs start); restore the terminal on exit. */
+int uart_start(struct vm *vm);
+void uart_stop(struct vm *vm);
+
+int debug_exit_create(struct vm *vm);
+int i8042_create(struct vm *vm);
+int sysreset_create(struct vm *vm);
+int boot_timer_create(struct vm *vm);
+int ioapic_create(struct vm *vm);
+int pic_create(struct vm *vm);
+
+/* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
+void ioapic_set_line(struct vm *vm, unsigned pin, bool level);
+void ioapic_eoi(struct vm *vm, unsigned vector);
+
+struct boot_timer_mark {
+	uint64_t ns;   /* since hvmm started */
+	uint32_t value;
+	bool mmio;
+};
+/* Copies up to max marks; returns how many were recorded in total. */
+unsigned boot_timer_marks(struct vm *vm, struct boot_timer_mark *out, unsigned max);
+
+#endif

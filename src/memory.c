@@ -1,0 +1,90 @@
+#include "memory.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "util.h"
+
+int mem_init(struct guest_mem *m, uint64_t ram_size)
+{
+	memset(m, 0, sizeof(*m));
+	if (ram_size < MEM_MIN_SIZE || ram_size > MEM_MAX_SIZE || (ram_size & 0xfff))
+		return -EINVAL;
+	/* MAP_NORESERVE: untouched guest pages cost nothing, so a 2G guest that
+	 * uses 10M has a 10M footprint. */
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	m->base = p;
+	m->ram_size = ram_size;
+	uint64_t low = ram_size < MEM_HOLE_START ? ram_size : MEM_HOLE_START;
+	m->regions[0] = (struct mem_region){ .gpa = 0, .size = low, .hva = m->base };
+	m->nr_regions = 1;
+	if (ram_size > low) {
+		m->regions[1] = (struct mem_region){
+			.gpa = MEM_HOLE_END, .size = ram_size - low, .hva = m->base + low
+		};
+		m->nr_regions = 2;
+	}
+	return 0;
+}
+
+void mem_free(struct guest_mem *m)
+{
+	if (m->base)
+		munmap(m->base, m->ram_size);
+	memset(m, 0, sizeof(*m));
+}
+
+int mem_register_slots(const struct guest_mem *m, int vmfd)
+{
+	for (int i = 0; i < m->nr_regions; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = m->regions[i].gpa,
+			.memory_size = m->regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)m->regions[i].hva,
+		};
+		if (ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < m->nr_regions; i++) {
+		const struct mem_region *r = &m->regions[i];
+		if (gpa >= r->gpa && util_range_ok(gpa - r->gpa, len, r->size))
+			return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len)
+{
+	void *p = mem_ptr(m, gpa, len);
+	if (!p)
+		return -1;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = mem_ptr(m, gpa, len);
+	if (!p)
+		return -1;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t mem_top(const struct guest_mem *m)
+{
+	const struct mem_region *r = &m->regions[m->nr_regions - 1];
+	return r->gpa + r->size;
+}

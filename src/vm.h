@@ -1,0 +1,100 @@
+/*
+ * vm: one virtual machine — its KVM fds, guest RAM, the two buses, the
+ * devices, the vCPUs and the lifecycle (create → run → stop → destroy).
+ */
+#ifndef HVMM_VM_H
+#define HVMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "boot/boot.h"
+#include "bus.h"
+#include "devices/devices.h"
+#include "irq.h"
+#include "memory.h"
+
+#define VM_MAX_CPUS 64
+#define VM_MAX_MODULES 16
+
+struct vm_config {
+	const char *image;
+	uint64_t mem_size;
+	int ncpus;
+	const char *cmdline;
+	enum boot_format boot;
+	struct boot_module modules[VM_MAX_MODULES];
+	int nr_modules;
+	enum serial_mode serial;
+	const char *serial_path;
+	bool stats;
+	const char *stats_json;
+	bool trace_exits;
+	double timeout_s; /* 0: none */
+	bool strict_io;
+	enum irqchip_mode irqchip;
+};
+
+struct vcpu;
+struct uart;
+struct ioapic;
+struct boot_timer;
+
+/* Why the VM stopped; decides the exit status and the message. */
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_DEBUG_EXIT,  /* isa-debug-exit write */
+	VM_STOP_SHUTDOWN,    /* guest reset / shutdown request */
+	VM_STOP_USER,        /* Ctrl-A x, SIGINT, SIGTERM */
+	VM_STOP_TIMEOUT,
+	VM_STOP_GUEST_CRASH, /* triple fault, internal error, unexpected exit */
+	VM_STOP_HOST_ERROR,
+	VM_STOP_STRICT_IO,
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd, vm_fd;
+	int vcpu_mmap_size;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct boot_entry entry;
+
+	int ncpus;
+	struct vcpu *vcpus[VM_MAX_CPUS];
+
+	/* devices */
+	struct uart *uart;
+	struct ioapic *ioapic;
+	struct boot_timer *boot_timer;
+
+	/* stop state: the first vm_stop() wins, the rest are ignored */
+	atomic_bool stopping;
+	pthread_mutex_t stop_lock;
+	enum vm_stop_reason stop_reason;
+	int exit_status;
+	char stop_msg[256];
+	uint64_t stop_ns; /* since hvmm start */
+};
+
+/* Build the VM from cfg: KVM checks, RAM, irqchip, devices, image, vCPUs.
+ * On failure prints one line and returns the hvmm_exit status (> 0). */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+/* Run until the VM stops; returns the process exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/*
+ * Stop the VM (any thread, also a vCPU's): records reason/status/message if
+ * this is the first stop, then kicks every vCPU out of KVM_RUN.
+ */
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static inline bool vm_stopping(struct vm *vm)
+{
+	return atomic_load_explicit(&vm->stopping, memory_order_relaxed);
+}
+
+#endif
