@@ -41,6 +41,7 @@ struct vcpu;
 struct uart;
 struct ioapic;
 struct boot_timer;
+struct irq_state;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -64,6 +65,9 @@ struct vm {
 
 	int ncpus;
 	struct vcpu *vcpus[VM_MAX_CPUS];
+
+	struct irq_state *irq;
+	pthread_t main_thread; /* woken by vm_stop() */
 
 	/* devices */
 	struct uart *uart;

@@ -1,0 +1,201 @@
+/* hvmm: command line → struct vm_config → vm_create → vm_run. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "vm.h"
+
+#define HVMM_VERSION "0.1.0"
+
+static void main_usage(FILE *f)
+{
+	fputs("Usage: hvmm run [options] IMAGE\n"
+	      "       hvmm --help | --version\n"
+	      "\n"
+	      "Run IMAGE (flat binary, ELF32/ELF64 executable or multiboot v1 kernel) in a KVM VM.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -m, --mem SIZE          guest RAM, e.g. 128M, 2G (default 128M; 1M..64G)\n"
+	      "  -c, --cpus N            number of vCPUs (default 1; 1..64)\n"
+	      "      --cmdline STR       kernel command line (multiboot)\n"
+	      "      --boot FORMAT       auto|flat|elf|multiboot (default auto: detected)\n"
+	      "      --module FILE[,ARGS]  multiboot module (repeatable)\n"
+	      "      --serial WHERE      stdio|none|FILE: COM1 output (default stdio)\n"
+	      "      --stats             print the exit table on stderr at the end\n"
+	      "      --stats-json FILE   write exit statistics as JSON\n"
+	      "      --trace-exits       one line per user-space exit on stderr\n"
+	      "      --timeout SECONDS   stop the VM after SECONDS (exit status 124)\n"
+	      "      --strict-io         stop on the first access no device handles\n"
+	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
+	      "  -h, --help              this text\n"
+	      "  -V, --version           hvmm's version\n"
+	      "\n"
+	      "Exit status: 0 guest shut down or reset; odd (v<<1)|1 guest wrote v to the\n"
+	      "isa-debug-exit port 0xf4; 2 usage error; 4 image load error; 6 KVM/host error;\n"
+	      "8 guest crash (triple fault, emulation failure, --strict-io); 124 timeout;\n"
+	      "128+N killed by signal N. Ctrl-A x on the console quits (status 0).\n",
+	      f);
+}
+
+static int main_bad(const char *fmt, const char *arg)
+{
+	fputs("hvmm: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs(" (see hvmm --help)\n", stderr);
+	return HVMM_EXIT_USAGE;
+}
+
+enum {
+	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
+	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP,
+};
+
+static const struct option main_opts[] = {
+	{ "mem", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "module", required_argument, NULL, OPT_MODULE },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
+	{ "trace-exits", no_argument, NULL, OPT_TRACE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
+	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 },
+};
+
+/* Parse `argv` (after "run") into cfg. 0, or an exit status. */
+static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
+{
+	uint64_t v;
+	char *end;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:c:hV", main_opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (util_parse_size(optarg, &v) < 0)
+				return main_bad("--mem: '%s' is not a size like 128M or 2G", optarg);
+			if (v < MEM_MIN_SIZE || v > MEM_MAX_SIZE || (v & 0xfff))
+				return main_bad("--mem: %s is outside 1M..64G or not a multiple of 4K", optarg);
+			cfg->mem_size = v;
+			break;
+		case 'c':
+			if (util_parse_uint(optarg, 1, VM_MAX_CPUS, &v) < 0)
+				return main_bad("--cpus: '%s' is not a number from 1 to 64", optarg);
+			cfg->ncpus = (int)v;
+			break;
+		case OPT_CMDLINE:
+			cfg->cmdline = optarg;
+			break;
+		case OPT_BOOT:
+			if (boot_format_parse(optarg, &cfg->boot) < 0)
+				return main_bad("--boot: unknown format '%s' (auto|flat|elf|multiboot)", optarg);
+			break;
+		case OPT_MODULE: {
+			if (cfg->nr_modules == VM_MAX_MODULES)
+				return main_bad("--module: at most 16 modules (%s)", optarg);
+			struct boot_module *m = &cfg->modules[cfg->nr_modules++];
+			m->path = optarg;
+			char *comma = strchr(optarg, ',');
+			if (comma) {
+				*comma = '\0';
+				m->args = comma + 1;
+			}
+			if (!*m->path)
+				return main_bad("--module: empty file name%s", "");
+			break;
+		}
+		case OPT_SERIAL:
+			if (strcmp(optarg, "stdio") == 0) {
+				cfg->serial = SERIAL_STDIO;
+			} else if (strcmp(optarg, "none") == 0) {
+				cfg->serial = SERIAL_NONE;
+			} else if (*optarg) {
+				cfg->serial = SERIAL_FILE;
+				cfg->serial_path = optarg;
+			} else {
+				return main_bad("--serial: empty argument%s", "");
+			}
+			break;
+		case OPT_STATS:
+			cfg->stats = true;
+			break;
+		case OPT_STATS_JSON:
+			cfg->stats_json = optarg;
+			break;
+		case OPT_TRACE:
+			cfg->trace_exits = true;
+			break;
+		case OPT_TIMEOUT:
+			cfg->timeout_s = strtod(optarg, &end);
+			if (end == optarg || *end || !(cfg->timeout_s > 0) || cfg->timeout_s > 1e7)
+				return main_bad("--timeout: '%s' is not a positive number of seconds", optarg);
+			break;
+		case OPT_STRICT_IO:
+			cfg->strict_io = true;
+			break;
+		case OPT_IRQCHIP:
+			if (irq_mode_parse(optarg, &cfg->irqchip) < 0)
+				return main_bad("--irqchip: unknown mode '%s' (split|kernel)", optarg);
+			break;
+		case 'h':
+			main_usage(stdout);
+			*done = true;
+			return 0;
+		case 'V':
+			printf("hvmm %s\n", HVMM_VERSION);
+			*done = true;
+			return 0;
+		default: /* getopt already printed what was wrong */
+			return HVMM_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return main_bad("no IMAGE given%s", "");
+	if (optind + 1 < argc)
+		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
+	cfg->image = argv[optind];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	util_mark_start();
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		main_usage(stdout);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+		printf("hvmm %s\n", HVMM_VERSION);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "run") != 0) {
+		if (argc < 2)
+			return main_bad("missing command: try 'hvmm run IMAGE'%s", "");
+		return main_bad("unknown command '%s': try 'hvmm run IMAGE'", argv[1]);
+	}
+	struct vm_config cfg = {
+		.mem_size = MIB(128),
+		.ncpus = 1,
+		.boot = BOOT_AUTO,
+		.serial = SERIAL_STDIO,
+		.irqchip = IRQCHIP_SPLIT,
+	};
+	bool done = false;
+	int r = main_parse(argc - 1, argv + 1, &cfg, &done);
+	if (r || done)
+		return r;
+	static struct vm vm; /* static: large, and lives for the whole process */
+	r = vm_create(&vm, &cfg);
+	if (r == 0)
+		r = vm_run(&vm);
+	vm_destroy(&vm);
+	return r;
+}

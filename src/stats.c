@@ -1,0 +1,284 @@
+#include "stats.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "vcpu.h"
+#include "vm.h"
+
+const char *stats_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[KVM_EXIT_UNKNOWN] = "UNKNOWN",
+		[KVM_EXIT_EXCEPTION] = "EXCEPTION",
+		[KVM_EXIT_IO] = "IO",
+		[KVM_EXIT_HYPERCALL] = "HYPERCALL",
+		[KVM_EXIT_DEBUG] = "DEBUG",
+		[KVM_EXIT_HLT] = "HLT",
+		[KVM_EXIT_MMIO] = "MMIO",
+		[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+		[KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+		[KVM_EXIT_INTR] = "INTR",
+		[KVM_EXIT_SET_TPR] = "SET_TPR",
+		[KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
+		[KVM_EXIT_NMI] = "NMI",
+		[KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[KVM_EXIT_OSI] = "OSI",
+		[KVM_EXIT_PAPR_HCALL] = "PAPR_HCALL",
+		[KVM_EXIT_WATCHDOG] = "WATCHDOG",
+		[KVM_EXIT_EPR] = "EPR",
+		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+		[KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
+		[KVM_EXIT_HYPERV] = "HYPERV",
+		[KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
+		[KVM_EXIT_X86_WRMSR] = "X86_WRMSR",
+		[KVM_EXIT_DIRTY_RING_FULL] = "DIRTY_RING_FULL",
+		[KVM_EXIT_NOTIFY] = "NOTIFY",
+	};
+	if (reason < ARRAY_SIZE(names) && names[reason])
+		return names[reason];
+	return "OTHER";
+}
+
+const char *stats_io_kind_name(enum stats_io_kind k)
+{
+	switch (k) {
+	case STATS_PIO_IN: return "in";
+	case STATS_PIO_OUT: return "out";
+	case STATS_MMIO_READ: return "read";
+	case STATS_MMIO_WRITE: return "write";
+	}
+	return "?";
+}
+
+void stats_record_exit(struct stats_vcpu *s, uint32_t reason, uint64_t ns)
+{
+	stats_time(&s->reason[reason < STATS_MAX_REASON ? reason : 0], ns);
+}
+
+void stats_record_io(struct stats_vcpu *s, enum stats_io_kind kind, uint64_t addr, bool handled,
+		     uint64_t ns)
+{
+	/* open addressing keyed by (address, kind); a guest that touches more
+	 * distinct addresses than the table holds is counted in io_dropped */
+	uint64_t h = (addr * 0x9E3779B97F4A7C15ull) ^ kind;
+	for (unsigned probe = 0; probe < 16; probe++) {
+		struct stats_io *e = &s->io[(h + probe) & (STATS_IO_SLOTS - 1)];
+		if (!e->used) {
+			e->used = true;
+			e->addr = addr;
+			e->kind = (uint8_t)kind;
+			e->unhandled = !handled;
+		} else if (e->addr != addr || e->kind != kind) {
+			continue;
+		}
+		stats_time(&e->t, ns);
+		return;
+	}
+	s->io_dropped++;
+}
+
+int stats_kvm_read(int fd, struct stats_kvm *out)
+{
+	struct kvm_stats_header hdr;
+	out->n = 0;
+	if (pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		return -EIO;
+	size_t dsz = sizeof(struct kvm_stats_desc) + hdr.name_size;
+	if (hdr.num_desc > 4096 || hdr.name_size > 4096)
+		return -EINVAL;
+	uint8_t *descs = malloc(dsz * hdr.num_desc);
+	if (!descs)
+		return -ENOMEM;
+	if (pread(fd, descs, dsz * hdr.num_desc, hdr.desc_offset) != (ssize_t)(dsz * hdr.num_desc)) {
+		free(descs);
+		return -EIO;
+	}
+	for (uint32_t i = 0; i < hdr.num_desc && out->n < STATS_KVM_MAX; i++) {
+		const struct kvm_stats_desc *d = (const void *)(descs + i * dsz);
+		uint64_t val;
+		/* histograms have size > 1; the first bucket is not a useful total */
+		if (d->size != 1)
+			continue;
+		if (pread(fd, &val, sizeof(val), hdr.data_offset + d->offset) != sizeof(val))
+			continue;
+		snprintf(out->name[out->n], sizeof(out->name[0]), "%.*s", (int)hdr.name_size, d->name);
+		out->value[out->n++] = val;
+	}
+	free(descs);
+	return 0;
+}
+
+uint64_t stats_kvm_get(const struct stats_kvm *k, const char *name)
+{
+	for (int i = 0; i < k->n; i++)
+		if (strcmp(k->name[i], name) == 0)
+			return k->value[i];
+	return 0;
+}
+
+uint64_t stats_userspace_exits(struct vm *vm)
+{
+	uint64_t n = 0;
+	for (int c = 0; c < vm->ncpus; c++)
+		for (int r = 0; r < STATS_MAX_REASON; r++)
+			if (r != KVM_EXIT_INTR) /* kicks are hvmm's own doing, not guest exits */
+				n += vm->vcpus[c]->stats.reason[r].count;
+	return n;
+}
+
+/* The KVM counters shown by --stats: the exits that never reach hvmm. */
+static const char *const stats_kvm_shown[] = {
+	"exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "signal_exits",
+	"insn_emulation", "insn_emulation_fail", "irq_injections", "nmi_injections",
+	"request_irq_exits", "irq_window_exits", "halt_wakeup", "pf_taken", "pf_fixed",
+	"pf_guest", "tlb_flush", "hypercalls",
+};
+
+static const char *stats_io_space(enum stats_io_kind k)
+{
+	return k <= STATS_PIO_OUT ? "pio" : "mmio";
+}
+
+void stats_print(struct vm *vm, FILE *f)
+{
+	fprintf(f, "\n== hvmm exit statistics (%d vCPU%s) ==\n", vm->ncpus, vm->ncpus == 1 ? "" : "s");
+	fprintf(f, "user-space exits: %llu (handling time in hvmm: KVM_RUN return to next KVM_RUN)\n",
+		(unsigned long long)stats_userspace_exits(vm));
+	for (int c = 0; c < vm->ncpus; c++) {
+		const struct stats_vcpu *s = &vm->vcpus[c]->stats;
+		fprintf(f, "vcpu%d  %-16s %10s %12s %10s %10s %10s\n", c, "exit reason", "count",
+			"total us", "min ns", "avg ns", "max ns");
+		for (int r = 0; r < STATS_MAX_REASON; r++) {
+			const struct stats_timing *t = &s->reason[r];
+			if (!t->count)
+				continue;
+			fprintf(f, "       %-16s %10llu %12.1f %10llu %10llu %10llu\n",
+				stats_reason_name((uint32_t)r), (unsigned long long)t->count,
+				(double)t->total_ns / 1e3, (unsigned long long)t->min_ns,
+				(unsigned long long)(t->total_ns / t->count),
+				(unsigned long long)t->max_ns);
+		}
+		for (int i = 0; i < STATS_IO_SLOTS; i++) {
+			const struct stats_io *e = &s->io[i];
+			if (!e->used)
+				continue;
+			fprintf(f, "         %-4s %-5s 0x%-10llx %10llu %12.1f %s\n",
+				stats_io_space(e->kind), stats_io_kind_name(e->kind),
+				(unsigned long long)e->addr, (unsigned long long)e->t.count,
+				(double)e->t.total_ns / 1e3, e->unhandled ? "(unhandled)" : "");
+		}
+		if (s->io_dropped)
+			fprintf(f, "         (%llu accesses at addresses beyond the table)\n",
+				(unsigned long long)s->io_dropped);
+		if (s->kvm.n) {
+			fprintf(f, "       inside KVM (binary stats fd):");
+			int col = 0;
+			for (size_t k = 0; k < ARRAY_SIZE(stats_kvm_shown); k++) {
+				uint64_t v = stats_kvm_get(&s->kvm, stats_kvm_shown[k]);
+				if (!v)
+					continue;
+				fprintf(f, "%s%s=%llu", col++ % 4 ? "  " : "\n         ", stats_kvm_shown[k],
+					(unsigned long long)v);
+			}
+			fputc('\n', f);
+		}
+	}
+	struct boot_timer_mark marks[BOOT_TIMER_MAX_MARKS];
+	unsigned nm = boot_timer_marks(vm, marks, BOOT_TIMER_MAX_MARKS);
+	for (unsigned i = 0; i < nm && i < BOOT_TIMER_MAX_MARKS; i++)
+		fprintf(f, "boot-time mark %u: value 0x%x at %.3f ms (via %s)\n", i, marks[i].value,
+			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
+	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
+}
+
+static json_object *stats_json_timing(const struct stats_timing *t)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "count", json_object_new_uint64(t->count));
+	json_object_object_add(o, "total_ns", json_object_new_uint64(t->total_ns));
+	json_object_object_add(o, "min_ns", json_object_new_uint64(t->min_ns));
+	json_object_object_add(o, "max_ns", json_object_new_uint64(t->max_ns));
+	return o;
+}
+
+static json_object *stats_json_vcpu(const struct vcpu *v)
+{
+	const struct stats_vcpu *s = &v->stats;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_int(v->id));
+	json_object *ex = json_object_new_object();
+	for (int r = 0; r < STATS_MAX_REASON; r++)
+		if (s->reason[r].count)
+			json_object_object_add(ex, stats_reason_name((uint32_t)r),
+					       stats_json_timing(&s->reason[r]));
+	json_object_object_add(o, "exits", ex);
+	json_object *io = json_object_new_array();
+	for (int i = 0; i < STATS_IO_SLOTS; i++) {
+		const struct stats_io *e = &s->io[i];
+		if (!e->used)
+			continue;
+		json_object *a = stats_json_timing(&e->t);
+		json_object_object_add(a, "space", json_object_new_string(stats_io_space(e->kind)));
+		json_object_object_add(a, "dir", json_object_new_string(stats_io_kind_name(e->kind)));
+		json_object_object_add(a, "addr", json_object_new_uint64(e->addr));
+		json_object_object_add(a, "handled", json_object_new_boolean(!e->unhandled));
+		json_object_array_add(io, a);
+	}
+	json_object_object_add(o, "io", io);
+	json_object_object_add(o, "io_dropped", json_object_new_uint64(s->io_dropped));
+	json_object *kvm = json_object_new_object();
+	for (int k = 0; k < s->kvm.n; k++)
+		json_object_object_add(kvm, s->kvm.name[k], json_object_new_uint64(s->kvm.value[k]));
+	json_object_object_add(o, "kvm", kvm);
+	return o;
+}
+
+int stats_write_json(struct vm *vm, const char *path)
+{
+	json_object *root = json_object_new_object();
+	json_object_object_add(root, "userspace_exits", json_object_new_uint64(stats_userspace_exits(vm)));
+	/* totals by reason across vCPUs, the number most readers want first */
+	json_object *by = json_object_new_object();
+	for (int r = 0; r < STATS_MAX_REASON; r++) {
+		uint64_t n = 0;
+		for (int c = 0; c < vm->ncpus; c++)
+			n += vm->vcpus[c]->stats.reason[r].count;
+		if (n)
+			json_object_object_add(by, stats_reason_name((uint32_t)r), json_object_new_uint64(n));
+	}
+	json_object_object_add(root, "exits_by_reason", by);
+	json_object *vcpus = json_object_new_array();
+	for (int c = 0; c < vm->ncpus; c++)
+		json_object_array_add(vcpus, stats_json_vcpu(vm->vcpus[c]));
+	json_object_object_add(root, "vcpus", vcpus);
+
+	json_object *marks = json_object_new_array();
+	struct boot_timer_mark m[BOOT_TIMER_MAX_MARKS];
+	unsigned nm = boot_timer_marks(vm, m, BOOT_TIMER_MAX_MARKS);
+	for (unsigned i = 0; i < nm && i < BOOT_TIMER_MAX_MARKS; i++) {
+		json_object *a = json_object_new_object();
+		json_object_object_add(a, "ns", json_object_new_uint64(m[i].ns));
+		json_object_object_add(a, "value", json_object_new_uint64(m[i].value));
+		json_object_object_add(a, "via", json_object_new_string(m[i].mmio ? "mmio" : "pio"));
+		json_object_array_add(marks, a);
+	}
+	json_object_object_add(root, "boot_marks", marks);
+
+	json_object *stop = json_object_new_object();
+	json_object_object_add(stop, "status", json_object_new_int(vm->exit_status));
+	json_object_object_add(stop, "message", json_object_new_string(vm->stop_msg));
+	json_object_object_add(stop, "ns", json_object_new_uint64(vm->stop_ns));
+	json_object_object_add(root, "stop", stop);
+	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
+
+	int r = json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	json_object_put(root);
+	return r < 0 ? -EIO : 0;
+}

@@ -1,0 +1,332 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stats.h"
+#include "util.h"
+#include "vcpu.h"
+
+/* Where KVM keeps its real-mode TSS and identity map on Intel: three pages
+ * and one page just below the BIOS area at the top of 4 GiB, inside the MMIO
+ * hole so they never shadow guest RAM. */
+#define VM_TSS_ADDR 0xfffbd000ull
+#define VM_IDENTITY_MAP_ADDR 0xfffbc000ull
+
+/* SIGUSR2 tells the main thread that vm_stop() happened. */
+#define VM_WAKE_SIGNAL SIGUSR2
+
+/* Capabilities hvmm cannot run without, with the name users will search for. */
+static const struct {
+	int cap;
+	const char *name;
+} vm_required_caps[] = {
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+};
+
+static int vm_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int vm_fail(int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("hvmm: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return status;
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return vm_fail(HVMM_EXIT_HOST, "cannot open /dev/kvm: %s%s", strerror(errno),
+			       errno == ENOENT ? " (KVM not available on this host)" :
+			       errno == EACCES ? " (need root or the kvm group)" : "");
+	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION)
+		return vm_fail(HVMM_EXIT_HOST, "KVM API version %d, hvmm needs %d", api, KVM_API_VERSION);
+	for (size_t i = 0; i < ARRAY_SIZE(vm_required_caps); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, vm_required_caps[i].cap) <= 0)
+			return vm_fail(HVMM_EXIT_HOST, "host KVM lacks %s", vm_required_caps[i].name);
+	int irqcap = vm->cfg.irqchip == IRQCHIP_SPLIT ? KVM_CAP_SPLIT_IRQCHIP : KVM_CAP_IRQCHIP;
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, irqcap) <= 0)
+		return vm_fail(HVMM_EXIT_HOST, "host KVM lacks %s (try --irqchip %s)",
+			       irqcap == KVM_CAP_SPLIT_IRQCHIP ? "KVM_CAP_SPLIT_IRQCHIP" : "KVM_CAP_IRQCHIP",
+			       vm->cfg.irqchip == IRQCHIP_SPLIT ? "kernel" : "split");
+	if (vm->cfg.ncpus > ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS))
+		return vm_fail(HVMM_EXIT_HOST, "host KVM supports at most %d vCPUs",
+			       ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS));
+	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->vcpu_mmap_size <= 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+	return 0;
+}
+
+/*
+ * The CPUID every vCPU sees: what KVM supports on this host, plus KVM's
+ * hypervisor leaves (0x40000000 signature "KVMKVMKVM") when the host did not
+ * list them. vcpu_create() patches the per-CPU APIC IDs.
+ */
+static struct kvm_cpuid2 *vm_get_cpuid(int kvm_fd)
+{
+	for (uint32_t n = 128; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (n + 2) * sizeof(c->entries[0]));
+		if (!c)
+			return NULL;
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			bool have_kvm_leaf = false;
+			for (uint32_t i = 0; i < c->nent; i++)
+				have_kvm_leaf |= c->entries[i].function == 0x40000000;
+			if (!have_kvm_leaf) {
+				c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+					.function = 0x40000000, .eax = 0x40000001,
+					.ebx = 0x4b4d564b, .ecx = 0x564b4d56, .edx = 0x4d, /* "KVMKVMKVM\0\0\0" */
+				};
+				c->entries[c->nent++] = (struct kvm_cpuid_entry2){ .function = 0x40000001 };
+			}
+			return c;
+		}
+		free(c);
+		if (errno != E2BIG)
+			return NULL;
+	}
+	return NULL;
+}
+
+static int vm_create_devices(struct vm *vm)
+{
+	int r;
+	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
+		if (vm->cfg.serial == SERIAL_FILE)
+			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
+				       vm->cfg.serial_path, strerror(-r));
+		return vm_fail(HVMM_EXIT_HOST, "serial port: %s", strerror(-r));
+	}
+	struct {
+		int (*create)(struct vm *);
+		const char *name;
+		bool split_only;
+	} devs[] = {
+		{ debug_exit_create, "isa-debug-exit", false },
+		{ i8042_create, "i8042", false },
+		{ sysreset_create, "reset control (0xcf9)", false },
+		{ boot_timer_create, "boot timer", false },
+		{ ioapic_create, "IOAPIC", true },
+		{ pic_create, "PIC", true },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
+		if (devs[i].split_only && vm->cfg.irqchip != IRQCHIP_SPLIT)
+			continue;
+		if ((r = devs[i].create(vm)) < 0)
+			return vm_fail(HVMM_EXIT_HOST, "creating %s: %s", devs[i].name, strerror(-r));
+	}
+	return 0;
+}
+
+static int vm_load_image(struct vm *vm)
+{
+	uint8_t *img;
+	size_t len;
+	int r = util_read_file(vm->cfg.image, &img, &len);
+	if (r < 0)
+		return vm_fail(HVMM_EXIT_IMAGE, "cannot read image %s: %s", vm->cfg.image, strerror(-r));
+	struct boot_params_in in = {
+		.image = img,
+		.image_len = len,
+		.image_path = vm->cfg.image,
+		.cmdline = vm->cfg.cmdline,
+		.modules = vm->cfg.modules,
+		.nr_modules = vm->cfg.nr_modules,
+		.ncpus = vm->cfg.ncpus,
+		.format = vm->cfg.boot,
+	};
+	char err[256] = "";
+	r = boot_load(&vm->mem, &in, &vm->entry, err, sizeof(err));
+	free(img);
+	if (r < 0)
+		return vm_fail(HVMM_EXIT_IMAGE, "%s: %s", vm->cfg.image, err[0] ? err : "cannot load image");
+	if (boot_mptable_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR) < 0)
+		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->ncpus = 0;
+	vm->main_thread = pthread_self();
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	int r;
+	if ((r = vm_open_kvm(vm)))
+		return r;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_CREATE_VM: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)VM_TSS_ADDR) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+	uint64_t idmap = VM_IDENTITY_MAP_ADDR;
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 &&
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if ((r = mem_init(&vm->mem, cfg->mem_size)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "cannot map %llu MiB of guest RAM: %s",
+			       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
+	if ((r = mem_register_slots(&vm->mem, vm->vm_fd)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+	if ((r = irq_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating the %s irqchip: %s", irq_mode_name(cfg->irqchip),
+			       strerror(-r));
+	if ((r = vm_create_devices(vm)))
+		return r;
+	if ((r = vm_load_image(vm)))
+		return r;
+
+	struct kvm_cpuid2 *cpuid = vm_get_cpuid(vm->kvm_fd);
+	if (!cpuid)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	vm->ncpus = cfg->ncpus;
+	for (int i = 0; i < cfg->ncpus; i++) {
+		if ((r = vcpu_create(vm, i, cpuid, &vm->vcpus[i])) < 0) {
+			free(cpuid);
+			vm->ncpus = i;
+			return vm_fail(HVMM_EXIT_HOST, "creating vCPU %d: %s", i, strerror(-r));
+		}
+	}
+	free(cpuid);
+	/* Only the BSP gets the loader's entry state; APs wait in the LAPIC for
+	 * INIT/SIPI like on real hardware. */
+	if ((r = boot_x86_apply(vm->vcpus[0]->fd, &vm->entry)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "setting the boot CPU state: %s", strerror(-r));
+	return 0;
+}
+
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	bool first = !vm_stopping(vm);
+	if (first) {
+		vm->stop_reason = reason;
+		vm->exit_status = status;
+		vm->stop_ns = util_since_start_ns();
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
+		va_end(ap);
+		atomic_store(&vm->stopping, true);
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (!first)
+		return;
+	for (int i = 0; i < vm->ncpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	pthread_kill(vm->main_thread, VM_WAKE_SIGNAL);
+}
+
+/* The main thread: waits for a stop, a signal from the user, or the timeout. */
+static void vm_wait(struct vm *vm, const sigset_t *waitset)
+{
+	uint64_t deadline = vm->cfg.timeout_s > 0 ?
+		util_now_ns() + (uint64_t)(vm->cfg.timeout_s * 1e9) : 0;
+	while (!vm_stopping(vm)) {
+		siginfo_t si;
+		int sig;
+		if (deadline) {
+			uint64_t now = util_now_ns();
+			if (now >= deadline) {
+				vm_stop(vm, VM_STOP_TIMEOUT, HVMM_EXIT_TIMEOUT, "timeout after %g s",
+					vm->cfg.timeout_s);
+				break;
+			}
+			uint64_t left = deadline - now;
+			struct timespec ts = { (time_t)(left / 1000000000ull), (long)(left % 1000000000ull) };
+			sig = sigtimedwait(waitset, &si, &ts);
+		} else {
+			sig = sigwaitinfo(waitset, &si);
+		}
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+			vm_stop(vm, VM_STOP_USER, 128 + sig, "terminated by signal %d (%s)", sig,
+				strsignal(sig));
+	}
+}
+
+int vm_run(struct vm *vm)
+{
+	bus_freeze(&vm->pio);
+	bus_freeze(&vm->mmio);
+	/* Every thread inherits this mask: SIGINT/TERM/HUP and the stop wake-up
+	 * are taken only by the main thread's sigwait; the kick signal only by
+	 * vCPU threads, which unblock it themselves. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VM_WAKE_SIGNAL);
+	sigset_t blocked = set;
+	sigaddset(&blocked, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+	if (vcpu_signals_init() < 0) {
+		util_err("sigaction: %s", strerror(errno));
+		return HVMM_EXIT_HOST;
+	}
+	for (int i = 0; i < vm->ncpus; i++) {
+		int r = vcpu_start(vm->vcpus[i]);
+		if (r < 0) {
+			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting vCPU %d: %s", i, strerror(-r));
+			break;
+		}
+	}
+	if (!vm_stopping(vm) && uart_start(vm) < 0)
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting serial input: %s", strerror(errno));
+	vm_wait(vm, &set);
+	for (int i = 0; i < vm->ncpus; i++)
+		vcpu_join(vm->vcpus[i]);
+	uart_stop(vm);
+	/* Quiet for the guest's own exits (debug-exit, shutdown); loud otherwise. */
+	if (vm->stop_reason != VM_STOP_DEBUG_EXIT && vm->stop_reason != VM_STOP_SHUTDOWN &&
+	    vm->stop_reason != VM_STOP_USER)
+		util_err("%s", vm->stop_msg);
+	else if (vm->stop_reason == VM_STOP_SHUTDOWN || vm->cfg.stats)
+		util_err("%s", vm->stop_msg);
+	if (vm->cfg.stats)
+		stats_print(vm, stderr);
+	if (vm->cfg.stats_json && stats_write_json(vm, vm->cfg.stats_json) < 0)
+		util_err("cannot write %s", vm->cfg.stats_json);
+	return vm->exit_status;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (int i = 0; i < vm->ncpus; i++)
+		vcpu_destroy(vm->vcpus[i]);
+	vm->ncpus = 0;
+	bus_free(&vm->pio);
+	bus_free(&vm->mmio);
+	mem_free(&vm->mem);
+	free(vm->irq);
+	vm->irq = NULL;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}
