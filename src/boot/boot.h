@@ -15,12 +15,17 @@
  *                            (BOOT_INFO_SIZE bytes)
  *   0x09000  BOOT_PML4       identity-mapped page tables: PML4, PDPT, then one
  *                            page directory (2 MiB pages) per GiB mapped
- *   0x9fc00  BOOT_MPTABLE    MP floating pointer + configuration table (last KiB
- *                            of base memory, where the MP spec says to look)
- *   0x10000  flat binaries (real mode, CS=0x1000 IP=0) — they must end below
- *            BOOT_MPTABLE
+ *   0x9f000  BOOT_MPTABLE    MP configuration table (up to BOOT_MPTABLE_FP; 3 KiB
+ *                            holds BOOT_MPTABLE_MAX_CPUS processor entries)
+ *   0x9fc00  BOOT_MPTABLE_FP MP floating pointer, in the last KiB of base memory
+ *                            where the MP spec (and Linux) look for it
+ *   0xa0000  BOOT_MPTABLE_END
+ *   0x10000  flat binaries (real mode, CS=DS=ES=FS=GS=0x1000 IP=0, SS=0 SP=0x8000)
+ *            — they must end at or below BOOT_MPTABLE
  * Anything an image wants to place over [BOOT_RESERVED_START, BOOT_RESERVED_END)
- * is refused with an error, as is anything outside RAM.
+ * or [BOOT_MPTABLE, BOOT_MPTABLE_END) is refused with an error, as is anything
+ * outside RAM. The multiboot memory map marks [BOOT_MPTABLE, 0xa0000) reserved
+ * (so mem_lower is 636 KiB, not the classic 639).
  */
 #ifndef HVMM_BOOT_H
 #define HVMM_BOOT_H
@@ -36,13 +41,20 @@
 #define BOOT_INFO 0x5000ull
 #define BOOT_INFO_SIZE 0x4000ull
 #define BOOT_PML4 0x9000ull
-#define BOOT_PT_MAX_GIB 64 /* page directories for up to 64 GiB identity map */
-#define BOOT_MPTABLE 0x9fc00ull
-#define BOOT_MPTABLE_SIZE 0x400ull
+/* page directories for up to 65 GiB identity map: MEM_MAX_SIZE of RAM, 1 GiB of
+ * which sits above the 3–4 GiB hole */
+#define BOOT_PT_MAX_GIB 65
+/* The MP table outgrew the last KiB of base memory (64 CPUs need ~1.5 KiB), so
+ * the config table lives below the floating pointer, in the KiBs just under it. */
+#define BOOT_MPTABLE 0x9f000ull
+#define BOOT_MPTABLE_SIZE 0x1000ull
+#define BOOT_MPTABLE_FP 0x9fc00ull
+/* (3 KiB - 44 header - 8 bus - 8 IOAPIC - 16*8 I/O int - 2*8 local int) / 20 */
+#define BOOT_MPTABLE_MAX_CPUS 143
 #define BOOT_FLAT_ADDR 0x10000ull
 #define BOOT_RESERVED_START 0x0ull
-/* page tables end at BOOT_PML4 + (2 + BOOT_PT_MAX_GIB) pages = 0x4b000 */
-#define BOOT_RESERVED_END 0x4b000ull
+/* page tables end at BOOT_PML4 + (2 + BOOT_PT_MAX_GIB) pages = 0x4c000 */
+#define BOOT_RESERVED_END 0x4c000ull
 #define BOOT_MPTABLE_END (BOOT_MPTABLE + BOOT_MPTABLE_SIZE)
 
 enum boot_format {
@@ -118,12 +130,13 @@ int boot_x86_write_page_tables(struct guest_mem *m, uint64_t *cr3);
 int boot_x86_apply(int vcpufd, const struct boot_entry *e);
 
 /*
- * MP table (Intel MP spec 1.4) at BOOT_MPTABLE: floating pointer, config
- * table with one processor entry per CPU (APIC IDs 0..ncpus-1, CPU 0 is the
+ * MP table (Intel MP spec 1.4): floating pointer at BOOT_MPTABLE_FP, config
+ * table at BOOT_MPTABLE with one processor entry per CPU (APIC IDs 0..ncpus-1, CPU 0 is the
  * BSP), a bus entry "ISA   ", the IOAPIC (id ncpus, at ioapic_addr), 16 ISA
  * I/O interrupt entries (IRQ n → IOAPIC pin n, except IRQ 0 → pin 2), and
  * local interrupt entries (ExtINT → LINT0, NMI → LINT1). Checksummed.
- * -1 when it does not fit.
+ * -1 when it does not fit (ncpus outside 1..BOOT_MPTABLE_MAX_CPUS) or
+ * ioapic_addr is not a 32-bit address.
  */
 int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
 

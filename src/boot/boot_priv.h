@@ -1,0 +1,42 @@
+/* Helpers shared by the loaders in src/boot/; not part of boot's interface. */
+#ifndef HVMM_BOOT_PRIV_H
+#define HVMM_BOOT_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boot.h"
+
+#define BOOT_PAGE 0x1000ull
+
+/* Format a one-line error into err and return -1, so callers can `return boot_fail(...)`. */
+int boot_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Check that an image wants [gpa, gpa+len) somewhere it may go: wholly inside
+ * RAM and clear of the boot structures. `what` names the piece for the
+ * message ("ELF segment 2", "module /x"). 0, or -1 with err set.
+ */
+int boot_check_dest(const struct guest_mem *m, uint64_t gpa, uint64_t len, const char *what,
+		    char *err, size_t errlen);
+
+/* A validated ELF executable: class, entry and loaded extent. */
+struct boot_elf_info {
+	int elf_class; /* ELFCLASS32 or ELFCLASS64 */
+	uint64_t entry;
+	uint64_t lo, hi; /* guest-physical [lo, hi) covered by PT_LOAD segments */
+};
+
+/*
+ * Validate an ELF32/ELF64 x86 executable and copy its PT_LOAD segments to
+ * their p_paddr. Nothing is written unless every segment is valid.
+ */
+int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len,
+			struct boot_elf_info *info, char *err, size_t errlen);
+
+/* Offset of a valid multiboot v1 header (magic, 4-byte aligned, in the first
+ * 8 KiB, checksum right), or -1. */
+long boot_mb_find_header(const uint8_t *image, size_t len);
+
+#endif

@@ -1,0 +1,164 @@
+#include <elf.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../util.h"
+#include "boot.h"
+#include "boot_priv.h"
+
+/* One PT_LOAD, widened to 64 bits whatever the ELF class. */
+struct elf_seg {
+	uint32_t type;
+	uint64_t offset, filesz, memsz, paddr;
+};
+
+struct elf_hdr {
+	int elf_class;
+	uint16_t type, machine;
+	uint64_t entry, phoff;
+	uint16_t phentsize, phnum;
+};
+
+/* The image is a byte buffer with no alignment promise: copy, never cast. */
+static int elf_read_hdr(const uint8_t *img, size_t len, struct elf_hdr *h, char *err, size_t errlen)
+{
+	if (len < EI_NIDENT || memcmp(img, ELFMAG, SELFMAG) != 0)
+		return boot_fail(err, errlen, "not an ELF file (bad magic)");
+	if (img[EI_DATA] != ELFDATA2LSB)
+		return boot_fail(err, errlen, "ELF file is not little-endian");
+	h->elf_class = img[EI_CLASS];
+	if (h->elf_class == ELFCLASS32) {
+		Elf32_Ehdr e;
+		if (len < sizeof(e))
+			return boot_fail(err, errlen, "ELF32 header truncated (%zu of %zu bytes)", len,
+					 sizeof(e));
+		memcpy(&e, img, sizeof(e));
+		*h = (struct elf_hdr){ ELFCLASS32, e.e_type, e.e_machine, e.e_entry, e.e_phoff,
+				       e.e_phentsize, e.e_phnum };
+		if (h->machine != EM_386)
+			return boot_fail(err, errlen, "ELF32 machine %u is not i386 (%u)", h->machine,
+					 EM_386);
+		if (h->phnum && h->phentsize < sizeof(Elf32_Phdr))
+			return boot_fail(err, errlen, "ELF e_phentsize %u is smaller than a program header",
+					 h->phentsize);
+	} else if (h->elf_class == ELFCLASS64) {
+		Elf64_Ehdr e;
+		if (len < sizeof(e))
+			return boot_fail(err, errlen, "ELF64 header truncated (%zu of %zu bytes)", len,
+					 sizeof(e));
+		memcpy(&e, img, sizeof(e));
+		*h = (struct elf_hdr){ ELFCLASS64, e.e_type, e.e_machine, e.e_entry, e.e_phoff,
+				       e.e_phentsize, e.e_phnum };
+		if (h->machine != EM_X86_64)
+			return boot_fail(err, errlen, "ELF64 machine %u is not x86-64 (%u)", h->machine,
+					 EM_X86_64);
+		if (h->phnum && h->phentsize < sizeof(Elf64_Phdr))
+			return boot_fail(err, errlen, "ELF e_phentsize %u is smaller than a program header",
+					 h->phentsize);
+	} else {
+		return boot_fail(err, errlen, "unknown ELF class %u", img[EI_CLASS]);
+	}
+	if (h->type != ET_EXEC)
+		return boot_fail(err, errlen, "ELF type %u is not an executable (ET_EXEC)", h->type);
+	/* PN_XNUM would move the real count into section 0; no boot image needs that. */
+	if (h->phnum == PN_XNUM)
+		return boot_fail(err, errlen, "ELF with extended program header count is not supported");
+	if (!util_range_ok(h->phoff, (uint64_t)h->phnum * h->phentsize, len))
+		return boot_fail(err, errlen,
+				 "ELF program headers [0x%llx, +%u*%u) lie outside the %zu-byte file",
+				 (unsigned long long)h->phoff, h->phnum, h->phentsize, len);
+	return 0;
+}
+
+static void elf_read_phdr(const uint8_t *img, const struct elf_hdr *h, unsigned i, struct elf_seg *s)
+{
+	const uint8_t *p = img + h->phoff + (uint64_t)i * h->phentsize;
+	if (h->elf_class == ELFCLASS32) {
+		Elf32_Phdr ph;
+		memcpy(&ph, p, sizeof(ph));
+		*s = (struct elf_seg){ ph.p_type, ph.p_offset, ph.p_filesz, ph.p_memsz, ph.p_paddr };
+	} else {
+		Elf64_Phdr ph;
+		memcpy(&ph, p, sizeof(ph));
+		*s = (struct elf_seg){ ph.p_type, ph.p_offset, ph.p_filesz, ph.p_memsz, ph.p_paddr };
+	}
+}
+
+static int elf_check_seg(const struct guest_mem *m, size_t len, unsigned i, const struct elf_seg *s,
+			 char *err, size_t errlen)
+{
+	if (s->filesz > s->memsz)
+		return boot_fail(err, errlen, "ELF segment %u has p_filesz 0x%llx > p_memsz 0x%llx", i,
+				 (unsigned long long)s->filesz, (unsigned long long)s->memsz);
+	if (s->filesz && !util_range_ok(s->offset, s->filesz, len))
+		return boot_fail(err, errlen,
+				 "ELF segment %u file range [0x%llx, +0x%llx) lies outside the %zu-byte file",
+				 i, (unsigned long long)s->offset, (unsigned long long)s->filesz, len);
+	char what[32];
+	snprintf(what, sizeof(what), "ELF segment %u", i);
+	return boot_check_dest(m, s->paddr, s->memsz, what, err, errlen);
+}
+
+int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len,
+			struct boot_elf_info *info, char *err, size_t errlen)
+{
+	struct elf_hdr h = { 0 };
+	if (elf_read_hdr(image, len, &h, err, errlen) < 0)
+		return -1;
+	/* Validate every segment before writing any, so a bad image leaves RAM as it was. */
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (unsigned i = 0; i < h.phnum; i++) {
+		struct elf_seg s;
+		elf_read_phdr(image, &h, i, &s);
+		if (s.type != PT_LOAD)
+			continue;
+		if (elf_check_seg(m, len, i, &s, err, errlen) < 0)
+			return -1;
+		if (s.memsz == 0)
+			continue;
+		if (s.paddr < lo)
+			lo = s.paddr;
+		if (s.paddr + s.memsz > hi)
+			hi = s.paddr + s.memsz;
+	}
+	if (hi == 0)
+		return boot_fail(err, errlen, "ELF file has no loadable (PT_LOAD) segment");
+	for (unsigned i = 0; i < h.phnum; i++) {
+		struct elf_seg s;
+		elf_read_phdr(image, &h, i, &s);
+		if (s.type != PT_LOAD || s.memsz == 0)
+			continue;
+		uint8_t *dst = mem_ptr(m, s.paddr, s.memsz);
+		memcpy(dst, image + s.offset, s.filesz);
+		memset(dst + s.filesz, 0, s.memsz - s.filesz);
+	}
+	*info = (struct boot_elf_info){ .elf_class = h.elf_class, .entry = h.entry, .lo = lo, .hi = hi };
+	return 0;
+}
+
+int boot_load_elf(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out,
+		  char *err, size_t errlen)
+{
+	struct boot_elf_info info;
+	if (boot_elf_load_image(m, in->image, in->image_len, &info, err, errlen) < 0)
+		return -1;
+	*out = (struct boot_entry){
+		.format = BOOT_ELF,
+		.rip = info.entry,
+		.rsp = BOOT_STACK_TOP,
+		.image_lo = info.lo,
+		.image_hi = info.hi,
+	};
+	if (info.elf_class == ELFCLASS64) {
+		out->mode = BOOT_MODE_LONG64;
+		if (boot_x86_write_page_tables(m, &out->cr3) < 0)
+			return boot_fail(err, errlen,
+					 "identity page tables for %llu MiB of address space need more "
+					 "than %d GiB",
+					 (unsigned long long)(mem_top(m) >> 20), BOOT_PT_MAX_GIB);
+	} else {
+		out->mode = BOOT_MODE_PROT32;
+	}
+	boot_x86_write_gdt(m, out->mode);
+	return 0;
+}
