@@ -1,0 +1,237 @@
+"""Guest and CLI tests of the hvmm core (issue 2): loaders, devices, exits, stats.
+
+Where QEMU can run the same image, the test runs it there too and asserts the
+same serial output and exit status: QEMU is the reference VMM.
+"""
+import os
+
+from harness import Skip, case, expect, io_count
+
+
+def same_as_qemu(ctx, guest, hv_args=(), append=None, initrd=None, smp=1, machine="microvm",
+                 compare_out=True):
+    """Run guest on hvmm and QEMU; assert equal status (and serial output)."""
+    img = ctx.guest(guest)
+    hv = ctx.hvmm(*hv_args, img)
+    q = ctx.qemu(img, append=append, initrd=initrd, smp=smp, machine=machine)
+    expect(hv.status == q.status, f"exit status hvmm {hv.status} != QEMU {q.status}", hv)
+    if compare_out:
+        expect(hv.out == q.out, f"serial differs:\n hvmm: {hv.out!r}\n QEMU: {q.out!r}")
+    return hv, q
+
+
+@case("core/hello", qemu=True)
+def t_hello(ctx):
+    hv, _ = same_as_qemu(ctx, "hello.elf")
+    expect(hv.out == "Hello from an hvmm test guest!\n", "serial output", hv)
+    expect(hv.status == 1, "debug-exit 0 must end hvmm with status 1", hv)
+
+
+@case("core/debug-exit-status", qemu=True)
+def t_exitcode(ctx):
+    hv, _ = same_as_qemu(ctx, "exitcode.elf")
+    expect(hv.status == (0x2a << 1) | 1, "status (v<<1)|1", hv)
+
+
+@case("core/pio-exit-count", qemu=True)
+def t_outs(ctx):
+    hv, _ = same_as_qemu(ctx, "outs.elf")
+    expect(hv.stats is not None, "no stats JSON", hv)
+    n = io_count(hv.stats, "pio", "out", 0x402)
+    expect(n == 1000, f"expected exactly 1000 OUT exits at port 0x402, counted {n}", hv)
+    # the guest did 1000 OUTs + 1 debug-exit write: every one was an IO exit
+    expect(hv.stats["exits_by_reason"].get("IO") == 1001,
+           f"IO exits {hv.stats['exits_by_reason']}")
+    expect(hv.stats["userspace_exits"] >= 1001, "userspace_exits total")
+    entry = [e for v in hv.stats["vcpus"] for e in v["io"] if e["addr"] == 0x402][0]
+    expect(entry["handled"] is False, "port 0x402 has no device: counted as unhandled")
+
+
+@case("core/mmio-exit-count")
+def t_mmio(ctx):
+    # hvmm-only: QEMU reads unassigned MMIO as 0, hvmm as all-ones (like an
+    # empty bus), so the guest's check differs by design.
+    hv = ctx.hvmm(ctx.guest("mmio.elf"))
+    expect(hv.status == 1 and "all-ones" in hv.out, "unhandled MMIO reads must see all-ones", hv)
+    w = io_count(hv.stats, "mmio", "write", 0xd0000000)
+    r = io_count(hv.stats, "mmio", "read", 0xd0000000)
+    expect((w, r) == (300, 200), f"MMIO exits write/read {w}/{r}, expected 300/200", hv)
+    expect(hv.stats["exits_by_reason"].get("MMIO") == 500, f"{hv.stats['exits_by_reason']}")
+
+
+@case("core/multiboot-info", qemu=True)
+def t_multiboot_info(ctx):
+    hello, code = ctx.guest("hello.elf"), ctx.guest("exitcode.elf")
+    hv, _ = same_as_qemu(ctx, "multiboot_info.elf",
+                         hv_args=("--cmdline", "a b=c", "--module", f"{hello},x=1", "--module", code),
+                         append="a b=c", initrd=f"{hello} x=1,{code}")
+    expect("multiboot magic ok" in hv.out, "EAX magic", hv)
+    expect(f"module: {hello} x=1\n" in hv.out and f"module: {code}\n" in hv.out, "modules", hv)
+
+
+@case("core/smp-2-vcpus", qemu=True)
+def t_smp(ctx):
+    hv, _ = same_as_qemu(ctx, "smp.elf", hv_args=("--cpus", "2"), smp=2)
+    expect(hv.status == 1 and "cpu1 is up" in hv.out, "AP started by INIT/SIPI", hv)
+    expect(len(hv.stats["vcpus"]) == 2, "two vCPUs in stats")
+    expect(io_count(hv.stats, "pio", "out", 0x403, vcpu=1) == 1, "vcpu1 ran its OUT", hv)
+
+
+@case("core/smp-kernel-irqchip")
+def t_smp_kernel(ctx):
+    hv = ctx.hvmm("--cpus", "2", "--irqchip", "kernel", ctx.guest("smp.elf"))
+    expect(hv.status == 1 and "cpu1 is up" in hv.out, "AP up with the in-kernel irqchip", hv)
+    expect(hv.stats["irqchip"] == "kernel", "irqchip reported")
+
+
+@case("core/entry-flat-real-mode")
+def t_flat(ctx):
+    hv = ctx.hvmm(ctx.guest("flat16.bin"))
+    expect(hv.status == (0x10 << 1) | 1 and hv.out == "real mode at 1000:0000\n",
+           "flat binary entered in real mode at 1000:0000", hv)
+
+
+@case("core/entry-elf32-protected-mode")
+def t_elf32(ctx):
+    hv = ctx.hvmm(ctx.guest("elf32.elf"))
+    expect(hv.status == (0x20 << 1) | 1 and "protected mode, paging off" in hv.out, "ELF32 entry", hv)
+
+
+@case("core/entry-elf64-long-mode")
+def t_elf64(ctx):
+    hv = ctx.hvmm(ctx.guest("elf64.elf"))
+    expect(hv.status == (0x30 << 1) | 1 and "long mode, 64-bit" in hv.out, "ELF64 entry", hv)
+
+
+@case("core/boot-format-forced")
+def t_boot_forced(ctx):
+    # a multiboot ELF forced through the plain ELF loader gets no magic in EAX
+    hv = ctx.hvmm("--boot", "elf", ctx.guest("multiboot_info.elf"))
+    expect(hv.status == 3 and "bad multiboot magic" in hv.out, "--boot elf skips multiboot", hv)
+
+
+@case("core/reset-i8042", qemu=True)
+def t_reset_i8042(ctx):
+    # microvm has no i8042: QEMU's reference is the pc machine (-no-reboot: exit 0)
+    hv, _ = same_as_qemu(ctx, "reset_i8042.elf", machine="pc", compare_out=False)
+    expect(hv.status == 0 and "i8042" in hv.err, "clean exit 0 with a message", hv)
+
+
+@case("core/reset-cf9", qemu=True)
+def t_reset_cf9(ctx):
+    hv, _ = same_as_qemu(ctx, "reset_cf9.elf", machine="pc", compare_out=False)
+    expect(hv.status == 0 and "0xcf9" in hv.err, "clean exit 0 with a message", hv)
+
+
+@case("core/triple-fault")
+def t_triple(ctx):
+    hv = ctx.hvmm(ctx.guest("triple.elf"))
+    expect(hv.status == 8, "triple fault is a guest crash (status 8)", hv)
+    expect("triple fault" in hv.err and "RIP=" in hv.err, "message and register dump", hv)
+
+
+@case("core/ring0-int3-no-hang")
+def t_int3(ctx):
+    hv = ctx.hvmm(ctx.guest("int3.elf"), timeout=30, vm_timeout=20)
+    if hv.status == 7:
+        # a host that can deliver it (VT-x/AMD-V): the guest handled it itself
+        expect("int3 handled" in hv.out, "int3 handler output", hv)
+        return
+    expect(hv.status == 8, "this host cannot emulate ring-0 int3: status 8, not a hang/timeout", hv)
+    expect("internal error" in hv.err and "RIP=" in hv.err and "code at RIP" in hv.err,
+           "dump with registers and instruction bytes", hv)
+    expect(" cc " in hv.err.split("code at RIP", 1)[1].split("\n", 1)[0] + " ",
+           "the dumped bytes start at the int3 (0xcc)", hv)
+
+
+@case("core/timeout-spin")
+def t_timeout(ctx):
+    hv = ctx.hvmm(ctx.guest("spin.elf"), vm_timeout=1)
+    expect(hv.status == 124 and "timeout" in hv.err, "--timeout ends a spinning guest", hv)
+
+
+@case("core/timeout-halted")
+def t_timeout_hlt(ctx):
+    hv = ctx.hvmm(ctx.guest("halt.elf"), vm_timeout=0.5)
+    expect(hv.status == 124, "--timeout ends a halted guest", hv)
+
+
+@case("core/strict-io")
+def t_strict(ctx):
+    hv = ctx.hvmm("--strict-io", ctx.guest("outs.elf"))
+    expect(hv.status == 8 and "0x402" in hv.err, "stop on the first unhandled access", hv)
+    expect(io_count(hv.stats, "pio", "out", 0x402) == 1, "exactly one access happened", hv)
+
+
+@case("core/serial-file")
+def t_serial_file(ctx):
+    out = os.path.join(ctx.tmp, "serial.txt")
+    hv = ctx.hvmm("--serial", out, ctx.guest("hello.elf"))
+    expect(hv.status == 1 and hv.out == "", "nothing on stdout", hv)
+    with open(out) as f:
+        expect(f.read() == "Hello from an hvmm test guest!\n", "serial file content")
+
+
+@case("core/stats-table")
+def t_stats_table(ctx):
+    hv = ctx.hvmm("--stats", ctx.guest("outs.elf"), stats=False)
+    expect("exit reason" in hv.err and "IO" in hv.err and "0x402" in hv.err, "--stats table", hv)
+    expect("inside KVM" in hv.err and "exits=" in hv.err, "KVM binary stats shown", hv)
+
+
+@case("core/trace-exits")
+def t_trace(ctx):
+    hv = ctx.hvmm("--trace-exits", ctx.guest("exitcode.elf"), stats=False)
+    expect("IO out port 0xf4" in hv.err, "one line per exit", hv)
+
+
+@case("core/kvm-stats-json")
+def t_kvm_stats(ctx):
+    hv = ctx.hvmm(ctx.guest("outs.elf"))
+    kvm = hv.stats["vcpus"][0]["kvm"]
+    expect(kvm.get("io_exits", 0) >= 1001, f"KVM's io_exits counter {kvm.get('io_exits')}", hv)
+
+
+@case("cli/usage-errors", kvm=False)
+def t_usage(ctx):
+    img = ctx.guest("hello.elf")
+    for args in (["run"], ["run", "--mem", "12Q", img], ["run", "--mem", "0", img],
+                 ["run", "--cpus", "0", img], ["run", "--cpus", "65", img],
+                 ["run", "--boot", "pe", img], ["run", "--irqchip", "x", img],
+                 ["run", "--timeout", "-1", img], ["run", "--bogus", img], ["fly", img],
+                 ["run", img, "extra"], []):
+        r = ctx.hvmm_raw(*args)
+        expect(r.status == 2, f"hvmm {' '.join(args)} must exit 2", r)
+        lines = [x for x in r.err.splitlines() if x.strip()]
+        expect(len(lines) >= 1 and lines[-1].startswith("hvmm: "), "one-line error", r)
+
+
+@case("cli/help-version", kvm=False)
+def t_help(ctx):
+    r = ctx.hvmm_raw("--help")
+    expect(r.status == 0 and "--irqchip" in r.out and "Exit status" in r.out, "help", r)
+    r = ctx.hvmm_raw("--version")
+    expect(r.status == 0 and r.out.startswith("hvmm "), "version", r)
+
+
+@case("cli/image-errors")
+def t_image_errors(ctx):
+    empty = os.path.join(ctx.tmp, "empty.img")
+    open(empty, "wb").close()
+    trunc = os.path.join(ctx.tmp, "trunc.elf")
+    with open(ctx.guest("elf64.elf"), "rb") as f:
+        data = f.read()
+    with open(trunc, "wb") as f:
+        f.write(data[:40])
+    big = os.path.join(ctx.tmp, "big.bin")
+    with open(big, "wb") as f:
+        f.write(b"\x90" * (700 * 1024))
+    for path, why in ((os.path.join(ctx.tmp, "missing.img"), "missing"), (empty, "empty"),
+                      (trunc, "truncated ELF"), (big, "flat image too large"), (ctx.tmp, "directory")):
+        r = ctx.hvmm(path, stats=False)
+        expect(r.status == 4, f"{why}: exit 4", r)
+        expect(r.err.count("\n") == 1 and r.err.startswith("hvmm: "), f"{why}: one line", r)
+    r = ctx.hvmm("--module", os.path.join(ctx.tmp, "nope"), ctx.guest("hello.elf"), stats=False)
+    expect(r.status == 4 and "nope" in r.err, "missing module: exit 4", r)
+    r = ctx.hvmm("--mem", "1M", ctx.guest("hello.elf"), stats=False)
+    expect(r.status == 4, "image at 1 MiB does not fit in 1 MiB of RAM: exit 4", r)

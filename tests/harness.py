@@ -1,0 +1,118 @@
+"""Test harness for hvmm: runs hvmm and QEMU on guest images, with timeouts.
+
+Every VM a test starts ends on its own: hvmm gets --timeout, QEMU runs under a
+subprocess timeout, and on expiry the harness kills exactly the process it
+started (by PID), never anything else.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+CASES = []
+
+
+class Skip(Exception):
+    pass
+
+
+def case(name, kvm=True, qemu=False):
+    """Register a test. kvm: needs /dev/kvm. qemu: needs qemu-system-x86_64."""
+    def deco(fn):
+        CASES.append((name, fn, kvm, qemu))
+        return fn
+    return deco
+
+
+class Result:
+    def __init__(self, status, out, err, stats=None):
+        self.status, self.out, self.err, self.stats = status, out, err, stats
+
+    def __repr__(self):
+        return f"status={self.status} out={self.out[-300:]!r} err={self.err[-600:]!r}"
+
+
+def _run(argv, timeout, stdin=subprocess.DEVNULL):
+    p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()  # only the process this harness started
+        out, err = p.communicate()
+        raise AssertionError(f"{argv[0]} did not finish within {timeout}s (killed pid {p.pid})")
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+class Ctx:
+    def __init__(self, hvmm, build):
+        self.hvmm_bin = os.path.abspath(hvmm)
+        self.build = os.path.abspath(build)
+        self.tmp = tempfile.mkdtemp(prefix="hvmm-test-")
+
+    def guest(self, name):
+        path = os.path.join(self.build, "tests", "guests", name)
+        if not os.path.exists(path):
+            raise AssertionError(f"guest image {path} was not built")
+        return path
+
+    def path(self, *parts):
+        return os.path.join(self.build, *parts)
+
+    def hvmm(self, *args, timeout=20, vm_timeout=10, stats=True, stdin=subprocess.DEVNULL):
+        """Run `hvmm run [args]`; returns Result with .stats from --stats-json."""
+        js = os.path.join(self.tmp, "stats.json")
+        if os.path.exists(js):
+            os.unlink(js)
+        argv = [self.hvmm_bin, "run", "--timeout", str(vm_timeout)]
+        if stats:
+            argv += ["--stats-json", js]
+        argv += [str(a) for a in args]
+        status, out, err = _run(argv, timeout, stdin)
+        st = None
+        if stats and os.path.exists(js):
+            with open(js) as f:
+                st = json.load(f)
+        return Result(status, out, err, st)
+
+    def hvmm_raw(self, *args, timeout=20):
+        """Run the hvmm binary with exactly these arguments."""
+        return Result(*_run([self.hvmm_bin] + [str(a) for a in args], timeout))
+
+    def qemu(self, kernel, append=None, initrd=None, smp=1, machine="microvm",
+             accel="kvm", mem="128M", timeout=60, extra=()):
+        m = "microvm,x-option-roms=off" if machine == "microvm" else machine
+        argv = ["qemu-system-x86_64", "-M", m, "-m", mem, "-smp", str(smp),
+                "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio",
+                "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", kernel]
+        if accel == "kvm":
+            argv += ["-enable-kvm", "-cpu", "host,-arch-capabilities"]
+        else:
+            argv += ["-accel", "tcg", "-cpu", "max"]
+        if append is not None:
+            argv += ["-append", append]
+        if initrd:
+            argv += ["-initrd", initrd]
+        argv += list(extra)
+        return Result(*_run(argv, timeout))
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def expect(cond, msg, res=None):
+    if not cond:
+        raise AssertionError(msg + (f"\n      {res!r}" if res is not None else ""))
+
+
+def io_count(stats, space, direction, addr, vcpu=None):
+    """Exits counted by hvmm at one port/MMIO address, over all vCPUs or one."""
+    n = 0
+    for v in stats["vcpus"]:
+        if vcpu is not None and v["id"] != vcpu:
+            continue
+        for e in v["io"]:
+            if e["space"] == space and e["dir"] == direction and e["addr"] == addr:
+                n += e["count"]
+    return n
