@@ -17,6 +17,7 @@
 #define HVMM_DEVICES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -51,6 +52,19 @@ int pic_create(struct vm *vm);
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);
 void ioapic_eoi(struct vm *vm, unsigned vector);
+/* How many times pin has been delivered (tests, statistics). */
+uint64_t ioapic_delivered(struct vm *vm, unsigned pin);
+
+/* Host-side input for the UART, as if typed on stdin (Ctrl-A escapes
+ * included; Ctrl-A x stops the VM). Used by the stdin thread and by tests. */
+void uart_receive(struct vm *vm, const uint8_t *buf, size_t len);
+
+/*
+ * Free every device's state (stops the UART thread, closes --serial FILE).
+ * Call once the vCPUs are joined and before bus_free(): devices find their
+ * state through their bus ranges. Safe after a partial devices set-up.
+ */
+void devices_destroy(struct vm *vm);
 
 struct boot_timer_mark {
 	uint64_t ns;   /* since hvmm started */

@@ -1,0 +1,24 @@
+/* Shared by the device files only: tear-down helpers. */
+#ifndef HVMM_DEVICES_PRIV_H
+#define HVMM_DEVICES_PRIV_H
+
+#include "../bus.h"
+
+struct vm;
+
+/*
+ * The bus has no unregister, and struct vm has no slot for every device, so
+ * tear-down finds a device's state through its own ranges: for each range of
+ * bus served by ops, call fn(opaque) once per distinct opaque and clear it.
+ */
+void devices_free_opaque(struct bus *b, const struct bus_ops *ops, void (*fn)(void *));
+
+void uart_destroy(struct vm *vm);
+void debug_exit_destroy(struct vm *vm);
+void i8042_destroy(struct vm *vm);
+void sysreset_destroy(struct vm *vm);
+void boot_timer_destroy(struct vm *vm);
+void ioapic_destroy(struct vm *vm);
+void pic_destroy(struct vm *vm);
+
+#endif

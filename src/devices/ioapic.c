@@ -1,0 +1,314 @@
+/*
+ * IOAPIC for the split irqchip: an 82093AA-style, version 0x20 IOAPIC (the
+ * kind KVM and QEMU emulate, with the EOI register) whose pins are KVM GSI
+ * routes of type MSI. The LAPICs live in KVM; this device owns no LAPIC. It
+ * turns each redirection entry into the MSI message the entry describes and
+ * gives it to irq.c (irq_route_msi), and delivers a pin by raising its GSI
+ * with KVM_IRQ_LINE, which KVM turns into that MSI.
+ *
+ * Pins are driven with the "asserted" sense (irq_set_line): the polarity bit
+ * is kept for the guest to read back but does not invert anything, because
+ * every hvmm device reports assertion, not an electrical level.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+#include "../util.h"
+#include "../vm.h"
+#include "devices_priv.h"
+
+#define IOAPIC_MMIO_LEN 0x1000
+#define IOAPIC_REGSEL 0x00
+#define IOAPIC_WIN 0x10
+#define IOAPIC_EOI 0x40
+
+#define IOAPIC_REG_ID 0x00
+#define IOAPIC_REG_VER 0x01
+#define IOAPIC_REG_ARB 0x02
+#define IOAPIC_REG_REDTBL 0x10
+
+#define IOAPIC_VERSION 0x20
+
+/* redirection entry, low dword */
+#define RTE_VECTOR 0x000000ffu
+#define RTE_DELMODE_SHIFT 8
+#define RTE_DELMODE 0x00000700u
+#define RTE_DESTMODE 0x00000800u /* 1: logical */
+#define RTE_DELIVS 0x00001000u   /* delivery status: read-only, always idle here */
+#define RTE_POLARITY 0x00002000u
+#define RTE_REMOTE_IRR 0x00004000u /* read-only */
+#define RTE_LEVEL 0x00008000u
+#define RTE_MASK 0x00010000u
+#define RTE_LO_WRITABLE (RTE_VECTOR | RTE_DELMODE | RTE_DESTMODE | RTE_POLARITY | RTE_LEVEL | RTE_MASK)
+/* high dword: destination in bits 31:24 (bits 63:56 of the entry) */
+#define RTE_HI_DEST_SHIFT 24
+#define RTE_HI_WRITABLE 0xff000000u
+
+/* MSI message (Intel SDM vol. 3, "Message Address/Data Register Format") */
+#define MSI_ADDR_BASE 0xfee00000u
+#define MSI_ADDR_DEST_SHIFT 12
+#define MSI_ADDR_DESTMODE_LOGICAL (1u << 2)
+#define MSI_DATA_DELMODE_SHIFT 8
+#define MSI_DATA_ASSERT (1u << 14)
+#define MSI_DATA_LEVEL (1u << 15)
+
+struct ioapic_pin {
+	uint32_t lo, hi;   /* the redirection entry as the guest sees it */
+	bool line;         /* asserted by the device right now */
+	bool routed;       /* the route below has been given to irq.c */
+	uint64_t msi_addr;
+	uint32_t msi_data;
+	uint64_t delivered; /* deliveries, for tests and statistics */
+};
+
+struct ioapic {
+	struct vm *vm;
+	/*
+	 * route_lock serialises redirection-entry writes together with their
+	 * irq_route_msi() call, which is made without `lock` held: irq.c calls
+	 * into us (ioapic_set_line) and must never wait on a lock that is
+	 * held while we wait on irq.c's.
+	 */
+	pthread_mutex_t route_lock;
+	pthread_mutex_t lock;
+	uint32_t regsel;
+	uint32_t id;
+	struct ioapic_pin pin[IRQ_IOAPIC_PINS];
+};
+
+static void ioapic_msi(const struct ioapic_pin *p, uint64_t *addr, uint32_t *data)
+{
+	uint32_t dest = p->hi >> RTE_HI_DEST_SHIFT;
+	*addr = MSI_ADDR_BASE | dest << MSI_ADDR_DEST_SHIFT |
+		((p->lo & RTE_DESTMODE) ? MSI_ADDR_DESTMODE_LOGICAL : 0);
+	uint32_t delmode = (p->lo & RTE_DELMODE) >> RTE_DELMODE_SHIFT;
+	*data = (p->lo & RTE_VECTOR) | delmode << MSI_DATA_DELMODE_SHIFT | MSI_DATA_ASSERT |
+		((p->lo & RTE_LEVEL) ? MSI_DATA_LEVEL : 0);
+}
+
+/* Fire pin n's GSI. Called with lock held. */
+static void ioapic_deliver(struct ioapic *s, unsigned n)
+{
+	struct ioapic_pin *p = &s->pin[n];
+	bool level = p->lo & RTE_LEVEL;
+	p->delivered++;
+	if (level)
+		p->lo |= RTE_REMOTE_IRR;
+	if (s->vm->vm_fd < 0)
+		return; /* unit tests: no KVM */
+	/* KVM fires an MSI route on every level-1 call; the 0 after an edge
+	 * only keeps the GSI's recorded level tidy. */
+	struct kvm_irq_level l = { .irq = n, .level = 1 };
+	ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &l);
+	if (!level) {
+		l.level = 0;
+		ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &l);
+	}
+}
+
+/* A level pin that is asserted, unmasked and not awaiting EOI fires. */
+static void ioapic_service_level(struct ioapic *s, unsigned n)
+{
+	struct ioapic_pin *p = &s->pin[n];
+	if ((p->lo & RTE_LEVEL) && p->line && !(p->lo & RTE_MASK) && !(p->lo & RTE_REMOTE_IRR))
+		ioapic_deliver(s, n);
+}
+
+void ioapic_set_line(struct vm *vm, unsigned pin, bool level)
+{
+	struct ioapic *s = vm->ioapic;
+	if (!s || pin >= IRQ_IOAPIC_PINS)
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct ioapic_pin *p = &s->pin[pin];
+	bool rising = level && !p->line;
+	p->line = level;
+	if (p->lo & RTE_LEVEL)
+		ioapic_service_level(s, pin);
+	else if (rising && !(p->lo & RTE_MASK))
+		ioapic_deliver(s, pin); /* a masked edge is lost, as on the 82093AA */
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void ioapic_eoi_locked(struct ioapic *s, unsigned vector)
+{
+	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++) {
+		struct ioapic_pin *p = &s->pin[n];
+		if (!(p->lo & RTE_LEVEL) || (p->lo & RTE_VECTOR) != (vector & 0xff) ||
+		    !(p->lo & RTE_REMOTE_IRR))
+			continue;
+		p->lo &= ~RTE_REMOTE_IRR;
+		/* still asserted: the device has more to say */
+		ioapic_service_level(s, n);
+	}
+}
+
+void ioapic_eoi(struct vm *vm, unsigned vector)
+{
+	struct ioapic *s = vm->ioapic;
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	ioapic_eoi_locked(s, vector);
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t ioapic_delivered(struct vm *vm, unsigned pin)
+{
+	struct ioapic *s = vm->ioapic;
+	if (!s || pin >= IRQ_IOAPIC_PINS)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	uint64_t n = s->pin[pin].delivered;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static uint32_t ioapic_reg_read(struct ioapic *s, uint32_t reg)
+{
+	switch (reg) {
+	case IOAPIC_REG_ID:
+	case IOAPIC_REG_ARB: /* arbitration ID: the APIC ID after reset */
+		return s->id;
+	case IOAPIC_REG_VER:
+		return (IRQ_IOAPIC_PINS - 1) << 16 | IOAPIC_VERSION;
+	}
+	if (reg >= IOAPIC_REG_REDTBL && reg < IOAPIC_REG_REDTBL + 2 * IRQ_IOAPIC_PINS) {
+		const struct ioapic_pin *p = &s->pin[(reg - IOAPIC_REG_REDTBL) / 2];
+		return (reg & 1) ? p->hi : p->lo;
+	}
+	return 0; /* unknown register: reads as zero */
+}
+
+/* Write IOWIN. Called with route_lock held and lock NOT held. */
+static void ioapic_reg_write(struct ioapic *s, uint32_t value)
+{
+	pthread_mutex_lock(&s->lock);
+	uint32_t reg = s->regsel;
+	if (reg == IOAPIC_REG_ID) {
+		s->id = value & 0x0f000000u; /* 4-bit APIC ID in bits 27:24 */
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (reg < IOAPIC_REG_REDTBL || reg >= IOAPIC_REG_REDTBL + 2 * IRQ_IOAPIC_PINS) {
+		pthread_mutex_unlock(&s->lock); /* VER, ARB, unknown: read-only */
+		return;
+	}
+	unsigned n = (reg - IOAPIC_REG_REDTBL) / 2;
+	struct ioapic_pin *p = &s->pin[n];
+	if (reg & 1) {
+		p->hi = value & RTE_HI_WRITABLE;
+	} else {
+		p->lo = (p->lo & ~RTE_LO_WRITABLE) | (value & RTE_LO_WRITABLE);
+		if (!(p->lo & RTE_LEVEL))
+			p->lo &= ~RTE_REMOTE_IRR; /* meaningless for edge pins */
+	}
+	uint64_t addr;
+	uint32_t data;
+	ioapic_msi(p, &addr, &data);
+	/* Masking and unmasking do not change the message: skip KVM's
+	 * whole-table rewrite for the common case. */
+	bool reroute = !p->routed || addr != p->msi_addr || data != p->msi_data;
+	pthread_mutex_unlock(&s->lock);
+
+	if (reroute) {
+		int r = irq_route_msi(s->vm, n, addr, data);
+		pthread_mutex_lock(&s->lock);
+		if (r == 0) {
+			p->routed = true;
+			p->msi_addr = addr;
+			p->msi_data = data;
+		} else {
+			p->routed = false; /* try again on the next write */
+			util_err("IOAPIC pin %u: cannot program its MSI route: error %d", n, -r);
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+
+	/* An unmasked level pin that is already asserted fires now. */
+	pthread_mutex_lock(&s->lock);
+	ioapic_service_level(s, n);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct ioapic *s = opaque;
+	uint64_t v = 0;
+	(void)size;
+	pthread_mutex_lock(&s->lock);
+	if (offset == IOAPIC_REGSEL)
+		v = s->regsel;
+	else if (offset == IOAPIC_WIN)
+		v = ioapic_reg_read(s, s->regsel);
+	pthread_mutex_unlock(&s->lock);
+	/* a narrower read of a register sees its low bytes (the bus truncates) */
+	return v;
+}
+
+static void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct ioapic *s = opaque;
+	(void)size;
+	switch (offset) {
+	case IOAPIC_REGSEL:
+		pthread_mutex_lock(&s->lock);
+		s->regsel = (uint32_t)value & 0xff;
+		pthread_mutex_unlock(&s->lock);
+		break;
+	case IOAPIC_WIN:
+		pthread_mutex_lock(&s->route_lock);
+		ioapic_reg_write(s, (uint32_t)value);
+		pthread_mutex_unlock(&s->route_lock);
+		break;
+	case IOAPIC_EOI:
+		pthread_mutex_lock(&s->lock);
+		ioapic_eoi_locked(s, (uint32_t)value & 0xff);
+		pthread_mutex_unlock(&s->lock);
+		break;
+	default:
+		break; /* everything else in the page is reserved */
+	}
+}
+
+static const struct bus_ops ioapic_ops = {
+	.read = ioapic_mmio_read,
+	.write = ioapic_mmio_write,
+};
+
+int ioapic_create(struct vm *vm)
+{
+	struct ioapic *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->vm = vm;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->route_lock, NULL);
+	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++)
+		s->pin[n].lo = RTE_MASK; /* reset: every pin masked */
+	/* ID 0 after reset; a guest that wants the firmware's ID writes it. */
+	int r = bus_register(&vm->mmio, IRQ_IOAPIC_ADDR, IOAPIC_MMIO_LEN, &ioapic_ops, s, "ioapic");
+	if (r < 0) {
+		pthread_mutex_destroy(&s->lock);
+		pthread_mutex_destroy(&s->route_lock);
+		free(s);
+		return r;
+	}
+	vm->ioapic = s;
+	return 0;
+}
+
+void ioapic_destroy(struct vm *vm)
+{
+	struct ioapic *s = vm->ioapic;
+	if (!s)
+		return;
+	vm->ioapic = NULL;
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->route_lock);
+	free(s);
+}

@@ -1,0 +1,651 @@
+/*
+ * 16550A UART (COM1: 0x3f8, IRQ 4), complete enough for Linux's 8250 driver
+ * (probe, FIFO detection, THRE test, interrupt-driven TX/RX) and for guests
+ * that poll LSR.
+ *
+ * Transmission is instantaneous: a THR byte goes straight to the output, so
+ * THR and the shift register are always empty (LSR.THRE|TEMT always set) and
+ * the TX FIFO never holds anything. Reception goes through a 16-byte FIFO fed
+ * by the I/O thread from stdin (SERIAL_STDIO) or by MCR loopback.
+ *
+ * Threads: vCPUs (register accesses) and the I/O thread (stdin, delayed
+ * output flush) share the state under u->lock. Input that does not fit in
+ * the FIFO waits in a host-side queue, so nothing is dropped when the guest
+ * is slow, and Ctrl-A x still works while the guest reads nothing at all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "../irq.h"
+#include "../util.h"
+#include "../vm.h"
+#include "devices_priv.h"
+
+#define UART_NPORTS 8
+
+/* register offsets */
+#define UART_RBR 0 /* read, DLAB=0 (THR on write) */
+#define UART_IER 1 /* DLAB=0 */
+#define UART_IIR 2 /* read (FCR on write) */
+#define UART_LCR 3
+#define UART_MCR 4
+#define UART_LSR 5
+#define UART_MSR 6
+#define UART_SCR 7
+
+#define UART_IER_RDI 0x01  /* received data available */
+#define UART_IER_THRI 0x02 /* THR empty */
+#define UART_IER_RLSI 0x04 /* receiver line status */
+#define UART_IER_MSI 0x08  /* modem status */
+
+#define UART_IIR_NONE 0x01
+#define UART_IIR_MSI 0x00
+#define UART_IIR_THRI 0x02
+#define UART_IIR_RDI 0x04
+#define UART_IIR_RLSI 0x06
+#define UART_IIR_FIFO 0xc0
+
+#define UART_FCR_ENABLE 0x01
+#define UART_FCR_CLEAR_RX 0x02
+#define UART_FCR_CLEAR_TX 0x04
+
+#define UART_LCR_DLAB 0x80
+
+#define UART_MCR_DTR 0x01
+#define UART_MCR_RTS 0x02
+#define UART_MCR_OUT1 0x04
+#define UART_MCR_OUT2 0x08 /* gates the IRQ line on PCs */
+#define UART_MCR_LOOP 0x10
+
+#define UART_LSR_DR 0x01
+#define UART_LSR_OE 0x02
+#define UART_LSR_BI 0x10
+#define UART_LSR_THRE 0x20
+#define UART_LSR_TEMT 0x40
+#define UART_LSR_ERRORS 0x1e /* OE, PE, FE, BI: cleared by reading LSR */
+
+#define UART_MSR_CTS 0x10
+#define UART_MSR_DSR 0x20
+#define UART_MSR_RI 0x40
+#define UART_MSR_DCD 0x80
+#define UART_MSR_DELTAS 0x0f
+
+#define UART_FIFO 16
+#define UART_PENDING 4096  /* host-side input queue behind the FIFO */
+#define UART_OBUF 512
+#define UART_FLUSH_NS 5000000ull /* a partial line reaches the output within 5 ms */
+
+#define UART_CTRL_A 0x01
+
+struct uart {
+	struct vm *vm;
+	pthread_mutex_t lock;
+
+	/* registers */
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	uint8_t lsr_errors; /* OE (and friends) until LSR is read */
+	uint8_t msr_deltas; /* until MSR is read */
+	uint8_t msr_lines;  /* CTS/DSR/RI/DCD as last computed */
+	bool thre_pending;  /* the THR-empty interrupt condition */
+	bool irq_level;     /* what we last told irq_set_line */
+	uint8_t rx[UART_FIFO];
+	unsigned rx_head, rx_count;
+	uint8_t last_rx;
+
+	/* input not yet in the FIFO */
+	uint8_t pend[UART_PENDING];
+	unsigned pend_head, pend_count;
+	bool escape; /* Ctrl-A seen */
+
+	/* output */
+	enum serial_mode mode;
+	int out_fd;
+	bool out_own;
+	char obuf[UART_OBUF];
+	size_t olen;
+	uint64_t obuf_since; /* when the oldest unflushed byte arrived */
+
+	/* I/O thread */
+	pthread_t thread;
+	bool thread_running;
+	bool stop;
+	bool in_open; /* still reading stdin */
+	int wake_fd;
+};
+
+/* ---- output ---- */
+
+static void uart_flush(struct uart *u)
+{
+	size_t off = 0;
+	while (off < u->olen) {
+		ssize_t r = write(u->out_fd, u->obuf + off, u->olen - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break; /* output gone (closed pipe, full disk): drop, keep running */
+		off += (size_t)r;
+	}
+	u->olen = 0;
+}
+
+static void uart_wake(struct uart *u)
+{
+	if (u->wake_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t r = write(u->wake_fd, &one, sizeof(one));
+		(void)r; /* a full eventfd already means "wake up" */
+	}
+}
+
+static void uart_out(struct uart *u, uint8_t c)
+{
+	if (u->mode == SERIAL_NONE)
+		return;
+	if (u->olen == 0) {
+		u->obuf_since = util_now_ns();
+		if (u->thread_running)
+			uart_wake(u); /* arm the I/O thread's flush deadline */
+	}
+	u->obuf[u->olen++] = (char)c;
+	/* Whole lines go out at once; a partial one within UART_FLUSH_NS (I/O
+	 * thread) or at uart_stop. Per-byte write(2) would cost a syscall for
+	 * every character of a chatty guest. */
+	if (c == '\n' || u->olen == sizeof(u->obuf))
+		uart_flush(u);
+}
+
+/* ---- interrupt state ---- */
+
+static unsigned uart_fifo_cap(const struct uart *u)
+{
+	return (u->fcr & UART_FCR_ENABLE) ? UART_FIFO : 1;
+}
+
+/* The highest-priority pending interrupt, as IIR bits 3:0. */
+static uint8_t uart_iir_id(const struct uart *u)
+{
+	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
+		return UART_IIR_RLSI;
+	/* "Character timeout" (0x0c) is reported as plain data available: the
+	 * FIFO is drained at once, so the distinction carries nothing. */
+	if ((u->ier & UART_IER_RDI) && u->rx_count)
+		return UART_IIR_RDI;
+	if ((u->ier & UART_IER_THRI) && u->thre_pending)
+		return UART_IIR_THRI;
+	if ((u->ier & UART_IER_MSI) && (u->msr_deltas & UART_MSR_DELTAS))
+		return UART_IIR_MSI;
+	return UART_IIR_NONE;
+}
+
+static void uart_update_irq(struct uart *u)
+{
+	/* On a PC, OUT2 gates the UART's interrupt output onto the ISA line. */
+	bool level = uart_iir_id(u) != UART_IIR_NONE && (u->mcr & UART_MCR_OUT2);
+	if (level != u->irq_level) {
+		u->irq_level = level;
+		irq_set_line(u->vm, UART_COM1_IRQ, level);
+	}
+}
+
+/* ---- modem lines ---- */
+
+static uint8_t uart_msr_lines(const struct uart *u)
+{
+	if (!(u->mcr & UART_MCR_LOOP))
+		return UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS; /* a modem that is always there */
+	/* loopback: the outputs feed the inputs */
+	uint8_t v = 0;
+	if (u->mcr & UART_MCR_RTS)
+		v |= UART_MSR_CTS;
+	if (u->mcr & UART_MCR_DTR)
+		v |= UART_MSR_DSR;
+	if (u->mcr & UART_MCR_OUT1)
+		v |= UART_MSR_RI;
+	if (u->mcr & UART_MCR_OUT2)
+		v |= UART_MSR_DCD;
+	return v;
+}
+
+static void uart_update_msr(struct uart *u)
+{
+	uint8_t now = uart_msr_lines(u);
+	uint8_t changed = now ^ u->msr_lines;
+	if (changed & UART_MSR_CTS)
+		u->msr_deltas |= 0x01;
+	if (changed & UART_MSR_DSR)
+		u->msr_deltas |= 0x02;
+	if ((changed & UART_MSR_RI) && !(now & UART_MSR_RI))
+		u->msr_deltas |= 0x04; /* trailing edge of RI only */
+	if (changed & UART_MSR_DCD)
+		u->msr_deltas |= 0x08;
+	u->msr_lines = now;
+}
+
+/* ---- receive ---- */
+
+static void uart_rx_clear(struct uart *u)
+{
+	u->rx_head = u->rx_count = 0;
+}
+
+/* Move queued input into the FIFO while it has room (not in loopback, where
+ * the receiver hears only the transmitter). */
+static void uart_rx_refill(struct uart *u)
+{
+	bool was_full = u->pend_count == UART_PENDING;
+	while (!(u->mcr & UART_MCR_LOOP) && u->pend_count && u->rx_count < uart_fifo_cap(u)) {
+		u->rx[(u->rx_head + u->rx_count) % UART_FIFO] = u->pend[u->pend_head];
+		u->rx_count++;
+		u->pend_head = (u->pend_head + 1) % UART_PENDING;
+		u->pend_count--;
+	}
+	if (was_full && u->pend_count < UART_PENDING && u->thread_running)
+		uart_wake(u); /* the I/O thread may read stdin again */
+}
+
+/* A byte arriving on the wire (loopback): overrun when the FIFO is full. */
+static void uart_rx_wire(struct uart *u, uint8_t c)
+{
+	if (u->rx_count >= uart_fifo_cap(u)) {
+		u->lsr_errors |= UART_LSR_OE;
+		return;
+	}
+	u->rx[(u->rx_head + u->rx_count) % UART_FIFO] = c;
+	u->rx_count++;
+}
+
+static uint8_t uart_rx_pop(struct uart *u)
+{
+	if (u->rx_count) {
+		u->last_rx = u->rx[u->rx_head];
+		u->rx_head = (u->rx_head + 1) % UART_FIFO;
+		u->rx_count--;
+		uart_rx_refill(u);
+	}
+	return u->last_rx; /* an empty RBR reads the last byte again */
+}
+
+/* Bytes from the host side, with QEMU's Ctrl-A escapes. Lock held. Returns
+ * true when the user asked to quit. */
+static bool uart_input_locked(struct uart *u, const uint8_t *buf, size_t len)
+{
+	bool quit = false;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = buf[i];
+		if (u->escape) {
+			u->escape = false;
+			if (c == 'x' || c == 'X') {
+				quit = true;
+				continue;
+			}
+			if (c != UART_CTRL_A)
+				continue; /* unknown escape: swallowed, as QEMU does */
+		} else if (c == UART_CTRL_A) {
+			u->escape = true;
+			continue;
+		}
+		if (u->pend_count == UART_PENDING)
+			break; /* callers never give more than there is room for */
+		u->pend[(u->pend_head + u->pend_count) % UART_PENDING] = c;
+		u->pend_count++;
+	}
+	uart_rx_refill(u);
+	uart_update_irq(u);
+	return quit;
+}
+
+void uart_receive(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	struct uart *u = vm->uart;
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	bool quit = uart_input_locked(u, buf, len);
+	pthread_mutex_unlock(&u->lock);
+	if (quit)
+		vm_stop(vm, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
+}
+
+/* ---- registers ---- */
+
+static uint8_t uart_read_reg(struct uart *u, unsigned off)
+{
+	uint8_t v;
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	switch (off) {
+	case UART_RBR:
+		if (dlab)
+			return u->dll;
+		v = uart_rx_pop(u);
+		uart_update_irq(u);
+		return v;
+	case UART_IER:
+		return dlab ? u->dlm : u->ier;
+	case UART_IIR:
+		v = uart_iir_id(u);
+		/* Reading IIR acknowledges THRE when that is what it reports. */
+		if (v == UART_IIR_THRI) {
+			u->thre_pending = false;
+			uart_update_irq(u);
+		}
+		return v | ((u->fcr & UART_FCR_ENABLE) ? UART_IIR_FIFO : 0);
+	case UART_LCR:
+		return u->lcr;
+	case UART_MCR:
+		return u->mcr;
+	case UART_LSR:
+		v = UART_LSR_THRE | UART_LSR_TEMT | u->lsr_errors | (u->rx_count ? UART_LSR_DR : 0);
+		if (u->lsr_errors) {
+			u->lsr_errors = 0;
+			uart_update_irq(u);
+		}
+		return v;
+	case UART_MSR:
+		v = u->msr_lines | u->msr_deltas;
+		if (u->msr_deltas) {
+			u->msr_deltas = 0;
+			uart_update_irq(u);
+		}
+		return v;
+	default: /* UART_SCR */
+		return u->scr;
+	}
+}
+
+static void uart_write_reg(struct uart *u, unsigned off, uint8_t v)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	switch (off) {
+	case UART_RBR: /* THR */
+		if (dlab) {
+			u->dll = v;
+			return;
+		}
+		/* Writing THR clears the THRE interrupt; the byte leaves at once,
+		 * THR is empty again and THRE is raised anew: a new edge for a
+		 * guest whose handler writes THR without reading IIR. */
+		u->thre_pending = false;
+		uart_update_irq(u);
+		if (u->mcr & UART_MCR_LOOP)
+			uart_rx_wire(u, v);
+		else
+			uart_out(u, v);
+		u->thre_pending = true;
+		uart_update_irq(u);
+		return;
+	case UART_IER:
+		if (dlab) {
+			u->dlm = v;
+			return;
+		}
+		/* Enabling THRI while THR is empty raises THRE (Linux's startup
+		 * THRE test and Windows both rely on it). */
+		if ((v & UART_IER_THRI) && !(u->ier & UART_IER_THRI))
+			u->thre_pending = true;
+		u->ier = v & 0x0f;
+		uart_update_irq(u);
+		return;
+	case UART_IIR: /* FCR */
+		if ((v ^ u->fcr) & UART_FCR_ENABLE)
+			uart_rx_clear(u); /* switching FIFO mode resets the FIFOs */
+		if (v & UART_FCR_CLEAR_RX)
+			uart_rx_clear(u);
+		/* TX FIFO is always empty: nothing to clear */
+		u->fcr = v & (uint8_t)~(UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX);
+		uart_rx_refill(u);
+		uart_update_irq(u);
+		return;
+	case UART_LCR:
+		u->lcr = v;
+		return;
+	case UART_MCR:
+		u->mcr = v & 0x1f;
+		uart_update_msr(u);
+		uart_rx_refill(u); /* leaving loopback reconnects the input */
+		uart_update_irq(u);
+		return;
+	case UART_LSR:
+	case UART_MSR:
+		return; /* factory test registers: writes ignored */
+	default: /* UART_SCR */
+		u->scr = v;
+		return;
+	}
+}
+
+/* The UART is a byte-wide ISA device: a wider access touches consecutive
+ * registers, one byte each, as the ISA bus would split it. */
+static uint64_t uart_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct uart *u = opaque;
+	uint64_t v = 0;
+	pthread_mutex_lock(&u->lock);
+	for (unsigned i = 0; i < size && offset + i < UART_NPORTS; i++)
+		v |= (uint64_t)uart_read_reg(u, (unsigned)offset + i) << (8 * i);
+	pthread_mutex_unlock(&u->lock);
+	return v;
+}
+
+static void uart_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct uart *u = opaque;
+	pthread_mutex_lock(&u->lock);
+	for (unsigned i = 0; i < size && offset + i < UART_NPORTS; i++)
+		uart_write_reg(u, (unsigned)offset + i, (uint8_t)(value >> (8 * i)));
+	pthread_mutex_unlock(&u->lock);
+}
+
+static const struct bus_ops uart_ops = {
+	.read = uart_read,
+	.write = uart_write,
+};
+
+/* ---- terminal ---- */
+
+/* One process, one stdin: the saved terminal state is process-wide. */
+static pthread_mutex_t uart_term_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct termios uart_term_saved;
+static bool uart_term_raw;
+static bool uart_term_atexit;
+
+static void uart_term_restore(void)
+{
+	pthread_mutex_lock(&uart_term_lock);
+	if (uart_term_raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &uart_term_saved);
+		uart_term_raw = false;
+	}
+	pthread_mutex_unlock(&uart_term_lock);
+}
+
+static void uart_term_make_raw(void)
+{
+	pthread_mutex_lock(&uart_term_lock);
+	if (!uart_term_raw && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &uart_term_saved) == 0) {
+		struct termios t = uart_term_saved;
+		cfmakeraw(&t);
+		/* Keep output processing: the guest's "\n" must still return
+		 * the carriage on the user's terminal as it did before. */
+		t.c_oflag = uart_term_saved.c_oflag;
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
+			uart_term_raw = true;
+			if (!uart_term_atexit && atexit(uart_term_restore) == 0)
+				uart_term_atexit = true;
+		}
+	}
+	pthread_mutex_unlock(&uart_term_lock);
+}
+
+/* ---- I/O thread ---- */
+
+static void *uart_thread(void *arg)
+{
+	struct uart *u = arg;
+	uint8_t buf[256];
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop) {
+		/* Only this thread adds to pend, so room can only grow meanwhile. */
+		size_t room = UART_PENDING - u->pend_count;
+		if (room > sizeof(buf))
+			room = sizeof(buf);
+		bool want_in = u->in_open && room > 0;
+		int timeout = -1;
+		if (u->olen) {
+			uint64_t now = util_now_ns(), due = u->obuf_since + UART_FLUSH_NS;
+			timeout = now >= due ? 0 : (int)((due - now + 999999) / 1000000);
+		}
+		pthread_mutex_unlock(&u->lock);
+
+		struct pollfd pfd[2] = {
+			{ .fd = u->wake_fd, .events = POLLIN },
+			{ .fd = want_in ? STDIN_FILENO : -1, .events = POLLIN },
+		};
+		int n = poll(pfd, 2, timeout);
+		ssize_t got = 0;
+		int err = 0;
+		if (n > 0 && pfd[0].revents) {
+			uint64_t cnt;
+			ssize_t r = read(u->wake_fd, &cnt, sizeof(cnt));
+			(void)r;
+		}
+		if (n > 0 && pfd[1].revents) {
+			got = read(STDIN_FILENO, buf, room);
+			err = errno;
+		}
+
+		pthread_mutex_lock(&u->lock);
+		if (u->olen && util_now_ns() >= u->obuf_since + UART_FLUSH_NS)
+			uart_flush(u);
+		if (n > 0 && pfd[1].revents) {
+			if (got > 0) {
+				if (uart_input_locked(u, buf, (size_t)got)) {
+					pthread_mutex_unlock(&u->lock);
+					vm_stop(u->vm, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
+					pthread_mutex_lock(&u->lock);
+				}
+			} else if (got == 0 || (err != EINTR && err != EAGAIN)) {
+				u->in_open = false; /* EOF or a dead stdin: stop reading */
+			}
+		}
+	}
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+int uart_start(struct vm *vm)
+{
+	struct uart *u = vm->uart;
+	if (!u || u->mode == SERIAL_NONE || u->thread_running)
+		return 0;
+	u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (u->wake_fd < 0)
+		return -errno;
+	if (u->mode == SERIAL_STDIO) {
+		uart_term_make_raw();
+		u->in_open = true;
+	}
+	pthread_mutex_lock(&u->lock);
+	u->stop = false;
+	int r = pthread_create(&u->thread, NULL, uart_thread, u);
+	if (r == 0)
+		u->thread_running = true;
+	pthread_mutex_unlock(&u->lock);
+	if (r != 0) {
+		close(u->wake_fd);
+		u->wake_fd = -1;
+		uart_term_restore();
+		errno = r;
+		return -r;
+	}
+	return 0;
+}
+
+void uart_stop(struct vm *vm)
+{
+	struct uart *u = vm->uart;
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	bool running = u->thread_running;
+	u->stop = true;
+	pthread_mutex_unlock(&u->lock);
+	if (running) {
+		uart_wake(u);
+		pthread_join(u->thread, NULL);
+		pthread_mutex_lock(&u->lock);
+		u->thread_running = false;
+		pthread_mutex_unlock(&u->lock);
+	}
+	if (u->wake_fd >= 0) {
+		close(u->wake_fd);
+		u->wake_fd = -1;
+	}
+	pthread_mutex_lock(&u->lock);
+	uart_flush(u);
+	pthread_mutex_unlock(&u->lock);
+	uart_term_restore();
+}
+
+int uart_create(struct vm *vm, enum serial_mode mode, const char *path)
+{
+	struct uart *u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->vm = vm;
+	u->mode = mode;
+	u->wake_fd = -1;
+	u->out_fd = -1;
+	pthread_mutex_init(&u->lock, NULL);
+	if (mode == SERIAL_STDIO) {
+		u->out_fd = STDOUT_FILENO;
+	} else if (mode == SERIAL_FILE) {
+		if (!path) {
+			free(u);
+			return -EINVAL;
+		}
+		u->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (u->out_fd < 0) {
+			int e = -errno;
+			pthread_mutex_destroy(&u->lock);
+			free(u);
+			return e;
+		}
+		u->out_own = true;
+	}
+	/* Reset state: THR empty, modem lines up, IRQ gated off (OUT2 = 0). */
+	u->thre_pending = false;
+	u->msr_lines = uart_msr_lines(u);
+	u->dll = 0x01; /* 115200 baud; no firmware runs to pick one */
+	int r = bus_register(&vm->pio, UART_COM1_BASE, UART_NPORTS, &uart_ops, u, "uart");
+	if (r < 0) {
+		if (u->out_own)
+			close(u->out_fd);
+		pthread_mutex_destroy(&u->lock);
+		free(u);
+		return r;
+	}
+	vm->uart = u;
+	return 0;
+}
+
+void uart_destroy(struct vm *vm)
+{
+	struct uart *u = vm->uart;
+	if (!u)
+		return;
+	uart_stop(vm);
+	vm->uart = NULL;
+	if (u->out_own)
+		close(u->out_fd);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
