@@ -35,6 +35,7 @@ unit: $(UNIT_BINS)
 # The test kernel (guest/) and the tiny test guests (tests/guests/) bring their own rules.
 -include guest/guest.mk
 -include tests/guests/guests.mk
+-include bench/bench.mk
 
 deps:
 	@scripts/deps.sh
