@@ -77,7 +77,8 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	char *end;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:c:hV", main_opts, NULL)) != -1) {
+	opterr = 0; /* hvmm prints its own one-line errors */
+	while ((c = getopt_long(argc, argv, ":m:c:hV", main_opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (util_parse_size(optarg, &v) < 0)
@@ -153,8 +154,14 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			printf("hvmm %s\n", HVMM_VERSION);
 			*done = true;
 			return 0;
-		default: /* getopt already printed what was wrong */
-			return HVMM_EXIT_USAGE;
+		case ':':
+			return main_bad("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			if (optopt && optopt < 256) {
+				char opt[3] = { '-', (char)optopt, 0 };
+				return main_bad("unknown option '%s'", opt);
+			}
+			return main_bad("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
