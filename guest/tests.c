@@ -1,0 +1,307 @@
+/*
+ * tests: each test=NAME runs in the kernel as a short driver that starts
+ * ring-3 tasks and checks what came back, printing TAP. The run ends with a
+ * debug-exit write: EXIT_PASS, EXIT_FAIL, or (from panic) EXIT_PANIC.
+ */
+#include "tests.h"
+
+#include <stdarg.h>
+
+#include "apic.h"
+#include "arch.h"
+#include "boot.h"
+#include "clock.h"
+#include "console.h"
+#include "cpu.h"
+#include "mm.h"
+#include "smp.h"
+#include "task.h"
+#include "trap.h"
+#include "user/user.h"
+
+extern char syscall_entry[];
+
+static unsigned tap_n, tap_failed;
+
+static void tap(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tap(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+	tap_n++;
+	if (!ok)
+		tap_failed++;
+	kprintf("%sok %u - ", ok ? "" : "not ", tap_n);
+	va_start(ap, fmt);
+	kvprintf(fmt, ap);
+	va_end(ap);
+	kprintf("\n");
+}
+
+static void tap_skip(const char *what, const char *reason)
+{
+	tap_n++;
+	kprintf("ok %u - %s # SKIP %s\n", tap_n, what, reason);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* ---- syscall entries: probing ----------------------------------------------- */
+
+static bool probe_done;
+static bool probe_ok[U_ENTRY_COUNT];
+static char probe_why[U_ENTRY_COUNT][96];
+
+static void why_set(char *d, const char *a, const char *b)
+{
+	unsigned n = 0;
+	while (*a && n < 95)
+		d[n++] = *a++;
+	while (*b && n < 95)
+		d[n++] = *b++;
+	d[n] = 0;
+}
+
+/* Runs one ring-3 probe task per entry; a fault means the host did not
+ * deliver that entry to ring 0. */
+static void probe_entries(void)
+{
+	static const char *const label[U_ENTRY_COUNT] = { "int 0x80: ", "syscall: ", "int3: " };
+	if (probe_done)
+		return;
+	trap_quiet = 1;
+	for (int e = 0; e < U_ENTRY_COUNT; e++) {
+		long st = task_run(u_probe, e);
+		struct task_fault *f = &cpu_self()->fault;
+		probe_ok[e] = st == 0;
+		if (st == 0)
+			why_set(probe_why[e], label[e], "works");
+		else if (!f->killed)
+			why_set(probe_why[e], label[e], "wrong result from the kernel");
+		else if (e == U_ENTRY_SYSCALL && f->vector == 14 && f->rip == (uint64_t)syscall_entry)
+			why_set(probe_why[e], label[e], "#PF at LSTAR in ring 3 (SYSCALL did not enter ring 0)");
+		else if (f->vector == 6)
+			why_set(probe_why[e], label[e], "#UD from the host, not delivered to ring 0");
+		else
+			why_set(probe_why[e], label[e], trap_name(f->vector));
+	}
+	trap_quiet = 0;
+	probe_done = true;
+}
+
+static void select_entry(void)
+{
+	const char *s = boot_opts.syscall;
+	for (int e = 0; e < U_ENTRY_COUNT; e++) {
+		if (str_eq(s, u_entry_names[e])) {
+			u_entry = e;
+			kprintf("# syscall entry: %s (from the command line)\n", u_entry_names[e]);
+			return;
+		}
+	}
+	if (!str_eq(s, "auto"))
+		kprintf("# syscall=%s unknown, probing\n", s);
+	probe_entries();
+	for (int e = 0; e < U_ENTRY_COUNT; e++) {
+		kprintf("# probe %s\n", probe_why[e]);
+		if (probe_ok[e]) {
+			u_entry = e;
+			kprintf("# syscall entry: %s (auto: first that works)\n", u_entry_names[e]);
+			return;
+		}
+	}
+	panic("no syscall entry reaches ring 0");
+}
+
+/* ---- the tests ----------------------------------------------------------------- */
+
+static void test_hello(void)
+{
+	long st = task_run(u_hello, 0);
+	tap(st == 0, "hello: ring-3 task printed through %s and exited 0 (status %ld)",
+	    u_entry_names[u_entry], st);
+}
+
+static void test_exceptions(void)
+{
+	static const struct {
+		int kind;
+		uint32_t vector;
+		const char *what;
+	} cases[] = {
+		{ U_FAULT_DE, 0, "#DE divide by zero" },
+		{ U_FAULT_UD, 6, "#UD ud2" },
+		{ U_FAULT_GP, 13, "#GP cli at IOPL 0" },
+		{ U_FAULT_PF, 14, "#PF unmapped user address" },
+		{ U_FAULT_KERNEL_WRITE, 14, "#PF write to a kernel-only page" },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long st = task_run(u_fault, cases[i].kind);
+		struct task_fault *f = &cpu_self()->fault;
+		bool ok = st == TASK_KILLED && f->killed && f->vector == cases[i].vector;
+		if (ok && cases[i].vector == 14)
+			ok = (f->err & 4) && (cases[i].kind == U_FAULT_PF ? !(f->err & 1) : (f->err & 3) == 3);
+		tap(ok, "exceptions: %s in ring 3 caught, task killed (vector %u err 0x%lx)", cases[i].what,
+		    f->vector, f->err);
+	}
+	long st = task_run(u_hello, 0);
+	tap(st == 0, "exceptions: the kernel goes on, a new task runs (status %ld)", st);
+}
+
+static void test_syscall(void)
+{
+	static const char *const what[U_ENTRY_COUNT] = { "int 0x80 (DPL3 gate, IRETQ)",
+							 "SYSCALL/SYSRET", "int3 (DPL3 gate, IRETQ)" };
+	probe_entries();
+	if (boot_opts.iters)
+		u_bench_iters = boot_opts.iters;
+	for (int e = 0; e < U_ENTRY_COUNT; e++) {
+		char name[64];
+		why_set(name, "syscall: round trips through ", what[e]);
+		if (!probe_ok[e]) {
+			tap_skip(name, probe_why[e]);
+			continue;
+		}
+		uint64_t t0 = clock_ns();
+		long st = task_run(u_bench, e);
+		uint64_t dt = clock_ns() - t0;
+		tap(st == 0, "%s: %lu round trips, %lu.%lu ns each", name, u_bench_iters,
+		    u_bench_ns_x10 / 10, u_bench_ns_x10 % 10);
+		kprintf("# syscall %s: %lu.%lu ns per round trip (TSC %s, %lu ms total)\n",
+			u_entry_names[e], u_bench_ns_x10 / 10, u_bench_ns_x10 % 10, clock_source,
+			dt / 1000000);
+	}
+}
+
+static void test_paging(void)
+{
+	const long pages = 64;
+	uint64_t before = task_demand_faults;
+	long st = task_run(u_demand, pages);
+	uint64_t n = task_demand_faults - before;
+	tap(st == 0 && n == (uint64_t)pages, "paging: %ld ring-3 demand faults handled, data intact (%lu faults, status %ld)",
+	    pages, n, st);
+	if (cpu_has_nx) {
+		trap_quiet = 1;
+		st = task_run(u_exec_data, 0);
+		trap_quiet = 0;
+		struct task_fault *f = &cpu_self()->fault;
+		tap(st == TASK_KILLED && f->vector == 14 && (f->err & 0x10),
+		    "paging: executing a NX user data page faults (#PF err 0x%lx)", f->err);
+	} else {
+		tap_skip("paging: NX on user data pages", "CPU lacks NX (CPUID 0x80000001 EDX.20)");
+	}
+	for (uint64_t va = USER_DEMAND_BASE; va < USER_DEMAND_BASE + USER_DEMAND_SIZE; va += PAGE_SIZE) {
+		uint64_t pa = mm_unmap_user(va);
+		if (pa)
+			mm_free_page(pa);
+	}
+	st = task_run(u_demand, 1);
+	tap(st == 0 && task_demand_faults - before == (uint64_t)pages + 2,
+	    "paging: unmapped pages fault in again after being freed");
+}
+
+static bool timer_ready(void)
+{
+	if (!apic_timer_hz)
+		apic_timer_calibrate();
+	kprintf("# LAPIC timer: %s mode, %lu Hz after /16 (%s); reference clock TSC %lu kHz (%s)\n",
+		apic_x2 ? "x2APIC" : "xAPIC", apic_timer_hz, apic_timer_source, clock_tsc_hz / 1000,
+		clock_source);
+	return apic_timer_hz != 0;
+}
+
+static void within(const char *what, uint64_t got, uint64_t want, const char *unit)
+{
+	tap(got * 10 >= want * 9 && got * 10 <= want * 11, "%s: %lu %s, want %lu ±10%%", what, got, unit, want);
+}
+
+static void test_timer(void)
+{
+	if (!timer_ready()) {
+		tap_skip("timer", "LAPIC timer frequency unknown");
+		return;
+	}
+	struct cpu *c = cpu_self();
+	const uint32_t hz = 1000;
+	const uint64_t window = 200000000; /* ns */
+	apic_timer_periodic(hz);
+	uint64_t t0 = clock_ns(), k0 = c->ticks;
+	while (clock_ns() - t0 < window)
+		irq_wait();
+	uint64_t n = c->ticks - k0;
+	apic_timer_stop();
+	within("timer: periodic 1000 Hz, ticks in 200 ms of TSC time", n, hz * window / 1000000000, "ticks");
+
+	for (int i = 0; i < 2; i++) {
+		const uint64_t want = i ? 50000000 : 10000000;
+		k0 = c->ticks;
+		t0 = clock_ns();
+		apic_timer_oneshot_ns(want);
+		while (c->ticks == k0 && clock_ns() - t0 < 10 * want)
+			irq_wait();
+		uint64_t dt = clock_ns() - t0;
+		within(i ? "timer: one-shot 50 ms" : "timer: one-shot 10 ms", dt / 1000, want / 1000, "us");
+	}
+	k0 = c->ticks;
+	clock_spin_ns(30000000);
+	tap(c->ticks == k0, "timer: a one-shot fires once (%lu extra ticks in 30 ms)", c->ticks - k0);
+}
+
+static void test_halt(void)
+{
+	if (!timer_ready()) {
+		tap_skip("halt", "LAPIC timer frequency unknown");
+		return;
+	}
+	struct cpu *c = cpu_self();
+	uint64_t k0 = c->ticks, t0 = clock_ns();
+	apic_timer_oneshot_ns(20000000);
+	irq_wait(); /* one HLT: the only wake-up source armed is the timer */
+	uint64_t dt = clock_ns() - t0;
+	tap(c->ticks == k0 + 1 && dt >= 18000000, "halt: HLT idles until the timer wakes it (%lu us, %lu ticks)",
+	    dt / 1000, c->ticks - k0);
+	long ms = task_run(u_sleep_test, 30);
+	tap(ms >= 29 && ms <= 45, "halt: ring-3 sleep(30 ms) through %s idles in HLT: %ld ms",
+	    u_entry_names[u_entry], ms);
+}
+
+static void test_smp(void)
+{
+	smp_test(tap, tap_skip);
+}
+
+struct test {
+	const char *name;
+	void (*run)(void);
+};
+
+static const struct test tests[] = {
+	{ "hello", test_hello },   { "exceptions", test_exceptions }, { "syscall", test_syscall },
+	{ "paging", test_paging }, { "timer", test_timer },           { "halt", test_halt },
+	{ "smp", test_smp },
+};
+
+void tests_main(void)
+{
+	clock_init();
+	apic_init(boot_opts.no_x2apic);
+	select_entry();
+	bool all = str_eq(boot_opts.test, "all"), found = false;
+	for (unsigned i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (all || str_eq(boot_opts.test, tests[i].name)) {
+			kprintf("# test %s\n", tests[i].name);
+			tests[i].run();
+			found = true;
+		}
+	}
+	if (!found)
+		tap(false, "unknown test '%s' (hello exceptions syscall paging timer halt smp all)", boot_opts.test);
+	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
+		clock_ns() / 1000000);
+	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);
+}

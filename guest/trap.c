@@ -1,0 +1,69 @@
+/*
+ * trap: what happens on an exception or interrupt. A fault in ring 3 kills
+ * the running task (the kernel goes on); a fault in ring 0 is a kernel bug
+ * and panics with a distinct debug-exit code. User page faults in the demand
+ * region are resolved here (the paging test).
+ */
+#include "trap.h"
+
+#include "apic.h"
+#include "arch.h"
+#include "console.h"
+#include "cpu.h"
+#include "mm.h"
+#include "task.h"
+
+volatile int trap_quiet;
+
+static const char *const trap_names[32] = {
+	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
+	"#BR bound range", "#UD invalid opcode", "#NM device not available",
+	"#DF double fault", "coprocessor overrun", "#TS invalid TSS", "#NP segment not present",
+	"#SS stack fault", "#GP general protection", "#PF page fault", "reserved 15",
+	"#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
+	"#VE virtualization", "#CP control protection", "reserved 22", "reserved 23",
+	"reserved 24", "reserved 25", "reserved 26", "reserved 27", "#HV hypervisor injection",
+	"#VC VMM communication", "#SX security", "reserved 31",
+};
+
+const char *trap_name(unsigned vector)
+{
+	return vector < 32 ? trap_names[vector] : "interrupt";
+}
+
+static void trap_report(struct trap_frame *f, uint64_t cr2, const char *what)
+{
+	kprintf("trap: %s (vector %lu) err=0x%lx rip=0x%lx cs=0x%lx rsp=0x%lx cr2=0x%lx cpu=%u: %s\n",
+		trap_name((unsigned)f->vector), f->vector, f->err, f->rip, f->cs, f->rsp, cr2,
+		cpu_self()->id, what);
+}
+
+void trap_handle(struct trap_frame *f)
+{
+	struct cpu *c = cpu_self();
+	switch (f->vector) {
+	case VEC_TIMER:
+		c->ticks++;
+		apic_eoi();
+		return;
+	case VEC_IPI:
+		c->ipis++;
+		apic_eoi();
+		return;
+	case VEC_SPURIOUS:
+		return;
+	}
+
+	uint64_t cr2 = f->vector == 14 ? read_cr2() : 0;
+	bool user = (f->cs & 3) == 3;
+	if (user && f->vector == 14 && task_demand_fault(cr2, f->err))
+		return;
+	if (user && c->in_task) {
+		c->fault = (struct task_fault){ true, (uint32_t)f->vector, f->err, f->rip, cr2 };
+		if (!trap_quiet)
+			trap_report(f, cr2, "ring-3 task killed");
+		task_resume(&c->kctx, TASK_KILLED);
+	}
+	trap_report(f, cr2, "in the kernel");
+	panic("unexpected %s in ring %lu", trap_name((unsigned)f->vector), f->cs & 3);
+}
