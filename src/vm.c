@@ -319,6 +319,7 @@ void vm_destroy(struct vm *vm)
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;
+	devices_destroy(vm); /* before the buses: it finds device state through them */
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);
