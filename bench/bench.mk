@@ -1,0 +1,30 @@
+# Benchmarks (bench/run.sh, `make bench`): the raw-KVM lower bound, a wall-time/RSS
+# timer, and the bench guests. Included by the top-level Makefile.
+BENCH_DIR    := $(BUILD)/bench
+BENCH_NOUTS  := 0 200000
+BENCH_GUESTS := $(BENCH_NOUTS:%=$(BENCH_DIR)/guests/outs_%.elf)
+BENCH_TOOLS  := $(BENCH_DIR)/rawkvm $(BENCH_DIR)/timeit $(BENCH_DIR)/nop
+
+.PHONY: bench-build
+bench-build: $(BENCH_TOOLS) $(BENCH_GUESTS)
+
+$(BENCH_DIR)/rawkvm: bench/rawkvm.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# Static, so that the forked child's pre-exec pages (which count in its
+# ru_maxrss) are as few as possible: see docs/benchmarks.md.
+$(BENCH_DIR)/timeit: bench/timeit.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -static -o $@ $<
+
+$(BENCH_DIR)/nop: bench/nop.S
+	@mkdir -p $(dir $@)
+	$(CC) -nostdlib -static -o $@ $<
+
+# Same assembler set-up as tests/guests/guests.mk, reusing its common.h and guest.ld.
+$(BENCH_DIR)/guests/outs_%.o32: bench/guests/outs.S tests/guests/common.h
+	@mkdir -p $(dir $@)
+	$(CC) -c -nostdlib -ffreestanding -m32 -Itests/guests -DN_OUTS=$* -o $@ $<
+$(BENCH_DIR)/guests/outs_%.elf: $(BENCH_DIR)/guests/outs_%.o32 tests/guests/guest.ld
+	ld --no-warn-rwx-segments -m elf_i386 -static -nostdlib --build-id=none -N -T tests/guests/guest.ld -o $@ $<

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""hvmm benchmarks: start-to-exit, per-exit cost and peak RSS, side by side.
+
+Runs, in one invocation and in interleaved rounds (the order rotates every round,
+so slow drift on this shared 2-core machine hits every VMM alike):
+  raw    bench/rawkvm, the least a VMM can do (no irqchip, no devices, no threads)
+  hvmm   build/hvmm with its default irqchip (split)
+  hvmm-k build/hvmm --irqchip kernel
+  qemu   QEMU microvm, the reference command of the issue
+on the same multiboot images (bench/guests/outs.S built for N=0 and N=200000).
+Each run is timed by bench/timeit (fork/exec/wait4 with CLOCK_MONOTONIC, and the
+child's ru_maxrss). Every run must end with status 85 (guest wrote 0x2a to port
+0xf4); a run that does not is reported and left out of the medians.
+
+Results: medians; ratios against raw. The results section of docs/benchmarks.md
+(between the bench-results markers) is rewritten with this run's table.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+N_OUTS = 200000
+EXPECT = (0x2a << 1) | 1  # 85
+GOAL_START = 1.30          # hvmm start <= 1.3 x raw (default irqchip)
+GOAL_EXIT = 0.01           # hvmm per-exit <= raw + 1 %
+GOAL_RSS_KB = 1.5e6 / 1024  # 1.5 MB = 1 500 000 bytes (the stricter reading), in KiB
+BEGIN = "<!-- bench-results:begin (rewritten by `make bench`; edit outside the markers) -->"
+END = "<!-- bench-results:end -->"
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds-start", type=int, default=30, help="rounds for N=0 (start, RSS)")
+    ap.add_argument("--rounds-exit", type=int, default=9, help="rounds for N=200000 (per exit)")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--no-qemu", action="store_true")
+    return ap.parse_args()
+
+
+def vmms(build, use_qemu):
+    hvmm = [f"{build}/hvmm", "run", "--mem", "128M", "--serial", "none"]
+    v = [
+        ("raw", "raw KVM (bench/rawkvm)", [f"{build}/bench/rawkvm", "--mem", "128M"]),
+        ("hvmm", "hvmm (default: split irqchip)", hvmm),
+        ("hvmm-k", "hvmm --irqchip kernel", hvmm[:2] + ["--irqchip", "kernel"] + hvmm[2:]),
+    ]
+    if use_qemu:
+        v.append(("qemu", "QEMU microvm", [
+            "qemu-system-x86_64", "-M", "microvm,x-option-roms=off", "-enable-kvm",
+            "-cpu", "host,-arch-capabilities", "-m", "128M", "-nodefaults", "-no-reboot",
+            "-display", "none", "-serial", "none",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel"]))
+    return v
+
+
+class Timer:
+    def __init__(self, build):
+        self.timeit = f"{build}/bench/timeit"
+        fd, self.errfile = tempfile.mkstemp(prefix="hvmm-bench-", suffix=".err")
+        os.close(fd)
+
+    def run(self, cmd, timeout):
+        """One run: (wall_ns, maxrss_kib, status, stderr text)."""
+        out = subprocess.run([self.timeit, "-t", str(timeout), "-e", self.errfile, "--"] + cmd,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             timeout=timeout + 30, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"timeit failed: {out.stderr.strip()}")
+        ns, kb, status = (int(x) for x in out.stdout.split())
+        err = ""
+        if status != EXPECT:
+            with open(self.errfile, errors="replace") as f:
+                err = f.read()[-2000:]
+        return ns, kb, status, err
+
+    def close(self):
+        os.unlink(self.errfile)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def run_rounds(timer, vms, image, rounds, timeout, label):
+    res = {k: {"ns": [], "kb": [], "bad": []} for k, _, _ in vms}
+    for r in range(rounds):
+        order = vms[r % len(vms):] + vms[:r % len(vms)]
+        for key, _, cmd in order:
+            ns, kb, status, err = timer.run(cmd + [image], timeout)
+            if status == EXPECT:
+                res[key]["ns"].append(ns)
+                res[key]["kb"].append(kb)
+            else:
+                res[key]["bad"].append(status)
+                print(f"  {label} round {r}: {key} exited {status} (expected {EXPECT}):\n{err}",
+                      file=sys.stderr)
+        print(f"\r  {label}: round {r + 1}/{rounds}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return res
+
+
+def hvmm_exit_count(build, image):
+    """Sanity: hvmm must see exactly N_OUTS+1 user-space exits for the N=200000 guest."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        p = subprocess.run([f"{build}/hvmm", "run", "--serial", "none", "--stats-json", f.name, image],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
+        try:
+            with open(f.name) as j:
+                return p.returncode, json.load(j).get("userspace_exits")
+        except (OSError, ValueError):
+            return p.returncode, None
+
+
+def git_rev():
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return rev + (" + uncommitted src/ changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main():
+    a = parse_args()
+    b = a.build
+    vms = vmms(b, not a.no_qemu)
+    img0 = f"{b}/bench/guests/outs_0.elf"
+    imgN = f"{b}/bench/guests/outs_{N_OUTS}.elf"
+    timer = Timer(b)
+    load0 = os.getloadavg()
+    try:
+        floor_ns, floor_kb, _, _ = timer.run([f"{b}/bench/nop"], 10)
+        print(f"timer floor (timeit -- bench/nop): {floor_ns / 1e6:.3f} ms, {floor_kb} KiB", file=sys.stderr)
+        # One unrecorded run of each, so page cache and KVM module state are warm for all.
+        for _, _, cmd in vms:
+            timer.run(cmd + [img0], 30)
+        start = run_rounds(timer, vms, img0, a.rounds_start, 30, "N=0")
+        outs = run_rounds(timer, vms, imgN, a.rounds_exit, 300, f"N={N_OUTS}")
+    finally:
+        timer.close()
+    hv_status, hv_exits = hvmm_exit_count(b, imgN)
+    load1 = os.getloadavg()
+
+    rows = {}
+    for key, name, _ in vms:
+        s, o = start[key], outs[key]
+        t0 = med(s["ns"])
+        tn = med(o["ns"])
+        rows[key] = {
+            "name": name,
+            "start_ms": t0 / 1e6,
+            "start_min_ms": min(s["ns"]) / 1e6 if s["ns"] else float("nan"),
+            "start_max_ms": max(s["ns"]) / 1e6 if s["ns"] else float("nan"),
+            "exit_us": (tn - t0) / N_OUTS / 1e3,
+            "tN_min_s": min(o["ns"]) / 1e9 if o["ns"] else float("nan"),
+            "tN_max_s": max(o["ns"]) / 1e9 if o["ns"] else float("nan"),
+            "rss_kb": med(s["kb"]),
+            "rssN_kb": med(o["kb"]),
+            "runs": len(s["ns"]) + len(o["ns"]),
+            "bad": s["bad"] + o["bad"],
+        }
+    raw = rows["raw"]
+    for r in rows.values():
+        r["start_x"] = r["start_ms"] / raw["start_ms"]
+        r["exit_pct"] = (r["exit_us"] / raw["exit_us"] - 1) * 100
+        r["rss_x"] = r["rss_kb"] / raw["rss_kb"]
+
+    h = rows["hvmm"]
+    goals = [
+        ("start ≤ 1.3× raw (default irqchip)", f"{h['start_x']:.2f}×", h["start_x"] <= GOAL_START),
+        ("per exit ≤ +1% over raw", f"{h['exit_pct']:+.1f}%", h["exit_pct"] <= GOAL_EXIT * 100),
+        ("peak RSS ≤ 1.5 MB (1465 KiB)", f"{h['rss_kb'] / 1024:.2f} MiB ({h['rss_kb']:.0f} KiB)",
+         h["rss_kb"] <= GOAL_RSS_KB),
+    ]
+
+    table = ["| VMM | start→exit, ms (median) | ×raw | start min–max, ms | per exit, µs | vs raw "
+             "| t(N=200000) min–max, s | peak RSS, MiB (N=0) | ×raw | peak RSS, MiB (N=200000) | bad runs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, _, _ in vms:
+        r = rows[key]
+        table.append(
+            f"| {r['name']} | {r['start_ms']:.2f} | {r['start_x']:.2f} | "
+            f"{r['start_min_ms']:.2f}–{r['start_max_ms']:.2f} | {r['exit_us']:.3f} | {r['exit_pct']:+.1f}% | "
+            f"{r['tN_min_s']:.3f}–{r['tN_max_s']:.3f} | {r['rss_kb'] / 1024:.2f} | {r['rss_x']:.2f} | "
+            f"{r['rssN_kb'] / 1024:.2f} | {len(r['bad'])} |")
+    goal_lines = ["| goal (hvmm, default irqchip) | measured | result |", "|---|---:|---|"]
+    for g, v, ok in goals:
+        goal_lines.append(f"| {g} | {v} | {'PASS' if ok else 'MISS'} |")
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    facts = [
+        f"- run: {now}; hvmm at git {git_rev()}; kernel {platform.release()}; "
+        f"{os.cpu_count()} CPUs ({cpu_model()})",
+        f"- rounds: {a.rounds_start} × N=0 and {a.rounds_exit} × N={N_OUTS} per VMM, interleaved, "
+        f"order rotated per round; load average {load0[0]:.2f} before, {load1[0]:.2f} after "
+        "(the machine is shared: other work may run beside the bench)",
+        f"- timer floor (`timeit -- bench/nop`): {floor_ns / 1e6:.3f} ms, {floor_kb} KiB",
+        f"- hvmm --stats-json on the N={N_OUTS} guest: status {hv_status}, "
+        f"userspace_exits = {hv_exits} (expected {N_OUTS + 1})",
+    ]
+    text = "\n".join(facts + ["", *table, "", *goal_lines])
+    print()
+    print(text)
+
+    if not a.no_doc:
+        write_doc(now, text)
+    return 0
+
+
+def write_doc(now, text):
+    path = "docs/benchmarks.md"
+    section = f"{BEGIN}\n## Latest results ({now})\n\nCommand: `make bench` (= `bench/run.sh`).\n\n{text}\n{END}"
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except FileNotFoundError:
+        doc = "# Benchmarks\n"
+    if BEGIN in doc and END in doc:
+        pre, rest = doc.split(BEGIN, 1)
+        post = rest.split(END, 1)[1]
+        doc = pre + section + post
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(doc)
+    print(f"\n{path}: results section rewritten", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make bench`: hvmm against the raw-KVM lower bound and QEMU microvm, in one run.
+# Builds what it needs (hvmm, the raw program, the timer, the bench guests), then
+# bench/bench.py runs the interleaved rounds, prints the table and rewrites the
+# results section of docs/benchmarks.md. Extra arguments go to bench.py
+# (e.g. --no-doc, --rounds-start 10, --rounds-exit 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+make -s BUILD="$BUILD" all bench-build
+exec python3 bench/bench.py --build "$BUILD" "$@"
