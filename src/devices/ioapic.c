@@ -239,15 +239,14 @@ static uint64_t ioapic_mmio_read(void *opaque, uint64_t offset, unsigned size)
 {
 	struct ioapic *s = opaque;
 	uint64_t v = 0;
-	(void)size;
 	pthread_mutex_lock(&s->lock);
 	if (offset == IOAPIC_REGSEL)
 		v = s->regsel;
 	else if (offset == IOAPIC_WIN)
 		v = ioapic_reg_read(s, s->regsel);
 	pthread_mutex_unlock(&s->lock);
-	/* a narrower read of a register sees its low bytes (the bus truncates) */
-	return v;
+	/* the IOAPIC is 32-bit only; a narrower read sees the low bytes */
+	return size < 4 ? v & ((1u << (8 * size)) - 1) : v;
 }
 
 static void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
