@@ -69,44 +69,46 @@ static void pic_chip_write(struct pic_chip *c, unsigned a0, uint8_t v)
 	}
 }
 
-static uint64_t pic_chip_read(struct pic *p, unsigned idx, uint64_t offset)
+/* Byte-wide ports: a 2-byte access touches both, low byte first. */
+static uint64_t pic_chip_read(struct pic *p, unsigned idx, uint64_t offset, unsigned size)
 {
+	uint64_t v = 0;
 	pthread_mutex_lock(&p->lock);
-	/* offset 0: IRR or ISR per OCW3 — both always empty here */
-	uint64_t v = offset == 0 ? 0 : p->chip[idx].imr;
+	for (unsigned i = 0; i < size && offset + i < 2; i++)
+		/* A0=0: IRR or ISR per OCW3 — both always empty here */
+		if (offset + i == 1)
+			v |= (uint64_t)p->chip[idx].imr << (8 * i);
 	pthread_mutex_unlock(&p->lock);
 	return v;
 }
 
-static void pic_chip_access(struct pic *p, unsigned idx, uint64_t offset, uint64_t value)
+static void pic_chip_access(struct pic *p, unsigned idx, uint64_t offset, unsigned size,
+			    uint64_t value)
 {
 	pthread_mutex_lock(&p->lock);
-	pic_chip_write(&p->chip[idx], (unsigned)offset & 1, (uint8_t)value);
+	for (unsigned i = 0; i < size && offset + i < 2; i++)
+		pic_chip_write(&p->chip[idx], (unsigned)(offset + i), (uint8_t)(value >> (8 * i)));
 	pthread_mutex_unlock(&p->lock);
 }
 
 static uint64_t pic_master_read(void *opaque, uint64_t offset, unsigned size)
 {
-	(void)size;
-	return pic_chip_read(opaque, 0, offset);
+	return pic_chip_read(opaque, 0, offset, size);
 }
 
 static void pic_master_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
-	(void)size;
-	pic_chip_access(opaque, 0, offset, value);
+	pic_chip_access(opaque, 0, offset, size, value);
 }
 
 static uint64_t pic_slave_read(void *opaque, uint64_t offset, unsigned size)
 {
-	(void)size;
-	return pic_chip_read(opaque, 1, offset);
+	return pic_chip_read(opaque, 1, offset, size);
 }
 
 static void pic_slave_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
-	(void)size;
-	pic_chip_access(opaque, 1, offset, value);
+	pic_chip_access(opaque, 1, offset, size, value);
 }
 
 /* ELCR: one byte per chip; a 2-byte access covers both. */

@@ -1,0 +1,298 @@
+/* Unit tests for debug-exit, i8042, 0xcf9 reset, boot timer and PIC. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util.h"
+#include "vm.h"
+
+/* ---- test doubles ---- */
+
+static int stop_calls;
+static enum vm_stop_reason stop_reason;
+static int stop_status;
+static char stop_msg[256];
+
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
+{
+	(void)vm;
+	stop_calls++;
+	stop_reason = reason;
+	stop_status = status;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(stop_msg, sizeof(stop_msg), fmt, ap);
+	va_end(ap);
+}
+
+void irq_set_line(struct vm *vm, unsigned pin, bool level)
+{
+	(void)vm, (void)pin, (void)level;
+}
+
+int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
+{
+	(void)vm, (void)pin, (void)addr, (void)data;
+	return 0;
+}
+
+/* ---- harness ---- */
+
+static struct vm vm;
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&vm, 0, sizeof(vm));
+	vm.vm_fd = vm.kvm_fd = -1;
+	bus_init(&vm.pio, "pio");
+	bus_init(&vm.mmio, "mmio");
+	stop_calls = 0;
+	stop_reason = VM_STOP_NONE;
+	stop_status = -1;
+	stop_msg[0] = 0;
+	util_mark_start();
+	assert_int_equal(debug_exit_create(&vm), 0);
+	assert_int_equal(i8042_create(&vm), 0);
+	assert_int_equal(sysreset_create(&vm), 0);
+	assert_int_equal(boot_timer_create(&vm), 0);
+	assert_int_equal(pic_create(&vm), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	devices_destroy(&vm);
+	assert_null(vm.boot_timer);
+	bus_free(&vm.pio);
+	bus_free(&vm.mmio);
+	return 0;
+}
+
+static uint64_t bread(struct bus *b, uint64_t addr, unsigned size)
+{
+	const struct bus_range *r = bus_find(b, addr, size);
+	assert_non_null(r);
+	return r->ops->read(r->opaque, addr - r->base, size);
+}
+
+static void bwrite(struct bus *b, uint64_t addr, unsigned size, uint64_t v)
+{
+	const struct bus_range *r = bus_find(b, addr, size);
+	assert_non_null(r);
+	r->ops->write(r->opaque, addr - r->base, size, v);
+}
+
+static uint64_t in(uint64_t port, unsigned size)
+{
+	return bread(&vm.pio, port, size);
+}
+
+static void out(uint64_t port, unsigned size, uint64_t v)
+{
+	bwrite(&vm.pio, port, size, v);
+}
+
+/* ---- debug exit ---- */
+
+static void test_debug_exit_status(void **state)
+{
+	(void)state;
+	static const struct { uint64_t v; unsigned size; int status; } cases[] = {
+		{ 0, 1, 1 }, { 1, 1, 3 }, { 0x7f, 1, 0xff }, { 0x80, 1, 1 },
+		{ 0x7f, 4, 0xff }, { 0x101, 4, 3 }, { 0x21, 2, 0x43 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		stop_calls = 0;
+		out(DEBUG_EXIT_PORT, cases[i].size, cases[i].v);
+		assert_int_equal(stop_calls, 1);
+		assert_int_equal(stop_reason, VM_STOP_DEBUG_EXIT);
+		assert_int_equal(stop_status, cases[i].status);
+	}
+	/* any of the four ports */
+	stop_calls = 0;
+	out(DEBUG_EXIT_PORT + 3, 1, 1);
+	assert_int_equal(stop_calls, 1);
+	assert_int_equal(stop_status, 3);
+	assert_null(bus_find(&vm.pio, DEBUG_EXIT_PORT + 4, 1));
+	/* reads: all-ones of the access size */
+	assert_int_equal(in(DEBUG_EXIT_PORT, 1), 0xff);
+	assert_int_equal(in(DEBUG_EXIT_PORT, 2), 0xffff);
+	assert_int_equal(in(DEBUG_EXIT_PORT, 4), 0xffffffff);
+}
+
+/* ---- i8042 ---- */
+
+static void test_i8042_probe(void **state)
+{
+	(void)state;
+	uint8_t st = (uint8_t)in(0x64, 1);
+	assert_true(st & 0x04);        /* system flag */
+	assert_false(st & 0x01);       /* output buffer empty */
+	assert_false(st & 0x02);       /* input buffer empty: ready for commands */
+	out(0x64, 1, 0xAA);            /* self test */
+	assert_true(in(0x64, 1) & 0x01);
+	assert_int_equal(in(0x60, 1), 0x55);
+	assert_false(in(0x64, 1) & 0x01);
+	out(0x64, 1, 0xAB);            /* keyboard interface test */
+	assert_int_equal(in(0x60, 1), 0x00);
+	out(0x64, 1, 0x20);            /* read command byte */
+	assert_int_equal(in(0x60, 1), 0x45);
+	out(0x64, 1, 0x60);            /* write command byte */
+	out(0x60, 1, 0x12);
+	out(0x64, 1, 0x20);
+	assert_int_equal(in(0x60, 1), 0x12);
+	out(0x64, 1, 0xAD);            /* disable/enable: accepted, no response */
+	out(0x64, 1, 0xAE);
+	out(0x64, 1, 0xA7);
+	out(0x64, 1, 0xA8);
+	assert_false(in(0x64, 1) & 0x01);
+	out(0x64, 1, 0xD3);            /* write aux output buffer: reads back as mouse data */
+	out(0x60, 1, 0x5a);
+	assert_int_equal(in(0x64, 1) & 0x21, 0x21);
+	assert_int_equal(in(0x60, 1), 0x5a);
+	out(0x60, 1, 0xF2);            /* a byte for a keyboard that is not there */
+	assert_false(in(0x64, 1) & 0x01);
+	assert_int_equal(stop_calls, 0);
+	/* hostile: a flood of commands does not overflow anything */
+	for (int i = 0; i < 1000; i++)
+		out(0x64, 1, 0xAA);
+	for (int i = 0; i < 1000; i++)
+		in(0x60, 1);
+	assert_false(in(0x64, 1) & 0x01);
+	assert_null(bus_find(&vm.pio, 0x61, 1)); /* not ours */
+}
+
+static void test_i8042_reset(void **state)
+{
+	(void)state;
+	out(0x64, 1, 0xD1);            /* write output port, reset bit kept high */
+	out(0x60, 1, 0x03);
+	assert_int_equal(stop_calls, 0);
+	out(0x64, 1, 0xD0);
+	assert_int_equal(in(0x60, 1), 0x03);
+	out(0x64, 1, 0xFE);
+	assert_int_equal(stop_calls, 1);
+	assert_int_equal(stop_reason, VM_STOP_SHUTDOWN);
+	assert_int_equal(stop_status, HVMM_EXIT_OK);
+	assert_string_equal(stop_msg, "guest reset via i8042 (0x64 <- 0xfe)");
+	out(0x64, 1, 0xD1);            /* output port bit 0 low: reset */
+	out(0x60, 1, 0x02);
+	assert_int_equal(stop_calls, 2);
+	assert_int_equal(stop_reason, VM_STOP_SHUTDOWN);
+}
+
+/* ---- 0xcf9 ---- */
+
+static void test_sysreset(void **state)
+{
+	(void)state;
+	assert_int_equal(in(0xcf9, 1), 0);
+	out(0xcf9, 1, 0x02);           /* select hard reset, no reset yet */
+	assert_int_equal(stop_calls, 0);
+	assert_int_equal(in(0xcf9, 1), 0x02);
+	out(0xcf9, 1, 0x06);
+	assert_int_equal(stop_calls, 1);
+	assert_int_equal(stop_reason, VM_STOP_SHUTDOWN);
+	assert_int_equal(stop_status, HVMM_EXIT_OK);
+	assert_string_equal(stop_msg, "guest reset via port 0xcf9");
+	assert_int_equal(in(0xcf9, 1), 0x02); /* bit 2 reads clear */
+	assert_null(bus_find(&vm.pio, 0xcf8, 1));
+	assert_null(bus_find(&vm.pio, 0xcf9, 2));
+}
+
+/* ---- boot timer ---- */
+
+static void test_boot_timer(void **state)
+{
+	(void)state;
+	struct boot_timer_mark m[BOOT_TIMER_MAX_MARKS + 4];
+	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS), 0);
+	out(BOOT_TIMER_PORT, 4, 0x1234);
+	bwrite(&vm.mmio, BOOT_TIMER_MMIO, 4, 0xcafe);
+	out(BOOT_TIMER_PORT + 1, 1, 7);
+	assert_int_equal(in(BOOT_TIMER_PORT, 4), 0);
+	assert_int_equal(bread(&vm.mmio, BOOT_TIMER_MMIO, 4), 0);
+	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS), 3);
+	assert_int_equal(m[0].value, 0x1234);
+	assert_false(m[0].mmio);
+	assert_int_equal(m[1].value, 0xcafe);
+	assert_true(m[1].mmio);
+	assert_int_equal(m[2].value, 7);
+	assert_true(m[0].ns <= m[1].ns && m[1].ns <= m[2].ns);
+	assert_true(m[2].ns < util_since_start_ns() + 1);
+	/* count all, keep the first 16 */
+	for (unsigned i = 0; i < 20; i++)
+		out(BOOT_TIMER_PORT, 4, 100 + i);
+	memset(m, 0xee, sizeof(m));
+	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS + 4), 23);
+	assert_int_equal(m[15].value, 100 + 12);
+	assert_int_equal(m[16].value, 0xeeeeeeee); /* nothing copied past the kept ones */
+	assert_int_equal(boot_timer_marks(&vm, m, 2), 23); /* max respected */
+	/* no device: no marks */
+	struct vm empty;
+	memset(&empty, 0, sizeof(empty));
+	assert_int_equal(boot_timer_marks(&empty, m, BOOT_TIMER_MAX_MARKS), 0);
+}
+
+/* ---- PIC ---- */
+
+static void test_pic(void **state)
+{
+	(void)state;
+	assert_int_equal(in(0x21, 1), 0xff); /* everything masked from the start */
+	/* the init sequence Linux uses */
+	out(0x20, 1, 0x11);
+	out(0x21, 1, 0x20);
+	out(0x21, 1, 0x04);
+	out(0x21, 1, 0x01);
+	out(0xa0, 1, 0x11);
+	out(0xa1, 1, 0x28);
+	out(0xa1, 1, 0x02);
+	out(0xa1, 1, 0x01);
+	out(0x21, 1, 0xfb); /* OCW1 */
+	out(0xa1, 1, 0xff);
+	assert_int_equal(in(0x21, 1), 0xfb);
+	assert_int_equal(in(0xa1, 1), 0xff);
+	/* probe_8259A: write, read back */
+	out(0x21, 1, 0xff);
+	out(0xa1, 1, 0xff);
+	out(0xa1, 1, 0x5a);
+	assert_int_equal(in(0xa1, 1), 0x5a);
+	out(0x20, 1, 0x0a); /* OCW3: read ISR */
+	assert_int_equal(in(0x20, 1), 0);
+	out(0x20, 1, 0x20); /* OCW2: EOI */
+	assert_int_equal(in(0x21, 1), 0xff);
+	assert_int_equal(in(0x20, 2), 0xff00); /* word read: IRR, IMR */
+	/* ICW1 without ICW4, single: only ICW2 follows */
+	out(0x20, 1, 0x12);
+	out(0x21, 1, 0x08);
+	out(0x21, 1, 0x3c); /* OCW1 already */
+	assert_int_equal(in(0x21, 1), 0x3c);
+	/* ELCR: level bits only where allowed */
+	out(0x4d0, 1, 0xff);
+	out(0x4d1, 1, 0xff);
+	assert_int_equal(in(0x4d0, 1), 0xf8);
+	assert_int_equal(in(0x4d1, 1), 0xde);
+	out(0x4d0, 2, 0x0000);
+	assert_int_equal(in(0x4d0, 2), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_debug_exit_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i8042_probe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i8042_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sysreset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_boot_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pic, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
