@@ -298,9 +298,7 @@ static void test_elf_multiboot(void **state)
 	uint32_t mh[3] = { MB_MAGIC, 0x3, 0u - MB_MAGIC - 0x3 };
 	memcpy(img + 0x1000, mh, sizeof(mh));
 	img[0x1fff] = 0x5a;
-	struct boot_params_in in = { .image = img, .image_len = 0x2000 };
 	assert_int_equal(boot_detect(img, 0x2000), BOOT_MULTIBOOT);
-	(void)in;
 	assert_int_equal(load(f, 0x2000), 0);
 	assert_int_equal(f->e.format, BOOT_MULTIBOOT);
 	assert_int_equal(f->e.mode, BOOT_MODE_PROT32);
