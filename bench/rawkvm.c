@@ -11,7 +11,13 @@
  * CPUID set-up, no devices, no threads, no exit accounting, no multiboot info
  * (EBX=0: the bench guests read none).
  *
- * Usage: rawkvm [--mem SIZE] IMAGE   (SIZE in bytes or with K/M/G; default 128M)
+ * Usage: rawkvm [--mem SIZE] [--irqchip none|split|kernel] [--cpuid] IMAGE
+ *   --mem      guest RAM in bytes or with K/M/G (default 128M)
+ *   --irqchip  off by default (the lower bound); split = KVM_CAP_SPLIT_IRQCHIP,
+ *              kernel = KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2, as hvmm does
+ *   --cpuid    KVM_GET_SUPPORTED_CPUID + KVM_SET_CPUID2, as every real VMM does
+ * The options exist only to split hvmm's start-up cost into what KVM itself
+ * charges for each piece of set-up and what hvmm adds on top (docs/benchmarks.md).
  */
 #include <elf.h>
 #include <errno.h>
@@ -144,6 +150,21 @@ static uint32_t load_elf32(const uint8_t *img, size_t len, uint8_t *ram, uint64_
 	return eh.e_entry;
 }
 
+/* Hand the vCPU what KVM supports, unchanged: the cost is the two ioctls. */
+static void set_cpuid(int kvm, int vcpu)
+{
+	enum { NENT = 256 };
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + NENT * sizeof(c->entries[0]));
+	if (!c)
+		fail("out of memory");
+	c->nent = NENT;
+	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) < 0)
+		die("KVM_GET_SUPPORTED_CPUID");
+	if (ioctl(vcpu, KVM_SET_CPUID2, c) < 0)
+		die("KVM_SET_CPUID2");
+	free(c);
+}
+
 static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
 {
 	*s = (struct kvm_segment){
@@ -155,19 +176,24 @@ static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
 int main(int argc, char **argv)
 {
 	uint64_t mem = 128ull << 20;
-	const char *image = NULL;
+	const char *image = NULL, *irqchip = "none";
+	int cpuid = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mem") && i + 1 < argc)
 			mem = parse_size(argv[++i]);
+		else if (!strcmp(argv[i], "--irqchip") && i + 1 < argc)
+			irqchip = argv[++i];
+		else if (!strcmp(argv[i], "--cpuid"))
+			cpuid = 1;
 		else if (argv[i][0] != '-' && !image)
 			image = argv[i];
 		else {
-			fprintf(stderr, "usage: rawkvm [--mem SIZE] IMAGE\n");
+			fprintf(stderr, "usage: rawkvm [--mem SIZE] [--irqchip none|split|kernel] [--cpuid] IMAGE\n");
 			return 2;
 		}
 	}
 	if (!image) {
-		fprintf(stderr, "usage: rawkvm [--mem SIZE] IMAGE\n");
+		fprintf(stderr, "usage: rawkvm [--mem SIZE] [--irqchip none|split|kernel] [--cpuid] IMAGE\n");
 		return 2;
 	}
 
@@ -179,6 +205,21 @@ int main(int argc, char **argv)
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
 		die("KVM_CREATE_VM");
+
+	/* An irqchip must exist before the first vCPU. */
+	if (!strcmp(irqchip, "split")) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP, .args = { 24 } };
+		if (ioctl(vm, KVM_ENABLE_CAP, &cap) < 0)
+			die("KVM_CAP_SPLIT_IRQCHIP");
+	} else if (!strcmp(irqchip, "kernel")) {
+		if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0)
+			die("KVM_CREATE_IRQCHIP");
+		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+		if (ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
+			die("KVM_CREATE_PIT2");
+	} else if (strcmp(irqchip, "none")) {
+		fail("--irqchip must be none, split or kernel");
+	}
 
 	/* MAP_NORESERVE: a 128 MiB guest that touches a few pages costs a few pages. */
 	uint8_t *ram = mmap(NULL, mem, PROT_READ | PROT_WRITE,
@@ -211,6 +252,8 @@ int main(int argc, char **argv)
 	struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
 	if (run == MAP_FAILED)
 		die("mmap kvm_run");
+	if (cpuid)
+		set_cpuid(kvm, vcpu);
 
 	struct kvm_sregs sregs;
 	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
