@@ -233,6 +233,8 @@ static void test_boot_timer(void **state)
 	memset(m, 0xee, sizeof(m));
 	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS + 4), 23);
 	assert_int_equal(m[15].value, 100 + 12);
+	assert_int_equal(m[0].value, 0x1234); /* the first ones are never overwritten */
+	assert_int_equal(m[5].value, 100 + 2);
 	assert_int_equal(m[16].value, 0xeeeeeeee); /* nothing copied past the kept ones */
 	assert_int_equal(boot_timer_marks(&vm, m, 2), 23); /* max respected */
 	/* no device: no marks */
@@ -275,6 +277,13 @@ static void test_pic(void **state)
 	out(0x21, 1, 0x08);
 	out(0x21, 1, 0x3c); /* OCW1 already */
 	assert_int_equal(in(0x21, 1), 0x3c);
+	/* ICW1 cascade without ICW4: ICW2, ICW3, then OCW1 */
+	out(0xa0, 1, 0x10);
+	assert_int_equal(in(0xa1, 1), 0x00); /* ICW1 clears IMR */
+	out(0xa1, 1, 0x70);
+	out(0xa1, 1, 0x02);
+	out(0xa1, 1, 0x77);
+	assert_int_equal(in(0xa1, 1), 0x77);
 	/* ELCR: level bits only where allowed */
 	out(0x4d0, 1, 0xff);
 	out(0x4d1, 1, 0xff);
