@@ -239,3 +239,28 @@ def t_image_errors(ctx):
     expect(r.status == 4 and "nope" in r.err, "missing module: exit 4", r)
     r = ctx.hvmm("--mem", "1M", ctx.guest("hello.elf"), stats=False)
     expect(r.status == 4, "image at 1 MiB does not fit in 1 MiB of RAM: exit 4", r)
+
+
+def ioapic_case(ctx, guest, irqchip):
+    hv = ctx.hvmm("--irqchip", irqchip, ctx.guest(guest))
+    expect(hv.status == 1 and hv.out.endswith("two IOAPIC interrupts delivered\n"),
+           f"UART IRQ 4 through the IOAPIC ({irqchip} irqchip)", hv)
+    return hv
+
+
+@case("irq/ioapic-edge", qemu=True)
+def t_ioapic_edge(ctx):
+    same_as_qemu(ctx, "ioapic.elf")
+    for chip in ("split", "kernel"):
+        ioapic_case(ctx, "ioapic.elf", chip)
+
+
+@case("irq/ioapic-level-eoi", qemu=True)
+def t_ioapic_level(ctx):
+    same_as_qemu(ctx, "ioapic_level.elf")
+    hv = ioapic_case(ctx, "ioapic_level.elf", "split")
+    # the second interrupt needs Remote IRR cleared: KVM reports each EOI of
+    # a level-triggered vector to hvmm's IOAPIC
+    expect(hv.stats["exits_by_reason"].get("IOAPIC_EOI") == 2,
+           f"two EOI exits expected: {hv.stats['exits_by_reason']}", hv)
+    ioapic_case(ctx, "ioapic_level.elf", "kernel")
