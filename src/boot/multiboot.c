@@ -244,7 +244,10 @@ static int mb_write_info(struct guest_mem *m, const struct boot_params_in *in, u
 	info.mmap_length = n * (uint32_t)sizeof(struct mb_mmap_entry);
 
 	info.boot_loader_name = area_str(&a, "hvmm", NULL);
-	info.cmdline = area_str(&a, in->cmdline ? in->cmdline : "", NULL);
+	/* "IMAGE CMDLINE", as QEMU's -kernel (and GRUB) pass it: kernels that
+	 * skip argv[0] see the same words on hvmm as there. */
+	info.cmdline = area_str(&a, in->image_path ? in->image_path : "",
+				in->cmdline ? in->cmdline : "");
 	if (mb_load_modules(m, in, &a, kernel_hi, &info, err, errlen) < 0)
 		return -1;
 	if (a.full)

@@ -193,7 +193,7 @@ static void test_info(void **state)
 	assert_int_equal(flags, (1u << 0) | (1u << 2) | (1u << 3) | (1u << 6) | (1u << 9));
 	assert_int_equal(rd32(f, mbi + 4), 636);                  /* mem_lower: up to the MP table */
 	assert_int_equal(rd32(f, mbi + 8), (MIB(64) - MIB(1)) >> 10); /* mem_upper */
-	assert_string_equal(str_at(f, rd32(f, mbi + 16)), "console=ttyS0 test=42");
+	assert_string_equal(str_at(f, rd32(f, mbi + 16)), "mb.bin console=ttyS0 test=42");
 	assert_int_equal(rd32(f, mbi + 20), 0); /* mods_count */
 	assert_string_equal(str_at(f, rd32(f, mbi + 64)), "hvmm");
 
@@ -222,7 +222,7 @@ static void test_info_without_cmdline_and_above_4g(void **state)
 	assert_int_equal(mem_init(&f.m, GIB(4)), 0); /* 3 GiB low, 1 GiB at [4, 5) GiB */
 	assert_int_equal(load(&f, build_kludge(0, 0, 0, LOAD_ADDR)), 0);
 	assert_int_equal(rd32(&f, BOOT_INFO + 8), (GIB(3) - MIB(1)) >> 10);
-	assert_string_equal(str_at(&f, rd32(&f, BOOT_INFO + 16)), "");
+	assert_string_equal(str_at(&f, rd32(&f, BOOT_INFO + 16)), "mb.bin ");
 	uint32_t mmap_len = rd32(&f, BOOT_INFO + 44), mmap = rd32(&f, BOOT_INFO + 48);
 	assert_int_equal(mmap_len, 5 * 24);
 	assert_int_equal(rd64(&f, mmap + 3 * 24 + 12), GIB(3) - MIB(1));
@@ -402,7 +402,8 @@ static void test_info_overflow(void **state)
 	/* a command line that nearly fills the area still fits */
 	big[BOOT_INFO_SIZE - 512] = '\0';
 	assert_int_equal(load(f, len), 0);
-	assert_int_equal(strlen(str_at(f, rd32(f, BOOT_INFO + 16))), BOOT_INFO_SIZE - 512);
+	/* "mb.bin " (the image path, as QEMU passes it) + the command line */
+	assert_int_equal(strlen(str_at(f, rd32(f, BOOT_INFO + 16))), 7 + BOOT_INFO_SIZE - 512);
 	/* ...but not with long module strings on top */
 	char args[601];
 	memset(args, 'y', 600);
