@@ -40,11 +40,14 @@ def run_unit(build, counts, pattern):
         out = p.stdout.decode(errors="replace")
         seen = 0
         for line in out.splitlines():
-            m = re.match(r"(not ok|ok) \d+ - (\S+)(.*)", line)
+            m = re.match(r"(not ok|ok) \d+(?: -)? (?:# SKIP )?(\S+)(.*)", line)
             if not m:
                 continue
             seen += 1
-            if m.group(1) == "ok":
+            if "# SKIP" in line:
+                counts["skipped"] += 1
+                print(f"SKIP unit/{name}/{m.group(2)}{m.group(3)}")
+            elif m.group(1) == "ok":
                 counts["passed"] += 1
                 print(f"PASS unit/{name}/{m.group(2)}")
             else:
