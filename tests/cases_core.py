@@ -264,3 +264,82 @@ def t_ioapic_level(ctx):
     expect(hv.stats["exits_by_reason"].get("IOAPIC_EOI") == 2,
            f"two EOI exits expected: {hv.stats['exits_by_reason']}", hv)
     ioapic_case(ctx, "ioapic_level.elf", "kernel")
+
+
+@case("serial/stdin-input", qemu=True)
+def t_serial_input(ctx):
+    import subprocess as sp
+    img = ctx.guest("echo.elf")
+    hv = ctx.hvmm(img, stdin_data=b"abc xyz.")
+    q = ctx.qemu(img, stdin_data=b"abc xyz.")
+    expect(hv.status == q.status == 1, f"status hvmm {hv.status} QEMU {q.status}", hv)
+    expect(hv.out == q.out == "ready\nabc xyz\nbye\n", f"echo: hvmm {hv.out!r} QEMU {q.out!r}")
+
+
+def pty_run(ctx, guest, steps=(), signal=None, vm_timeout=10):
+    """hvmm on a pseudo-terminal: returns (status, output, termios before, during, after).
+
+    steps: (bytes to type, text to wait for in the output before the next step)."""
+    import os as _os
+    import pty
+    import select
+    import subprocess as sp
+    import termios
+    import time
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    p = sp.Popen([ctx.hvmm_bin, "run", "--timeout", str(vm_timeout), ctx.guest(guest)],
+                 stdin=slave, stdout=slave, stderr=sp.PIPE)
+    out = b""
+    during = None
+    deadline = time.time() + vm_timeout + 10
+    try:
+        while b"ready" not in out and time.time() < deadline and p.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                out += _os.read(master, 4096)
+        during = termios.tcgetattr(slave)
+        for keys, wait in steps:
+            _os.write(master, keys)
+            while wait and wait not in out and time.time() < deadline and p.poll() is None:
+                if select.select([master], [], [], 0.2)[0]:
+                    out += _os.read(master, 4096)
+        if signal:
+            p.send_signal(signal)
+        while p.poll() is None and time.time() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                out += _os.read(master, 4096)
+        if p.poll() is None:
+            p.kill()  # the process this test started, by its Popen handle
+            raise AssertionError("hvmm on a pty did not end")
+        err = p.stderr.read().decode(errors="replace")
+        after = termios.tcgetattr(slave)
+    finally:
+        _os.close(master)
+        _os.close(slave)
+    return p.returncode, out.decode(errors="replace"), err, before, during, after
+
+
+@case("serial/ctrl-a-x-and-raw-terminal")
+def t_ctrl_a_x(ctx):
+    import termios
+    status, out, err, before, during, after = pty_run(ctx, "echo.elf", steps=((b"hi", b"hi"), (b"\x01x", None)))
+    expect(status == 0, f"Ctrl-A x ends hvmm with status 0 (got {status}) {err!r}")
+    expect("hi" in out, f"typed bytes reached the guest and came back: {out!r}")
+    expect(not (during[3] & termios.ICANON) and not (during[3] & termios.ECHO),
+           "terminal in raw mode (no ICANON, no ECHO) while the guest runs")
+    expect(after == before, "terminal settings restored after Ctrl-A x")
+
+
+@case("serial/terminal-restored-on-timeout")
+def t_restore_timeout(ctx):
+    status, _, _, before, during, after = pty_run(ctx, "echo.elf", vm_timeout=1)
+    expect(status == 124, f"timeout status {status}")
+    expect(during != before and after == before, "raw while running, restored after timeout")
+
+
+@case("serial/terminal-restored-on-sigterm")
+def t_restore_sigterm(ctx):
+    import signal
+    status, _, _, before, during, after = pty_run(ctx, "echo.elf", signal=signal.SIGTERM)
+    expect(status == 128 + 15, f"SIGTERM status {status}")
+    expect(during != before and after == before, "raw while running, restored after SIGTERM")

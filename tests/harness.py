@@ -33,11 +33,13 @@ class Result:
         return f"status={self.status} out={self.out[-300:]!r} err={self.err[-600:]!r}"
 
 
-def _run(argv, timeout, stdin=subprocess.DEVNULL):
+def _run(argv, timeout, stdin=subprocess.DEVNULL, stdin_data=None):
+    if stdin_data is not None:
+        stdin = subprocess.PIPE
     p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(input=stdin_data, timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()  # only the process this harness started
         out, err = p.communicate()
@@ -60,7 +62,8 @@ class Ctx:
     def path(self, *parts):
         return os.path.join(self.build, *parts)
 
-    def hvmm(self, *args, timeout=20, vm_timeout=10, stats=True, stdin=subprocess.DEVNULL):
+    def hvmm(self, *args, timeout=20, vm_timeout=10, stats=True, stdin=subprocess.DEVNULL,
+             stdin_data=None):
         """Run `hvmm run [args]`; returns Result with .stats from --stats-json."""
         js = os.path.join(self.tmp, "stats.json")
         if os.path.exists(js):
@@ -69,7 +72,7 @@ class Ctx:
         if stats:
             argv += ["--stats-json", js]
         argv += [str(a) for a in args]
-        status, out, err = _run(argv, timeout, stdin)
+        status, out, err = _run(argv, timeout, stdin, stdin_data)
         st = None
         if stats and os.path.exists(js):
             with open(js) as f:
@@ -81,7 +84,7 @@ class Ctx:
         return Result(*_run([self.hvmm_bin] + [str(a) for a in args], timeout))
 
     def qemu(self, kernel, append=None, initrd=None, smp=1, machine="microvm",
-             accel="kvm", mem="128M", timeout=60, extra=()):
+             accel="kvm", mem="128M", timeout=60, extra=(), stdin_data=None):
         m = "microvm,x-option-roms=off" if machine == "microvm" else machine
         argv = ["qemu-system-x86_64", "-M", m, "-m", mem, "-smp", str(smp),
                 "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio",
@@ -95,7 +98,7 @@ class Ctx:
         if initrd:
             argv += ["-initrd", initrd]
         argv += list(extra)
-        return Result(*_run(argv, timeout))
+        return Result(*_run(argv, timeout, stdin_data=stdin_data))
 
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
