@@ -343,3 +343,9 @@ def t_restore_sigterm(ctx):
     status, _, _, before, during, after = pty_run(ctx, "echo.elf", signal=signal.SIGTERM)
     expect(status == 128 + 15, f"SIGTERM status {status}")
     expect(during != before and after == before, "raw while running, restored after SIGTERM")
+
+
+@case("core/cpuid-hypervisor-leaves", qemu=True)
+def t_cpuid(ctx):
+    hv, _ = same_as_qemu(ctx, "cpuid.elf")
+    expect(hv.out == "hypervisor bit set\nsignature: KVMKVMKVM\n", "KVM's CPUID leaves", hv)
