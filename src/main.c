@@ -29,6 +29,8 @@ static void main_usage(FILE *f)
 	      "      --timeout SECONDS   stop the VM after SECONDS (exit status 124)\n"
 	      "      --strict-io         stop on the first access no device handles\n"
 	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
+	      "      --halt-poll NS      how long KVM polls before a halted vCPU sleeps\n"
+	      "                          (default 0: idle guests cost no host CPU; 'kvm': KVM's own)\n"
 	      "  -h, --help              this text\n"
 	      "  -V, --version           hvmm's version\n"
 	      "\n"
@@ -49,7 +51,7 @@ static int main_bad(const char *fmt, const char *arg)
 
 enum {
 	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
-	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP,
+	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL,
 };
 
 static const struct option main_opts[] = {
@@ -65,6 +67,7 @@ static const struct option main_opts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
+	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -145,6 +148,14 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		case OPT_IRQCHIP:
 			if (irq_mode_parse(optarg, &cfg->irqchip) < 0)
 				return main_bad("--irqchip: unknown mode '%s' (split|kernel)", optarg);
+			break;
+		case OPT_HALT_POLL:
+			if (strcmp(optarg, "kvm") == 0)
+				cfg->halt_poll_ns = -1;
+			else if (util_parse_uint(optarg, 0, 1000000000, &v) < 0)
+				return main_bad("--halt-poll: '%s' is not 0..1000000000 ns or 'kvm'", optarg);
+			else
+				cfg->halt_poll_ns = (int64_t)v;
 			break;
 		case 'h':
 			main_usage(stdout);

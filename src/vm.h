@@ -35,6 +35,7 @@ struct vm_config {
 	double timeout_s; /* 0: none */
 	bool strict_io;
 	enum irqchip_mode irqchip;
+	int64_t halt_poll_ns; /* -1: KVM's default */
 };
 
 struct vcpu;
