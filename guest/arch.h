@@ -52,6 +52,8 @@ static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
 /* sti;hlt: the interrupt shadow of STI makes the pair atomic. */
 static inline void irq_wait(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
+/* Lets pending interrupts in without waiting for one (for polling loops). */
+static inline void irq_wait_poll(void) { __asm__ volatile("sti; nop; cli" ::: "memory"); }
 static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 static inline uint32_t mmio_read32(uint64_t a) { return *(volatile uint32_t *)a; }
 

@@ -116,16 +116,22 @@ static uint64_t *mm_user_pt(uint64_t va, bool create)
 	return (uint64_t *)(*pde & PTE_ADDR);
 }
 
+static volatile int mm_map_lock; /* APs map their stacks while the BSP runs */
+
 bool mm_map_user(uint64_t va, uint64_t pa, uint64_t flags)
 {
 	if (va < USER_BASE || va >= USER_BASE + (1ull << 30))
 		return false;
 	if (!cpu_has_nx)
 		flags &= ~PTE_NX;
+	while (__atomic_exchange_n(&mm_map_lock, 1, __ATOMIC_ACQUIRE))
+		cpu_relax();
 	uint64_t *pt = mm_user_pt(va, true);
+	if (pt)
+		pt[(va >> 12) & 511] = (pa & PTE_ADDR) | flags | PTE_P;
+	__atomic_store_n(&mm_map_lock, 0, __ATOMIC_RELEASE);
 	if (!pt)
 		return false;
-	pt[(va >> 12) & 511] = (pa & PTE_ADDR) | flags | PTE_P;
 	invlpg(va);
 	return true;
 }

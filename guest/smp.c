@@ -1,17 +1,260 @@
-/* smp: placeholder until AP bring-up lands. */
+/*
+ * smp: CPUs from the MP table (MP spec 1.4, what hvmm provides) or else the
+ * ACPI MADT (what QEMU provides), started with INIT-SIPI-SIPI into the
+ * trampoline of entry.S. An AP then idles in HLT and wakes on an IPI to run
+ * a ring-3 task or to answer a ping with an IPI of its own.
+ */
 #include "smp.h"
 
-void smp_test(smp_tap_fn tap, smp_skip_fn skip)
+#include <stdint.h>
+
+#include "apic.h"
+#include "arch.h"
+#include "boot.h"
+#include "clock.h"
+#include "console.h"
+#include "cpu.h"
+#include "layout.h"
+#include "task.h"
+#include "user/user.h"
+
+uint64_t ap_boot_stack;           /* read by ap_start64 */
+static volatile unsigned ap_index; /* which struct cpu the starting AP takes */
+
+static struct {
+	task_fn volatile fn;
+	volatile long arg, result;
+	volatile bool done;
+	volatile uint64_t ping, pong;
+} smp_work[MAX_CPUS];
+
+static uint32_t smp_apic_ids[MAX_CPUS];
+static unsigned smp_found;
+
+extern char ap_tramp_start[], ap_tramp_end[], ap_efer_extra[];
+extern uint32_t efer_extra;
+
+static bool smp_sum_ok(const uint8_t *p, unsigned n)
 {
-	(void)tap;
-	skip("smp", "not implemented yet");
+	uint8_t s = 0;
+	while (n--)
+		s += *p++;
+	return s == 0;
 }
 
-#include <stdint.h>
-uint64_t ap_boot_stack;
+static bool smp_sig(const uint8_t *p, const char *sig, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (p[i] != (uint8_t)sig[i])
+			return false;
+	return true;
+}
+
+static void smp_add(uint32_t apic_id)
+{
+	for (unsigned i = 0; i < smp_found; i++)
+		if (smp_apic_ids[i] == apic_id)
+			return;
+	if (smp_found < MAX_CPUS)
+		smp_apic_ids[smp_found++] = apic_id;
+}
+
+static const uint8_t *smp_scan(uint64_t lo, uint64_t hi, const char *sig, unsigned n)
+{
+	for (uint64_t a = lo; a + 16 <= hi; a += 16)
+		if (smp_sig((const uint8_t *)a, sig, n))
+			return (const uint8_t *)a;
+	return 0;
+}
+
+static bool smp_from_mptable(void)
+{
+	const uint8_t *fp = smp_scan(0x9fc00, 0xa0000, "_MP_", 4);
+	if (!fp)
+		fp = smp_scan(0xf0000, 0x100000, "_MP_", 4);
+	if (!fp || !smp_sum_ok(fp, 16))
+		return false;
+	uint32_t cfg = *(const uint32_t *)(fp + 4);
+	if (!cfg || cfg >= 0x100000)
+		return false;
+	const uint8_t *t = (const uint8_t *)(uint64_t)cfg;
+	uint16_t len = *(const uint16_t *)(t + 4), count = *(const uint16_t *)(t + 34);
+	if (!smp_sig(t, "PCMP", 4))
+		return false;
+	if (!smp_sum_ok(t, len))
+		kprintf("# smp: MP config table checksum is wrong; using it anyway\n");
+	const uint8_t *e = t + 44, *end = t + len;
+	/* Walk by length as well: qboot (QEMU microvm) leaves the entry count 0. */
+	for (unsigned i = 0; e < end && (count == 0 || i < count) && e[0] <= 4; i++) {
+		if (e[0] == 0) { /* processor: APIC id, flags bit 0 = usable */
+			if (e[3] & 1)
+				smp_add(e[1]);
+			e += 20;
+		} else {
+			e += 8;
+		}
+	}
+	return smp_found > 0;
+}
+
+static bool smp_from_madt(void)
+{
+	const uint8_t *rsdp = smp_scan(0xe0000, 0x100000, "RSD PTR ", 8);
+	if (!rsdp || !smp_sum_ok(rsdp, 20))
+		return false;
+	/* RSDT (32-bit entries), or the XSDT (64-bit) of ACPI 2.0 when there is no RSDT (microvm). */
+	uint64_t sdt = *(const uint32_t *)(rsdp + 16);
+	unsigned esz = 4;
+	if (!sdt && rsdp[15] >= 2) {
+		sdt = *(const uint64_t *)(rsdp + 24);
+		esz = 8;
+	}
+	if (!sdt || sdt >= 0x40000000 || !smp_sig((const uint8_t *)sdt, esz == 4 ? "RSDT" : "XSDT", 4))
+		return false;
+	uint32_t rlen = *(const uint32_t *)(sdt + 4);
+	for (uint32_t off = 36; off + esz <= rlen; off += esz) {
+		uint64_t tab = esz == 4 ? *(const uint32_t *)(sdt + off) : *(const uint64_t *)(sdt + off);
+		if (!tab || tab >= 0x40000000 || !smp_sig((const uint8_t *)tab, "APIC", 4))
+			continue;
+		uint32_t len = *(const uint32_t *)(tab + 4);
+		for (uint32_t o = 44; o + 2 <= len;) {
+			const uint8_t *e = (const uint8_t *)(tab + o);
+			if (e[1] < 2)
+				break;
+			if (e[0] == 0 && (*(const uint32_t *)(e + 4) & 1))
+				smp_add(e[3]);
+			else if (e[0] == 9 && (*(const uint32_t *)(e + 8) & 1))
+				smp_add(*(const uint32_t *)(e + 4));
+			o += e[1];
+		}
+		return smp_found > 0;
+	}
+	return false;
+}
+
 void ap_main(void);
 void ap_main(void)
 {
-	for (;;)
-		__asm__ volatile("cli; hlt");
+	unsigned id = ap_index;
+	cpu_init(id);
+	apic_init(boot_opts.no_x2apic);
+	struct cpu *c = cpu_self();
+	c->apic_id = apic_id();
+	__atomic_store_n(&c->online, true, __ATOMIC_RELEASE);
+	for (;;) {
+		task_fn fn = smp_work[id].fn;
+		if (fn) {
+			smp_work[id].fn = 0;
+			smp_work[id].result = task_run(fn, smp_work[id].arg);
+			__atomic_store_n(&smp_work[id].done, true, __ATOMIC_RELEASE);
+		}
+		if (smp_work[id].ping != smp_work[id].pong) {
+			smp_work[id].pong = smp_work[id].ping;
+			apic_send_ipi(cpus[0].apic_id, VEC_IPI); /* the answer */
+		}
+		irq_wait(); /* an IPI wakes us; STI;HLT loses no wake-up */
+	}
+}
+
+static bool smp_wait(volatile bool *flag, uint64_t ns)
+{
+	uint64_t t0 = clock_ns();
+	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+		if (clock_ns() - t0 > ns)
+			return false;
+	return true;
+}
+
+static bool smp_start_ap(unsigned idx, uint32_t apic)
+{
+	struct cpu *c = &cpus[idx];
+	ap_index = idx;
+	ap_boot_stack = (uint64_t)(c->main_stack + sizeof(c->main_stack));
+	apic_send_init(apic);
+	clock_spin_ns(10000000);
+	for (int i = 0; i < 2 && !c->online; i++) {
+		apic_send_sipi(apic, AP_TRAMPOLINE >> 12);
+		smp_wait(&c->online, i ? 2000000000ull : 200000);
+	}
+	return c->online;
+}
+
+void smp_test(smp_tap_fn tap, smp_skip_fn skip)
+{
+	cpus[0].apic_id = apic_id();
+	if (!apic_timer_hz)
+		apic_timer_calibrate();
+	/* Both sources, merged by APIC id: SeaBIOS's MP table lists only the CPUs
+	 * it woke itself, QEMU's MADT lists them all. */
+	bool mp = smp_from_mptable();
+	unsigned n_mp = smp_found;
+	bool madt = smp_from_madt();
+	if (!mp && !madt) {
+		skip("smp", "no MP table and no ACPI MADT");
+		return;
+	}
+	tap(true, "smp: %u CPUs found (MP table: %s, %u CPUs; ACPI MADT: %s) BSP APIC id %u", smp_found,
+	    mp ? "yes" : "no", n_mp, madt ? "yes" : "no", cpus[0].apic_id);
+	if (smp_found < 2) {
+		skip("smp: AP bring-up", "only one CPU");
+		return;
+	}
+
+	/* The trampoline must sit below 1 MiB at a page boundary (SIPI vector). */
+	uint8_t *dst = (uint8_t *)AP_TRAMPOLINE;
+	for (const char *p = ap_tramp_start; p < ap_tramp_end; p++)
+		*dst++ = (uint8_t)*p;
+	*(uint32_t *)(AP_TRAMPOLINE + (ap_efer_extra - ap_tramp_start)) = efer_extra;
+
+	unsigned n = 1;
+	for (unsigned i = 0; i < smp_found && n < MAX_CPUS; i++) {
+		if (smp_apic_ids[i] == cpus[0].apic_id)
+			continue;
+		uint64_t t0 = clock_ns();
+		bool up = smp_start_ap(n, smp_apic_ids[i]);
+		tap(up, "smp: AP with APIC id %u came up as cpu %u (INIT-SIPI-SIPI, %lu us)", smp_apic_ids[i], n,
+		    (clock_ns() - t0) / 1000);
+		if (up)
+			n++;
+	}
+	cpu_count = n;
+
+	for (unsigned i = 1; i < cpu_count; i++) {
+		smp_work[i].done = false;
+		smp_work[i].arg = (long)i;
+		smp_work[i].fn = u_smp;
+		apic_send_ipi(cpus[i].apic_id, VEC_IPI);
+	}
+	for (unsigned i = 1; i < cpu_count; i++) {
+		bool done = smp_wait(&smp_work[i].done, 5000000000ull);
+		tap(done && smp_work[i].result == (long)i + 100, "smp: cpu %u ran a ring-3 task (result %ld)", i,
+		    done ? smp_work[i].result : -1);
+	}
+
+	const unsigned pings = 100;
+	for (unsigned i = 1; i < cpu_count; i++) {
+		uint64_t got0 = cpus[i].ipis, ans0 = cpus[0].ipis, t0 = clock_ns();
+		unsigned k = 0;
+		for (; k < pings; k++) {
+			uint64_t want = cpus[0].ipis + 1, t1 = clock_ns();
+			smp_work[i].ping++;
+			/* Wait in HLT, not in an (emulated) spin: the answer or a 1 s
+			 * one-shot timer wakes us. */
+			if (apic_timer_hz)
+				apic_timer_oneshot_ns(1000000000ull);
+			apic_send_ipi(cpus[i].apic_id, VEC_IPI);
+			while (cpus[0].ipis < want && clock_ns() - t1 < 1000000000ull) {
+				if (apic_timer_hz)
+					irq_wait();
+				else
+					irq_wait_poll();
+			}
+			if (cpus[0].ipis < want)
+				break;
+		}
+		uint64_t dt = clock_ns() - t0;
+		apic_timer_stop();
+		tap(k == pings && cpus[i].ipis - got0 >= pings && cpus[0].ipis - ans0 >= pings,
+		    "smp: cpu %u answered %u of %u IPIs (%lu us per round trip)", i, k, pings, k ? dt / 1000 / k : 0);
+	}
 }
