@@ -21,8 +21,12 @@ GUEST_OBJS   := $(GUEST_S_SRCS:%.S=$(BUILD)/%.o) $(GUEST_C_SRCS:%.c=$(BUILD)/%.o
 
 guests: $(GUEST_ELF)
 
-$(GUEST_ELF): $(GUEST_OBJS) guest/linker.ld
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(GUEST_OBJS)
+# Linked to a temporary name and renamed only after check-ring0.sh passed, so
+# a kernel with an instruction ring 0 cannot run here never reaches a test.
+$(GUEST_ELF): $(GUEST_OBJS) guest/linker.ld guest/check-ring0.sh
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@.tmp $(GUEST_OBJS)
+	sh guest/check-ring0.sh $@.tmp
+	mv $@.tmp $@
 
 $(filter %.o,$(GUEST_C_SRCS:%.c=$(BUILD)/%.o)): $(BUILD)/guest/%.o: guest/%.c guest/guest.mk
 	@mkdir -p $(dir $@)
