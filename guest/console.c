@@ -47,6 +47,41 @@ void console_write(const char *s, size_t n)
 	__atomic_store_n(&console_lock, 0, __ATOMIC_RELEASE);
 }
 
+/* Receive side, interrupt-driven: only test=serial turns it on. */
+volatile unsigned console_rx_irqs;
+static volatile uint8_t console_rx_buf[64];
+static volatile unsigned console_rx_head, console_rx_tail;
+
+void console_rx_irq(void)
+{
+	console_rx_irqs++;
+	while (inb(COM1 + 5) & 0x01) { /* LSR data ready */
+		uint8_t c = inb(COM1);
+		if (console_rx_head - console_rx_tail < sizeof(console_rx_buf))
+			console_rx_buf[console_rx_head++ % sizeof(console_rx_buf)] = c;
+	}
+}
+
+int console_rx_pop(void)
+{
+	if (console_rx_tail == console_rx_head)
+		return -1;
+	return console_rx_buf[console_rx_tail++ % sizeof(console_rx_buf)];
+}
+
+void console_loopback(int on)
+{
+	if (on) {
+		while (inb(COM1 + 5) & 0x01) /* stale input */
+			(void)inb(COM1);
+		outb(COM1 + 4, 0x1b); /* LOOP | OUT2 | RTS | DTR */
+		outb(COM1 + 1, 0x01); /* IER: received data */
+	} else {
+		outb(COM1 + 1, 0x00);
+		outb(COM1 + 4, 0x03);
+	}
+}
+
 /* Formats into a line buffer, so one console_write per call. Supports
  * %s %c %d %i %u %x %p with l/ll, width and 0-padding. */
 struct kbuf {

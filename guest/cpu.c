@@ -36,7 +36,7 @@ STUB(10) STUB(11) STUB(12) STUB(13) STUB(14) STUB(15) STUB(16) STUB(17) STUB(18)
 STUB(19) STUB(20) STUB(21) STUB(22) STUB(23) STUB(24) STUB(25) STUB(26) STUB(27)
 STUB(28) STUB(29) STUB(30) STUB(31) STUB(0x20) STUB(0x21) STUB(0x22) STUB(0x23) STUB(0x24)
 STUB(0x25) STUB(0x26) STUB(0x27) STUB(0x28) STUB(0x29) STUB(0x2a) STUB(0x2b) STUB(0x2c)
-STUB(0x2d) STUB(0x2e) STUB(0x2f) STUB(0x40) STUB(0x41) STUB(0xff) STUB(0x80)
+STUB(0x2d) STUB(0x2e) STUB(0x2f) STUB(0x40) STUB(0x42) STUB(0x41) STUB(0xff) STUB(0x80)
 #undef STUB
 extern char syscall_entry[];
 
@@ -74,6 +74,7 @@ static void idt_build(void)
 		idt_set(VEC_PIC_BASE + v, pic[v], 0, 0);
 	idt_set(VEC_TIMER, trap_stub_0x40, 0, 0);
 	idt_set(VEC_IPI, trap_stub_0x41, 0, 0);
+	idt_set(VEC_SERIAL, trap_stub_0x42, 0, 0);
 	idt_set(VEC_SPURIOUS, trap_stub_0xff, 0, 0);
 	idt_set(VEC_SYSCALL, trap_stub_0x80, 3, 0);
 	idt_built = true;

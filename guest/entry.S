@@ -139,6 +139,7 @@ TRAP_NOERR \v
 .endr
 TRAP_NOERR 0x40
 TRAP_NOERR 0x41
+TRAP_NOERR 0x42
 TRAP_NOERR 0xff
 
 /* Full frame (struct trap_frame in trap.h), then C. 15 pushes keep RSP

@@ -28,6 +28,7 @@
 #define VEC_PIC_BASE 0x20 /* legacy 8259, masked */
 #define VEC_TIMER 0x40
 #define VEC_IPI 0x41
+#define VEC_SERIAL 0x42 /* COM1 IRQ 4 through the IOAPIC */
 #define VEC_SYSCALL 0x80
 #define VEC_SPURIOUS 0xff
 

@@ -34,6 +34,18 @@ static unsigned smp_found;
 extern char ap_tramp_start[], ap_tramp_end[], ap_efer_extra[];
 extern uint32_t efer_extra;
 
+static struct smp_irq_info smp_irq = { .source = 0 };
+static bool smp_irq_init;
+
+static void smp_irq_reset(void)
+{
+	if (smp_irq_init)
+		return;
+	for (int i = 0; i < 16; i++)
+		smp_irq.isa_pin[i] = -1;
+	smp_irq_init = true;
+}
+
 static bool smp_sum_ok(const uint8_t *p, unsigned n)
 {
 	uint8_t s = 0;
@@ -69,6 +81,7 @@ static const uint8_t *smp_scan(uint64_t lo, uint64_t hi, const char *sig, unsign
 
 static bool smp_from_mptable(void)
 {
+	smp_irq_reset();
 	const uint8_t *fp = smp_scan(0x9fc00, 0xa0000, "_MP_", 4);
 	if (!fp)
 		fp = smp_scan(0xf0000, 0x100000, "_MP_", 4);
@@ -84,21 +97,32 @@ static bool smp_from_mptable(void)
 	if (!smp_sum_ok(t, len))
 		kprintf("# smp: MP config table checksum is wrong; using it anyway\n");
 	const uint8_t *e = t + 44, *end = t + len;
+	int isa_bus = -1;
 	/* Walk by length as well: qboot (QEMU microvm) leaves the entry count 0. */
 	for (unsigned i = 0; e < end && (count == 0 || i < count) && e[0] <= 4; i++) {
 		if (e[0] == 0) { /* processor: APIC id, flags bit 0 = usable */
 			if (e[3] & 1)
 				smp_add(e[1]);
 			e += 20;
-		} else {
-			e += 8;
+			continue;
 		}
+		if (e[0] == 1 && smp_sig(e + 2, "ISA", 3)) { /* bus */
+			isa_bus = e[1];
+		} else if (e[0] == 2 && (e[3] & 1) && !smp_irq.ioapic_base) { /* IOAPIC */
+			smp_irq.ioapic_base = *(const uint32_t *)(e + 4);
+			smp_irq.source = "MP table";
+		} else if (e[0] == 3 && e[1] == 0 && e[4] == isa_bus && e[5] < 16) {
+			/* I/O interrupt, INT type, from the ISA bus (listed before it) */
+			smp_irq.isa_pin[e[5]] = e[7];
+		}
+		e += 8;
 	}
 	return smp_found > 0;
 }
 
 static bool smp_from_madt(void)
 {
+	smp_irq_reset();
 	const uint8_t *rsdp = smp_scan(0xe0000, 0x100000, "RSD PTR ", 8);
 	if (!rsdp || !smp_sum_ok(rsdp, 20))
 		return false;
@@ -123,6 +147,11 @@ static bool smp_from_madt(void)
 				break;
 			if (e[0] == 0 && (*(const uint32_t *)(e + 4) & 1))
 				smp_add(e[3]);
+			else if (e[0] == 1 && !smp_irq.ioapic_base) { /* IOAPIC */
+				smp_irq.ioapic_base = *(const uint32_t *)(e + 4);
+				smp_irq.source = "ACPI MADT";
+			} else if (e[0] == 2 && e[3] < 16) /* interrupt source override */
+				smp_irq.isa_pin[e[3]] = (int)*(const uint32_t *)(e + 4);
 			else if (e[0] == 9 && (*(const uint32_t *)(e + 8) & 1))
 				smp_add(*(const uint32_t *)(e + 4));
 			o += e[1];
@@ -179,16 +208,35 @@ static bool smp_start_ap(unsigned idx, uint32_t apic)
 	return c->online;
 }
 
+static bool smp_scanned, smp_mp, smp_madt;
+static unsigned smp_n_mp;
+
+/* Both sources, merged by APIC id: SeaBIOS's MP table lists only the CPUs it
+ * woke itself, QEMU's MADT lists them all. */
+static void smp_scan_tables(void)
+{
+	if (smp_scanned)
+		return;
+	smp_mp = smp_from_mptable();
+	smp_n_mp = smp_found;
+	smp_madt = smp_from_madt();
+	smp_scanned = true;
+}
+
+void smp_irq_info(struct smp_irq_info *out)
+{
+	smp_scan_tables();
+	*out = smp_irq;
+}
+
 void smp_test(smp_tap_fn tap, smp_skip_fn skip)
 {
 	cpus[0].apic_id = apic_id();
 	if (!apic_timer_hz)
 		apic_timer_calibrate();
-	/* Both sources, merged by APIC id: SeaBIOS's MP table lists only the CPUs
-	 * it woke itself, QEMU's MADT lists them all. */
-	bool mp = smp_from_mptable();
-	unsigned n_mp = smp_found;
-	bool madt = smp_from_madt();
+	smp_scan_tables();
+	bool mp = smp_mp, madt = smp_madt;
+	unsigned n_mp = smp_n_mp;
 	if (!mp && !madt) {
 		skip("smp", "no MP table and no ACPI MADT");
 		return;

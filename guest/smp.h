@@ -3,10 +3,19 @@
 #define GUEST_SMP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef void (*smp_tap_fn)(bool ok, const char *fmt, ...);
 typedef void (*smp_skip_fn)(const char *what, const char *reason);
 
 void smp_test(smp_tap_fn tap, smp_skip_fn skip);
+
+/* What the MP table / MADT say about interrupt routing (for ioapic.c). */
+struct smp_irq_info {
+	uint64_t ioapic_base;  /* 0 if not found */
+	int isa_pin[16];       /* IOAPIC pin of each ISA IRQ, -1 if not listed */
+	const char *source;
+};
+void smp_irq_info(struct smp_irq_info *out);
 
 #endif

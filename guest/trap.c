@@ -50,6 +50,10 @@ void trap_handle(struct trap_frame *f)
 		c->ipis++;
 		apic_eoi();
 		return;
+	case VEC_SERIAL:
+		console_rx_irq();
+		apic_eoi();
+		return;
 	case VEC_SPURIOUS:
 		return;
 	}
