@@ -7,6 +7,8 @@
 
 #include "layout.h"
 
+struct task;
+
 struct tss {
 	uint32_t reserved0;
 	uint64_t rsp[3];
@@ -17,11 +19,6 @@ struct tss {
 	uint16_t iomap_base;
 } __attribute__((packed));
 
-/* Callee-saved kernel state while a task runs (task_enter/task_resume). */
-struct kctx {
-	uint64_t rbx, rbp, r12, r13, r14, r15, rsp;
-};
-
 /* What ended a task: its exit status, or the fault that killed it. */
 struct task_fault {
 	bool killed;
@@ -31,13 +28,13 @@ struct task_fault {
 
 struct cpu {
 	struct cpu *self;     /* CPU_SELF: GS base points here */
-	uint64_t trap_top;    /* CPU_TRAP_TOP: ring-0 stack for traps from ring 3 */
+	uint64_t trap_top;    /* CPU_TRAP_TOP: ring-0 stack of the running task (= TSS.RSP0) */
 	uint64_t user_rsp;    /* CPU_USER_RSP: scratch for the SYSCALL entry */
 	unsigned id;          /* 0 = BSP */
 	uint32_t apic_id;
-	struct kctx kctx;
-	bool in_task;
-	struct task_fault fault;
+	struct task *cur;     /* running task, 0 in the kernel's own context */
+	uint64_t main_ksp;    /* the kernel context while tasks run */
+	struct task_fault fault; /* how the last task_run ended */
 	volatile uint64_t ticks; /* LAPIC timer interrupts */
 	volatile uint64_t ipis;  /* IPIs received */
 	volatile bool online;

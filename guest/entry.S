@@ -218,6 +218,7 @@ trap_stub_0x80:
 syscall_entry:
 	mov %rsp, %gs:CPU_USER_RSP
 	mov %gs:CPU_TRAP_TOP, %rsp
+	push %gs:CPU_USER_RSP   /* on the task's stack: a yield may switch tasks */
 	push %rcx
 	push %r11
 	cmp $SYS_COUNT, %rax
@@ -225,59 +226,51 @@ syscall_entry:
 	call *sys_table(, %rax, 8)
 7:	pop %r11
 	pop %rcx
-	mov %gs:CPU_USER_RSP, %rsp
+	pop %rsp
 	sysretq
 8:	mov $SYS_ENOSYS, %rax
 	jmp 7b
 
-/* ---- ring 3 ------------------------------------------------------------------
- * long task_enter(u64 rip, u64 rsp, u64 arg0, struct kctx *ctx, u64 arg1)
- * Saves the kernel's callee-saved state in ctx and IRETQs to ring 3. The task
- * comes back through task_resume(ctx, status) — from the exit syscall or from
- * a fault that kills it — which returns status from task_enter.
+/* ---- ring 3 and task switching -------------------------------------------
+ * Every task has its own ring-0 stack (TSS.RSP0 while it runs); switching
+ * tasks is switching those stacks. The user state of a task that is switched
+ * out sits on its stack: the CPU's IRETQ frame (or the SYSCALL entry's saved
+ * RCX/R11/RSP) plus the callee-saved registers pushed here.
+ *
+ * void ctx_switch(uint64_t *save_rsp, uint64_t new_rsp)
  */
-	.globl task_enter
-task_enter:
-	mov %rbx, 0(%rcx)
-	mov %rbp, 8(%rcx)
-	mov %r12, 16(%rcx)
-	mov %r13, 24(%rcx)
-	mov %r14, 32(%rcx)
-	mov %r15, 40(%rcx)
-	mov %rsp, 48(%rcx)
-	pushq $(GDT_UDATA | 3)
-	push %rsi
-	pushq $0x202            /* IF on in ring 3 */
-	pushq $(GDT_UCODE | 3)
-	push %rdi
-	mov %rdx, %rdi
-	mov %r8, %rsi
+	.globl ctx_switch
+ctx_switch:
+	push %rbp
+	push %rbx
+	push %r12
+	push %r13
+	push %r14
+	push %r15
+	mov %rsp, (%rdi)
+	mov %rsi, %rsp
+	pop %r15
+	pop %r14
+	pop %r13
+	pop %r12
+	pop %rbx
+	pop %rbp
+	ret
+
+/* A new task's first switch "returns" here (task.c builds the stack): its
+ * two arguments, then an IRETQ frame into ring 3. */
+	.globl task_bootstrap
+task_bootstrap:
+	pop %rdi
+	pop %rsi
 	xor %eax, %eax
-	xor %ebx, %ebx
 	xor %ecx, %ecx
 	xor %edx, %edx
-	xor %ebp, %ebp
 	xor %r8d, %r8d
 	xor %r9d, %r9d
 	xor %r10d, %r10d
 	xor %r11d, %r11d
-	xor %r12d, %r12d
-	xor %r13d, %r13d
-	xor %r14d, %r14d
-	xor %r15d, %r15d
 	iretq
-
-	.globl task_resume
-task_resume:
-	mov 0(%rdi), %rbx
-	mov 8(%rdi), %rbp
-	mov 16(%rdi), %r12
-	mov 24(%rdi), %r13
-	mov 32(%rdi), %r14
-	mov 40(%rdi), %r15
-	mov 48(%rdi), %rsp
-	mov %rsi, %rax
-	ret
 
 /* ---- AP start -------------------------------------------------------------
  * smp.c copies [ap_tramp_start, ap_tramp_end) to AP_TRAMPOLINE and sends

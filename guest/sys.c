@@ -39,13 +39,13 @@ static long sys_write(long buf, long len, long c)
 static long sys_exit(long code, long b, long c)
 {
 	(void)b, (void)c;
-	task_resume(&cpu_self()->kctx, code);
+	task_finish(code);
 }
 
-/* One task per CPU runs at a time, so there is nobody to yield to. */
 static long sys_yield(long a, long b, long c)
 {
 	(void)a, (void)b, (void)c;
+	task_yield();
 	return 0;
 }
 

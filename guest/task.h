@@ -1,4 +1,5 @@
-/* task: ring-3 tasks — a function run at CPL3 on its CPU's user stack. */
+/* task: ring-3 tasks — functions run at CPL3, each with its own user stack
+ * and ring-0 stack, scheduled round-robin on their CPU by yield/exit. */
 #ifndef GUEST_TASK_H
 #define GUEST_TASK_H
 
@@ -8,12 +9,29 @@
 #include "cpu.h"
 
 #define TASK_KILLED (-1000L)
+#define TASK_SLOTS 4 /* tasks per CPU at a time */
 
 typedef long (*task_fn)(long);
+
+struct task {
+	uint64_t ksp; /* saved ring-0 stack pointer while switched out */
+	bool live;
+	long status;
+	struct task_fault fault;
+	uint8_t kstack[8192] __attribute__((aligned(16)));
+};
 
 /* Runs fn(arg) in ring 3 on this CPU until it exits (its status) or faults
  * (TASK_KILLED; details in cpu_self()->fault). */
 long task_run(task_fn fn, long arg);
+/* Runs n (<= TASK_SLOTS) tasks together on this CPU until all have ended;
+ * status[i] and fault[i] (may be 0) tell how each ended. */
+void task_run_group(unsigned n, const task_fn *fns, const long *args, long *status, struct task_fault *fault);
+/* From a syscall: let the next live task of this CPU run (no-op if alone). */
+void task_yield(void);
+/* From a syscall or trap: end the running task. */
+__attribute__((noreturn)) void task_finish(long status);
+__attribute__((noreturn)) void task_kill(struct task_fault f);
 /* Resolves a ring-3 #PF in the demand region; false if it is not one. */
 bool task_demand_fault(uint64_t addr, uint64_t err);
 extern volatile uint64_t task_demand_faults;
@@ -21,7 +39,7 @@ extern volatile uint64_t task_demand_faults;
 void task_init(void);
 
 /* entry.S */
-long task_enter(uint64_t rip, uint64_t rsp, uint64_t arg0, struct kctx *ctx, uint64_t arg1);
-__attribute__((noreturn)) void task_resume(struct kctx *ctx, long status);
+void ctx_switch(uint64_t *save_rsp, uint64_t new_rsp);
+extern char task_bootstrap[];
 
 #endif

@@ -154,6 +154,8 @@ static void test_exceptions(void)
 	tap(st == 0, "exceptions: the kernel goes on, a new task runs (status %ld)", st);
 }
 
+static void test_yield(void);
+
 static void test_syscall(void)
 {
 	static const char *const what[U_ENTRY_COUNT] = { "int 0x80 (DPL3 gate, IRETQ)",
@@ -177,6 +179,25 @@ static void test_syscall(void)
 			u_entry_names[e], u_bench_ns_x10 / 10, u_bench_ns_x10 % 10, clock_source,
 			dt / 1000000);
 	}
+	test_yield();
+}
+
+/* Three ring-3 tasks on one CPU that yield after each step must interleave. */
+static void test_yield(void)
+{
+	const task_fn fns[3] = { u_yield_worker, u_yield_worker, u_yield_worker };
+	const long args[3] = { 0, 1, 2 };
+	long st[3];
+	u_yield_len = 0;
+	for (unsigned i = 0; i < sizeof(u_yield_log); i++)
+		u_yield_log[i] = 0;
+	task_run_group(3, fns, args, st, 0);
+	const char *want = "abcabcabcabc";
+	bool ok = st[0] == 0 && st[1] == 1 && st[2] == 2;
+	for (unsigned i = 0; want[i]; i++)
+		ok = ok && u_yield_log[i] == want[i];
+	tap(ok && u_yield_len == 12, "syscall: yield switches between 3 ring-3 tasks round-robin (\"%s\", want \"%s\")",
+	    (const char *)u_yield_log, want);
 }
 
 static void test_paging(void)

@@ -64,11 +64,10 @@ void trap_handle(struct trap_frame *f)
 	bool user = (f->cs & 3) == 3;
 	if (user && f->vector == 14 && task_demand_fault(cr2, f->err))
 		return;
-	if (user && c->in_task) {
-		c->fault = (struct task_fault){ true, (uint32_t)f->vector, f->err, f->rip, cr2 };
+	if (user && c->cur) {
 		if (!trap_quiet)
 			trap_report(f, cr2, "ring-3 task killed");
-		task_resume(&c->kctx, TASK_KILLED);
+		task_kill((struct task_fault){ true, (uint32_t)f->vector, f->err, f->rip, cr2 });
 	}
 	trap_report(f, cr2, "in the kernel");
 	panic("unexpected %s in ring %lu", trap_name((unsigned)f->vector), f->cs & 3);

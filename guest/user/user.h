@@ -33,6 +33,9 @@ long u_demand(long pages);         /* touches pages of the demand region */
 long u_exec_data(long);            /* jumps into a data page: must fault with NX */
 long u_smp(long);                  /* per-CPU work; returns cpu id + 100 */
 long u_sleep_test(long ms);        /* sleeps through the syscall; returns elapsed ms */
+long u_yield_worker(long id);      /* appends 'a'+id to u_yield_log, yields, 4 times */
+extern volatile char u_yield_log[32];
+extern volatile unsigned u_yield_len;
 
 enum u_fault_kind { U_FAULT_DE, U_FAULT_UD, U_FAULT_GP, U_FAULT_PF, U_FAULT_KERNEL_WRITE, U_FAULT_COUNT };
 

@@ -119,3 +119,16 @@ long u_sleep_test(long ms)
 	u_sys(SYS_SLEEP, ms * 1000000, 0, 0);
 	return (u_sys(SYS_TIME, 0, 0, 0) - t0) / 1000000;
 }
+
+volatile char u_yield_log[32];
+volatile unsigned u_yield_len;
+
+long u_yield_worker(long id)
+{
+	for (int i = 0; i < 4; i++) {
+		if (u_yield_len < sizeof(u_yield_log) - 1)
+			u_yield_log[u_yield_len++] = (char)('a' + id);
+		u_sys(SYS_YIELD, 0, 0, 0);
+	}
+	return id;
+}
