@@ -331,6 +331,16 @@ static void test_serial(void)
 	    n, got, ioapic_base, irqs, n ? dt / 1000 / n : 0, ioapic_source);
 }
 
+/* A deliberate ring-0 page fault: shows the panic report and the panic
+ * exit value (EXIT_PANIC, status 5) to the runner. Never part of "all". */
+static void test_panic(void)
+{
+	kprintf("# reading address 0x8 in ring 0 (page 0 is unmapped): expect a #PF report and a panic\n");
+	uint64_t v;
+	__asm__ volatile("mov 0x8, %0" : "=r"(v));
+	tap(false, "panic: the ring-0 fault did not trap (read 0x%lx)", v);
+}
+
 static void test_smp(void)
 {
 	smp_test(tap, tap_skip);
@@ -347,6 +357,7 @@ static const struct test tests[] = {
 	{ "syscall", test_syscall, false }, { "paging", test_paging, false },
 	{ "timer", test_timer, false },   { "halt", test_halt, false },
 	{ "smp", test_smp, false },       { "serial", test_serial, true },
+	{ "panic", test_panic, true },
 };
 
 void tests_main(void)
@@ -363,7 +374,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (hello exceptions syscall paging timer halt smp serial all)", boot_opts.test);
+		tap(false, "unknown test '%s' (hello exceptions syscall paging timer halt smp serial panic all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);
