@@ -18,6 +18,12 @@ extern char __image_end[], __user_text_start[], __user_text_end[], __user_data_e
 static struct {
 	uint64_t next, end;
 } mm_ranges[MM_MAX_RANGES];
+
+/* Pages the loader zeroed for us (they are .bss): handed out first, with no
+ * zeroing in ring 0, where clearing 4 KiB costs ~0.35 ms on our host. */
+#define MM_ZERO_POOL_PAGES 128
+static uint8_t mm_zero_pool[MM_ZERO_POOL_PAGES][PAGE_SIZE] __attribute__((aligned(4096)));
+static unsigned mm_zero_next;
 static unsigned mm_nranges, mm_cur;
 static uint64_t mm_freelist;
 static volatile int mm_lock;
@@ -58,6 +64,11 @@ uint64_t mm_alloc_page(void)
 {
 	uint64_t pa = 0;
 	mm_take();
+	if (mm_zero_next < MM_ZERO_POOL_PAGES) {
+		pa = (uint64_t)mm_zero_pool[mm_zero_next++];
+		mm_give();
+		return pa;
+	}
 	if (mm_freelist) {
 		pa = mm_freelist;
 		mm_freelist = *(uint64_t *)pa;
@@ -85,7 +96,7 @@ void mm_free_page(uint64_t pa)
 
 uint64_t mm_free_bytes(void)
 {
-	uint64_t n = 0;
+	uint64_t n = (MM_ZERO_POOL_PAGES - mm_zero_next) * PAGE_SIZE;
 	for (unsigned i = 0; i < mm_nranges; i++)
 		n += mm_ranges[i].end - mm_ranges[i].next;
 	return n;
