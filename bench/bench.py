@@ -37,8 +37,8 @@ END = "<!-- bench-results:end -->"
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
-    ap.add_argument("--rounds-start", type=int, default=30, help="rounds for N=0 (start, RSS)")
-    ap.add_argument("--rounds-exit", type=int, default=9, help="rounds for N=200000 (per exit)")
+    ap.add_argument("--rounds-start", type=int, default=40, help="rounds for N=0 (start, RSS)")
+    ap.add_argument("--rounds-exit", type=int, default=11, help="rounds for N=200000 (per exit)")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--no-qemu", action="store_true")
     return ap.parse_args()
@@ -106,8 +106,9 @@ def run_rounds(timer, vms, image, rounds, timeout, label):
                 res[key]["bad"].append(status)
                 print(f"  {label} round {r}: {key} exited {status} (expected {EXPECT}):\n{err}",
                       file=sys.stderr)
-        print(f"\r  {label}: round {r + 1}/{rounds}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        if sys.stderr.isatty():
+            print(f"\r  {label}: round {r + 1}/{rounds}", end="", file=sys.stderr, flush=True)
+    print(f"\r  {label}: {rounds} rounds done", file=sys.stderr)
     return res
 
 
@@ -178,6 +179,7 @@ def main():
             "start_max_ms": max(s["ns"]) / 1e6 if s["ns"] else float("nan"),
             "start_cpu_ms": med(s["cpu"]) / 1e6,
             "exit_us": (tn - t0) / N_OUTS / 1e3,
+            "exit_cpu_us": (med(o["cpu"]) - med(s["cpu"])) / N_OUTS / 1e3,
             "tN_min_s": min(o["ns"]) / 1e9 if o["ns"] else float("nan"),
             "tN_max_s": max(o["ns"]) / 1e9 if o["ns"] else float("nan"),
             "rss_kb": med(s["kb"]),
@@ -191,31 +193,43 @@ def main():
         r["min_x"] = r["start_min_ms"] / raw["start_min_ms"]
         r["cpu_x"] = r["start_cpu_ms"] / raw["start_cpu_ms"]
         r["exit_pct"] = (r["exit_us"] / raw["exit_us"] - 1) * 100
+        r["exit_cpu_pct"] = (r["exit_cpu_us"] / raw["exit_cpu_us"] - 1) * 100
         r["rss_x"] = r["rss_kb"] / raw["rss_kb"]
 
     h = rows["hvmm"]
+    # The verdict uses the medians of wall time, as the goals are stated; the
+    # cross-checks (min wall, CPU time) are immune to waiting for a busy core.
     goals = [
-        ("start ≤ 1.3× raw (default irqchip)", f"{h['start_x']:.2f}×", h["start_x"] <= GOAL_START),
-        ("per exit ≤ +1% over raw", f"{h['exit_pct']:+.1f}%", h["exit_pct"] <= GOAL_EXIT * 100),
+        ("start ≤ 1.3× raw (default irqchip)", f"{h['start_x']:.2f}×", h["start_x"] <= GOAL_START,
+         f"min {h['min_x']:.2f}×, CPU {h['cpu_x']:.2f}×"),
+        ("per exit ≤ +1% over raw", f"{h['exit_pct']:+.1f}%", h["exit_pct"] <= GOAL_EXIT * 100,
+         f"CPU {h['exit_cpu_pct']:+.1f}%"),
         ("peak RSS ≤ 1.5 MB (1465 KiB)", f"{h['rss_kb'] / 1024:.2f} MiB ({h['rss_kb']:.0f} KiB)",
-         h["rss_kb"] <= GOAL_RSS_KB),
+         h["rss_kb"] <= GOAL_RSS_KB, f"{h['rss_x']:.2f}× raw"),
     ]
+    busy = raw["start_ms"] > 1.5 * raw["start_min_ms"]
 
     table = ["| VMM | start→exit, ms (median) | ×raw | start min, ms | ×raw | start max, ms "
-             "| CPU time, ms (median) | ×raw | per exit, µs | vs raw "
+             "| CPU time, ms (median) | ×raw | per exit, µs | vs raw | per exit (CPU), µs | vs raw "
              "| t(N=200000) min–max, s | peak RSS, MiB (N=0) | ×raw | peak RSS, MiB (N=200000) | bad runs |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key, _, _ in vms:
         r = rows[key]
         table.append(
             f"| {r['name']} | {r['start_ms']:.2f} | {r['start_x']:.2f} | {r['start_min_ms']:.2f} | "
             f"{r['min_x']:.2f} | {r['start_max_ms']:.2f} | {r['start_cpu_ms']:.2f} | {r['cpu_x']:.2f} | "
-            f"{r['exit_us']:.3f} | {r['exit_pct']:+.1f}% | "
+            f"{r['exit_us']:.3f} | {r['exit_pct']:+.1f}% | {r['exit_cpu_us']:.3f} | {r['exit_cpu_pct']:+.1f}% | "
             f"{r['tN_min_s']:.3f}–{r['tN_max_s']:.3f} | {r['rss_kb'] / 1024:.2f} | {r['rss_x']:.2f} | "
             f"{r['rssN_kb'] / 1024:.2f} | {len(r['bad'])} |")
-    goal_lines = ["| goal (hvmm, default irqchip) | measured | result |", "|---|---:|---|"]
-    for g, v, ok in goals:
-        goal_lines.append(f"| {g} | {v} | {'PASS' if ok else 'MISS'} |")
+    goal_lines = ["| goal (hvmm, default irqchip) | measured (medians) | result | cross-check |",
+                  "|---|---:|---|---|"]
+    for g, v, ok, x in goals:
+        goal_lines.append(f"| {g} | {v} | {'PASS' if ok else 'MISS'} | {x} |")
+    if busy:
+        goal_lines.append("")
+        goal_lines.append(f"Warning: the machine was busy during this run (raw start median "
+                          f"{raw['start_ms']:.2f} ms against a min of {raw['start_min_ms']:.2f} ms): "
+                          "wall-time medians include waiting for a core; trust the min and CPU columns more.")
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = [
