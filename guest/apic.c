@@ -18,6 +18,7 @@
 #define APIC_TIMER_INIT 0x380
 #define APIC_TIMER_CUR 0x390
 #define APIC_TIMER_DIV 0x3e0
+#define APIC_LVT_LINT0 0x350
 
 #define LVT_MASKED (1u << 16)
 #define LVT_PERIODIC (1u << 17)
@@ -54,6 +55,10 @@ void apic_init(bool forbid_x2)
 		base |= 1u << 10;
 	wrmsr(MSR_APIC_BASE, base);
 	apic_write(APIC_SVR, 0x100 | VEC_SPURIOUS);
+	/* The legacy 8259 reaches the CPU only as ExtINT on LINT0: masking LINT0
+	 * silences it whatever a BIOS left there (SeaBIOS: the PIT on vector 8,
+	 * which would look like a #DF), with no port I/O, hence no VM exits. */
+	apic_write(APIC_LVT_LINT0, LVT_MASKED);
 	apic_write(APIC_TIMER_DIV, 0x3); /* ÷16 */
 	apic_write(APIC_LVT_TIMER, LVT_MASKED | VEC_TIMER);
 }

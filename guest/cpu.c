@@ -34,9 +34,7 @@ static bool idt_built;
 STUB(0) STUB(1) STUB(2) STUB(3) STUB(4) STUB(5) STUB(6) STUB(7) STUB(8) STUB(9)
 STUB(10) STUB(11) STUB(12) STUB(13) STUB(14) STUB(15) STUB(16) STUB(17) STUB(18)
 STUB(19) STUB(20) STUB(21) STUB(22) STUB(23) STUB(24) STUB(25) STUB(26) STUB(27)
-STUB(28) STUB(29) STUB(30) STUB(31) STUB(0x20) STUB(0x21) STUB(0x22) STUB(0x23) STUB(0x24)
-STUB(0x25) STUB(0x26) STUB(0x27) STUB(0x28) STUB(0x29) STUB(0x2a) STUB(0x2b) STUB(0x2c)
-STUB(0x2d) STUB(0x2e) STUB(0x2f) STUB(0x40) STUB(0x42) STUB(0x41) STUB(0xff) STUB(0x80)
+STUB(28) STUB(29) STUB(30) STUB(31) STUB(0x40) STUB(0x42) STUB(0x41) STUB(0xff) STUB(0x80)
 #undef STUB
 extern char syscall_entry[];
 
@@ -65,36 +63,12 @@ static void idt_build(void)
 	};
 	for (unsigned v = 0; v < 32; v++)
 		idt_set(v, exc[v], v == VEC_BP ? 3 : 0, v == 8 ? 1 : 0);
-	static void *const pic[16] = {
-		trap_stub_0x20, trap_stub_0x21, trap_stub_0x22, trap_stub_0x23, trap_stub_0x24, trap_stub_0x25,
-		trap_stub_0x26, trap_stub_0x27, trap_stub_0x28, trap_stub_0x29, trap_stub_0x2a, trap_stub_0x2b,
-		trap_stub_0x2c, trap_stub_0x2d, trap_stub_0x2e, trap_stub_0x2f,
-	};
-	for (unsigned v = 0; v < 16; v++)
-		idt_set(VEC_PIC_BASE + v, pic[v], 0, 0);
 	idt_set(VEC_TIMER, trap_stub_0x40, 0, 0);
 	idt_set(VEC_IPI, trap_stub_0x41, 0, 0);
 	idt_set(VEC_SERIAL, trap_stub_0x42, 0, 0);
 	idt_set(VEC_SPURIOUS, trap_stub_0xff, 0, 0);
 	idt_set(VEC_SYSCALL, trap_stub_0x80, 3, 0);
 	idt_built = true;
-}
-
-/* A BIOS (SeaBIOS on QEMU -M pc) leaves the 8259 PIC on vectors 8-15 with
- * the PIT on IRQ 0: its first tick would look like a #DF. Move it to
- * 0x20-0x2f and mask every line; the LAPIC and IOAPIC are used instead. */
-void cpu_pic_disable(void)
-{
-	static const uint8_t icw[2][4] = { { 0x11, VEC_PIC_BASE, 0x04, 0x01 },
-					   { 0x11, VEC_PIC_BASE + 8, 0x02, 0x01 } };
-	for (int i = 0; i < 2; i++) {
-		uint16_t cmd = i ? 0xa0 : 0x20;
-		outb(cmd, icw[i][0]);
-		outb(cmd + 1, icw[i][1]);
-		outb(cmd + 1, icw[i][2]);
-		outb(cmd + 1, icw[i][3]);
-		outb(cmd + 1, 0xff);
-	}
 }
 
 void cpu_init(unsigned id)

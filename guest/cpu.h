@@ -55,7 +55,6 @@ static inline struct cpu *cpu_self(void)
 	return c;
 }
 
-void cpu_pic_disable(void);
 /* Loads GDT/TSS/IDT, GS base and the SYSCALL MSRs for cpus[id]. */
 void cpu_init(unsigned id);
 

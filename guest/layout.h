@@ -25,7 +25,6 @@
 
 /* Vectors. 3 (#BP) and 0x80 are DPL3 gates usable as syscall entries. */
 #define VEC_BP 3
-#define VEC_PIC_BASE 0x20 /* legacy 8259, masked */
 #define VEC_TIMER 0x40
 #define VEC_IPI 0x41
 #define VEC_SERIAL 0x42 /* COM1 IRQ 4 through the IOAPIC */

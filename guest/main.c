@@ -101,7 +101,6 @@ void kmain(uint32_t magic, uint32_t info)
 {
 	outl(BOOT_MARKER_PORT, BOOT_MARK_KERNEL); /* hvmm's boot timer; QEMU ignores it */
 	console_init();
-	cpu_pic_disable();
 	cpu_init(0);
 	boot_read_info(magic, info);
 	kprintf("hvmm-guest: cmdline \"%s\"\n", boot_cmdline);

@@ -260,15 +260,17 @@ static void test_timer(void)
 	apic_timer_stop();
 	within("timer: periodic 1000 Hz, ticks in 200 ms of TSC time", n, hz * window / 1000000000, "ticks");
 
+	/* 50 and 100 ms: the wake-up latency of a halted vCPU on a busy 2-core
+	 * host is up to a few ms, too much for ±10% of 10 ms. */
 	for (int i = 0; i < 2; i++) {
-		const uint64_t want = i ? 50000000 : 10000000;
+		const uint64_t want = i ? 100000000 : 50000000;
 		k0 = c->ticks;
 		t0 = clock_ns();
 		apic_timer_oneshot_ns(want);
 		while (c->ticks == k0 && clock_ns() - t0 < 10 * want)
 			irq_wait();
 		uint64_t dt = clock_ns() - t0;
-		within(i ? "timer: one-shot 50 ms" : "timer: one-shot 10 ms", dt / 1000, want / 1000, "us");
+		within(i ? "timer: one-shot 100 ms" : "timer: one-shot 50 ms", dt / 1000, want / 1000, "us");
 	}
 	k0 = c->ticks;
 	clock_spin_ns(30000000);

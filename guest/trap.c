@@ -57,8 +57,6 @@ void trap_handle(struct trap_frame *f)
 	case VEC_SPURIOUS:
 		return;
 	}
-	if (f->vector >= VEC_PIC_BASE && f->vector < VEC_PIC_BASE + 16)
-		return; /* masked legacy PIC: only its spurious IRQ 7/15 get here */
 
 	uint64_t cr2 = f->vector == 14 ? read_cr2() : 0;
 	bool user = (f->cs & 3) == 3;
