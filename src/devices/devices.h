@@ -11,7 +11,7 @@
  *                 (4 bytes): each write records ns since hvmm started
  *   ioapic.c      82093AA-style IOAPIC at 0xfec00000 (split irqchip only)
  *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
- *                 init sequence, keeps every line masked, reads back IMR
+ *                 init sequence, reads back IMR, never delivers (IOAPIC does)
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
