@@ -1,5 +1,6 @@
 /* hvmm: command line → struct vm_config → vm_create → vm_run. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,9 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 int main(int argc, char **argv)
 {
 	util_mark_start();
+	/* A reader that goes away (hvmm | head) must not kill hvmm before it
+	 * restores the terminal and reports: writes fail with EPIPE instead. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		main_usage(stdout);
 		return 0;

@@ -349,3 +349,19 @@ def t_restore_sigterm(ctx):
 def t_cpuid(ctx):
     hv, _ = same_as_qemu(ctx, "cpuid.elf")
     expect(hv.out == "hypervisor bit set\nsignature: KVMKVMKVM\n", "KVM's CPUID leaves", hv)
+
+
+@case("serial/closed-stdout")
+def t_closed_stdout(ctx):
+    # `hvmm ... | head -c1`: the reader goes away; hvmm must still finish the
+    # guest and return its status instead of dying of SIGPIPE
+    import subprocess as sp
+    p = sp.Popen([ctx.hvmm_bin, "run", "--timeout", "10", ctx.guest("hello.elf")],
+                 stdin=sp.DEVNULL, stdout=sp.PIPE, stderr=sp.PIPE)
+    p.stdout.close()
+    try:
+        status = p.wait(timeout=20)
+    except sp.TimeoutExpired:
+        p.kill()
+        raise AssertionError("hvmm hung with a closed stdout")
+    expect(status == 1, f"guest status 1 despite the closed pipe, got {status}")
