@@ -16,7 +16,7 @@
 #define GDT_TSS0 0x30 /* one 16-byte TSS descriptor per CPU from here */
 #define GDT_FIXED_ENTRIES 6
 
-#define MAX_CPUS 8
+#define MAX_CPUS 16
 
 /* struct cpu field offsets used from assembly (checked by _Static_assert in cpu.c). */
 #define CPU_SELF 0

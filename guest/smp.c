@@ -29,6 +29,7 @@ static struct {
 } smp_work[MAX_CPUS];
 
 static uint32_t smp_apic_ids[MAX_CPUS];
+static unsigned smp_dropped; /* CPUs beyond MAX_CPUS, not started */
 static unsigned smp_found;
 
 extern char ap_tramp_start[], ap_tramp_end[], ap_efer_extra[];
@@ -69,6 +70,8 @@ static void smp_add(uint32_t apic_id)
 			return;
 	if (smp_found < MAX_CPUS)
 		smp_apic_ids[smp_found++] = apic_id;
+	else
+		smp_dropped++;
 }
 
 static const uint8_t *smp_scan(uint64_t lo, uint64_t hi, const char *sig, unsigned n)
@@ -243,6 +246,9 @@ void smp_test(smp_tap_fn tap, smp_skip_fn skip)
 	}
 	tap(true, "smp: %u CPUs found (MP table: %s, %u CPUs; ACPI MADT: %s) BSP APIC id %u", smp_found,
 	    mp ? "yes" : "no", n_mp, madt ? "yes" : "no", cpus[0].apic_id);
+	if (smp_dropped)
+		kprintf("# smp: %u more CPUs listed than this kernel supports (MAX_CPUS %u): not started\n",
+			smp_dropped, MAX_CPUS);
 	if (smp_found < 2) {
 		skip("smp: AP bring-up", "only one CPU");
 		return;

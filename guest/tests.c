@@ -343,6 +343,16 @@ static void test_panic(void)
 	tap(false, "panic: the ring-0 fault did not trap (read 0x%lx)", v);
 }
 
+/* A ring-0 push onto an unmapped stack: the #PF cannot be delivered on that
+ * stack, so the CPU raises #DF, which runs on IST1 (its own stack) and
+ * panics with a report. Shows that the TSS and IST are right. Not in "all". */
+static void test_doublefault(void)
+{
+	kprintf("# ring-0 push with RSP in unmapped page 0: expect a #DF report (on IST1) and a panic\n");
+	__asm__ volatile("mov $0x800, %%rsp; push %%rax" ::: "memory");
+	tap(false, "doublefault: still running after the push");
+}
+
 static void test_smp(void)
 {
 	smp_test(tap, tap_skip);
@@ -360,6 +370,7 @@ static const struct test tests[] = {
 	{ "timer", test_timer, false },   { "halt", test_halt, false },
 	{ "smp", test_smp, false },       { "serial", test_serial, true },
 	{ "panic", test_panic, true },
+	{ "doublefault", test_doublefault, true },
 };
 
 void tests_main(void)
@@ -376,7 +387,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (hello exceptions syscall paging timer halt smp serial panic all)", boot_opts.test);
+		tap(false, "unknown test '%s' (hello exceptions syscall paging timer halt smp serial panic doublefault all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

@@ -58,7 +58,8 @@ void trap_handle(struct trap_frame *f)
 		return;
 	}
 
-	uint64_t cr2 = f->vector == 14 ? read_cr2() : 0;
+	/* CR2 also after a #DF: it usually holds the address of the #PF that failed. */
+	uint64_t cr2 = (f->vector == 14 || f->vector == 8) ? read_cr2() : 0;
 	bool user = (f->cs & 3) == 3;
 	if (user && f->vector == 14 && task_demand_fault(cr2, f->err))
 		return;
