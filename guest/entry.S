@@ -178,7 +178,7 @@ trap_common:
 	iretq
 
 /* ---- syscall entries --------------------------------------------------------
- * The user wrappers (user/usys.c) declare every caller-saved register
+ * The user wrappers (user/usys.h) declare every caller-saved register
  * clobbered, so the entries save nothing: a handful of emulated instructions
  * per round trip. Handlers are C functions long f(long, long, long).
  */

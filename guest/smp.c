@@ -1,6 +1,6 @@
 /*
- * smp: CPUs from the MP table (MP spec 1.4, what hvmm provides) or else the
- * ACPI MADT (what QEMU provides), started with INIT-SIPI-SIPI into the
+ * smp: CPUs from the MP table (MP spec 1.4, what hvmm provides) and the ACPI
+ * MADT (what QEMU provides), merged by APIC id, started with INIT-SIPI-SIPI into the
  * trampoline of entry.S. An AP then idles in HLT and wakes on an IPI to run
  * a ring-3 task or to answer a ping with an IPI of its own.
  */
