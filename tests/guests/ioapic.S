@@ -6,9 +6,9 @@
  * EOI to clear Remote IRR (KVM_EXIT_IOAPIC_EOI in hvmm's split irqchip).
  * Exit 0 after two interrupts; a missing one leaves the guest halted.
  *
- * The handler does not IRET: a same-privilege IRET in ring 0 cannot be
- * emulated on the PVM development host (KVM's emulator does IRET only in real
- * mode), so it drops its frame and jumps back to the wait loop instead. */
+ * The handler does not IRET: a 32-bit protected-mode IRET cannot be emulated
+ * on the PVM development host (KVM's emulator does IRET only in real mode),
+ * so it drops its frame and jumps back to the wait loop instead. */
 #include "common.h"
 #define LAPIC  0xfee00000
 #define IOAPIC 0xfec00000
