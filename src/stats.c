@@ -100,19 +100,37 @@ int stats_kvm_read(int fd, struct stats_kvm *out)
 		free(descs);
 		return -EIO;
 	}
+	/* All values in one read: the data block ends with the last descriptor's. */
+	size_t data_len = 0;
+	for (uint32_t i = 0; i < hdr.num_desc; i++) {
+		const struct kvm_stats_desc *d = (const void *)(descs + i * dsz);
+		size_t end = (size_t)d->offset + (size_t)d->size * sizeof(uint64_t);
+		if (d->size > 4096 || d->offset > (1u << 20))
+			goto bad;
+		if (end > data_len)
+			data_len = end;
+	}
+	uint8_t *data = malloc(data_len ? data_len : 1);
+	if (!data)
+		goto bad;
+	if (pread(fd, data, data_len, hdr.data_offset) != (ssize_t)data_len) {
+		free(data);
+		goto bad;
+	}
 	for (uint32_t i = 0; i < hdr.num_desc && out->n < STATS_KVM_MAX; i++) {
 		const struct kvm_stats_desc *d = (const void *)(descs + i * dsz);
-		uint64_t val;
 		/* histograms have size > 1; the first bucket is not a useful total */
 		if (d->size != 1)
 			continue;
-		if (pread(fd, &val, sizeof(val), hdr.data_offset + d->offset) != sizeof(val))
-			continue;
 		snprintf(out->name[out->n], sizeof(out->name[0]), "%.*s", (int)hdr.name_size, d->name);
-		out->value[out->n++] = val;
+		memcpy(&out->value[out->n++], data + d->offset, sizeof(uint64_t));
 	}
+	free(data);
 	free(descs);
 	return 0;
+bad:
+	free(descs);
+	return -EIO;
 }
 
 uint64_t stats_kvm_get(const struct stats_kvm *k, const char *name)

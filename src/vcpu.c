@@ -1,7 +1,10 @@
 #include "vcpu.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -73,9 +76,8 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 	free(c);
 	if (r < 0)
 		goto fail;
-#ifdef KVM_GET_STATS_FD
-	v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL); /* optional: -1 is fine */
-#endif
+	if (vm->stats_on)
+		v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL); /* optional: -1 is fine */
 	*out = v;
 	return 0;
 fail:;
@@ -139,7 +141,7 @@ static void vcpu_handle_io(struct vcpu *v, uint64_t t0)
 	if (!r)
 		vcpu_unhandled(v, "port", out, port, size);
 	stats_record_io(&v->stats, out ? STATS_PIO_OUT : STATS_PIO_IN, port, r != NULL,
-			util_now_ns() - t0);
+			t0 ? util_now_ns() - t0 : 0);
 }
 
 static void vcpu_handle_mmio(struct vcpu *v, uint64_t t0)
@@ -165,7 +167,7 @@ static void vcpu_handle_mmio(struct vcpu *v, uint64_t t0)
 	if (!r)
 		vcpu_unhandled(v, "MMIO", write, addr, len);
 	stats_record_io(&v->stats, write ? STATS_MMIO_WRITE : STATS_MMIO_READ, addr, r != NULL,
-			util_now_ns() - t0);
+			t0 ? util_now_ns() - t0 : 0);
 }
 
 static void vcpu_crash(struct vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -263,10 +265,22 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* With the fd table shared between threads, every KVM_RUN has to take
+	 * and drop a reference on the vCPU's file (fdget): measured +0.5..0.8%
+	 * per exit here. A private copy of the table makes it a plain lookup.
+	 * The price: fds opened after this point are invisible to this thread,
+	 * and the copies keep their files open until the thread exits (the VM
+	 * closes its fds only after joining the vCPUs). */
+	if (unshare(CLONE_FILES) < 0) {
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "vcpu%d: unshare(CLONE_FILES): %s",
+			v->id, strerror(errno));
+		return NULL;
+	}
+	const bool timed = vm->stats_on;
 
 	while (!vm_stopping(vm)) {
 		int r = ioctl(v->fd, KVM_RUN, 0);
-		uint64_t t0 = util_now_ns();
+		uint64_t t0 = timed ? util_now_ns() : 0;
 		if (r < 0) {
 			/* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI. */
 			if (errno == EINTR || errno == EAGAIN) {
@@ -278,7 +292,7 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		vcpu_dispatch(v, t0);
-		stats_record_exit(&v->stats, v->run->exit_reason, util_now_ns() - t0);
+		stats_record_exit(&v->stats, v->run->exit_reason, timed ? util_now_ns() - t0 : 0);
 	}
 	return NULL;
 }

@@ -171,6 +171,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->ncpus = 0;
+	vm->stats_on = cfg->stats || cfg->stats_json || cfg->trace_exits;
 	vm->main_thread = pthread_self();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	bus_init(&vm->pio, "pio");
@@ -297,15 +298,18 @@ int vm_run(struct vm *vm)
 		util_err("sigaction: %s", strerror(errno));
 		return HVMM_EXIT_HOST;
 	}
-	for (int i = 0; i < vm->ncpus; i++) {
+	/* Serial first: each vCPU thread takes a private copy of the fd table
+	 * when it starts (vcpu.c), so every fd a vCPU may use — the UART's
+	 * wake-up eventfd among them — must exist before the vCPUs do. */
+	if (uart_start(vm) < 0)
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting serial input: %s", strerror(errno));
+	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
 		int r = vcpu_start(vm->vcpus[i]);
 		if (r < 0) {
 			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting vCPU %d: %s", i, strerror(-r));
 			break;
 		}
 	}
-	if (!vm_stopping(vm) && uart_start(vm) < 0)
-		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting serial input: %s", strerror(errno));
 	vm_wait(vm, &set);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_join(vm->vcpus[i]);
