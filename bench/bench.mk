@@ -10,13 +10,13 @@ bench-build: $(BENCH_TOOLS) $(BENCH_GUESTS)
 
 $(BENCH_DIR)/rawkvm: bench/rawkvm.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 # Static, so that the forked child's pre-exec pages (which count in its
 # ru_maxrss) are as few as possible: see docs/benchmarks.md.
 $(BENCH_DIR)/timeit: bench/timeit.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -static -o $@ $<
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -static -o $@ $<
 
 $(BENCH_DIR)/nop: bench/nop.S
 	@mkdir -p $(dir $@)
