@@ -39,6 +39,7 @@ def parse_args():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds-start", type=int, default=40, help="rounds for N=0 (start, RSS)")
     ap.add_argument("--rounds-exit", type=int, default=11, help="rounds for N=200000 (per exit)")
+    ap.add_argument("--rounds-ring3", type=int, default=15, help="rounds of the guest kernel's test=boot")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--no-qemu", action="store_true")
     return ap.parse_args()
@@ -71,8 +72,9 @@ class Timer:
         fd, self.errfile = tempfile.mkstemp(prefix="hvmm-bench-", suffix=".err")
         os.close(fd)
 
-    def run(self, cmd, timeout):
+    def run(self, cmd, timeout, expect=None):
         """One run: (wall_ns, maxrss_kib, status, stderr text, cpu_ns)."""
+        expect = EXPECT if expect is None else expect
         out = subprocess.run([self.timeit, "-t", str(timeout), "-e", self.errfile, "--"] + cmd,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              timeout=timeout + 30, check=False)
@@ -80,7 +82,7 @@ class Timer:
             raise RuntimeError(f"timeit failed: {out.stderr.strip()}")
         ns, kb, status, cpu = (int(x) for x in out.stdout.split())
         err = ""
-        if status != EXPECT:
+        if status != expect:
             with open(self.errfile, errors="replace") as f:
                 err = f.read()[-2000:]
         return ns, kb, status, err, cpu
@@ -147,6 +149,41 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def ring3_rounds(timer, build, use_qemu, rounds):
+    """Time-to-ring-3 of hvmm's own kernel (guest/, test=boot: its first ring-3
+    instruction writes the boot marker, then the task exits and the kernel
+    ends the VM through isa-debug-exit 0 → status 1). Returns {key: [wall ns]}
+    and hvmm's own marker times (ns since hvmm started) from --stats-json."""
+    kernel = f"{build}/guest/hvmm-guest.elf"
+    cmds = [("hvmm", [f"{build}/hvmm", "run", "--mem", "128M", "--serial", "none",
+                      "--cmdline", "test=boot", kernel])]
+    if use_qemu:
+        cmds.append(("qemu", [
+            "qemu-system-x86_64", "-M", "microvm,x-option-roms=off", "-enable-kvm",
+            "-cpu", "host,-arch-capabilities", "-m", "128M", "-nodefaults", "-no-reboot",
+            "-display", "none", "-serial", "none",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", kernel,
+            "-append", "test=boot"]))
+    wall = {k: [] for k, _ in cmds}
+    for r in range(rounds):
+        for key, cmd in (cmds if r % 2 == 0 else cmds[::-1]):
+            ns, _, status, err, _ = timer.run(cmd, 60, expect=1)
+            if status == 1:
+                wall[key].append(ns)
+            else:
+                print(f"  ring3 round {r}: {key} exited {status}:\n{err}", file=sys.stderr)
+    marks = []
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        for _ in range(min(rounds, 7)):
+            subprocess.run(cmds[0][1][:2] + ["--stats-json", f.name] + cmds[0][1][2:],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+            with open(f.name) as j:
+                m = [x["ns"] for x in json.load(j)["boot_marks"] if x["via"] == "mmio"]
+            if m:
+                marks.append(m[0])
+    return wall, marks
+
+
 def main():
     a = parse_args()
     b = a.build
@@ -163,6 +200,8 @@ def main():
             timer.run(cmd + [img0], 30)
         start = run_rounds(timer, vms, img0, a.rounds_start, 30, "N=0")
         outs = run_rounds(timer, vms, imgN, a.rounds_exit, 300, f"N={N_OUTS}")
+        r3_wall, r3_marks = ring3_rounds(timer, b, not a.no_qemu, a.rounds_ring3)
+        print(f"  ring 3: {a.rounds_ring3} rounds done", file=sys.stderr)
     finally:
         timer.close()
     hv_status, hv_exits = hvmm_exit_count(b, imgN)
@@ -243,7 +282,15 @@ def main():
         f"- hvmm --stats-json on the N={N_OUTS} guest: status {hv_status}, "
         f"userspace_exits = {hv_exits} (expected {N_OUTS + 1})",
     ]
-    text = "\n".join(facts + ["", *table, "", *goal_lines])
+    r3 = ["| time to ring 3, guest/ kernel `test=boot` | process start→exit, ms (median) | ×hvmm | "
+          "first ring-3 instruction, ms after hvmm started (boot marker, median) |",
+          "|---|---:|---:|---:|"]
+    h3 = med(r3_wall.get("hvmm", []))
+    for key, name in (("hvmm", "hvmm (default)"), ("qemu", "QEMU microvm")):
+        if key in r3_wall:
+            mk = f"{med(r3_marks) / 1e6:.2f}" if key == "hvmm" and r3_marks else "— (QEMU has no marker)"
+            r3.append(f"| {name} | {med(r3_wall[key]) / 1e6:.2f} | {med(r3_wall[key]) / h3:.2f} | {mk} |")
+    text = "\n".join(facts + ["", *table, "", *goal_lines, "", *r3])
     print()
     print(text)
 

@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-make -s BUILD="$BUILD" all bench-build
+make -s BUILD="$BUILD" all guests bench-build
 exec python3 bench/bench.py --build "$BUILD" "$@"

@@ -63,7 +63,7 @@ def guest_case(test, cpus=1):
     return fn
 
 
-for _t in ("hello", "exceptions", "paging", "timer", "halt"):
+for _t in ("boot", "hello", "exceptions", "paging", "timer", "halt"):
     guest_case(_t)
 guest_case("smp", cpus=2)
 

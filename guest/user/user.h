@@ -25,6 +25,7 @@ __attribute__((noreturn)) void u_task_main(long (*fn)(long), long arg);
 
 /* Task bodies (utests.c). */
 long u_hello(long);
+long u_boot(long);
 long u_probe(long entry);          /* 0 if a syscall through entry works */
 long u_fault(long kind);           /* raises the exception named by kind */
 long u_bench(long entry);          /* result in u_bench_ns_x10 */

@@ -20,6 +20,14 @@ long u_hello(long arg)
 	return 0;
 }
 
+/* test=boot: nothing but the first ring-3 instruction (the boot marker in
+ * u_task_main) and the exit: what bench/ times as time-to-ring-3. */
+long u_boot(long arg)
+{
+	(void)arg;
+	return 0;
+}
+
 long u_probe(long entry)
 {
 	long r;
