@@ -38,7 +38,7 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds-start", type=int, default=40, help="rounds for N=0 (start, RSS)")
-    ap.add_argument("--rounds-exit", type=int, default=11, help="rounds for N=200000 (per exit)")
+    ap.add_argument("--rounds-exit", type=int, default=25, help="rounds for N=200000 (per exit)")
     ap.add_argument("--rounds-ring3", type=int, default=15, help="rounds of the guest kernel's test=boot")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--no-qemu", action="store_true")
