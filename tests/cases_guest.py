@@ -105,3 +105,26 @@ def t_marks(ctx):
            "ring 0 marks through the port, ring 3 through MMIO", hv)
     expect(all(marks[i]["ns"] <= marks[i + 1]["ns"] for i in range(len(marks) - 1)),
            "marks in time order", hv)
+
+
+guest_case("serial")  # the UART's IRQ 4 through the IOAPIC (a device test, not in `all`)
+
+
+@case("guest/all", qemu=True)
+def t_all(ctx):
+    # every device-free test in one boot; TCG keeps this cheap, hvmm and
+    # QEMU-KVM each spend ~10 s in the million syscalls
+    run_everywhere(ctx, "all", cpus=2, vm_timeout=150)
+
+
+@case("guest/panic-status", qemu=True)
+def t_panic(ctx):
+    # a ring-0 fault is a kernel panic: a report on serial and debug-exit 2 →
+    # status 5, distinct from pass (1) and fail (3); #DF goes through the IST stack
+    for test in ("panic", "doublefault"):
+        hv = ctx.hvmm("--cmdline", f"test={test}", kernel(ctx))
+        q = ctx.qemu(kernel(ctx), append=f"test={test}")
+        for name, r in (("hvmm", hv), ("QEMU-KVM", q)):
+            expect(r.status == 5 and "PANIC: unexpected" in r.out and "Bail out!" in r.out,
+                   f"{name} test={test}: panic report and status 5", r)
+    expect("#DF double fault" in hv.out, "double fault reported", hv)
