@@ -71,6 +71,10 @@ static void boot_parse_cmdline(void)
 	}
 }
 
+/* What the memory map offered (the allocator manages only part of it); printed
+ * at boot so a test can check the VMM's map, RAM above 4 GiB included. */
+static uint64_t boot_ram_bytes, boot_ram_high_bytes;
+
 static void boot_read_info(uint32_t magic, uint32_t info)
 {
 	if (magic != MB_BOOT_MAGIC)
@@ -87,8 +91,12 @@ static void boot_read_info(uint32_t magic, uint32_t info)
 		uint64_t p = mb->mmap_addr, end = p + mb->mmap_length;
 		while (p < end) {
 			const struct mb_mmap *e = (const struct mb_mmap *)p;
-			if (e->type == 1)
+			if (e->type == 1) {
 				mm_add_ram(e->addr, e->len);
+				boot_ram_bytes += e->len;
+				if (e->addr >= 0x100000000ull)
+					boot_ram_high_bytes += e->len;
+			}
 			p += e->size + 4;
 		}
 	} else {
@@ -107,6 +115,8 @@ void kmain(uint32_t magic, uint32_t info)
 	boot_parse_cmdline();
 	mm_init_user();
 	task_init();
-	kprintf("hvmm-guest: %lu MiB free, NX %s\n", mm_free_bytes() >> 20, cpu_has_nx ? "on" : "absent");
+	kprintf("hvmm-guest: %lu MiB RAM in the memory map (%lu MiB above 4 GiB), %lu MiB free, NX %s\n",
+		boot_ram_bytes >> 20, boot_ram_high_bytes >> 20, mm_free_bytes() >> 20,
+		cpu_has_nx ? "on" : "absent");
 	tests_main();
 }

@@ -128,3 +128,15 @@ def t_panic(ctx):
             expect(r.status == 5 and "PANIC: unexpected" in r.out and "Bail out!" in r.out,
                    f"{name} test={test}: panic report and status 5", r)
     expect("#DF double fault" in hv.out, "double fault reported", hv)
+
+
+@case("guest/ram-above-4g", qemu=True)
+def t_ram_high(ctx):
+    # 5 GiB: 3 GiB below the 32-bit PCI hole, 2 GiB from 4 GiB up; the guest
+    # prints what its multiboot memory map says, and QEMU must say the same
+    line = lambda r: [l for l in r.out.replace("\r", "").splitlines() if "memory map" in l]  # noqa: E731
+    hv = ctx.hvmm("--mem", "5G", "--cmdline", "test=hello", kernel(ctx))
+    q = ctx.qemu(kernel(ctx), append="test=hello", mem="5G")
+    expect(hv.status == q.status == 1, "both pass", hv)
+    expect(line(hv) and "(2048 MiB above 4 GiB)" in line(hv)[0], f"RAM above the hole: {line(hv)}", hv)
+    expect(line(hv) == line(q), f"memory map differs: hvmm {line(hv)} QEMU {line(q)}")
