@@ -6,6 +6,10 @@ TG_AS   := $(CC) -c -nostdlib -ffreestanding -Itests/guests
 
 guests: $(TG_ALL)
 
+# Keep every intermediate file: otherwise make deletes them after the run and
+# its "rm ..." line would follow the test summary, which must be the last line.
+.SECONDARY:
+
 $(TG_DIR)/ioapic_level.o32: tests/guests/ioapic.S tests/guests/common.h
 	@mkdir -p $(dir $@)
 	$(TG_AS) -m32 -DLEVEL -o $@ $<
