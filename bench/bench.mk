@@ -22,9 +22,9 @@ $(BENCH_DIR)/nop: bench/nop.S
 	@mkdir -p $(dir $@)
 	$(CC) -nostdlib -static -o $@ $<
 
-# Same assembler set-up as tests/guests/guests.mk, reusing its common.h and guest.ld.
-$(BENCH_DIR)/guests/outs_%.o32: bench/guests/outs.S tests/guests/common.h
+# The test guest tests/guests/outs.S, built for N OUTs and exit value 0x2a.
+$(BENCH_DIR)/guests/outs_%.o32: tests/guests/outs.S tests/guests/common.h
 	@mkdir -p $(dir $@)
-	$(CC) -c -nostdlib -ffreestanding -m32 -Itests/guests -DN_OUTS=$* -o $@ $<
+	$(CC) -c -nostdlib -ffreestanding -m32 -Itests/guests -DN_OUTS=$* -DEXIT_VALUE=0x2a -o $@ $<
 $(BENCH_DIR)/guests/outs_%.elf: $(BENCH_DIR)/guests/outs_%.o32 tests/guests/guest.ld
 	ld --no-warn-rwx-segments -m elf_i386 -static -nostdlib --build-id=none -N -T tests/guests/guest.ld -o $@ $<

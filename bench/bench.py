@@ -7,7 +7,7 @@ so slow drift on this shared 2-core machine hits every VMM alike):
   hvmm   build/hvmm with its default irqchip (split)
   hvmm-k build/hvmm --irqchip kernel
   qemu   QEMU microvm, the reference command of the issue
-on the same multiboot images (bench/guests/outs.S built for N=0 and N=200000).
+on the same multiboot images (tests/guests/outs.S built for N=0 and N=200000).
 Each run is timed by bench/timeit (fork/exec/wait4 with CLOCK_MONOTONIC, and the
 child's ru_maxrss). Every run must end with status 85 (guest wrote 0x2a to port
 0xf4); a run that does not is reported and left out of the medians.

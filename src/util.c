@@ -71,13 +71,18 @@ int util_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+void util_verr(const char *fmt, va_list ap)
+{
+	fputs("hvmm: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void util_err(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("hvmm: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	util_verr(fmt, ap);
 	va_end(ap);
 }
 

@@ -42,9 +42,7 @@ static int vm_fail(int status, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("hvmm: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	util_verr(fmt, ap);
 	va_end(ap);
 	return status;
 }

@@ -7,6 +7,10 @@
 	.section .multiboot, "a"; .align 4; \
 	.long 0x1BADB002; .long 0x3; .long -(0x1BADB002 + 0x3)
 
+/* The start of every multiboot test guest: header, 32-bit code, a stack. */
+#define GUEST_START \
+	MULTIBOOT_HEADER; .text; .code32; .globl _start; _start: mov $0x80000, %esp
+
 /* Print the NUL-terminated string at label s on COM1 (clobbers eax, edx, esi). */
 .macro PUTS s
 	mov $\s, %esi

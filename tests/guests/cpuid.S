@@ -1,12 +1,7 @@
 /* cpuid: prints what a guest learns about its hypervisor from CPUID: the
  * hypervisor-present bit (leaf 1 ECX[31]) and the 0x40000000 signature. */
 #include "common.h"
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	mov $1, %eax
 	cpuid
 	bt $31, %ecx

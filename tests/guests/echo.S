@@ -1,12 +1,7 @@
 /* echo: polls COM1 for input and echoes every byte back until it reads '.',
  * then exits 0. Exercises the UART receive path fed from hvmm's stdin. */
 #include "common.h"
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	PUTS ready
 1:	mov $(COM1 + 5), %dx       /* LSR.DR: a byte is waiting */
 2:	inb %dx, %al

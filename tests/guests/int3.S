@@ -2,12 +2,7 @@
  * handler prints and exits 3 (status 7); this PVM host cannot emulate it and
  * hvmm must stop with a dump, not hang. */
 #include "common.h"
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	mov $handler, %eax
 	mov %ax, idt + 3*8
 	shr $16, %eax

@@ -18,12 +18,7 @@
 #else
 #define TRIG   0
 #endif
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	mov $handler, %eax
 	mov %ax, idt + VEC*8
 	shr $16, %eax

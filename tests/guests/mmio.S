@@ -1,12 +1,7 @@
 /* mmio: 300 writes and 200 reads at 0xd0000000 (MMIO hole, no device): each
  * is one MMIO exit, and every read must see all-ones. Exit 0 if so, 1 if not. */
 #include "common.h"
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	mov $0xd0000000, %edi
 	mov $300, %ecx
 1:	movl %ecx, (%edi)

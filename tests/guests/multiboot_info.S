@@ -1,12 +1,7 @@
 /* multiboot_info: checks EAX=0x2BADB002, then prints the command line and each
  * module's string from the multiboot info, and exits 0 (1 on a bad magic). */
 #include "common.h"
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	cmp $0x2BADB002, %eax
 	jne badmagic
 	mov %ebx, %ebp            /* info */

@@ -6,12 +6,7 @@
 #define TRAMP 0x60000
 #define FLAG  (TRAMP + 0x800)
 #define LAPIC 0xfee00000
-MULTIBOOT_HEADER
-	.text
-	.code32
-	.globl _start
-_start:
-	mov $0x80000, %esp
+GUEST_START
 	movl $0, FLAG
 	/* copy the real-mode trampoline below 1 MiB */
 	mov $ap_start, %esi
