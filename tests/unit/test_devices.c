@@ -10,25 +10,10 @@
 
 #include "util.h"
 #include "vm.h"
+#include "fake_vm.h"
 
 /* ---- test doubles ---- */
 
-static int stop_calls;
-static enum vm_stop_reason stop_reason;
-static int stop_status;
-static char stop_msg[256];
-
-void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
-{
-	(void)vm;
-	stop_calls++;
-	stop_reason = reason;
-	stop_status = status;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(stop_msg, sizeof(stop_msg), fmt, ap);
-	va_end(ap);
-}
 
 void irq_set_line(struct vm *vm, unsigned pin, bool level)
 {
@@ -48,14 +33,7 @@ static struct vm vm;
 static int setup(void **state)
 {
 	(void)state;
-	memset(&vm, 0, sizeof(vm));
-	vm.vm_fd = vm.kvm_fd = -1;
-	bus_init(&vm.pio, "pio");
-	bus_init(&vm.mmio, "mmio");
-	stop_calls = 0;
-	stop_reason = VM_STOP_NONE;
-	stop_status = -1;
-	stop_msg[0] = 0;
+	fake_vm_init(&vm);
 	util_mark_start();
 	assert_int_equal(debug_exit_create(&vm), 0);
 	assert_int_equal(i8042_create(&vm), 0);
@@ -68,10 +46,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	devices_destroy(&vm);
+	fake_vm_free(&vm);
 	assert_null(vm.boot_timer);
-	bus_free(&vm.pio);
-	bus_free(&vm.mmio);
 	return 0;
 }
 

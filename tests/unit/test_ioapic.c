@@ -11,6 +11,7 @@
 
 #include "util.h"
 #include "vm.h"
+#include "fake_vm.h"
 
 /* ---- test doubles ---- */
 
@@ -34,11 +35,6 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level)
 	ioapic_set_line(vm, pin, level); /* what irq.c does in split mode */
 }
 
-void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
-{
-	(void)vm, (void)reason, (void)status, (void)fmt;
-}
-
 /* ---- harness ---- */
 
 static struct vm vm;
@@ -46,10 +42,7 @@ static struct vm vm;
 static int setup(void **state)
 {
 	(void)state;
-	memset(&vm, 0, sizeof(vm));
-	vm.vm_fd = vm.kvm_fd = -1;
-	bus_init(&vm.pio, "pio");
-	bus_init(&vm.mmio, "mmio");
+	fake_vm_init(&vm);
 	route_calls = 0;
 	assert_int_equal(ioapic_create(&vm), 0);
 	assert_non_null(vm.ioapic);
@@ -59,10 +52,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	devices_destroy(&vm);
+	fake_vm_free(&vm);
 	assert_null(vm.ioapic);
-	bus_free(&vm.pio);
-	bus_free(&vm.mmio);
 	return 0;
 }
 

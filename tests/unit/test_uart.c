@@ -15,15 +15,12 @@
 
 #include "util.h"
 #include "vm.h"
+#include "fake_vm.h"
 
 /* ---- test doubles for what needs KVM ---- */
 
 static bool irq_line[IRQ_IOAPIC_PINS];
 static int irq_raises[IRQ_IOAPIC_PINS]; /* 0 -> 1 transitions seen */
-static int stop_calls;
-static enum vm_stop_reason stop_reason;
-static int stop_status;
-static char stop_msg[256];
 
 void irq_set_line(struct vm *vm, unsigned pin, bool level)
 {
@@ -42,18 +39,6 @@ int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
 	return 0;
 }
 
-void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
-{
-	(void)vm;
-	stop_calls++;
-	stop_reason = reason;
-	stop_status = status;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(stop_msg, sizeof(stop_msg), fmt, ap);
-	va_end(ap);
-}
-
 /* ---- harness ---- */
 
 static struct vm vm;
@@ -61,15 +46,9 @@ static char tmp_path[64];
 
 static void setup_vm(enum serial_mode mode, const char *path)
 {
-	memset(&vm, 0, sizeof(vm));
-	vm.vm_fd = -1;
-	vm.kvm_fd = -1;
-	bus_init(&vm.pio, "pio");
-	bus_init(&vm.mmio, "mmio");
+	fake_vm_init(&vm);
 	memset(irq_line, 0, sizeof(irq_line));
 	memset(irq_raises, 0, sizeof(irq_raises));
-	stop_calls = 0;
-	stop_msg[0] = 0;
 	assert_int_equal(uart_create(&vm, mode, path), 0);
 	assert_non_null(vm.uart);
 }
@@ -95,10 +74,8 @@ static int setup_file(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	devices_destroy(&vm);
+	fake_vm_free(&vm);
 	assert_null(vm.uart);
-	bus_free(&vm.pio);
-	bus_free(&vm.mmio);
 	if (tmp_path[0]) {
 		unlink(tmp_path);
 		tmp_path[0] = 0;
