@@ -92,10 +92,14 @@ int util_read_file(const char *path, uint8_t **buf, size_t *len)
 	if (fd < 0)
 		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
 		close(fd);
-		return e ? e : -EINVAL;
+		return e;
+	}
+	if (!S_ISREG(st.st_mode)) { /* a directory, device or FIFO is no image */
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
 	size_t n = (size_t)st.st_size;
 	uint8_t *b = malloc(n ? n : 1);
