@@ -22,6 +22,16 @@
  *   0xa0000  BOOT_MPTABLE_END
  *   0x10000  flat binaries (real mode, CS=DS=ES=FS=GS=0x1000 IP=0, SS=0 SP=0x8000)
  *            — they must end at or below BOOT_MPTABLE
+ * and in the BIOS area [0xe0000, 0x100000), which hvmm has no firmware in and
+ * the memory map reports reserved:
+ *   0xe0000  BOOT_ACPI_RSDP  ACPI RSDP (rev 2, 36 bytes): the first 16-byte
+ *                            boundary of the range OSes scan for "RSD PTR "
+ *   0xe0040  BOOT_ACPI_RSDT  RSDT (32-bit pointers to FADT, MADT)
+ *   0xe0080  BOOT_ACPI_XSDT  XSDT (64-bit pointers to the same)
+ *   0xe0100  BOOT_ACPI_FADT  FADT rev 6, hardware-reduced (276 bytes)
+ *   0xe0400  BOOT_ACPI_DSDT  DSDT (room to 0xe1000 for AML to come)
+ *   0xe1000  BOOT_ACPI_MADT  MADT, up to BOOT_ACPI_END
+ *   0xf0000  BOOT_ACPI_END   the upper 64 KiB stays free for other firmware tables
  * Anything an image wants to place over [BOOT_RESERVED_START, BOOT_RESERVED_END)
  * or [BOOT_MPTABLE, BOOT_MPTABLE_END) is refused with an error, as is anything
  * outside RAM. The multiboot memory map marks [BOOT_MPTABLE, 0xa0000) reserved
@@ -56,6 +66,21 @@
 /* page tables end at BOOT_PML4 + (2 + BOOT_PT_MAX_GIB) pages = 0x4c000 */
 #define BOOT_RESERVED_END 0x4c000ull
 #define BOOT_MPTABLE_END (BOOT_MPTABLE + BOOT_MPTABLE_SIZE)
+
+/* ACPI tables (boot_acpi_write). Fixed slots rather than packed back to back,
+ * so a table growing (AML in the DSDT, more MADT entries) never moves another. */
+#define BOOT_ACPI_RSDP 0xe0000ull
+#define BOOT_ACPI_RSDT 0xe0040ull
+#define BOOT_ACPI_XSDT 0xe0080ull
+#define BOOT_ACPI_FADT 0xe0100ull
+#define BOOT_ACPI_DSDT 0xe0400ull
+#define BOOT_ACPI_MADT 0xe1000ull
+#define BOOT_ACPI_END 0xf0000ull
+/* APIC IDs 0..ncpus-1 and the IOAPIC's ID ncpus must fit the MADT's 8-bit
+ * xAPIC IDs, and 0xff is the broadcast ID: ncpus <= 254. More would need
+ * x2APIC entries (type 9). Space is not the limit: 254 CPUs take ~2 KiB of the
+ * MADT's 60 KiB. */
+#define BOOT_ACPI_MAX_CPUS 254
 
 enum boot_format {
 	BOOT_AUTO = 0,
@@ -139,5 +164,21 @@ int boot_x86_apply(int vcpufd, const struct boot_entry *e);
  * ioapic_addr is not a 32-bit address.
  */
 int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
+
+/*
+ * ACPI tables for a machine with ncpus CPUs and one IOAPIC at ioapic_addr:
+ * RSDP (rev 2) at BOOT_ACPI_RSDP, RSDT and XSDT each listing FADT and MADT,
+ * a hardware-reduced FADT (reset register: I/O port 0xcf9, value 0x06; no PM
+ * timer, no FACS) pointing at a DSDT holding only `Scope (\_SB) {}`, and a
+ * MADT with the same interrupt wiring as the MP table: one Local APIC per CPU
+ * (APIC IDs and processor UIDs 0..ncpus-1), the IOAPIC (ID ncpus, GSI base 0),
+ * the override ISA IRQ 0 -> GSI 2, and NMI on LINT1 of every CPU. All
+ * checksummed. Writes only [BOOT_ACPI_RSDP, BOOT_ACPI_END) (zeroing the rest
+ * of it), and needs RAM up to 1 MiB, the end of the range an OS scans for the
+ * RSDP (1 MiB of RAM is enough). 0, or -1 with a one-line reason in err
+ * (ncpus outside 1..BOOT_ACPI_MAX_CPUS, ioapic_addr not 32-bit, RAM too small).
+ */
+int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, char *err,
+		    size_t errlen);
 
 #endif

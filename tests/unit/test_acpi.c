@@ -1,0 +1,345 @@
+/*
+ * ACPI tables: found and walked the way an OS does it (scan the BIOS area for
+ * the RSDP, follow RSDT and XSDT, FADT -> DSDT), every length and checksum,
+ * MADT entries for several CPU counts, FADT flags and reset register, the DSDT's
+ * AML, and the RAM and CPU-count limits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "boot/boot.h"
+#include "memory.h"
+#include "util.h"
+
+#define IOAPIC 0xfec00000ull
+#define HDR 36 /* SDT header */
+
+static struct guest_mem m;
+
+static int setup(void **state)
+{
+	(void)state;
+	return mem_init(&m, MIB(16));
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	mem_free(&m);
+	return 0;
+}
+
+static const uint8_t *at(uint64_t gpa, uint64_t len)
+{
+	const uint8_t *p = mem_ptr(&m, gpa, len);
+	assert_non_null(p);
+	return p;
+}
+
+static uint64_t u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static uint8_t sum(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+	while (len--)
+		s += *p++;
+	return s;
+}
+
+static void write_ok(int ncpus)
+{
+	char err[256] = "";
+	int rc = boot_acpi_write(&m, ncpus, IOAPIC, err, sizeof(err));
+	if (rc)
+		fail_msg("boot_acpi_write(%d): %s", ncpus, err);
+}
+
+/* The OS's search: "RSD PTR " on a 16-byte boundary in [0xe0000, 0x100000)
+ * whose ACPI 1.0 checksum is right. Returns its address, or 0. */
+static uint64_t find_rsdp(void)
+{
+	for (uint64_t a = 0xe0000; a < 0x100000; a += 16) {
+		const uint8_t *p = at(a, 16);
+		if (!memcmp(p, "RSD PTR ", 8) && sum(at(a, 20), 20) == 0)
+			return a;
+	}
+	return 0;
+}
+
+/* Check a table's common header; returns its length. */
+static uint32_t check_sdt(uint64_t addr, const char *sig, uint8_t revision)
+{
+	const uint8_t *h = at(addr, HDR);
+	assert_memory_equal(h, sig, 4);
+	uint32_t len = u32(h + 4);
+	assert_true(len >= HDR);
+	assert_int_equal(h[8], revision);
+	assert_int_equal(sum(at(addr, len), len), 0);
+	assert_memory_equal(h + 10, "HVMM  ", 6);   /* OEM ID */
+	assert_memory_equal(h + 16, "HVMMVM  ", 8); /* OEM table ID */
+	assert_memory_equal(h + 28, "HVMM", 4);     /* creator */
+	/* inside the reserved BIOS area, clear of the MP table and anything else */
+	assert_true(addr >= 0xe0000 && addr + len <= 0xf0000);
+	return len;
+}
+
+static uint64_t rsdp_checked(void)
+{
+	uint64_t a = find_rsdp();
+	assert_int_equal(a, BOOT_ACPI_RSDP);
+	const uint8_t *r = at(a, 36);
+	assert_memory_equal(r + 9, "HVMM  ", 6);
+	assert_int_equal(r[15], 2);           /* revision: ACPI 2.0+ */
+	assert_int_equal(u32(r + 20), 36);    /* length */
+	assert_int_equal(sum(r, 36), 0);      /* extended checksum */
+	assert_int_equal(u32(r + 16), BOOT_ACPI_RSDT);
+	assert_int_equal(u64(r + 24), BOOT_ACPI_XSDT);
+	return a;
+}
+
+/* Find a table by signature through the XSDT, and check the RSDT agrees. */
+static uint64_t find_table(const char *sig)
+{
+	const uint8_t *r = at(rsdp_checked(), 36);
+	uint64_t xsdt = u64(r + 24), rsdt = u32(r + 16);
+	uint32_t xlen = check_sdt(xsdt, "XSDT", 1);
+	uint32_t rlen = check_sdt(rsdt, "RSDT", 1);
+	assert_int_equal((xlen - HDR) % 8, 0);
+	assert_int_equal((rlen - HDR) % 4, 0);
+	assert_int_equal((xlen - HDR) / 8, (rlen - HDR) / 4);
+	uint64_t found = 0;
+	for (uint32_t i = 0; i < (xlen - HDR) / 8; i++) {
+		uint64_t t = u64(at(xsdt + HDR + i * 8, 8));
+		assert_int_equal(u32(at(rsdt + HDR + i * 4, 4)), t);
+		if (!memcmp(at(t, 4), sig, 4)) {
+			assert_int_equal(found, 0); /* listed once */
+			found = t;
+		}
+	}
+	return found;
+}
+
+static void test_rsdp_rsdt_xsdt(void **state)
+{
+	(void)state;
+	write_ok(1);
+	rsdp_checked();
+	assert_int_equal(check_sdt(BOOT_ACPI_RSDT, "RSDT", 1), HDR + 2 * 4);
+	assert_int_equal(check_sdt(BOOT_ACPI_XSDT, "XSDT", 1), HDR + 2 * 8);
+	assert_int_equal(find_table("FACP"), BOOT_ACPI_FADT);
+	assert_int_equal(find_table("APIC"), BOOT_ACPI_MADT);
+	assert_int_equal(find_table("DSDT"), 0); /* reached through the FADT only */
+}
+
+/* Walk the MADT for ncpus CPUs and check every entry. */
+static void check_madt(int ncpus)
+{
+	uint64_t a = find_table("APIC");
+	assert_int_not_equal(a, 0);
+	uint32_t len = check_sdt(a, "APIC", 4);
+	assert_int_equal(len, 44 + ncpus * 8 + 12 + 10 + 6);
+	const uint8_t *t = at(a, len);
+	assert_int_equal(u32(t + 36), 0xfee00000u); /* local APIC address */
+	assert_int_equal(u32(t + 40), 1);           /* PCAT_COMPAT: there is an 8259 pair */
+
+	int lapics = 0, ioapics = 0, isos = 0, nmis = 0;
+	for (uint32_t off = 44; off < len;) {
+		const uint8_t *e = t + off;
+		assert_true(e[1] >= 2 && off + e[1] <= len);
+		switch (e[0]) {
+		case 0:
+			assert_int_equal(e[1], 8);
+			assert_int_equal(ioapics, 0); /* CPUs first, in order */
+			assert_int_equal(e[2], lapics); /* processor UID */
+			assert_int_equal(e[3], lapics); /* APIC ID */
+			assert_int_equal(u32(e + 4), 1); /* enabled */
+			lapics++;
+			break;
+		case 1:
+			assert_int_equal(e[1], 12);
+			assert_int_equal(e[2], ncpus); /* IOAPIC ID after the CPUs' */
+			assert_int_equal(e[3], 0);
+			assert_int_equal(u32(e + 4), IOAPIC);
+			assert_int_equal(u32(e + 8), 0); /* GSI base */
+			ioapics++;
+			break;
+		case 2:
+			assert_int_equal(e[1], 10);
+			assert_int_equal(e[2], 0);        /* ISA */
+			assert_int_equal(e[3], 0);        /* IRQ 0 (PIT) */
+			assert_int_equal(u32(e + 4), 2);  /* -> GSI 2, as the MP table says */
+			assert_int_equal(u16(e + 8), 0);  /* conforms to ISA: edge, high */
+			isos++;
+			break;
+		case 4:
+			assert_int_equal(e[1], 6);
+			assert_int_equal(e[2], 0xff);     /* all processors */
+			assert_int_equal(u16(e + 3), 0);
+			assert_int_equal(e[5], 1);        /* LINT1 */
+			nmis++;
+			break;
+		default:
+			fail_msg("unexpected MADT entry type %d at offset %u", e[0], off);
+		}
+		off += e[1];
+	}
+	assert_int_equal(lapics, ncpus);
+	assert_int_equal(ioapics, 1);
+	assert_int_equal(isos, 1);
+	assert_int_equal(nmis, 1);
+}
+
+static void test_madt_1(void **state) { (void)state; write_ok(1); check_madt(1); }
+static void test_madt_2(void **state) { (void)state; write_ok(2); check_madt(2); }
+static void test_madt_64(void **state) { (void)state; write_ok(64); check_madt(64); }
+
+static void test_madt_max_and_rewrite(void **state)
+{
+	(void)state;
+	write_ok(BOOT_ACPI_MAX_CPUS);
+	check_madt(BOOT_ACPI_MAX_CPUS);
+	/* a smaller table over a bigger one: nothing stale is left behind */
+	write_ok(2);
+	check_madt(2);
+	const uint8_t *tail = at(BOOT_ACPI_MADT + 44 + 2 * 8 + 28, 64);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(tail[i], 0);
+}
+
+static void test_fadt(void **state)
+{
+	(void)state;
+	write_ok(2);
+	uint64_t a = find_table("FACP");
+	assert_int_equal(check_sdt(a, "FACP", 6), 276);
+	const uint8_t *f = at(a, 276);
+	uint32_t flags = u32(f + 112);
+	assert_true(flags & (1u << 20));  /* HW_REDUCED_ACPI */
+	assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
+	assert_int_equal(flags, (1u << 20) | (1u << 10));
+	/* RESET_REG: system I/O, 8 bits at offset 0, byte access, port 0xcf9 */
+	assert_int_equal(f[116], 1);
+	assert_int_equal(f[117], 8);
+	assert_int_equal(f[118], 0);
+	assert_int_equal(f[119], 1);
+	assert_int_equal(u64(f + 120), 0xcf9);
+	assert_int_equal(f[128], 0x06);   /* RESET_VALUE */
+	assert_int_equal(f[131], 0);      /* minor version: 6.0 */
+	/* no FACS, SCI, PM1 blocks, GPEs or PM timer on a reduced platform */
+	assert_int_equal(u32(f + 36), 0);
+	assert_int_equal(u64(f + 132), 0);
+	assert_int_equal(u16(f + 46), 0);
+	for (size_t off = 56; off < 88; off += 4)
+		assert_int_equal(u32(f + off), 0);
+	for (size_t off = 148; off < 268; off++)
+		assert_int_equal(f[off], 0);
+	/* IAPC_BOOT_ARCH: legacy devices, 8042, no VGA, no CMOS RTC */
+	assert_int_equal(u16(f + 109), 0x27);
+	assert_memory_equal(f + 268, "HVMM", 4); /* hypervisor vendor */
+
+	/* FADT -> DSDT, by both pointers */
+	uint64_t dsdt = u32(f + 40);
+	assert_int_equal(dsdt, BOOT_ACPI_DSDT);
+	assert_int_equal(u64(f + 140), dsdt);
+}
+
+static void test_dsdt(void **state)
+{
+	(void)state;
+	write_ok(1);
+	const uint8_t *f = at(find_table("FACP"), 276);
+	uint64_t a = u64(f + 140);
+	uint32_t len = check_sdt(a, "DSDT", 2);
+	assert_int_equal(len, HDR + 7);
+	const uint8_t *aml = at(a + HDR, len - HDR);
+	/* Scope (\_SB) {}: ScopeOp, a one-byte PkgLength covering the rest of
+	 * the body exactly, then the root-anchored name */
+	assert_int_equal(aml[0], 0x10);
+	assert_int_equal(aml[1] & 0xc0, 0); /* one-byte PkgLength form */
+	assert_int_equal(aml[1], len - HDR - 1);
+	assert_memory_equal(aml + 2, "\\_SB_", 5);
+}
+
+static void test_ram_1mib(void **state)
+{
+	(void)state;
+	struct guest_mem saved = m;
+	struct guest_mem small;
+	assert_int_equal(mem_init(&small, MIB(1)), 0);
+	m = small;
+	write_ok(4);
+	check_madt(4);
+	assert_int_equal(find_table("FACP"), BOOT_ACPI_FADT);
+	mem_free(&m);
+	m = saved;
+}
+
+/* mem_init refuses under 1 MiB, so make such RAM by hand. */
+static void check_refused_ram(uint64_t size)
+{
+	uint8_t *buf = malloc(size);
+	assert_non_null(buf);
+	memset(buf, 0xa5, size);
+	struct guest_mem g = { .base = buf, .ram_size = size, .nr_regions = 1 };
+	g.regions[0] = (struct mem_region){ .gpa = 0, .size = size, .hva = buf };
+	char err[256] = "";
+	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "RAM"));
+	for (uint64_t i = 0; i < size; i++) /* nothing written */
+		if (buf[i] != 0xa5)
+			fail_msg("byte 0x%llx written", (unsigned long long)i);
+	free(buf);
+}
+
+static void test_ram_below_1mib(void **state)
+{
+	(void)state;
+	check_refused_ram(KIB(640));
+	check_refused_ram(0xf0000); /* the tables would fit, the RSDP scan range would not */
+	check_refused_ram(MIB(1) - KIB(4));
+}
+
+static void test_bad_args(void **state)
+{
+	(void)state;
+	char err[256];
+	err[0] = 0;
+	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "CPUs"));
+	err[0] = 0;
+	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "CPUs"));
+	err[0] = 0;
+	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "254"));
+	err[0] = 0;
+	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "IOAPIC"));
+	/* and none of these left an RSDP behind */
+	assert_int_equal(find_rsdp(), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_rsdp_rsdt_xsdt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_madt_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_madt_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_madt_64, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_madt_max_and_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fadt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsdt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ram_1mib, setup, teardown),
+		cmocka_unit_test(test_ram_below_1mib),
+		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
