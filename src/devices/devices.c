@@ -27,4 +27,5 @@ void devices_destroy(struct vm *vm)
 	boot_timer_destroy(vm);
 	ioapic_destroy(vm);
 	pic_destroy(vm);
+	fw_cfg_destroy(vm);
 }

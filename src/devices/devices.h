@@ -12,6 +12,7 @@
  *   ioapic.c      82093AA-style IOAPIC at 0xfec00000 (split irqchip only)
  *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
  *                 init sequence, reads back IMR, never delivers (IOAPIC does)
+ *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
@@ -29,6 +30,11 @@ struct vm;
 #define BOOT_TIMER_PORT 0x440
 #define BOOT_TIMER_MMIO 0xfeb00000ull
 #define BOOT_TIMER_MAX_MARKS 16
+#define FW_CFG_PORT_SEL 0x510
+#define FW_CFG_PORT_DATA 0x511
+#define FW_CFG_PORT_DMA 0x514
+#define FW_CFG_NAME_MAX 55    /* the directory's name[56], NUL included */
+#define FW_CFG_MAX_FILES 1024 /* selectors 0x20..0x41f */
 
 enum serial_mode {
 	SERIAL_STDIO = 0,
@@ -48,6 +54,17 @@ int sysreset_create(struct vm *vm);
 int boot_timer_create(struct vm *vm);
 int ioapic_create(struct vm *vm);
 int pic_create(struct vm *vm);
+/* fw_cfg: items from vm->cfg (mem_size, ncpus) as they are at create time. */
+int fw_cfg_create(struct vm *vm);
+/*
+ * Add a read-only file (data copied) under name (1..FW_CFG_NAME_MAX chars).
+ * Files are kept sorted and numbered from 0x20 in name order, so call before
+ * the guest runs. 0, -ENODEV (no fw_cfg_create), -EINVAL, -EEXIST, -ENOSPC
+ * or -ENOMEM.
+ */
+int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t len);
+/* Called by devices_destroy(). */
+void fw_cfg_destroy(struct vm *vm);
 
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);
