@@ -181,4 +181,41 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
 int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, char *err,
 		    size_t errlen);
 
+/*
+ * Host-side decompression of a bzImage's payload (src/boot/decompress.c).
+ *
+ * boot_bzimage_payload: find the payload (the compressed vmlinux) through the
+ * setup header: boot_flag 0xAA55, "HdrS", protocol >= 2.08; it starts at
+ * (setup_sects + 1) * 512 + payload_offset (0x248) and is payload_length
+ * (0x24c) bytes, all inside the image. 0, or -1 with a reason in err.
+ *
+ * boot_comp_detect: the compression by its magic (BOOT_COMP_NONE if none).
+ *
+ * boot_decompress: gzip, xz, zstd and the kernel's legacy lz4 frame into a
+ * malloc'd buffer (*out, *out_len; the caller frees) of at most max_out bytes.
+ * Trailing bytes after a complete stream (the size the kernel's build appends)
+ * are ignored; lz4's legacy frame has no end marker, so there only exactly 4
+ * trailing bytes are. The last 4 bytes only hint at the first allocation.
+ * bzip2, lzma and lzo are refused ("boot with --no-decompress"),
+ * as are corrupt or truncated streams and output over max_out: -1 with a
+ * reason in err, *out NULL.
+ */
+enum boot_comp {
+	BOOT_COMP_NONE = 0,
+	BOOT_COMP_GZIP,
+	BOOT_COMP_BZIP2,
+	BOOT_COMP_LZMA,
+	BOOT_COMP_XZ,
+	BOOT_COMP_LZO,
+	BOOT_COMP_LZ4,
+	BOOT_COMP_ZSTD,
+};
+
+enum boot_comp boot_comp_detect(const uint8_t *p, size_t len);
+const char *boot_comp_name(enum boot_comp c);
+int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
+		    size_t *out_len, char *err, size_t errlen);
+int boot_bzimage_payload(const uint8_t *img, size_t len, const uint8_t **payload, size_t *plen,
+			 char *err, size_t errlen);
+
 #endif
