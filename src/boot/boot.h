@@ -146,6 +146,48 @@ int boot_load_elf(struct guest_mem *m, const struct boot_params_in *in, struct b
 int boot_load_multiboot(struct guest_mem *m, const struct boot_params_in *in,
 			struct boot_entry *out, char *err, size_t errlen);
 
+/*
+ * Linux x86 boot protocol (Documentation/x86/boot.rst), 64-bit entry.
+ *
+ * kernel is a bzImage (boot_flag 0xAA55 and "HdrS" at 0x1fe/0x202, protocol
+ * >= 2.12, XLF_KERNEL_64) or an uncompressed ELF64 vmlinux; the caller picks
+ * this loader (--boot linux), the loader tells the two apart by the ELF magic.
+ * A bzImage's protected-mode kernel goes to its pref_address, a vmlinux's
+ * PT_LOADs to their p_paddr. The CPU starts in long mode (BOOT_MODE_LONG64,
+ * CS 0x10 = __BOOT_CS, DS 0x18 = __BOOT_DS) at the 64-bit entry
+ * (bzImage: load address + 0x200; vmlinux: e_entry made physical) with
+ * RSI = BOOT_LINUX_PARAMS.
+ *
+ * The zero page and command line reuse the multiboot info area: the two
+ * protocols never load together.
+ *   BOOT_LINUX_PARAMS   struct boot_params (4 KiB): the image's setup header,
+ *                       type_of_loader 0xff, cmd_line_ptr, ramdisk_*, e820
+ *   BOOT_LINUX_CMDLINE  NUL-terminated command line, at most the header's
+ *                       cmdline_size bytes and BOOT_LINUX_CMDLINE_MAX - 1
+ * The initrd goes page-aligned as high as it can below initrd_addr_max
+ * (vmlinux: BOOT_LINUX_INITRD_MAX) and the end of RAM below the 3 GiB hole,
+ * above the kernel (bzImage: its init_size, which covers decompression).
+ * out->format is BOOT_AUTO: enum boot_format has no Linux value yet.
+ */
+#define BOOT_LINUX_PARAMS BOOT_INFO
+#define BOOT_LINUX_CMDLINE (BOOT_INFO + 0x1000ull)
+#define BOOT_LINUX_CMDLINE_MAX (BOOT_INFO_SIZE - 0x1000ull)
+/* initrd_addr_max a 64-bit kernel's header gives (and the default for a vmlinux) */
+#define BOOT_LINUX_INITRD_MAX 0x7fffffffull
+/* where the 64-bit entry sits in the protected-mode kernel of a bzImage */
+#define BOOT_LINUX_ENTRY64_OFF 0x200ull
+
+struct boot_linux_in {
+	const uint8_t *kernel;
+	size_t kernel_len;
+	const uint8_t *initrd; /* may be NULL (initrd_len 0) */
+	size_t initrd_len;
+	const char *cmdline;   /* may be NULL: empty */
+};
+
+int boot_load_linux(struct guest_mem *m, const struct boot_linux_in *in, struct boot_entry *out,
+		    char *err, size_t errlen);
+
 /* Write the boot GDT and (for long mode) identity page tables covering RAM,
  * the 3–4 GiB MMIO hole and the boot structures. Used by the loaders. */
 void boot_x86_write_gdt(struct guest_mem *m, enum boot_mode mode);
