@@ -30,6 +30,7 @@ static void main_usage(FILE *f)
 	      "      --timeout SECONDS   stop the VM after SECONDS (exit status 124)\n"
 	      "      --strict-io         stop on the first access no device handles\n"
 	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
+	      "      --acpi on|off       ACPI tables (RSDP, XSDT, MADT, FADT, DSDT; default on)\n"
 	      "      --halt-poll NS      how long KVM polls before a halted vCPU sleeps\n"
 	      "                          (default 0: idle guests cost no host CPU; 'kvm': KVM's own)\n"
 	      "  -h, --help              this text\n"
@@ -52,7 +53,7 @@ static int main_bad(const char *fmt, const char *arg)
 
 enum {
 	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
-	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL,
+	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI,
 };
 
 static const struct option main_opts[] = {
@@ -69,6 +70,7 @@ static const struct option main_opts[] = {
 	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
+	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -150,6 +152,14 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			if (irq_mode_parse(optarg, &cfg->irqchip) < 0)
 				return main_bad("--irqchip: unknown mode '%s' (split|kernel)", optarg);
 			break;
+		case OPT_ACPI:
+			if (strcmp(optarg, "on") == 0)
+				cfg->acpi = true;
+			else if (strcmp(optarg, "off") == 0)
+				cfg->acpi = false;
+			else
+				return main_bad("--acpi: '%s' is not on or off", optarg);
+			break;
 		case OPT_HALT_POLL:
 			if (strcmp(optarg, "kvm") == 0)
 				cfg->halt_poll_ns = -1;
@@ -209,6 +219,7 @@ int main(int argc, char **argv)
 		.boot = BOOT_AUTO,
 		.serial = SERIAL_STDIO,
 		.irqchip = IRQCHIP_SPLIT,
+		.acpi = true,
 	};
 	bool done = false;
 	int r = main_parse(argc - 1, argv + 1, &cfg, &done);

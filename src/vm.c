@@ -124,6 +124,7 @@ static int vm_create_devices(struct vm *vm)
 		{ i8042_create, "i8042", false },
 		{ sysreset_create, "reset control (0xcf9)", false },
 		{ boot_timer_create, "boot timer", false },
+		{ fw_cfg_create, "fw_cfg", false },
 		{ ioapic_create, "IOAPIC", true },
 		{ pic_create, "PIC", true },
 	};
@@ -160,6 +161,10 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_IMAGE, "%s: %s", vm->cfg.image, err[0] ? err : "cannot load image");
 	if (boot_mptable_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
+	/* Both tables describe the same CPUs and IOAPIC: guests that look for
+	 * ACPI find the MADT, older ones the MP table. */
+	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, err, sizeof(err)) < 0)
+		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
 	return 0;
 }
 

@@ -36,6 +36,7 @@ struct vm_config {
 	bool strict_io;
 	enum irqchip_mode irqchip;
 	int64_t halt_poll_ns; /* -1: KVM's default */
+	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 };
 
 struct vcpu;

@@ -203,7 +203,7 @@ def t_usage(ctx):
                  ["run", "--cpus", "0", img], ["run", "--cpus", "65", img],
                  ["run", "--boot", "pe", img], ["run", "--irqchip", "x", img],
                  ["run", "--timeout", "-1", img], ["run", "--bogus", img], ["fly", img],
-                 ["run", img, "extra"], ["run", "--mem"], ["run", "-x", img], ["run", "--halt-poll", "x", img], []):
+                 ["run", img, "extra"], ["run", "--mem"], ["run", "-x", img], ["run", "--halt-poll", "x", img], ["run", "--acpi", "yes", img], []):
         r = ctx.hvmm_raw(*args)
         expect(r.status == 2, f"hvmm {' '.join(args)} must exit 2", r)
         lines = [x for x in r.err.splitlines() if x.strip()]
@@ -365,3 +365,12 @@ def t_closed_stdout(ctx):
         p.kill()
         raise AssertionError("hvmm hung with a closed stdout")
     expect(status == 1, f"guest status 1 despite the closed pipe, got {status}")
+
+
+@case("firmware/fw-cfg", qemu=True)
+def t_fw_cfg(ctx):
+    img = ctx.guest("fwcfg.elf")
+    hv = ctx.hvmm("--cpus", "3", img)
+    q = ctx.qemu(img, smp=3)
+    expect(hv.status == q.status == 1, f"status hvmm {hv.status} QEMU {q.status}", hv)
+    expect(hv.out == q.out == "fw_cfg signature: QEMU, cpus: 3\n", f"hvmm {hv.out!r} QEMU {q.out!r}")

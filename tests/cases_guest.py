@@ -140,3 +140,13 @@ def t_ram_high(ctx):
     expect(hv.status == q.status == 1, "both pass", hv)
     expect(line(hv) and "(2048 MiB above 4 GiB)" in line(hv)[0], f"RAM above the hole: {line(hv)}", hv)
     expect(line(hv) == line(q), f"memory map differs: hvmm {line(hv)} QEMU {line(q)}")
+
+
+@case("firmware/acpi-madt")
+def t_acpi(ctx):
+    # the guest kernel looks for an RSDP in 0xe0000-0xfffff and counts the
+    # CPUs in the MADT; with --acpi off it finds only the MP table
+    for acpi, want in (("on", "ACPI MADT: yes"), ("off", "ACPI MADT: no")):
+        hv = ctx.hvmm("--acpi", acpi, "--cpus", "3", "--cmdline", "test=smp", kernel(ctx))
+        expect(hv.status == 1 and "3 CPUs found" in hv.out and want in hv.out,
+               f"--acpi {acpi}: {want}, 3 CPUs, every smp check passes", hv)
