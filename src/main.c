@@ -13,15 +13,22 @@
 static void main_usage(FILE *f)
 {
 	fputs("Usage: hvmm run [options] IMAGE\n"
+	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
 	      "       hvmm --help | --version\n"
 	      "\n"
-	      "Run IMAGE (flat binary, ELF32/ELF64 executable or multiboot v1 kernel) in a KVM VM.\n"
+	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel or Linux\n"
+	      "bzImage) in a KVM VM.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -m, --mem SIZE          guest RAM, e.g. 128M, 2G (default 128M; 1M..64G)\n"
 	      "  -c, --cpus N            number of vCPUs (default 1; 1..64)\n"
 	      "      --cmdline STR       kernel command line (multiboot)\n"
-	      "      --boot FORMAT       auto|flat|elf|multiboot (default auto: detected)\n"
+	      "      --boot FORMAT       auto|flat|elf|multiboot|linux (default auto: detected;\n"
+	      "                          a vmlinux ELF needs --boot linux)\n"
+	      "      --kernel FILE       the image, as QEMU spells it (instead of IMAGE)\n"
+	      "      --initrd FILE       Linux initial ramdisk\n"
+	      "      --no-decompress     boot a bzImage through its own decompressor instead of\n"
+	      "                          decompressing its payload on the host\n"
 	      "      --module FILE[,ARGS]  multiboot module (repeatable)\n"
 	      "      --serial WHERE      stdio|none|FILE: COM1 output (default stdio)\n"
 	      "      --stats             print the exit table on stderr at the end\n"
@@ -53,7 +60,7 @@ static int main_bad(const char *fmt, const char *arg)
 
 enum {
 	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
-	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI,
+	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 };
 
 static const struct option main_opts[] = {
@@ -71,6 +78,9 @@ static const struct option main_opts[] = {
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -152,6 +162,15 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			if (irq_mode_parse(optarg, &cfg->irqchip) < 0)
 				return main_bad("--irqchip: unknown mode '%s' (split|kernel)", optarg);
 			break;
+		case OPT_KERNEL:
+			cfg->image = optarg;
+			break;
+		case OPT_INITRD:
+			cfg->initrd = optarg;
+			break;
+		case OPT_NO_DECOMPRESS:
+			cfg->no_decompress = true;
+			break;
 		case OPT_ACPI:
 			if (strcmp(optarg, "on") == 0)
 				cfg->acpi = true;
@@ -186,11 +205,14 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			return main_bad("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	if (optind < argc && cfg->image)
+		return main_bad("both --kernel and IMAGE '%s' given", argv[optind]);
+	if (optind >= argc && !cfg->image)
 		return main_bad("no IMAGE given%s", "");
 	if (optind + 1 < argc)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
-	cfg->image = argv[optind];
+	if (!cfg->image)
+		cfg->image = argv[optind];
 	return 0;
 }
 

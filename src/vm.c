@@ -144,6 +144,21 @@ static int vm_load_image(struct vm *vm)
 	int r = util_read_file(vm->cfg.image, &img, &len);
 	if (r < 0)
 		return vm_fail(HVMM_EXIT_IMAGE, "cannot read image %s: %s", vm->cfg.image, strerror(-r));
+	uint8_t *initrd = NULL;
+	size_t initrd_len = 0;
+	if (vm->cfg.initrd) {
+		enum boot_format f = vm->cfg.boot == BOOT_AUTO ? boot_detect(img, len) : vm->cfg.boot;
+		if (f != BOOT_LINUX) {
+			free(img);
+			return vm_fail(HVMM_EXIT_USAGE, "--initrd needs a Linux kernel, and %s is %s "
+				       "(multiboot kernels take --module)", vm->cfg.image, boot_format_name(f));
+		}
+		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len)) < 0) {
+			free(img);
+			return vm_fail(HVMM_EXIT_IMAGE, "cannot read initrd %s: %s", vm->cfg.initrd,
+				       strerror(-r));
+		}
+	}
 	struct boot_params_in in = {
 		.image = img,
 		.image_len = len,
@@ -153,10 +168,14 @@ static int vm_load_image(struct vm *vm)
 		.nr_modules = vm->cfg.nr_modules,
 		.ncpus = vm->cfg.ncpus,
 		.format = vm->cfg.boot,
+		.initrd = initrd,
+		.initrd_len = initrd_len,
+		.no_decompress = vm->cfg.no_decompress,
 	};
 	char err[256] = "";
 	r = boot_load(&vm->mem, &in, &vm->entry, err, sizeof(err));
 	free(img);
+	free(initrd);
 	if (r < 0)
 		return vm_fail(HVMM_EXIT_IMAGE, "%s: %s", vm->cfg.image, err[0] ? err : "cannot load image");
 	if (boot_mptable_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR) < 0)

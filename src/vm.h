@@ -37,6 +37,8 @@ struct vm_config {
 	enum irqchip_mode irqchip;
 	int64_t halt_poll_ns; /* -1: KVM's default */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
+	const char *initrd;   /* Linux initrd */
+	bool no_decompress;   /* boot a bzImage through its own decompressor */
 };
 
 struct vcpu;

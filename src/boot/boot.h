@@ -87,6 +87,7 @@ enum boot_format {
 	BOOT_FLAT,
 	BOOT_ELF,
 	BOOT_MULTIBOOT,
+	BOOT_LINUX, /* bzImage (detected by its setup header) or vmlinux (--boot linux) */
 };
 
 enum boot_mode {
@@ -109,6 +110,9 @@ struct boot_params_in {
 	int nr_modules;
 	int ncpus;
 	enum boot_format format; /* BOOT_AUTO: detect */
+	const uint8_t *initrd;   /* Linux only; NULL: none */
+	size_t initrd_len;
+	bool no_decompress;      /* Linux: boot a bzImage through its own decompressor */
 };
 
 struct boot_entry {
@@ -184,6 +188,13 @@ struct boot_linux_in {
 	size_t initrd_len;
 	const char *cmdline;   /* may be NULL: empty */
 };
+
+/* boot_load()'s Linux path: a bzImage's payload is decompressed on the host
+ * (unless in->no_decompress) and the vmlinux inside is booted; src/boot/kernel.c. */
+int boot_load_kernel(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out,
+		     char *err, size_t errlen);
+/* bzImage: boot flag 0xAA55 at 0x1fe and "HdrS" at 0x202. */
+bool boot_is_bzimage(const uint8_t *image, size_t len);
 
 int boot_load_linux(struct guest_mem *m, const struct boot_linux_in *in, struct boot_entry *out,
 		    char *err, size_t errlen);

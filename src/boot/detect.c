@@ -45,6 +45,8 @@ enum boot_format boot_detect(const uint8_t *image, size_t len)
 {
 	if (!image || len == 0)
 		return BOOT_AUTO;
+	if (boot_is_bzimage(image, len))
+		return BOOT_LINUX;
 	if (boot_mb_find_header(image, len) >= 0)
 		return BOOT_MULTIBOOT;
 	if (len >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0)
@@ -57,6 +59,7 @@ static const char *const format_names[] = {
 	[BOOT_FLAT] = "flat",
 	[BOOT_ELF] = "elf",
 	[BOOT_MULTIBOOT] = "multiboot",
+	[BOOT_LINUX] = "linux",
 };
 
 const char *boot_format_name(enum boot_format f)
@@ -92,6 +95,8 @@ int boot_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_
 		return boot_load_elf(m, in, out, err, errlen);
 	case BOOT_MULTIBOOT:
 		return boot_load_multiboot(m, in, out, err, errlen);
+	case BOOT_LINUX:
+		return boot_load_kernel(m, in, out, err, errlen);
 	case BOOT_AUTO:
 		break;
 	}
