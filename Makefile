@@ -19,7 +19,7 @@ LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all deps test test-asan demo unit guests bench clean
+.PHONY: all deps test test-slow test-asan demo unit guests bench clean
 all: $(BUILD)/hvmm
 
 $(BUILD)/hvmm: $(OBJS)
@@ -51,6 +51,10 @@ demo: deps all guests
 
 test: deps all unit guests
 	@tests/run.py --hvmm $(BUILD)/hvmm --build $(BUILD)
+
+# Also the runs that take minutes here (Linux through its own in-guest decompressor).
+test-slow: deps all unit guests
+	@HVMM_SLOW_TESTS=1 tests/run.py --hvmm $(BUILD)/hvmm --build $(BUILD)
 
 # Same suite on an ASan+UBSan build in its own directory.
 test-asan: deps
