@@ -12,6 +12,13 @@ exactly what was passed, the BIOS-e820 map (for hvmm: equal to the map hvmm
 builds), "smpboot: Allowing N CPUs" with N the configured count, and the initrd
 found ("RAMDISK: [mem ...]"). The PASS line says how far each VMM got and when.
 
+Measured here (2026-11, kernel 6.1.0-56, 256 MiB, 2 vCPUs, idle host): both VMMs
+print the banner, command line and e820 ~19 s in and "smpboot: Allowing 2 CPUs"
+~26 s in, so the test takes ~50 s. Left to run on, both stop ~80 s in, right after
+"Memory: 202328K/261752K available", at the same `lock cmpxchg16b` (f0 48 0f c7
+4d 20, RIP 0xffffffff8132ae50, SLUB) that KVM's emulator refuses: hvmm exits 8
+with a register dump, QEMU pauses (hence the kill).
+
 The kernel comes from scripts/fetch-linux.sh (apt-get download, never committed);
 the test runs it on first use and skips loudly when that fails.
 
@@ -20,7 +27,7 @@ bzImage, because QEMU boots a bzImage through the kernel's own xz decompressor,
 which runs emulated here for many minutes. hvmm gets the bzImage and decompresses
 it on the host (its default). The runs through the guest's own decompressor
 (QEMU with the bzImage, hvmm --no-decompress) take longer than `make test` may;
-they run only with HVMM_SLOW_TESTS=1 (`make test-slow`).
+they run only with HVMM_SLOW_TESTS=1 (`make test-slow`, when the Makefile has it).
 """
 import os
 import re
@@ -188,9 +195,16 @@ def run_hvmm(ctx, kernel, initrd, timeout, extra=()):
     return Stream(argv, timeout)
 
 
-def linux_case(ctx, qemu_kernel_is_bzimage, hvmm_extra, timeout):
+def linux_case(ctx, qemu_kernel_is_bzimage, hvmm_extra, timeout, host_limited=False):
+    """host_limited: when QEMU does not get through the checks either, the host is
+    the limit: record how far both got and skip instead of failing."""
     vmlinuz, vmlinux, initrd = kernel_files(ctx)
     q = run_qemu(vmlinuz if qemu_kernel_is_bzimage else vmlinux, initrd, timeout)
+    if host_limited and len(q.seen) < len(CHECKS):
+        h = run_hvmm(ctx, vmlinuz, initrd, timeout, hvmm_extra) \
+            if hvmm_has_kernel_option(ctx) else None
+        raise Skip("host limit, QEMU did not get through either: " + q.summary("QEMU")
+                   + ("; " + h.summary("hvmm") if h else ""))
     qe = check_common(q, "QEMU")
     if not hvmm_has_kernel_option(ctx):
         raise Skip("QEMU passed (" + q.summary("QEMU") + "); hvmm has no --kernel yet")
@@ -215,5 +229,9 @@ def t_debian_kernel(ctx):
 if os.environ.get("HVMM_SLOW_TESTS"):
     @case("linux/debian-kernel-guest-decompress", qemu=True)
     def t_debian_kernel_slow(ctx):
-        """Both VMMs on the bzImage through the kernel's own xz decompressor."""
-        linux_case(ctx, True, ("--no-decompress",), SLOW_TIMEOUT)
+        """Both VMMs on the bzImage through the kernel's own xz decompressor.
+        Measured here: neither prints a kernel line within 15 minutes (hvmm: 1.1e9
+        instructions emulated, only the decompressor's UART set-up reached hvmm;
+        QEMU: only the real-mode "Probing EDD" line), so on this host it skips
+        with how far each got; on a host with VT-x/AMD-V it must pass."""
+        linux_case(ctx, True, ("--no-decompress",), SLOW_TIMEOUT, host_limited=True)
