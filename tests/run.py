@@ -16,11 +16,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import cases_core  # noqa: E402,F401  (registers cases)
-try:
-    import cases_guest  # noqa: F401  (guest/ kernel tests, when present)
-except ModuleNotFoundError as e:
-    if e.name != "cases_guest":
-        raise
+import cases_guest  # noqa: E402,F401  (guest/ kernel tests, issue 3)
+import cases_linux  # noqa: E402,F401  (the Debian kernel, issue 4)
 
 
 def run_unit(build, counts, pattern):
