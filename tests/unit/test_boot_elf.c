@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "boot/boot.h"
+#include "load_error.h"
 #include "memory.h"
 #include "util.h"
 
@@ -95,17 +96,6 @@ static int load(struct fixture *f, size_t len)
 	return boot_load(&f->m, &in, &f->e, f->err, sizeof(f->err));
 }
 
-/* Load an image that must fail and check the message mentions `needle`. */
-#define expect_fail(f, len, needle) expect_fail_at(f, len, needle, __LINE__)
-static void expect_fail_at(struct fixture *f, size_t len, const char *needle, int line)
-{
-	if (load(f, len) != -1)
-		fail_msg("line %d: image loaded, expected an error mentioning \"%s\"", line, needle);
-	if (!f->err[0] || strchr(f->err, '\n'))
-		fail_msg("line %d: bad error message \"%s\"", line, f->err);
-	if (!strstr(f->err, needle))
-		fail_msg("line %d: error \"%s\" does not mention \"%s\"", line, f->err, needle);
-}
 
 static void test_elf64_loads(void **state)
 {

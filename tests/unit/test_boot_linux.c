@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "boot/boot.h"
+#include "load_error.h"
 #include "memory.h"
 #include "util.h"
 
@@ -110,16 +111,6 @@ static int load(struct fixture *f, size_t len)
 	return boot_load_linux(&f->m, &in, &f->e, f->err, sizeof(f->err));
 }
 
-#define expect_fail(f, len, needle) expect_fail_at(f, len, needle, __LINE__)
-static void expect_fail_at(struct fixture *f, size_t len, const char *needle, int line)
-{
-	if (load(f, len) != -1)
-		fail_msg("line %d: image loaded, expected an error mentioning \"%s\"", line, needle);
-	if (!f->err[0] || strchr(f->err, '\n'))
-		fail_msg("line %d: bad error message \"%s\"", line, f->err);
-	if (!strstr(f->err, needle))
-		fail_msg("line %d: error \"%s\" does not mention \"%s\"", line, f->err, needle);
-}
 
 static const struct boot_params *zp(struct fixture *f)
 {

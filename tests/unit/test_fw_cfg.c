@@ -11,16 +11,12 @@
 
 #include "util.h"
 #include "vm.h"
+#include "fake_vm.h"
 
 #define RAM (16ull << 20)
 #define NCPUS 3
 
 /* ---- test doubles (other devices in libhvmm.a reference these) ---- */
-
-void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
-{
-	(void)vm, (void)reason, (void)status, (void)fmt;
-}
 
 void irq_set_line(struct vm *vm, unsigned pin, bool level)
 {
@@ -40,12 +36,9 @@ static struct vm vm;
 static int setup(void **state)
 {
 	(void)state;
-	memset(&vm, 0, sizeof(vm));
-	vm.vm_fd = vm.kvm_fd = -1;
+	fake_vm_init(&vm);
 	vm.cfg.mem_size = RAM;
 	vm.cfg.ncpus = NCPUS;
-	bus_init(&vm.pio, "pio");
-	bus_init(&vm.mmio, "mmio");
 	assert_int_equal(mem_init(&vm.mem, RAM), 0);
 	assert_int_equal(fw_cfg_create(&vm), 0);
 	return 0;

@@ -10,41 +10,10 @@
 #include "boot/boot.h"
 #include "memory.h"
 #include "util.h"
+#include "guest_ram.h"
 
 #define IOAPIC 0xfec00000ull
 
-static struct guest_mem m;
-
-static int setup(void **state)
-{
-	(void)state;
-	return mem_init(&m, MIB(16));
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	mem_free(&m);
-	return 0;
-}
-
-static const uint8_t *at(uint64_t gpa, uint64_t len)
-{
-	const uint8_t *p = mem_ptr(&m, gpa, len);
-	assert_non_null(p);
-	return p;
-}
-
-static uint32_t u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint16_t u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-
-static uint8_t sum(const uint8_t *p, size_t len)
-{
-	uint8_t s = 0;
-	while (len--)
-		s += *p++;
-	return s;
-}
 
 /* Check the whole table for ncpus; returns the config table's length. */
 static size_t check_table(int ncpus)
