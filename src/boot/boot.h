@@ -88,6 +88,7 @@ enum boot_format {
 	BOOT_ELF,
 	BOOT_MULTIBOOT,
 	BOOT_LINUX, /* bzImage (detected by its setup header) or vmlinux (--boot linux) */
+	BOOT_PVH,   /* ELF with a XEN_ELFNOTE_PHYS32_ENTRY note (src/boot/pvh.c) */
 };
 
 enum boot_mode {
@@ -113,6 +114,7 @@ struct boot_params_in {
 	const uint8_t *initrd;   /* Linux only; NULL: none */
 	size_t initrd_len;
 	bool no_decompress;      /* Linux: boot a bzImage through its own decompressor */
+	uint64_t acpi_rsdp;      /* PVH: hvm_start_info.rsdp_paddr (BOOT_ACPI_RSDP with ACPI, else 0) */
 };
 
 struct boot_entry {
@@ -126,12 +128,13 @@ struct boot_entry {
 };
 
 /*
- * Detect the format of an image: multiboot (header in the first 8 KiB) wins,
- * then ELF (by magic), else flat. Returns BOOT_AUTO for an empty image.
+ * Detect the format of an image: bzImage, then multiboot (header in the first
+ * 8 KiB), then PVH (ELF with a PHYS32_ENTRY note), then ELF (by magic), else
+ * flat. Returns BOOT_AUTO for an empty image.
  */
 enum boot_format boot_detect(const uint8_t *image, size_t len);
 const char *boot_format_name(enum boot_format f);
-/* "auto|flat|elf|multiboot" → format; -1 if unknown. */
+/* "auto|flat|elf|multiboot|linux|pvh" → format; -1 if unknown. */
 int boot_format_parse(const char *s, enum boot_format *out);
 
 /*
@@ -149,6 +152,26 @@ int boot_load_elf(struct guest_mem *m, const struct boot_params_in *in, struct b
 		  char *err, size_t errlen);
 int boot_load_multiboot(struct guest_mem *m, const struct boot_params_in *in,
 			struct boot_entry *out, char *err, size_t errlen);
+
+/*
+ * PVH (Xen's HVM direct boot, arch/x86 hvm/start_info.h): an ELF32/ELF64 with a
+ * PT_NOTE note named "Xen" of type 18 (XEN_ELFNOTE_PHYS32_ENTRY) whose 4-byte
+ * desc is the 32-bit physical entry. PT_LOADs go to p_paddr; the CPU starts in
+ * flat 32-bit protected mode, paging off (BOOT_MODE_PROT32), at that entry with
+ * EBX = the struct hvm_start_info (magic 0x336ec578, version 1) at BOOT_INFO,
+ * followed in the BOOT_INFO area by the memory map (same ranges as the Linux
+ * e820), the command line (in->cmdline; cmdline_paddr 0 without one), the
+ * module list and module command lines (in->args). Modules go page-aligned
+ * after the image, as multiboot's. rsdp_paddr is in->acpi_rsdp.
+ * Every note header, name and desc is checked against its segment and the
+ * file; a malformed note or a desc that is not 4 bytes is an error.
+ * boot_is_pvh: the image is an ELF whose notes are well formed up to a
+ * PHYS32_ENTRY note of any desc size (so boot_load reports a bad one);
+ * boot_detect picks BOOT_PVH for it only after bzImage and multiboot.
+ */
+int boot_load_pvh(struct guest_mem *m, const struct boot_params_in *in, struct boot_entry *out,
+		  char *err, size_t errlen);
+bool boot_is_pvh(const uint8_t *image, size_t len);
 
 /*
  * Linux x86 boot protocol (Documentation/x86/boot.rst), 64-bit entry.

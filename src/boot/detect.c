@@ -49,6 +49,8 @@ enum boot_format boot_detect(const uint8_t *image, size_t len)
 		return BOOT_LINUX;
 	if (boot_mb_find_header(image, len) >= 0)
 		return BOOT_MULTIBOOT;
+	if (boot_is_pvh(image, len))
+		return BOOT_PVH;
 	if (len >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0)
 		return BOOT_ELF;
 	return BOOT_FLAT;
@@ -60,6 +62,7 @@ static const char *const format_names[] = {
 	[BOOT_ELF] = "elf",
 	[BOOT_MULTIBOOT] = "multiboot",
 	[BOOT_LINUX] = "linux",
+	[BOOT_PVH] = "pvh",
 };
 
 const char *boot_format_name(enum boot_format f)
@@ -97,6 +100,8 @@ int boot_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_
 		return boot_load_multiboot(m, in, out, err, errlen);
 	case BOOT_LINUX:
 		return boot_load_kernel(m, in, out, err, errlen);
+	case BOOT_PVH:
+		return boot_load_pvh(m, in, out, err, errlen);
 	case BOOT_AUTO:
 		break;
 	}
