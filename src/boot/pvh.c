@@ -83,9 +83,17 @@ static int pvh_scan_notes(const uint8_t *img, uint64_t off, uint64_t size, uint6
 					 seg, (unsigned long long)descsz);
 		const uint8_t *name = img + off + name_off;
 		if (type == PVH_NOTE_TYPE && namesz == 4 && memcmp(name, "Xen", 4) == 0) {
-			/* the caller refuses a desc that is not 4 bytes */
-			*entry = descsz >= 4 ? rd32(img + off + desc_off) : 0;
+			/* A 32-bit entry, stored in 4 bytes or — as Linux emits it with
+			 * _ASM_PTR on x86-64 — in 8; the caller refuses other sizes and
+			 * an 8-byte value that does not fit in 32 bits. */
 			*entry_size = descsz;
+			*entry = 0;
+			if (descsz == 4)
+				*entry = rd32(img + off + desc_off);
+			else if (descsz == 8 && rd32(img + off + desc_off + 4) == 0)
+				*entry = rd32(img + off + desc_off);
+			else if (descsz == 8)
+				*entry_size = 0xffffffffull; /* above 4 GiB: reported below */
 			return 1;
 		}
 		uint64_t next = desc_off + align_up(descsz, align);
@@ -258,9 +266,12 @@ int boot_load_pvh(struct guest_mem *m, const struct boot_params_in *in, struct b
 		return boot_fail(err, errlen,
 				 "%s has no PVH entry note (ELF note \"Xen\", type %u XEN_ELFNOTE_PHYS32_ENTRY)",
 				 in->image_path ? in->image_path : "image", PVH_NOTE_TYPE);
-	if (entry_size != 4)
+	if (entry_size == 0xffffffffull)
 		return boot_fail(err, errlen,
-				 "PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) has a %llu-byte desc, not 4",
+				 "PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) holds an entry above 4 GiB");
+	if (entry_size != 4 && entry_size != 8)
+		return boot_fail(err, errlen,
+				 "PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) has a %llu-byte desc, not 4 or 8",
 				 (unsigned long long)entry_size);
 	struct pvh_area a = { .host = mem_ptr(m, BOOT_INFO, BOOT_INFO_SIZE) };
 	if (!a.host)

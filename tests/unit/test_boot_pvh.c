@@ -252,14 +252,27 @@ static void test_malformed_notes(void **state)
 	uint32_t entry = ENTRY;
 	f->fmt = BOOT_PVH;
 
-	/* wrong desc size: still detected (so the error is seen), refused */
+	/* an 8-byte desc (how Linux emits it on x86-64) loads; above 4 GiB it is
+	 * refused; another size is still detected (so the error is seen), refused */
 	build(ELFCLASS64);
 	uint64_t e64 = ENTRY;
 	add_note("Xen", 4, 18, &e64, 8);
 	set_note_size(ELFCLASS64, note_len);
 	assert_int_equal(boot_detect(img, IMG_LEN), BOOT_PVH);
+	assert_int_equal(load(f, IMG_LEN), 0);
+	assert_int_equal(f->e.rip, ENTRY);
+	build(ELFCLASS64);
+	e64 = 0x100000000ull + ENTRY;
+	add_note("Xen", 4, 18, &e64, 8);
+	set_note_size(ELFCLASS64, note_len);
+	expect_fail(f, IMG_LEN, "above 4 GiB");
+	build(ELFCLASS64);
+	uint16_t e16 = 0x1234;
+	add_note("Xen", 4, 18, &e16, 2);
+	set_note_size(ELFCLASS64, note_len);
+	assert_int_equal(boot_detect(img, IMG_LEN), BOOT_PVH);
 	f->fmt = BOOT_AUTO;
-	expect_fail(f, IMG_LEN, "8-byte desc");
+	expect_fail(f, IMG_LEN, "2-byte desc");
 	f->fmt = BOOT_PVH;
 
 	/* segment cut inside the note header */
