@@ -40,6 +40,12 @@ static void main_usage(FILE *f)
 	      "      --acpi on|off       ACPI tables (RSDP, XSDT, MADT, FADT, DSDT; default on)\n"
 	      "      --halt-poll NS      how long KVM polls before a halted vCPU sleeps\n"
 	      "                          (default 0: idle guests cost no host CPU; 'kvm': KVM's own)\n"
+	      "      --cpu-template NAME none|minimal|no-xsave: CPUID template (default none:\n"
+	      "                          what KVM supports on this host)\n"
+	      "      --cpuid-mask SPEC   clear CPUID bits; SPEC is a comma list of feature names\n"
+	      "                          (avx, x2apic, ...) or LEAF[.SUBLEAF]:REG:BIT (7.0:ebx:5)\n"
+	      "      --cpuid-set SPEC    set CPUID bits (same SPEC); masks and sets are repeatable\n"
+	      "                          and apply in order, after the template\n"
 	      "  -h, --help              this text\n"
 	      "  -V, --version           hvmm's version\n"
 	      "\n"
@@ -61,6 +67,7 @@ static int main_bad(const char *fmt, const char *arg)
 enum {
 	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
+	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 };
 
 static const struct option main_opts[] = {
@@ -81,6 +88,9 @@ static const struct option main_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
+	{ "cpu-template", required_argument, NULL, OPT_CPU_TEMPLATE },
+	{ "cpuid-mask", required_argument, NULL, OPT_CPUID_MASK },
+	{ "cpuid-set", required_argument, NULL, OPT_CPUID_SET },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -170,6 +180,20 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			break;
 		case OPT_NO_DECOMPRESS:
 			cfg->no_decompress = true;
+			break;
+		case OPT_CPU_TEMPLATE:
+			/* names are checked here, before any KVM work; the bits in vm_create */
+			if (strcmp(optarg, "none") && strcmp(optarg, "minimal") && strcmp(optarg, "no-xsave"))
+				return main_bad("--cpu-template: unknown template '%s' (none|minimal|no-xsave)",
+						optarg);
+			cfg->cpu_template = optarg;
+			break;
+		case OPT_CPUID_MASK:
+		case OPT_CPUID_SET:
+			if (cfg->nr_cpuid_ops == VM_MAX_CPUID_OPS)
+				return main_bad("--cpuid-mask/--cpuid-set: at most 32 of them (%s)", optarg);
+			cfg->cpuid_ops[cfg->nr_cpuid_ops++] = (struct vm_cpuid_op){
+				.spec = optarg, .set = c == OPT_CPUID_SET };
 			break;
 		case OPT_ACPI:
 			if (strcmp(optarg, "on") == 0)

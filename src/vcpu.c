@@ -30,7 +30,8 @@ int vcpu_signals_init(void)
 	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
 }
 
-/* Give each vCPU its own APIC ID in every leaf that reports one. */
+/* Give each vCPU its own APIC ID in every leaf that reports one. (The
+ * hypervisor bit is set in vm_get_cpuid(), under the CPUID policy.) */
 static void vcpu_patch_cpuid(struct kvm_cpuid2 *c, int id, int ncpus)
 {
 	for (uint32_t i = 0; i < c->nent; i++) {
@@ -38,7 +39,6 @@ static void vcpu_patch_cpuid(struct kvm_cpuid2 *c, int id, int ncpus)
 		switch (e->function) {
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffff) | ((uint32_t)ncpus << 16) | ((uint32_t)id << 24);
-			e->ecx |= 1u << 31; /* hypervisor present */
 			if (ncpus > 1)
 				e->edx |= 1u << 28; /* HTT: leaf 1 EBX[23:16] is valid */
 			break;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpuid.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -77,7 +78,9 @@ static int vm_open_kvm(struct vm *vm)
 /*
  * The CPUID every vCPU sees: what KVM supports on this host, plus KVM's
  * hypervisor leaves (0x40000000 signature "KVMKVMKVM") when the host did not
- * list them. vcpu_create() patches the per-CPU APIC IDs.
+ * list them, and the hypervisor-present bit (leaf 1 ECX[31]) set here rather
+ * than per vCPU so --cpuid-mask hypervisor can take it away. vcpu_create()
+ * patches the per-CPU APIC IDs.
  */
 static struct kvm_cpuid2 *vm_get_cpuid(int kvm_fd)
 {
@@ -90,6 +93,9 @@ static struct kvm_cpuid2 *vm_get_cpuid(int kvm_fd)
 			bool have_kvm_leaf = false;
 			for (uint32_t i = 0; i < c->nent; i++)
 				have_kvm_leaf |= c->entries[i].function == 0x40000000;
+			struct kvm_cpuid_entry2 *leaf1 = cpuid_entry(c, 1, 0);
+			if (leaf1)
+				leaf1->ecx |= 1u << 31; /* hypervisor present */
 			if (!have_kvm_leaf) {
 				c->entries[c->nent++] = (struct kvm_cpuid_entry2){
 					.function = 0x40000000, .eax = 0x40000001,
@@ -235,6 +241,21 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	struct kvm_cpuid2 *cpuid = vm_get_cpuid(vm->kvm_fd);
 	if (!cpuid)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	/* The policy: template first, then each mask/set in command-line order,
+	 * so a later option can undo part of an earlier one. */
+	char err[192];
+	if (cfg->cpu_template && cpuid_apply_template(cpuid, cfg->cpu_template, err, sizeof(err)) < 0) {
+		free(cpuid);
+		return vm_fail(HVMM_EXIT_USAGE, "--cpu-template: %s", err);
+	}
+	for (int i = 0; i < cfg->nr_cpuid_ops; i++) {
+		const struct vm_cpuid_op *op = &cfg->cpuid_ops[i];
+		if (cpuid_apply_spec(cpuid, op->spec, op->set, err, sizeof(err)) < 0) {
+			free(cpuid);
+			return vm_fail(HVMM_EXIT_USAGE, "%s: %s", op->set ? "--cpuid-set" : "--cpuid-mask",
+				       err);
+		}
+	}
 	vm->ncpus = cfg->ncpus;
 	for (int i = 0; i < cfg->ncpus; i++) {
 		if ((r = vcpu_create(vm, i, cpuid, &vm->vcpus[i])) < 0) {

@@ -18,6 +18,13 @@
 
 #define VM_MAX_CPUS 64
 #define VM_MAX_MODULES 16
+#define VM_MAX_CPUID_OPS 32
+
+/* One --cpuid-mask / --cpuid-set, kept in command-line order. */
+struct vm_cpuid_op {
+	const char *spec;
+	bool set;
+};
 
 struct vm_config {
 	const char *image;
@@ -39,6 +46,9 @@ struct vm_config {
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */
+	const char *cpu_template; /* NULL: none (what KVM supports) */
+	struct vm_cpuid_op cpuid_ops[VM_MAX_CPUID_OPS];
+	int nr_cpuid_ops;
 };
 
 struct vcpu;

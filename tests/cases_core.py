@@ -351,6 +351,35 @@ def t_cpuid(ctx):
     expect(hv.out == "hypervisor bit set\nsignature: KVMKVMKVM\n", "KVM's CPUID leaves", hv)
 
 
+@case("core/cpuid-mask-reaches-guest")
+def t_cpuid_mask(ctx):
+    # the policy is applied before KVM_SET_CPUID2: the guest sees the bit gone
+    img = ctx.guest("cpuid.elf")
+    for args in (("--cpuid-mask", "hypervisor"), ("--cpuid-mask", "0x1:ecx:31"),
+                 ("--cpuid-set", "hypervisor", "--cpuid-mask", "avx,hypervisor")):
+        hv = ctx.hvmm(*args, img)
+        expect(hv.status == 3 and hv.out == "no hypervisor bit\n", f"{args}: mask reaches the guest", hv)
+    # later options win: a set after the mask puts the bit back
+    hv = ctx.hvmm("--cpuid-mask", "hypervisor", "--cpuid-set", "1:ecx:31", img)
+    expect(hv.status == 1 and hv.out.startswith("hypervisor bit set"), "set after mask", hv)
+    for t in ("none", "minimal", "no-xsave"):
+        hv = ctx.hvmm("--cpu-template", t, img)
+        expect(hv.status == 1 and "KVMKVMKVM" in hv.out, f"--cpu-template {t} runs the guest", hv)
+
+
+@case("core/cpuid-bad-spec")
+def t_cpuid_bad(ctx):
+    img = ctx.guest("cpuid.elf")
+    for args, needle in ((("--cpuid-mask", "bogus"), "unknown CPU feature 'bogus'"),
+                         (("--cpuid-set", "1:ecx:40"), "not a feature name"),
+                         (("--cpuid-mask", "0x7fffffff:eax:0"), "does not report that leaf"),
+                         (("--cpu-template", "t9"), "unknown template 't9'")):
+        hv = ctx.hvmm(*args, img)
+        expect(hv.status == 2, f"{args}: usage error, status 2", hv)
+        lines = hv.err.strip().splitlines()
+        expect(len(lines) == 1 and needle in lines[0], f"{args}: one error line with {needle!r}", hv)
+
+
 @case("serial/closed-stdout")
 def t_closed_stdout(ctx):
     # `hvmm ... | head -c1`: the reader goes away; hvmm must still finish the

@@ -1,0 +1,41 @@
+/*
+ * cpuid: the CPUID policy a guest sees — named features, `--cpuid-mask` /
+ * `--cpuid-set` specs and Firecracker-style CPU templates applied to the
+ * table KVM_GET_SUPPORTED_CPUID returned. Pure logic: no ioctls, so the unit
+ * tests run it on hand-built tables.
+ */
+#ifndef HVMM_CPUID_H
+#define HVMM_CPUID_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cpuid_reg { CPUID_EAX, CPUID_EBX, CPUID_ECX, CPUID_EDX };
+
+struct cpuid_feature {
+	const char *name;
+	uint32_t leaf, subleaf;
+	enum cpuid_reg reg;
+	uint8_t bit;
+};
+
+/* The named feature (case-insensitive), or NULL. */
+const struct cpuid_feature *cpuid_feature_find(const char *name);
+
+/* The entry for leaf/subleaf (subleaf only counts for indexed leaves), or NULL. */
+struct kvm_cpuid_entry2 *cpuid_entry(struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf);
+
+/*
+ * spec: comma list of feature names or LEAF[.SUBLEAF]:REG:BIT (0x1:ecx:27,
+ * 7.0:ebx:5). set: true sets the bits, false clears them. All or nothing: on
+ * an unknown name, bad syntax or a leaf the table lacks, c is unchanged, err
+ * gets one line and the result is -1; 0 on success.
+ */
+int cpuid_apply_spec(struct kvm_cpuid2 *c, const char *spec, bool set, char *err, size_t errlen);
+
+/* Template none|minimal|no-xsave (see README). 0, or -1 with err on an unknown name. */
+int cpuid_apply_template(struct kvm_cpuid2 *c, const char *name, char *err, size_t errlen);
+
+#endif
