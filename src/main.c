@@ -16,15 +16,15 @@ static void main_usage(FILE *f)
 	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
 	      "       hvmm --help | --version\n"
 	      "\n"
-	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel or Linux\n"
-	      "bzImage) in a KVM VM.\n"
+	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel, PVH ELF\n"
+	      "or Linux bzImage) in a KVM VM.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -m, --mem SIZE          guest RAM, e.g. 128M, 2G (default 128M; 1M..64G)\n"
 	      "  -c, --cpus N            number of vCPUs (default 1; 1..64)\n"
 	      "      --cmdline STR       kernel command line (multiboot)\n"
-	      "      --boot FORMAT       auto|flat|elf|multiboot|linux (default auto: detected;\n"
-	      "                          a vmlinux ELF needs --boot linux)\n"
+	      "      --boot FORMAT       auto|flat|elf|multiboot|linux|pvh (default auto: detected;\n"
+	      "                          a vmlinux boots through PVH, or --boot linux)\n"
 	      "      --kernel FILE       the image, as QEMU spells it (instead of IMAGE)\n"
 	      "      --initrd FILE       Linux initial ramdisk\n"
 	      "      --no-decompress     boot a bzImage through its own decompressor instead of\n"
@@ -123,7 +123,7 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			break;
 		case OPT_BOOT:
 			if (boot_format_parse(optarg, &cfg->boot) < 0)
-				return main_bad("--boot: unknown format '%s' (auto|flat|elf|multiboot)", optarg);
+				return main_bad("--boot: unknown format '%s' (auto|flat|elf|multiboot|linux|pvh)", optarg);
 			break;
 		case OPT_MODULE: {
 			if (cfg->nr_modules == VM_MAX_MODULES)

@@ -152,11 +152,19 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_IMAGE, "cannot read image %s: %s", vm->cfg.image, strerror(-r));
 	uint8_t *initrd = NULL;
 	size_t initrd_len = 0;
-	if (vm->cfg.initrd) {
-		enum boot_format f = vm->cfg.boot == BOOT_AUTO ? boot_detect(img, len) : vm->cfg.boot;
+	/* A PVH kernel (Linux's vmlinux among them) takes its initrd as the first
+	 * start_info module: --initrd becomes that module, as in QEMU. */
+	struct boot_module mods[VM_MAX_MODULES + 1];
+	int nr_mods = 0;
+	enum boot_format f = vm->cfg.boot == BOOT_AUTO ? boot_detect(img, len) : vm->cfg.boot;
+	if (vm->cfg.initrd && f == BOOT_PVH)
+		mods[nr_mods++] = (struct boot_module){ .path = vm->cfg.initrd };
+	for (int i = 0; i < vm->cfg.nr_modules; i++)
+		mods[nr_mods++] = vm->cfg.modules[i];
+	if (vm->cfg.initrd && f != BOOT_PVH) {
 		if (f != BOOT_LINUX) {
 			free(img);
-			return vm_fail(HVMM_EXIT_USAGE, "--initrd needs a Linux kernel, and %s is %s "
+			return vm_fail(HVMM_EXIT_USAGE, "--initrd needs a Linux or PVH kernel, and %s is %s "
 				       "(multiboot kernels take --module)", vm->cfg.image, boot_format_name(f));
 		}
 		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len)) < 0) {
@@ -170,13 +178,14 @@ static int vm_load_image(struct vm *vm)
 		.image_len = len,
 		.image_path = vm->cfg.image,
 		.cmdline = vm->cfg.cmdline,
-		.modules = vm->cfg.modules,
-		.nr_modules = vm->cfg.nr_modules,
+		.modules = mods,
+		.nr_modules = nr_mods,
 		.ncpus = vm->cfg.ncpus,
 		.format = vm->cfg.boot,
 		.initrd = initrd,
 		.initrd_len = initrd_len,
 		.no_decompress = vm->cfg.no_decompress,
+		.acpi_rsdp = vm->cfg.acpi ? BOOT_ACPI_RSDP : 0,
 	};
 	char err[256] = "";
 	r = boot_load(&vm->mem, &in, &vm->entry, err, sizeof(err));

@@ -241,11 +241,12 @@ if os.environ.get("HVMM_SLOW_TESTS"):
 def t_debian_kernel_pvh(ctx):
     """hvmm on the extracted vmlinux through its PVH entry (auto-detected from
     the XEN_ELFNOTE_PHYS32_ENTRY note), the initrd as the first start_info
-    module — the way QEMU boots it in linux/debian-kernel."""
+    module (--initrd, as QEMU takes it) — the way QEMU boots it in
+    linux/debian-kernel."""
     _, vmlinux, initrd = kernel_files(ctx)
     argv = [ctx.hvmm_bin, "run", "--timeout", str(FAST_TIMEOUT + 30), "--stats",
             "--mem", f"{MEM_MB}M", "--cpus", str(CPUS), "--kernel", vmlinux,
-            "--module", initrd, "--cmdline", CMDLINE]
+            "--initrd", initrd, "--cmdline", CMDLINE]
     h = Stream(argv, FAST_TIMEOUT)
     he = check_common(h, "hvmm (PVH)")
     expect(he == hvmm_e820(), f"hvmm (PVH): kernel's e820 {he} differs from hvmm's map {hvmm_e820()}")
