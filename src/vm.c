@@ -143,6 +143,23 @@ static int vm_create_devices(struct vm *vm)
 	return 0;
 }
 
+/*
+ * fw_cfg "etc/e820", as QEMU names it: the RAM firmware written for QEMU may
+ * use, one {le64 address, le64 length, le32 type} per memory slot (type 1,
+ * RAM), the same slots the multiboot and Linux maps describe.
+ */
+static int vm_fw_cfg_e820(struct vm *vm)
+{
+	struct __attribute__((packed)) vm_e820 {
+		uint64_t addr, len;
+		uint32_t type;
+	} e[ARRAY_SIZE(vm->mem.regions)];
+	for (int i = 0; i < vm->mem.nr_regions; i++)
+		e[i] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
+	int r = fw_cfg_add_file(vm, "etc/e820", e, (size_t)vm->mem.nr_regions * sizeof(e[0]));
+	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
+}
+
 static int vm_load_image(struct vm *vm)
 {
 	uint8_t *img;
@@ -199,7 +216,7 @@ static int vm_load_image(struct vm *vm)
 	 * ACPI find the MADT, older ones the MP table. */
 	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, err, sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
-	return 0;
+	return vm_fw_cfg_e820(vm);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
