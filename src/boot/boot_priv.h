@@ -39,4 +39,13 @@ int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len,
  * 8 KiB, checksum right), or -1. */
 long boot_mb_find_header(const uint8_t *image, size_t len);
 
+/*
+ * Read a module file and copy it into guest RAM page-aligned at or after
+ * `next` (below 1 MiB it skips the MP table and the legacy VGA/BIOS area, which
+ * are not usable RAM), ending at or below `limit`. Its place in *addr, *len.
+ * Shared by the multiboot and PVH loaders. 0 or -1 with err set.
+ */
+int boot_place_module(struct guest_mem *m, const struct boot_module *bm, uint64_t next,
+		      uint64_t limit, uint64_t *addr, uint64_t *len, char *err, size_t errlen);
+
 #endif

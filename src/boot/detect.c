@@ -1,4 +1,5 @@
 #include <elf.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,4 +107,30 @@ int boot_load(struct guest_mem *m, const struct boot_params_in *in, struct boot_
 		break;
 	}
 	return boot_fail(err, errlen, "unknown image format %d", (int)f);
+}
+
+int boot_place_module(struct guest_mem *m, const struct boot_module *bm, uint64_t next,
+		      uint64_t limit, uint64_t *addr, uint64_t *len, char *err, size_t errlen)
+{
+	uint8_t *data;
+	size_t n;
+	int r = util_read_file(bm->path, &data, &n);
+	if (r < 0)
+		return boot_fail(err, errlen, "cannot read module %s: %s", bm->path, strerror(-r));
+	uint64_t a = (next + BOOT_PAGE - 1) & ~(BOOT_PAGE - 1);
+	/* A low kernel would push its modules into the MP table and the legacy
+	 * VGA/BIOS area; skip them to 1 MiB, as that space is not usable RAM. */
+	if (a < MIB(1) && a + n > BOOT_MPTABLE)
+		a = MIB(1);
+	if (a + n > limit || !mem_ptr(m, a, n ? n : 1)) {
+		free(data);
+		return boot_fail(err, errlen,
+				 "module %s (%zu bytes at 0x%llx) does not fit in guest RAM (%llu MiB)",
+				 bm->path, n, (unsigned long long)a, (unsigned long long)(m->ram_size >> 20));
+	}
+	memcpy(mem_ptr(m, a, n ? n : 1), data, n);
+	free(data);
+	*addr = a;
+	*len = n;
+	return 0;
 }

@@ -189,25 +189,10 @@ static int mb_load_modules(struct guest_mem *m, const struct boot_params_in *in,
 	info->mods_count = (uint32_t)in->nr_modules;
 	for (int i = 0; i < in->nr_modules; i++) {
 		const struct boot_module *bm = &in->modules[i];
-		uint8_t *data;
-		size_t len;
-		int r = util_read_file(bm->path, &data, &len);
-		if (r < 0)
-			return boot_fail(err, errlen, "cannot read module %s: %s", bm->path, strerror(-r));
-		uint64_t addr = (next + BOOT_PAGE - 1) & ~(BOOT_PAGE - 1);
-		/* A low kernel would push its modules into the MP table and the legacy
-		 * VGA/BIOS area; skip them to 1 MiB, as that space is not usable RAM. */
-		if (addr < MIB(1) && addr + len > BOOT_MPTABLE)
-			addr = MIB(1);
-		if (addr + len > MEM_HOLE_END || !mem_ptr(m, addr, len ? len : 1)) {
-			free(data);
-			return boot_fail(err, errlen,
-					 "module %s (%zu bytes at 0x%llx) does not fit in guest RAM (%llu MiB)",
-					 bm->path, len, (unsigned long long)addr,
-					 (unsigned long long)(m->ram_size >> 20));
-		}
-		memcpy(mem_ptr(m, addr, len ? len : 1), data, len);
-		free(data);
+		uint64_t addr, len;
+		/* multiboot's module fields are 32-bit: stay below 4 GiB */
+		if (boot_place_module(m, bm, next, MEM_HOLE_END, &addr, &len, err, errlen) < 0)
+			return -1;
 		struct mb_module mod = {
 			.mod_start = (uint32_t)addr,
 			.mod_end = (uint32_t)(addr + len),

@@ -225,24 +225,9 @@ static int pvh_load_modules(struct guest_mem *m, const struct boot_params_in *in
 	si->nr_modules = (uint32_t)in->nr_modules;
 	for (int i = 0; i < in->nr_modules; i++) {
 		const struct boot_module *bm = &in->modules[i];
-		uint8_t *data;
-		size_t len;
-		int r = util_read_file(bm->path, &data, &len);
-		if (r < 0)
-			return boot_fail(err, errlen, "cannot read module %s: %s", bm->path, strerror(-r));
-		uint64_t addr = align_up(next, BOOT_PAGE);
-		/* skip the MP table and the legacy VGA/BIOS area, as multiboot does */
-		if (addr < MIB(1) && addr + len > BOOT_MPTABLE)
-			addr = MIB(1);
-		if (!mem_ptr(m, addr, len ? len : 1)) {
-			free(data);
-			return boot_fail(err, errlen,
-					 "module %s (%zu bytes at 0x%llx) does not fit in guest RAM (%llu MiB)",
-					 bm->path, len, (unsigned long long)addr,
-					 (unsigned long long)(m->ram_size >> 20));
-		}
-		memcpy(mem_ptr(m, addr, len ? len : 1), data, len);
-		free(data);
+		uint64_t addr, len;
+		if (boot_place_module(m, bm, next, UINT64_MAX, &addr, &len, err, errlen) < 0)
+			return -1;
 		struct hvm_modlist_entry e = {
 			.paddr = addr,
 			.size = len,
