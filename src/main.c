@@ -46,6 +46,16 @@ static void main_usage(FILE *f)
 	      "                          (avx, x2apic, ...) or LEAF[.SUBLEAF]:REG:BIT (7.0:ebx:5)\n"
 	      "      --cpuid-set SPEC    set CPUID bits (same SPEC); masks and sets are repeatable\n"
 	      "                          and apply in order, after the template\n"
+	      "      --console virtio    the console is virtio-console (hvc0) on stdin/stdout;\n"
+	      "                          COM1 output still goes to --serial, COM1 gets no input\n"
+	      "      --rng               virtio-rng fed by the host's getrandom()\n"
+	      "      --disk PATH[,ro]    virtio-blk on a raw image file (repeatable, up to 8)\n"
+	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
+	      "                          (slirp user networking) or tap:IFNAME (repeatable, up to 4)\n"
+	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
+	      "                          instead of posted by KVM through irqfds\n"
+	      "      --no-ioeventfd      queue notifies exit to hvmm instead of being absorbed\n"
+	      "                          by KVM ioeventfds\n"
 	      "  -h, --help              this text\n"
 	      "  -V, --version           hvmm's version\n"
 	      "\n"
@@ -68,6 +78,7 @@ enum {
 	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
+	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 };
 
 static const struct option main_opts[] = {
@@ -91,6 +102,12 @@ static const struct option main_opts[] = {
 	{ "cpu-template", required_argument, NULL, OPT_CPU_TEMPLATE },
 	{ "cpuid-mask", required_argument, NULL, OPT_CPUID_MASK },
 	{ "cpuid-set", required_argument, NULL, OPT_CPUID_SET },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "network", required_argument, NULL, OPT_NETWORK },
+	{ "no-irqfd", no_argument, NULL, OPT_NO_IRQFD },
+	{ "no-ioeventfd", no_argument, NULL, OPT_NO_IOEVENTFD },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -210,6 +227,46 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				return main_bad("--halt-poll: '%s' is not 0..1000000000 ns or 'kvm'", optarg);
 			else
 				cfg->halt_poll_ns = (int64_t)v;
+			break;
+		case OPT_CONSOLE:
+			if (strcmp(optarg, "virtio") == 0)
+				cfg->console_virtio = true;
+			else if (strcmp(optarg, "serial") == 0)
+				cfg->console_virtio = false;
+			else
+				return main_bad("--console: '%s' is not virtio or serial", optarg);
+			break;
+		case OPT_RNG:
+			cfg->rng = true;
+			break;
+		case OPT_DISK: {
+			if (cfg->nr_disks == VM_MAX_DISKS)
+				return main_bad("--disk: at most 8 disks (%s)", optarg);
+			struct vm_disk *d = &cfg->disks[cfg->nr_disks++];
+			d->path = optarg;
+			char *comma = strrchr(optarg, ',');
+			if (comma && strcmp(comma, ",ro") == 0) {
+				*comma = '\0';
+				d->readonly = true;
+			} else if (comma && strcmp(comma, ",rw") == 0) {
+				*comma = '\0';
+			}
+			if (!*d->path)
+				return main_bad("--disk: empty file name%s", "");
+			break;
+		}
+		case OPT_NETWORK:
+			if (cfg->nr_nets == VM_MAX_NETS)
+				return main_bad("--network: at most 4 interfaces (%s)", optarg);
+			if (!*optarg)
+				return main_bad("--network: empty argument%s", "");
+			cfg->net[cfg->nr_nets++] = optarg;
+			break;
+		case OPT_NO_IRQFD:
+			cfg->no_irqfd = true;
+			break;
+		case OPT_NO_IOEVENTFD:
+			cfg->no_ioeventfd = true;
 			break;
 		case 'h':
 			main_usage(stdout);

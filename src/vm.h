@@ -19,6 +19,8 @@
 #define VM_MAX_CPUS 64
 #define VM_MAX_MODULES 16
 #define VM_MAX_CPUID_OPS 32
+#define VM_MAX_DISKS 8
+#define VM_MAX_NETS 4
 
 /* One --cpuid-mask / --cpuid-set, kept in command-line order. */
 struct vm_cpuid_op {
@@ -49,6 +51,18 @@ struct vm_config {
 	const char *cpu_template; /* NULL: none (what KVM supports) */
 	struct vm_cpuid_op cpuid_ops[VM_MAX_CPUID_OPS];
 	int nr_cpuid_ops;
+	/* PCI / virtio (issue 5) */
+	bool console_virtio;  /* --console virtio: hvc0 on stdio instead of COM1 input */
+	bool rng;             /* --rng: virtio-rng */
+	struct vm_disk {
+		const char *path;
+		bool readonly;
+	} disks[VM_MAX_DISKS];
+	int nr_disks;
+	const char *net[VM_MAX_NETS]; /* --network SPEC, checked by virtio_net_create */
+	int nr_nets;
+	bool no_irqfd;        /* device interrupts injected by hvmm (KVM_SIGNAL_MSI) */
+	bool no_ioeventfd;    /* queue notifies exit to hvmm */
 };
 
 struct vcpu;

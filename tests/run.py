@@ -15,9 +15,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-import cases_core  # noqa: E402,F401  (registers cases)
-import cases_guest  # noqa: E402,F401  (guest/ kernel tests, issue 3)
-import cases_linux  # noqa: E402,F401  (the Debian kernel, issue 4)
+import importlib  # noqa: E402
+
+# Every tests/cases_*.py registers its cases on import (core first, then by name).
+for _mod in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases_*.py")),
+                   key=lambda p: (not p.endswith("cases_core.py"), p)):
+    importlib.import_module(os.path.basename(_mod)[:-3])
 
 
 def run_unit(build, counts, pattern):

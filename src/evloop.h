@@ -1,0 +1,30 @@
+/*
+ * evloop: the device back ends' thread. One epoll loop owns every device fd
+ * (ioeventfds, io_uring completions, network sockets, console input), so a
+ * virtqueue is processed here and never on a vCPU thread: a guest notify
+ * costs the vCPU at most the eventfd write, and with ioeventfd not even an
+ * exit to hvmm.
+ */
+#ifndef HVMM_EVLOOP_H
+#define HVMM_EVLOOP_H
+
+#include <stdint.h>
+
+struct vm;
+
+/* events: EPOLLIN/EPOLLOUT... as returned by epoll. */
+typedef void (*evloop_fn)(void *opaque, uint32_t events);
+
+/* Before devices are created. 0 or -errno. */
+int evloop_init(struct vm *vm);
+/* Watch fd (level-triggered) for `events`; fn runs on the loop thread. Any time, any thread. 0 or -errno. */
+int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque);
+int evloop_mod(struct vm *vm, int fd, uint32_t events);
+int evloop_del(struct vm *vm, int fd);
+/* Start the thread (vm_run, before the vCPUs). 0 or -errno. */
+int evloop_start(struct vm *vm);
+/* Stop and join the thread (after the vCPUs are joined); free. */
+void evloop_stop(struct vm *vm);
+void evloop_destroy(struct vm *vm);
+
+#endif

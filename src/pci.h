@@ -1,0 +1,133 @@
+/*
+ * pci: the PCI host bridge and the device-independent half of every PCI
+ * function hvmm emulates — configuration space (mechanism #1 at 0xCF8/0xCFC
+ * and PCIe ECAM), BARs, capability lists, MSI-X and INTx.
+ *
+ * hvmm has no firmware, so it does the firmware's job too: every BAR is
+ * placed in the 32-bit PCI hole when the device is added, and the command
+ * register starts with memory decoding and bus mastering off, as after reset.
+ *
+ * Guest address map (bus 0 only):
+ *   PCI_MMIO_BASE..PCI_MMIO_END  BAR window (memory BARs, naturally aligned)
+ *   PCI_ECAM_BASE                ECAM, 1 MiB: 32 devices x 8 functions x 4 KiB
+ *
+ * Threads: configuration and BAR accesses come from vCPU threads, interrupts
+ * (pci_msix_notify) from the event-loop thread; each device has one lock.
+ */
+#ifndef HVMM_PCI_H
+#define HVMM_PCI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+
+struct vm;
+struct pci_dev;
+
+#define PCI_CONFIG_ADDRESS 0xcf8
+#define PCI_CONFIG_DATA 0xcfc
+#define PCI_MMIO_BASE 0xc0000000ull
+#define PCI_MMIO_END 0xe0000000ull
+#define PCI_ECAM_BASE 0xe0000000ull
+#define PCI_ECAM_SIZE 0x100000ull
+#define PCI_MAX_SLOTS 32 /* slot 0 is the host bridge */
+#define PCI_NUM_BARS 6
+#define PCI_CFG_SIZE 4096
+#define PCI_MSIX_MAX_VECTORS 64
+
+struct pci_dev_info {
+	uint16_t vendor_id, device_id;
+	uint16_t subsys_vendor_id, subsys_id;
+	uint8_t revision;
+	uint32_t class_code; /* 24 bits: base << 16 | sub << 8 | prog-if */
+	uint8_t intx_pin;    /* 0: none, 1..4: INTA..INTD */
+	const char *name;    /* for messages and statistics ("virtio-blk") */
+};
+
+/* Before the vCPUs start. Registers 0xCF8..0xCFF (0xCF9 is handed to the
+ * reset control register), the ECAM window and the host bridge at 00:00.0.
+ * 0 or -errno. */
+int pci_init(struct vm *vm);
+void pci_destroy(struct vm *vm);
+
+/* Adds a function on the next free slot of bus 0. NULL and errno on failure
+ * (ENOSPC: no slot left). The device lives until pci_destroy(). */
+struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info);
+/* devfn of a device (slot << 3). */
+unsigned pci_dev_devfn(const struct pci_dev *d);
+
+/*
+ * A 64-bit prefetchable-off memory BAR of `size` bytes (a power of two,
+ * >= 4096), placed now in the PCI window; ops/opaque serve accesses while the
+ * command register enables memory decoding (offset relative to the BAR).
+ * Returns the guest-physical base, or 0 with errno set. Uses BAR slots
+ * `bar` and `bar + 1`.
+ */
+uint64_t pci_bar_add(struct pci_dev *d, unsigned bar, uint64_t size, const struct bus_ops *ops,
+		     void *opaque);
+
+/*
+ * Appends a capability of `len` bytes (header included) to the list, with
+ * `body` (len - 2 bytes, may be NULL for zeros) after the id/next pair.
+ * Returns its offset in configuration space, or 0 when space ran out.
+ * `wmask` (may be NULL) marks guest-writable bits of the body, byte by byte.
+ */
+unsigned pci_cap_add(struct pci_dev *d, uint8_t id, unsigned len, const void *body,
+		     const void *wmask);
+
+/* Direct access to configuration space for the device's own model (its lock is held by callers
+ * of the hooks below; outside them take pci_dev_lock). */
+uint8_t *pci_dev_config(struct pci_dev *d);
+void pci_dev_lock(struct pci_dev *d);
+void pci_dev_unlock(struct pci_dev *d);
+/* True while the guest has memory decoding / bus mastering on. */
+bool pci_dev_mem_enabled(struct pci_dev *d);
+bool pci_dev_bus_master(struct pci_dev *d);
+
+/*
+ * MSI-X: `nvec` vectors (<= PCI_MSIX_MAX_VECTORS), table and PBA placed at
+ * table_off / pba_off inside memory BAR `bar` (which the device model must
+ * have added; its bus ops are wrapped so table/PBA accesses never reach them).
+ * Each vector the guest unmasks becomes a KVM GSI route (irq_msi_*), and an
+ * irqfd unless --no-irqfd. 0 or -errno.
+ */
+int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table_off,
+		  uint32_t pba_off);
+/*
+ * Raise vector `vec` (any thread). Masked vector or function, or MSI-X not
+ * enabled: the pending bit is set and the message is sent when the guest
+ * unmasks. Otherwise the message goes out through the vector's irqfd (posted by
+ * KVM, hvmm not on the path) or, with --no-irqfd, KVM_SIGNAL_MSI.
+ * Returns true when a message was sent now.
+ */
+bool pci_msix_notify(struct pci_dev *d, unsigned vec);
+bool pci_msix_enabled(struct pci_dev *d);
+
+/* INTx: drive the device's pin (routed to an IOAPIC pin). */
+void pci_intx_set(struct pci_dev *d, bool level);
+
+/* Called for configuration writes the generic code does not own (below 0x40 it
+ * owns command/status/BARs/...; capabilities added with a wmask are written by
+ * the generic code and then reported here). May be NULL. */
+void pci_dev_set_config_hook(struct pci_dev *d,
+			     void (*hook)(void *opaque, unsigned off, unsigned size, uint32_t val),
+			     void *opaque);
+
+/* One line per live MSI-X vector for statistics: device, vector, GSI, APIC ID,
+ * vector number, masked. Returns the number of entries filled (<= max). */
+struct pci_irt_entry {
+	const char *device;
+	unsigned devfn;
+	unsigned vector; /* MSI-X table index */
+	unsigned gsi;
+	unsigned dest_apic_id;
+	unsigned guest_vector;
+	bool masked;
+	bool irqfd;
+	uint64_t sent, pending_sent; /* messages sent; of those, sent on unmask */
+};
+unsigned pci_irt_snapshot(struct vm *vm, struct pci_irt_entry *out, unsigned max);
+
+#endif

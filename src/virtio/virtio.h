@@ -1,0 +1,107 @@
+/*
+ * virtio: the virtio 1.2 modern PCI transport and the interface its device
+ * models (rng, console, blk, net) implement.
+ *
+ * Transport (virtio_pci.c): one PCI function per device, vendor 0x1af4,
+ * device 0x1040 + type, with the four virtio capabilities in memory BAR 0
+ * (common config, notify, ISR, device config) and MSI-X (table + PBA) in
+ * memory BAR 2. Each queue's notify address is its own 4-byte slot of the
+ * notify region (notify_off_multiplier 4) and gets an MMIO ioeventfd, so a
+ * guest "kick" is absorbed by KVM; the event-loop thread sees the eventfd and
+ * calls the model's queue_notify. With --no-ioeventfd the kick exits to hvmm,
+ * whose vCPU thread writes that same eventfd, so the model still runs only on
+ * the event loop.
+ *
+ * Device status, feature negotiation (VERSION_1, EVENT_IDX, INDIRECT_DESC plus
+ * the model's own), queue set-up, reset (status 0 → every queue stopped,
+ * model's reset called, MSI-X vectors unassigned), config generation and
+ * config-change interrupts are handled here; models only see queues.
+ */
+#ifndef HVMM_VIRTIO_H
+#define HVMM_VIRTIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "virtqueue.h"
+
+struct vm;
+struct virtio_dev;
+
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG 4
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_MAX_QUEUES 8
+#define VIRTIO_NO_VECTOR 0xffff
+
+struct virtio_dev_ops {
+	const char *name;        /* "virtio-blk" */
+	uint16_t device_type;    /* VIRTIO_ID_* */
+	uint64_t features;       /* device-specific feature bits offered */
+	unsigned nr_queues;
+	uint16_t queue_max;      /* power of two <= VQ_MAX_SIZE */
+	size_t config_size;      /* device-specific configuration bytes */
+	/* Device config space (guest reads/writes at offset < config_size). The
+	 * transport holds the device lock; read fills, write may be NULL (read-only). */
+	void (*config_read)(struct virtio_dev *d, unsigned off, void *buf, unsigned len);
+	void (*config_write)(struct virtio_dev *d, unsigned off, const void *buf, unsigned len);
+	/* Event-loop thread: queue q was kicked (or has work after DRIVER_OK). */
+	void (*queue_notify)(struct virtio_dev *d, unsigned q);
+	/* Status became DRIVER_OK: start back ends. Event-loop or vCPU thread. */
+	void (*driver_ok)(struct virtio_dev *d);
+	/* Device reset by the guest (status 0) or at tear-down: drop in-flight
+	 * work; after return no buffer of the old queues may be touched. */
+	void (*reset)(struct virtio_dev *d);
+	void (*destroy)(struct virtio_dev *d);
+};
+
+/* Create the PCI function, its BARs, capabilities and MSI-X, and register
+ * it on bus 0. `opaque` is the model's state. NULL with errno on failure. */
+struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops *ops, void *opaque);
+void *virtio_dev_opaque(struct virtio_dev *d);
+struct vm *virtio_dev_vm(struct virtio_dev *d);
+/* Features the driver accepted (valid after FEATURES_OK). */
+uint64_t virtio_dev_features(struct virtio_dev *d);
+/* The queue, or NULL while the driver has not enabled it / after reset. */
+struct virtqueue *virtio_queue(struct virtio_dev *d, unsigned q);
+
+/* After vq_push()es on q: interrupt the driver if the queue asks for it. */
+void virtio_queue_interrupt(struct virtio_dev *d, unsigned q);
+/* Device config changed: bump config_generation, raise the config vector. */
+void virtio_config_changed(struct virtio_dev *d);
+/* A driver bug (malformed ring, notify before DRIVER_OK on a strict path...):
+ * set DEVICE_NEEDS_RESET, raise the config interrupt, count it, and stop
+ * processing the device's queues until reset. `why` goes to the log once. */
+void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
+/* Counters for statistics / tests. */
+struct virtio_dev_stats {
+	uint64_t notifies;       /* kicks seen by the event loop */
+	uint64_t interrupts;     /* interrupts raised */
+	uint64_t suppressed;     /* interrupts not needed (EVENT_IDX) */
+	uint64_t bad_chains;     /* vq_pop errors */
+	uint64_t needs_reset;    /* times DEVICE_NEEDS_RESET was set */
+	uint64_t early_notifies; /* kicks before DRIVER_OK (ignored) */
+	uint64_t resets;
+};
+void virtio_dev_get_stats(struct virtio_dev *d, struct virtio_dev_stats *out);
+const char *virtio_dev_name(struct virtio_dev *d);
+/* All virtio devices of the VM, for statistics: returns count (<= max). */
+unsigned virtio_devices(struct vm *vm, struct virtio_dev **out, unsigned max);
+void virtio_destroy_all(struct vm *vm);
+
+/* The device models (virtio_rng.c, virtio_console.c, virtio_blk.c, virtio_net.c).
+ * Each returns 0 or -errno, after printing nothing: vm.c words the error. */
+int virtio_rng_create(struct vm *vm);
+int virtio_console_create(struct vm *vm);          /* hvc0 on hvmm's stdin/stdout */
+int virtio_blk_create(struct vm *vm, const char *path, bool readonly);
+/* spec: "user[,hostfwd=tcp:[ADDR]:HPORT-[GADDR]:GPORT]..." or "tap:IFNAME"; -EINVAL on a bad spec. */
+int virtio_net_create(struct vm *vm, const char *spec);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * virtqueue: the device side of a virtio 1.2 split virtqueue, over guest RAM.
+ *
+ * Everything the guest hands over is hostile: the ring addresses, the indices,
+ * every descriptor's address, length, flags and next. vq_pop() checks all of
+ * it before the device sees a byte, and turns a chain into iovecs that lie
+ * wholly inside guest RAM (mem_ptr), so a back end can read and write them
+ * (or give them to io_uring / a socket) without further checks.
+ *
+ * A malformed ring is a driver bug the device cannot recover from: vq_pop()
+ * returns VQ_ERR_* and the caller sets DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2)
+ * and stops using the queue. Features: VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC.
+ *
+ * Not thread-safe: one queue is used by one thread (the event loop).
+ */
+#ifndef HVMM_VIRTQUEUE_H
+#define HVMM_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "../memory.h"
+
+#define VQ_MAX_SIZE 1024 /* largest queue size hvmm offers (power of two) */
+#define VQ_MAX_SEGS 1024 /* iovecs in one chain (direct + indirect) */
+
+enum vq_err {
+	VQ_OK = 0,
+	VQ_ERR_RING = -1,      /* ring not inside RAM, or avail idx moved > size */
+	VQ_ERR_DESC_INDEX = -2, /* head or next >= size (or >= indirect table length) */
+	VQ_ERR_DESC_ADDR = -3,  /* a buffer outside RAM, or running past its end */
+	VQ_ERR_LOOP = -4,       /* chain longer than the queue / table: a loop */
+	VQ_ERR_INDIRECT = -5,   /* bad indirect table (len, nested, with NEXT, feature off) */
+	VQ_ERR_ORDER = -6,      /* a device-readable descriptor after a writable one */
+	VQ_ERR_SEGS = -7,       /* more than VQ_MAX_SEGS iovecs */
+};
+const char *vq_err_str(int err);
+
+struct virtqueue {
+	const struct guest_mem *mem;
+	uint16_t size;          /* power of two, 1..VQ_MAX_SIZE */
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	bool event_idx, indirect; /* negotiated features */
+	/* host pointers, set by vq_start() after the ring checks */
+	struct vq_desc *desc;
+	struct vq_avail *avail;
+	struct vq_used *used;
+	uint16_t last_avail;    /* next avail entry to pop */
+	uint16_t used_idx;      /* shadow of used->idx */
+	uint16_t signalled_used; /* used idx at the last interrupt (EVENT_IDX) */
+	bool signalled_valid;
+	uint64_t errors;        /* malformed chains seen (statistics) */
+};
+
+struct vq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+#define VQ_DESC_F_NEXT 1
+#define VQ_DESC_F_WRITE 2
+#define VQ_DESC_F_INDIRECT 4
+
+struct vq_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[];
+	/* uint16_t used_event after ring[size] */
+};
+struct vq_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+struct vq_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vq_used_elem ring[];
+	/* uint16_t avail_event after ring[size] */
+};
+
+/* One popped chain: out[] the device reads, in[] the device writes. */
+struct vq_elem {
+	uint16_t head;
+	unsigned n_out, n_in;
+	uint64_t out_len, in_len; /* total bytes */
+	struct iovec out[VQ_MAX_SEGS];
+	struct iovec in[VQ_MAX_SEGS];
+};
+
+/* Checks size and that the three rings lie inside RAM (alignment per spec);
+ * VQ_OK or VQ_ERR_RING. Resets the indices. */
+int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, uint64_t desc,
+	     uint64_t avail, uint64_t used, bool event_idx, bool indirect);
+/* 1: a chain was popped into *e; 0: ring empty; < 0: VQ_ERR_* (queue is broken). */
+int vq_pop(struct virtqueue *vq, struct vq_elem *e);
+/* Return a chain with `written` bytes written into its in[] buffers. */
+void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+/* After pushes: does the driver want an interrupt now? (EVENT_IDX or NO_INTERRUPT flag.) */
+bool vq_need_interrupt(struct virtqueue *vq);
+/* Ask the driver for (or to suppress) notifies: avail_event or used->flags. */
+void vq_enable_notify(struct virtqueue *vq, bool enable);
+/* Are there chains the device has not popped yet? */
+bool vq_has_work(const struct virtqueue *vq);
+
+/* Copy helpers over an iovec array; return bytes copied. */
+uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len);
+uint64_t vq_buf_to_iov(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, uint64_t len);
+
+#endif
