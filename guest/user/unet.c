@@ -1,194 +1,118 @@
 /*
- * unet: the ring-3 half of test=virtio-net-tcp. Opens the virtio-net device
- * (vnet.c), gets an address by DHCP from slirp, listens on a TCP port (the
- * host reaches it through hostfwd), answers one request line with
- * "echo <line> from <guest ip>", and in bench mode then sends N MiB of a
- * pattern the host checks, timing it. Progress goes to the serial console
- * as TAP comments ("# net: ..."); the host test waits for the "listening"
- * line before it connects. Results go back in u_net_res for the kernel's TAP
- * lines.
+ * unet: the ring-3 half of test=virtio-net-tcp, on top of the virtio-net
+ * driver (vnet.c) and the stack (net.c). Gets an address by DHCP from
+ * slirp, listens on netport= (the host reaches it through hostfwd), answers
+ * one request line with "echo <line> from <guest ip>", and with netbench=N
+ * then sends N MiB of a pattern the host checks, timed until the last byte
+ * is acknowledged. Before accepting it prints "# virtio-net-tcp (MODE):
+ * listening on IP:PORT": the host test connects when it sees that line.
  */
 #include <stdint.h>
 
 #include "net.h"
 #include "unet.h"
 #include "usys.h"
+#include "virtio.h"
 #include "vnet.h"
+#include "vtest.h"
 
-volatile struct u_net_result u_net_res;
+unsigned u_net_port = 8080, u_net_mib;
 
-static uint8_t u_net_chunk[16384];
+static uint8_t u_net_chunk[4096];
 
-/* A line buffer with just the formatting this file needs. */
-struct line {
-	char b[200];
-	unsigned n;
-};
-
-static void l_str(struct line *l, const char *s)
-{
-	while (*s && l->n < sizeof(l->b) - 1)
-		l->b[l->n++] = *s++;
-}
-
-static void l_u64(struct line *l, uint64_t v)
-{
-	char d[24];
-	unsigned k = 0;
-	do {
-		d[k++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (k && l->n < sizeof(l->b) - 1)
-		l->b[l->n++] = d[--k];
-}
-
-static void l_ip(struct line *l, uint32_t ip)
-{
-	for (int i = 3; i >= 0; i--) {
-		l_u64(l, (ip >> (i * 8)) & 0xff);
-		if (i)
-			l_str(l, ".");
-	}
-}
-
-static void l_out(struct line *l)
-{
-	l_str(l, "\n");
-	u_write(l->b, l->n);
-	l->n = 0;
-}
+#define IP4(a) (a) >> 24, ((a) >> 16) & 255, ((a) >> 8) & 255, (a) & 255
 
 /* The bench pattern: byte i of the stream is (i + i / 251) mod 256, so a
- * dropped, repeated or reordered segment shows on the host. */
+ * lost, repeated or reordered segment shows on the host. */
 static inline uint8_t u_net_pattern(uint64_t i)
 {
 	return (uint8_t)(i + i / 251);
 }
 
-long u_net(long arg)
+static long u_net_fail(struct vdev *d, const char *m, const char *what)
 {
-	uint16_t port = (uint16_t)(arg & 0xffff);
-	uint64_t mib = ((uint64_t)arg >> 16) & 0xffffff;
-	bool irq = ((uint64_t)arg >> 40) & 1;
-	struct line l = { .n = 0 };
+	const struct net_stats *st = net_stats();
+	u_tap(false, "virtio-net-tcp (%s): %s (frames %lu out, %lu in, %lu bad; %lu retransmits)", m, what,
+	      st->tx_frames, st->rx_frames, st->rx_bad, st->tcp_retransmits);
+	if (d)
+		vio_reset(d);
+	return 1;
+}
 
-	struct vnet *n = vnet_open(irq);
+long u_net(long mode)
+{
+	const char *m = vt_mode_name[mode];
+	net_reset();
+	vnet_open_flags = vt_opts.vio_flags;
+	struct vnet *n = vnet_open(mode == VT_IRQ);
 	if (!n)
-		return U_NET_NO_DEVICE;
-	uint8_t mac[6];
-	vnet_mac(n, mac);
-	l_str(&l, "# net: virtio-net open, ");
-	l_str(&l, irq ? "interrupt" : "polling");
-	l_str(&l, " mode, mac");
-	for (int i = 0; i < 6; i++) {
-		static const char hx[] = "0123456789abcdef";
-		char h[4] = { i ? ':' : ' ', hx[mac[i] >> 4], hx[mac[i] & 15], 0 };
-		l_str(&l, h);
-	}
-	l_out(&l);
+		return u_net_fail(0, m, "vnet_open failed (reason above)");
+	struct vdev *d = vnet_vdev(n);
+	vt_report_open(d, m);
+	uint64_t irq0 = vio_irq_count(d);
 
 	struct net_cfg cfg;
 	uint64_t t0 = vnet_now_us();
 	if (net_dhcp(n, &cfg, 10000) != 0)
-		return U_NET_DHCP;
-	u_net_res.dhcp_us = vnet_now_us() - t0;
-	u_net_res.ip = cfg.ip;
-	u_net_res.mask = cfg.mask;
-	u_net_res.router = cfg.router;
-	u_net_res.dns = cfg.dns;
-	u_net_res.lease_s = cfg.lease_s;
-	l_str(&l, "# net: DHCP lease ");
-	l_ip(&l, cfg.ip);
-	l_str(&l, " mask ");
-	l_ip(&l, cfg.mask);
-	l_str(&l, " router ");
-	l_ip(&l, cfg.router);
-	l_str(&l, " dns ");
-	l_ip(&l, cfg.dns);
-	l_str(&l, " server ");
-	l_ip(&l, cfg.server);
-	l_str(&l, " lease ");
-	l_u64(&l, cfg.lease_s);
-	l_str(&l, " s");
-	l_out(&l);
+		return u_net_fail(d, m, "no DHCP lease in 10 s");
+	u_tap(cfg.ip && cfg.mask && cfg.router,
+	      "virtio-net-tcp (%s): DHCP lease %u.%u.%u.%u mask %u.%u.%u.%u router %u.%u.%u.%u dns %u.%u.%u.%u from %u.%u.%u.%u, %u s, in %lu ms",
+	      m, IP4(cfg.ip), IP4(cfg.mask), IP4(cfg.router), IP4(cfg.dns), IP4(cfg.server), cfg.lease_s,
+	      (vnet_now_us() - t0) / 1000);
 
-	l_str(&l, "# net: listening on ");
-	l_ip(&l, cfg.ip);
-	l_str(&l, ":");
-	l_u64(&l, port);
-	l_out(&l);
-	if (net_tcp_accept(n, port, 60000) != 0)
-		return U_NET_ACCEPT;
+	u_note("virtio-net-tcp (%s): listening on %u.%u.%u.%u:%u", m, IP4(cfg.ip), u_net_port);
+	if (net_tcp_accept(n, (uint16_t)u_net_port, 60000) != 0)
+		return u_net_fail(d, m, "no connection in 60 s");
 	uint32_t pip;
 	uint16_t pport;
 	net_tcp_peer(&pip, &pport);
-	l_str(&l, "# net: connection from ");
-	l_ip(&l, pip);
-	l_str(&l, ":");
-	l_u64(&l, pport);
-	l_out(&l);
 
-	/* One request line (at most 120 bytes, up to '\n'). */
+	/* One request line: at most 120 bytes, up to '\n'. */
 	char req[128];
 	unsigned rn = 0;
 	while (rn < 120 && (rn == 0 || req[rn - 1] != '\n')) {
 		int k = net_tcp_recv(n, req + rn, 120 - rn, 10000);
 		if (k <= 0)
-			return U_NET_RECV;
+			return u_net_fail(d, m, k ? "request: timeout or reset" : "request: closed early");
 		rn += (unsigned)k;
 	}
 	while (rn && (req[rn - 1] == '\n' || req[rn - 1] == '\r'))
 		rn--;
 	req[rn] = 0;
-	for (unsigned i = 0; i <= rn; i++)
-		u_net_res.request[i] = req[i];
+	char rep[200];
+	int rl = u_fmt(rep, sizeof(rep), "echo %s from %u.%u.%u.%u\n", req, IP4(cfg.ip));
+	if (rl > (int)sizeof(rep) - 1)
+		rl = sizeof(rep) - 1;
+	if (net_tcp_send(n, rep, (unsigned)rl, 10000) != rl)
+		return u_net_fail(d, m, "reply: send failed");
+	u_tap(true, "virtio-net-tcp (%s): TCP connection to port %u from %u.%u.%u.%u:%u, request \"%s\" answered",
+	      m, u_net_port, IP4(pip), pport, req);
 
-	l_str(&l, "echo ");
-	l_str(&l, req);
-	l_str(&l, " from ");
-	l_ip(&l, cfg.ip);
-	l_str(&l, "\n");
-	if (net_tcp_send(n, l.b, l.n, 10000) != (int)l.n)
-		return U_NET_SEND;
-	l.n = 0;
-
-	if (mib) {
-		uint64_t total = mib << 20, sent = 0;
-		uint64_t b0 = vnet_now_us();
-		while (sent < total) {
-			unsigned k = sizeof(u_net_chunk);
-			if (total - sent < k)
-				k = (unsigned)(total - sent);
-			for (unsigned i = 0; i < k; i++)
-				u_net_chunk[i] = u_net_pattern(sent + i);
-			if (net_tcp_send(n, u_net_chunk, k, 20000) != (int)k)
-				return U_NET_SEND;
-			sent += k;
-		}
-		/* Timed until the last byte is acknowledged (the FIN's ACK). */
-		if (net_tcp_close(n, 20000) != 0)
-			return U_NET_CLOSE;
-		u_net_res.bench_us = vnet_now_us() - b0;
-		u_net_res.bench_bytes = total;
-	} else if (net_tcp_close(n, 10000) != 0) {
-		return U_NET_CLOSE;
+	uint64_t total = (uint64_t)u_net_mib << 20, b0 = vnet_now_us();
+	for (uint64_t sent = 0; sent < total;) {
+		unsigned k = sizeof(u_net_chunk);
+		if (total - sent < k)
+			k = (unsigned)(total - sent);
+		for (unsigned i = 0; i < k; i++)
+			u_net_chunk[i] = u_net_pattern(sent + i);
+		if (net_tcp_send(n, u_net_chunk, k, 20000) != (int)k)
+			return u_net_fail(d, m, "bench: send failed");
+		sent += k;
 	}
+	/* Returns when our FIN is acknowledged: every byte arrived. */
+	if (net_tcp_close(n, 20000) != 0)
+		return u_net_fail(d, m, "close: FIN not acknowledged");
+	uint64_t us = vnet_now_us() - b0;
 	const struct net_stats *st = net_stats();
-	u_net_res.retransmits = st->tcp_retransmits;
-	u_net_res.arp_requests = st->arp_requests_sent;
-	u_net_res.arp_replies = st->arp_replies_sent;
-	u_net_res.rx_frames = st->rx_frames;
-	u_net_res.tx_frames = st->tx_frames;
-	l_str(&l, "# net: done: ");
-	l_u64(&l, st->tx_frames);
-	l_str(&l, " frames out, ");
-	l_u64(&l, st->rx_frames);
-	l_str(&l, " in, ");
-	l_u64(&l, st->tcp_retransmits);
-	l_str(&l, " retransmitted segments, ");
-	l_u64(&l, st->rx_bad);
-	l_str(&l, " bad frames");
-	l_out(&l);
-	return U_NET_OK;
+	if (total) {
+		uint64_t kib_s = us ? (total >> 10) * 1000000 / us : 0;
+		u_tap(true, "virtio-net-tcp (%s): netbench sent %u MiB in %lu ms: %lu.%02lu MiB/s (%lu segments, %lu retransmitted)",
+		      m, u_net_mib, us / 1000, kib_s / 1024, (kib_s % 1024) * 100 / 1024, st->tcp_segs_out,
+		      st->tcp_retransmits);
+	}
+	u_tap(st->rx_bad == 0, "virtio-net-tcp (%s): connection closed; %lu frames out, %lu in, %lu malformed, ARP %lu requests %lu replies",
+	      m, st->tx_frames, st->rx_frames, st->rx_bad, st->arp_requests_sent, st->arp_replies_sent);
+	vt_report_irqs(d, m, irq0);
+	vio_reset(d);
+	return 0;
 }
