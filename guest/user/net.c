@@ -75,6 +75,7 @@ struct tcb {
 	uint16_t lport, rport; /* local, remote */
 	uint32_t rip;
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2;
+	uint32_t max_wnd;     /* largest window the peer offered */
 	uint32_t cwnd;        /* one MSS after a timeout, growing per ACK (slow start) */
 	uint16_t snd_mss;
 	uint32_t irs, rcv_nxt;
@@ -673,6 +674,14 @@ static void tcp_output(void)
 	uint32_t data_end = t->snd_una + t->sb_len, wnd_end = t->snd_una + umin(t->snd_wnd, t->cwnd);
 	while (!t->fin_sent && seq_lt(t->snd_nxt, data_end) && seq_lt(t->snd_nxt, wnd_end)) {
 		uint32_t n = umin(umin(data_end - t->snd_nxt, t->snd_mss), wnd_end - t->snd_nxt);
+		/* Less than a full segment while data is in flight: Nagle's rule
+		 * for the tail of what is queued (the application is likely to
+		 * add more: 4 KiB writes would each end in a runt), and sender
+		 * silly-window avoidance (RFC 1122 4.2.3.4) for a window sliver.
+		 * The next ACK sends it; with nothing in flight it goes now. */
+		if (n < t->snd_mss && t->snd_nxt != t->snd_una && !t->fin_queued &&
+		    (n == data_end - t->snd_nxt || n < t->max_wnd / 2))
+			break;
 		uint8_t fl = TCP_ACK | (t->snd_nxt + n == data_end ? TCP_PSH : 0);
 		if (tcp_xmit(t->rip, t->lport, t->rport, t->snd_nxt, t->rcv_nxt, fl, n, false) != 0)
 			break; /* tx ring full or ARP pending: later */
@@ -862,7 +871,7 @@ static void tcp_input(const uint8_t *ip, const uint8_t *s, unsigned len)
 		t->rcv_nxt = seq + 1;
 		uint16_t mss = tcp_parse_mss(s, hl);
 		t->snd_mss = mss < 64 ? 64 : mss > TCP_MSS ? TCP_MSS : mss;
-		t->snd_wnd = wnd; /* a SYN's window is never scaled */
+		t->snd_wnd = t->max_wnd = wnd; /* a SYN's window is never scaled */
 		t->snd_wl1 = seq;
 		t->snd_wl2 = 0;
 		t->iss = tcp_iss();
@@ -972,6 +981,8 @@ static void tcp_input(const uint8_t *ip, const uint8_t *s, unsigned len)
 	/* Window update from a newer segment (RFC 9293 SND.WL1/WL2). */
 	if (seq_lt(t->snd_wl1, seq) || (t->snd_wl1 == seq && seq_le(t->snd_wl2, ack))) {
 		t->snd_wnd = wnd;
+		if (wnd > t->max_wnd)
+			t->max_wnd = wnd;
 		t->snd_wl1 = seq;
 		t->snd_wl2 = ack;
 	}
