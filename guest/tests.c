@@ -20,6 +20,7 @@
 #include "smp.h"
 #include "task.h"
 #include "trap.h"
+#include "user/unet.h"
 #include "user/user.h"
 #include "user/virtio.h"
 #include "user/vtest.h"
@@ -462,6 +463,15 @@ static void test_virtio_console(void) { test_virtio("virtio-console", u_vcons_te
 static void test_virtio_blk(void) { test_virtio("virtio-blk", u_vblk_test, false); }
 static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false); }
 
+/* DHCP, then a TCP exchange with the host through hostfwd (helper gnet's
+ * user/net.c and user/unet.c); netport=PORT, netbench=MIB. */
+static void test_virtio_net_tcp(void)
+{
+	u_net_port = opt_uint("netport", 8080);
+	u_net_mib = opt_uint("netbench", 0);
+	test_virtio("virtio-net-tcp", u_net, false);
+}
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -479,6 +489,7 @@ static const struct test tests[] = {
 	{ "virtio-console", test_virtio_console, true },
 	{ "virtio-blk", test_virtio_blk, true },
 	{ "virtio-net", test_virtio_net, true },
+	{ "virtio-net-tcp", test_virtio_net_tcp, true },
 };
 
 void tests_main(void)
@@ -505,7 +516,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net virtio-net-tcp all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);
