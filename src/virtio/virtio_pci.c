@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -102,6 +103,9 @@ static const struct { uint8_t off, len; } virtio_cc_fields[] = {
 	{ CC_Q_NOFF, 2 },   { CC_Q_DESC, 8 },     { CC_Q_DRIVER, 8 },   { CC_Q_DEVICE, 8 },
 };
 
+/* how long a vCPU writing status 0 waits for the loop's half of the reset */
+#define VIRTIO_RESET_WAIT_S 2
+
 /* control requests from vCPU threads to the loop */
 #define VIRTIO_CTL_RESET 1u
 #define VIRTIO_CTL_DRIVER_OK 2u
@@ -136,6 +140,10 @@ struct virtio_dev {
 	_Atomic uint16_t msix_config;
 	uint16_t queue_select;
 	bool reset_pending;
+	/* reset hand-over between the loop and a waiting vCPU (virtio_reset_request) */
+	pthread_mutex_t reset_lock;
+	pthread_cond_t reset_cond;
+	bool reset_waiter, reset_model_done;
 	atomic_bool logged; /* DEVICE_NEEDS_RESET reason printed */
 	/* ioeventfds: where they are registered now (0: not registered) */
 	uint64_t ioeventfd_base;
@@ -289,18 +297,10 @@ static void virtio_notify_cb(void *opaque, uint32_t events)
 	virtio_handle_notify(qs->dev, qs->index);
 }
 
-static void virtio_do_reset(struct virtio_dev *d)
+/* The transport half of a reset: registers back to their reset values,
+ * status 0 last. Device lock held. */
+static void virtio_reset_finish(struct virtio_dev *d)
 {
-	atomic_store(&d->running, false);
-	/* The model first, with no lock held: it may wait for its back end
-	 * (io_uring, sockets). After this no buffer of the old rings is used. */
-	if (d->ops->reset)
-		d->ops->reset(d);
-	if (!d->inline_mode)
-		for (unsigned q = 0; q < d->ops->nr_queues; q++)
-			virtio_efd_drain(d->q[q].efd); /* stale kicks of the old driver */
-
-	pci_dev_lock(d->pci);
 	for (unsigned q = 0; q < d->ops->nr_queues; q++) {
 		struct virtio_queue_state *qs = &d->q[q];
 		vq_stop(&qs->vq);
@@ -318,8 +318,34 @@ static void virtio_do_reset(struct virtio_dev *d)
 	atomic_store(&d->logged, false);
 	virtio_count(&d->st.resets);
 	atomic_store(&d->status, 0); /* last: the driver may now go on */
-	pci_dev_unlock(d->pci);
 	pci_intx_set(d->pci, false);
+}
+
+/* Event-loop thread (or inline): the model's half, then the transport's,
+ * which the vCPU waiting in virtio_reset_request does if it still waits. */
+static void virtio_do_reset(struct virtio_dev *d)
+{
+	atomic_store(&d->running, false);
+	/* The model first, with no lock held: it may wait for its back end
+	 * (io_uring, sockets). After this no buffer of the old rings is used. */
+	if (d->ops->reset)
+		d->ops->reset(d);
+	if (!d->inline_mode)
+		for (unsigned q = 0; q < d->ops->nr_queues; q++)
+			virtio_efd_drain(d->q[q].efd); /* stale kicks of the old driver */
+
+	pthread_mutex_lock(&d->reset_lock);
+	if (d->reset_waiter) {
+		/* It holds the device lock: hand the rest over to it. */
+		d->reset_model_done = true;
+		pthread_cond_signal(&d->reset_cond);
+		pthread_mutex_unlock(&d->reset_lock);
+		return;
+	}
+	pthread_mutex_unlock(&d->reset_lock);
+	pci_dev_lock(d->pci);
+	virtio_reset_finish(d);
+	pci_dev_unlock(d->pci);
 }
 
 static void virtio_do_driver_ok(struct virtio_dev *d)
@@ -403,12 +429,46 @@ struct virtio_after {
 	bool inline_ctl;
 };
 
+/*
+ * Status 0 from a vCPU (device lock held). The model's reset runs on the
+ * loop; this vCPU waits for it (bounded) and then finishes the reset itself,
+ * so a driver that reads status right after writing 0 already sees the
+ * device reset — as on QEMU, and needed when status was 0 before. Only the
+ * loop's model half runs meanwhile, and it takes no device lock when a
+ * waiter is there. If the loop is busy for longer, the status stays as it
+ * was (still "resetting") and the loop finishes the reset when it gets to it.
+ */
+static void virtio_reset_request(struct virtio_dev *d)
+{
+	d->reset_pending = true;
+	pthread_mutex_lock(&d->reset_lock);
+	d->reset_waiter = true;
+	d->reset_model_done = false;
+	virtio_ctl_post(d, VIRTIO_CTL_RESET);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += VIRTIO_RESET_WAIT_S;
+	while (!d->reset_model_done &&
+	       pthread_cond_timedwait(&d->reset_cond, &d->reset_lock, &until) != ETIMEDOUT)
+		;
+	bool done = d->reset_model_done;
+	d->reset_waiter = false;
+	d->reset_model_done = false;
+	pthread_mutex_unlock(&d->reset_lock);
+	if (done)
+		virtio_reset_finish(d);
+}
+
 static void virtio_status_write(struct virtio_dev *d, uint8_t val, struct virtio_after *after)
 {
 	if (val == 0) {
-		d->reset_pending = true;
-		virtio_ctl_post(d, VIRTIO_CTL_RESET);
-		after->inline_ctl = d->inline_mode;
+		if (d->inline_mode) {
+			d->reset_pending = true;
+			virtio_ctl_post(d, VIRTIO_CTL_RESET);
+			after->inline_ctl = true;
+		} else {
+			virtio_reset_request(d);
+		}
 		return;
 	}
 	uint8_t old = atomic_load(&d->status);
@@ -790,6 +850,8 @@ static void virtio_dev_free(struct virtio_dev *d)
 			close(d->q[q].efd);
 	if (d->ctl_efd >= 0)
 		close(d->ctl_efd);
+	pthread_cond_destroy(&d->reset_cond);
+	pthread_mutex_destroy(&d->reset_lock);
 	free(d);
 }
 
@@ -822,6 +884,8 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	d->inline_mode = !vm->evloop;
 	d->ioeventfd_off = vm->cfg.no_ioeventfd || vm->vm_fd < 0 || d->inline_mode;
 	d->ctl_efd = -1;
+	pthread_mutex_init(&d->reset_lock, NULL);
+	pthread_cond_init(&d->reset_cond, NULL);
 	atomic_store(&d->msix_config, VIRTIO_NO_VECTOR);
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		d->q[q] = (struct virtio_queue_state){ .dev = d, .index = q, .efd = -1 };

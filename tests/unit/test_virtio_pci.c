@@ -722,11 +722,11 @@ static void test_loop_notify_and_reset(void **state)
 	for (int i = 0; i < 2000 && !atomic_load(&model.in_notify); i++)
 		usleep(500);
 	assert_int_equal(atomic_load(&model.in_notify), 1);
+	uint64_t t0 = util_now_ns();
 	cc_wr(STATUS, 1, 0);
-	assert_int_not_equal(status(), 0); /* still resetting */
-	/* writes while the reset is pending are ignored */
-	cc_wr(STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	wait_status(0);
+	/* the vCPU waited for the loop: reset done when the write returns */
+	assert_true(util_now_ns() - t0 > 50 * 1000000ull);
+	assert_int_equal(status(), 0);
 	assert_int_equal(atomic_load(&model.reset), 1);
 	assert_int_equal(atomic_load(&model.reset_overlap), 0);
 	assert_int_equal(stats().resets, 1);
@@ -745,6 +745,36 @@ static void test_loop_notify_and_reset(void **state)
 	assert_int_equal(used_idx(0), 1);
 }
 
+/* The loop busy for longer than a vCPU waits: the status write returns with
+ * the reset still pending (status unchanged, writes ignored), and the loop
+ * finishes it later. */
+static void test_loop_slow_reset(void **state)
+{
+	(void)state;
+	find_caps();
+	negotiate(F_STD);
+	setup_queue(0, 8);
+	driver_ok();
+	wait_for(&model.driver_ok, 1);
+	atomic_store(&model.slow_ms, 2600);
+	post_buffer(0, 8, 16);
+	notify(0);
+	for (int i = 0; i < 2000 && !atomic_load(&model.in_notify); i++)
+		usleep(500);
+	cc_wr(STATUS, 1, 0);
+	uint8_t s = status();
+	assert_int_not_equal(s, 0); /* still resetting */
+	cc_wr(STATUS, 1, 0);        /* ignored while pending: no second wait */
+	cc_wr(Q_SELECT, 2, 1);
+	assert_int_equal(cc_rd(Q_SELECT, 2), 0);
+	assert_int_equal(status(), s);
+	wait_status(0);
+	assert_int_equal(atomic_load(&model.reset), 1);
+	assert_int_equal(atomic_load(&model.reset_overlap), 0);
+	assert_int_equal(stats().resets, 1);
+	atomic_store(&model.slow_ms, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +788,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_after_driver_ok_frozen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_notify_and_reset, setup_loop, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_slow_reset, setup_loop, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
