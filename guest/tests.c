@@ -446,11 +446,15 @@ static void test_virtio(const char *name, task_fn fn, bool both_in_one)
 		kprintf("# %s: %s mode%s%s\n", name, vt_mode_name[modes[i]],
 			vt_opts.vio_flags & VIO_NO_EVENT_IDX ? ", EVENT_IDX off" : "",
 			vt_opts.vio_flags & VIO_NO_INDIRECT ? ", INDIRECT_DESC off" : "");
+		unsigned failed0 = tap_failed;
 		long st = task_run(fn, modes[i]);
 		struct task_fault *f = &cpu_self()->fault;
 		if (st == TASK_KILLED)
 			tap(false, "%s (%s): the ring-3 driver was killed: %s at rip 0x%lx (cr2 0x%lx)", name,
 			    vt_mode_name[modes[i]], trap_name(f->vector), f->rip, f->cr2);
+		else if (st != 0 && tap_failed == failed0)
+			tap(false, "%s (%s): the ring-3 test failed (status %ld) without saying why", name,
+			    vt_mode_name[modes[i]], st);
 	}
 }
 
