@@ -12,9 +12,9 @@
  * RAM), so there is no bounce buffer; flush is fdatasync, discard and
  * write-zeroes are fallocate. One io_uring_submit per notify or completion
  * batch, one interrupt per batch. The ring's completion eventfd is watched
- * by the event loop, so completions are handled on the same thread as the
- * queue; the lock below is only for reset and driver_ok, which the transport
- * may call from a vCPU thread.
+ * by the event loop, so completions are handled on the thread that runs the
+ * queue, driver_ok and a guest's reset (virtio.h): no lock. Reset cancels
+ * and waits for every operation in flight before it returns.
  *
  * Where io_uring cannot be set up (seccomp, old kernel, HVMM_DISK_SYNC=1 in
  * the environment) the same request machine runs on synchronous
@@ -31,7 +31,6 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <liburing.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +46,7 @@
 
 #include "../evloop.h"
 #include "../util.h"
+#include "../vm.h"
 #include "virtio.h"
 
 /* Feature bits (§5.2.3). */
@@ -157,7 +157,7 @@ struct blk {
 	struct virtio_dev_ops ops; /* per device: features depend on ro */
 	struct virtio_dev *dev;
 	struct vm *vm;
-	pthread_mutex_t lock;
+	const char *path;          /* for --stats */
 	int fd;
 	bool readonly;
 	uint64_t capacity;         /* sectors */
@@ -177,6 +177,7 @@ struct blk {
 	unsigned nfree;
 	/* io_uring, or the synchronous fallback */
 	bool uring_ok;
+	int uring_err;             /* why not (-errno), for --stats */
 	struct io_uring ring;
 	int efd;
 	unsigned inflight;         /* SQEs not yet completed */
@@ -198,9 +199,6 @@ static struct blk_req *blk_req_get(struct blk *b)
 	if (r) {
 		b->free = r->next_free;
 		b->nfree--;
-		unsigned busy = BLK_QUEUE_SIZE - b->nfree;
-		if (busy > b->max_inflight_reqs)
-			b->max_inflight_reqs = busy;
 	}
 	return r;
 }
@@ -606,6 +604,8 @@ static void blk_process(struct blk *b)
 				}
 				break;
 			}
+			if (BLK_QUEUE_SIZE - b->nfree > b->max_inflight_reqs)
+				b->max_inflight_reqs = BLK_QUEUE_SIZE - b->nfree;
 			int p = blk_parse(b, r);
 			if (p < 0) {
 				blk_req_put(b, r);
@@ -627,19 +627,12 @@ static void blk_process(struct blk *b)
 	}
 }
 
-/* Interrupt for the used entries pushed so far (called without b->lock: the
- * transport may take its own lock to raise it). */
-static void blk_interrupt(struct blk *b, bool pushed)
+/* One interrupt for every used entry pushed since the last one. */
+static void blk_interrupt(struct blk *b)
 {
-	if (pushed)
+	if (b->pushed && b->vq)
 		virtio_queue_interrupt(b->dev, 0);
-}
-
-static bool blk_take_pushed(struct blk *b)
-{
-	bool p = b->pushed;
 	b->pushed = false;
-	return p && b->vq;
 }
 
 /* Handle every CQE there is; returns how many. */
@@ -682,13 +675,10 @@ static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 	struct blk *b = virtio_dev_opaque(d);
 	if (q != 0)
 		return;
-	pthread_mutex_lock(&b->lock);
 	if (!b->vq)
 		b->vq = virtio_queue(d, 0);
 	blk_run(b);
-	bool pushed = blk_take_pushed(b);
-	pthread_mutex_unlock(&b->lock);
-	blk_interrupt(b, pushed);
+	blk_interrupt(b);
 }
 
 /* Event loop: the ring posted completions. */
@@ -699,12 +689,9 @@ static void blk_uring_event(void *opaque, uint32_t events)
 	(void)events;
 	if (read(b->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
-	pthread_mutex_lock(&b->lock);
 	blk_reap(b);
 	blk_run(b);
-	bool pushed = blk_take_pushed(b);
-	pthread_mutex_unlock(&b->lock);
-	blk_interrupt(b, pushed);
+	blk_interrupt(b);
 }
 
 /* Wait for every in-flight operation; their requests are freed untouched. */
@@ -736,25 +723,21 @@ static void blk_drain(struct blk *b)
 static void blk_reset(struct virtio_dev *d)
 {
 	struct blk *b = virtio_dev_opaque(d);
-	pthread_mutex_lock(&b->lock);
 	blk_drain(b);
 	b->vq = NULL;
 	b->broken = false;
 	b->starved = false;
 	b->pushed = false;
-	pthread_mutex_unlock(&b->lock);
 }
 
 static void blk_driver_ok(struct virtio_dev *d)
 {
 	struct blk *b = virtio_dev_opaque(d);
 	uint64_t f = virtio_dev_features(d);
-	pthread_mutex_lock(&b->lock);
 	b->flush_ok = f & (1ull << VIRTIO_BLK_F_FLUSH);
 	b->discard_ok = f & (1ull << VIRTIO_BLK_F_DISCARD);
 	b->wz_ok = f & (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
 	b->vq = virtio_queue(d, 0);
-	pthread_mutex_unlock(&b->lock);
 }
 
 static void blk_config_read(struct virtio_dev *d, unsigned off, void *buf, unsigned len)
@@ -776,17 +759,35 @@ static void blk_free(struct blk *b)
 		close(b->efd);
 	if (b->fd >= 0)
 		close(b->fd);
-	pthread_mutex_destroy(&b->lock);
 	free(b->reqs);
 	free(b);
+}
+
+/* --stats: which I/O path served the disk, and what it did. */
+static void blk_print_stats(const struct blk *b)
+{
+	char how[96];
+	if (b->uring_ok)
+		snprintf(how, sizeof(how), "io_uring, queue depth %d", BLK_QUEUE_SIZE);
+	else
+		snprintf(how, sizeof(how), "synchronous I/O (io_uring: %s)", strerror(-b->uring_err));
+	fprintf(stderr,
+		"virtio-blk %s: %s; %llu requests: %llu read (%.1f MiB), %llu write (%.1f MiB), "
+		"%llu flush, %llu discard, %llu write-zeroes; %llu I/O errors, %llu unsupported, "
+		"%llu short transfers resubmitted, up to %u in flight\n",
+		b->path, how, (unsigned long long)b->nreq, (unsigned long long)b->nread,
+		(double)b->rbytes / MIB(1), (unsigned long long)b->nwrite, (double)b->wbytes / MIB(1),
+		(unsigned long long)b->nflush, (unsigned long long)b->ndiscard,
+		(unsigned long long)b->nwz, (unsigned long long)b->nerr,
+		(unsigned long long)b->nunsupp, (unsigned long long)b->resubmits, b->max_inflight_reqs);
 }
 
 static void blk_destroy(struct virtio_dev *d)
 {
 	struct blk *b = virtio_dev_opaque(d);
-	pthread_mutex_lock(&b->lock);
 	blk_drain(b);
-	pthread_mutex_unlock(&b->lock);
+	if (b->vm->stats_on)
+		blk_print_stats(b);
 	blk_free(b);
 }
 
@@ -874,8 +875,8 @@ int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
 	if (!b)
 		return -ENOMEM;
 	b->vm = vm;
+	b->path = path;
 	b->fd = b->efd = -1;
-	pthread_mutex_init(&b->lock, NULL);
 	int r = blk_open(b, path, readonly);
 	if (r < 0)
 		goto fail;
@@ -888,7 +889,8 @@ int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
 	}
 	for (unsigned i = BLK_QUEUE_SIZE; i-- > 0;)
 		blk_req_put(b, &b->reqs[i]);
-	b->uring_ok = blk_uring_init(b) == 0;
+	b->uring_err = blk_uring_init(b);
+	b->uring_ok = b->uring_err == 0;
 
 	uint64_t f = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
 		     1ull << VIRTIO_BLK_F_FLUSH;

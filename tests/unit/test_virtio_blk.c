@@ -177,7 +177,7 @@ static int up_uring(void **s) { return fixture(s, "/tmp", false, false); }
 static int up_sync(void **s) { return fixture(s, "/tmp", true, false); }
 static int up_shm(void **s) { return fixture(s, "/dev/shm", false, false); }
 static int up_shm_sync(void **s) { return fixture(s, "/dev/shm", true, false); }
-static int up_ro(void **s) { return fixture(s, "/tmp", false, true); }
+static int up_ro(void **s) { int r = fixture(s, "/tmp", false, true); vm.stats_on = true; return r; }
 
 static int down(void **state)
 {
