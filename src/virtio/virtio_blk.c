@@ -269,11 +269,24 @@ static void blk_sync_complete(struct blk *b, struct blk_req *r, int res)
 	b->sync_cq[b->sync_n++] = (struct blk_sync_cqe){ r, res };
 }
 
+/* Hand the prepared SQEs to the kernel. With IORING_SETUP_SUBMIT_ALL a bad
+ * SQE fails alone (its CQE says why); a transient -EAGAIN/-EBUSY (kernel
+ * memory, completions not reaped yet) leaves them queued for the next call,
+ * which the next completion or notify makes. */
+static void blk_submit(struct blk *b)
+{
+	if (!b->queued)
+		return;
+	int n = io_uring_submit(&b->ring);
+	if (n > 0)
+		b->queued -= (unsigned)n < b->queued ? (unsigned)n : b->queued;
+}
+
 static struct io_uring_sqe *blk_sqe(struct blk *b)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
-	if (!sqe && io_uring_submit(&b->ring) >= 0) {
-		b->queued = 0;
+	if (!sqe) {
+		blk_submit(b);
 		sqe = io_uring_get_sqe(&b->ring);
 	}
 	return sqe;
@@ -670,10 +683,7 @@ static void blk_run(struct blk *b)
 {
 	blk_process(b);
 	while (b->uring_ok && !b->draining) {
-		if (b->queued) {
-			io_uring_submit(&b->ring);
-			b->queued = 0;
-		}
+		blk_submit(b);
 		if (!blk_reap(b))
 			break;
 		if (b->starved)
@@ -716,14 +726,14 @@ static void blk_drain(struct blk *b)
 		if (sqe) {
 			io_uring_prep_cancel_fd(sqe, b->fd, IORING_ASYNC_CANCEL_ALL);
 			io_uring_sqe_set_data(sqe, NULL);
+			b->queued++;
 		}
-		io_uring_submit(&b->ring);
-		b->queued = 0;
 		while (b->inflight) {
-			struct io_uring_cqe *cqe;
-			int r = io_uring_wait_cqe(&b->ring, &cqe);
-			if (r < 0 && r != -EINTR)
-				break;
+			int r = io_uring_submit_and_wait(&b->ring, 1);
+			if (r > 0)
+				b->queued -= (unsigned)r < b->queued ? (unsigned)r : b->queued;
+			else if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+				break; /* the ring itself failed: nothing more will complete */
 			blk_reap(b);
 		}
 	}
@@ -809,8 +819,13 @@ static int blk_uring_init(struct blk *b)
 	const char *sync = getenv("HVMM_DISK_SYNC");
 	if (sync && *sync && strcmp(sync, "0") != 0)
 		return -ENOTSUP;
-	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = BLK_CQ_SIZE };
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
+				     .cq_entries = BLK_CQ_SIZE };
 	int r = io_uring_queue_init_params(BLK_QUEUE_SIZE, &b->ring, &p);
+	if (r == -EINVAL) { /* before Linux 5.18 */
+		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE, .cq_entries = BLK_CQ_SIZE };
+		r = io_uring_queue_init_params(BLK_QUEUE_SIZE, &b->ring, &p);
+	}
 	if (r < 0)
 		return r;
 	b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
