@@ -619,13 +619,11 @@ static void blk_process(struct blk *b)
 				b->starved = true;
 				break;
 			}
-			int n = vq_pop(vq, &r->elem);
+			/* a malformed ring: the transport sets DEVICE_NEEDS_RESET */
+			int n = virtio_queue_pop(b->dev, 0, &r->elem);
 			if (n <= 0) {
 				blk_req_put(b, r);
-				if (n < 0) {
-					b->broken = true;
-					virtio_dev_needs_reset(b->dev, vq_err_str(n));
-				}
+				b->broken = n < 0;
 				break;
 			}
 			if (BLK_QUEUE_SIZE - b->nfree > b->max_inflight_reqs)

@@ -90,6 +90,14 @@ struct virtqueue *virtio_queue(struct virtio_dev *d, unsigned q)
 	(void)d;
 	return q == 0 && queue_on ? &vq : NULL;
 }
+int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct vq_elem *e)
+{
+	struct virtqueue *v = virtio_queue(d, q);
+	int r = v ? vq_pop(v, e) : 0;
+	if (r < 0)
+		virtio_dev_needs_reset(d, vq_err_str(r));
+	return r;
+}
 void virtio_queue_interrupt(struct virtio_dev *d, unsigned q)
 {
 	(void)d;
