@@ -169,7 +169,8 @@ static int vm_create_virtio(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
 	for (int i = 0; i < c->nr_disks; i++)
 		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
-			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path, strerror(-r));
+			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
+				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
 	/* Options parsed by main.c whose device model has not landed yet. */
 	if (c->nr_nets)
 		return vm_fail(HVMM_EXIT_USAGE, "--network: virtio-net is not available in this build");
