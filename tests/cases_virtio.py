@@ -270,6 +270,33 @@ def t_blk_fallbacks(ctx):
     check_irt(hv, irqfd=False)
 
 
+BENCH = re.compile(r"^# bench virtio-blk (seq-write|seq-read|rand-write|rand-read) MiB/s=(\d+\.\d\d) "
+                   r"IOPS=(\d+) qd=(\d+) bs=(\d+) reqs=(\d+) errors=(\d+) ms=(\d+)", re.M)
+
+
+@case("virtio/blk-bench-output", qemu=True)
+def t_blk_bench(ctx):
+    """blkbench=all prints one machine-readable line per run, with no failed request."""
+    append = "test=virtio-blk mode=poll blkbench=all benchms=200"
+    img = make_image(ctx, "bench-q.img")
+    qk = qemu_run(ctx, append, ["-drive", f"file={img},if=none,id=d0,format=raw",
+                                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"])
+    runs = [("QEMU-KVM", qk)]
+    img = make_image(ctx, "bench-h.img")
+    try:
+        runs.append(("hvmm", hvmm_run(ctx, append, ["--disk", img])))
+    except Skip:
+        pass
+    for name, r in runs:
+        check_pass(name, r)
+        b = BENCH.findall(r.out.replace("\r", ""))
+        expect([x[0] for x in b] == ["seq-write", "seq-read", "rand-write", "rand-read"],
+               f"{name}: four bench lines", r)
+        expect(all(int(x[6]) == 0 and int(x[5]) > 0 for x in b), f"{name}: requests completed, none failed", r)
+    if len(runs) == 1:
+        raise Skip("hvmm: --disk not available in this build (QEMU half passed)")
+
+
 @case("virtio/blk-readonly")
 def t_blk_ro(ctx):
     """A read-only disk: the guest sees VIRTIO_BLK_F_RO and refuses to write (a not ok
