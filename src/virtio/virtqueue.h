@@ -51,6 +51,8 @@ struct virtqueue {
 	uint16_t signalled_used; /* used idx at the last interrupt (EVENT_IDX) */
 	bool signalled_valid;
 	uint64_t errors;        /* malformed chains seen (statistics) */
+	int broken;             /* first VQ_ERR_* seen; vq_pop keeps returning it */
+	bool notify_off;        /* vq_enable_notify(false) in effect */
 };
 
 struct vq_desc {
@@ -62,6 +64,8 @@ struct vq_desc {
 #define VQ_DESC_F_NEXT 1
 #define VQ_DESC_F_WRITE 2
 #define VQ_DESC_F_INDIRECT 4
+#define VQ_AVAIL_F_NO_INTERRUPT 1 /* avail->flags: driver needs no interrupt */
+#define VQ_USED_F_NO_NOTIFY 1     /* used->flags: device needs no notify */
 
 struct vq_avail {
 	uint16_t flags;
@@ -93,13 +97,24 @@ struct vq_elem {
  * VQ_OK or VQ_ERR_RING. Resets the indices. */
 int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, uint64_t desc,
 	     uint64_t avail, uint64_t used, bool event_idx, bool indirect);
-/* 1: a chain was popped into *e; 0: ring empty; < 0: VQ_ERR_* (queue is broken). */
+/* Forget the rings (queue disabled or device reset); the struct can be vq_start()ed again. */
+void vq_stop(struct virtqueue *vq);
+/*
+ * 1: a chain was popped into *e; 0: ring empty; < 0: VQ_ERR_* (queue is broken,
+ * and stays so: later calls return the same error until vq_start()).
+ * With EVENT_IDX (and notifies not disabled) it keeps avail_event at the next
+ * entry to pop, and when it finds the ring empty it has already re-checked
+ * after publishing avail_event: a 0 means the driver will kick for the next
+ * buffer. Pure: touches only *vq, *e and guest RAM (libFuzzer-friendly).
+ */
 int vq_pop(struct virtqueue *vq, struct vq_elem *e);
 /* Return a chain with `written` bytes written into its in[] buffers. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
 /* After pushes: does the driver want an interrupt now? (EVENT_IDX or NO_INTERRUPT flag.) */
 bool vq_need_interrupt(struct virtqueue *vq);
-/* Ask the driver for (or to suppress) notifies: avail_event or used->flags. */
+/* Ask the driver for (or to suppress) notifies: avail_event or used->flags.
+ * Enabling ends with a full fence: call vq_has_work() after it to close the
+ * race with a driver that added buffers while notifies were off. */
 void vq_enable_notify(struct virtqueue *vq, bool enable);
 /* Are there chains the device has not popped yet? */
 bool vq_has_work(const struct virtqueue *vq);
@@ -107,5 +122,11 @@ bool vq_has_work(const struct virtqueue *vq);
 /* Copy helpers over an iovec array; return bytes copied. */
 uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len);
 uint64_t vq_buf_to_iov(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, uint64_t len);
+
+/* virtio 1.2 §2.7.10: should an event be sent when the index moved old → new_idx? */
+static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
 
 #endif

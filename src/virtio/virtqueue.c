@@ -1,0 +1,314 @@
+/*
+ * virtqueue: the device side of a split virtqueue (virtio 1.2 §2.7).
+ *
+ * The rings live in guest RAM and the guest may change any byte of them at
+ * any time, from another CPU. So every guest-written field is read exactly
+ * once into a local (vq_load16 / vq_read_desc), checked, and only the local
+ * is used afterwards: a guest that rewrites a descriptor between our check
+ * and our use cannot make us use an unchecked value.
+ *
+ * Ordering (§2.7.13, the device half of the driver's barriers):
+ *   - load avail->idx, then an acquire fence, then the ring entries and
+ *     descriptors (the driver wrote them before its release of idx);
+ *   - write used->ring[] entries, a release fence, then used->idx;
+ *   - a full fence between publishing used->idx and reading used_event /
+ *     avail->flags (vq_need_interrupt), and between writing avail_event /
+ *     used->flags and re-reading avail->idx (vq_enable_notify, vq_pop).
+ */
+#include "virtqueue.h"
+
+#include <string.h>
+
+/* Offsets into the rings (§2.7): avail = flags, idx, ring[size], used_event;
+ * used = flags, idx, ring[size] (8 bytes each), avail_event. */
+#define VQ_DESC_BYTES(n) (16ull * (n))
+#define VQ_AVAIL_BYTES(n) (6ull + 2ull * (n))
+#define VQ_USED_BYTES(n) (6ull + 8ull * (n))
+
+const char *vq_err_str(int err)
+{
+	switch (err) {
+	case VQ_OK: return "ok";
+	case VQ_ERR_RING: return "bad ring (placement, or avail idx ran more than the queue size ahead)";
+	case VQ_ERR_DESC_INDEX: return "descriptor index out of range";
+	case VQ_ERR_DESC_ADDR: return "buffer outside guest RAM";
+	case VQ_ERR_LOOP: return "descriptor chain longer than its table (loop)";
+	case VQ_ERR_INDIRECT: return "bad indirect descriptor";
+	case VQ_ERR_ORDER: return "device-readable descriptor after a device-writable one";
+	case VQ_ERR_SEGS: return "too many buffers in one chain";
+	default: return "unknown virtqueue error";
+	}
+}
+
+/* The ring indices are 2-byte aligned (vq_start checks), so these are single
+ * atomic accesses the compiler can neither split nor repeat. */
+static inline uint16_t vq_load16(const uint16_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static inline void vq_store16(uint16_t *p, uint16_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+/* One snapshot of a descriptor. Indirect tables need not be aligned, hence
+ * memcpy; the signal fence stops the compiler from re-reading guest memory
+ * in place of the local copy afterwards. */
+static inline void vq_read_desc(const void *src, struct vq_desc *d)
+{
+	memcpy(d, src, sizeof(*d));
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline uint16_t *vq_used_event(struct virtqueue *vq)
+{
+	return &vq->avail->ring[vq->size];
+}
+
+static inline uint16_t *vq_avail_event(struct virtqueue *vq)
+{
+	return (uint16_t *)&vq->used->ring[vq->size];
+}
+
+int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, uint64_t desc,
+	     uint64_t avail, uint64_t used, bool event_idx, bool indirect)
+{
+	vq_stop(vq);
+	vq->mem = mem;
+	/* §2.7: size a power of two; alignment desc 16, avail 2, used 4. */
+	if (size == 0 || size > VQ_MAX_SIZE || (size & (size - 1)))
+		goto bad;
+	if ((desc & 15) || (avail & 1) || (used & 3))
+		goto bad;
+	/* The event fields are counted even when EVENT_IDX is off: the spec's
+	 * sizes include them and a driver lays the rings out that way. */
+	struct vq_desc *d = mem_ptr(mem, desc, VQ_DESC_BYTES(size));
+	struct vq_avail *a = mem_ptr(mem, avail, VQ_AVAIL_BYTES(size));
+	struct vq_used *u = mem_ptr(mem, used, VQ_USED_BYTES(size));
+	if (!d || !a || !u)
+		goto bad;
+	vq->size = size;
+	vq->desc_gpa = desc;
+	vq->avail_gpa = avail;
+	vq->used_gpa = used;
+	vq->event_idx = event_idx;
+	vq->indirect = indirect;
+	vq->desc = d;
+	vq->avail = a;
+	vq->used = u;
+	/* A fresh queue starts at index 0 on both sides (§2.7.6, §2.7.8). */
+	vq_store16(&u->flags, 0);
+	vq_store16(&u->idx, 0);
+	if (event_idx)
+		vq_store16(vq_avail_event(vq), 0);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return VQ_OK;
+bad:
+	vq->errors++;
+	vq->broken = VQ_ERR_RING;
+	return VQ_ERR_RING;
+}
+
+void vq_stop(struct virtqueue *vq)
+{
+	uint64_t errors = vq->errors;
+	memset(vq, 0, sizeof(*vq));
+	vq->errors = errors; /* statistics survive a reset */
+}
+
+static int vq_fail(struct virtqueue *vq, int err)
+{
+	vq->errors++;
+	vq->broken = err;
+	return err;
+}
+
+/* Walk the chain at `head` into *e. Every address, length, index and flag is
+ * checked; nothing of e is meaningful unless VQ_OK is returned. */
+static int vq_walk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
+{
+	const uint8_t *table = (const uint8_t *)vq->desc;
+	uint32_t table_size = vq->size; /* entries of the table being walked */
+	uint32_t idx = head, seen = 0;
+	bool in_indirect = false;
+
+	e->head = head;
+	e->n_out = e->n_in = 0;
+	e->out_len = e->in_len = 0;
+	for (;;) {
+		if (idx >= table_size)
+			return VQ_ERR_DESC_INDEX;
+		/* Each descriptor of a table at most once: more means a loop. */
+		if (++seen > table_size)
+			return VQ_ERR_LOOP;
+		struct vq_desc d;
+		vq_read_desc(table + 16ull * idx, &d);
+
+		if (d.flags & VQ_DESC_F_INDIRECT) {
+			/* §2.7.5.3: only if negotiated, never nested, never with
+			 * NEXT, a whole number of descriptors, inside RAM. */
+			if (!vq->indirect || in_indirect || (d.flags & VQ_DESC_F_NEXT))
+				return VQ_ERR_INDIRECT;
+			if (d.len == 0 || d.len % 16)
+				return VQ_ERR_INDIRECT;
+			const uint8_t *t = mem_ptr(vq->mem, d.addr, d.len);
+			if (!t)
+				return VQ_ERR_DESC_ADDR;
+			table = t;
+			table_size = d.len / 16;
+			idx = 0;
+			seen = 0;
+			in_indirect = true;
+			continue;
+		}
+
+		bool writable = d.flags & VQ_DESC_F_WRITE;
+		/* §2.7.4.2: readable buffers come before writable ones. */
+		if (!writable && e->n_in)
+			return VQ_ERR_ORDER;
+		if (d.len) {
+			void *p = mem_ptr(vq->mem, d.addr, d.len);
+			if (!p)
+				return VQ_ERR_DESC_ADDR;
+			if (e->n_out + e->n_in >= VQ_MAX_SEGS)
+				return VQ_ERR_SEGS;
+			if (writable) {
+				e->in[e->n_in++] = (struct iovec){ p, d.len };
+				e->in_len += d.len;
+			} else {
+				e->out[e->n_out++] = (struct iovec){ p, d.len };
+				e->out_len += d.len;
+			}
+		}
+		if (!(d.flags & VQ_DESC_F_NEXT))
+			return VQ_OK;
+		idx = d.next;
+	}
+}
+
+int vq_pop(struct virtqueue *vq, struct vq_elem *e)
+{
+	if (vq->broken)
+		return vq->broken;
+	if (!vq->avail)
+		return 0; /* not started */
+
+	uint16_t avail_idx = vq_load16(&vq->avail->idx);
+	if (avail_idx == vq->last_avail && vq->event_idx && !vq->notify_off) {
+		/* Empty: make sure the driver kicks for the next buffer. It may
+		 * have added one after our load but before it saw avail_event. */
+		vq_store16(vq_avail_event(vq), vq->last_avail);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = vq_load16(&vq->avail->idx);
+	}
+	uint16_t pending = avail_idx - vq->last_avail;
+	if (pending == 0)
+		return 0;
+	/* The driver can only have `size` buffers outstanding. */
+	if (pending > vq->size)
+		return vq_fail(vq, VQ_ERR_RING);
+	/* Ring entries and descriptors were written before avail->idx. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+
+	uint16_t head = vq_load16(&vq->avail->ring[vq->last_avail & (vq->size - 1)]);
+	int err = vq_walk(vq, head, e);
+	if (err)
+		return vq_fail(vq, err);
+	vq->last_avail++;
+	if (vq->event_idx && !vq->notify_off)
+		vq_store16(vq_avail_event(vq), vq->last_avail);
+	return 1;
+}
+
+void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+{
+	if (!vq->used)
+		return;
+	struct vq_used_elem *u = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	__atomic_store_n(&u->id, head, __ATOMIC_RELAXED);
+	__atomic_store_n(&u->len, written, __ATOMIC_RELAXED);
+	vq->used_idx++;
+	/* The entry must be visible before the index that publishes it. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	vq_store16(&vq->used->idx, vq->used_idx);
+}
+
+bool vq_need_interrupt(struct virtqueue *vq)
+{
+	if (!vq->avail)
+		return false;
+	/* used->idx must be visible before we read the driver's wish; else the
+	 * driver could decide to sleep on a stale idx and we not interrupt. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!vq->event_idx)
+		return !(vq_load16(&vq->avail->flags) & VQ_AVAIL_F_NO_INTERRUPT);
+
+	uint16_t old = vq->signalled_used, new_idx = vq->used_idx;
+	bool valid = vq->signalled_valid;
+	vq->signalled_used = new_idx;
+	vq->signalled_valid = true;
+	if (!valid)
+		return true; /* first interrupt since start: nothing to compare with */
+	return vq_need_event(vq_load16(vq_used_event(vq)), new_idx, old);
+}
+
+void vq_enable_notify(struct virtqueue *vq, bool enable)
+{
+	vq->notify_off = !enable;
+	if (!vq->used)
+		return;
+	if (vq->event_idx) {
+		/* Disabling is implicit: avail_event stays where it is, so the
+		 * driver kicks at most once more. */
+		if (enable)
+			vq_store16(vq_avail_event(vq), vq->last_avail);
+	} else {
+		vq_store16(&vq->used->flags, enable ? 0 : VQ_USED_F_NO_NOTIFY);
+	}
+	if (enable)
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+bool vq_has_work(const struct virtqueue *vq)
+{
+	if (!vq->avail || vq->broken)
+		return false;
+	return vq_load16(&vq->avail->idx) != vq->last_avail;
+}
+
+uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len)
+{
+	uint64_t done = 0;
+	for (unsigned i = 0; i < n && done < len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		uint64_t chunk = iov[i].iov_len - off;
+		if (chunk > len - done)
+			chunk = len - done;
+		memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + off, chunk);
+		done += chunk;
+		off = 0;
+	}
+	return done;
+}
+
+uint64_t vq_buf_to_iov(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, uint64_t len)
+{
+	uint64_t done = 0;
+	for (unsigned i = 0; i < n && done < len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		uint64_t chunk = iov[i].iov_len - off;
+		if (chunk > len - done)
+			chunk = len - done;
+		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)buf + done, chunk);
+		done += chunk;
+		off = 0;
+	}
+	return done;
+}
