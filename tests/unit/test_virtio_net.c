@@ -709,6 +709,10 @@ static void test_tap(void **state)
 		fprintf(stderr, "SKIP: cannot create a tap device here (need root and ip tuntap)\n");
 		skip();
 	}
+	/* no IPv6 chatter from the host on the test link */
+	snprintf(cmd, sizeof(cmd), "sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null", name);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(could not disable IPv6 on %s)\n", name);
 	snprintf(cmd, sizeof(cmd), "ip link set dev %s up", name);
 	int up = system(cmd);
 	assert_int_equal(net_tap_open("lo"), -EINVAL); /* exists, but is not a tap */
@@ -741,17 +745,26 @@ static void test_tap(void **state)
 		ok = n == 120 && memcmp(got, f, 120) == 0;
 		if (!ok)
 			fprintf(stderr, "tap tx: got %zd bytes\n", n);
-		/* host packet socket → tap → guest */
-		rx_post(RXBUF, 1526);
+		/* host packet socket → tap → guest; the host may send frames of its
+		 * own on the new link (IPv6 router solicitations...), so post
+		 * several buffers and look for ours among what arrives */
+		for (unsigned i = 0; i < 8; i++)
+			rx_post(RXBUF + 0x1000ull * i, 1526);
 		frame_fill(f, 90, 5);
 		memcpy(f, (uint8_t[6]){ 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, 6);
 		memcpy(f + 6, (uint8_t[6]){ 0x02, 0, 0, 0, 0, 1 }, 6);
 		if (ok && sendto(ps, f, 90, 0, (struct sockaddr *)&sll, sizeof(sll)) != 90)
 			ok = false;
-		for (int i = 0; ok && i < 50 && used_idx(RXQ) == 0; i++)
+		bool found = false;
+		for (int i = 0; ok && !found && i < 50; i++) {
 			loop_once(100);
-		ok = ok && used_idx(RXQ) == 1 && used_elem(RXQ, 0).len == HDR + 90 &&
-		     memcmp(gp(RXBUF + HDR, 90), f, 90) == 0;
+			for (unsigned u = 0; u < used_idx(RXQ) && u < 8; u++)
+				found |= used_elem(RXQ, u).len == HDR + 90 &&
+					 memcmp(gp(RXBUF + 0x1000ull * used_elem(RXQ, u).id + HDR, 90), f, 90) == 0;
+		}
+		if (ok && !found)
+			fprintf(stderr, "tap rx: frame not delivered (%u used)\n", used_idx(RXQ));
+		ok = ok && found;
 	} else {
 		fprintf(stderr, "tap set-up: create %d (%s), up %d, packet socket %d: %s\n", r, err, up, ps,
 			strerror(errno));
