@@ -25,7 +25,7 @@ extern char **environ;
 
 /* How long the helper may take to bind its ports and say it is ready. */
 #define NET_SLIRP_START_MS 10000
-/* Socket buffer per direction: ~700 full frames in flight, so a burst from
+/* Socket buffer per direction: several hundred full frames in flight, so a burst from
  * slirp or the guest does not hit EAGAIN at once (unix sockets count each
  * frame's skb against the sender's SO_SNDBUF). */
 #define NET_SLIRP_SNDBUF (1 << 20)
@@ -117,9 +117,12 @@ int net_slirp_start(const char *spec, int *fd_out, pid_t *pid_out, char *err, si
 		r = -errno;
 		return net_slirp_fail(r, err, errlen, "socketpair: %s", strerror(-r));
 	}
+	/* Past net.core.wmem_max only with CAP_NET_ADMIN (SO_SNDBUFFORCE);
+	 * otherwise the kernel caps it, which still works, with earlier drops. */
 	int sndbuf = NET_SLIRP_SNDBUF;
-	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	for (int i = 0; i < 2; i++)
+		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+			setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 
 	/* posix_spawn rather than fork: hvmm may already have threads, and the
 	 * child must only exec. Its fd 3 is the socket (dup2 clears CLOEXEC);
