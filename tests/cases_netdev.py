@@ -241,3 +241,57 @@ def t_slirp_by_hand(ctx):
     status, _ = h.close()
     expect(msg.startswith(ERROR) and b"bogus" in msg and status == 1, f"{status} {msg!r}")
 
+
+
+# ---- hvmm itself: the --network errors and the helper's lifetime ----
+
+def _helpers_with(marker):
+    """PIDs of live hvmm-net-slirp processes whose spec contains marker (read-only scan)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"hvmm-net-slirp") and any(marker.encode() in a for a in argv):
+            pids.append(int(d))
+    return pids
+
+
+@case("netdev/hvmm-network-errors")
+def t_hvmm_network_errors(ctx):
+    img = ctx.guest("hello.elf")
+    r = ctx.hvmm("--network", "user,hostfwd=tcp::0-:22", img, stats=False)
+    expect(r.status == 2 and r.err.startswith("hvmm: --network") and "bad host port" in r.err
+           and r.err.count("\n") == 1, "bad spec: one line, status 2", r)
+    r = ctx.hvmm("--network", "tap:hvmm-no-such9", img, stats=False)
+    expect(r.status == 6 and "no network interface hvmm-no-such9" in r.err
+           and r.err.count("\n") == 1, "missing tap: one line, status 6", r)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        r = ctx.hvmm("--network", f"user,hostfwd=tcp:127.0.0.1:{port}-:22", img, stats=False)
+    finally:
+        s.close()
+    expect(r.status == 6 and f"hostfwd tcp 127.0.0.1:{port}" in r.err and r.err.count("\n") == 1,
+           "host port in use: one line naming it, status 6", r)
+
+
+@case("netdev/hvmm-helper-lifetime")
+def t_hvmm_helper_lifetime(ctx):
+    port = free_port()
+    marker = f"hostfwd=tcp:127.0.0.1:{port}-"
+    r = ctx.hvmm("--network", f"user,{marker}:22", ctx.guest("hello.elf"))
+    expect(r.status == 1 and "Hello" in r.out, "hello.elf with a user network", r)
+    expect(r.err == "", "nothing on stderr", r)
+    left = _helpers_with(marker)
+    expect(not left, f"slirp helper still running after hvmm exited: pids {left}")
+    # while hvmm ran, the hostfwd port was bound; now it is free again
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.close()
