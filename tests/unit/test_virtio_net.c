@@ -690,6 +690,11 @@ static void test_slirp_helper_missing(void **state)
 	assert_int_equal(virtio_net_create_msg(&vm, "user", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/hvmm-net-slirp"));
 	assert_ptr_equal(dev, before);
+	/* a helper that dies before its handshake is reaped and reported */
+	setenv("HVMM_NET_SLIRP", "/bin/false", 1);
+	assert_int_equal(virtio_net_create_msg(&vm, "user", err, sizeof(err)), -EIO);
+	assert_non_null(strstr(err, "ended before it was ready (exit status 1)"));
+	assert_ptr_equal(dev, before);
 	unsetenv("HVMM_NET_SLIRP");
 	/* and a bad spec is -EINVAL, the one usage error */
 	assert_int_equal(virtio_net_create_msg(&vm, "user,x", err, sizeof(err)), -EINVAL);
