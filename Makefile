@@ -19,6 +19,7 @@ LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
+# fuzz, fuzz-run: fuzz/fuzz.mk
 .PHONY: all deps test test-slow test-asan demo unit guests bench clean
 all: $(BUILD)/hvmm
 
@@ -53,6 +54,7 @@ unit: $(UNIT_BINS)
 -include guest/guest.mk
 -include tests/guests/guests.mk
 -include bench/bench.mk
+-include fuzz/fuzz.mk
 
 deps:
 	@scripts/deps.sh
@@ -60,7 +62,7 @@ deps:
 demo: deps all guests
 	@scripts/demo.sh
 
-test: deps all unit guests
+test: deps all unit guests fuzz
 	@tests/run.py --hvmm $(BUILD)/hvmm --build $(BUILD)
 
 # Also the runs that take minutes here (Linux through its own in-guest decompressor).

@@ -10,13 +10,30 @@
 #include "util.h"
 #include "vm.h"
 
-/* The GSI routing table hvmm owns in split mode: one MSI route per IOAPIC
- * pin, rewritten whole (KVM replaces the table on every call). */
+/*
+ * The GSI routing table hvmm owns (the IRT): in split mode one MSI route per
+ * programmed IOAPIC pin, and one MSI route per programmed MSI-X vector at
+ * GSI >= IRQ_MSI_GSI_BASE. KVM replaces its table on every
+ * KVM_SET_GSI_ROUTING, so each change rewrites the whole thing.
+ */
 struct irq_state {
 	pthread_mutex_t lock;
 	bool routed[IRQ_IOAPIC_PINS];
 	struct kvm_irq_routing_entry route[IRQ_IOAPIC_PINS];
+	unsigned nr_msi; /* GSIs handed out: IRQ_MSI_GSI_BASE .. + nr_msi */
+	bool msi_routed[IRQ_MAX_MSI_GSIS];
+	struct kvm_irq_routing_entry msi[IRQ_MAX_MSI_GSIS];
 };
+
+static struct irq_state *irq_state_get(struct vm *vm)
+{
+	if (!vm->irq) {
+		vm->irq = calloc(1, sizeof(*vm->irq));
+		if (vm->irq)
+			pthread_mutex_init(&vm->irq->lock, NULL);
+	}
+	return vm->irq;
+}
 
 int irq_mode_parse(const char *s, enum irqchip_mode *out)
 {
@@ -36,10 +53,8 @@ const char *irq_mode_name(enum irqchip_mode m)
 
 int irq_init(struct vm *vm)
 {
-	vm->irq = calloc(1, sizeof(*vm->irq));
-	if (!vm->irq)
+	if (!irq_state_get(vm))
 		return -ENOMEM;
-	pthread_mutex_init(&vm->irq->lock, NULL);
 	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
 		/* LAPICs in KVM; the first IRQ_IOAPIC_PINS GSIs are reserved
 		 * for hvmm's IOAPIC so KVM can compute which vectors need an
@@ -72,32 +87,142 @@ void irq_eoi(struct vm *vm, unsigned vector)
 		ioapic_eoi(vm, vector);
 }
 
+/*
+ * KVM's default routes for GSIs 0-23 with KVM_CREATE_IRQCHIP (the ones it
+ * installs itself): GSI n < 16 drives PIC pin n % 8 (master below 8) and
+ * IOAPIC pin n; GSIs 16-23 the IOAPIC only. A table hvmm sets must repeat
+ * them, or KVM_IRQ_LINE on a pin would stop reaching the in-kernel chips.
+ */
+static unsigned irq_kernel_defaults(struct kvm_irq_routing_entry *e)
+{
+	unsigned n = 0;
+	for (unsigned gsi = 0; gsi < IRQ_IOAPIC_PINS; gsi++) {
+		e[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+		};
+		if (gsi < 16)
+			e[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
+								    KVM_IRQCHIP_PIC_SLAVE,
+					       .pin = gsi % 8 },
+			};
+	}
+	return n;
+}
+
+/* Give KVM the whole table. Called with s->lock held. */
+static int irq_commit(struct vm *vm, struct irq_state *s)
+{
+	if (vm->vm_fd < 0)
+		return 0; /* unit tests, fuzzer: bookkeeping only */
+	const unsigned max = IRQ_IOAPIC_PINS * 2 + IRQ_MAX_MSI_GSIS;
+	struct kvm_irq_routing *t = calloc(1, sizeof(*t) + max * sizeof(t->entries[0]));
+	if (!t)
+		return -ENOMEM;
+	if (vm->cfg.irqchip == IRQCHIP_KERNEL)
+		t->nr = irq_kernel_defaults(t->entries);
+	else
+		for (unsigned i = 0; i < IRQ_IOAPIC_PINS; i++)
+			if (s->routed[i])
+				t->entries[t->nr++] = s->route[i];
+	for (unsigned i = 0; i < s->nr_msi; i++)
+		if (s->msi_routed[i])
+			t->entries[t->nr++] = s->msi[i];
+	int r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
+	free(t);
+	return r;
+}
+
+static struct kvm_irq_routing_entry irq_msi_entry(unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return (struct kvm_irq_routing_entry){
+		.gsi = gsi,
+		.type = KVM_IRQ_ROUTING_MSI,
+		.u.msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+			   .data = data },
+	};
+}
+
 int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
 {
 	if (pin >= IRQ_IOAPIC_PINS || !vm->irq)
 		return -EINVAL;
 	struct irq_state *s = vm->irq;
-	int r = 0;
 	pthread_mutex_lock(&s->lock);
 	s->routed[pin] = true;
-	s->route[pin] = (struct kvm_irq_routing_entry){
-		.gsi = pin,
-		.type = KVM_IRQ_ROUTING_MSI,
-		.u.msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-			   .data = data },
-	};
-	if (vm->vm_fd >= 0) {
-		struct {
-			struct kvm_irq_routing hdr;
-			struct kvm_irq_routing_entry e[IRQ_IOAPIC_PINS];
-		} t;
-		memset(&t, 0, sizeof(t));
-		for (unsigned i = 0; i < IRQ_IOAPIC_PINS; i++)
-			if (s->routed[i])
-				t.e[t.hdr.nr++] = s->route[i];
-		if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &t) < 0)
-			r = -errno;
+	s->route[pin] = irq_msi_entry(pin, addr, data);
+	int r = irq_commit(vm, s);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int irq_msi_alloc(struct vm *vm)
+{
+	struct irq_state *s = irq_state_get(vm);
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	int gsi = s->nr_msi < IRQ_MAX_MSI_GSIS ? (int)(IRQ_MSI_GSI_BASE + s->nr_msi++) : -ENOSPC;
+	pthread_mutex_unlock(&s->lock);
+	return gsi;
+}
+
+/* The slot of an allocated MSI GSI, or -1. */
+static int irq_msi_slot(const struct irq_state *s, unsigned gsi)
+{
+	if (gsi < IRQ_MSI_GSI_BASE || gsi - IRQ_MSI_GSI_BASE >= s->nr_msi)
+		return -1;
+	return (int)(gsi - IRQ_MSI_GSI_BASE);
+}
+
+int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	struct irq_state *s = vm->irq;
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	int i = irq_msi_slot(s, gsi), r = -EINVAL;
+	if (i >= 0) {
+		struct kvm_irq_routing_entry e = irq_msi_entry(gsi, addr, data);
+		/* The guest rewrites entries it did not change (unmask after
+		 * mask): skip the ioctl, which makes KVM rebuild its table. */
+		if (s->msi_routed[i] && memcmp(&s->msi[i], &e, sizeof(e)) == 0) {
+			r = 0;
+		} else {
+			s->msi[i] = e;
+			s->msi_routed[i] = true;
+			r = irq_commit(vm, s);
+		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int irq_msi_unroute(struct vm *vm, unsigned gsi)
+{
+	struct irq_state *s = vm->irq;
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	int i = irq_msi_slot(s, gsi), r = -EINVAL;
+	if (i >= 0) {
+		r = 0;
+		if (s->msi_routed[i]) {
+			s->msi_routed[i] = false;
+			r = irq_commit(vm, s);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void irq_destroy(struct vm *vm)
+{
+	if (!vm->irq)
+		return;
+	pthread_mutex_destroy(&vm->irq->lock);
+	free(vm->irq);
+	vm->irq = NULL;
 }

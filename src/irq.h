@@ -40,4 +40,24 @@ void irq_eoi(struct vm *vm, unsigned vector);
 /* Split mode, called by the IOAPIC: (re)program GSI `pin` as an MSI route. 0 or -errno. */
 int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data);
 
+/*
+ * MSI GSIs for PCI MSI-X vectors (the IRT proper). GSIs above the IOAPIC's
+ * pins are handed out once per vector and never reused; each carries at most
+ * one MSI route. KVM_SET_GSI_ROUTING replaces KVM's whole table, so irq.c
+ * keeps every route hvmm wants — the IOAPIC pins' MSI routes in split mode,
+ * KVM's default PIC/IOAPIC routes of GSIs 0-23 in kernel mode — and rewrites
+ * it whole on each change. Without KVM (vm_fd < 0) only the bookkeeping runs.
+ * Thread-safe; never calls back into devices.
+ */
+#define IRQ_MSI_GSI_BASE IRQ_IOAPIC_PINS
+#define IRQ_MAX_MSI_GSIS 1024
+/* A fresh GSI, or -ENOSPC. Works before irq_init (allocates the state). */
+int irq_msi_alloc(struct vm *vm);
+/* Point `gsi` at the MSI message (addr, data). 0 or -errno. */
+int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data);
+/* Drop the route (the GSI stays allocated). 0 or -errno. */
+int irq_msi_unroute(struct vm *vm, unsigned gsi);
+/* Free the state (vm_destroy, unit tests). */
+void irq_destroy(struct vm *vm);
+
 #endif

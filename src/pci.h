@@ -13,6 +13,24 @@
  *
  * Threads: configuration and BAR accesses come from vCPU threads, interrupts
  * (pci_msix_notify) from the event-loop thread; each device has one lock.
+ * pci.c holds that lock around every configuration access, every call of a
+ * device's BAR ops and every hook below, so device models never take it in
+ * those paths (pthread mutexes do not nest). MSI-X state has its own inner
+ * lock: pci_msix_notify() and pci_intx_set() may be called with or without
+ * the device lock held, from any thread.
+ *
+ * Decoding: pci registers the whole window [PCI_MMIO_BASE, PCI_MMIO_END) as
+ * one MMIO range and dispatches each access to whichever BAR decodes it now
+ * (memory decoding on, BAR wholly inside the window); anything else reads
+ * all-ones. A BAR the guest moves outside the window stops decoding.
+ *
+ * INTx swizzle: slot s, pin p (1 = INTA) drives IOAPIC pin
+ * 16 + (s + p - 1) % 4, which is also what the interrupt line register
+ * (0x3c) reads at reset and what the MP/ACPI tables would describe.
+ *
+ * A fake VM (vm_fd < 0, as in unit tests and the fuzzer) works: no ioctls
+ * are made; MSI-X vectors still get GSIs and, unless --no-irqfd, eventfds
+ * that a test can read.
  */
 #ifndef HVMM_PCI_H
 #define HVMM_PCI_H
@@ -114,6 +132,32 @@ void pci_intx_set(struct pci_dev *d, bool level);
 void pci_dev_set_config_hook(struct pci_dev *d,
 			     void (*hook)(void *opaque, unsigned off, unsigned size, uint32_t val),
 			     void *opaque);
+
+/*
+ * Called whenever where BAR `bar` decodes changes: `decoding` true with its
+ * base `addr` (memory decoding turned on, or the guest moved the BAR while it
+ * was on), false when accesses stop reaching the device (decoding off, BAR
+ * moved out of the window; addr is then the BAR's programmed base). The
+ * state after pci_bar_add() is (placed base, not decoding): memory decoding
+ * is off until the guest turns it on. Device lock held, vCPU thread. The
+ * virtio transport moves its ioeventfds here. May be NULL.
+ */
+void pci_dev_set_bar_hook(struct pci_dev *d,
+			  void (*hook)(void *opaque, unsigned bar, uint64_t addr, bool decoding),
+			  void *opaque);
+/* The BAR's programmed base (what the guest wrote, or where pci_bar_add put it). */
+uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar);
+struct vm *pci_dev_vm(struct pci_dev *d);
+const char *pci_dev_name(const struct pci_dev *d);
+
+/*
+ * Configuration space as the guest sees it, for tests and the fuzzer:
+ * exactly what a CF8/CFC or ECAM access to bus 0 does (bus 0, devfn,
+ * offset < 4096, size 1/2/4 aligned; anything else reads all-ones and
+ * writes nothing).
+ */
+uint32_t pci_config_read(struct vm *vm, unsigned devfn, unsigned off, unsigned size);
+void pci_config_write(struct vm *vm, unsigned devfn, unsigned off, unsigned size, uint32_t val);
 
 /* One line per live MSI-X vector for statistics: device, vector, GSI, APIC ID,
  * vector number, masked. Returns the number of entries filled (<= max). */

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "cpuid.h"
+#include "evloop.h"
+#include "pci.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -115,6 +117,13 @@ static struct kvm_cpuid2 *vm_get_cpuid(int kvm_fd)
 static int vm_create_devices(struct vm *vm)
 {
 	int r;
+	/* The event loop first (device models register fds with it), then bus 0:
+	 * a PC always has a host bridge, and PCI must own 0xcf8-0xcff before
+	 * the reset control register (sysreset.c) looks for 0xcf9. */
+	if ((r = evloop_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "event loop: %s", strerror(-r));
+	if ((r = pci_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
 	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)
 			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
@@ -140,6 +149,27 @@ static int vm_create_devices(struct vm *vm)
 		if ((r = devs[i].create(vm)) < 0)
 			return vm_fail(HVMM_EXIT_HOST, "creating %s: %s", devs[i].name, strerror(-r));
 	}
+	return 0;
+}
+
+/*
+ * The virtio devices the command line asks for, in a fixed order (rng,
+ * console, disks, networks), so their PCI slots — and the guest's view —
+ * do not depend on option order. Each model prints nothing and returns
+ * -errno; the message is worded here.
+ */
+static int vm_create_virtio(struct vm *vm)
+{
+	const struct vm_config *c = &vm->cfg;
+	/* Options parsed by main.c whose device model has not landed yet. */
+	if (c->rng)
+		return vm_fail(HVMM_EXIT_USAGE, "--rng: virtio-rng is not available in this build");
+	if (c->console_virtio)
+		return vm_fail(HVMM_EXIT_USAGE, "--console virtio: not available in this build");
+	if (c->nr_disks)
+		return vm_fail(HVMM_EXIT_USAGE, "--disk: virtio-blk is not available in this build");
+	if (c->nr_nets)
+		return vm_fail(HVMM_EXIT_USAGE, "--network: virtio-net is not available in this build");
 	return 0;
 }
 
@@ -261,6 +291,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			       strerror(-r));
 	if ((r = vm_create_devices(vm)))
 		return r;
+	if ((r = vm_create_virtio(vm)))
+		return r;
 	if ((r = vm_load_image(vm)))
 		return r;
 
@@ -372,6 +404,12 @@ int vm_run(struct vm *vm)
 	 * wake-up eventfd among them — must exist before the vCPUs do. */
 	if (uart_start(vm) < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting serial input: %s", strerror(errno));
+	/* The device back ends' thread: before the vCPUs, whose first notify
+	 * may already need it. (Its fds — epoll, stop eventfd, every ioeventfd
+	 * and irqfd — were all made in vm_create, before any vCPU thread.) */
+	int er = evloop_start(vm);
+	if (er < 0)
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the event loop: %s", strerror(-er));
 	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
 		int r = vcpu_start(vm->vcpus[i]);
 		if (r < 0) {
@@ -382,6 +420,8 @@ int vm_run(struct vm *vm)
 	vm_wait(vm, &set);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_join(vm->vcpus[i]);
+	/* No vCPU can kick a queue any more: stop the back ends. */
+	evloop_stop(vm);
 	uart_stop(vm);
 	/* Quiet for the guest's own exits (debug-exit, shutdown); loud otherwise. */
 	if (vm->stop_reason != VM_STOP_DEBUG_EXIT && vm->stop_reason != VM_STOP_SHUTDOWN &&
@@ -401,12 +441,16 @@ void vm_destroy(struct vm *vm)
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;
+	evloop_stop(vm); /* vm_run did, unless vm_create failed half-way */
+	/* virtio devices (virtio_destroy_all) go first once they exist: they
+	 * unregister from the event loop and own PCI functions. */
+	evloop_destroy(vm);
+	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);
-	free(vm->irq);
-	vm->irq = NULL;
+	irq_destroy(vm);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

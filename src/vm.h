@@ -70,6 +70,10 @@ struct uart;
 struct ioapic;
 struct boot_timer;
 struct irq_state;
+struct evloop;
+struct pci_host;
+struct sysreset;
+struct virtio_state;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -105,6 +109,10 @@ struct vm {
 	struct uart *uart;
 	struct ioapic *ioapic;
 	struct boot_timer *boot_timer;
+	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
+	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
+	struct pci_host *pci;        /* bus 0 (pci.c) */
+	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
 
 	/* stop state: the first vm_stop() wins, the rest are ignored */
 	atomic_bool stopping;

@@ -51,6 +51,9 @@ void uart_stop(struct vm *vm);
 int debug_exit_create(struct vm *vm);
 int i8042_create(struct vm *vm);
 int sysreset_create(struct vm *vm);
+/* The reset control register for pci.c, which owns 0xCF8-0xCFF when present. */
+uint8_t sysreset_io_read(struct vm *vm);
+void sysreset_io_write(struct vm *vm, uint8_t value);
 int boot_timer_create(struct vm *vm);
 int ioapic_create(struct vm *vm);
 int pic_create(struct vm *vm);

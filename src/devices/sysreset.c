@@ -3,6 +3,10 @@
  * asks for a reset, which hvmm turns into a clean stop — a VMM with no
  * firmware to rerun treats "reset" as "the guest is done". Bit 1 (SYS_RST,
  * hard vs soft) only selects the kind of reset, so it is kept, not acted on.
+ *
+ * 0xCF9 sits inside the PCI configuration ports 0xCF8-0xCFF. When pci.c
+ * owns that range (pci_init before sysreset_create), this device registers
+ * nothing and pci.c forwards byte accesses at 0xCF9 to sysreset_io_*().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,22 +25,41 @@ struct sysreset {
 	_Atomic uint8_t value; /* last value written, read back without RST_CPU */
 };
 
+static uint8_t sysreset_get(struct sysreset *s)
+{
+	return s->value & (uint8_t)~SYSRESET_RST_CPU;
+}
+
+static void sysreset_set(struct sysreset *s, uint8_t value)
+{
+	s->value = value;
+	if (value & SYSRESET_RST_CPU)
+		vm_stop(s->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest reset via port 0xcf9");
+}
+
 static uint64_t sysreset_read(void *opaque, uint64_t offset, unsigned size)
 {
-	struct sysreset *s = opaque;
 	(void)offset;
 	(void)size;
-	return s->value & (uint8_t)~SYSRESET_RST_CPU;
+	return sysreset_get(opaque);
 }
 
 static void sysreset_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
-	struct sysreset *s = opaque;
 	(void)offset;
 	(void)size;
-	s->value = (uint8_t)value;
-	if (value & SYSRESET_RST_CPU)
-		vm_stop(s->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest reset via port 0xcf9");
+	sysreset_set(opaque, (uint8_t)value);
+}
+
+uint8_t sysreset_io_read(struct vm *vm)
+{
+	return vm->sysreset ? sysreset_get(vm->sysreset) : 0xff;
+}
+
+void sysreset_io_write(struct vm *vm, uint8_t value)
+{
+	if (vm->sysreset)
+		sysreset_set(vm->sysreset, value);
 }
 
 static const struct bus_ops sysreset_ops = {
@@ -50,13 +73,26 @@ int sysreset_create(struct vm *vm)
 	if (!s)
 		return -ENOMEM;
 	s->vm = vm;
-	int r = bus_register(&vm->pio, SYSRESET_PORT, 1, &sysreset_ops, s, "reset control");
-	if (r < 0)
-		free(s);
-	return r;
+	/* PCI already owns 0xCF8-0xCFF: it forwards 0xCF9 to us. */
+	if (!bus_find(&vm->pio, SYSRESET_PORT, 1)) {
+		int r = bus_register(&vm->pio, SYSRESET_PORT, 1, &sysreset_ops, s, "reset control");
+		if (r < 0) {
+			free(s);
+			return r;
+		}
+	}
+	vm->sysreset = s;
+	return 0;
+}
+
+static void sysreset_forget(void *opaque)
+{
+	(void)opaque; /* freed below through vm->sysreset */
 }
 
 void sysreset_destroy(struct vm *vm)
 {
-	devices_free_opaque(&vm->pio, &sysreset_ops, free);
+	devices_free_opaque(&vm->pio, &sysreset_ops, sysreset_forget);
+	free(vm->sysreset);
+	vm->sysreset = NULL;
 }
