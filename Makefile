@@ -50,6 +50,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 
 unit: $(UNIT_BINS)
 
+# Host-side test of the guest's network stack against libslirp.
+-include tests/unit/netstack.mk
+
 # The test kernel (guest/) and the tiny test guests (tests/guests/) bring their own rules.
 -include guest/guest.mk
 -include tests/guests/guests.mk

@@ -141,13 +141,19 @@ def vq_seeds():
 
 
 # ---- fuzz_pci_config ------------------------------------------------------------
-# ops: 0 cf8 write(u32) | 1 cfc read(port low 2 bits, size) | 2 cfc write(..., u32)
+# Operations, one byte each (dispatch: (op & 0x7f) % 10), then their arguments:
+#      0 cf8 write(u32) | 1 cfc read(lane, size) | 2 cfc write(lane, size, u32)
 #      3 ecam read(u32 off, size) | 4 ecam write(u32 off, size, u64)
 #      5 bar read(dev, bar, u32 off, size) | 6 bar write(..., u64)
 #      7 msix notify(dev, vec) | 8 intx(dev, level)
+#      9 PCI window access(u32 off, size[, u64 if op & 0x80])
+# size byte: 1 << (b & 3); dev: index of the fake device (0: slot 1, 1: slot 2).
 
 def cfg_addr(dev, fn, reg):
     return 0x80000000 | (dev << 11) | (fn << 8) | (reg & 0xfc)
+
+
+SZ = {1: 0, 2: 1, 4: 2, 8: 3}  # access size -> size byte
 
 
 def pci_seeds():
@@ -157,22 +163,22 @@ def pci_seeds():
         return bytes([0]) + struct.pack("<I", v)
 
     def cfc_w(port, size, v):
-        return bytes([2, port, size]) + struct.pack("<I", v)
+        return bytes([2, port, SZ[size]]) + struct.pack("<I", v)
 
     def cfc_r(port, size):
-        return bytes([1, port, size])
+        return bytes([1, port, SZ[size]])
 
     def ecam_w(off, size, v):
-        return bytes([4]) + struct.pack("<IBQ", off, size, v)
+        return bytes([4]) + struct.pack("<IBQ", off, SZ[size], v)
 
     def ecam_r(off, size):
-        return bytes([3]) + struct.pack("<IB", off, size)
+        return bytes([3]) + struct.pack("<IB", off, SZ[size])
 
     def bar_w(dev, bar, off, size, v):
-        return bytes([6, dev, bar]) + struct.pack("<IBQ", off, size, v)
+        return bytes([6, dev, bar]) + struct.pack("<IBQ", off, SZ[size], v)
 
     def bar_r(dev, bar, off, size):
-        return bytes([5, dev, bar]) + struct.pack("<IB", off, size)
+        return bytes([5, dev, bar]) + struct.pack("<IB", off, SZ[size])
 
     # probe every slot's ID through CF8/CFC, size BAR 0 of device 1
     b = bytearray()
@@ -199,15 +205,21 @@ def pci_seeds():
     # for the seed; the fuzzer finds the rest), program the table, notify
     b = bytearray()
     b += ecam_w(dev1 + 0x04, 2, 0x6)
-    for cap in (0x40, 0x50, 0x60, 0x70, 0x80):
-        b += ecam_w(dev1 + cap + 2, 2, 0xc000)  # enable + function mask
-        b += ecam_w(dev1 + cap + 2, 2, 0x8000)  # enable, unmask
-    b += bar_w(1, 2, 0x0, 4, 0xfee00000) + bar_w(1, 2, 0x4, 4, 0) + bar_w(1, 2, 0x8, 4, 0x41)
-    b += bytes([7, 1, 0])
-    b += bar_w(1, 2, 0xc, 4, 0) + bar_r(1, 2, 0xc, 4)
-    b += bar_r(1, 2, 0x800, 8)
-    b += bytes([7, 1, 0]) + bytes([8, 1, 1]) + bytes([8, 1, 0])
-    b += bar_w(1, 0, 0x10, 4, 0x12345678) + bar_r(1, 0, 0x10, 4) + bar_r(1, 0, 0xffc, 4)
+    # MSI-X capability: at 0x64 on device 0 (after two vendor capabilities),
+    # at 0x40 on device 1, with pci.c's layout when the seeds were written
+    b += ecam_w(dev1 + 0x66, 2, 0xc000)  # enable + function mask
+    b += ecam_w(dev1 + 0x66, 2, 0x8000)  # enable, unmask
+    # device 0 (slot 1): table at BAR 2 + 0, PBA at BAR 2 + 0x800
+    b += bar_w(0, 2, 0x0, 4, 0xfee00000) + bar_w(0, 2, 0x4, 4, 0) + bar_w(0, 2, 0x8, 4, 0x41)
+    b += bytes([7, 0, 0])
+    b += bar_w(0, 2, 0xc, 4, 0) + bar_r(0, 2, 0xc, 4)
+    b += bar_r(0, 2, 0x800, 8)
+    b += bytes([7, 0, 0]) + bytes([8, 0, 1]) + bytes([8, 0, 0])
+    b += bar_w(0, 0, 0x10, 4, 0x12345678) + bar_r(0, 0, 0x10, 4) + bar_r(0, 0, 0x3ffc, 4)
+    # device 1 (slot 2): table at BAR 0 + 0x800, PBA at 0xc00
+    b += ecam_w((2 << 15) + 0x04, 2, 0x6) + ecam_w((2 << 15) + 0x42, 2, 0x8000)
+    b += bar_w(1, 0, 0x800, 8, 0xfee00000) + bar_w(1, 0, 0x808, 8, 0x42) + bar_r(1, 0, 0xc00, 8)
+    b += bytes([7, 1, 0]) + bytes([7, 1, 63]) + bytes([7, 1, 64])
     s["msix"] = bytes(b)
 
     # unaligned and odd-sized accesses, unpopulated functions, past ECAM

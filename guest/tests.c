@@ -20,6 +20,7 @@
 #include "smp.h"
 #include "task.h"
 #include "trap.h"
+#include "user/unet.h"
 #include "user/user.h"
 #include "user/virtio.h"
 #include "user/vtest.h"
@@ -445,11 +446,15 @@ static void test_virtio(const char *name, task_fn fn, bool both_in_one)
 		kprintf("# %s: %s mode%s%s\n", name, vt_mode_name[modes[i]],
 			vt_opts.vio_flags & VIO_NO_EVENT_IDX ? ", EVENT_IDX off" : "",
 			vt_opts.vio_flags & VIO_NO_INDIRECT ? ", INDIRECT_DESC off" : "");
+		unsigned failed0 = tap_failed;
 		long st = task_run(fn, modes[i]);
 		struct task_fault *f = &cpu_self()->fault;
 		if (st == TASK_KILLED)
 			tap(false, "%s (%s): the ring-3 driver was killed: %s at rip 0x%lx (cr2 0x%lx)", name,
 			    vt_mode_name[modes[i]], trap_name(f->vector), f->rip, f->cr2);
+		else if (st != 0 && tap_failed == failed0)
+			tap(false, "%s (%s): the ring-3 test failed (status %ld) without saying why", name,
+			    vt_mode_name[modes[i]], st);
 	}
 }
 
@@ -457,6 +462,15 @@ static void test_virtio_rng(void) { test_virtio("virtio-rng", u_vrng_test, false
 static void test_virtio_console(void) { test_virtio("virtio-console", u_vcons_test, true); }
 static void test_virtio_blk(void) { test_virtio("virtio-blk", u_vblk_test, false); }
 static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false); }
+
+/* DHCP, then a TCP exchange with the host through hostfwd (helper gnet's
+ * user/net.c and user/unet.c); netport=PORT, netbench=MIB. */
+static void test_virtio_net_tcp(void)
+{
+	u_net_port = opt_uint("netport", 8080);
+	u_net_mib = opt_uint("netbench", 0);
+	test_virtio("virtio-net-tcp", u_net, false);
+}
 
 struct test {
 	const char *name;
@@ -475,6 +489,7 @@ static const struct test tests[] = {
 	{ "virtio-console", test_virtio_console, true },
 	{ "virtio-blk", test_virtio_blk, true },
 	{ "virtio-net", test_virtio_net, true },
+	{ "virtio-net-tcp", test_virtio_net_tcp, true },
 };
 
 void tests_main(void)
@@ -501,7 +516,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net virtio-net-tcp all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);
