@@ -709,16 +709,19 @@ struct virtqueue *virtio_queue(struct virtio_dev *d, unsigned q)
 {
 	/* Only while live: §3.1.1, no buffer is used before DRIVER_OK, and none
 	 * after DEVICE_NEEDS_RESET. */
-	if (q >= d->ops->nr_queues || !d->q[q].vq.avail || !atomic_load(&d->running))
+	/* `running` first: it orders us after the vCPU's vq_start (its status
+	 * store, which the loop loaded before setting running). */
+	if (q >= d->ops->nr_queues || !atomic_load(&d->running) || !d->q[q].vq.avail)
 		return NULL;
 	return &d->q[q].vq;
 }
 
 void virtio_queue_interrupt(struct virtio_dev *d, unsigned q)
 {
-	if (q >= d->ops->nr_queues || !d->q[q].vq.avail)
-		return;
-	if (!vq_need_interrupt(&d->q[q].vq)) {
+	struct virtqueue *vq = virtio_queue(d, q);
+	if (!vq)
+		return; /* not live (any more): no interrupt for a dead ring */
+	if (!vq_need_interrupt(vq)) {
 		virtio_count(&d->st.suppressed);
 		return;
 	}
