@@ -167,9 +167,10 @@ static int vm_create_virtio(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "--rng: virtio-rng: %s", strerror(-r));
 	if (c->console_virtio && (r = virtio_console_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
+	for (int i = 0; i < c->nr_disks; i++)
+		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
+			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path, strerror(-r));
 	/* Options parsed by main.c whose device model has not landed yet. */
-	if (c->nr_disks)
-		return vm_fail(HVMM_EXIT_USAGE, "--disk: virtio-blk is not available in this build");
 	if (c->nr_nets)
 		return vm_fail(HVMM_EXIT_USAGE, "--network: virtio-net is not available in this build");
 	return 0;
