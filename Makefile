@@ -19,6 +19,7 @@ LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
+# fuzz, fuzz-run: fuzz/fuzz.mk
 .PHONY: all deps test test-slow test-asan demo unit guests bench clean
 all: $(BUILD)/hvmm
 
@@ -38,10 +39,14 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 
 unit: $(UNIT_BINS)
 
+# Host-side test of the guest's network stack against libslirp.
+-include tests/unit/netstack.mk
+
 # The test kernel (guest/) and the tiny test guests (tests/guests/) bring their own rules.
 -include guest/guest.mk
 -include tests/guests/guests.mk
 -include bench/bench.mk
+-include fuzz/fuzz.mk
 
 deps:
 	@scripts/deps.sh
@@ -49,7 +54,7 @@ deps:
 demo: deps all guests
 	@scripts/demo.sh
 
-test: deps all unit guests
+test: deps all unit guests fuzz
 	@tests/run.py --hvmm $(BUILD)/hvmm --build $(BUILD)
 
 # Also the runs that take minutes here (Linux through its own in-guest decompressor).

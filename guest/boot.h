@@ -10,6 +10,8 @@ struct boot_options {
 	const char *syscall; /* syscall=int80|syscall|int3|auto */
 	bool no_x2apic;      /* apic=xapic */
 	uint64_t iters;      /* iters=N: syscall round trips per entry */
+	const char *extra[16]; /* other key=value words, for the tests to read */
+	unsigned nextra;
 };
 
 extern struct boot_options boot_opts;

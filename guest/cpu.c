@@ -35,6 +35,8 @@ STUB(0) STUB(1) STUB(2) STUB(3) STUB(4) STUB(5) STUB(6) STUB(7) STUB(8) STUB(9)
 STUB(10) STUB(11) STUB(12) STUB(13) STUB(14) STUB(15) STUB(16) STUB(17) STUB(18)
 STUB(19) STUB(20) STUB(21) STUB(22) STUB(23) STUB(24) STUB(25) STUB(26) STUB(27)
 STUB(28) STUB(29) STUB(30) STUB(31) STUB(0x40) STUB(0x42) STUB(0x41) STUB(0xff) STUB(0x80)
+STUB(0x50) STUB(0x51) STUB(0x52) STUB(0x53) STUB(0x54) STUB(0x55) STUB(0x56) STUB(0x57)
+STUB(0x58) STUB(0x59) STUB(0x5a) STUB(0x5b) STUB(0x5c) STUB(0x5d) STUB(0x5e) STUB(0x5f)
 #undef STUB
 extern char syscall_entry[];
 
@@ -67,6 +69,14 @@ static void idt_build(void)
 	idt_set(VEC_IPI, trap_stub_0x41, 0, 0);
 	idt_set(VEC_SERIAL, trap_stub_0x42, 0, 0);
 	idt_set(VEC_SPURIOUS, trap_stub_0xff, 0, 0);
+	static void *const msi[MSI_VECTORS] = {
+		trap_stub_0x50, trap_stub_0x51, trap_stub_0x52, trap_stub_0x53, trap_stub_0x54,
+		trap_stub_0x55, trap_stub_0x56, trap_stub_0x57, trap_stub_0x58, trap_stub_0x59,
+		trap_stub_0x5a, trap_stub_0x5b, trap_stub_0x5c, trap_stub_0x5d, trap_stub_0x5e,
+		trap_stub_0x5f,
+	};
+	for (unsigned i = 0; i < MSI_VECTORS; i++)
+		idt_set(VEC_MSI_BASE + i, msi[i], 0, 0);
 	idt_set(VEC_SYSCALL, trap_stub_0x80, 3, 0);
 	idt_built = true;
 }

@@ -137,6 +137,23 @@ TRAP_NOERR 0x40
 TRAP_NOERR 0x41
 TRAP_NOERR 0x42
 TRAP_NOERR 0xff
+/* MSI-X vectors of the ring-3 drivers (VEC_MSI_BASE, MSI_VECTORS) */
+TRAP_NOERR 0x50
+TRAP_NOERR 0x51
+TRAP_NOERR 0x52
+TRAP_NOERR 0x53
+TRAP_NOERR 0x54
+TRAP_NOERR 0x55
+TRAP_NOERR 0x56
+TRAP_NOERR 0x57
+TRAP_NOERR 0x58
+TRAP_NOERR 0x59
+TRAP_NOERR 0x5a
+TRAP_NOERR 0x5b
+TRAP_NOERR 0x5c
+TRAP_NOERR 0x5d
+TRAP_NOERR 0x5e
+TRAP_NOERR 0x5f
 
 /* Full frame (struct trap_frame in trap.h), then C. 15 pushes keep RSP
  * 16-byte aligned at the call: the CPU aligned it before its 5-qword frame,

@@ -29,6 +29,10 @@
 #define VEC_IPI 0x41
 #define VEC_SERIAL 0x42 /* COM1 IRQ 4 through the IOAPIC */
 #define VEC_SYSCALL 0x80
+/* MSI/MSI-X vectors for the ring-3 drivers (pci.c): VEC_MSI_BASE + i, i < MSI_VECTORS.
+ * The kernel only counts them (u_msi_count[i], readable in ring 3) and EOIs. */
+#define VEC_MSI_BASE 0x50
+#define MSI_VECTORS 16
 #define VEC_SPURIOUS 0xff
 
 /* Syscall numbers (rax); args in rdi, rsi, rdx; result in rax. */
@@ -40,7 +44,11 @@
 #define SYS_SLEEP 5
 #define SYS_PROBE 6
 #define SYS_CPU 7
-#define SYS_COUNT 8
+#define SYS_PCI_DEV 8  /* (i, struct pci_udev *out, flags): describe PCI function i; PCI_DEV_OPEN maps its BARs */
+#define SYS_DMA 9      /* (bytes, uint64_t *phys_out): physically contiguous DMA memory → user VA */
+#define SYS_IRQ_WAIT 10 /* (i, seen, timeout_ns): HLT until u_msi_count[i] > seen or timeout; the count */
+#define SYS_TAP 11     /* (ok, msg, len): one TAP check line, numbered by the kernel */
+#define SYS_COUNT 12
 #define SYS_ENOSYS (-38)
 
 /* User address map: everything a task owns beyond the shared .utext/.udata
@@ -50,6 +58,12 @@
 #define USER_STACK_STRIDE 0x100000           /* one MiB per CPU */
 #define USER_DEMAND_BASE 0x110000000         /* paging test: mapped on first touch */
 #define USER_DEMAND_SIZE 0x1000000
+#define USER_PCI_BASE 0x120000000            /* SYS_PCI_DEV: function i's BAR b at base + i*SLOT + b*BAR_MAX */
+#define USER_PCI_SLOT 0x800000
+#define USER_PCI_BAR_MAX 0x100000             /* larger BARs are mapped in part */
+#define USER_PCI_FUNCS 32
+#define USER_DMA_BASE 0x130000000            /* SYS_DMA regions, handed out in order, never freed */
+#define USER_DMA_END 0x13fe00000
 #define USER_MARKER_VA 0x13ff00000           /* → boot-timer MMIO page */
 #define USER_END 0x140000000
 

@@ -67,6 +67,8 @@ static void boot_parse_cmdline(void)
 				n = n * 10 + (uint64_t)(*d - '0');
 			if (n)
 				boot_opts.iters = n;
+		} else if (*w && boot_opts.nextra < sizeof(boot_opts.extra) / sizeof(boot_opts.extra[0])) {
+			boot_opts.extra[boot_opts.nextra++] = w;
 		}
 	}
 }

@@ -86,6 +86,24 @@ uint64_t mm_alloc_page(void)
 	return pa;
 }
 
+uint64_t mm_alloc_contig(uint64_t bytes)
+{
+	uint64_t pa = 0;
+	bytes = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	mm_take();
+	/* Straight from a range's bump pointer: contiguous, not zeroed (the
+	 * ring-3 owner clears what it needs, natively). */
+	for (unsigned i = mm_cur; i < mm_nranges; i++) {
+		if (mm_ranges[i].end - mm_ranges[i].next >= bytes) {
+			pa = mm_ranges[i].next;
+			mm_ranges[i].next += bytes;
+			break;
+		}
+	}
+	mm_give();
+	return pa;
+}
+
 void mm_free_page(uint64_t pa)
 {
 	mm_take();

@@ -20,6 +20,9 @@ void mm_add_ram(uint64_t base, uint64_t len);
 /* A zeroed page (physical = virtual), or 0 when none is left. */
 uint64_t mm_alloc_page(void);
 void mm_free_page(uint64_t pa);
+/* `bytes` (rounded up to pages) of physically contiguous RAM, not zeroed, never
+ * freed; 0 when no range has that much left. For DMA (SYS_DMA). */
+uint64_t mm_alloc_contig(uint64_t bytes);
 uint64_t mm_free_bytes(void);
 /* Marks the image's user sections user-accessible (and .udata NX). */
 void mm_init_user(void);

@@ -16,10 +16,14 @@
 #include "ioapic.h"
 #include "layout.h"
 #include "mm.h"
+#include "pci.h"
 #include "smp.h"
 #include "task.h"
 #include "trap.h"
+#include "user/unet.h"
 #include "user/user.h"
+#include "user/virtio.h"
+#include "user/vtest.h"
 
 extern char syscall_entry[];
 
@@ -37,6 +41,16 @@ static void tap(bool ok, const char *fmt, ...)
 	kvprintf(fmt, ap);
 	va_end(ap);
 	kprintf("\n");
+}
+
+void tests_user_tap(bool ok, const char *msg, unsigned len)
+{
+	char b[201];
+	unsigned n = len < sizeof(b) - 1 ? len : sizeof(b) - 1;
+	for (unsigned i = 0; i < n; i++)
+		b[i] = msg[i] == '\n' ? ' ' : msg[i];
+	b[n] = 0;
+	tap(ok, "%s", b);
 }
 
 static void tap_skip(const char *what, const char *reason)
@@ -358,6 +372,106 @@ static void test_smp(void)
 	smp_test(tap, tap_skip);
 }
 
+/* ---- virtio: the ring-3 drivers (user/virtio.c and the user/v*.c tests) ---- */
+
+static const char *opt_value(const char *key)
+{
+	for (unsigned i = 0; i < boot_opts.nextra; i++) {
+		const char *w = boot_opts.extra[i], *k = key;
+		while (*k && *w == *k)
+			w++, k++;
+		if (!*k && *w == '=')
+			return w + 1;
+	}
+	return 0;
+}
+
+static unsigned opt_uint(const char *key, unsigned def)
+{
+	const char *v = opt_value(key);
+	if (!v || *v < '0' || *v > '9')
+		return def;
+	unsigned n = 0;
+	while (*v >= '0' && *v <= '9')
+		n = n * 10 + (unsigned)(*v++ - '0');
+	return n;
+}
+
+/* Is word w one of the comma-separated items of list? */
+static bool opt_has(const char *list, const char *w)
+{
+	while (list && *list) {
+		const char *a = list, *b = w;
+		while (*b && *a == *b)
+			a++, b++;
+		if (!*b && (*a == ',' || !*a))
+			return true;
+		while (*list && *list != ',')
+			list++;
+		if (*list == ',')
+			list++;
+	}
+	return false;
+}
+
+/* mode=poll|irq|both (default both: polling, then interrupts); vq=noevent,noindirect;
+ * blkbench=seq|rand|all; blkmib=N; benchms=N; qd=N. */
+static void test_virtio(const char *name, task_fn fn, bool both_in_one)
+{
+	if (!timer_ready()) {
+		tap_skip(name, "LAPIC timer frequency unknown (needed for interrupt waits)");
+		return;
+	}
+	unsigned n = pci_scan(true);
+	kprintf("# pci: %u functions on bus 0\n", n);
+	const char *vq = opt_value("vq"), *mode = opt_value("mode"), *bench = opt_value("blkbench");
+	vt_opts.vio_flags = (opt_has(vq, "noevent") ? VIO_NO_EVENT_IDX : 0) |
+			    (opt_has(vq, "noindirect") ? VIO_NO_INDIRECT : 0);
+	vt_opts.bench = opt_has(bench, "all") ? VT_BENCH_ALL :
+			(opt_has(bench, "seq") ? VT_BENCH_SEQ : 0) | (opt_has(bench, "rand") ? VT_BENCH_RAND : 0);
+	vt_opts.blk_mib = opt_uint("blkmib", 8);
+	vt_opts.bench_ms = opt_uint("benchms", 2000);
+	vt_opts.qd = opt_uint("qd", 16);
+	long modes[2];
+	unsigned nm = 0;
+	if (mode && str_eq(mode, "poll"))
+		modes[nm++] = VT_POLL;
+	else if (mode && str_eq(mode, "irq"))
+		modes[nm++] = VT_IRQ;
+	else if (both_in_one)
+		modes[nm++] = VT_BOTH;
+	else
+		modes[nm++] = VT_POLL, modes[nm++] = VT_IRQ;
+	for (unsigned i = 0; i < nm; i++) {
+		kprintf("# %s: %s mode%s%s\n", name, vt_mode_name[modes[i]],
+			vt_opts.vio_flags & VIO_NO_EVENT_IDX ? ", EVENT_IDX off" : "",
+			vt_opts.vio_flags & VIO_NO_INDIRECT ? ", INDIRECT_DESC off" : "");
+		unsigned failed0 = tap_failed;
+		long st = task_run(fn, modes[i]);
+		struct task_fault *f = &cpu_self()->fault;
+		if (st == TASK_KILLED)
+			tap(false, "%s (%s): the ring-3 driver was killed: %s at rip 0x%lx (cr2 0x%lx)", name,
+			    vt_mode_name[modes[i]], trap_name(f->vector), f->rip, f->cr2);
+		else if (st != 0 && tap_failed == failed0)
+			tap(false, "%s (%s): the ring-3 test failed (status %ld) without saying why", name,
+			    vt_mode_name[modes[i]], st);
+	}
+}
+
+static void test_virtio_rng(void) { test_virtio("virtio-rng", u_vrng_test, false); }
+static void test_virtio_console(void) { test_virtio("virtio-console", u_vcons_test, true); }
+static void test_virtio_blk(void) { test_virtio("virtio-blk", u_vblk_test, false); }
+static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false); }
+
+/* DHCP, then a TCP exchange with the host through hostfwd (helper gnet's
+ * user/net.c and user/unet.c); netport=PORT, netbench=MIB. */
+static void test_virtio_net_tcp(void)
+{
+	u_net_port = opt_uint("netport", 8080);
+	u_net_mib = opt_uint("netbench", 0);
+	test_virtio("virtio-net-tcp", u_net, false);
+}
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -371,6 +485,11 @@ static const struct test tests[] = {
 	{ "smp", test_smp, false },       { "serial", test_serial, true },
 	{ "panic", test_panic, true },
 	{ "doublefault", test_doublefault, true },
+	{ "virtio-rng", test_virtio_rng, true },
+	{ "virtio-console", test_virtio_console, true },
+	{ "virtio-blk", test_virtio_blk, true },
+	{ "virtio-net", test_virtio_net, true },
+	{ "virtio-net-tcp", test_virtio_net_tcp, true },
 };
 
 void tests_main(void)
@@ -397,7 +516,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net virtio-net-tcp all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

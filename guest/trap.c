@@ -11,6 +11,7 @@
 #include "console.h"
 #include "cpu.h"
 #include "mm.h"
+#include "pci.h"
 #include "task.h"
 
 volatile int trap_quiet;
@@ -41,6 +42,11 @@ static void trap_report(struct trap_frame *f, uint64_t cr2, const char *what)
 void trap_handle(struct trap_frame *f)
 {
 	struct cpu *c = cpu_self();
+	if (f->vector >= VEC_MSI_BASE && f->vector < VEC_MSI_BASE + MSI_VECTORS) {
+		u_msi_count[f->vector - VEC_MSI_BASE]++; /* the ring-3 drivers read it */
+		apic_eoi();
+		return;
+	}
 	switch (f->vector) {
 	case VEC_TIMER:
 		c->ticks++;

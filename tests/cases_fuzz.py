@@ -1,0 +1,49 @@
+"""Short libFuzzer runs of the guest-input parsers (fuzz/, issue 5.7) inside `make test`.
+
+Each target runs FUZZ_SECONDS (default 12) from its generated seeds plus a
+fresh corpus; any crash, sanitizer report or failed check fails the case and
+prints the reproducer's path. Long runs: `make fuzz-run FUZZ_TIME=600`.
+Missing clang/libFuzzer (or targets not built, as in test-asan's build
+directory) skips loudly rather than passing.
+"""
+import os
+import subprocess
+
+from harness import Skip, case, expect
+
+SECONDS = int(os.environ.get("FUZZ_SECONDS", "12"))
+TARGETS = ("fuzz_virtqueue", "fuzz_pci_config")
+
+
+def fuzz_case(target):
+    @case(f"fuzz/{target}", kvm=False)
+    def fn(ctx):
+        exe = ctx.path("fuzz", target)
+        seeds = ctx.path("fuzz", "seeds", target)
+        if not os.path.exists(exe):
+            raise Skip(f"!!! {exe} not built (needs clang + libclang-rt-14-dev; `make fuzz`) !!!")
+        corpus = os.path.join(ctx.tmp, f"corpus-{target}")
+        crash = ctx.path("fuzz", f"crash-{target}-")  # kept after the run for the reproducer
+        os.makedirs(corpus, exist_ok=True)
+        argv = [exe, f"-max_total_time={SECONDS}", "-timeout=10", "-rss_limit_mb=2048",
+                "-print_final_stats=1", f"-artifact_prefix={ctx.tmp}/{target}-", corpus]
+        if os.path.isdir(seeds):
+            argv.append(seeds)
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = p.communicate(timeout=SECONDS + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()  # only the fuzzer this case started
+            p.communicate()
+            raise AssertionError(f"{target} ran past its time budget (killed pid {p.pid})")
+        out = out.decode(errors="replace")
+        runs = [l for l in out.splitlines() if l.startswith("stat::number_of_executed_units")]
+        expect(p.returncode == 0, f"{target} found a crash (status {p.returncode}); "
+               f"reproduce with FUZZ_DEBUG=1 {exe} {crash}*:\n{out[-3000:]}")
+        expect(runs and int(runs[0].split()[-1]) > 1000, f"{target} barely ran:\n{out[-1500:]}")
+        print(f"    {target}: {runs[0].split()[-1]} inputs in {SECONDS} s")
+    return fn
+
+
+for _t in TARGETS:
+    fuzz_case(_t)
