@@ -463,6 +463,20 @@ static void test_virtio_console(void) { test_virtio("virtio-console", u_vcons_te
 static void test_virtio_blk(void) { test_virtio("virtio-blk", u_vblk_test, false); }
 static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false); }
 
+/* test=virtio-hostile (user/uhostile.c): malformed rings handed to rng and blk.
+ * rammib=N (default 128, hvmm's and QEMU's default) says where RAM ends. */
+long u_vhostile_test(long ram_top);
+static void test_virtio_hostile(void)
+{
+	kprintf("# pci: %u functions on bus 0\n", pci_scan(true));
+	uint64_t top = (uint64_t)opt_uint("rammib", 128) << 20;
+	long st = task_run(u_vhostile_test, (long)(top < 0xc0000000ull ? top : 0xc0000000ull));
+	struct task_fault *f = &cpu_self()->fault;
+	if (st == TASK_KILLED)
+		tap(false, "virtio-hostile: the ring-3 driver was killed: %s at rip 0x%lx (cr2 0x%lx)",
+		    trap_name(f->vector), f->rip, f->cr2);
+}
+
 /* DHCP, then a TCP exchange with the host through hostfwd (helper gnet's
  * user/net.c and user/unet.c); netport=PORT, netbench=MIB. */
 static void test_virtio_net_tcp(void)
@@ -490,6 +504,7 @@ static const struct test tests[] = {
 	{ "virtio-blk", test_virtio_blk, true },
 	{ "virtio-net", test_virtio_net, true },
 	{ "virtio-net-tcp", test_virtio_net_tcp, true },
+	{ "virtio-hostile", test_virtio_hostile, true },
 };
 
 void tests_main(void)
@@ -516,7 +531,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net virtio-net-tcp all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net virtio-net-tcp virtio-hostile all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

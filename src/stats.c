@@ -10,6 +10,7 @@
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
+#include "virtio/virtio.h"
 #include "vm.h"
 
 /* Enough for every MSI-X vector of a full bus (31 slots, a few vectors each). */
@@ -217,6 +218,53 @@ static json_object *stats_json_irt(struct vm *vm)
 	return a;
 }
 
+/* ---- virtio devices (virtio_pci.c keeps the counters) ---- */
+
+static void stats_print_virtio(struct vm *vm, FILE *f)
+{
+	struct virtio_dev *devs[PCI_MAX_SLOTS];
+	unsigned n = virtio_devices(vm, devs, PCI_MAX_SLOTS);
+	if (!n)
+		return;
+	fprintf(f, "virtio  %-16s %-7s %10s %10s %10s %10s %10s %10s %6s\n", "device", "pci", "notifies",
+		"interrupts", "suppressed", "early", "bad_chains", "needs_reset", "resets");
+	for (unsigned i = 0; i < n; i++) {
+		struct virtio_dev_stats st;
+		virtio_dev_get_stats(devs[i], &st);
+		unsigned devfn = virtio_dev_devfn(devs[i]);
+		fprintf(f, "        %-16s 00:%02x.%x %10llu %10llu %10llu %10llu %10llu %10llu %6llu\n",
+			virtio_dev_name(devs[i]), devfn >> 3, devfn & 7, (unsigned long long)st.notifies,
+			(unsigned long long)st.interrupts, (unsigned long long)st.suppressed,
+			(unsigned long long)st.early_notifies, (unsigned long long)st.bad_chains,
+			(unsigned long long)st.needs_reset, (unsigned long long)st.resets);
+	}
+}
+
+static json_object *stats_json_virtio(struct vm *vm)
+{
+	json_object *arr = json_object_new_array();
+	struct virtio_dev *devs[PCI_MAX_SLOTS];
+	unsigned n = virtio_devices(vm, devs, PCI_MAX_SLOTS);
+	for (unsigned i = 0; i < n; i++) {
+		struct virtio_dev_stats st;
+		virtio_dev_get_stats(devs[i], &st);
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(virtio_dev_name(devs[i])));
+		json_object_object_add(o, "devfn", json_object_new_int((int)virtio_dev_devfn(devs[i])));
+		json_object_object_add(o, "status", json_object_new_int(virtio_dev_status(devs[i])));
+		json_object_object_add(o, "notifies", json_object_new_uint64(st.notifies));
+		json_object_object_add(o, "interrupts", json_object_new_uint64(st.interrupts));
+		json_object_object_add(o, "suppressed", json_object_new_uint64(st.suppressed));
+		json_object_object_add(o, "bad_chains", json_object_new_uint64(st.bad_chains));
+		json_object_object_add(o, "needs_reset", json_object_new_uint64(st.needs_reset));
+		json_object_object_add(o, "early_notifies", json_object_new_uint64(st.early_notifies));
+		json_object_object_add(o, "resets", json_object_new_uint64(st.resets));
+		json_object_object_add(o, "refused", json_object_new_uint64(st.refused));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
 void stats_print(struct vm *vm, FILE *f)
 {
 	fprintf(f, "\n== hvmm exit statistics (%d vCPU%s) ==\n", vm->ncpus, vm->ncpus == 1 ? "" : "s");
@@ -267,6 +315,7 @@ void stats_print(struct vm *vm, FILE *f)
 	for (unsigned i = 0; i < nm && i < BOOT_TIMER_MAX_MARKS; i++)
 		fprintf(f, "boot-time mark %u: value 0x%x at %.3f ms (via %s)\n", i, marks[i].value,
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
+	stats_print_virtio(vm, f);
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }
 
@@ -350,6 +399,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(stop, "ns", json_object_new_uint64(vm->stop_ns));
 	json_object_object_add(root, "stop", stop);
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
+	json_object_object_add(root, "virtio", stats_json_virtio(vm));
 
 	int r = json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	json_object_put(root);

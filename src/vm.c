@@ -18,6 +18,8 @@
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_net.h"
 
 /* Where KVM keeps its real-mode TSS and identity map on Intel: three pages
  * and one page just below the BIOS area at the top of 4 GiB, inside the MMIO
@@ -161,15 +163,21 @@ static int vm_create_devices(struct vm *vm)
 static int vm_create_virtio(struct vm *vm)
 {
 	const struct vm_config *c = &vm->cfg;
-	/* Options parsed by main.c whose device model has not landed yet. */
-	if (c->rng)
-		return vm_fail(HVMM_EXIT_USAGE, "--rng: virtio-rng is not available in this build");
-	if (c->console_virtio)
-		return vm_fail(HVMM_EXIT_USAGE, "--console virtio: not available in this build");
-	if (c->nr_disks)
-		return vm_fail(HVMM_EXIT_USAGE, "--disk: virtio-blk is not available in this build");
-	if (c->nr_nets)
-		return vm_fail(HVMM_EXIT_USAGE, "--network: virtio-net is not available in this build");
+	int r;
+	if (c->rng && (r = virtio_rng_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--rng: virtio-rng: %s", strerror(-r));
+	if (c->console_virtio && (r = virtio_console_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
+	for (int i = 0; i < c->nr_disks; i++)
+		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
+			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path, strerror(-r));
+	for (int i = 0; i < c->nr_nets; i++) {
+		char err[256];
+		/* the model words its own error: the back end knows what went wrong */
+		if ((r = virtio_net_create_msg(vm, c->net[i], err, sizeof(err))) < 0)
+			return vm_fail(r == -EINVAL ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST, "--network %s: %s",
+				       c->net[i], err);
+	}
 	return 0;
 }
 
@@ -448,8 +456,9 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;
 	evloop_stop(vm); /* vm_run did, unless vm_create failed half-way */
-	/* virtio devices (virtio_destroy_all) go first once they exist: they
-	 * unregister from the event loop and own PCI functions. */
+	/* virtio devices go first: they unregister from the event loop and own
+	 * PCI functions. */
+	virtio_destroy_all(vm);
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */

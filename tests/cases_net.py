@@ -163,8 +163,11 @@ def check(name, res, mib, modes):
         expect(c.bad_at is None, f"{name} ({mode}): bench byte {c.bad_at} differs from the pattern")
         expect(c.bulk == mib << 20, f"{name} ({mode}): {c.bulk} bench bytes, want {mib << 20}")
     for mode in modes:
-        for what in ("DHCP lease 10.0.2.15 mask 255.255.255.0 router 10.0.2.2",
-                     "request \"hello hvmm\" answered", "connection closed"):
+        whats = ["DHCP lease 10.0.2.15 mask 255.255.255.0 router 10.0.2.2",
+                 "request \"hello hvmm\" answered", "connection closed"]
+        if mib:
+            whats.append(f"netbench sent {mib} MiB")
+        for what in whats:
             expect(any(f"virtio-net-tcp ({mode}): " in l and what in l for l in taps),
                    f"{name} ({mode}): no TAP line with {what!r}\n{out[-1500:]}")
     return [(mode, c.bulk / c.secs / (1 << 20) if c.secs else 0.0) for mode, c in clients]

@@ -164,29 +164,46 @@ static inline bool seq_le(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) <= 0;
 }
 
+/* rep movsb: fast on every x86-64 here (ERMS), in ring 3 and on the host. */
+static inline void net_copy(void *d, const void *src, size_t n)
+{
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+}
+
 static inline uint32_t umin(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
 }
 
-/* Internet checksum: a 32-bit accumulator of 16-bit big-endian words, 8
- * bytes per step (no carry can overflow 64 bits for an Ethernet frame). */
+/* Internet checksum (RFC 1071). The ones-complement sum does not depend on
+ * byte order, so the data is summed as little-endian 32-bit words (8 bytes
+ * per step into a 64-bit accumulator), folded, and swapped once into network
+ * order; the callers' other terms (pseudo-header) are in network order. */
+typedef uint32_t __attribute__((may_alias, aligned(1))) net_u32u;
+
 static uint64_t csum_add(uint64_t sum, const uint8_t *p, unsigned len)
 {
+	uint64_t le = 0;
 	while (len >= 8) {
-		sum += (uint32_t)(p[0] << 8 | p[1]) + (uint32_t)(p[2] << 8 | p[3]) +
-		       (uint32_t)(p[4] << 8 | p[5]) + (uint32_t)(p[6] << 8 | p[7]);
+		le += (uint64_t)*(const net_u32u *)p + *(const net_u32u *)(p + 4);
 		p += 8;
 		len -= 8;
 	}
-	while (len >= 2) {
-		sum += (uint32_t)(p[0] << 8 | p[1]);
+	if (len >= 4) {
+		le += *(const net_u32u *)p;
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		le += (uint32_t)(p[0] | p[1] << 8);
 		p += 2;
 		len -= 2;
 	}
 	if (len)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
+		le += p[0]; /* the high byte of a network-order word: low in LE */
+	while (le >> 16)
+		le = (le & 0xffff) + (le >> 16);
+	return sum + (uint16_t)(le << 8 | le >> 8);
 }
 static uint16_t csum_fold(uint64_t sum)
 {
@@ -631,8 +648,8 @@ static int tcp_xmit(uint32_t rip, uint16_t lport, uint16_t rport, uint32_t seq, 
 	}
 	if (dlen) { /* the ring may wrap inside the segment */
 		uint32_t at = seq & (TCP_SBUF - 1), first = umin(dlen, TCP_SBUF - at);
-		memcpy(s + hl, t->sbuf + at, first);
-		memcpy(s + hl + first, t->sbuf, dlen - first);
+		net_copy(s + hl, t->sbuf + at, first);
+		net_copy(s + hl + first, t->sbuf, dlen - first);
 	}
 	unsigned len = hl + dlen;
 	wr16(s + 16, csum_fold(csum_add(csum_pseudo(ns.ip, rip, IP_PROTO_TCP, len), s, len)));
@@ -1228,8 +1245,8 @@ int net_tcp_send(struct vnet *n, const void *buf, unsigned len, uint32_t timeout
 		if (space) {
 			uint32_t k = umin(space, len - done);
 			uint32_t at = (t->snd_una + t->sb_len) & (TCP_SBUF - 1), first = umin(k, TCP_SBUF - at);
-			memcpy(t->sbuf + at, p + done, first);
-			memcpy(t->sbuf, p + done + first, k - first);
+			net_copy(t->sbuf + at, p + done, first);
+			net_copy(t->sbuf, p + done + first, k - first);
 			t->sb_len += k;
 			done += k;
 			tcp_output();

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../irq.h"
+#include "../term.h"
 #include "../util.h"
 #include "../vm.h"
 #include "devices_priv.h"
@@ -83,7 +84,6 @@
 #define UART_OBUF 512
 #define UART_FLUSH_NS 5000000ull /* a partial line reaches the output within 5 ms */
 
-#define UART_CTRL_A 0x01
 
 struct uart {
 	struct vm *vm;
@@ -103,7 +103,7 @@ struct uart {
 	/* input not yet in the FIFO */
 	uint8_t pend[UART_PENDING];
 	unsigned pend_head, pend_count;
-	bool escape; /* Ctrl-A seen */
+	struct term_escape escape;
 
 	/* output */
 	enum serial_mode mode;
@@ -274,29 +274,24 @@ static uint8_t uart_rx_pop(struct uart *u)
 	return u->last_rx; /* an empty RBR reads the last byte again */
 }
 
-/* Bytes from the host side, with QEMU's Ctrl-A escapes. Lock held. Returns
- * true when the user asked to quit. */
+/* Bytes from the host side, with QEMU's Ctrl-A escapes (term.c). Lock held.
+ * Returns true when the user asked to quit. */
 static bool uart_input_locked(struct uart *u, const uint8_t *buf, size_t len)
 {
 	bool quit = false;
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = buf[i];
-		if (u->escape) {
-			u->escape = false;
-			if (c == 'x' || c == 'X') {
-				quit = true;
-				continue;
-			}
-			if (c != UART_CTRL_A)
-				continue; /* unknown escape: swallowed, as QEMU does */
-		} else if (c == UART_CTRL_A) {
-			u->escape = true;
-			continue;
+	uint8_t tmp[256];
+	while (len) {
+		size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
+		memcpy(tmp, buf, n);
+		buf += n;
+		len -= n;
+		n = term_escape_filter(&u->escape, tmp, n, &quit);
+		for (size_t i = 0; i < n; i++) {
+			if (u->pend_count == UART_PENDING)
+				break; /* callers never give more than there is room for */
+			u->pend[(u->pend_head + u->pend_count) % UART_PENDING] = tmp[i];
+			u->pend_count++;
 		}
-		if (u->pend_count == UART_PENDING)
-			break; /* callers never give more than there is room for */
-		u->pend[(u->pend_head + u->pend_count) % UART_PENDING] = c;
-		u->pend_count++;
 	}
 	uart_rx_refill(u);
 	uart_update_irq(u);
@@ -449,42 +444,6 @@ static const struct bus_ops uart_ops = {
 	.write = uart_write,
 };
 
-/* ---- terminal ---- */
-
-/* One process, one stdin: the saved terminal state is process-wide. */
-static pthread_mutex_t uart_term_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct termios uart_term_saved;
-static bool uart_term_raw;
-static bool uart_term_atexit;
-
-static void uart_term_restore(void)
-{
-	pthread_mutex_lock(&uart_term_lock);
-	if (uart_term_raw) {
-		tcsetattr(STDIN_FILENO, TCSANOW, &uart_term_saved);
-		uart_term_raw = false;
-	}
-	pthread_mutex_unlock(&uart_term_lock);
-}
-
-static void uart_term_make_raw(void)
-{
-	pthread_mutex_lock(&uart_term_lock);
-	if (!uart_term_raw && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &uart_term_saved) == 0) {
-		struct termios t = uart_term_saved;
-		cfmakeraw(&t);
-		/* Keep output processing: the guest's "\n" must still return
-		 * the carriage on the user's terminal as it did before. */
-		t.c_oflag = uart_term_saved.c_oflag;
-		if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
-			uart_term_raw = true;
-			if (!uart_term_atexit && atexit(uart_term_restore) == 0)
-				uart_term_atexit = true;
-		}
-	}
-	pthread_mutex_unlock(&uart_term_lock);
-}
-
 /* ---- I/O thread ---- */
 
 static void *uart_thread(void *arg)
@@ -549,8 +508,10 @@ int uart_start(struct vm *vm)
 	u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (u->wake_fd < 0)
 		return -errno;
-	if (u->mode == SERIAL_STDIO) {
-		uart_term_make_raw();
+	/* With --console virtio, stdin belongs to virtio-console (which sets
+	 * the terminal up itself); COM1 keeps its output. */
+	if (u->mode == SERIAL_STDIO && !vm->cfg.console_virtio) {
+		term_raw_enter();
 		u->in_open = true;
 	}
 	pthread_mutex_lock(&u->lock);
@@ -562,7 +523,7 @@ int uart_start(struct vm *vm)
 	if (r != 0) {
 		close(u->wake_fd);
 		u->wake_fd = -1;
-		uart_term_restore();
+		term_raw_restore();
 		errno = r;
 		return -r;
 	}
@@ -592,7 +553,7 @@ void uart_stop(struct vm *vm)
 	pthread_mutex_lock(&u->lock);
 	uart_flush(u);
 	pthread_mutex_unlock(&u->lock);
-	uart_term_restore();
+	term_raw_restore();
 }
 
 int uart_create(struct vm *vm, enum serial_mode mode, const char *path)

@@ -16,6 +16,14 @@
  * the model's own), queue set-up, reset (status 0 → every queue stopped,
  * model's reset called, MSI-X vectors unassigned), config generation and
  * config-change interrupts are handled here; models only see queues.
+ *
+ * Threads: every queue callback of a model (queue_notify, driver_ok, reset
+ * after a guest reset) runs on the event-loop thread, as should the model's
+ * own back-end callbacks (evloop_add). A guest's status-0 write only marks
+ * the reset pending; the loop runs it between callbacks, and device_status
+ * reads non-zero until it is done (the driver waits for 0, §4.1.4.3.2).
+ * So a model needs no lock for its queues. config_read/config_write run on
+ * vCPU threads under the PCI function's lock.
  */
 #ifndef HVMM_VIRTIO_H
 #define HVMM_VIRTIO_H
@@ -41,6 +49,14 @@ struct virtio_dev;
 #define VIRTIO_MAX_QUEUES 8
 #define VIRTIO_NO_VECTOR 0xffff
 
+/* device_status bits (§2.1) */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+
 struct virtio_dev_ops {
 	const char *name;        /* "virtio-blk" */
 	uint16_t device_type;    /* VIRTIO_ID_* */
@@ -54,10 +70,13 @@ struct virtio_dev_ops {
 	void (*config_write)(struct virtio_dev *d, unsigned off, const void *buf, unsigned len);
 	/* Event-loop thread: queue q was kicked (or has work after DRIVER_OK). */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
-	/* Status became DRIVER_OK: start back ends. Event-loop or vCPU thread. */
+	/* Status became DRIVER_OK: start back ends. Event-loop thread (the
+	 * transport then calls queue_notify once for every live queue). */
 	void (*driver_ok)(struct virtio_dev *d);
-	/* Device reset by the guest (status 0) or at tear-down: drop in-flight
-	 * work; after return no buffer of the old queues may be touched. */
+	/* Device reset by the guest (status 0; event-loop thread, so never
+	 * during another of the model's loop callbacks) or at tear-down (main
+	 * thread, loop stopped): drop in-flight work; after return no buffer of
+	 * the old queues may be touched. No transport lock is held. */
 	void (*reset)(struct virtio_dev *d);
 	void (*destroy)(struct virtio_dev *d);
 };
@@ -69,9 +88,13 @@ void *virtio_dev_opaque(struct virtio_dev *d);
 struct vm *virtio_dev_vm(struct virtio_dev *d);
 /* Features the driver accepted (valid after FEATURES_OK). */
 uint64_t virtio_dev_features(struct virtio_dev *d);
-/* The queue, or NULL while the driver has not enabled it / after reset. */
+/* The queue, or NULL unless it is enabled and the device live (DRIVER_OK
+ * seen by the loop, no DEVICE_NEEDS_RESET, no reset since). */
 struct virtqueue *virtio_queue(struct virtio_dev *d, unsigned q);
 
+/* vq_pop() on queue q, and on a malformed chain virtio_dev_needs_reset()
+ * with the reason: 1 popped, 0 empty (or queue not live), < 0 VQ_ERR_*. */
+int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct vq_elem *e);
 /* After vq_push()es on q: interrupt the driver if the queue asks for it. */
 void virtio_queue_interrupt(struct virtio_dev *d, unsigned q);
 /* Device config changed: bump config_generation, raise the config vector. */
@@ -89,9 +112,12 @@ struct virtio_dev_stats {
 	uint64_t needs_reset;    /* times DEVICE_NEEDS_RESET was set */
 	uint64_t early_notifies; /* kicks before DRIVER_OK (ignored) */
 	uint64_t resets;
+	uint64_t refused;        /* set-up writes refused: bad queue size, features */
 };
 void virtio_dev_get_stats(struct virtio_dev *d, struct virtio_dev_stats *out);
 const char *virtio_dev_name(struct virtio_dev *d);
+unsigned virtio_dev_devfn(struct virtio_dev *d);
+uint8_t virtio_dev_status(struct virtio_dev *d);
 /* All virtio devices of the VM, for statistics: returns count (<= max). */
 unsigned virtio_devices(struct vm *vm, struct virtio_dev **out, unsigned max);
 void virtio_destroy_all(struct vm *vm);

@@ -105,7 +105,7 @@ int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, u
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return VQ_OK;
 bad:
-	vq->errors++;
+	__atomic_fetch_add(&vq->errors, 1, __ATOMIC_RELAXED);
 	vq->broken = VQ_ERR_RING;
 	return VQ_ERR_RING;
 }
@@ -119,7 +119,8 @@ void vq_stop(struct virtqueue *vq)
 
 static int vq_fail(struct virtqueue *vq, int err)
 {
-	vq->errors++;
+	/* atomic: statistics read it from another thread */
+	__atomic_fetch_add(&vq->errors, 1, __ATOMIC_RELAXED);
 	vq->broken = err;
 	return err;
 }

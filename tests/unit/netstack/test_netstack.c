@@ -38,6 +38,7 @@ struct client {
 	volatile int go;       /* set once the stack listens */
 	const char *request;
 	size_t bulk;           /* bytes expected after the reply line */
+	int half_close;        /* shutdown(SHUT_WR) after the request: the guest sees FIN first */
 	char reply[256];
 	size_t reply_len;
 	size_t bulk_got, bulk_bad_at;
@@ -75,6 +76,8 @@ static void *client_main(void *arg)
 	}
 	if (write(fd, c->request, strlen(c->request)) != (ssize_t)strlen(c->request))
 		c->err = 2;
+	if (c->half_close)
+		shutdown(fd, SHUT_WR);
 	/* The reply line, then the bulk stream, then EOF. */
 	while (c->reply_len < sizeof(c->reply) - 1) {
 		ssize_t k = read(fd, c->reply + c->reply_len, 1);
@@ -234,6 +237,35 @@ static void test_tcp_echo_crlf(void **state)
 	struct vnet *n = setup_fwd(&c.port);
 	guest_serve(n, &c, 0);
 	assert_string_equal(c.reply, "echo x\r from 10.0.2.15\n");
+	fake_vnet_free(n);
+}
+
+/* The host closes its side right after the request: the guest gets the
+ * data, then end-of-stream, still answers (CLOSE-WAIT), then closes
+ * (LAST-ACK → CLOSED). */
+static void test_tcp_peer_closes_first(void **state)
+{
+	(void)state;
+	struct client c = { .request = "bye\n", .half_close = 1 };
+	struct vnet *n = setup_fwd(&c.port);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, client_main, &c), 0);
+	c.go = 1;
+	assert_int_equal(net_tcp_accept(n, GUEST_PORT, 10000), 0);
+	char req[64];
+	unsigned rn = 0;
+	int k;
+	while ((k = net_tcp_recv(n, req + rn, sizeof(req) - 1 - rn, 10000)) > 0)
+		rn += (unsigned)k;
+	assert_int_equal(k, 0); /* end of stream, not an error */
+	req[rn] = 0;
+	assert_string_equal(req, "bye\n");
+	assert_int_equal(net_tcp_send(n, "late reply\n", 11, 10000), 11);
+	assert_int_equal(net_tcp_close(n, 10000), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(c.err, 0);
+	assert_string_equal(c.reply, "late reply\n");
+	assert_int_equal(net_stats()->tcp_rst_sent, 0);
 	fake_vnet_free(n);
 }
 
@@ -725,6 +757,196 @@ static void test_dhcp_hostile_offers(void **state)
 	fake_vnet_free(n);
 }
 
+/* ---- a scripted TCP peer (frames captured, answers injected) ---- */
+
+struct peer {
+	uint32_t iss, snd_nxt;     /* the peer's sequence space */
+	uint32_t giss, rcv_nxt;    /* the guest's */
+	uint16_t wnd;              /* window the peer advertises */
+	bool drop_synacks;         /* ignore the first SYN-ACK */
+	bool zero_window;          /* ACK the first data with window 0, open on the 2nd probe */
+	unsigned synacks, acks_in, data_segs, probes, rsts, fins, max_seg, mss_opt;
+	uint8_t got[65536];
+	size_t got_len;
+};
+
+static const uint16_t PEER_PORT = 40001;
+
+static unsigned peer_frame(uint8_t *f, struct peer *p, uint8_t flags, const void *data, unsigned dlen)
+{
+	unsigned len = mk_tcp(f, PEER_PORT, GUEST_PORT, p->snd_nxt, p->rcv_nxt, flags, data, dlen);
+	put16(f + 34 + 14, p->wnd);
+	put16(f + 34 + 16, 0);
+	put16(f + 34 + 16, cks(f + 34, 20 + dlen, pseudo(GW_IP, GUEST_IP, 6, 20 + dlen)));
+	return len;
+}
+
+static void peer_hook(struct vnet *n, const uint8_t *fr, unsigned len, void *ctx)
+{
+	struct peer *p = ctx;
+	uint8_t f[1600];
+	if (len < 54 || get16(fr + 12) != 0x0800 || fr[23] != 6)
+		return;
+	const uint8_t *t = fr + 34;
+	unsigned tot = get16(fr + 16), hl = (t[12] >> 4) * 4u, dlen = tot - 20 - hl;
+	uint8_t fl = t[13];
+	uint32_t seq = get32(t + 4);
+	assert_int_equal(cks(t, tot - 20, pseudo(GUEST_IP, GW_IP, 6, tot - 20)), 0);
+	if (fl & 0x04) {
+		p->rsts++;
+		return;
+	}
+	if ((fl & 0x12) == 0x12) { /* SYN-ACK */
+		p->synacks++;
+		p->giss = seq;
+		p->rcv_nxt = seq + 1;
+		assert_int_equal(get32(t + 8), p->iss + 1);
+		if (hl >= 24 && t[20] == 2 && t[21] == 4)
+			p->mss_opt = get16(t + 22);
+		if (p->drop_synacks && p->synacks == 1)
+			return;
+		fake_vnet_inject(n, f, peer_frame(f, p, 0x10, "", 0));
+		return;
+	}
+	if (dlen) {
+		p->data_segs++;
+		if (dlen > p->max_seg)
+			p->max_seg = dlen;
+		if (p->wnd == 0) {
+			p->probes++;
+			if (p->probes >= 2)
+				p->wnd = 65535; /* open up; this probe is not taken */
+			fake_vnet_inject(n, f, peer_frame(f, p, 0x10, "", 0));
+			return;
+		}
+		if (seq == p->rcv_nxt && p->got_len + dlen <= sizeof(p->got)) {
+			memcpy(p->got + p->got_len, t + hl, dlen);
+			p->got_len += dlen;
+			p->rcv_nxt += dlen;
+		}
+		if (p->zero_window) {
+			p->zero_window = false;
+			p->wnd = 0;
+		}
+	}
+	if (fl & 0x01) {
+		p->fins++;
+		if (seq + dlen == p->rcv_nxt)
+			p->rcv_nxt++;
+	}
+	if (dlen || (fl & 0x01))
+		fake_vnet_inject(n, f, peer_frame(f, p, 0x10, "", 0));
+}
+
+/* Static config, the gateway's MAC known, SYN (with an MSS option) injected,
+ * accept run: the connection from the scripted peer. */
+static struct vnet *peer_connect(struct peer *p, uint32_t iss, uint16_t mss, uint16_t wnd)
+{
+	struct vnet *n = setup_static();
+	uint8_t f[1600];
+	fake_vnet_inject(n, f, mk_arp(f, 1, peer_mac, GW_IP, GUEST_IP));
+	p->iss = iss;
+	p->snd_nxt = iss;
+	p->wnd = wnd;
+	fake_vnet_set_tx_hook(n, peer_hook, p);
+	unsigned len = mk_tcp(f, PEER_PORT, GUEST_PORT, iss, 0, 0x02, "", 0);
+	/* a 4-byte MSS option: rebuild the header with data offset 6 */
+	uint8_t opt[4] = { 2, 4, (uint8_t)(mss >> 8), (uint8_t)mss };
+	len = mk_tcp(f, PEER_PORT, GUEST_PORT, iss, 0, 0x02, opt, 4);
+	f[46] = 6 << 4;
+	put16(f + 48, wnd);
+	put16(f + 50, 0);
+	put16(f + 50, cks(f + 34, 24, pseudo(GW_IP, GUEST_IP, 6, 24)));
+	fake_vnet_inject(n, f, len);
+	p->snd_nxt = iss + 1;
+	assert_int_equal(net_tcp_accept(n, GUEST_PORT, 5000), 0);
+	return n;
+}
+
+/* A lost SYN-ACK is sent again; the peer's MSS bounds every segment. */
+static void test_tcp_synack_retransmit_and_mss(void **state)
+{
+	(void)state;
+	static struct peer p = { .drop_synacks = true };
+	struct vnet *n = peer_connect(&p, 1000, 1000, 65535);
+	assert_int_equal(p.synacks, 2);
+	assert_int_equal(p.mss_opt, 1460);
+	static uint8_t d[20000];
+	for (unsigned i = 0; i < sizeof(d); i++)
+		d[i] = (uint8_t)(i * 7);
+	assert_int_equal(net_tcp_send(n, d, sizeof(d), 5000), (int)sizeof(d));
+	assert_int_equal(net_tcp_close(n, 5000), 0);
+	assert_int_equal(p.got_len, sizeof(d));
+	assert_memory_equal(p.got, d, sizeof(d));
+	assert_int_equal(p.max_seg, 1000);
+	assert_true(p.data_segs >= 20);
+	assert_int_equal(p.fins, 1);
+	fake_vnet_free(n);
+}
+
+/* A closed window: the sender stops, probes, and goes on when it opens. */
+static void test_tcp_zero_window(void **state)
+{
+	(void)state;
+	static struct peer p = { .zero_window = true };
+	struct vnet *n = peer_connect(&p, 5, 1460, 3000);
+	static uint8_t d[12000];
+	for (unsigned i = 0; i < sizeof(d); i++)
+		d[i] = (uint8_t)(i * 13 + 1);
+	assert_int_equal(net_tcp_send(n, d, sizeof(d), 10000), (int)sizeof(d));
+	assert_int_equal(net_tcp_close(n, 10000), 0);
+	assert_true(p.probes >= 2);
+	assert_int_equal(p.got_len, sizeof(d));
+	assert_memory_equal(p.got, d, sizeof(d));
+	fake_vnet_free(n);
+}
+
+/* Peer sequence numbers across 2^32, out-of-order data held back (duplicate
+ * ACK), in-order data delivered, then an in-window RST ends it while an
+ * out-of-window one does not. */
+static void test_tcp_wrap_ooo_rst(void **state)
+{
+	(void)state;
+	static struct peer p;
+	struct vnet *n = peer_connect(&p, 0xfffffff0u, 1460, 65535);
+	uint8_t f[1600];
+	char buf[64];
+	/* 20 bytes from 0xfffffff1: crosses the wrap */
+	fake_vnet_inject(n, f, peer_frame(f, &p, 0x18, "0123456789abcdefghij", 20));
+	p.snd_nxt += 20;
+	assert_int_equal(net_tcp_recv(n, buf, sizeof(buf), 1000), 20);
+	assert_memory_equal(buf, "0123456789abcdefghij", 20);
+	/* a segment 5 bytes ahead: not delivered */
+	uint32_t keep = p.snd_nxt;
+	p.snd_nxt += 5;
+	fake_vnet_inject(n, f, peer_frame(f, &p, 0x18, "LATER", 5));
+	p.snd_nxt = keep;
+	uint64_t ooo = net_stats()->tcp_out_of_order;
+	assert_int_equal(net_tcp_recv(n, buf, sizeof(buf), 50), -1); /* timeout: nothing in order */
+	assert_int_equal(net_stats()->tcp_out_of_order, ooo + 1);
+	fake_vnet_inject(n, f, peer_frame(f, &p, 0x18, "NOW", 3));
+	p.snd_nxt += 3;
+	assert_int_equal(net_tcp_recv(n, buf, sizeof(buf), 1000), 3);
+	assert_memory_equal(buf, "NOW", 3);
+	/* RST far outside the window: ignored */
+	keep = p.snd_nxt;
+	p.snd_nxt += 0x40000000u;
+	fake_vnet_inject(n, f, peer_frame(f, &p, 0x04, "", 0));
+	p.snd_nxt = keep;
+	assert_int_equal(net_tcp_send(n, "x", 1, 1000), 1);
+	assert_int_equal(net_tcp_recv(n, buf, sizeof(buf), 50), -1);
+	/* RST at rcv_nxt: the connection is gone */
+	fake_vnet_inject(n, f, peer_frame(f, &p, 0x04, "", 0));
+	assert_int_equal(net_tcp_recv(n, buf, sizeof(buf), 1000), -1);
+	assert_int_equal(net_tcp_send(n, "y", 1, 100), -1);
+	/* a segment for the dead connection gets a RST */
+	unsigned rsts = p.rsts;
+	fake_vnet_inject(n, f, peer_frame(f, &p, 0x18, "ping", 4));
+	pump(n, 10);
+	assert_int_equal(p.rsts, rsts + 1);
+	fake_vnet_free(n);
+}
+
 /* Random corruption of valid frames of every kind: must never read out of
  * bounds (ASan) or crash, and the stack must answer a good echo afterwards. */
 static void test_fuzz(void **state)
@@ -812,10 +1034,14 @@ int main(void)
 		cmocka_unit_test(test_dhcp_hostile_offers),
 		cmocka_unit_test(test_tcp_echo),
 		cmocka_unit_test(test_tcp_echo_crlf),
+		cmocka_unit_test(test_tcp_peer_closes_first),
 		cmocka_unit_test(test_tcp_bulk),
 		cmocka_unit_test(test_tcp_bulk_lossy),
 		cmocka_unit_test(test_tcp_heavy_loss),
 		cmocka_unit_test(test_tcp_accept_timeout),
+		cmocka_unit_test(test_tcp_synack_retransmit_and_mss),
+		cmocka_unit_test(test_tcp_zero_window),
+		cmocka_unit_test(test_tcp_wrap_ooo_rst),
 		cmocka_unit_test(test_arp_and_icmp),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_fuzz),

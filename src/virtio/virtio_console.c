@@ -1,0 +1,234 @@
+/*
+ * virtio-console (§5.3) on hvmm's stdin/stdout (--console virtio): the
+ * guest's hvc0. One port, no MULTIPORT: receiveq0 (host → guest) and
+ * transmitq0 (guest → host). Config (cols, rows, max_nr_ports, emerg_wr)
+ * reads as zeros, since no feature that gives it meaning is offered.
+ *
+ * Input: stdin is watched by the event loop; bytes go through the Ctrl-A
+ * escapes (Ctrl-A x stops hvmm, as with the UART console) into a bounded
+ * buffer, and from there into whatever receive buffers the driver has
+ * posted. While the buffer is full stdin is not read (the writer blocks,
+ * nothing is dropped). Output: each transmit chain is written to stdout.
+ * Everything runs on the event-loop thread, so no lock is needed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../evloop.h"
+#include "../term.h"
+#include "../util.h"
+#include "../vm.h"
+#include "virtio.h"
+
+#define CON_RX 0
+#define CON_TX 1
+#define CON_QUEUE_MAX 128
+#define CON_INBUF 4096 /* input held while the guest posts no receive buffers */
+#define CON_CONFIG_SIZE 12 /* le16 cols, le16 rows, le32 max_nr_ports, le32 emerg_wr */
+
+struct virtio_console {
+	struct vm *vm;
+	struct virtio_dev *dev;
+	struct term_escape esc;
+	bool in_watched; /* stdin registered with the loop */
+	bool in_paused;  /* ... but not polled: the buffer is full */
+	bool in_hup;     /* hung up while full: read the rest as room appears */
+	uint8_t in[CON_INBUF];
+	unsigned in_head, in_count;
+	struct vq_elem elem;
+};
+
+/* ---- guest → host ---- */
+
+static void con_write_all(const struct iovec *iov, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+		while (left) {
+			ssize_t r = write(STDOUT_FILENO, p, left);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return; /* output gone: drop, keep running */
+			p += r;
+			left -= (size_t)r;
+		}
+	}
+}
+
+static void con_transmit(struct virtio_console *c)
+{
+	struct virtqueue *vq = virtio_queue(c->dev, CON_TX);
+	if (!vq)
+		return;
+	bool pushed = false;
+	while (virtio_queue_pop(c->dev, CON_TX, &c->elem) > 0) {
+		con_write_all(c->elem.out, c->elem.n_out);
+		vq_push(vq, c->elem.head, 0);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_queue_interrupt(c->dev, CON_TX);
+}
+
+/* ---- host → guest ---- */
+
+static void con_pause_input(struct virtio_console *c, bool pause)
+{
+	if (!c->in_watched || c->in_paused == pause)
+		return;
+	if (evloop_mod(c->vm, STDIN_FILENO, pause ? 0 : EPOLLIN) == 0)
+		c->in_paused = pause;
+}
+
+static bool con_read_stdin(struct virtio_console *c);
+
+/* Move buffered input into the driver's receive buffers. */
+static void con_deliver(struct virtio_console *c)
+{
+	struct virtqueue *vq = virtio_queue(c->dev, CON_RX);
+	if (!vq)
+		return;
+	bool pushed = false;
+	while (c->in_count && virtio_queue_pop(c->dev, CON_RX, &c->elem) > 0) {
+		uint64_t done = 0;
+		/* the buffered bytes are at most two runs of the ring */
+		while (c->in_count && done < c->elem.in_len) {
+			unsigned run = CON_INBUF - c->in_head;
+			if (run > c->in_count)
+				run = c->in_count;
+			uint64_t n = vq_buf_to_iov(c->elem.in, c->elem.n_in, done, c->in + c->in_head, run);
+			if (!n)
+				break;
+			done += n;
+			c->in_head = (unsigned)((c->in_head + n) % CON_INBUF);
+			c->in_count -= (unsigned)n;
+		}
+		vq_push(vq, c->elem.head, (uint32_t)done);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_queue_interrupt(c->dev, CON_RX);
+	if (c->in_count < CON_INBUF)
+		con_pause_input(c, false);
+	/* stdin hung up while we were full: its rest can be read without blocking */
+	if (c->in_hup && c->in_count < CON_INBUF) {
+		if (!con_read_stdin(c))
+			c->in_hup = false;
+		else if (c->in_count)
+			con_deliver(c); /* recursion ends: each round needs new guest buffers */
+	}
+}
+
+/* One read of stdin into the buffer (room > 0). False at EOF or error. */
+static bool con_read_stdin(struct virtio_console *c)
+{
+	uint8_t buf[256];
+	size_t room = CON_INBUF - c->in_count;
+	ssize_t r = read(STDIN_FILENO, buf, room < sizeof(buf) ? room : sizeof(buf));
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (r <= 0)
+		return false;
+	bool quit = false;
+	size_t n = term_escape_filter(&c->esc, buf, (size_t)r, &quit);
+	for (size_t i = 0; i < n; i++) /* n <= room */
+		c->in[(c->in_head + c->in_count++) % CON_INBUF] = buf[i];
+	if (quit)
+		vm_stop(c->vm, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
+	return true;
+}
+
+static void con_unwatch(struct virtio_console *c)
+{
+	/* on the loop thread, so evloop_del does not wait for ourselves */
+	if (c->in_watched)
+		evloop_del(c->vm, STDIN_FILENO);
+	c->in_watched = false;
+}
+
+static void con_stdin_cb(void *opaque, uint32_t events)
+{
+	struct virtio_console *c = opaque;
+	if (c->in_count == CON_INBUF) {
+		/* Paused, yet epoll still reports a hang-up: stop watching, and
+		 * read what is left once the guest makes room (con_deliver). */
+		if (events & (EPOLLHUP | EPOLLERR)) {
+			con_unwatch(c);
+			c->in_hup = true;
+		} else {
+			con_pause_input(c, true);
+		}
+		return;
+	}
+	if (!con_read_stdin(c)) {
+		con_unwatch(c); /* EOF or a dead stdin */
+		return;
+	}
+	con_deliver(c);
+	if (c->in_count == CON_INBUF)
+		con_pause_input(c, true);
+}
+
+/* ---- the model ---- */
+
+static void con_queue_notify(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_console *c = virtio_dev_opaque(d);
+	if (q == CON_RX)
+		con_deliver(c); /* new receive buffers */
+	else
+		con_transmit(c);
+}
+
+static void con_config_read(struct virtio_dev *d, unsigned off, void *buf, unsigned len)
+{
+	(void)d, (void)off;
+	memset(buf, 0, len);
+}
+
+static void con_destroy(struct virtio_dev *d)
+{
+	struct virtio_console *c = virtio_dev_opaque(d);
+	con_unwatch(c);
+	term_raw_restore();
+	free(c);
+}
+
+static const struct virtio_dev_ops con_ops = {
+	.name = "virtio-console",
+	.device_type = VIRTIO_ID_CONSOLE,
+	.features = 0, /* no SIZE, no MULTIPORT, no EMERG_WRITE */
+	.nr_queues = 2,
+	.queue_max = CON_QUEUE_MAX,
+	.config_size = CON_CONFIG_SIZE,
+	.config_read = con_config_read,
+	.queue_notify = con_queue_notify,
+	.destroy = con_destroy,
+};
+
+int virtio_console_create(struct vm *vm)
+{
+	struct virtio_console *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->vm = vm;
+	c->dev = virtio_pci_create(vm, &con_ops, c);
+	if (!c->dev) {
+		int e = errno ? -errno : -ENOMEM;
+		free(c);
+		return e;
+	}
+	/* stdin that epoll cannot watch (a regular file, /dev/null) gives no
+	 * input; anything else is read from the start, so that Ctrl-A x works
+	 * before the guest's driver is up. From here c is freed by con_destroy. */
+	if (vm->evloop && evloop_add(vm, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
+		c->in_watched = true;
+	term_raw_enter();
+	return 0;
+}

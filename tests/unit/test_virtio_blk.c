@@ -1,0 +1,804 @@
+/*
+ * Unit tests for virtio-blk: a fake driver lays out a 256-entry split ring in
+ * 16 MiB of fake guest RAM, builds request chains there and kicks the model
+ * through the ops it registered; a fake transport (below) stands in for
+ * virtio_pci.c and the event loop. Every test runs twice: on io_uring and on
+ * the synchronous fallback (HVMM_DISK_SYNC=1), against a temporary image on
+ * the root file system and on tmpfs (which has no FALLOC_FL_ZERO_RANGE, so
+ * write-zeroes takes its write-the-zeros path there).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "guest_ram.h"
+#include "evloop.h"
+#include "vm.h"
+#include "virtio/virtio.h"
+
+#define QSZ 256
+#define DESC_GPA 0x10000ull
+#define AVAIL_GPA 0x11000ull
+#define USED_GPA 0x12000ull
+#define HDR_GPA 0x20000ull  /* request i's header at HDR_GPA + 16 i */
+#define ST_GPA 0x30000ull   /* request i's status byte at ST_GPA + i */
+#define SEG_GPA 0x40000ull  /* discard / write-zeroes segments */
+#define ID_GPA 0x50000ull
+#define TABLE_GPA 0x60000ull /* indirect tables, 64 bytes each */
+#define DATA_GPA 0x100000ull /* up to 12 MiB of data buffers */
+#define RBUF_GPA 0x800000ull
+#define DISK_BYTES (4ull << 20)
+#define DISK_SECTORS (DISK_BYTES / 512)
+
+#define F_SEG_MAX (1ull << 2)
+#define F_RO (1ull << 5)
+#define F_BLK_SIZE (1ull << 6)
+#define F_FLUSH (1ull << 9)
+#define F_DISCARD (1ull << 13)
+#define F_WZ (1ull << 14)
+
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define T_GET_LIFETIME 10
+#define T_DISCARD 11
+#define T_WZ 13
+#define S_OK 0
+#define S_IOERR 1
+#define S_UNSUPP 2
+#define NO_USED 0xee /* "no used entry came back" */
+
+/* ---- fake transport and event loop ---- */
+
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	void *opaque;
+};
+static struct virtio_dev dev;
+static struct virtqueue vq;
+static bool queue_on;
+static uint64_t features;
+static int interrupts, needs_reset;
+static int loop_fd = -1;
+static evloop_fn loop_fn;
+static void *loop_arg;
+
+struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops *ops, void *opaque)
+{
+	(void)vm;
+	dev.ops = ops;
+	dev.opaque = opaque;
+	return &dev;
+}
+void *virtio_dev_opaque(struct virtio_dev *d) { return d->opaque; }
+uint64_t virtio_dev_features(struct virtio_dev *d) { (void)d; return features; }
+struct virtqueue *virtio_queue(struct virtio_dev *d, unsigned q)
+{
+	(void)d;
+	return q == 0 && queue_on ? &vq : NULL;
+}
+int virtio_queue_pop(struct virtio_dev *d, unsigned q, struct vq_elem *e)
+{
+	struct virtqueue *v = virtio_queue(d, q);
+	int r = v ? vq_pop(v, e) : 0;
+	if (r < 0)
+		virtio_dev_needs_reset(d, vq_err_str(r));
+	return r;
+}
+void virtio_queue_interrupt(struct virtio_dev *d, unsigned q)
+{
+	(void)d;
+	assert_int_equal(q, 0);
+	if (vq_need_interrupt(&vq))
+		interrupts++;
+}
+void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
+{
+	(void)d, (void)why;
+	needs_reset++;
+}
+int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+{
+	(void)vm;
+	assert_int_equal(events, EPOLLIN);
+	loop_fd = fd;
+	loop_fn = fn;
+	loop_arg = opaque;
+	return 0;
+}
+int evloop_del(struct vm *vm, int fd)
+{
+	(void)vm;
+	assert_int_equal(fd, loop_fd);
+	loop_fd = -1;
+	return 0;
+}
+
+/* ---- fixture ---- */
+
+static struct vm vm;
+static char path[64];
+static int disk; /* the test's own fd on the image */
+static uint16_t drv_avail, next_desc, expect_used;
+
+static struct vq_avail *avail(void) { return (struct vq_avail *)at(AVAIL_GPA, 6 + 2 * QSZ); }
+static struct vq_used *used(void) { return (struct vq_used *)at(USED_GPA, 6 + 8 * QSZ); }
+static uint8_t *gp(uint64_t gpa, uint64_t len) { return (uint8_t *)at(gpa, len); }
+
+/* Start the device as a driver would: features, queue, DRIVER_OK. */
+static void driver_start(uint64_t feat, bool event_idx)
+{
+	memset(gp(DESC_GPA, 0x3000), 0, 0x3000);
+	drv_avail = next_desc = expect_used = 0;
+	memset(&vq, 0, sizeof(vq));
+	assert_int_equal(vq_start(&vq, &m, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA, event_idx, true), VQ_OK);
+	features = feat;
+	queue_on = true;
+	dev.ops->driver_ok(&dev);
+	interrupts = needs_reset = 0;
+}
+
+static void open_disk(const char *dir, bool ro)
+{
+	snprintf(path, sizeof(path), "%s/hvmm-blk-XXXXXX", dir);
+	disk = mkstemp(path);
+	assert_true(disk >= 0);
+	assert_int_equal(ftruncate(disk, DISK_BYTES), 0);
+	assert_int_equal(virtio_blk_create(&vm, path, ro), 0);
+	assert_non_null(dev.ops);
+	assert_int_equal(dev.ops->device_type, VIRTIO_ID_BLOCK);
+	uint64_t f = F_FLUSH | (ro ? F_RO : F_DISCARD | F_WZ);
+	driver_start(f | (1ull << VIRTIO_F_VERSION_1), false);
+}
+
+static int fixture(void **state, const char *dir, bool sync, bool ro)
+{
+	if (setup(state))
+		return -1;
+	memset(&vm, 0, sizeof(vm));
+	memset(&dev, 0, sizeof(dev));
+	loop_fd = -1;
+	setenv("HVMM_DISK_SYNC", sync ? "1" : "0", 1);
+	open_disk(dir, ro);
+	/* the io_uring path registers its completion eventfd; the fallback does not */
+	if (sync)
+		assert_int_equal(loop_fd, -1);
+	else
+		assert_true(loop_fd >= 0);
+	return 0;
+}
+
+static int up_uring(void **s) { return fixture(s, "/tmp", false, false); }
+static int up_sync(void **s) { return fixture(s, "/tmp", true, false); }
+static int up_shm(void **s) { return fixture(s, "/dev/shm", false, false); }
+static int up_shm_sync(void **s) { return fixture(s, "/dev/shm", true, false); }
+static int up_ro(void **s) { int r = fixture(s, "/tmp", false, true); vm.stats_on = true; return r; }
+
+static int down(void **state)
+{
+	dev.ops->reset(&dev);
+	dev.ops->destroy(&dev);
+	assert_int_equal(loop_fd, -1); /* the eventfd left the loop */
+	close(disk);
+	unlink(path);
+	return teardown(state);
+}
+
+/* ---- fake driver ---- */
+
+struct buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool write; /* device-writable */
+};
+
+static uint16_t add_chain(const struct buf *b, unsigned n)
+{
+	uint16_t head = next_desc;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t d = next_desc;
+		next_desc = (uint16_t)((next_desc + 1) % QSZ);
+		struct vq_desc *desc = (struct vq_desc *)gp(DESC_GPA + 16ull * d, 16);
+		*desc = (struct vq_desc){ b[i].gpa, b[i].len,
+					  (uint16_t)((b[i].write ? VQ_DESC_F_WRITE : 0) |
+						     (i + 1 < n ? VQ_DESC_F_NEXT : 0)),
+					  next_desc };
+	}
+	avail()->ring[drv_avail % QSZ] = head;
+	__atomic_store_n(&avail()->idx, ++drv_avail, __ATOMIC_RELEASE);
+	return head;
+}
+
+/* The same chain through an indirect table at `table`: one ring descriptor. */
+static uint16_t add_indirect(const struct buf *b, unsigned n, uint64_t table)
+{
+	for (unsigned i = 0; i < n; i++)
+		*(struct vq_desc *)gp(table + 16ull * i, 16) = (struct vq_desc){
+			b[i].gpa, b[i].len,
+			(uint16_t)((b[i].write ? VQ_DESC_F_WRITE : 0) | (i + 1 < n ? VQ_DESC_F_NEXT : 0)),
+			(uint16_t)(i + 1) };
+	struct buf t = { table, 16 * n, false };
+	uint16_t head = add_chain(&t, 1);
+	struct vq_desc *d = (struct vq_desc *)gp(DESC_GPA + 16ull * head, 16);
+	d->flags = VQ_DESC_F_INDIRECT;
+	return head;
+}
+
+static void kick(void)
+{
+	dev.ops->queue_notify(&dev, 0);
+}
+
+/* Let the "event loop" run until `count` used entries are there (or a timeout). */
+static void wait_used(uint16_t count)
+{
+	for (int i = 0; i < 500 && used()->idx != count; i++) {
+		if (loop_fd < 0)
+			break;
+		struct pollfd p = { loop_fd, POLLIN, 0 };
+		if (poll(&p, 1, 10) > 0)
+			loop_fn(loop_arg, EPOLLIN);
+	}
+	assert_int_equal(used()->idx, count);
+}
+
+static void put_hdr(unsigned slot, uint32_t type, uint64_t sector)
+{
+	uint8_t *h = gp(HDR_GPA + 16ull * slot, 16);
+	memcpy(h, &type, 4);
+	memset(h + 4, 0, 4);
+	memcpy(h + 8, &sector, 8);
+	*gp(ST_GPA + slot, 1) = NO_USED;
+}
+
+/* One request: header, `n` data buffers, status; returns the status byte. */
+static uint8_t req(uint32_t type, uint64_t sector, const struct buf *data, unsigned n)
+{
+	struct buf b[8];
+	assert_true(n <= 6);
+	put_hdr(0, type, sector);
+	b[0] = (struct buf){ HDR_GPA, 16, false };
+	if (n)
+		memcpy(b + 1, data, n * sizeof(*data));
+	b[n + 1] = (struct buf){ ST_GPA, 1, true };
+	uint16_t head = add_chain(b, n + 2);
+	kick();
+	wait_used(++expect_used);
+	struct vq_used_elem *u = &used()->ring[(expect_used - 1) % QSZ];
+	assert_int_equal(u->id, head);
+	uint32_t in = 1;
+	for (unsigned i = 0; i < n; i++)
+		in += data[i].write ? data[i].len : 0;
+	assert_int_equal(u->len, in);
+	return *gp(ST_GPA, 1);
+}
+
+static uint8_t rw(uint32_t type, uint64_t sector, uint64_t gpa, uint32_t len)
+{
+	struct buf d = { gpa, len, type == T_IN };
+	return req(type, sector, &d, 1);
+}
+
+static void fill(uint64_t gpa, uint64_t len, uint32_t seed)
+{
+	uint8_t *p = gp(gpa, len);
+	for (uint64_t i = 0; i < len; i++)
+		p[i] = (uint8_t)((i * 131 + seed * 7 + (i >> 9)) ^ seed);
+}
+
+static void file_read(uint64_t off, void *buf, size_t len)
+{
+	assert_int_equal(pread(disk, buf, len, (off_t)off), (ssize_t)len);
+}
+
+static bool file_is_zero(uint64_t off, size_t len)
+{
+	static uint8_t buf[1 << 20];
+	assert_true(len <= sizeof(buf));
+	file_read(off, buf, len);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i])
+			return false;
+	return true;
+}
+
+static void cfg(unsigned off, void *out, unsigned len)
+{
+	dev.ops->config_read(&dev, off, out, len);
+}
+
+/* ---- tests ---- */
+
+static void test_config(void **state)
+{
+	(void)state;
+	const struct virtio_dev_ops *o = dev.ops;
+	assert_int_equal(o->nr_queues, 1);
+	assert_true(o->queue_max >= 256);
+	assert_int_equal(o->features & (F_SEG_MAX | F_BLK_SIZE | F_FLUSH | F_DISCARD | F_WZ),
+			 F_SEG_MAX | F_BLK_SIZE | F_FLUSH | F_DISCARD | F_WZ);
+	assert_false(o->features & F_RO);
+	assert_true(o->config_size >= 60);
+	uint64_t cap;
+	uint32_t v;
+	cfg(0, &cap, 8);
+	assert_int_equal(cap, DISK_SECTORS);
+	cfg(12, &v, 4); /* seg_max: the data descriptors of one chain */
+	assert_true(v >= 1 && v <= VQ_MAX_SEGS - 2);
+	cfg(20, &v, 4);
+	assert_int_equal(v, 512);
+	cfg(36, &v, 4); /* max_discard_sectors */
+	assert_true(v >= 8);
+	cfg(40, &v, 4); /* max_discard_seg */
+	assert_true(v >= 1);
+	cfg(44, &v, 4); /* discard_sector_alignment */
+	assert_true(v >= 1);
+	cfg(48, &v, 4); /* max_write_zeroes_sectors */
+	assert_true(v >= 8);
+	cfg(52, &v, 4);
+	assert_true(v >= 1);
+	uint8_t b = 0;
+	cfg(56, &b, 1);
+	assert_int_equal(b, 1);
+	/* byte-wise and past the end (zeros) */
+	uint8_t c[4];
+	cfg(1, c, 2);
+	assert_int_equal(c[0] | c[1] << 8, DISK_SECTORS >> 8 & 0xffff);
+	memset(c, 0xff, sizeof(c));
+	cfg((unsigned)o->config_size, c, 4);
+	assert_int_equal(c[0] | c[1] | c[2] | c[3], 0);
+}
+
+static void test_read_write(void **state)
+{
+	(void)state;
+	/* a write split over three data buffers, read back in two */
+	fill(DATA_GPA, 64 << 10, 1);
+	struct buf w[3] = { { DATA_GPA, 4096, false },
+			    { DATA_GPA + 4096, 512, false },
+			    { DATA_GPA + 4608, (64 << 10) - 4608, false } };
+	assert_int_equal(req(T_OUT, 40, w, 3), S_OK);
+	static uint8_t f[64 << 10];
+	file_read(40 * 512, f, sizeof(f));
+	assert_memory_equal(f, gp(DATA_GPA, sizeof(f)), sizeof(f));
+
+	memset(gp(RBUF_GPA, 64 << 10), 0, 64 << 10);
+	struct buf r[2] = { { RBUF_GPA, 1536, true }, { RBUF_GPA + 1536, (64 << 10) - 1536, true } };
+	assert_int_equal(req(T_IN, 40, r, 2), S_OK);
+	assert_memory_equal(gp(RBUF_GPA, 64 << 10), gp(DATA_GPA, 64 << 10), 64 << 10);
+
+	/* the last sector, and a large 8 MiB write + read of the whole disk... in halves */
+	fill(DATA_GPA, DISK_BYTES, 2);
+	assert_int_equal(rw(T_OUT, 0, DATA_GPA, DISK_BYTES / 2), S_OK);
+	assert_int_equal(rw(T_OUT, DISK_SECTORS / 2, DATA_GPA + DISK_BYTES / 2, DISK_BYTES / 2), S_OK);
+	assert_int_equal(rw(T_IN, 0, RBUF_GPA, DISK_BYTES), S_OK);
+	assert_memory_equal(gp(RBUF_GPA, DISK_BYTES), gp(DATA_GPA, DISK_BYTES), DISK_BYTES);
+	assert_int_equal(rw(T_IN, DISK_SECTORS - 1, RBUF_GPA, 512), S_OK);
+	assert_memory_equal(gp(RBUF_GPA, 512), gp(DATA_GPA + DISK_BYTES - 512, 512), 512);
+	/* a zero-length read is a no-op that succeeds */
+	assert_int_equal(req(T_IN, 0, NULL, 0), S_OK);
+}
+
+/* VERSION_1 implies any layout: header split, header + data in one buffer,
+ * data + status in one buffer. */
+static void test_any_layout(void **state)
+{
+	(void)state;
+	uint8_t *h = gp(DATA_GPA, 16 + 1024);
+	uint32_t t = T_OUT;
+	uint64_t sec = 100;
+	memcpy(h, &t, 4);
+	memset(h + 4, 0, 4);
+	memcpy(h + 8, &sec, 8);
+	fill(DATA_GPA + 16, 1024, 3);
+	struct buf b[] = { { DATA_GPA, 8, false }, { DATA_GPA + 8, 8 + 1024, false }, { ST_GPA, 1, true } };
+	*gp(ST_GPA, 1) = NO_USED;
+	add_chain(b, 3);
+	kick();
+	wait_used(++expect_used);
+	assert_int_equal(*gp(ST_GPA, 1), S_OK);
+	static uint8_t f[1024];
+	file_read(100 * 512, f, 1024);
+	assert_memory_equal(f, gp(DATA_GPA + 16, 1024), 1024);
+
+	/* read: data and status in one 1025-byte buffer */
+	put_hdr(0, T_IN, 100);
+	memset(gp(RBUF_GPA, 1025), 0x5a, 1025);
+	struct buf r[] = { { HDR_GPA, 16, false }, { RBUF_GPA, 1025, true } };
+	add_chain(r, 2);
+	kick();
+	wait_used(++expect_used);
+	assert_int_equal(used()->ring[(expect_used - 1) % QSZ].len, 1025);
+	assert_int_equal(*gp(RBUF_GPA + 1024, 1), S_OK);
+	assert_memory_equal(gp(RBUF_GPA, 1024), f, 1024);
+}
+
+/* Many requests with one kick: all in flight together, completed in batches. */
+static void test_many_in_flight(void **state)
+{
+	(void)state;
+	driver_start(F_FLUSH | F_DISCARD | F_WZ, true); /* EVENT_IDX: batched interrupts */
+	enum { N = 200, LEN = 8192 };
+	fill(DATA_GPA, (uint64_t)N * LEN, 4);
+	for (unsigned i = 0; i < N; i++) {
+		put_hdr(i, T_OUT, (uint64_t)i * (LEN / 512));
+		struct buf b[] = { { HDR_GPA + 16 * i, 16, false },
+				   { DATA_GPA + (uint64_t)i * LEN, LEN, false },
+				   { ST_GPA + i, 1, true } };
+		add_indirect(b, 3, TABLE_GPA + 64ull * i);
+	}
+	kick();
+	wait_used(N);
+	for (unsigned i = 0; i < N; i++)
+		assert_int_equal(*gp(ST_GPA + i, 1), S_OK);
+	/* far fewer interrupts than requests */
+	assert_true(interrupts >= 1 && interrupts < N / 2);
+	static uint8_t f[N * LEN];
+	file_read(0, f, sizeof(f));
+	assert_memory_equal(f, gp(DATA_GPA, sizeof(f)), sizeof(f));
+	/* and the same back, scattered into 4 KiB reads; the driver has seen
+	 * every used entry and wants an interrupt for the next one */
+	interrupts = 0;
+	avail()->ring[QSZ] = used()->idx; /* used_event */
+	for (unsigned i = 0; i < N; i++) {
+		put_hdr(i, T_IN, (uint64_t)i * (LEN / 512));
+		struct buf b[] = { { HDR_GPA + 16 * i, 16, false },
+				   { RBUF_GPA + (uint64_t)i * LEN + 4096, 4096, true },
+				   { RBUF_GPA + (uint64_t)i * LEN, 4096, true },
+				   { ST_GPA + i, 1, true } };
+		add_indirect(b, 4, TABLE_GPA + 64ull * i);
+	}
+	kick();
+	wait_used(2 * N);
+	for (unsigned i = 0; i < N; i++) {
+		assert_int_equal(*gp(ST_GPA + i, 1), S_OK);
+		assert_memory_equal(gp(RBUF_GPA + (uint64_t)i * LEN + 4096, 4096), f + i * LEN, 4096);
+		assert_memory_equal(gp(RBUF_GPA + (uint64_t)i * LEN, 4096), f + i * LEN + 4096, 4096);
+	}
+	assert_true(interrupts >= 1 && interrupts < N / 2);
+}
+
+static void test_bad_ranges(void **state)
+{
+	(void)state;
+	fill(DATA_GPA, 4096, 5);
+	assert_int_equal(rw(T_IN, DISK_SECTORS, RBUF_GPA, 512), S_IOERR);
+	assert_int_equal(rw(T_IN, DISK_SECTORS - 1, RBUF_GPA, 1024), S_IOERR);
+	assert_int_equal(rw(T_OUT, DISK_SECTORS - 1, DATA_GPA, 1024), S_IOERR);
+	/* sector * 512 and sector + count overflow 64 bits */
+	assert_int_equal(rw(T_IN, UINT64_MAX, RBUF_GPA, 512), S_IOERR);
+	assert_int_equal(rw(T_OUT, UINT64_MAX / 512 + 1, DATA_GPA, 512), S_IOERR);
+	assert_int_equal(rw(T_OUT, (1ull << 63) / 256, DATA_GPA, 512), S_IOERR);
+	/* not whole sectors */
+	assert_int_equal(rw(T_IN, 0, RBUF_GPA, 511), S_IOERR);
+	assert_int_equal(rw(T_OUT, 0, DATA_GPA, 1000), S_IOERR);
+	/* device-readable data on a read, device-writable data on a write */
+	struct buf rd[] = { { DATA_GPA, 512, false }, { RBUF_GPA, 512, true } };
+	assert_int_equal(req(T_IN, 0, rd, 2), S_IOERR);
+	struct buf wr[] = { { DATA_GPA, 512, false }, { RBUF_GPA, 512, true } };
+	assert_int_equal(req(T_OUT, 0, wr, 2), S_IOERR);
+	/* nothing reached the file */
+	assert_true(file_is_zero(0, 4096));
+	assert_true(file_is_zero(DISK_BYTES - 4096, 4096));
+	/* unknown and unsupported types */
+	assert_int_equal(req(T_GET_LIFETIME, 0, NULL, 0), S_UNSUPP);
+	assert_int_equal(req(0x1234, 0, NULL, 0), S_UNSUPP);
+	assert_int_equal(needs_reset, 0);
+}
+
+/* Chains that cannot carry a status are a broken driver: DEVICE_NEEDS_RESET,
+ * nothing pushed, nothing more processed until reset. */
+static void test_bad_chains(void **state)
+{
+	(void)state;
+	put_hdr(0, T_IN, 0);
+	struct buf short_hdr[] = { { HDR_GPA, 8, false }, { RBUF_GPA, 512, true }, { ST_GPA, 1, true } };
+	add_chain(short_hdr, 3);
+	kick();
+	assert_int_equal(needs_reset, 1);
+	assert_int_equal(used()->idx, 0);
+	/* later chains wait for the reset */
+	struct buf ok[] = { { HDR_GPA, 16, false }, { RBUF_GPA, 512, true }, { ST_GPA, 1, true } };
+	add_chain(ok, 3);
+	kick();
+	assert_int_equal(used()->idx, 0);
+	assert_int_equal(*gp(ST_GPA, 1), NO_USED);
+
+	dev.ops->reset(&dev);
+	queue_on = false;
+	kick(); /* no queue: nothing happens */
+	driver_start(F_FLUSH, false);
+	struct buf no_status[] = { { HDR_GPA, 16, false }, { DATA_GPA, 512, false } };
+	add_chain(no_status, 2);
+	kick();
+	assert_int_equal(needs_reset, 1);
+	assert_int_equal(used()->idx, 0);
+
+	/* a broken ring (buffer outside RAM) too */
+	dev.ops->reset(&dev);
+	driver_start(F_FLUSH, false);
+	struct buf outside[] = { { HDR_GPA, 16, false }, { mem_top(&m) - 256, 512, true }, { ST_GPA, 1, true } };
+	add_chain(outside, 3);
+	kick();
+	assert_int_equal(needs_reset, 1);
+	assert_int_equal(used()->idx, 0);
+
+	/* and after a reset the device works again */
+	dev.ops->reset(&dev);
+	driver_start(F_FLUSH, false);
+	assert_int_equal(rw(T_IN, 0, RBUF_GPA, 512), S_OK);
+}
+
+static void test_get_id_flush(void **state)
+{
+	(void)state;
+	memset(gp(ID_GPA, 32), 0xcc, 32);
+	struct buf id = { ID_GPA, 20, true };
+	assert_int_equal(req(T_GET_ID, 0, &id, 1), S_OK);
+	const char *s = (const char *)gp(ID_GPA, 20);
+	assert_memory_equal(s, "hvmm", 4);
+	for (int i = 4; i < 20; i++)
+		assert_non_null(strchr("0123456789abcdef", s[i]));
+	assert_int_equal(*gp(ID_GPA + 20, 1), 0xcc);
+	char first[20];
+	memcpy(first, s, 20);
+	/* a shorter buffer gets the start */
+	memset(gp(ID_GPA, 32), 0xcc, 32);
+	id.len = 8;
+	assert_int_equal(req(T_GET_ID, 0, &id, 1), S_OK);
+	assert_memory_equal(gp(ID_GPA, 8), first, 8);
+	assert_int_equal(*gp(ID_GPA + 8, 1), 0xcc);
+
+	fill(DATA_GPA, 4096, 6);
+	assert_int_equal(rw(T_OUT, 8, DATA_GPA, 4096), S_OK);
+	assert_int_equal(req(T_FLUSH, 0, NULL, 0), S_OK);
+	/* flush with data buffers is malformed */
+	struct buf junk = { DATA_GPA, 512, false };
+	assert_int_equal(req(T_FLUSH, 0, &junk, 1), S_IOERR);
+	/* without VIRTIO_BLK_F_FLUSH negotiated: unsupported (writes are write-through) */
+	dev.ops->reset(&dev);
+	driver_start(0, false);
+	assert_int_equal(req(T_FLUSH, 0, NULL, 0), S_UNSUPP);
+	fill(DATA_GPA, 4096, 7);
+	assert_int_equal(rw(T_OUT, 8, DATA_GPA, 4096), S_OK);
+	static uint8_t f[4096];
+	file_read(8 * 512, f, sizeof(f));
+	assert_memory_equal(f, gp(DATA_GPA, 4096), 4096);
+}
+
+static void put_seg(unsigned i, uint64_t sector, uint32_t n, uint32_t flags)
+{
+	uint8_t *s = gp(SEG_GPA + 16ull * i, 16);
+	memcpy(s, &sector, 8);
+	memcpy(s + 8, &n, 4);
+	memcpy(s + 12, &flags, 4);
+}
+
+static uint8_t seg_req(uint32_t type, unsigned nseg)
+{
+	struct buf b = { SEG_GPA, 16 * nseg, false };
+	return req(type, 0, &b, 1);
+}
+
+static void test_discard(void **state)
+{
+	(void)state;
+	fill(DATA_GPA, DISK_BYTES, 8);
+	assert_int_equal(rw(T_OUT, 0, DATA_GPA, DISK_BYTES), S_OK);
+	/* two 64 KiB ranges, 4 KiB aligned (the file system punches whole blocks) */
+	put_seg(0, 128, 128, 0);
+	put_seg(1, 1024, 128, 0);
+	assert_int_equal(seg_req(T_DISCARD, 2), S_OK);
+	assert_true(file_is_zero(128 * 512, 64 << 10));
+	assert_true(file_is_zero(1024 * 512, 64 << 10));
+	assert_false(file_is_zero(256 * 512, 4096)); /* around them: untouched */
+	assert_false(file_is_zero(124 * 512, 2048));
+	struct stat st;
+	assert_int_equal(fstat(disk, &st), 0);
+	assert_int_equal(st.st_size, DISK_BYTES); /* KEEP_SIZE */
+
+	/* malformed: UNMAP on a discard, unknown flags, out of range, too many
+	 * segments, ragged length, a status buffer with room for data */
+	put_seg(0, 0, 8, 1);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_UNSUPP);
+	put_seg(0, 0, 8, 0x80);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_UNSUPP);
+	put_seg(0, DISK_SECTORS - 4, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_IOERR);
+	put_seg(0, UINT64_MAX - 2, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_IOERR);
+	uint32_t max_seg;
+	cfg(40, &max_seg, 4);
+	for (unsigned i = 0; i <= max_seg; i++)
+		put_seg(i, 8ull * i, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, max_seg + 1), S_IOERR);
+	assert_int_equal(seg_req(T_DISCARD, 0), S_IOERR);
+	struct buf ragged = { SEG_GPA, 20, false };
+	assert_int_equal(req(T_DISCARD, 0, &ragged, 1), S_IOERR);
+	assert_false(file_is_zero(0, 4096));
+	/* the largest number of segments is fine */
+	assert_int_equal(seg_req(T_DISCARD, max_seg), S_OK);
+	assert_true(file_is_zero(0, 4096));
+	/* not negotiated */
+	dev.ops->reset(&dev);
+	driver_start(F_FLUSH, false);
+	put_seg(0, 2048, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_UNSUPP);
+	assert_int_equal(seg_req(T_WZ, 1), S_UNSUPP);
+	assert_false(file_is_zero(2048 * 512, 4096));
+}
+
+static void test_write_zeroes(void **state)
+{
+	(void)state;
+	fill(DATA_GPA, DISK_BYTES, 9);
+	assert_int_equal(rw(T_OUT, 0, DATA_GPA, DISK_BYTES), S_OK);
+	/* not block aligned, with and without UNMAP, and a big one */
+	put_seg(0, 3, 5, 0);
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_true(file_is_zero(3 * 512, 5 * 512));
+	assert_false(file_is_zero(2 * 512, 512));
+	assert_false(file_is_zero(8 * 512, 512));
+	put_seg(0, 101, 300, 1);
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_true(file_is_zero(101 * 512, 300 * 512));
+	assert_false(file_is_zero(100 * 512, 512));
+	assert_false(file_is_zero(401 * 512, 512));
+	put_seg(0, 4096, 3000, 0); /* 1.5 MiB: more than one zero-writing pass */
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_true(file_is_zero(4096 * 512, 1 << 20));
+	assert_true(file_is_zero((4096 + 2048) * 512, 952 * 512));
+	assert_false(file_is_zero((4096 + 3000) * 512, 512));
+	struct stat st;
+	assert_int_equal(fstat(disk, &st), 0);
+	assert_int_equal(st.st_size, DISK_BYTES);
+	/* malformed */
+	put_seg(0, 0, 8, 2);
+	assert_int_equal(seg_req(T_WZ, 1), S_UNSUPP);
+	put_seg(0, DISK_SECTORS, 1, 0);
+	assert_int_equal(seg_req(T_WZ, 1), S_IOERR);
+	put_seg(0, 0, 8, 0);
+	put_seg(1, 16, 8, 0);
+	uint32_t max_seg;
+	cfg(52, &max_seg, 4);
+	if (max_seg == 1)
+		assert_int_equal(seg_req(T_WZ, 2), S_IOERR);
+	assert_false(file_is_zero(0, 512));
+}
+
+static void test_read_only(void **state)
+{
+	(void)state;
+	assert_true(dev.ops->features & F_RO);
+	assert_false(dev.ops->features & (F_DISCARD | F_WZ));
+	uint8_t pattern[4096];
+	for (unsigned i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(pwrite(disk, pattern, sizeof(pattern), 4096), (ssize_t)sizeof(pattern));
+	assert_int_equal(rw(T_IN, 8, RBUF_GPA, 4096), S_OK);
+	assert_memory_equal(gp(RBUF_GPA, 4096), pattern, 4096);
+	fill(DATA_GPA, 4096, 10);
+	assert_int_equal(rw(T_OUT, 8, DATA_GPA, 4096), S_IOERR);
+	/* even with the features forced on, nothing changes the image */
+	dev.ops->reset(&dev);
+	driver_start(F_FLUSH | F_RO | F_DISCARD | F_WZ, false);
+	put_seg(0, 8, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_IOERR);
+	assert_int_equal(seg_req(T_WZ, 1), S_IOERR);
+	assert_int_equal(req(T_FLUSH, 0, NULL, 0), S_OK);
+	static uint8_t f[4096];
+	file_read(4096, f, sizeof(f));
+	assert_memory_equal(f, pattern, sizeof(pattern));
+}
+
+/* The image shrank under the VM: reads past its new end fail cleanly. */
+static void test_short_file(void **state)
+{
+	(void)state;
+	assert_int_equal(ftruncate(disk, 1 << 20), 0);
+	assert_int_equal(rw(T_IN, 0, RBUF_GPA, 4096), S_OK);
+	assert_int_equal(rw(T_IN, (1 << 20) / 512 - 4, RBUF_GPA, 4096), S_IOERR);
+	assert_int_equal(rw(T_IN, (2 << 20) / 512, RBUF_GPA, 4096), S_IOERR);
+	/* a write there grows the file again: fine */
+	fill(DATA_GPA, 4096, 11);
+	assert_int_equal(rw(T_OUT, (2 << 20) / 512, DATA_GPA, 4096), S_OK);
+}
+
+/* Reset with requests in flight: it returns only when they are finished, and
+ * after it nothing touches the old rings or buffers. */
+static void test_reset_in_flight(void **state)
+{
+	(void)state;
+	enum { N = 64 };
+	fill(DATA_GPA, (uint64_t)N * 32768, 12);
+	for (unsigned i = 0; i < N; i++) {
+		put_hdr(i, i % 2 ? T_FLUSH : T_OUT, (uint64_t)i * 64);
+		struct buf w[] = { { HDR_GPA + 16 * i, 16, false },
+				   { DATA_GPA + (uint64_t)i * 32768, 32768, false },
+				   { ST_GPA + i, 1, true } };
+		struct buf f[] = { { HDR_GPA + 16 * i, 16, false }, { ST_GPA + i, 1, true } };
+		if (i % 2)
+			add_chain(f, 2);
+		else
+			add_chain(w, 3);
+	}
+	kick();
+	dev.ops->reset(&dev);
+	uint16_t idx = used()->idx;
+	uint8_t st[N];
+	memcpy(st, gp(ST_GPA, N), N);
+	/* whatever completes later is dropped */
+	for (int i = 0; i < 20; i++) {
+		if (loop_fd >= 0) {
+			struct pollfd p = { loop_fd, POLLIN, 0 };
+			if (poll(&p, 1, 5) > 0)
+				loop_fn(loop_arg, EPOLLIN);
+		}
+	}
+	assert_int_equal(used()->idx, idx);
+	assert_memory_equal(gp(ST_GPA, N), st, N);
+	/* a status byte is written exactly when its used entry is */
+	unsigned done = 0;
+	for (unsigned i = 0; i < N; i++) {
+		if (st[i] != NO_USED) {
+			assert_int_equal(st[i], S_OK);
+			done++;
+		}
+	}
+	assert_int_equal(done, idx);
+	/* every request is free again: a full ring of work goes through */
+	driver_start(F_FLUSH, false);
+	for (unsigned i = 0; i < QSZ / 2; i++) {
+		put_hdr(i, T_IN, i);
+		struct buf r[] = { { HDR_GPA + 16 * i, 16, false },
+				   { RBUF_GPA + 512ull * i, 512, true },
+				   { ST_GPA + i, 1, true } };
+		add_indirect(r, 3, TABLE_GPA + 64ull * i);
+	}
+	kick();
+	wait_used(QSZ / 2);
+	for (unsigned i = 0; i < QSZ / 2; i++)
+		assert_int_equal(*gp(ST_GPA + i, 1), S_OK);
+}
+
+static void test_create_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(virtio_blk_create(&vm, "/nonexistent/disk.img", false), -ENOENT);
+	assert_int_equal(virtio_blk_create(&vm, "/tmp", true), -EISDIR);
+	assert_int_equal(virtio_blk_create(&vm, "/dev/null", true), -ENOTBLK);
+}
+
+#define T(fn, up) cmocka_unit_test_setup_teardown(fn, up, down)
+#define ALL(up)                                                                   \
+	T(test_config, up), T(test_read_write, up), T(test_any_layout, up),         \
+	T(test_many_in_flight, up), T(test_bad_ranges, up), T(test_bad_chains, up), \
+	T(test_get_id_flush, up), T(test_discard, up), T(test_write_zeroes, up),    \
+	T(test_short_file, up), T(test_reset_in_flight, up)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		ALL(up_uring),
+		ALL(up_sync),
+		T(test_discard, up_shm),
+		T(test_write_zeroes, up_shm),
+		T(test_write_zeroes, up_shm_sync),
+		T(test_read_only, up_ro),
+		cmocka_unit_test(test_create_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
