@@ -208,6 +208,7 @@ static json_object *stats_json_irt(struct vm *vm)
 		json_object_object_add(o, "dest_apic_id", json_object_new_int((int)e[i].dest_apic_id));
 		json_object_object_add(o, "guest_vector", json_object_new_int((int)e[i].guest_vector));
 		json_object_object_add(o, "masked", json_object_new_boolean(e[i].masked));
+		json_object_object_add(o, "irqfd", json_object_new_boolean(e[i].irqfd));
 		json_object_object_add(o, "delivery",
 				       json_object_new_string(e[i].irqfd ? "irqfd" : "injected"));
 		json_object_object_add(o, "sent", json_object_new_uint64(e[i].sent));
