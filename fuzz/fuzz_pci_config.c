@@ -416,6 +416,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_in in = { data, size };
 	fz_run(&in);
 	fz_vm_free();
-	FZ_CHECK(fz_eventfds() == 0); /* pci_destroy closed every irqfd eventfd */
+	/* pci_destroy closed every irqfd eventfd (a leak accumulates, so every
+	 * 16th input is enough, and /proc is slow) */
+	static unsigned runs;
+	if (++runs % 16 == 0)
+		FZ_CHECK(fz_eventfds() == 0);
 	return 0;
 }

@@ -154,7 +154,6 @@ struct blk_sync_cqe {
 };
 
 struct blk {
-	struct virtio_dev_ops ops; /* per device: features depend on ro */
 	struct virtio_dev *dev;
 	struct vm *vm;
 	const char *path;          /* for --stats */
@@ -893,6 +892,28 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	return 0;
 }
 
+/* Two tables, as a read-only disk offers RO instead of discard and
+ * write-zeroes. Static: the transport uses them until after destroy. */
+#define BLK_FEATURES (1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE | \
+		      1ull << VIRTIO_BLK_F_FLUSH)
+#define BLK_OPS(feat)                                        \
+	{                                                    \
+		.name = "virtio-blk",                        \
+		.device_type = VIRTIO_ID_BLOCK,              \
+		.features = BLK_FEATURES | (feat),           \
+		.nr_queues = 1,                              \
+		.queue_max = BLK_QUEUE_SIZE,                 \
+		.config_size = sizeof(struct blk_config),    \
+		.config_read = blk_config_read,              \
+		.queue_notify = blk_queue_notify,            \
+		.driver_ok = blk_driver_ok,                  \
+		.reset = blk_reset,                          \
+		.destroy = blk_destroy,                      \
+	}
+static const struct virtio_dev_ops blk_ops_rw =
+	BLK_OPS(1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+static const struct virtio_dev_ops blk_ops_ro = BLK_OPS(1ull << VIRTIO_BLK_F_RO);
+
 int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
 {
 	struct blk *b = calloc(1, sizeof(*b));
@@ -915,27 +936,7 @@ int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
 		blk_req_put(b, &b->reqs[i]);
 	b->uring_err = blk_uring_init(b);
 	b->uring_ok = b->uring_err == 0;
-
-	uint64_t f = 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-		     1ull << VIRTIO_BLK_F_FLUSH;
-	if (readonly)
-		f |= 1ull << VIRTIO_BLK_F_RO;
-	else
-		f |= 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
-	b->ops = (struct virtio_dev_ops){
-		.name = "virtio-blk",
-		.device_type = VIRTIO_ID_BLOCK,
-		.features = f,
-		.nr_queues = 1,
-		.queue_max = BLK_QUEUE_SIZE,
-		.config_size = sizeof(struct blk_config),
-		.config_read = blk_config_read,
-		.queue_notify = blk_queue_notify,
-		.driver_ok = blk_driver_ok,
-		.reset = blk_reset,
-		.destroy = blk_destroy,
-	};
-	b->dev = virtio_pci_create(vm, &b->ops, b);
+	b->dev = virtio_pci_create(vm, readonly ? &blk_ops_ro : &blk_ops_rw, b);
 	if (!b->dev) {
 		r = errno ? -errno : -ENOMEM;
 		goto fail;

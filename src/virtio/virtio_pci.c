@@ -17,17 +17,22 @@
  *   - Every queue, and everything the model does with one, runs on the
  *     event-loop thread: notifies (eventfd → virtio_notify_cb), the model's
  *     driver_ok and the reset. So a device reset never races a queue_notify
- *     in progress: the vCPU writing status 0 only marks the reset pending
- *     and kicks the control eventfd; the loop runs it between two callbacks
- *     (model reset first, without any lock, so it may drain its back end),
- *     then takes the device lock and clears the transport state. Until then
- *     device_status still reads non-zero, which §4.1.4.3.2 allows: the
- *     driver must wait for 0 before it sets the device up again, and while
- *     the reset is pending every other write is ignored.
+ *     in progress: the vCPU writing status 0 marks the reset pending, kicks
+ *     the control eventfd and waits (at most VIRTIO_RESET_WAIT_S) while the
+ *     loop runs the model's reset between two callbacks, without any lock
+ *     (it may drain its back end); then the vCPU, which still holds the
+ *     device lock, clears the transport state and status reads 0 when the
+ *     write returns. If the loop is busy longer, the vCPU gives up waiting,
+ *     status keeps reading non-zero (§4.1.4.3.2: the driver waits for 0),
+ *     every other write is ignored, and the loop finishes the reset itself
+ *     under the device lock. The loop never takes the device lock while a
+ *     vCPU waits (reset_lock hands the finish over), so no deadlock.
  *   - Interrupts (pci_msix_notify, pci_intx_set) take only pci's inner MSI-X
  *     lock, so any thread may raise them with or without the device lock.
- *   - Lock order: pci device lock → (pci's MSI-X lock). The loop never waits
- *     for a vCPU, and a vCPU never waits for the loop.
+ *   - Lock order: pci device lock → reset_lock → (pci's MSI-X lock). The
+ *     loop never waits for a vCPU; a vCPU waits for the loop only in a
+ *     status-0 write, bounded, and nothing the loop runs meanwhile needs
+ *     this device's lock.
  * Without an event loop (vm->evloop NULL: unit tests, the fuzzer) the same
  * actions run inline on the calling thread.
  */
@@ -704,16 +709,19 @@ struct virtqueue *virtio_queue(struct virtio_dev *d, unsigned q)
 {
 	/* Only while live: §3.1.1, no buffer is used before DRIVER_OK, and none
 	 * after DEVICE_NEEDS_RESET. */
-	if (q >= d->ops->nr_queues || !d->q[q].vq.avail || !atomic_load(&d->running))
+	/* `running` first: it orders us after the vCPU's vq_start (its status
+	 * store, which the loop loaded before setting running). */
+	if (q >= d->ops->nr_queues || !atomic_load(&d->running) || !d->q[q].vq.avail)
 		return NULL;
 	return &d->q[q].vq;
 }
 
 void virtio_queue_interrupt(struct virtio_dev *d, unsigned q)
 {
-	if (q >= d->ops->nr_queues || !d->q[q].vq.avail)
-		return;
-	if (!vq_need_interrupt(&d->q[q].vq)) {
+	struct virtqueue *vq = virtio_queue(d, q);
+	if (!vq)
+		return; /* not live (any more): no interrupt for a dead ring */
+	if (!vq_need_interrupt(vq)) {
 		virtio_count(&d->st.suppressed);
 		return;
 	}
