@@ -132,7 +132,10 @@ struct virtio_queue_state {
 
 struct virtio_dev {
 	struct vm *vm;
-	const struct virtio_dev_ops *ops;
+	const struct virtio_dev_ops *ops; /* = &ops_copy */
+	/* Our own copy: a model may keep its ops in its state (virtio-blk does)
+	 * and free them in destroy, before virtio_dev_free reads nr_queues. */
+	struct virtio_dev_ops ops_copy;
 	void *opaque;
 	struct pci_dev *pci;
 	unsigned nvec;
@@ -888,7 +891,8 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	if (!d)
 		return NULL;
 	d->vm = vm;
-	d->ops = ops;
+	d->ops_copy = *ops;
+	d->ops = &d->ops_copy;
 	d->opaque = opaque;
 	d->nvec = ops->nr_queues + 1;
 	d->host_features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
