@@ -132,7 +132,10 @@ struct virtio_queue_state {
 
 struct virtio_dev {
 	struct vm *vm;
-	const struct virtio_dev_ops *ops;
+	const struct virtio_dev_ops *ops; /* = &ops_copy */
+	/* Our own copy: a model may keep its ops in its state (virtio-blk does)
+	 * and free them in destroy, before virtio_dev_free reads nr_queues. */
+	struct virtio_dev_ops ops_copy;
 	void *opaque;
 	struct pci_dev *pci;
 	unsigned nvec;
@@ -838,7 +841,9 @@ static int virtio_add_cap(struct pci_dev *p, uint8_t type, uint32_t off, uint32_
 	return pci_cap_add(p, PCI_CAP_ID_VNDR, cap_len, body, NULL) ? 0 : -ENOSPC;
 }
 
-static void virtio_dev_free(struct virtio_dev *d)
+/* Undo virtio_pci_create; with `destroy_model`, the model's destroy comes
+ * last of all uses of d->ops (a model may keep its ops in the state it frees). */
+static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 {
 	if (!d->inline_mode && d->vm->evloop) {
 		for (unsigned q = 0; q < d->ops->nr_queues; q++)
@@ -858,6 +863,8 @@ static void virtio_dev_free(struct virtio_dev *d)
 			close(d->q[q].efd);
 	if (d->ctl_efd >= 0)
 		close(d->ctl_efd);
+	if (destroy_model && d->ops->destroy)
+		d->ops->destroy(d);
 	pthread_cond_destroy(&d->reset_cond);
 	pthread_mutex_destroy(&d->reset_lock);
 	free(d);
@@ -884,7 +891,8 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	if (!d)
 		return NULL;
 	d->vm = vm;
-	d->ops = ops;
+	d->ops_copy = *ops;
+	d->ops = &d->ops_copy;
 	d->opaque = opaque;
 	d->nvec = ops->nr_queues + 1;
 	d->host_features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
@@ -913,7 +921,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 			err = errno;
 	}
 	if (err) {
-		virtio_dev_free(d);
+		virtio_dev_free(d, false);
 		errno = err;
 		return NULL;
 	}
@@ -931,7 +939,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	struct pci_dev *p = pci_dev_add(vm, &info);
 	if (!p) {
 		err = errno;
-		virtio_dev_free(d);
+		virtio_dev_free(d, false);
 		errno = err;
 		return NULL;
 	}
@@ -969,7 +977,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	vm->virtio->dev[vm->virtio->n++] = d;
 	return d;
 fail:
-	virtio_dev_free(d);
+	virtio_dev_free(d, false);
 	errno = err;
 	return NULL;
 }
@@ -984,9 +992,7 @@ void virtio_destroy_all(struct vm *vm)
 		/* The loop is stopped: nothing else touches the queues. */
 		if (d->ops->reset)
 			d->ops->reset(d);
-		if (d->ops->destroy)
-			d->ops->destroy(d);
-		virtio_dev_free(d);
+		virtio_dev_free(d, true);
 	}
 	free(s);
 	vm->virtio = NULL;
