@@ -841,7 +841,9 @@ static int virtio_add_cap(struct pci_dev *p, uint8_t type, uint32_t off, uint32_
 	return pci_cap_add(p, PCI_CAP_ID_VNDR, cap_len, body, NULL) ? 0 : -ENOSPC;
 }
 
-static void virtio_dev_free(struct virtio_dev *d)
+/* Undo virtio_pci_create; with `destroy_model`, the model's destroy comes
+ * last of all uses of d->ops (a model may keep its ops in the state it frees). */
+static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 {
 	if (!d->inline_mode && d->vm->evloop) {
 		for (unsigned q = 0; q < d->ops->nr_queues; q++)
@@ -861,6 +863,8 @@ static void virtio_dev_free(struct virtio_dev *d)
 			close(d->q[q].efd);
 	if (d->ctl_efd >= 0)
 		close(d->ctl_efd);
+	if (destroy_model && d->ops->destroy)
+		d->ops->destroy(d);
 	pthread_cond_destroy(&d->reset_cond);
 	pthread_mutex_destroy(&d->reset_lock);
 	free(d);
@@ -917,7 +921,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 			err = errno;
 	}
 	if (err) {
-		virtio_dev_free(d);
+		virtio_dev_free(d, false);
 		errno = err;
 		return NULL;
 	}
@@ -935,7 +939,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	struct pci_dev *p = pci_dev_add(vm, &info);
 	if (!p) {
 		err = errno;
-		virtio_dev_free(d);
+		virtio_dev_free(d, false);
 		errno = err;
 		return NULL;
 	}
@@ -973,7 +977,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	vm->virtio->dev[vm->virtio->n++] = d;
 	return d;
 fail:
-	virtio_dev_free(d);
+	virtio_dev_free(d, false);
 	errno = err;
 	return NULL;
 }
@@ -988,9 +992,7 @@ void virtio_destroy_all(struct vm *vm)
 		/* The loop is stopped: nothing else touches the queues. */
 		if (d->ops->reset)
 			d->ops->reset(d);
-		if (d->ops->destroy)
-			d->ops->destroy(d);
-		virtio_dev_free(d);
+		virtio_dev_free(d, true);
 	}
 	free(s);
 	vm->virtio = NULL;
