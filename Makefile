@@ -23,6 +23,17 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 .PHONY: all deps test test-slow test-asan demo unit guests bench clean
 all: $(BUILD)/hvmm
 
+# hvmm-net-slirp: libslirp user networking (--network user) in its own,
+# dynamically linked process, started by hvmm from its own directory: Debian
+# has no static libslirp, and libslirp is better kept out of the VMM process
+# anyway (src/net/net.h). libslirp.h needs no GLib headers, so plain -lslirp
+# (pkg-config's slirp.pc would demand glib-2.0's .pc from libglib2.0-dev).
+NET_SLIRP_OBJS := $(BUILD)/src/net/helper/slirp_helper.o $(BUILD)/src/net/spec.o
+all: $(BUILD)/hvmm-net-slirp
+$(BUILD)/hvmm-net-slirp: $(NET_SLIRP_OBJS)
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lslirp
+-include $(BUILD)/src/net/helper/slirp_helper.d
+
 $(BUILD)/hvmm: $(OBJS)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) $(HVMM_LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -10,7 +10,7 @@
  * checked against the regions here, independently of mem_ptr().
  *
  * Input: a header (flags, queue size, three ring addresses), then a stream of
- * operations (fuzz/README.md has the format; fuzz/gen_seeds.py writes seeds).
+ * operations (see fz_run below; fuzz/gen_seeds.py writes seeds).
  */
 #include <assert.h>
 #include <stdbool.h>

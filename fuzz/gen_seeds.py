@@ -232,9 +232,46 @@ def pci_seeds():
     return s
 
 
+# ---- fuzz_virtio_pci --------------------------------------------------------------
+# Operations (dispatch: (op & 0x7f) % 10; op & 0x80 picks device 1, the echo
+# device, else device 0, virtio-rng); arguments as read by fz_run():
+#   0 common write(off, size, u64) | 1 common read(off, size) | 2 BAR 0 (u16 off, size, wr[, u64])
+#   3 notify(q, u16) | 4 poke(u24 gpa, n-1, bytes) | 5 set-up(features, size log2 q0, q1)
+#   6 offer(q, i, sel, addr u24|u64, len u24, flags, next) | 7 BAR 2(u16 off, size, wr[, u64])
+#   8 config space(off, size log2, u32) | 9 reset
+
+def vp_seeds():
+    s = {}
+    W, N, I = 2, 1, 4
+
+    def setup(dev, feat, l0, l1):
+        return bytes([5 | (dev << 7), feat, l0, l1])
+
+    def offer(dev, q, i, addr, ln, flags, nxt=0):
+        return bytes([6 | (dev << 7), q, i, 1]) + struct.pack("<I", addr)[:3] + \
+            struct.pack("<I", ln)[:3] + bytes([flags, nxt])
+
+    def poke(gpa, data):
+        return bytes([4]) + struct.pack("<I", gpa)[:3] + bytes([len(data) - 1]) + data
+
+    s["rng"] = setup(0, 6, 3, 3) + offer(0, 0, 0, 0x20000, 64, W) + offer(0, 0, 1, 0x20100, 4096, W)
+    ring = 0x4000 * 3  # device 1, queue 0
+    s["echo_chain"] = (setup(1, 7, 4, 4) + poke(ring + 16, struct.pack("<QIHH", 0x21000, 64, W, 0))
+                       + offer(1, 0, 0, 0x20000, 32, N, 1) + bytes([9 | 0x80]) + setup(1, 3, 2, 2)
+                       + offer(1, 1, 0, 0x20000, 16, W))
+    s["echo_indirect"] = (setup(1, 2, 3, 3) + poke(0x30000, struct.pack("<QIHHQIHH", 0x20000, 8, N, 1,
+                                                                          0x20100, 8, W, 0))
+                          + offer(1, 0, 0, 0x30000, 32, I))
+    s["common_rw"] = bytes([1, 0x14, 0, 0, 0x14, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x12, 1, 2, 0x00, 0x30, 2, 1]) + \
+        bytes([0, 0x16, 1, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0x18, 1])
+    s["early_notify"] = bytes([0x80, 0x14, 0, 0xb, 0, 0, 0, 0, 0, 0, 0, 3 | 0x80, 0, 0, 0]) + setup(1, 4, 3, 3)
+    return s
+
+
 def main():
     out = sys.argv[1]
-    for target, seeds in (("fuzz_virtqueue", vq_seeds()), ("fuzz_pci_config", pci_seeds())):
+    for target, seeds in (("fuzz_virtqueue", vq_seeds()), ("fuzz_pci_config", pci_seeds()),
+                          ("fuzz_virtio_pci", vp_seeds())):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

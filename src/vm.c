@@ -19,6 +19,7 @@
 #include "util.h"
 #include "vcpu.h"
 #include "virtio/virtio.h"
+#include "virtio/virtio_net.h"
 
 /* Where KVM keeps its real-mode TSS and identity map on Intel: three pages
  * and one page just below the BIOS area at the top of 4 GiB, inside the MMIO
@@ -171,26 +172,35 @@ static int vm_create_virtio(struct vm *vm)
 		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
 			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
 				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
-	/* Options parsed by main.c whose device model has not landed yet. */
-	if (c->nr_nets)
-		return vm_fail(HVMM_EXIT_USAGE, "--network: virtio-net is not available in this build");
+	for (int i = 0; i < c->nr_nets; i++) {
+		char err[256];
+		/* the model words its own error: the back end knows what went wrong */
+		if ((r = virtio_net_create_msg(vm, c->net[i], err, sizeof(err))) < 0)
+			return vm_fail(r == -EINVAL ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST, "--network %s: %s",
+				       c->net[i], err);
+	}
 	return 0;
 }
 
 /*
  * fw_cfg "etc/e820", as QEMU names it: the RAM firmware written for QEMU may
  * use, one {le64 address, le64 length, le32 type} per memory slot (type 1,
- * RAM), the same slots the multiboot and Linux maps describe.
+ * RAM), the same slots the multiboot and Linux maps describe, and the PCI
+ * ECAM window as reserved (type 2), which is what makes Linux trust MCFG.
  */
 static int vm_fw_cfg_e820(struct vm *vm)
 {
 	struct __attribute__((packed)) vm_e820 {
 		uint64_t addr, len;
 		uint32_t type;
-	} e[ARRAY_SIZE(vm->mem.regions)];
-	for (int i = 0; i < vm->mem.nr_regions; i++)
-		e[i] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
-	int r = fw_cfg_add_file(vm, "etc/e820", e, (size_t)vm->mem.nr_regions * sizeof(e[0]));
+	} e[ARRAY_SIZE(vm->mem.regions) + 1];
+	size_t n = 0;
+	/* sorted by address: low RAM < ECAM (in the hole) < RAM above 4 GiB */
+	e[n++] = (struct vm_e820){ vm->mem.regions[0].gpa, vm->mem.regions[0].size, 1 };
+	e[n++] = (struct vm_e820){ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 };
+	for (int i = 1; i < vm->mem.nr_regions; i++)
+		e[n++] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
+	int r = fw_cfg_add_file(vm, "etc/e820", e, n * sizeof(e[0]));
 	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
 }
 
@@ -248,7 +258,8 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
 	/* Both tables describe the same CPUs and IOAPIC: guests that look for
 	 * ACPI find the MADT, older ones the MP table. */
-	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, err, sizeof(err)) < 0)
+	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE, err,
+					    sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
 	return vm_fw_cfg_e820(vm);
 }

@@ -9,6 +9,7 @@ claims through --stats-json: queue notifies absorbed by ioeventfds cost no
 user-space MMIO exit (and with --no-ioeventfd they do), and with irqfds the
 MSI-X vectors are in the live IRT ("irt" in the JSON).
 """
+import json
 import os
 import queue
 import re
@@ -127,14 +128,14 @@ def check_irt(r, irqfd=True):
     through an irqfd (posted by KVM) unless --no-irqfd."""
     st = r.stats or {}
     irt = st.get("irt")
+    if irt is None and st:
+        raise Skip("hvmm's stats JSON has no 'irt' section in this build (everything before it passed)")
     expect(isinstance(irt, list), "stats JSON has an 'irt' list (the live GSI routes of MSI-X vectors)", r)
-    ours = [e for e in irt if 0x50 <= int(e.get("guest_vector", e.get("vector_guest", -1))) <= 0x5f]
+    ours = [e for e in irt if 0x50 <= int(e.get("guest_vector", -1)) <= 0x5f]
     expect(ours, f"irt lists the guest's vectors 0x50..0x5f: {irt}", r)
     expect(any(int(e.get("sent", 0)) > 0 for e in ours), f"irt: messages were sent: {ours}", r)
-    if irqfd:
-        expect(all(e.get("irqfd") for e in ours), f"irt: every vector is posted through an irqfd: {ours}", r)
-    else:
-        expect(not any(e.get("irqfd") for e in ours), f"--no-irqfd: no vector uses an irqfd: {ours}", r)
+    want = "irqfd" if irqfd else "injected"
+    expect(all(e.get("delivery") == want for e in ours), f"irt: every vector is delivered by {want}: {ours}", r)
 
 
 # ---- virtio-rng --------------------------------------------------------------------
@@ -192,6 +193,14 @@ def t_net(ctx):
     hv = net_everywhere(ctx)
     check_notify_exits(hv, 0x1041, want_exits=False)
     check_irt(hv)
+
+
+@case("virtio/net-no-ioeventfd-no-irqfd")
+def t_net_fallbacks(ctx):
+    hv = hvmm_run(ctx, "test=virtio-net", ["--network", "user", "--no-ioeventfd", "--no-irqfd"])
+    check_pass("hvmm --no-ioeventfd --no-irqfd", hv)
+    check_notify_exits(hv, 0x1041, want_exits=True)
+    check_irt(hv, irqfd=False)
 
 
 @case("virtio/net-plain-rings", qemu=True)
@@ -268,6 +277,33 @@ def t_blk_fallbacks(ctx):
     check_image(img)
     check_notify_exits(hv, 0x1042, want_exits=True)
     check_irt(hv, irqfd=False)
+
+
+BENCH = re.compile(r"^# bench virtio-blk (seq-write|seq-read|rand-write|rand-read) MiB/s=(\d+\.\d\d) "
+                   r"IOPS=(\d+) qd=(\d+) bs=(\d+) reqs=(\d+) errors=(\d+) ms=(\d+)", re.M)
+
+
+@case("virtio/blk-bench-output", qemu=True)
+def t_blk_bench(ctx):
+    """blkbench=all prints one machine-readable line per run, with no failed request."""
+    append = "test=virtio-blk mode=poll blkbench=all benchms=200"
+    img = make_image(ctx, "bench-q.img")
+    qk = qemu_run(ctx, append, ["-drive", f"file={img},if=none,id=d0,format=raw",
+                                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"])
+    runs = [("QEMU-KVM", qk)]
+    img = make_image(ctx, "bench-h.img")
+    try:
+        runs.append(("hvmm", hvmm_run(ctx, append, ["--disk", img])))
+    except Skip:
+        pass
+    for name, r in runs:
+        check_pass(name, r)
+        b = BENCH.findall(r.out.replace("\r", ""))
+        expect([x[0] for x in b] == ["seq-write", "seq-read", "rand-write", "rand-read"],
+               f"{name}: four bench lines", r)
+        expect(all(int(x[6]) == 0 and int(x[5]) > 0 for x in b), f"{name}: requests completed, none failed", r)
+    if len(runs) == 1:
+        raise Skip("hvmm: --disk not available in this build (QEMU half passed)")
 
 
 @case("virtio/blk-readonly")
@@ -374,3 +410,22 @@ def t_console(ctx):
     hvmm_missing(status, taptext)
     hv = check_console("hvmm", status, cons, taptext)
     same_tap("hvmm", hv, "QEMU-KVM", results["kvm"])
+    with open(js) as f:
+        hv.stats = json.load(f)
+    check_notify_exits(hv, 0x1043, want_exits=False)
+    check_irt(hv)
+
+
+@case("virtio/console-no-ioeventfd-no-irqfd")
+def t_console_fallbacks(ctx):
+    tf = os.path.join(ctx.tmp, "hvmm-nofd.tap")
+    js = os.path.join(ctx.tmp, "console-nofd.json")
+    argv = [ctx.hvmm_bin, "run", "--timeout", "60", "-m", MEM, "--console", "virtio", "--serial", tf,
+            "--no-ioeventfd", "--no-irqfd", "--stats-json", js, "--cmdline", "test=virtio-console", kernel(ctx)]
+    status, cons, taptext = console_session(argv, tf)
+    hvmm_missing(status, taptext)
+    hv = check_console("hvmm --no-ioeventfd --no-irqfd", status, cons, taptext)
+    with open(js) as f:
+        hv.stats = json.load(f)
+    check_notify_exits(hv, 0x1043, want_exits=True)
+    check_irt(hv, irqfd=False)

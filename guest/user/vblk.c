@@ -171,6 +171,8 @@ static void blk_bench_one(const char *name, uint32_t type, bool rnd, uint32_t bs
 	while (!stop || inflight) {
 		if (vio_now_us() >= end)
 			stop = true;
+		if (stop && !inflight)
+			break;
 		while (!stop && inflight < qd && blk_nfree) {
 			unsigned s = blk_free[blk_nfree - 1];
 			uint64_t b = rnd ? bench_next() % blocks : pos++ % blocks;
@@ -184,7 +186,8 @@ static void blk_bench_one(const char *name, uint32_t type, bool rnd, uint32_t bs
 		}
 		vq_kick(&blk_q);
 		if (!vq_wait(&blk_q, 10000000)) {
-			u_note("bench virtio-blk %s: timeout with %u in flight", name, inflight);
+			u_note("bench virtio-blk %s: timeout with %u in flight (%u slots free, %u descriptors free, %lu requests done)", name,
+			       inflight, blk_nfree, blk_q.num_free, reqs);
 			return;
 		}
 		uint64_t tok;

@@ -19,10 +19,10 @@
  *
  * Threads: every queue callback of a model (queue_notify, driver_ok, reset
  * after a guest reset) runs on the event-loop thread, as should the model's
- * own back-end callbacks (evloop_add). A guest's status-0 write only marks
- * the reset pending; the loop runs it between callbacks, and device_status
- * reads non-zero until it is done (the driver waits for 0, §4.1.4.3.2).
- * So a model needs no lock for its queues. config_read/config_write run on
+ * own back-end callbacks (evloop_add). A guest's status-0 write has the
+ * loop run the model's reset between two callbacks (the vCPU waits for it,
+ * bounded; device_status reads non-zero until the reset is done, as
+ * §4.1.4.3.2 allows). So a model needs no lock for its queues. config_read/config_write run on
  * vCPU threads under the PCI function's lock.
  */
 #ifndef HVMM_VIRTIO_H
@@ -78,6 +78,8 @@ struct virtio_dev_ops {
 	 * thread, loop stopped): drop in-flight work; after return no buffer of
 	 * the old queues may be touched. No transport lock is held. */
 	void (*reset)(struct virtio_dev *d);
+	/* Tear-down (after reset): free the model. The transport does not touch
+	 * the ops table afterwards, so it may live in the model's state. */
 	void (*destroy)(struct virtio_dev *d);
 };
 

@@ -8,6 +8,8 @@
  * asynchronous reset against a queue_notify in progress.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,36 +35,10 @@
 #define QMAX 16
 #define DEV_FEATURE_BIT 5 /* the test model offers feature 5 */
 
-/* common configuration offsets (§4.1.4.3) */
-#define DFSELECT 0x00
-#define DF 0x04
-#define GFSELECT 0x08
-#define GF 0x0c
-#define MSIX_CONFIG 0x10
-#define NUM_QUEUES 0x12
-#define STATUS 0x14
-#define CFG_GEN 0x15
-#define Q_SELECT 0x16
-#define Q_SIZE 0x18
-#define Q_MSIX 0x1a
-#define Q_ENABLE 0x1c
-#define Q_NOFF 0x1e
-#define Q_DESC 0x20
-#define Q_DRIVER 0x28
-#define Q_DEVICE 0x30
-
-/* ring placement in fake guest RAM, per queue */
-#define RING_GPA(q) (0x10000ull + 0x4000ull * (q))
-#define DESC_GPA(q) RING_GPA(q)
-#define AVAIL_GPA(q) (RING_GPA(q) + 0x1000)
-#define USED_GPA(q) (RING_GPA(q) + 0x2000)
-#define BUF_GPA 0x100000ull
 
 static struct vm vm;
 static struct virtio_dev *dev;
-static unsigned devfn;
-static uint64_t bar0, bar2;
-static unsigned cap_common, cap_notify, cap_isr, cap_device, notify_mult, cap_msix;
+#include "virtio_driver.h"
 
 /* ---- the test device model ---- */
 
@@ -144,102 +122,17 @@ static const struct virtio_dev_ops m_ops = {
 	.destroy = m_destroy,
 };
 
-/* ---- the guest's side ---- */
-
-static uint32_t cfg_rd(unsigned off, unsigned size) { return pci_config_read(&vm, devfn, off, size); }
-static void cfg_wr(unsigned off, unsigned size, uint32_t v) { pci_config_write(&vm, devfn, off, size, v); }
-
-static uint64_t mmio_rd(uint64_t addr, unsigned size)
+static struct virtio_dev_stats stats(void)
 {
-	const struct bus_range *r = bus_find(&vm.mmio, addr, size);
-	assert_non_null(r);
-	return r->ops->read(r->opaque, addr - r->base, size);
-}
-
-static void mmio_wr(uint64_t addr, unsigned size, uint64_t v)
-{
-	const struct bus_range *r = bus_find(&vm.mmio, addr, size);
-	assert_non_null(r);
-	r->ops->write(r->opaque, addr - r->base, size, v);
-}
-
-static uint64_t cc_rd(unsigned off, unsigned size) { return mmio_rd(bar0 + cap_common + off, size); }
-static void cc_wr(unsigned off, unsigned size, uint64_t v) { mmio_wr(bar0 + cap_common + off, size, v); }
-static uint8_t status(void) { return (uint8_t)cc_rd(STATUS, 1); }
-
-static void notify(unsigned q) { mmio_wr(bar0 + cap_notify + q * notify_mult, 2, q); }
-
-static uint8_t isr_read(void) { return (uint8_t)mmio_rd(bar0 + cap_isr, 1); }
-static bool intx(void) { return cfg_rd(0x06, 2) & 0x08; }
-
-static void wait_status(uint8_t want)
-{
-	for (int i = 0; i < 2000 && status() != want; i++)
-		usleep(1000);
-	assert_int_equal(status(), want);
+	struct virtio_dev_stats st;
+	virtio_dev_get_stats(dev, &st);
+	return st;
 }
 
 static void reset_dev(void)
 {
 	cc_wr(STATUS, 1, 0);
 	wait_status(0);
-}
-
-static struct virtio_dev_stats stats(void)
-{
-	struct virtio_dev_stats s;
-	virtio_dev_get_stats(dev, &s);
-	return s;
-}
-
-static void negotiate(uint64_t features)
-{
-	cc_wr(STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-	cc_wr(STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	cc_wr(GFSELECT, 4, 0);
-	cc_wr(GF, 4, (uint32_t)features);
-	cc_wr(GFSELECT, 4, 1);
-	cc_wr(GF, 4, (uint32_t)(features >> 32));
-	cc_wr(STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-}
-
-#define F_STD ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX))
-
-/* Lay out queue q's rings in RAM (zeroed) and program them. */
-static void setup_queue(unsigned q, uint16_t size)
-{
-	memset(mem_ptr(&vm.mem, RING_GPA(q), 0x3000), 0, 0x3000);
-	cc_wr(Q_SELECT, 2, q);
-	cc_wr(Q_SIZE, 2, size);
-	/* 64-bit fields as two 32-bit halves, as Linux does */
-	cc_wr(Q_DESC, 4, (uint32_t)DESC_GPA(q));
-	cc_wr(Q_DESC + 4, 4, 0);
-	cc_wr(Q_DRIVER, 8, AVAIL_GPA(q));
-	cc_wr(Q_DEVICE, 8, USED_GPA(q));
-	cc_wr(Q_ENABLE, 2, 1);
-}
-
-static void driver_ok(void)
-{
-	cc_wr(STATUS, 1, status() | VIRTIO_STATUS_DRIVER_OK);
-}
-
-/* Post one writable buffer of len bytes on queue q (ring size `size`). */
-static uint16_t drv_avail[2];
-static void post_buffer(unsigned q, uint16_t size, uint32_t len)
-{
-	uint16_t slot = drv_avail[q] % size;
-	struct vq_desc *d = mem_ptr(&vm.mem, DESC_GPA(q) + 16ull * slot, 16);
-	*d = (struct vq_desc){ BUF_GPA + 0x1000ull * slot, len, VQ_DESC_F_WRITE, 0 };
-	struct vq_avail *a = mem_ptr(&vm.mem, AVAIL_GPA(q), 6 + 2ull * size);
-	a->ring[slot] = slot;
-	__atomic_store_n(&a->idx, ++drv_avail[q], __ATOMIC_RELEASE);
-}
-
-static uint16_t used_idx(unsigned q)
-{
-	struct vq_used *u = mem_ptr(&vm.mem, USED_GPA(q), 4);
-	return __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
 }
 
 /* ---- harness ---- */
@@ -284,7 +177,6 @@ static int setup_common(bool with_loop)
 	fake_vm_init(&vm);
 	vm.cfg.mem_size = RAM;
 	memset(&model, 0, sizeof(model));
-	memset(drv_avail, 0, sizeof(drv_avail));
 	if (mem_init(&vm.mem, RAM) || pci_init(&vm))
 		return -1;
 	if (with_loop && (evloop_init(&vm) || evloop_start(&vm)))
@@ -292,10 +184,7 @@ static int setup_common(bool with_loop)
 	dev = virtio_pci_create(&vm, &m_ops, &model);
 	if (!dev)
 		return -1;
-	devfn = virtio_dev_devfn(dev);
-	bar0 = (cfg_rd(0x10, 4) & ~0xfull) | (uint64_t)cfg_rd(0x14, 4) << 32;
-	bar2 = (cfg_rd(0x18, 4) & ~0xfull) | (uint64_t)cfg_rd(0x1c, 4) << 32;
-	cfg_wr(0x04, 2, 0x06); /* memory decoding + bus master */
+	drv_attach(dev);
 	return 0;
 }
 
@@ -512,7 +401,7 @@ static void test_early_notify(void **state)
 	find_caps();
 	negotiate(F_STD);
 	setup_queue(0, 8);
-	post_buffer(0, 8, 64);
+	post_buffer(0, 8, 64, NULL);
 	/* a kick before DRIVER_OK: counted, ignored */
 	notify(0);
 	notify(0);
@@ -529,9 +418,9 @@ static void test_early_notify(void **state)
 	assert_int_equal(atomic_load(&model.driver_ok), 1);
 	assert_int_equal(atomic_load(&model.notify[0]), 1);
 	assert_int_equal(used_idx(0), 1);
-	assert_int_equal(*(uint8_t *)mem_ptr(&vm.mem, BUF_GPA, 1), 0xab);
+	assert_int_equal(*(uint8_t *)mem_ptr(&vm.mem, BUF_GPA(0, 0), 1), 0xab);
 	/* from now on kicks count as notifies */
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	assert_int_equal(atomic_load(&model.notify[0]), 2);
 	assert_int_equal(used_idx(0), 2);
@@ -547,7 +436,7 @@ static void test_intx_interrupts(void **state)
 	setup_queue(0, 8);
 	driver_ok();
 	assert_false(intx());
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	assert_int_equal(used_idx(0), 1);
 	/* first interrupt always goes: ISR bit 0 and INTx */
@@ -558,7 +447,7 @@ static void test_intx_interrupts(void **state)
 	/* EVENT_IDX: the driver asks for no interrupt until used idx passes 5 */
 	uint16_t *used_event = mem_ptr(&vm.mem, AVAIL_GPA(0) + 4 + 2 * 8, 2);
 	*used_event = 5;
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	assert_false(intx());
 	assert_int_equal(stats().suppressed, 1);
@@ -599,7 +488,7 @@ static void test_msix_interrupts(void **state)
 	cc_wr(Q_MSIX, 2, 1);
 	setup_queue(0, 8);
 	driver_ok();
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(irt_sent(1), 1);
@@ -614,7 +503,7 @@ static void test_msix_interrupts(void **state)
 	setup_queue(0, 8);
 	driver_ok();
 	drv_avail[0] = 0;
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	assert_int_equal(used_idx(0), 1);
 	assert_int_equal(irt_sent(1), 1);
@@ -682,7 +571,7 @@ static void test_queue_after_driver_ok_frozen(void **state)
 	setup_queue(0, 8);
 	driver_ok();
 	drv_avail[0] = 0;
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	assert_int_equal(used_idx(0), 1);
 }
@@ -702,7 +591,7 @@ static void test_loop_notify_and_reset(void **state)
 	find_caps();
 	negotiate(F_STD);
 	setup_queue(0, 8);
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0); /* early: the loop counts and ignores it */
 	for (int i = 0; i < 2000 && stats().early_notifies < 1; i++)
 		usleep(1000);
@@ -710,14 +599,14 @@ static void test_loop_notify_and_reset(void **state)
 	driver_ok();
 	wait_for(&model.processed, 1);
 	assert_int_equal(atomic_load(&model.driver_ok), 1);
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	wait_for(&model.processed, 2);
 	assert_int_equal(used_idx(0), 2);
 
 	/* a reset while queue_notify runs: it waits for the loop */
 	atomic_store(&model.slow_ms, 200);
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	for (int i = 0; i < 2000 && !atomic_load(&model.in_notify); i++)
 		usleep(500);
@@ -737,7 +626,7 @@ static void test_loop_notify_and_reset(void **state)
 	negotiate(F_STD);
 	setup_queue(0, 8);
 	drv_avail[0] = 0;
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	driver_ok();
 	wait_for(&model.driver_ok, 2);
 	for (int i = 0; i < 2000 && used_idx(0) < 1; i++)
@@ -757,7 +646,7 @@ static void test_loop_slow_reset(void **state)
 	driver_ok();
 	wait_for(&model.driver_ok, 1);
 	atomic_store(&model.slow_ms, 2600);
-	post_buffer(0, 8, 16);
+	post_buffer(0, 8, 16, NULL);
 	notify(0);
 	for (int i = 0; i < 2000 && !atomic_load(&model.in_notify); i++)
 		usleep(500);
@@ -775,6 +664,118 @@ static void test_loop_slow_reset(void **state)
 	atomic_store(&model.slow_ms, 0);
 }
 
+/* ---- with a real KVM VM fd: the ioeventfds follow BAR 0 ---- */
+
+static int kvm_fd = -1, kvm_vm_fd = -1;
+
+static int setup_kvm(void **state)
+{
+	(void)state;
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	kvm_vm_fd = kvm_fd >= 0 ? ioctl(kvm_fd, KVM_CREATE_VM, 0) : -1;
+	fake_vm_init(&vm);
+	vm.kvm_fd = kvm_fd;
+	vm.vm_fd = kvm_vm_fd;
+	vm.cfg.no_irqfd = true; /* no irqchip in this VM: no KVM_IRQFD */
+	vm.cfg.mem_size = RAM;
+	memset(&model, 0, sizeof(model));
+	if (kvm_vm_fd < 0)
+		return 0; /* the test skips */
+	if (mem_init(&vm.mem, RAM) || pci_init(&vm) || evloop_init(&vm))
+		return -1;
+	dev = virtio_pci_create(&vm, &m_ops, &model);
+	if (!dev)
+		return -1;
+	drv_attach(dev);
+	return 0;
+}
+
+static int teardown_kvm(void **state)
+{
+	if (kvm_vm_fd >= 0)
+		teardown(state);
+	if (kvm_vm_fd >= 0)
+		close(kvm_vm_fd);
+	if (kvm_fd >= 0)
+		close(kvm_fd);
+	kvm_fd = kvm_vm_fd = -1;
+	return 0;
+}
+
+/* Is a 2-byte MMIO ioeventfd at addr taken? (KVM refuses a second one at
+ * the same address with EEXIST; a free address is assigned and released.) */
+static bool ioeventfd_taken(uint64_t addr)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	assert_true(fd >= 0);
+	struct kvm_ioeventfd io = { .addr = addr, .len = 2, .fd = fd };
+	int r = ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io);
+	int e = errno;
+	if (r == 0) {
+		io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+		assert_int_equal(ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io), 0);
+	}
+	close(fd);
+	if (r < 0)
+		assert_int_equal(e, EEXIST);
+	return r < 0;
+}
+
+static void test_ioeventfd_follows_bar(void **state)
+{
+	(void)state;
+	if (kvm_vm_fd < 0) {
+		print_message("no /dev/kvm: ioeventfd registration not tested\n");
+		skip();
+	}
+	uint64_t a = bar0 + cap_notify;
+	/* memory decoding is on (drv_attach): one per queue */
+	assert_true(ioeventfd_taken(a));
+	assert_true(ioeventfd_taken(a + notify_mult));
+	/* decoding off: gone */
+	cfg_wr(0x04, 2, 0);
+	assert_false(ioeventfd_taken(a));
+	cfg_wr(0x04, 2, 0x06);
+	assert_true(ioeventfd_taken(a));
+	/* the guest moves BAR 0: they move with it */
+	uint64_t nb = 0xd0000000ull;
+	cfg_wr(0x10, 4, (uint32_t)nb);
+	cfg_wr(0x14, 4, 0);
+	assert_false(ioeventfd_taken(a));
+	assert_true(ioeventfd_taken(nb + cap_notify));
+	assert_true(ioeventfd_taken(nb + cap_notify + notify_mult));
+	/* and the transport still works there */
+	bar0 = nb;
+	assert_int_equal(cc_rd(NUM_QUEUES, 2), 2);
+	/* a move onto an address KVM refuses (taken): kicks exit to hvmm there,
+	 * and the next move registers again */
+	uint64_t taken = 0xd8000000ull;
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct kvm_ioeventfd io = { .addr = taken + cap_notify + notify_mult, .len = 2, .fd = fd };
+	assert_int_equal(ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io), 0);
+	cfg_wr(0x10, 4, (uint32_t)taken);
+	assert_false(ioeventfd_taken(nb + cap_notify));
+	assert_false(ioeventfd_taken(taken + cap_notify)); /* queue 0's was undone */
+	io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+	assert_int_equal(ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io), 0);
+	close(fd);
+	cfg_wr(0x10, 4, (uint32_t)nb);
+	assert_true(ioeventfd_taken(nb + cap_notify));
+	assert_true(ioeventfd_taken(nb + cap_notify + notify_mult));
+	/* --no-ioeventfd devices register none: covered by virtio_pci_create's
+	 * ioeventfd_off; tear-down unregisters (teardown_kvm closes the VM) */
+	virtio_destroy_all(&vm);
+	assert_false(ioeventfd_taken(nb + cap_notify));
+	vm.virtio = NULL;
+	/* a device created with --no-ioeventfd registers nothing */
+	vm.cfg.no_ioeventfd = true;
+	memset(&model, 0, sizeof(model));
+	dev = virtio_pci_create(&vm, &m_ops, &model);
+	assert_non_null(dev);
+	drv_attach(dev);
+	assert_false(ioeventfd_taken(bar0 + cap_notify));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -789,6 +790,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_after_driver_ok_frozen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_notify_and_reset, setup_loop, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_slow_reset, setup_loop, teardown),
+		cmocka_unit_test_setup_teardown(test_ioeventfd_follows_bar, setup_kvm, teardown_kvm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

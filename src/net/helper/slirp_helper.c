@@ -1,0 +1,378 @@
+/*
+ * hvmm-net-slirp: libslirp user-mode networking for one hvmm virtio-net
+ * interface, in its own process.
+ *
+ *   hvmm-net-slirp SPEC      (started by hvmm with fd 3 = its socket)
+ *
+ * Why a separate program (see also src/net/net.h): hvmm is linked statically
+ * and Debian has no static libslirp/GLib; and libslirp, which parses every
+ * packet the guest sends, is better kept out of the process that holds guest
+ * RAM and the KVM fds — the split QEMU makes with passt. This program is
+ * linked dynamically against libslirp, and only it is.
+ *
+ * Protocol on fd 3 (AF_UNIX SOCK_SEQPACKET, one message = one Ethernet frame
+ * either way): first this program sends NET_SLIRP_READY once every hostfwd
+ * is bound, or NET_SLIRP_ERROR + reason and exits 1; then frames. EOF on the
+ * socket means hvmm is gone: clean up and exit 0.
+ *
+ * The network is QEMU's user network: 10.0.2.0/24, gateway/host 10.0.2.2,
+ * DNS 10.0.2.3 (forwarded to the host's resolver), DHCP from 10.0.2.15.
+ * IPv4 only.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slirp/libslirp.h>
+
+#include "../net.h"
+
+#define HELPER_MAX_GUEST_ERRORS 10 /* then stay quiet: the guest controls these */
+
+struct helper_timer {
+	struct helper_timer *next;
+	SlirpTimerId id;      /* timer_new_opaque timers */
+	SlirpTimerCb cb;      /* timer_new timers (older API) */
+	void *cb_opaque;
+	int64_t expire_ms;    /* -1: not armed */
+};
+
+struct helper {
+	Slirp *slirp;
+	int fd;
+	struct pollfd *pfds;
+	int npfds, cap;
+	struct helper_timer *timers;
+	bool quit;
+	unsigned guest_errors;
+	/* counters, printed at exit with HVMM_NET_DEBUG set */
+	uint64_t to_guest, to_guest_dropped, from_guest, from_guest_bad;
+};
+
+static int64_t helper_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- libslirp callbacks ---- */
+
+/* A frame for the guest. If hvmm's socket is full the frame is dropped (and
+ * counted): libslirp's contract allows it, and TCP retransmits. Blocking here
+ * would stall every connection behind one slow reader. */
+static ssize_t helper_send_packet(const void *buf, size_t len, void *opaque)
+{
+	struct helper *h = opaque;
+	ssize_t n = send(h->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == ENOBUFS) {
+			h->to_guest_dropped++;
+			return (ssize_t)len;
+		}
+		h->quit = true; /* EPIPE / ECONNRESET: hvmm is gone */
+		return -1;
+	}
+	h->to_guest++;
+	return n;
+}
+
+static void helper_guest_error(const char *msg, void *opaque)
+{
+	struct helper *h = opaque;
+	if (h->guest_errors++ < HELPER_MAX_GUEST_ERRORS)
+		fprintf(stderr, "%s: guest error: %s\n", NET_SLIRP_PROG, msg);
+}
+
+static int64_t helper_clock_get_ns(void *opaque)
+{
+	(void)opaque;
+	return helper_now_ns();
+}
+
+static struct helper_timer *helper_timer_alloc(struct helper *h)
+{
+	struct helper_timer *t = calloc(1, sizeof(*t));
+	if (!t) {
+		fprintf(stderr, "%s: out of memory\n", NET_SLIRP_PROG);
+		exit(1);
+	}
+	t->expire_ms = -1;
+	t->next = h->timers;
+	h->timers = t;
+	return t;
+}
+
+static void *helper_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
+{
+	struct helper_timer *t = helper_timer_alloc(opaque);
+	t->cb = cb;
+	t->cb_opaque = cb_opaque;
+	return t;
+}
+
+static void *helper_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
+{
+	struct helper_timer *t = helper_timer_alloc(opaque);
+	t->id = id;
+	t->cb_opaque = cb_opaque;
+	return t;
+}
+
+static void helper_timer_free(void *timer, void *opaque)
+{
+	struct helper *h = opaque;
+	for (struct helper_timer **p = &h->timers; *p; p = &(*p)->next) {
+		if (*p == timer) {
+			*p = (*p)->next;
+			free(timer);
+			return;
+		}
+	}
+}
+
+static void helper_timer_mod(void *timer, int64_t expire_ms, void *opaque)
+{
+	(void)opaque;
+	((struct helper_timer *)timer)->expire_ms = expire_ms;
+}
+
+/* The poll set is rebuilt from slirp_pollfds_fill every iteration, so the
+ * register/unregister/notify hooks have nothing to do. */
+static void helper_register_poll_fd(int fd, void *opaque)
+{
+	(void)fd, (void)opaque;
+}
+
+static void helper_unregister_poll_fd(int fd, void *opaque)
+{
+	(void)fd, (void)opaque;
+}
+
+static void helper_notify(void *opaque)
+{
+	(void)opaque;
+}
+
+static int helper_add_poll(int fd, int events, void *opaque)
+{
+	struct helper *h = opaque;
+	if (h->npfds == h->cap) {
+		int cap = h->cap ? h->cap * 2 : 64;
+		struct pollfd *p = realloc(h->pfds, (size_t)cap * sizeof(*p));
+		if (!p) {
+			fprintf(stderr, "%s: out of memory\n", NET_SLIRP_PROG);
+			exit(1);
+		}
+		h->pfds = p;
+		h->cap = cap;
+	}
+	short ev = 0;
+	if (events & SLIRP_POLL_IN)
+		ev |= POLLIN;
+	if (events & SLIRP_POLL_OUT)
+		ev |= POLLOUT;
+	if (events & SLIRP_POLL_PRI)
+		ev |= POLLPRI;
+	h->pfds[h->npfds] = (struct pollfd){ .fd = fd, .events = ev };
+	return h->npfds++;
+}
+
+static int helper_get_revents(int idx, void *opaque)
+{
+	struct helper *h = opaque;
+	if (idx < 0 || idx >= h->npfds)
+		return 0;
+	short rev = h->pfds[idx].revents;
+	int r = 0;
+	if (rev & POLLIN)
+		r |= SLIRP_POLL_IN;
+	if (rev & POLLOUT)
+		r |= SLIRP_POLL_OUT;
+	if (rev & POLLPRI)
+		r |= SLIRP_POLL_PRI;
+	if (rev & (POLLERR | POLLNVAL))
+		r |= SLIRP_POLL_ERR;
+	if (rev & POLLHUP)
+		r |= SLIRP_POLL_HUP;
+	return r;
+}
+
+static const SlirpCb helper_cb = {
+	.send_packet = helper_send_packet,
+	.guest_error = helper_guest_error,
+	.clock_get_ns = helper_clock_get_ns,
+	.timer_new = helper_timer_new,
+	.timer_free = helper_timer_free,
+	.timer_mod = helper_timer_mod,
+	.register_poll_fd = helper_register_poll_fd,
+	.unregister_poll_fd = helper_unregister_poll_fd,
+	.notify = helper_notify,
+	.timer_new_opaque = helper_timer_new_opaque,
+};
+
+/* ---- start-up ---- */
+
+/* Tell hvmm why we cannot start (it prints the line), then exit. */
+static void helper_fail(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void helper_fail(int fd, const char *fmt, ...)
+{
+	char msg[256];
+	size_t pre = strlen(NET_SLIRP_ERROR);
+	memcpy(msg, NET_SLIRP_ERROR, pre);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + pre, sizeof(msg) - pre, fmt, ap);
+	va_end(ap);
+	if (fd < 0 || send(fd, msg, strlen(msg), MSG_NOSIGNAL) < 0)
+		fprintf(stderr, "%s: %s\n", NET_SLIRP_PROG, msg + pre);
+	exit(1);
+}
+
+static Slirp *helper_slirp_new(struct helper *h)
+{
+	SlirpConfig cfg = {
+		.version = 4,
+		.restricted = 0,
+		.in_enabled = true,
+		.in6_enabled = false,
+	};
+	inet_pton(AF_INET, NET_SLIRP_NET, &cfg.vnetwork);
+	inet_pton(AF_INET, NET_SLIRP_MASK, &cfg.vnetmask);
+	inet_pton(AF_INET, NET_SLIRP_HOST, &cfg.vhost);
+	inet_pton(AF_INET, NET_SLIRP_GUEST, &cfg.vdhcp_start);
+	inet_pton(AF_INET, NET_SLIRP_DNS, &cfg.vnameserver);
+	return slirp_new(&cfg, &helper_cb, h);
+}
+
+/* ---- main loop ---- */
+
+/* Frames from hvmm (the guest's tx) into slirp. Returns false on EOF. */
+static bool helper_from_hvmm(struct helper *h)
+{
+	static uint8_t buf[65536];
+	/* Bounded, so a guest flooding tx cannot starve slirp's own sockets. */
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(h->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+		if (n == 0)
+			return false;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return true;
+			return false;
+		}
+		if (n < NET_MIN_FRAME || n > NET_MAX_FRAME) {
+			h->from_guest_bad++;
+			continue;
+		}
+		h->from_guest++;
+		slirp_input(h->slirp, buf, (int)n);
+		if (h->quit)
+			return false;
+	}
+	return true;
+}
+
+static void helper_run_timers(struct helper *h)
+{
+	int64_t now = helper_now_ns() / 1000000;
+	/* A callback may free or re-arm timers: restart the walk after each. */
+	for (bool again = true; again;) {
+		again = false;
+		for (struct helper_timer *t = h->timers; t; t = t->next) {
+			if (t->expire_ms < 0 || t->expire_ms > now)
+				continue;
+			t->expire_ms = -1;
+			if (t->cb)
+				t->cb(t->cb_opaque);
+			else
+				slirp_handle_timer(h->slirp, t->id, t->cb_opaque);
+			again = true;
+			break;
+		}
+	}
+}
+
+static int helper_poll_timeout(struct helper *h, uint32_t slirp_ms)
+{
+	int64_t timeout = slirp_ms == UINT32_MAX ? -1 : (int64_t)slirp_ms;
+	int64_t now = helper_now_ns() / 1000000;
+	for (struct helper_timer *t = h->timers; t; t = t->next) {
+		if (t->expire_ms < 0)
+			continue;
+		int64_t d = t->expire_ms > now ? t->expire_ms - now : 0;
+		if (timeout < 0 || d < timeout)
+			timeout = d;
+	}
+	return timeout > 60000 ? 60000 : (int)timeout;
+}
+
+int main(int argc, char **argv)
+{
+	struct helper h = { .fd = NET_SLIRP_FD };
+	struct stat st;
+	if (argc != 2 || fstat(h.fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "%s: started by hvmm for --network user (fd %d = its socket), "
+			"not by hand\n", NET_SLIRP_PROG, NET_SLIRP_FD);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct net_spec spec;
+	char err[200];
+	if (net_parse_spec(argv[1], &spec, err, sizeof(err)) < 0)
+		helper_fail(h.fd, "%s", err);
+	if (spec.kind != NET_USER)
+		helper_fail(h.fd, "'%s' is not a user network", argv[1]);
+
+	h.slirp = helper_slirp_new(&h);
+	if (!h.slirp)
+		helper_fail(h.fd, "libslirp %s: slirp_new failed", slirp_version_string());
+	for (int i = 0; i < spec.nr_fwd; i++) {
+		const struct net_hostfwd *f = &spec.fwd[i];
+		errno = 0;
+		if (slirp_add_hostfwd(h.slirp, f->udp, f->haddr, f->hport, f->gaddr, f->gport) < 0) {
+			char ha[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &f->haddr, ha, sizeof(ha));
+			helper_fail(h.fd, "hostfwd %s %s:%u: %s", f->udp ? "udp" : "tcp", ha, f->hport,
+				    errno ? strerror(errno) : "cannot bind the host port");
+		}
+	}
+	if (send(h.fd, NET_SLIRP_READY, strlen(NET_SLIRP_READY), MSG_NOSIGNAL) < 0)
+		return 0; /* hvmm already gone */
+
+	while (!h.quit) {
+		uint32_t slirp_ms = UINT32_MAX;
+		h.npfds = 0;
+		helper_add_poll(h.fd, SLIRP_POLL_IN, &h); /* index 0: hvmm */
+		slirp_pollfds_fill(h.slirp, &slirp_ms, helper_add_poll, &h);
+		int n = poll(h.pfds, (nfds_t)h.npfds, helper_poll_timeout(&h, slirp_ms));
+		if (n < 0 && errno != EINTR) {
+			fprintf(stderr, "%s: poll: %s\n", NET_SLIRP_PROG, strerror(errno));
+			break;
+		}
+		if (n > 0 && h.pfds[0].revents && !helper_from_hvmm(&h))
+			break;
+		slirp_pollfds_poll(h.slirp, n < 0, helper_get_revents, &h);
+		helper_run_timers(&h);
+	}
+	if (getenv("HVMM_NET_DEBUG"))
+		fprintf(stderr, "%s: to guest %llu (dropped %llu), from guest %llu (bad %llu)\n",
+			NET_SLIRP_PROG, (unsigned long long)h.to_guest,
+			(unsigned long long)h.to_guest_dropped, (unsigned long long)h.from_guest,
+			(unsigned long long)h.from_guest_bad);
+	slirp_cleanup(h.slirp);
+	while (h.timers)
+		helper_timer_free(h.timers, &h);
+	free(h.pfds);
+	return 0;
+}

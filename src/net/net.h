@@ -1,0 +1,99 @@
+/*
+ * net: the network back ends behind virtio-net.
+ *
+ * virtio-net sees exactly one kind of back end: a file descriptor that carries
+ * whole Ethernet frames, one read or write per frame. Two things provide it:
+ *
+ *  - "tap:IFNAME": /dev/net/tun attached to an existing tap interface
+ *    (IFF_TAP | IFF_NO_PI, so each read/write is one bare frame).
+ *  - "user[,hostfwd=...]": libslirp user-mode networking (DHCP, DNS, NAT,
+ *    port forwarding, no privileges). libslirp runs in a separate helper
+ *    program, hvmm-net-slirp, next to the hvmm binary; hvmm talks to it over
+ *    an AF_UNIX SOCK_SEQPACKET socketpair, one frame per message.
+ *
+ * Why a helper process for slirp: Debian ships libslirp (and GLib, which it
+ * needs) only as shared libraries, and hvmm is linked statically. It is also
+ * the better design: libslirp parses every packet the guest sends, so it is
+ * the largest attack surface a guest can reach; in its own process (the same
+ * split QEMU makes with passt) a bug there cannot touch guest RAM or the KVM
+ * fds, and GLib never shares hvmm's address space. The cost is one socket
+ * hop per frame.
+ */
+#ifndef HVMM_NET_H
+#define HVMM_NET_H
+
+#include <netinet/in.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NET_MAX_HOSTFWD 16
+/* Largest frame hvmm passes either way: 1500-byte MTU + 14-byte Ethernet
+ * header + a 4-byte 802.1Q tag. No offloads are negotiated, so nothing bigger
+ * is legitimate. */
+#define NET_MAX_FRAME 1518
+#define NET_MIN_FRAME 14 /* an Ethernet header */
+
+/* QEMU's user-network addresses, so guests configured for QEMU work as is. */
+#define NET_SLIRP_NET "10.0.2.0"
+#define NET_SLIRP_MASK "255.255.255.0"
+#define NET_SLIRP_HOST "10.0.2.2"
+#define NET_SLIRP_DNS "10.0.2.3"
+#define NET_SLIRP_GUEST "10.0.2.15" /* first DHCP address */
+/* The guest's MAC (QEMU's default): 52:54:00:12:34:56, +1 in the last byte per extra NIC. */
+#define NET_MAC_INIT { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }
+
+enum net_kind { NET_USER, NET_TAP };
+
+/* One hostfwd rule: host [haddr]:hport → guest [gaddr]:gport. */
+struct net_hostfwd {
+	bool udp;
+	struct in_addr haddr; /* INADDR_ANY when empty, as in QEMU */
+	uint16_t hport;
+	struct in_addr gaddr; /* NET_SLIRP_GUEST when empty */
+	uint16_t gport;
+};
+
+struct net_spec {
+	enum net_kind kind;
+	char ifname[IFNAMSIZ];   /* NET_TAP */
+	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
+	int nr_fwd;
+};
+
+/*
+ * Parse a --network SPEC:
+ *   user
+ *   user,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT[,hostfwd=udp:...]...
+ *   tap:IFNAME
+ * 0, or -EINVAL with a one-line reason (no "hvmm:" prefix) in err.
+ */
+int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t errlen);
+
+/* Open /dev/net/tun attached to the existing tap interface ifname,
+ * non-blocking, close-on-exec. fd, or -errno (-ENODEV: no such tap). */
+int net_tap_open(const char *ifname);
+
+/*
+ * Start hvmm-net-slirp for a "user" spec: a SOCK_SEQPACKET socketpair, the
+ * helper exec'd from the directory of /proc/self/exe (or $HVMM_NET_SLIRP)
+ * with its end as fd 3 and the spec on its command line, then wait for its
+ * "ready" message (it has bound every hostfwd port by then). On success *fd
+ * is hvmm's end (non-blocking, close-on-exec) and *pid the helper's PID.
+ * -errno on failure, with a one-line reason in err: -ENOENT the helper is
+ * missing, -EADDRINUSE etc. as the helper reported for a hostfwd.
+ */
+int net_slirp_start(const char *spec, int *fd, pid_t *pid, char *err, size_t errlen);
+/* Close fd (the helper exits on EOF) and reap pid: wait up to 1 s, then
+ * SIGKILL that PID and wait. */
+void net_slirp_stop(int fd, pid_t pid);
+
+/* The helper's handshake messages, first on the socket before any frame. */
+#define NET_SLIRP_READY "hvmm-net-slirp ready"
+#define NET_SLIRP_ERROR "hvmm-net-slirp error: " /* followed by the reason */
+#define NET_SLIRP_FD 3 /* the helper's end of the socketpair */
+#define NET_SLIRP_PROG "hvmm-net-slirp"
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * net_parse_spec: the --network SPEC grammar. Also linked into hvmm-net-slirp,
+ * which re-parses the spec it is given, so it uses nothing but libc.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net.h"
+
+static int net_spec_fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int net_spec_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* A decimal port 1..65535 spanning exactly [s, end). */
+static bool net_parse_port(const char *s, const char *end, uint16_t *out)
+{
+	if (s == end || end - s > 5)
+		return false;
+	unsigned v = 0;
+	for (const char *p = s; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (v == 0 || v > 65535)
+		return false;
+	*out = (uint16_t)v;
+	return true;
+}
+
+/* An IPv4 dotted quad spanning [s, end), or the default when empty. */
+static bool net_parse_addr(const char *s, const char *end, const char *dflt, struct in_addr *out)
+{
+	char buf[INET_ADDRSTRLEN];
+	size_t n = (size_t)(end - s);
+	if (n == 0)
+		return inet_pton(AF_INET, dflt, out) == 1;
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return inet_pton(AF_INET, buf, out) == 1;
+}
+
+/* "PROTO:[HADDR]:HPORT-[GADDR]:GPORT" (QEMU's hostfwd; empty PROTO is tcp). */
+static int net_parse_hostfwd(const char *s, size_t len, struct net_hostfwd *f, char *err, size_t errlen)
+{
+	const char *end = s + len;
+	const char *c1 = memchr(s, ':', len);
+	if (!c1)
+		goto bad;
+	size_t plen = (size_t)(c1 - s);
+	if (plen == 0 || (plen == 3 && memcmp(s, "tcp", 3) == 0))
+		f->udp = false;
+	else if (plen == 3 && memcmp(s, "udp", 3) == 0)
+		f->udp = true;
+	else
+		return net_spec_fail(err, errlen, "hostfwd '%.*s': protocol must be tcp or udp",
+				     (int)len, s);
+	const char *dash = memchr(c1 + 1, '-', (size_t)(end - c1 - 1));
+	if (!dash)
+		goto bad;
+	/* host side: [HADDR]:HPORT between c1+1 and dash */
+	const char *c2 = memchr(c1 + 1, ':', (size_t)(dash - c1 - 1));
+	if (!c2)
+		goto bad;
+	if (!net_parse_addr(c1 + 1, c2, "0.0.0.0", &f->haddr))
+		return net_spec_fail(err, errlen, "hostfwd '%.*s': bad host address '%.*s'", (int)len, s,
+				     (int)(c2 - c1 - 1), c1 + 1);
+	if (!net_parse_port(c2 + 1, dash, &f->hport))
+		return net_spec_fail(err, errlen, "hostfwd '%.*s': bad host port '%.*s' (1-65535)",
+				     (int)len, s, (int)(dash - c2 - 1), c2 + 1);
+	/* guest side: [GADDR]:GPORT after the dash */
+	const char *c3 = memchr(dash + 1, ':', (size_t)(end - dash - 1));
+	if (!c3)
+		goto bad;
+	if (!net_parse_addr(dash + 1, c3, NET_SLIRP_GUEST, &f->gaddr))
+		return net_spec_fail(err, errlen, "hostfwd '%.*s': bad guest address '%.*s'", (int)len, s,
+				     (int)(c3 - dash - 1), dash + 1);
+	if (!net_parse_port(c3 + 1, end, &f->gport))
+		return net_spec_fail(err, errlen, "hostfwd '%.*s': bad guest port '%.*s' (1-65535)",
+				     (int)len, s, (int)(end - c3 - 1), c3 + 1);
+	return 0;
+bad:
+	return net_spec_fail(err, errlen,
+			     "hostfwd '%.*s' is not tcp|udp:[HADDR]:HPORT-[GADDR]:GPORT", (int)len, s);
+}
+
+int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (err && errlen)
+		err[0] = 0;
+	if (!spec || !*spec)
+		return net_spec_fail(err, errlen, "empty spec (user[,hostfwd=...] or tap:IFNAME)");
+
+	if (strncmp(spec, "tap:", 4) == 0) {
+		const char *name = spec + 4;
+		size_t n = strlen(name);
+		if (n == 0)
+			return net_spec_fail(err, errlen, "tap needs an interface name (tap:IFNAME)");
+		if (n >= IFNAMSIZ)
+			return net_spec_fail(err, errlen, "interface name '%s' is longer than %d characters",
+					     name, IFNAMSIZ - 1);
+		if (strpbrk(name, "/: ,\t\n"))
+			return net_spec_fail(err, errlen, "'%s' is not an interface name", name);
+		out->kind = NET_TAP;
+		memcpy(out->ifname, name, n + 1);
+		return 0;
+	}
+
+	if (strncmp(spec, "user", 4) != 0 || (spec[4] != 0 && spec[4] != ','))
+		return net_spec_fail(err, errlen, "not user[,hostfwd=...] or tap:IFNAME");
+	out->kind = NET_USER;
+	const char *p = spec + 4;
+	while (*p == ',') {
+		p++;
+		const char *opt_end = strchr(p, ',');
+		size_t n = opt_end ? (size_t)(opt_end - p) : strlen(p);
+		if (n >= 8 && memcmp(p, "hostfwd=", 8) == 0) {
+			if (out->nr_fwd == NET_MAX_HOSTFWD)
+				return net_spec_fail(err, errlen, "at most %d hostfwd rules", NET_MAX_HOSTFWD);
+			int r = net_parse_hostfwd(p + 8, n - 8, &out->fwd[out->nr_fwd], err, errlen);
+			if (r < 0)
+				return r;
+			out->nr_fwd++;
+		} else if (n == 0) {
+			return net_spec_fail(err, errlen, "empty option after ','");
+		} else {
+			return net_spec_fail(err, errlen, "unknown user-network option '%.*s' (only hostfwd=)",
+					     (int)n, p);
+		}
+		p += n;
+	}
+	return 0;
+}

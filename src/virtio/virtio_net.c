@@ -1,0 +1,495 @@
+/*
+ * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue over a
+ * back end that is a file descriptor carrying whole Ethernet frames — a tap
+ * fd, or hvmm's end of the socket to the slirp helper (src/net/net.h).
+ *
+ * Features: MAC (52:54:00:12:34:56, last byte + n for the n-th --network),
+ * STATUS (link up; down if the back end goes away) and MTU (1500). No
+ * MRG_RXBUF, no checksum or segmentation offloads, no control queue: every
+ * frame is at most 1518 bytes, and goes in or out as one descriptor chain
+ * that starts with the 12-byte virtio_net_hdr (VERSION_1 layout, with
+ * num_buffers, which the device sets to 1). So the driver must post receive
+ * chains of at least 12 + 1514 bytes (§5.1.6.3.1); a frame that does not
+ * fit the chain it gets is dropped and counted, and the chain returned with
+ * 0 bytes. Not offering MRG_RXBUF keeps the rx path free of the one hard case
+ * (running out of buffers in the middle of a frame), and costs nothing when
+ * no offloads make frames larger than a page.
+ *
+ * Threads: the back-end fd and the queue notifies are both handled on the
+ * event-loop thread; driver_ok and reset can come from a vCPU thread. One
+ * mutex covers the model's state. Interrupts and DEVICE_NEEDS_RESET are
+ * raised after it is dropped, so the transport's locks are never taken
+ * inside ours.
+ *
+ * Flow control, never a silent drop:
+ *  - rx: a frame is read from the back end into a host buffer first, then
+ *    copied into the next receive chain. If the guest has posted none, the
+ *    frame waits, EPOLLIN is turned off (the back end buffers, and at its
+ *    limit drops and counts: the kernel for tap, the helper for slirp) and
+ *    the guest's next rx kick resumes reading.
+ *  - tx: each chain is copied out, returned to the guest and sent as one
+ *    message. On EAGAIN the frame waits, EPOLLOUT is turned on and the tx
+ *    queue is not read again until the frame is gone.
+ */
+#include "virtio.h"
+#include "virtio_net.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../evloop.h"
+#include "../net/net.h"
+#include "../util.h"
+#include "../vm.h"
+
+/* Frames per event-loop callback before yielding to other devices (the fd is
+ * level-triggered, so the loop comes back). */
+#define NET_RX_BUDGET 64
+/* Tx chains per kick; past it, EPOLLOUT (almost always ready) brings us
+ * back, so a guest streaming tx cannot hold the loop thread forever. */
+#define NET_TX_BUDGET 256
+#define NET_RX_BUF 65536
+
+struct virtio_net {
+	struct vm *vm;
+	struct virtio_dev *dev;
+	pthread_mutex_t lock;
+	int fd;               /* the back end, non-blocking */
+	bool is_socket;       /* slirp helper: send(MSG_NOSIGNAL), recv(MSG_TRUNC) */
+	pid_t helper;         /* slirp helper's PID, 0 for tap */
+	bool watched;         /* fd is in the event loop */
+	bool alive;           /* back end still there */
+	bool running;         /* DRIVER_OK and not reset */
+	uint32_t ev;          /* events the loop watches */
+	uint8_t mac[6];
+	uint16_t status;      /* VIRTIO_NET_S_* */
+
+	bool rx_pending;      /* rx_frame holds a frame not yet delivered */
+	bool rx_stalled;      /* no receive chain: EPOLLIN off until the guest kicks */
+	size_t rx_len;
+	bool tx_pending;      /* tx_frame holds a frame the back end has not taken */
+	bool tx_more;         /* budget ran out with chains left */
+	size_t tx_len;
+
+	struct virtio_net_stats stats;
+	struct vq_elem elem;
+	uint8_t tx_frame[NET_MAX_FRAME];
+	uint8_t rx_frame[NET_RX_BUF];
+};
+
+/* What to raise once the lock is dropped. */
+struct net_after {
+	bool irq[2];
+	bool config;
+	const char *broken;
+};
+
+static void net_backend_event(void *opaque, uint32_t events);
+
+static void net_update_events(struct virtio_net *n)
+{
+	uint32_t ev = 0;
+	if (n->alive && n->running) {
+		if (!n->rx_stalled)
+			ev |= EPOLLIN;
+		if (n->tx_pending || n->tx_more)
+			ev |= EPOLLOUT;
+	}
+	if (n->watched && ev != n->ev && evloop_mod(n->vm, n->fd, ev) == 0)
+		n->ev = ev;
+}
+
+/* The back end closed (helper exited, tap interface deleted): stop watching
+ * it, take the link down, and drop (counting) whatever the guest sends. */
+static void net_backend_gone(struct virtio_net *n, struct net_after *a, const char *why)
+{
+	if (!n->alive)
+		return;
+	n->alive = false;
+	n->stats.backend_gone++;
+	if (n->watched) {
+		evloop_del(n->vm, n->fd); /* on the loop thread: does not wait for us */
+		n->watched = false;
+	}
+	n->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
+	a->config = true;
+	util_err("virtio-net: back end %s (%s): link down", n->is_socket ? "slirp helper" : "tap", why);
+}
+
+/* ---- transmit ---- */
+
+/* Hand tx_frame to the back end. false: it must wait (EAGAIN). */
+static bool net_send(struct virtio_net *n, struct net_after *a)
+{
+	for (;;) {
+		ssize_t r = n->is_socket ? send(n->fd, n->tx_frame, n->tx_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+					 : write(n->fd, n->tx_frame, n->tx_len);
+		if (r == (ssize_t)n->tx_len) {
+			n->stats.tx_frames++;
+			n->stats.tx_bytes += n->tx_len;
+			n->tx_pending = false;
+			return true;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+			if (!n->tx_pending)
+				n->stats.tx_blocked++;
+			n->tx_pending = true;
+			return false;
+		}
+		n->stats.tx_errors++;
+		n->tx_pending = false;
+		if (r < 0 && (errno == EPIPE || errno == ECONNRESET || errno == EBADFD))
+			net_backend_gone(n, a, strerror(errno));
+		return true; /* dropped, counted: the next frame may go through (tap down → EIO) */
+	}
+}
+
+static void net_tx(struct virtio_net *n, struct net_after *a)
+{
+	n->tx_more = false;
+	if (n->tx_pending && !net_send(n, a))
+		return;
+	struct virtqueue *vq = virtio_queue(n->dev, VIRTIO_NET_TXQ);
+	if (!vq)
+		return;
+	for (int budget = NET_TX_BUDGET; budget > 0; budget--) {
+		struct vq_elem *e = &n->elem;
+		int r = vq_pop(vq, e);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			a->broken = vq_err_str(r);
+			return;
+		}
+		/* Device-writable descriptors in a tx chain are ignored (nothing to
+		 * write back); the header's contents too: no offload was offered. */
+		uint64_t len = e->out_len;
+		bool ok = len >= VIRTIO_NET_HDR_LEN + NET_MIN_FRAME &&
+			  len <= VIRTIO_NET_HDR_LEN + NET_MAX_FRAME;
+		if (ok) {
+			n->tx_len = (size_t)(len - VIRTIO_NET_HDR_LEN);
+			vq_iov_to_buf(e->out, e->n_out, VIRTIO_NET_HDR_LEN, n->tx_frame, n->tx_len);
+		} else {
+			n->stats.tx_bad++;
+		}
+		/* The frame is copied: the chain goes back now, whatever the back end does. */
+		vq_push(vq, e->head, 0);
+		a->irq[VIRTIO_NET_TXQ] = true;
+		if (!ok)
+			continue;
+		if (!n->alive) {
+			n->stats.tx_errors++;
+			continue;
+		}
+		if (!net_send(n, a))
+			return; /* EPOLLOUT brings us back */
+	}
+	n->tx_more = vq_has_work(vq);
+}
+
+/* ---- receive ---- */
+
+/* Read one frame from the back end into rx_frame. 1: got one; 0: nothing
+ * (or the back end closed). */
+static int net_read(struct virtio_net *n, struct net_after *a)
+{
+	for (;;) {
+		ssize_t r = n->is_socket ? recv(n->fd, n->rx_frame, sizeof(n->rx_frame), MSG_DONTWAIT | MSG_TRUNC)
+					 : read(n->fd, n->rx_frame, sizeof(n->rx_frame));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				net_backend_gone(n, a, strerror(errno));
+			return 0;
+		}
+		if (r == 0) {
+			/* seqpacket EOF: the helper exited (tap reads never return 0) */
+			net_backend_gone(n, a, "closed");
+			return 0;
+		}
+		if (r < NET_MIN_FRAME || (size_t)r > sizeof(n->rx_frame)) {
+			n->stats.rx_bad++;
+			continue;
+		}
+		n->rx_len = (size_t)r;
+		n->rx_pending = true;
+		return 1;
+	}
+}
+
+static void net_rx(struct virtio_net *n, struct net_after *a)
+{
+	struct virtqueue *vq = virtio_queue(n->dev, VIRTIO_NET_RXQ);
+	for (int budget = NET_RX_BUDGET; budget > 0; budget--) {
+		if (!n->rx_pending && (!n->alive || !net_read(n, a)))
+			return;
+		struct vq_elem *e = &n->elem;
+		int r = vq ? vq_pop(vq, e) : 0;
+		if (r < 0) {
+			a->broken = vq_err_str(r);
+			n->rx_stalled = true; /* until the reset */
+			return;
+		}
+		if (r == 0) {
+			/* No receive buffer: keep the frame, stop reading the back end
+			 * until the guest posts more (its kick calls net_rx again). */
+			n->rx_stalled = true;
+			n->stats.rx_stalls++;
+			return;
+		}
+		n->rx_pending = false;
+		a->irq[VIRTIO_NET_RXQ] = true;
+		if (e->in_len < VIRTIO_NET_HDR_LEN + n->rx_len) {
+			n->stats.rx_too_big++;
+			vq_push(vq, e->head, 0);
+			continue;
+		}
+		/* virtio_net_hdr: no flags, no GSO, num_buffers = 1 (le16) */
+		uint8_t hdr[VIRTIO_NET_HDR_LEN] = { [10] = 1 };
+		vq_buf_to_iov(e->in, e->n_in, 0, hdr, sizeof(hdr));
+		vq_buf_to_iov(e->in, e->n_in, VIRTIO_NET_HDR_LEN, n->rx_frame, n->rx_len);
+		vq_push(vq, e->head, (uint32_t)(VIRTIO_NET_HDR_LEN + n->rx_len));
+		n->stats.rx_frames++;
+		n->stats.rx_bytes += n->rx_len;
+	}
+}
+
+/* ---- after the lock ---- */
+
+static void net_finish(struct virtio_net *n, const struct net_after *a)
+{
+	for (unsigned q = 0; q < 2; q++)
+		if (a->irq[q])
+			virtio_queue_interrupt(n->dev, q);
+	if (a->config)
+		virtio_config_changed(n->dev);
+	if (a->broken)
+		virtio_dev_needs_reset(n->dev, a->broken);
+}
+
+/* ---- event loop ---- */
+
+static void net_backend_event(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+	struct net_after a = { 0 };
+	pthread_mutex_lock(&n->lock);
+	if (n->alive && n->running) {
+		if (events & EPOLLOUT)
+			net_tx(n, &a);
+		if ((events & EPOLLIN) && !n->rx_stalled)
+			net_rx(n, &a);
+	}
+	/* HUP/ERR are reported even when we watch nothing: with no EPOLLIN to
+	 * find the EOF, they are how a dead back end shows up. */
+	if (n->alive && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN))
+		net_backend_gone(n, &a, events & EPOLLERR ? "error" : "hang-up");
+	net_update_events(n);
+	pthread_mutex_unlock(&n->lock);
+	net_finish(n, &a);
+}
+
+/* ---- virtio_dev_ops ---- */
+
+static void net_queue_notify(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_net *n = virtio_dev_opaque(d);
+	struct net_after a = { 0 };
+	pthread_mutex_lock(&n->lock);
+	if (n->running) {
+		if (q == VIRTIO_NET_RXQ) {
+			n->rx_stalled = false;
+			net_rx(n, &a);
+		} else if (q == VIRTIO_NET_TXQ && !n->tx_pending) {
+			net_tx(n, &a);
+		}
+		net_update_events(n);
+	}
+	pthread_mutex_unlock(&n->lock);
+	net_finish(n, &a);
+}
+
+static void net_driver_ok(struct virtio_dev *d)
+{
+	struct virtio_net *n = virtio_dev_opaque(d);
+	pthread_mutex_lock(&n->lock);
+	n->running = true;
+	n->rx_stalled = false;
+	net_update_events(n); /* EPOLLIN on: the loop delivers what is waiting */
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Frames already taken from the back end (rx_pending) or from the guest
+ * (tx_pending) stay: they belong to no queue, and go out once the driver is
+ * back. Everything tied to the old queues is forgotten. */
+static void net_reset(struct virtio_dev *d)
+{
+	struct virtio_net *n = virtio_dev_opaque(d);
+	pthread_mutex_lock(&n->lock);
+	n->running = false;
+	n->rx_stalled = false;
+	n->tx_more = false;
+	net_update_events(n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void net_config_read(struct virtio_dev *d, unsigned off, void *buf, unsigned len)
+{
+	struct virtio_net *n = virtio_dev_opaque(d);
+	uint8_t cfg[VIRTIO_NET_CONFIG_LEN];
+	pthread_mutex_lock(&n->lock);
+	memcpy(cfg, n->mac, 6);
+	uint16_t v[3] = { n->status, 1 /* max_virtqueue_pairs */, VIRTIO_NET_MTU };
+	pthread_mutex_unlock(&n->lock);
+	for (int i = 0; i < 3; i++) { /* little-endian, as virtio 1.x wants */
+		cfg[6 + 2 * i] = (uint8_t)v[i];
+		cfg[7 + 2 * i] = (uint8_t)(v[i] >> 8);
+	}
+	memset(buf, 0, len);
+	if (off < sizeof(cfg))
+		memcpy(buf, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
+}
+
+static void net_destroy(struct virtio_dev *d)
+{
+	struct virtio_net *n = virtio_dev_opaque(d);
+	if (!n)
+		return;
+	/* Not under n->lock: evloop_del waits for a running callback, which takes it. */
+	if (n->watched)
+		evloop_del(n->vm, n->fd);
+	if (n->helper > 0)
+		net_slirp_stop(n->fd, n->helper); /* EOF → the helper exits; reaped by PID */
+	else
+		close(n->fd);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.name = "virtio-net",
+	.device_type = VIRTIO_ID_NET,
+	.features = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MTU),
+	.nr_queues = 2,
+	.queue_max = VIRTIO_NET_QUEUE_MAX,
+	.config_size = VIRTIO_NET_CONFIG_LEN,
+	.config_read = net_config_read,
+	.config_write = NULL, /* MAC is read-only under VERSION_1 */
+	.queue_notify = net_queue_notify,
+	.driver_ok = net_driver_ok,
+	.reset = net_reset,
+	.destroy = net_destroy,
+};
+
+int virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out)
+{
+	if (!d || strcmp(virtio_dev_name(d), net_ops.name) != 0)
+		return -EINVAL;
+	struct virtio_net *n = virtio_dev_opaque(d);
+	pthread_mutex_lock(&n->lock);
+	*out = n->stats;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+/* The device over an open back end; takes fd (and the helper) in every case. */
+static int net_attach(struct vm *vm, int fd, bool is_socket, pid_t helper, int index, char *err,
+		      size_t errlen)
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		if (helper > 0)
+			net_slirp_stop(fd, helper);
+		else
+			close(fd);
+		return -ENOMEM;
+	}
+	n->vm = vm;
+	n->fd = fd;
+	n->is_socket = is_socket;
+	n->helper = helper;
+	pthread_mutex_init(&n->lock, NULL);
+	n->status = VIRTIO_NET_S_LINK_UP;
+	n->alive = true;
+	memcpy(n->mac, (uint8_t[6])NET_MAC_INIT, 6);
+	n->mac[5] = (uint8_t)(n->mac[5] + index);
+
+	/* Watched from the start, with no events until DRIVER_OK, so that a
+	 * back end dying early still shows up (HUP is always reported). */
+	int r = evloop_add(vm, n->fd, 0, net_backend_event, n);
+	if (r < 0) {
+		snprintf(err, errlen, "event loop: %s", strerror(-r));
+		goto fail;
+	}
+	n->watched = true;
+	n->dev = virtio_pci_create(vm, &net_ops, n);
+	if (!n->dev) {
+		r = errno ? -errno : -EIO;
+		snprintf(err, errlen, "creating the PCI function: %s", strerror(-r));
+		evloop_del(vm, n->fd);
+		goto fail;
+	}
+	return 0;
+fail:
+	if (n->helper > 0)
+		net_slirp_stop(n->fd, n->helper);
+	else
+		close(n->fd);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+	return r;
+}
+
+int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen)
+{
+	int r = net_attach(vm, fd, is_socket, 0, 0, err, errlen);
+	return r == -EINVAL ? -EIO : r;
+}
+
+int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t errlen)
+{
+	struct net_spec ns;
+	int r = net_parse_spec(spec, &ns, err, errlen);
+	if (r < 0)
+		return r;
+	/* The n-th --network gets the n-th MAC, as QEMU numbers its NICs. */
+	int index = 0;
+	for (int i = 0; i < vm->cfg.nr_nets; i++)
+		if (vm->cfg.net[i] == spec)
+			index = i;
+
+	int fd;
+	pid_t helper = 0;
+	if (ns.kind == NET_TAP) {
+		fd = r = net_tap_open(ns.ifname);
+		if (r == -ENODEV)
+			snprintf(err, errlen, "no network interface %s (create the tap first: "
+				 "ip tuntap add dev %s mode tap)", ns.ifname, ns.ifname);
+		else if (r == -EINVAL)
+			snprintf(err, errlen, "%s is not a single-queue tap interface", ns.ifname);
+		else if (r < 0)
+			snprintf(err, errlen, "cannot attach to tap %s: %s", ns.ifname, strerror(-r));
+	} else {
+		r = net_slirp_start(spec, &fd, &helper, err, errlen);
+	}
+	if (r >= 0)
+		r = net_attach(vm, fd, ns.kind == NET_USER, helper, index, err, errlen);
+	/* -EINVAL means a bad spec (a usage error) and nothing else */
+	return r == -EINVAL ? -EIO : r < 0 ? r : 0;
+}
+
+int virtio_net_create(struct vm *vm, const char *spec)
+{
+	char err[256];
+	return virtio_net_create_msg(vm, spec, err, sizeof(err));
+}

@@ -1,0 +1,297 @@
+"""Host-level tests of hvmm-net-slirp, the slirp helper behind --network user.
+
+The test plays hvmm: it makes the SOCK_SEQPACKET socketpair, starts the
+helper with its end as fd 3, and speaks raw Ethernet frames to it, acting as
+the guest (DHCP, ARP, a TCP handshake through a hostfwd port). No VM and no
+/dev/kvm: this checks the helper and the frame protocol on their own.
+"""
+import os
+import select
+import socket
+import struct
+import subprocess
+import time
+
+from harness import case, expect
+
+GUEST_MAC = bytes.fromhex("525400123456")
+BCAST = b"\xff" * 6
+GUEST_IP = socket.inet_aton("10.0.2.15")
+HOST_IP = socket.inet_aton("10.0.2.2")
+READY = b"hvmm-net-slirp ready"
+ERROR = b"hvmm-net-slirp error: "
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ipv4(src, dst, proto, payload, ident=1):
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0, 64, proto, 0, src, dst)
+    return hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:] + payload
+
+
+def eth(dst, src, ethertype, payload):
+    return dst + src + struct.pack("!H", ethertype) + payload
+
+
+def udp(src, dst, sport, dport, data):
+    return struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data  # checksum 0: none
+
+
+def tcp(src, dst, sport, dport, seq, ack, flags, data=b"", window=65535):
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, window, 0, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, 6, len(hdr) + len(data))
+    c = csum(pseudo + hdr + data)
+    return hdr[:16] + struct.pack("!H", c) + hdr[18:] + data
+
+
+def dhcp_discover(xid):
+    bootp = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000, b"\0" * 4,
+                        b"\0" * 4, b"\0" * 4, b"\0" * 4, GUEST_MAC, b"", b"")
+    opts = b"\x63\x82\x53\x63" + b"\x35\x01\x01" + b"\x37\x03\x01\x03\x06" + b"\xff"
+    pkt = udp(b"\0" * 4, b"\xff" * 4, 68, 67, bootp + opts)
+    return eth(BCAST, GUEST_MAC, 0x0800, ipv4(b"\0" * 4, b"\xff" * 4, 17, pkt))
+
+
+def arp(op, sha, spa, tha, tpa, dst):
+    body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, sha, spa, tha, tpa)
+    return eth(dst, sha, 0x0806, body)
+
+
+def parse(frame):
+    """Ethernet/IPv4 → dict, enough to recognise the frames the tests wait for."""
+    d = {"dst": frame[0:6], "src": frame[6:12], "type": struct.unpack("!H", frame[12:14])[0]}
+    if d["type"] == 0x0806:
+        op, sha, spa, tha, tpa = struct.unpack("!6xH6s4s6s4s", frame[14:42])
+        d.update(op=op, sha=sha, spa=spa, tpa=tpa)
+    elif d["type"] == 0x0800:
+        ip = frame[14:]
+        ihl = (ip[0] & 15) * 4
+        total = struct.unpack("!H", ip[2:4])[0]
+        d.update(proto=ip[9], ipsrc=ip[12:16], ipdst=ip[16:20])
+        l4 = ip[ihl:total]
+        if ip[9] == 17:
+            d.update(sport=struct.unpack("!H", l4[0:2])[0], dport=struct.unpack("!H", l4[2:4])[0],
+                     data=l4[8:])
+        elif ip[9] == 6:
+            sport, dport, seq, ack, off, flags = struct.unpack("!HHIIBB", l4[:14])
+            d.update(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags,
+                     data=l4[(off >> 4) * 4:])
+    return d
+
+
+class Helper:
+    """hvmm-net-slirp started the way hvmm starts it: its socket end as fd 3."""
+
+    def __init__(self, ctx, spec):
+        self.path = ctx.path("hvmm-net-slirp")
+        if not os.path.exists(self.path):
+            raise AssertionError(f"{self.path} was not built")
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cfd = child.fileno()
+
+        def to_fd3():  # in the child, before exec (Python's fds are all close-on-exec)
+            if cfd == 3:
+                os.set_inheritable(3, True)
+            else:
+                os.dup2(cfd, 3)
+        self.proc = subprocess.Popen([self.path, spec], close_fds=False, preexec_fn=to_fd3,
+                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child.close()
+        self.first = self.recv(5.0)
+
+    def send(self, frame):
+        self.sock.send(frame)
+
+    def recv(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        return self.sock.recv(65536) if r else None
+
+    def wait_for(self, pred, timeout=5.0, what="frame"):
+        """Frames until pred(parsed) holds; ARP requests for the guest are answered."""
+        end = time.time() + timeout
+        while time.time() < end:
+            f = self.recv(end - time.time())
+            if f is None:
+                break
+            p = parse(f)
+            if p["type"] == 0x0806 and p["op"] == 1 and p["tpa"] == GUEST_IP:
+                self.send(arp(2, GUEST_MAC, GUEST_IP, p["sha"], p["spa"], p["sha"]))
+                continue
+            if pred(p):
+                return p
+        raise AssertionError(f"no {what} from the slirp helper within {timeout}s")
+
+    def close(self):
+        """EOF on its socket: the helper must exit 0 on its own."""
+        self.sock.close()
+        try:
+            status = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # only the process this test started
+            self.proc.wait()
+            raise AssertionError(f"helper pid {self.proc.pid} did not exit on EOF")
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        return status, err
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@case("netdev/slirp-dhcp", kvm=False)
+def t_slirp_dhcp(ctx):
+    h = Helper(ctx, "user")
+    try:
+        expect(h.first == READY, f"first message {h.first!r}, expected {READY!r}")
+        h.send(dhcp_discover(0x1234abcd))
+        p = h.wait_for(lambda p: p.get("proto") == 17 and p.get("sport") == 67 and p.get("dport") == 68,
+                       what="DHCP reply")
+        bootp = p["data"]
+        op, xid, yiaddr = bootp[0], struct.unpack("!I", bootp[4:8])[0], bootp[16:20]
+        expect(op == 2 and xid == 0x1234abcd, f"BOOTP reply op {op} xid {xid:#x}")
+        expect(yiaddr == GUEST_IP, f"offered {socket.inet_ntoa(yiaddr)}, expected 10.0.2.15")
+        expect(b"\x35\x01\x02" in bootp[240:], "DHCP message type is not OFFER")
+        expect(p["ipsrc"] == HOST_IP, f"offer from {socket.inet_ntoa(p['ipsrc'])}")
+        expect(p["dst"] in (GUEST_MAC, BCAST), "offer not addressed to the guest MAC")
+    finally:
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+
+
+@case("netdev/slirp-hostfwd-tcp", kvm=False)
+def t_slirp_hostfwd(ctx):
+    port = free_port()
+    h = Helper(ctx, f"user,hostfwd=tcp:127.0.0.1:{port}-:8080")
+    cli = None
+    try:
+        expect(h.first == READY, f"first message {h.first!r}")
+        # The guest announces itself (ARP who-has 10.0.2.2), as a stack does
+        # after DHCP; slirp learns the guest's MAC from it.
+        h.send(arp(1, GUEST_MAC, GUEST_IP, b"\0" * 6, HOST_IP, BCAST))
+        h.wait_for(lambda p: p["type"] == 0x0806 and p["op"] == 2 and p["spa"] == HOST_IP,
+                   what="ARP reply for 10.0.2.2")
+        cli = socket.create_connection(("127.0.0.1", port), timeout=5)
+        syn = h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x02, what="SYN")
+        expect(syn["dport"] == 8080 and syn["ipdst"] == GUEST_IP,
+               f"SYN to {socket.inet_ntoa(syn['ipdst'])}:{syn['dport']}, expected 10.0.2.15:8080")
+        # Complete the handshake as the guest and pass data both ways.
+        gseq = 1000
+        src, sport = syn["ipsrc"], syn["sport"]
+
+        def seg(flags, seq, ack, data=b""):
+            return eth(syn["src"], GUEST_MAC, 0x0800,
+                       ipv4(GUEST_IP, src, 6, tcp(GUEST_IP, src, 8080, sport, seq, ack, flags, data)))
+        h.send(seg(0x12, gseq, syn["seq"] + 1))  # SYN-ACK
+        h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x10 and p["ack"] == gseq + 1,
+                   what="ACK of the SYN-ACK")
+        cli.sendall(b"ping from the host")
+        d = h.wait_for(lambda p: p.get("proto") == 6 and p.get("data"), what="data segment")
+        expect(d["data"] == b"ping from the host", f"guest got {d['data']!r}")
+        h.send(seg(0x18, gseq + 1, d["seq"] + len(d["data"]), b"pong from the guest"))
+        cli.settimeout(5)
+        got = cli.recv(100)
+        expect(got == b"pong from the guest", f"host got {got!r}")
+    finally:
+        if cli:
+            cli.close()
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+
+
+@case("netdev/slirp-hostfwd-port-in-use", kvm=False)
+def t_slirp_port_busy(ctx):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        h = Helper(ctx, f"user,hostfwd=tcp:127.0.0.1:{port}-:22")
+        msg = h.first or b""
+        status = h.proc.wait(timeout=5)
+        h.sock.close()
+        h.proc.stderr.close()
+    finally:
+        s.close()
+    expect(msg.startswith(ERROR) and f"{port}".encode() in msg,
+           f"expected an error naming port {port}, got {msg!r}")
+    expect(status == 1, f"helper exit status {status}")
+
+
+@case("netdev/slirp-helper-by-hand", kvm=False)
+def t_slirp_by_hand(ctx):
+    path = ctx.path("hvmm-net-slirp")
+    p = subprocess.run([path, "user"], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    expect(p.returncode == 2 and b"not by hand" in p.stderr, f"status {p.returncode} {p.stderr!r}")
+    # and a bad spec handed to it is refused through the socket
+    h = Helper(ctx, "user,bogus=1")
+    msg = h.first or b""
+    status, _ = h.close()
+    expect(msg.startswith(ERROR) and b"bogus" in msg and status == 1, f"{status} {msg!r}")
+
+
+
+# ---- hvmm itself: the --network errors and the helper's lifetime ----
+
+def _helpers_with(marker):
+    """PIDs of live hvmm-net-slirp processes whose spec contains marker (read-only scan)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"hvmm-net-slirp") and any(marker.encode() in a for a in argv):
+            pids.append(int(d))
+    return pids
+
+
+@case("netdev/hvmm-network-errors")
+def t_hvmm_network_errors(ctx):
+    img = ctx.guest("hello.elf")
+    r = ctx.hvmm("--network", "user,hostfwd=tcp::0-:22", img, stats=False)
+    expect(r.status == 2 and r.err.startswith("hvmm: --network") and "bad host port" in r.err
+           and r.err.count("\n") == 1, "bad spec: one line, status 2", r)
+    r = ctx.hvmm("--network", "tap:hvmm-no-such9", img, stats=False)
+    expect(r.status == 6 and "no network interface hvmm-no-such9" in r.err
+           and r.err.count("\n") == 1, "missing tap: one line, status 6", r)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        r = ctx.hvmm("--network", f"user,hostfwd=tcp:127.0.0.1:{port}-:22", img, stats=False)
+    finally:
+        s.close()
+    expect(r.status == 6 and f"hostfwd tcp 127.0.0.1:{port}" in r.err and r.err.count("\n") == 1,
+           "host port in use: one line naming it, status 6", r)
+
+
+@case("netdev/hvmm-helper-lifetime")
+def t_hvmm_helper_lifetime(ctx):
+    port = free_port()
+    marker = f"hostfwd=tcp:127.0.0.1:{port}-"
+    r = ctx.hvmm("--network", f"user,{marker}:22", ctx.guest("hello.elf"))
+    expect(r.status == 1 and "Hello" in r.out, "hello.elf with a user network", r)
+    expect(r.err == "", "nothing on stderr", r)
+    left = _helpers_with(marker)
+    expect(not left, f"slirp helper still running after hvmm exited: pids {left}")
+    # while hvmm ran, the hostfwd port was bound; now it is free again
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.close()
