@@ -676,7 +676,10 @@ static unsigned blk_reap(struct blk *b)
 
 /* Work the queue until nothing moves: pop, submit, and handle the
  * completions that arrived meanwhile (page-cache hits complete inside the
- * submit and raise no eventfd: it is registered for async ones only). */
+ * submit). The eventfd fires for every completion, these included (one
+ * spurious wake-up): an "async only" eventfd (register_eventfd_async) fires
+ * only for completions posted by io_uring's workers, not for reads that
+ * waited for a page and completed through task work, which then hung. */
 static void blk_run(struct blk *b)
 {
 	blk_process(b);
@@ -831,7 +834,7 @@ static int blk_uring_init(struct blk *b)
 		r = -errno;
 		goto fail;
 	}
-	if ((r = io_uring_register_eventfd_async(&b->ring, b->efd)) < 0)
+	if ((r = io_uring_register_eventfd(&b->ring, b->efd)) < 0)
 		goto fail;
 	if ((r = evloop_add(b->vm, b->efd, EPOLLIN, blk_uring_event, b)) < 0)
 		goto fail;

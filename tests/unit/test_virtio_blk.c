@@ -474,6 +474,36 @@ static void test_many_in_flight(void **state)
 	assert_true(interrupts >= 1 && interrupts < N / 2);
 }
 
+/* Reads that miss the page cache complete later, from the kernel's task
+ * work or a worker: the completion eventfd must fire for those too. */
+static void test_uncached_reads(void **state)
+{
+	(void)state;
+	enum { N = 32, LEN = 64 << 10 };
+	fill(DATA_GPA, (uint64_t)N * LEN, 13);
+	assert_int_equal(pwrite(disk, gp(DATA_GPA, (uint64_t)N * LEN), (size_t)N * LEN, 0),
+			 (ssize_t)N * LEN);
+	assert_int_equal(fdatasync(disk), 0);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(posix_fadvise(disk, 0, 0, POSIX_FADV_DONTNEED), 0);
+		memset(gp(RBUF_GPA, (uint64_t)N * LEN), 0, (size_t)N * LEN);
+		uint16_t base = used()->idx;
+		for (unsigned i = 0; i < N; i++) {
+			put_hdr(i, T_IN, (uint64_t)i * (LEN / 512));
+			struct buf b[] = { { HDR_GPA + 16 * i, 16, false },
+					   { RBUF_GPA + (uint64_t)i * LEN, LEN, true },
+					   { ST_GPA + i, 1, true } };
+			add_indirect(b, 3, TABLE_GPA + 64ull * i);
+		}
+		kick();
+		wait_used((uint16_t)(base + N));
+		for (unsigned i = 0; i < N; i++)
+			assert_int_equal(*gp(ST_GPA + i, 1), S_OK);
+		assert_memory_equal(gp(RBUF_GPA, (uint64_t)N * LEN), gp(DATA_GPA, (uint64_t)N * LEN),
+				    (size_t)N * LEN);
+	}
+}
+
 static void test_bad_ranges(void **state)
 {
 	(void)state;
@@ -788,7 +818,7 @@ static void test_create_errors(void **state)
 #define T(fn, up) cmocka_unit_test_setup_teardown(fn, up, down)
 #define ALL(up)                                                                   \
 	T(test_config, up), T(test_read_write, up), T(test_any_layout, up),         \
-	T(test_many_in_flight, up), T(test_bad_ranges, up), T(test_bad_chains, up), \
+	T(test_many_in_flight, up), T(test_uncached_reads, up), T(test_bad_ranges, up), T(test_bad_chains, up), \
 	T(test_get_id_flush, up), T(test_discard, up), T(test_write_zeroes, up),    \
 	T(test_short_file, up), T(test_reset_in_flight, up)
 
