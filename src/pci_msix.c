@@ -238,12 +238,15 @@ bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned
 	if (!m || bar != m->bar)
 		return false;
 	uint64_t tlen = (uint64_t)m->nvec * PCI_MSIX_ENTRY_SIZE, plen = (m->nvec + 63) / 64 * 8;
-	bool table = off >= m->table_off && off - m->table_off < tlen;
-	bool pba = off >= m->pba_off && off - m->pba_off < plen;
+	/* Any access touching a byte of the table or PBA is theirs, so the
+	 * device never sees one; one that straddles their edge is malformed. */
+	bool table = off < m->table_off + tlen && off + size > m->table_off;
+	bool pba = off < m->pba_off + plen && off + size > m->pba_off;
 	if (!table && !pba)
 		return false;
-	uint64_t rel = off - (table ? m->table_off : m->pba_off), len = table ? tlen : plen;
-	bool ok = util_range_ok(rel, size, len) &&
+	uint64_t start = table ? m->table_off : m->pba_off, len = table ? tlen : plen;
+	uint64_t rel = off - start; /* wraps when the access starts before: refused below */
+	bool ok = off >= start && util_range_ok(rel, size, len) &&
 		  (size == 8 ? (rel & 7) == 0 : (rel & 3) + size <= 4);
 	pthread_mutex_lock(&m->lock);
 	if (!write) {

@@ -476,6 +476,13 @@ static void test_msix_table(void **state)
 	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE + 36, 8), ~0ull);
 	bus_wr(&vm.mmio, bar_base + TEST_PBA, 4, 0xf);
 	assert_int_equal(pba(), 0);
+	/* straddling the table's start or the PBA's end: nobody's (all-ones, dropped) */
+	unsigned w = dev_log.writes;
+	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE - 4, 8), ~0ull);
+	bus_wr(&vm.mmio, bar_base + TEST_TABLE - 2, 4, 0);
+	bus_wr(&vm.mmio, bar_base + TEST_PBA + 4, 8, 0);
+	assert_int_equal(dev_log.writes, w);
+	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE, 4), 0);
 	/* past the table's last entry: the device's own registers again */
 	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE + 16 * TEST_NVEC, 4), 0x1234);
 	assert_int_equal(dev_log.last_off, TEST_TABLE + 16 * TEST_NVEC);
