@@ -306,8 +306,8 @@ void pci_intx_update(struct pci_dev *d)
 {
 	if (!d->info.intx_pin)
 		return;
-	bool level = atomic_load(&d->intx_level) &&
-		     !(pci_cfg16(d, PCI_COMMAND) & PCI_CMD_INTX_DISABLE) && !pci_msix_enabled(d);
+	bool level = atomic_load(&d->intx_level) && !atomic_load(&d->intx_disabled) &&
+		     !pci_msix_enabled(d);
 	irq_set_line(d->vm, d->intx_ioapic_pin, level);
 }
 
