@@ -9,6 +9,7 @@ claims through --stats-json: queue notifies absorbed by ioeventfds cost no
 user-space MMIO exit (and with --no-ioeventfd they do), and with irqfds the
 MSI-X vectors are in the live IRT ("irt" in the JSON).
 """
+import json
 import os
 import queue
 import re
@@ -192,6 +193,14 @@ def t_net(ctx):
     hv = net_everywhere(ctx)
     check_notify_exits(hv, 0x1041, want_exits=False)
     check_irt(hv)
+
+
+@case("virtio/net-no-ioeventfd-no-irqfd")
+def t_net_fallbacks(ctx):
+    hv = hvmm_run(ctx, "test=virtio-net", ["--network", "user", "--no-ioeventfd", "--no-irqfd"])
+    check_pass("hvmm --no-ioeventfd --no-irqfd", hv)
+    check_notify_exits(hv, 0x1041, want_exits=True)
+    check_irt(hv, irqfd=False)
 
 
 @case("virtio/net-plain-rings", qemu=True)
@@ -401,3 +410,22 @@ def t_console(ctx):
     hvmm_missing(status, taptext)
     hv = check_console("hvmm", status, cons, taptext)
     same_tap("hvmm", hv, "QEMU-KVM", results["kvm"])
+    with open(js) as f:
+        hv.stats = json.load(f)
+    check_notify_exits(hv, 0x1043, want_exits=False)
+    check_irt(hv)
+
+
+@case("virtio/console-no-ioeventfd-no-irqfd")
+def t_console_fallbacks(ctx):
+    tf = os.path.join(ctx.tmp, "hvmm-nofd.tap")
+    js = os.path.join(ctx.tmp, "console-nofd.json")
+    argv = [ctx.hvmm_bin, "run", "--timeout", "60", "-m", MEM, "--console", "virtio", "--serial", tf,
+            "--no-ioeventfd", "--no-irqfd", "--stats-json", js, "--cmdline", "test=virtio-console", kernel(ctx)]
+    status, cons, taptext = console_session(argv, tf)
+    hvmm_missing(status, taptext)
+    hv = check_console("hvmm --no-ioeventfd --no-irqfd", status, cons, taptext)
+    with open(js) as f:
+        hv.stats = json.load(f)
+    check_notify_exits(hv, 0x1043, want_exits=True)
+    check_irt(hv, irqfd=False)
