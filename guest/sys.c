@@ -147,7 +147,8 @@ static long sys_irq_wait(long i, long seen, long timeout_ns)
 		uint64_t now = clock_ns();
 		if (now >= end)
 			break;
-		apic_timer_oneshot_ns(end - now);
+		/* at most 1 s per arming: the LAPIC count stays in range */
+		apic_timer_oneshot_ns(end - now < 1000000000ull ? end - now : 1000000000ull);
 		irq_wait();
 	}
 	return (long)u_msi_count[i];
