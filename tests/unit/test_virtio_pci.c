@@ -8,6 +8,8 @@
  * asynchronous reset against a queue_notify in progress.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -660,6 +664,103 @@ static void test_loop_slow_reset(void **state)
 	atomic_store(&model.slow_ms, 0);
 }
 
+/* ---- with a real KVM VM fd: the ioeventfds follow BAR 0 ---- */
+
+static int kvm_fd = -1, kvm_vm_fd = -1;
+
+static int setup_kvm(void **state)
+{
+	(void)state;
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	kvm_vm_fd = kvm_fd >= 0 ? ioctl(kvm_fd, KVM_CREATE_VM, 0) : -1;
+	fake_vm_init(&vm);
+	vm.kvm_fd = kvm_fd;
+	vm.vm_fd = kvm_vm_fd;
+	vm.cfg.no_irqfd = true; /* no irqchip in this VM: no KVM_IRQFD */
+	vm.cfg.mem_size = RAM;
+	memset(&model, 0, sizeof(model));
+	if (kvm_vm_fd < 0)
+		return 0; /* the test skips */
+	if (mem_init(&vm.mem, RAM) || pci_init(&vm) || evloop_init(&vm))
+		return -1;
+	dev = virtio_pci_create(&vm, &m_ops, &model);
+	if (!dev)
+		return -1;
+	drv_attach(dev);
+	return 0;
+}
+
+static int teardown_kvm(void **state)
+{
+	if (kvm_vm_fd >= 0)
+		teardown(state);
+	if (kvm_vm_fd >= 0)
+		close(kvm_vm_fd);
+	if (kvm_fd >= 0)
+		close(kvm_fd);
+	kvm_fd = kvm_vm_fd = -1;
+	return 0;
+}
+
+/* Is a 2-byte MMIO ioeventfd at addr taken? (KVM refuses a second one at
+ * the same address with EEXIST; a free address is assigned and released.) */
+static bool ioeventfd_taken(uint64_t addr)
+{
+	int fd = eventfd(0, EFD_CLOEXEC);
+	assert_true(fd >= 0);
+	struct kvm_ioeventfd io = { .addr = addr, .len = 2, .fd = fd };
+	int r = ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io);
+	int e = errno;
+	if (r == 0) {
+		io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+		assert_int_equal(ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io), 0);
+	}
+	close(fd);
+	if (r < 0)
+		assert_int_equal(e, EEXIST);
+	return r < 0;
+}
+
+static void test_ioeventfd_follows_bar(void **state)
+{
+	(void)state;
+	if (kvm_vm_fd < 0) {
+		print_message("no /dev/kvm: ioeventfd registration not tested\n");
+		skip();
+	}
+	uint64_t a = bar0 + cap_notify;
+	/* memory decoding is on (drv_attach): one per queue */
+	assert_true(ioeventfd_taken(a));
+	assert_true(ioeventfd_taken(a + notify_mult));
+	/* decoding off: gone */
+	cfg_wr(0x04, 2, 0);
+	assert_false(ioeventfd_taken(a));
+	cfg_wr(0x04, 2, 0x06);
+	assert_true(ioeventfd_taken(a));
+	/* the guest moves BAR 0: they move with it */
+	uint64_t nb = 0xd0000000ull;
+	cfg_wr(0x10, 4, (uint32_t)nb);
+	cfg_wr(0x14, 4, 0);
+	assert_false(ioeventfd_taken(a));
+	assert_true(ioeventfd_taken(nb + cap_notify));
+	assert_true(ioeventfd_taken(nb + cap_notify + notify_mult));
+	/* and the transport still works there */
+	bar0 = nb;
+	assert_int_equal(cc_rd(NUM_QUEUES, 2), 2);
+	/* --no-ioeventfd devices register none: covered by virtio_pci_create's
+	 * ioeventfd_off; tear-down unregisters (teardown_kvm closes the VM) */
+	virtio_destroy_all(&vm);
+	assert_false(ioeventfd_taken(nb + cap_notify));
+	vm.virtio = NULL;
+	/* a device created with --no-ioeventfd registers nothing */
+	vm.cfg.no_ioeventfd = true;
+	memset(&model, 0, sizeof(model));
+	dev = virtio_pci_create(&vm, &m_ops, &model);
+	assert_non_null(dev);
+	drv_attach(dev);
+	assert_false(ioeventfd_taken(bar0 + cap_notify));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +775,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_after_driver_ok_frozen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_notify_and_reset, setup_loop, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_slow_reset, setup_loop, teardown),
+		cmocka_unit_test_setup_teardown(test_ioeventfd_follows_bar, setup_kvm, teardown_kvm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
