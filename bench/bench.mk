@@ -28,3 +28,8 @@ $(BENCH_DIR)/guests/outs_%.o32: tests/guests/outs.S tests/guests/common.h
 	$(CC) -c -nostdlib -ffreestanding -m32 -Itests/guests -DN_OUTS=$* -DEXIT_VALUE=0x2a -o $@ $<
 $(BENCH_DIR)/guests/outs_%.elf: $(BENCH_DIR)/guests/outs_%.o32 tests/guests/guest.ld
 	ld --no-warn-rwx-segments -m elf_i386 -static -nostdlib --build-id=none -N -T tests/guests/guest.ld -o $@ $<
+
+# virtio-blk / virtio-net throughput, hvmm against QEMU (bench/virtio.py).
+.PHONY: bench-virtio
+bench-virtio: deps all guests
+	@python3 bench/virtio.py --build $(BUILD) $(BENCH_VIRTIO_ARGS)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: hvmm against the raw-KVM lower bound and QEMU microvm, in one run.
+# `make bench`: hvmm against the raw-KVM lower bound and QEMU microvm, in one run,
+# then the virtio device benchmarks against QEMU (bench/virtio.py).
 # Builds what it needs (hvmm, the raw program, the timer, the bench guests), then
 # bench/bench.py runs the interleaved rounds, prints the table and rewrites the
 # results section of docs/benchmarks.md. Extra arguments go to bench.py
@@ -8,4 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 make -s BUILD="$BUILD" all guests bench-build
-exec python3 bench/bench.py --build "$BUILD" "$@"
+python3 bench/bench.py --build "$BUILD" "$@"
+# virtio-blk / virtio-net against QEMU (also alone: make bench-virtio)
+python3 bench/virtio.py --build "$BUILD" ${BENCH_VIRTIO_ARGS:-}

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -130,8 +132,14 @@ static int irq_commit(struct vm *vm, struct irq_state *s)
 	for (unsigned i = 0; i < s->nr_msi; i++)
 		if (s->msi_routed[i])
 			t->entries[t->nr++] = s->msi[i];
+	unsigned t_nr = t->nr;
 	int r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
 	free(t);
+	/* Callers run on guest-driven paths that cannot fail the guest's write;
+	 * say it once, so a route that never took effect is not a mystery. */
+	static atomic_bool said;
+	if (r < 0 && !atomic_exchange(&said, true))
+		util_err("KVM_SET_GSI_ROUTING (%u routes): %s; interrupts may be lost", t_nr, strerror(-r));
 	return r;
 }
 

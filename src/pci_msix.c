@@ -238,8 +238,11 @@ bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned
 	if (!m || bar != m->bar)
 		return false;
 	uint64_t tlen = (uint64_t)m->nvec * PCI_MSIX_ENTRY_SIZE, plen = (m->nvec + 63) / 64 * 8;
-	bool table = off >= m->table_off && off - m->table_off < tlen;
-	bool pba = off >= m->pba_off && off - m->pba_off < plen;
+	/* Any access touching the table or PBA is theirs, also one that starts
+	 * just before them (it is not aligned, so it reads ones / is dropped):
+	 * the device's own ops must never see table or PBA bytes. */
+	bool table = off < m->table_off + tlen && off + size > m->table_off;
+	bool pba = off < m->pba_off + plen && off + size > m->pba_off;
 	if (!table && !pba)
 		return false;
 	uint64_t rel = off - (table ? m->table_off : m->pba_off), len = table ? tlen : plen;

@@ -13,6 +13,9 @@
 #include "virtio/virtio.h"
 #include "vm.h"
 
+/* Enough for every MSI-X vector of a full bus (31 slots, a few vectors each). */
+#define STATS_IRT_MAX 256
+
 const char *stats_reason_name(uint32_t reason)
 {
 	static const char *const names[] = {
@@ -166,6 +169,56 @@ static const char *stats_io_space(enum stats_io_kind k)
 	return k <= STATS_PIO_OUT ? "pio" : "mmio";
 }
 
+/*
+ * The interrupt remapping table as KVM holds it: each MSI-X vector the guest
+ * programmed, the GSI hvmm routes it through, and where the route sends it.
+ */
+static void stats_print_irt(struct vm *vm, FILE *f)
+{
+	struct pci_irt_entry *e = calloc(STATS_IRT_MAX, sizeof(*e));
+	if (!e)
+		return;
+	unsigned n = pci_irt_snapshot(vm, e, STATS_IRT_MAX);
+	fprintf(f, "interrupt remapping table (MSI-X vector -> KVM GSI route): %u entr%s\n", n,
+		n == 1 ? "y" : "ies");
+	if (n)
+		fprintf(f, "  %-16s %-7s %6s %5s %8s %6s %-6s %-8s %10s %10s\n", "device", "devfn", "vector",
+			"gsi", "apic id", "vec", "masked", "delivery", "sent", "on unmask");
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "  %-16s %02x.%-4u %6u %5u %8u %#6x %-6s %-8s %10llu %10llu\n", e[i].device,
+			e[i].devfn >> 3, e[i].devfn & 7, e[i].vector, e[i].gsi, e[i].dest_apic_id,
+			e[i].guest_vector, e[i].masked ? "yes" : "no", e[i].irqfd ? "irqfd" : "injected",
+			(unsigned long long)e[i].sent, (unsigned long long)e[i].pending_sent);
+	free(e);
+}
+
+static json_object *stats_json_irt(struct vm *vm)
+{
+	json_object *a = json_object_new_array();
+	struct pci_irt_entry *e = calloc(STATS_IRT_MAX, sizeof(*e));
+	if (!e)
+		return a;
+	unsigned n = pci_irt_snapshot(vm, e, STATS_IRT_MAX);
+	for (unsigned i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "device", json_object_new_string(e[i].device));
+		json_object_object_add(o, "devfn", json_object_new_int((int)e[i].devfn));
+		json_object_object_add(o, "vector", json_object_new_int((int)e[i].vector));
+		json_object_object_add(o, "gsi", json_object_new_int((int)e[i].gsi));
+		json_object_object_add(o, "dest_apic_id", json_object_new_int((int)e[i].dest_apic_id));
+		json_object_object_add(o, "guest_vector", json_object_new_int((int)e[i].guest_vector));
+		json_object_object_add(o, "masked", json_object_new_boolean(e[i].masked));
+		json_object_object_add(o, "irqfd", json_object_new_boolean(e[i].irqfd));
+		json_object_object_add(o, "delivery",
+				       json_object_new_string(e[i].irqfd ? "irqfd" : "injected"));
+		json_object_object_add(o, "sent", json_object_new_uint64(e[i].sent));
+		json_object_object_add(o, "sent_on_unmask", json_object_new_uint64(e[i].pending_sent));
+		json_object_array_add(a, o);
+	}
+	free(e);
+	return a;
+}
+
 /* ---- virtio devices (virtio_pci.c keeps the counters) ---- */
 
 static void stats_print_virtio(struct vm *vm, FILE *f)
@@ -257,6 +310,7 @@ void stats_print(struct vm *vm, FILE *f)
 			fputc('\n', f);
 		}
 	}
+	stats_print_irt(vm, f);
 	struct boot_timer_mark marks[BOOT_TIMER_MAX_MARKS];
 	unsigned nm = boot_timer_marks(vm, marks, BOOT_TIMER_MAX_MARKS);
 	for (unsigned i = 0; i < nm && i < BOOT_TIMER_MAX_MARKS; i++)
@@ -338,6 +392,7 @@ int stats_write_json(struct vm *vm, const char *path)
 		json_object_array_add(marks, a);
 	}
 	json_object_object_add(root, "boot_marks", marks);
+	json_object_object_add(root, "irt", stats_json_irt(vm));
 
 	json_object *stop = json_object_new_object();
 	json_object_object_add(stop, "status", json_object_new_int(vm->exit_status));

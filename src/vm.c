@@ -184,17 +184,22 @@ static int vm_create_virtio(struct vm *vm)
 /*
  * fw_cfg "etc/e820", as QEMU names it: the RAM firmware written for QEMU may
  * use, one {le64 address, le64 length, le32 type} per memory slot (type 1,
- * RAM), the same slots the multiboot and Linux maps describe.
+ * RAM), the same slots the multiboot and Linux maps describe, and the PCI
+ * ECAM window as reserved (type 2), which is what makes Linux trust MCFG.
  */
 static int vm_fw_cfg_e820(struct vm *vm)
 {
 	struct __attribute__((packed)) vm_e820 {
 		uint64_t addr, len;
 		uint32_t type;
-	} e[ARRAY_SIZE(vm->mem.regions)];
-	for (int i = 0; i < vm->mem.nr_regions; i++)
-		e[i] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
-	int r = fw_cfg_add_file(vm, "etc/e820", e, (size_t)vm->mem.nr_regions * sizeof(e[0]));
+	} e[ARRAY_SIZE(vm->mem.regions) + 1];
+	size_t n = 0;
+	/* sorted by address: low RAM < ECAM (in the hole) < RAM above 4 GiB */
+	e[n++] = (struct vm_e820){ vm->mem.regions[0].gpa, vm->mem.regions[0].size, 1 };
+	e[n++] = (struct vm_e820){ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 };
+	for (int i = 1; i < vm->mem.nr_regions; i++)
+		e[n++] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
+	int r = fw_cfg_add_file(vm, "etc/e820", e, n * sizeof(e[0]));
 	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
 }
 
@@ -252,7 +257,8 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
 	/* Both tables describe the same CPUs and IOAPIC: guests that look for
 	 * ACPI find the MADT, older ones the MP table. */
-	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, err, sizeof(err)) < 0)
+	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE, err,
+					    sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
 	return vm_fw_cfg_e820(vm);
 }

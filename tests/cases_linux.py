@@ -170,9 +170,9 @@ def check_common(run, who, cpus=CPUS):
 
 
 def hvmm_e820():
-    """The map hvmm builds for MEM_MB of RAM (below 4 GiB, no PCI hole involved)."""
+    """The map hvmm builds for MEM_MB of RAM (below 4 GiB), with the PCI ECAM window reserved."""
     return [(0, 0x9f000, "usable"), (0x9f000, 0x100000, "reserved"),
-            (0x100000, MEM_MB << 20, "usable")]
+            (0x100000, MEM_MB << 20, "usable"), (0xe0000000, 0xe0100000, "reserved")]
 
 
 def hvmm_has_kernel_option(ctx):

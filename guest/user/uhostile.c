@@ -246,7 +246,9 @@ static uint16_t c_past_top(struct hdev *h, uint16_t *bump)
 static uint16_t c_huge_len(struct hdev *h, uint16_t *bump)
 {
 	(void)bump;
-	hs_desc(h->q.desc, 0, BUF(h, 0), 0xffffffffu, W, 0);
+	/* virtio-rng on QEMU spends ~20 s mapping a 4 GiB buffer before it gives
+	 * up, so rng gets 256 MiB (still twice this guest's RAM) */
+	hs_desc(h->q.desc, 0, BUF(h, 0), h->type == VIRTIO_ID_RNG ? 0x10000000u : 0xffffffffu, W, 0);
 	return 0;
 }
 
@@ -346,7 +348,7 @@ static const struct hs_case hs_cases[] = {
 	{ "buffer above RAM (1 TiB)", HS_CHAIN, c_above_ram },
 	{ "buffer at the top of RAM", HS_CHAIN, c_at_top },
 	{ "buffer running past the top of RAM", HS_CHAIN, c_past_top },
-	{ "buffer of length 4 GiB - 1", HS_CHAIN, c_huge_len },
+	{ "buffer of 4 GiB - 1 (rng: 256 MiB) from RAM", HS_CHAIN, c_huge_len },
 	{ "buffer wrapping 2^64", HS_CHAIN, c_wrap },
 	{ "2-byte buffer at 2^64 - 1", HS_CHAIN, c_wrap_chain },
 	{ "readable buffer after a writable one", HS_CHAIN, c_order },

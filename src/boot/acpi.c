@@ -1,5 +1,6 @@
 /*
- * ACPI tables (ACPI 6.x): RSDP, RSDT, XSDT, FADT, DSDT, MADT.
+ * ACPI tables (ACPI 6.x): RSDP, RSDT, XSDT, FADT, DSDT, MADT, and MCFG (PCI
+ * Firmware spec 3.0: where the PCIe ECAM window is) when there is one.
  *
  * hvmm has no firmware, so it writes the tables an OS would otherwise get
  * from the BIOS: into the BIOS read-only area, where the RSDP is found by the
@@ -34,6 +35,7 @@
 #define ACPI_FADT_MINOR 0
 #define ACPI_MADT_REVISION 4 /* ACPI 6.0–6.2; 5 only adds the Online Capable flag */
 #define ACPI_DSDT_REVISION 2 /* 2+: AML integers are 64-bit */
+#define ACPI_MCFG_REVISION 1
 
 /* FADT Flags */
 #define ACPI_FADT_RESET_REG_SUP (1u << 10)
@@ -149,6 +151,16 @@ struct __attribute__((packed)) acpi_madt_lapic_nmi {
 	uint8_t lint;
 };
 
+/* MCFG: header, 8 reserved bytes, one allocation per ECAM window. */
+struct __attribute__((packed)) acpi_mcfg {
+	struct acpi_header h;
+	uint64_t reserved;
+	uint64_t base;
+	uint16_t segment;
+	uint8_t start_bus, end_bus;
+	uint32_t reserved2;
+};
+
 _Static_assert(sizeof(struct acpi_rsdp) == 36, "RSDP layout");
 _Static_assert(sizeof(struct acpi_header) == 36, "SDT header layout");
 _Static_assert(sizeof(struct acpi_gas) == 12, "GAS layout");
@@ -160,6 +172,7 @@ _Static_assert(sizeof(struct acpi_madt) == 44 && sizeof(struct acpi_madt_lapic) 
 		       sizeof(struct acpi_madt_ioapic) == 12 && sizeof(struct acpi_madt_iso) == 10 &&
 		       sizeof(struct acpi_madt_lapic_nmi) == 6,
 	       "MADT layout");
+_Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG layout");
 
 /*
  * DSDT body: `DefinitionBlock (...) { Scope (\_SB) {} }`, hand-assembled so
@@ -173,9 +186,9 @@ _Static_assert(sizeof(struct acpi_madt) == 44 && sizeof(struct acpi_madt_lapic) 
  */
 static const uint8_t acpi_dsdt_aml[] = { 0x10, 0x06, 0x5c, '_', 'S', 'B', '_' };
 
-#define ACPI_NR_TABLES 2 /* FADT and MADT; the DSDT hangs off the FADT */
-#define ACPI_RSDT_LEN (sizeof(struct acpi_header) + ACPI_NR_TABLES * 4)
-#define ACPI_XSDT_LEN (sizeof(struct acpi_header) + ACPI_NR_TABLES * 8)
+#define ACPI_MAX_TABLES 3 /* FADT, MADT and MCFG; the DSDT hangs off the FADT */
+#define ACPI_RSDT_LEN (sizeof(struct acpi_header) + ACPI_MAX_TABLES * 4)
+#define ACPI_XSDT_LEN (sizeof(struct acpi_header) + ACPI_MAX_TABLES * 8)
 #define ACPI_DSDT_LEN (sizeof(struct acpi_header) + sizeof(acpi_dsdt_aml))
 #define ACPI_MADT_LEN(n)                                                                    \
 	(sizeof(struct acpi_madt) + (size_t)(n) * sizeof(struct acpi_madt_lapic) +          \
@@ -188,7 +201,8 @@ _Static_assert(BOOT_ACPI_RSDP + sizeof(struct acpi_rsdp) <= BOOT_ACPI_RSDT &&
 		       BOOT_ACPI_XSDT + ACPI_XSDT_LEN <= BOOT_ACPI_FADT &&
 		       BOOT_ACPI_FADT + sizeof(struct acpi_fadt) <= BOOT_ACPI_DSDT &&
 		       BOOT_ACPI_DSDT + ACPI_DSDT_LEN <= BOOT_ACPI_MADT &&
-		       BOOT_ACPI_MADT + ACPI_MADT_LEN(BOOT_ACPI_MAX_CPUS) <= BOOT_ACPI_END,
+		       BOOT_ACPI_MADT + ACPI_MADT_LEN(BOOT_ACPI_MAX_CPUS) <= BOOT_ACPI_MCFG &&
+		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_END,
 	       "ACPI tables overlap");
 _Static_assert(BOOT_ACPI_END <= ACPI_BIOS_AREA_END, "ACPI tables in the BIOS area, below 1 MiB");
 _Static_assert(BOOT_ACPI_MAX_CPUS < 0xff, "APIC IDs 0..n and IOAPIC ID n below broadcast 0xff");
@@ -225,8 +239,8 @@ static void acpi_put(struct guest_mem *m, uint64_t gpa, const void *table, size_
 	p[offsetof(struct acpi_header, checksum)] = acpi_checksum(p, len);
 }
 
-int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, char *err,
-		    size_t errlen)
+int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64_t ecam_base,
+		    char *err, size_t errlen)
 {
 	if (ncpus < 1 || ncpus > BOOT_ACPI_MAX_CPUS)
 		return boot_fail(err, errlen, "ACPI: %d CPUs, the MADT holds 1 to %d", ncpus,
@@ -307,20 +321,36 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, char *
 	memcpy(p, &nmi, sizeof(nmi));
 	madt[offsetof(struct acpi_header, checksum)] = acpi_checksum(madt, madt_len);
 
+	uint64_t tables[ACPI_MAX_TABLES] = { BOOT_ACPI_FADT, BOOT_ACPI_MADT };
+	size_t nt = 2;
+
+	/* MCFG: one ECAM window, segment 0, bus 0 only (1 MiB). */
+	if (ecam_base) {
+		struct acpi_mcfg mcfg = {
+			.h = acpi_header("MCFG", sizeof(mcfg), ACPI_MCFG_REVISION),
+			.base = ecam_base,
+			.segment = 0,
+			.start_bus = 0,
+			.end_bus = 0,
+		};
+		acpi_put(m, BOOT_ACPI_MCFG, &mcfg, sizeof(mcfg));
+		tables[nt++] = BOOT_ACPI_MCFG;
+	}
+
 	/* RSDT and XSDT: same tables, 32- and 64-bit pointers. */
-	const uint64_t tables[ACPI_NR_TABLES] = { BOOT_ACPI_FADT, BOOT_ACPI_MADT };
 	uint8_t rsdt[ACPI_RSDT_LEN], xsdt[ACPI_XSDT_LEN];
-	struct acpi_header rh = acpi_header("RSDT", sizeof(rsdt), ACPI_RSDT_REVISION);
-	struct acpi_header xh = acpi_header("XSDT", sizeof(xsdt), ACPI_XSDT_REVISION);
+	const size_t rlen = sizeof(struct acpi_header) + nt * 4, xlen = sizeof(struct acpi_header) + nt * 8;
+	struct acpi_header rh = acpi_header("RSDT", rlen, ACPI_RSDT_REVISION);
+	struct acpi_header xh = acpi_header("XSDT", xlen, ACPI_XSDT_REVISION);
 	memcpy(rsdt, &rh, sizeof(rh));
 	memcpy(xsdt, &xh, sizeof(xh));
-	for (size_t i = 0; i < ACPI_NR_TABLES; i++) {
+	for (size_t i = 0; i < nt; i++) {
 		uint32_t a32 = (uint32_t)tables[i];
 		memcpy(rsdt + sizeof(rh) + i * 4, &a32, 4);
 		memcpy(xsdt + sizeof(xh) + i * 8, &tables[i], 8);
 	}
-	acpi_put(m, BOOT_ACPI_RSDT, rsdt, sizeof(rsdt));
-	acpi_put(m, BOOT_ACPI_XSDT, xsdt, sizeof(xsdt));
+	acpi_put(m, BOOT_ACPI_RSDT, rsdt, rlen);
+	acpi_put(m, BOOT_ACPI_XSDT, xsdt, xlen);
 
 	/* RSDP last, so it only ever points at finished tables. */
 	struct acpi_rsdp rsdp = {

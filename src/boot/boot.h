@@ -75,6 +75,7 @@
 #define BOOT_ACPI_FADT 0xe0100ull
 #define BOOT_ACPI_DSDT 0xe0400ull
 #define BOOT_ACPI_MADT 0xe1000ull
+#define BOOT_ACPI_MCFG 0xe2000ull
 #define BOOT_ACPI_END 0xf0000ull
 /* APIC IDs 0..ncpus-1 and the IOAPIC's ID ncpus must fit the MADT's 8-bit
  * xAPIC IDs, and 0xff is the broadcast ID: ncpus <= 254. More would need
@@ -248,14 +249,16 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
  * timer, no FACS) pointing at a DSDT holding only `Scope (\_SB) {}`, and a
  * MADT with the same interrupt wiring as the MP table: one Local APIC per CPU
  * (APIC IDs and processor UIDs 0..ncpus-1), the IOAPIC (ID ncpus, GSI base 0),
- * the override ISA IRQ 0 -> GSI 2, and NMI on LINT1 of every CPU. All
+ * the override ISA IRQ 0 -> GSI 2, and NMI on LINT1 of every CPU; with
+ * ecam_base != 0 also an MCFG (listed third) giving that ECAM window for PCI
+ * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks). All
  * checksummed. Writes only [BOOT_ACPI_RSDP, BOOT_ACPI_END) (zeroing the rest
  * of it), and needs RAM up to 1 MiB, the end of the range an OS scans for the
  * RSDP (1 MiB of RAM is enough). 0, or -1 with a one-line reason in err
  * (ncpus outside 1..BOOT_ACPI_MAX_CPUS, ioapic_addr not 32-bit, RAM too small).
  */
-int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, char *err,
-		    size_t errlen);
+int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64_t ecam_base,
+		    char *err, size_t errlen);
 
 /*
  * Host-side decompression of a bzImage's payload (src/boot/decompress.c).

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../pci.h"
 #include "../util.h"
 #include "boot.h"
 #include "boot_priv.h"
@@ -97,13 +98,16 @@ static void e820_add(struct boot_params *bp, uint64_t addr, uint64_t end, uint32
 	bp->e820_table[bp->e820_entries++] = (struct boot_e820_entry){ addr, end - addr, type };
 }
 
-/* The map mirrors the memory slots; only the legacy area below 1 MiB is carved out. */
+/* The map mirrors the memory slots; only the legacy area below 1 MiB is carved
+ * out. The PCI ECAM window is listed reserved: Linux uses MMCONFIG only where
+ * the firmware's map reserves it. */
 static void lx_build_e820(const struct guest_mem *m, struct boot_params *bp)
 {
 	uint64_t low_end = m->regions[0].size;
 	e820_add(bp, 0, LX_BASE_MEM_END, LX_E820_RAM);
 	e820_add(bp, LX_BASE_MEM_END, MIB(1), LX_E820_RESERVED);
 	e820_add(bp, MIB(1), low_end, LX_E820_RAM);
+	e820_add(bp, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE, LX_E820_RESERVED);
 	if (m->nr_regions > 1)
 		e820_add(bp, m->regions[1].gpa, m->regions[1].gpa + m->regions[1].size, LX_E820_RAM);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pci.h"
 #include "../util.h"
 #include "boot.h"
 #include "boot_priv.h"
@@ -224,6 +225,7 @@ static int mb_write_info(struct guest_mem *m, const struct boot_params_in *in, u
 	mmap_add(&a, &n, BOOT_MPTABLE, 0xa0000, MB_MMAP_RESERVED);
 	mmap_add(&a, &n, 0xf0000, MIB(1), MB_MMAP_RESERVED);
 	mmap_add(&a, &n, MIB(1), low_end, MB_MMAP_RAM);
+	mmap_add(&a, &n, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE, MB_MMAP_RESERVED); /* PCI ECAM */
 	if (m->nr_regions > 1)
 		mmap_add(&a, &n, m->regions[1].gpa, m->regions[1].gpa + m->regions[1].size, MB_MMAP_RAM);
 	info.mmap_length = n * (uint32_t)sizeof(struct mb_mmap_entry);

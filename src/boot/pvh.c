@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../pci.h"
 #include "../util.h"
 #include "boot.h"
 #include "boot_priv.h"
@@ -278,6 +279,7 @@ int boot_load_pvh(struct guest_mem *m, const struct boot_params_in *in, struct b
 	memmap_add(map, &n, 0, BOOT_MPTABLE, PVH_E820_RAM);
 	memmap_add(map, &n, BOOT_MPTABLE, MIB(1), PVH_E820_RESERVED);
 	memmap_add(map, &n, MIB(1), low_end, PVH_E820_RAM);
+	memmap_add(map, &n, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE, PVH_E820_RESERVED); /* MMCONFIG */
 	if (m->nr_regions > 1)
 		memmap_add(map, &n, m->regions[1].gpa, m->regions[1].gpa + m->regions[1].size,
 			   PVH_E820_RAM);

@@ -78,6 +78,8 @@ struct virtio_dev_ops {
 	 * thread, loop stopped): drop in-flight work; after return no buffer of
 	 * the old queues may be touched. No transport lock is held. */
 	void (*reset)(struct virtio_dev *d);
+	/* Tear-down (after reset): free the model. The transport does not touch
+	 * the ops table afterwards, so it may live in the model's state. */
 	void (*destroy)(struct virtio_dev *d);
 };
 

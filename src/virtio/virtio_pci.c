@@ -132,7 +132,10 @@ struct virtio_queue_state {
 
 struct virtio_dev {
 	struct vm *vm;
-	const struct virtio_dev_ops *ops;
+	const struct virtio_dev_ops *ops; /* = &ops_copy */
+	/* Our own copy: a model may keep its ops in its state (virtio-blk does)
+	 * and free them in destroy, before virtio_dev_free reads nr_queues. */
+	struct virtio_dev_ops ops_copy;
 	void *opaque;
 	struct pci_dev *pci;
 	unsigned nvec;
@@ -153,7 +156,8 @@ struct virtio_dev {
 	/* ioeventfds: where they are registered now (0: not registered) */
 	uint64_t ioeventfd_base;
 	unsigned ioeventfd_len; /* 0: any length (KVM_CAP_IOEVENTFD_ANY_LENGTH) */
-	bool ioeventfd_off;     /* --no-ioeventfd, no KVM, or KVM refused */
+	bool ioeventfd_off;     /* --no-ioeventfd, no KVM, no event loop */
+	bool ioeventfd_warned;  /* a KVM_IOEVENTFD failure was reported */
 
 	_Atomic uint8_t status;
 	_Atomic uint8_t config_generation;
@@ -253,12 +257,17 @@ static void virtio_ioeventfd_register(struct virtio_dev *d, uint64_t bar)
 			r = virtio_ioeventfd_one(d, q, addr, true);
 		}
 		if (r < 0) {
-			util_err("%s: KVM_IOEVENTFD: %s; queue notifies will exit to hvmm",
-				 d->ops->name, strerror(-r));
+			/* E.g. the guest put BAR 0 over another device's notify
+			 * slots (EEXIST). Kicks still arrive by MMIO exit while
+			 * it stays there; the next move tries again. */
+			if (!d->ioeventfd_warned) {
+				d->ioeventfd_warned = true;
+				util_err("%s: KVM_IOEVENTFD at %#llx: %s; queue notifies exit to hvmm",
+					 d->ops->name, (unsigned long long)addr, strerror(-r));
+			}
 			for (unsigned i = 0; i < q; i++)
 				virtio_ioeventfd_one(d, i, bar + VIRTIO_NOTIFY_OFF + i * VIRTIO_NOTIFY_MULT,
 						     false);
-			d->ioeventfd_off = true;
 			return;
 		}
 	}
@@ -838,7 +847,9 @@ static int virtio_add_cap(struct pci_dev *p, uint8_t type, uint32_t off, uint32_
 	return pci_cap_add(p, PCI_CAP_ID_VNDR, cap_len, body, NULL) ? 0 : -ENOSPC;
 }
 
-static void virtio_dev_free(struct virtio_dev *d)
+/* Undo virtio_pci_create; with `destroy_model`, the model's destroy comes
+ * last of all uses of d->ops (a model may keep its ops in the state it frees). */
+static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 {
 	if (!d->inline_mode && d->vm->evloop) {
 		for (unsigned q = 0; q < d->ops->nr_queues; q++)
@@ -858,6 +869,8 @@ static void virtio_dev_free(struct virtio_dev *d)
 			close(d->q[q].efd);
 	if (d->ctl_efd >= 0)
 		close(d->ctl_efd);
+	if (destroy_model && d->ops->destroy)
+		d->ops->destroy(d);
 	pthread_cond_destroy(&d->reset_cond);
 	pthread_mutex_destroy(&d->reset_lock);
 	free(d);
@@ -884,7 +897,8 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	if (!d)
 		return NULL;
 	d->vm = vm;
-	d->ops = ops;
+	d->ops_copy = *ops;
+	d->ops = &d->ops_copy;
 	d->opaque = opaque;
 	d->nvec = ops->nr_queues + 1;
 	d->host_features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
@@ -913,7 +927,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 			err = errno;
 	}
 	if (err) {
-		virtio_dev_free(d);
+		virtio_dev_free(d, false);
 		errno = err;
 		return NULL;
 	}
@@ -931,7 +945,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	struct pci_dev *p = pci_dev_add(vm, &info);
 	if (!p) {
 		err = errno;
-		virtio_dev_free(d);
+		virtio_dev_free(d, false);
 		errno = err;
 		return NULL;
 	}
@@ -969,7 +983,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	vm->virtio->dev[vm->virtio->n++] = d;
 	return d;
 fail:
-	virtio_dev_free(d);
+	virtio_dev_free(d, false);
 	errno = err;
 	return NULL;
 }
@@ -984,9 +998,7 @@ void virtio_destroy_all(struct vm *vm)
 		/* The loop is stopped: nothing else touches the queues. */
 		if (d->ops->reset)
 			d->ops->reset(d);
-		if (d->ops->destroy)
-			d->ops->destroy(d);
-		virtio_dev_free(d);
+		virtio_dev_free(d, true);
 	}
 	free(s);
 	vm->virtio = NULL;

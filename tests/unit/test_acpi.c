@@ -20,12 +20,13 @@
 
 #define IOAPIC 0xfec00000ull
 #define HDR 36 /* SDT header */
+#define ECAM 0xe0000000ull
 
 
 static void write_ok(int ncpus)
 {
 	char err[256] = "";
-	int rc = boot_acpi_write(&m, ncpus, IOAPIC, err, sizeof(err));
+	int rc = boot_acpi_write(&m, ncpus, IOAPIC, ECAM, err, sizeof(err));
 	if (rc)
 		fail_msg("boot_acpi_write(%d): %s", ncpus, err);
 }
@@ -100,11 +101,37 @@ static void test_rsdp_rsdt_xsdt(void **state)
 	(void)state;
 	write_ok(1);
 	rsdp_checked();
-	assert_int_equal(check_sdt(BOOT_ACPI_RSDT, "RSDT", 1), HDR + 2 * 4);
-	assert_int_equal(check_sdt(BOOT_ACPI_XSDT, "XSDT", 1), HDR + 2 * 8);
+	assert_int_equal(check_sdt(BOOT_ACPI_RSDT, "RSDT", 1), HDR + 3 * 4);
+	assert_int_equal(check_sdt(BOOT_ACPI_XSDT, "XSDT", 1), HDR + 3 * 8);
 	assert_int_equal(find_table("FACP"), BOOT_ACPI_FADT);
 	assert_int_equal(find_table("APIC"), BOOT_ACPI_MADT);
+	assert_int_equal(find_table("MCFG"), BOOT_ACPI_MCFG);
 	assert_int_equal(find_table("DSDT"), 0); /* reached through the FADT only */
+}
+
+/* MCFG: one allocation, the ECAM window for segment 0, bus 0 only. */
+static void test_mcfg(void **state)
+{
+	(void)state;
+	write_ok(2);
+	uint64_t a = find_table("MCFG");
+	assert_int_equal(a, BOOT_ACPI_MCFG);
+	assert_int_equal(check_sdt(a, "MCFG", 1), HDR + 8 + 16);
+	const uint8_t *t = at(a, HDR + 24);
+	assert_int_equal(u64(t + HDR), 0);          /* reserved */
+	assert_int_equal(u64(t + HDR + 8), ECAM);   /* base address */
+	assert_int_equal(t[HDR + 16], 0);           /* segment, low byte */
+	assert_int_equal(t[HDR + 17], 0);
+	assert_int_equal(t[HDR + 18], 0);           /* start bus */
+	assert_int_equal(t[HDR + 19], 0);           /* end bus */
+	assert_int_equal(u32(t + HDR + 20), 0);
+	/* without an ECAM window: no MCFG, two tables listed */
+	char err[256] = "";
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, 0, err, sizeof(err)), 0);
+	assert_int_equal(find_table("MCFG"), 0);
+	assert_int_equal(check_sdt(BOOT_ACPI_XSDT, "XSDT", 1), HDR + 2 * 8);
+	assert_int_equal(check_sdt(BOOT_ACPI_RSDT, "RSDT", 1), HDR + 2 * 4);
+	assert_int_equal(find_table("APIC"), BOOT_ACPI_MADT);
 }
 
 /* Walk the MADT for ncpus CPUs and check every entry. */
@@ -259,7 +286,7 @@ static void check_refused_ram(uint64_t size)
 	struct guest_mem g = { .base = buf, .ram_size = size, .nr_regions = 1 };
 	g.regions[0] = (struct mem_region){ .gpa = 0, .size = size, .hva = buf };
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, ECAM, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "RAM"));
 	for (uint64_t i = 0; i < size; i++) /* nothing written */
 		if (buf[i] != 0xa5)
@@ -280,16 +307,16 @@ static void test_bad_args(void **state)
 	(void)state;
 	char err[256];
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, ECAM, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "CPUs"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, ECAM, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "CPUs"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, ECAM, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "254"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, ECAM, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "IOAPIC"));
 	/* and none of these left an RSDP behind */
 	assert_int_equal(find_rsdp(), 0);
@@ -299,6 +326,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rsdp_rsdt_xsdt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mcfg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_64, setup, teardown),

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "pci.h"
 #include "boot/boot.h"
 #include "load_error.h"
 #include "memory.h"
@@ -189,8 +190,9 @@ static void test_bz_boot_params(void **state)
 	assert_int_equal(bp->hdr.ramdisk_size, 0);
 	const struct boot_e820_entry want[] = {
 		{ 0, 0x9f000, 1 }, { 0x9f000, 0x61000, 2 }, { MIB(1), MIB(127), 1 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 },
 	};
-	check_e820(f, want, 3);
+	check_e820(f, want, 4);
 	/* Command line and zero page sit where nothing else of ours is. */
 	assert_true(BOOT_LINUX_CMDLINE + BOOT_LINUX_CMDLINE_MAX <= BOOT_PML4);
 	assert_true(BOOT_LINUX_PARAMS >= BOOT_STACK_TOP);
@@ -238,9 +240,9 @@ static void test_e820_5g(void **state)
 	assert_int_equal(load(f, build_bz(&o)), 0);
 	const struct boot_e820_entry want[] = {
 		{ 0, 0x9f000, 1 }, { 0x9f000, 0x61000, 2 }, { MIB(1), GIB(3) - MIB(1), 1 },
-		{ GIB(4), GIB(2), 1 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 }, { GIB(4), GIB(2), 1 },
 	};
-	check_e820(f, want, 4);
+	check_e820(f, want, 5);
 	/* e820 RAM equals the slots, except the reserved legacy piece below 1 MiB. */
 	assert_int_equal(f->m.regions[0].size, GIB(3));
 	assert_int_equal(f->m.regions[1].gpa, GIB(4));
@@ -453,8 +455,9 @@ static void test_vmlinux_loads(void **state)
 	assert_int_equal(bp->sentinel, 0);
 	const struct boot_e820_entry want[] = {
 		{ 0, 0x9f000, 1 }, { 0x9f000, 0x61000, 2 }, { MIB(1), MIB(127), 1 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 },
 	};
-	check_e820(f, want, 3);
+	check_e820(f, want, 4);
 }
 
 static void test_vmlinux_virtual_entry(void **state)
@@ -475,9 +478,9 @@ static void test_vmlinux_5g(void **state)
 	assert_int_equal(zp(f)->hdr.ramdisk_image, 0x80000000 - 0x1000);
 	const struct boot_e820_entry want[] = {
 		{ 0, 0x9f000, 1 }, { 0x9f000, 0x61000, 2 }, { MIB(1), GIB(3) - MIB(1), 1 },
-		{ GIB(4), GIB(2), 1 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 }, { GIB(4), GIB(2), 1 },
 	};
-	check_e820(f, want, 4);
+	check_e820(f, want, 5);
 }
 
 static void test_vmlinux_malformed(void **state)

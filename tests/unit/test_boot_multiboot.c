@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "pci.h"
 #include "boot/boot.h"
 #include "load_error.h"
 #include "memory.h"
@@ -194,9 +195,10 @@ static void test_info(void **state)
 		{ BOOT_MPTABLE, 0xa0000 - BOOT_MPTABLE, 2 },
 		{ 0xf0000, 0x10000, 2 },
 		{ MIB(1), MIB(63), 1 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 }, /* MMCONFIG, reserved */
 	};
-	assert_int_equal(mmap_len, 4 * 24);
-	for (unsigned i = 0; i < 4; i++) {
+	assert_int_equal(mmap_len, 5 * 24);
+	for (unsigned i = 0; i < 5; i++) {
 		uint64_t e = mmap + i * 24;
 		assert_int_equal(rd32(f, e), 20); /* size, not counting itself */
 		assert_int_equal(rd64(f, e + 4), want[i].addr);
@@ -214,11 +216,13 @@ static void test_info_without_cmdline_and_above_4g(void **state)
 	assert_int_equal(rd32(&f, BOOT_INFO + 8), (GIB(3) - MIB(1)) >> 10);
 	assert_string_equal(str_at(&f, rd32(&f, BOOT_INFO + 16)), "mb.bin ");
 	uint32_t mmap_len = rd32(&f, BOOT_INFO + 44), mmap = rd32(&f, BOOT_INFO + 48);
-	assert_int_equal(mmap_len, 5 * 24);
+	assert_int_equal(mmap_len, 6 * 24);
 	assert_int_equal(rd64(&f, mmap + 3 * 24 + 12), GIB(3) - MIB(1));
-	assert_int_equal(rd64(&f, mmap + 4 * 24 + 4), GIB(4));
-	assert_int_equal(rd64(&f, mmap + 4 * 24 + 12), GIB(1));
-	assert_int_equal(rd32(&f, mmap + 4 * 24 + 20), 1);
+	assert_int_equal(rd64(&f, mmap + 4 * 24 + 4), PCI_ECAM_BASE);
+	assert_int_equal(rd32(&f, mmap + 4 * 24 + 20), 2);
+	assert_int_equal(rd64(&f, mmap + 5 * 24 + 4), GIB(4));
+	assert_int_equal(rd64(&f, mmap + 5 * 24 + 12), GIB(1));
+	assert_int_equal(rd32(&f, mmap + 5 * 24 + 20), 1);
 	mem_free(&f.m);
 }
 

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "pci.h"
 #include "boot/boot.h"
 #include "load_error.h"
 #include "memory.h"
@@ -188,8 +189,9 @@ static void test_pvh64_loads(void **state)
 		{ 0, BOOT_MPTABLE, 1, 0 },
 		{ BOOT_MPTABLE, MIB(1) - BOOT_MPTABLE, 2, 0 },
 		{ MIB(1), MIB(127), 1, 0 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2, 0 },
 	};
-	check_start_info(f, want, 3);
+	check_start_info(f, want, 4);
 }
 
 static void test_pvh_5g_memmap(void **state)
@@ -202,9 +204,10 @@ static void test_pvh_5g_memmap(void **state)
 		{ 0, BOOT_MPTABLE, 1, 0 },
 		{ BOOT_MPTABLE, MIB(1) - BOOT_MPTABLE, 2, 0 },
 		{ MIB(1), MEM_HOLE_START - MIB(1), 1, 0 },
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2, 0 },
 		{ MEM_HOLE_END, (5ull << 30) - MEM_HOLE_START, 1, 0 },
 	};
-	check_start_info(f, want, 4);
+	check_start_info(f, want, 5);
 }
 
 static void test_pvh32_and_forced(void **state)

@@ -1,0 +1,82 @@
+"""PCI tests (issue 5): bus 0 through configuration mechanism #1 and ECAM, the
+ACPI MCFG table, and the interrupt remapping table in the statistics.
+
+The guests run on hvmm and on QEMU's q35 (the PCIe machine with ECAM; its host
+bridge is the same 8086:29c0 MCH hvmm's imitates, but q35 also has the ICH9
+LPC bridge at 00:1f.0, so the scans differ by that line).
+"""
+
+from harness import case, expect, io_count
+
+HOST_BRIDGE = "00:00.0 8086:29c0 class 060000\n"
+Q35_LPC = "00:1f.0 8086:2918 class 060100\n"
+
+
+@case("pci/scan-bus0", qemu=True)
+def t_scan(ctx):
+    img = ctx.guest("pciscan.elf")
+    hv = ctx.hvmm(img)
+    q = ctx.qemu(img, machine="q35")
+    expect(hv.status == 1 and hv.out == HOST_BRIDGE + "scan done\n",
+           "hvmm: bus 0 holds the host bridge only", hv)
+    expect(q.status == 1 and q.out == HOST_BRIDGE + Q35_LPC + "scan done\n",
+           "QEMU q35: host bridge and ICH9 LPC", q)
+    # One dword to CONFIG_ADDRESS per slot, plus one for the bridge's class.
+    expect(io_count(hv.stats, "pio", "out", 0xcf8) == 33,
+           f"CONFIG_ADDRESS writes: {io_count(hv.stats, 'pio', 'out', 0xcf8)}, expected 33")
+    expect(io_count(hv.stats, "pio", "in", 0xcfc) == 33, "CONFIG_DATA reads: expected 33")
+
+
+@case("pci/scan-strict-io")
+def t_scan_strict(ctx):
+    # Every port the scan touches is claimed: --strict-io would stop the VM
+    # on an unhandled access with status 8.
+    hv = ctx.hvmm("--strict-io", ctx.guest("pciscan.elf"))
+    expect(hv.status == 1 and hv.out.endswith("scan done\n"), "scan under --strict-io", hv)
+
+
+@case("pci/ecam-matches-cf8", qemu=True)
+def t_ecam(ctx):
+    img = ctx.guest("ecam.elf")
+    hv = ctx.hvmm(img)
+    q = ctx.qemu(img, machine="q35")
+    expect(hv.status == 1 and hv.out == "MCFG found\necam == cf8 on 1 functions\n",
+           "hvmm: MCFG found, ECAM agrees with CF8 on the host bridge", hv)
+    expect(q.status == 1 and q.out == "MCFG found\necam == cf8 on 2 functions\n",
+           "QEMU q35: MCFG found, ECAM agrees with CF8", q)
+    # every ECAM access is an MMIO exit to hvmm: 64 dword reads of 00:00.0,
+    # one per absent slot, and the cache-line write and read-back
+    n = hv.stats["exits_by_reason"].get("MMIO")
+    expect(n == 64 + 31 + 2, f"MMIO exits: {n}, expected 97", hv)
+
+
+@case("pci/mcfg-needs-acpi")
+def t_mcfg_acpi_off(ctx):
+    hv = ctx.hvmm("--acpi", "off", ctx.guest("ecam.elf"))
+    expect(hv.status == 7 and "no ACPI MCFG table" in hv.out, "no ACPI, no MCFG: guest exits 3", hv)
+
+
+@case("pci/stats-irt")
+def t_stats_irt(ctx):
+    # No virtio devices: the table is there and empty, in both forms.
+    hv = ctx.hvmm("--stats", ctx.guest("hello.elf"))
+    expect(hv.status == 1, "hello runs", hv)
+    expect(isinstance(hv.stats.get("irt"), list) and hv.stats["irt"] == [],
+           f"stats JSON 'irt': {hv.stats.get('irt')!r}", hv)
+    expect("interrupt remapping table (MSI-X vector -> KVM GSI route): 0 entries" in hv.err,
+           "--stats prints the table header", hv)
+
+
+@case("pci/irqchip-kernel")
+def t_irqchip_kernel(ctx):
+    # With KVM's own irqchip the PCI ports behave the same.
+    hv = ctx.hvmm("--irqchip", "kernel", ctx.guest("pciscan.elf"))
+    expect(hv.status == 1 and hv.out == HOST_BRIDGE + "scan done\n", "scan with --irqchip kernel", hv)
+
+
+@case("pci/reset-through-0xcf9")
+def t_reset(ctx):
+    # 0xcf9 lies inside PCI's 0xcf8-0xcff range: a byte there still resets.
+    hv = ctx.hvmm(ctx.guest("reset_cf9.elf"))
+    expect(hv.status == 0 and "0xcf9" in hv.err, "clean exit 0 with the reset message", hv)
+    expect(io_count(hv.stats, "pio", "out", 0xcf9) >= 1, "the write reached hvmm at 0xcf9", hv)
