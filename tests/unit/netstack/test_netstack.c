@@ -765,6 +765,8 @@ struct peer {
 	uint16_t wnd;              /* window the peer advertises */
 	bool drop_synacks;         /* ignore the first SYN-ACK */
 	bool zero_window;          /* ACK the first data with window 0, open on the 2nd probe */
+	bool simultaneous_close;   /* answer the guest's FIN with a FIN that does not ack it, then ack it */
+	uint32_t last_ack_seen;    /* ack field of the guest's last segment */
 	unsigned synacks, acks_in, data_segs, probes, rsts, fins, max_seg, mss_opt;
 	uint8_t got[65536];
 	size_t got_len;
@@ -791,6 +793,7 @@ static void peer_hook(struct vnet *n, const uint8_t *fr, unsigned len, void *ctx
 	unsigned tot = get16(fr + 16), hl = (t[12] >> 4) * 4u, dlen = tot - 20 - hl;
 	uint8_t fl = t[13];
 	uint32_t seq = get32(t + 4);
+	p->last_ack_seen = get32(t + 8);
 	assert_int_equal(cks(t, tot - 20, pseudo(GUEST_IP, GW_IP, 6, tot - 20)), 0);
 	if (fl & 0x04) {
 		p->rsts++;
@@ -828,6 +831,15 @@ static void peer_hook(struct vnet *n, const uint8_t *fr, unsigned len, void *ctx
 			p->zero_window = false;
 			p->wnd = 0;
 		}
+	}
+	if ((fl & 0x01) && p->simultaneous_close && !p->fins) {
+		p->fins++;
+		/* our FIN crosses theirs: it acks only up to their FIN's seq */
+		fake_vnet_inject(n, f, peer_frame(f, p, 0x11, "", 0));
+		p->snd_nxt++;
+		p->rcv_nxt++;
+		fake_vnet_inject(n, f, peer_frame(f, p, 0x10, "", 0));
+		return;
 	}
 	if (fl & 0x01) {
 		p->fins++;
@@ -898,6 +910,23 @@ static void test_tcp_zero_window(void **state)
 	assert_true(p.probes >= 2);
 	assert_int_equal(p.got_len, sizeof(d));
 	assert_memory_equal(p.got, d, sizeof(d));
+	fake_vnet_free(n);
+}
+
+/* Both ends close at once: FIN-WAIT-1 → CLOSING → TIME-WAIT, and the
+ * peer's FIN is acknowledged. */
+static void test_tcp_simultaneous_close(void **state)
+{
+	(void)state;
+	static struct peer p = { .simultaneous_close = true };
+	struct vnet *n = peer_connect(&p, 77, 1460, 65535);
+	assert_int_equal(net_tcp_send(n, "bye", 3, 1000), 3);
+	assert_int_equal(net_tcp_close(n, 2000), 0);
+	assert_int_equal(p.got_len, 3);
+	assert_int_equal(p.fins, 1);
+	assert_int_equal(p.last_ack_seen, p.snd_nxt); /* the peer's FIN was acked */
+	char b[4];
+	assert_int_equal(net_tcp_recv(n, b, sizeof(b), 10), 0); /* end of stream */
 	fake_vnet_free(n);
 }
 
@@ -1042,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_synack_retransmit_and_mss),
 		cmocka_unit_test(test_tcp_zero_window),
 		cmocka_unit_test(test_tcp_wrap_ooo_rst),
+		cmocka_unit_test(test_tcp_simultaneous_close),
 		cmocka_unit_test(test_arp_and_icmp),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_fuzz),
