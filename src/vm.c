@@ -170,7 +170,8 @@ static int vm_create_virtio(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
 	for (int i = 0; i < c->nr_disks; i++)
 		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
-			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path, strerror(-r));
+			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
+				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
 	for (int i = 0; i < c->nr_nets; i++) {
 		char err[256];
 		/* the model words its own error: the back end knows what went wrong */

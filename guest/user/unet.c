@@ -70,9 +70,9 @@ long u_net(long mode)
 	if (net_dhcp(n, &cfg, 10000) != 0)
 		return u_net_fail(d, m, "no DHCP lease in 10 s");
 	u_tap(cfg.ip && cfg.mask && cfg.router,
-	      "virtio-net-tcp (%s): DHCP lease %u.%u.%u.%u mask %u.%u.%u.%u router %u.%u.%u.%u dns %u.%u.%u.%u from %u.%u.%u.%u, %u s, in %lu ms",
+	      "virtio-net-tcp (%s): DHCP lease %u.%u.%u.%u mask %u.%u.%u.%u router %u.%u.%u.%u dns %u.%u.%u.%u from %u.%u.%u.%u, %u s, in %lu us",
 	      m, IP4(cfg.ip), IP4(cfg.mask), IP4(cfg.router), IP4(cfg.dns), IP4(cfg.server), cfg.lease_s,
-	      (vnet_now_us() - t0) / 1000);
+	      vnet_now_us() - t0);
 
 	u_note("virtio-net-tcp (%s): listening on %u.%u.%u.%u:%u", m, IP4(cfg.ip), u_net_port);
 	if (net_tcp_accept(n, (uint16_t)u_net_port, 60000) != 0)

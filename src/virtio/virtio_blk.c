@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -859,6 +860,10 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	b->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0)
 		return -errno;
+	/* Two VMs writing one image corrupt it: a writer excludes everyone,
+	 * readers share (a file system without flock is not refused). */
+	if (flock(b->fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		return -EBUSY;
 	struct stat st;
 	if (fstat(b->fd, &st) < 0)
 		return -errno;

@@ -156,7 +156,8 @@ struct virtio_dev {
 	/* ioeventfds: where they are registered now (0: not registered) */
 	uint64_t ioeventfd_base;
 	unsigned ioeventfd_len; /* 0: any length (KVM_CAP_IOEVENTFD_ANY_LENGTH) */
-	bool ioeventfd_off;     /* --no-ioeventfd, no KVM, or KVM refused */
+	bool ioeventfd_off;     /* --no-ioeventfd, no KVM, no event loop */
+	bool ioeventfd_warned;  /* a KVM_IOEVENTFD failure was reported */
 
 	_Atomic uint8_t status;
 	_Atomic uint8_t config_generation;
@@ -256,12 +257,17 @@ static void virtio_ioeventfd_register(struct virtio_dev *d, uint64_t bar)
 			r = virtio_ioeventfd_one(d, q, addr, true);
 		}
 		if (r < 0) {
-			util_err("%s: KVM_IOEVENTFD: %s; queue notifies will exit to hvmm",
-				 d->ops->name, strerror(-r));
+			/* E.g. the guest put BAR 0 over another device's notify
+			 * slots (EEXIST). Kicks still arrive by MMIO exit while
+			 * it stays there; the next move tries again. */
+			if (!d->ioeventfd_warned) {
+				d->ioeventfd_warned = true;
+				util_err("%s: KVM_IOEVENTFD at %#llx: %s; queue notifies exit to hvmm",
+					 d->ops->name, (unsigned long long)addr, strerror(-r));
+			}
 			for (unsigned i = 0; i < q; i++)
 				virtio_ioeventfd_one(d, i, bar + VIRTIO_NOTIFY_OFF + i * VIRTIO_NOTIFY_MULT,
 						     false);
-			d->ioeventfd_off = true;
 			return;
 		}
 	}

@@ -353,6 +353,9 @@ static void test_config(void **state)
 	uint8_t b = 0;
 	cfg(56, &b, 1);
 	assert_int_equal(b, 1);
+	/* the image is locked while the device has it */
+	assert_int_equal(virtio_blk_create(&vm, path, false), -EBUSY);
+	assert_int_equal(virtio_blk_create(&vm, path, true), -EBUSY);
 	/* byte-wise and past the end (zeros) */
 	uint8_t c[4];
 	cfg(1, c, 2);

@@ -747,6 +747,21 @@ static void test_ioeventfd_follows_bar(void **state)
 	/* and the transport still works there */
 	bar0 = nb;
 	assert_int_equal(cc_rd(NUM_QUEUES, 2), 2);
+	/* a move onto an address KVM refuses (taken): kicks exit to hvmm there,
+	 * and the next move registers again */
+	uint64_t taken = 0xd8000000ull;
+	int fd = eventfd(0, EFD_CLOEXEC);
+	struct kvm_ioeventfd io = { .addr = taken + cap_notify + notify_mult, .len = 2, .fd = fd };
+	assert_int_equal(ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io), 0);
+	cfg_wr(0x10, 4, (uint32_t)taken);
+	assert_false(ioeventfd_taken(nb + cap_notify));
+	assert_false(ioeventfd_taken(taken + cap_notify)); /* queue 0's was undone */
+	io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN;
+	assert_int_equal(ioctl(kvm_vm_fd, KVM_IOEVENTFD, &io), 0);
+	close(fd);
+	cfg_wr(0x10, 4, (uint32_t)nb);
+	assert_true(ioeventfd_taken(nb + cap_notify));
+	assert_true(ioeventfd_taken(nb + cap_notify + notify_mult));
 	/* --no-ioeventfd devices register none: covered by virtio_pci_create's
 	 * ioeventfd_off; tear-down unregisters (teardown_kvm closes the VM) */
 	virtio_destroy_all(&vm);

@@ -39,6 +39,7 @@ struct client {
 	const char *request;
 	size_t bulk;           /* bytes expected after the reply line */
 	int half_close;        /* shutdown(SHUT_WR) after the request: the guest sees FIN first */
+	size_t upload;         /* pattern bytes sent after the request (then half-close) */
 	char reply[256];
 	size_t reply_len;
 	size_t bulk_got, bulk_bad_at;
@@ -76,6 +77,18 @@ static void *client_main(void *arg)
 	}
 	if (write(fd, c->request, strlen(c->request)) != (ssize_t)strlen(c->request))
 		c->err = 2;
+	static uint8_t up[65536];
+	for (size_t off = 0; off < c->upload;) {
+		size_t k = c->upload - off < sizeof(up) ? c->upload - off : sizeof(up);
+		for (size_t i = 0; i < k; i++)
+			up[i] = pattern(off + i);
+		ssize_t w = write(fd, up, k);
+		if (w <= 0) {
+			c->err = 3;
+			break;
+		}
+		off += (size_t)w;
+	}
 	if (c->half_close)
 		shutdown(fd, SHUT_WR);
 	/* The reply line, then the bulk stream, then EOF. */
@@ -266,6 +279,52 @@ static void test_tcp_peer_closes_first(void **state)
 	assert_int_equal(c.err, 0);
 	assert_string_equal(c.reply, "late reply\n");
 	assert_int_equal(net_stats()->tcp_rst_sent, 0);
+	fake_vnet_free(n);
+}
+
+/* Host → guest: far more than the guest's receive buffer, read in small
+ * pieces with pauses, so the window closes and reopens by window updates. */
+static void test_tcp_upload(void **state)
+{
+	(void)state;
+	const size_t up = 1u << 20;
+	struct client c = { .request = "up\n", .half_close = 1, .upload = up };
+	struct vnet *n = setup_fwd(&c.port);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, client_main, &c), 0);
+	c.go = 1;
+	assert_int_equal(net_tcp_accept(n, GUEST_PORT, 10000), 0);
+	char line[4];
+	unsigned ln = 0;
+	while (ln < 3) {
+		int k = net_tcp_recv(n, line + ln, 3 - ln, 5000);
+		assert_true(k > 0);
+		ln += (unsigned)k;
+	}
+	assert_memory_equal(line, "up\n", 3);
+	size_t got = 0, bad = 0;
+	unsigned reads = 0;
+	double t0 = mono_s();
+	uint8_t b[700];
+	int k;
+	while ((k = net_tcp_recv(n, b, sizeof(b), 10000)) > 0) {
+		for (int i = 0; i < k; i++)
+			bad += b[i] != pattern(got + (size_t)i);
+		got += (size_t)k;
+		if (++reads % 64 == 0)
+			usleep(2000); /* a slow reader: the buffer fills */
+	}
+	printf("# upload: %zu KiB in %.3f s through a %u-byte-read guest\n", got >> 10, mono_s() - t0,
+	       (unsigned)sizeof(b));
+	assert_int_equal(k, 0);
+	assert_int_equal(got, up);
+	assert_int_equal(bad, 0);
+	assert_int_equal(net_tcp_send(n, "done\n", 5, 5000), 5);
+	assert_int_equal(net_tcp_close(n, 5000), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(c.err, 0);
+	assert_string_equal(c.reply, "done\n");
+	assert_true(net_stats()->tcp_bytes_in == up + 3);
 	fake_vnet_free(n);
 }
 
@@ -765,6 +824,8 @@ struct peer {
 	uint16_t wnd;              /* window the peer advertises */
 	bool drop_synacks;         /* ignore the first SYN-ACK */
 	bool zero_window;          /* ACK the first data with window 0, open on the 2nd probe */
+	bool simultaneous_close;   /* answer the guest's FIN with a FIN that does not ack it, then ack it */
+	uint32_t last_ack_seen;    /* ack field of the guest's last segment */
 	unsigned synacks, acks_in, data_segs, probes, rsts, fins, max_seg, mss_opt;
 	uint8_t got[65536];
 	size_t got_len;
@@ -791,6 +852,7 @@ static void peer_hook(struct vnet *n, const uint8_t *fr, unsigned len, void *ctx
 	unsigned tot = get16(fr + 16), hl = (t[12] >> 4) * 4u, dlen = tot - 20 - hl;
 	uint8_t fl = t[13];
 	uint32_t seq = get32(t + 4);
+	p->last_ack_seen = get32(t + 8);
 	assert_int_equal(cks(t, tot - 20, pseudo(GUEST_IP, GW_IP, 6, tot - 20)), 0);
 	if (fl & 0x04) {
 		p->rsts++;
@@ -828,6 +890,15 @@ static void peer_hook(struct vnet *n, const uint8_t *fr, unsigned len, void *ctx
 			p->zero_window = false;
 			p->wnd = 0;
 		}
+	}
+	if ((fl & 0x01) && p->simultaneous_close && !p->fins) {
+		p->fins++;
+		/* our FIN crosses theirs: it acks only up to their FIN's seq */
+		fake_vnet_inject(n, f, peer_frame(f, p, 0x11, "", 0));
+		p->snd_nxt++;
+		p->rcv_nxt++;
+		fake_vnet_inject(n, f, peer_frame(f, p, 0x10, "", 0));
+		return;
 	}
 	if (fl & 0x01) {
 		p->fins++;
@@ -898,6 +969,23 @@ static void test_tcp_zero_window(void **state)
 	assert_true(p.probes >= 2);
 	assert_int_equal(p.got_len, sizeof(d));
 	assert_memory_equal(p.got, d, sizeof(d));
+	fake_vnet_free(n);
+}
+
+/* Both ends close at once: FIN-WAIT-1 → CLOSING → TIME-WAIT, and the
+ * peer's FIN is acknowledged. */
+static void test_tcp_simultaneous_close(void **state)
+{
+	(void)state;
+	static struct peer p = { .simultaneous_close = true };
+	struct vnet *n = peer_connect(&p, 77, 1460, 65535);
+	assert_int_equal(net_tcp_send(n, "bye", 3, 1000), 3);
+	assert_int_equal(net_tcp_close(n, 2000), 0);
+	assert_int_equal(p.got_len, 3);
+	assert_int_equal(p.fins, 1);
+	assert_int_equal(p.last_ack_seen, p.snd_nxt); /* the peer's FIN was acked */
+	char b[4];
+	assert_int_equal(net_tcp_recv(n, b, sizeof(b), 10), 0); /* end of stream */
 	fake_vnet_free(n);
 }
 
@@ -1035,6 +1123,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_echo),
 		cmocka_unit_test(test_tcp_echo_crlf),
 		cmocka_unit_test(test_tcp_peer_closes_first),
+		cmocka_unit_test(test_tcp_upload),
 		cmocka_unit_test(test_tcp_bulk),
 		cmocka_unit_test(test_tcp_bulk_lossy),
 		cmocka_unit_test(test_tcp_heavy_loss),
@@ -1042,6 +1131,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_synack_retransmit_and_mss),
 		cmocka_unit_test(test_tcp_zero_window),
 		cmocka_unit_test(test_tcp_wrap_ooo_rst),
+		cmocka_unit_test(test_tcp_simultaneous_close),
 		cmocka_unit_test(test_arp_and_icmp),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_fuzz),
