@@ -21,7 +21,8 @@ def fuzz_case(target):
         exe = ctx.path("fuzz", target)
         seeds = ctx.path("fuzz", "seeds", target)
         if not os.path.exists(exe):
-            raise Skip(f"!!! {exe} not built (needs clang + libclang-rt-14-dev; `make fuzz`) !!!")
+            raise Skip(f"!!! {exe} not built: `make fuzz` builds it (needs clang + libclang-rt-14-dev; "
+                       "test-asan does not: the targets are sanitized already) !!!")
         corpus = os.path.join(ctx.tmp, f"corpus-{target}")
         crash = ctx.path("fuzz", f"crash-{target}-")  # kept after the run for the reproducer
         os.makedirs(corpus, exist_ok=True)
