@@ -13,6 +13,8 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Wall -Wextra -Wshadow 
 	-Wstrict-prototypes -Wno-missing-field-initializers -MMD -MP
 FUZZ_TIME  ?= 60
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+# Stress programs (not libFuzzer: two threads race, the interleaving is the input).
+FUZZ_RACES := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/race_*.c))
 FUZZ_LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 
@@ -22,7 +24,7 @@ FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(vo
 
 .PHONY: fuzz fuzz-run
 ifeq ($(FUZZ_OK),yes)
-fuzz: $(FUZZ_TARGETS) $(FUZZ_DIR)/seeds.stamp
+fuzz: $(FUZZ_TARGETS) $(FUZZ_RACES) $(FUZZ_DIR)/seeds.stamp
 
 fuzz-run: fuzz
 	@for t in $(FUZZ_TARGETS); do \
@@ -49,9 +51,13 @@ $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_DIR)/libhvmm-fuzz.a $(LDLIBS)
 
+$(FUZZ_DIR)/race_%: fuzz/race_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer-no-link -Isrc -o $@ $< $(FUZZ_DIR)/libhvmm-fuzz.a -lpthread
+
 # Seeds are generated (well-formed rings and config-space sessions), not committed.
 $(FUZZ_DIR)/seeds.stamp: fuzz/gen_seeds.py
 	python3 fuzz/gen_seeds.py $(FUZZ_DIR)/seeds
 	touch $@
 
--include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:=.d)
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:=.d) $(FUZZ_RACES:=.d)

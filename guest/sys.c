@@ -24,19 +24,24 @@ static bool sys_user_range(uint64_t p, uint64_t n)
 	return p >= USER_BASE && p + n <= USER_END;
 }
 
-/* A buffer the kernel may write for the task: inside the image's user pages,
- * or on present, writable user pages of the user GiB (checked page by page,
- * so a bad pointer is -EFAULT and never a ring-0 #PF). */
-static bool sys_user_writable(uint64_t p, uint64_t n)
+/* A buffer the kernel may touch for the task: inside the image's user pages,
+ * or on user pages of the user GiB whose PTEs have all of `need` (checked page
+ * by page, so a bad pointer is -EFAULT and never a ring-0 #PF). */
+static bool sys_user_mapped(uint64_t p, uint64_t n, uint64_t need)
 {
 	if (!sys_user_range(p, n))
 		return false;
 	if (p >= (uint64_t)__user_text_start && p + n <= (uint64_t)__user_data_end)
 		return true;
 	for (uint64_t va = p & ~(PAGE_SIZE - 1); va < p + n; va += PAGE_SIZE)
-		if ((mm_lookup(va) & (PTE_P | PTE_W | PTE_U)) != (PTE_P | PTE_W | PTE_U))
+		if ((mm_lookup(va) & need) != need)
 			return false;
 	return true;
+}
+
+static bool sys_user_writable(uint64_t p, uint64_t n)
+{
+	return sys_user_mapped(p, n, PTE_P | PTE_W | PTE_U);
 }
 
 static long sys_nop(long a, long b, long c)
@@ -147,7 +152,8 @@ static long sys_irq_wait(long i, long seen, long timeout_ns)
 		uint64_t now = clock_ns();
 		if (now >= end)
 			break;
-		apic_timer_oneshot_ns(end - now);
+		/* at most 1 s per arming: the LAPIC count stays in range */
+		apic_timer_oneshot_ns(end - now < 1000000000ull ? end - now : 1000000000ull);
 		irq_wait();
 	}
 	return (long)u_msi_count[i];
@@ -155,7 +161,7 @@ static long sys_irq_wait(long i, long seen, long timeout_ns)
 
 static long sys_tap(long ok, long msg, long len)
 {
-	if (len < 0 || len > 200 || !sys_user_range((uint64_t)msg, (uint64_t)len))
+	if (len < 0 || len > 200 || !sys_user_mapped((uint64_t)msg, (uint64_t)len, PTE_P | PTE_U))
 		return -14;
 	tests_user_tap(ok != 0, (const char *)msg, (unsigned)len);
 	return 0;

@@ -100,8 +100,10 @@ static void pci_dev_cfg_write(struct pci_dev *d, unsigned off, unsigned size, ui
 	if ((off < PCI_COMMAND + 2 && end > PCI_COMMAND) ||
 	    (off < PCI_BAR0 + 4 * PCI_NUM_BARS && end > PCI_BAR0))
 		pci_update_bars(d);
-	if ((old_cmd ^ pci_cfg16(d, PCI_COMMAND)) & PCI_CMD_INTX_DISABLE)
+	if ((old_cmd ^ pci_cfg16(d, PCI_COMMAND)) & PCI_CMD_INTX_DISABLE) {
+		atomic_store(&d->intx_disabled, pci_cfg16(d, PCI_COMMAND) & PCI_CMD_INTX_DISABLE);
 		pci_intx_update(d);
+	}
 	if (d->msix && off < d->msix->cap + 4 && end > d->msix->cap + 2)
 		pci_msix_config_written(d);
 	if (off >= PCI_HEADER_END && d->config_hook)

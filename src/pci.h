@@ -26,7 +26,8 @@
  *
  * INTx swizzle: slot s, pin p (1 = INTA) drives IOAPIC pin
  * 16 + (s + p - 1) % 4, which is also what the interrupt line register
- * (0x3c) reads at reset and what the MP/ACPI tables would describe.
+ * (0x3c) reads at reset and what the DSDT's _PRT says (src/boot/acpi.c; the
+ * MP table lists ISA interrupts only).
  *
  * A fake VM (vm_fd < 0, as in unit tests and the fuzzer) works: no ioctls
  * are made; MSI-X vectors still get GSIs and, unless --no-irqfd, eventfds
@@ -152,9 +153,9 @@ const char *pci_dev_name(const struct pci_dev *d);
 
 /*
  * Configuration space as the guest sees it, for tests and the fuzzer:
- * exactly what a CF8/CFC or ECAM access to bus 0 does (bus 0, devfn,
- * offset < 4096, size 1/2/4 aligned; anything else reads all-ones and
- * writes nothing).
+ * exactly what a CF8/CFC or ECAM access to bus 0 does (devfn, offset < 4096,
+ * 1, 2 or 4 bytes that stay inside one dword; anything else, and absent
+ * functions, read all-ones and take no writes).
  */
 uint32_t pci_config_read(struct vm *vm, unsigned devfn, unsigned off, unsigned size);
 void pci_config_write(struct vm *vm, unsigned devfn, unsigned off, unsigned size, uint32_t val);

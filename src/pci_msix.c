@@ -238,15 +238,15 @@ bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned
 	if (!m || bar != m->bar)
 		return false;
 	uint64_t tlen = (uint64_t)m->nvec * PCI_MSIX_ENTRY_SIZE, plen = (m->nvec + 63) / 64 * 8;
-	/* Any access touching the table or PBA is theirs, also one that starts
-	 * just before them (it is not aligned, so it reads ones / is dropped):
-	 * the device's own ops must never see table or PBA bytes. */
+	/* Any access touching a byte of the table or PBA is theirs, so the
+	 * device never sees one; one that straddles their edge is malformed. */
 	bool table = off < m->table_off + tlen && off + size > m->table_off;
 	bool pba = off < m->pba_off + plen && off + size > m->pba_off;
 	if (!table && !pba)
 		return false;
-	uint64_t rel = off - (table ? m->table_off : m->pba_off), len = table ? tlen : plen;
-	bool ok = util_range_ok(rel, size, len) &&
+	uint64_t start = table ? m->table_off : m->pba_off, len = table ? tlen : plen;
+	uint64_t rel = off - start; /* wraps when the access starts before: refused below */
+	bool ok = off >= start && util_range_ok(rel, size, len) &&
 		  (size == 8 ? (rel & 7) == 0 : (rel & 3) + size <= 4);
 	pthread_mutex_lock(&m->lock);
 	if (!write) {
@@ -306,8 +306,8 @@ void pci_intx_update(struct pci_dev *d)
 {
 	if (!d->info.intx_pin)
 		return;
-	bool level = atomic_load(&d->intx_level) &&
-		     !(pci_cfg16(d, PCI_COMMAND) & PCI_CMD_INTX_DISABLE) && !pci_msix_enabled(d);
+	bool level = atomic_load(&d->intx_level) && !atomic_load(&d->intx_disabled) &&
+		     !pci_msix_enabled(d);
 	irq_set_line(d->vm, d->intx_ioapic_pin, level);
 }
 

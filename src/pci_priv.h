@@ -89,6 +89,7 @@ struct pci_dev {
 	struct pci_msix *msix;
 	unsigned intx_ioapic_pin;
 	_Atomic bool intx_level;     /* the device's INTx output (status bit 3) */
+	_Atomic bool intx_disabled;  /* command bit 10, mirrored for pci_intx_set's threads */
 	void (*config_hook)(void *opaque, unsigned off, unsigned size, uint32_t val);
 	void *config_hook_opaque;
 	void (*bar_hook)(void *opaque, unsigned bar, uint64_t addr, bool decoding);

@@ -1,6 +1,8 @@
 """Short libFuzzer runs of the guest-input parsers (fuzz/, issue 5.7) inside `make test`.
 
-Each target runs FUZZ_SECONDS (default 8: three targets, ~27 s in all) from its generated seeds plus a
+Each target runs FUZZ_SECONDS (default 7), and race_virtqueue (two threads:
+a guest rewriting its rings while the device walks them) RACE_SECONDS (4):
+~27 s in all from its generated seeds plus a
 fresh corpus; any crash, sanitizer report or failed check fails the case and
 prints the reproducer's path. Long runs: `make fuzz-run FUZZ_TIME=600`.
 Missing clang/libFuzzer (or targets not built, as in test-asan's build
@@ -11,7 +13,8 @@ import subprocess
 
 from harness import Skip, case, expect
 
-SECONDS = int(os.environ.get("FUZZ_SECONDS", "8"))
+SECONDS = int(os.environ.get("FUZZ_SECONDS", "7"))
+RACE_SECONDS = int(os.environ.get("RACE_SECONDS", "4"))
 TARGETS = ("fuzz_virtqueue", "fuzz_pci_config", "fuzz_virtio_pci")
 
 
@@ -21,7 +24,8 @@ def fuzz_case(target):
         exe = ctx.path("fuzz", target)
         seeds = ctx.path("fuzz", "seeds", target)
         if not os.path.exists(exe):
-            raise Skip(f"!!! {exe} not built (needs clang + libclang-rt-14-dev; `make fuzz`) !!!")
+            raise Skip(f"!!! {exe} not built: `make fuzz` builds it (needs clang + libclang-rt-14-dev; "
+                       "test-asan does not: the targets are sanitized already) !!!")
         corpus = os.path.join(ctx.tmp, f"corpus-{target}")
         crash = ctx.path("fuzz", f"crash-{target}-")  # kept after the run for the reproducer
         os.makedirs(corpus, exist_ok=True)
@@ -47,3 +51,14 @@ def fuzz_case(target):
 
 for _t in TARGETS:
     fuzz_case(_t)
+
+
+@case("fuzz/race_virtqueue", kvm=False)
+def t_race(ctx):
+    exe = ctx.path("fuzz", "race_virtqueue")
+    if not os.path.exists(exe):
+        raise Skip(f"!!! {exe} not built: `make fuzz` builds it (needs clang) !!!")
+    p = subprocess.run([exe, str(RACE_SECONDS)], capture_output=True, timeout=RACE_SECONDS + 60)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    expect(p.returncode == 0, f"race_virtqueue failed (status {p.returncode}):\n{out[-3000:]}")
+    print("    " + out.strip().splitlines()[-1])

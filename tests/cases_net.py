@@ -196,6 +196,20 @@ def t_hvmm(ctx):
     check("hvmm", res, MIB, ["poll", "irq"])
 
 
+@case("net/virtio-net-tcp-hvmm-no-ioeventfd-no-irqfd", kvm=True)
+def t_hvmm_exits(ctx):
+    """The same exchange with notifies as user-space exits and interrupts
+    injected by hvmm: the fallback paths under a few thousand frames."""
+    port = free_port()
+    append = f"test=virtio-net-tcp netport={GUEST_PORT} netbench=2"
+    argv = hvmm_argv(ctx.hvmm_bin, ctx.path(*KERNEL), append, port, 100, ["--no-ioeventfd", "--no-irqfd"])
+    res = run_vm(argv, port, 2, timeout=120)
+    if res[0] == 2 and "virtio-net is not available" in res[2]:
+        from harness import Skip
+        raise Skip("hvmm built without virtio-net")
+    check("hvmm --no-ioeventfd --no-irqfd", res, 2, ["poll", "irq"])
+
+
 def main():
     import argparse
     ap = argparse.ArgumentParser(description="virtio-net TCP exchange and netbench, by hand")

@@ -85,7 +85,7 @@ struct tcb {
 	bool fin_acked;
 	bool fin_rcvd;        /* peer's FIN consumed: recv returns 0 when drained */
 	uint32_t rb_head, rb_len;
-	uint32_t adv_wnd;     /* window in the last segment we sent */
+	uint32_t rcv_adv;     /* right edge of the window we last advertised */
 	bool ack_now;         /* an ACK (or window update) is owed */
 	unsigned dup_acks;
 	uint64_t rto_at;      /* 0: timer off */
@@ -657,7 +657,7 @@ static int tcp_xmit(uint32_t rip, uint16_t lport, uint16_t rport, uint32_t seq, 
 		return -1;
 	ns.st.tcp_segs_out++;
 	if (!(flags & TCP_RST)) {
-		t->adv_wnd = wnd;
+		t->rcv_adv = t->rcv_nxt + wnd;
 		if (flags & TCP_ACK)
 			t->ack_now = false;
 	}
@@ -1209,14 +1209,16 @@ int net_tcp_recv(struct vnet *n, void *buf, unsigned max, uint32_t timeout_ms)
 	uint64_t deadline = now_us() + (uint64_t)timeout_ms * 1000;
 	for (;;) {
 		if (t->rb_len) {
-			uint32_t k = umin(max, t->rb_len), before = tcp_rcv_wnd();
+			uint32_t k = umin(max, t->rb_len);
 			uint8_t *d = buf;
 			for (uint32_t i = 0; i < k; i++)
 				d[i] = t->rbuf[(t->rb_head + i) & (TCP_RBUF - 1)];
 			t->rb_head = (t->rb_head + k) & (TCP_RBUF - 1);
 			t->rb_len -= k;
-			/* Tell the peer when the window opens from below one MSS. */
-			if (before < TCP_MSS && tcp_rcv_wnd() >= TCP_MSS)
+			/* A window update once the window's right edge can move by
+			 * an MSS or half the buffer (receiver SWS avoidance, RFC
+			 * 1122 4.2.3.3): a peer stopped by a full buffer goes on. */
+			if ((int32_t)(t->rcv_nxt + tcp_rcv_wnd() - t->rcv_adv) >= (int32_t)umin(TCP_MSS, TCP_RBUF / 2))
 				t->ack_now = true;
 			tcp_output();
 			return (int)k;

@@ -1,6 +1,7 @@
 /*
  * uhostile: test=virtio-hostile — a ring-3 driver that breaks the virtio
- * rules on purpose (issue 5.7). For each device (virtio-rng, virtio-blk) and
+ * rules on purpose (issue 5.7). For each device (virtio-rng, virtio-blk,
+ * virtio-console) and
  * each case it sets the device up with the driver library, then hands it a
  * malformed ring by writing descriptors and avail entries directly, and checks
  * what the device did: DEVICE_NEEDS_RESET (0x40) in device_status, or the
@@ -37,16 +38,24 @@
 struct hdev {
 	uint16_t type;
 	const char *name;
+	unsigned qidx; /* the queue the cases use: one the device pops on a kick */
 	struct vdev d;
 	struct vq q;
 	uint8_t *scratch;
 	uint64_t scratch_pa;
 };
 
-static struct hdev hs_devs[2] = {
-	{ .type = VIRTIO_ID_RNG, .name = "virtio-rng" },
-	{ .type = VIRTIO_ID_BLOCK, .name = "virtio-blk" },
+#define HS_NDEV 3
+static struct hdev hs_devs[HS_NDEV] = {
+	{ .type = VIRTIO_ID_RNG, .name = "virtio-rng", .qidx = 0 },
+	{ .type = VIRTIO_ID_BLOCK, .name = "virtio-blk", .qidx = 0 },
+	/* transmitq0: the receive queue is only popped when input arrives */
+	{ .type = VIRTIO_ID_CONSOLE, .name = "virtio-console", .qidx = 1 },
 };
+
+/* What a good console request prints: a whole TAP comment line, so it
+ * cannot split a check line (the guest waits for it before printing more). */
+static const char hs_cons_line[] = "# virtio-hostile: console transmit works\n";
 
 static uint64_t hs_ram_top; /* first guest-physical address above RAM (below 4 GiB) */
 
@@ -65,7 +74,7 @@ static int hs_open(struct hdev *h)
 /* Open, queue 0, DRIVER_OK: the device is live. */
 static int hs_setup(struct hdev *h)
 {
-	if (hs_open(h) < 0 || vio_queue(&h->d, &h->q, 0, HS_QSIZE) < 0 || vio_driver_ok(&h->d) < 0)
+	if (hs_open(h) < 0 || vio_queue(&h->d, &h->q, h->qidx, HS_QSIZE) < 0 || vio_driver_ok(&h->d) < 0)
 		return -1;
 	return 0;
 }
@@ -82,6 +91,11 @@ static int hs_add_good(struct hdev *h)
 	if (h->type == VIRTIO_ID_RNG) {
 		sg[0] = (struct vq_sg){ h->scratch_pa + 0x8000, 64 };
 		return vq_add(&h->q, sg, 0, 1, 1);
+	}
+	if (h->type == VIRTIO_ID_CONSOLE) {
+		u_copy(h->scratch + 0x8000, hs_cons_line, sizeof(hs_cons_line) - 1);
+		sg[0] = (struct vq_sg){ h->scratch_pa + 0x8000, sizeof(hs_cons_line) - 1 };
+		return vq_add(&h->q, sg, 1, 0, 1);
 	}
 	/* virtio-blk: read sector 0 (header, 512 data bytes, status byte) */
 	volatile uint32_t *hdr = (volatile uint32_t *)(h->scratch + 0x9000);
@@ -401,7 +415,10 @@ static bool hs_run_chain(struct hdev *h, const struct hs_case *c, char *what, un
 	}
 	if (used) {
 		uint32_t ulen = ((volatile uint32_t *)h->q.used)[2 + 2 * (used0 % h->q.size)];
-		bool failed = h->type == VIRTIO_ID_RNG ? ulen == 0 : h->scratch[0x9100] != 0;
+		/* rng: nothing written; blk: an error status; a console transmit
+		 * has no way to fail a request */
+		bool failed = h->type == VIRTIO_ID_RNG     ? ulen == 0 :
+			      h->type == VIRTIO_ID_BLOCK ? h->scratch[0x9100] != 0 : false;
 		u_fmt(what, len, "request completed, used len %u (%s)", ulen, failed ? "failed" : "NOT failed");
 		return failed;
 	}
@@ -467,7 +484,7 @@ static bool hs_run_qsize(struct hdev *h, char *what, unsigned len)
 /* Kick before DRIVER_OK: no buffer used until DRIVER_OK, then it is served. */
 static bool hs_run_early(struct hdev *h, char *what, unsigned len)
 {
-	if (hs_open(h) < 0 || vio_queue(&h->d, &h->q, 0, HS_QSIZE) < 0 || hs_add_good(h) < 0) {
+	if (hs_open(h) < 0 || vio_queue(&h->d, &h->q, h->qidx, HS_QSIZE) < 0 || hs_add_good(h) < 0) {
 		u_fmt(what, len, "set-up failed: %s", h->d.err);
 		return false;
 	}
@@ -500,7 +517,7 @@ long u_vhostile_test(long ram_top)
 	u_note("virtio-hostile: RAM top 0x%lx, queue size %u, %u cases per device", hs_ram_top, HS_QSIZE,
 	       (unsigned)(sizeof(hs_cases) / sizeof(hs_cases[0])));
 	unsigned failed = 0;
-	for (unsigned di = 0; di < 2; di++) {
+	for (unsigned di = 0; di < HS_NDEV; di++) {
 		struct hdev *h = &hs_devs[di];
 		char why[96];
 		if (!hs_good(h, why, sizeof(why))) {

@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "../pci.h"
 #include "../util.h"
 #include "boot.h"
 #include "boot_priv.h"
@@ -175,21 +176,225 @@ _Static_assert(sizeof(struct acpi_madt) == 44 && sizeof(struct acpi_madt_lapic) 
 _Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG layout");
 
 /*
- * DSDT body: `DefinitionBlock (...) { Scope (\_SB) {} }`, hand-assembled so
- * no iasl is needed. The empty \_SB scope gives the namespace the root every
- * later device (serial, PCI host bridge) will hang off; it is also the
- * smallest body that is more than nothing, so the guest's AML parser runs.
- *   0x10             ScopeOp
- *   0x06             PkgLength, one byte: itself + the 5-byte name + empty body
- *   0x5c             RootChar '\'
- *   0x5f 0x53 0x42 0x5f   NameSeg "_SB_" (names are padded to 4 with '_')
+ * DSDT body, hand-assembled AML (ACPI 6.x chapter 20) so no iasl is needed:
+ * `Scope (\_SB) {}` without PCI, and with it the PCI host bridge an OS with
+ * ACPI looks for before it scans a bus (Linux scans no PCI bus without one):
+ *
+ *   Scope (\_SB) {
+ *     Device (PCI0) {
+ *       Name (_HID, EisaId ("PNP0A08"))  // PCI Express root bridge (ECAM)
+ *       Name (_CID, EisaId ("PNP0A03"))  // compatible: PCI root bridge
+ *       Name (_SEG, Zero)  Name (_BBN, Zero)  Name (_UID, Zero)
+ *       Name (_CRS, ResourceTemplate () {
+ *         WordBusNumber (...0, 0...)              // bus 0 only
+ *         IO (Decode16, 0xCF8, 0xCF8, 1, 8)       // configuration ports
+ *         WordIO (...0x0000-0x0CF7...)            // the rest of port space
+ *         WordIO (...0x0D00-0xFFFF...)            //   is routed below the bridge
+ *         DWordMemory (...PCI_MMIO_BASE..END-1...) // the BAR window
+ *       })
+ *       Name (_PRT, Package () {                  // INTx: pci.h's swizzle
+ *         Package () { 0xSSSSFFFF, pin, Zero, 16 + (SS + pin) % 4 }, ...  // slots 1..31
+ *       })
+ *     }
+ *   }
+ *
+ * `iasl -d` on the resulting table shows exactly that (checked when written).
  */
-static const uint8_t acpi_dsdt_aml[] = { 0x10, 0x06, 0x5c, '_', 'S', 'B', '_' };
+#define AML_SCOPE 0x10
+#define AML_NAME 0x08
+#define AML_BUFFER 0x11
+#define AML_PACKAGE 0x12
+#define AML_EXT 0x5b
+#define AML_DEVICE 0x82
+#define AML_ZERO 0x00
+#define AML_ONE 0x01
+#define AML_BYTE 0x0a
+#define AML_WORD 0x0b
+#define AML_DWORD 0x0c
+#define AML_ROOT '\\'
+#define ACPI_DSDT_AML_MAX 2560 /* the DSDT slot is 3 KiB, header included */
+
+struct aml {
+	uint8_t *p;
+	size_t len, cap;
+	bool overflow;
+};
+
+static void aml_bytes(struct aml *a, const void *b, size_t n)
+{
+	if (a->overflow || n > a->cap - a->len) {
+		a->overflow = true;
+		return;
+	}
+	memcpy(a->p + a->len, b, n);
+	a->len += n;
+}
+
+static void aml_byte(struct aml *a, uint8_t b)
+{
+	aml_bytes(a, &b, 1);
+}
+
+/* An integer in its shortest AML encoding. */
+static void aml_int(struct aml *a, uint32_t v)
+{
+	if (v <= 1) {
+		aml_byte(a, v ? AML_ONE : AML_ZERO);
+	} else if (v <= 0xff) {
+		aml_byte(a, AML_BYTE);
+		aml_byte(a, (uint8_t)v);
+	} else if (v <= 0xffff) {
+		aml_byte(a, AML_WORD);
+		aml_bytes(a, (uint8_t[]){ (uint8_t)v, (uint8_t)(v >> 8) }, 2);
+	} else {
+		aml_byte(a, AML_DWORD);
+		aml_bytes(a, &v, 4);
+	}
+}
+
+/* Name (NAME, Integer) */
+static void aml_name_int(struct aml *a, const char name[4], uint32_t v)
+{
+	aml_byte(a, AML_NAME);
+	aml_bytes(a, name, 4);
+	aml_int(a, v);
+}
+
+/* Open a package-length construct: reserve the 1..4 PkgLength bytes that
+ * aml_close() fills in once the body is there. */
+static size_t aml_open(struct aml *a)
+{
+	size_t at = a->len;
+	aml_bytes(a, (uint8_t[4]){ 0 }, 4);
+	return at;
+}
+
+/* PkgLength counts itself: one byte up to 63, else a lead byte with the
+ * count of following bytes in bits 7:6 and the low 4 bits, then 8-bit
+ * groups. Moves the body down over the unused reserved bytes. */
+static void aml_close(struct aml *a, size_t at)
+{
+	if (a->overflow)
+		return;
+	size_t body = a->len - at - 4;
+	unsigned n = body + 1 <= 0x3f ? 1 : body + 2 <= 0xfff ? 2 : body + 3 <= 0xfffff ? 3 : 4;
+	size_t total = body + n;
+	uint8_t *p = a->p + at;
+	memmove(p + n, p + 4, body);
+	if (n == 1) {
+		p[0] = (uint8_t)total;
+	} else {
+		p[0] = (uint8_t)((n - 1) << 6 | (total & 0xf));
+		for (unsigned i = 1; i < n; i++)
+			p[i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
+	}
+	a->len = at + n + body;
+}
+
+/* EisaId ("PNPxxxx"): three 5-bit letters and four hex digits, big-endian. */
+static uint32_t aml_eisaid(const char *id)
+{
+	uint16_t vendor = (uint16_t)((id[0] - 0x40) << 10 | (id[1] - 0x40) << 5 | (id[2] - 0x40));
+	uint32_t product = 0;
+	for (int i = 3; i < 7; i++)
+		product = product << 4 | (uint32_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'A' + 10);
+	return (uint32_t)(vendor >> 8 | (vendor & 0xff) << 8) | (product >> 8 | (product & 0xff) << 8) << 16;
+}
+
+/* Large resource descriptors (ACPI 6.x 6.4.3): Word and DWord Address Space. */
+#define ACPI_RES_WORD_ADDR 0x88
+#define ACPI_RES_DWORD_ADDR 0x87
+#define ACPI_RES_IO16 0x47
+#define ACPI_RES_END 0x79
+enum { ACPI_RES_MEM = 0, ACPI_RES_IO = 1, ACPI_RES_BUS = 2 };
+#define ACPI_RES_MIN_MAX_FIXED 0x0c /* producer, positive decode, fixed min and max */
+#define ACPI_RES_IO_ENTIRE 0x03     /* ISA and non-ISA ranges */
+#define ACPI_RES_MEM_RW 0x01        /* read-write, non-cacheable */
+
+static void aml_res_word(struct aml *a, uint8_t type, uint8_t tflags, uint16_t min, uint16_t max)
+{
+	uint16_t len = (uint16_t)(max - min + 1);
+	uint8_t d[16] = { ACPI_RES_WORD_ADDR, 13, 0, type, ACPI_RES_MIN_MAX_FIXED, tflags };
+	/* granularity 0, min, max, translation 0, length */
+	memcpy(d + 8, &min, 2);
+	memcpy(d + 10, &max, 2);
+	memcpy(d + 14, &len, 2);
+	aml_bytes(a, d, sizeof(d));
+}
+
+static void aml_pci_crs(struct aml *a)
+{
+	struct aml r = { .p = (uint8_t[128]){ 0 }, .cap = 128 };
+	aml_res_word(&r, ACPI_RES_BUS, 0, 0, 0);
+	aml_bytes(&r, (uint8_t[]){ ACPI_RES_IO16, 1, 0xf8, 0x0c, 0xf8, 0x0c, 1, 8 }, 8);
+	aml_res_word(&r, ACPI_RES_IO, ACPI_RES_IO_ENTIRE, 0x0000, 0x0cf7);
+	aml_res_word(&r, ACPI_RES_IO, ACPI_RES_IO_ENTIRE, 0x0d00, 0xffff);
+	uint8_t m[26] = { ACPI_RES_DWORD_ADDR, 23, 0, ACPI_RES_MEM, ACPI_RES_MIN_MAX_FIXED, ACPI_RES_MEM_RW };
+	uint32_t lo = (uint32_t)PCI_MMIO_BASE, hi = (uint32_t)(PCI_MMIO_END - 1),
+		 len = (uint32_t)(PCI_MMIO_END - PCI_MMIO_BASE);
+	memcpy(m + 10, &lo, 4);
+	memcpy(m + 14, &hi, 4);
+	memcpy(m + 22, &len, 4);
+	aml_bytes(&r, m, sizeof(m));
+	aml_bytes(&r, (uint8_t[]){ ACPI_RES_END, 0 }, 2); /* checksum 0: "treat as correct" */
+	aml_byte(a, AML_NAME);
+	aml_bytes(a, "_CRS", 4);
+	aml_byte(a, AML_BUFFER);
+	size_t at = aml_open(a);
+	aml_int(a, (uint32_t)r.len);
+	aml_bytes(a, r.p, r.len);
+	aml_close(a, at);
+}
+
+static void aml_pci_prt(struct aml *a)
+{
+	aml_byte(a, AML_NAME);
+	aml_bytes(a, "_PRT", 4);
+	aml_byte(a, AML_PACKAGE);
+	size_t at = aml_open(a);
+	aml_byte(a, (PCI_MAX_SLOTS - 1) * 4);
+	for (unsigned slot = 1; slot < PCI_MAX_SLOTS; slot++)
+		for (unsigned pin = 0; pin < 4; pin++) {
+			aml_byte(a, AML_PACKAGE);
+			size_t e = aml_open(a);
+			aml_byte(a, 4);
+			aml_int(a, slot << 16 | 0xffff);
+			aml_int(a, pin);
+			aml_int(a, 0); /* source: none, the last element is a GSI */
+			aml_int(a, 16 + (slot + pin) % 4);
+			aml_close(a, e);
+		}
+	aml_close(a, at);
+}
+
+/* The DSDT's AML into out (cap bytes); its length, 0 if it did not fit. */
+static size_t acpi_dsdt_aml(uint8_t *out, size_t cap, bool pci)
+{
+	struct aml a = { .p = out, .cap = cap };
+	aml_byte(&a, AML_SCOPE);
+	size_t scope = aml_open(&a);
+	aml_bytes(&a, (uint8_t[]){ AML_ROOT, '_', 'S', 'B', '_' }, 5);
+	if (pci) {
+		aml_bytes(&a, (uint8_t[]){ AML_EXT, AML_DEVICE }, 2);
+		size_t dev = aml_open(&a);
+		aml_bytes(&a, "PCI0", 4);
+		aml_name_int(&a, "_HID", aml_eisaid("PNP0A08"));
+		aml_name_int(&a, "_CID", aml_eisaid("PNP0A03"));
+		aml_name_int(&a, "_SEG", 0);
+		aml_name_int(&a, "_BBN", 0);
+		aml_name_int(&a, "_UID", 0);
+		aml_pci_crs(&a);
+		aml_pci_prt(&a);
+		aml_close(&a, dev);
+	}
+	aml_close(&a, scope);
+	return a.overflow ? 0 : a.len;
+}
 
 #define ACPI_MAX_TABLES 3 /* FADT, MADT and MCFG; the DSDT hangs off the FADT */
 #define ACPI_RSDT_LEN (sizeof(struct acpi_header) + ACPI_MAX_TABLES * 4)
 #define ACPI_XSDT_LEN (sizeof(struct acpi_header) + ACPI_MAX_TABLES * 8)
-#define ACPI_DSDT_LEN (sizeof(struct acpi_header) + sizeof(acpi_dsdt_aml))
+#define ACPI_DSDT_LEN (sizeof(struct acpi_header) + ACPI_DSDT_AML_MAX)
 #define ACPI_MADT_LEN(n)                                                                    \
 	(sizeof(struct acpi_madt) + (size_t)(n) * sizeof(struct acpi_madt_lapic) +          \
 	 sizeof(struct acpi_madt_ioapic) + sizeof(struct acpi_madt_iso) +                    \
@@ -260,12 +465,14 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 	 * or walking a table could trip over. */
 	memset(area, 0, BOOT_ACPI_END - BOOT_ACPI_RSDP);
 
-	/* DSDT */
+	/* DSDT: the PCI host bridge goes with the ECAM window (both mean "PCI") */
 	uint8_t dsdt[ACPI_DSDT_LEN];
-	struct acpi_header dh = acpi_header("DSDT", sizeof(dsdt), ACPI_DSDT_REVISION);
+	size_t aml_len = acpi_dsdt_aml(dsdt + sizeof(struct acpi_header), ACPI_DSDT_AML_MAX, ecam_base != 0);
+	if (!aml_len) /* a build-time property: the AML is fixed for a given pci.h */
+		return boot_fail(err, errlen, "ACPI: DSDT AML exceeds %d bytes", ACPI_DSDT_AML_MAX);
+	struct acpi_header dh = acpi_header("DSDT", sizeof(dh) + aml_len, ACPI_DSDT_REVISION);
 	memcpy(dsdt, &dh, sizeof(dh));
-	memcpy(dsdt + sizeof(dh), acpi_dsdt_aml, sizeof(acpi_dsdt_aml));
-	acpi_put(m, BOOT_ACPI_DSDT, dsdt, sizeof(dsdt));
+	acpi_put(m, BOOT_ACPI_DSDT, dsdt, sizeof(dh) + aml_len);
 
 	/* FADT */
 	struct acpi_fadt fadt = {

@@ -246,13 +246,15 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
  * ACPI tables for a machine with ncpus CPUs and one IOAPIC at ioapic_addr:
  * RSDP (rev 2) at BOOT_ACPI_RSDP, RSDT and XSDT each listing FADT and MADT,
  * a hardware-reduced FADT (reset register: I/O port 0xcf9, value 0x06; no PM
- * timer, no FACS) pointing at a DSDT holding only `Scope (\_SB) {}`, and a
+ * timer, no FACS) pointing at a DSDT holding `Scope (\_SB) {}`, and a
  * MADT with the same interrupt wiring as the MP table: one Local APIC per CPU
  * (APIC IDs and processor UIDs 0..ncpus-1), the IOAPIC (ID ncpus, GSI base 0),
  * the override ISA IRQ 0 -> GSI 2, and NMI on LINT1 of every CPU; with
  * ecam_base != 0 also an MCFG (listed third) giving that ECAM window for PCI
- * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks). All
- * checksummed. Writes only [BOOT_ACPI_RSDP, BOOT_ACPI_END) (zeroing the rest
+ * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks), and
+ * the DSDT then describes the host bridge \_SB.PCI0 (PNP0A08, _CRS with bus
+ * 0, the I/O ports and pci.h's BAR window, _PRT with pci.h's INTx swizzle).
+ * All checksummed. Writes only [BOOT_ACPI_RSDP, BOOT_ACPI_END) (zeroing the rest
  * of it), and needs RAM up to 1 MiB, the end of the range an OS scans for the
  * RSDP (1 MiB of RAM is enough). 0, or -1 with a one-line reason in err
  * (ncpus outside 1..BOOT_ACPI_MAX_CPUS, ioapic_addr not 32-bit, RAM too small).

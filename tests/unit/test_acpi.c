@@ -246,10 +246,77 @@ static void test_fadt(void **state)
 	assert_int_equal(u64(f + 140), dsdt);
 }
 
+/* AML PkgLength at p: the value, and its own size in *n. */
+static uint32_t pkglen(const uint8_t *p, unsigned *n)
+{
+	*n = (p[0] >> 6) + 1;
+	if (*n == 1)
+		return p[0] & 0x3f;
+	uint32_t v = p[0] & 0xf;
+	for (unsigned i = 1; i < *n; i++)
+		v |= (uint32_t)p[i] << (4 + 8 * (i - 1));
+	return v;
+}
+
+static const uint8_t *find_bytes(const uint8_t *h, size_t hl, const void *n, size_t nl)
+{
+	for (size_t i = 0; i + nl <= hl; i++)
+		if (!memcmp(h + i, n, nl))
+			return h + i;
+	return NULL;
+}
+
+/* With PCI: \_SB.PCI0, a PCIe root bridge with its resources and _PRT. */
+static void test_dsdt_pci(void **state)
+{
+	(void)state;
+	write_ok(2);
+	uint64_t a = u64(at(find_table("FACP"), 276) + 140);
+	uint32_t len = check_sdt(a, "DSDT", 2);
+	const uint8_t *aml = at(a + HDR, len - HDR);
+	const uint32_t n = len - HDR;
+	unsigned pl;
+	assert_int_equal(aml[0], 0x10); /* Scope */
+	assert_int_equal(pkglen(aml + 1, &pl), n - 1); /* covers the whole body */
+	assert_memory_equal(aml + 1 + pl, "\\_SB_", 5);
+	const uint8_t *dev = aml + 1 + pl + 5;
+	assert_int_equal(dev[0], 0x5b); /* Device (PCI0) */
+	assert_int_equal(dev[1], 0x82);
+	assert_int_equal(pkglen(dev + 2, &pl), n - (uint32_t)(dev + 2 - aml));
+	assert_memory_equal(dev + 2 + pl, "PCI0", 4);
+	/* _HID PNP0A08, _CID PNP0A03 (EISA ids as DWord constants) */
+	assert_non_null(find_bytes(aml, n, (uint8_t[]){ 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08 }, 10));
+	assert_non_null(find_bytes(aml, n, (uint8_t[]){ 0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 }, 10));
+	assert_non_null(find_bytes(aml, n, (uint8_t[]){ 0x08, '_', 'S', 'E', 'G', 0x00 }, 6));
+	assert_non_null(find_bytes(aml, n, (uint8_t[]){ 0x08, '_', 'B', 'B', 'N', 0x00 }, 6));
+	/* _CRS: bus 0..0, the config ports, and the BAR window 0xc0000000-0xdfffffff */
+	const uint8_t *crs = find_bytes(aml, n, "_CRS", 4);
+	assert_non_null(crs);
+	assert_int_equal(crs[4], 0x11); /* Buffer */
+	assert_non_null(find_bytes(crs, 160, (uint8_t[]){ 0x88, 13, 0, 2 }, 4)); /* bus numbers */
+	assert_non_null(find_bytes(crs, 160, (uint8_t[]){ 0x47, 1, 0xf8, 0x0c, 0xf8, 0x0c, 1, 8 }, 8));
+	const uint8_t *mem = find_bytes(crs, 160, (uint8_t[]){ 0x87, 23, 0, 0 }, 4);
+	assert_non_null(mem);
+	assert_int_equal(u32(mem + 10), 0xc0000000u);
+	assert_int_equal(u32(mem + 14), 0xdfffffffu);
+	assert_int_equal(u32(mem + 22), 0x20000000u);
+	assert_non_null(find_bytes(crs, 160, (uint8_t[]){ 0x79, 0 }, 2)); /* end tag */
+	/* _PRT: 31 slots x 4 pins; slot 1 INTA -> GSI 17 (pci.h's swizzle) */
+	const uint8_t *prt = find_bytes(aml, n, "_PRT", 4);
+	assert_non_null(prt);
+	assert_int_equal(prt[4], 0x12);
+	assert_int_equal(prt[5 + (prt[5] >> 6) + 1], 124);
+	assert_non_null(find_bytes(prt, n - (size_t)(prt - aml),
+				   (uint8_t[]){ 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 0x11 }, 10));
+	assert_non_null(find_bytes(prt, n - (size_t)(prt - aml), /* slot 31 INTD -> 16 + 34 % 4 = 18 */
+				   (uint8_t[]){ 0x04, 0x0c, 0xff, 0xff, 0x1f, 0x00, 0x0a, 0x03, 0x00, 0x0a, 0x12 }, 11));
+}
+
 static void test_dsdt(void **state)
 {
 	(void)state;
-	write_ok(1);
+	char err[256] = "";
+	assert_int_equal(boot_acpi_write(&m, 1, IOAPIC, 0, err, sizeof(err)), 0); /* no PCI */
 	const uint8_t *f = at(find_table("FACP"), 276);
 	uint64_t a = u64(f + 140);
 	uint32_t len = check_sdt(a, "DSDT", 2);
@@ -333,6 +400,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_madt_max_and_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fadt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dsdt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsdt_pci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ram_1mib, setup, teardown),
 		cmocka_unit_test(test_ram_below_1mib),
 		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),

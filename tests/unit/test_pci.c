@@ -476,6 +476,13 @@ static void test_msix_table(void **state)
 	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE + 36, 8), ~0ull);
 	bus_wr(&vm.mmio, bar_base + TEST_PBA, 4, 0xf);
 	assert_int_equal(pba(), 0);
+	/* straddling the table's start or the PBA's end: nobody's (all-ones, dropped) */
+	unsigned w = dev_log.writes;
+	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE - 4, 8), ~0ull);
+	bus_wr(&vm.mmio, bar_base + TEST_TABLE - 2, 4, 0);
+	bus_wr(&vm.mmio, bar_base + TEST_PBA + 4, 8, 0);
+	assert_int_equal(dev_log.writes, w);
+	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE, 4), 0);
 	/* past the table's last entry: the device's own registers again */
 	assert_int_equal(bus_rd(&vm.mmio, bar_base + TEST_TABLE + 16 * TEST_NVEC, 4), 0x1234);
 	assert_int_equal(dev_log.last_off, TEST_TABLE + 16 * TEST_NVEC);
@@ -638,9 +645,31 @@ static void test_hostile_config(void **state)
 	assert_int_equal(bus_rd(&vm.mmio, PCI_MMIO_END - 4, 4), 0xffffffff);
 }
 
+/* Unmask IOAPIC pin `pin` as an edge-triggered vector (fake VM, split mode). */
+static void ioapic_unmask(unsigned pin)
+{
+	bus_wr(&vm.mmio, IRQ_IOAPIC_ADDR, 4, 0x10 + 2 * pin);
+	bus_wr(&vm.mmio, IRQ_IOAPIC_ADDR + 0x10, 4, 0x30 + pin);
+}
+
 static void test_intx(void **state)
 {
 	(void)state;
+	/* end to end: slot 1 INTA reaches IOAPIC pin 17, the line register's value */
+	assert_int_equal(ioapic_create(&vm), 0);
+	ioapic_unmask(17);
+	assert_int_equal(ioapic_delivered(&vm, 17), 0);
+	pci_intx_set(dev, true);
+	assert_int_equal(ioapic_delivered(&vm, 17), 1);
+	pci_intx_set(dev, true); /* no edge: no second delivery */
+	assert_int_equal(ioapic_delivered(&vm, 17), 1);
+	pci_intx_set(dev, false);
+	cf8_write(8, PCI_COMMAND, 2, PCI_CMD_INTX_DISABLE);
+	pci_intx_set(dev, true);
+	assert_int_equal(ioapic_delivered(&vm, 17), 1); /* disabled */
+	cf8_write(8, PCI_COMMAND, 2, 0);                /* re-enabled while raised: an edge */
+	assert_int_equal(ioapic_delivered(&vm, 17), 2);
+	pci_intx_set(dev, false);
 	pci_intx_set(dev, true);
 	assert_true(cf8_read(0, 8, PCI_STATUS, 2) & PCI_STATUS_INTX);
 	/* status bit 3 is read-only for the guest */
@@ -648,6 +677,14 @@ static void test_intx(void **state)
 	assert_true(cf8_read(0, 8, PCI_STATUS, 2) & PCI_STATUS_INTX);
 	pci_intx_set(dev, false);
 	assert_false(cf8_read(0, 8, PCI_STATUS, 2) & PCI_STATUS_INTX);
+	/* INTx disable: the status bit still follows the device */
+	cf8_write(8, PCI_COMMAND, 2, PCI_CMD_INTX_DISABLE);
+	assert_true(atomic_load(&dev->intx_disabled));
+	pci_intx_set(dev, true);
+	assert_true(cf8_read(0, 8, PCI_STATUS, 2) & PCI_STATUS_INTX);
+	cf8_write(8, PCI_COMMAND, 2, 0);
+	assert_false(atomic_load(&dev->intx_disabled));
+	pci_intx_set(dev, false);
 	/* a device without a pin */
 	const struct pci_dev_info info = { .vendor_id = 0x1234, .device_id = 0x5678, .name = "nopin" };
 	struct pci_dev *d2 = pci_dev_add(&vm, &info);

@@ -39,6 +39,7 @@ struct client {
 	const char *request;
 	size_t bulk;           /* bytes expected after the reply line */
 	int half_close;        /* shutdown(SHUT_WR) after the request: the guest sees FIN first */
+	size_t upload;         /* pattern bytes sent after the request (then half-close) */
 	char reply[256];
 	size_t reply_len;
 	size_t bulk_got, bulk_bad_at;
@@ -76,6 +77,18 @@ static void *client_main(void *arg)
 	}
 	if (write(fd, c->request, strlen(c->request)) != (ssize_t)strlen(c->request))
 		c->err = 2;
+	static uint8_t up[65536];
+	for (size_t off = 0; off < c->upload;) {
+		size_t k = c->upload - off < sizeof(up) ? c->upload - off : sizeof(up);
+		for (size_t i = 0; i < k; i++)
+			up[i] = pattern(off + i);
+		ssize_t w = write(fd, up, k);
+		if (w <= 0) {
+			c->err = 3;
+			break;
+		}
+		off += (size_t)w;
+	}
 	if (c->half_close)
 		shutdown(fd, SHUT_WR);
 	/* The reply line, then the bulk stream, then EOF. */
@@ -266,6 +279,52 @@ static void test_tcp_peer_closes_first(void **state)
 	assert_int_equal(c.err, 0);
 	assert_string_equal(c.reply, "late reply\n");
 	assert_int_equal(net_stats()->tcp_rst_sent, 0);
+	fake_vnet_free(n);
+}
+
+/* Host → guest: far more than the guest's receive buffer, read in small
+ * pieces with pauses, so the window closes and reopens by window updates. */
+static void test_tcp_upload(void **state)
+{
+	(void)state;
+	const size_t up = 1u << 20;
+	struct client c = { .request = "up\n", .half_close = 1, .upload = up };
+	struct vnet *n = setup_fwd(&c.port);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, client_main, &c), 0);
+	c.go = 1;
+	assert_int_equal(net_tcp_accept(n, GUEST_PORT, 10000), 0);
+	char line[4];
+	unsigned ln = 0;
+	while (ln < 3) {
+		int k = net_tcp_recv(n, line + ln, 3 - ln, 5000);
+		assert_true(k > 0);
+		ln += (unsigned)k;
+	}
+	assert_memory_equal(line, "up\n", 3);
+	size_t got = 0, bad = 0;
+	unsigned reads = 0;
+	double t0 = mono_s();
+	uint8_t b[700];
+	int k;
+	while ((k = net_tcp_recv(n, b, sizeof(b), 10000)) > 0) {
+		for (int i = 0; i < k; i++)
+			bad += b[i] != pattern(got + (size_t)i);
+		got += (size_t)k;
+		if (++reads % 64 == 0)
+			usleep(2000); /* a slow reader: the buffer fills */
+	}
+	printf("# upload: %zu KiB in %.3f s through a %u-byte-read guest\n", got >> 10, mono_s() - t0,
+	       (unsigned)sizeof(b));
+	assert_int_equal(k, 0);
+	assert_int_equal(got, up);
+	assert_int_equal(bad, 0);
+	assert_int_equal(net_tcp_send(n, "done\n", 5, 5000), 5);
+	assert_int_equal(net_tcp_close(n, 5000), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(c.err, 0);
+	assert_string_equal(c.reply, "done\n");
+	assert_true(net_stats()->tcp_bytes_in == up + 3);
 	fake_vnet_free(n);
 }
 
@@ -1064,6 +1123,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_echo),
 		cmocka_unit_test(test_tcp_echo_crlf),
 		cmocka_unit_test(test_tcp_peer_closes_first),
+		cmocka_unit_test(test_tcp_upload),
 		cmocka_unit_test(test_tcp_bulk),
 		cmocka_unit_test(test_tcp_bulk_lossy),
 		cmocka_unit_test(test_tcp_heavy_loss),
