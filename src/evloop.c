@@ -77,9 +77,15 @@ int evloop_init(struct vm *vm)
 	return 0;
 }
 
+/* Set by the loop thread itself before its first callback: `started` and
+ * `thread` are written by the starting thread after pthread_create returns,
+ * so a callback that runs before that (a busy host) could not trust them —
+ * and an evloop_del() from it would then lock `dispatch` twice and hang. */
+static _Thread_local const struct evloop *evloop_self;
+
 static bool evloop_on_thread(const struct evloop *l)
 {
-	return l->started && pthread_equal(pthread_self(), l->thread);
+	return evloop_self == l;
 }
 
 int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
@@ -173,6 +179,7 @@ static void *evloop_thread(void *arg)
 {
 	struct evloop *l = arg;
 	pthread_setname_np(pthread_self(), "hvmm-evloop");
+	evloop_self = l;
 	struct epoll_event ev[EVLOOP_BATCH];
 	for (;;) {
 		int n = epoll_wait(l->epfd, ev, EVLOOP_BATCH, -1);

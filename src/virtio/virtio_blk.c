@@ -817,7 +817,7 @@ static void blk_destroy(struct virtio_dev *d)
 {
 	struct blk *b = virtio_dev_opaque(d);
 	blk_drain(b);
-	if (b->vm->stats_on)
+	if (b->vm->cfg.stats) /* --stats only: --stats-json is for programs */
 		blk_print_stats(b);
 	blk_free(b);
 }
