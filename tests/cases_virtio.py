@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 
-from harness import _run, case, expect, Result, Skip
+from harness import _run, case, expect, Result
 from cases_guest import tap, plan
 
 KERNEL = "hvmm-guest.elf"
@@ -52,17 +52,9 @@ def qemu_run(ctx, append, extra, accel="kvm", timeout=90):
     return Result(*_run(qemu_argv(ctx, append, extra, accel), timeout))
 
 
-def hvmm_missing(status, err):
-    """hvmm built without the device: skip, loudly (the QEMU half has run by then)."""
-    m = re.search(r"hvmm: (.*not available in this build.*)", err)
-    if status == 2 and m:
-        raise Skip(m.group(1))
-
-
 def hvmm_run(ctx, append, args, vm_timeout=60):
     r = ctx.hvmm("-m", MEM, "--cmdline", append, *args, kernel(ctx),
                  timeout=vm_timeout + 30, vm_timeout=vm_timeout)
-    hvmm_missing(r.status, r.err)
     return r
 
 
@@ -128,8 +120,6 @@ def check_irt(r, irqfd=True):
     through an irqfd (posted by KVM) unless --no-irqfd."""
     st = r.stats or {}
     irt = st.get("irt")
-    if irt is None and st:
-        raise Skip("hvmm's stats JSON has no 'irt' section in this build (everything before it passed)")
     expect(isinstance(irt, list), "stats JSON has an 'irt' list (the live GSI routes of MSI-X vectors)", r)
     ours = [e for e in irt if 0x50 <= int(e.get("guest_vector", -1)) <= 0x5f]
     expect(ours, f"irt lists the guest's vectors 0x50..0x5f: {irt}", r)
@@ -292,18 +282,13 @@ def t_blk_bench(ctx):
                                 "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"])
     runs = [("QEMU-KVM", qk)]
     img = make_image(ctx, "bench-h.img")
-    try:
-        runs.append(("hvmm", hvmm_run(ctx, append, ["--disk", img])))
-    except Skip:
-        pass
+    runs.append(("hvmm", hvmm_run(ctx, append, ["--disk", img])))
     for name, r in runs:
         check_pass(name, r)
         b = BENCH.findall(r.out.replace("\r", ""))
         expect([x[0] for x in b] == ["seq-write", "seq-read", "rand-write", "rand-read"],
                f"{name}: four bench lines", r)
         expect(all(int(x[6]) == 0 and int(x[5]) > 0 for x in b), f"{name}: requests completed, none failed", r)
-    if len(runs) == 1:
-        raise Skip("hvmm: --disk not available in this build (QEMU half passed)")
 
 
 @case("virtio/blk-readonly")
@@ -407,7 +392,6 @@ def t_console(ctx):
     argv = [ctx.hvmm_bin, "run", "--timeout", "60", "-m", MEM, "--console", "virtio", "--serial", tf,
             "--stats-json", js, "--cmdline", "test=virtio-console", kernel(ctx)]
     status, cons, taptext = console_session(argv, tf)
-    hvmm_missing(status, taptext)
     hv = check_console("hvmm", status, cons, taptext)
     same_tap("hvmm", hv, "QEMU-KVM", results["kvm"])
     with open(js) as f:
@@ -423,7 +407,6 @@ def t_console_fallbacks(ctx):
     argv = [ctx.hvmm_bin, "run", "--timeout", "60", "-m", MEM, "--console", "virtio", "--serial", tf,
             "--no-ioeventfd", "--no-irqfd", "--stats-json", js, "--cmdline", "test=virtio-console", kernel(ctx)]
     status, cons, taptext = console_session(argv, tf)
-    hvmm_missing(status, taptext)
     hv = check_console("hvmm --no-ioeventfd --no-irqfd", status, cons, taptext)
     with open(js) as f:
         hv.stats = json.load(f)
