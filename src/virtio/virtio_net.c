@@ -219,11 +219,22 @@ static void net_tx_chains(struct virtio_net *n, struct net_after *a)
 	struct virtqueue *vq = virtio_queue(n->dev, VIRTIO_NET_TXQ);
 	if (!vq)
 		return;
+	/* No kicks while we drain: each one is an MMIO exit the guest pays for
+	 * (emulated by KVM), and we are reading the queue anyway. Back on when
+	 * it is empty; left off while a frame waits for the back end (its
+	 * doorbell or EPOLLOUT, not a kick, resumes us). */
+	vq_enable_notify(vq, false);
 	for (int budget = NET_TX_BUDGET; budget > 0; budget--) {
 		struct vq_elem *e = &n->elem;
 		int r = vq_pop(vq, e);
-		if (r == 0)
-			return;
+		if (r == 0) {
+			vq_enable_notify(vq, true);
+			if (!vq_has_work(vq))
+				return;
+			vq_enable_notify(vq, false); /* a chain came before notifies were back */
+			budget++;
+			continue;
+		}
 		if (r < 0) {
 			a->broken = vq_err_str(r);
 			return;
@@ -324,11 +335,21 @@ static int net_read(struct virtio_net *n, struct net_after *a)
 static void net_rx_chains(struct virtio_net *n, struct net_after *a)
 {
 	struct virtqueue *vq = virtio_queue(n->dev, VIRTIO_NET_RXQ);
+	/* The guest's rx kicks (one per reposted buffer) are only needed when we
+	 * run out of buffers: off until then (QEMU's virtio-net does the same). */
+	if (vq && !vq->notify_off)
+		vq_enable_notify(vq, false);
 	for (int budget = NET_RX_BUDGET; budget > 0; budget--) {
 		if (!n->rx_pending && (!n->alive || !net_read(n, a)))
 			return;
 		struct vq_elem *e = &n->elem;
 		int r = vq ? vq_pop(vq, e) : 0;
+		if (r == 0 && vq) {
+			vq_enable_notify(vq, true); /* a kick for the next buffer, then re-check */
+			r = vq_pop(vq, e);
+			if (r != 0)
+				vq_enable_notify(vq, false);
+		}
 		if (r < 0) {
 			a->broken = vq_err_str(r);
 			n->rx_stalled = true; /* until the reset */
