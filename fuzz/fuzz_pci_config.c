@@ -28,6 +28,7 @@
 #include "bus.h"
 #include "pci.h"
 #include "vm.h"
+#include "fuzz_input.h"
 
 #define FZ_CHECK(c)                                                                        \
 	do {                                                                               \
@@ -222,31 +223,6 @@ static void fz_vm_free(void)
 }
 
 /* ---- input ------------------------------------------------------------------ */
-
-struct fz_in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t fz_take(struct fz_in *in, unsigned bytes)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < bytes; i++) {
-		uint8_t c = 0;
-		if (in->n) {
-			c = *in->p++;
-			in->n--;
-		}
-		v |= (uint64_t)c << (8 * i);
-	}
-	return v;
-}
-
-static unsigned fz_size(struct fz_in *in)
-{
-	static const unsigned sizes[4] = { 1, 2, 4, 8 };
-	return sizes[fz_take(in, 1) & 3];
-}
 
 static uint64_t fz_mask(unsigned size)
 {

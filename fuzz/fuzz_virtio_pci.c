@@ -31,6 +31,7 @@
 #include "pci.h"
 #include "virtio/virtio.h"
 #include "vm.h"
+#include "fuzz_input.h"
 
 #define FZ_CHECK(c)                                                                            \
 	do {                                                                                   \
@@ -229,31 +230,6 @@ static void fz_vm_free(void)
 }
 
 /* ---- input and accesses ---- */
-
-struct fz_in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t fz_take(struct fz_in *in, unsigned bytes)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < bytes; i++) {
-		uint8_t c = 0;
-		if (in->n) {
-			c = *in->p++;
-			in->n--;
-		}
-		v |= (uint64_t)c << (8 * i);
-	}
-	return v;
-}
-
-static unsigned fz_size(struct fz_in *in)
-{
-	static const unsigned sizes[4] = { 1, 2, 4, 8 };
-	return sizes[fz_take(in, 1) & 3];
-}
 
 static uint64_t fz_mmio(uint64_t addr, unsigned size, bool write, uint64_t v)
 {

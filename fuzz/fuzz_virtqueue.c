@@ -22,6 +22,7 @@
 
 #include "memory.h"
 #include "virtio/virtqueue.h"
+#include "fuzz_input.h"
 
 #define FZ_PAGE 4096ull
 #define FZ_R0_SIZE (64 * 1024ull)  /* region 0 at gpa 0 */
@@ -82,25 +83,6 @@ static uint8_t *fz_guest(uint64_t gpa, uint64_t len)
 }
 
 /* ---- input reader --------------------------------------------------------- */
-
-struct fz_in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t fz_take(struct fz_in *in, unsigned bytes)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < bytes; i++) {
-		uint8_t b = 0;
-		if (in->n) {
-			b = *in->p++;
-			in->n--;
-		}
-		v |= (uint64_t)b << (8 * i);
-	}
-	return v;
-}
 
 /*
  * A guest-physical address from 4 input bytes: the top two bits pick where

@@ -9,6 +9,7 @@
 
 #include "arch.h"
 #include "layout.h"
+#include "fmt.h"
 
 #define COM1 0x3f8
 #define LSR_THRE 0x20
@@ -92,8 +93,7 @@ void console_loopback(int on)
 	console_room = 0; /* loopback bytes went through the FIFO: poll again */
 }
 
-/* Formats into a line buffer, so one console_write per call. Supports
- * %s %c %d %i %u %x %p with l/ll, width and 0-padding. */
+/* Formats (fmt.h) into a line buffer, so one console_write per call. */
 struct kbuf {
 	char b[256];
 	size_t n;
@@ -108,84 +108,16 @@ static void kbuf_put(struct kbuf *k, char c)
 	k->b[k->n++] = c;
 }
 
-static void kbuf_num(struct kbuf *k, uint64_t v, unsigned base, int neg, int width, char pad)
+static void kbuf_putc(void *ctx, char c)
 {
-	char tmp[24];
-	int n = 0;
-	do {
-		tmp[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	if (neg)
-		tmp[n++] = '-';
-	while (width-- > n)
-		kbuf_put(k, pad);
-	while (n)
-		kbuf_put(k, tmp[--n]);
+	kbuf_put(ctx, c);
 }
 
 void kvprintf(const char *fmt, va_list ap)
 {
 	struct kbuf k;
 	k.n = 0;
-	for (; *fmt; fmt++) {
-		if (*fmt != '%') {
-			kbuf_put(&k, *fmt);
-			continue;
-		}
-		fmt++;
-		char pad = ' ';
-		int width = 0, lng = 0;
-		if (*fmt == '0')
-			pad = '0';
-		while (*fmt >= '0' && *fmt <= '9')
-			width = width * 10 + (*fmt++ - '0');
-		while (*fmt == 'l') {
-			lng++;
-			fmt++;
-		}
-		switch (*fmt) {
-		case 's': {
-			const char *s = va_arg(ap, const char *);
-			if (!s)
-				s = "(null)";
-			int len = 0;
-			while (s[len])
-				len++;
-			while (width-- > len)
-				kbuf_put(&k, ' ');
-			while (*s)
-				kbuf_put(&k, *s++);
-			break;
-		}
-		case 'c':
-			kbuf_put(&k, (char)va_arg(ap, int));
-			break;
-		case 'd':
-		case 'i': {
-			int64_t v = lng ? va_arg(ap, int64_t) : va_arg(ap, int);
-			kbuf_num(&k, v < 0 ? -(uint64_t)v : (uint64_t)v, 10, v < 0, width, pad);
-			break;
-		}
-		case 'u':
-			kbuf_num(&k, lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, 0, width, pad);
-			break;
-		case 'x':
-			kbuf_num(&k, lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, 0, width, pad);
-			break;
-		case 'p':
-			kbuf_put(&k, '0');
-			kbuf_put(&k, 'x');
-			kbuf_num(&k, (uint64_t)va_arg(ap, void *), 16, 0, width, pad);
-			break;
-		case '%':
-			kbuf_put(&k, '%');
-			break;
-		default:
-			kbuf_put(&k, '?');
-			break;
-		}
-	}
+	fmt_vformat(kbuf_putc, &k, fmt, ap);
 	console_write(k.b, k.n);
 }
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "../fmt.h"
 #include "usys.h"
 
 volatile uint64_t u_msi_count[16];
@@ -73,87 +74,18 @@ struct fbuf {
 	unsigned n, size;
 };
 
-static void fput(struct fbuf *f, char c)
+static void fput(void *ctx, char c)
 {
+	struct fbuf *f = ctx;
 	if (f->n + 1 < f->size)
 		f->b[f->n] = c;
 	f->n++;
 }
 
-static void fnum(struct fbuf *f, uint64_t v, unsigned base, bool neg, int width, char pad)
-{
-	char t[24];
-	int n = 0;
-	do {
-		t[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	if (neg)
-		t[n++] = '-';
-	while (width-- > n)
-		fput(f, pad);
-	while (n)
-		fput(f, t[--n]);
-}
-
 static int u_vfmt(char *buf, unsigned size, const char *fmt, va_list ap)
 {
 	struct fbuf f = { buf, 0, size };
-	for (; *fmt; fmt++) {
-		if (*fmt != '%') {
-			fput(&f, *fmt);
-			continue;
-		}
-		fmt++;
-		char pad = ' ';
-		int width = 0, lng = 0;
-		if (*fmt == '0')
-			pad = '0';
-		while (*fmt >= '0' && *fmt <= '9')
-			width = width * 10 + (*fmt++ - '0');
-		while (*fmt == 'l') {
-			lng++;
-			fmt++;
-		}
-		switch (*fmt) {
-		case 's': {
-			const char *s = va_arg(ap, const char *);
-			if (!s)
-				s = "(null)";
-			int len = (int)u_strlen(s);
-			while (width-- > len)
-				fput(&f, ' ');
-			while (*s)
-				fput(&f, *s++);
-			break;
-		}
-		case 'c':
-			fput(&f, (char)va_arg(ap, int));
-			break;
-		case 'd': {
-			int64_t v = lng ? va_arg(ap, int64_t) : va_arg(ap, int);
-			fnum(&f, v < 0 ? -(uint64_t)v : (uint64_t)v, 10, v < 0, width, pad);
-			break;
-		}
-		case 'u':
-			fnum(&f, lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, false, width, pad);
-			break;
-		case 'x':
-			fnum(&f, lng ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, false, width, pad);
-			break;
-		case 'p':
-			fput(&f, '0');
-			fput(&f, 'x');
-			fnum(&f, (uint64_t)va_arg(ap, void *), 16, false, width, pad);
-			break;
-		case '%':
-			fput(&f, '%');
-			break;
-		default:
-			fput(&f, '?');
-			break;
-		}
-	}
+	fmt_vformat(fput, &f, fmt, ap);
 	if (size)
 		buf[f.n < size ? f.n : size - 1] = 0;
 	return (int)f.n;
