@@ -6,6 +6,7 @@ and passes raw Ethernet frames through the rings (src/net/ring.h), acting as
 the guest (DHCP, ARP, a TCP handshake through a hostfwd port). No VM and no
 /dev/kvm: this checks the helper and the frame protocol on their own.
 """
+import fcntl
 import mmap
 import os
 import select
@@ -118,7 +119,7 @@ class Helper:
         self._put(RX, SLEEPING, 1)
         # the child's fds 3-6, moved above 16 first so no dup2 clobbers a source
         src = [os.dup(fd) for fd in (child.fileno(), self.memfd, self.txbell, self.rxbell)]
-        high = [os.dup2(fd, 20 + i, inheritable=False) for i, fd in enumerate(src)]
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 20) for fd in src]
         for fd in src:
             os.close(fd)
 

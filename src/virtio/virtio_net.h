@@ -38,7 +38,7 @@ struct virtio_net_stats {
 	uint64_t tx_frames, tx_bytes;     /* sent to the back end */
 	uint64_t tx_bad;          /* chain shorter than header + 14 or longer than header + 1518: dropped */
 	uint64_t tx_errors;       /* the back end refused the frame (not EAGAIN): dropped */
-	uint64_t tx_blocked;      /* times a send got EAGAIN (frame kept, retried on EPOLLOUT) */
+	uint64_t tx_blocked;      /* times a send got EAGAIN or the slirp tx ring was full (frame kept, retried) */
 	uint64_t backend_gone;    /* back end closed (slirp helper exited): link went down */
 };
 
