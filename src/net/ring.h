@@ -31,6 +31,12 @@
  * side either sees the other's flag or the other sees its index.
  *
  * Both programs include this header (C11 atomics, lock-free on x86-64).
+ *
+ * Measured (2-core host, tests/cases_net.py --mib 64, guest→host TCP, medians
+ * of 3 interleaved runs, load ~1-2 from other work): socketpair 151 → rings
+ * 215 MiB/s polling, 66 → 114 irq (QEMU 442 / 108 in the same rounds; QEMU
+ * irq was 245 in a quieter round where hvmm had 123). ~1250-2300 doorbells
+ * for 46000 frames each way.
  */
 #ifndef HVMM_NET_RING_H
 #define HVMM_NET_RING_H
