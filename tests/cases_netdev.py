@@ -1,10 +1,12 @@
 """Host-level tests of hvmm-net-slirp, the slirp helper behind --network user.
 
-The test plays hvmm: it makes the SOCK_SEQPACKET socketpair, starts the
-helper with its end as fd 3, and speaks raw Ethernet frames to it, acting as
+The test plays hvmm: it makes the SOCK_SEQPACKET control socketpair, the
+ring memfd and the doorbell eventfds, starts the helper with them as fds 3-6,
+and passes raw Ethernet frames through the rings (src/net/ring.h), acting as
 the guest (DHCP, ARP, a TCP handshake through a hostfwd port). No VM and no
 /dev/kvm: this checks the helper and the frame protocol on their own.
 """
+import mmap
 import os
 import select
 import socket
@@ -86,32 +88,93 @@ def parse(frame):
     return d
 
 
+# The ring layout of src/net/ring.h (pinned there by _Static_asserts).
+RING_MAGIC = 0x676e6972766d6868
+RING_SLOTS, SLOT_SIZE = 512, 2048
+CTL_OFF, CTL_SIZE, SLOT_OFF = 64, 192, 448
+HEAD, TAIL, SLEEPING, WAITING = 0, 64, 128, 132
+SHM_SIZE = SLOT_OFF + 2 * RING_SLOTS * SLOT_SIZE
+TX, RX = 0, 1
+
+
 class Helper:
-    """hvmm-net-slirp started the way hvmm starts it: its socket end as fd 3."""
+    """hvmm-net-slirp started the way hvmm starts it: fd 3 its control
+    socket, fd 4 the ring memfd, fd 5/6 the tx/rx doorbell eventfds, and
+    "--ring SPEC" on its command line. Frames go through the rings."""
 
     def __init__(self, ctx, spec):
         self.path = ctx.path("hvmm-net-slirp")
         if not os.path.exists(self.path):
             raise AssertionError(f"{self.path} was not built")
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        cfd = child.fileno()
+        self.memfd = os.memfd_create("test-net-rings", os.MFD_CLOEXEC)
+        os.ftruncate(self.memfd, SHM_SIZE)
+        self.shm = mmap.mmap(self.memfd, SHM_SIZE)
+        struct.pack_into("<QII", self.shm, 0, RING_MAGIC, 1, RING_SLOTS)
+        self.txbell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.rxbell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.tx_head = self.rx_tail = 0
+        # we stay "asleep" on rx, so the helper rings for every batch
+        self._put(RX, SLEEPING, 1)
+        # the child's fds 3-6, moved above 16 first so no dup2 clobbers a source
+        src = [os.dup(fd) for fd in (child.fileno(), self.memfd, self.txbell, self.rxbell)]
+        high = [os.dup2(fd, 20 + i, inheritable=False) for i, fd in enumerate(src)]
+        for fd in src:
+            os.close(fd)
 
-        def to_fd3():  # in the child, before exec (Python's fds are all close-on-exec)
-            if cfd == 3:
-                os.set_inheritable(3, True)
-            else:
-                os.dup2(cfd, 3)
-        self.proc = subprocess.Popen([self.path, spec], close_fds=False, preexec_fn=to_fd3,
-                                     stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        def to_fds():  # in the child, before exec (Python's fds are all close-on-exec)
+            for i, fd in enumerate(high):
+                os.dup2(fd, 3 + i)
+        self.proc = subprocess.Popen([self.path, "--ring", spec], close_fds=False,
+                                     preexec_fn=to_fds, stdin=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        for fd in high:
+            os.close(fd)
         child.close()
-        self.first = self.recv(5.0)
+        r, _, _ = select.select([self.sock], [], [], 5.0)
+        self.first = self.sock.recv(65536) if r else None
+
+    def _get(self, ring, field):
+        return struct.unpack_from("<I", self.shm, CTL_OFF + ring * CTL_SIZE + field)[0]
+
+    def _put(self, ring, field, v):
+        struct.pack_into("<I", self.shm, CTL_OFF + ring * CTL_SIZE + field, v & 0xFFFFFFFF)
+
+    def _slot(self, ring, pos):
+        return SLOT_OFF + (ring * RING_SLOTS + pos % RING_SLOTS) * SLOT_SIZE
 
     def send(self, frame):
-        self.sock.send(frame)
+        """Into the tx ring (it never fills here: the helper drains it), then the doorbell."""
+        tail = self._get(TX, TAIL)
+        if (self.tx_head - tail) & 0xFFFFFFFF >= RING_SLOTS:
+            raise AssertionError("tx ring full")
+        off = self._slot(TX, self.tx_head)
+        self.shm[off + 4:off + 4 + len(frame)] = frame
+        struct.pack_into("<I", self.shm, off, len(frame))
+        self.tx_head = (self.tx_head + 1) & 0xFFFFFFFF
+        self._put(TX, HEAD, self.tx_head)  # x86: stores are not reordered with stores
+        os.eventfd_write(self.txbell, 1)
 
     def recv(self, timeout):
-        r, _, _ = select.select([self.sock], [], [], timeout)
-        return self.sock.recv(65536) if r else None
+        """The next frame of the rx ring, waiting on the rx doorbell up to timeout."""
+        end = time.time() + timeout
+        while True:
+            if self._get(RX, HEAD) != self.rx_tail:
+                off = self._slot(RX, self.rx_tail)
+                n = struct.unpack_from("<I", self.shm, off)[0]
+                frame = bytes(self.shm[off + 4:off + 4 + n])
+                self.rx_tail = (self.rx_tail + 1) & 0xFFFFFFFF
+                self._put(RX, TAIL, self.rx_tail)
+                if self._get(RX, WAITING):
+                    self._put(RX, WAITING, 0)
+                    os.eventfd_write(self.txbell, 1)
+                return frame
+            left = end - time.time()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.rxbell], [], [], left)
+            if r:
+                os.eventfd_read(self.rxbell)
 
     def wait_for(self, pred, timeout=5.0, what="frame"):
         """Frames until pred(parsed) holds; ARP requests for the guest are answered."""
@@ -131,6 +194,9 @@ class Helper:
     def close(self):
         """EOF on its socket: the helper must exit 0 on its own."""
         self.sock.close()
+        self.shm.close()
+        for fd in (self.memfd, self.txbell, self.rxbell):
+            os.close(fd)
         try:
             status = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -220,9 +286,7 @@ def t_slirp_port_busy(ctx):
     try:
         h = Helper(ctx, f"user,hostfwd=tcp:127.0.0.1:{port}-:22")
         msg = h.first or b""
-        status = h.proc.wait(timeout=5)
-        h.sock.close()
-        h.proc.stderr.close()
+        status, _ = h.close()
     finally:
         s.close()
     expect(msg.startswith(ERROR) and f"{port}".encode() in msg,
@@ -295,3 +359,24 @@ def t_hvmm_helper_lifetime(ctx):
     s = socket.socket()
     s.bind(("127.0.0.1", port))
     s.close()
+
+
+@case("netdev/slirp-corrupt-ring", kvm=False)
+def t_slirp_corrupt_ring(ctx):
+    """hvmm's side of the rings is checked too: an impossible head or frame
+    length makes the helper exit 1 (and never read outside its mapping)."""
+    for what in ("head", "length"):
+        h = Helper(ctx, "user")
+        expect(h.first == READY, f"first message {h.first!r}")
+        if what == "head":
+            h._put(TX, HEAD, RING_SLOTS + 7)
+        else:
+            struct.pack_into("<I", h.shm, h._slot(TX, 0), SLOT_SIZE + 100)
+            h._put(TX, HEAD, 1)
+        os.eventfd_write(h.txbell, 1)
+        try:
+            status = h.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            status = None
+        _, err = h.close()
+        expect(status == 1 and "corrupt" in err, f"{what}: helper status {status}, stderr {err!r}")

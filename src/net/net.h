@@ -8,16 +8,18 @@
  *    (IFF_TAP | IFF_NO_PI, so each read/write is one bare frame).
  *  - "user[,hostfwd=...]": libslirp user-mode networking (DHCP, DNS, NAT,
  *    port forwarding, no privileges). libslirp runs in a separate helper
- *    program, hvmm-net-slirp, next to the hvmm binary; hvmm talks to it over
- *    an AF_UNIX SOCK_SEQPACKET socketpair, one frame per message.
+ *    program, hvmm-net-slirp, next to the hvmm binary. Frames go through two
+ *    shared-memory rings (src/net/ring.h) with eventfd doorbells; an AF_UNIX
+ *    SOCK_SEQPACKET socketpair carries only the start-up handshake and, by
+ *    its EOF, the death of either side.
  *
  * Why a helper process for slirp: Debian ships libslirp (and GLib, which it
  * needs) only as shared libraries, and hvmm is linked statically. It is also
  * the better design: libslirp parses every packet the guest sends, so it is
  * the largest attack surface a guest can reach; in its own process (the same
  * split QEMU makes with passt) a bug there cannot touch guest RAM or the KVM
- * fds, and GLib never shares hvmm's address space. The cost is one socket
- * hop per frame.
+ * fds, and GLib never shares hvmm's address space. The rings make the hop
+ * cheap: a busy stream costs a copy per frame and no system call.
  */
 #ifndef HVMM_NET_H
 #define HVMM_NET_H
@@ -76,24 +78,36 @@ int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t err
  * non-blocking, close-on-exec. fd, or -errno (-ENODEV: no such tap). */
 int net_tap_open(const char *ifname);
 
+struct net_shm;
+
+/* hvmm's end of a running slirp helper. */
+struct net_slirp {
+	int ctl;              /* control socket: non-blocking, EOF = the helper died */
+	struct net_shm *shm;  /* the rings, mapped (NET_SHM_SIZE bytes) */
+	int txbell;           /* eventfd hvmm writes: frames in the tx ring / rx space */
+	int rxbell;           /* eventfd the helper writes: frames in the rx ring / tx space */
+	pid_t pid;
+};
+
 /*
- * Start hvmm-net-slirp for a "user" spec: a SOCK_SEQPACKET socketpair, the
- * helper exec'd from the directory of /proc/self/exe (or $HVMM_NET_SLIRP)
- * with its end as fd 3 and the spec on its command line, then wait for its
- * "ready" message (it has bound every hostfwd port by then). On success *fd
- * is hvmm's end (non-blocking, close-on-exec) and *pid the helper's PID.
- * -errno on failure, with a one-line reason in err: -ENOENT the helper is
- * missing, -EADDRINUSE etc. as the helper reported for a hostfwd.
+ * Start hvmm-net-slirp for a "user" spec: a SOCK_SEQPACKET control
+ * socketpair, a sealed memfd holding the rings, and two eventfds; the helper
+ * exec'd from the directory of /proc/self/exe (or $HVMM_NET_SLIRP) with them
+ * as fds 3-6 and "--ring SPEC" on its command line, then wait for its
+ * "ready" message (it has bound every hostfwd port by then). On success *out
+ * holds them all (fds non-blocking, close-on-exec). -errno on failure, with a
+ * one-line reason in err: -ENOENT the helper is missing, -EADDRINUSE etc. as
+ * the helper reported for a hostfwd.
  */
-int net_slirp_start(const char *spec, int *fd, pid_t *pid, char *err, size_t errlen);
-/* Close fd (the helper exits on EOF) and reap pid: wait up to 1 s, then
- * SIGKILL that PID and wait. */
-void net_slirp_stop(int fd, pid_t pid);
+int net_slirp_start(const char *spec, struct net_slirp *out, char *err, size_t errlen);
+/* Close the control socket (the helper exits on EOF), reap the PID (wait up
+ * to 1 s, then SIGKILL that PID and wait), then unmap and close the rest. */
+void net_slirp_stop(struct net_slirp *s);
 
 /* The helper's handshake messages, first on the socket before any frame. */
 #define NET_SLIRP_READY "hvmm-net-slirp ready"
 #define NET_SLIRP_ERROR "hvmm-net-slirp error: " /* followed by the reason */
-#define NET_SLIRP_FD 3 /* the helper's end of the socketpair */
+#define NET_SLIRP_FD 3 /* the helper's end of the control socketpair */
 #define NET_SLIRP_PROG "hvmm-net-slirp"
 
 #endif

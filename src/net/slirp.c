@@ -14,21 +14,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "net.h"
+#include "ring.h"
 
 extern char **environ;
 
 /* How long the helper may take to bind its ports and say it is ready. */
 #define NET_SLIRP_START_MS 10000
-/* Socket buffer per direction: several hundred full frames in flight, so a burst from
- * slirp or the guest does not hit EAGAIN at once (unix sockets count each
- * frame's skb against the sender's SO_SNDBUF). */
-#define NET_SLIRP_SNDBUF (1 << 20)
 
 static int net_slirp_fail(int r, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -79,14 +78,67 @@ static void net_slirp_reap(pid_t pid, int *status)
 		;
 }
 
-void net_slirp_stop(int fd, pid_t pid)
+static void net_slirp_close(struct net_slirp *s)
 {
-	if (fd >= 0)
-		close(fd);
-	if (pid > 0) {
+	if (s->ctl >= 0)
+		close(s->ctl);
+	if (s->shm)
+		munmap(s->shm, NET_SHM_SIZE);
+	if (s->txbell >= 0)
+		close(s->txbell);
+	if (s->rxbell >= 0)
+		close(s->rxbell);
+	s->ctl = s->txbell = s->rxbell = -1;
+	s->shm = NULL;
+}
+
+void net_slirp_stop(struct net_slirp *s)
+{
+	if (s->ctl >= 0)
+		close(s->ctl); /* EOF: the helper exits */
+	s->ctl = -1;
+	if (s->pid > 0) {
 		int status;
-		net_slirp_reap(pid, &status);
+		net_slirp_reap(s->pid, &status);
 	}
+	s->pid = 0;
+	net_slirp_close(s);
+}
+
+/* The rings: a memfd sealed at its size, so the helper can neither shrink it
+ * (a SIGBUS in hvmm) nor grow it; initialised before the helper sees it. */
+static int net_slirp_rings(struct net_slirp *s, int *memfd)
+{
+	int fd = memfd_create("hvmm-net-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)NET_SHM_SIZE) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	void *p = mmap(NULL, NET_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	s->shm = p;
+	s->shm->magic = NET_RING_MAGIC;
+	s->shm->version = NET_RING_VERSION;
+	s->shm->slots = NET_RING_SLOTS;
+	/* hvmm starts asleep on rx: the helper rings for the first frame */
+	atomic_store(&s->shm->ctl[NET_RING_RX].sleeping, 1);
+	s->txbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->rxbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->txbell < 0 || s->rxbell < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	*memfd = fd;
+	return 0;
 }
 
 static void net_slirp_describe_exit(int status, char *buf, size_t len)
@@ -100,8 +152,9 @@ static void net_slirp_describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "status %#x", status);
 }
 
-int net_slirp_start(const char *spec, int *fd_out, pid_t *pid_out, char *err, size_t errlen)
+int net_slirp_start(const char *spec, struct net_slirp *out, char *err, size_t errlen)
 {
+	struct net_slirp s = { .ctl = -1, .txbell = -1, .rxbell = -1 };
 	char path[PATH_MAX];
 	int r = net_slirp_path(path, sizeof(path));
 	if (r < 0)
@@ -112,59 +165,79 @@ int net_slirp_start(const char *spec, int *fd_out, pid_t *pid_out, char *err, si
 				      path, strerror(-r));
 	}
 
+	int memfd = -1;
+	r = net_slirp_rings(&s, &memfd);
+	if (r < 0) {
+		net_slirp_close(&s);
+		return net_slirp_fail(r, err, errlen, "net rings: %s", strerror(-r));
+	}
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = -errno;
+		close(memfd);
+		net_slirp_close(&s);
 		return net_slirp_fail(r, err, errlen, "socketpair: %s", strerror(-r));
 	}
-	/* Past net.core.wmem_max only with CAP_NET_ADMIN (SO_SNDBUFFORCE);
-	 * otherwise the kernel caps it, which still works, with earlier drops. */
-	int sndbuf = NET_SLIRP_SNDBUF;
-	for (int i = 0; i < 2; i++)
-		if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
-			setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	s.ctl = sv[0];
+
+	/* The child's fds 3-6, first copied above 16 so that no dup2 below
+	 * overwrites a source still to be copied (any of them could be fd 3-6). */
+	int src[4] = { sv[1], memfd, s.txbell, s.rxbell };
+	int dst[4] = { NET_SLIRP_FD, NET_RING_SHM_FD, NET_RING_TXBELL_FD, NET_RING_RXBELL_FD };
+	int high[4] = { -1, -1, -1, -1 };
+	for (int i = 0; i < 4 && r == 0; i++)
+		if ((high[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 16)) < 0)
+			r = -errno;
+	close(sv[1]);
+	close(memfd);
 
 	/* posix_spawn rather than fork: hvmm may already have threads, and the
-	 * child must only exec. Its fd 3 is the socket (dup2 clears CLOEXEC);
-	 * every other hvmm fd is close-on-exec. Its stdin is /dev/null, since
-	 * hvmm's may be the guest's raw terminal; the signal mask hvmm's threads
-	 * block with is cleared and every disposition reset. */
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], NET_SLIRP_FD);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	char *argv[] = { path, (char *)spec, NULL };
-	pid_t pid;
-	r = -posix_spawn(&pid, path, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(sv[1]);
+	 * child must only exec. Its fds 3-6 are the socket, the memfd and the
+	 * doorbells (dup2 clears CLOEXEC); every other hvmm fd is close-on-exec.
+	 * Its stdin is /dev/null, since hvmm's may be the guest's raw terminal;
+	 * the signal mask hvmm's threads block with is cleared and every
+	 * disposition reset. */
+	pid_t pid = 0;
+	if (r == 0) {
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t attr;
+		sigset_t none, all;
+		sigemptyset(&none);
+		sigfillset(&all);
+		posix_spawn_file_actions_init(&fa);
+		for (int i = 0; i < 4; i++)
+			posix_spawn_file_actions_adddup2(&fa, high[i], dst[i]);
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawnattr_init(&attr);
+		posix_spawnattr_setsigmask(&attr, &none);
+		posix_spawnattr_setsigdefault(&attr, &all);
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+		char *argv[] = { path, NET_RING_ARG, (char *)spec, NULL };
+		r = -posix_spawn(&pid, path, &fa, &attr, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&attr);
+	}
+	for (int i = 0; i < 4; i++)
+		if (high[i] >= 0)
+			close(high[i]);
 	if (r < 0) {
-		close(sv[0]);
+		net_slirp_close(&s);
 		return net_slirp_fail(r, err, errlen, "cannot start %s: %s", path, strerror(-r));
 	}
+	s.pid = pid;
 
 	/* The handshake: "ready" once every hostfwd port is bound, or the
 	 * helper's reason for failing. */
 	char msg[256];
-	struct pollfd p = { .fd = sv[0], .events = POLLIN };
+	struct pollfd p = { .fd = s.ctl, .events = POLLIN };
 	int n = poll(&p, 1, NET_SLIRP_START_MS);
-	ssize_t got = n > 0 ? recv(sv[0], msg, sizeof(msg) - 1, 0) : -1;
+	ssize_t got = n > 0 ? recv(s.ctl, msg, sizeof(msg) - 1, 0) : -1;
 	if (got > 0) {
 		msg[got] = 0;
 		if (strcmp(msg, NET_SLIRP_READY) == 0) {
-			int fl = fcntl(sv[0], F_GETFL);
-			fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
-			*fd_out = sv[0];
-			*pid_out = pid;
+			int fl = fcntl(s.ctl, F_GETFL);
+			fcntl(s.ctl, F_SETFL, fl | O_NONBLOCK);
+			*out = s;
 			return 0;
 		}
 		size_t pre = strlen(NET_SLIRP_ERROR);
@@ -173,13 +246,14 @@ int net_slirp_start(const char *spec, int *fd_out, pid_t *pid_out, char *err, si
 		else
 			net_slirp_fail(-EPROTO, err, errlen, "%s sent an unexpected first message",
 				       NET_SLIRP_PROG);
-		close(sv[0]);
-		net_slirp_stop(-1, pid);
+		net_slirp_stop(&s);
 		return -EIO;
 	}
-	close(sv[0]);
+	close(s.ctl);
+	s.ctl = -1;
 	int status = 0;
 	net_slirp_reap(pid, &status);
+	net_slirp_close(&s);
 	char how[64];
 	net_slirp_describe_exit(status, how, sizeof(how));
 	if (n == 0)

@@ -1,7 +1,8 @@
 /*
  * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue over a
- * back end that is a file descriptor carrying whole Ethernet frames — a tap
- * fd, or hvmm's end of the socket to the slirp helper (src/net/net.h).
+ * back end that carries whole Ethernet frames: a tap fd (one read/write per
+ * frame), or the slirp helper's shared-memory rings (src/net/ring.h), with
+ * its control socket watched only for its death (src/net/net.h).
  *
  * Features: MAC (52:54:00:12:34:56, last byte + n for the n-th --network),
  * STATUS (link up; down if the back end goes away) and MTU (1500). No
@@ -26,10 +27,14 @@
  *    copied into the next receive chain. If the guest has posted none, the
  *    frame waits, EPOLLIN is turned off (the back end buffers, and at its
  *    limit drops and counts: the kernel for tap, the helper for slirp) and
- *    the guest's next rx kick resumes reading.
+ *    the guest's next rx kick resumes reading. With the rings, "EPOLLIN off"
+ *    is not telling the helper we sleep, so it does not ring.
  *  - tx: each chain is copied out, returned to the guest and sent as one
- *    message. On EAGAIN the frame waits, EPOLLOUT is turned on and the tx
- *    queue is not read again until the frame is gone.
+ *    message. On EAGAIN (a full tx ring) the frame waits, EPOLLOUT is turned
+ *    on (the rings: we ask the helper to ring when it frees a slot) and the
+ *    tx queue is not read again until the frame is gone.
+ * With the rings every index and length read from shared memory is checked
+ * (ring.h); an impossible one means the helper is broken: back end gone.
  */
 #include "virtio.h"
 #include "virtio_net.h"
@@ -40,11 +45,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../evloop.h"
 #include "../net/net.h"
+#include "../net/ring.h"
 #include "../util.h"
 #include "../vm.h"
 
@@ -60,10 +67,14 @@ struct virtio_net {
 	struct vm *vm;
 	struct virtio_dev *dev;
 	pthread_mutex_t lock;
-	int fd;               /* the back end, non-blocking */
+	int fd;               /* the back end, non-blocking (rings: the helper's control socket) */
 	bool is_socket;       /* slirp helper: send(MSG_NOSIGNAL), recv(MSG_TRUNC) */
 	pid_t helper;         /* slirp helper's PID, 0 for tap */
-	bool watched;         /* fd is in the event loop */
+	bool ring;            /* frames go through slirp's shared rings, not fd */
+	struct net_slirp slirp;
+	struct net_ring txr, rxr; /* we produce tx, consume rx */
+	bool tx_kick;         /* tx frames published since the last doorbell check */
+	bool watched;         /* fd (and with the rings the rx doorbell) is in the event loop */
 	bool alive;           /* back end still there */
 	bool running;         /* DRIVER_OK and not reset */
 	uint32_t ev;          /* events the loop watches */
@@ -92,9 +103,25 @@ struct net_after {
 
 static void net_backend_event(void *opaque, uint32_t events);
 
+static void net_bell(int fd)
+{
+	uint64_t one = 1;
+	/* EAGAIN: the counter is saturated, the reader wakes anyway */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		util_err("virtio-net: doorbell: %s", strerror(errno));
+}
+
 static void net_update_events(struct virtio_net *n)
 {
 	uint32_t ev = 0;
+	if (n->ring) {
+		/* The rx doorbell means rx frames or tx space: always of interest.
+		 * The control socket stays on EPOLLIN (EOF) from attach to gone. */
+		ev = n->alive && n->running ? EPOLLIN : 0;
+		if (n->watched && ev != n->ev && evloop_mod(n->vm, n->slirp.rxbell, ev) == 0)
+			n->ev = ev;
+		return;
+	}
 	if (n->alive && n->running) {
 		if (!n->rx_stalled)
 			ev |= EPOLLIN;
@@ -115,6 +142,8 @@ static void net_backend_gone(struct virtio_net *n, struct net_after *a, const ch
 	n->stats.backend_gone++;
 	if (n->watched) {
 		evloop_del(n->vm, n->fd); /* on the loop thread: does not wait for us */
+		if (n->ring)
+			evloop_del(n->vm, n->slirp.rxbell);
 		n->watched = false;
 	}
 	n->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
@@ -124,9 +153,39 @@ static void net_backend_gone(struct virtio_net *n, struct net_after *a, const ch
 
 /* ---- transmit ---- */
 
+/* tx_frame into the tx ring. false: it must wait (ring full; the helper
+ * rings when it frees a slot). */
+static bool net_send_ring(struct virtio_net *n, struct net_after *a)
+{
+	for (;;) {
+		int sp = net_ring_space(&n->txr);
+		if (sp < 0) {
+			n->stats.tx_errors++;
+			n->tx_pending = false;
+			net_backend_gone(n, a, "corrupt tx ring");
+			return true;
+		}
+		if (sp > 0)
+			break;
+		if (!n->tx_pending)
+			n->stats.tx_blocked++;
+		n->tx_pending = true;
+		if (!net_ring_wait_space(&n->txr))
+			return false;
+	}
+	net_ring_push(&n->txr, n->tx_frame, n->tx_len);
+	n->tx_kick = true;
+	n->stats.tx_frames++;
+	n->stats.tx_bytes += n->tx_len;
+	n->tx_pending = false;
+	return true;
+}
+
 /* Hand tx_frame to the back end. false: it must wait (EAGAIN). */
 static bool net_send(struct virtio_net *n, struct net_after *a)
 {
+	if (n->ring)
+		return net_send_ring(n, a);
 	for (;;) {
 		ssize_t r = n->is_socket ? send(n->fd, n->tx_frame, n->tx_len, MSG_DONTWAIT | MSG_NOSIGNAL)
 					 : write(n->fd, n->tx_frame, n->tx_len);
@@ -152,7 +211,7 @@ static bool net_send(struct virtio_net *n, struct net_after *a)
 	}
 }
 
-static void net_tx(struct virtio_net *n, struct net_after *a)
+static void net_tx_chains(struct virtio_net *n, struct net_after *a)
 {
 	n->tx_more = false;
 	if (n->tx_pending && !net_send(n, a))
@@ -160,11 +219,22 @@ static void net_tx(struct virtio_net *n, struct net_after *a)
 	struct virtqueue *vq = virtio_queue(n->dev, VIRTIO_NET_TXQ);
 	if (!vq)
 		return;
+	/* No kicks while we drain: each one is an MMIO exit the guest pays for
+	 * (emulated by KVM), and we are reading the queue anyway. Back on when
+	 * it is empty; left off while a frame waits for the back end (its
+	 * doorbell or EPOLLOUT, not a kick, resumes us). */
+	vq_enable_notify(vq, false);
 	for (int budget = NET_TX_BUDGET; budget > 0; budget--) {
 		struct vq_elem *e = &n->elem;
 		int r = vq_pop(vq, e);
-		if (r == 0)
-			return;
+		if (r == 0) {
+			vq_enable_notify(vq, true);
+			if (!vq_has_work(vq))
+				return;
+			vq_enable_notify(vq, false); /* a chain came before notifies were back */
+			budget++;
+			continue;
+		}
 		if (r < 0) {
 			a->broken = vq_err_str(r);
 			return;
@@ -195,12 +265,48 @@ static void net_tx(struct virtio_net *n, struct net_after *a)
 	n->tx_more = vq_has_work(vq);
 }
 
+static void net_tx(struct virtio_net *n, struct net_after *a)
+{
+	net_tx_chains(n, a);
+	if (!n->ring)
+		return;
+	/* One doorbell per batch, and only if the helper is going to sleep. */
+	if (n->alive && n->tx_kick && net_ring_need_kick(&n->txr))
+		net_bell(n->slirp.txbell);
+	n->tx_kick = false;
+	if (n->alive && n->running && n->tx_more)
+		net_bell(n->slirp.rxbell); /* budget spent: our own doorbell brings us back */
+}
+
 /* ---- receive ---- */
+
+/* The next frame of the rx ring into rx_frame: 1, or 0 when the ring is
+ * empty (we told the helper we sleep) or corrupt (back end gone). */
+static int net_read_ring(struct virtio_net *n, struct net_after *a)
+{
+	int av;
+	while ((av = net_ring_avail(&n->rxr)) == 0)
+		if (net_ring_prepare_sleep(&n->rxr))
+			return 0;
+	size_t len = 0;
+	const uint8_t *f = av > 0 ? net_ring_peek(&n->rxr, &len) : NULL;
+	if (!f) {
+		net_backend_gone(n, a, "corrupt rx ring");
+		return 0;
+	}
+	memcpy(n->rx_frame, f, len);
+	net_ring_consume(&n->rxr);
+	n->rx_len = len;
+	n->rx_pending = true;
+	return 1;
+}
 
 /* Read one frame from the back end into rx_frame. 1: got one; 0: nothing
  * (or the back end closed). */
 static int net_read(struct virtio_net *n, struct net_after *a)
 {
+	if (n->ring)
+		return net_read_ring(n, a);
 	for (;;) {
 		ssize_t r = n->is_socket ? recv(n->fd, n->rx_frame, sizeof(n->rx_frame), MSG_DONTWAIT | MSG_TRUNC)
 					 : read(n->fd, n->rx_frame, sizeof(n->rx_frame));
@@ -226,14 +332,24 @@ static int net_read(struct virtio_net *n, struct net_after *a)
 	}
 }
 
-static void net_rx(struct virtio_net *n, struct net_after *a)
+static void net_rx_chains(struct virtio_net *n, struct net_after *a)
 {
 	struct virtqueue *vq = virtio_queue(n->dev, VIRTIO_NET_RXQ);
+	/* The guest's rx kicks (one per reposted buffer) are only needed when we
+	 * run out of buffers: off until then (QEMU's virtio-net does the same). */
+	if (vq && !vq->notify_off)
+		vq_enable_notify(vq, false);
 	for (int budget = NET_RX_BUDGET; budget > 0; budget--) {
 		if (!n->rx_pending && (!n->alive || !net_read(n, a)))
 			return;
 		struct vq_elem *e = &n->elem;
 		int r = vq ? vq_pop(vq, e) : 0;
+		if (r == 0 && vq) {
+			vq_enable_notify(vq, true); /* a kick for the next buffer, then re-check */
+			r = vq_pop(vq, e);
+			if (r != 0)
+				vq_enable_notify(vq, false);
+		}
 		if (r < 0) {
 			a->broken = vq_err_str(r);
 			n->rx_stalled = true; /* until the reset */
@@ -261,6 +377,25 @@ static void net_rx(struct virtio_net *n, struct net_after *a)
 		n->stats.rx_frames++;
 		n->stats.rx_bytes += n->rx_len;
 	}
+	/* Budget spent with frames maybe left: our own doorbell brings us back. */
+	if (n->ring && n->alive)
+		net_bell(n->slirp.rxbell);
+}
+
+static void net_rx(struct virtio_net *n, struct net_after *a)
+{
+	if (!n->ring) {
+		net_rx_chains(n, a);
+		return;
+	}
+	/* Awake while we drain: the helper need not ring for what it adds. An
+	 * empty ring sets the flag again (net_read_ring); a stall leaves it
+	 * clear, since the guest's rx kick, not the helper, resumes us. */
+	net_ring_awake(&n->rxr);
+	uint32_t before = n->rxr.pos;
+	net_rx_chains(n, a);
+	if (n->alive && n->rxr.pos != before && net_ring_need_space_kick(&n->rxr))
+		net_bell(n->slirp.txbell); /* the helper waits for rx space */
 }
 
 /* ---- after the lock ---- */
@@ -298,6 +433,45 @@ static void net_backend_event(void *opaque, uint32_t events)
 	net_finish(n, &a);
 }
 
+/* The rx doorbell: rx frames, tx space, or our own "come back". */
+static void net_bell_event(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+	struct net_after a = { 0 };
+	(void)events;
+	uint64_t v;
+	pthread_mutex_lock(&n->lock);
+	if (n->alive && read(n->slirp.rxbell, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		net_backend_gone(n, &a, strerror(errno));
+	if (n->alive && n->running) {
+		if (n->tx_pending || n->tx_more)
+			net_tx(n, &a);
+		if (!n->rx_stalled)
+			net_rx(n, &a);
+	}
+	net_update_events(n);
+	pthread_mutex_unlock(&n->lock);
+	net_finish(n, &a);
+}
+
+/* The helper's control socket: nothing comes after READY but its EOF. */
+static void net_ctl_event(void *opaque, uint32_t events)
+{
+	struct virtio_net *n = opaque;
+	struct net_after a = { 0 };
+	char buf[256];
+	pthread_mutex_lock(&n->lock);
+	if (n->alive) {
+		ssize_t r = recv(n->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+			net_backend_gone(n, &a, r == 0 ? "closed" : strerror(errno));
+		else if (r < 0 && (events & (EPOLLHUP | EPOLLERR)))
+			net_backend_gone(n, &a, events & EPOLLERR ? "error" : "hang-up");
+	}
+	pthread_mutex_unlock(&n->lock);
+	net_finish(n, &a);
+}
+
 /* ---- virtio_dev_ops ---- */
 
 static void net_queue_notify(struct virtio_dev *d, unsigned q)
@@ -325,6 +499,8 @@ static void net_driver_ok(struct virtio_dev *d)
 	n->running = true;
 	n->rx_stalled = false;
 	net_update_events(n); /* EPOLLIN on: the loop delivers what is waiting */
+	if (n->ring && n->alive)
+		net_bell(n->slirp.rxbell); /* the rings say nothing by themselves */
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -365,10 +541,13 @@ static void net_destroy(struct virtio_dev *d)
 	if (!n)
 		return;
 	/* Not under n->lock: evloop_del waits for a running callback, which takes it. */
-	if (n->watched)
+	if (n->watched) {
 		evloop_del(n->vm, n->fd);
-	if (n->helper > 0)
-		net_slirp_stop(n->fd, n->helper); /* EOF → the helper exits; reaped by PID */
+		if (n->ring)
+			evloop_del(n->vm, n->slirp.rxbell);
+	}
+	if (n->ring)
+		net_slirp_stop(&n->slirp); /* EOF → the helper exits; reaped by PID */
 	else
 		close(n->fd);
 	pthread_mutex_destroy(&n->lock);
@@ -401,15 +580,16 @@ int virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out)
 	return 0;
 }
 
-/* The device over an open back end; takes fd (and the helper) in every case. */
-static int net_attach(struct vm *vm, int fd, bool is_socket, pid_t helper, int index, char *err,
-		      size_t errlen)
+/* The device over an open back end (fd, or the slirp rings when slirp is
+ * non-NULL); takes it in every case. */
+static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *slirp, int index,
+		      char *err, size_t errlen)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	if (!n) {
 		snprintf(err, errlen, "out of memory");
-		if (helper > 0)
-			net_slirp_stop(fd, helper);
+		if (slirp)
+			net_slirp_stop(slirp);
 		else
 			close(fd);
 		return -ENOMEM;
@@ -417,7 +597,14 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, pid_t helper, int i
 	n->vm = vm;
 	n->fd = fd;
 	n->is_socket = is_socket;
-	n->helper = helper;
+	if (slirp) {
+		n->ring = true;
+		n->slirp = *slirp;
+		n->fd = slirp->ctl;
+		n->helper = slirp->pid;
+		net_ring_init(&n->txr, slirp->shm, NET_RING_TX);
+		net_ring_init(&n->rxr, slirp->shm, NET_RING_RX);
+	}
 	pthread_mutex_init(&n->lock, NULL);
 	n->status = VIRTIO_NET_S_LINK_UP;
 	n->alive = true;
@@ -425,8 +612,15 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, pid_t helper, int i
 	n->mac[5] = (uint8_t)(n->mac[5] + index);
 
 	/* Watched from the start, with no events until DRIVER_OK, so that a
-	 * back end dying early still shows up (HUP is always reported). */
-	int r = evloop_add(vm, n->fd, 0, net_backend_event, n);
+	 * back end dying early still shows up (HUP is always reported; the
+	 * control socket is watched for its EOF throughout). */
+	int r = n->ring ? evloop_add(vm, n->fd, EPOLLIN, net_ctl_event, n)
+			: evloop_add(vm, n->fd, 0, net_backend_event, n);
+	if (r == 0 && n->ring) {
+		r = evloop_add(vm, n->slirp.rxbell, 0, net_bell_event, n);
+		if (r < 0)
+			evloop_del(vm, n->fd);
+	}
 	if (r < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(-r));
 		goto fail;
@@ -437,12 +631,14 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, pid_t helper, int i
 		r = errno ? -errno : -EIO;
 		snprintf(err, errlen, "creating the PCI function: %s", strerror(-r));
 		evloop_del(vm, n->fd);
+		if (n->ring)
+			evloop_del(vm, n->slirp.rxbell);
 		goto fail;
 	}
 	return 0;
 fail:
-	if (n->helper > 0)
-		net_slirp_stop(n->fd, n->helper);
+	if (n->ring)
+		net_slirp_stop(&n->slirp);
 	else
 		close(n->fd);
 	pthread_mutex_destroy(&n->lock);
@@ -452,7 +648,13 @@ fail:
 
 int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen)
 {
-	int r = net_attach(vm, fd, is_socket, 0, 0, err, errlen);
+	int r = net_attach(vm, fd, is_socket, NULL, 0, err, errlen);
+	return r == -EINVAL ? -EIO : r;
+}
+
+int virtio_net_attach_slirp(struct vm *vm, struct net_slirp *s, char *err, size_t errlen)
+{
+	int r = net_attach(vm, -1, true, s, 0, err, errlen);
 	return r == -EINVAL ? -EIO : r;
 }
 
@@ -468,8 +670,8 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 		if (vm->cfg.net[i] == spec)
 			index = i;
 
-	int fd;
-	pid_t helper = 0;
+	int fd = -1;
+	struct net_slirp slirp;
 	if (ns.kind == NET_TAP) {
 		fd = r = net_tap_open(ns.ifname);
 		if (r == -ENODEV)
@@ -480,10 +682,11 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 		else if (r < 0)
 			snprintf(err, errlen, "cannot attach to tap %s: %s", ns.ifname, strerror(-r));
 	} else {
-		r = net_slirp_start(spec, &fd, &helper, err, errlen);
+		r = net_slirp_start(spec, &slirp, err, errlen);
 	}
 	if (r >= 0)
-		r = net_attach(vm, fd, ns.kind == NET_USER, helper, index, err, errlen);
+		r = net_attach(vm, fd, ns.kind == NET_USER, ns.kind == NET_USER ? &slirp : NULL, index,
+			       err, errlen);
 	/* -EINVAL means a bad spec (a usage error) and nothing else */
 	return r == -EINVAL ? -EIO : r < 0 ? r : 0;
 }

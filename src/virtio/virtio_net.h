@@ -51,6 +51,11 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
  * socket rather than a tap). Takes fd. 0 or -errno (never -EINVAL). */
 int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen);
 
+struct net_slirp;
+/* The device over a started slirp helper's rings (net_slirp_start, or a
+ * test playing the helper). Takes *s (its fds, mapping and PID). 0 or -errno. */
+int virtio_net_attach_slirp(struct vm *vm, struct net_slirp *s, char *err, size_t errlen);
+
 /* 0, or -EINVAL when d is not a virtio-net device. */
 int virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out);
 

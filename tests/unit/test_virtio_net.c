@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 
 #include "evloop.h"
 #include "net/net.h"
+#include "net/ring.h"
 #include "util.h"
 #include "virtio/virtio.h"
 #include "virtio/virtio_net.h"
@@ -84,53 +87,71 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
 	snprintf(d->why, sizeof(d->why), "%s", why);
 }
 
-/* ---- fake event loop: one watch, dispatched from poll() ---- */
+/* ---- fake event loop: up to two watches (the fd back end uses one; the
+ * slirp rings two: control socket, rx doorbell), dispatched from poll() ---- */
 
-static struct {
+struct watch {
 	int fd;
 	uint32_t events;
 	evloop_fn fn;
 	void *opaque;
 	int adds, dels;
-} loop = { .fd = -1 };
+};
+static struct watch loop = { .fd = -1 }, loop2 = { .fd = -1 };
+
+static struct watch *watch_of(int fd)
+{
+	if (fd == loop.fd)
+		return &loop;
+	assert_int_equal(fd, loop2.fd);
+	return &loop2;
+}
 
 int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
 	(void)vm;
-	loop.fd = fd;
-	loop.events = events;
-	loop.fn = fn;
-	loop.opaque = opaque;
-	loop.adds++;
+	struct watch *w = loop.fd < 0 ? &loop : &loop2;
+	assert_int_equal(w->fd, -1);
+	w->fd = fd;
+	w->events = events;
+	w->fn = fn;
+	w->opaque = opaque;
+	w->adds++;
 	return 0;
 }
 int evloop_mod(struct vm *vm, int fd, uint32_t events)
 {
 	(void)vm;
-	assert_int_equal(fd, loop.fd);
-	loop.events = events;
+	watch_of(fd)->events = events;
 	return 0;
 }
 int evloop_del(struct vm *vm, int fd)
 {
 	(void)vm;
-	assert_int_equal(fd, loop.fd);
-	loop.fd = -1;
-	loop.dels++;
+	struct watch *w = watch_of(fd);
+	w->fd = -1;
+	w->dels++;
 	return 0;
 }
 
 /* One level-triggered epoll_wait round (poll's bits equal epoll's on Linux);
- * true if the callback ran. HUP/ERR are reported whatever is watched. */
+ * true if a callback ran. HUP/ERR are reported whatever is watched. */
 static bool loop_once(int timeout_ms)
 {
-	if (loop.fd < 0)
+	struct watch *w[2] = { &loop, &loop2 };
+	struct pollfd p[2];
+	for (int i = 0; i < 2; i++)
+		p[i] = (struct pollfd){ .fd = w[i]->fd, .events = (short)(w[i]->events & (EPOLLIN | EPOLLOUT)) };
+	if (poll(p, 2, timeout_ms) <= 0)
 		return false;
-	struct pollfd p = { .fd = loop.fd, .events = (short)(loop.events & (EPOLLIN | EPOLLOUT)) };
-	if (poll(&p, 1, timeout_ms) <= 0 || !p.revents)
-		return false;
-	loop.fn(loop.opaque, (uint32_t)p.revents);
-	return true;
+	bool ran = false;
+	for (int i = 0; i < 2; i++) {
+		if (p[i].revents && w[i]->fd == p[i].fd && p[i].fd >= 0) {
+			w[i]->fn(w[i]->opaque, (uint32_t)p[i].revents);
+			ran = true;
+		}
+	}
+	return ran;
 }
 
 static void loop_run(void)
@@ -273,7 +294,8 @@ static int setup(void **state)
 	char err[256];
 	dev = NULL;
 	memset(&loop, 0, sizeof(loop));
-	loop.fd = -1;
+	memset(&loop2, 0, sizeof(loop2));
+	loop.fd = loop2.fd = -1;
 	if (virtio_net_attach_fd(&vm, sv[0], true, err, sizeof(err)) < 0 || !dev)
 		return -1;
 	return 0;
@@ -594,6 +616,344 @@ static void test_hostile_chains(void **state)
 	assert_int_equal(used_elem(RXQ, 0).len, HDR + 64);
 }
 
+
+/* ---- the slirp rings (src/net/ring.h), with this test as the helper ---- */
+
+/* The helper's side: its own mapping of the memfd, its ends of the doorbells
+ * and of the control socket (peer). */
+static struct {
+	struct net_shm *shm;
+	struct net_ring tx, rx; /* the helper consumes tx, produces rx */
+	int txbell, rxbell;
+} hl;
+
+static int setup_ring(void **state)
+{
+	(void)state;
+	fake_vm_init(&vm);
+	vm.cfg.mem_size = RAM;
+	if (mem_init(&vm.mem, RAM) < 0)
+		return -1;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	peer = sv[1];
+	int memfd = memfd_create("test-rings", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, NET_SHM_SIZE) < 0)
+		return -1;
+	struct net_slirp sl = { .ctl = sv[0], .pid = 0 };
+	sl.shm = mmap(NULL, NET_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	hl.shm = mmap(NULL, NET_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	close(memfd);
+	if (sl.shm == MAP_FAILED || hl.shm == MAP_FAILED)
+		return -1;
+	atomic_store(&hl.shm->ctl[NET_RING_RX].sleeping, 1); /* as net_slirp_start leaves it */
+	sl.txbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	sl.rxbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	hl.txbell = dup(sl.txbell);
+	hl.rxbell = dup(sl.rxbell);
+	net_ring_init(&hl.tx, hl.shm, NET_RING_TX);
+	net_ring_init(&hl.rx, hl.shm, NET_RING_RX);
+	char err[256];
+	dev = NULL;
+	memset(&loop, 0, sizeof(loop));
+	memset(&loop2, 0, sizeof(loop2));
+	loop.fd = loop2.fd = -1;
+	if (virtio_net_attach_slirp(&vm, &sl, err, sizeof(err)) < 0 || !dev)
+		return -1;
+	return 0;
+}
+
+static int teardown_ring(void **state)
+{
+	teardown(state);
+	munmap(hl.shm, NET_SHM_SIZE);
+	close(hl.txbell);
+	close(hl.rxbell);
+	return 0;
+}
+
+/* Doorbell writes since the last call (0 if none). */
+static uint64_t bell_count(int fd)
+{
+	uint64_t v = 0;
+	if (read(fd, &v, sizeof(v)) < 0)
+		return 0;
+	return v;
+}
+
+static void helper_push(const uint8_t *f, size_t len)
+{
+	assert_int_equal(net_ring_push(&hl.rx, f, len), 1);
+	if (net_ring_need_kick(&hl.rx)) {
+		uint64_t one = 1;
+		assert_int_equal(write(hl.rxbell, &one, 8), 8);
+	}
+}
+
+static size_t helper_pop(uint8_t *buf)
+{
+	if (net_ring_avail(&hl.tx) <= 0)
+		return 0;
+	size_t len = 0;
+	const uint8_t *f = net_ring_peek(&hl.tx, &len);
+	assert_non_null(f);
+	memcpy(buf, f, len);
+	net_ring_consume(&hl.tx);
+	return len;
+}
+
+static void test_ring_tx(void **state)
+{
+	(void)state;
+	/* two watches from creation: the control socket (EOF) and the rx doorbell */
+	assert_int_equal(loop.adds + loop2.adds, 2);
+	assert_int_equal(loop.events, EPOLLIN);
+	assert_int_equal(loop2.events, 0);
+	driver_start();
+	assert_int_equal(loop2.events, EPOLLIN);
+	bell_count(hl.txbell);
+	uint8_t f[1518], got[2048];
+	/* the helper is awake: frames go in without a doorbell */
+	frame_fill(f, 60, 1);
+	tx_post(f, 60, 12);
+	frame_fill(f, 1518, 2);
+	tx_post(f, 1518, 8);
+	dev->ops->queue_notify(dev, TXQ);
+	assert_int_equal(bell_count(hl.txbell), 0);
+	assert_int_equal(helper_pop(got), 60);
+	frame_fill(f, 60, 1);
+	assert_memory_equal(got, f, 60);
+	assert_int_equal(helper_pop(got), 1518);
+	frame_fill(f, 1518, 2);
+	assert_memory_equal(got, f, 1518);
+	assert_int_equal(helper_pop(got), 0);
+	/* the helper goes to sleep: the next batch rings it once */
+	assert_true(net_ring_prepare_sleep(&hl.tx));
+	frame_fill(f, 14, 3);
+	tx_post(f, 14, 0);
+	tx_post(f, 14, 0);
+	dev->ops->queue_notify(dev, TXQ);
+	assert_int_equal(bell_count(hl.txbell), 1);
+	assert_int_equal(helper_pop(got), 14);
+	assert_int_equal(helper_pop(got), 14);
+	assert_int_equal(used_idx(TXQ), 4);
+	struct virtio_net_stats st = stats();
+	assert_int_equal(st.tx_frames, 4);
+	assert_int_equal(st.tx_bytes, 60 + 1518 + 28);
+	assert_int_equal(st.tx_blocked, 0);
+}
+
+static void test_ring_tx_full(void **state)
+{
+	(void)state;
+	driver_start();
+	/* the helper has taken nothing of a full ring: tail = head - SLOTS */
+	atomic_store(&hl.shm->ctl[NET_RING_TX].tail, 0u - NET_RING_SLOTS);
+	uint8_t f[64], got[2048];
+	frame_fill(f, 64, 5);
+	tx_post(f, 64, 0);
+	tx_post(f, 64, 0);
+	dev->ops->queue_notify(dev, TXQ);
+	/* the first frame waits in the device (its chain is back), the second in the queue */
+	assert_int_equal(used_idx(TXQ), 1);
+	assert_int_equal(stats().tx_blocked, 1);
+	assert_int_equal(stats().tx_frames, 0);
+	assert_true(atomic_load(&hl.shm->ctl[NET_RING_TX].waiting));
+	dev->ops->queue_notify(dev, TXQ); /* a kick changes nothing while it waits */
+	assert_int_equal(used_idx(TXQ), 1);
+	/* the helper frees the ring and, seeing "waiting", rings hvmm */
+	atomic_store(&hl.shm->ctl[NET_RING_TX].tail, 0u);
+	assert_true(net_ring_need_space_kick(&hl.tx));
+	uint64_t one = 1;
+	assert_int_equal(write(hl.rxbell, &one, 8), 8);
+	loop_run();
+	assert_int_equal(used_idx(TXQ), 2);
+	assert_int_equal(stats().tx_frames, 2);
+	assert_int_equal(helper_pop(got), 64);
+	assert_memory_equal(got, f, 64);
+	assert_int_equal(helper_pop(got), 64);
+	assert_int_equal(dev->needs_reset, 0);
+}
+
+static void test_ring_rx(void **state)
+{
+	(void)state;
+	driver_start();
+	loop_run();
+	rx_post(RXBUF, 1526);
+	rx_post2(RXBUF + 0x1000, 20, 1506);
+	uint8_t f[1514];
+	frame_fill(f, 100, 7);
+	helper_push(f, 100); /* hvmm was asleep: this rings */
+	frame_fill(f, 1514, 8);
+	helper_push(f, 1514);
+	loop_run();
+	assert_int_equal(used_idx(RXQ), 2);
+	assert_int_equal(used_elem(RXQ, 0).len, HDR + 100);
+	assert_int_equal(used_elem(RXQ, 1).len, HDR + 1514);
+	frame_fill(f, 100, 7);
+	assert_memory_equal(gp(RXBUF + HDR, 100), f, 100);
+	uint8_t back[1514];
+	memcpy(back, gp(RXBUF + 0x1000 + HDR, 8), 8);
+	memcpy(back + 8, gp(RXBUF + 0x1000 + 20 + 64, 1506), 1506);
+	frame_fill(f, 1514, 8);
+	assert_memory_equal(back, f, 1514);
+	/* drained: hvmm sleeps again, so the helper's next frame rings */
+	assert_true(atomic_load(&hl.shm->ctl[NET_RING_RX].sleeping));
+
+	/* no guest buffer: the frame waits, hvmm is not "asleep" (no doorbells
+	 * while stalled), and the rx kick resumes */
+	frame_fill(f, 60, 1);
+	helper_push(f, 60);
+	helper_push(f, 60);
+	loop_run();
+	assert_int_equal(stats().rx_stalls, 1);
+	assert_false(atomic_load(&hl.shm->ctl[NET_RING_RX].sleeping));
+	assert_false(loop_once(0)); /* quiet, not spinning */
+	rx_post(RXBUF + 0x2000, 1526);
+	rx_post(RXBUF + 0x3000, 1526);
+	dev->ops->queue_notify(dev, RXQ);
+	assert_int_equal(used_idx(RXQ), 4);
+	assert_int_equal(stats().rx_frames, 4);
+	assert_true(atomic_load(&hl.shm->ctl[NET_RING_RX].sleeping));
+}
+
+static void test_ring_rx_space_doorbell(void **state)
+{
+	(void)state;
+	driver_start();
+	loop_run();
+	uint8_t f[60];
+	frame_fill(f, 60, 1);
+	/* the helper fills the ring and waits for space */
+	for (unsigned i = 0; i < NET_RING_SLOTS; i++)
+		assert_int_equal(net_ring_push(&hl.rx, f, 60), 1);
+	assert_int_equal(net_ring_push(&hl.rx, f, 60), 0);
+	assert_false(net_ring_wait_space(&hl.rx));
+	bell_count(hl.txbell);
+	for (int i = 0; i < QSZ; i++)
+		rx_post(RXBUF + 0x1000ull * (unsigned)i, 1526);
+	dev->ops->queue_notify(dev, RXQ);
+	assert_int_equal(used_idx(RXQ), QSZ);
+	/* hvmm freed slots: one doorbell for the helper, and the flag is consumed */
+	assert_int_equal(bell_count(hl.txbell), 1);
+	assert_false(atomic_load(&hl.shm->ctl[NET_RING_RX].waiting));
+	/* QSZ delivered, one more taken and waiting in the device for a buffer */
+	assert_int_equal(net_ring_space(&hl.rx), QSZ + 1);
+	assert_int_equal(stats().rx_stalls, 1);
+}
+
+static void test_ring_corrupt(void **state)
+{
+	(void)state;
+	driver_start();
+	loop_run();
+	rx_post(RXBUF, 1526);
+	uint8_t f[64];
+	frame_fill(f, 64, 1);
+	helper_push(f, 64);
+	loop_run();
+	assert_int_equal(used_idx(RXQ), 1);
+	/* an impossible length in the next slot: back end gone, nothing copied */
+	struct net_ring_slot *sl = &hl.shm->slot[NET_RING_RX][1];
+	atomic_store(&sl->len, NET_RING_SLOT_SIZE * 4);
+	atomic_store(&hl.shm->ctl[NET_RING_RX].head, 2u);
+	uint64_t one = 1;
+	assert_int_equal(write(hl.rxbell, &one, 8), 8);
+	rx_post(RXBUF + 0x1000, 1526);
+	loop_run();
+	struct virtio_net_stats st = stats();
+	assert_int_equal(st.backend_gone, 1);
+	assert_int_equal(st.rx_frames, 1);
+	assert_int_equal(used_idx(RXQ), 1);
+	assert_int_equal(loop.dels + loop2.dels, 2);
+	uint16_t status = 0xffff;
+	dev->ops->config_read(dev, 6, &status, 2);
+	assert_int_equal(status, 0);
+	assert_int_equal(dev->config_changes, 1);
+	/* the guest's frames are still taken back and counted as dropped */
+	tx_post(f, 64, 0);
+	dev->ops->queue_notify(dev, TXQ);
+	assert_int_equal(used_idx(TXQ), 1);
+	assert_int_equal(stats().tx_errors, 1);
+	assert_int_equal(dev->needs_reset, 0);
+}
+
+static void test_ring_corrupt_indices(void **state)
+{
+	(void)state;
+	driver_start();
+	loop_run();
+	/* a tx tail ahead of hvmm's head */
+	atomic_store(&hl.shm->ctl[NET_RING_TX].tail, 5u);
+	uint8_t f[64];
+	frame_fill(f, 64, 1);
+	tx_post(f, 64, 0);
+	dev->ops->queue_notify(dev, TXQ);
+	assert_int_equal(stats().backend_gone, 1);
+	assert_int_equal(stats().tx_errors, 1);
+	assert_int_equal(stats().tx_frames, 0);
+	/* and an rx head far away is not read either (the device is already down) */
+	atomic_store(&hl.shm->ctl[NET_RING_RX].head, 100000u);
+	rx_post(RXBUF, 1526);
+	dev->ops->queue_notify(dev, RXQ);
+	assert_int_equal(used_idx(RXQ), 0);
+	assert_int_equal(stats().backend_gone, 1);
+}
+
+static void test_ring_rx_head_corrupt(void **state)
+{
+	(void)state;
+	driver_start();
+	loop_run();
+	rx_post(RXBUF, 1526);
+	atomic_store(&hl.shm->ctl[NET_RING_RX].head, NET_RING_SLOTS + 1);
+	uint64_t one = 1;
+	assert_int_equal(write(hl.rxbell, &one, 8), 8);
+	loop_run();
+	assert_int_equal(stats().backend_gone, 1);
+	assert_int_equal(used_idx(RXQ), 0);
+}
+
+static void test_ring_helper_exit(void **state)
+{
+	(void)state;
+	driver_start();
+	close(peer); /* the helper died: its control socket reports EOF */
+	peer = -1;
+	loop_run();
+	assert_int_equal(stats().backend_gone, 1);
+	assert_int_equal(loop.dels + loop2.dels, 2);
+	uint16_t status = 0xffff;
+	dev->ops->config_read(dev, 6, &status, 2);
+	assert_int_equal(status, 0);
+}
+
+static void test_ring_reset(void **state)
+{
+	(void)state;
+	driver_start();
+	loop_run();
+	uint8_t f[64];
+	frame_fill(f, 64, 9);
+	helper_push(f, 64); /* no rx buffer: it waits in the device */
+	loop_run();
+	driver_reset();
+	assert_int_equal(loop2.events, 0);
+	helper_push(f, 64);
+	assert_false(loop_once(0)); /* nothing read while reset */
+	driver_start();
+	rx_post(RXBUF, 1526);
+	rx_post(RXBUF + 0x1000, 1526);
+	dev->ops->queue_notify(dev, RXQ);
+	loop_run();
+	assert_int_equal(used_idx(RXQ), 2);
+	assert_memory_equal(gp(RXBUF + HDR, 64), f, 64);
+	assert_memory_equal(gp(RXBUF + 0x1000 + HDR, 64), f, 64);
+	assert_int_equal(dev->needs_reset, 0);
+}
+
 /* ---- the slirp helper through the whole device (no KVM needed) ---- */
 
 static uint16_t csum16(const uint8_t *p, size_t n)
@@ -800,6 +1160,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backend_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_chains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_tx, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_tx_full, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_rx, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_rx_space_doorbell, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_corrupt, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_corrupt_indices, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_rx_head_corrupt, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_helper_exit, setup_ring, teardown_ring),
+		cmocka_unit_test_setup_teardown(test_ring_reset, setup_ring, teardown_ring),
 		cmocka_unit_test_setup_teardown(test_slirp_dhcp_through_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slirp_helper_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tap, setup, teardown),

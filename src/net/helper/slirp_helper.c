@@ -2,7 +2,8 @@
  * hvmm-net-slirp: libslirp user-mode networking for one hvmm virtio-net
  * interface, in its own process.
  *
- *   hvmm-net-slirp SPEC      (started by hvmm with fd 3 = its socket)
+ *   hvmm-net-slirp --ring SPEC   (started by hvmm: fd 3 its control socket,
+ *                                fd 4 the ring memfd, fd 5/6 the doorbells)
  *
  * Why a separate program (see also src/net/net.h): hvmm is linked statically
  * and Debian has no static libslirp/GLib; and libslirp, which parses every
@@ -10,10 +11,11 @@
  * RAM and the KVM fds — the split QEMU makes with passt. This program is
  * linked dynamically against libslirp, and only it is.
  *
- * Protocol on fd 3 (AF_UNIX SOCK_SEQPACKET, one message = one Ethernet frame
- * either way): first this program sends NET_SLIRP_READY once every hostfwd
- * is bound, or NET_SLIRP_ERROR + reason and exits 1; then frames. EOF on the
- * socket means hvmm is gone: clean up and exit 0.
+ * Control on fd 3 (AF_UNIX SOCK_SEQPACKET): this program sends
+ * NET_SLIRP_READY once every hostfwd is bound, or NET_SLIRP_ERROR + reason
+ * and exits 1. Nothing else is sent on it; EOF means hvmm is gone: clean up
+ * and exit 0. Frames go through the shared-memory rings of src/net/ring.h
+ * (fd 4), with eventfd doorbells (fd 5: hvmm rings us, fd 6: we ring hvmm).
  *
  * The network is QEMU's user network: 10.0.2.0/24, gateway/host 10.0.2.2,
  * DNS 10.0.2.3 (forwarded to the host's resolver), DHCP from 10.0.2.15.
@@ -27,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -35,8 +39,12 @@
 #include <slirp/libslirp.h>
 
 #include "../net.h"
+#include "../ring.h"
 
 #define HELPER_MAX_GUEST_ERRORS 10 /* then stay quiet: the guest controls these */
+/* Frames for the guest held here while the rx ring is full, so a burst from
+ * slirp is not dropped at once; past this they are dropped (and counted). */
+#define HELPER_BACKLOG 256
 
 struct helper_timer {
 	struct helper_timer *next;
@@ -54,8 +62,14 @@ struct helper {
 	struct helper_timer *timers;
 	bool quit;
 	unsigned guest_errors;
+	struct net_ring tx, rx; /* we consume tx, produce rx */
+	int txbell, rxbell;
+	bool rx_kick;           /* published rx frames since the last doorbell check */
+	unsigned bl_head, bl_n; /* backlog ring of frames for the guest */
+	uint16_t bl_len[HELPER_BACKLOG];
+	uint8_t bl[HELPER_BACKLOG][NET_MAX_FRAME];
 	/* counters, printed at exit with HVMM_NET_DEBUG set */
-	uint64_t to_guest, to_guest_dropped, from_guest, from_guest_bad;
+	uint64_t to_guest, to_guest_dropped, from_guest, rx_full, doorbells;
 };
 
 static int64_t helper_now_ns(void)
@@ -67,23 +81,66 @@ static int64_t helper_now_ns(void)
 
 /* ---- libslirp callbacks ---- */
 
-/* A frame for the guest. If hvmm's socket is full the frame is dropped (and
- * counted): libslirp's contract allows it, and TCP retransmits. Blocking here
- * would stall every connection behind one slow reader. */
+static void helper_bell(struct helper *h, int fd)
+{
+	uint64_t one = 1;
+	h->doorbells++;
+	/* EAGAIN: the counter is at its maximum, hvmm is woken anyway */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		h->quit = true;
+}
+
+/* Move backlogged frames into the rx ring, oldest first. */
+static void helper_flush_rx(struct helper *h)
+{
+	while (h->bl_n > 0 && !h->quit) {
+		int sp = net_ring_space(&h->rx);
+		if (sp < 0) {
+			fprintf(stderr, "%s: rx ring corrupt\n", NET_SLIRP_PROG);
+			h->quit = true;
+			return;
+		}
+		if (sp == 0) {
+			h->rx_full++;
+			if (!net_ring_wait_space(&h->rx)) /* hvmm rings fd 5 when it frees slots */
+				return;
+			continue;
+		}
+		net_ring_push(&h->rx, h->bl[h->bl_head], h->bl_len[h->bl_head]);
+		h->rx_kick = true;
+		h->to_guest++;
+		h->bl_head = (h->bl_head + 1) % HELPER_BACKLOG;
+		h->bl_n--;
+	}
+}
+
+/* A frame for the guest: into the rx ring, or the backlog behind it. If both
+ * are full the frame is dropped (and counted): libslirp's contract allows it,
+ * and TCP retransmits. Blocking here would stall every connection behind one
+ * slow reader. */
 static ssize_t helper_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct helper *h = opaque;
-	ssize_t n = send(h->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == ENOBUFS) {
-			h->to_guest_dropped++;
-			return (ssize_t)len;
-		}
-		h->quit = true; /* EPIPE / ECONNRESET: hvmm is gone */
-		return -1;
+	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
+		h->to_guest_dropped++;
+		return (ssize_t)len;
 	}
-	h->to_guest++;
-	return n;
+	if (h->bl_n == 0 && net_ring_space(&h->rx) > 0) {
+		net_ring_push(&h->rx, buf, len);
+		h->rx_kick = true;
+		h->to_guest++;
+		return (ssize_t)len;
+	}
+	if (h->bl_n == HELPER_BACKLOG) {
+		h->to_guest_dropped++;
+		return (ssize_t)len;
+	}
+	unsigned i = (h->bl_head + h->bl_n) % HELPER_BACKLOG;
+	memcpy(h->bl[i], buf, len);
+	h->bl_len[i] = (uint16_t)len;
+	h->bl_n++;
+	helper_flush_rx(h);
+	return (ssize_t)len;
 }
 
 static void helper_guest_error(const char *msg, void *opaque)
@@ -256,29 +313,32 @@ static Slirp *helper_slirp_new(struct helper *h)
 
 /* ---- main loop ---- */
 
-/* Frames from hvmm (the guest's tx) into slirp. Returns false on EOF. */
+/* Frames from hvmm (the guest's tx) into slirp: the whole tx ring, at most
+ * one ring's worth per iteration so slirp's own sockets are served too.
+ * false: the ring is corrupt. */
 static bool helper_from_hvmm(struct helper *h)
 {
-	static uint8_t buf[65536];
-	/* Bounded, so a guest flooding tx cannot starve slirp's own sockets. */
-	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(h->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	static uint8_t buf[NET_MAX_FRAME];
+	bool freed = false;
+	for (unsigned i = 0; i < NET_RING_SLOTS && !h->quit; i++) {
+		int n = net_ring_avail(&h->tx);
+		if (n < 0)
+			return false;
 		if (n == 0)
+			break;
+		size_t len;
+		const uint8_t *f = net_ring_peek(&h->tx, &len);
+		if (!f)
 			return false;
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return true;
-			return false;
-		}
-		if (n < NET_MIN_FRAME || n > NET_MAX_FRAME) {
-			h->from_guest_bad++;
-			continue;
-		}
+		/* A private copy: slirp parses it, and hvmm could rewrite the slot. */
+		memcpy(buf, f, len);
+		net_ring_consume(&h->tx);
+		freed = true;
 		h->from_guest++;
-		slirp_input(h->slirp, buf, (int)n);
-		if (h->quit)
-			return false;
+		slirp_input(h->slirp, buf, (int)len);
 	}
+	if (freed && net_ring_need_space_kick(&h->tx))
+		helper_bell(h, h->rxbell);
 	return true;
 }
 
@@ -316,23 +376,49 @@ static int helper_poll_timeout(struct helper *h, uint32_t slirp_ms)
 	return timeout > 60000 ? 60000 : (int)timeout;
 }
 
+/* Map the ring memfd hvmm made (and initialised) as fd NET_RING_SHM_FD. */
+static struct net_shm *helper_map_rings(void)
+{
+	struct stat st;
+	if (fstat(NET_RING_SHM_FD, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < NET_SHM_SIZE)
+		return NULL;
+	void *p = mmap(NULL, NET_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, NET_RING_SHM_FD, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	struct net_shm *s = p;
+	if (s->magic != NET_RING_MAGIC || s->version != NET_RING_VERSION || s->slots != NET_RING_SLOTS) {
+		munmap(p, NET_SHM_SIZE);
+		return NULL;
+	}
+	return s;
+}
+
 int main(int argc, char **argv)
 {
-	struct helper h = { .fd = NET_SLIRP_FD };
+	static struct helper h = { .fd = NET_SLIRP_FD, .txbell = NET_RING_TXBELL_FD,
+				   .rxbell = NET_RING_RXBELL_FD };
 	struct stat st;
-	if (argc != 2 || fstat(h.fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		fprintf(stderr, "%s: started by hvmm for --network user (fd %d = its socket), "
-			"not by hand\n", NET_SLIRP_PROG, NET_SLIRP_FD);
+	if (argc != 3 || strcmp(argv[1], NET_RING_ARG) != 0 || fstat(h.fd, &st) < 0 ||
+	    !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "%s: started by hvmm for --network user (fd %d = its socket, "
+			"%d-%d its rings), not by hand\n", NET_SLIRP_PROG, NET_SLIRP_FD,
+			NET_RING_SHM_FD, NET_RING_RXBELL_FD);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
 
+	struct net_shm *shm = helper_map_rings();
+	if (!shm)
+		helper_fail(h.fd, "fd %d is not hvmm's ring memory", NET_RING_SHM_FD);
+	net_ring_init(&h.tx, shm, NET_RING_TX);
+	net_ring_init(&h.rx, shm, NET_RING_RX);
+
 	struct net_spec spec;
 	char err[200];
-	if (net_parse_spec(argv[1], &spec, err, sizeof(err)) < 0)
+	if (net_parse_spec(argv[2], &spec, err, sizeof(err)) < 0)
 		helper_fail(h.fd, "%s", err);
 	if (spec.kind != NET_USER)
-		helper_fail(h.fd, "'%s' is not a user network", argv[1]);
+		helper_fail(h.fd, "'%s' is not a user network", argv[2]);
 
 	h.slirp = helper_slirp_new(&h);
 	if (!h.slirp)
@@ -350,29 +436,56 @@ int main(int argc, char **argv)
 	if (send(h.fd, NET_SLIRP_READY, strlen(NET_SLIRP_READY), MSG_NOSIGNAL) < 0)
 		return 0; /* hvmm already gone */
 
+	bool corrupt = false;
 	while (!h.quit) {
 		uint32_t slirp_ms = UINT32_MAX;
 		h.npfds = 0;
-		helper_add_poll(h.fd, SLIRP_POLL_IN, &h); /* index 0: hvmm */
+		helper_add_poll(h.fd, SLIRP_POLL_IN, &h);     /* index 0: hvmm's control socket */
+		helper_add_poll(h.txbell, SLIRP_POLL_IN, &h); /* index 1: hvmm's doorbell */
 		slirp_pollfds_fill(h.slirp, &slirp_ms, helper_add_poll, &h);
-		int n = poll(h.pfds, (nfds_t)h.npfds, helper_poll_timeout(&h, slirp_ms));
+		/* Frames published this round: ring hvmm if it is going to sleep. */
+		helper_flush_rx(&h);
+		if (h.rx_kick && net_ring_need_kick(&h.rx))
+			helper_bell(&h, h.rxbell);
+		h.rx_kick = false;
+		int timeout = helper_poll_timeout(&h, slirp_ms);
+		if (!net_ring_prepare_sleep(&h.tx))
+			timeout = 0; /* tx frames are waiting: just look at the sockets */
+		int n = poll(h.pfds, (nfds_t)h.npfds, timeout);
+		net_ring_awake(&h.tx);
 		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "%s: poll: %s\n", NET_SLIRP_PROG, strerror(errno));
 			break;
 		}
-		if (n > 0 && h.pfds[0].revents && !helper_from_hvmm(&h))
+		if (n > 0 && h.pfds[0].revents) {
+			char c;
+			ssize_t r = recv(h.fd, &c, 1, MSG_DONTWAIT);
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+				break; /* hvmm is gone */
+		}
+		if (n > 0 && h.pfds[1].revents) {
+			uint64_t v;
+			if (read(h.txbell, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
+				break;
+		}
+		if (!helper_from_hvmm(&h) || h.tx.corrupt || h.rx.corrupt) {
+			corrupt = true;
 			break;
+		}
 		slirp_pollfds_poll(h.slirp, n < 0, helper_get_revents, &h);
 		helper_run_timers(&h);
 	}
+	if (corrupt)
+		fprintf(stderr, "%s: hvmm's ring is corrupt, exiting\n", NET_SLIRP_PROG);
 	if (getenv("HVMM_NET_DEBUG"))
-		fprintf(stderr, "%s: to guest %llu (dropped %llu), from guest %llu (bad %llu)\n",
-			NET_SLIRP_PROG, (unsigned long long)h.to_guest,
-			(unsigned long long)h.to_guest_dropped, (unsigned long long)h.from_guest,
-			(unsigned long long)h.from_guest_bad);
+		fprintf(stderr, "%s: to guest %llu (dropped %llu, ring full %llu), from guest %llu "
+			"doorbells %llu\n", NET_SLIRP_PROG, (unsigned long long)h.to_guest,
+			(unsigned long long)h.to_guest_dropped, (unsigned long long)h.rx_full,
+			(unsigned long long)h.from_guest,
+			(unsigned long long)h.doorbells);
 	slirp_cleanup(h.slirp);
 	while (h.timers)
 		helper_timer_free(h.timers, &h);
 	free(h.pfds);
-	return 0;
+	return corrupt ? 1 : 0;
 }
