@@ -75,7 +75,7 @@ test-slow: deps all unit guests
 # Same suite on an ASan+UBSan build in its own directory.
 test-asan: deps
 	$(MAKE) BUILD=build-asan HVMM_LDFLAGS= CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-		LDFLAGS="-fsanitize=address,undefined" all unit guests
+		LDFLAGS="-fsanitize=address,undefined" all unit guests fuzz
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run.py --hvmm build-asan/hvmm --build build-asan
 
