@@ -10,7 +10,7 @@ The same guest (build/guest/hvmm-guest.elf, its ring-3 polling drivers) runs on:
 virtio-blk: `test=virtio-blk mode=poll blkbench=all` on one raw image file
 (written in full first, so both read from the page cache): sequential 1 MiB
 and random 4 KiB reads and writes, qd requests in flight, MiB/s and IOPS.
-virtio-net: `test=virtio-net-tcp mode=poll netbench=N` behind slirp with a
+virtio-net: `test=virtio-net-tcp mode=poll|irq netbench=N` behind slirp with a
 hostfwd; the host connects and reads N MiB; MiB/s measured on the host side.
 
 Rounds are interleaved (the VMM order rotates each round); medians; ratio
@@ -87,9 +87,9 @@ def run_blk(vmm, a, kernel, image):
     return res
 
 
-def run_net(vmm, a, kernel):
+def run_net(vmm, a, kernel, mode):
     port = cases_net.free_port()
-    append = f"test=virtio-net-tcp mode=poll netport={cases_net.GUEST_PORT} netbench={a.net_mib}"
+    append = f"test=virtio-net-tcp mode={mode} netport={cases_net.GUEST_PORT} netbench={a.net_mib}"
     if vmm.startswith("hvmm"):
         argv = cases_net.hvmm_argv(f"{a.build}/hvmm", kernel, append, port, 150)
         if vmm == "hvmm-exits":
@@ -116,7 +116,8 @@ def main():
     kernel = os.path.abspath(f"{a.build}/guest/hvmm-guest.elf")
     vmms = ["hvmm", "hvmm-exits", "qemu", "qemu-uring"]
     blk = {v: {} for v in vmms}   # vmm -> workload -> [(MiB/s, IOPS)]
-    net = {v: [] for v in vmms if v != "qemu-uring"}
+    net_vmms = [v for v in vmms if v != "qemu-uring"]
+    net = {(v, m): [] for v in net_vmms for m in ("poll", "irq")}
     with tempfile.TemporaryDirectory(prefix="hvmm-bench-") as tmp:
         image = os.path.join(tmp, "disk.img")
         with open(image, "wb") as f:  # written in full: reads come from the page cache, not holes
@@ -129,10 +130,11 @@ def main():
                 if a.only in (None, "blk"):
                     for w, val in run_blk(v, a, kernel, image).items():
                         blk[v].setdefault(w, []).append(val)
-                if a.only in (None, "net") and v in net:
-                    x = run_net(v, a, kernel)
-                    if x:
-                        net[v].append(x)
+                if a.only in (None, "net") and v in net_vmms:
+                    for mode in ("poll", "irq"):
+                        x = run_net(v, a, kernel, mode)
+                        if x:
+                            net[(v, mode)].append(x)
             print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
 
     lines = []
@@ -155,12 +157,13 @@ def main():
                          f"| {rq} | {ru} |")
         lines.append("")
     if a.only in (None, "net"):
-        m = {v: med(net[v]) for v in net}
-        cell = {v: ("—" if m[v] is None else f"{m[v]:.1f} MiB/s") for v in net}
-        r = f"{m['hvmm'] / m['qemu']:.2f}×" if m["hvmm"] and m["qemu"] else "—"
         lines.append("| virtio-net guest→host TCP (slirp) | hvmm | hvmm --no-ioeventfd --no-irqfd | QEMU | hvmm / QEMU |")
         lines.append("|---|---|---|---|---|")
-        lines.append(f"| throughput | {cell['hvmm']} | {cell['hvmm-exits']} | {cell['qemu']} | {r} |")
+        for mode, label in (("poll", "polling driver"), ("irq", "interrupt-driven driver")):
+            m = {v: med(net[(v, mode)]) for v in net_vmms}
+            cell = {v: ("—" if m[v] is None else f"{m[v]:.1f} MiB/s") for v in net_vmms}
+            r = f"{m['hvmm'] / m['qemu']:.2f}×" if m["hvmm"] and m["qemu"] else "—"
+            lines.append(f"| {label} | {cell['hvmm']} | {cell['hvmm-exits']} | {cell['qemu']} | {r} |")
         lines.append("")
     text = "\n".join(lines)
     print(text)
