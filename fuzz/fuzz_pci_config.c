@@ -28,7 +28,7 @@
 #include "bus.h"
 #include "pci.h"
 #include "vm.h"
-#include "fuzz_input.h"
+#include "fuzz_common.h"
 
 #define FZ_CHECK(c)                                                                        \
 	do {                                                                               \
@@ -38,12 +38,6 @@
 		}                                                                          \
 	} while (0)
 
-static int fz_debug = -1;
-#define FZ_LOG(...)                                  \
-	do {                                         \
-		if (fz_debug)                        \
-			fprintf(stderr, __VA_ARGS__); \
-	} while (0)
 
 /* The library's vm_stop() would pull in the whole VM; a device may call it. */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
@@ -123,26 +117,6 @@ static void fz_config_hook(void *opaque, unsigned off, unsigned size, uint32_t v
 }
 
 static struct vm fz_vm;
-
-/* eventfds open in this process (MSI-X irqfds); libFuzzer itself has none */
-static unsigned fz_eventfds(void)
-{
-	unsigned n = 0;
-	DIR *dir = opendir("/proc/self/fd");
-	if (!dir)
-		return 0;
-	for (struct dirent *e; (e = readdir(dir));) {
-		char path[64], link[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		ssize_t len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0) {
-			link[len] = 0;
-			n += strstr(link, "eventfd") != NULL;
-		}
-	}
-	closedir(dir);
-	return n;
-}
 
 static int fz_vm_build(void)
 {

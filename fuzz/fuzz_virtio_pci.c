@@ -31,7 +31,7 @@
 #include "pci.h"
 #include "virtio/virtio.h"
 #include "vm.h"
-#include "fuzz_input.h"
+#include "fuzz_common.h"
 
 #define FZ_CHECK(c)                                                                            \
 	do {                                                                                   \
@@ -41,12 +41,6 @@
 		}                                                                              \
 	} while (0)
 
-static int fz_debug = -1;
-#define FZ_LOG(...)                                  \
-	do {                                         \
-		if (fz_debug)                        \
-			fprintf(stderr, __VA_ARGS__); \
-	} while (0)
 
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
 {
@@ -198,25 +192,6 @@ static void fz_vm_build(void)
 		pci_config_write(&fz_vm, f->devfn, 0x04, 2, 0x06); /* memory decoding, bus master */
 	}
 	memset(fz_echo_cfg, 0, sizeof(fz_echo_cfg));
-}
-
-static unsigned fz_eventfds(void)
-{
-	unsigned n = 0;
-	DIR *dir = opendir("/proc/self/fd");
-	if (!dir)
-		return 0;
-	for (struct dirent *e; (e = readdir(dir));) {
-		char path[64], link[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		ssize_t len = readlink(path, link, sizeof(link) - 1);
-		if (len > 0) {
-			link[len] = 0;
-			n += strstr(link, "eventfd") != NULL;
-		}
-	}
-	closedir(dir);
-	return n;
 }
 
 static void fz_vm_free(void)

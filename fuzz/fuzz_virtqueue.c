@@ -22,7 +22,7 @@
 
 #include "memory.h"
 #include "virtio/virtqueue.h"
-#include "fuzz_input.h"
+#include "fuzz_common.h"
 
 #define FZ_PAGE 4096ull
 #define FZ_R0_SIZE (64 * 1024ull)  /* region 0 at gpa 0 */
@@ -125,13 +125,6 @@ static uint64_t fz_addr(struct fz_in *in)
 
 /* ---- the device under test ---------------------------------------------- */
 
-/* FUZZ_DEBUG=1 in the environment: trace each operation (for reproducers). */
-static int fz_debug = -1;
-#define FZ_LOG(...) \
-	do { \
-		if (fz_debug) \
-			fprintf(stderr, __VA_ARGS__); \
-	} while (0)
 
 static struct virtqueue fz_vq;
 static bool fz_started;

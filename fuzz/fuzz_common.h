@@ -1,0 +1,71 @@
+/* fuzz_common: what every fuzz target shares — the byte reader its input is
+ * decoded with, the FUZZ_DEBUG trace, and the open-eventfd count that proves a
+ * tear-down closed every irqfd/ioeventfd. */
+#ifndef HVMM_FUZZ_COMMON_H
+#define HVMM_FUZZ_COMMON_H
+
+#include <dirent.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* FUZZ_DEBUG=1 in the environment: trace each operation (for reproducers).
+ * -1 until the target reads the environment. */
+static int fz_debug = -1;
+#define FZ_LOG(...)                                  \
+	do {                                         \
+		if (fz_debug)                        \
+			fprintf(stderr, __VA_ARGS__); \
+	} while (0)
+
+/* eventfds open in this process (irqfds, ioeventfds); libFuzzer itself has none */
+static inline unsigned fz_eventfds(void)
+{
+	unsigned n = 0;
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir)
+		return 0;
+	for (struct dirent *e; (e = readdir(dir));) {
+		char path[64], link[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, link, sizeof(link) - 1);
+		if (len > 0) {
+			link[len] = 0;
+			n += strstr(link, "eventfd") != NULL;
+		}
+	}
+	closedir(dir);
+	return n;
+}
+
+struct fz_in {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* The next `bytes` bytes (<= 8) as a little-endian number; zeros once the
+ * input runs out, so every input decodes to something. */
+static inline uint64_t fz_take(struct fz_in *in, unsigned bytes)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < bytes; i++) {
+		uint8_t c = 0;
+		if (in->n) {
+			c = *in->p++;
+			in->n--;
+		}
+		v |= (uint64_t)c << (8 * i);
+	}
+	return v;
+}
+
+/* An access size: 1, 2, 4 or 8. */
+static inline unsigned fz_size(struct fz_in *in)
+{
+	static const unsigned sizes[4] = { 1, 2, 4, 8 };
+	return sizes[fz_take(in, 1) & 3];
+}
+
+#endif
