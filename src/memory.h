@@ -16,6 +16,7 @@
 #define MEM_HOLE_START 0xC0000000ull
 #define MEM_HOLE_END 0x100000000ull
 #define MEM_MIN_SIZE (1ull << 20)
+#define MEM_HUGE_SIZE (2ull << 20) /* RAM is mapped 2 MiB-aligned, huge pages above the first */
 #define MEM_MAX_SIZE (64ull << 30)
 
 struct mem_region {

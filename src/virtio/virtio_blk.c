@@ -80,7 +80,7 @@
 #define BLK_ZERO_CHUNK (64u << 10)  /* write-zeroes fallback: zeros per iovec... */
 #define BLK_ZERO_IOVS 16u           /* ...and iovecs per write (1 MiB) */
 #define BLK_CQ_SIZE 2048u           /* >= every SQE that can be in flight */
-#define BLK_INLINE_READ_MAX (64u << 10) /* larger reads: io_uring workers */
+#define BLK_INLINE_READ_MAX (1u << 30) /* larger reads: io_uring workers (none: see blk_issue_one) */
 
 /* Device configuration, little-endian like the host (§5.2.4). */
 struct __attribute__((packed)) blk_config {
@@ -362,11 +362,13 @@ static void blk_issue_one(struct blk *b, struct blk_req *r, unsigned i)
 	case BLK_OP_READ:
 		io_uring_prep_readv(sqe, b->fd, r->iov, r->niov, off);
 		/* A page-cache hit is copied inside io_uring_submit, on this
-		 * thread: right for small reads (a worker hand-off costs more
-		 * than the copy), but it makes one thread copy every large
-		 * read in turn. Large ones go to io_uring's workers, which copy
-		 * in parallel: 1 MiB reads at depth 16 from the ring-3 guest
-		 * went from 13 to 25 GiB/s (4 KiB random reads unchanged). */
+		 * thread; a miss is punted to io_uring's workers by io_uring
+		 * itself. With guest RAM on huge pages (memory.c) the inline
+		 * copy is the fastest path for every size on a quiet host:
+		 * 1 MiB reads at depth 16 went from 22-23 GB/s through the
+		 * workers to 27-31 GB/s inline (QEMU io_uring: 30). Under heavy
+		 * host load the workers did better (13 -> 25 GiB/s measured
+		 * then, before huge pages): BLK_INLINE_READ_MAX is the switch. */
 		if (len > BLK_INLINE_READ_MAX)
 			sqe->flags |= IOSQE_ASYNC;
 		break;
