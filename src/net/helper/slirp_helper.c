@@ -40,6 +40,7 @@
 
 #include "../net.h"
 #include "../ring.h"
+#include "slirp_poll.h"
 
 #define HELPER_MAX_GUEST_ERRORS 10 /* then stay quiet: the guest controls these */
 /* Frames for the guest held here while the rx ring is full, so a burst from
@@ -233,14 +234,7 @@ static int helper_add_poll(int fd, int events, void *opaque)
 		h->pfds = p;
 		h->cap = cap;
 	}
-	short ev = 0;
-	if (events & SLIRP_POLL_IN)
-		ev |= POLLIN;
-	if (events & SLIRP_POLL_OUT)
-		ev |= POLLOUT;
-	if (events & SLIRP_POLL_PRI)
-		ev |= POLLPRI;
-	h->pfds[h->npfds] = (struct pollfd){ .fd = fd, .events = ev };
+	h->pfds[h->npfds] = (struct pollfd){ .fd = fd, .events = slirp_poll_to_events(events) };
 	return h->npfds++;
 }
 
@@ -249,19 +243,7 @@ static int helper_get_revents(int idx, void *opaque)
 	struct helper *h = opaque;
 	if (idx < 0 || idx >= h->npfds)
 		return 0;
-	short rev = h->pfds[idx].revents;
-	int r = 0;
-	if (rev & POLLIN)
-		r |= SLIRP_POLL_IN;
-	if (rev & POLLOUT)
-		r |= SLIRP_POLL_OUT;
-	if (rev & POLLPRI)
-		r |= SLIRP_POLL_PRI;
-	if (rev & (POLLERR | POLLNVAL))
-		r |= SLIRP_POLL_ERR;
-	if (rev & POLLHUP)
-		r |= SLIRP_POLL_HUP;
-	return r;
+	return slirp_poll_from_revents(h->pfds[idx].revents);
 }
 
 static const SlirpCb helper_cb = {

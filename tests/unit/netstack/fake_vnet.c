@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../../src/net/helper/slirp_poll.h"
+
 #define FQ_FRAMES 1024
 #define FAKE_TIMERS 4
 #define MAX_POLLFDS 64
@@ -163,14 +165,7 @@ static int cb_add_poll(int fd, int events, void *opaque)
 	struct vnet *n = opaque;
 	if (n->npfd == MAX_POLLFDS)
 		return -1;
-	short ev = 0;
-	if (events & SLIRP_POLL_IN)
-		ev |= POLLIN;
-	if (events & SLIRP_POLL_OUT)
-		ev |= POLLOUT;
-	if (events & SLIRP_POLL_PRI)
-		ev |= POLLPRI;
-	n->pfd[n->npfd] = (struct pollfd){ .fd = fd, .events = ev };
+	n->pfd[n->npfd] = (struct pollfd){ .fd = fd, .events = slirp_poll_to_events(events) };
 	return n->npfd++;
 }
 
@@ -179,19 +174,7 @@ static int cb_get_revents(int idx, void *opaque)
 	struct vnet *n = opaque;
 	if (idx < 0 || idx >= n->npfd)
 		return 0;
-	short r = n->pfd[idx].revents;
-	int ev = 0;
-	if (r & POLLIN)
-		ev |= SLIRP_POLL_IN;
-	if (r & POLLOUT)
-		ev |= SLIRP_POLL_OUT;
-	if (r & POLLPRI)
-		ev |= SLIRP_POLL_PRI;
-	if (r & POLLERR)
-		ev |= SLIRP_POLL_ERR;
-	if (r & POLLHUP)
-		ev |= SLIRP_POLL_HUP;
-	return ev;
+	return slirp_poll_from_revents(n->pfd[idx].revents);
 }
 
 /* One round of slirp's event loop: sockets, then timers. */
