@@ -144,15 +144,19 @@ class Helper:
     def _slot(self, ring, pos):
         return SLOT_OFF + (ring * RING_SLOTS + pos % RING_SLOTS) * SLOT_SIZE
 
-    def send(self, frame):
-        """Into the tx ring (it never fills here: the helper drains it), then the doorbell."""
+    def send(self, *frames):
+        """Into the tx ring (it never fills here: the helper drains it), published
+        together with one head update, then the doorbell: one batch for the helper."""
         tail = self._get(TX, TAIL)
-        if (self.tx_head - tail) & 0xFFFFFFFF >= RING_SLOTS:
+        if (self.tx_head + len(frames) - tail) & 0xFFFFFFFF > RING_SLOTS:
             raise AssertionError("tx ring full")
-        off = self._slot(TX, self.tx_head)
-        self.shm[off + 4:off + 4 + len(frame)] = frame
-        struct.pack_into("<I", self.shm, off, len(frame))
-        self.tx_head = (self.tx_head + 1) & 0xFFFFFFFF
+        head = self.tx_head
+        for frame in frames:
+            off = self._slot(TX, head)
+            self.shm[off + 4:off + 4 + len(frame)] = frame
+            struct.pack_into("<I", self.shm, off, len(frame))
+            head = (head + 1) & 0xFFFFFFFF
+        self.tx_head = head
         self._put(TX, HEAD, self.tx_head)  # x86: stores are not reordered with stores
         os.eventfd_write(self.txbell, 1)
 
@@ -237,39 +241,90 @@ def t_slirp_dhcp(ctx):
     expect(status == 0, f"helper exit status {status} after EOF: {err}")
 
 
+def hostfwd_connection(h, port):
+    """A host client connected through hostfwd port to the "guest" (the test) on
+    8080: ARP, the host's connect, slirp's SYN, our SYN-ACK, its ACK.
+    (client socket, SYN, seg(flags, seq, ack, data) making guest segments, our next seq)."""
+    expect(h.first == READY, f"first message {h.first!r}")
+    # The guest announces itself (ARP who-has 10.0.2.2), as a stack does
+    # after DHCP; slirp learns the guest's MAC from it.
+    h.send(arp(1, GUEST_MAC, GUEST_IP, b"\0" * 6, HOST_IP, BCAST))
+    h.wait_for(lambda p: p["type"] == 0x0806 and p["op"] == 2 and p["spa"] == HOST_IP,
+               what="ARP reply for 10.0.2.2")
+    cli = socket.create_connection(("127.0.0.1", port), timeout=5)
+    syn = h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x02, what="SYN")
+    expect(syn["dport"] == 8080 and syn["ipdst"] == GUEST_IP,
+           f"SYN to {socket.inet_ntoa(syn['ipdst'])}:{syn['dport']}, expected 10.0.2.15:8080")
+    gseq = 1000
+    src, sport = syn["ipsrc"], syn["sport"]
+
+    def seg(flags, seq, ack, data=b""):
+        return eth(syn["src"], GUEST_MAC, 0x0800,
+                   ipv4(GUEST_IP, src, 6, tcp(GUEST_IP, src, 8080, sport, seq, ack, flags, data)))
+    h.send(seg(0x12, gseq, syn["seq"] + 1))  # SYN-ACK
+    h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x10 and p["ack"] == gseq + 1,
+               what="ACK of the SYN-ACK")
+    return cli, syn, seg, gseq + 1
+
+
 @case("netdev/slirp-hostfwd-tcp", kvm=False)
 def t_slirp_hostfwd(ctx):
     port = free_port()
     h = Helper(ctx, f"user,hostfwd=tcp:127.0.0.1:{port}-:8080")
     cli = None
     try:
-        expect(h.first == READY, f"first message {h.first!r}")
-        # The guest announces itself (ARP who-has 10.0.2.2), as a stack does
-        # after DHCP; slirp learns the guest's MAC from it.
-        h.send(arp(1, GUEST_MAC, GUEST_IP, b"\0" * 6, HOST_IP, BCAST))
-        h.wait_for(lambda p: p["type"] == 0x0806 and p["op"] == 2 and p["spa"] == HOST_IP,
-                   what="ARP reply for 10.0.2.2")
-        cli = socket.create_connection(("127.0.0.1", port), timeout=5)
-        syn = h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x02, what="SYN")
-        expect(syn["dport"] == 8080 and syn["ipdst"] == GUEST_IP,
-               f"SYN to {socket.inet_ntoa(syn['ipdst'])}:{syn['dport']}, expected 10.0.2.15:8080")
         # Complete the handshake as the guest and pass data both ways.
-        gseq = 1000
-        src, sport = syn["ipsrc"], syn["sport"]
-
-        def seg(flags, seq, ack, data=b""):
-            return eth(syn["src"], GUEST_MAC, 0x0800,
-                       ipv4(GUEST_IP, src, 6, tcp(GUEST_IP, src, 8080, sport, seq, ack, flags, data)))
-        h.send(seg(0x12, gseq, syn["seq"] + 1))  # SYN-ACK
-        h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x10 and p["ack"] == gseq + 1,
-                   what="ACK of the SYN-ACK")
+        cli, syn, seg, gseq = hostfwd_connection(h, port)
         cli.sendall(b"ping from the host")
         d = h.wait_for(lambda p: p.get("proto") == 6 and p.get("data"), what="data segment")
         expect(d["data"] == b"ping from the host", f"guest got {d['data']!r}")
-        h.send(seg(0x18, gseq + 1, d["seq"] + len(d["data"]), b"pong from the guest"))
+        h.send(seg(0x18, gseq, d["seq"] + len(d["data"]), b"pong from the guest"))
         cli.settimeout(5)
         got = cli.recv(100)
         expect(got == b"pong from the guest", f"host got {got!r}")
+    finally:
+        if cli:
+            cli.close()
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+
+
+def data_segs_in(sock):
+    """tcpi_data_segs_in of a TCP socket: segments with data it has received."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    return struct.unpack_from("<I", info, 152)[0]  # offsetof(struct tcp_info, tcpi_data_segs_in)
+
+
+@case("netdev/slirp-coalesces-a-batch", kvm=False)
+def t_slirp_coalesce(ctx):
+    """A batch of guest segments reaches the host socket as a few large
+    segments, not one per guest segment: the helper corks slirp's TCP
+    sockets while it feeds a batch to slirp (the throughput fix of
+    docs/benchmarks.md). The client reads only after the whole batch is in,
+    and counts the data segments its socket received."""
+    port = free_port()
+    h = Helper(ctx, f"user,hostfwd=tcp:127.0.0.1:{port}-:8080")
+    cli = None
+    n, size = 32, 1000
+    try:
+        cli, syn, seg, gseq = hostfwd_connection(h, port)
+        payload = bytes(range(256)) * 125  # 32000 bytes
+        before = data_segs_in(cli)
+        h.send(*[seg(0x18, gseq + i * size, syn["seq"] + 1, payload[i * size:(i + 1) * size])
+                 for i in range(n)])
+        # slirp ACKs what it took; the last ACK means the whole batch went in
+        h.wait_for(lambda p: p.get("proto") == 6 and p["flags"] & 0x10 and p["ack"] == gseq + n * size,
+                   what="ACK of the whole batch")
+        got = b""
+        cli.settimeout(5)
+        while len(got) < len(payload):
+            chunk = cli.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        expect(got == payload, f"host got {len(got)} bytes, not the {len(payload)} sent in order")
+        segs = data_segs_in(cli) - before
+        expect(segs <= 4, f"the {n}-segment batch arrived as {segs} host segments (corked: a few)")
     finally:
         if cli:
             cli.close()
