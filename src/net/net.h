@@ -19,7 +19,9 @@
  * the largest attack surface a guest can reach; in its own process (the same
  * split QEMU makes with passt) a bug there cannot touch guest RAM or the KVM
  * fds, and GLib never shares hvmm's address space. The rings make the hop
- * cheap: a busy stream costs a copy per frame and no system call.
+ * cheap: a busy stream costs a copy per frame and no system call. What made
+ * slirp itself fast was batching its host writes (TCP_CORK around each batch
+ * of guest frames, in the helper), not where it runs: docs/benchmarks.md.
  */
 #ifndef HVMM_NET_H
 #define HVMM_NET_H
