@@ -278,7 +278,10 @@ bool vq_has_work(const struct virtqueue *vq)
 	return vq_load16(&vq->avail->idx) != vq->last_avail;
 }
 
-uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len)
+/* Copy len bytes between buf and the chain's bytes from offset off, in the
+ * direction to_iov says; the one walk behind both exported copies. */
+static uint64_t vq_iov_copy(const struct iovec *iov, unsigned n, uint64_t off, uint8_t *buf,
+			    uint64_t len, bool to_iov)
 {
 	uint64_t done = 0;
 	for (unsigned i = 0; i < n && done < len; i++) {
@@ -289,27 +292,24 @@ uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *
 		uint64_t chunk = iov[i].iov_len - off;
 		if (chunk > len - done)
 			chunk = len - done;
-		memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + off, chunk);
+		uint8_t *guest = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(guest, buf + done, chunk);
+		else
+			memcpy(buf + done, guest, chunk);
 		done += chunk;
 		off = 0;
 	}
 	return done;
 }
 
+uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len)
+{
+	return vq_iov_copy(iov, n, off, buf, len, false);
+}
+
 uint64_t vq_buf_to_iov(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, uint64_t len)
 {
-	uint64_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		uint64_t chunk = iov[i].iov_len - off;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)buf + done, chunk);
-		done += chunk;
-		off = 0;
-	}
-	return done;
+	/* buf is only read in this direction */
+	return vq_iov_copy(iov, n, off, (uint8_t *)(uintptr_t)buf, len, true);
 }
