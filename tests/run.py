@@ -15,6 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from kvm_mode import kvm_mode  # noqa: E402
 import importlib  # noqa: E402
 
 # Every tests/cases_*.py registers its cases on import (core first, then by name).
@@ -59,46 +61,99 @@ def run_unit(build, counts, pattern):
             print(f"FAIL unit/{name}: exit status {p.returncode}\n{out[-800:]}{err}")
 
 
+def run_cases(ctx, cases, counts):
+    has_qemu = shutil.which("qemu-system-x86_64") is not None
+    for name, fn, need_kvm, need_qemu in cases:
+        if need_qemu and not has_qemu:
+            counts["failed"] += 1
+            print(f"FAIL {name}: qemu-system-x86_64 not installed (make deps installs it)", flush=True)
+            continue
+        t = time.time()
+        try:
+            fn(ctx)
+        except harness.Skip as e:
+            counts["skipped"] += 1
+            print(f"SKIP {name}: {e}", flush=True)
+            continue
+        except AssertionError as e:
+            counts["failed"] += 1
+            print(f"FAIL {name}: {e}", flush=True)
+            continue
+        counts["passed"] += 1
+        print(f"PASS {name} ({time.time() - t:.2f}s)", flush=True)
+
+
+RESULT = re.compile(r"^(PASS|FAIL|SKIP) (\S+?):?(?: |$)")
+
+
+def run_nested(a, cases, counts):
+    """The cases that need KVM, in one boot of the nested KVM host: this
+    runner again inside it (--inner), its result lines streamed and counted
+    here. A case the inner run never reported (the nested host failed or
+    hung) is a failure, never a skip."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    # What the inner run cannot fetch itself (it has no network).
+    fetch = subprocess.run([os.path.join(here, "..", "scripts", "fetch-linux.sh"), a.build],
+                           capture_output=True, text=True)
+    if fetch.returncode != 0:
+        print(f"# fetch-linux.sh failed (the linux/ cases will fail): {fetch.stderr.strip()[-300:]}")
+    argv = [os.path.join(here, "..", "scripts", "kvm-host"), "--timeout", str(a.nested_timeout), "--",
+            sys.executable, os.path.abspath(__file__), "--inner", "--hvmm", os.path.abspath(a.hvmm),
+            "--build", os.path.abspath(a.build)]
+    if a.pattern:
+        argv += ["-k", a.pattern]
+    want = {name for name, *_ in cases}
+    seen = set()
+    t0 = time.time()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         errors="replace", bufsize=1)
+    for line in p.stdout:
+        m = RESULT.match(line)
+        if m and m.group(2) in want:
+            seen.add(m.group(2))
+            counts[{"PASS": "passed", "FAIL": "failed", "SKIP": "skipped"}[m.group(1)]] += 1
+        if not re.match(r"^(\d+ passed, \d+ failed, \d+ skipped|# total time )", line):
+            print(line, end="", flush=True)
+    status = p.wait()
+    print(f"# nested KVM host: {len(seen)} cases in {time.time() - t0:.1f}s, kvm-host status {status}")
+    for name in sorted(want - seen):
+        counts["failed"] += 1
+        print(f"FAIL {name}: not run: the nested KVM host ended first (kvm-host status {status})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hvmm", default="build/hvmm")
     ap.add_argument("--build", default="build")
     ap.add_argument("-k", dest="pattern", help="only tests whose name matches this regex")
+    ap.add_argument("--inner", action="store_true",
+                    help="inside the nested KVM host: run only the cases that need KVM")
+    ap.add_argument("--nested-timeout", type=int, default=1500,
+                    help="seconds the nested host's run may take (default 1500)")
     a = ap.parse_args()
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     t0 = time.time()
-    run_unit(a.build, counts, a.pattern)
-
-    has_kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
-    has_qemu = shutil.which("qemu-system-x86_64") is not None
-    if not has_kvm:
-        print("!!! SKIPPING every guest test: /dev/kvm is missing or not accessible !!!")
+    cases = [c for c in harness.CASES if not a.pattern or re.search(a.pattern, c[0])]
+    try:
+        mode = "direct" if a.inner else kvm_mode()
+    except ValueError as e:
+        sys.exit(f"run.py: {e}")
+    if not a.inner:
+        run_unit(a.build, counts, a.pattern)
     ctx = harness.Ctx(a.hvmm, a.build)
     try:
-        for name, fn, need_kvm, need_qemu in harness.CASES:
-            if a.pattern and not re.search(a.pattern, name):
-                continue
-            if need_kvm and not has_kvm:
-                counts["skipped"] += 1
-                print(f"SKIP {name}: no /dev/kvm")
-                continue
-            if need_qemu and not has_qemu:
-                counts["skipped"] += 1
-                print(f"SKIP {name}: qemu-system-x86_64 not installed")
-                continue
-            t = time.time()
-            try:
-                fn(ctx)
-            except harness.Skip as e:
-                counts["skipped"] += 1
-                print(f"SKIP {name}: {e}")
-                continue
-            except AssertionError as e:
-                counts["failed"] += 1
-                print(f"FAIL {name}: {e}")
-                continue
-            counts["passed"] += 1
-            print(f"PASS {name} ({time.time() - t:.2f}s)")
+        if a.inner:
+            run_cases(ctx, [c for c in cases if c[2]], counts)
+        elif mode == "direct":
+            run_cases(ctx, cases, counts)
+        else:
+            print("# no usable /dev/kvm here (or HVMM_KVM_HOST=nested): the tests that need KVM run "
+                  "in a nested KVM host (scripts/kvm-host: QEMU TCG emulating AMD-V, Linux KVM inside)",
+                  flush=True)
+            run_cases(ctx, [c for c in cases if not c[2]], counts)
+            kvm_cases = [c for c in cases if c[2]]
+            if kvm_cases:
+                run_nested(a, kvm_cases, counts)
     finally:
         ctx.cleanup()
     print(f"# total time {time.time() - t0:.1f}s")
