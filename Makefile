@@ -20,7 +20,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
 # fuzz, fuzz-run: fuzz/fuzz.mk
-.PHONY: all deps test test-slow test-asan demo unit guests bench clean
+.PHONY: all deps test test-asan demo unit guests bench clean
 all: $(BUILD)/hvmm
 
 # hvmm-net-slirp: libslirp user networking (--network user) in its own,
@@ -67,10 +67,6 @@ demo: deps all guests
 
 test: deps all unit guests fuzz
 	@tests/run.py --hvmm $(BUILD)/hvmm --build $(BUILD)
-
-# Also the runs that take minutes here (Linux through its own in-guest decompressor).
-test-slow: deps all unit guests
-	@HVMM_SLOW_TESTS=1 tests/run.py --hvmm $(BUILD)/hvmm --build $(BUILD)
 
 # Same suite on an ASan+UBSan build in its own directory.
 test-asan: deps

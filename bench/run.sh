@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 make -s BUILD="$BUILD" all guests bench-build
+# Without a usable /dev/kvm the benchmarks run, whole, in the nested KVM host.
+if [ "$(python3 scripts/kvm_mode.py)" = nested ]; then
+	echo "bench: no usable /dev/kvm here (or HVMM_KVM_HOST=nested): running in a nested KVM host (scripts/kvm-host)"
+	exec scripts/kvm-host --timeout 3000 -- "$0" "$@"
+fi
 python3 bench/bench.py --build "$BUILD" "$@"
 # virtio-blk / virtio-net against QEMU (also alone: make bench-virtio)
 python3 bench/virtio.py --build "$BUILD" ${BENCH_VIRTIO_ARGS:-}

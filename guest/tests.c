@@ -257,6 +257,18 @@ static void within(const char *what, uint64_t got, uint64_t want, const char *un
 	tap(got * 10 >= want * 9 && got * 10 <= want * 11, "%s: %lu %s, want %lu ±10%%", what, got, unit, want);
 }
 
+/* The median of v[0..n) (v is reordered); 0 for none. */
+static uint64_t median_u64(uint64_t *v, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++)
+		for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n ? v[n / 2] : 0;
+}
+
 /* Spin for ns with interrupts let in between (ring 0 runs with IF clear). */
 static void spin_irqs_open(uint64_t ns)
 {
@@ -274,13 +286,32 @@ static void test_timer(void)
 	struct cpu *c = cpu_self();
 	const uint32_t hz = 1000;
 	const uint64_t window = 200000000; /* ns */
+	/* The period is judged by the median interval between ticks, not by
+	 * the count alone: a host that stalls the whole VM for a few ms (a
+	 * nested host under TCG does) makes KVM coalesce the ticks it missed,
+	 * which says nothing about the period. The count still may not exceed
+	 * the window's worth (no extra ticks) nor fall below half of it. */
+	static uint64_t gap[256];
+	uint32_t ngap = 0;
 	apic_timer_periodic(hz);
-	uint64_t t0 = clock_ns(), k0 = c->ticks;
-	while (clock_ns() - t0 < window)
+	uint64_t t0 = clock_ns(), k0 = c->ticks, last = 0, seen = k0;
+	while (clock_ns() - t0 < window) {
 		irq_wait();
+		if (c->ticks != seen) {
+			uint64_t now = clock_ns();
+			if (last && c->ticks == seen + 1 && ngap < sizeof(gap) / sizeof(gap[0]))
+				gap[ngap++] = now - last;
+			last = now;
+			seen = c->ticks;
+		}
+	}
 	uint64_t n = c->ticks - k0;
 	apic_timer_stop();
-	within("timer: periodic 1000 Hz, ticks in 200 ms of TSC time", n, hz * window / 1000000000, "ticks");
+	uint64_t want = hz * window / 1000000000;
+	uint64_t median = median_u64(gap, ngap) / 1000;
+	tap(n * 2 >= want && n * 10 <= want * 11 && median * 10 >= 9000 && median * 10 <= 11000,
+	    "timer: periodic 1000 Hz, median tick interval: %lu us, want 1000 ±10%% (%lu ticks in 200 ms of TSC time, want %lu, at least half)",
+	    median, n, want);
 	/* A periodic tick already raised when the timer stopped is still
 	 * delivered; let it land now, or it ends the first one-shot wait early
 	 * (seen on QEMU TCG: "one-shot 50 ms: 71 us"). */

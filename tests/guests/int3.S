@@ -1,6 +1,5 @@
-/* int3: a ring-0 int3 with a valid IDT. Where the host can deliver it the
- * handler prints and exits 3 (status 7); this PVM host cannot emulate it and
- * hvmm must stop with a dump, not hang. */
+/* int3: a ring-0 int3 with a valid IDT: the CPU delivers it to the guest's
+ * own handler without the VMM, which prints and exits 3 (status 7). */
 #include "common.h"
 GUEST_START
 	mov $handler, %eax

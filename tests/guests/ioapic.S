@@ -4,11 +4,9 @@
  * clears the source) and EOIs; then the guest arms the interrupt again. A
  * second delivery proves the pin re-arms — for a level pin that needs the
  * EOI to clear Remote IRR (KVM_EXIT_IOAPIC_EOI in hvmm's split irqchip).
- * Exit 0 after two interrupts; a missing one leaves the guest halted.
- *
- * The handler does not IRET: a 32-bit protected-mode IRET cannot be emulated
- * on the PVM development host (KVM's emulator does IRET only in real mode),
- * so it drops its frame and jumps back to the wait loop instead. */
+ * Exit 0 after two interrupts; a missing one leaves the guest halted. The
+ * handler returns with IRET, which reloads EFLAGS.IF=1, so the wait loop
+ * runs with interrupts open until the count is reached. */
 #include "common.h"
 #define LAPIC  0xfee00000
 #define IOAPIC 0xfec00000
@@ -71,8 +69,7 @@ handler:
 	cmpl $2, count
 	jae 3f
 	call arm                           /* ask for the second interrupt */
-3:	add $12, %esp                      /* drop EIP, CS, EFLAGS: no IRET (see top) */
-	jmp wait
+3:	iret
 	PUTS32_BODY
 	.data
 	.align 8
