@@ -7,10 +7,17 @@ so slow drift on this shared 2-core machine hits every VMM alike):
   hvmm   build/hvmm with its default irqchip (split)
   hvmm-k build/hvmm --irqchip kernel
   qemu   QEMU microvm, the reference command of the issue
-on the same multiboot images (tests/guests/outs.S built for N=0 and N=200000).
-Each run is timed by bench/timeit (fork/exec/wait4 with CLOCK_MONOTONIC, and the
-child's ru_maxrss). Every run must end with status 85 (guest wrote 0x2a to port
-0xf4); a run that does not is reported and left out of the medians.
+on the same multiboot images (tests/guests/outs.S built for N=0 and N OUTs, and
+for N CPUIDs: exits KVM handles without the VMM). N is 200000 on hardware and
+20000 in the nested KVM host, where an exit costs ~100x more. Each run is timed
+by bench/timeit (fork/exec/wait4 with CLOCK_MONOTONIC, and the child's
+ru_maxrss). Every run must end with status 85 (guest wrote 0x2a to port 0xf4);
+a run that does not is reported and left out of the medians.
+
+Then each VMM runs once more under callgrind on N=0 and N=2000 OUTs: the
+user-space instructions per exit, (Ir(2000) - Ir(0)) / 2000, are the VMM's own
+cost of an exit, counted exactly, whatever the host (TCG, a busy core) does to
+the time.
 
 Results: medians; ratios against raw. The results section of docs/benchmarks.md
 (between the bench-results markers) is rewritten with this run's table.
@@ -25,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 
-N_OUTS = 200000
+N_CALLGRIND = 2000
 EXPECT = (0x2a << 1) | 1  # 85
 GOAL_START = 1.30          # hvmm start <= 1.3 x raw (default irqchip)
 GOAL_EXIT = 0.01           # hvmm per-exit <= raw + 1 %
@@ -38,7 +45,14 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds-start", type=int, default=40, help="rounds for N=0 (start, RSS)")
-    ap.add_argument("--rounds-exit", type=int, default=25, help="rounds for N=200000 (per exit)")
+    nested = os.environ.get("HVMM_IN_KVM_HOST") == "1"
+    ap.add_argument("--n-exits", type=int, choices=(2000, 20000, 200000), default=20000 if nested else 200000,
+                    help="exits per run for the per-exit cost (default 200000; 20000 in the nested KVM host)")
+    ap.add_argument("--rounds-exit", type=int, default=9 if nested else 25, help="rounds of N exits (per exit)")
+    ap.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
+    ap.add_argument("--level0-only", action="store_true",
+                    help="only time QEMU TCG on this machine (the outer level of the nested stack) "
+                         "into BUILD/bench/level0.json, for the nested run to report")
     ap.add_argument("--rounds-ring3", type=int, default=15, help="rounds of the guest kernel's test=boot")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--no-qemu", action="store_true")
@@ -115,8 +129,34 @@ def run_rounds(timer, vms, image, rounds, timeout, label):
     return res
 
 
+CALLGRIND_IR = __import__("re").compile(r"Collected : (\d+)")
+
+
+def callgrind_ir(cmd):
+    """Instructions the process executed in user space (all threads), or None."""
+    with tempfile.TemporaryDirectory(prefix="hvmm-callgrind-") as d:
+        p = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/out"] + cmd,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
+    m = CALLGRIND_IR.search(p.stderr)
+    if p.returncode != EXPECT or not m:
+        print(f"  callgrind {cmd[0]}: status {p.returncode}:\n{p.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return int(m.group(1))
+
+
+def callgrind_rounds(vms, build):
+    """{key: (Ir at N=0, Ir per exit)} for each VMM (deterministic: one run each)."""
+    res = {}
+    for key, _, cmd in vms:
+        i0 = callgrind_ir(cmd + [f"{build}/bench/guests/outs_0.elf"])
+        iN = callgrind_ir(cmd + [f"{build}/bench/guests/outs_{N_CALLGRIND}.elf"])
+        res[key] = (i0, (iN - i0) / N_CALLGRIND if i0 is not None and iN is not None else None)
+        print(f"  callgrind: {key} done", file=sys.stderr)
+    return res
+
+
 def hvmm_exit_count(build, image):
-    """Sanity: hvmm must see exactly N_OUTS+1 user-space exits for the N=200000 guest."""
+    """Sanity: hvmm must see exactly N+1 user-space exits for the N-exit guest."""
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         p = subprocess.run([f"{build}/hvmm", "run", "--serial", "none", "--stats-json", f.name, image],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
@@ -184,12 +224,60 @@ def ring3_rounds(timer, build, use_qemu, rounds):
     return wall, marks
 
 
+def level0(a, timer):
+    """QEMU TCG on the outer machine: what an OUT costs where no VM exit
+    exists (TCG calls the device model from translated code)."""
+    cmd = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off", "-accel", "tcg", "-cpu", "max",
+           "-m", "128M", "-nodefaults", "-no-reboot", "-display", "none", "-serial", "none",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel"]
+    n = 200000
+    t = {}
+    for img in ("outs_0", f"outs_{n}", f"cpuid_{n}"):
+        runs = [timer.run(cmd + [f"{a.build}/bench/guests/{img}.elf"], 120) for _ in range(7)]
+        t[img] = med([ns for ns, _, st, _, _ in runs if st == EXPECT])
+    res = {"out_us": (t[f"outs_{n}"] - t["outs_0"]) / n / 1e3,
+           "cpuid_us": (t[f"cpuid_{n}"] - t["outs_0"]) / n / 1e3,
+           "start_ms": t["outs_0"] / 1e6, "n": n, "cpu": cpu_model(), "kernel": platform.release()}
+    with open(f"{a.build}/bench/level0.json", "w") as f:
+        json.dump(res, f)
+    print(f"level 0 (QEMU TCG here): per OUT {res['out_us']:.3f} µs, per CPUID {res['cpuid_us']:.3f} µs",
+          file=sys.stderr)
+    return 0
+
+
+def levels_table(build, rows):
+    """The three levels of the nested stack, one exit each, where the outer
+    level was measured (bench/run.sh does it before it nests)."""
+    try:
+        with open(f"{build}/bench/level0.json") as f:
+            l0 = json.load(f)
+    except (OSError, ValueError):
+        return []
+    h = rows["hvmm"]
+    return ["| level | what handles the guest's action | port I/O (OUT), µs | CPUID, µs |",
+            "|---|---|---:|---:|",
+            f"| 0: QEMU TCG on the machine itself | QEMU's TCG calls the device model from translated code "
+            f"(no VM exit exists) | {l0['out_us']:.3f} | {l0['cpuid_us']:.3f} |",
+            f"| 1: Linux KVM in the nested host | an exit KVM handles in the kernel (CPUID) | — | "
+            f"{h['cpuid_us']:.3f} |",
+            f"| 2: hvmm in the nested host | an exit KVM passes to hvmm's user space (OUT) | "
+            f"{h['exit_us']:.3f} | — |"]
+
+
 def main():
     a = parse_args()
     b = a.build
+    if a.level0_only:
+        timer = Timer(b)
+        try:
+            return level0(a, timer)
+        finally:
+            timer.close()
     vms = vmms(b, not a.no_qemu)
+    N_OUTS = a.n_exits
     img0 = f"{b}/bench/guests/outs_0.elf"
     imgN = f"{b}/bench/guests/outs_{N_OUTS}.elf"
+    imgC = f"{b}/bench/guests/cpuid_{N_OUTS}.elf"
     timer = Timer(b)
     load0 = os.getloadavg()
     try:
@@ -200,8 +288,10 @@ def main():
             timer.run(cmd + [img0], 30)
         start = run_rounds(timer, vms, img0, a.rounds_start, 30, "N=0")
         outs = run_rounds(timer, vms, imgN, a.rounds_exit, 300, f"N={N_OUTS}")
+        cpuids = run_rounds(timer, vms, imgC, a.rounds_exit, 300, f"CPUID N={N_OUTS}")
         r3_wall, r3_marks = ring3_rounds(timer, b, not a.no_qemu, a.rounds_ring3)
         print(f"  ring 3: {a.rounds_ring3} rounds done", file=sys.stderr)
+        ir = {} if a.no_callgrind else callgrind_rounds(vms, b)
     finally:
         timer.close()
     hv_status, hv_exits = hvmm_exit_count(b, imgN)
@@ -209,9 +299,10 @@ def main():
 
     rows = {}
     for key, name, _ in vms:
-        s, o = start[key], outs[key]
+        s, o, c = start[key], outs[key], cpuids[key]
         t0 = med(s["ns"])
         tn = med(o["ns"])
+        i0, iexit = ir.get(key, (None, None))
         rows[key] = {
             "name": name,
             "start_ms": t0 / 1e6,
@@ -220,12 +311,15 @@ def main():
             "start_cpu_ms": med(s["cpu"]) / 1e6,
             "exit_us": (tn - t0) / N_OUTS / 1e3,
             "exit_cpu_us": (med(o["cpu"]) - med(s["cpu"])) / N_OUTS / 1e3,
+            "cpuid_us": (med(c["ns"]) - t0) / N_OUTS / 1e3,
+            "ir0": i0,
+            "ir_exit": iexit,
             "tN_min_s": min(o["ns"]) / 1e9 if o["ns"] else float("nan"),
             "tN_max_s": max(o["ns"]) / 1e9 if o["ns"] else float("nan"),
             "rss_kb": med(s["kb"]),
             "rssN_kb": med(o["kb"]),
             "runs": len(s["ns"]) + len(o["ns"]),
-            "bad": s["bad"] + o["bad"],
+            "bad": s["bad"] + o["bad"] + c["bad"],
         }
     raw = rows["raw"]
     for r in rows.values():
@@ -251,8 +345,17 @@ def main():
 
     table = ["| VMM | start→exit, ms (median) | ×raw | start min, ms | ×raw | start max, ms "
              "| CPU time, ms (median) | ×raw | per exit, µs | vs raw | per exit (CPU), µs | vs raw "
-             "| t(N=200000) min–max, s | peak RSS, MiB (N=0) | ×raw | peak RSS, MiB (N=200000) | bad runs |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| t(N={N_OUTS}) min–max, s | peak RSS, MiB (N=0) | ×raw | peak RSS, MiB (N={N_OUTS}) "
+             "| per CPUID exit (in KVM), µs | instructions start→exit (callgrind) | ×raw "
+             "| user-space instructions per exit (callgrind) | ×raw | bad runs |"]
+    table.append("|---|" + "---:|" * (table[0].count("|") - 2))
+    raw_ir0, raw_ire = rows["raw"]["ir0"], rows["raw"]["ir_exit"]
+
+    def num(v, f):
+        return "—" if v is None else format(v, f)
+
+    def ratio(v, ref):
+        return "—" if v is None or not ref else f"{v / ref:.2f}"
     for key, _, _ in vms:
         r = rows[key]
         table.append(
@@ -260,7 +363,8 @@ def main():
             f"{r['min_x']:.2f} | {r['start_max_ms']:.2f} | {r['start_cpu_ms']:.2f} | {r['cpu_x']:.2f} | "
             f"{r['exit_us']:.3f} | {r['exit_pct']:+.1f}% | {r['exit_cpu_us']:.3f} | {r['exit_cpu_pct']:+.1f}% | "
             f"{r['tN_min_s']:.3f}–{r['tN_max_s']:.3f} | {r['rss_kb'] / 1024:.2f} | {r['rss_x']:.2f} | "
-            f"{r['rssN_kb'] / 1024:.2f} | {len(r['bad'])} |")
+            f"{r['rssN_kb'] / 1024:.2f} | {r['cpuid_us']:.3f} | {num(r['ir0'], ',')} | {ratio(r['ir0'], raw_ir0)} | "
+            f"{num(r['ir_exit'], ',.0f')} | {ratio(r['ir_exit'], raw_ire)} | {len(r['bad'])} |")
     goal_lines = ["| goal (hvmm, default irqchip) | measured (medians) | result | cross-check |",
                   "|---|---:|---|---|"]
     for g, v, ok, x in goals:
@@ -272,9 +376,12 @@ def main():
                           "wall-time medians include waiting for a core; trust the min and CPU columns more.")
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = ("in the nested KVM host (scripts/kvm-host: QEMU TCG emulating AMD-V, Linux KVM inside): "
+             "absolute times are TCG's, compare ratios" if os.environ.get("HVMM_IN_KVM_HOST") == "1"
+             else "on this machine's /dev/kvm")
     facts = [
         f"- run: {now}; hvmm at git {git_rev()}; kernel {platform.release()}; "
-        f"{os.cpu_count()} CPUs ({cpu_model()})",
+        f"{os.cpu_count()} CPUs ({cpu_model()}); {where}",
         f"- rounds: {a.rounds_start} × N=0 and {a.rounds_exit} × N={N_OUTS} per VMM, interleaved, "
         f"order rotated per round; load average {load0[0]:.2f} before, {load1[0]:.2f} after "
         "(the machine is shared: other work may run beside the bench)",
@@ -290,7 +397,8 @@ def main():
         if key in r3_wall:
             mk = f"{med(r3_marks) / 1e6:.2f}" if key == "hvmm" and r3_marks else "— (QEMU has no marker)"
             r3.append(f"| {name} | {med(r3_wall[key]) / 1e6:.2f} | {med(r3_wall[key]) / h3:.2f} | {mk} |")
-    text = "\n".join(facts + ["", *table, "", *goal_lines, "", *r3])
+    lv = levels_table(b, rows) if os.environ.get("HVMM_IN_KVM_HOST") == "1" else []
+    text = "\n".join(facts + ["", *table, "", *goal_lines, "", *r3] + (["", *lv] if lv else []))
     print()
     print(text)
 
