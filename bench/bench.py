@@ -230,7 +230,7 @@ def level0(a, timer):
     cmd = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off", "-accel", "tcg", "-cpu", "max",
            "-m", "128M", "-nodefaults", "-no-reboot", "-display", "none", "-serial", "none",
            "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel"]
-    n = 200000
+    n = 20000000
     t = {}
     for img in ("outs_0", f"outs_{n}", f"cpuid_{n}"):
         runs = [timer.run(cmd + [f"{a.build}/bench/guests/{img}.elf"], 120) for _ in range(7)]

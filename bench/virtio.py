@@ -174,7 +174,7 @@ def main():
         if BEGIN in s and END in s:
             s = s[:s.index(BEGIN)] + block + s[s.index(END) + len(END):]
         else:
-            s = s.rstrip("\n") + "\n\n## virtio-blk and virtio-net (issue 5)\n\n" + block + "\n"
+            s = s.rstrip("\n") + "\n\n## virtio-blk and virtio-net\n\n" + block + "\n"
         open(doc, "w").write(s)
 
 

@@ -1,4 +1,4 @@
-# fuzz/: libFuzzer targets for the parsers that take guest input (issue 5.7).
+# fuzz/: libFuzzer targets for the parsers that take guest input.
 # Included by the top Makefile. `make fuzz` builds them into $(BUILD)/fuzz/
 # with their generated seed corpora; `make fuzz-run FUZZ_TIME=300` runs each
 # for that many seconds. `make test` runs each briefly (tests/cases_fuzz.py).

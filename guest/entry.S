@@ -3,9 +3,9 @@
  * ring-0 paths that must be assembly (trap stubs, syscall entries, the jump
  * to ring 3, the AP trampoline).
  *
- * Ring-0 code is emulated instruction by instruction on our host (~0.5 us
- * each), so the page tables are built by the assembler, not by a loop, and
- * the syscall entries call straight into a table with no register save.
+ * Ring 0 is kept short: the page tables are built by the assembler, not by
+ * a loop, and the syscall entries call straight into a table with no
+ * register save.
  */
 #include "layout.h"
 
@@ -196,15 +196,14 @@ trap_common:
 
 /* ---- syscall entries --------------------------------------------------------
  * The user wrappers (user/usys.h) declare every caller-saved register
- * clobbered, so the entries save nothing: a handful of emulated instructions
- * per round trip. Handlers are C functions long f(long, long, long).
+ * clobbered, so the entries save nothing: a handful of instructions per
+ * round trip. Handlers are C functions long f(long, long, long).
  */
 
 /* INT3 through a DPL3 gate. A trap: the saved RIP is already past the int3.
- * Only ring 3 executes int3 (check-ring0.sh keeps it out of ring-0 code), so
- * there is no CPL test. The handlers are -mgeneral-regs-only C, which needs
- * no 16-byte stack alignment, so RSP is left as the CPU pushed it: every
- * instruction here costs ~0.5 us when ring 0 is emulated. */
+ * The kernel itself never executes int3, so there is no CPL test. The
+ * handlers are -mgeneral-regs-only C, which needs no 16-byte stack
+ * alignment, so RSP is left as the CPU pushed it. */
 	.globl trap_stub_3
 trap_stub_3:
 	cmp $SYS_COUNT, %rax

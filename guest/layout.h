@@ -54,7 +54,7 @@
 /* User address map: everything a task owns beyond the shared .utext/.udata
  * pages of the image lives in the 5th GiB (PDPT slot 4, one page directory). */
 #define USER_BASE 0x100000000
-#define USER_STACK_PAGES 4 /* 16 KiB: tasks are small, and each page costs emulated ring-0 work */
+#define USER_STACK_PAGES 4 /* 16 KiB: tasks are small */
 #define USER_STACK_STRIDE 0x100000           /* one MiB per CPU */
 #define USER_DEMAND_BASE 0x110000000         /* paging test: mapped on first touch */
 #define USER_DEMAND_SIZE 0x1000000

@@ -20,7 +20,7 @@ static struct {
 } mm_ranges[MM_MAX_RANGES];
 
 /* Pages the loader zeroed for us (they are .bss): handed out first, with no
- * zeroing in ring 0, where clearing 4 KiB costs ~0.35 ms on our host. */
+ * zeroing at all. */
 #define MM_ZERO_POOL_PAGES 128
 static uint8_t mm_zero_pool[MM_ZERO_POOL_PAGES][PAGE_SIZE] __attribute__((aligned(4096)));
 static unsigned mm_zero_next;
@@ -55,7 +55,7 @@ void mm_add_ram(uint64_t base, uint64_t len)
 
 static void mm_zero(uint64_t pa)
 {
-	/* One emulated instruction for the whole page. */
+	/* One instruction for the whole page. */
 	uint64_t n = PAGE_SIZE / 8;
 	__asm__ volatile("rep stosq" : "+D"(pa), "+c"(n) : "a"(0ull) : "memory");
 }

@@ -1,8 +1,8 @@
 /*
  * pci: bus-0 enumeration through configuration mechanism #1, and the ring-0
  * half of SYS_PCI_DEV. Every configuration access is two port exits to the
- * VMM plus emulated ring-0 instructions, so the scan runs once and keeps what
- * the drivers need; nothing here touches a device's BARs.
+ * VMM, so the scan runs once and keeps what the drivers need; nothing here
+ * touches a device's BARs.
  */
 #include "pci.h"
 
@@ -289,7 +289,7 @@ long pci_udev_get(unsigned i, struct pci_udev *out, unsigned flags)
 	d->msi_addr = 0xfee00000ull | (uint64_t)(apic_id() & 0xff) << 12;
 	d->msi_data_base = VEC_MSI_BASE;
 	d->msi_count = MSI_VECTORS;
-	/* One emulated instruction instead of a byte loop (out was checked by sys.c). */
+	/* One instruction instead of a byte loop (out was checked by sys.c). */
 	uint64_t n = sizeof(*d);
 	void *dst = out;
 	const void *src = d;

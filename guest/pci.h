@@ -1,7 +1,8 @@
 /*
  * pci: ring-0 discovery of the PCI functions on bus 0 for the ring-3 drivers.
  *
- * Ring 3 cannot do port I/O on our host, so configuration space is ring 0's:
+ * Ring 3 has no I/O privilege (IOPL 0, no I/O bitmap in the TSS), so
+ * configuration space is ring 0's:
  * pci_scan() reads every function through mechanism #1 (0xCF8/0xCFC), sizes
  * its BARs, and walks its capability list for the virtio capabilities and
  * MSI-X. SYS_PCI_DEV hands a description (struct pci_udev) to ring 3 and, with

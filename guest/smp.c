@@ -292,8 +292,8 @@ void smp_test(smp_tap_fn tap, smp_skip_fn skip)
 		for (; k < pings; k++) {
 			uint64_t want = cpus[0].ipis + 1, t1 = clock_ns();
 			smp_work[i].ping++;
-			/* Wait in HLT, not in an (emulated) spin: the answer or a 1 s
-			 * one-shot timer wakes us. */
+			/* Wait in HLT, not in a spin that would take the host CPU from
+			 * the AP: the answer or a 1 s one-shot timer wakes us. */
 			if (apic_timer_hz)
 				apic_timer_oneshot_ns(1000000000ull);
 			apic_send_ipi(cpus[i].apic_id, VEC_IPI);

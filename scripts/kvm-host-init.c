@@ -16,8 +16,9 @@
  * watchdog for the case where the kernel itself is lost.
  *
  * The run's parameters come in files the launcher appends to the initramfs
- * (/spec/): argv and env (NUL-separated), cwd, share, timeout, modules
- * (load order, one per line).
+ * (/spec/): argv and env (NUL-separated), cwd, share, timeout, thp (the
+ * caller's transparent-huge-page policy, or empty), modules (load order, one
+ * per line).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -336,6 +337,14 @@ int main(void)
 	long timeout_s = atol(slurp("/spec/timeout", NULL));
 	if (!argv[0] || timeout_s <= 0)
 		fail("bad spec: no command or no timeout");
+
+	char *thp = chomp(slurp("/spec/thp", NULL));
+	if (*thp) {
+		int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, thp, strlen(thp)) < 0)
+			fail("transparent_hugepage/enabled = %s: %s", thp, strerror(errno));
+		close(fd);
+	}
 
 	check_svm();
 	load_modules();

@@ -51,7 +51,7 @@ struct vm_config {
 	const char *cpu_template; /* NULL: none (what KVM supports) */
 	struct vm_cpuid_op cpuid_ops[VM_MAX_CPUID_OPS];
 	int nr_cpuid_ops;
-	/* PCI / virtio (issue 5) */
+	/* PCI / virtio */
 	bool console_virtio;  /* --console virtio: hvc0 on stdio instead of COM1 input */
 	bool rng;             /* --rng: virtio-rng */
 	struct vm_disk {

@@ -1,4 +1,4 @@
-"""Guest and CLI tests of the hvmm core (issue 2): loaders, devices, exits, stats.
+"""Guest and CLI tests of the hvmm core: loaders, devices, exits, stats.
 
 Where QEMU can run the same image, the test runs it there too and asserts the
 same serial output and exit status: QEMU is the reference VMM.

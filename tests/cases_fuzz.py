@@ -1,4 +1,4 @@
-"""Short libFuzzer runs of the guest-input parsers (fuzz/, issue 5.7) inside `make test`.
+"""Short libFuzzer runs of the guest-input parsers (fuzz/) inside `make test`.
 
 Each target runs FUZZ_SECONDS (default 7), and race_virtqueue (two threads:
 a guest rewriting its rings while the device walks them) RACE_SECONDS (4):

@@ -1,4 +1,4 @@
-"""test=virtio-hostile (issue 5.7): a ring-3 driver hands virtio-rng,
+"""test=virtio-hostile: a ring-3 driver hands virtio-rng,
 virtio-blk and virtio-console malformed rings (loops, buffers outside RAM or wrapping 2^64, bad
 indirect tables, avail idx jumps, rings outside RAM, bad queue sizes, kicks
 before DRIVER_OK). Each case must end in DEVICE_NEEDS_RESET or a failed

@@ -1,4 +1,4 @@
-"""PCI tests (issue 5): bus 0 through configuration mechanism #1 and ECAM, the
+"""PCI tests: bus 0 through configuration mechanism #1 and ECAM, the
 ACPI MCFG table, and the interrupt remapping table in the statistics.
 
 The guests run on hvmm and on QEMU's q35 (the PCIe machine with ECAM; its host

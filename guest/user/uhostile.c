@@ -1,6 +1,6 @@
 /*
  * uhostile: test=virtio-hostile — a ring-3 driver that breaks the virtio
- * rules on purpose (issue 5.7). For each device (virtio-rng, virtio-blk,
+ * rules on purpose. For each device (virtio-rng, virtio-blk,
  * virtio-console) and
  * each case it sets the device up with the driver library, then hands it a
  * malformed ring by writing descriptors and avail entries directly, and checks
