@@ -152,8 +152,13 @@ def main():
         mode = "direct" if a.inner else kvm_mode()
     except ValueError as e:
         sys.exit(f"run.py: {e}")
-    run_unit(a.build, counts, a.pattern, kvm={"direct": None, "nested": False, "inner": True}[
-        "inner" if a.inner else mode])
+    if mode == "nested":
+        print("# no usable /dev/kvm here (or HVMM_KVM_HOST=nested): the tests that need KVM run "
+              "in a nested KVM host (scripts/kvm-host: QEMU TCG emulating AMD-V, Linux KVM inside)",
+              flush=True)
+    # Unit programs: all of them directly; inside the nested host only those
+    # that need KVM, and outside it the others.
+    run_unit(a.build, counts, a.pattern, kvm=True if a.inner else (False if mode == "nested" else None))
     ctx = harness.Ctx(a.hvmm, a.build)
     try:
         if a.inner:
@@ -161,9 +166,6 @@ def main():
         elif mode == "direct":
             run_cases(ctx, cases, counts)
         else:
-            print("# no usable /dev/kvm here (or HVMM_KVM_HOST=nested): the tests that need KVM run "
-                  "in a nested KVM host (scripts/kvm-host: QEMU TCG emulating AMD-V, Linux KVM inside)",
-                  flush=True)
             run_cases(ctx, [c for c in cases if not c[2]], counts)
             kvm_cases = [c for c in cases if c[2]]
             if kvm_cases:
