@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from harness import _run, case, expect, Result
+from harness import case, expect, Result, run_reference
 from cases_guest import tap, plan
 
 KERNEL = "hvmm-guest.elf"
@@ -50,7 +50,7 @@ def qemu_argv(ctx, append, extra, accel="kvm", serial="stdio"):
 
 
 def qemu_run(ctx, append, extra, accel="kvm", timeout=90):
-    return Result(*_run(qemu_argv(ctx, append, extra, accel), timeout))
+    return Result(*run_reference(qemu_argv(ctx, append, extra, accel), timeout))
 
 
 def hvmm_run(ctx, append, args, vm_timeout=60):

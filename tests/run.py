@@ -7,10 +7,12 @@ Exit status 0 only when nothing failed.
 import argparse
 import glob
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +94,9 @@ def run_cases(ctx, cases, counts):
 
 
 RESULT = re.compile(r"^(PASS|FAIL|SKIP) (\S+?):?(?: |$)")
+# Seconds without a line from the nested run after which it counts as lost
+# (the slowest case, a Linux boot on two VMMs, takes ~20 s there).
+SILENCE_LIMIT = 300
 
 
 def run_nested(a, cases, counts):
@@ -118,7 +123,24 @@ def run_nested(a, cases, counts):
     t0 = time.time()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          errors="replace", bufsize=1)
-    for line in p.stdout:
+    lines = queue.Queue()
+
+    def pump():
+        for line in p.stdout:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=SILENCE_LIMIT)
+        except queue.Empty:
+            # No case takes this long: the nested host is lost. kvm-host ends
+            # its QEMU on SIGTERM; the cases not reported fail below.
+            print(f"# the nested KVM host said nothing for {SILENCE_LIMIT} s: ending it")
+            p.terminate()
+            break
+        if line is None:
+            break
         m = RESULT.match(line)
         unit = m and "/".join(m.group(2).split("/")[:2])
         if m and (m.group(2) in want or unit in units):
