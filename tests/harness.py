@@ -80,7 +80,8 @@ def reference_retry(run, check):
     except Hung:
         raise  # run_reference has tried twice already
     except AssertionError as e:
-        print(f"      note: the QEMU reference failed, trying once more: {str(e).splitlines()[0]}")
+        why = [l.strip() for l in str(e).splitlines() if l.startswith("not ok")] or str(e).splitlines()[:1]
+        print(f"      note: the QEMU reference failed, trying once more: {'; '.join(why)}")
         r = run()
         return r, check(r)
 
