@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def run_rounds(timer, vms, image, rounds, timeout, label):
     return res
 
 
-CALLGRIND_IR = __import__("re").compile(r"Collected : (\d+)")
+CALLGRIND_IR = re.compile(r"Collected : (\d+)")
 
 
 def callgrind_ir(cmd):
