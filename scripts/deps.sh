@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages `make test` and `make demo` need, only if missing.
 set -euo pipefail
-pkgs=(gcc make binutils libc6-dev libcmocka-dev libjson-c-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev liburing-dev libslirp-dev pkg-config clang libclang-rt-14-dev qemu-system-x86 valgrind python3)
+pkgs=(gcc make binutils libc6-dev libcmocka-dev libjson-c-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev liburing-dev libslirp-dev pkg-config clang libclang-rt-14-dev qemu-system-x86 valgrind python3 busybox-static fio iperf3 e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

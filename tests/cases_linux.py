@@ -9,11 +9,11 @@ exactly what was passed, the BIOS-e820 map (for hvmm: equal to the map hvmm
 builds), "smpboot: Allowing N CPUs" with N the configured count, and the initrd
 found ("RAMDISK: [mem ...]"). The PASS line says how far each VMM got and when.
 
-The kernel comes from scripts/fetch-linux.sh (apt-get download, never
+The kernel comes from scripts/linux-images (apt-get download, never
 committed); the test fetches it on first use and fails when that fails (in the
 nested KVM host, which has no network, tests/run.py fetches it beforehand).
 
-QEMU gets the vmlinux ELF (PVH entry) that fetch-linux.sh extracts from the
+QEMU gets the vmlinux ELF (PVH entry) that linux-images extracts from the
 bzImage, hvmm the bzImage, decompressed on the host (its default). The runs
 through the kernel's own decompressor (QEMU with the bzImage, hvmm
 --no-decompress) are linux/debian-kernel-guest-decompress.
@@ -49,13 +49,13 @@ def kernel_files(ctx):
     files = [os.path.join(d, f) for f in ("vmlinuz", "vmlinux", "initrd.cpio")]
     if not all(os.path.exists(f) for f in files):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts",
-                              "fetch-linux.sh")
+                              "linux-images")
         try:
             p = subprocess.run([script, ctx.build], capture_output=True, timeout=600)
         except subprocess.TimeoutExpired:
-            raise AssertionError("scripts/fetch-linux.sh timed out: Debian kernel not fetched")
+            raise AssertionError("scripts/linux-images timed out: Debian kernel not fetched")
         if p.returncode != 0 or not all(os.path.exists(f) for f in files):
-            raise AssertionError("could not fetch the Debian kernel (scripts/fetch-linux.sh): "
+            raise AssertionError("could not fetch the Debian kernel (scripts/linux-images): "
                                  + p.stderr.decode(errors="replace")[-300:])
     return files
 

@@ -106,10 +106,10 @@ def run_nested(a, cases, counts):
     hung) is a failure, never a skip."""
     here = os.path.dirname(os.path.abspath(__file__))
     # What the inner run cannot fetch itself (it has no network).
-    fetch = subprocess.run([os.path.join(here, "..", "scripts", "fetch-linux.sh"), a.build],
+    fetch = subprocess.run([os.path.join(here, "..", "scripts", "linux-images"), a.build],
                            capture_output=True, text=True)
     if fetch.returncode != 0:
-        print(f"# fetch-linux.sh failed (the linux/ cases will fail): {fetch.stderr.strip()[-300:]}")
+        print(f"# scripts/linux-images failed (the linux/ cases will fail): {fetch.stderr.strip()[-300:]}")
     # 8G: guest/ram-above-4g gives QEMU a 5 GiB guest, more than the
     # nested host could otherwise commit.
     argv = [os.path.join(here, "..", "scripts", "kvm-host"), "--mem", "8G", "--timeout", str(a.nested_timeout), "--",

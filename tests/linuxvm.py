@@ -1,0 +1,141 @@
+"""A Linux guest driven the way a person at a terminal drives it: the VMM's
+stdin and stdout are a pseudo-terminal (as under tmux or ssh), the test types
+commands and reads the answers.
+
+    with LinuxVM(argv, timeout=120) as vm:
+        vm.expect(PROMPT)
+        out = vm.run("uname -r")
+        vm.send("poweroff\\n")
+        status = vm.wait(60)
+
+Every VM ends: wait() kills the process this object started (its own process
+group, by PID) when the time is up, and so does leaving the `with` block.
+"""
+import os
+import re
+import select
+import signal
+import subprocess
+import threading
+import time
+
+# The prompt of scripts/linux-rootfs/profile, at the end of the output.
+PROMPT = re.compile(r"root@hvmm-guest:[^\n]*# $")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+class LinuxVM:
+    def __init__(self, argv, timeout, env=None):
+        self.argv, self.deadline = argv, time.time() + timeout
+        self.t0 = time.time()
+        self.buf = ""          # everything the guest printed, \r removed
+        self.pos = 0           # where the next expect() starts looking
+        self.cond = threading.Condition()
+        master, slave = os.openpty()
+        self.master = master
+        self.p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                                  start_new_session=True, env=env)
+        os.close(slave)
+        self.err = b""
+        self.eof = False
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read_out(self):
+        while True:
+            try:
+                r, _, _ = select.select([self.master], [], [], 0.5)
+                if not r:
+                    if self.p.poll() is not None:
+                        break
+                    continue
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: the VMM closed its side
+                break
+            if not data:
+                break
+            with self.cond:
+                self.buf += ANSI.sub("", data.decode(errors="replace").replace("\r", ""))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def _read_err(self):
+        self.err = self.p.stderr.read()
+
+    def elapsed(self):
+        return time.time() - self.t0
+
+    def expect(self, rx, timeout=None, what=None):
+        """Wait for rx in the output after the last match; returns the match.
+        Raises Timeout with the output's tail when it does not come."""
+        rx = re.compile(rx) if isinstance(rx, str) else rx
+        end = min(self.deadline, time.time() + timeout) if timeout else self.deadline
+        with self.cond:
+            while True:
+                m = rx.search(self.buf, self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = end - time.time()
+                if left <= 0 or self.eof:
+                    why = "the VMM ended" if self.eof else f"{timeout or 'overall'} s passed"
+                    raise Timeout(f"never saw {what or rx.pattern!r} ({why}, {self.elapsed():.0f} s in)"
+                                  + self.tail())
+                self.cond.wait(min(left, 1.0))
+
+    def send(self, text):
+        data = text.encode()
+        while data:
+            n = os.write(self.master, data[:64])
+            data = data[n:]
+            time.sleep(0.01)  # a person's typing speed; a UART FIFO is 16 bytes
+
+    def run(self, cmd, timeout=60):
+        """Type cmd at the prompt; its output (without the echo), once the
+        marker after it shows the shell is back. The exit status is checked."""
+        tag = f"@@{int(time.time() * 1000) % 100000}@@"
+        self.send(f"{cmd}; echo {tag}$?{tag}\n")
+        m = self.expect(re.escape(tag) + r"(\d+)" + re.escape(tag), timeout, what=f"the end of `{cmd}`")
+        out = self.buf[:m.start()]
+        # Drop the echoed command line: output starts after the first newline
+        # that follows the typed command.
+        start = out.rfind(cmd[:20])
+        out = out[out.find("\n", start) + 1 if start >= 0 else 0:]
+        self.expect(PROMPT, timeout, what="the prompt after " + cmd)
+        if m.group(1) != "0":
+            raise AssertionError(f"`{cmd}` exited {m.group(1)}:\n{out[-1500:]}")
+        return out
+
+    def wait(self, timeout):
+        """The VMM's exit status; kills it (its process group) after timeout."""
+        try:
+            return self.p.wait(timeout=max(0.1, min(timeout, self.deadline - time.time())))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise Timeout(f"the VMM did not end within {timeout} s" + self.tail())
+
+    def kill(self):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)  # the group this object started
+            except ProcessLookupError:
+                pass
+            self.p.wait()
+
+    def tail(self, n=2000):
+        err = self.err.decode(errors="replace")
+        return (f"\n      output (last {n} chars):\n{self.buf[-n:]}"
+                + (f"\n      stderr:\n{err[-1500:]}" if err.strip() else ""))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        os.close(self.master)
