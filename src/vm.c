@@ -151,6 +151,9 @@ static int vm_create_devices(struct vm *vm)
 		if ((r = devs[i].create(vm)) < 0)
 			return vm_fail(HVMM_EXIT_HOST, "creating %s: %s", devs[i].name, strerror(-r));
 	}
+	/* The registers the FADT describes: only where there is a FADT. */
+	if (vm->cfg.acpi && (r = acpi_pm_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating ACPI PM: %s", strerror(-r));
 	return 0;
 }
 

@@ -43,7 +43,8 @@ class LinuxVM:
         self.err = b""
         self.eof = False
         threading.Thread(target=self._read_out, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self.err_thread = threading.Thread(target=self._read_err, daemon=True)
+        self.err_thread.start()
 
     def _read_out(self):
         while True:
@@ -97,19 +98,18 @@ class LinuxVM:
             time.sleep(0.01)  # a person's typing speed; a UART FIFO is 16 bytes
 
     def run(self, cmd, timeout=60):
-        """Type cmd at the prompt; its output (without the echo), once the
-        marker after it shows the shell is back. The exit status is checked."""
-        tag = f"@@{int(time.time() * 1000) % 100000}@@"
-        self.send(f"{cmd}; echo {tag}$?{tag}\n")
-        m = self.expect(re.escape(tag) + r"(\d+)" + re.escape(tag), timeout, what=f"the end of `{cmd}`")
-        out = self.buf[:m.start()]
-        # Drop the echoed command line: output starts after the first newline
-        # that follows the typed command.
-        start = out.rfind(cmd[:20])
-        out = out[out.find("\n", start) + 1 if start >= 0 else 0:]
+        """Type cmd at the prompt; its output once the shell is back. The
+        markers around it are computed by the shell ($((N+1))), so the
+        terminal's echo of the typed line (wrapped at any column) never
+        matches them. A non-zero exit status raises."""
+        n = int(time.time() * 1000) % 1000000
+        self.send(f"printf 'B%sB\\n' $(({n}+1)); {cmd}; printf 'E%s:%sE\\n' $(({n}+1)) $?\n")
+        b = self.expect(f"B{n + 1}B\n", timeout, what=f"the start of `{cmd}`")
+        e = self.expect(f"E{n + 1}:(\\d+)E", timeout, what=f"the end of `{cmd}`")
+        out = self.buf[b.end():e.start()]
         self.expect(PROMPT, timeout, what="the prompt after " + cmd)
-        if m.group(1) != "0":
-            raise AssertionError(f"`{cmd}` exited {m.group(1)}:\n{out[-1500:]}")
+        if e.group(1) != "0":
+            raise AssertionError(f"`{cmd}` exited {e.group(1)}:\n{out[-1500:]}")
         return out
 
     def wait(self, timeout):
@@ -129,6 +129,8 @@ class LinuxVM:
             self.p.wait()
 
     def tail(self, n=2000):
+        if self.p.poll() is not None:
+            self.err_thread.join(2)  # the VMM ended: its last words are coming
         err = self.err.decode(errors="replace")
         return (f"\n      output (last {n} chars):\n{self.buf[-n:]}"
                 + (f"\n      stderr:\n{err[-1500:]}" if err.strip() else ""))

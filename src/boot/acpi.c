@@ -7,16 +7,20 @@
  * scan every OS does of [0xe0000, 0x100000) on 16-byte boundaries (Linux also
  * accepts boot_params.acpi_rsdp_addr, which a loader can point here).
  *
- * The FADT declares a hardware-reduced platform (ACPI 5.0+): no PM1 event and
- * control blocks, no GPEs, no SCI, no FACS, no PM timer — hvmm emulates none
- * of them, and a reduced FADT is how a platform says so honestly. Reset goes
- * through the reset register, hvmm's reset control at 0xcf9.
+ * The FADT describes a full PC platform, not a hardware-reduced one: PM1a
+ * event and control blocks and the PM timer (src/devices/acpi_pm.c), the SCI
+ * on IRQ 9, a FACS, no GPE blocks. Linux needs that to take the paths a PC
+ * has: on a reduced platform without EFI it restarts through EFI and the
+ * BIOS instead of the reset register, and leaves the ISA IRQs (the UART's
+ * IRQ 4) unmapped. Reset goes through the reset register, hvmm's reset
+ * control at 0xcf9; power-off through SLP_TYP = \_S5 in PM1a_CNT.
  *
  * Layout constants are in boot.h; the interrupt wiring matches mptable.c so
  * an OS sees the same machine whichever table it reads.
  */
 #include <string.h>
 
+#include "../devices/devices.h"
 #include "../pci.h"
 #include "../util.h"
 #include "boot.h"
@@ -38,9 +42,14 @@
 #define ACPI_DSDT_REVISION 2 /* 2+: AML integers are 64-bit */
 #define ACPI_MCFG_REVISION 1
 
-/* FADT Flags */
+/* FADT Flags: WBINVD works, C1 is supported, the power and sleep buttons
+ * are not fixed hardware (there are none), and the reset register exists. */
+#define ACPI_FADT_WBINVD (1u << 0)
+#define ACPI_FADT_PROC_C1 (1u << 2)
+#define ACPI_FADT_PWR_BUTTON (1u << 4)
+#define ACPI_FADT_SLP_BUTTON (1u << 5)
 #define ACPI_FADT_RESET_REG_SUP (1u << 10)
-#define ACPI_FADT_HW_REDUCED (1u << 20)
+#define ACPI_FACS_REVISION 2 /* ACPI 4.0+ FACS */
 /* FADT IAPC_BOOT_ARCH: what hvmm has on its legacy buses, so Linux probes the
  * i8042 and the UART ports and skips the VGA and CMOS RTC it has not got. */
 #define ACPI_IAPC_LEGACY_DEVICES (1u << 0)
@@ -66,6 +75,7 @@ enum { ACPI_MADT_LAPIC = 0, ACPI_MADT_IOAPIC = 1, ACPI_MADT_ISO = 2, ACPI_MADT_L
 /* MPS INTI flags 0: polarity and trigger "conform to the bus" (ISA: edge,
  * active high), as the MP table's entries say. */
 #define ACPI_MPS_INTI_CONFORM 0
+#define ACPI_MPS_INTI_HIGH_LEVEL 0x000d /* polarity 01 active high, trigger 11 level */
 #define ACPI_ISA_BUS 0
 #define ACPI_PIT_IRQ 0
 #define ACPI_PIT_GSI 2
@@ -125,6 +135,16 @@ struct __attribute__((packed)) acpi_fadt {
 	uint64_t hypervisor_vendor_id;
 };
 
+/* FACS: no checksum; the OS's waking vector and global lock live here. */
+struct __attribute__((packed)) acpi_facs {
+	char signature[4];
+	uint32_t length;
+	uint32_t hw_signature, waking_vector, global_lock, flags;
+	uint64_t x_waking_vector;
+	uint8_t version, reserved[3];
+	uint32_t ospm_flags;
+	uint8_t reserved2[24];
+};
 struct __attribute__((packed)) acpi_madt {
 	struct acpi_header h;
 	uint32_t lapic_addr, flags;
@@ -174,6 +194,8 @@ _Static_assert(sizeof(struct acpi_madt) == 44 && sizeof(struct acpi_madt_lapic) 
 		       sizeof(struct acpi_madt_lapic_nmi) == 6,
 	       "MADT layout");
 _Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG layout");
+_Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
+_Static_assert(BOOT_ACPI_FACS % 64 == 0, "the FACS is 64-byte aligned");
 
 /*
  * DSDT body, hand-assembled AML (ACPI 6.x chapter 20) so no iasl is needed:
@@ -388,6 +410,18 @@ static size_t acpi_dsdt_aml(uint8_t *out, size_t cap, bool pci)
 		aml_close(&a, dev);
 	}
 	aml_close(&a, scope);
+	/* Name (\_S5, Package () { S5, S5, Zero, Zero }): SLP_TYPa/b for
+	 * soft-off, what an OS writes to PM1a_CNT to power the machine off. */
+	aml_byte(&a, AML_NAME);
+	aml_bytes(&a, (uint8_t[]){ AML_ROOT, '_', 'S', '5', '_' }, 5);
+	aml_byte(&a, AML_PACKAGE);
+	size_t pkg = aml_open(&a);
+	aml_byte(&a, 4);
+	aml_int(&a, ACPI_PM_SLP_TYP_S5);
+	aml_int(&a, ACPI_PM_SLP_TYP_S5);
+	aml_int(&a, 0);
+	aml_int(&a, 0);
+	aml_close(&a, pkg);
 	return a.overflow ? 0 : a.len;
 }
 
@@ -397,7 +431,7 @@ static size_t acpi_dsdt_aml(uint8_t *out, size_t cap, bool pci)
 #define ACPI_DSDT_LEN (sizeof(struct acpi_header) + ACPI_DSDT_AML_MAX)
 #define ACPI_MADT_LEN(n)                                                                    \
 	(sizeof(struct acpi_madt) + (size_t)(n) * sizeof(struct acpi_madt_lapic) +          \
-	 sizeof(struct acpi_madt_ioapic) + sizeof(struct acpi_madt_iso) +                    \
+	 sizeof(struct acpi_madt_ioapic) + 2 * sizeof(struct acpi_madt_iso) +                \
 	 sizeof(struct acpi_madt_lapic_nmi))
 
 _Static_assert(BOOT_ACPI_RSDP % 16 == 0, "the RSDP scan looks on 16-byte boundaries");
@@ -407,7 +441,8 @@ _Static_assert(BOOT_ACPI_RSDP + sizeof(struct acpi_rsdp) <= BOOT_ACPI_RSDT &&
 		       BOOT_ACPI_FADT + sizeof(struct acpi_fadt) <= BOOT_ACPI_DSDT &&
 		       BOOT_ACPI_DSDT + ACPI_DSDT_LEN <= BOOT_ACPI_MADT &&
 		       BOOT_ACPI_MADT + ACPI_MADT_LEN(BOOT_ACPI_MAX_CPUS) <= BOOT_ACPI_MCFG &&
-		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_END,
+		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_FACS &&
+		       BOOT_ACPI_FACS + sizeof(struct acpi_facs) <= BOOT_ACPI_END,
 	       "ACPI tables overlap");
 _Static_assert(BOOT_ACPI_END <= ACPI_BIOS_AREA_END, "ACPI tables in the BIOS area, below 1 MiB");
 _Static_assert(BOOT_ACPI_MAX_CPUS < 0xff, "APIC IDs 0..n and IOAPIC ID n below broadcast 0xff");
@@ -481,7 +516,24 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 		.x_dsdt = BOOT_ACPI_DSDT,
 		.iapc_boot_arch = ACPI_IAPC_LEGACY_DEVICES | ACPI_IAPC_8042 |
 				  ACPI_IAPC_VGA_NOT_PRESENT | ACPI_IAPC_CMOS_RTC_NOT_PRESENT,
-		.flags = ACPI_FADT_HW_REDUCED | ACPI_FADT_RESET_REG_SUP,
+		.flags = ACPI_FADT_WBINVD | ACPI_FADT_PROC_C1 | ACPI_FADT_PWR_BUTTON |
+			 ACPI_FADT_SLP_BUTTON | ACPI_FADT_RESET_REG_SUP,
+		.firmware_ctrl = (uint32_t)BOOT_ACPI_FACS,
+		.x_firmware_ctrl = BOOT_ACPI_FACS,
+		/* SMI_CMD 0: the platform is always in ACPI mode (SCI_EN reads 1). */
+		.sci_int = ACPI_SCI_IRQ,
+		.pm1a_evt_blk = ACPI_PM_EVT,
+		.pm1a_cnt_blk = ACPI_PM_CNT,
+		.pm_tmr_blk = ACPI_PM_TMR,
+		.pm1_evt_len = 4,
+		.pm1_cnt_len = 2,
+		.pm_tmr_len = 4,
+		.x_pm1a_evt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 32,
+				    .address = ACPI_PM_EVT },
+		.x_pm1a_cnt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 16,
+				    .address = ACPI_PM_CNT },
+		.x_pm_tmr_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 32,
+				  .address = ACPI_PM_TMR },
 		.reset_reg = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8, .bit_offset = 0,
 			       .access_size = ACPI_GAS_ACCESS_BYTE, .address = ACPI_RESET_PORT },
 		.reset_value = ACPI_RESET_VALUE,
@@ -489,6 +541,10 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 	};
 	memcpy(&fadt.hypervisor_vendor_id, "HVMM\0\0\0\0", 8);
 	acpi_put(m, BOOT_ACPI_FADT, &fadt, sizeof(fadt));
+
+	struct acpi_facs facs = { .signature = { 'F', 'A', 'C', 'S' }, .length = sizeof(facs),
+				  .version = ACPI_FACS_REVISION };
+	memcpy(mem_ptr(m, BOOT_ACPI_FACS, sizeof(facs)), &facs, sizeof(facs));
 
 	/* MADT, built in place: its length depends on ncpus. */
 	const size_t madt_len = ACPI_MADT_LEN(ncpus);
@@ -515,13 +571,20 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 				       .gsi_base = 0 };
 	memcpy(p, &io, sizeof(io));
 	p += sizeof(io);
-	/* Only IRQ 0 needs an override: every other ISA IRQ n is GSI n, edge,
-	 * active high, which is ACPI's default — exactly the MP table's wiring. */
+	/* IRQ 0 needs an override (the PIT is on pin 2) and the SCI its
+	 * level trigger; every other ISA IRQ n is GSI n, edge, active high,
+	 * ACPI's default — exactly the MP table's wiring. */
 	struct acpi_madt_iso iso = { .type = ACPI_MADT_ISO, .length = sizeof(iso),
 				     .bus = ACPI_ISA_BUS, .source = ACPI_PIT_IRQ, .gsi = ACPI_PIT_GSI,
 				     .flags = ACPI_MPS_INTI_CONFORM };
 	memcpy(p, &iso, sizeof(iso));
 	p += sizeof(iso);
+	/* The SCI: level-triggered, active high, as ACPI requires of it. */
+	struct acpi_madt_iso sci = { .type = ACPI_MADT_ISO, .length = sizeof(sci),
+				     .bus = ACPI_ISA_BUS, .source = ACPI_SCI_IRQ, .gsi = ACPI_SCI_IRQ,
+				     .flags = ACPI_MPS_INTI_HIGH_LEVEL };
+	memcpy(p, &sci, sizeof(sci));
+	p += sizeof(sci);
 	struct acpi_madt_lapic_nmi nmi = { .type = ACPI_MADT_LAPIC_NMI, .length = sizeof(nmi),
 					   .processor_uid = ACPI_MADT_ALL_CPUS,
 					   .flags = ACPI_MPS_INTI_CONFORM, .lint = ACPI_NMI_LINT };

@@ -13,6 +13,8 @@
  *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
  *                 init sequence, reads back IMR, never delivers (IOAPIC does)
  *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
+ *   acpi_pm.c     ACPI fixed hardware at 0x600 (with --acpi on): PM1 event and
+ *                 control blocks (S5 = power off) and the 3.58 MHz PM timer
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
@@ -30,6 +32,14 @@ struct vm;
 #define BOOT_TIMER_PORT 0x440
 #define BOOT_TIMER_MMIO 0xfeb00000ull
 #define BOOT_TIMER_MAX_MARKS 16
+/* ACPI fixed hardware (acpi_pm.c), where the FADT says it is. */
+#define ACPI_PM_BASE 0x600
+#define ACPI_PM_EVT (ACPI_PM_BASE + 0) /* PM1a_EVT_BLK, 4 bytes */
+#define ACPI_PM_CNT (ACPI_PM_BASE + 4) /* PM1a_CNT_BLK, 2 bytes */
+#define ACPI_PM_TMR (ACPI_PM_BASE + 8) /* PM_TMR_BLK, 4 bytes */
+#define ACPI_PM_LEN 12
+#define ACPI_PM_SLP_TYP_S5 5 /* the DSDT's \_S5 package: SLP_TYP for soft-off */
+#define ACPI_SCI_IRQ 9
 #define FW_CFG_PORT_SEL 0x510
 #define FW_CFG_PORT_DATA 0x511
 #define FW_CFG_PORT_DMA 0x514
@@ -57,6 +67,7 @@ void sysreset_io_write(struct vm *vm, uint8_t value);
 int boot_timer_create(struct vm *vm);
 int ioapic_create(struct vm *vm);
 int pic_create(struct vm *vm);
+int acpi_pm_create(struct vm *vm);
 /* fw_cfg: items from vm->cfg (mem_size, ncpus) as they are at create time. */
 int fw_cfg_create(struct vm *vm);
 /*

@@ -140,7 +140,7 @@ static void check_madt(int ncpus)
 	uint64_t a = find_table("APIC");
 	assert_int_not_equal(a, 0);
 	uint32_t len = check_sdt(a, "APIC", 4);
-	assert_int_equal(len, 44 + ncpus * 8 + 12 + 10 + 6);
+	assert_int_equal(len, 44 + ncpus * 8 + 12 + 2 * 10 + 6);
 	const uint8_t *t = at(a, len);
 	assert_int_equal(u32(t + 36), 0xfee00000u); /* local APIC address */
 	assert_int_equal(u32(t + 40), 1);           /* PCAT_COMPAT: there is an 8259 pair */
@@ -169,9 +169,14 @@ static void check_madt(int ncpus)
 		case 2:
 			assert_int_equal(e[1], 10);
 			assert_int_equal(e[2], 0);        /* ISA */
-			assert_int_equal(e[3], 0);        /* IRQ 0 (PIT) */
-			assert_int_equal(u32(e + 4), 2);  /* -> GSI 2, as the MP table says */
-			assert_int_equal(u16(e + 8), 0);  /* conforms to ISA: edge, high */
+			if (e[3] == 0) {                  /* IRQ 0 (PIT) */
+				assert_int_equal(u32(e + 4), 2); /* -> GSI 2, as the MP table says */
+				assert_int_equal(u16(e + 8), 0); /* conforms to ISA: edge, high */
+			} else {
+				assert_int_equal(e[3], 9);       /* the SCI */
+				assert_int_equal(u32(e + 4), 9);
+				assert_int_equal(u16(e + 8), 0x0d); /* level, active high */
+			}
 			isos++;
 			break;
 		case 4:
@@ -188,7 +193,7 @@ static void check_madt(int ncpus)
 	}
 	assert_int_equal(lapics, ncpus);
 	assert_int_equal(ioapics, 1);
-	assert_int_equal(isos, 1);
+	assert_int_equal(isos, 2);
 	assert_int_equal(nmis, 1);
 }
 
@@ -204,7 +209,7 @@ static void test_madt_max_and_rewrite(void **state)
 	/* a smaller table over a bigger one: nothing stale is left behind */
 	write_ok(2);
 	check_madt(2);
-	const uint8_t *tail = at(BOOT_ACPI_MADT + 44 + 2 * 8 + 28, 64);
+	const uint8_t *tail = at(BOOT_ACPI_MADT + 44 + 2 * 8 + 38, 64);
 	for (int i = 0; i < 64; i++)
 		assert_int_equal(tail[i], 0);
 }
@@ -217,9 +222,9 @@ static void test_fadt(void **state)
 	assert_int_equal(check_sdt(a, "FACP", 6), 276);
 	const uint8_t *f = at(a, 276);
 	uint32_t flags = u32(f + 112);
-	assert_true(flags & (1u << 20));  /* HW_REDUCED_ACPI */
-	assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
-	assert_int_equal(flags, (1u << 20) | (1u << 10));
+	assert_false(flags & (1u << 20)); /* not HW_REDUCED_ACPI: a full PC */
+	/* WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON (no fixed buttons), RESET_REG_SUP */
+	assert_int_equal(flags, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 10));
 	/* RESET_REG: system I/O, 8 bits at offset 0, byte access, port 0xcf9 */
 	assert_int_equal(f[116], 1);
 	assert_int_equal(f[117], 8);
@@ -228,14 +233,41 @@ static void test_fadt(void **state)
 	assert_int_equal(u64(f + 120), 0xcf9);
 	assert_int_equal(f[128], 0x06);   /* RESET_VALUE */
 	assert_int_equal(f[131], 0);      /* minor version: 6.0 */
-	/* no FACS, SCI, PM1 blocks, GPEs or PM timer on a reduced platform */
-	assert_int_equal(u32(f + 36), 0);
-	assert_int_equal(u64(f + 132), 0);
-	assert_int_equal(u16(f + 46), 0);
-	for (size_t off = 56; off < 88; off += 4)
-		assert_int_equal(u32(f + off), 0);
-	for (size_t off = 148; off < 268; off++)
-		assert_int_equal(f[off], 0);
+	/* FACS, by both pointers: 64 bytes, 64-byte aligned, version 2 */
+	assert_int_equal(u32(f + 36), BOOT_ACPI_FACS);
+	assert_int_equal(u64(f + 132), BOOT_ACPI_FACS);
+	assert_int_equal(BOOT_ACPI_FACS % 64, 0);
+	const uint8_t *facs = at(BOOT_ACPI_FACS, 64);
+	assert_memory_equal(facs, "FACS", 4);
+	assert_int_equal(u32(facs + 4), 64);
+	assert_int_equal(facs[32], 2);
+	/* SCI on IRQ 9; SMI_CMD 0 (always in ACPI mode) */
+	assert_int_equal(u16(f + 46), 9);
+	assert_int_equal(u32(f + 48), 0);
+	/* PM1a_EVT 0x600 (4), PM1a_CNT 0x604 (2), PM_TMR 0x608 (4); no b blocks, no GPEs */
+	assert_int_equal(u32(f + 56), 0x600);
+	assert_int_equal(u32(f + 60), 0);
+	assert_int_equal(u32(f + 64), 0x604);
+	assert_int_equal(u32(f + 68), 0);
+	assert_int_equal(u32(f + 72), 0);
+	assert_int_equal(u32(f + 76), 0x608);
+	assert_int_equal(u32(f + 80), 0);
+	assert_int_equal(u32(f + 84), 0);
+	assert_int_equal(f[88], 4);
+	assert_int_equal(f[89], 2);
+	assert_int_equal(f[90], 0);
+	assert_int_equal(f[91], 4);
+	assert_int_equal(f[92], 0);
+	/* the X_ blocks say the same as generic addresses in system I/O space */
+	assert_int_equal(f[148], 1);
+	assert_int_equal(f[149], 32);
+	assert_int_equal(u64(f + 152), 0x600);
+	assert_int_equal(f[172], 1);
+	assert_int_equal(f[173], 16);
+	assert_int_equal(u64(f + 176), 0x604);
+	assert_int_equal(f[208], 1);
+	assert_int_equal(f[209], 32);
+	assert_int_equal(u64(f + 212), 0x608);
 	/* IAPC_BOOT_ARCH: legacy devices, 8042, no VGA, no CMOS RTC */
 	assert_int_equal(u16(f + 109), 0x27);
 	assert_memory_equal(f + 268, "HVMM", 4); /* hypervisor vendor */
@@ -277,12 +309,13 @@ static void test_dsdt_pci(void **state)
 	const uint32_t n = len - HDR;
 	unsigned pl;
 	assert_int_equal(aml[0], 0x10); /* Scope */
-	assert_int_equal(pkglen(aml + 1, &pl), n - 1); /* covers the whole body */
+	/* the scope covers the whole body but the \_S5 package after it (15 bytes) */
+	assert_int_equal(pkglen(aml + 1, &pl), n - 1 - 15);
 	assert_memory_equal(aml + 1 + pl, "\\_SB_", 5);
 	const uint8_t *dev = aml + 1 + pl + 5;
 	assert_int_equal(dev[0], 0x5b); /* Device (PCI0) */
 	assert_int_equal(dev[1], 0x82);
-	assert_int_equal(pkglen(dev + 2, &pl), n - (uint32_t)(dev + 2 - aml));
+	assert_int_equal(pkglen(dev + 2, &pl), n - 15 - (uint32_t)(dev + 2 - aml));
 	assert_memory_equal(dev + 2 + pl, "PCI0", 4);
 	/* _HID PNP0A08, _CID PNP0A03 (EISA ids as DWord constants) */
 	assert_non_null(find_bytes(aml, n, (uint8_t[]){ 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08 }, 10));
@@ -320,14 +353,18 @@ static void test_dsdt(void **state)
 	const uint8_t *f = at(find_table("FACP"), 276);
 	uint64_t a = u64(f + 140);
 	uint32_t len = check_sdt(a, "DSDT", 2);
-	assert_int_equal(len, HDR + 7);
 	const uint8_t *aml = at(a + HDR, len - HDR);
-	/* Scope (\_SB) {}: ScopeOp, a one-byte PkgLength covering the rest of
-	 * the body exactly, then the root-anchored name */
+	/* Scope (\_SB) {}: ScopeOp, a one-byte PkgLength covering the scope's
+	 * body exactly, then the root-anchored name */
 	assert_int_equal(aml[0], 0x10);
 	assert_int_equal(aml[1] & 0xc0, 0); /* one-byte PkgLength form */
-	assert_int_equal(aml[1], len - HDR - 1);
+	assert_int_equal(aml[1], 6);
 	assert_memory_equal(aml + 2, "\\_SB_", 5);
+	/* then Name (\_S5, Package () { 5, 5, 0, 0 }): PM1a_CNT's SLP_TYP for soft-off */
+	static const uint8_t s5[] = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 8, 4,
+				      0x0a, 5, 0x0a, 5, 0x00, 0x00 };
+	assert_int_equal(len, HDR + 7 + sizeof(s5));
+	assert_memory_equal(aml + 7, s5, sizeof(s5));
 }
 
 static void test_ram_1mib(void **state)
