@@ -21,7 +21,10 @@ import time
 
 # The prompt of scripts/linux-rootfs/profile, at the end of the output.
 PROMPT = re.compile(r"root@hvmm-guest:[^\n]*# $")
+# Terminal control sequences (busybox's shell asks for the cursor position
+# after each prompt, ESC [ 6 n): not output, dropped.
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PARTIAL_ESC = re.compile(r"\x1b(\[[0-9;?]*)?$")
 
 
 class Timeout(AssertionError):
@@ -42,6 +45,7 @@ class LinuxVM:
         os.close(slave)
         self.err = b""
         self.eof = False
+        self.partial = 
         threading.Thread(target=self._read_out, daemon=True).start()
         self.err_thread = threading.Thread(target=self._read_err, daemon=True)
         self.err_thread.start()
@@ -59,8 +63,13 @@ class LinuxVM:
                 break
             if not data:
                 break
+            text = self.partial + data.decode(errors="replace")
+            # An escape sequence split across reads is kept for the next one.
+            cut = PARTIAL_ESC.search(text)
+            self.partial = text[cut.start():] if cut else ""
+            text = text[:cut.start()] if cut else text
             with self.cond:
-                self.buf += ANSI.sub("", data.decode(errors="replace").replace("\r", ""))
+                self.buf += ANSI.sub("", text.replace("\r", ""))
                 self.cond.notify_all()
         with self.cond:
             self.eof = True

@@ -1,0 +1,376 @@
+"""Debian's stock kernel to a shell, on hvmm and on QEMU, with Linux's own
+drivers: the judge of a VMM is software nobody here wrote.
+
+Same kernel, same images (scripts/linux-images: busybox initramfs, the ext4
+root), same command line on both VMMs. QEMU runs microvm with the same
+virtio-pci devices (with ACPI, so that Linux powers it off and resets it the
+way it does hvmm). Each VMM's stdin and stdout are a pseudo-terminal, typed
+at the way a person would (tests/linuxvm.py). What each case asserts is what
+a user relies on: answers at the prompt, output that is all there, files on
+the disk after the VM is gone, bytes through the network intact, and the VM
+ending by itself when the guest powers off, restarts or panics.
+
+hvmm's runs are never retried; a QEMU run that fails is tried once more
+(harness.reference_retry), as the nested KVM host has lost a QEMU guest's
+interrupt before.
+"""
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+
+from harness import case, expect, reference_retry
+from linuxvm import PROMPT, LinuxVM
+
+MEM = "512M"
+BOOT = 120          # s to the prompt (measured in the nested host: 10-20 s)
+VM_TIMEOUT = 300    # s a VM may live at all
+CMDLINE = "panic=-1 quiet"
+
+
+def images(ctx):
+    """build/linux/*, built on first use (outside the nested host, which has
+    no network, tests/run.py builds them beforehand)."""
+    d = ctx.path("linux")
+    need = ["vmlinuz", "vmlinux", "boot.cpio", "rootfs.ext4"]
+    if not all(os.path.exists(os.path.join(d, f)) for f in need):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "linux-images")
+        p = subprocess.run([script, ctx.build], capture_output=True, text=True, timeout=900)
+        if p.returncode != 0:
+            raise AssertionError("scripts/linux-images failed: " + p.stderr.strip()[-400:])
+    return {f: os.path.join(d, f) for f in need}
+
+
+def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=None, initrd=None):
+    img = images(ctx)
+    argv = [ctx.hvmm_bin, "run", "--timeout", str(VM_TIMEOUT), "--mem", MEM, "--cpus", str(cpus),
+            "--kernel", kernel or img["vmlinuz"], "--initrd", initrd or img["boot.cpio"],
+            "--cmdline", f"console={console} {cmdline}"]
+    if console == "hvc0":
+        argv += ["--console", "virtio", "--serial", "none"]
+    return argv + list(extra)
+
+
+def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE):
+    img = images(ctx)
+    argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,acpi=on,rtc=on,pcie=on",
+            "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", MEM, "-smp", str(cpus),
+            "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
+            "-kernel", img["vmlinuz"], "-initrd", img["boot.cpio"],
+            "-append", f"console={console} {cmdline}"]
+    if console == "hvc0":
+        argv += ["-serial", "none", "-chardev", "stdio,id=con,signal=off", "-device", "virtio-serial-pci",
+                 "-device", "virtconsole,chardev=con"]
+    else:
+        argv += ["-serial", "stdio"]
+    return argv + list(extra)
+
+
+def both(ctx, scenario):
+    """scenario(who, argv_fn) on hvmm (never retried), then on QEMU (one
+    retry); each returns a summary line, printed."""
+    lines = [scenario("hvmm", lambda **kw: hvmm_argv(ctx, **kw))]
+    _, q = reference_retry(lambda: None, lambda _: scenario("QEMU", lambda **kw: qemu_argv(ctx, **kw)))
+    lines.append(q)
+    for line in lines:
+        print(f"      {line}")
+
+
+def boot_to_prompt(vm, who):
+    vm.expect(PROMPT, BOOT, what=f"{who}: the shell prompt")
+    return vm.elapsed()
+
+
+def end_with(vm, who, command, want_status=0):
+    vm.send(command + "\n")
+    st = vm.wait(90)
+    expect(st == want_status, f"{who}: `{command}` ended the VMM with status {st}, want {want_status}"
+           + vm.tail())
+    return vm.elapsed()
+
+
+def check_output_complete(vm, who, n=3000):
+    """Every line of a burst of user-space output arrives, in order."""
+    out = vm.run(f"seq 1 {n}", timeout=120)
+    got = [l for l in out.split("\n") if l.strip()]
+    want = [str(i) for i in range(1, n + 1)]
+    expect(got == want, f"{who}: `seq 1 {n}` printed {len(got)} lines, first difference at line "
+           f"{next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), n))}")
+
+
+def check_typing(vm, who):
+    """A person types a line the shell reads, and gets it back."""
+    vm.send("read -r line; echo \"you typed <$line>\"\n")
+    vm.expect(r"read -r line.*\n", 30, what=f"{who}: the echo of the read command")
+    vm.send("hello from the terminal 12345\n")
+    vm.expect(r"you typed <hello from the terminal 12345>", 30, what=f"{who}: the typed line read back")
+    vm.expect(PROMPT, 30)
+
+
+@case("linux/shell-serial", qemu=True)
+def t_shell_serial(ctx):
+    """ttyS0 (the 8250 driver, interrupt-driven), 1 vCPU, virtio-rng: the
+    prompt, answers to typed commands, 3000 lines of output all there,
+    /dev/hwrng fed by virtio-rng, and `poweroff` ends the VMM with status 0."""
+    def scenario(who, argv):
+        extra = ("--rng",) if who == "hvmm" else ("-device", "virtio-rng-pci")
+        with LinuxVM(argv(extra=extra), VM_TIMEOUT) as vm:
+            t = boot_to_prompt(vm, who)
+            kver = vm.run("uname -r").strip()
+            expect(kver.startswith("6.1."), f"{who}: uname -r printed {kver!r}")
+            check_typing(vm, who)
+            check_output_complete(vm, who)
+            rng = vm.run("cat /sys/class/misc/hw_random/rng_current; "
+                         "dd if=/dev/hwrng bs=32 count=4 2>/dev/null | od -An -tx1 | tr -d ' \\n'")
+            name, data = (rng.strip().split("\n") + [""])[:2]
+            expect(name.startswith("virtio_rng"), f"{who}: hw_random source is {name!r}")
+            expect(len(data) == 256 and len(set(data)) > 8, f"{who}: /dev/hwrng gave {data!r}")
+            tend = end_with(vm, who, "poweroff")
+        return f"{who}: prompt at {t:.1f}s, kernel {kver}, poweroff -> status 0 at {tend:.1f}s"
+    both(ctx, scenario)
+
+
+@case("linux/shell-virtio-console", qemu=True)
+def t_shell_hvc0(ctx):
+    """hvc0 (virtio-console) as the console, 2 vCPUs: the same answers and
+    output, and `reboot` ends the VMM with status 0."""
+    def scenario(who, argv):
+        with LinuxVM(argv(console="hvc0", cpus=2), VM_TIMEOUT) as vm:
+            t = boot_to_prompt(vm, who)
+            tty = vm.run("cat /sys/class/tty/console/active").strip()
+            expect(tty == "hvc0", f"{who}: the console is {tty!r}, want hvc0")
+            check_typing(vm, who)
+            check_output_complete(vm, who)
+            tend = end_with(vm, who, "reboot")
+        return f"{who}: prompt at {t:.1f}s on hvc0, reboot (2 vCPUs) -> status 0 at {tend:.1f}s"
+    both(ctx, scenario)
+
+
+def debugfs_cat(image, path):
+    p = subprocess.run(["debugfs", "-R", f"cat {path}", image], capture_output=True, timeout=60)
+    return p.stdout
+
+
+@case("linux/disk-root", qemu=True)
+def t_disk_root(ctx):
+    """root=/dev/vda rw on virtio-blk (the ext4 image), a read-only second
+    disk, 4 vCPUs on this 2-CPU host: all online and each runs work; a file
+    written and synced is in the image after the VMM ends; the read-only
+    disk reads back its bytes and refuses writes."""
+    img = images(ctx)
+    ro = os.path.join(ctx.tmp, "ro.img")
+    ro_data = hashlib.sha256(b"hvmm read-only disk").digest() * (1 << 15)  # 1 MiB
+    with open(ro, "wb") as f:
+        f.write(ro_data)
+    ro_sum = hashlib.sha256(ro_data).hexdigest()
+
+    def scenario(who, argv):
+        root = os.path.join(ctx.tmp, f"root-{who}.ext4")
+        shutil.copyfile(img["rootfs.ext4"], root)
+        if who == "hvmm":
+            extra = ("--disk", root, "--disk", ro + ",ro")
+        else:
+            extra = ("-drive", f"file={root},format=raw,if=none,id=d0,cache=none",
+                     "-device", "virtio-blk-pci,drive=d0",
+                     "-drive", f"file={ro},format=raw,if=none,id=d1,readonly=on",
+                     "-device", "virtio-blk-pci,drive=d1")
+        with LinuxVM(argv(cpus=4, extra=extra, cmdline=CMDLINE + " root=/dev/vda rw"), VM_TIMEOUT) as vm:
+            t = boot_to_prompt(vm, who)
+            mnt = vm.run("grep ' / ' /proc/mounts")
+            expect(mnt.startswith("/dev/vda / ext4 rw"), f"{who}: / is {mnt.strip()!r}")
+            online = vm.run("cat /sys/devices/system/cpu/online").strip()
+            expect(online == "0-3", f"{who}: CPUs online {online!r}, want 0-3")
+            # One busy loop pinned to each CPU; each CPU's user time grows.
+            work = vm.run("for c in 0 1 2 3; do taskset -c $c sh -c "
+                          "'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                          "echo cpu$c done on $(cut -d\" \" -f39 /proc/$$/stat)' & done; wait", timeout=180)
+            for c in range(4):
+                expect(re.search(rf"cpu{c} done on {c}\b", work), f"{who}: no work ran on CPU {c}: {work!r}")
+            vm.run(f"echo written-by-{who} > /root/hvmm-proof && sync")
+            rsum = vm.run("sha256sum /dev/vdb | cut -d' ' -f1").strip()
+            expect(rsum == ro_sum, f"{who}: the read-only disk reads {rsum}, wrote {ro_sum}")
+            getro = vm.run("blockdev --getro /dev/vdb").strip()
+            expect(getro == "1", f"{who}: blockdev --getro /dev/vdb is {getro!r}")
+            w = vm.run("dd if=/dev/zero of=/dev/vdb bs=4096 count=1 conv=fsync 2>&1; echo dd=$?")
+            expect("dd=0" not in w and re.search(r"Permission denied|Read-only|not permitted", w),
+                   f"{who}: a write to the read-only disk was not refused as such: {w!r}")
+            tend = end_with(vm, who, "poweroff")
+        proof = debugfs_cat(root, "/root/hvmm-proof")
+        expect(proof == f"written-by-{who}\n".encode(),
+               f"{who}: after the VMM ended the image holds {proof!r} in /root/hvmm-proof")
+        with open(ro, "rb") as f:
+            expect(f.read() == ro_data, f"{who}: the read-only disk's file changed")
+        os.unlink(root)
+        return (f"{who}: prompt at {t:.1f}s (root on vda, 4 vCPUs, work on each), file in the image "
+                f"after poweroff at {tend:.1f}s, vdb read-only")
+    both(ctx, scenario)
+
+
+NET_BYTES = 64 << 20
+GUEST_PORT = 5001
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    """A host TCP server that takes NET_BYTES from one connection and
+    hashes them."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.srv.settimeout(300)
+        self.port = self.srv.getsockname()[1]
+        self.digest, self.count, self.error = None, 0, None
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            c, _ = self.srv.accept()
+            c.settimeout(300)
+            h = hashlib.sha256()
+            while self.count < NET_BYTES:
+                d = c.recv(1 << 20)
+                if not d:
+                    break
+                h.update(d)
+                self.count += len(d)
+            self.digest = h.hexdigest()
+            c.close()
+        except OSError as e:
+            self.error = e
+        finally:
+            self.srv.close()
+
+
+def send_to(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=300) as c:
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+
+
+@case("linux/network", qemu=True)
+def t_network(ctx):
+    """virtio-net through user networking: a DHCP lease (10.0.2.15), then
+    64 MiB guest->host (to 10.0.2.2) and 64 MiB host->guest (a host
+    forward), SHA-256 equal at both ends."""
+    data = os.urandom(NET_BYTES)
+    want = hashlib.sha256(data).hexdigest()
+
+    def scenario(who, argv):
+        hport = free_port()
+        if who == "hvmm":
+            extra = ("--network", f"user,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}")
+        else:
+            extra = ("-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}",
+                     "-device", "virtio-net-pci,netdev=n0")
+        with LinuxVM(argv(extra=extra), VM_TIMEOUT) as vm:
+            t = boot_to_prompt(vm, who)
+            lease = vm.run("udhcpc -i eth0 -n -q -t 10 2>&1 | grep lease; ip -4 addr show eth0", timeout=90)
+            expect("10.0.2.15" in lease, f"{who}: no DHCP lease 10.0.2.15: {lease!r}")
+            sink = Sink()
+            vm.run(f"dd if=/dev/urandom of=/tmp/out bs=1M count={NET_BYTES >> 20} 2>/dev/null")
+            gsum = vm.run("sha256sum /tmp/out | cut -d' ' -f1").strip()
+            vm.run(f"nc 10.0.2.2 {sink.port} < /tmp/out", timeout=300)
+            sink.t.join(60)
+            expect(sink.count == NET_BYTES and sink.digest == gsum,
+                   f"{who}: guest->host: host got {sink.count} bytes sha256 {sink.digest}, guest sent "
+                   f"{NET_BYTES} sha256 {gsum} ({sink.error})")
+            vm.send(f"nc -l -p {GUEST_PORT} > /tmp/in; echo RECEIVED-$?\n")
+            vm.expect(r"nc -l -p.*\n", 30)
+            # The guest's listener is up once nc runs; connect until it answers.
+            for _ in range(50):
+                try:
+                    send_to(hport, data)
+                    break
+                except OSError:
+                    threading.Event().wait(0.2)
+            vm.expect(r"RECEIVED-0", 300, what=f"{who}: the end of the host->guest transfer")
+            vm.expect(PROMPT, 30)
+            hsum = vm.run("sha256sum /tmp/in | cut -d' ' -f1").strip()
+            expect(hsum == want, f"{who}: host->guest: guest got sha256 {hsum}, host sent {want}")
+            tend = end_with(vm, who, "poweroff")
+        return f"{who}: lease at prompt+, 64 MiB each way intact, poweroff at {tend:.1f}s (prompt {t:.1f}s)"
+    both(ctx, scenario)
+
+
+def quick_end(ctx, who, argv, halt, want, stop_msg=None):
+    """Boot with hvmm.halt=HALT (the initramfs's /init powers off, restarts
+    or panics at once) and wait for the VMM to end by itself."""
+    with LinuxVM(argv, VM_TIMEOUT) as vm:
+        vm.expect(re.compile(r"init: (powering off|restarting|crashing)"), BOOT, what=f"{who}: /init")
+        st = vm.wait(90)
+        err = vm.tail()
+        expect(st == want, f"{who}: hvmm.halt={halt} ended the VMM with status {st}, want {want}" + err)
+        if stop_msg:
+            expect(re.search(stop_msg, vm.err.decode(errors="replace")),
+                   f"{who}: hvmm did not say why it stopped ({stop_msg!r})" + err)
+        return vm.elapsed()
+
+
+@case("linux/power", qemu=True)
+def t_power(ctx):
+    """Each way a Linux guest ends the VM ends the VMM, with 1 and with 2
+    vCPUs: power-off (ACPI S5 in PM1a_CNT) and restart (the FADT's reset
+    register) with status 0, and a kernel panic with panic=-1 (which
+    restarts) also with status 0. hvmm says which register did it."""
+    runs = [("poweroff", 1, r"powered off \(ACPI S5\)"), ("poweroff", 2, r"powered off \(ACPI S5\)"),
+            ("reboot", 1, r"reset via port 0xcf9"), ("reboot", 2, r"reset via port 0xcf9"),
+            ("panic", 1, r"reset via port 0xcf9"), ("panic", 2, r"reset via port 0xcf9")]
+    out = []
+    for halt, cpus, msg in runs:
+        t = quick_end(ctx, "hvmm", hvmm_argv(ctx, cpus=cpus, cmdline=f"{CMDLINE} hvmm.halt={halt}"),
+                      halt, 0, msg)
+        out.append(f"{halt}/{cpus}: {t:.0f}s")
+    print("      hvmm: " + ", ".join(out))
+    qout = []
+    for halt, cpus in (("poweroff", 2), ("reboot", 2), ("panic", 2)):
+        _, t = reference_retry(lambda: None, lambda _: quick_end(
+            ctx, "QEMU", qemu_argv(ctx, cpus=cpus, cmdline=f"{CMDLINE} hvmm.halt={halt}"), halt, 0))
+        qout.append(f"{halt}/{cpus}: {t:.0f}s")
+    print("      QEMU: " + ", ".join(qout))
+
+
+@case("linux/reset-paths")
+def t_reset_paths(ctx):
+    """Linux's other restart methods (reboot= on its command line) each end
+    hvmm: the keyboard controller's reset pulse (k), the 0xCF9 register
+    through the PCI path (pci), and a triple fault (t), which hvmm reports
+    as a guest crash (status 8) as it does for any triple fault."""
+    out = []
+    for how, want, msg in (("k", 0, r"reset via i8042"), ("pci", 0, r"reset via port 0xcf9"),
+                           ("t", 8, r"triple fault")):
+        t = quick_end(ctx, "hvmm", hvmm_argv(ctx, cmdline=f"{CMDLINE} reboot={how} hvmm.halt=reboot"),
+                      "reboot", want, msg)
+        out.append(f"reboot={how}: status {want} at {t:.0f}s")
+    print("      hvmm: " + ", ".join(out))
+
+
+@case("linux/boot-formats")
+def t_boot_formats(ctx):
+    """The same kernel reaches the shell through every way hvmm loads it:
+    the bzImage decompressed on the host (the default, every other case),
+    the bzImage through its own decompressor (--no-decompress), the vmlinux
+    ELF through the 64-bit boot protocol (--boot linux) and through its PVH
+    entry (auto-detected)."""
+    img = images(ctx)
+    out = []
+    for name, kernel, extra in (("--no-decompress", img["vmlinuz"], ("--no-decompress",)),
+                                ("vmlinux --boot linux", img["vmlinux"], ("--boot", "linux")),
+                                ("vmlinux PVH", img["vmlinux"], ())):
+        with LinuxVM(hvmm_argv(ctx, kernel=kernel, extra=extra), VM_TIMEOUT) as vm:
+            t = boot_to_prompt(vm, f"hvmm {name}")
+            kver = vm.run("uname -r").strip()
+            expect(kver.startswith("6.1."), f"hvmm {name}: uname -r printed {kver!r}")
+            end_with(vm, f"hvmm {name}", "poweroff")
+        out.append(f"{name}: prompt at {t:.1f}s")
+    print("      hvmm: " + ", ".join(out))
