@@ -32,8 +32,10 @@ class Timeout(AssertionError):
 
 
 class LinuxVM:
-    def __init__(self, argv, timeout, env=None):
+    def __init__(self, argv, timeout, env=None, mirror=None):
+        """mirror: a file that gets the guest's output as it comes (the demo)."""
         self.argv, self.deadline = argv, time.time() + timeout
+        self.mirror = mirror
         self.t0 = time.time()
         self.buf = ""          # everything the guest printed, \r removed
         self.pos = 0           # where the next expect() starts looking
@@ -45,7 +47,7 @@ class LinuxVM:
         os.close(slave)
         self.err = b""
         self.eof = False
-        self.partial = 
+        self.partial = ""
         threading.Thread(target=self._read_out, daemon=True).start()
         self.err_thread = threading.Thread(target=self._read_err, daemon=True)
         self.err_thread.start()
@@ -68,8 +70,12 @@ class LinuxVM:
             cut = PARTIAL_ESC.search(text)
             self.partial = text[cut.start():] if cut else ""
             text = text[:cut.start()] if cut else text
+            clean = ANSI.sub("", text.replace("\r", ""))
+            if self.mirror:
+                self.mirror.write(clean)
+                self.mirror.flush()
             with self.cond:
-                self.buf += ANSI.sub("", text.replace("\r", ""))
+                self.buf += clean
                 self.cond.notify_all()
         with self.cond:
             self.eof = True
