@@ -186,7 +186,7 @@ def t_disk_root(ctx):
             # One busy loop pinned to each CPU; each CPU's user time grows.
             work = vm.run("for c in 0 1 2 3; do taskset -c $c sh -c "
                           "'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
-                          "echo cpu$c done on $(cut -d\" \" -f39 /proc/$$/stat)' & done; wait", timeout=180)
+                          "echo cpu$0 done on $(cut -d\" \" -f39 /proc/$$/stat)' $c & done; wait", timeout=180)
             for c in range(4):
                 expect(re.search(rf"cpu{c} done on {c}\b", work), f"{who}: no work ran on CPU {c}: {work!r}")
             vm.run(f"echo written-by-{who} > /root/hvmm-proof && sync")
