@@ -173,7 +173,7 @@ def t_disk_root(ctx):
         if who == "hvmm":
             extra = ("--disk", root, "--disk", ro + ",ro")
         else:
-            extra = ("-drive", f"file={root},format=raw,if=none,id=d0,cache=none",
+            extra = ("-drive", f"file={root},format=raw,if=none,id=d0",
                      "-device", "virtio-blk-pci,drive=d0",
                      "-drive", f"file={ro},format=raw,if=none,id=d1,readonly=on",
                      "-device", "virtio-blk-pci,drive=d1")
@@ -319,25 +319,22 @@ def quick_end(ctx, who, argv, halt, want, stop_msg=None):
 
 @case("linux/power", qemu=True)
 def t_power(ctx):
-    """Each way a Linux guest ends the VM ends the VMM, with 1 and with 2
-    vCPUs: power-off (ACPI S5 in PM1a_CNT) and restart (the FADT's reset
-    register) with status 0, and a kernel panic with panic=-1 (which
-    restarts) also with status 0. hvmm says which register did it."""
-    runs = [("poweroff", 1, r"powered off \(ACPI S5\)"), ("poweroff", 2, r"powered off \(ACPI S5\)"),
-            ("reboot", 1, r"reset via port 0xcf9"), ("reboot", 2, r"reset via port 0xcf9"),
-            ("panic", 1, r"reset via port 0xcf9"), ("panic", 2, r"reset via port 0xcf9")]
+    """Each way a Linux guest ends the VM ends the VMM, with 1 and with N
+    vCPUs. The shell cases cover power-off with 1 (serial), 4 (disk) vCPUs
+    and restart with 2 (virtio console); here restart with 1, and a kernel
+    panic with panic=-1 (which restarts) with 1 and 2: status 0 each time,
+    and hvmm names the register (S5 in PM1a_CNT, the reset register 0xCF9)."""
+    runs = [("reboot", 1, r"reset via port 0xcf9"), ("panic", 1, r"reset via port 0xcf9"),
+            ("panic", 2, r"reset via port 0xcf9")]
     out = []
     for halt, cpus, msg in runs:
         t = quick_end(ctx, "hvmm", hvmm_argv(ctx, cpus=cpus, cmdline=f"{CMDLINE} hvmm.halt={halt}"),
                       halt, 0, msg)
         out.append(f"{halt}/{cpus}: {t:.0f}s")
     print("      hvmm: " + ", ".join(out))
-    qout = []
-    for halt, cpus in (("poweroff", 2), ("reboot", 2), ("panic", 2)):
-        _, t = reference_retry(lambda: None, lambda _: quick_end(
-            ctx, "QEMU", qemu_argv(ctx, cpus=cpus, cmdline=f"{CMDLINE} hvmm.halt={halt}"), halt, 0))
-        qout.append(f"{halt}/{cpus}: {t:.0f}s")
-    print("      QEMU: " + ", ".join(qout))
+    _, t = reference_retry(lambda: None, lambda _: quick_end(
+        ctx, "QEMU", qemu_argv(ctx, cpus=2, cmdline=f"{CMDLINE} hvmm.halt=panic"), "panic", 0))
+    print(f"      QEMU: panic/2: {t:.0f}s")
 
 
 @case("linux/reset-paths")
