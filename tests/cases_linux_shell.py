@@ -299,7 +299,7 @@ def t_network(ctx):
             hsum = vm.run("sha256sum /tmp/in | cut -d' ' -f1").strip()
             expect(hsum == want, f"{who}: host->guest: guest got sha256 {hsum}, host sent {want}")
             tend = end_with(vm, who, "poweroff")
-        return f"{who}: lease at prompt+, 64 MiB each way intact, poweroff at {tend:.1f}s (prompt {t:.1f}s)"
+        return f"{who}: prompt at {t:.1f}s, DHCP lease 10.0.2.15, 64 MiB each way intact, poweroff at {tend:.1f}s"
     both(ctx, scenario)
 
 
