@@ -41,3 +41,8 @@ $(BENCH_DIR)/guests/%.elf: $(BENCH_DIR)/guests/%.o32 tests/guests/guest.ld
 .PHONY: bench-virtio
 bench-virtio: deps all guests
 	@python3 bench/virtio.py --build $(BUILD) $(BENCH_VIRTIO_ARGS)
+
+# Linux with its own drivers on hvmm, QEMU microvm and QEMU q35 (bench/linux.py).
+.PHONY: bench-linux
+bench-linux: deps
+	@bench/linux.sh $(BENCH_LINUX_ARGS)

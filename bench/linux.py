@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Linux with its own drivers: hvmm against QEMU microvm and QEMU q35, in one
+interleaved run, same kernel and images (scripts/linux-images).
+
+    bench/linux.py [--build DIR] [--rounds N] [--skip-io] [--json FILE]
+
+1. Start to /init: the whole VMM process, from exec to its exit, with
+   hvmm.exit-at-init on the command line (the initramfs's /init writes 0 to
+   isa-debug-exit at once; the VMM exits with status 1). N rounds,
+   interleaved; medians, and each VMM's KVM exits during the boot (KVM's own
+   counters in debugfs, so the same count for every VMM).
+2. virtio-blk with fio in the guest (O_DIRECT, libaio, on a second disk):
+   4 KiB random read and write at queue depth 1 and 32, 1 MiB sequential
+   read and write; IOPS or MiB/s, and KVM exits and guest interrupts per I/O.
+3. virtio-net with iperf3: the guest serves, the host connects through a host
+   forward (user networking on all three), both directions.
+
+Prints tables with hvmm's ratio to each QEMU machine type. Numbers are only
+comparable within one run; in the nested KVM host everything is emulated,
+so quote the ratios.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from linuxvm import PROMPT, LinuxVM  # noqa: E402
+
+MEM = "512M"
+DEBUGFS = "/sys/kernel/debug/kvm"
+VMMS = ("hvmm", "microvm", "q35")
+
+
+def kvm_counters():
+    """KVM's global counters (debugfs): exits and injected interrupts."""
+    out = {}
+    for k in ("exits", "irq_injections", "io_exits", "mmio_exits", "halt_exits"):
+        try:
+            with open(os.path.join(DEBUGFS, k)) as f:
+                out[k] = int(f.read())
+        except OSError:
+            return None
+    return out
+
+
+def delta(a, b):
+    return {k: b[k] - a[k] for k in a} if a and b else None
+
+
+def argv_for(vmm, a, cmdline, extra_disk=None, net_port=None, cpus=1, initrd="boot.cpio"):
+    """boot.cpio for the boot times; rootfs.cpio (fio and iperf3 in it) for I/O."""
+    L = os.path.join(a.build, "linux")
+    if vmm == "hvmm":
+        argv = [os.path.join(a.build, "hvmm"), "run", "--timeout", "600", "--mem", MEM, "--cpus", str(cpus),
+                "--kernel", os.path.join(L, "vmlinuz"), "--initrd", os.path.join(L, initrd),
+                "--cmdline", cmdline]
+        if extra_disk:
+            argv += ["--disk", extra_disk]
+        if net_port:
+            argv += ["--network", f"user,hostfwd=tcp:127.0.0.1:{net_port}-:5201"]
+        return argv
+    machine = "microvm,x-option-roms=off,acpi=on,rtc=on,pcie=on" if vmm == "microvm" else "q35"
+    argv = ["qemu-system-x86_64", "-M", machine, "-enable-kvm", "-cpu", "host,-arch-capabilities",
+            "-m", MEM, "-smp", str(cpus), "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
+            "-serial", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+            "-kernel", os.path.join(L, "vmlinuz"), "-initrd", os.path.join(L, initrd), "-append", cmdline]
+    if extra_disk:
+        argv += ["-drive", f"file={extra_disk},format=raw,if=none,id=d1", "-device", "virtio-blk-pci,drive=d1"]
+    if net_port:
+        argv += ["-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{net_port}-:5201",
+                 "-device", "virtio-net-pci,netdev=n0"]
+    return argv
+
+
+def bench_boot(a):
+    times = {v: [] for v in VMMS}
+    exits = {v: [] for v in VMMS}
+    cmdline = "console=ttyS0 panic=-1 quiet hvmm.exit-at-init"
+    for r in range(a.rounds):
+        for v in VMMS:
+            c0 = kvm_counters()
+            t0 = time.monotonic()
+            p = subprocess.run(argv_for(v, a, cmdline), stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=600)
+            t = time.monotonic() - t0
+            d = delta(c0, kvm_counters())
+            if p.returncode != 1:
+                print(f"  {v}: round {r}: status {p.returncode} (want 1): {p.stderr.decode()[-300:]}")
+                continue
+            times[v].append(t)
+            if d:
+                exits[v].append(d["exits"])
+        print("  round %d: " % (r + 1) + ", ".join(f"{v} {times[v][-1]:.2f}s" for v in VMMS if times[v]),
+              flush=True)
+    res = {v: {"median_s": statistics.median(times[v]) if times[v] else None, "runs": times[v],
+               "median_exits": statistics.median(exits[v]) if exits[v] else None} for v in VMMS}
+    return res
+
+
+FIO_JOBS = [
+    ("4k randread qd1", "--rw=randread --bs=4k --iodepth=1", "read", "iops"),
+    ("4k randwrite qd1", "--rw=randwrite --bs=4k --iodepth=1", "write", "iops"),
+    ("4k randread qd32", "--rw=randread --bs=4k --iodepth=32", "read", "iops"),
+    ("4k randwrite qd32", "--rw=randwrite --bs=4k --iodepth=32", "write", "iops"),
+    ("1M read", "--rw=read --bs=1M --iodepth=4", "read", "bw"),
+    ("1M write", "--rw=write --bs=1M --iodepth=4", "write", "bw"),
+]
+
+
+def guest_interrupts(vm):
+    out = vm.run("cat /proc/interrupts")
+    return sum(int(x) for line in out.splitlines() if "virtio" in line
+               for x in line.split()[1:] if x.isdigit())
+
+
+def bench_io(a, vmm, tmp, port):
+    disk = os.path.join(tmp, f"data-{vmm}.img")
+    with open(disk, "wb") as f:
+        f.truncate(256 << 20)
+    res = {}
+    with LinuxVM(argv_for(vmm, a, "console=ttyS0 panic=-1 quiet", extra_disk=disk, net_port=port,
+                               initrd="rootfs.cpio"), 900) as vm:
+        vm.expect(PROMPT, 240, what=f"{vmm}: the prompt")
+        vm.run("dd if=/dev/zero of=/dev/vda bs=1M count=256 2>/dev/null; sync", timeout=300)
+        for name, opts, side, metric in FIO_JOBS:
+            c0, i0 = kvm_counters(), guest_interrupts(vm)
+            out = vm.run(f"fio --name=j --filename=/dev/vda --direct=1 --ioengine=libaio {opts} "
+                         f"--runtime={a.io_seconds} --time_based --size=256M --output-format=json "
+                         f"--output=/tmp/fio.json >/dev/null && cat /tmp/fio.json", timeout=300)
+            d, i1 = delta(c0, kvm_counters()), guest_interrupts(vm)
+            js = json.loads(out[out.index("{"):])
+            job = js["jobs"][0][side]
+            ios = job["total_ios"] or 1
+            res[name] = {"iops": job["iops"], "mib_s": job["bw"] / 1024.0,
+                         "exits_per_io": d["exits"] / ios if d else None,
+                         "irqs_per_io": (i1 - i0) / ios}
+            print(f"  {vmm} {name}: {job['iops']:.0f} IOPS, {job['bw'] / 1024:.1f} MiB/s, "
+                  f"{res[name]['exits_per_io'] or 0:.2f} exits/IO, {res[name]['irqs_per_io']:.2f} irqs/IO",
+                  flush=True)
+        vm.run("ip link set eth0 up; udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1; iperf3 -s -D -p 5201", timeout=90)
+        time.sleep(1)
+        for name, rev in (("net host->guest", []), ("net guest->host", ["-R"])):
+            p = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(a.io_seconds), "-J", *rev],
+                               capture_output=True, text=True, timeout=120)
+            try:
+                bps = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
+            except (ValueError, KeyError):
+                print(f"  {vmm} {name}: iperf3 failed: {p.stdout[-300:]} {p.stderr[-300:]}")
+                continue
+            res[name] = {"mbit_s": bps / 1e6}
+            print(f"  {vmm} {name}: {bps / 1e6:.1f} Mbit/s", flush=True)
+        vm.send("poweroff -f\n")
+        vm.wait(60)
+    os.unlink(disk)
+    return res
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ratio(h, q):
+    return f"{h / q:.2f}x" if h and q else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--io-seconds", type=int, default=5)
+    ap.add_argument("--skip-io", action="store_true")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    a.build = os.path.abspath(a.build)
+    if not os.path.isdir(DEBUGFS):
+        subprocess.run(["mount", "-t", "debugfs", "none", "/sys/kernel/debug"], capture_output=True)
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "boot": bench_boot(a)}
+    b = result["boot"]
+    print("\nstart to /init (whole VMM process), median of %d rounds:" % a.rounds)
+    print(f"  {'VMM':10} {'median':>8} {'KVM exits':>10}   hvmm vs it")
+    for v in VMMS:
+        print(f"  {v:10} {b[v]['median_s'] or 0:7.2f}s {b[v]['median_exits'] or 0:10.0f}   "
+              f"{ratio(b['hvmm']['median_s'], b[v]['median_s'])}")
+    if not a.skip_io:
+        tmp = tempfile.mkdtemp(prefix="hvmm-bench-linux-", dir="/var/tmp")
+        try:
+            result["io"] = {v: bench_io(a, v, tmp, free_port()) for v in VMMS}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        io = result["io"]
+        print("\nvirtio with Linux's drivers (hvmm / QEMU microvm, hvmm / q35):")
+        for name, *_ in FIO_JOBS + [("net host->guest",), ("net guest->host",)]:
+            key = "mbit_s" if name.startswith("net") else ("iops" if "4k" in name else "mib_s")
+            vals = [io[v].get(name, {}).get(key) for v in VMMS]
+            print(f"  {name:18} " + " ".join(f"{x or 0:10.1f}" for x in vals)
+                  + f"   {ratio(vals[0], vals[1])} {ratio(vals[0], vals[2])}  ({key})")
+    out = a.json or os.path.join(a.build, "bench", "linux.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\n(results in {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
