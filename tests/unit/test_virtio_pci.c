@@ -648,8 +648,11 @@ static void test_loop_slow_reset(void **state)
 	atomic_store(&model.slow_ms, 2600);
 	post_buffer(0, 8, 16, NULL);
 	notify(0);
-	for (int i = 0; i < 2000 && !atomic_load(&model.in_notify); i++)
+	/* Up to 10 s for the loop to start: on a loaded host (the nested KVM
+	 * host's TCG beside other work) 1 s was seen not to be enough. */
+	for (int i = 0; i < 20000 && !atomic_load(&model.in_notify); i++)
 		usleep(500);
+	assert_int_equal(atomic_load(&model.in_notify), 1); /* the loop is busy */
 	cc_wr(STATUS, 1, 0);
 	uint8_t s = status();
 	assert_int_not_equal(s, 0); /* still resetting */
