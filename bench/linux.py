@@ -81,29 +81,33 @@ def argv_for(vmm, a, cmdline, extra_disk=None, net_port=None, cpus=1, initrd="bo
     return argv
 
 
+def exits_to_prompt(a, v):
+    """KVM's exits from start to the shell prompt. KVM's debugfs totals
+    cover the VMs that exist, so they are read while the VM still runs."""
+    c0 = kvm_counters()
+    with LinuxVM(argv_for(v, a, "console=ttyS0 panic=-1 quiet"), 300) as vm:
+        vm.expect(PROMPT, 240, what=f"{v}: the prompt")
+        d = delta(c0, kvm_counters())
+    return d["exits"] if d else None
+
+
 def bench_boot(a):
     times = {v: [] for v in VMMS}
-    exits = {v: [] for v in VMMS}
     cmdline = "console=ttyS0 panic=-1 quiet hvmm.exit-at-init"
     for r in range(a.rounds):
         for v in VMMS:
-            c0 = kvm_counters()
             t0 = time.monotonic()
             p = subprocess.run(argv_for(v, a, cmdline), stdin=subprocess.DEVNULL, capture_output=True,
                                timeout=600)
             t = time.monotonic() - t0
-            d = delta(c0, kvm_counters())
             if p.returncode != 1:
                 print(f"  {v}: round {r}: status {p.returncode} (want 1): {p.stderr.decode()[-300:]}")
                 continue
             times[v].append(t)
-            if d:
-                exits[v].append(d["exits"])
         print("  round %d: " % (r + 1) + ", ".join(f"{v} {times[v][-1]:.2f}s" for v in VMMS if times[v]),
               flush=True)
-    res = {v: {"median_s": statistics.median(times[v]) if times[v] else None, "runs": times[v],
-               "median_exits": statistics.median(exits[v]) if exits[v] else None} for v in VMMS}
-    return res
+    return {v: {"median_s": statistics.median(times[v]) if times[v] else None, "runs": times[v],
+                "exits_to_prompt": exits_to_prompt(a, v)} for v in VMMS}
 
 
 FIO_JOBS = [
@@ -188,9 +192,9 @@ def main():
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "boot": bench_boot(a)}
     b = result["boot"]
     print("\nstart to /init (whole VMM process), median of %d rounds:" % a.rounds)
-    print(f"  {'VMM':10} {'median':>8} {'KVM exits':>10}   hvmm vs it")
+    print(f"  {'VMM':10} {'median':>8} {'KVM exits to the prompt':>24}   hvmm vs it")
     for v in VMMS:
-        print(f"  {v:10} {b[v]['median_s'] or 0:7.2f}s {b[v]['median_exits'] or 0:10.0f}   "
+        print(f"  {v:10} {b[v]['median_s'] or 0:7.2f}s {b[v]['exits_to_prompt'] or 0:24.0f}   "
               f"{ratio(b['hvmm']['median_s'], b[v]['median_s'])}")
     if not a.skip_io:
         tmp = tempfile.mkdtemp(prefix="hvmm-bench-linux-", dir="/var/tmp")
