@@ -67,10 +67,10 @@ static uint64_t acpi_pm_ticks(const struct acpi_pm *p)
 	return ns / 1000000000ull * PM_TMR_HZ + ns % 1000000000ull * PM_TMR_HZ / 1000000000ull;
 }
 
-/* The 12 bytes of the three blocks as the guest reads them. Lock held. */
-static uint8_t acpi_pm_byte(struct acpi_pm *p, unsigned off)
+/* The 12 bytes of the three blocks as the guest reads them, all at the
+ * instant ticks. Lock held. */
+static uint8_t acpi_pm_byte(struct acpi_pm *p, unsigned off, uint64_t ticks)
 {
-	uint64_t ticks = acpi_pm_ticks(p);
 	uint16_t sts = p->sts;
 	/* TMR_STS: the counter's top bit changed since it was last cleared. */
 	if ((ticks >> (PM_TMR_BITS - 1)) != p->tmr_epoch)
@@ -95,8 +95,11 @@ static uint64_t acpi_pm_read(void *opaque, uint64_t offset, unsigned size)
 	struct acpi_pm *p = opaque;
 	uint64_t v = 0;
 	pthread_mutex_lock(&p->lock);
+	/* One clock reading per access: a 32-bit timer read built from bytes
+	 * of different instants could carry wrongly and run backwards. */
+	uint64_t ticks = acpi_pm_ticks(p);
 	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++)
-		v |= (uint64_t)acpi_pm_byte(p, (unsigned)offset + i) << (8 * i);
+		v |= (uint64_t)acpi_pm_byte(p, (unsigned)offset + i, ticks) << (8 * i);
 	pthread_mutex_unlock(&p->lock);
 	return v;
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -40,6 +41,7 @@ static int setup(void **state)
 	assert_int_equal(sysreset_create(&vm), 0);
 	assert_int_equal(boot_timer_create(&vm), 0);
 	assert_int_equal(pic_create(&vm), 0);
+	assert_int_equal(acpi_pm_create(&vm), 0);
 	return 0;
 }
 
@@ -269,6 +271,47 @@ static void test_pic(void **state)
 	assert_int_equal(in(0x4d0, 2), 0);
 }
 
+/* ---- ACPI fixed hardware ---- */
+
+static void test_acpi_pm(void **state)
+{
+	(void)state;
+	/* SCI_EN reads 1 (always in ACPI mode); SLP_TYP is kept, SLP_EN never is */
+	assert_int_equal(in(ACPI_PM_CNT, 2), 1);
+	out(ACPI_PM_CNT, 2, 3u << 10);
+	assert_int_equal(in(ACPI_PM_CNT, 2), (3u << 10) | 1);
+	/* a sleep type the DSDT does not offer (S3 here) is ignored */
+	out(ACPI_PM_CNT, 2, (3u << 10) | 0x2000);
+	assert_int_equal(stop_calls, 0);
+	assert_int_equal(in(ACPI_PM_CNT, 2) & 0x2000, 0);
+	/* the timer counts up at 3.58 MHz within 24 bits, and one 32-bit read
+	 * is one instant (never a torn value) */
+	uint32_t t0 = (uint32_t)in(ACPI_PM_TMR, 4);
+	usleep(20000);
+	uint32_t t1 = (uint32_t)in(ACPI_PM_TMR, 4);
+	assert_true(t0 <= 0xffffff && t1 <= 0xffffff);
+	uint32_t d = (t1 - t0) & 0xffffff;
+	assert_true(d >= 20000 * 3579545ull / 1000000 && d < 2000000); /* >= 20 ms, < 0.6 s */
+	/* hostile accesses: an 8-byte read from the timer reads nothing past
+	 * the block's end; writes to the timer change nothing */
+	const struct bus_range *r = bus_find(&vm.pio, ACPI_PM_TMR, 4);
+	assert_non_null(r);
+	assert_int_equal(r->ops->read(r->opaque, ACPI_PM_TMR - r->base, 8) >> 32, 0);
+	r->ops->write(r->opaque, ACPI_PM_LEN - 1, 8, ~0ull);
+	out(ACPI_PM_TMR, 4, 0);
+	assert_int_equal(stop_calls, 0);
+	/* PM1_EN keeps only defined enables; PM1_STS bits are write-1-to-clear */
+	out(ACPI_PM_EVT + 2, 2, 0xffff);
+	assert_int_equal(in(ACPI_PM_EVT + 2, 2), 0x0521);
+	out(ACPI_PM_EVT, 2, 0xffff);
+	/* S5 with SLP_EN powers off, in a byte write of the high half too */
+	out(ACPI_PM_CNT + 1, 1, (ACPI_PM_SLP_TYP_S5 << 2) | 0x20);
+	assert_int_equal(stop_calls, 1);
+	assert_int_equal(stop_reason, VM_STOP_SHUTDOWN);
+	assert_int_equal(stop_status, HVMM_EXIT_OK);
+	assert_string_equal(stop_msg, "guest powered off (ACPI S5)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +321,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sysreset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boot_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acpi_pm, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
