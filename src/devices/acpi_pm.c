@@ -27,7 +27,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "../util.h"
 #include "../vm.h"
@@ -53,17 +52,10 @@ struct acpi_pm {
 	uint64_t tmr_epoch;   /* counter >> 23 when TMR_STS was last cleared */
 };
 
-static uint64_t acpi_pm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Ticks since creation: split so that ns * 3.58 MHz cannot overflow. */
 static uint64_t acpi_pm_ticks(const struct acpi_pm *p)
 {
-	uint64_t ns = acpi_pm_now_ns() - p->t0_ns;
+	uint64_t ns = util_now_ns() - p->t0_ns;
 	return ns / 1000000000ull * PM_TMR_HZ + ns % 1000000000ull * PM_TMR_HZ / 1000000000ull;
 }
 
@@ -159,7 +151,7 @@ int acpi_pm_create(struct vm *vm)
 		return -ENOMEM;
 	p->vm = vm;
 	pthread_mutex_init(&p->lock, NULL);
-	p->t0_ns = acpi_pm_now_ns();
+	p->t0_ns = util_now_ns();
 	int r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "ACPI PM (PM1, timer)");
 	if (r < 0) {
 		pthread_mutex_destroy(&p->lock);
