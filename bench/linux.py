@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from harness import free_port  # noqa: E402
 from linuxvm import PROMPT, LinuxVM  # noqa: E402
 
 MEM = "512M"
@@ -166,12 +166,6 @@ def bench_io(a, vmm, tmp, port):
         vm.wait(60)
     os.unlink(disk)
     return res
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ratio(h, q):

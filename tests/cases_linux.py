@@ -25,6 +25,7 @@ import threading
 import time
 
 from harness import case, expect
+from linuxvm import images as linux_images
 
 MEM_MB = 256
 CPUS = 2
@@ -45,19 +46,8 @@ KTIME = re.compile(r"^\[\s*(\d+\.\d+)\] ")
 
 def kernel_files(ctx):
     """build/linux/{vmlinuz,vmlinux,initrd.cpio}, fetched on first use."""
-    d = ctx.path("linux")
-    files = [os.path.join(d, f) for f in ("vmlinuz", "vmlinux", "initrd.cpio")]
-    if not all(os.path.exists(f) for f in files):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts",
-                              "linux-images")
-        try:
-            p = subprocess.run([script, ctx.build], capture_output=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("scripts/linux-images timed out: Debian kernel not fetched")
-        if p.returncode != 0 or not all(os.path.exists(f) for f in files):
-            raise AssertionError("could not fetch the Debian kernel (scripts/linux-images): "
-                                 + p.stderr.decode(errors="replace")[-300:])
-    return files
+    f = linux_images(ctx.build, "vmlinuz", "vmlinux", "initrd.cpio")
+    return f["vmlinuz"], f["vmlinux"], f["initrd.cpio"]
 
 
 class Stream:

@@ -22,8 +22,9 @@ import socket
 import subprocess
 import threading
 
-from harness import case, expect, reference_retry
+from harness import case, expect, free_port, reference_retry
 from linuxvm import PROMPT, LinuxVM
+from linuxvm import images as linux_images
 
 MEM = "512M"
 BOOT = 120          # s to the prompt (measured in the nested host: 10-20 s)
@@ -32,16 +33,7 @@ CMDLINE = "panic=-1 quiet"
 
 
 def images(ctx):
-    """build/linux/*, built on first use (outside the nested host, which has
-    no network, tests/run.py builds them beforehand)."""
-    d = ctx.path("linux")
-    need = ["vmlinuz", "vmlinux", "boot.cpio", "rootfs.ext4"]
-    if not all(os.path.exists(os.path.join(d, f)) for f in need):
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "linux-images")
-        p = subprocess.run([script, ctx.build], capture_output=True, text=True, timeout=900)
-        if p.returncode != 0:
-            raise AssertionError("scripts/linux-images failed: " + p.stderr.strip()[-400:])
-    return {f: os.path.join(d, f) for f in need}
+    return linux_images(ctx.build, "vmlinuz", "vmlinux", "boot.cpio", "rootfs.ext4")
 
 
 def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=None, initrd=None):
@@ -211,12 +203,6 @@ def t_disk_root(ctx):
 
 NET_BYTES = 64 << 20
 GUEST_PORT = 5001
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sink:

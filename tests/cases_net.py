@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import case, expect  # noqa: E402
+from harness import case, expect, free_port  # noqa: E402
 
 KERNEL = ("guest", "hvmm-guest.elf")
 GUEST_PORT = 8080
@@ -34,14 +34,6 @@ LISTEN = re.compile(r"^# virtio-net-tcp \((\w+)\): listening on ([\d.]+):(\d+)")
 def pattern_block(start, n):
     """Bytes start..start+n-1 of the guest's bench stream: (i + i // 251) mod 256."""
     return bytes((i + i // 251) & 255 for i in range(start, start + n))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Client:

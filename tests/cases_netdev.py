@@ -15,7 +15,7 @@ import struct
 import subprocess
 import time
 
-from harness import case, expect
+from harness import case, expect, free_port
 
 GUEST_MAC = bytes.fromhex("525400123456")
 BCAST = b"\xff" * 6
@@ -211,14 +211,6 @@ class Helper:
         err = self.proc.stderr.read().decode(errors="replace")
         self.proc.stderr.close()
         return status, err
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @case("netdev/slirp-dhcp", kvm=False)

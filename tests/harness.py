@@ -7,6 +7,7 @@ started (by PID), never anything else.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -84,6 +85,15 @@ def reference_retry(run, check):
         print(f"      note: the QEMU reference failed, trying once more: {'; '.join(why)}")
         r = run()
         return r, check(r)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 class Ctx:

@@ -19,6 +19,27 @@ import subprocess
 import threading
 import time
 
+IMAGES_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "linux-images")
+
+
+def images(build, *names):
+    """Paths of build/linux/NAME (scripts/linux-images: the Debian kernel
+    and the guest's images), built on first use. In the nested KVM host,
+    which has no network, tests/run.py has built them beforehand."""
+    d = os.path.join(build, "linux")
+    paths = {n: os.path.join(d, n) for n in names}
+    if not all(os.path.exists(p) for p in paths.values()):
+        try:
+            p = subprocess.run([IMAGES_SCRIPT, build], capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("scripts/linux-images timed out: the Debian kernel and images were not built")
+        missing = [n for n, x in paths.items() if not os.path.exists(x)]
+        if p.returncode != 0 or missing:
+            raise AssertionError(f"scripts/linux-images (status {p.returncode}) left {missing or 'nothing'} "
+                                 "missing: " + p.stderr.strip()[-400:])
+    return paths
+
+
 # The prompt of scripts/linux-rootfs/profile, at the end of the output.
 PROMPT = re.compile(r"root@hvmm-guest:[^\n]*# $")
 # Terminal control sequences (busybox's shell asks for the cursor position
