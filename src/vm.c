@@ -151,6 +151,8 @@ static int vm_create_devices(struct vm *vm)
 		if ((r = devs[i].create(vm)) < 0)
 			return vm_fail(HVMM_EXIT_HOST, "creating %s: %s", devs[i].name, strerror(-r));
 	}
+	if (vm->cfg.pc_testdev && (r = pc_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
 	return 0;
 }
 

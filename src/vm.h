@@ -63,6 +63,8 @@ struct vm_config {
 	int nr_nets;
 	bool no_irqfd;        /* device interrupts injected by hvmm (KVM_SIGNAL_MSI) */
 	bool no_ioeventfd;    /* queue notifies exit to hvmm */
+	bool pc_testdev;      /* --device pc-testdev */
+	bool pci_testdev;     /* --device pci-testdev */
 };
 
 struct vcpu;
@@ -73,6 +75,7 @@ struct irq_state;
 struct evloop;
 struct pci_host;
 struct sysreset;
+struct pc_testdev;
 struct virtio_state;
 
 /* Why the VM stopped; decides the exit status and the message. */
@@ -109,6 +112,7 @@ struct vm {
 	struct uart *uart;
 	struct ioapic *ioapic;
 	struct boot_timer *boot_timer;
+	struct pc_testdev *pc_testdev; /* pc_testdev.c */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */

@@ -34,7 +34,9 @@
  *   0xf0000  BOOT_ACPI_END   the upper 64 KiB stays free for other firmware tables
  * Anything an image wants to place over [BOOT_RESERVED_START, BOOT_RESERVED_END)
  * or [BOOT_MPTABLE, BOOT_MPTABLE_END) is refused with an error, as is anything
- * outside RAM. The multiboot memory map marks [BOOT_MPTABLE, 0xa0000) reserved
+ * outside RAM. A multiboot kernel, which needs no page tables, may load
+ * anywhere from BOOT_MB_RESERVED_END (0x1000) up: when it wants BOOT_INFO, its
+ * info area goes page-aligned after the image instead (EBX says where). The multiboot memory map marks [BOOT_MPTABLE, 0xa0000) reserved
  * (so mem_lower is 636 KiB, not the classic 639).
  */
 #ifndef HVMM_BOOT_H
@@ -66,6 +68,10 @@
 /* page tables end at BOOT_PML4 + (2 + BOOT_PT_MAX_GIB) pages = 0x4c000 */
 #define BOOT_RESERVED_END 0x4c000ull
 #define BOOT_MPTABLE_END (BOOT_MPTABLE + BOOT_MPTABLE_SIZE)
+/* A multiboot kernel (entered in protected mode, paging off) needs only the
+ * GDT and the boot stack below 0x1000: its info area moves out of the way of
+ * an image that loads over BOOT_INFO (boot_load_multiboot). */
+#define BOOT_MB_RESERVED_END 0x1000ull
 
 /* ACPI tables (boot_acpi_write). Fixed slots rather than packed back to back,
  * so a table growing (AML in the DSDT, more MADT entries) never moves another. */

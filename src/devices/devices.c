@@ -28,4 +28,5 @@ void devices_destroy(struct vm *vm)
 	ioapic_destroy(vm);
 	pic_destroy(vm);
 	fw_cfg_destroy(vm);
+	pc_testdev_destroy(vm);
 }

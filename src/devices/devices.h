@@ -13,6 +13,9 @@
  *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
  *                 init sequence, reads back IMR, never delivers (IOAPIC does)
  *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
+ *   pc_testdev.c  QEMU's pc-testdev (kvm-unit-tests): scratch register 0xe0 and
+ *                 0xe8 (bytewise), page flush 0xe4, IRQ lines 0x2000-0x2017,
+ *                 64 KiB of MMIO scratch at 0xff000000
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
@@ -35,6 +38,13 @@ struct vm;
 #define FW_CFG_PORT_DMA 0x514
 #define FW_CFG_NAME_MAX 55    /* the directory's name[56], NUL included */
 #define FW_CFG_MAX_FILES 1024 /* selectors 0x20..0x41f */
+#define PC_TESTDEV_SCRATCH_PORT 0xe0
+#define PC_TESTDEV_FLUSH_PORT 0xe4
+#define PC_TESTDEV_BYTE_PORT 0xe8
+#define PC_TESTDEV_IRQ_PORT 0x2000
+#define PC_TESTDEV_IRQ_LINES 24
+#define PC_TESTDEV_IOMEM 0xff000000ull
+#define PC_TESTDEV_IOMEM_LEN 0x10000u
 
 enum serial_mode {
 	SERIAL_STDIO = 0,
@@ -68,6 +78,17 @@ int fw_cfg_create(struct vm *vm);
 int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t len);
 /* Called by devices_destroy(). */
 void fw_cfg_destroy(struct vm *vm);
+
+/* pc-testdev (pc_testdev.c). */
+int pc_testdev_create(struct vm *vm);
+/* Pages flushed through port 0xe4 so far. */
+uint64_t pc_testdev_flushes(struct vm *vm);
+/* The pure logic, for unit tests: the scratch register after/for an access of
+ * size bytes at offset (clipped to the register's 4 bytes), and the IOAPIC
+ * pin an interrupt line drives (-1: no such line). */
+uint32_t pc_testdev_scratch_read(uint32_t reg, unsigned offset, unsigned size);
+uint32_t pc_testdev_scratch_write(uint32_t reg, unsigned offset, unsigned size, uint64_t value);
+int pc_testdev_irq_pin(unsigned line);
 
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);

@@ -20,5 +20,6 @@ void sysreset_destroy(struct vm *vm);
 void boot_timer_destroy(struct vm *vm);
 void ioapic_destroy(struct vm *vm);
 void pic_destroy(struct vm *vm);
+void pc_testdev_destroy(struct vm *vm);
 
 #endif
