@@ -142,6 +142,7 @@ static int vm_create_devices(struct vm *vm)
 		{ sysreset_create, "reset control (0xcf9)", false },
 		{ boot_timer_create, "boot timer", false },
 		{ fw_cfg_create, "fw_cfg", false },
+		{ acpi_pm_create, "ACPI PM registers", false },
 		{ ioapic_create, "IOAPIC", true },
 		{ pic_create, "PIC", true },
 	};
@@ -153,6 +154,8 @@ static int vm_create_devices(struct vm *vm)
 	}
 	if (vm->cfg.pc_testdev && (r = pc_testdev_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
+	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
 	return 0;
 }
 
@@ -465,6 +468,7 @@ void vm_destroy(struct vm *vm)
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
+	pci_testdev_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

@@ -76,6 +76,8 @@ struct evloop;
 struct pci_host;
 struct sysreset;
 struct pc_testdev;
+struct acpi_pm;
+struct pci_testdev;
 struct virtio_state;
 
 /* Why the VM stopped; decides the exit status and the message. */
@@ -113,6 +115,8 @@ struct vm {
 	struct ioapic *ioapic;
 	struct boot_timer *boot_timer;
 	struct pc_testdev *pc_testdev; /* pc_testdev.c */
+	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
+	struct pci_testdev *pci_testdev; /* pci_testdev.c */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */

@@ -7,16 +7,23 @@
  * scan every OS does of [0xe0000, 0x100000) on 16-byte boundaries (Linux also
  * accepts boot_params.acpi_rsdp_addr, which a loader can point here).
  *
- * The FADT declares a hardware-reduced platform (ACPI 5.0+): no PM1 event and
- * control blocks, no GPEs, no SCI, no FACS, no PM timer — hvmm emulates none
- * of them, and a reduced FADT is how a platform says so honestly. Reset goes
- * through the reset register, hvmm's reset control at 0xcf9.
+ * The FADT describes a PC's fixed ACPI hardware, as QEMU's does: the PM1a
+ * event and control blocks and the PM timer (src/devices/acpi_pm.c, at
+ * ICH9's 0x600), SCI on IRQ 9 (level, active high, as the MADT's override
+ * says), no GPE blocks, no SMI command port (the platform is in ACPI mode from
+ * the start), C2/C3 not supported, no fixed power or sleep button, and a FACS
+ * (global lock and waking vector; hvmm never resumes from sleep, so the
+ * vector is never used, and the DSDT offers no sleep state but S0). Guests
+ * read the timer's port from PM_TMR_BLK: kvm-unit-tests' vmexit test times
+ * `inl` on it, and Linux uses it as a clocksource. Reset goes through the
+ * reset register, hvmm's reset control at 0xcf9.
  *
  * Layout constants are in boot.h; the interrupt wiring matches mptable.c so
  * an OS sees the same machine whichever table it reads.
  */
 #include <string.h>
 
+#include "../devices/devices.h"
 #include "../pci.h"
 #include "../util.h"
 #include "boot.h"
@@ -39,8 +46,15 @@
 #define ACPI_MCFG_REVISION 1
 
 /* FADT Flags */
+#define ACPI_FADT_WBINVD (1u << 0)      /* WBINVD flushes caches: always on x86 */
+#define ACPI_FADT_PROC_C1 (1u << 2)     /* HLT is C1 on every CPU */
+#define ACPI_FADT_PWR_BUTTON (1u << 4)  /* no fixed-hardware power button */
+#define ACPI_FADT_SLP_BUTTON (1u << 5)  /* no fixed-hardware sleep button */
 #define ACPI_FADT_RESET_REG_SUP (1u << 10)
-#define ACPI_FADT_HW_REDUCED (1u << 20)
+/* P_LVL2_LAT > 100 and P_LVL3_LAT > 1000 say "no C2, no C3" */
+#define ACPI_FADT_NO_C2 101
+#define ACPI_FADT_NO_C3 1001
+#define ACPI_FACS_REVISION 2
 /* FADT IAPC_BOOT_ARCH: what hvmm has on its legacy buses, so Linux probes the
  * i8042 and the UART ports and skips the VGA and CMOS RTC it has not got. */
 #define ACPI_IAPC_LEGACY_DEVICES (1u << 0)
@@ -69,6 +83,9 @@ enum { ACPI_MADT_LAPIC = 0, ACPI_MADT_IOAPIC = 1, ACPI_MADT_ISO = 2, ACPI_MADT_L
 #define ACPI_ISA_BUS 0
 #define ACPI_PIT_IRQ 0
 #define ACPI_PIT_GSI 2
+/* The SCI: ISA IRQ 9 → GSI 9, but level-triggered and active high (ACPI's
+ * default for the SCI is level, active low). */
+#define ACPI_MPS_INTI_HIGH_LEVEL 0x000d
 #define ACPI_NMI_LINT 1
 
 struct __attribute__((packed)) acpi_rsdp {
@@ -125,6 +142,21 @@ struct __attribute__((packed)) acpi_fadt {
 	uint64_t hypervisor_vendor_id;
 };
 
+/* FACS: no SDT header, 64-byte aligned, found only through the FADT. */
+struct __attribute__((packed)) acpi_facs {
+	char signature[4];
+	uint32_t length;
+	uint32_t hardware_signature;
+	uint32_t firmware_waking_vector;
+	uint32_t global_lock;
+	uint32_t flags;
+	uint64_t x_firmware_waking_vector;
+	uint8_t version;
+	uint8_t reserved[3];
+	uint32_t ospm_flags;
+	uint8_t reserved2[24];
+};
+
 struct __attribute__((packed)) acpi_madt {
 	struct acpi_header h;
 	uint32_t lapic_addr, flags;
@@ -165,6 +197,8 @@ struct __attribute__((packed)) acpi_mcfg {
 _Static_assert(sizeof(struct acpi_rsdp) == 36, "RSDP layout");
 _Static_assert(sizeof(struct acpi_header) == 36, "SDT header layout");
 _Static_assert(sizeof(struct acpi_gas) == 12, "GAS layout");
+_Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
+_Static_assert(BOOT_ACPI_FACS % 64 == 0, "the FACS is 64-byte aligned");
 _Static_assert(offsetof(struct acpi_fadt, flags) == 112 &&
 		       offsetof(struct acpi_fadt, reset_reg) == 116 &&
 		       offsetof(struct acpi_fadt, x_dsdt) == 140 && sizeof(struct acpi_fadt) == 276,
@@ -397,14 +431,15 @@ static size_t acpi_dsdt_aml(uint8_t *out, size_t cap, bool pci)
 #define ACPI_DSDT_LEN (sizeof(struct acpi_header) + ACPI_DSDT_AML_MAX)
 #define ACPI_MADT_LEN(n)                                                                    \
 	(sizeof(struct acpi_madt) + (size_t)(n) * sizeof(struct acpi_madt_lapic) +          \
-	 sizeof(struct acpi_madt_ioapic) + sizeof(struct acpi_madt_iso) +                    \
+	 sizeof(struct acpi_madt_ioapic) + 2 * sizeof(struct acpi_madt_iso) +                \
 	 sizeof(struct acpi_madt_lapic_nmi))
 
 _Static_assert(BOOT_ACPI_RSDP % 16 == 0, "the RSDP scan looks on 16-byte boundaries");
 _Static_assert(BOOT_ACPI_RSDP + sizeof(struct acpi_rsdp) <= BOOT_ACPI_RSDT &&
 		       BOOT_ACPI_RSDT + ACPI_RSDT_LEN <= BOOT_ACPI_XSDT &&
 		       BOOT_ACPI_XSDT + ACPI_XSDT_LEN <= BOOT_ACPI_FADT &&
-		       BOOT_ACPI_FADT + sizeof(struct acpi_fadt) <= BOOT_ACPI_DSDT &&
+		       BOOT_ACPI_FADT + sizeof(struct acpi_fadt) <= BOOT_ACPI_FACS &&
+		       BOOT_ACPI_FACS + sizeof(struct acpi_facs) <= BOOT_ACPI_DSDT &&
 		       BOOT_ACPI_DSDT + ACPI_DSDT_LEN <= BOOT_ACPI_MADT &&
 		       BOOT_ACPI_MADT + ACPI_MADT_LEN(BOOT_ACPI_MAX_CPUS) <= BOOT_ACPI_MCFG &&
 		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_END,
@@ -474,14 +509,40 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 	memcpy(dsdt, &dh, sizeof(dh));
 	acpi_put(m, BOOT_ACPI_DSDT, dsdt, sizeof(dh) + aml_len);
 
+	/* FACS: no sleep/resume and no firmware owning the global lock */
+	struct acpi_facs facs = {
+		.signature = { 'F', 'A', 'C', 'S' },
+		.length = sizeof(facs),
+		.version = ACPI_FACS_REVISION,
+	};
+	memcpy(mem_ptr(m, BOOT_ACPI_FACS, sizeof(facs)), &facs, sizeof(facs)); /* no checksum */
+
 	/* FADT */
 	struct acpi_fadt fadt = {
 		.h = acpi_header("FACP", sizeof(fadt), ACPI_FADT_REVISION),
+		.firmware_ctrl = (uint32_t)BOOT_ACPI_FACS,
+		.x_firmware_ctrl = BOOT_ACPI_FACS,
 		.dsdt = (uint32_t)BOOT_ACPI_DSDT,
 		.x_dsdt = BOOT_ACPI_DSDT,
+		.sci_int = ACPI_PM_SCI_IRQ,
+		.pm1a_evt_blk = ACPI_PM_BASE,
+		.pm1a_cnt_blk = ACPI_PM_BASE + ACPI_PM1_CNT_OFF,
+		.pm_tmr_blk = ACPI_PM_BASE + ACPI_PM_TMR_OFF,
+		.pm1_evt_len = ACPI_PM1_EVT_LEN,
+		.pm1_cnt_len = ACPI_PM1_CNT_LEN,
+		.pm_tmr_len = ACPI_PM_TMR_LEN,
+		.p_lvl2_lat = ACPI_FADT_NO_C2,
+		.p_lvl3_lat = ACPI_FADT_NO_C3,
+		.x_pm1a_evt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8 * ACPI_PM1_EVT_LEN,
+				    .address = ACPI_PM_BASE },
+		.x_pm1a_cnt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8 * ACPI_PM1_CNT_LEN,
+				    .address = ACPI_PM_BASE + ACPI_PM1_CNT_OFF },
+		.x_pm_tmr_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8 * ACPI_PM_TMR_LEN,
+				  .address = ACPI_PM_BASE + ACPI_PM_TMR_OFF },
 		.iapc_boot_arch = ACPI_IAPC_LEGACY_DEVICES | ACPI_IAPC_8042 |
 				  ACPI_IAPC_VGA_NOT_PRESENT | ACPI_IAPC_CMOS_RTC_NOT_PRESENT,
-		.flags = ACPI_FADT_HW_REDUCED | ACPI_FADT_RESET_REG_SUP,
+		.flags = ACPI_FADT_WBINVD | ACPI_FADT_PROC_C1 | ACPI_FADT_PWR_BUTTON |
+			 ACPI_FADT_SLP_BUTTON | ACPI_FADT_RESET_REG_SUP,
 		.reset_reg = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8, .bit_offset = 0,
 			       .access_size = ACPI_GAS_ACCESS_BYTE, .address = ACPI_RESET_PORT },
 		.reset_value = ACPI_RESET_VALUE,
@@ -515,13 +576,19 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 				       .gsi_base = 0 };
 	memcpy(p, &io, sizeof(io));
 	p += sizeof(io);
-	/* Only IRQ 0 needs an override: every other ISA IRQ n is GSI n, edge,
-	 * active high, which is ACPI's default — exactly the MP table's wiring. */
+	/* IRQ 0 needs an override (to pin 2), and the SCI its trigger mode: every
+	 * other ISA IRQ n is GSI n, edge, active high, which is ACPI's default —
+	 * exactly the MP table's wiring. */
 	struct acpi_madt_iso iso = { .type = ACPI_MADT_ISO, .length = sizeof(iso),
 				     .bus = ACPI_ISA_BUS, .source = ACPI_PIT_IRQ, .gsi = ACPI_PIT_GSI,
 				     .flags = ACPI_MPS_INTI_CONFORM };
 	memcpy(p, &iso, sizeof(iso));
 	p += sizeof(iso);
+	struct acpi_madt_iso sci = { .type = ACPI_MADT_ISO, .length = sizeof(sci),
+				     .bus = ACPI_ISA_BUS, .source = ACPI_PM_SCI_IRQ,
+				     .gsi = ACPI_PM_SCI_IRQ, .flags = ACPI_MPS_INTI_HIGH_LEVEL };
+	memcpy(p, &sci, sizeof(sci));
+	p += sizeof(sci);
 	struct acpi_madt_lapic_nmi nmi = { .type = ACPI_MADT_LAPIC_NMI, .length = sizeof(nmi),
 					   .processor_uid = ACPI_MADT_ALL_CPUS,
 					   .flags = ACPI_MPS_INTI_CONFORM, .lint = ACPI_NMI_LINT };

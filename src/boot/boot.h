@@ -28,7 +28,8 @@
  *                            boundary of the range OSes scan for "RSD PTR "
  *   0xe0040  BOOT_ACPI_RSDT  RSDT (32-bit pointers to FADT, MADT)
  *   0xe0080  BOOT_ACPI_XSDT  XSDT (64-bit pointers to the same)
- *   0xe0100  BOOT_ACPI_FADT  FADT rev 6, hardware-reduced (276 bytes)
+ *   0xe0100  BOOT_ACPI_FADT  FADT rev 6 (276 bytes): PM1a blocks, PM timer, SCI 9
+ *   0xe0240  BOOT_ACPI_FACS  FACS (64 bytes, 64-byte aligned)
  *   0xe0400  BOOT_ACPI_DSDT  DSDT (room to 0xe1000 for AML to come)
  *   0xe1000  BOOT_ACPI_MADT  MADT, up to BOOT_ACPI_END
  *   0xf0000  BOOT_ACPI_END   the upper 64 KiB stays free for other firmware tables
@@ -79,6 +80,7 @@
 #define BOOT_ACPI_RSDT 0xe0040ull
 #define BOOT_ACPI_XSDT 0xe0080ull
 #define BOOT_ACPI_FADT 0xe0100ull
+#define BOOT_ACPI_FACS 0xe0240ull
 #define BOOT_ACPI_DSDT 0xe0400ull
 #define BOOT_ACPI_MADT 0xe1000ull
 #define BOOT_ACPI_MCFG 0xe2000ull
@@ -251,11 +253,13 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
 /*
  * ACPI tables for a machine with ncpus CPUs and one IOAPIC at ioapic_addr:
  * RSDP (rev 2) at BOOT_ACPI_RSDP, RSDT and XSDT each listing FADT and MADT,
- * a hardware-reduced FADT (reset register: I/O port 0xcf9, value 0x06; no PM
- * timer, no FACS) pointing at a DSDT holding `Scope (\_SB) {}`, and a
- * MADT with the same interrupt wiring as the MP table: one Local APIC per CPU
+ * a FADT (reset register: I/O port 0xcf9, value 0x06; the PM1a event and
+ * control blocks and the PM timer of devices.h's ACPI_PM_*, SCI on IRQ 9) with
+ * a FACS at BOOT_ACPI_FACS, pointing at a DSDT holding `Scope (\_SB) {}`, and
+ * a MADT with the same interrupt wiring as the MP table: one Local APIC per CPU
  * (APIC IDs and processor UIDs 0..ncpus-1), the IOAPIC (ID ncpus, GSI base 0),
- * the override ISA IRQ 0 -> GSI 2, and NMI on LINT1 of every CPU; with
+ * the overrides ISA IRQ 0 -> GSI 2 and IRQ 9 (the SCI) level/active high,
+ * and NMI on LINT1 of every CPU; with
  * ecam_base != 0 also an MCFG (listed third) giving that ECAM window for PCI
  * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks), and
  * the DSDT then describes the host bridge \_SB.PCI0 (PNP0A08, _CRS with bus

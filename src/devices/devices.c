@@ -29,4 +29,5 @@ void devices_destroy(struct vm *vm)
 	pic_destroy(vm);
 	fw_cfg_destroy(vm);
 	pc_testdev_destroy(vm);
+	acpi_pm_destroy(vm);
 }

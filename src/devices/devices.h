@@ -13,9 +13,13 @@
  *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
  *                 init sequence, reads back IMR, never delivers (IOAPIC does)
  *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
+ *   acpi_pm.c     ACPI PM1a event/control blocks and the PM timer (3.579545 MHz,
+ *                 24 bits) at 0x600-0x60b, ICH9's layout; SCI is IRQ 9
  *   pc_testdev.c  QEMU's pc-testdev (kvm-unit-tests): scratch register 0xe0 and
  *                 0xe8 (bytewise), page flush 0xe4, IRQ lines 0x2000-0x2017,
  *                 64 KiB of MMIO scratch at 0xff000000
+ *   pci_testdev.c QEMU's pci-testdev (1b36:0005): ioeventfd tests behind a
+ *                 32-bit memory BAR and an I/O BAR
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
@@ -38,6 +42,16 @@ struct vm;
 #define FW_CFG_PORT_DMA 0x514
 #define FW_CFG_NAME_MAX 55    /* the directory's name[56], NUL included */
 #define FW_CFG_MAX_FILES 1024 /* selectors 0x20..0x41f */
+#define ACPI_PM_BASE 0x600      /* PM1a_EVT_BLK; PM1a_CNT_BLK +4, PM_TMR_BLK +8 */
+#define ACPI_PM_LEN 12
+#define ACPI_PM1_EVT_LEN 4
+#define ACPI_PM1_CNT_OFF 4
+#define ACPI_PM1_CNT_LEN 2
+#define ACPI_PM_TMR_OFF 8
+#define ACPI_PM_TMR_LEN 4
+#define ACPI_PM_SCI_IRQ 9       /* QEMU's too; level, active high (MADT override) */
+#define ACPI_PM_TIMER_HZ 3579545ull
+#define ACPI_PM_TIMER_MASK 0xffffffu
 #define PC_TESTDEV_SCRATCH_PORT 0xe0
 #define PC_TESTDEV_FLUSH_PORT 0xe4
 #define PC_TESTDEV_BYTE_PORT 0xe8
@@ -79,6 +93,15 @@ int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t le
 /* Called by devices_destroy(). */
 void fw_cfg_destroy(struct vm *vm);
 
+/* ACPI PM registers (acpi_pm.c). */
+int acpi_pm_create(struct vm *vm);
+/* Writes of SLP_EN the guest made (sleep is not carried out). */
+uint64_t acpi_pm_sleep_requests(struct vm *vm);
+/* Pure logic, for unit tests: the 24-bit PM timer count ns after start, and
+ * PM1_STS after a write of value (write 1 to clear). */
+uint32_t acpi_pm_timer_ticks(uint64_t ns);
+uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value);
+
 /* pc-testdev (pc_testdev.c). */
 int pc_testdev_create(struct vm *vm);
 /* Pages flushed through port 0xe4 so far. */
@@ -89,6 +112,12 @@ uint64_t pc_testdev_flushes(struct vm *vm);
 uint32_t pc_testdev_scratch_read(uint32_t reg, unsigned offset, unsigned size);
 uint32_t pc_testdev_scratch_write(uint32_t reg, unsigned offset, unsigned size, uint64_t value);
 int pc_testdev_irq_pin(unsigned line);
+
+/* pci-testdev (pci_testdev.c), on the next free slot of bus 0. Its destroy
+ * is vm_destroy's, not devices_destroy's: it is a PCI device, and programs
+ * that use the legacy devices without PCI (unit tests) must not need pci.c. */
+int pci_testdev_create(struct vm *vm);
+void pci_testdev_destroy(struct vm *vm);
 
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);

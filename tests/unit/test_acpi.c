@@ -140,7 +140,7 @@ static void check_madt(int ncpus)
 	uint64_t a = find_table("APIC");
 	assert_int_not_equal(a, 0);
 	uint32_t len = check_sdt(a, "APIC", 4);
-	assert_int_equal(len, 44 + ncpus * 8 + 12 + 10 + 6);
+	assert_int_equal(len, 44 + ncpus * 8 + 12 + 2 * 10 + 6);
 	const uint8_t *t = at(a, len);
 	assert_int_equal(u32(t + 36), 0xfee00000u); /* local APIC address */
 	assert_int_equal(u32(t + 40), 1);           /* PCAT_COMPAT: there is an 8259 pair */
@@ -169,9 +169,15 @@ static void check_madt(int ncpus)
 		case 2:
 			assert_int_equal(e[1], 10);
 			assert_int_equal(e[2], 0);        /* ISA */
-			assert_int_equal(e[3], 0);        /* IRQ 0 (PIT) */
-			assert_int_equal(u32(e + 4), 2);  /* -> GSI 2, as the MP table says */
-			assert_int_equal(u16(e + 8), 0);  /* conforms to ISA: edge, high */
+			if (isos == 0) {
+				assert_int_equal(e[3], 0);        /* IRQ 0 (PIT) */
+				assert_int_equal(u32(e + 4), 2);  /* -> GSI 2, as the MP table says */
+				assert_int_equal(u16(e + 8), 0);  /* conforms to ISA: edge, high */
+			} else {
+				assert_int_equal(e[3], 9);        /* IRQ 9, the SCI */
+				assert_int_equal(u32(e + 4), 9);  /* -> GSI 9 */
+				assert_int_equal(u16(e + 8), 0xd); /* level, active high */
+			}
 			isos++;
 			break;
 		case 4:
@@ -188,7 +194,7 @@ static void check_madt(int ncpus)
 	}
 	assert_int_equal(lapics, ncpus);
 	assert_int_equal(ioapics, 1);
-	assert_int_equal(isos, 1);
+	assert_int_equal(isos, 2);
 	assert_int_equal(nmis, 1);
 }
 
@@ -204,7 +210,7 @@ static void test_madt_max_and_rewrite(void **state)
 	/* a smaller table over a bigger one: nothing stale is left behind */
 	write_ok(2);
 	check_madt(2);
-	const uint8_t *tail = at(BOOT_ACPI_MADT + 44 + 2 * 8 + 28, 64);
+	const uint8_t *tail = at(BOOT_ACPI_MADT + 44 + 2 * 8 + 38, 64);
 	for (int i = 0; i < 64; i++)
 		assert_int_equal(tail[i], 0);
 }
@@ -217,9 +223,10 @@ static void test_fadt(void **state)
 	assert_int_equal(check_sdt(a, "FACP", 6), 276);
 	const uint8_t *f = at(a, 276);
 	uint32_t flags = u32(f + 112);
-	assert_true(flags & (1u << 20));  /* HW_REDUCED_ACPI */
+	assert_false(flags & (1u << 20)); /* not HW_REDUCED_ACPI: there is fixed hardware */
 	assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
-	assert_int_equal(flags, (1u << 20) | (1u << 10));
+	/* WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON (none in fixed hardware) */
+	assert_int_equal(flags, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 10));
 	/* RESET_REG: system I/O, 8 bits at offset 0, byte access, port 0xcf9 */
 	assert_int_equal(f[116], 1);
 	assert_int_equal(f[117], 8);
@@ -228,13 +235,49 @@ static void test_fadt(void **state)
 	assert_int_equal(u64(f + 120), 0xcf9);
 	assert_int_equal(f[128], 0x06);   /* RESET_VALUE */
 	assert_int_equal(f[131], 0);      /* minor version: 6.0 */
-	/* no FACS, SCI, PM1 blocks, GPEs or PM timer on a reduced platform */
-	assert_int_equal(u32(f + 36), 0);
-	assert_int_equal(u64(f + 132), 0);
-	assert_int_equal(u16(f + 46), 0);
-	for (size_t off = 56; off < 88; off += 4)
-		assert_int_equal(u32(f + off), 0);
-	for (size_t off = 148; off < 268; off++)
+	/* FACS, by both pointers: 64 bytes, "FACS", 64-byte aligned */
+	assert_int_equal(u32(f + 36), BOOT_ACPI_FACS);
+	assert_int_equal(u64(f + 132), BOOT_ACPI_FACS);
+	assert_int_equal(BOOT_ACPI_FACS % 64, 0);
+	const uint8_t *facs = at(BOOT_ACPI_FACS, 64);
+	assert_memory_equal(facs, "FACS", 4);
+	assert_int_equal(u32(facs + 4), 64);
+	assert_int_equal(facs[32], 2); /* version */
+	/* SCI 9, no SMI command port: in ACPI mode from the start */
+	assert_int_equal(u16(f + 46), 9);
+	assert_int_equal(u32(f + 48), 0);
+	/* PM1a event 0x600 (4 bytes), PM1a control 0x604 (2), PM timer 0x608 (4);
+	 * no PM1b, PM2 or GPE blocks */
+	assert_int_equal(u32(f + 56), 0x600);
+	assert_int_equal(u32(f + 60), 0);
+	assert_int_equal(u32(f + 64), 0x604);
+	assert_int_equal(u32(f + 68), 0);
+	assert_int_equal(u32(f + 72), 0);
+	assert_int_equal(u32(f + 76), 0x608);
+	assert_int_equal(u32(f + 80), 0);
+	assert_int_equal(u32(f + 84), 0);
+	assert_int_equal(f[88], 4);
+	assert_int_equal(f[89], 2);
+	assert_int_equal(f[90], 0);
+	assert_int_equal(f[91], 4);
+	assert_int_equal(f[92], 0);
+	assert_int_equal(f[93], 0);
+	assert_true(u16(f + 96) > 100 && u16(f + 98) > 1000); /* no C2, no C3 */
+	/* the X_ blocks say the same in GAS form: system I/O, width in bits */
+	assert_int_equal(f[148], 1);
+	assert_int_equal(f[149], 32);
+	assert_int_equal(u64(f + 152), 0x600);
+	assert_int_equal(f[172], 1);
+	assert_int_equal(f[173], 16);
+	assert_int_equal(u64(f + 176), 0x604);
+	assert_int_equal(f[208], 1);
+	assert_int_equal(f[209], 32);
+	assert_int_equal(u64(f + 212), 0x608);
+	for (size_t off = 160; off < 172; off++) /* X_PM1b_EVT */
+		assert_int_equal(f[off], 0);
+	for (size_t off = 184; off < 208; off++) /* X_PM1b_CNT, X_PM2_CNT */
+		assert_int_equal(f[off], 0);
+	for (size_t off = 220; off < 268; off++) /* GPEs, sleep registers */
 		assert_int_equal(f[off], 0);
 	/* IAPC_BOOT_ARCH: legacy devices, 8042, no VGA, no CMOS RTC */
 	assert_int_equal(u16(f + 109), 0x27);

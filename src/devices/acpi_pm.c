@@ -1,0 +1,193 @@
+/*
+ * ACPI fixed hardware: the PM1a event and control blocks and the power
+ * management timer, at ICH9's places (PMBASE 0x600, as QEMU's q35, whose host
+ * bridge ids hvmm's PCI bus 0 also wears). The FADT (src/boot/acpi.c) points
+ * at them, so an OS — or kvm-unit-tests, which read the FADT's PM_TMR_BLK —
+ * finds them as on any PC:
+ *
+ *   0x600  PM1a_STS (16 bits)  TMR_STS (bit 0), PWRBTN_STS (8), RTC_STS (10),
+ *                              WAK_STS (15); write 1 to clear
+ *   0x602  PM1a_EN  (16 bits)  TMR_EN, PWRBTN_EN, RTC_EN: kept as written
+ *   0x604  PM1a_CNT (16 bits)  SCI_EN (bit 0, always 1: there is no SMM to
+ *                              hand ACPI mode over, so the FADT's SMI_CMD is 0),
+ *                              SLP_TYP (12:10); SLP_EN (13) reads 0
+ *   0x608  PM_TMR   (32 bits)  a free-running 24-bit count at 3.579545 MHz,
+ *                              read-only (FADT TMR_VAL_EXT clear, as QEMU's)
+ *
+ * The timer is computed from the host's monotonic clock on every read rather
+ * than counted, so reading it costs one exit and nothing runs in between.
+ * TMR_STS is set when bit 23 of the count has flipped since the guest last
+ * cleared it, also computed on read. The SCI (IRQ 9, level) is asserted while
+ * any enabled status bit is set, evaluated on every register access; nothing
+ * sets a status bit on its own between accesses (no timer thread, no power
+ * button, no RTC alarm), so a guest waiting for a timer-overflow SCI waits in
+ * vain — Linux uses the timer only as a clocksource and never asks for it.
+ * A sleep request (SLP_EN) is not carried out: hvmm has no S3 resume path;
+ * the write is counted and ignored, and the DSDT offers no \_S3 for an OS to
+ * pick.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../irq.h"
+#include "../util.h"
+#include "../vm.h"
+#include "devices_priv.h"
+
+#define PM1_STS_TMR (1u << 0)
+#define PM1_STS_PWRBTN (1u << 8)
+#define PM1_STS_RTC (1u << 10)
+#define PM1_STS_WAK (1u << 15)
+#define PM1_STS_MASK (PM1_STS_TMR | PM1_STS_PWRBTN | PM1_STS_RTC | PM1_STS_WAK)
+#define PM1_EN_MASK (PM1_STS_TMR | PM1_STS_PWRBTN | PM1_STS_RTC)
+#define PM1_CNT_SCI_EN (1u << 0)
+#define PM1_CNT_SLP_TYP (7u << 10)
+#define PM1_CNT_SLP_EN (1u << 13)
+
+struct acpi_pm {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	uint16_t sts, en, cnt;
+	uint32_t tmr_at_clear; /* the count when TMR_STS was last cleared */
+	uint64_t sleep_requests;
+	bool sci; /* the level last driven */
+};
+
+uint32_t acpi_pm_timer_ticks(uint64_t ns)
+{
+	/* ticks = ns * 3579545 / 1e9 without overflowing 64 bits: split ns into
+	 * whole seconds and the rest (each part's product fits). */
+	uint64_t s = ns / 1000000000ull, rem = ns % 1000000000ull;
+	uint64_t t = s * ACPI_PM_TIMER_HZ + rem * ACPI_PM_TIMER_HZ / 1000000000ull;
+	return (uint32_t)(t & ACPI_PM_TIMER_MASK);
+}
+
+/* Called with the lock held: fold the timer's MSB flips into TMR_STS. */
+static void acpi_pm_update_tmr_sts(struct acpi_pm *p, uint32_t now)
+{
+	if ((now ^ p->tmr_at_clear) & (1u << 23))
+		p->sts |= PM1_STS_TMR;
+}
+
+/* Called with the lock held; returns whether the SCI level changed and to what. */
+static bool acpi_pm_sci_level(struct acpi_pm *p, bool *level)
+{
+	bool l = (p->sts & p->en & PM1_EN_MASK) && (p->cnt & PM1_CNT_SCI_EN);
+	if (l == p->sci)
+		return false;
+	p->sci = l;
+	*level = l;
+	return true;
+}
+
+static uint64_t acpi_pm_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct acpi_pm *p = opaque;
+	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	uint64_t v = 0;
+	pthread_mutex_lock(&p->lock);
+	acpi_pm_update_tmr_sts(p, now);
+	/* The block as bytes, so any access size at any offset reads what a
+	 * byte-wise view of the registers holds (the timer's four bytes are
+	 * one snapshot). */
+	uint8_t regs[ACPI_PM_LEN] = {
+		(uint8_t)p->sts, (uint8_t)(p->sts >> 8), (uint8_t)p->en, (uint8_t)(p->en >> 8),
+		(uint8_t)p->cnt, (uint8_t)(p->cnt >> 8), 0, 0,
+		(uint8_t)now, (uint8_t)(now >> 8), (uint8_t)(now >> 16), (uint8_t)(now >> 24),
+	};
+	bool level, changed = acpi_pm_sci_level(p, &level);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++)
+		v |= (uint64_t)regs[offset + i] << (8 * i);
+	if (changed)
+		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
+	return v;
+}
+
+uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value)
+{
+	return sts & (uint16_t)~(value & PM1_STS_MASK); /* write 1 to clear */
+}
+
+static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct acpi_pm *p = opaque;
+	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	pthread_mutex_lock(&p->lock);
+	acpi_pm_update_tmr_sts(p, now);
+	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++) {
+		unsigned reg = (unsigned)(offset + i);
+		uint16_t b = (uint16_t)((value >> (8 * i)) & 0xff);
+		uint16_t shifted = (uint16_t)(b << (8 * (reg & 1)));
+		switch (reg) {
+		case 0:
+		case 1:
+			if (shifted & PM1_STS_TMR)
+				p->tmr_at_clear = now;
+			p->sts = acpi_pm_sts_write(p->sts, shifted);
+			break;
+		case 2:
+		case 3: {
+			uint16_t keep = reg == 2 ? 0xff00 : 0x00ff;
+			p->en = (uint16_t)((p->en & keep) | (shifted & PM1_EN_MASK & ~keep));
+			break;
+		}
+		case 4:
+		case 5: {
+			uint16_t keep = reg == 4 ? 0xff00 : 0x00ff;
+			uint16_t c = (uint16_t)((p->cnt & keep) | (shifted & ~keep));
+			if (c & PM1_CNT_SLP_EN)
+				p->sleep_requests++;
+			/* SCI_EN stays set (no SMM), SLP_EN is write-only */
+			p->cnt = (uint16_t)((c & PM1_CNT_SLP_TYP) | PM1_CNT_SCI_EN);
+			break;
+		}
+		default:
+			break; /* the timer is read-only; 6-7 are reserved */
+		}
+	}
+	bool level, changed = acpi_pm_sci_level(p, &level);
+	pthread_mutex_unlock(&p->lock);
+	if (changed)
+		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
+}
+
+static const struct bus_ops acpi_pm_ops = {
+	.read = acpi_pm_read,
+	.write = acpi_pm_write,
+};
+
+int acpi_pm_create(struct vm *vm)
+{
+	struct acpi_pm *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->vm = vm;
+	p->cnt = PM1_CNT_SCI_EN;
+	pthread_mutex_init(&p->lock, NULL);
+	vm->acpi_pm = p; /* freed by acpi_pm_destroy even if the registration fails */
+	return bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
+}
+
+uint64_t acpi_pm_sleep_requests(struct vm *vm)
+{
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	uint64_t n = p->sleep_requests;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+void acpi_pm_destroy(struct vm *vm)
+{
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return;
+	vm->acpi_pm = NULL;
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
