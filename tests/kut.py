@@ -25,12 +25,15 @@ Used by tests/cases_kut.py, and by hand:
   tests/kut.py [--build build] [--hvmm build/hvmm] [-k REGEX] [--vmm both|hvmm|qemu]
 """
 import argparse
+import json
 import os
+import queue
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 DEFAULT_TIMEOUT = 90  # run_tests.sh's, when the cfg gives none
@@ -125,12 +128,18 @@ def parse_cfg(path):
 
 
 def skip_reason(t):
-    """Why a test cannot run here on either VMM (the same rules as
-    run_tests.sh on an x86_64 KVM host), or None."""
+    """Why the cfg says a test is not for an x86_64 KVM host (the same rules
+    as run_tests.sh), or None."""
     if t.arch and t.arch != "x86_64":
         return f"{t.arch} only"
     if t.accel and t.accel != "kvm":
         return f"{t.accel} only"
+    return None
+
+
+def check_reason(t):
+    """The cfg's `check` lines (a host file must hold a value), evaluated on
+    the machine KVM runs on: why the test cannot run there, or None."""
     for c in t.check:
         path, _, want = c.partition("=")
         try:
@@ -289,52 +298,232 @@ def cell(r):
     return f"{r.cell()} {r.secs:.1f}s"
 
 
+# ---- one run of a list of jobs, as the nested host's command (--inner) ----
+
+def emit(kind, obj):
+    print(f"KUT-{kind} {json.dumps(obj)}", flush=True)
+
+
+def run_jobs(jobs, kut, hvmm):
+    """jobs: "NAME/q1" (QEMU, one more run allowed), "NAME/q0" (QEMU, none
+    left), "NAME/h" (hvmm). Prints a KUT-START line before and a KUT-RESULT
+    line after each run, so whoever reads can tell which run a lost nested
+    host took with it.
+
+    The reference's one more run (harness.reference_retry's rule) comes after
+    hvmm's run of the same test, when it can change what the case says: QEMU
+    failed quickly (a timeout costs the whole timeout again), or hvmm passed
+    where QEMU failed (is that real?)."""
+    tests = {t.name: t for t in parse_cfg(os.path.join(kut, "x86", "unittests.cfg"))}
+    last = {}  # test -> {vmm: (Run, kind)}
+
+    def one(t, vmm, retried=False):
+        emit("START", {"test": t.name, "vmm": vmm})
+        r = run_hvmm(t, kut, hvmm) if vmm == "hvmm" else run_qemu(t, kut)
+        out = (r.out + r.err).replace("\r", "")
+        emit("RESULT", {"test": t.name, "vmm": vmm, "verdict": r.verdict, "why": r.why,
+                        "secs": round(r.secs, 1), "summary": r.summary(), "fails": r.failures()[:6],
+                        "tail": out[-1500:], "retried": retried})
+        return r
+
+    for job in jobs:
+        name, _, kind = job.rpartition("/")
+        t = tests[name]
+        vmm = "hvmm" if kind == "h" else "qemu"
+        why = check_reason(t)
+        if why:
+            emit("RESULT", {"test": name, "vmm": vmm, "verdict": "SKIP", "why": why, "secs": 0,
+                            "summary": "", "fails": [], "tail": "", "retried": False})
+            continue
+        r = one(t, vmm)
+        last.setdefault(name, {})[vmm] = (r, kind)
+        q, h = last[name].get("qemu"), last[name].get("hvmm")
+        if vmm == "qemu" and q[1] == "q1" and r.verdict == "FAIL" and r.why != "timeout":
+            emit("NOTE", {"test": name, "text": f"QEMU {r.cell()}: one more run"})
+            one(t, "qemu", retried=True)
+        elif (vmm == "hvmm" and q and q[1] == "q1" and q[0].verdict == "FAIL" and
+              q[0].why == "timeout" and r.verdict == "PASS"):
+            emit("NOTE", {"test": name, "text": "QEMU timed out where hvmm passed: one more run"})
+            one(t, "qemu", retried=True)
+
+
+# ---- the supervisor: runs jobs where KVM is, survives a lost nested host ----
+
+class Outcome:
+    """What one VMM did with one test."""
+
+    def __init__(self, verdict, why="", secs=0.0, summary="", fails=(), tail="", retried=False):
+        self.verdict, self.why, self.secs, self.summary = verdict, why, secs, summary
+        self.fails, self.tail, self.retried = list(fails), tail, retried
+
+    def cell(self):
+        s = self.verdict
+        if self.why:
+            s += f" ({self.why})"
+        if self.retried:
+            s += " [2nd run]"
+        return f"{s} {self.secs:.0f}s" if self.verdict != "-" else "-"
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LAUNCHER = os.path.join(HERE, "..", "scripts", "kvm-host")
+# Nested hosts one call may boot: the first, and one per host lost on the way.
+MAX_HOSTS = 4
+
+
+def supervise(tests, build, hvmm, nested, say=print):
+    """Runs every test on QEMU and on hvmm (QEMU first). nested: in nested
+    KVM hosts (scripts/kvm-host), else on this machine's /dev/kvm. Returns
+    {name: (qemu Outcome, hvmm Outcome)}. A nested host that dies or goes
+    silent takes the run it was doing with it: that run counts as failed
+    ("nested host lost"; a QEMU run so lost gets its one more run like any
+    failed reference), and a fresh host goes on with the rest."""
+    kut = os.path.join(build, "kvm-unit-tests")
+    res = {t.name: [None, None] for t in tests}
+    by_name = {t.name: t for t in tests}
+    qemu_left = {t.name: 1 for t in tests}  # retries left for the reference
+
+    def jobs():
+        j = []
+        for t in tests:
+            q, h = res[t.name]
+            if q is None:
+                j.append(f"{t.name}/q{qemu_left[t.name]}")
+            if h is None:
+                j.append(f"{t.name}/h")
+        return j
+
+    hosts = 0
+    while jobs() and hosts < MAX_HOSTS:
+        hosts += 1
+        todo = jobs()
+        budget = sum(by_name[j.rpartition("/")[0]].timeout + 30 for j in todo)
+        inner = [sys.executable, os.path.abspath(__file__), "--inner", "--build", os.path.abspath(build),
+                 "--hvmm", os.path.abspath(hvmm), "--jobs", ",".join(todo)]
+        argv = ([sys.executable, LAUNCHER, "--mem", "6G", "--timeout", str(budget), "--"] + inner
+                if nested else inner)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True, text=True,
+                             errors="replace", bufsize=1)
+        lines = queue.Queue()
+
+        def pump(stream=p.stdout, q=lines):
+            for line in stream:
+                q.put(line)
+            q.put(None)
+        threading.Thread(target=pump, daemon=True).start()
+        running = None  # (test, vmm) started and not finished
+        lost_why = None
+        other = []
+        while True:
+            # silent longer than the running test may take: the host is lost
+            limit = (by_name[running[0]].timeout + 60) if running else 120
+            try:
+                line = lines.get(timeout=limit)
+            except queue.Empty:
+                lost_why = f"nested host silent for {limit} s"
+                break
+            if line is None:
+                break
+            m = re.match(r"KUT-(START|RESULT|NOTE) (.*)", line)
+            if not m:
+                other.append(line.rstrip())
+                continue
+            d = json.loads(m.group(2))
+            if m.group(1) == "START":
+                running = (d["test"], d["vmm"])
+            elif m.group(1) == "NOTE":
+                say(f"      note: {d['test']}: {d['text']}")
+            else:
+                running = None
+                o = Outcome(d["verdict"], d["why"], d["secs"], d["summary"], d["fails"], d["tail"],
+                            d["retried"])
+                res[d["test"]][0 if d["vmm"] == "qemu" else 1] = o
+                q, h = res[d["test"]]
+                if q is not None and h is not None:
+                    say(f"      kut {d['test']}: QEMU {q.cell()}; hvmm {h.cell()}"
+                        + (f"  [{h.summary}]" if h.summary else ""))
+        if lost_why:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # the launcher's group: it and its QEMU
+            except ProcessLookupError:
+                pass
+        status = p.wait()
+        if running:
+            name, vmm = running
+            why = lost_why or f"nested host lost (kvm-host status {status})"
+            tail = "\n".join(other[-5:])
+            say(f"      note: {why} while {vmm} ran {name}: {tail[-300:]}")
+            if vmm == "qemu" and qemu_left[name] > 0:
+                qemu_left[name] -= 1  # its one more run goes to the next host
+            elif vmm == "qemu":
+                res[name][0] = Outcome("FAIL", why, 0, tail=tail)
+            else:
+                res[name][1] = Outcome("FAIL", why, 0, tail=tail)
+        elif jobs() and status != 0:
+            say(f"      note: the runner ended with status {status} before finishing: "
+                + " | ".join(other[-5:])[-400:])
+    for name, (q, h) in res.items():
+        if q is None:
+            res[name][0] = Outcome("FAIL", "not run: no nested host left")
+        if h is None:
+            res[name][1] = Outcome("FAIL", "not run: no nested host left")
+    return {n: tuple(v) for n, v in res.items()}
+
+
 def table(rows):
-    """rows: [(name, skip or None, qemu Run, hvmm Run)] → lines."""
+    """rows: [(name, skip reason or None, qemu Outcome, hvmm Outcome)] → lines."""
     w = max([len(n) for n, *_ in rows] + [4])
-    lines = [f"{'test':<{w}}  {'QEMU+KVM':<34}  hvmm"]
+    qw = min(40, max([len(q.cell()) for _, s, q, _ in rows if not s] + [len("QEMU+KVM")]))
+    lines = [f"{'test':<{w}}  {'QEMU+KVM':<{qw}}  hvmm"]
     for name, skip, q, h in rows:
         if skip:
-            lines.append(f"{name:<{w}}  {'SKIP (' + skip + ')':<34}  SKIP (same)")
+            lines.append(f"{name:<{w}}  {'SKIP':<{qw}}  SKIP  ({skip})")
+        elif q.verdict == h.verdict == "SKIP" and q.why and q.why == h.why:
+            lines.append(f"{name:<{w}}  {'SKIP':<{qw}}  SKIP  ({q.why})")
         else:
-            lines.append(f"{name:<{w}}  {cell(q):<34}  {cell(h)}")
+            note = "  <- hvmm passes, QEMU fails" if h.verdict == "PASS" and q.verdict == "FAIL" else ""
+            lines.append(f"{name:<{w}}  {q.cell():<{qw}}  {h.cell()}{note}")
     return lines
+
+
+def select(build, pattern=None):
+    """(runnable tests, [(name, reason)] skipped) of x86/unittests.cfg."""
+    tests = parse_cfg(os.path.join(build, "kvm-unit-tests", "x86", "unittests.cfg"))
+    run, skipped = [], []
+    for t in tests:
+        if pattern and not re.search(pattern, t.name):
+            continue
+        why = skip_reason(t)
+        (skipped.append((t.name, why)) if why else run.append(t))
+    return run, skipped
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--hvmm", default=None)
-    ap.add_argument("-k", dest="pattern")
-    ap.add_argument("--vmm", choices=("both", "hvmm", "qemu"), default="both")
-    ap.add_argument("-v", action="store_true", help="print each failing run's output")
+    ap.add_argument("-k", dest="pattern", help="only tests whose name matches this regex")
+    ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--jobs", help=argparse.SUPPRESS)
     a = ap.parse_args()
     kut = os.path.join(a.build, "kvm-unit-tests")
     hvmm = os.path.abspath(a.hvmm or os.path.join(a.build, "hvmm"))
-    load_hvmm_features(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    tests = parse_cfg(os.path.join(kut, "x86", "unittests.cfg"))
-    rows = []
+    load_hvmm_features(os.path.join(HERE, ".."))
+    if a.inner:
+        run_jobs([j for j in a.jobs.split(",") if j], kut, hvmm)
+        return 0
+    sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
+    from kvm_mode import kvm_mode
     t0 = time.monotonic()
-    for t in tests:
-        if a.pattern and not re.search(a.pattern, t.name):
-            continue
-        skip = skip_reason(t)
-        q = h = None
-        if not skip:
-            if a.vmm in ("both", "qemu"):
-                q = run_qemu(t, kut)
-            if a.vmm in ("both", "hvmm"):
-                h = run_hvmm(t, kut, hvmm)
-        rows.append((t.name, skip, q, h))
-        print(f"kut {t.name}: QEMU {cell(q) if not skip else 'SKIP ' + skip}; hvmm {cell(h) if not skip else '-'}",
-              flush=True)
-        if a.v:
-            for who, r in (("QEMU", q), ("hvmm", h)):
-                if r and r.verdict == "FAIL":
-                    print(f"--- {who} {t.name} status {r.status}\n{r.out[-3000:]}\n{r.err[-1500:]}", flush=True)
+    run, skipped = select(a.build, a.pattern)
+    res = supervise(run, a.build, hvmm, kvm_mode() == "nested")
+    rows = [(t.name, None, *res[t.name]) for t in run] + [(n, why, None, None) for n, why in skipped]
     print("\n".join(table(rows)))
     print(f"# {time.monotonic() - t0:.1f}s")
+    bad = [t.name for t in run if res[t.name][0].verdict == "PASS" and res[t.name][1].verdict != "PASS"]
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
