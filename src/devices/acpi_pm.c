@@ -22,9 +22,13 @@
  * sets a status bit on its own between accesses (no timer thread, no power
  * button, no RTC alarm), so a guest waiting for a timer-overflow SCI waits in
  * vain — Linux uses the timer only as a clocksource and never asks for it.
- * A sleep request (SLP_EN) is not carried out: hvmm has no S3 resume path;
- * the write is counted and ignored, and the DSDT offers no \_S3 for an OS to
- * pick.
+ * A sleep request (SLP_EN) takes QEMU's SLP_TYP values: 0 powers the machine
+ * off (hvmm exits with status 0), 1 is S3, suspend to RAM: the vCPUs stop
+ * until a wake event — the RTC alarm, when the guest enabled RTC_EN here and
+ * AIE in the RTC — and the boot CPU then starts in real mode at the FACS's
+ * waking vector (vm.c's vm_sleep_s3), with WAK_STS and RTC_STS set. Other
+ * types are counted and ignored. The DSDT offers no \_S3 or \_S5, so only a
+ * guest that writes these itself (kvm-unit-tests' s3 does) sleeps.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +49,9 @@
 #define PM1_CNT_SCI_EN (1u << 0)
 #define PM1_CNT_SLP_TYP (7u << 10)
 #define PM1_CNT_SLP_EN (1u << 13)
+#define PM1_CNT_SLP_TYP_SHIFT 10
+#define PM_SLP_TYP_S5 0 /* QEMU's encoding (its DSDT's \_S5 and \_S3) */
+#define PM_SLP_TYP_S3 1
 
 struct acpi_pm {
 	struct vm *vm;
@@ -115,6 +122,7 @@ static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t
 {
 	struct acpi_pm *p = opaque;
 	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	int sleep_typ = -1;
 	pthread_mutex_lock(&p->lock);
 	acpi_pm_update_tmr_sts(p, now);
 	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++) {
@@ -138,8 +146,10 @@ static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t
 		case 5: {
 			uint16_t keep = reg == 4 ? 0xff00 : 0x00ff;
 			uint16_t c = (uint16_t)((p->cnt & keep) | (shifted & ~keep));
-			if (c & PM1_CNT_SLP_EN)
+			if (c & PM1_CNT_SLP_EN) {
 				p->sleep_requests++;
+				sleep_typ = (c & PM1_CNT_SLP_TYP) >> PM1_CNT_SLP_TYP_SHIFT;
+			}
 			/* SCI_EN stays set (no SMM), SLP_EN is write-only */
 			p->cnt = (uint16_t)((c & PM1_CNT_SLP_TYP) | PM1_CNT_SCI_EN);
 			break;
@@ -152,6 +162,36 @@ static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t
 	pthread_mutex_unlock(&p->lock);
 	if (changed)
 		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
+	/* Sleep last, without the lock: S3 returns only once the machine woke. */
+	if (sleep_typ == PM_SLP_TYP_S5)
+		vm_stop(p->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest powered off (ACPI S5)");
+	else if (sleep_typ == PM_SLP_TYP_S3 && p->vm->sleep_s3)
+		p->vm->sleep_s3(p->vm);
+}
+
+bool acpi_pm_rtc_wake_enabled(struct vm *vm)
+{
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	bool en = p->en & PM1_STS_RTC;
+	pthread_mutex_unlock(&p->lock);
+	return en;
+}
+
+void acpi_pm_woke(struct vm *vm, bool by_rtc)
+{
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->sts |= PM1_STS_WAK | (by_rtc ? PM1_STS_RTC : 0);
+	p->cnt &= (uint16_t)~PM1_CNT_SLP_TYP; /* back in S0 */
+	bool level, changed = acpi_pm_sci_level(p, &level);
+	pthread_mutex_unlock(&p->lock);
+	if (changed)
+		irq_set_line(vm, ACPI_PM_SCI_IRQ, level);
 }
 
 static const struct bus_ops acpi_pm_ops = {

@@ -30,4 +30,5 @@ void devices_destroy(struct vm *vm)
 	fw_cfg_destroy(vm);
 	pc_testdev_destroy(vm);
 	acpi_pm_destroy(vm);
+	rtc_destroy(vm);
 }

@@ -14,7 +14,8 @@
  *                 init sequence, reads back IMR, never delivers (IOAPIC does)
  *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
  *   acpi_pm.c     ACPI PM1a event/control blocks and the PM timer (3.579545 MHz,
- *                 24 bits) at 0x600-0x60b, ICH9's layout; SCI is IRQ 9
+ *                 24 bits) at 0x600-0x60b, ICH9's layout; SCI is IRQ 9; S5 and S3
+ *   rtc.c         MC146818 RTC and CMOS RAM at 0x70/0x71 (no interrupts)
  *   pc_testdev.c  QEMU's pc-testdev (kvm-unit-tests): scratch register 0xe0 and
  *                 0xe8 (bytewise), page flush 0xe4, IRQ lines 0x2000-0x2017,
  *                 64 KiB of MMIO scratch at 0xff000000
@@ -95,6 +96,16 @@ void fw_cfg_destroy(struct vm *vm);
 
 /* ACPI PM registers (acpi_pm.c). */
 int acpi_pm_create(struct vm *vm);
+/* S3: may the RTC alarm wake the machine (PM1_EN.RTC_EN)? And: it woke
+ * (WAK_STS, and RTC_STS when by_rtc). */
+bool acpi_pm_rtc_wake_enabled(struct vm *vm);
+void acpi_pm_woke(struct vm *vm, bool by_rtc);
+/* RTC (rtc.c): CMOS clock and RAM at 0x70/0x71. */
+int rtc_create(struct vm *vm);
+/* Has the alarm fired (a second matching it passed) with AIE on? For S3 wake. */
+bool rtc_alarm_due(struct vm *vm);
+/* Pure logic: do the registers' sec/min/hour match the alarm's (>= 0xc0: any)? */
+bool rtc_alarm_match(const uint8_t alarm[3], const uint8_t now[3]);
 /* Writes of SLP_EN the guest made (sleep is not carried out). */
 uint64_t acpi_pm_sleep_requests(struct vm *vm);
 /* Pure logic, for unit tests: the 24-bit PM timer count ns after start, and
