@@ -43,6 +43,7 @@ static int setup(void **state)
 	assert_int_equal(pci_init(&vm), 0);
 	assert_int_equal(pc_testdev_create(&vm), 0);
 	assert_int_equal(acpi_pm_create(&vm), 0);
+	assert_int_equal(rtc_create(&vm), 0);
 	assert_int_equal(pci_testdev_create(&vm), 0);
 	return 0;
 }
@@ -190,11 +191,78 @@ static void test_pm_registers(void **state)
 	wr(&vm.pio, 0x604, 2, 0x2400);
 	assert_int_equal(acpi_pm_sleep_requests(&vm), 1);
 	assert_int_equal(rd(&vm.pio, 0x604, 2), 0x0401); /* SLP_TYP kept, SCI_EN, no SLP_EN */
+	assert_int_equal(stop_calls, 0); /* S3 without vCPU threads: only counted */
+	wr(&vm.pio, 0x604, 2, 0x2000);   /* SLP_TYP 0: power off */
+	assert_int_equal(stop_calls, 1);
+	assert_int_equal(stop_reason, VM_STOP_SHUTDOWN);
+	assert_int_equal(stop_status, 0);
 	/* enable bits: only the three that exist */
 	wr(&vm.pio, 0x602, 2, 0xffff);
 	assert_int_equal(rd(&vm.pio, 0x602, 2), 0x0501);
 	assert_int_equal(ioapic_delivered(&vm, 9), 0); /* nothing pending: no SCI */
 	assert_null(bus_find(&vm.pio, 0x60c, 1));
+}
+
+/* ---- RTC ---- */
+
+static uint8_t cmos_rd(uint8_t reg)
+{
+	wr(&vm.pio, 0x70, 1, reg);
+	return (uint8_t)rd(&vm.pio, 0x71, 1);
+}
+
+static void cmos_wr(uint8_t reg, uint8_t v)
+{
+	wr(&vm.pio, 0x70, 1, reg);
+	wr(&vm.pio, 0x71, 1, v);
+}
+
+static void test_rtc_alarm_logic(void **state)
+{
+	(void)state;
+	const uint8_t any[3] = { 0xc0, 0xff, 0xc5 }, now[3] = { 0x12, 0x34, 0x05 };
+	assert_true(rtc_alarm_match(any, now));
+	const uint8_t at[3] = { 0x12, 0xc0, 0x05 }, other[3] = { 0x13, 0xc0, 0xc0 };
+	assert_true(rtc_alarm_match(at, now));
+	assert_false(rtc_alarm_match(other, now));
+}
+
+static void test_rtc_registers(void **state)
+{
+	(void)state;
+	assert_int_equal(cmos_rd(0x0d), 0x80);       /* battery fine */
+	assert_int_equal(cmos_rd(0x0b) & 0x06, 0x02); /* BCD, 24 h */
+	uint8_t s = cmos_rd(0x00), m = cmos_rd(0x02), h = cmos_rd(0x04);
+	assert_true((s & 0xf) < 10 && (s >> 4) < 6 && (m >> 4) < 6 && h < 0x24);
+	assert_true(cmos_rd(0x08) >= 1 && cmos_rd(0x08) <= 0x12);
+	/* set the clock: SET freezes it, the written fields read back */
+	cmos_wr(0x0b, 0x82);
+	cmos_wr(0x04, 0x23);
+	cmos_wr(0x02, 0x59);
+	cmos_wr(0x00, 0x58);
+	assert_int_equal(cmos_rd(0x04), 0x23);
+	assert_int_equal(cmos_rd(0x02), 0x59);
+	assert_int_equal(cmos_rd(0x00), 0x58);
+	assert_int_equal(cmos_rd(0x0a) & 0x80, 0); /* no update cycle while SET */
+	cmos_wr(0x0b, 0x02 | 0x04);               /* run again, binary mode */
+	uint8_t sec = cmos_rd(0x00);
+	assert_true(sec >= 58 && sec <= 59 + 2); /* 0x58 BCD was 58 s */
+	/* an alarm for any second, AIE on: C says AF and IRQF within a second */
+	cmos_wr(0x01, 0xc0);
+	cmos_wr(0x03, 0xc0);
+	cmos_wr(0x05, 0xc0);
+	cmos_wr(0x0b, 0x02 | 0x04 | 0x20);
+	(void)cmos_rd(0x0c);
+	for (int i = 0; i < 150 && !rtc_alarm_due(&vm); i++)
+		usleep(10000);
+	assert_true(rtc_alarm_due(&vm));
+	uint8_t c = cmos_rd(0x0c);
+	assert_int_equal(c & 0xa0, 0xa0);          /* IRQF | AF */
+	assert_int_equal(cmos_rd(0x0c) & 0x20, 0); /* reading cleared it */
+	/* CMOS RAM keeps what is written; the index ignores the NMI bit */
+	cmos_wr(0x80 | 0x40, 0x5a);
+	assert_int_equal(cmos_rd(0x40), 0x5a);
+	assert_int_equal(rd(&vm.pio, 0x70, 1), 0xff); /* the index port is write-only */
 }
 
 /* ---- pci-testdev ---- */
@@ -281,6 +349,8 @@ int main(void)
 		cmocka_unit_test(test_pm_timer_logic),
 		cmocka_unit_test_setup_teardown(test_pm_registers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pci_testdev, setup, teardown),
+		cmocka_unit_test(test_rtc_alarm_logic),
+		cmocka_unit_test_setup_teardown(test_rtc_registers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
