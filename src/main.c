@@ -55,6 +55,8 @@ static void main_usage(FILE *f)
 	      "      --device NAME       a test device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
 	      "                          0x2000-0x2017, MMIO 0xff000000) or pci-testdev (PCI\n"
 	      "                          1b36:0005); repeatable. kvm-unit-tests use both\n"
+	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
+	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
 	      "                          instead of posted by KVM through irqfds\n"
 	      "      --no-ioeventfd      queue notifies exit to hvmm instead of being absorbed\n"
@@ -82,7 +84,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE,
+	OPT_DEVICE, OPT_HYPERV,
 };
 
 static const struct option main_opts[] = {
@@ -113,6 +115,7 @@ static const struct option main_opts[] = {
 	{ "no-irqfd", no_argument, NULL, OPT_NO_IRQFD },
 	{ "no-ioeventfd", no_argument, NULL, OPT_NO_IOEVENTFD },
 	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "hyperv", no_argument, NULL, OPT_HYPERV },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -272,6 +275,9 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			break;
 		case OPT_NO_IOEVENTFD:
 			cfg->no_ioeventfd = true;
+			break;
+		case OPT_HYPERV:
+			cfg->hyperv = true;
 			break;
 		case OPT_DEVICE:
 			if (strcmp(optarg, "pc-testdev") == 0)

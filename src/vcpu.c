@@ -108,6 +108,13 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 	free(c);
 	if (r < 0)
 		goto fail;
+	if (vm->cfg.hyperv) {
+		/* The SynIC (message and event pages, SINTs, the synthetic timers
+		 * that deliver through it) lives in KVM but must be switched on. */
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_HYPERV_SYNIC2 };
+		if (ioctl(v->fd, KVM_ENABLE_CAP, &cap) < 0)
+			goto fail;
+	}
 	if (vm->stats_on)
 		v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL); /* optional: -1 is fine */
 	*out = v;
@@ -271,6 +278,13 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 	case KVM_EXIT_FAIL_ENTRY:
 		vcpu_crash(v, "VM entry failed, hardware reason 0x%llx",
 			   (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return;
+	case KVM_EXIT_HYPERV:
+		/* --hyperv: KVM tells us of SynIC MSR writes (it already acted on
+		 * them: nothing of ours to update) and passes up hypercalls it does
+		 * not handle itself, which have no handler here either. */
+		if (run->hyperv.type == KVM_EXIT_HYPERV_HCALL)
+			run->hyperv.u.hcall.result = 2; /* HV_STATUS_INVALID_HYPERCALL_CODE */
 		return;
 	case KVM_EXIT_HLT:
 		/* With the LAPIC in KVM a HLT blocks in the kernel; reaching us

@@ -116,6 +116,43 @@ static struct kvm_cpuid2 *vm_get_cpuid(int kvm_fd)
 	return NULL;
 }
 
+/*
+ * --hyperv: the Hyper-V leaves KVM can back (KVM_GET_SUPPORTED_HV_CPUID, the
+ * system ioctl) replace the hypervisor range 0x40000000-0x400000ff, so the
+ * guest sees "Microsoft Hv" and every enlightenment KVM implements — QEMU's
+ * hv-passthrough. KVM's own leaves go: a guest reads one signature there.
+ * 0, or -errno (ENOTSUP: this KVM cannot say).
+ */
+static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
+{
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYS_HYPERV_CPUID) <= 0)
+		return -ENOTSUP;
+	struct kvm_cpuid2 *hv = calloc(1, sizeof(*hv) + 64 * sizeof(hv->entries[0]));
+	if (!hv)
+		return -ENOMEM;
+	hv->nent = 64;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_HV_CPUID, hv) < 0) {
+		int e = -errno;
+		free(hv);
+		return e;
+	}
+	struct kvm_cpuid2 *c = *cpuid;
+	struct kvm_cpuid2 *n = calloc(1, sizeof(*n) + (c->nent + hv->nent) * sizeof(n->entries[0]));
+	if (!n) {
+		free(hv);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function < 0x40000000u || c->entries[i].function > 0x400000ffu)
+			n->entries[n->nent++] = c->entries[i];
+	for (uint32_t i = 0; i < hv->nent; i++)
+		n->entries[n->nent++] = hv->entries[i];
+	free(hv);
+	free(c);
+	*cpuid = n;
+	return 0;
+}
+
 static int vm_create_devices(struct vm *vm)
 {
 	int r;
@@ -406,6 +443,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	struct kvm_cpuid2 *cpuid = vm_get_cpuid(vm->kvm_fd);
 	if (!cpuid)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	if (cfg->hyperv && (r = vm_cpuid_hyperv(vm->kvm_fd, &cpuid)) < 0) {
+		free(cpuid);
+		return vm_fail(HVMM_EXIT_HOST, "--hyperv: KVM_GET_SUPPORTED_HV_CPUID: %s", strerror(-r));
+	}
 	/* The policy: template first, then each mask/set in command-line order,
 	 * so a later option can undo part of an earlier one. */
 	char err[192];

@@ -65,6 +65,7 @@ struct vm_config {
 	bool no_ioeventfd;    /* queue notifies exit to hvmm */
 	bool pc_testdev;      /* --device pc-testdev */
 	bool pci_testdev;     /* --device pci-testdev */
+	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
 };
 
 struct vcpu;
