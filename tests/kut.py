@@ -330,6 +330,10 @@ def run_hvmm(t, kut, hvmm):
         v, why = "FAIL", "timeout"
     if why == "timeout" and limit(t) != t.timeout:
         why = f"timeout, {limit(t)} s in the nested host"
+    # A sanitizer build (make test-asan) exits 1 after a report by default,
+    # which is kvm-unit-tests' PASS: the report itself decides.
+    if re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error:", err):
+        v, why = "FAIL", "sanitizer report"
     return Run(v, st, out, err, secs, why)
 
 
