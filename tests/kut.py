@@ -383,12 +383,16 @@ def run_jobs(jobs, kut, hvmm):
         r = one(t, vmm)
         last.setdefault(name, {})[vmm] = (r, kind)
         q, h = last[name].get("qemu"), last[name].get("hvmm")
+        said = (r.out + r.err).replace("\r", "").strip().splitlines()
+        said = f" (its last line: {said[-1][:100]!r})" if said else " (it printed nothing)"
         if vmm == "qemu" and q[1] == "q1" and r.verdict == "FAIL" and not r.why.startswith("timeout"):
-            emit("NOTE", {"test": name, "text": f"QEMU {r.cell()}: one more run"})
+            emit("NOTE", {"test": name, "text": f"QEMU {r.cell()}{said}: one more run"})
             one(t, "qemu", retried=True)
         elif (vmm == "hvmm" and q and q[1] == "q1" and q[0].verdict == "FAIL" and
               q[0].why.startswith("timeout") and r.verdict == "PASS"):
-            emit("NOTE", {"test": name, "text": "QEMU timed out where hvmm passed: one more run"})
+            qs = (q[0].out + q[0].err).replace("\r", "").strip().splitlines()
+            qs = f" (its last line: {qs[-1][:100]!r})" if qs else " (it printed nothing)"
+            emit("NOTE", {"test": name, "text": f"QEMU timed out where hvmm passed{qs}: one more run"})
             one(t, "qemu", retried=True)
 
 
