@@ -44,8 +44,8 @@ QEMU_START_MARGIN = 8
 
 # In the nested KVM host (QEMU's TCG emulating AMD-V under Linux KVM) these
 # tests cannot finish within the cfg's own timeout on either VMM — measured
-# there: x2apic, xapic, access, svm, debug and hyperv_synic timed out on
-# QEMU+KVM and on hvmm at
+# there: x2apic, xapic, access, svm and debug timed out on QEMU+KVM and on
+# hvmm at
 # the full cfg timeout, svm_unsupported_instruction_intercept_test on QEMU+KVM
 # (hvmm fails it at once) —
 # so there a shorter limit gives the same verdict in a fraction of the time
@@ -60,7 +60,6 @@ NESTED_SLOW = {
     "svm_unsupported_instruction_intercept_test": "nested SVM inside the nested host under TCG",
     "svm_no_npt": "svm's test list without NPT: as svm",
     "debug": "the debug-exception tests never finish in the nested host (cfg 90 s)",
-    "hyperv_synic": "stops after its first SINT test in the nested host (cfg 90 s)",
 }
 
 
