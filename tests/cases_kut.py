@@ -70,7 +70,7 @@ def run_group(ctx, group):
     rows = [(t.name, None, *res[t.name]) for t in run] + [(n, why, None, None) for n, why in skipped]
     for line in kut.table(rows):
         print("      " + line, flush=True)
-    total = sum(o.secs for t in run for o in res[t.name])
+    total = sum(o.total() for t in run for o in res[t.name])
     print(f"      {len(run)} tests on each VMM, {len(skipped)} not for x86_64/KVM; "
           f"{total:.0f} s of guest runs", flush=True)
     missing = []

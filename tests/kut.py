@@ -361,13 +361,13 @@ def run_jobs(jobs, kut, hvmm):
     tests = {t.name: t for t in parse_cfg(os.path.join(kut, "x86", "unittests.cfg"))}
     last = {}  # test -> {vmm: (Run, kind)}
 
-    def one(t, vmm, retried=False):
+    def one(t, vmm, retried=False, before=0.0):
         emit("START", {"test": t.name, "vmm": vmm})
         r = run_hvmm(t, kut, hvmm) if vmm == "hvmm" else run_qemu(t, kut)
         out = (r.out + r.err).replace("\r", "")
         emit("RESULT", {"test": t.name, "vmm": vmm, "verdict": r.verdict, "why": r.why,
                         "secs": round(r.secs, 1), "summary": r.summary(), "fails": r.failures()[:6],
-                        "tail": out[-1500:], "retried": retried})
+                        "tail": out[-1500:], "retried": retried, "before": round(before, 1)})
         return r
 
     for job in jobs:
@@ -386,13 +386,13 @@ def run_jobs(jobs, kut, hvmm):
         said = f" (its last line: {said[-1][:100]!r})" if said else " (it printed nothing)"
         if vmm == "qemu" and q[1] == "q1" and r.verdict == "FAIL" and not r.why.startswith("timeout"):
             emit("NOTE", {"test": name, "text": f"QEMU {r.cell()}{said}: one more run"})
-            one(t, "qemu", retried=True)
+            one(t, "qemu", retried=True, before=r.secs)
         elif (vmm == "hvmm" and q and q[1] == "q1" and q[0].verdict == "FAIL" and
               q[0].why.startswith("timeout") and r.verdict == "PASS"):
             qs = (q[0].out + q[0].err).replace("\r", "").strip().splitlines()
             qs = f" (its last line: {qs[-1][:100]!r})" if qs else " (it printed nothing)"
             emit("NOTE", {"test": name, "text": f"QEMU timed out where hvmm passed{qs}: one more run"})
-            one(t, "qemu", retried=True)
+            one(t, "qemu", retried=True, before=q[0].secs)
 
 
 # ---- the supervisor: runs jobs where KVM is, survives a lost nested host ----
@@ -400,16 +400,21 @@ def run_jobs(jobs, kut, hvmm):
 class Outcome:
     """What one VMM did with one test."""
 
-    def __init__(self, verdict, why="", secs=0.0, summary="", fails=(), tail="", retried=False):
+    def __init__(self, verdict, why="", secs=0.0, summary="", fails=(), tail="", retried=False,
+                 before=0.0):
         self.verdict, self.why, self.secs, self.summary = verdict, why, secs, summary
         self.fails, self.tail, self.retried = list(fails), tail, retried
+        self.before = before  # seconds of the run this one repeated
+
+    def total(self):
+        return self.secs + self.before
 
     def cell(self):
         s = self.verdict
         if self.why:
             s += f" ({self.why})"
         if self.retried:
-            s += " [2nd run]"
+            s += f" [2nd run; 1st {self.before:.0f}s]"
         return f"{s} {self.secs:.0f}s" if self.verdict != "-" else "-"
 
 
@@ -485,7 +490,7 @@ def supervise(tests, build, hvmm, nested, say=print):
             else:
                 running = None
                 o = Outcome(d["verdict"], d["why"], d["secs"], d["summary"], d["fails"], d["tail"],
-                            d["retried"])
+                            d["retried"], d.get("before", 0.0))
                 res[d["test"]][0 if d["vmm"] == "qemu" else 1] = o
                 q, h = res[d["test"]]
                 if q is not None and h is not None:
