@@ -395,7 +395,7 @@ def run_jobs(jobs, kut, hvmm):
     last = {}  # test -> {vmm: (Run, kind)}
 
     def one(t, vmm, retried=False, before=0.0):
-        emit("START", {"test": t.name, "vmm": vmm})
+        emit("START", {"test": t.name, "vmm": vmm, "retried": retried})
         r = run_hvmm(t, kut, hvmm) if vmm == "hvmm" else run_qemu(t, kut)
         out = (r.out + r.err).replace("\r", "")
         emit("RESULT", {"test": t.name, "vmm": vmm, "verdict": r.verdict, "why": r.why,
@@ -518,6 +518,8 @@ def supervise(tests, build, hvmm, nested, say=print):
             d = json.loads(m.group(2))
             if m.group(1) == "START":
                 running = (d["test"], d["vmm"])
+                if d.get("retried"):
+                    qemu_left[d["test"]] = 0  # this is its one more run
             elif m.group(1) == "NOTE":
                 say(f"      note: {d['test']}: {d['text']}")
             else:
