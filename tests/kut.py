@@ -303,8 +303,11 @@ def run(argv, timeout, first_output=None):
     for th in threads:
         th.start()
     silent = False
-    if first_output is not None and not spoke.wait(min(first_output, timeout)):
-        silent = p.poll() is None
+    if first_output is not None:
+        deadline = t0 + min(first_output, timeout)
+        while not spoke.is_set() and p.poll() is None and time.monotonic() < deadline:
+            spoke.wait(0.05)
+        silent = not spoke.is_set() and p.poll() is None
     status = None
     if not silent:
         try:
