@@ -18,6 +18,7 @@ host goes on with the rest.
 import os
 import subprocess
 import sys
+import time
 
 import kut
 from harness import Skip, case, expect
@@ -58,6 +59,7 @@ def ensure_built(ctx):
 
 
 def run_group(ctx, group):
+    t0 = time.monotonic()
     ensure_built(ctx)
     kut.load_hvmm_features(os.path.join(HERE, ".."))
     run, skipped = kut.select(ctx.build)
@@ -72,7 +74,7 @@ def run_group(ctx, group):
         print("      " + line, flush=True)
     total = sum(o.total() for t in run for o in res[t.name])
     print(f"      {len(run)} tests on each VMM, {len(skipped)} not for x86_64/KVM; "
-          f"{total:.0f} s of guest runs", flush=True)
+          f"{total:.0f} s of guest runs, {time.monotonic() - t0:.0f} s in all", flush=True)
     missing = []
     for t in run:
         q, h = res[t.name]
