@@ -20,7 +20,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
 # fuzz, fuzz-run: fuzz/fuzz.mk
-.PHONY: all deps test test-asan demo unit guests bench clean
+.PHONY: all deps test test-asan demo unit guests bench clean kvm-unit-tests
 all: $(BUILD)/hvmm
 
 # hvmm-net-slirp: libslirp user networking (--network user) in its own,
@@ -74,6 +74,11 @@ test-asan: deps
 		LDFLAGS="-fsanitize=address,undefined" all unit guests fuzz
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run.py --hvmm build-asan/hvmm --build build-asan
+
+# kvm-unit-tests into $(BUILD)/kvm-unit-tests (from KVM_UNIT_TESTS=, or a
+# kvm-unit-tests-*.tar.gz beside the checkout); `make test` builds it too.
+kvm-unit-tests: deps
+	@scripts/kvm-unit-tests.sh --out $(BUILD)/kvm-unit-tests
 
 bench: deps all guests
 	@bench/run.sh

@@ -52,6 +52,11 @@ static void main_usage(FILE *f)
 	      "      --disk PATH[,ro]    virtio-blk on a raw image file (repeatable, up to 8)\n"
 	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	      "                          (slirp user networking) or tap:IFNAME (repeatable, up to 4)\n"
+	      "      --device NAME       a test device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
+	      "                          0x2000-0x2017, MMIO 0xff000000) or pci-testdev (PCI\n"
+	      "                          1b36:0005); repeatable. kvm-unit-tests use both\n"
+	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
+	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
 	      "                          instead of posted by KVM through irqfds\n"
 	      "      --no-ioeventfd      queue notifies exit to hvmm instead of being absorbed\n"
@@ -79,6 +84,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
+	OPT_DEVICE, OPT_HYPERV,
 };
 
 static const struct option main_opts[] = {
@@ -108,6 +114,8 @@ static const struct option main_opts[] = {
 	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "no-irqfd", no_argument, NULL, OPT_NO_IRQFD },
 	{ "no-ioeventfd", no_argument, NULL, OPT_NO_IOEVENTFD },
+	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "hyperv", no_argument, NULL, OPT_HYPERV },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ 0 },
@@ -267,6 +275,17 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			break;
 		case OPT_NO_IOEVENTFD:
 			cfg->no_ioeventfd = true;
+			break;
+		case OPT_HYPERV:
+			cfg->hyperv = true;
+			break;
+		case OPT_DEVICE:
+			if (strcmp(optarg, "pc-testdev") == 0)
+				cfg->pc_testdev = true;
+			else if (strcmp(optarg, "pci-testdev") == 0)
+				cfg->pci_testdev = true;
+			else
+				return main_bad("--device: '%s' is not pc-testdev or pci-testdev", optarg);
 			break;
 		case 'h':
 			main_usage(stdout);

@@ -47,18 +47,37 @@ static struct pci_dev *pci_find(struct vm *vm, unsigned devfn)
 	return h->slot[devfn >> 3];
 }
 
+/* The base BAR `i` is programmed with, by its type. */
+static uint64_t pci_bar_base(const struct pci_dev *d, unsigned i)
+{
+	uint32_t lo = pci_cfg32(d, PCI_BAR0 + 4 * i);
+	switch (d->bar[i].type) {
+	case PCI_BAR_TYPE_IO:
+		return lo & ~0x3ull;
+	case PCI_BAR_TYPE_MEM32:
+		return lo & ~0xfull;
+	case PCI_BAR_TYPE_MEM64:
+		break;
+	}
+	return (lo & ~0xfull) | (uint64_t)pci_cfg32(d, PCI_BAR0 + 4 * (i + 1)) << 32;
+}
+
 /* Re-evaluate where each BAR decodes; tell the device's hook what changed. */
 static void pci_update_bars(struct pci_dev *d)
 {
 	bool mem = pci_cfg16(d, PCI_COMMAND) & PCI_CMD_MEM;
+	bool io = pci_cfg16(d, PCI_COMMAND) & PCI_CMD_IO;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 		struct pci_bar *b = &d->bar[i];
 		if (!b->size)
 			continue;
-		uint64_t addr = (pci_cfg32(d, PCI_BAR0 + 4 * i) & ~0xfull) |
-				(uint64_t)pci_cfg32(d, PCI_BAR0 + 4 * (i + 1)) << 32;
-		bool on = mem && addr >= PCI_MMIO_BASE && addr <= PCI_MMIO_END &&
-			  b->size <= PCI_MMIO_END - addr;
+		uint64_t addr = pci_bar_base(d, i);
+		bool on;
+		if (b->type == PCI_BAR_TYPE_IO)
+			on = io && addr >= PCI_IO_BASE && addr <= PCI_IO_END && b->size <= PCI_IO_END - addr;
+		else
+			on = mem && addr >= PCI_MMIO_BASE && addr <= PCI_MMIO_END &&
+			     b->size <= PCI_MMIO_END - addr;
 		atomic_store(&b->decode, on ? addr : 0);
 		if (on == b->hook_on && (!on || addr == b->hook_addr))
 			continue;
@@ -210,9 +229,10 @@ static const struct bus_ops pci_ecam_ops = {
 
 /* ---- the BAR window ---- */
 
-/* The device and BAR decoding [addr, addr+size) now, device lock taken; NULL if none. */
-static struct pci_dev *pci_decode(struct pci_host *h, uint64_t addr, unsigned size, unsigned *bar,
-				  uint64_t *off)
+/* The device and BAR decoding [addr, addr+size) now in memory or I/O space,
+ * device lock taken; NULL if none. */
+static struct pci_dev *pci_decode(struct pci_host *h, bool io, uint64_t addr, unsigned size,
+				  unsigned *bar, uint64_t *off)
 {
 	for (unsigned s = 1; s < PCI_MAX_SLOTS; s++) {
 		struct pci_dev *d = h->slot[s];
@@ -221,7 +241,8 @@ static struct pci_dev *pci_decode(struct pci_host *h, uint64_t addr, unsigned si
 		for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
 			struct pci_bar *b = &d->bar[i];
 			uint64_t base = atomic_load(&b->decode);
-			if (!base || addr < base || addr - base >= b->size || size > b->size - (addr - base))
+			if (!base || (b->type == PCI_BAR_TYPE_IO) != io || addr < base ||
+			    addr - base >= b->size || size > b->size - (addr - base))
 				continue;
 			pci_dev_lock(d);
 			/* The guest may have moved it meanwhile (another vCPU). */
@@ -241,7 +262,7 @@ static uint64_t pci_window_read(void *opaque, uint64_t off, unsigned size)
 	struct pci_host *h = opaque;
 	unsigned bar;
 	uint64_t boff, val = pci_ones(size);
-	struct pci_dev *d = pci_decode(h, PCI_MMIO_BASE + off, size, &bar, &boff);
+	struct pci_dev *d = pci_decode(h, false, PCI_MMIO_BASE + off, size, &bar, &boff);
 	if (!d)
 		return val;
 	if (!pci_msix_bar_access(d, bar, boff, size, false, &val) && d->bar[bar].ops->read)
@@ -255,7 +276,7 @@ static void pci_window_write(void *opaque, uint64_t off, unsigned size, uint64_t
 	struct pci_host *h = opaque;
 	unsigned bar;
 	uint64_t boff;
-	struct pci_dev *d = pci_decode(h, PCI_MMIO_BASE + off, size, &bar, &boff);
+	struct pci_dev *d = pci_decode(h, false, PCI_MMIO_BASE + off, size, &bar, &boff);
 	if (!d)
 		return;
 	if (!pci_msix_bar_access(d, bar, boff, size, true, &val) && d->bar[bar].ops->write)
@@ -266,6 +287,39 @@ static void pci_window_write(void *opaque, uint64_t off, unsigned size, uint64_t
 static const struct bus_ops pci_window_ops = {
 	.read = pci_window_read,
 	.write = pci_window_write,
+};
+
+/* The I/O BAR window: the same dispatch in port space (no MSI-X there). */
+static uint64_t pci_io_window_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct pci_host *h = opaque;
+	unsigned bar;
+	uint64_t boff, val = pci_ones(size);
+	struct pci_dev *d = pci_decode(h, true, PCI_IO_BASE + off, size, &bar, &boff);
+	if (!d)
+		return val;
+	if (d->bar[bar].ops->read)
+		val = d->bar[bar].ops->read(d->bar[bar].opaque, boff, size);
+	pci_dev_unlock(d);
+	return val;
+}
+
+static void pci_io_window_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct pci_host *h = opaque;
+	unsigned bar;
+	uint64_t boff;
+	struct pci_dev *d = pci_decode(h, true, PCI_IO_BASE + off, size, &bar, &boff);
+	if (!d)
+		return;
+	if (d->bar[bar].ops->write)
+		d->bar[bar].ops->write(d->bar[bar].opaque, boff, size, val);
+	pci_dev_unlock(d);
+}
+
+static const struct bus_ops pci_io_window_ops = {
+	.read = pci_io_window_read,
+	.write = pci_io_window_write,
 };
 
 /* ---- devices ---- */
@@ -314,6 +368,7 @@ int pci_init(struct vm *vm)
 		return -ENOMEM;
 	h->vm = vm;
 	h->next_mmio = PCI_MMIO_BASE;
+	h->next_io = PCI_IO_BASE;
 	pthread_mutex_init(&h->lock, NULL);
 	const struct pci_dev_info host = {
 		.vendor_id = PCI_HOST_VENDOR,
@@ -332,7 +387,9 @@ int pci_init(struct vm *vm)
 			      "pci config")) < 0 ||
 	    (r = bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, &pci_ecam_ops, h, "pci ecam")) < 0 ||
 	    (r = bus_register(&vm->mmio, PCI_MMIO_BASE, PCI_MMIO_END - PCI_MMIO_BASE, &pci_window_ops, h,
-			      "pci bars")) < 0) {
+			      "pci bars")) < 0 ||
+	    (r = bus_register(&vm->pio, PCI_IO_BASE, PCI_IO_END - PCI_IO_BASE, &pci_io_window_ops, h,
+			      "pci io bars")) < 0) {
 		pci_destroy(vm);
 		return r;
 	}
@@ -394,30 +451,52 @@ unsigned pci_dev_devfn(const struct pci_dev *d)
 	return d->devfn;
 }
 
-uint64_t pci_bar_add(struct pci_dev *d, unsigned bar, uint64_t size, const struct bus_ops *ops,
-		     void *opaque)
+uint64_t pci_bar_add_type(struct pci_dev *d, unsigned bar, enum pci_bar_type type, uint64_t size,
+			  const struct bus_ops *ops, void *opaque)
 {
 	struct pci_host *h = d->vm->pci;
-	if (bar + 1 >= PCI_NUM_BARS || size < 4096 || (size & (size - 1)) || !ops ||
-	    d->bar[bar].size || d->bar[bar].upper || d->bar[bar + 1].size || d->bar[bar + 1].upper) {
+	bool io = type == PCI_BAR_TYPE_IO, wide = type == PCI_BAR_TYPE_MEM64;
+	uint64_t min = io ? 4 : 4096, max = io ? 256 : PCI_MMIO_END - PCI_MMIO_BASE;
+	if (bar >= PCI_NUM_BARS || (wide && bar + 1 >= PCI_NUM_BARS) || size < min || size > max ||
+	    (size & (size - 1)) || !ops || d->bar[bar].size || d->bar[bar].upper ||
+	    (wide && (d->bar[bar + 1].size || d->bar[bar + 1].upper)) || type > PCI_BAR_TYPE_IO) {
 		errno = EINVAL;
 		return 0;
 	}
-	uint64_t base = (h->next_mmio + size - 1) & ~(size - 1);
-	if (base < h->next_mmio || base > PCI_MMIO_END || size > PCI_MMIO_END - base) {
+	uint64_t *cursor = io ? &h->next_io : &h->next_mmio;
+	uint64_t end = io ? PCI_IO_END : PCI_MMIO_END;
+	uint64_t base = (*cursor + size - 1) & ~(size - 1);
+	if (base < *cursor || base > end || size > end - base) {
 		errno = ENOSPC;
 		return 0;
 	}
-	h->next_mmio = base + size;
-	d->bar[bar] = (struct pci_bar){ .size = size, .ops = ops, .opaque = opaque, .hook_addr = base };
-	d->bar[bar + 1].upper = true;
+	*cursor = base + size;
+	d->bar[bar] = (struct pci_bar){ .size = size, .type = type, .ops = ops, .opaque = opaque,
+					.hook_addr = base };
 	unsigned o = PCI_BAR0 + 4 * bar;
-	pci_set32(d->cfg + o, (uint32_t)base | PCI_BAR_MEM64);
-	pci_set32(d->cfg + o + 4, (uint32_t)(base >> 32));
-	/* The size mask is the writable part: sizing reads back ~(size - 1). */
-	pci_set32(d->wmask + o, (uint32_t)~(size - 1) & ~0xfu);
-	pci_set32(d->wmask + o + 4, (uint32_t)(~(size - 1) >> 32));
+	/* The size mask is the writable part: sizing reads back ~(size - 1)
+	 * and the flag bits. */
+	if (io) {
+		pci_set32(d->cfg + o, (uint32_t)base | PCI_BAR_SPACE_IO);
+		pci_set32(d->wmask + o, (uint32_t)~(size - 1) & ~0x3u);
+		pci_set16(d->wmask + PCI_COMMAND, pci_cfg16_mask(d, PCI_COMMAND) | PCI_CMD_IO);
+	} else if (!wide) {
+		pci_set32(d->cfg + o, (uint32_t)base);
+		pci_set32(d->wmask + o, (uint32_t)~(size - 1) & ~0xfu);
+	} else {
+		d->bar[bar + 1].upper = true;
+		pci_set32(d->cfg + o, (uint32_t)base | PCI_BAR_MEM64);
+		pci_set32(d->cfg + o + 4, (uint32_t)(base >> 32));
+		pci_set32(d->wmask + o, (uint32_t)~(size - 1) & ~0xfu);
+		pci_set32(d->wmask + o + 4, (uint32_t)(~(size - 1) >> 32));
+	}
 	return base;
+}
+
+uint64_t pci_bar_add(struct pci_dev *d, unsigned bar, uint64_t size, const struct bus_ops *ops,
+		     void *opaque)
+{
+	return pci_bar_add_type(d, bar, PCI_BAR_TYPE_MEM64, size, ops, opaque);
 }
 
 unsigned pci_cap_add(struct pci_dev *d, uint8_t id, unsigned len, const void *body, const void *wmask)
@@ -457,6 +536,11 @@ void pci_dev_unlock(struct pci_dev *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+bool pci_dev_io_enabled(struct pci_dev *d)
+{
+	return pci_cfg16(d, PCI_COMMAND) & PCI_CMD_IO;
+}
+
 bool pci_dev_mem_enabled(struct pci_dev *d)
 {
 	return pci_cfg16(d, PCI_COMMAND) & PCI_CMD_MEM;
@@ -485,10 +569,9 @@ void pci_dev_set_bar_hook(struct pci_dev *d,
 
 uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar)
 {
-	if (bar + 1 >= PCI_NUM_BARS || !d->bar[bar].size)
+	if (bar >= PCI_NUM_BARS || !d->bar[bar].size)
 		return 0;
-	return (pci_cfg32(d, PCI_BAR0 + 4 * bar) & ~0xfull) |
-	       (uint64_t)pci_cfg32(d, PCI_BAR0 + 4 * (bar + 1)) << 32;
+	return pci_bar_base(d, bar);
 }
 
 struct vm *pci_dev_vm(struct pci_dev *d)

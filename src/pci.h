@@ -9,6 +9,7 @@
  *
  * Guest address map (bus 0 only):
  *   PCI_MMIO_BASE..PCI_MMIO_END  BAR window (memory BARs, naturally aligned)
+ *   ports PCI_IO_BASE..PCI_IO_END  I/O BAR window (where SeaBIOS puts them too)
  *   PCI_ECAM_BASE                ECAM, 1 MiB: 32 devices x 8 functions x 4 KiB
  *
  * Threads: configuration and BAR accesses come from vCPU threads, interrupts
@@ -22,7 +23,9 @@
  * Decoding: pci registers the whole window [PCI_MMIO_BASE, PCI_MMIO_END) as
  * one MMIO range and dispatches each access to whichever BAR decodes it now
  * (memory decoding on, BAR wholly inside the window); anything else reads
- * all-ones. A BAR the guest moves outside the window stops decoding.
+ * all-ones. A BAR the guest moves outside the window stops decoding. I/O BARs
+ * work the same way in the port window [PCI_IO_BASE, PCI_IO_END), with the
+ * command register's I/O space bit.
  *
  * INTx swizzle: slot s, pin p (1 = INTA) drives IOAPIC pin
  * 16 + (s + p - 1) % 4, which is also what the interrupt line register
@@ -51,6 +54,8 @@ struct pci_dev;
 #define PCI_MMIO_END 0xe0000000ull
 #define PCI_ECAM_BASE 0xe0000000ull
 #define PCI_ECAM_SIZE 0x100000ull
+#define PCI_IO_BASE 0xc000ull
+#define PCI_IO_END 0x10000ull
 #define PCI_MAX_SLOTS 32 /* slot 0 is the host bridge */
 #define PCI_NUM_BARS 6
 #define PCI_CFG_SIZE 4096
@@ -88,6 +93,21 @@ uint64_t pci_bar_add(struct pci_dev *d, unsigned bar, uint64_t size, const struc
 		     void *opaque);
 
 /*
+ * The same for any kind of BAR: a 64-bit memory BAR (as pci_bar_add), a
+ * 32-bit memory BAR (one slot, size a power of two >= 4096, in the same
+ * window) or an I/O BAR (one slot, size a power of two from 4 to 256, placed
+ * in the port window and decoding while the command register's I/O space
+ * bit is on). Returns the base, or 0 with errno set.
+ */
+enum pci_bar_type {
+	PCI_BAR_TYPE_MEM64 = 0,
+	PCI_BAR_TYPE_MEM32,
+	PCI_BAR_TYPE_IO,
+};
+uint64_t pci_bar_add_type(struct pci_dev *d, unsigned bar, enum pci_bar_type type, uint64_t size,
+			  const struct bus_ops *ops, void *opaque);
+
+/*
  * Appends a capability of `len` bytes (header included) to the list, with
  * `body` (len - 2 bytes, may be NULL for zeros) after the id/next pair.
  * Returns its offset in configuration space, or 0 when space ran out.
@@ -102,6 +122,7 @@ uint8_t *pci_dev_config(struct pci_dev *d);
 void pci_dev_lock(struct pci_dev *d);
 void pci_dev_unlock(struct pci_dev *d);
 /* True while the guest has memory decoding / bus mastering on. */
+bool pci_dev_io_enabled(struct pci_dev *d);
 bool pci_dev_mem_enabled(struct pci_dev *d);
 bool pci_dev_bus_master(struct pci_dev *d);
 
@@ -140,7 +161,7 @@ void pci_dev_set_config_hook(struct pci_dev *d,
  * was on), false when accesses stop reaching the device (decoding off, BAR
  * moved out of the window; addr is then the BAR's programmed base). The
  * state after pci_bar_add() is (placed base, not decoding): memory decoding
- * is off until the guest turns it on. Device lock held, vCPU thread. The
+ * is off until the guest turns it on. For an I/O BAR, addr is a port. Device lock held, vCPU thread. The
  * virtio transport moves its ioeventfds here. May be NULL.
  */
 void pci_dev_set_bar_hook(struct pci_dev *d,

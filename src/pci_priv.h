@@ -25,6 +25,7 @@
 #define PCI_INT_PIN 0x3d
 #define PCI_HEADER_END 0x40
 
+#define PCI_CMD_IO 0x0001
 #define PCI_CMD_MEM 0x0002
 #define PCI_CMD_MASTER 0x0004
 #define PCI_CMD_PARITY 0x0040
@@ -38,6 +39,7 @@
 #define PCI_STATUS_RW1C 0xf900
 
 #define PCI_BAR_MEM64 0x4
+#define PCI_BAR_SPACE_IO 0x1
 #define PCI_CAP_ID_MSIX 0x11
 #define PCI_MSIX_CTRL_ENABLE 0x8000
 #define PCI_MSIX_CTRL_FMASK 0x4000
@@ -49,6 +51,7 @@
 struct pci_bar {
 	uint64_t size;            /* 0: unused (or the upper half of a 64-bit BAR) */
 	bool upper;               /* this slot holds bits 63:32 of bar - 1 */
+	enum pci_bar_type type;
 	const struct bus_ops *ops;
 	void *opaque;
 	/* The base while the BAR decodes, 0 when it does not; read without the
@@ -100,7 +103,8 @@ struct pci_host {
 	struct vm *vm;
 	pthread_mutex_t lock;        /* config_address */
 	uint32_t config_address;
-	uint64_t next_mmio;          /* BAR placement cursor */
+	uint64_t next_mmio;          /* memory BAR placement cursor */
+	uint64_t next_io;            /* I/O BAR placement cursor */
 	struct pci_dev *slot[PCI_MAX_SLOTS];
 };
 
@@ -120,6 +124,11 @@ static inline uint32_t pci_cfg32(const struct pci_dev *d, unsigned off)
 {
 	return (uint32_t)d->cfg[off] | (uint32_t)d->cfg[off + 1] << 8 |
 	       (uint32_t)d->cfg[off + 2] << 16 | (uint32_t)d->cfg[off + 3] << 24;
+}
+
+static inline uint16_t pci_cfg16_mask(const struct pci_dev *d, unsigned off)
+{
+	return (uint16_t)(d->wmask[off] | d->wmask[off + 1] << 8);
 }
 
 static inline void pci_set16(uint8_t *p, uint16_t v)

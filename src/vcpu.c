@@ -9,10 +9,42 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 #include "vm.h"
+
+/* The vCPU this thread runs (NULL on other threads): S3 needs to know which
+ * vCPU asked to sleep, from inside a device's port handler. */
+static __thread struct vcpu *vcpu_self;
+
+struct vcpu *vcpu_current(void)
+{
+	return vcpu_self;
+}
+
+/* S3: wait here while the VM is suspended (vm.c's vm_sleep_s3 counts us),
+ * or until it stops. */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&vm->park_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (atomic_load(&vm->suspended) && !vm_stopping(vm)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &ts);
+	}
+	vm->parked--;
+	pthread_mutex_unlock(&vm->park_lock);
+}
 
 /* SIGUSR1 only exists to interrupt KVM_RUN: its handler does nothing. */
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -76,6 +108,13 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 	free(c);
 	if (r < 0)
 		goto fail;
+	if (vm->cfg.hyperv) {
+		/* The SynIC (message and event pages, SINTs, the synthetic timers
+		 * that deliver through it) lives in KVM but must be switched on. */
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_HYPERV_SYNIC2 };
+		if (ioctl(v->fd, KVM_ENABLE_CAP, &cap) < 0)
+			goto fail;
+	}
 	if (vm->stats_on)
 		v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL); /* optional: -1 is fine */
 	*out = v;
@@ -240,6 +279,13 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 		vcpu_crash(v, "VM entry failed, hardware reason 0x%llx",
 			   (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return;
+	case KVM_EXIT_HYPERV:
+		/* --hyperv: KVM tells us of SynIC MSR writes (it already acted on
+		 * them: nothing of ours to update) and passes up hypercalls it does
+		 * not handle itself, which have no handler here either. */
+		if (run->hyperv.type == KVM_EXIT_HYPERV_HCALL)
+			run->hyperv.u.hcall.result = 2; /* HV_STATUS_INVALID_HYPERCALL_CODE */
+		return;
 	case KVM_EXIT_HLT:
 		/* With the LAPIC in KVM a HLT blocks in the kernel; reaching us
 		 * means nothing can ever wake this vCPU. */
@@ -277,8 +323,13 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	const bool timed = vm->stats_on;
+	vcpu_self = v;
 
 	while (!vm_stopping(vm)) {
+		if (atomic_load(&vm->suspended)) {
+			vcpu_park(v);
+			continue;
+		}
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		uint64_t t0 = timed ? util_now_ns() : 0;
 		if (r < 0) {

@@ -38,5 +38,7 @@ void vcpu_destroy(struct vcpu *v);
 void vcpu_dump(struct vcpu *v, FILE *f);
 /* Once per process, before any vCPU thread: the kick signal's handler. */
 int vcpu_signals_init(void);
+/* The vCPU whose thread calls this, or NULL on any other thread. */
+struct vcpu *vcpu_current(void);
 
 #endif

@@ -116,6 +116,43 @@ static struct kvm_cpuid2 *vm_get_cpuid(int kvm_fd)
 	return NULL;
 }
 
+/*
+ * --hyperv: the Hyper-V leaves KVM can back (KVM_GET_SUPPORTED_HV_CPUID, the
+ * system ioctl) replace the hypervisor range 0x40000000-0x400000ff, so the
+ * guest sees "Microsoft Hv" and every enlightenment KVM implements — QEMU's
+ * hv-passthrough. KVM's own leaves go: a guest reads one signature there.
+ * 0, or -errno (ENOTSUP: this KVM cannot say).
+ */
+static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
+{
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYS_HYPERV_CPUID) <= 0)
+		return -ENOTSUP;
+	struct kvm_cpuid2 *hv = calloc(1, sizeof(*hv) + 64 * sizeof(hv->entries[0]));
+	if (!hv)
+		return -ENOMEM;
+	hv->nent = 64;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_HV_CPUID, hv) < 0) {
+		int e = -errno;
+		free(hv);
+		return e;
+	}
+	struct kvm_cpuid2 *c = *cpuid;
+	struct kvm_cpuid2 *n = calloc(1, sizeof(*n) + (c->nent + hv->nent) * sizeof(n->entries[0]));
+	if (!n) {
+		free(hv);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function < 0x40000000u || c->entries[i].function > 0x400000ffu)
+			n->entries[n->nent++] = c->entries[i];
+	for (uint32_t i = 0; i < hv->nent; i++)
+		n->entries[n->nent++] = hv->entries[i];
+	free(hv);
+	free(c);
+	*cpuid = n;
+	return 0;
+}
+
 static int vm_create_devices(struct vm *vm)
 {
 	int r;
@@ -142,6 +179,8 @@ static int vm_create_devices(struct vm *vm)
 		{ sysreset_create, "reset control (0xcf9)", false },
 		{ boot_timer_create, "boot timer", false },
 		{ fw_cfg_create, "fw_cfg", false },
+		{ acpi_pm_create, "ACPI PM registers", false },
+		{ rtc_create, "RTC", false },
 		{ ioapic_create, "IOAPIC", true },
 		{ pic_create, "PIC", true },
 	};
@@ -151,9 +190,10 @@ static int vm_create_devices(struct vm *vm)
 		if ((r = devs[i].create(vm)) < 0)
 			return vm_fail(HVMM_EXIT_HOST, "creating %s: %s", devs[i].name, strerror(-r));
 	}
-	/* The registers the FADT describes: only where there is a FADT. */
-	if (vm->cfg.acpi && (r = acpi_pm_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "creating ACPI PM: %s", strerror(-r));
+	if (vm->cfg.pc_testdev && (r = pc_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
+	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
 	return 0;
 }
 
@@ -267,6 +307,89 @@ static int vm_load_image(struct vm *vm)
 	return vm_fw_cfg_e820(vm);
 }
 
+/*
+ * Back from S3: the boot CPU starts in real mode at the FACS's waking
+ * vector, CS:IP = vector >> 4 : vector & 0xf, the other segments 0 (as
+ * SeaBIOS's resume leaves them, and kvm-unit-tests' s3 reads DS:0); the
+ * other CPUs get an INIT, which leaves them waiting for a SIPI as after
+ * power-on. Memory is as the guest left it. A FACS without a vector means
+ * the OS did not prepare a resume: firmware would boot afresh, and hvmm,
+ * which has none, stops as at a reset.
+ */
+static void vm_resume_s3(struct vm *vm)
+{
+	uint32_t vector = 0;
+	if (!vm->cfg.acpi || mem_read(&vm->mem, BOOT_ACPI_FACS + 12, &vector, 4) < 0 || !vector ||
+	    vector >= 0x100000) {
+		vm_stop(vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK,
+			"woke from S3 without a real-mode waking vector (0x%x): reset", vector);
+		return;
+	}
+	acpi_pm_woke(vm, true);
+	int fd = vm->vcpus[0]->fd;
+	struct boot_entry e = { .mode = BOOT_MODE_REAL16, .cs_sel = (uint16_t)(vector >> 4),
+				.rip = vector & 0xf };
+	struct kvm_sregs sr;
+	int r = boot_x86_apply(fd, &e);
+	if (r == 0 && ioctl(fd, KVM_GET_SREGS, &sr) == 0) {
+		sr.cr0 = 0x10;                    /* ET: everything else off, as after reset */
+		sr.ds = sr.es = sr.fs = sr.gs = sr.ss; /* selector 0, base 0 */
+		sr.idt.base = 0;                  /* the real-mode interrupt vector table */
+		sr.idt.limit = 0x3ff;
+		r = ioctl(fd, KVM_SET_SREGS, &sr) < 0 ? -errno : 0;
+	} else if (r == 0) {
+		r = -errno;
+	}
+	if (r < 0) {
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "resuming from S3: %s", strerror(-r));
+		return;
+	}
+	for (int i = 1; i < vm->ncpus; i++) {
+		/* an INIT IPI through KVM's LAPIC: delivery mode 5, assert */
+		struct kvm_msi msi = { .address_lo = 0xfee00000u | (uint32_t)i << 12,
+				       .data = 5u << 8 | 1u << 14 };
+		if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "S3 resume: INIT to vCPU %d: %s",
+				i, strerror(errno));
+	}
+}
+
+/*
+ * S3, suspend to RAM, on the thread of the vCPU that wrote SLP_EN: park the
+ * other vCPUs, sleep until the wake event (the RTC alarm, when the guest
+ * enabled RTC wake; nothing else can wake the machine, so without it the VM
+ * sleeps until it is stopped), then resume. Polls every 10 ms: a sleeping
+ * VM costs next to nothing and wakes within 10 ms of its alarm.
+ */
+static void vm_sleep_s3(struct vm *vm)
+{
+	struct vcpu *self = vcpu_current();
+	atomic_store(&vm->suspended, true);
+	for (int i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i] != self)
+			vcpu_kick(vm->vcpus[i]);
+	pthread_mutex_lock(&vm->park_lock);
+	while (vm->parked < vm->ncpus - (self ? 1 : 0) && !vm_stopping(vm)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->park_lock);
+	while (!vm_stopping(vm)) {
+		if (acpi_pm_rtc_wake_enabled(vm) && rtc_alarm_due(vm)) {
+			vm_resume_s3(vm);
+			break;
+		}
+		struct timespec nap = { 0, 10000000 };
+		nanosleep(&nap, NULL);
+	}
+	pthread_mutex_lock(&vm->park_lock);
+	atomic_store(&vm->suspended, false);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -276,6 +399,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->stats_on = cfg->stats || cfg->stats_json || cfg->trace_exits;
 	vm->main_thread = pthread_self();
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->park_lock, NULL);
+	pthread_cond_init(&vm->park_cond, NULL);
+	vm->sleep_s3 = vm_sleep_s3;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	int r;
@@ -317,6 +443,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	struct kvm_cpuid2 *cpuid = vm_get_cpuid(vm->kvm_fd);
 	if (!cpuid)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	if (cfg->hyperv && (r = vm_cpuid_hyperv(vm->kvm_fd, &cpuid)) < 0) {
+		free(cpuid);
+		return vm_fail(HVMM_EXIT_HOST, "--hyperv: KVM_GET_SUPPORTED_HV_CPUID: %s", strerror(-r));
+	}
 	/* The policy: template first, then each mask/set in command-line order,
 	 * so a later option can undo part of an earlier one. */
 	char err[192];
@@ -466,6 +596,7 @@ void vm_destroy(struct vm *vm)
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
+	pci_testdev_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

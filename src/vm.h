@@ -63,6 +63,9 @@ struct vm_config {
 	int nr_nets;
 	bool no_irqfd;        /* device interrupts injected by hvmm (KVM_SIGNAL_MSI) */
 	bool no_ioeventfd;    /* queue notifies exit to hvmm */
+	bool pc_testdev;      /* --device pc-testdev */
+	bool pci_testdev;     /* --device pci-testdev */
+	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
 };
 
 struct vcpu;
@@ -73,6 +76,10 @@ struct irq_state;
 struct evloop;
 struct pci_host;
 struct sysreset;
+struct pc_testdev;
+struct acpi_pm;
+struct pci_testdev;
+struct rtc;
 struct virtio_state;
 
 /* Why the VM stopped; decides the exit status and the message. */
@@ -109,10 +116,26 @@ struct vm {
 	struct uart *uart;
 	struct ioapic *ioapic;
 	struct boot_timer *boot_timer;
+	struct pc_testdev *pc_testdev; /* pc_testdev.c */
+	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
+	struct pci_testdev *pci_testdev; /* pci_testdev.c */
+	struct rtc *rtc;               /* rtc.c */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
+
+	/*
+	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
+	 * in vcpu_park while `suspended`), waits for the wake event and sets the
+	 * boot CPU up at the waking vector. NULL in a VM without vCPU threads
+	 * (unit tests): a sleep request is then only counted.
+	 */
+	void (*sleep_s3)(struct vm *vm);
+	atomic_bool suspended;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	int parked;
 
 	/* stop state: the first vm_stop() wins, the rest are ignored */
 	atomic_bool stopping;

@@ -7,13 +7,20 @@
  * scan every OS does of [0xe0000, 0x100000) on 16-byte boundaries (Linux also
  * accepts boot_params.acpi_rsdp_addr, which a loader can point here).
  *
- * The FADT describes a full PC platform, not a hardware-reduced one: PM1a
- * event and control blocks and the PM timer (src/devices/acpi_pm.c), the SCI
- * on IRQ 9, a FACS, no GPE blocks. Linux needs that to take the paths a PC
- * has: on a reduced platform without EFI it restarts through EFI and the
- * BIOS instead of the reset register, and leaves the ISA IRQs (the UART's
- * IRQ 4) unmapped. Reset goes through the reset register, hvmm's reset
- * control at 0xcf9; power-off through SLP_TYP = \_S5 in PM1a_CNT.
+ * The FADT describes a PC's fixed ACPI hardware, as QEMU's does: the PM1a
+ * event and control blocks and the PM timer (src/devices/acpi_pm.c, at
+ * ICH9's 0x600), SCI on IRQ 9 (level, active high, as the MADT's override
+ * says), no GPE blocks, no SMI command port (the platform is in ACPI mode from
+ * the start), C2/C3 not supported, no fixed power or sleep button, and a FACS
+ * (global lock and waking vector; hvmm never resumes from sleep, so the
+ * vector is never used; the DSDT offers S5, soft-off, and no other sleep
+ * state). Linux needs all of that to take a PC's paths: on a hardware-reduced
+ * platform without EFI it restarts through EFI and the BIOS's reset vector
+ * (neither exists here) instead of the reset register, and it leaves the ISA
+ * IRQs unmapped, so the 8250 UART driver gets no IRQ 4. Guests
+ * read the timer's port from PM_TMR_BLK: kvm-unit-tests' vmexit test times
+ * `inl` on it, and Linux uses it as a clocksource. Reset goes through the
+ * reset register, hvmm's reset control at 0xcf9.
  *
  * Layout constants are in boot.h; the interrupt wiring matches mptable.c so
  * an OS sees the same machine whichever table it reads.
@@ -42,14 +49,16 @@
 #define ACPI_DSDT_REVISION 2 /* 2+: AML integers are 64-bit */
 #define ACPI_MCFG_REVISION 1
 
-/* FADT Flags: WBINVD works, C1 is supported, the power and sleep buttons
- * are not fixed hardware (there are none), and the reset register exists. */
-#define ACPI_FADT_WBINVD (1u << 0)
-#define ACPI_FADT_PROC_C1 (1u << 2)
-#define ACPI_FADT_PWR_BUTTON (1u << 4)
-#define ACPI_FADT_SLP_BUTTON (1u << 5)
+/* FADT Flags */
+#define ACPI_FADT_WBINVD (1u << 0)      /* WBINVD flushes caches: always on x86 */
+#define ACPI_FADT_PROC_C1 (1u << 2)     /* HLT is C1 on every CPU */
+#define ACPI_FADT_PWR_BUTTON (1u << 4)  /* no fixed-hardware power button */
+#define ACPI_FADT_SLP_BUTTON (1u << 5)  /* no fixed-hardware sleep button */
 #define ACPI_FADT_RESET_REG_SUP (1u << 10)
-#define ACPI_FACS_REVISION 2 /* ACPI 4.0+ FACS */
+/* P_LVL2_LAT > 100 and P_LVL3_LAT > 1000 say "no C2, no C3" */
+#define ACPI_FADT_NO_C2 101
+#define ACPI_FADT_NO_C3 1001
+#define ACPI_FACS_REVISION 2
 /* FADT IAPC_BOOT_ARCH: what hvmm has on its legacy buses, so Linux probes the
  * i8042 and the UART ports and skips the VGA and CMOS RTC it has not got. */
 #define ACPI_IAPC_LEGACY_DEVICES (1u << 0)
@@ -75,10 +84,12 @@ enum { ACPI_MADT_LAPIC = 0, ACPI_MADT_IOAPIC = 1, ACPI_MADT_ISO = 2, ACPI_MADT_L
 /* MPS INTI flags 0: polarity and trigger "conform to the bus" (ISA: edge,
  * active high), as the MP table's entries say. */
 #define ACPI_MPS_INTI_CONFORM 0
-#define ACPI_MPS_INTI_HIGH_LEVEL 0x000d /* polarity 01 active high, trigger 11 level */
 #define ACPI_ISA_BUS 0
 #define ACPI_PIT_IRQ 0
 #define ACPI_PIT_GSI 2
+/* The SCI: ISA IRQ 9 → GSI 9, but level-triggered and active high (ACPI's
+ * default for the SCI is level, active low). */
+#define ACPI_MPS_INTI_HIGH_LEVEL 0x000d
 #define ACPI_NMI_LINT 1
 
 struct __attribute__((packed)) acpi_rsdp {
@@ -135,16 +146,21 @@ struct __attribute__((packed)) acpi_fadt {
 	uint64_t hypervisor_vendor_id;
 };
 
-/* FACS: no checksum; the OS's waking vector and global lock live here. */
+/* FACS: no SDT header, 64-byte aligned, found only through the FADT. */
 struct __attribute__((packed)) acpi_facs {
 	char signature[4];
 	uint32_t length;
-	uint32_t hw_signature, waking_vector, global_lock, flags;
-	uint64_t x_waking_vector;
-	uint8_t version, reserved[3];
+	uint32_t hardware_signature;
+	uint32_t firmware_waking_vector;
+	uint32_t global_lock;
+	uint32_t flags;
+	uint64_t x_firmware_waking_vector;
+	uint8_t version;
+	uint8_t reserved[3];
 	uint32_t ospm_flags;
 	uint8_t reserved2[24];
 };
+
 struct __attribute__((packed)) acpi_madt {
 	struct acpi_header h;
 	uint32_t lapic_addr, flags;
@@ -185,6 +201,8 @@ struct __attribute__((packed)) acpi_mcfg {
 _Static_assert(sizeof(struct acpi_rsdp) == 36, "RSDP layout");
 _Static_assert(sizeof(struct acpi_header) == 36, "SDT header layout");
 _Static_assert(sizeof(struct acpi_gas) == 12, "GAS layout");
+_Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
+_Static_assert(BOOT_ACPI_FACS % 64 == 0, "the FACS is 64-byte aligned");
 _Static_assert(offsetof(struct acpi_fadt, flags) == 112 &&
 		       offsetof(struct acpi_fadt, reset_reg) == 116 &&
 		       offsetof(struct acpi_fadt, x_dsdt) == 140 && sizeof(struct acpi_fadt) == 276,
@@ -194,8 +212,6 @@ _Static_assert(sizeof(struct acpi_madt) == 44 && sizeof(struct acpi_madt_lapic) 
 		       sizeof(struct acpi_madt_lapic_nmi) == 6,
 	       "MADT layout");
 _Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG layout");
-_Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
-_Static_assert(BOOT_ACPI_FACS % 64 == 0, "the FACS is 64-byte aligned");
 
 /*
  * DSDT body, hand-assembled AML (ACPI 6.x chapter 20) so no iasl is needed:
@@ -411,7 +427,8 @@ static size_t acpi_dsdt_aml(uint8_t *out, size_t cap, bool pci)
 	}
 	aml_close(&a, scope);
 	/* Name (\_S5, Package () { S5, S5, Zero, Zero }): SLP_TYPa/b for
-	 * soft-off, what an OS writes to PM1a_CNT to power the machine off. */
+	 * soft-off, what an OS writes to PM1a_CNT to power the machine off
+	 * (Linux offers power-off only when the DSDT names \_S5). */
 	aml_byte(&a, AML_NAME);
 	aml_bytes(&a, (uint8_t[]){ AML_ROOT, '_', 'S', '5', '_' }, 5);
 	aml_byte(&a, AML_PACKAGE);
@@ -438,11 +455,11 @@ _Static_assert(BOOT_ACPI_RSDP % 16 == 0, "the RSDP scan looks on 16-byte boundar
 _Static_assert(BOOT_ACPI_RSDP + sizeof(struct acpi_rsdp) <= BOOT_ACPI_RSDT &&
 		       BOOT_ACPI_RSDT + ACPI_RSDT_LEN <= BOOT_ACPI_XSDT &&
 		       BOOT_ACPI_XSDT + ACPI_XSDT_LEN <= BOOT_ACPI_FADT &&
-		       BOOT_ACPI_FADT + sizeof(struct acpi_fadt) <= BOOT_ACPI_DSDT &&
+		       BOOT_ACPI_FADT + sizeof(struct acpi_fadt) <= BOOT_ACPI_FACS &&
+		       BOOT_ACPI_FACS + sizeof(struct acpi_facs) <= BOOT_ACPI_DSDT &&
 		       BOOT_ACPI_DSDT + ACPI_DSDT_LEN <= BOOT_ACPI_MADT &&
 		       BOOT_ACPI_MADT + ACPI_MADT_LEN(BOOT_ACPI_MAX_CPUS) <= BOOT_ACPI_MCFG &&
-		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_FACS &&
-		       BOOT_ACPI_FACS + sizeof(struct acpi_facs) <= BOOT_ACPI_END,
+		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_END,
 	       "ACPI tables overlap");
 _Static_assert(BOOT_ACPI_END <= ACPI_BIOS_AREA_END, "ACPI tables in the BIOS area, below 1 MiB");
 _Static_assert(BOOT_ACPI_MAX_CPUS < 0xff, "APIC IDs 0..n and IOAPIC ID n below broadcast 0xff");
@@ -509,31 +526,40 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 	memcpy(dsdt, &dh, sizeof(dh));
 	acpi_put(m, BOOT_ACPI_DSDT, dsdt, sizeof(dh) + aml_len);
 
+	/* FACS: no sleep/resume and no firmware owning the global lock */
+	struct acpi_facs facs = {
+		.signature = { 'F', 'A', 'C', 'S' },
+		.length = sizeof(facs),
+		.version = ACPI_FACS_REVISION,
+	};
+	memcpy(mem_ptr(m, BOOT_ACPI_FACS, sizeof(facs)), &facs, sizeof(facs)); /* no checksum */
+
 	/* FADT */
 	struct acpi_fadt fadt = {
 		.h = acpi_header("FACP", sizeof(fadt), ACPI_FADT_REVISION),
+		.firmware_ctrl = (uint32_t)BOOT_ACPI_FACS,
+		.x_firmware_ctrl = BOOT_ACPI_FACS,
 		.dsdt = (uint32_t)BOOT_ACPI_DSDT,
 		.x_dsdt = BOOT_ACPI_DSDT,
+		.sci_int = ACPI_PM_SCI_IRQ,
+		.pm1a_evt_blk = ACPI_PM_BASE,
+		.pm1a_cnt_blk = ACPI_PM_BASE + ACPI_PM1_CNT_OFF,
+		.pm_tmr_blk = ACPI_PM_BASE + ACPI_PM_TMR_OFF,
+		.pm1_evt_len = ACPI_PM1_EVT_LEN,
+		.pm1_cnt_len = ACPI_PM1_CNT_LEN,
+		.pm_tmr_len = ACPI_PM_TMR_LEN,
+		.p_lvl2_lat = ACPI_FADT_NO_C2,
+		.p_lvl3_lat = ACPI_FADT_NO_C3,
+		.x_pm1a_evt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8 * ACPI_PM1_EVT_LEN,
+				    .address = ACPI_PM_BASE },
+		.x_pm1a_cnt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8 * ACPI_PM1_CNT_LEN,
+				    .address = ACPI_PM_BASE + ACPI_PM1_CNT_OFF },
+		.x_pm_tmr_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8 * ACPI_PM_TMR_LEN,
+				  .address = ACPI_PM_BASE + ACPI_PM_TMR_OFF },
 		.iapc_boot_arch = ACPI_IAPC_LEGACY_DEVICES | ACPI_IAPC_8042 |
 				  ACPI_IAPC_VGA_NOT_PRESENT | ACPI_IAPC_CMOS_RTC_NOT_PRESENT,
 		.flags = ACPI_FADT_WBINVD | ACPI_FADT_PROC_C1 | ACPI_FADT_PWR_BUTTON |
 			 ACPI_FADT_SLP_BUTTON | ACPI_FADT_RESET_REG_SUP,
-		.firmware_ctrl = (uint32_t)BOOT_ACPI_FACS,
-		.x_firmware_ctrl = BOOT_ACPI_FACS,
-		/* SMI_CMD 0: the platform is always in ACPI mode (SCI_EN reads 1). */
-		.sci_int = ACPI_SCI_IRQ,
-		.pm1a_evt_blk = ACPI_PM_EVT,
-		.pm1a_cnt_blk = ACPI_PM_CNT,
-		.pm_tmr_blk = ACPI_PM_TMR,
-		.pm1_evt_len = 4,
-		.pm1_cnt_len = 2,
-		.pm_tmr_len = 4,
-		.x_pm1a_evt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 32,
-				    .address = ACPI_PM_EVT },
-		.x_pm1a_cnt_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 16,
-				    .address = ACPI_PM_CNT },
-		.x_pm_tmr_blk = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 32,
-				  .address = ACPI_PM_TMR },
 		.reset_reg = { .space_id = ACPI_GAS_SYSTEM_IO, .bit_width = 8, .bit_offset = 0,
 			       .access_size = ACPI_GAS_ACCESS_BYTE, .address = ACPI_RESET_PORT },
 		.reset_value = ACPI_RESET_VALUE,
@@ -541,10 +567,6 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 	};
 	memcpy(&fadt.hypervisor_vendor_id, "HVMM\0\0\0\0", 8);
 	acpi_put(m, BOOT_ACPI_FADT, &fadt, sizeof(fadt));
-
-	struct acpi_facs facs = { .signature = { 'F', 'A', 'C', 'S' }, .length = sizeof(facs),
-				  .version = ACPI_FACS_REVISION };
-	memcpy(mem_ptr(m, BOOT_ACPI_FACS, sizeof(facs)), &facs, sizeof(facs));
 
 	/* MADT, built in place: its length depends on ncpus. */
 	const size_t madt_len = ACPI_MADT_LEN(ncpus);
@@ -571,18 +593,17 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 				       .gsi_base = 0 };
 	memcpy(p, &io, sizeof(io));
 	p += sizeof(io);
-	/* IRQ 0 needs an override (the PIT is on pin 2) and the SCI its
-	 * level trigger; every other ISA IRQ n is GSI n, edge, active high,
-	 * ACPI's default — exactly the MP table's wiring. */
+	/* IRQ 0 needs an override (to pin 2), and the SCI its trigger mode: every
+	 * other ISA IRQ n is GSI n, edge, active high, which is ACPI's default —
+	 * exactly the MP table's wiring. */
 	struct acpi_madt_iso iso = { .type = ACPI_MADT_ISO, .length = sizeof(iso),
 				     .bus = ACPI_ISA_BUS, .source = ACPI_PIT_IRQ, .gsi = ACPI_PIT_GSI,
 				     .flags = ACPI_MPS_INTI_CONFORM };
 	memcpy(p, &iso, sizeof(iso));
 	p += sizeof(iso);
-	/* The SCI: level-triggered, active high, as ACPI requires of it. */
 	struct acpi_madt_iso sci = { .type = ACPI_MADT_ISO, .length = sizeof(sci),
-				     .bus = ACPI_ISA_BUS, .source = ACPI_SCI_IRQ, .gsi = ACPI_SCI_IRQ,
-				     .flags = ACPI_MPS_INTI_HIGH_LEVEL };
+				     .bus = ACPI_ISA_BUS, .source = ACPI_PM_SCI_IRQ,
+				     .gsi = ACPI_PM_SCI_IRQ, .flags = ACPI_MPS_INTI_HIGH_LEVEL };
 	memcpy(p, &sci, sizeof(sci));
 	p += sizeof(sci);
 	struct acpi_madt_lapic_nmi nmi = { .type = ACPI_MADT_LAPIC_NMI, .length = sizeof(nmi),

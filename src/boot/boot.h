@@ -28,15 +28,16 @@
  *                            boundary of the range OSes scan for "RSD PTR "
  *   0xe0040  BOOT_ACPI_RSDT  RSDT (32-bit pointers to FADT, MADT)
  *   0xe0080  BOOT_ACPI_XSDT  XSDT (64-bit pointers to the same)
- *   0xe0100  BOOT_ACPI_FADT  FADT rev 6, full PC platform (276 bytes)
+ *   0xe0100  BOOT_ACPI_FADT  FADT rev 6 (276 bytes): PM1a blocks, PM timer, SCI 9
+ *   0xe0240  BOOT_ACPI_FACS  FACS (64 bytes, 64-byte aligned)
  *   0xe0400  BOOT_ACPI_DSDT  DSDT (room to 0xe1000 for AML to come)
- *   0xe1000  BOOT_ACPI_MADT  MADT
- *   0xe2000  BOOT_ACPI_MCFG  MCFG (with PCI)
- *   0xe2040  BOOT_ACPI_FACS  FACS (64 bytes, 64-byte aligned)
+ *   0xe1000  BOOT_ACPI_MADT  MADT, up to BOOT_ACPI_END
  *   0xf0000  BOOT_ACPI_END   the upper 64 KiB stays free for other firmware tables
  * Anything an image wants to place over [BOOT_RESERVED_START, BOOT_RESERVED_END)
  * or [BOOT_MPTABLE, BOOT_MPTABLE_END) is refused with an error, as is anything
- * outside RAM. The multiboot memory map marks [BOOT_MPTABLE, 0xa0000) reserved
+ * outside RAM. A multiboot kernel, which needs no page tables, may load
+ * anywhere from BOOT_MB_RESERVED_END (0x1000) up: when it wants BOOT_INFO, its
+ * info area goes page-aligned after the image instead (EBX says where). The multiboot memory map marks [BOOT_MPTABLE, 0xa0000) reserved
  * (so mem_lower is 636 KiB, not the classic 639).
  */
 #ifndef HVMM_BOOT_H
@@ -68,6 +69,10 @@
 /* page tables end at BOOT_PML4 + (2 + BOOT_PT_MAX_GIB) pages = 0x4c000 */
 #define BOOT_RESERVED_END 0x4c000ull
 #define BOOT_MPTABLE_END (BOOT_MPTABLE + BOOT_MPTABLE_SIZE)
+/* A multiboot kernel (entered in protected mode, paging off) needs only the
+ * GDT and the boot stack below 0x1000: its info area moves out of the way of
+ * an image that loads over BOOT_INFO (boot_load_multiboot). */
+#define BOOT_MB_RESERVED_END 0x1000ull
 
 /* ACPI tables (boot_acpi_write). Fixed slots rather than packed back to back,
  * so a table growing (AML in the DSDT, more MADT entries) never moves another. */
@@ -75,10 +80,10 @@
 #define BOOT_ACPI_RSDT 0xe0040ull
 #define BOOT_ACPI_XSDT 0xe0080ull
 #define BOOT_ACPI_FADT 0xe0100ull
+#define BOOT_ACPI_FACS 0xe0240ull
 #define BOOT_ACPI_DSDT 0xe0400ull
 #define BOOT_ACPI_MADT 0xe1000ull
 #define BOOT_ACPI_MCFG 0xe2000ull
-#define BOOT_ACPI_FACS 0xe2040ull
 #define BOOT_ACPI_END 0xf0000ull
 /* APIC IDs 0..ncpus-1 and the IOAPIC's ID ncpus must fit the MADT's 8-bit
  * xAPIC IDs, and 0xff is the broadcast ID: ncpus <= 254. More would need
@@ -248,13 +253,13 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
 /*
  * ACPI tables for a machine with ncpus CPUs and one IOAPIC at ioapic_addr:
  * RSDP (rev 2) at BOOT_ACPI_RSDP, RSDT and XSDT each listing FADT and MADT,
- * a full-platform FADT (reset register: I/O port 0xcf9, value 0x06; PM1a
- * event/control blocks and PM timer at devices.h's ACPI_PM_*, SCI on IRQ 9)
- * pointing at a FACS and at a DSDT holding `Scope (\_SB) {}` and the \_S5
- * package, and a MADT with the same interrupt wiring as the MP table: one
- * Local APIC per CPU (APIC IDs and processor UIDs 0..ncpus-1), the IOAPIC
- * (ID ncpus, GSI base 0), the overrides ISA IRQ 0 -> GSI 2 and IRQ 9 (SCI)
- * level/high, and NMI on LINT1 of every CPU; with
+ * a FADT (reset register: I/O port 0xcf9, value 0x06; the PM1a event and
+ * control blocks and the PM timer of devices.h's ACPI_PM_*, SCI on IRQ 9) with
+ * a FACS at BOOT_ACPI_FACS, pointing at a DSDT holding `Scope (\_SB) {}`, and
+ * a MADT with the same interrupt wiring as the MP table: one Local APIC per CPU
+ * (APIC IDs and processor UIDs 0..ncpus-1), the IOAPIC (ID ncpus, GSI base 0),
+ * the overrides ISA IRQ 0 -> GSI 2 and IRQ 9 (the SCI) level/active high,
+ * and NMI on LINT1 of every CPU; with
  * ecam_base != 0 also an MCFG (listed third) giving that ECAM window for PCI
  * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks), and
  * the DSDT then describes the host bridge \_SB.PCI0 (PNP0A08, _CRS with bus

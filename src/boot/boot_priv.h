@@ -15,11 +15,15 @@ int boot_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
 
 /*
  * Check that an image wants [gpa, gpa+len) somewhere it may go: wholly inside
- * RAM and clear of the boot structures. `what` names the piece for the
- * message ("ELF segment 2", "module /x"). 0, or -1 with err set.
+ * RAM and clear of the boot structures, which are [BOOT_RESERVED_START,
+ * reserved_end) and the MP table. reserved_end is BOOT_RESERVED_END where the
+ * loader writes page tables and its info area at their fixed places, and
+ * BOOT_MB_RESERVED_END for multiboot, whose info area moves out of the
+ * image's way. `what` names the piece for the message ("ELF segment 2",
+ * "module /x"). 0, or -1 with err set.
  */
-int boot_check_dest(const struct guest_mem *m, uint64_t gpa, uint64_t len, const char *what,
-		    char *err, size_t errlen);
+int boot_check_dest(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t reserved_end,
+		    const char *what, char *err, size_t errlen);
 
 /* A validated ELF executable: class, entry and loaded extent. */
 struct boot_elf_info {
@@ -32,7 +36,7 @@ struct boot_elf_info {
  * Validate an ELF32/ELF64 x86 executable and copy its PT_LOAD segments to
  * their p_paddr. Nothing is written unless every segment is valid.
  */
-int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len,
+int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len, uint64_t reserved_end,
 			struct boot_elf_info *info, char *err, size_t errlen);
 
 /* Offset of a valid multiboot v1 header (magic, 4-byte aligned, in the first

@@ -24,21 +24,22 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t bend)
 	return alen && a < bend && b < a + alen;
 }
 
-int boot_check_dest(const struct guest_mem *m, uint64_t gpa, uint64_t len, const char *what,
-		    char *err, size_t errlen)
+int boot_check_dest(const struct guest_mem *m, uint64_t gpa, uint64_t len, uint64_t reserved_end,
+		    const char *what, char *err, size_t errlen)
 {
 	if (len > UINT64_MAX - gpa || (len && !mem_ptr(m, gpa, len)))
 		return boot_fail(err, errlen, "%s [0x%llx, 0x%llx) lies outside guest RAM (%llu MiB)",
 				 what, (unsigned long long)gpa,
 				 (unsigned long long)(len > UINT64_MAX - gpa ? UINT64_MAX : gpa + len),
 				 (unsigned long long)(m->ram_size >> 20));
-	if (overlaps(gpa, len, BOOT_RESERVED_START, BOOT_RESERVED_END) ||
+	if (overlaps(gpa, len, BOOT_RESERVED_START, reserved_end) ||
 	    overlaps(gpa, len, BOOT_MPTABLE, BOOT_MPTABLE_END))
 		return boot_fail(err, errlen,
 				 "%s [0x%llx, 0x%llx) overlaps hvmm's boot structures "
 				 "([0x%llx, 0x%llx) and [0x%llx, 0x%llx) are reserved)",
 				 what, (unsigned long long)gpa, (unsigned long long)(gpa + len),
-				 BOOT_RESERVED_START, BOOT_RESERVED_END, BOOT_MPTABLE, BOOT_MPTABLE_END);
+				 BOOT_RESERVED_START, (unsigned long long)reserved_end, BOOT_MPTABLE,
+				 BOOT_MPTABLE_END);
 	return 0;
 }
 

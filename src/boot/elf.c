@@ -85,7 +85,7 @@ static void elf_read_phdr(const uint8_t *img, const struct elf_hdr *h, unsigned 
 }
 
 static int elf_check_seg(const struct guest_mem *m, size_t len, unsigned i, const struct elf_seg *s,
-			 char *err, size_t errlen)
+			 uint64_t reserved_end, char *err, size_t errlen)
 {
 	if (s->filesz > s->memsz)
 		return boot_fail(err, errlen, "ELF segment %u has p_filesz 0x%llx > p_memsz 0x%llx", i,
@@ -96,10 +96,10 @@ static int elf_check_seg(const struct guest_mem *m, size_t len, unsigned i, cons
 				 i, (unsigned long long)s->offset, (unsigned long long)s->filesz, len);
 	char what[32];
 	snprintf(what, sizeof(what), "ELF segment %u", i);
-	return boot_check_dest(m, s->paddr, s->memsz, what, err, errlen);
+	return boot_check_dest(m, s->paddr, s->memsz, reserved_end, what, err, errlen);
 }
 
-int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len,
+int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len, uint64_t reserved_end,
 			struct boot_elf_info *info, char *err, size_t errlen)
 {
 	struct elf_hdr h = { 0 };
@@ -112,7 +112,7 @@ int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len,
 		elf_read_phdr(image, &h, i, &s);
 		if (s.type != PT_LOAD)
 			continue;
-		if (elf_check_seg(m, len, i, &s, err, errlen) < 0)
+		if (elf_check_seg(m, len, i, &s, reserved_end, err, errlen) < 0)
 			return -1;
 		if (s.memsz == 0)
 			continue;
@@ -140,7 +140,7 @@ int boot_load_elf(struct guest_mem *m, const struct boot_params_in *in, struct b
 		  char *err, size_t errlen)
 {
 	struct boot_elf_info info;
-	if (boot_elf_load_image(m, in->image, in->image_len, &info, err, errlen) < 0)
+	if (boot_elf_load_image(m, in->image, in->image_len, BOOT_RESERVED_END, &info, err, errlen) < 0)
 		return -1;
 	*out = (struct boot_entry){
 		.format = BOOT_ELF,

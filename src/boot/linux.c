@@ -213,7 +213,7 @@ static int lx_load_bzimage(struct guest_mem *m, const struct boot_linux_in *in,
 				 (unsigned long long)load, h.kernel_alignment);
 	/* init_size covers the in-place decompression and early brk: reserve it all. */
 	uint64_t span = h.init_size > pm_len ? h.init_size : pm_len;
-	if (boot_check_dest(m, load, span, "Linux kernel", err, errlen) < 0)
+	if (boot_check_dest(m, load, span, BOOT_RESERVED_END, "Linux kernel", err, errlen) < 0)
 		return -1;
 
 	struct lx_plan p = {
@@ -271,7 +271,7 @@ static int lx_load_vmlinux(struct guest_mem *m, const struct boot_linux_in *in,
 			     errlen) < 0)
 		return -1;
 	struct boot_elf_info ei;
-	if (boot_elf_load_image(m, in->kernel, in->kernel_len, &ei, err, errlen) < 0)
+	if (boot_elf_load_image(m, in->kernel, in->kernel_len, BOOT_RESERVED_END, &ei, err, errlen) < 0)
 		return -1;
 	struct lx_plan p = {
 		.kernel_lo = ei.lo,

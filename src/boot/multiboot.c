@@ -75,6 +75,7 @@ long boot_mb_find_header(const uint8_t *image, size_t len)
 /* Bump allocator over the info area; everything the kernel reads lives there. */
 struct mb_area {
 	uint8_t *host;
+	uint32_t base; /* guest-physical: BOOT_INFO, or after the image (mb_info_base) */
 	uint64_t used;
 	bool full;
 };
@@ -87,12 +88,32 @@ static uint32_t area_alloc(struct mb_area *a, uint64_t size, uint64_t align)
 		return 0;
 	}
 	a->used = off + size;
-	return (uint32_t)(BOOT_INFO + off);
+	return (uint32_t)(a->base + off);
 }
 
 static void *area_at(struct mb_area *a, uint32_t gpa)
 {
-	return a->host + (gpa - BOOT_INFO);
+	return a->host + (gpa - a->base);
+}
+
+/*
+ * Where the info area goes: BOOT_INFO, unless the image wants that memory
+ * (kvm-unit-tests' realmode test loads at 0x8000, as it may: the multiboot
+ * spec lets the loader put its structures anywhere the image is not, and QEMU
+ * puts them after the image). Then it goes page-aligned after the image, or at
+ * 1 MiB if that would run into the MP table and the legacy VGA/BIOS area.
+ * 0 when it fits nowhere in RAM below 4 GiB.
+ */
+static uint64_t mb_info_base(const struct guest_mem *m, uint64_t lo, uint64_t hi)
+{
+	if (hi <= BOOT_INFO || lo >= BOOT_INFO + BOOT_INFO_SIZE)
+		return BOOT_INFO;
+	uint64_t a = (hi + BOOT_PAGE - 1) & ~(BOOT_PAGE - 1);
+	if (a < MIB(1) && a + BOOT_INFO_SIZE > BOOT_MPTABLE)
+		a = MIB(1);
+	if (a + BOOT_INFO_SIZE > MEM_HOLE_END || !mem_ptr(m, a, BOOT_INFO_SIZE))
+		return 0;
+	return a;
 }
 
 static uint32_t area_str(struct mb_area *a, const char *s1, const char *s2)
@@ -163,7 +184,8 @@ static int mb_load_kludge(struct guest_mem *m, const struct boot_params_in *in, 
 				 (unsigned long long)end);
 	if (end == h->load_addr)
 		return boot_fail(err, errlen, "multiboot image loads nothing (load_addr == load end)");
-	if (boot_check_dest(m, h->load_addr, end - h->load_addr, "multiboot image", err, errlen) < 0)
+	if (boot_check_dest(m, h->load_addr, end - h->load_addr, BOOT_MB_RESERVED_END, "multiboot image",
+			    err, errlen) < 0)
 		return -1;
 	if (h->entry_addr < h->load_addr || h->entry_addr >= end)
 		return boot_fail(err, errlen,
@@ -205,12 +227,15 @@ static int mb_load_modules(struct guest_mem *m, const struct boot_params_in *in,
 	return 0;
 }
 
-static int mb_write_info(struct guest_mem *m, const struct boot_params_in *in, uint64_t kernel_hi,
-			 char *err, size_t errlen)
+static int mb_write_info(struct guest_mem *m, const struct boot_params_in *in, uint64_t kernel_lo,
+			 uint64_t kernel_hi, uint64_t *info_out, char *err, size_t errlen)
 {
-	struct mb_area a = { .host = mem_ptr(m, BOOT_INFO, BOOT_INFO_SIZE) };
+	uint64_t base = mb_info_base(m, kernel_lo, kernel_hi);
+	struct mb_area a = { .host = base ? mem_ptr(m, base, BOOT_INFO_SIZE) : NULL, .base = (uint32_t)base };
 	if (!a.host)
 		return boot_fail(err, errlen, "guest RAM too small for the multiboot info");
+	/* modules go after the image and, when it moved there, the info area */
+	uint64_t next = base > kernel_hi ? base + BOOT_INFO_SIZE : kernel_hi;
 	memset(a.host, 0, BOOT_INFO_SIZE);
 	uint32_t info_gpa = area_alloc(&a, sizeof(struct mb_info), 8);
 	struct mb_info info = { 0 };
@@ -220,7 +245,7 @@ static int mb_write_info(struct guest_mem *m, const struct boot_params_in *in, u
 	info.mem_upper = low_end > MIB(1) ? (uint32_t)((low_end - MIB(1)) >> 10) : 0;
 
 	uint32_t n = 0;
-	info.mmap_addr = (uint32_t)(BOOT_INFO + ((a.used + 3) & ~3ull));
+	info.mmap_addr = (uint32_t)(a.base + ((a.used + 3) & ~3ull));
 	mmap_add(&a, &n, 0, BOOT_MPTABLE, MB_MMAP_RAM);
 	mmap_add(&a, &n, BOOT_MPTABLE, 0xa0000, MB_MMAP_RESERVED);
 	mmap_add(&a, &n, 0xf0000, MIB(1), MB_MMAP_RESERVED);
@@ -235,14 +260,15 @@ static int mb_write_info(struct guest_mem *m, const struct boot_params_in *in, u
 	 * skip argv[0] see the same words on hvmm as there. */
 	info.cmdline = area_str(&a, in->image_path ? in->image_path : "",
 				in->cmdline ? in->cmdline : "");
-	if (mb_load_modules(m, in, &a, kernel_hi, &info, err, errlen) < 0)
+	if (mb_load_modules(m, in, &a, next, &info, err, errlen) < 0)
 		return -1;
 	if (a.full)
 		return boot_fail(err, errlen,
 				 "multiboot info (command line, memory map, module list and strings) "
 				 "does not fit in its %llu bytes at 0x%llx",
-				 BOOT_INFO_SIZE, BOOT_INFO);
+				 BOOT_INFO_SIZE, (unsigned long long)base);
 	memcpy(area_at(&a, info_gpa), &info, sizeof(info));
+	*info_out = base;
 	return 0;
 }
 
@@ -278,7 +304,8 @@ int boot_load_multiboot(struct guest_mem *m, const struct boot_params_in *in,
 					 "multiboot image is not ELF and its header has no address fields "
 					 "(flag bit 16)");
 		struct boot_elf_info ei;
-		if (boot_elf_load_image(m, in->image, in->image_len, &ei, err, errlen) < 0)
+		if (boot_elf_load_image(m, in->image, in->image_len, BOOT_MB_RESERVED_END, &ei, err,
+					errlen) < 0)
 			return -1;
 		if (ei.hi > MEM_HOLE_END || ei.entry >= MEM_HOLE_END)
 			return boot_fail(err, errlen,
@@ -289,7 +316,8 @@ int boot_load_multiboot(struct guest_mem *m, const struct boot_params_in *in,
 		hi = ei.hi;
 		entry = ei.entry;
 	}
-	if (mb_write_info(m, in, hi, err, errlen) < 0)
+	uint64_t info_gpa = 0;
+	if (mb_write_info(m, in, lo, hi, &info_gpa, err, errlen) < 0)
 		return -1;
 	boot_x86_write_gdt(m, BOOT_MODE_PROT32);
 	*out = (struct boot_entry){
@@ -298,7 +326,7 @@ int boot_load_multiboot(struct guest_mem *m, const struct boot_params_in *in,
 		.rip = entry,
 		.rsp = BOOT_STACK_TOP,
 		.rax = MB_BOOT_MAGIC,
-		.rbx = BOOT_INFO,
+		.rbx = info_gpa,
 		.image_lo = lo,
 		.image_hi = hi,
 	};

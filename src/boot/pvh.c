@@ -263,7 +263,7 @@ int boot_load_pvh(struct guest_mem *m, const struct boot_params_in *in, struct b
 	if (!a.host)
 		return boot_fail(err, errlen, "guest RAM too small for the PVH start info");
 	struct boot_elf_info info;
-	if (boot_elf_load_image(m, in->image, in->image_len, &info, err, errlen) < 0)
+	if (boot_elf_load_image(m, in->image, in->image_len, BOOT_RESERVED_END, &info, err, errlen) < 0)
 		return -1;
 
 	memset(a.host, 0, BOOT_INFO_SIZE);

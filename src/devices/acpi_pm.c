@@ -1,142 +1,197 @@
 /*
- * ACPI fixed hardware (ACPI 6.x chapter 4.8), the registers a full — not
- * hardware-reduced — FADT promises, at the ports q35's ICH9 uses:
+ * ACPI fixed hardware: the PM1a event and control blocks and the power
+ * management timer, at ICH9's places (PMBASE 0x600, as QEMU's q35, whose host
+ * bridge ids hvmm's PCI bus 0 also wears). The FADT (src/boot/acpi.c) points
+ * at them, so an OS — or kvm-unit-tests, which read the FADT's PM_TMR_BLK —
+ * finds them as on any PC:
  *
- *   0x600  PM1a_EVT_BLK  PM1_STS (16 bits, write 1 to clear), PM1_EN (16 bits)
- *   0x604  PM1a_CNT_BLK  PM1_CNT: SCI_EN (always set: there is no SMI mode to
- *                        leave), SLP_TYP and SLP_EN
- *   0x608  PM_TMR_BLK    the 24-bit ACPI PM timer, 3.579545 MHz
+ *   0x600  PM1a_STS (16 bits)  TMR_STS (bit 0), PWRBTN_STS (8), RTC_STS (10),
+ *                              WAK_STS (15); write 1 to clear
+ *   0x602  PM1a_EN  (16 bits)  TMR_EN, PWRBTN_EN, RTC_EN: kept as written
+ *   0x604  PM1a_CNT (16 bits)  SCI_EN (bit 0, always 1: there is no SMM to
+ *                              hand ACPI mode over, so the FADT's SMI_CMD is 0),
+ *                              SLP_TYP (12:10); SLP_EN (13) reads 0
+ *   0x608  PM_TMR   (32 bits)  a free-running 24-bit count at 3.579545 MHz,
+ *                              read-only (FADT TMR_VAL_EXT clear, as QEMU's)
  *
- * Why not hardware-reduced ACPI: Linux on a reduced platform without EFI
- * restarts through EFI and then the BIOS's real-mode reset vector (neither
- * exists here) instead of the FADT's reset register, and treats the ISA
- * IRQs as absent, so the 8250 UART driver could not get IRQ 4 and user space
- * wrote to a console whose interrupts never came. A full FADT with these
- * three blocks is what PCs have and what every OS handles.
- *
- * Power-off: the DSDT's \_S5 package names SLP_TYP ACPI_PM_SLP_TYP_S5; a
- * write of SLP_EN with that type ends the VM, status 0 — the guest is done.
- * Other sleep states are not offered (no \_S1-\_S4), so other types are
- * ignored: the guest keeps running, as on a board that does not support them.
- *
- * The SCI (IRQ 9) is never raised: the only event sources a PC has here,
- * timer overflow and the power button, are not enabled by hvmm, and TMR_STS
- * is computed when read instead of by a timer thread.
+ * The timer is computed from the host's monotonic clock on every read rather
+ * than counted, so reading it costs one exit and nothing runs in between.
+ * TMR_STS is set when bit 23 of the count has flipped since the guest last
+ * cleared it, also computed on read. The SCI (IRQ 9, level) is asserted while
+ * any enabled status bit is set, evaluated on every register access; nothing
+ * sets a status bit on its own between accesses (no timer thread, no power
+ * button, no RTC alarm), so a guest waiting for a timer-overflow SCI waits in
+ * vain — Linux uses the timer only as a clocksource and never asks for it.
+ * A sleep request (SLP_EN) takes QEMU's SLP_TYP values: 0 powers the machine
+ * off (hvmm exits with status 0), 1 is S3, suspend to RAM: the vCPUs stop
+ * until a wake event — the RTC alarm, when the guest enabled RTC_EN here and
+ * AIE in the RTC — and the boot CPU then starts in real mode at the FACS's
+ * waking vector (vm.c's vm_sleep_s3), with WAK_STS and RTC_STS set. Other
+ * types are counted and ignored. The DSDT offers \_S5 (Linux powers off
+ * through it) but no \_S3, so only a guest that writes type 1 itself
+ * (kvm-unit-tests' s3 does) sleeps.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "../irq.h"
 #include "../util.h"
 #include "../vm.h"
-#include "devices.h"
 #include "devices_priv.h"
 
-#define PM1_STS_TMR 0x0001u
-#define PM1_STS_MASK 0x8d31u /* TMR, BM, GBL, PWRBTN, SLPBTN, RTC, WAK */
-#define PM1_EN_MASK 0x0521u  /* TMR, GBL, PWRBTN, SLPBTN, RTC */
-#define PM1_CNT_SCI_EN 0x0001u
+#define PM1_STS_TMR (1u << 0)
+#define PM1_STS_PWRBTN (1u << 8)
+#define PM1_STS_RTC (1u << 10)
+#define PM1_STS_WAK (1u << 15)
+#define PM1_STS_MASK (PM1_STS_TMR | PM1_STS_PWRBTN | PM1_STS_RTC | PM1_STS_WAK)
+#define PM1_EN_MASK (PM1_STS_TMR | PM1_STS_PWRBTN | PM1_STS_RTC)
+#define PM1_CNT_SCI_EN (1u << 0)
+#define PM1_CNT_SLP_TYP (7u << 10)
+#define PM1_CNT_SLP_EN (1u << 13)
 #define PM1_CNT_SLP_TYP_SHIFT 10
-#define PM1_CNT_SLP_TYP (7u << PM1_CNT_SLP_TYP_SHIFT)
-#define PM1_CNT_SLP_EN 0x2000u
-#define PM1_CNT_RW 0x1c06u /* BM_RLD, GBL_RLS, SLP_TYP; SCI_EN reads 1 */
-#define PM_TMR_HZ 3579545ull
-#define PM_TMR_BITS 24
+#define PM_SLP_TYP_S3 1
 
 struct acpi_pm {
 	struct vm *vm;
 	pthread_mutex_t lock;
-	uint64_t t0_ns;       /* the timer counts from here */
 	uint16_t sts, en, cnt;
-	uint64_t tmr_epoch;   /* counter >> 23 when TMR_STS was last cleared */
+	uint32_t tmr_at_clear; /* the count when TMR_STS was last cleared */
+	uint64_t sleep_requests;
+	bool sci; /* the level last driven */
 };
 
-/* Ticks since creation: split so that ns * 3.58 MHz cannot overflow. */
-static uint64_t acpi_pm_ticks(const struct acpi_pm *p)
+uint32_t acpi_pm_timer_ticks(uint64_t ns)
 {
-	uint64_t ns = util_now_ns() - p->t0_ns;
-	return ns / 1000000000ull * PM_TMR_HZ + ns % 1000000000ull * PM_TMR_HZ / 1000000000ull;
+	/* ticks = ns * 3579545 / 1e9 without overflowing 64 bits: split ns into
+	 * whole seconds and the rest (each part's product fits). */
+	uint64_t s = ns / 1000000000ull, rem = ns % 1000000000ull;
+	uint64_t t = s * ACPI_PM_TIMER_HZ + rem * ACPI_PM_TIMER_HZ / 1000000000ull;
+	return (uint32_t)(t & ACPI_PM_TIMER_MASK);
 }
 
-/* The 12 bytes of the three blocks as the guest reads them, all at the
- * instant ticks. Lock held. */
-static uint8_t acpi_pm_byte(struct acpi_pm *p, unsigned off, uint64_t ticks)
+/* Called with the lock held: fold the timer's MSB flips into TMR_STS. */
+static void acpi_pm_update_tmr_sts(struct acpi_pm *p, uint32_t now)
 {
-	uint16_t sts = p->sts;
-	/* TMR_STS: the counter's top bit changed since it was last cleared. */
-	if ((ticks >> (PM_TMR_BITS - 1)) != p->tmr_epoch)
-		sts |= PM1_STS_TMR;
-	uint32_t tmr = (uint32_t)(ticks & ((1u << PM_TMR_BITS) - 1));
-	uint16_t cnt = p->cnt | PM1_CNT_SCI_EN;
-	switch (off) {
-	case 0: return (uint8_t)sts;
-	case 1: return (uint8_t)(sts >> 8);
-	case 2: return (uint8_t)p->en;
-	case 3: return (uint8_t)(p->en >> 8);
-	case 4: return (uint8_t)cnt;
-	case 5: return (uint8_t)(cnt >> 8);
-	case 8: case 9: case 10: case 11:
-		return (uint8_t)(tmr >> (8 * (off - 8)));
-	default: return 0; /* 6, 7: between the blocks */
-	}
+	if ((now ^ p->tmr_at_clear) & (1u << 23))
+		p->sts |= PM1_STS_TMR;
+}
+
+/* Called with the lock held; returns whether the SCI level changed and to what. */
+static bool acpi_pm_sci_level(struct acpi_pm *p, bool *level)
+{
+	bool l = (p->sts & p->en & PM1_EN_MASK) && (p->cnt & PM1_CNT_SCI_EN);
+	if (l == p->sci)
+		return false;
+	p->sci = l;
+	*level = l;
+	return true;
 }
 
 static uint64_t acpi_pm_read(void *opaque, uint64_t offset, unsigned size)
 {
 	struct acpi_pm *p = opaque;
+	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
 	uint64_t v = 0;
 	pthread_mutex_lock(&p->lock);
-	/* One clock reading per access: a 32-bit timer read built from bytes
-	 * of different instants could carry wrongly and run backwards. */
-	uint64_t ticks = acpi_pm_ticks(p);
-	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++)
-		v |= (uint64_t)acpi_pm_byte(p, (unsigned)offset + i, ticks) << (8 * i);
+	acpi_pm_update_tmr_sts(p, now);
+	/* The block as bytes, so any access size at any offset reads what a
+	 * byte-wise view of the registers holds (the timer's four bytes are
+	 * one snapshot). */
+	uint8_t regs[ACPI_PM_LEN] = {
+		(uint8_t)p->sts, (uint8_t)(p->sts >> 8), (uint8_t)p->en, (uint8_t)(p->en >> 8),
+		(uint8_t)p->cnt, (uint8_t)(p->cnt >> 8), 0, 0,
+		(uint8_t)now, (uint8_t)(now >> 8), (uint8_t)(now >> 16), (uint8_t)(now >> 24),
+	};
+	bool level, changed = acpi_pm_sci_level(p, &level);
 	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++)
+		v |= (uint64_t)regs[offset + i] << (8 * i);
+	if (changed)
+		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
 	return v;
 }
 
-/* Merge byte b at byte index i (0 or 1) of a 16-bit register. */
-static uint16_t acpi_pm_merge(uint16_t reg, unsigned i, uint8_t b)
+uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value)
 {
-	return i ? (uint16_t)((reg & 0x00ff) | b << 8) : (uint16_t)((reg & 0xff00) | b);
+	return sts & (uint16_t)~(value & PM1_STS_MASK); /* write 1 to clear */
 }
 
 static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
 	struct acpi_pm *p = opaque;
-	bool sleep = false;
-	unsigned slp_typ = 0;
+	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	int sleep_typ = -1;
 	pthread_mutex_lock(&p->lock);
-	uint16_t sts_clear = 0, cnt = p->cnt;
-	bool cnt_written = false;
+	acpi_pm_update_tmr_sts(p, now);
 	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++) {
-		unsigned off = (unsigned)offset + i;
-		uint8_t b = (uint8_t)(value >> (8 * i));
-		if (off < 2)
-			sts_clear |= (uint16_t)(b << (8 * off));
-		else if (off < 4)
-			p->en = acpi_pm_merge(p->en, off - 2, b) & PM1_EN_MASK;
-		else if (off < 6) {
-			cnt = acpi_pm_merge(cnt, off - 4, b);
-			cnt_written = true;
+		unsigned reg = (unsigned)(offset + i);
+		uint16_t b = (uint16_t)((value >> (8 * i)) & 0xff);
+		uint16_t shifted = (uint16_t)(b << (8 * (reg & 1)));
+		switch (reg) {
+		case 0:
+		case 1:
+			if (shifted & PM1_STS_TMR)
+				p->tmr_at_clear = now;
+			p->sts = acpi_pm_sts_write(p->sts, shifted);
+			break;
+		case 2:
+		case 3: {
+			uint16_t keep = reg == 2 ? 0xff00 : 0x00ff;
+			p->en = (uint16_t)((p->en & keep) | (shifted & PM1_EN_MASK & ~keep));
+			break;
 		}
-		/* 6..11: reserved and the read-only timer */
-	}
-	sts_clear &= PM1_STS_MASK;
-	if (sts_clear & PM1_STS_TMR)
-		p->tmr_epoch = acpi_pm_ticks(p) >> (PM_TMR_BITS - 1);
-	p->sts &= (uint16_t)~sts_clear;
-	if (cnt_written) {
-		p->cnt = cnt & PM1_CNT_RW;
-		if (cnt & PM1_CNT_SLP_EN) { /* SLP_EN is write-only: never stored */
-			sleep = true;
-			slp_typ = (cnt & PM1_CNT_SLP_TYP) >> PM1_CNT_SLP_TYP_SHIFT;
+		case 4:
+		case 5: {
+			uint16_t keep = reg == 4 ? 0xff00 : 0x00ff;
+			uint16_t c = (uint16_t)((p->cnt & keep) | (shifted & ~keep));
+			if (c & PM1_CNT_SLP_EN) {
+				p->sleep_requests++;
+				sleep_typ = (c & PM1_CNT_SLP_TYP) >> PM1_CNT_SLP_TYP_SHIFT;
+			}
+			/* SCI_EN stays set (no SMM), SLP_EN is write-only */
+			p->cnt = (uint16_t)((c & PM1_CNT_SLP_TYP) | PM1_CNT_SCI_EN);
+			break;
+		}
+		default:
+			break; /* the timer is read-only; 6-7 are reserved */
 		}
 	}
+	bool level, changed = acpi_pm_sci_level(p, &level);
 	pthread_mutex_unlock(&p->lock);
-	if (sleep && slp_typ == ACPI_PM_SLP_TYP_S5)
+	if (changed)
+		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
+	/* Sleep last, without the lock: S3 returns only once the machine woke. */
+	if (sleep_typ == ACPI_PM_SLP_TYP_S5)
 		vm_stop(p->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest powered off (ACPI S5)");
+	else if (sleep_typ == PM_SLP_TYP_S3 && p->vm->sleep_s3)
+		p->vm->sleep_s3(p->vm);
+}
+
+bool acpi_pm_rtc_wake_enabled(struct vm *vm)
+{
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	bool en = p->en & PM1_STS_RTC;
+	pthread_mutex_unlock(&p->lock);
+	return en;
+}
+
+void acpi_pm_woke(struct vm *vm, bool by_rtc)
+{
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->sts |= PM1_STS_WAK | (by_rtc ? PM1_STS_RTC : 0);
+	p->cnt &= (uint16_t)~PM1_CNT_SLP_TYP; /* back in S0 */
+	bool level, changed = acpi_pm_sci_level(p, &level);
+	pthread_mutex_unlock(&p->lock);
+	if (changed)
+		irq_set_line(vm, ACPI_PM_SCI_IRQ, level);
 }
 
 static const struct bus_ops acpi_pm_ops = {
@@ -150,24 +205,29 @@ int acpi_pm_create(struct vm *vm)
 	if (!p)
 		return -ENOMEM;
 	p->vm = vm;
+	p->cnt = PM1_CNT_SCI_EN;
 	pthread_mutex_init(&p->lock, NULL);
-	p->t0_ns = util_now_ns();
-	int r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "ACPI PM (PM1, timer)");
-	if (r < 0) {
-		pthread_mutex_destroy(&p->lock);
-		free(p);
-	}
-	return r;
+	vm->acpi_pm = p; /* freed by acpi_pm_destroy even if the registration fails */
+	return bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
 }
 
-static void acpi_pm_free(void *opaque)
+uint64_t acpi_pm_sleep_requests(struct vm *vm)
 {
-	struct acpi_pm *p = opaque;
-	pthread_mutex_destroy(&p->lock);
-	free(p);
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	uint64_t n = p->sleep_requests;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 void acpi_pm_destroy(struct vm *vm)
 {
-	devices_free_opaque(&vm->pio, &acpi_pm_ops, acpi_pm_free);
+	struct acpi_pm *p = vm->acpi_pm;
+	if (!p)
+		return;
+	vm->acpi_pm = NULL;
+	pthread_mutex_destroy(&p->lock);
+	free(p);
 }

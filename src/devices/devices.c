@@ -28,5 +28,7 @@ void devices_destroy(struct vm *vm)
 	ioapic_destroy(vm);
 	pic_destroy(vm);
 	fw_cfg_destroy(vm);
+	pc_testdev_destroy(vm);
 	acpi_pm_destroy(vm);
+	rtc_destroy(vm);
 }

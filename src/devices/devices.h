@@ -13,8 +13,14 @@
  *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
  *                 init sequence, reads back IMR, never delivers (IOAPIC does)
  *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
- *   acpi_pm.c     ACPI fixed hardware at 0x600 (with --acpi on): PM1 event and
- *                 control blocks (S5 = power off) and the 3.58 MHz PM timer
+ *   acpi_pm.c     ACPI PM1a event/control blocks and the PM timer (3.579545 MHz,
+ *                 24 bits) at 0x600-0x60b, ICH9's layout; SCI is IRQ 9; S5 and S3
+ *   rtc.c         MC146818 RTC and CMOS RAM at 0x70/0x71 (no interrupts)
+ *   pc_testdev.c  QEMU's pc-testdev (kvm-unit-tests): scratch register 0xe0 and
+ *                 0xe8 (bytewise), page flush 0xe4, IRQ lines 0x2000-0x2017,
+ *                 64 KiB of MMIO scratch at 0xff000000
+ *   pci_testdev.c QEMU's pci-testdev (1b36:0005): ioeventfd tests behind a
+ *                 32-bit memory BAR and an I/O BAR
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
@@ -32,19 +38,29 @@ struct vm;
 #define BOOT_TIMER_PORT 0x440
 #define BOOT_TIMER_MMIO 0xfeb00000ull
 #define BOOT_TIMER_MAX_MARKS 16
-/* ACPI fixed hardware (acpi_pm.c), where the FADT says it is. */
-#define ACPI_PM_BASE 0x600
-#define ACPI_PM_EVT (ACPI_PM_BASE + 0) /* PM1a_EVT_BLK, 4 bytes */
-#define ACPI_PM_CNT (ACPI_PM_BASE + 4) /* PM1a_CNT_BLK, 2 bytes */
-#define ACPI_PM_TMR (ACPI_PM_BASE + 8) /* PM_TMR_BLK, 4 bytes */
-#define ACPI_PM_LEN 12
-#define ACPI_PM_SLP_TYP_S5 5 /* the DSDT's \_S5 package: SLP_TYP for soft-off */
-#define ACPI_SCI_IRQ 9
 #define FW_CFG_PORT_SEL 0x510
 #define FW_CFG_PORT_DATA 0x511
 #define FW_CFG_PORT_DMA 0x514
 #define FW_CFG_NAME_MAX 55    /* the directory's name[56], NUL included */
 #define FW_CFG_MAX_FILES 1024 /* selectors 0x20..0x41f */
+#define ACPI_PM_BASE 0x600      /* PM1a_EVT_BLK; PM1a_CNT_BLK +4, PM_TMR_BLK +8 */
+#define ACPI_PM_LEN 12
+#define ACPI_PM1_EVT_LEN 4
+#define ACPI_PM1_CNT_OFF 4
+#define ACPI_PM1_CNT_LEN 2
+#define ACPI_PM_TMR_OFF 8
+#define ACPI_PM_TMR_LEN 4
+#define ACPI_PM_SLP_TYP_S5 0    /* QEMU's encoding; the DSDT's \_S5 package */
+#define ACPI_PM_SCI_IRQ 9       /* QEMU's too; level, active high (MADT override) */
+#define ACPI_PM_TIMER_HZ 3579545ull
+#define ACPI_PM_TIMER_MASK 0xffffffu
+#define PC_TESTDEV_SCRATCH_PORT 0xe0
+#define PC_TESTDEV_FLUSH_PORT 0xe4
+#define PC_TESTDEV_BYTE_PORT 0xe8
+#define PC_TESTDEV_IRQ_PORT 0x2000
+#define PC_TESTDEV_IRQ_LINES 24
+#define PC_TESTDEV_IOMEM 0xff000000ull
+#define PC_TESTDEV_IOMEM_LEN 0x10000u
 
 enum serial_mode {
 	SERIAL_STDIO = 0,
@@ -67,7 +83,6 @@ void sysreset_io_write(struct vm *vm, uint8_t value);
 int boot_timer_create(struct vm *vm);
 int ioapic_create(struct vm *vm);
 int pic_create(struct vm *vm);
-int acpi_pm_create(struct vm *vm);
 /* fw_cfg: items from vm->cfg (mem_size, ncpus) as they are at create time. */
 int fw_cfg_create(struct vm *vm);
 /*
@@ -79,6 +94,42 @@ int fw_cfg_create(struct vm *vm);
 int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t len);
 /* Called by devices_destroy(). */
 void fw_cfg_destroy(struct vm *vm);
+
+/* ACPI PM registers (acpi_pm.c). */
+int acpi_pm_create(struct vm *vm);
+/* S3: may the RTC alarm wake the machine (PM1_EN.RTC_EN)? And: it woke
+ * (WAK_STS, and RTC_STS when by_rtc). */
+bool acpi_pm_rtc_wake_enabled(struct vm *vm);
+void acpi_pm_woke(struct vm *vm, bool by_rtc);
+/* RTC (rtc.c): CMOS clock and RAM at 0x70/0x71. */
+int rtc_create(struct vm *vm);
+/* Has the alarm fired (a second matching it passed) with AIE on? For S3 wake. */
+bool rtc_alarm_due(struct vm *vm);
+/* Pure logic: do the registers' sec/min/hour match the alarm's (>= 0xc0: any)? */
+bool rtc_alarm_match(const uint8_t alarm[3], const uint8_t now[3]);
+/* Writes of SLP_EN the guest made (sleep is not carried out). */
+uint64_t acpi_pm_sleep_requests(struct vm *vm);
+/* Pure logic, for unit tests: the 24-bit PM timer count ns after start, and
+ * PM1_STS after a write of value (write 1 to clear). */
+uint32_t acpi_pm_timer_ticks(uint64_t ns);
+uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value);
+
+/* pc-testdev (pc_testdev.c). */
+int pc_testdev_create(struct vm *vm);
+/* Pages flushed through port 0xe4 so far. */
+uint64_t pc_testdev_flushes(struct vm *vm);
+/* The pure logic, for unit tests: the scratch register after/for an access of
+ * size bytes at offset (clipped to the register's 4 bytes), and the IOAPIC
+ * pin an interrupt line drives (-1: no such line). */
+uint32_t pc_testdev_scratch_read(uint32_t reg, unsigned offset, unsigned size);
+uint32_t pc_testdev_scratch_write(uint32_t reg, unsigned offset, unsigned size, uint64_t value);
+int pc_testdev_irq_pin(unsigned line);
+
+/* pci-testdev (pci_testdev.c), on the next free slot of bus 0. Its destroy
+ * is vm_destroy's, not devices_destroy's: it is a PCI device, and programs
+ * that use the legacy devices without PCI (unit tests) must not need pci.c. */
+int pci_testdev_create(struct vm *vm);
+void pci_testdev_destroy(struct vm *vm);
 
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);

@@ -9,6 +9,16 @@
  * Pins are driven with the "asserted" sense (irq_set_line): the polarity bit
  * is kept for the guest to read back but does not invert anything, because
  * every hvmm device reports assertion, not an electrical level.
+ *
+ * A level pin awaiting its EOI (Remote IRR set) keeps the route it was
+ * delivered through until the EOI arrives, even if the guest reprograms its
+ * destination or vector meanwhile: KVM asks hvmm for an EOI (the
+ * KVM_EXIT_IOAPIC_EOI exit) only for vectors whose level-triggered routes
+ * target the EOI-ing vCPU, so moving the route away at once would swallow the
+ * EOI of the interrupt already delivered, and the pin would stay blocked for
+ * good (kvm-unit-tests' ioapic "self reconfigure" case, an ISR that retargets
+ * its own pin). The new route goes in when Remote IRR clears, before the pin
+ * can fire again — nothing is delivered on that pin in between anyway.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -60,6 +70,7 @@ struct ioapic_pin {
 	uint32_t lo, hi;   /* the redirection entry as the guest sees it */
 	bool line;         /* asserted by the device right now */
 	bool routed;       /* the route below has been given to irq.c */
+	uint8_t inflight_vector; /* the vector delivered while Remote IRR is set */
 	uint64_t msi_addr;
 	uint32_t msi_data;
 	uint64_t delivered; /* deliveries, for tests and statistics */
@@ -96,8 +107,11 @@ static void ioapic_deliver(struct ioapic *s, unsigned n)
 	struct ioapic_pin *p = &s->pin[n];
 	bool level = p->lo & RTE_LEVEL;
 	p->delivered++;
-	if (level)
+	if (level) {
 		p->lo |= RTE_REMOTE_IRR;
+		/* what KVM delivers is the route's message, the one the EOI names */
+		p->inflight_vector = p->routed ? (uint8_t)p->msi_data : (uint8_t)p->lo;
+	}
 	if (s->vm->vm_fd < 0)
 		return; /* unit tests: no KVM */
 	/* KVM fires an MSI route on every level-1 call; the 0 after an edge
@@ -134,16 +148,34 @@ void ioapic_set_line(struct vm *vm, unsigned pin, bool level)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void ioapic_eoi_locked(struct ioapic *s, unsigned vector)
+static void ioapic_reroute(struct ioapic *s, unsigned n);
+
+/*
+ * EOI of `vector`: clear Remote IRR of the level pins it was delivered
+ * through, put in any route the guest changed meanwhile, then re-deliver a
+ * pin that is still asserted. Called with route_lock held, lock not held.
+ */
+static void ioapic_eoi_routed(struct ioapic *s, unsigned vector)
 {
+	bool cleared[IRQ_IOAPIC_PINS] = { false };
+	pthread_mutex_lock(&s->lock);
 	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++) {
 		struct ioapic_pin *p = &s->pin[n];
-		if (!(p->lo & RTE_LEVEL) || (p->lo & RTE_VECTOR) != (vector & 0xff) ||
-		    !(p->lo & RTE_REMOTE_IRR))
+		if (!(p->lo & RTE_LEVEL) || !(p->lo & RTE_REMOTE_IRR) ||
+		    p->inflight_vector != (vector & 0xff))
 			continue;
 		p->lo &= ~RTE_REMOTE_IRR;
+		cleared[n] = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++) {
+		if (!cleared[n])
+			continue;
+		ioapic_reroute(s, n); /* a no-op unless the entry changed while in flight */
 		/* still asserted: the device has more to say */
+		pthread_mutex_lock(&s->lock);
 		ioapic_service_level(s, n);
+		pthread_mutex_unlock(&s->lock);
 	}
 }
 
@@ -152,9 +184,9 @@ void ioapic_eoi(struct vm *vm, unsigned vector)
 	struct ioapic *s = vm->ioapic;
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
-	ioapic_eoi_locked(s, vector);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->route_lock);
+	ioapic_eoi_routed(s, vector);
+	pthread_mutex_unlock(&s->route_lock);
 }
 
 uint64_t ioapic_delivered(struct vm *vm, unsigned pin)
@@ -207,31 +239,46 @@ static void ioapic_reg_write(struct ioapic *s, uint32_t value)
 		if (!(p->lo & RTE_LEVEL))
 			p->lo &= ~RTE_REMOTE_IRR; /* meaningless for edge pins */
 	}
-	uint64_t addr;
-	uint32_t data;
-	ioapic_msi(p, &addr, &data);
-	/* Masking and unmasking do not change the message: skip KVM's
-	 * whole-table rewrite for the common case. */
-	bool reroute = !p->routed || addr != p->msi_addr || data != p->msi_data;
 	pthread_mutex_unlock(&s->lock);
 
-	if (reroute) {
-		int r = irq_route_msi(s->vm, n, addr, data);
-		pthread_mutex_lock(&s->lock);
-		if (r == 0) {
-			p->routed = true;
-			p->msi_addr = addr;
-			p->msi_data = data;
-		} else {
-			p->routed = false; /* try again on the next write */
-			util_err("IOAPIC pin %u: cannot program its MSI route: error %d", n, -r);
-		}
-		pthread_mutex_unlock(&s->lock);
-	}
+	ioapic_reroute(s, n);
 
 	/* An unmasked level pin that is already asserted fires now. */
 	pthread_mutex_lock(&s->lock);
 	ioapic_service_level(s, n);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Give pin n's KVM route the message its entry describes now, unless the
+ * pin awaits an EOI (then at the EOI, see the top of this file). Called with
+ * route_lock held and lock NOT held.
+ */
+static void ioapic_reroute(struct ioapic *s, unsigned n)
+{
+	struct ioapic_pin *p = &s->pin[n];
+	uint64_t addr;
+	uint32_t data;
+	pthread_mutex_lock(&s->lock);
+	ioapic_msi(p, &addr, &data);
+	/* Masking and unmasking do not change the message: skip KVM's
+	 * whole-table rewrite for the common case. */
+	bool reroute = !p->routed || addr != p->msi_addr || data != p->msi_data;
+	if (reroute && p->routed && (p->lo & RTE_REMOTE_IRR))
+		reroute = false; /* in flight: ioapic_eoi_routed reroutes */
+	pthread_mutex_unlock(&s->lock);
+	if (!reroute)
+		return;
+	int r = irq_route_msi(s->vm, n, addr, data);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0) {
+		p->routed = true;
+		p->msi_addr = addr;
+		p->msi_data = data;
+	} else {
+		p->routed = false; /* try again on the next write */
+		util_err("IOAPIC pin %u: cannot program its MSI route: error %d", n, -r);
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -265,9 +312,9 @@ static void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint
 		pthread_mutex_unlock(&s->route_lock);
 		break;
 	case IOAPIC_EOI:
-		pthread_mutex_lock(&s->lock);
-		ioapic_eoi_locked(s, (uint32_t)value & 0xff);
-		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_lock(&s->route_lock);
+		ioapic_eoi_routed(s, (uint32_t)value & 0xff);
+		pthread_mutex_unlock(&s->route_lock);
 		break;
 	default:
 		break; /* everything else in the page is reserved */

@@ -169,13 +169,14 @@ static void check_madt(int ncpus)
 		case 2:
 			assert_int_equal(e[1], 10);
 			assert_int_equal(e[2], 0);        /* ISA */
-			if (e[3] == 0) {                  /* IRQ 0 (PIT) */
-				assert_int_equal(u32(e + 4), 2); /* -> GSI 2, as the MP table says */
-				assert_int_equal(u16(e + 8), 0); /* conforms to ISA: edge, high */
+			if (isos == 0) {
+				assert_int_equal(e[3], 0);        /* IRQ 0 (PIT) */
+				assert_int_equal(u32(e + 4), 2);  /* -> GSI 2, as the MP table says */
+				assert_int_equal(u16(e + 8), 0);  /* conforms to ISA: edge, high */
 			} else {
-				assert_int_equal(e[3], 9);       /* the SCI */
-				assert_int_equal(u32(e + 4), 9);
-				assert_int_equal(u16(e + 8), 0x0d); /* level, active high */
+				assert_int_equal(e[3], 9);        /* IRQ 9, the SCI */
+				assert_int_equal(u32(e + 4), 9);  /* -> GSI 9 */
+				assert_int_equal(u16(e + 8), 0xd); /* level, active high */
 			}
 			isos++;
 			break;
@@ -222,8 +223,9 @@ static void test_fadt(void **state)
 	assert_int_equal(check_sdt(a, "FACP", 6), 276);
 	const uint8_t *f = at(a, 276);
 	uint32_t flags = u32(f + 112);
-	assert_false(flags & (1u << 20)); /* not HW_REDUCED_ACPI: a full PC */
-	/* WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON (no fixed buttons), RESET_REG_SUP */
+	assert_false(flags & (1u << 20)); /* not HW_REDUCED_ACPI: there is fixed hardware */
+	assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
+	/* WBINVD, PROC_C1, PWR_BUTTON and SLP_BUTTON (none in fixed hardware) */
 	assert_int_equal(flags, (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 10));
 	/* RESET_REG: system I/O, 8 bits at offset 0, byte access, port 0xcf9 */
 	assert_int_equal(f[116], 1);
@@ -233,18 +235,19 @@ static void test_fadt(void **state)
 	assert_int_equal(u64(f + 120), 0xcf9);
 	assert_int_equal(f[128], 0x06);   /* RESET_VALUE */
 	assert_int_equal(f[131], 0);      /* minor version: 6.0 */
-	/* FACS, by both pointers: 64 bytes, 64-byte aligned, version 2 */
+	/* FACS, by both pointers: 64 bytes, "FACS", 64-byte aligned */
 	assert_int_equal(u32(f + 36), BOOT_ACPI_FACS);
 	assert_int_equal(u64(f + 132), BOOT_ACPI_FACS);
 	assert_int_equal(BOOT_ACPI_FACS % 64, 0);
 	const uint8_t *facs = at(BOOT_ACPI_FACS, 64);
 	assert_memory_equal(facs, "FACS", 4);
 	assert_int_equal(u32(facs + 4), 64);
-	assert_int_equal(facs[32], 2);
-	/* SCI on IRQ 9; SMI_CMD 0 (always in ACPI mode) */
+	assert_int_equal(facs[32], 2); /* version */
+	/* SCI 9, no SMI command port: in ACPI mode from the start */
 	assert_int_equal(u16(f + 46), 9);
 	assert_int_equal(u32(f + 48), 0);
-	/* PM1a_EVT 0x600 (4), PM1a_CNT 0x604 (2), PM_TMR 0x608 (4); no b blocks, no GPEs */
+	/* PM1a event 0x600 (4 bytes), PM1a control 0x604 (2), PM timer 0x608 (4);
+	 * no PM1b, PM2 or GPE blocks */
 	assert_int_equal(u32(f + 56), 0x600);
 	assert_int_equal(u32(f + 60), 0);
 	assert_int_equal(u32(f + 64), 0x604);
@@ -258,7 +261,9 @@ static void test_fadt(void **state)
 	assert_int_equal(f[90], 0);
 	assert_int_equal(f[91], 4);
 	assert_int_equal(f[92], 0);
-	/* the X_ blocks say the same as generic addresses in system I/O space */
+	assert_int_equal(f[93], 0);
+	assert_true(u16(f + 96) > 100 && u16(f + 98) > 1000); /* no C2, no C3 */
+	/* the X_ blocks say the same in GAS form: system I/O, width in bits */
 	assert_int_equal(f[148], 1);
 	assert_int_equal(f[149], 32);
 	assert_int_equal(u64(f + 152), 0x600);
@@ -268,6 +273,12 @@ static void test_fadt(void **state)
 	assert_int_equal(f[208], 1);
 	assert_int_equal(f[209], 32);
 	assert_int_equal(u64(f + 212), 0x608);
+	for (size_t off = 160; off < 172; off++) /* X_PM1b_EVT */
+		assert_int_equal(f[off], 0);
+	for (size_t off = 184; off < 208; off++) /* X_PM1b_CNT, X_PM2_CNT */
+		assert_int_equal(f[off], 0);
+	for (size_t off = 220; off < 268; off++) /* GPEs, sleep registers */
+		assert_int_equal(f[off], 0);
 	/* IAPC_BOOT_ARCH: legacy devices, 8042, no VGA, no CMOS RTC */
 	assert_int_equal(u16(f + 109), 0x27);
 	assert_memory_equal(f + 268, "HVMM", 4); /* hypervisor vendor */
@@ -309,13 +320,13 @@ static void test_dsdt_pci(void **state)
 	const uint32_t n = len - HDR;
 	unsigned pl;
 	assert_int_equal(aml[0], 0x10); /* Scope */
-	/* the scope covers the whole body but the \_S5 package after it (15 bytes) */
-	assert_int_equal(pkglen(aml + 1, &pl), n - 1 - 15);
+	/* the scope covers the whole body but the \_S5 package after it (13 bytes) */
+	assert_int_equal(pkglen(aml + 1, &pl), n - 1 - 13);
 	assert_memory_equal(aml + 1 + pl, "\\_SB_", 5);
 	const uint8_t *dev = aml + 1 + pl + 5;
 	assert_int_equal(dev[0], 0x5b); /* Device (PCI0) */
 	assert_int_equal(dev[1], 0x82);
-	assert_int_equal(pkglen(dev + 2, &pl), n - 15 - (uint32_t)(dev + 2 - aml));
+	assert_int_equal(pkglen(dev + 2, &pl), n - 13 - (uint32_t)(dev + 2 - aml));
 	assert_memory_equal(dev + 2 + pl, "PCI0", 4);
 	/* _HID PNP0A08, _CID PNP0A03 (EISA ids as DWord constants) */
 	assert_non_null(find_bytes(aml, n, (uint8_t[]){ 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08 }, 10));
@@ -360,9 +371,9 @@ static void test_dsdt(void **state)
 	assert_int_equal(aml[1] & 0xc0, 0); /* one-byte PkgLength form */
 	assert_int_equal(aml[1], 6);
 	assert_memory_equal(aml + 2, "\\_SB_", 5);
-	/* then Name (\_S5, Package () { 5, 5, 0, 0 }): PM1a_CNT's SLP_TYP for soft-off */
-	static const uint8_t s5[] = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 8, 4,
-				      0x0a, 5, 0x0a, 5, 0x00, 0x00 };
+	/* then Name (\_S5, Package () { 0, 0, 0, 0 }): PM1a_CNT's SLP_TYP for
+	 * soft-off (QEMU's value), without which Linux offers no power-off */
+	static const uint8_t s5[] = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 6, 4, 0, 0, 0, 0 };
 	assert_int_equal(len, HDR + 7 + sizeof(s5));
 	assert_memory_equal(aml + 7, s5, sizeof(s5));
 }

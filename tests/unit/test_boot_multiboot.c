@@ -308,8 +308,19 @@ static void test_elf_multiboot(void **state)
 	((Elf32_Phdr *)(img + sizeof(eh)))->p_filesz = 0x4000;
 	expect_fail(f, 0x2000, "p_filesz");
 	((Elf32_Phdr *)(img + sizeof(eh)))->p_filesz = 0x1000;
-	((Elf32_Phdr *)(img + sizeof(eh)))->p_paddr = 0x9000;
+	/* Below 0x1000 are the GDT and the boot stack. */
+	((Elf32_Phdr *)(img + sizeof(eh)))->p_paddr = 0x800;
 	expect_fail(f, 0x2000, "boot structures");
+	/* An image over the info area (kvm-unit-tests' realmode loads at 0x8000)
+	 * loads, and the info goes page-aligned after it: EBX says where. */
+	((Elf32_Phdr *)(img + sizeof(eh)))->p_paddr = 0x8000;
+	((Elf32_Ehdr *)img)->e_entry = 0x800c;
+	assert_int_equal(load(f, 0x2000), 0);
+	assert_int_equal(f->e.image_lo, 0x8000);
+	assert_int_equal(f->e.image_hi, 0xb000); /* p_memsz 0x3000 */
+	assert_int_equal(f->e.rbx, 0xb000);
+	assert_int_equal(rd32(f, 0x8000), MB_MAGIC);
+	assert_int_equal(rd32(f, 0xb000) & 0x1, 0x1); /* info flags: mem_* valid */
 	/* No kludge and not ELF */
 	memcpy(img, "MZ\0\0", 4);
 	expect_fail(f, 0x2000, "not ELF");
@@ -353,9 +364,9 @@ static void test_kludge_errors(void **state)
 	expect_fail(f, len, "entry_addr");
 
 	/* loads over the boot structures / outside RAM */
-	build_kludge(0, 0, 0, 0x9000);
-	hdr()->header_addr = 0x9000 + HDR_OFF;
-	hdr()->load_addr = 0x9000;
+	build_kludge(0, 0, 0, 0x800);
+	hdr()->header_addr = 0x800 + HDR_OFF;
+	hdr()->load_addr = 0x800;
 	expect_fail(f, len, "boot structures");
 	build_kludge(0, 0, 0, 0x3fff000);
 	hdr()->header_addr = 0x3fff000 + HDR_OFF;

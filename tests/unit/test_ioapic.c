@@ -222,6 +222,44 @@ static void test_level_remote_irr_eoi(void **state)
 	assert_false(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
 }
 
+/* An ISR that retargets its own level pin (kvm-unit-tests' ioapic "self
+ * reconfigure"): the route KVM delivered through stays until the EOI, which
+ * names the vector delivered; then the new route goes in, and a pin still
+ * asserted fires through it. */
+static void test_reconfigure_in_flight(void **state)
+{
+	(void)state;
+	rte_write(13, 0, RTE_LEVEL | 0x64);
+	irq_set_line(&vm, 13, true);
+	assert_int_equal(ioapic_delivered(&vm, 13), 1);
+	int calls = route_calls;
+	reg_write(0x10 + 2 * 13 + 1, 0x01000000); /* dest 1, while in flight */
+	assert_int_equal(route_calls, calls);       /* the old route stays */
+	assert_int_equal(reg_read(0x10 + 2 * 13 + 1), 0x01000000); /* the entry reads new */
+	reg_write(0x10 + 2 * 13, RTE_LEVEL | 0x65); /* and a new vector */
+	assert_int_equal(route_calls, calls);
+	ioapic_eoi(&vm, 0x65); /* not what was delivered: nothing */
+	assert_true(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
+	assert_int_equal(route_calls, calls);
+	ioapic_eoi(&vm, 0x64); /* the delivered vector: IRR clears, new route */
+	assert_int_equal(route_calls, calls + 1);
+	assert_int_equal(route_pin, 13);
+	assert_int_equal(route_addr, 0xfee01000ull);
+	assert_int_equal(route_data, 0xc065);
+	/* still asserted: delivered again, through the new route */
+	assert_int_equal(ioapic_delivered(&vm, 13), 2);
+	ioapic_eoi(&vm, 0x64);
+	assert_true(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
+	irq_set_line(&vm, 13, false);
+	ioapic_eoi(&vm, 0x65);
+	assert_false(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
+	assert_int_equal(ioapic_delivered(&vm, 13), 2);
+	/* without an interrupt in flight a change is routed at once */
+	reg_write(0x10 + 2 * 13 + 1, 0x02000000);
+	assert_int_equal(route_calls, calls + 2);
+	assert_int_equal(route_addr, 0xfee02000ull);
+}
+
 static void test_hostile(void **state)
 {
 	(void)state;
@@ -258,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_masked_not_delivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edge_once_per_rising_edge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_level_remote_irr_eoi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconfigure_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
