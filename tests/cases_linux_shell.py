@@ -4,7 +4,7 @@ drivers: the judge of a VMM is software nobody here wrote.
 Same kernel, same images (scripts/linux-images: busybox initramfs, the ext4
 root), same command line on both VMMs. QEMU runs microvm with the same
 virtio-pci devices (with ACPI, so that Linux powers it off and resets it the
-way it does hvmm). Each VMM's stdin and stdout are a pseudo-terminal, typed
+way it does hvmm), or q35 where the guest restarts (see MICROVM below). Each VMM's stdin and stdout are a pseudo-terminal, typed
 at the way a person would (tests/linuxvm.py). What each case asserts is what
 a user relies on: answers at the prompt, output that is all there, files on
 the disk after the VM is gone, bytes through the network intact, and the VM
@@ -46,9 +46,18 @@ def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=No
     return argv + list(extra)
 
 
-def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE):
+# QEMU's machine types. microvm is the closer peer (no firmware, no legacy
+# PC); where the guest restarts, q35: microvm's reset register (in its ACPI
+# GED) left QEMU stopped at a KVM emulation failure in 3 of 6 restarts with
+# 2 vCPUs in the nested KVM host (a vCPU in 32-bit code at a wild EIP after
+# "Requesting system reboot", and QEMU never exits), q35's 0xCF9 in none of 6.
+MICROVM = "microvm,x-option-roms=off,acpi=on,rtc=on,pcie=on"
+Q35 = "q35"
+
+
+def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, machine=MICROVM):
     img = images(ctx)
-    argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,acpi=on,rtc=on,pcie=on",
+    argv = ["qemu-system-x86_64", "-M", machine,
             "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", MEM, "-smp", str(cpus),
             "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
             "-kernel", img["vmlinuz"], "-initrd", img["boot.cpio"],
@@ -61,11 +70,12 @@ def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE):
     return argv + list(extra)
 
 
-def both(ctx, scenario):
+def both(ctx, scenario, machine=MICROVM):
     """scenario(who, argv_fn) on hvmm (never retried), then on QEMU (one
     retry); each returns a summary line, printed."""
     lines = [scenario("hvmm", lambda **kw: hvmm_argv(ctx, **kw))]
-    _, q = reference_retry(lambda: None, lambda _: scenario("QEMU", lambda **kw: qemu_argv(ctx, **kw)))
+    _, q = reference_retry(lambda: None, lambda _: scenario(
+        "QEMU" if machine == MICROVM else "QEMU q35", lambda **kw: qemu_argv(ctx, machine=machine, **kw)))
     lines.append(q)
     for line in lines:
         print(f"      {line}")
@@ -138,7 +148,7 @@ def t_shell_hvc0(ctx):
             check_output_complete(vm, who)
             tend = end_with(vm, who, "reboot")
         return f"{who}: prompt at {t:.1f}s on hvc0, reboot (2 vCPUs) -> status 0 at {tend:.1f}s"
-    both(ctx, scenario)
+    both(ctx, scenario, machine=Q35)
 
 
 def debugfs_cat(image, path):
@@ -325,8 +335,8 @@ def t_power(ctx):
         out.append(f"{halt}/{cpus}: {t:.0f}s")
     print("      hvmm: " + ", ".join(out))
     _, t = reference_retry(lambda: None, lambda _: quick_end(
-        ctx, "QEMU", qemu_argv(ctx, cpus=2, cmdline=f"{CMDLINE} hvmm.halt=panic"), "panic", 0))
-    print(f"      QEMU: panic/2: {t:.0f}s")
+        ctx, "QEMU", qemu_argv(ctx, cpus=2, cmdline=f"{CMDLINE} hvmm.halt=panic", machine=Q35), "panic", 0))
+    print(f"      QEMU q35: panic/2: {t:.0f}s")
 
 
 @case("linux/reset-paths")
