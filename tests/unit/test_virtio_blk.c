@@ -712,6 +712,61 @@ static void test_write_zeroes(void **state)
 	assert_false(file_is_zero(0, 512));
 }
 
+/* The write-through syncs the device did, from its --stats line: the
+ * device is destroyed to print it (stderr to a file), then a fresh one
+ * is opened for the teardown. */
+static unsigned long long syncs_then_reopen(const char *dir)
+{
+	vm.cfg.stats = true;
+	char log[] = "/tmp/hvmm-blk-stats-XXXXXX";
+	int lfd = mkstemp(log);
+	assert_true(lfd >= 0);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	dup2(lfd, STDERR_FILENO);
+	dev.ops->reset(&dev);
+	dev.ops->destroy(&dev);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	char line[512] = "";
+	ssize_t n = pread(lfd, line, sizeof(line) - 1, 0);
+	close(lfd);
+	unlink(log);
+	vm.cfg.stats = false;
+	assert_true(n > 0);
+	const char *p = strstr(line, "in flight, ");
+	assert_non_null(p);
+	close(disk);
+	unlink(path);
+	memset(&dev, 0, sizeof(dev));
+	open_disk(dir, false);
+	return strtoull(p + strlen("in flight, "), NULL, 10);
+}
+
+/* Without FLUSH the disk is write-through (writes carry RWF_DSYNC): a
+ * discard and a write-zeroes done by fallocate are synced before they
+ * complete, one fdatasync each; with FLUSH the driver flushes itself. */
+static void test_write_through_syncs(void **state)
+{
+	(void)state;
+	dev.ops->reset(&dev);
+	driver_start(F_DISCARD | F_WZ | (1ull << VIRTIO_F_VERSION_1), false);
+	put_seg(0, 128, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_OK);
+	put_seg(0, 256, 8, 1); /* UNMAP: punch */
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	put_seg(0, 512, 8, 0); /* zero range */
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_int_equal(syncs_then_reopen("/tmp"), 3);
+	/* open_disk negotiated FLUSH: no sync of our own */
+	put_seg(0, 128, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_OK);
+	put_seg(0, 256, 8, 0);
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_int_equal(syncs_then_reopen("/tmp"), 0);
+}
+
 static void test_read_only(void **state)
 {
 	(void)state;
@@ -820,7 +875,7 @@ static void test_create_errors(void **state)
 	T(test_config, up), T(test_read_write, up), T(test_any_layout, up),         \
 	T(test_many_in_flight, up), T(test_uncached_reads, up), T(test_bad_ranges, up), T(test_bad_chains, up), \
 	T(test_get_id_flush, up), T(test_discard, up), T(test_write_zeroes, up),    \
-	T(test_short_file, up), T(test_reset_in_flight, up)
+	T(test_short_file, up), T(test_reset_in_flight, up), T(test_write_through_syncs, up)
 
 int main(void)
 {
