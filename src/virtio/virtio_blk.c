@@ -40,7 +40,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -49,6 +48,7 @@
 #include "../evloop.h"
 #include "../util.h"
 #include "../vm.h"
+#include "image_lock.h"
 #include "virtio.h"
 
 /* Feature bits (§5.2.3). */
@@ -893,9 +893,10 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	if (b->fd < 0)
 		return -errno;
 	/* Two VMs writing one image corrupt it: a writer excludes everyone,
-	 * readers share (a file system without flock is not refused). */
-	if (flock(b->fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 && errno == EWOULDBLOCK)
-		return -EBUSY;
+	 * readers share, whether the other VMM is hvmm or QEMU. */
+	int lr = image_lock(b->fd, readonly);
+	if (lr < 0)
+		return lr;
 	struct stat st;
 	if (fstat(b->fd, &st) < 0)
 		return -errno;
