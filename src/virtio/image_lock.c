@@ -31,26 +31,28 @@
 #define PERM_READ 0
 #define PERM_WRITE 1
 
-static int image_lock_byte(int fd, unsigned off)
+/* One byte at off, for fcntl's OFD lock commands (l_pid must be 0). */
+static struct flock image_lock_fl(short type, unsigned off)
 {
 	struct flock fl;
 	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_RDLCK;
+	fl.l_type = type;
 	fl.l_whence = SEEK_SET;
 	fl.l_start = off;
 	fl.l_len = 1;
+	return fl;
+}
+
+static int image_lock_byte(int fd, unsigned off)
+{
+	struct flock fl = image_lock_fl(F_RDLCK, off);
 	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
 /* 1 when another open file description holds a lock on byte off. */
 static int image_lock_taken(int fd, unsigned off)
 {
-	struct flock fl;
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = off;
-	fl.l_len = 1;
+	struct flock fl = image_lock_fl(F_WRLCK, off);
 	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 		return -errno;
 	return fl.l_type != F_UNLCK;
