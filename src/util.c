@@ -127,7 +127,7 @@ int util_read_file(const char *path, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-bool util_write_out(int fd, const void *buf, size_t len, bool (*abandon)(void *), void *arg)
+bool util_write_out(int fd, const void *buf, size_t len, const atomic_bool *give_up)
 {
 	const uint8_t *p = buf;
 	while (len) {
@@ -139,7 +139,7 @@ bool util_write_out(int fd, const void *buf, size_t len, bool (*abandon)(void *)
 		if (n < 0 && errno != EINTR)
 			return false;
 		if (n <= 0) {
-			if (abandon(arg))
+			if (atomic_load(give_up))
 				return false;
 			continue;
 		}
@@ -148,7 +148,7 @@ bool util_write_out(int fd, const void *buf, size_t len, bool (*abandon)(void *)
 		/* A small piece: POLLOUT promises room, not room for everything. */
 		ssize_t r = write(fd, p, len < UTIL_OUT_CHUNK ? len : UTIL_OUT_CHUNK);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
-			if (abandon(arg))
+			if (atomic_load(give_up))
 				return false;
 			continue;
 		}

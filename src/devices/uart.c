@@ -123,18 +123,13 @@ struct uart {
 
 /* ---- output ---- */
 
-static bool uart_vm_stopping(void *vm)
-{
-	return vm_stopping(vm);
-}
-
 /* A stalled reader stalls the guest's transmitter (this runs with the lock
  * held, on a vCPU or the I/O thread), but never a VM stop: once the VM is
  * stopping, what cannot go out is dropped. A gone output (closed pipe, full
  * disk) drops it too, and the guest runs on. */
 static void uart_flush(struct uart *u)
 {
-	util_write_out(u->out_fd, u->obuf, u->olen, uart_vm_stopping, u->vm);
+	util_write_out(u->out_fd, u->obuf, u->olen, &u->vm->stopping);
 	u->olen = 0;
 }
 

@@ -11,8 +11,8 @@
  * guest's iovecs (vq_pop() has already checked that they lie inside guest
  * RAM), so there is no bounce buffer; flush is fdatasync, discard and
  * write-zeroes are fallocate (followed by an fdatasync when the driver did
- * not negotiate FLUSH: the disk is write-through then). One io_uring_submit per notify or completion
- * batch, one interrupt per batch. The ring's completion eventfd is watched
+ * not negotiate FLUSH: the disk is write-through then). One io_uring_submit
+ * per notify or completion batch, one interrupt per batch. The ring's completion eventfd is watched
  * by the event loop, so completions are handled on the thread that runs the
  * queue, driver_ok and a guest's reset (virtio.h): no lock. Reset cancels
  * and waits for every operation in flight before it returns.

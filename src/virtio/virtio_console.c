@@ -44,17 +44,12 @@ struct virtio_console {
 
 /* ---- guest → host ---- */
 
-static bool con_vm_stopping(void *vm)
-{
-	return vm_stopping(vm);
-}
-
 /* A stalled stdout holds up the loop (the guest's output waits for the
  * reader), but never past a VM stop; a gone one drops the output. */
 static void con_write_all(struct virtio_console *c, const struct iovec *iov, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		if (!util_write_out(STDOUT_FILENO, iov[i].iov_base, iov[i].iov_len, con_vm_stopping, c->vm))
+		if (!util_write_out(STDOUT_FILENO, iov[i].iov_base, iov[i].iov_len, &c->vm->stopping))
 			return;
 }
 

@@ -51,7 +51,7 @@ struct virtqueue {
 	uint16_t signalled_used; /* used idx at the last interrupt (EVENT_IDX) */
 	bool signalled_valid;
 	uint64_t errors;        /* malformed chains seen (statistics) */
-	uint64_t walked;        /* descriptors read (statistics: what chains cost) */
+	uint64_t walked;        /* descriptors read: what the chains cost (tests read it) */
 	int broken;             /* first VQ_ERR_* seen; vq_pop keeps returning it */
 	bool notify_off;        /* vq_enable_notify(false) in effect */
 };

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -883,6 +884,8 @@ static pid_t qemu_on(const char *img, bool ro, int *err)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		/* dies with the test, even one that failed before killing it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(p[1], STDERR_FILENO);
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, STDIN_FILENO);
