@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,4 +125,37 @@ int util_read_file(const char *path, uint8_t **buf, size_t *len)
 	*buf = b;
 	*len = n;
 	return 0;
+}
+
+bool util_write_out(int fd, const void *buf, size_t len, const atomic_bool *give_up)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		/* Wait until fd takes more, checking now and then whether to go
+		 * on: a blocked write() could only be ended by a signal, and the
+		 * one a stop sends may come just before the write starts. */
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int n = poll(&pfd, 1, UTIL_OUT_POLL_MS);
+		if (n < 0 && errno != EINTR)
+			return false;
+		if (n <= 0) {
+			if (atomic_load(give_up))
+				return false;
+			continue;
+		}
+		if (pfd.revents & (POLLERR | POLLNVAL))
+			return false;
+		/* A small piece: POLLOUT promises room, not room for everything. */
+		ssize_t r = write(fd, p, len < UTIL_OUT_CHUNK ? len : UTIL_OUT_CHUNK);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			if (atomic_load(give_up))
+				return false;
+			continue;
+		}
+		if (r <= 0)
+			return false;
+		p += r;
+		len -= (size_t)r;
+	}
+	return true;
 }

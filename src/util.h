@@ -3,6 +3,7 @@
 #define HVMM_UTIL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,16 @@ void util_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void util_verr(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Read a whole file into a malloc'd buffer. 0, or -errno. */
 int util_read_file(const char *path, uint8_t **buf, size_t *len);
+
+/* Write all of buf to fd (the guest's output: a terminal, pipe or file that
+ * may stall), unless *give_up is set (a VM's `stopping`): it is looked at
+ * whenever fd has not taken more for UTIL_OUT_POLL_MS, and after a signal.
+ * So a reader that stops reading stalls the writer, but never past a VM
+ * stop. Returns false if the output was given up or is gone (closed pipe,
+ * full disk). */
+#define UTIL_OUT_POLL_MS 100
+#define UTIL_OUT_CHUNK 512
+bool util_write_out(int fd, const void *buf, size_t len, const atomic_bool *give_up);
 
 static inline bool util_range_ok(uint64_t off, uint64_t len, uint64_t size)
 {

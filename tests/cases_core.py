@@ -3,7 +3,12 @@
 Where QEMU can run the same image, the test runs it there too and asserts the
 same serial output and exit status: QEMU is the reference VMM.
 """
+import fcntl
 import os
+import signal
+import subprocess
+import termios
+import time
 
 from harness import Skip, case, expect, io_count
 
@@ -412,3 +417,59 @@ def t_fw_cfg(ctx):
     expect(hv.out == head + "2\n", f"128M: RAM + ECAM entries: {hv.out!r}", hv)
     hv5 = ctx.hvmm("--mem", "5G", img)
     expect(hv5.out.endswith("etc/e820 entries: 3\n"), f"5G: two RAM + ECAM entries: {hv5.out!r}", hv5)
+
+
+def stalled_stdout_run(ctx, extra, stop):
+    """hvmm with a guest that floods COM1 into a pipe nobody reads (a paused
+    terminal, a stuck log reader); stop(p) ends it. Returns (status, seconds
+    from stop to exit, stderr)."""
+    r, w = os.pipe()
+    size = fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)  # one page: full sooner
+    err = open(os.path.join(ctx.tmp, "stalled.err"), "w+")
+    p = subprocess.Popen([ctx.hvmm_bin, "run", *extra, ctx.guest("flood.elf")], stdin=subprocess.DEVNULL,
+                         stdout=w, stderr=err, start_new_session=True)
+    os.close(w)
+    try:
+        # The pipe holds what it can and hvmm's writer waits: no more bytes
+        # for a second (each byte is an exit, slow in the nested KVM host).
+        held, since = -1, time.monotonic()
+        for _ in range(300):
+            now = int.from_bytes(fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4), "little")
+            if now != held:
+                held, since = now, time.monotonic()
+            elif held > 0 and time.monotonic() - since > 1:
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.1)
+        expect(held > 0 and time.monotonic() - since > 1, f"the guest's output stalled ({held} bytes in the "
+               f"{size}-byte pipe)")
+        expect(p.poll() is None, "hvmm still runs with its stdout stalled")
+        t0 = time.monotonic()
+        stop(p)
+        try:
+            st = p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)  # the group this case started
+            p.wait()
+            st = None
+        err.seek(0)
+        return st, time.monotonic() - t0, err.read()
+    finally:
+        os.close(r)
+        err.close()
+
+
+@case("core/stop-with-stalled-stdout")
+def t_stalled_stdout(ctx):
+    """A reader that stops reading the serial output stalls the guest's
+    output, never hvmm's stop: SIGTERM and --timeout each end it within a
+    second (they once did nothing; only SIGKILL ended hvmm)."""
+    st, dt, err = stalled_stdout_run(ctx, ["--timeout", "60"], lambda p: p.send_signal(signal.SIGTERM))
+    expect(st == 128 + signal.SIGTERM, f"SIGTERM ended hvmm with status {st} after {dt:.1f} s, "
+           f"want {128 + signal.SIGTERM} at once; stderr: {err[-300:]!r}")
+    expect(dt < 2, f"SIGTERM took {dt:.1f} s to end hvmm")
+    st, dt, err = stalled_stdout_run(ctx, ["--timeout", "12"], lambda p: None)
+    expect(st == 124, f"--timeout 12 ended hvmm with status {st} ({dt:.1f} s after the stall began), "
+           f"want 124; stderr: {err[-300:]!r}")
+    print(f"      SIGTERM and --timeout both end hvmm with its stdout stalled")

@@ -123,17 +123,13 @@ struct uart {
 
 /* ---- output ---- */
 
+/* A stalled reader stalls the guest's transmitter (this runs with the lock
+ * held, on a vCPU or the I/O thread), but never a VM stop: once the VM is
+ * stopping, what cannot go out is dropped. A gone output (closed pipe, full
+ * disk) drops it too, and the guest runs on. */
 static void uart_flush(struct uart *u)
 {
-	size_t off = 0;
-	while (off < u->olen) {
-		ssize_t r = write(u->out_fd, u->obuf + off, u->olen - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break; /* output gone (closed pipe, full disk): drop, keep running */
-		off += (size_t)r;
-	}
+	util_write_out(u->out_fd, u->obuf, u->olen, &u->vm->stopping);
 	u->olen = 0;
 }
 

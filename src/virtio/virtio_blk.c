@@ -10,8 +10,9 @@
  * I/O is asynchronous through io_uring: readv/writev go straight onto the
  * guest's iovecs (vq_pop() has already checked that they lie inside guest
  * RAM), so there is no bounce buffer; flush is fdatasync, discard and
- * write-zeroes are fallocate. One io_uring_submit per notify or completion
- * batch, one interrupt per batch. The ring's completion eventfd is watched
+ * write-zeroes are fallocate (followed by an fdatasync when the driver did
+ * not negotiate FLUSH: the disk is write-through then). One io_uring_submit
+ * per notify or completion batch, one interrupt per batch. The ring's completion eventfd is watched
  * by the event loop, so completions are handled on the thread that runs the
  * queue, driver_ok and a guest's reset (virtio.h): no lock. Reset cancels
  * and waits for every operation in flight before it returns.
@@ -39,7 +40,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -48,6 +48,7 @@
 #include "../evloop.h"
 #include "../util.h"
 #include "../vm.h"
+#include "image_lock.h"
 #include "virtio.h"
 
 /* Feature bits (§5.2.3). */
@@ -129,6 +130,7 @@ enum blk_op {
 	BLK_OP_WZ_PUNCH, /* PUNCH_HOLE: reads see zeros, space freed (UNMAP) */
 	BLK_OP_WZ_RANGE, /* ZERO_RANGE */
 	BLK_OP_WZ_WRITE, /* write zeros */
+	BLK_OP_SYNC,     /* fdatasync after a fallocate in write-through mode */
 };
 
 struct blk;
@@ -187,6 +189,7 @@ struct blk {
 	unsigned sync_n;
 	/* statistics */
 	uint64_t nreq, nread, nwrite, nflush, ndiscard, nwz, rbytes, wbytes, nerr, nunsupp, resubmits;
+	uint64_t nsync; /* our own fdatasyncs, after fallocates in write-through mode */
 	unsigned max_inflight_reqs;
 };
 
@@ -342,6 +345,7 @@ static void blk_issue_one(struct blk *b, struct blk_req *r, unsigned i)
 			n = pwritev2(b->fd, r->iov, (int)r->niov, (off_t)off, rwf);
 			break;
 		case BLK_OP_FLUSH:
+		case BLK_OP_SYNC:
 			n = fdatasync(b->fd);
 			break;
 		default:
@@ -383,6 +387,7 @@ static void blk_issue_one(struct blk *b, struct blk_req *r, unsigned i)
 		sqe->flags |= IOSQE_ASYNC;
 		break;
 	case BLK_OP_FLUSH:
+	case BLK_OP_SYNC:
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
 		break;
 	default:
@@ -444,6 +449,7 @@ static void blk_op_done(struct blk *b, struct blk_req *r, int res)
 		}
 		break;
 	case BLK_OP_FLUSH:
+	case BLK_OP_SYNC:
 		if (res < 0)
 			r->result = VIRTIO_BLK_S_IOERR;
 		break;
@@ -469,8 +475,19 @@ static void blk_op_done(struct blk *b, struct blk_req *r, int res)
 			r->result = VIRTIO_BLK_S_IOERR;
 		break;
 	}
-	if (r->pending == 0)
-		blk_req_done(b, r);
+	if (r->pending != 0)
+		return;
+	/* Without FLUSH negotiated the disk is write-through: writes carry
+	 * RWF_DSYNC, and a discard or write-zeroes done by fallocate is made
+	 * as durable before the driver hears it is done. */
+	if (!b->flush_ok && r->result == VIRTIO_BLK_S_OK &&
+	    (r->op == BLK_OP_DISCARD || r->op == BLK_OP_WZ_PUNCH || r->op == BLK_OP_WZ_RANGE)) {
+		r->op = BLK_OP_SYNC;
+		b->nsync++;
+		blk_issue(b, r);
+		return;
+	}
+	blk_req_done(b, r);
 }
 
 static void blk_sync_drain(struct blk *b)
@@ -807,12 +824,13 @@ static void blk_print_stats(const struct blk *b)
 	fprintf(stderr,
 		"virtio-blk %s: %s; %llu requests: %llu read (%.1f MiB), %llu write (%.1f MiB), "
 		"%llu flush, %llu discard, %llu write-zeroes; %llu I/O errors, %llu unsupported, "
-		"%llu short transfers resubmitted, up to %u in flight\n",
+		"%llu short transfers resubmitted, up to %u in flight, %llu write-through syncs\n",
 		b->path, how, (unsigned long long)b->nreq, (unsigned long long)b->nread,
 		(double)b->rbytes / MIB(1), (unsigned long long)b->nwrite, (double)b->wbytes / MIB(1),
 		(unsigned long long)b->nflush, (unsigned long long)b->ndiscard,
 		(unsigned long long)b->nwz, (unsigned long long)b->nerr,
-		(unsigned long long)b->nunsupp, (unsigned long long)b->resubmits, b->max_inflight_reqs);
+		(unsigned long long)b->nunsupp, (unsigned long long)b->resubmits, b->max_inflight_reqs,
+		(unsigned long long)b->nsync);
 }
 
 static void blk_destroy(struct virtio_dev *d)
@@ -875,9 +893,10 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	if (b->fd < 0)
 		return -errno;
 	/* Two VMs writing one image corrupt it: a writer excludes everyone,
-	 * readers share (a file system without flock is not refused). */
-	if (flock(b->fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 && errno == EWOULDBLOCK)
-		return -EBUSY;
+	 * readers share, whether the other VMM is hvmm or QEMU. */
+	int lr = image_lock(b->fd, readonly);
+	if (lr < 0)
+		return lr;
 	struct stat st;
 	if (fstat(b->fd, &st) < 0)
 		return -errno;

@@ -44,21 +44,13 @@ struct virtio_console {
 
 /* ---- guest → host ---- */
 
-static void con_write_all(const struct iovec *iov, unsigned n)
+/* A stalled stdout holds up the loop (the guest's output waits for the
+ * reader), but never past a VM stop; a gone one drops the output. */
+static void con_write_all(struct virtio_console *c, const struct iovec *iov, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		size_t left = iov[i].iov_len;
-		while (left) {
-			ssize_t r = write(STDOUT_FILENO, p, left);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				return; /* output gone: drop, keep running */
-			p += r;
-			left -= (size_t)r;
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		if (!util_write_out(STDOUT_FILENO, iov[i].iov_base, iov[i].iov_len, &c->vm->stopping))
+			return;
 }
 
 static void con_transmit(struct virtio_console *c)
@@ -68,7 +60,7 @@ static void con_transmit(struct virtio_console *c)
 		return;
 	bool pushed = false;
 	while (virtio_queue_pop(c->dev, CON_TX, &c->elem) > 0) {
-		con_write_all(c->elem.out, c->elem.n_out);
+		con_write_all(c, c->elem.out, c->elem.n_out);
 		vq_push(vq, c->elem.head, 0);
 		pushed = true;
 	}

@@ -379,8 +379,16 @@ static void virtio_do_driver_ok(struct virtio_dev *d)
 static void virtio_ctl_run(struct virtio_dev *d)
 {
 	unsigned req = atomic_exchange(&d->ctl_req, 0);
-	if (req & VIRTIO_CTL_RESET)
+	if (req & VIRTIO_CTL_RESET) {
 		virtio_do_reset(d);
+		/* A DRIVER_OK taken in the same word was posted before this reset
+		 * finished (status writes are ignored while one is pending), so it
+		 * belongs to the session just reset. Acting on it would walk the
+		 * queues while the vCPU finishes the reset and clears them
+		 * (virtio_reset_finish), and leave `running` set into the next
+		 * session, whose driver_ok the model would then never see. */
+		return;
+	}
 	if (req & VIRTIO_CTL_DRIVER_OK)
 		virtio_do_driver_ok(d); /* checks the status again: a reset may have come first */
 }

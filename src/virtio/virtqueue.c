@@ -140,9 +140,13 @@ static int vq_walk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
 	for (;;) {
 		if (idx >= table_size)
 			return VQ_ERR_DESC_INDEX;
-		/* Each descriptor of a table at most once: more means a loop. */
-		if (++seen > table_size)
+		/* Each descriptor of a table at most once: more means a loop.
+		 * `next` is 16 bits, so a chain reaches at most 65,536 entries
+		 * of a table however long the table is (an indirect one may be
+		 * megabytes: bounding by its length let a loop cost ~100x). */
+		if (++seen > table_size || seen > VQ_CHAIN_MAX)
 			return VQ_ERR_LOOP;
+		vq->walked++;
 		struct vq_desc d;
 		vq_read_desc(table + 16ull * idx, &d);
 

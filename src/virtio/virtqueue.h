@@ -51,6 +51,7 @@ struct virtqueue {
 	uint16_t signalled_used; /* used idx at the last interrupt (EVENT_IDX) */
 	bool signalled_valid;
 	uint64_t errors;        /* malformed chains seen (statistics) */
+	uint64_t walked;        /* descriptors read: what the chains cost (tests read it) */
 	int broken;             /* first VQ_ERR_* seen; vq_pop keeps returning it */
 	bool notify_off;        /* vq_enable_notify(false) in effect */
 };
@@ -61,6 +62,7 @@ struct vq_desc {
 	uint16_t flags;
 	uint16_t next;
 };
+#define VQ_CHAIN_MAX 65536u /* entries a 16-bit `next` can reach in one table */
 #define VQ_DESC_F_NEXT 1
 #define VQ_DESC_F_WRITE 2
 #define VQ_DESC_F_INDIRECT 4

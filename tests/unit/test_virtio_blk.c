@@ -18,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -712,6 +715,61 @@ static void test_write_zeroes(void **state)
 	assert_false(file_is_zero(0, 512));
 }
 
+/* The write-through syncs the device did, from its --stats line: the
+ * device is destroyed to print it (stderr to a file), then a fresh one
+ * is opened for the teardown. */
+static unsigned long long syncs_then_reopen(const char *dir)
+{
+	vm.cfg.stats = true;
+	char log[] = "/tmp/hvmm-blk-stats-XXXXXX";
+	int lfd = mkstemp(log);
+	assert_true(lfd >= 0);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	dup2(lfd, STDERR_FILENO);
+	dev.ops->reset(&dev);
+	dev.ops->destroy(&dev);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	char line[512] = "";
+	ssize_t n = pread(lfd, line, sizeof(line) - 1, 0);
+	close(lfd);
+	unlink(log);
+	vm.cfg.stats = false;
+	assert_true(n > 0);
+	const char *p = strstr(line, "in flight, ");
+	assert_non_null(p);
+	close(disk);
+	unlink(path);
+	memset(&dev, 0, sizeof(dev));
+	open_disk(dir, false);
+	return strtoull(p + strlen("in flight, "), NULL, 10);
+}
+
+/* Without FLUSH the disk is write-through (writes carry RWF_DSYNC): a
+ * discard and a write-zeroes done by fallocate are synced before they
+ * complete, one fdatasync each; with FLUSH the driver flushes itself. */
+static void test_write_through_syncs(void **state)
+{
+	(void)state;
+	dev.ops->reset(&dev);
+	driver_start(F_DISCARD | F_WZ | (1ull << VIRTIO_F_VERSION_1), false);
+	put_seg(0, 128, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_OK);
+	put_seg(0, 256, 8, 1); /* UNMAP: punch */
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	put_seg(0, 512, 8, 0); /* zero range */
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_int_equal(syncs_then_reopen("/tmp"), 3);
+	/* open_disk negotiated FLUSH: no sync of our own */
+	put_seg(0, 128, 8, 0);
+	assert_int_equal(seg_req(T_DISCARD, 1), S_OK);
+	put_seg(0, 256, 8, 0);
+	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	assert_int_equal(syncs_then_reopen("/tmp"), 0);
+}
+
 static void test_read_only(void **state)
 {
 	(void)state;
@@ -815,12 +873,113 @@ static void test_create_errors(void **state)
 	assert_int_equal(virtio_blk_create(&vm, "/dev/null", true), -ENOTBLK);
 }
 
+/* QEMU on the same image, paused before its guest starts (-S, TCG: no
+ * KVM needed). Returns its pid; *err gets its stderr. */
+static pid_t qemu_on(const char *img, bool ro, int *err)
+{
+	char drive[512];
+	snprintf(drive, sizeof(drive), "file=%s,format=raw,if=virtio%s", img, ro ? ",readonly=on" : "");
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* dies with the test, even one that failed before killing it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(p[1], STDERR_FILENO);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		execlp("qemu-system-x86_64", "qemu-system-x86_64", "-S", "-display", "none", "-nodefaults",
+		       "-no-user-config", "-drive", drive, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	*err = p[0];
+	return pid;
+}
+
+/* Up to 20 s for pid to end: its status, or -1 if it is still running. */
+static int wait_end(pid_t pid, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	return -1;
+}
+
+static bool image_locked_by_other(const char *img)
+{
+	int fd = open(img, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	/* 201 ("nobody else writes"): QEMU takes it when its drive is set up,
+	 * after it has read-locked byte 100 to probe the image */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 201, .l_len = 1 };
+	assert_int_equal(fcntl(fd, F_OFD_GETLK, &fl), 0);
+	close(fd);
+	return fl.l_type != F_UNLCK;
+}
+
+/* One writer or many readers, among hvmm and QEMU: this fixture's device
+ * holds `path` for writing. */
+static void test_image_lock(void **state)
+{
+	(void)state;
+	/* another hvmm, writing or reading */
+	assert_int_equal(virtio_blk_create(&vm, path, false), -EBUSY);
+	assert_int_equal(virtio_blk_create(&vm, path, true), -EBUSY);
+	/* QEMU refuses the image hvmm writes (its "Failed to get ... lock") */
+	int err;
+	pid_t q = qemu_on(path, false, &err);
+	int st = wait_end(q, 20000);
+	if (st < 0)
+		kill(q, SIGKILL), waitpid(q, NULL, 0);
+	char msg[2048] = "";
+	ssize_t n = read(err, msg, sizeof(msg) - 1);
+	close(err);
+	assert_true(n > 0);
+	msg[n] = 0;
+	assert_int_not_equal(st, 0);
+	assert_non_null(strstr(msg, "lock"));
+
+	/* and hvmm refuses an image QEMU writes, or reads: another image */
+	char img[] = "/tmp/hvmm-lock-XXXXXX";
+	int fd = mkstemp(img);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	for (int ro = 0; ro < 2; ro++) {
+		q = qemu_on(img, ro, &err);
+		for (int i = 0; i < 2000 && !image_locked_by_other(img); i++)
+			usleep(10000); /* QEMU takes its locks while it starts */
+		assert_true(image_locked_by_other(img));
+		assert_int_equal(virtio_blk_create(&vm, img, false), -EBUSY);
+		if (ro) { /* readers share: a second device, synchronous (no loop fd) */
+			struct virtio_dev first = dev;
+			setenv("HVMM_DISK_SYNC", "1", 1);
+			assert_int_equal(virtio_blk_create(&vm, img, true), 0);
+			setenv("HVMM_DISK_SYNC", "0", 1);
+			dev.ops->reset(&dev);
+			dev.ops->destroy(&dev);
+			dev = first;
+		} else
+			assert_int_equal(virtio_blk_create(&vm, img, true), -EBUSY);
+		kill(q, SIGKILL);
+		waitpid(q, NULL, 0);
+		close(err);
+	}
+	unlink(img);
+}
+
 #define T(fn, up) cmocka_unit_test_setup_teardown(fn, up, down)
 #define ALL(up)                                                                   \
 	T(test_config, up), T(test_read_write, up), T(test_any_layout, up),         \
 	T(test_many_in_flight, up), T(test_uncached_reads, up), T(test_bad_ranges, up), T(test_bad_chains, up), \
 	T(test_get_id_flush, up), T(test_discard, up), T(test_write_zeroes, up),    \
-	T(test_short_file, up), T(test_reset_in_flight, up)
+	T(test_short_file, up), T(test_reset_in_flight, up), T(test_write_through_syncs, up)
 
 int main(void)
 {
@@ -831,6 +990,7 @@ int main(void)
 		T(test_write_zeroes, up_shm),
 		T(test_write_zeroes, up_shm_sync),
 		T(test_read_only, up_ro),
+		T(test_image_lock, up_uring),
 		cmocka_unit_test(test_create_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

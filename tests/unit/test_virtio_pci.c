@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -667,6 +668,75 @@ static void test_loop_slow_reset(void **state)
 	atomic_store(&model.slow_ms, 0);
 }
 
+/* Something else keeps the loop busy while the driver says DRIVER_OK and
+ * then resets: both requests reach the loop in one control word. The
+ * DRIVER_OK belongs to the session being reset and must not be acted on
+ * after it (it once was: the loop walked the queues the vCPU was clearing,
+ * and the device stayed running into the next session, serving it before
+ * its DRIVER_OK and never telling the model about it). */
+static atomic_int blocker_in;
+
+static void blocker_cb(void *opaque, uint32_t events)
+{
+	(void)events;
+	uint64_t n;
+	ssize_t r = read(*(int *)opaque, &n, sizeof(n));
+	(void)r;
+	atomic_store(&blocker_in, 1);
+	usleep(200 * 1000);
+	atomic_store(&blocker_in, 0);
+}
+
+static void test_loop_driver_ok_then_reset(void **state)
+{
+	(void)state;
+	find_caps();
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	assert_int_equal(evloop_add(&vm, efd, EPOLLIN, blocker_cb, &efd), 0);
+	/* several rounds: with the defect the loop usually won the race */
+	for (int round = 0; round < 5; round++) {
+		atomic_store(&model.driver_ok, 0);
+		atomic_store(&model.processed, 0);
+		int resets = atomic_load(&model.reset);
+		negotiate(F_STD);
+		setup_queue(0, 8);
+		drv_avail[0] = 0;
+		post_buffer(0, 8, 16, NULL);
+		uint64_t one = 1;
+		assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+		for (int i = 0; i < 20000 && !atomic_load(&blocker_in); i++)
+			usleep(500); /* up to 10 s on a loaded host */
+		assert_int_equal(atomic_load(&blocker_in), 1);
+		driver_ok();
+		cc_wr(STATUS, 1, 0); /* waits for the loop (< VIRTIO_RESET_WAIT_S) */
+		assert_int_equal(status(), 0);
+		usleep(50 * 1000); /* whatever the loop does next, it has done */
+		assert_int_equal(atomic_load(&model.driver_ok), 0);
+		assert_int_equal(atomic_load(&model.processed), 0);
+		assert_int_equal(atomic_load(&model.reset), resets + 1);
+		/* the next session is not served before its DRIVER_OK ... */
+		uint64_t early = stats().early_notifies;
+		negotiate(F_STD);
+		setup_queue(0, 8);
+		drv_avail[0] = 0;
+		post_buffer(0, 8, 16, NULL);
+		notify(0);
+		for (int i = 0; i < 2000 && stats().early_notifies == early; i++)
+			usleep(1000);
+		assert_int_equal(stats().early_notifies, early + 1);
+		assert_int_equal(atomic_load(&model.processed), 0);
+		/* ... and is once the driver says so */
+		driver_ok();
+		wait_for(&model.driver_ok, 1);
+		wait_for(&model.processed, 1);
+		assert_int_equal(used_idx(0), 1);
+		reset_dev();
+	}
+	assert_int_equal(evloop_del(&vm, efd), 0);
+	close(efd);
+}
+
 /* ---- with a real KVM VM fd: the ioeventfds follow BAR 0 ---- */
 
 static int kvm_fd = -1, kvm_vm_fd = -1;
@@ -793,6 +863,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_after_driver_ok_frozen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_notify_and_reset, setup_loop, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_slow_reset, setup_loop, teardown),
+		cmocka_unit_test_setup_teardown(test_loop_driver_ok_then_reset, setup_loop, teardown),
 		cmocka_unit_test_setup_teardown(test_ioeventfd_follows_bar, setup_kvm, teardown_kvm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -403,6 +403,15 @@ static void test_indirect_errors(void **state)
 	set_desc(0, TABLE_GPA, 32, VQ_DESC_F_INDIRECT, 0);
 	offer(0);
 	expect_err(VQ_ERR_LOOP);
+	/* a loop in a huge table (8 MiB, 524,288 entries) is found within the
+	 * 65,536 entries a 16-bit `next` can reach, not the table's length */
+	start(true, true);
+	set_table(TABLE_GPA, 0, BUF_GPA, 0, VQ_DESC_F_NEXT, 1);
+	set_table(TABLE_GPA, 1, BUF_GPA, 0, VQ_DESC_F_NEXT, 0);
+	set_desc(0, TABLE_GPA, 8u << 20, VQ_DESC_F_INDIRECT, 0);
+	offer(0);
+	expect_err(VQ_ERR_LOOP);
+	assert_true(vq.walked <= 1 + VQ_CHAIN_MAX + 1); /* the ring's entry, the table, one more */
 	/* a buffer in the table outside RAM */
 	start(true, true);
 	set_table(TABLE_GPA, 0, top - 4, 8, VQ_DESC_F_WRITE, 0);
