@@ -257,31 +257,38 @@ static struct pci_dev *pci_decode(struct pci_host *h, bool io, uint64_t addr, un
 	return NULL;
 }
 
-static uint64_t pci_window_read(void *opaque, uint64_t off, unsigned size)
+/* One access to whichever BAR decodes addr, in memory or port space: the
+ * MSI-X table and PBA (memory BARs only) first, else the device's own ops.
+ * Reads of nothing read all ones. */
+static uint64_t pci_window_access(struct pci_host *h, bool io, uint64_t addr, unsigned size,
+				  bool write, uint64_t val)
 {
-	struct pci_host *h = opaque;
 	unsigned bar;
-	uint64_t boff, val = pci_ones(size);
-	struct pci_dev *d = pci_decode(h, false, PCI_MMIO_BASE + off, size, &bar, &boff);
+	uint64_t boff;
+	if (!write)
+		val = pci_ones(size);
+	struct pci_dev *d = pci_decode(h, io, addr, size, &bar, &boff);
 	if (!d)
 		return val;
-	if (!pci_msix_bar_access(d, bar, boff, size, false, &val) && d->bar[bar].ops->read)
-		val = d->bar[bar].ops->read(d->bar[bar].opaque, boff, size);
+	if (io || !pci_msix_bar_access(d, bar, boff, size, write, &val)) {
+		const struct bus_ops *ops = d->bar[bar].ops;
+		if (write && ops->write)
+			ops->write(d->bar[bar].opaque, boff, size, val);
+		else if (!write && ops->read)
+			val = ops->read(d->bar[bar].opaque, boff, size);
+	}
 	pci_dev_unlock(d);
 	return val;
 }
 
+static uint64_t pci_window_read(void *opaque, uint64_t off, unsigned size)
+{
+	return pci_window_access(opaque, false, PCI_MMIO_BASE + off, size, false, 0);
+}
+
 static void pci_window_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 {
-	struct pci_host *h = opaque;
-	unsigned bar;
-	uint64_t boff;
-	struct pci_dev *d = pci_decode(h, false, PCI_MMIO_BASE + off, size, &bar, &boff);
-	if (!d)
-		return;
-	if (!pci_msix_bar_access(d, bar, boff, size, true, &val) && d->bar[bar].ops->write)
-		d->bar[bar].ops->write(d->bar[bar].opaque, boff, size, val);
-	pci_dev_unlock(d);
+	pci_window_access(opaque, false, PCI_MMIO_BASE + off, size, true, val);
 }
 
 static const struct bus_ops pci_window_ops = {
@@ -292,29 +299,12 @@ static const struct bus_ops pci_window_ops = {
 /* The I/O BAR window: the same dispatch in port space (no MSI-X there). */
 static uint64_t pci_io_window_read(void *opaque, uint64_t off, unsigned size)
 {
-	struct pci_host *h = opaque;
-	unsigned bar;
-	uint64_t boff, val = pci_ones(size);
-	struct pci_dev *d = pci_decode(h, true, PCI_IO_BASE + off, size, &bar, &boff);
-	if (!d)
-		return val;
-	if (d->bar[bar].ops->read)
-		val = d->bar[bar].ops->read(d->bar[bar].opaque, boff, size);
-	pci_dev_unlock(d);
-	return val;
+	return pci_window_access(opaque, true, PCI_IO_BASE + off, size, false, 0);
 }
 
 static void pci_io_window_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 {
-	struct pci_host *h = opaque;
-	unsigned bar;
-	uint64_t boff;
-	struct pci_dev *d = pci_decode(h, true, PCI_IO_BASE + off, size, &bar, &boff);
-	if (!d)
-		return;
-	if (d->bar[bar].ops->write)
-		d->bar[bar].ops->write(d->bar[bar].opaque, boff, size, val);
-	pci_dev_unlock(d);
+	pci_window_access(opaque, true, PCI_IO_BASE + off, size, true, val);
 }
 
 static const struct bus_ops pci_io_window_ops = {
