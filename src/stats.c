@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
@@ -271,6 +272,8 @@ void stats_print(struct vm *vm, FILE *f)
 	fprintf(f, "\n== hvmm exit statistics (%d vCPU%s) ==\n", vm->ncpus, vm->ncpus == 1 ? "" : "s");
 	fprintf(f, "user-space exits: %llu (handling time in hvmm: KVM_RUN return to next KVM_RUN)\n",
 		(unsigned long long)stats_userspace_exits(vm));
+	fprintf(f, "coalesced writes: %llu (buffered by KVM, applied without an exit)\n",
+		(unsigned long long)coalesce_count(vm));
 	for (int c = 0; c < vm->ncpus; c++) {
 		const struct stats_vcpu *s = &vm->vcpus[c]->stats;
 		fprintf(f, "vcpu%d  %-16s %10s %12s %10s %10s %10s\n", c, "exit reason", "count",
@@ -366,6 +369,7 @@ int stats_write_json(struct vm *vm, const char *path)
 {
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "userspace_exits", json_object_new_uint64(stats_userspace_exits(vm)));
+	json_object_object_add(root, "coalesced_writes", json_object_new_uint64(coalesce_count(vm)));
 	/* totals by reason across vCPUs, the number most readers want first */
 	json_object *by = json_object_new_object();
 	for (int r = 0; r < STATS_MAX_REASON; r++) {

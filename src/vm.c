@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "cpuid.h"
 #include "evloop.h"
 #include "pci.h"
@@ -471,6 +472,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		}
 	}
 	free(cpuid);
+	if ((r = coalesce_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_REGISTER_COALESCED_MMIO: %s", strerror(-r));
 	/* Only the BSP gets the loader's entry state; APs wait in the LAPIC for
 	 * INIT/SIPI like on real hardware. */
 	if ((r = boot_x86_apply(vm->vcpus[0]->fd, &vm->entry)) < 0)
@@ -586,6 +589,7 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	coalesce_destroy(vm); /* its ring is a page of vCPU 0's mapping */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;

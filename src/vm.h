@@ -81,6 +81,7 @@ struct acpi_pm;
 struct pci_testdev;
 struct rtc;
 struct virtio_state;
+struct coalesce;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -124,6 +125,7 @@ struct vm {
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
+	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
