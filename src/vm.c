@@ -561,6 +561,7 @@ int vm_run(struct vm *vm)
 	int er = evloop_start(vm);
 	if (er < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the event loop: %s", strerror(-er));
+	vm->run_ns = util_since_start_ns();
 	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
 		int r = vcpu_start(vm->vcpus[i]);
 		if (r < 0) {

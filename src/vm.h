@@ -146,6 +146,7 @@ struct vm {
 	int exit_status;
 	char stop_msg[256];
 	uint64_t stop_ns; /* since hvmm start */
+	uint64_t run_ns;  /* since hvmm start: the vCPUs were started (build and load before it) */
 };
 
 /* Build the VM from cfg: KVM checks, RAM, irqchip, devices, image, vCPUs.
