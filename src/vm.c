@@ -252,7 +252,13 @@ static int vm_load_image(struct vm *vm)
 {
 	uint8_t *img;
 	size_t len;
-	int r = util_read_file(vm->cfg.image, &img, &len);
+	/* Nothing larger than guest RAM can be loaded into it: such a file is
+	 * refused before it is read into hvmm's heap. */
+	const uint64_t ram = vm->cfg.mem_size;
+	int r = util_read_file(vm->cfg.image, &img, &len, ram);
+	if (r == -EFBIG)
+		return vm_fail(HVMM_EXIT_IMAGE, "image %s is larger than guest RAM (%llu MiB)", vm->cfg.image,
+			       (unsigned long long)(ram >> 20));
 	if (r < 0)
 		return vm_fail(HVMM_EXIT_IMAGE, "cannot read image %s: %s", vm->cfg.image, strerror(-r));
 	uint8_t *initrd = NULL;
@@ -272,8 +278,11 @@ static int vm_load_image(struct vm *vm)
 			return vm_fail(HVMM_EXIT_USAGE, "--initrd needs a Linux or PVH kernel, and %s is %s "
 				       "(multiboot kernels take --module)", vm->cfg.image, boot_format_name(f));
 		}
-		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len)) < 0) {
+		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len, ram)) < 0) {
 			free(img);
+			if (r == -EFBIG)
+				return vm_fail(HVMM_EXIT_IMAGE, "initrd %s is larger than guest RAM (%llu MiB)",
+					       vm->cfg.initrd, (unsigned long long)(ram >> 20));
 			return vm_fail(HVMM_EXIT_IMAGE, "cannot read initrd %s: %s", vm->cfg.initrd,
 				       strerror(-r));
 		}
