@@ -25,6 +25,7 @@ struct irq_state {
 	unsigned nr_msi; /* GSIs handed out: IRQ_MSI_GSI_BASE .. + nr_msi */
 	bool msi_routed[IRQ_MAX_MSI_GSIS];
 	struct kvm_irq_routing_entry msi[IRQ_MAX_MSI_GSIS];
+	uint64_t rewrites; /* KVM_SET_GSI_ROUTING calls that took effect */
 };
 
 static struct irq_state *irq_state_get(struct vm *vm)
@@ -135,6 +136,8 @@ static int irq_commit(struct vm *vm, struct irq_state *s)
 	unsigned t_nr = t->nr;
 	int r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
 	free(t);
+	if (!r)
+		s->rewrites++;
 	/* Callers run on guest-driven paths that cannot fail the guest's write;
 	 * say it once, so a route that never took effect is not a mystery. */
 	static atomic_bool said;
@@ -224,6 +227,17 @@ int irq_msi_unroute(struct vm *vm, unsigned gsi)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+uint64_t irq_rewrites(struct vm *vm)
+{
+	struct irq_state *s = vm->irq;
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	uint64_t n = s->rewrites;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 void irq_destroy(struct vm *vm)

@@ -58,6 +58,9 @@ int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data);
 /* Drop the route (the GSI stays allocated). 0 or -errno. */
 int irq_msi_unroute(struct vm *vm, unsigned gsi);
 /* Free the state (vm_destroy, unit tests). */
+/* How often KVM's routing table was replaced (each change to a route
+ * rewrites all of it: KVM_SET_GSI_ROUTING is the only interface). */
+uint64_t irq_rewrites(struct vm *vm);
 void irq_destroy(struct vm *vm);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "irq.h"
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
@@ -182,6 +183,8 @@ static void stats_print_irt(struct vm *vm, FILE *f)
 	unsigned n = pci_irt_snapshot(vm, e, STATS_IRT_MAX);
 	fprintf(f, "interrupt remapping table (MSI-X vector -> KVM GSI route): %u entr%s\n", n,
 		n == 1 ? "y" : "ies");
+	fprintf(f, "routing table rewrites (KVM_SET_GSI_ROUTING, IOAPIC and MSI-X routes): %llu\n",
+		(unsigned long long)irq_rewrites(vm));
 	if (n)
 		fprintf(f, "  %-16s %-7s %6s %5s %8s %6s %-6s %-8s %10s %10s\n", "device", "devfn", "vector",
 			"gsi", "apic id", "vec", "masked", "delivery", "sent", "on unmask");
@@ -398,6 +401,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	}
 	json_object_object_add(root, "boot_marks", marks);
 	json_object_object_add(root, "irt", stats_json_irt(vm));
+	json_object_object_add(root, "irt_rewrites", json_object_new_uint64(irq_rewrites(vm)));
 
 	json_object *stop = json_object_new_object();
 	json_object_object_add(stop, "status", json_object_new_int(vm->exit_status));

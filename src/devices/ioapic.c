@@ -261,9 +261,12 @@ static void ioapic_reroute(struct ioapic *s, unsigned n)
 	uint32_t data;
 	pthread_mutex_lock(&s->lock);
 	ioapic_msi(p, &addr, &data);
-	/* Masking and unmasking do not change the message: skip KVM's
-	 * whole-table rewrite for the common case. */
-	bool reroute = !p->routed || addr != p->msi_addr || data != p->msi_data;
+	/* Each route change makes KVM replace its whole routing table. A masked
+	 * pin is never delivered, so its route can wait for the unmask (Linux
+	 * masks all 24 pins at boot, then programs an entry in several writes
+	 * while it is masked); masking and unmasking alone do not change the
+	 * message, so they cost nothing either. */
+	bool reroute = !(p->lo & RTE_MASK) && (!p->routed || addr != p->msi_addr || data != p->msi_data);
 	if (reroute && p->routed && (p->lo & RTE_REMOTE_IRR))
 		reroute = false; /* in flight: ioapic_eoi_routed reroutes */
 	pthread_mutex_unlock(&s->lock);
