@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "preflight.h"
 #include "util.h"
 #include "vm.h"
 
@@ -348,6 +349,8 @@ int main(int argc, char **argv)
 	bool done = false;
 	int r = main_parse(argc - 1, argv + 1, &cfg, &done);
 	if (r || done)
+		return r;
+	if ((r = preflight_check(&cfg)))
 		return r;
 	static struct vm vm; /* static: large, and lives for the whole process */
 	r = vm_create(&vm, &cfg);

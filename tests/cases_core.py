@@ -217,6 +217,31 @@ def t_usage(ctx):
         expect(len(lines) >= 1 and lines[-1].startswith("hvmm: "), "one-line error", r)
 
 
+@case("cli/input-errors-first", kvm=False)
+def t_input_errors_first(ctx):
+    # The user's mistakes are reported before any KVM set-up, with their own
+    # line and status: on a host without /dev/kvm (this case runs outside
+    # the nested host on such machines) they are not "cannot open /dev/kvm".
+    img = ctx.guest("hello.elf")
+    missing = os.path.join(ctx.tmp, "missing")
+    big = os.path.join(ctx.tmp, "big.img")
+    with open(big, "wb") as f:
+        f.truncate(32 << 20)
+    for args, status, words in (
+            ([missing], 4, f"cannot read image {missing}: No such file or directory"),
+            ([ctx.tmp], 4, f"cannot read image {ctx.tmp}: Is a directory"),
+            (["--mem", "16M", big], 4, f"image {big} is larger than guest RAM (16 MiB)"),
+            (["--initrd", missing, img], 4, f"cannot read initrd {missing}"),
+            (["--module", missing, img], 4, f"cannot read module {missing}"),
+            (["--disk", missing, img], 2, f"--disk {missing}: No such file or directory"),
+            (["--network", "user,hostfwd=tcp::99999-:22", img], 2, "bad host port '99999'"),
+            (["--stats-json", os.path.join(missing, "s.json"), img], 2, "--stats-json"),
+            (["--serial", os.path.join(missing, "log"), img], 2, "--serial")):
+        r = ctx.hvmm_raw("run", *args)
+        expect(r.status == status and words in r.err and r.err.count("\n") == 1
+               and "/dev/kvm" not in r.err, f"hvmm run {' '.join(args)}: status {status}, one line with {words!r}", r)
+
+
 @case("cli/help-version", kvm=False)
 def t_help(ctx):
     r = ctx.hvmm_raw("--help")
