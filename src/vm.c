@@ -14,6 +14,7 @@
 
 #include "cpuid.h"
 #include "evloop.h"
+#include "hyperv.h"
 #include "pci.h"
 #include "stats.h"
 #include "util.h"
@@ -194,6 +195,10 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
 	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
+	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
+	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating hyperv-testdev: %s", strerror(-r));
 	return 0;
 }
 
@@ -593,6 +598,7 @@ void vm_destroy(struct vm *vm)
 	/* virtio devices go first: they unregister from the event loop and own
 	 * PCI functions. */
 	virtio_destroy_all(vm);
+	hyperv_destroy(vm); /* its retry timer is on the event loop */
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */

@@ -229,6 +229,9 @@ def hvmm_options(t):
                 # warning) one KVM does not, so neither VMM shows it then.
                 # --cpuid-set would force it on, which QEMU never does.
             i += 2
+        elif a == "-device" and val == "hyperv-testdev":
+            opts += ["--device", "hyperv-testdev"]  # with --hyperv from -cpu ...,hv_passthrough
+            i += 2
         elif a in ("-machine", "-M", "-device", "-overcommit", "-global"):
             untranslated.append(f"{a} {val}")
             i += 2
