@@ -260,6 +260,8 @@ static void vcpu_handle_hyperv(struct vcpu *v)
 	struct kvm_run *run = v->run;
 	switch (run->hyperv.type) {
 	case KVM_EXIT_HYPERV_SYNIC:
+		/* The vCPU id is its Hyper-V VP index: KVM's default, and hvmm
+		 * never sets HV_X64_MSR_VP_INDEX. */
 		hyperv_synic_exit(v->vm, (unsigned)v->id, run->hyperv.u.synic.control,
 				  run->hyperv.u.synic.evt_page, run->hyperv.u.synic.msg_page);
 		break;
