@@ -18,6 +18,11 @@
  *    page (SIEFP), raising the SINT only when the bit was clear;
  *  - answer the hypercalls KVM passes up (KVM_EXIT_HYPERV_HCALL):
  *    HvPostMessage and HvSignalEvent on the connections registered here.
+ *    HvSignalEvent is answered on the signalling vCPU's thread rather than
+ *    through KVM_HYPERV_EVENTFD (KVM writing an eventfd that the event loop
+ *    reads): that needs an eventfd per connection, made when the guest asks,
+ *    and the vCPU threads' private fd tables (vcpu.c) would hide it from the
+ *    event loop. The price is one exit to hvmm per signal.
  *
  * Every page address comes from the guest and is checked (mem_ptr) each time
  * it is used; a page outside RAM means the message or flag is not written.
