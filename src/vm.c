@@ -603,6 +603,7 @@ void vm_destroy(struct vm *vm)
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
+	hyperv_testdev_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

@@ -29,7 +29,6 @@ void devices_destroy(struct vm *vm)
 	pic_destroy(vm);
 	fw_cfg_destroy(vm);
 	pc_testdev_destroy(vm);
-	hyperv_testdev_destroy(vm);
 	acpi_pm_destroy(vm);
 	rtc_destroy(vm);
 }

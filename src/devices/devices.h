@@ -134,8 +134,11 @@ int pc_testdev_irq_pin(unsigned line);
 int pci_testdev_create(struct vm *vm);
 void pci_testdev_destroy(struct vm *vm);
 
-/* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. */
+/* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. Like
+ * pci-testdev's, its destroy is vm_destroy's: it pulls in hyperv.c and irq.c,
+ * which the unit tests of the legacy devices replace with stubs. */
 int hyperv_testdev_create(struct vm *vm);
+void hyperv_testdev_destroy(struct vm *vm);
 enum {
 	HYPERV_TESTDEV_SINT_ROUTE_CREATE = 1,
 	HYPERV_TESTDEV_SINT_ROUTE_DESTROY,

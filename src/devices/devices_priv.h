@@ -21,7 +21,6 @@ void boot_timer_destroy(struct vm *vm);
 void ioapic_destroy(struct vm *vm);
 void pic_destroy(struct vm *vm);
 void pc_testdev_destroy(struct vm *vm);
-void hyperv_testdev_destroy(struct vm *vm);
 void acpi_pm_destroy(struct vm *vm);
 void rtc_destroy(struct vm *vm);
 

@@ -28,7 +28,6 @@
 
 #include "../hyperv.h"
 #include "../vm.h"
-#include "devices_priv.h"
 
 /* The SINT routes made by commands 1-3 (connections own theirs). */
 struct hyperv_testdev_route {

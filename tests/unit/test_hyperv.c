@@ -41,6 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	hyperv_testdev_destroy(&vm);
 	fake_vm_free(&vm);
 	hyperv_destroy(&vm);
 	irq_destroy(&vm);
