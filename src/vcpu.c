@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "hyperv.h"
 #include "util.h"
 #include "vm.h"
@@ -359,6 +360,9 @@ static void *vcpu_thread(void *arg)
 		}
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		uint64_t t0 = timed ? util_now_ns() : 0;
+		/* Writes KVM buffered go first: the access behind this exit may
+		 * read what they set (0xcf8 before 0xcfc). */
+		coalesce_drain(vm);
 		if (r < 0) {
 			/* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI. */
 			if (errno == EINTR || errno == EAGAIN) {

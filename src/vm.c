@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "cpuid.h"
 #include "evloop.h"
 #include "hyperv.h"
@@ -256,7 +257,13 @@ static int vm_load_image(struct vm *vm)
 {
 	uint8_t *img;
 	size_t len;
-	int r = util_read_file(vm->cfg.image, &img, &len);
+	/* Nothing larger than guest RAM can be loaded into it: such a file is
+	 * refused before it is read into hvmm's heap. */
+	const uint64_t ram = vm->cfg.mem_size;
+	int r = util_read_file(vm->cfg.image, &img, &len, ram);
+	if (r == -EFBIG)
+		return vm_fail(HVMM_EXIT_IMAGE, "image %s is larger than guest RAM (%llu MiB)", vm->cfg.image,
+			       (unsigned long long)(ram >> 20));
 	if (r < 0)
 		return vm_fail(HVMM_EXIT_IMAGE, "cannot read image %s: %s", vm->cfg.image, strerror(-r));
 	uint8_t *initrd = NULL;
@@ -276,8 +283,11 @@ static int vm_load_image(struct vm *vm)
 			return vm_fail(HVMM_EXIT_USAGE, "--initrd needs a Linux or PVH kernel, and %s is %s "
 				       "(multiboot kernels take --module)", vm->cfg.image, boot_format_name(f));
 		}
-		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len)) < 0) {
+		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len, ram)) < 0) {
 			free(img);
+			if (r == -EFBIG)
+				return vm_fail(HVMM_EXIT_IMAGE, "initrd %s is larger than guest RAM (%llu MiB)",
+					       vm->cfg.initrd, (unsigned long long)(ram >> 20));
 			return vm_fail(HVMM_EXIT_IMAGE, "cannot read initrd %s: %s", vm->cfg.initrd,
 				       strerror(-r));
 		}
@@ -476,6 +486,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		}
 	}
 	free(cpuid);
+	if ((r = coalesce_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_REGISTER_COALESCED_MMIO: %s", strerror(-r));
 	/* Only the BSP gets the loader's entry state; APs wait in the LAPIC for
 	 * INIT/SIPI like on real hardware. */
 	if ((r = boot_x86_apply(vm->vcpus[0]->fd, &vm->entry)) < 0)
@@ -563,6 +575,7 @@ int vm_run(struct vm *vm)
 	int er = evloop_start(vm);
 	if (er < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the event loop: %s", strerror(-er));
+	vm->run_ns = util_since_start_ns();
 	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
 		int r = vcpu_start(vm->vcpus[i]);
 		if (r < 0) {
@@ -591,6 +604,7 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	coalesce_destroy(vm); /* its ring is a page of vCPU 0's mapping */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;

@@ -84,6 +84,7 @@ struct hyperv;
 struct hyperv_testdev;
 struct rtc;
 struct virtio_state;
+struct coalesce;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -129,6 +130,7 @@ struct vm {
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
+	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
@@ -149,6 +151,7 @@ struct vm {
 	int exit_status;
 	char stop_msg[256];
 	uint64_t stop_ns; /* since hvmm start */
+	uint64_t run_ns;  /* since hvmm start: the vCPUs were started (build and load before it) */
 };
 
 /* Build the VM from cfg: KVM checks, RAM, irqchip, devices, image, vCPUs.

@@ -247,6 +247,16 @@ def t_image_errors(ctx):
     expect(r.status == 4 and "nope" in r.err, "missing module: exit 4", r)
     r = ctx.hvmm("--mem", "1M", ctx.guest("hello.elf"), stats=False)
     expect(r.status == 4, "image at 1 MiB does not fit in 1 MiB of RAM: exit 4", r)
+    # Files larger than guest RAM are refused before hvmm reads them into its
+    # heap: sparse, so 64 GiB costs no disk.
+    huge = os.path.join(ctx.tmp, "huge.img")
+    with open(huge, "wb") as f:
+        f.truncate(64 << 30)
+    for args, what in ((["--mem", "16M", huge], "image"),
+                       (["--mem", "16M", "--module", huge, ctx.guest("hello.elf")], "module")):
+        r = ctx.hvmm(*args, stats=False, timeout=20)
+        expect(r.status == 4 and f"{what} {huge} is larger than guest RAM (16 MiB)" in r.err
+               and r.err.count("\n") == 1, f"{what} of 64 GiB with 16 MiB of RAM: exit 4, one line", r)
 
 
 def ioapic_case(ctx, guest, irqchip):
