@@ -14,8 +14,8 @@
 
 /*
  * The GSI routing table hvmm owns (the IRT): in split mode one MSI route per
- * programmed IOAPIC pin, and one MSI route per programmed MSI-X vector at
- * GSI >= IRQ_MSI_GSI_BASE. KVM replaces its table on every
+ * programmed IOAPIC pin, and one MSI route per programmed MSI-X vector (or a
+ * Hyper-V SINT route, hyperv.c) at GSI >= IRQ_MSI_GSI_BASE. KVM replaces its table on every
  * KVM_SET_GSI_ROUTING, so each change rewrites the whole thing.
  */
 struct irq_state {
@@ -209,6 +209,36 @@ int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int irq_hv_sint_route(struct vm *vm, unsigned gsi, uint32_t vp, uint32_t sint)
+{
+	struct irq_state *s = vm->irq;
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	int i = irq_msi_slot(s, gsi), r = -EINVAL;
+	if (i >= 0) {
+		s->msi[i] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_HV_SINT,
+			.u.hv_sint = { .vcpu = vp, .sint = sint },
+		};
+		s->msi_routed[i] = true;
+		r = irq_commit(vm, s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int irq_gsi_raise(struct vm *vm, unsigned gsi)
+{
+	if (vm->vm_fd < 0)
+		return 0; /* unit tests: no KVM */
+	/* A plain ioctl on the VM fd, not an irqfd: the vCPU threads have
+	 * private fd tables (vcpu.c), so an eventfd made when the guest asks
+	 * for a route would exist on that vCPU's thread only. */
+	struct kvm_irq_level l = { .irq = gsi, .level = 1 };
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
 }
 
 int irq_msi_unroute(struct vm *vm, unsigned gsi)

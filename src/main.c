@@ -56,8 +56,10 @@ static void main_usage(FILE *f)
 	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
 	      "                          unless host-loopback=on) or tap:IFNAME (repeatable, up to 4)\n"
 	      "      --device NAME       a test device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
-	      "                          0x2000-0x2017, MMIO 0xff000000) or pci-testdev (PCI\n"
-	      "                          1b36:0005); repeatable. kvm-unit-tests use both\n"
+	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
+	      "                          1b36:0005) or hyperv-testdev (port 0x3000: SynIC routes\n"
+	      "                          and connections; needs --hyperv); repeatable.\n"
+	      "                          kvm-unit-tests use them\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
@@ -287,8 +289,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				cfg->pc_testdev = true;
 			else if (strcmp(optarg, "pci-testdev") == 0)
 				cfg->pci_testdev = true;
+			else if (strcmp(optarg, "hyperv-testdev") == 0)
+				cfg->hyperv_testdev = true;
 			else
-				return main_bad("--device: '%s' is not pc-testdev or pci-testdev", optarg);
+				return main_bad("--device: '%s' is not pc-testdev, pci-testdev or hyperv-testdev",
+						optarg);
 			break;
 		case 'h':
 			main_usage(stdout);
@@ -314,6 +319,8 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		return main_bad("no IMAGE given%s", "");
 	if (optind + 1 < argc)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
+	if (cfg->hyperv_testdev && !cfg->hyperv)
+		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
 	if (!cfg->image)
 		cfg->image = argv[optind];
 	return 0;

@@ -15,6 +15,7 @@
 #include "coalesce.h"
 #include "cpuid.h"
 #include "evloop.h"
+#include "hyperv.h"
 #include "pci.h"
 #include "stats.h"
 #include "util.h"
@@ -195,6 +196,10 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
 	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
+	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
+	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating hyperv-testdev: %s", strerror(-r));
 	return 0;
 }
 
@@ -607,10 +612,12 @@ void vm_destroy(struct vm *vm)
 	/* virtio devices go first: they unregister from the event loop and own
 	 * PCI functions. */
 	virtio_destroy_all(vm);
+	hyperv_destroy(vm); /* its retry timer is on the event loop */
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
+	hyperv_testdev_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

@@ -66,6 +66,7 @@ struct vm_config {
 	bool pc_testdev;      /* --device pc-testdev */
 	bool pci_testdev;     /* --device pci-testdev */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
+	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
 };
 
 struct vcpu;
@@ -79,6 +80,8 @@ struct sysreset;
 struct pc_testdev;
 struct acpi_pm;
 struct pci_testdev;
+struct hyperv;
+struct hyperv_testdev;
 struct rtc;
 struct virtio_state;
 struct coalesce;
@@ -120,6 +123,8 @@ struct vm {
 	struct pc_testdev *pc_testdev; /* pc_testdev.c */
 	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
 	struct pci_testdev *pci_testdev; /* pci_testdev.c */
+	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
+	struct hyperv_testdev *hyperv_testdev; /* hyperv_testdev.c */
 	struct rtc *rtc;               /* rtc.c */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */

@@ -10,7 +10,7 @@ test_args and qemu_params, as its own run_tests.sh runs it on QEMU:
         -serial stdio -device pci-testdev -machine accel=kvm -enable-kvm -cpu host
         -kernel x86/T.flat -smp N [-append ARGS] QEMU_PARAMS
   hvmm: hvmm run --timeout T --cpus N --device pc-testdev --device pci-testdev [--mem M] [--cpuid-mask F]
-        [--cmdline ARGS] x86/T.flat
+        [--hyperv] [--device hyperv-testdev] [--cmdline ARGS] x86/T.flat
 
 (-cpu host first, so a cfg's own -cpu wins on QEMU; hvmm's CPU is always the
 host's as KVM supports it, with the cfg's -feature masked where hvmm knows the
@@ -228,6 +228,9 @@ def hvmm_options(t):
                 # feature KVM supports here, and QEMU+KVM drops (with a
                 # warning) one KVM does not, so neither VMM shows it then.
                 # --cpuid-set would force it on, which QEMU never does.
+            i += 2
+        elif a == "-device" and val == "hyperv-testdev":
+            opts += ["--device", "hyperv-testdev"]  # with --hyperv from -cpu ...,hv_passthrough
             i += 2
         elif a in ("-machine", "-M", "-device", "-overcommit", "-global"):
             untranslated.append(f"{a} {val}")
