@@ -23,7 +23,7 @@ run_tests.sh's default of 90 s) that kills that group and nothing else: some
 tests have hung a whole nested KVM host under QEMU.
 
 Used by tests/cases_kut.py, and by hand:
-  tests/kut.py [--build build] [--hvmm build/hvmm] [-k REGEX] [--vmm both|hvmm|qemu]
+  tests/kut.py [--build build] [--hvmm build/hvmm] [-k REGEX] [--json FILE]
 """
 import argparse
 import json
