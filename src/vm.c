@@ -165,7 +165,7 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "event loop: %s", strerror(-r));
 	if ((r = pci_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
-	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
+	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path, vm->cfg.serial_limit)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)
 			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
 				       vm->cfg.serial_path, strerror(-r));
