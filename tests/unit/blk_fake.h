@@ -312,4 +312,13 @@ static BLK_UNUSED void cfg(unsigned off, void *out, unsigned len)
 }
 
 
+/* Discard / write-zeroes segment i at SEG_GPA. */
+static BLK_UNUSED void put_seg(unsigned i, uint64_t sector, uint32_t n, uint32_t flags)
+{
+	uint8_t *s = gp(SEG_GPA + 16ull * i, 16);
+	memcpy(s, &sector, 8);
+	memcpy(s + 8, &n, 4);
+	memcpy(s + 12, &flags, 4);
+}
+
 #endif

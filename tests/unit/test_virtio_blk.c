@@ -326,14 +326,6 @@ static void test_get_id_flush(void **state)
 	assert_memory_equal(f, gp(DATA_GPA, 4096), 4096);
 }
 
-static void put_seg(unsigned i, uint64_t sector, uint32_t n, uint32_t flags)
-{
-	uint8_t *s = gp(SEG_GPA + 16ull * i, 16);
-	memcpy(s, &sector, 8);
-	memcpy(s + 8, &n, 4);
-	memcpy(s + 12, &flags, 4);
-}
-
 static uint8_t seg_req(uint32_t type, unsigned nseg)
 {
 	struct buf b = { SEG_GPA, 16 * nseg, false };
@@ -504,19 +496,6 @@ static void test_read_only(void **state)
 	static uint8_t f[4096];
 	file_read(4096, f, sizeof(f));
 	assert_memory_equal(f, pattern, sizeof(pattern));
-}
-
-/* The image shrank under the VM: reads past its new end fail cleanly. */
-static void test_short_file(void **state)
-{
-	(void)state;
-	assert_int_equal(ftruncate(disk, 1 << 20), 0);
-	assert_int_equal(rw(T_IN, 0, RBUF_GPA, 4096), S_OK);
-	assert_int_equal(rw(T_IN, (1 << 20) / 512 - 4, RBUF_GPA, 4096), S_IOERR);
-	assert_int_equal(rw(T_IN, (2 << 20) / 512, RBUF_GPA, 4096), S_IOERR);
-	/* a write there grows the file again: fine */
-	fill(DATA_GPA, 4096, 11);
-	assert_int_equal(rw(T_OUT, (2 << 20) / 512, DATA_GPA, 4096), S_OK);
 }
 
 /* Reset with requests in flight: it returns only when they are finished, and
@@ -690,7 +669,7 @@ static void test_image_lock(void **state)
 	T(test_config, up), T(test_read_write, up), T(test_any_layout, up),         \
 	T(test_many_in_flight, up), T(test_uncached_reads, up), T(test_bad_ranges, up), T(test_bad_chains, up), \
 	T(test_get_id_flush, up), T(test_discard, up), T(test_write_zeroes, up),    \
-	T(test_short_file, up), T(test_reset_in_flight, up), T(test_write_through_syncs, up)
+	T(test_reset_in_flight, up), T(test_write_through_syncs, up)
 
 int main(void)
 {
