@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 
 from harness import case, expect, free_port, reference_retry
@@ -254,6 +255,58 @@ def t_disk_sync_kill(ctx):
         os.unlink(root)
         return (f"{who}: prompt at {t:.1f}s, 3 MB file written and synced, VMM killed (SIGKILL): "
                 f"file intact in the image (e2fsck status {fsck.returncode})")
+    both(ctx, scenario)
+
+
+@case("linux/disk-enospc", qemu=True)
+def t_disk_enospc(ctx):
+    """A disk whose image (8 MiB, sparse) lies on a 2000 KiB tmpfs: the
+    guest writes 4 MiB of random data to it, 64 KiB at a time with O_DIRECT,
+    and the host file system runs out of space midway, inside a write (its
+    first 16 KiB fit: a short write for hvmm to finish). The guest's dd gets
+    an I/O error (the virtio-blk request's IOERR), the VM lives on: the
+    blocks written before the error read back, are in the image on the host,
+    byte for byte, and `poweroff` ends the VMM with status 0. QEMU runs with
+    werror=report (its default, enospc, pauses the VM instead)."""
+    images(ctx)
+
+    def scenario(who, argv):
+        mnt = tempfile.mkdtemp(prefix="enospc-", dir=ctx.tmp)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2000k", "tmpfs", mnt],
+                           capture_output=True, text=True, timeout=30)
+        expect(p.returncode == 0, f"mount -t tmpfs (this case needs root): {p.stderr.strip()}")
+        try:
+            disk = os.path.join(mnt, "full.img")
+            with open(disk, "wb") as f:
+                f.truncate(8 << 20)
+            if who == "hvmm":
+                extra = ("--disk", disk)
+            else:
+                extra = ("-drive", f"file={disk},format=raw,if=none,id=d0,werror=report,rerror=report",
+                         "-device", "virtio-blk-pci,drive=d0")
+            with LinuxVM(argv(extra=extra), VM_TIMEOUT) as vm:
+                t = boot_to_prompt(vm, who)
+                vm.run("head -c 4194304 /dev/urandom > /pattern")
+                out = vm.run("dd if=/pattern of=/dev/vda bs=65536 oflag=direct 2>&1; echo dd=$?", timeout=120)
+                m = re.search(r"(\d+)\+(\d+) records out", out)
+                expect(m and "dd=0" not in out and re.search(r"I/O error|No space", out),
+                       f"{who}: dd onto the full disk did not fail with an I/O error: {out!r}")
+                blocks = int(m.group(1))
+                expect(0 < blocks < 64, f"{who}: {blocks} blocks of 64 KiB written; the disk has room for ~30")
+                log = vm.run("dmesg | grep -c 'I/O error.*vda' || true").strip()
+                want = vm.run(f"head -c {blocks * 65536} /pattern | sha256sum | cut -d' ' -f1").strip()
+                back = vm.run(f"dd if=/dev/vda bs=65536 count={blocks} iflag=direct 2>/dev/null | sha256sum "
+                              "| cut -d' ' -f1").strip()
+                expect(back == want, f"{who}: the {blocks} blocks written read back as {back}, wrote {want}")
+                tend = end_with(vm, who, "poweroff")
+            with open(disk, "rb") as f:
+                got = hashlib.sha256(f.read(blocks * 65536)).hexdigest()
+            expect(got == want, f"{who}: the image on the host holds {got} where the guest wrote {want}")
+        finally:
+            subprocess.run(["umount", mnt], capture_output=True, timeout=30)
+            os.rmdir(mnt)
+        return (f"{who}: prompt at {t:.1f}s, dd hit the full disk after {blocks} x 64 KiB ({log} kernel "
+                f"I/O error lines), those read back and are in the image; poweroff -> status 0 at {tend:.1f}s")
     both(ctx, scenario)
 
 
