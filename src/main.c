@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "preflight.h"
+#include "ratelimit.h"
 #include "util.h"
 #include "vm.h"
 
@@ -53,7 +54,9 @@ static void main_usage(FILE *f)
 	      "      --console virtio    the console is virtio-console (hvc0) on stdin/stdout;\n"
 	      "                          COM1 output still goes to --serial, COM1 gets no input\n"
 	      "      --rng               virtio-rng fed by the host's getrandom()\n"
-	      "      --disk PATH[,ro]    virtio-blk on a raw image file (repeatable, up to 8)\n"
+	      "      --disk PATH[,ro][,bw=RATE][,iops=N][,bw-burst=SIZE][,iops-burst=N]\n"
+	      "                          virtio-blk on a raw image file (repeatable, up to 8);\n"
+	      "                          bw (bytes/s, e.g. 10M) and iops cap it with token buckets\n"
 	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	      "                          [,host-loopback=on] (slirp user networking; HADDR defaults\n"
 	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
@@ -267,15 +270,25 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				return main_bad("--disk: at most 8 disks (%s)", optarg);
 			struct vm_disk *d = &cfg->disks[cfg->nr_disks++];
 			d->path = optarg;
-			char *comma = strrchr(optarg, ',');
-			if (comma && strcmp(comma, ",ro") == 0) {
-				*comma = '\0';
-				d->readonly = true;
-			} else if (comma && strcmp(comma, ",rw") == 0) {
-				*comma = '\0';
+			/* Options from the end, as long as they are options: a comma
+			 * further left is part of the file's name. */
+			for (char *comma; (comma = strrchr(optarg, ',')) != NULL; *comma = '\0') {
+				const char *o = comma + 1;
+				if (strcmp(o, "ro") == 0) {
+					d->readonly = true;
+				} else if (strcmp(o, "rw") != 0) {
+					int k = rl_parse_opt(o, &d->rl);
+					if (k == 0)
+						break;
+					if (k < 0)
+						return main_bad("--disk: bad value in '%s' (bw and bw-burst take a size "
+								"such as 10M, iops and iops-burst a count)", o);
+				}
 			}
 			if (!*d->path)
 				return main_bad("--disk: empty file name%s", "");
+			if ((d->rl.bytes.burst && !d->rl.bytes.size) || (d->rl.ops.burst && !d->rl.ops.size))
+				return main_bad("--disk %s: a burst needs its rate (bw= or iops=)", d->path);
 			break;
 		}
 		case OPT_NETWORK:

@@ -218,7 +218,7 @@ static int vm_create_virtio(struct vm *vm)
 	if (c->console_virtio && (r = virtio_console_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
 	for (int i = 0; i < c->nr_disks; i++)
-		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
+		if ((r = virtio_blk_create_limited(vm, c->disks[i].path, c->disks[i].readonly, &c->disks[i].rl)) < 0)
 			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
 				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
 	for (int i = 0; i < c->nr_nets; i++) {

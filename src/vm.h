@@ -15,6 +15,7 @@
 #include "devices/devices.h"
 #include "irq.h"
 #include "memory.h"
+#include "ratelimit.h"
 
 #define VM_MAX_CPUS 64
 #define VM_MAX_MODULES 16
@@ -58,6 +59,7 @@ struct vm_config {
 	struct vm_disk {
 		const char *path;
 		bool readonly;
+		struct ratelimit rl; /* bw=, iops=: none when both sizes are 0 */
 	} disks[VM_MAX_DISKS];
 	int nr_disks;
 	const char *net[VM_MAX_NETS]; /* --network SPEC, checked by virtio_net_create */

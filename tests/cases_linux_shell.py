@@ -258,6 +258,33 @@ def t_disk_sync_kill(ctx):
     both(ctx, scenario)
 
 
+@case("linux/disk-rate-limit")
+def t_disk_rate_limit(ctx):
+    """--disk ...,bw=1M and ...,iops=100 hold a Linux guest's O_DIRECT dd to
+    the limit within 10%: 6 MiB at 1 MiB/s is 5 s after the first full
+    bucket (1 MiB), 600 4 KiB writes at 100/s are 5 s after the first 100.
+    Timed in the guest (/proc/uptime around dd), where the limit is felt."""
+    images(ctx)
+    disk = os.path.join(ctx.tmp, "limited.img")
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    for opt, dd, want in (("bw=1M", "bs=65536 count=96", 5.0), ("iops=100", "bs=4096 count=600", 5.0)):
+        argv = hvmm_argv(ctx, extra=("--disk", f"{disk},{opt}", "--stats"))
+        with LinuxVM(argv, VM_TIMEOUT) as vm:
+            boot_to_prompt(vm, "hvmm")
+            out = vm.run("a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/dev/vda "
+                         f"{dd} oflag=direct 2>/dev/null; b=$(cut -d' ' -f1 /proc/uptime); "
+                         "echo took $a $b", timeout=120)
+            m = re.search(r"took ([\d.]+) ([\d.]+)", out)
+            expect(m, f"{opt}: no timing from the guest: {out!r}")
+            took = float(m.group(2)) - float(m.group(1))
+            expect(abs(took - want) <= 0.1 * want, f"{opt}: dd {dd} took {took:.2f} s, want {want} s +-10%")
+            end_with(vm, "hvmm", "poweroff")
+        expect(re.search(r"rate limit .* held back \d+ times", vm.err.decode(errors="replace")),
+               f"{opt}: --stats reports the limit" + vm.tail())
+    return f"bw=1M and iops=100 held within 10% (the last: {took:.2f} s for {want} s)"
+
+
 @case("linux/disk-enospc", qemu=True)
 def t_disk_enospc(ctx):
     """A disk whose image (8 MiB, sparse) lies on a 2000 KiB tmpfs: the

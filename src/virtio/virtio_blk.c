@@ -42,10 +42,12 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "../evloop.h"
+#include "../ratelimit.h"
 #include "../util.h"
 #include "../vm.h"
 #include "image_lock.h"
@@ -192,6 +194,11 @@ struct blk {
 	uint64_t nreq, nread, nwrite, nflush, ndiscard, nwz, rbytes, wbytes, nerr, nunsupp, resubmits;
 	uint64_t nsync; /* our own fdatasyncs, after fallocates in write-through mode */
 	unsigned max_inflight_reqs;
+	/* --disk ...,bw=,iops=: requests wait in the ring while the buckets are
+	 * empty, and a timer on the event loop resumes them */
+	bool limited;
+	struct ratelimit rl;
+	int rl_timer;
 };
 
 static uint8_t blk_zeros[BLK_ZERO_CHUNK]; /* bss: backed by the zero page until touched, never touched */
@@ -662,6 +669,16 @@ static int blk_parse(struct blk *b, struct blk_req *r)
 /* ---- the queue ---- */
 
 /* Pop every chain we have a request for, start them, submit once. */
+/* Come back in wait_ns (at least 1 ns: a zero timer is a disarmed one). */
+static void blk_rl_arm(struct blk *b, uint64_t wait_ns)
+{
+	struct itimerspec its = { .it_value = { (time_t)(wait_ns / 1000000000u),
+						(long)(wait_ns % 1000000000u) } };
+	if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+		its.it_value.tv_nsec = 1;
+	timerfd_settime(b->rl_timer, 0, &its, NULL);
+}
+
 static void blk_process(struct blk *b)
 {
 	struct virtqueue *vq = b->vq;
@@ -671,6 +688,14 @@ static void blk_process(struct blk *b)
 	for (;;) {
 		vq_enable_notify(vq, false);
 		for (;;) {
+			/* Over its limit the device stops taking requests: they stay in
+			 * the ring (the guest sees a slow disk), notifies stay off, and
+			 * the timer brings us back when the buckets allow one more. */
+			uint64_t wait;
+			if (b->limited && vq_has_work(vq) && !rl_ready(&b->rl, util_now_ns(), &wait)) {
+				blk_rl_arm(b, wait);
+				return;
+			}
 			struct blk_req *r = blk_req_get(b);
 			if (!r) {
 				/* all requests busy: completions will come back here */
@@ -693,6 +718,8 @@ static void blk_process(struct blk *b)
 				virtio_dev_needs_reset(b->dev, "virtio-blk: request without header or status byte");
 				break;
 			}
+			if (b->limited)
+				rl_take(&b->rl, r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->left : 0);
 			if (p == 0)
 				blk_req_done(b, r);
 			else
@@ -774,6 +801,18 @@ static void blk_uring_event(void *opaque, uint32_t events)
 	blk_interrupt(b);
 }
 
+/* Event loop: the rate limit lets the next request go. */
+static void blk_rl_event(void *opaque, uint32_t events)
+{
+	struct blk *b = opaque;
+	uint64_t v;
+	(void)events;
+	if (read(b->rl_timer, &v, sizeof(v)) < 0)
+		return; /* disarmed by a reset in between */
+	blk_run(b);
+	blk_interrupt(b);
+}
+
 /* Wait for every in-flight operation; their requests are freed untouched. */
 static void blk_drain(struct blk *b)
 {
@@ -808,6 +847,10 @@ static void blk_reset(struct virtio_dev *d)
 	b->broken = false;
 	b->starved = false;
 	b->pushed = false;
+	if (b->limited) {
+		struct itimerspec off = { 0 };
+		timerfd_settime(b->rl_timer, 0, &off, NULL);
+	}
 }
 
 static void blk_driver_ok(struct virtio_dev *d)
@@ -818,6 +861,8 @@ static void blk_driver_ok(struct virtio_dev *d)
 	b->discard_ok = f & (1ull << VIRTIO_BLK_F_DISCARD);
 	b->wz_ok = f & (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
 	b->vq = virtio_queue(d, 0);
+	if (b->limited)
+		rl_start(&b->rl, util_now_ns());
 }
 
 static void blk_config_read(struct virtio_dev *d, unsigned off, void *buf, unsigned len)
@@ -837,6 +882,10 @@ static void blk_free(struct blk *b)
 	}
 	if (b->efd >= 0)
 		close(b->efd);
+	if (b->rl_timer >= 0) {
+		evloop_del(b->vm, b->rl_timer);
+		close(b->rl_timer);
+	}
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->reqs);
@@ -861,6 +910,10 @@ static void blk_print_stats(const struct blk *b)
 		(unsigned long long)b->nwz, (unsigned long long)b->nerr,
 		(unsigned long long)b->nunsupp, (unsigned long long)b->resubmits, b->max_inflight_reqs,
 		(unsigned long long)b->nsync);
+	if (b->limited)
+		fprintf(stderr, "virtio-blk %s: rate limit %llu B/s, %llu ops/s: held back %llu times\n",
+			b->path, (unsigned long long)b->rl.bytes.size, (unsigned long long)b->rl.ops.size,
+			(unsigned long long)b->rl.throttled);
 }
 
 static void blk_destroy(struct virtio_dev *d)
@@ -984,15 +1037,32 @@ static const struct virtio_dev_ops blk_ops_ro = BLK_OPS(1ull << VIRTIO_BLK_F_RO)
 
 int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
 {
+	return virtio_blk_create_limited(vm, path, readonly, NULL);
+}
+
+int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, const struct ratelimit *rl)
+{
 	struct blk *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->vm = vm;
 	b->path = path;
-	b->fd = b->efd = -1;
+	b->fd = b->efd = b->rl_timer = -1;
 	int r = blk_open(b, path, readonly);
 	if (r < 0)
 		goto fail;
+	if (rl && rl_active(rl)) {
+		b->rl = *rl;
+		b->rl_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (b->rl_timer < 0 || (r = evloop_add(vm, b->rl_timer, EPOLLIN, blk_rl_event, b)) < 0) {
+			r = b->rl_timer < 0 ? -errno : r;
+			if (b->rl_timer >= 0)
+				close(b->rl_timer);
+			b->rl_timer = -1;
+			goto fail;
+		}
+		b->limited = true;
+	}
 	/* calloc of ~8 MiB is an untouched mapping: each request's pages are
 	 * faulted in when it is first used */
 	b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));
