@@ -52,9 +52,11 @@ static void main_usage(FILE *f)
 	      "      --disk PATH[,ro]    virtio-blk on a raw image file (repeatable, up to 8)\n"
 	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	      "                          (slirp user networking) or tap:IFNAME (repeatable, up to 4)\n"
-	      "      --device NAME       a test device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
-	      "                          0x2000-0x2017, MMIO 0xff000000) or pci-testdev (PCI\n"
-	      "                          1b36:0005); repeatable. kvm-unit-tests use both\n"
+	      "      --device NAME       a device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
+	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
+	      "                          1b36:0005), edu (PCI 1234:11e8, DMA and MSI), or\n"
+	      "                          intel-iommu[,intremap=on|off|auto][,eim=off] (VT-d at\n"
+	      "                          0xfed90000, ACPI DMAR table); repeatable\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
@@ -121,12 +123,40 @@ static const struct option main_opts[] = {
 	{ 0 },
 };
 
+/* intel-iommu's properties, QEMU's spelling: ",intremap=on|off|auto,eim=off". */
+static int main_parse_iommu(struct vm_config *cfg, const char *props)
+{
+	cfg->intel_iommu = true;
+	cfg->intremap = -1;
+	char buf[128];
+	if (strlen(props) >= sizeof(buf))
+		return main_bad("--device intel-iommu: properties '%s' too long", props);
+	strcpy(buf, props);
+	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		if (strcmp(p, "intremap=on") == 0)
+			cfg->intremap = 1;
+		else if (strcmp(p, "intremap=off") == 0)
+			cfg->intremap = 0;
+		else if (strcmp(p, "intremap=auto") == 0)
+			cfg->intremap = -1;
+		else if (strcmp(p, "eim=off") == 0)
+			; /* xAPIC-mode remapping is all hvmm has */
+		else if (strcmp(p, "eim=on") == 0)
+			return main_bad("--device intel-iommu: '%s' is not supported (no x2APIC-mode "
+					"interrupt remapping)", p);
+		else
+			return main_bad("--device intel-iommu: unknown property '%s' (intremap=on|off|auto, "
+					"eim=off)", p);
+	}
+	return 0;
+}
+
 /* Parse `argv` (after "run") into cfg. 0, or an exit status. */
 static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 {
 	uint64_t v;
 	char *end;
-	int c;
+	int c, r = 0;
 	optind = 1;
 	opterr = 0; /* hvmm prints its own one-line errors */
 	while ((c = getopt_long(argc, argv, ":m:c:hV", main_opts, NULL)) != -1) {
@@ -284,8 +314,16 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				cfg->pc_testdev = true;
 			else if (strcmp(optarg, "pci-testdev") == 0)
 				cfg->pci_testdev = true;
+			else if (strcmp(optarg, "edu") == 0)
+				cfg->edu = true;
+			else if (strncmp(optarg, "intel-iommu", 11) == 0 &&
+				 (optarg[11] == 0 || optarg[11] == ','))
+				r = main_parse_iommu(cfg, optarg + 11);
 			else
-				return main_bad("--device: '%s' is not pc-testdev or pci-testdev", optarg);
+				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, edu or "
+						"intel-iommu", optarg);
+			if (r)
+				return r;
 			break;
 		case 'h':
 			main_usage(stdout);

@@ -301,13 +301,14 @@ bool pci_msix_enabled(struct pci_dev *d)
 
 /* ---- INTx ---- */
 
-/* Drive the IOAPIC pin from the device's output, INTx disable and MSI-X. */
+/* Drive the IOAPIC pin from the device's output, INTx disable, MSI-X and MSI
+ * (either enabled keeps the device off INTx, 6.8). */
 void pci_intx_update(struct pci_dev *d)
 {
 	if (!d->info.intx_pin)
 		return;
 	bool level = atomic_load(&d->intx_level) && !atomic_load(&d->intx_disabled) &&
-		     !pci_msix_enabled(d);
+		     !pci_msix_enabled(d) && !atomic_load(&d->msi_enabled);
 	irq_set_line(d->vm, d->intx_ioapic_pin, level);
 }
 

@@ -14,6 +14,7 @@
 
 #include "cpuid.h"
 #include "evloop.h"
+#include "iommu.h"
 #include "pci.h"
 #include "stats.h"
 #include "util.h"
@@ -163,6 +164,18 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "event loop: %s", strerror(-r));
 	if ((r = pci_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
+	/* The IOMMU before the devices behind it and the IOAPIC, which asks it
+	 * about every route it computes. Interrupt remapping acts on hvmm's own
+	 * IOAPIC, so it needs the split irqchip (QEMU: kernel-irqchip=split). */
+	if (vm->cfg.intel_iommu) {
+		if (vm->cfg.intremap < 0)
+			vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
+		if (vm->cfg.intremap && vm->cfg.irqchip != IRQCHIP_SPLIT)
+			return vm_fail(HVMM_EXIT_USAGE,
+				       "--device intel-iommu,intremap=on needs --irqchip split");
+		if ((r = iommu_create(vm, vm->cfg.intremap > 0)) < 0)
+			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
+	}
 	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)
 			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
@@ -194,6 +207,8 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
 	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
+	if (vm->cfg.edu && (r = edu_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating edu: %s", strerror(-r));
 	return 0;
 }
 
@@ -301,8 +316,11 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
 	/* Both tables describe the same CPUs and IOAPIC: guests that look for
 	 * ACPI find the MADT, older ones the MP table. */
-	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE, err,
-					    sizeof(err)) < 0)
+	const struct boot_acpi_dmar dmar = { .base = vm->iommu ? IOMMU_BASE : 0,
+					     .intremap = vm->cfg.intremap > 0, .haw = IOMMU_HAW,
+					     .ioapic_sid = IOMMU_IOAPIC_SID };
+	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE,
+					    &dmar, err, sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
 	return vm_fw_cfg_e820(vm);
 }
@@ -597,6 +615,8 @@ void vm_destroy(struct vm *vm)
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
+	edu_destroy(vm);
+	iommu_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

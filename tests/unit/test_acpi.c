@@ -26,7 +26,7 @@
 static void write_ok(int ncpus)
 {
 	char err[256] = "";
-	int rc = boot_acpi_write(&m, ncpus, IOAPIC, ECAM, err, sizeof(err));
+	int rc = boot_acpi_write(&m, ncpus, IOAPIC, ECAM, NULL, err, sizeof(err));
 	if (rc)
 		fail_msg("boot_acpi_write(%d): %s", ncpus, err);
 }
@@ -127,7 +127,7 @@ static void test_mcfg(void **state)
 	assert_int_equal(u32(t + HDR + 20), 0);
 	/* without an ECAM window: no MCFG, two tables listed */
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, 0, err, sizeof(err)), 0);
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, 0, NULL, err, sizeof(err)), 0);
 	assert_int_equal(find_table("MCFG"), 0);
 	assert_int_equal(check_sdt(BOOT_ACPI_XSDT, "XSDT", 1), HDR + 2 * 8);
 	assert_int_equal(check_sdt(BOOT_ACPI_RSDT, "RSDT", 1), HDR + 2 * 4);
@@ -360,7 +360,7 @@ static void test_dsdt(void **state)
 {
 	(void)state;
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&m, 1, IOAPIC, 0, err, sizeof(err)), 0); /* no PCI */
+	assert_int_equal(boot_acpi_write(&m, 1, IOAPIC, 0, NULL, err, sizeof(err)), 0); /* no PCI */
 	const uint8_t *f = at(find_table("FACP"), 276);
 	uint64_t a = u64(f + 140);
 	uint32_t len = check_sdt(a, "DSDT", 2);
@@ -401,7 +401,7 @@ static void check_refused_ram(uint64_t size)
 	struct guest_mem g = { .base = buf, .ram_size = size, .nr_regions = 1 };
 	g.regions[0] = (struct mem_region){ .gpa = 0, .size = size, .hva = buf };
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "RAM"));
 	for (uint64_t i = 0; i < size; i++) /* nothing written */
 		if (buf[i] != 0xa5)
@@ -422,16 +422,16 @@ static void test_bad_args(void **state)
 	(void)state;
 	char err[256];
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "CPUs"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "CPUs"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "254"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "IOAPIC"));
 	/* and none of these left an RSDP behind */
 	assert_int_equal(find_rsdp(), 0);
