@@ -389,9 +389,9 @@ static void iommu_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t
 		reroute |= iommu_write32(u, off + 4, (uint32_t)(val >> 32));
 	pthread_mutex_unlock(&u->lock);
 	/* Interrupt routes computed through the old table or state are stale;
-	 * the IOAPIC takes its own locks, so ours is released first. */
-	if (reroute)
-		ioapic_reroute_all(u->vm);
+	 * whoever recomputes them takes other locks, so ours is released first. */
+	if (reroute && u->routes_changed)
+		u->routes_changed(u->vm);
 }
 
 static const struct bus_ops iommu_ops = {
@@ -434,6 +434,12 @@ void iommu_destroy(struct vm *vm)
 	vm->iommu = NULL;
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm))
+{
+	if (vm->iommu)
+		vm->iommu->routes_changed = hook;
 }
 
 uint64_t iommu_faults(struct vm *vm)

@@ -106,6 +106,14 @@ int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr
 #define IOMMU_FAULT_QUIET 0x100
 void iommu_ir_fault(struct vm *vm, uint16_t sid, uint64_t addr, int reason);
 
+/*
+ * Called (no unit lock held, any vCPU thread) when interrupt routes computed
+ * through the unit may be stale: IR or CFI switched, a new table pointer, an
+ * interrupt-entry-cache invalidation. vm.c recomputes the IOAPIC's and MSI-X
+ * routes there; a hook rather than a call keeps this module free of them.
+ */
+void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm));
+
 /* Faults recorded (and those dropped on overflow) since creation, for tests. */
 uint64_t iommu_faults(struct vm *vm);
 

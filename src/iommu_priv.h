@@ -90,6 +90,7 @@ struct iommu {
 	uint32_t ics, iectl, iedata, ieaddr, ieuaddr;
 	uint64_t faults;       /* recorded or lost to overflow */
 	uint64_t events;       /* fault and invalidation event messages sent */
+	void (*routes_changed)(struct vm *vm);
 };
 
 /* iommu.c: record a fault (lock NOT held). addr: the page (DMA) or the

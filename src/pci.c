@@ -445,6 +445,11 @@ struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info)
 	return NULL;
 }
 
+struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn)
+{
+	return pci_find(vm, devfn);
+}
+
 unsigned pci_dev_devfn(const struct pci_dev *d)
 {
 	return d->devfn;

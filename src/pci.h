@@ -79,6 +79,8 @@ void pci_destroy(struct vm *vm);
 /* Adds a function on the next free slot of bus 0. NULL and errno on failure
  * (ENOSPC: no slot left). The device lives until pci_destroy(). */
 struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info);
+/* The device at devfn on bus 0, or NULL. */
+struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn);
 /* devfn of a device (slot << 3). */
 unsigned pci_dev_devfn(const struct pci_dev *d);
 
@@ -144,6 +146,9 @@ int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table
  */
 bool pci_msix_notify(struct pci_dev *d, unsigned vec);
 bool pci_msix_enabled(struct pci_dev *d);
+/* The IOMMU's interrupt remapping changed: recompute every unmasked
+ * vector's route (any thread, no PCI or IOMMU lock held). */
+void pci_msix_reroute_all(struct vm *vm);
 
 /*
  * MSI (PCI Local Bus 3.0 section 6.8.1), as QEMU's edu has it: one vector,

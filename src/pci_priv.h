@@ -70,6 +70,10 @@ struct pci_msix_vec {
 	int gsi;                  /* this vector's KVM GSI (IRQ_MSI_GSI_BASE and up) */
 	int efd;                  /* irqfd eventfd, -1 with --no-irqfd */
 	bool pending;             /* PBA bit */
+	uint64_t msg_addr;        /* the message after interrupt remapping: the route */
+	uint32_t msg_data;
+	int ir_fault;             /* the IOMMU blocks the message (enum iommu_fault) */
+	uint64_t blocked;         /* notifies dropped for that */
 	uint64_t sent, pending_sent;
 };
 

@@ -154,6 +154,13 @@ static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
 	return 0;
 }
 
+/* The IOMMU's interrupt remapping changed: every route computed through it. */
+static void vm_irq_routes_changed(struct vm *vm)
+{
+	ioapic_reroute_all(vm);
+	pci_msix_reroute_all(vm);
+}
+
 static int vm_create_devices(struct vm *vm)
 {
 	int r;
@@ -175,6 +182,7 @@ static int vm_create_devices(struct vm *vm)
 				       "--device intel-iommu,intremap=on needs --irqchip split");
 		if ((r = iommu_create(vm, vm->cfg.intremap > 0)) < 0)
 			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
+		iommu_set_routes_hook(vm, vm_irq_routes_changed);
 	}
 	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)

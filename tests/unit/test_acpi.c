@@ -2,7 +2,7 @@
  * ACPI tables: found and walked the way an OS does it (scan the BIOS area for
  * the RSDP, follow RSDT and XSDT, FADT -> DSDT), every length and checksum,
  * MADT entries for several CPU counts, FADT flags and reset register, the DSDT's
- * AML, and the RAM and CPU-count limits.
+ * AML, the DMAR table of a VT-d unit, and the RAM and CPU-count limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -107,6 +107,40 @@ static void test_rsdp_rsdt_xsdt(void **state)
 	assert_int_equal(find_table("APIC"), BOOT_ACPI_MADT);
 	assert_int_equal(find_table("MCFG"), BOOT_ACPI_MCFG);
 	assert_int_equal(find_table("DSDT"), 0); /* reached through the FADT only */
+}
+
+/* DMAR (--device intel-iommu): one DRHD for every PCI device, the IOAPIC
+ * (ID ncpus) in its scope; absent without a unit. */
+static void test_dmar(void **state)
+{
+	(void)state;
+	write_ok(2);
+	assert_int_equal(find_table("DMAR"), 0);
+	const struct boot_acpi_dmar d = { .base = 0xfed90000, .intremap = true, .haw = 48,
+					  .ioapic_sid = 0xff00 };
+	char err[256];
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, ECAM, &d, err, sizeof(err)), 0);
+	uint64_t a = find_table("DMAR");
+	assert_int_equal(a, BOOT_ACPI_DMAR);
+	assert_int_equal(check_sdt(a, "DMAR", 1), HDR + 12 + 16 + 8);
+	const uint8_t *t = at(a, HDR + 36);
+	assert_int_equal(t[HDR], 47);       /* host address width - 1 */
+	assert_int_equal(t[HDR + 1], 0x3);  /* INTR_REMAP, X2APIC_OPT_OUT */
+	const uint8_t *u = t + HDR + 12;
+	assert_int_equal(u16(u), 0);        /* DRHD */
+	assert_int_equal(u16(u + 2), 24);
+	assert_int_equal(u[4], 1);          /* INCLUDE_PCI_ALL */
+	assert_int_equal(u16(u + 6), 0);    /* segment */
+	assert_int_equal(u64(u + 8), 0xfed90000);
+	assert_int_equal(u[16], 3);         /* scope: IOAPIC */
+	assert_int_equal(u[17], 8);
+	assert_int_equal(u[20], 2);         /* enumeration id: the MADT's IOAPIC ID */
+	assert_int_equal(u[21], 0xff);      /* bus, then device 0 function 0 */
+	assert_int_equal(u[22], 0);
+	assert_int_equal(u[23], 0);
+	const struct boot_acpi_dmar off = { .base = 0xfed90000, .haw = 48, .ioapic_sid = 0xff00 };
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, ECAM, &off, err, sizeof(err)), 0);
+	assert_int_equal(at(BOOT_ACPI_DMAR, HDR + 2)[HDR + 1], 0x2);
 }
 
 /* MCFG: one allocation, the ECAM window for segment 0, bus 0 only. */
@@ -442,6 +476,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rsdp_rsdt_xsdt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mcfg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dmar, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_64, setup, teardown),
