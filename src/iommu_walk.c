@@ -37,7 +37,7 @@ enum { CTX_TT_SL = 0, CTX_TT_DEVTLB = 1, CTX_TT_PT = 2 };
 #define PTE_PS (1ull << 7)
 #define PTE_LEVEL_BITS 9
 
-/* Copy one entry of `len` bytes from guest RAM; false if it is not RAM. */
+/* Copy n quadwords (one entry) from guest RAM; false if they are not all RAM. */
 static bool iommu_entry(const struct guest_mem *m, uint64_t gpa, uint64_t *e, size_t n)
 {
 	const void *p = mem_ptr(m, gpa, n * sizeof(*e));

@@ -351,6 +351,9 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
 	if (!cfg->image)
 		cfg->image = argv[optind];
+	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
+	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
+		return main_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");
 	return 0;
 }
 

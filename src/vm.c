@@ -177,7 +177,7 @@ static int vm_create_devices(struct vm *vm)
 	if (vm->cfg.intel_iommu) {
 		if (vm->cfg.intremap < 0)
 			vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
-		if (vm->cfg.intremap && vm->cfg.irqchip != IRQCHIP_SPLIT)
+		if (vm->cfg.intremap && vm->cfg.irqchip != IRQCHIP_SPLIT) /* main checks it too */
 			return vm_fail(HVMM_EXIT_USAGE,
 				       "--device intel-iommu,intremap=on needs --irqchip split");
 		if ((r = iommu_create(vm, vm->cfg.intremap > 0)) < 0)

@@ -177,7 +177,8 @@ static void edu_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 	struct edu *e = opaque;
 	if (!edu_size_ok(off, size))
 		return;
-	bool busy = e->dma_cmd & EDU_DMA_RUN; /* never true between accesses here */
+	/* QEMU ignores DMA register writes while a transfer runs; here none is
+	 * ever running between two accesses, so every write lands. */
 	switch (off) {
 	case EDU_REG_ALIVE:
 		e->alive = ~(uint32_t)val;
@@ -197,20 +198,17 @@ static void edu_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
 		edu_lower(e, (uint32_t)val);
 		break;
 	case EDU_REG_DMA_SRC:
-		if (!busy)
-			e->dma_src = val;
+		e->dma_src = val;
 		break;
 	case EDU_REG_DMA_DST:
-		if (!busy)
-			e->dma_dst = val;
+		e->dma_dst = val;
 		break;
 	case EDU_REG_DMA_CNT:
-		if (!busy)
-			e->dma_cnt = val;
+		e->dma_cnt = val;
 		break;
 	case EDU_REG_DMA_CMD:
 		/* QEMU's rule: a command without the start bit is ignored */
-		if (busy || !(val & EDU_DMA_RUN))
+		if (!(val & EDU_DMA_RUN))
 			break;
 		e->dma_cmd = val;
 		edu_dma(e);
