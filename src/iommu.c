@@ -188,6 +188,7 @@ static bool iommu_iq_run(struct iommu *u)
 			break;
 		}
 		head = (head + 1) % n;
+		u->descriptors++;
 	}
 	u->iqh = (uint64_t)head << 4;
 	return iec;
@@ -440,6 +441,20 @@ void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm))
 {
 	if (vm->iommu)
 		vm->iommu->routes_changed = hook;
+}
+
+bool iommu_get_stats(struct vm *vm, struct iommu_stats *out)
+{
+	struct iommu *u = vm->iommu;
+	if (!u)
+		return false;
+	pthread_mutex_lock(&u->lock);
+	*out = (struct iommu_stats){ .gsts = u->gsts, .translations = u->translations,
+				     .remapped = u->remapped, .blocked = u->blocked,
+				     .faults = u->faults, .descriptors = u->descriptors,
+				     .events = u->events };
+	pthread_mutex_unlock(&u->lock);
+	return true;
 }
 
 uint64_t iommu_faults(struct vm *vm)

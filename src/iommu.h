@@ -117,6 +117,19 @@ void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm));
 /* Faults recorded (and those dropped on overflow) since creation, for tests. */
 uint64_t iommu_faults(struct vm *vm);
 
+/* Counters for --stats; false without a unit. */
+struct iommu_stats {
+	uint32_t gsts;            /* the global status now */
+	uint64_t translations;    /* DMA walks with translation on */
+	uint64_t remapped;        /* messages remapped through an IRTE: IOAPIC and MSI-X routes
+				   * when computed, each MSI when sent */
+	uint64_t blocked;         /* interrupts refused when raised (fault recorded or FPD) */
+	uint64_t faults;          /* recorded, or lost to overflow */
+	uint64_t descriptors;     /* invalidation descriptors processed */
+	uint64_t events;          /* fault and invalidation-completion event messages sent */
+};
+bool iommu_get_stats(struct vm *vm, struct iommu_stats *out);
+
 /* ---- the pure logic, exposed for unit tests ---- */
 
 /* One DMA walk: root table at rtaddr (4 KiB aligned), requester sid. */

@@ -139,6 +139,11 @@ int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr
 	bool fpd;
 	int r = iommu_ir_lookup(&vm->mem, irt, (unsigned)(irt & 0xf), gsts & IOMMU_G_CFI, sid,
 				verify_sid, addr, data, &index, &fpd);
+	if (!r) {
+		pthread_mutex_lock(&u->lock);
+		u->remapped++;
+		pthread_mutex_unlock(&u->lock);
+	}
 	if (r && fpd)
 		r |= IOMMU_FAULT_QUIET;
 	return r;
@@ -147,7 +152,12 @@ int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr
 void iommu_ir_fault(struct vm *vm, uint16_t sid, uint64_t addr, int reason)
 {
 	struct iommu *u = vm->iommu;
-	if (!u || !reason || (reason & IOMMU_FAULT_QUIET))
+	if (!u || !reason)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->blocked++;
+	pthread_mutex_unlock(&u->lock);
+	if (reason & IOMMU_FAULT_QUIET)
 		return;
 	/* FI bits 63:48 carry the interrupt index (the handle; a subhandle is
 	 * not known here). */

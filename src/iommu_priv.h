@@ -89,6 +89,7 @@ struct iommu {
 	uint64_t iqh, iqt, iqa;
 	uint32_t ics, iectl, iedata, ieaddr, ieuaddr;
 	uint64_t faults;       /* recorded or lost to overflow */
+	uint64_t translations, remapped, blocked, descriptors; /* for --stats */
 	uint64_t events;       /* fault and invalidation event messages sent */
 	void (*routes_changed)(struct vm *vm);
 };

@@ -137,6 +137,7 @@ int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint
 		pthread_mutex_lock(&u->lock);
 		gsts = u->gsts;
 		root = u->root;
+		u->translations += (gsts & IOMMU_G_TE) != 0;
 		pthread_mutex_unlock(&u->lock);
 	}
 	if (!(gsts & IOMMU_G_TE)) {

@@ -665,6 +665,14 @@ static void test_edu(void **state)
 	wr(&vm.mmio, bar + 0x88, 8, 0x5008);
 	wr(&vm.mmio, bar + 0x98, 4, 1 | 2);
 	assert_int_equal(*(uint32_t *)mem_ptr(&vm.mem, 0x200008, 4), 0);
+	/* what --stats shows */
+	struct iommu_stats st;
+	assert_true(iommu_get_stats(&vm, &st));
+	assert_int_equal(st.gsts & (IOMMU_G_TE | IOMMU_G_IRE), IOMMU_G_TE | IOMMU_G_IRE);
+	assert_int_equal(st.translations, 3); /* 2 DMAs and the faulting one; the refused ones never ask */
+	assert_int_equal(st.blocked, 1);      /* the MSI with another requester's IRTE */
+	assert_true(st.remapped >= 1);
+	assert_int_equal(st.faults, faults + 1);
 }
 
 int main(void)
