@@ -14,8 +14,8 @@
 
 /*
  * The GSI routing table hvmm owns (the IRT): in split mode one MSI route per
- * programmed IOAPIC pin, and one MSI route per programmed MSI-X vector at
- * GSI >= IRQ_MSI_GSI_BASE. KVM replaces its table on every
+ * programmed IOAPIC pin, and one MSI route per programmed MSI-X vector (or a
+ * Hyper-V SINT route, hyperv.c) at GSI >= IRQ_MSI_GSI_BASE. KVM replaces its table on every
  * KVM_SET_GSI_ROUTING, so each change rewrites the whole thing.
  */
 struct irq_state {
@@ -25,6 +25,7 @@ struct irq_state {
 	unsigned nr_msi; /* GSIs handed out: IRQ_MSI_GSI_BASE .. + nr_msi */
 	bool msi_routed[IRQ_MAX_MSI_GSIS];
 	struct kvm_irq_routing_entry msi[IRQ_MAX_MSI_GSIS];
+	uint64_t rewrites; /* KVM_SET_GSI_ROUTING calls that took effect */
 };
 
 static struct irq_state *irq_state_get(struct vm *vm)
@@ -135,6 +136,8 @@ static int irq_commit(struct vm *vm, struct irq_state *s)
 	unsigned t_nr = t->nr;
 	int r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
 	free(t);
+	if (!r)
+		s->rewrites++;
 	/* Callers run on guest-driven paths that cannot fail the guest's write;
 	 * say it once, so a route that never took effect is not a mystery. */
 	static atomic_bool said;
@@ -208,6 +211,36 @@ int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
 	return r;
 }
 
+int irq_hv_sint_route(struct vm *vm, unsigned gsi, uint32_t vp, uint32_t sint)
+{
+	struct irq_state *s = vm->irq;
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	int i = irq_msi_slot(s, gsi), r = -EINVAL;
+	if (i >= 0) {
+		s->msi[i] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_HV_SINT,
+			.u.hv_sint = { .vcpu = vp, .sint = sint },
+		};
+		s->msi_routed[i] = true;
+		r = irq_commit(vm, s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int irq_gsi_raise(struct vm *vm, unsigned gsi)
+{
+	if (vm->vm_fd < 0)
+		return 0; /* unit tests: no KVM */
+	/* A plain ioctl on the VM fd, not an irqfd: the vCPU threads have
+	 * private fd tables (vcpu.c), so an eventfd made when the guest asks
+	 * for a route would exist on that vCPU's thread only. */
+	struct kvm_irq_level l = { .irq = gsi, .level = 1 };
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
 int irq_msi_unroute(struct vm *vm, unsigned gsi)
 {
 	struct irq_state *s = vm->irq;
@@ -224,6 +257,17 @@ int irq_msi_unroute(struct vm *vm, unsigned gsi)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+uint64_t irq_rewrites(struct vm *vm)
+{
+	struct irq_state *s = vm->irq;
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	uint64_t n = s->rewrites;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 void irq_destroy(struct vm *vm)

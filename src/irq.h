@@ -55,9 +55,18 @@ int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data);
 int irq_msi_alloc(struct vm *vm);
 /* Point `gsi` at the MSI message (addr, data). 0 or -errno. */
 int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data);
+/* Point `gsi` at SINT `sint` of the vCPU with Hyper-V VP index `vp`
+ * (KVM_IRQ_ROUTING_HV_SINT; hyperv.c). 0 or -errno. */
+int irq_hv_sint_route(struct vm *vm, unsigned gsi, uint32_t vp, uint32_t sint);
 /* Drop the route (the GSI stays allocated). 0 or -errno. */
 int irq_msi_unroute(struct vm *vm, unsigned gsi);
+/* Raise an edge on an allocated GSI (KVM_IRQ_LINE, level 1: KVM's SINT
+ * routes act on the rising level and ignore 0). 0 or -errno. */
+int irq_gsi_raise(struct vm *vm, unsigned gsi);
 /* Free the state (vm_destroy, unit tests). */
+/* How often KVM's routing table was replaced (each change to a route
+ * rewrites all of it: KVM_SET_GSI_ROUTING is the only interface). */
+uint64_t irq_rewrites(struct vm *vm);
 void irq_destroy(struct vm *vm);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "preflight.h"
 #include "util.h"
 #include "vm.h"
 
@@ -51,12 +52,16 @@ static void main_usage(FILE *f)
 	      "      --rng               virtio-rng fed by the host's getrandom()\n"
 	      "      --disk PATH[,ro]    virtio-blk on a raw image file (repeatable, up to 8)\n"
 	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
-	      "                          (slirp user networking) or tap:IFNAME (repeatable, up to 4)\n"
+	      "                          [,host-loopback=on] (slirp user networking; HADDR defaults\n"
+	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
+	      "                          unless host-loopback=on) or tap:IFNAME (repeatable, up to 4)\n"
 	      "      --device NAME       a device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
 	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
-	      "                          1b36:0005), edu (PCI 1234:11e8, DMA and MSI), or\n"
-	      "                          intel-iommu[,intremap=on|off|auto][,eim=off] (VT-d at\n"
-	      "                          0xfed90000, ACPI DMAR table); repeatable\n"
+	      "                          1b36:0005), hyperv-testdev (port 0x3000: SynIC routes\n"
+	      "                          and connections; needs --hyperv), edu (PCI 1234:11e8,\n"
+	      "                          DMA and MSI), intel-iommu[,intremap=on|off|auto][,eim=off]\n"
+	      "                          (VT-d at 0xfed90000, ACPI DMAR table); repeatable.\n"
+	      "                          kvm-unit-tests use them\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
@@ -314,14 +319,16 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				cfg->pc_testdev = true;
 			else if (strcmp(optarg, "pci-testdev") == 0)
 				cfg->pci_testdev = true;
+			else if (strcmp(optarg, "hyperv-testdev") == 0)
+				cfg->hyperv_testdev = true;
 			else if (strcmp(optarg, "edu") == 0)
 				cfg->edu = true;
 			else if (strncmp(optarg, "intel-iommu", 11) == 0 &&
 				 (optarg[11] == 0 || optarg[11] == ','))
 				r = main_parse_iommu(cfg, optarg + 11);
 			else
-				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, edu or "
-						"intel-iommu", optarg);
+				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, hyperv-testdev, "
+						"edu or intel-iommu", optarg);
 			if (r)
 				return r;
 			break;
@@ -349,6 +356,8 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		return main_bad("no IMAGE given%s", "");
 	if (optind + 1 < argc)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
+	if (cfg->hyperv_testdev && !cfg->hyperv)
+		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
 	if (!cfg->image)
 		cfg->image = argv[optind];
 	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
@@ -387,6 +396,8 @@ int main(int argc, char **argv)
 	bool done = false;
 	int r = main_parse(argc - 1, argv + 1, &cfg, &done);
 	if (r || done)
+		return r;
+	if ((r = preflight_check(&cfg)))
 		return r;
 	static struct vm vm; /* static: large, and lives for the whole process */
 	r = vm_create(&vm, &cfg);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coalesce.h"
+#include "irq.h"
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
@@ -182,6 +184,8 @@ static void stats_print_irt(struct vm *vm, FILE *f)
 	unsigned n = pci_irt_snapshot(vm, e, STATS_IRT_MAX);
 	fprintf(f, "interrupt remapping table (MSI-X vector -> KVM GSI route): %u entr%s\n", n,
 		n == 1 ? "y" : "ies");
+	fprintf(f, "routing table rewrites (KVM_SET_GSI_ROUTING, IOAPIC and MSI-X routes): %llu\n",
+		(unsigned long long)irq_rewrites(vm));
 	if (n)
 		fprintf(f, "  %-16s %-7s %6s %5s %8s %6s %-6s %-8s %10s %10s\n", "device", "devfn", "vector",
 			"gsi", "apic id", "vec", "masked", "delivery", "sent", "on unmask");
@@ -305,6 +309,8 @@ void stats_print(struct vm *vm, FILE *f)
 	fprintf(f, "\n== hvmm exit statistics (%d vCPU%s) ==\n", vm->ncpus, vm->ncpus == 1 ? "" : "s");
 	fprintf(f, "user-space exits: %llu (handling time in hvmm: KVM_RUN return to next KVM_RUN)\n",
 		(unsigned long long)stats_userspace_exits(vm));
+	fprintf(f, "coalesced writes: %llu (buffered by KVM, applied without an exit)\n",
+		(unsigned long long)coalesce_count(vm));
 	for (int c = 0; c < vm->ncpus; c++) {
 		const struct stats_vcpu *s = &vm->vcpus[c]->stats;
 		fprintf(f, "vcpu%d  %-16s %10s %12s %10s %10s %10s\n", c, "exit reason", "count",
@@ -352,6 +358,7 @@ void stats_print(struct vm *vm, FILE *f)
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
 	stats_print_iommu(vm, f);
+	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }
 
@@ -401,6 +408,7 @@ int stats_write_json(struct vm *vm, const char *path)
 {
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "userspace_exits", json_object_new_uint64(stats_userspace_exits(vm)));
+	json_object_object_add(root, "coalesced_writes", json_object_new_uint64(coalesce_count(vm)));
 	/* totals by reason across vCPUs, the number most readers want first */
 	json_object *by = json_object_new_object();
 	for (int r = 0; r < STATS_MAX_REASON; r++) {
@@ -428,12 +436,14 @@ int stats_write_json(struct vm *vm, const char *path)
 	}
 	json_object_object_add(root, "boot_marks", marks);
 	json_object_object_add(root, "irt", stats_json_irt(vm));
+	json_object_object_add(root, "irt_rewrites", json_object_new_uint64(irq_rewrites(vm)));
 
 	json_object *stop = json_object_new_object();
 	json_object_object_add(stop, "status", json_object_new_int(vm->exit_status));
 	json_object_object_add(stop, "message", json_object_new_string(vm->stop_msg));
 	json_object_object_add(stop, "ns", json_object_new_uint64(vm->stop_ns));
 	json_object_object_add(root, "stop", stop);
+	json_object_object_add(root, "run_ns", json_object_new_uint64(vm->run_ns));
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));

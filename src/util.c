@@ -87,7 +87,7 @@ void util_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-int util_read_file(const char *path, uint8_t **buf, size_t *len)
+int util_read_file(const char *path, uint8_t **buf, size_t *len, uint64_t max)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -101,6 +101,10 @@ int util_read_file(const char *path, uint8_t **buf, size_t *len)
 	if (!S_ISREG(st.st_mode)) { /* a directory, device or FIFO is no image */
 		close(fd);
 		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max) { /* cannot fit where it goes: refuse before the heap grows */
+		close(fd);
+		return -EFBIG;
 	}
 	size_t n = (size_t)st.st_size;
 	uint8_t *b = malloc(n ? n : 1);

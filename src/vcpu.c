@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coalesce.h"
+#include "hyperv.h"
 #include "util.h"
 #include "vm.h"
 
@@ -248,6 +250,36 @@ static void vcpu_handle_system_event(struct vcpu *v)
 	}
 }
 
+/*
+ * --hyperv: KVM reports each write of SCONTROL, SIEFP or SIMP (it has acted
+ * on it; hyperv.c needs the pages to post messages and set event flags) and
+ * passes up the hypercalls it does not handle itself (HvPostMessage, and
+ * HvSignalEvent on connections it has no eventfd for).
+ */
+static void vcpu_handle_hyperv(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	switch (run->hyperv.type) {
+	case KVM_EXIT_HYPERV_SYNIC:
+		/* The vCPU id is its Hyper-V VP index: KVM's default, and hvmm
+		 * never sets HV_X64_MSR_VP_INDEX. */
+		hyperv_synic_exit(v->vm, (unsigned)v->id, run->hyperv.u.synic.control,
+				  run->hyperv.u.synic.evt_page, run->hyperv.u.synic.msg_page);
+		break;
+	case KVM_EXIT_HYPERV_HCALL:
+		run->hyperv.u.hcall.result = hyperv_hcall(v->vm, run->hyperv.u.hcall.input,
+							  run->hyperv.u.hcall.params[0]);
+		break;
+	case KVM_EXIT_HYPERV_SYNDBG:
+		break; /* the synthetic debugger's MSRs: KVM keeps them, no debugger here */
+	default:
+		vcpu_crash(v, "unknown Hyper-V exit type %u", run->hyperv.type);
+		return;
+	}
+	if (v->vm->cfg.trace_exits)
+		vcpu_trace(v, "HYPERV %s", run->hyperv.type == KVM_EXIT_HYPERV_SYNIC ? "SYNIC" : "HCALL");
+}
+
 /* One exit, one switch; anything not listed is a guest we don't understand. */
 static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 {
@@ -280,11 +312,7 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 			   (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return;
 	case KVM_EXIT_HYPERV:
-		/* --hyperv: KVM tells us of SynIC MSR writes (it already acted on
-		 * them: nothing of ours to update) and passes up hypercalls it does
-		 * not handle itself, which have no handler here either. */
-		if (run->hyperv.type == KVM_EXIT_HYPERV_HCALL)
-			run->hyperv.u.hcall.result = 2; /* HV_STATUS_INVALID_HYPERCALL_CODE */
+		vcpu_handle_hyperv(v);
 		return;
 	case KVM_EXIT_HLT:
 		/* With the LAPIC in KVM a HLT blocks in the kernel; reaching us
@@ -332,6 +360,9 @@ static void *vcpu_thread(void *arg)
 		}
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		uint64_t t0 = timed ? util_now_ns() : 0;
+		/* Writes KVM buffered go first: the access behind this exit may
+		 * read what they set (0xcf8 before 0xcfc). */
+		coalesce_drain(vm);
 		if (r < 0) {
 			/* EINTR: kicked. EAGAIN: an AP still waiting for INIT/SIPI. */
 			if (errno == EINTR || errno == EAGAIN) {

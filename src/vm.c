@@ -12,8 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coalesce.h"
 #include "cpuid.h"
 #include "evloop.h"
+#include "hyperv.h"
 #include "iommu.h"
 #include "pci.h"
 #include "stats.h"
@@ -217,6 +219,10 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
 	if (vm->cfg.edu && (r = edu_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating edu: %s", strerror(-r));
+	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
+	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating hyperv-testdev: %s", strerror(-r));
 	return 0;
 }
 
@@ -274,7 +280,13 @@ static int vm_load_image(struct vm *vm)
 {
 	uint8_t *img;
 	size_t len;
-	int r = util_read_file(vm->cfg.image, &img, &len);
+	/* Nothing larger than guest RAM can be loaded into it: such a file is
+	 * refused before it is read into hvmm's heap. */
+	const uint64_t ram = vm->cfg.mem_size;
+	int r = util_read_file(vm->cfg.image, &img, &len, ram);
+	if (r == -EFBIG)
+		return vm_fail(HVMM_EXIT_IMAGE, "image %s is larger than guest RAM (%llu MiB)", vm->cfg.image,
+			       (unsigned long long)(ram >> 20));
 	if (r < 0)
 		return vm_fail(HVMM_EXIT_IMAGE, "cannot read image %s: %s", vm->cfg.image, strerror(-r));
 	uint8_t *initrd = NULL;
@@ -294,8 +306,11 @@ static int vm_load_image(struct vm *vm)
 			return vm_fail(HVMM_EXIT_USAGE, "--initrd needs a Linux or PVH kernel, and %s is %s "
 				       "(multiboot kernels take --module)", vm->cfg.image, boot_format_name(f));
 		}
-		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len)) < 0) {
+		if ((r = util_read_file(vm->cfg.initrd, &initrd, &initrd_len, ram)) < 0) {
 			free(img);
+			if (r == -EFBIG)
+				return vm_fail(HVMM_EXIT_IMAGE, "initrd %s is larger than guest RAM (%llu MiB)",
+					       vm->cfg.initrd, (unsigned long long)(ram >> 20));
 			return vm_fail(HVMM_EXIT_IMAGE, "cannot read initrd %s: %s", vm->cfg.initrd,
 				       strerror(-r));
 		}
@@ -497,6 +512,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		}
 	}
 	free(cpuid);
+	if ((r = coalesce_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "KVM_REGISTER_COALESCED_MMIO: %s", strerror(-r));
 	/* Only the BSP gets the loader's entry state; APs wait in the LAPIC for
 	 * INIT/SIPI like on real hardware. */
 	if ((r = boot_x86_apply(vm->vcpus[0]->fd, &vm->entry)) < 0)
@@ -584,6 +601,7 @@ int vm_run(struct vm *vm)
 	int er = evloop_start(vm);
 	if (er < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the event loop: %s", strerror(-er));
+	vm->run_ns = util_since_start_ns();
 	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
 		int r = vcpu_start(vm->vcpus[i]);
 		if (r < 0) {
@@ -612,6 +630,7 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	coalesce_destroy(vm); /* its ring is a page of vCPU 0's mapping */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;
@@ -619,10 +638,12 @@ void vm_destroy(struct vm *vm)
 	/* virtio devices go first: they unregister from the event loop and own
 	 * PCI functions. */
 	virtio_destroy_all(vm);
+	hyperv_destroy(vm); /* its retry timer is on the event loop */
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
+	hyperv_testdev_destroy(vm);
 	edu_destroy(vm);
 	iommu_destroy(vm);
 	bus_free(&vm->pio);

@@ -69,6 +69,7 @@ struct vm_config {
 	bool intel_iommu;     /* --device intel-iommu: a VT-d unit (iommu.h) */
 	int intremap;         /* its intremap=: 1 on, 0 off, -1 auto (on with the split irqchip) */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
+	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
 };
 
 struct vcpu;
@@ -82,10 +83,13 @@ struct sysreset;
 struct pc_testdev;
 struct acpi_pm;
 struct pci_testdev;
+struct hyperv;
+struct hyperv_testdev;
 struct rtc;
 struct virtio_state;
 struct iommu;
 struct edu;
+struct coalesce;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -124,6 +128,8 @@ struct vm {
 	struct pc_testdev *pc_testdev; /* pc_testdev.c */
 	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
 	struct pci_testdev *pci_testdev; /* pci_testdev.c */
+	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
+	struct hyperv_testdev *hyperv_testdev; /* hyperv_testdev.c */
 	struct rtc *rtc;               /* rtc.c */
 	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
 	struct edu *edu;               /* edu.c: --device edu */
@@ -131,6 +137,7 @@ struct vm {
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
+	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
@@ -151,6 +158,7 @@ struct vm {
 	int exit_status;
 	char stop_msg[256];
 	uint64_t stop_ns; /* since hvmm start */
+	uint64_t run_ns;  /* since hvmm start: the vCPUs were started (build and load before it) */
 };
 
 /* Build the VM from cfg: KVM checks, RAM, irqchip, devices, image, vCPUs.

@@ -48,8 +48,6 @@ def group_of(name, groups):
 # one that starts to pass on hvmm fails its case until it is taken off this
 # list, so the list can only shrink. Every other QEMU pass must be an hvmm pass.
 KNOWN_GAPS = {
-    "hyperv_synic": "QEMU's hyperv-testdev (SINT routes through port 0x3000): not in hvmm yet",
-    "hyperv_connections": "QEMU's hyperv-testdev (message and event connections): not in hvmm yet",
     "realmode": "a timer tick to wake its `sti; hlt` (QEMU: the PIT's IRQ 0 through the 8259 "
                 "into SeaBIOS's handler); hvmm has no PIT and no firmware",
 }

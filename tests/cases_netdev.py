@@ -324,6 +324,90 @@ def t_slirp_coalesce(ctx):
     expect(status == 0, f"helper exit status {status} after EOF: {err}")
 
 
+def syn_to_host(h, port):
+    """As the guest: ARP for 10.0.2.2, a SYN to 10.0.2.2:port; slirp's answer."""
+    expect(h.first == READY, f"first message {h.first!r}")
+    h.send(arp(1, GUEST_MAC, GUEST_IP, b"\0" * 6, HOST_IP, BCAST))
+    rep = h.wait_for(lambda p: p["type"] == 0x0806 and p["op"] == 2 and p["spa"] == HOST_IP,
+                     what="ARP reply for 10.0.2.2")
+    h.send(eth(rep["sha"], GUEST_MAC, 0x0800,
+               ipv4(GUEST_IP, HOST_IP, 6, tcp(GUEST_IP, HOST_IP, 40000, port, 1, 0, 0x02))))
+    return h.wait_for(lambda p: (p.get("proto") == 6 and p.get("sport") == port and p["dport"] == 40000)
+                      or p.get("proto") == 1, what=f"answer to a SYN for 10.0.2.2:{port}")
+
+
+def loopback_listener():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(2)
+    return srv, srv.getsockname()[1]
+
+
+@case("netdev/slirp-host-loopback-closed", kvm=False)
+def t_slirp_loopback_closed(ctx):
+    # By default 10.0.2.2 is not the host's 127.0.0.1: a service the host
+    # keeps on its loopback is out of the guest's reach.
+    srv, port = loopback_listener()
+    h = Helper(ctx, "user")
+    try:
+        # slirp answers with an ICMP "destination unreachable", at once
+        ans = syn_to_host(h, port)
+        expect(ans["proto"] == 1, f"a SYN to 10.0.2.2:{port} gets ICMP unreachable, got {ans}")
+        try:
+            srv.accept()[0].close()
+            expect(False, "the host's loopback listener got a connection from the guest")
+        except socket.timeout:
+            pass
+    finally:
+        srv.close()
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+
+
+@case("netdev/slirp-host-loopback-on", kvm=False)
+def t_slirp_loopback_on(ctx):
+    # host-loopback=on: QEMU's behaviour, 10.0.2.2 is the host's 127.0.0.1.
+    srv, port = loopback_listener()
+    h = Helper(ctx, "user,host-loopback=on")
+    try:
+        ans = syn_to_host(h, port)
+        expect(ans["proto"] == 6 and ans["flags"] & 0x12 == 0x12, f"SYN-ACK from 10.0.2.2:{port}, got flags {ans['flags']:#x}")
+        conn, _ = srv.accept()
+        conn.close()
+    finally:
+        srv.close()
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+
+
+def listening_addrs(port):
+    """Local IPv4 addresses listening on TCP port (from /proc/net/tcp)."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            a, p = local.split(":")
+            if int(p, 16) == port and state == "0A":
+                out.append(socket.inet_ntoa(struct.pack("<I", int(a, 16))))
+    return out
+
+
+@case("netdev/slirp-hostfwd-binds-loopback", kvm=False)
+def t_slirp_hostfwd_local(ctx):
+    # An empty host address binds 127.0.0.1, not every address (QEMU's
+    # default): a forward is local unless the user names an address.
+    port, port2 = free_port(), free_port()
+    h = Helper(ctx, f"user,hostfwd=tcp::{port}-:22,hostfwd=tcp:0.0.0.0:{port2}-:23")
+    try:
+        expect(h.first == READY, f"first message {h.first!r}")
+        expect(listening_addrs(port) == ["127.0.0.1"], f"hostfwd ::{port} listens on {listening_addrs(port)}")
+        expect(listening_addrs(port2) == ["0.0.0.0"], f"hostfwd 0.0.0.0:{port2} listens on {listening_addrs(port2)}")
+    finally:
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+
+
 @case("netdev/slirp-hostfwd-port-in-use", kvm=False)
 def t_slirp_port_busy(ctx):
     s = socket.socket()

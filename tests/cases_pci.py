@@ -21,9 +21,12 @@ def t_scan(ctx):
            "hvmm: bus 0 holds the host bridge only", hv)
     expect(q.status == 1 and q.out == HOST_BRIDGE + Q35_LPC + "scan done\n",
            "QEMU q35: host bridge and ICH9 LPC", q)
-    # One dword to CONFIG_ADDRESS per slot, plus one for the bridge's class.
-    expect(io_count(hv.stats, "pio", "out", 0xcf8) == 33,
-           f"CONFIG_ADDRESS writes: {io_count(hv.stats, 'pio', 'out', 0xcf8)}, expected 33")
+    # One dword to CONFIG_ADDRESS per slot, plus one for the bridge's class:
+    # KVM buffers all 33 (coalesced I/O) and hvmm applies them before the
+    # CONFIG_DATA read that follows each, so a read costs one exit, not two.
+    out_exits, buffered = io_count(hv.stats, "pio", "out", 0xcf8), hv.stats.get("coalesced_writes")
+    expect(out_exits == 0 and buffered == 33,
+           f"CONFIG_ADDRESS writes: {out_exits} exits, {buffered} buffered; expected 0 and 33", hv)
     expect(io_count(hv.stats, "pio", "in", 0xcfc) == 33, "CONFIG_DATA reads: expected 33")
 
 
@@ -79,7 +82,18 @@ def t_reset(ctx):
     # 0xcf9 lies inside PCI's 0xcf8-0xcff range: a byte there still resets.
     hv = ctx.hvmm(ctx.guest("reset_cf9.elf"))
     expect(hv.status == 0 and "0xcf9" in hv.err, "clean exit 0 with the reset message", hv)
-    expect(io_count(hv.stats, "pio", "out", 0xcf9) >= 1, "the write reached hvmm at 0xcf9", hv)
+    # The byte lies in the zone KVM buffers for 0xcf8: it reaches hvmm from
+    # the ring, applied before the debug-exit write that follows it.
+    expect(hv.stats.get("coalesced_writes", 0) + io_count(hv.stats, "pio", "out", 0xcf9) >= 1,
+           "the write reached hvmm at 0xcf9", hv)
+
+
+@case("pci/reset-through-0xcf9-then-halt")
+def t_reset_halt(ctx):
+    # After a buffered reset write this guest halts with interrupts off and
+    # never exits again: the event loop's drain of the ring must apply it.
+    hv = ctx.hvmm("--timeout", "20", ctx.guest("reset_cf9_halt.elf"))
+    expect(hv.status == 0 and "0xcf9" in hv.err, "clean exit 0 with the reset message, not a timeout", hv)
 
 
 def rng_guest(ctx, *args):

@@ -10,7 +10,7 @@ test_args and qemu_params, as its own run_tests.sh runs it on QEMU:
         -serial stdio -device pci-testdev -machine accel=kvm -enable-kvm -cpu host
         -kernel x86/T.flat -smp N [-append ARGS] QEMU_PARAMS
   hvmm: hvmm run --timeout T --cpus N --device pc-testdev --device pci-testdev [--mem M] [--cpuid-mask F]
-        [--cmdline ARGS] x86/T.flat
+        [--hyperv] [--device hyperv-testdev] [--cmdline ARGS] x86/T.flat
 
 (-cpu host first, so a cfg's own -cpu wins on QEMU; hvmm's CPU is always the
 host's as KVM supports it, with the cfg's -feature masked where hvmm knows the
@@ -23,7 +23,7 @@ run_tests.sh's default of 90 s) that kills that group and nothing else: some
 tests have hung a whole nested KVM host under QEMU.
 
 Used by tests/cases_kut.py, and by hand:
-  tests/kut.py [--build build] [--hvmm build/hvmm] [-k REGEX] [--vmm both|hvmm|qemu]
+  tests/kut.py [--build build] [--hvmm build/hvmm] [-k REGEX] [--json FILE]
 """
 import argparse
 import json
@@ -245,6 +245,9 @@ def hvmm_options(t):
             i += 2
         elif a == "-device" and (val == "edu" or val.split(",")[0] == "intel-iommu"):
             opts += ["--device", val]  # the same name and properties as QEMU's
+            i += 2
+        elif a == "-device" and val == "hyperv-testdev":
+            opts += ["--device", "hyperv-testdev"]  # with --hyperv from -cpu ...,hv_passthrough
             i += 2
         elif a in ("-device", "-overcommit", "-global"):
             untranslated.append(f"{a} {val}")

@@ -294,7 +294,8 @@ struct boot_acpi_dmar {
  * boot_comp_detect: the compression by its magic (BOOT_COMP_NONE if none).
  *
  * boot_decompress: gzip, xz, zstd and the kernel's legacy lz4 frame into a
- * malloc'd buffer (*out, *out_len; the caller frees) of at most max_out bytes.
+ * malloc'd buffer (*out, *out_len; the caller frees) of at most max_out bytes,
+ * and never more than BOOT_DECOMPRESS_MAX whatever max_out says.
  * Trailing bytes after a complete stream (the size the kernel's build appends)
  * are ignored; lz4's legacy frame has no end marker, so there only exactly 4
  * trailing bytes are. The last 4 bytes only hint at the first allocation.
@@ -302,6 +303,11 @@ struct boot_acpi_dmar {
  * as are corrupt or truncated streams and output over max_out: -1 with a
  * reason in err, *out NULL.
  */
+/* A decompressed kernel larger than this is refused: a stripped vmlinux is
+ * tens of MiB (Debian's: 63 MiB), and without a bound a small crafted image
+ * could make hvmm allocate as much heap as the guest has RAM (up to 64 GiB). */
+#define BOOT_DECOMPRESS_MAX (512ull << 20)
+
 enum boot_comp {
 	BOOT_COMP_NONE = 0,
 	BOOT_COMP_GZIP,

@@ -333,6 +333,8 @@ int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **
 {
 	*out = NULL;
 	*out_len = 0;
+	if (max_out > BOOT_DECOMPRESS_MAX)
+		max_out = BOOT_DECOMPRESS_MAX;
 	enum boot_comp c = boot_comp_detect(in, in_len);
 	switch (c) {
 	case BOOT_COMP_GZIP:

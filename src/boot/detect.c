@@ -1,4 +1,5 @@
 #include <elf.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,7 +116,10 @@ int boot_place_module(struct guest_mem *m, const struct boot_module *bm, uint64_
 {
 	uint8_t *data;
 	size_t n;
-	int r = util_read_file(bm->path, &data, &n);
+	int r = util_read_file(bm->path, &data, &n, m->ram_size);
+	if (r == -EFBIG)
+		return boot_fail(err, errlen, "module %s is larger than guest RAM (%llu MiB)", bm->path,
+				 (unsigned long long)(m->ram_size >> 20));
 	if (r < 0)
 		return boot_fail(err, errlen, "cannot read module %s: %s", bm->path, strerror(-r));
 	uint64_t a = (next + BOOT_PAGE - 1) & ~(BOOT_PAGE - 1);

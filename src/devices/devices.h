@@ -21,6 +21,8 @@
  *                 64 KiB of MMIO scratch at 0xff000000
  *   pci_testdev.c QEMU's pci-testdev (1b36:0005): ioeventfd tests behind a
  *                 32-bit memory BAR and an I/O BAR
+ *   hyperv_testdev.c QEMU's hyperv-testdev: SINT routes and SynIC message and
+ *                 event connections made through port 0x3000 (with --hyperv)
  */
 #ifndef HVMM_DEVICES_H
 #define HVMM_DEVICES_H
@@ -61,6 +63,7 @@ struct vm;
 #define PC_TESTDEV_IRQ_LINES 24
 #define PC_TESTDEV_IOMEM 0xff000000ull
 #define PC_TESTDEV_IOMEM_LEN 0x10000u
+#define HYPERV_TESTDEV_PORT 0x3000
 
 enum serial_mode {
 	SERIAL_STDIO = 0,
@@ -137,6 +140,33 @@ int edu_create(struct vm *vm);
 void edu_destroy(struct vm *vm);
 /* The pure logic, for unit tests: n! modulo 2^32, as the device computes it. */
 uint32_t edu_factorial(uint32_t n);
+
+/* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. Like
+ * pci-testdev's, its destroy is vm_destroy's: it pulls in hyperv.c and irq.c,
+ * which the unit tests of the legacy devices replace with stubs. */
+int hyperv_testdev_create(struct vm *vm);
+void hyperv_testdev_destroy(struct vm *vm);
+enum {
+	HYPERV_TESTDEV_SINT_ROUTE_CREATE = 1,
+	HYPERV_TESTDEV_SINT_ROUTE_DESTROY,
+	HYPERV_TESTDEV_SINT_ROUTE_SET_SINT,
+	HYPERV_TESTDEV_MSG_CONN_CREATE,
+	HYPERV_TESTDEV_MSG_CONN_DESTROY,
+	HYPERV_TESTDEV_EVT_CONN_CREATE,
+	HYPERV_TESTDEV_EVT_CONN_DESTROY,
+};
+struct hyperv_testdev_cmd {
+	uint8_t command, vp, sint, conn_id;
+};
+/* Pure: the fields of a 32-bit write to the register. */
+struct hyperv_testdev_cmd hyperv_testdev_decode(uint32_t value);
+/* What the port does with a 4-byte write: 0, or -errno when the command was
+ * refused (bad vCPU/SINT, unknown route or connection, id taken, full). */
+int hyperv_testdev_write(struct vm *vm, uint32_t value);
+/* For tests: commands refused so far; hyperv.c's handle of the first route
+ * made for (vp, sint) by SINT_ROUTE_CREATE, or -1. */
+uint64_t hyperv_testdev_refused(struct vm *vm);
+int hyperv_testdev_route(struct vm *vm, unsigned vp, unsigned sint);
 
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);

@@ -4,8 +4,11 @@
  * answers) and for the reset paths guests use — command 0xFE (pulse the
  * reset line) and bit 0 of the output port written through 0xD1.
  *
- * Never raises an interrupt: with no keyboard and no mouse there is nothing
- * to report, and responses to controller commands are read by polling.
+ * Like the real part it interrupts whenever its output buffer is full and
+ * the command byte enables that source: IRQ 1 for keyboard-side bytes,
+ * IRQ 12 for mouse-side ones (the aux loopback, 0xD3). Linux checks that
+ * IRQ 12 arrives after a loopback before it uses the aux port, and waits
+ * 250 ms of boot for it when it does not.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +29,13 @@
 #define I8042_STR_UNLOCK 0x10  /* keyboard not inhibited */
 #define I8042_STR_AUXDATA 0x20 /* output buffer holds mouse data */
 
+/* command byte */
+#define I8042_CTR_KBDINT 0x01 /* interrupt on keyboard-side output */
+#define I8042_CTR_AUXINT 0x02 /* interrupt on aux-side output */
+
+#define I8042_KBD_IRQ 1
+#define I8042_AUX_IRQ 12
+
 #define I8042_OUTQ 8
 
 struct i8042 {
@@ -40,7 +50,25 @@ struct i8042 {
 	bool aux[I8042_OUTQ];
 	unsigned head, count;
 	uint8_t last_data; /* what 0x60 reads when the buffer is empty */
+	bool kbd_irq, aux_irq; /* what we last told irq_set_line */
 };
+
+/* The two lines follow "output buffer full, from this side, interrupt
+ * enabled"; reading 0x60 drops them, the next byte raises one again. */
+static void i8042_update_irq(struct i8042 *k)
+{
+	bool full = k->count != 0, aux = full && k->aux[k->head];
+	bool kbd_level = full && !aux && (k->cmd_byte & I8042_CTR_KBDINT);
+	bool aux_level = aux && (k->cmd_byte & I8042_CTR_AUXINT);
+	if (kbd_level != k->kbd_irq) {
+		k->kbd_irq = kbd_level;
+		irq_set_line(k->vm, I8042_KBD_IRQ, kbd_level);
+	}
+	if (aux_level != k->aux_irq) {
+		k->aux_irq = aux_level;
+		irq_set_line(k->vm, I8042_AUX_IRQ, aux_level);
+	}
+}
 
 static void i8042_push(struct i8042 *k, uint8_t v, bool aux)
 {
@@ -141,6 +169,7 @@ static uint64_t i8042_read(struct i8042 *k, unsigned port)
 			k->count--;
 		}
 		v = k->last_data; /* an empty buffer reads stale, like hardware */
+		i8042_update_irq(k);
 	} else {
 		v = I8042_STR_SYS | I8042_STR_UNLOCK;
 		if (k->last_cmd)
@@ -166,6 +195,7 @@ static void i8042_write(struct i8042 *k, unsigned port, uint8_t value)
 		k->pending = 0; /* a new command aborts a half-written one */
 		i8042_command(k, value);
 	}
+	i8042_update_irq(k);
 	pthread_mutex_unlock(&k->lock);
 }
 

@@ -289,10 +289,16 @@ static void ioapic_reroute(struct ioapic *s, unsigned n)
 	uint32_t data;
 	pthread_mutex_lock(&s->lock);
 	ioapic_msi(p, &addr, &data);
-	bool in_flight = p->routed && (p->lo & RTE_REMOTE_IRR);
+	/* Each route change makes KVM replace its whole routing table. A masked
+	 * pin is never delivered, so its route can wait for the unmask (Linux
+	 * masks all 24 pins at boot, then programs an entry in several writes
+	 * while it is masked); masking and unmasking alone do not change the
+	 * message, so they cost nothing either. A pin awaiting its EOI keeps its
+	 * route: ioapic_eoi_routed reroutes. */
+	bool wait = (p->lo & RTE_MASK) || (p->routed && (p->lo & RTE_REMOTE_IRR));
 	pthread_mutex_unlock(&s->lock);
-	if (in_flight)
-		return; /* ioapic_eoi_routed reroutes */
+	if (wait)
+		return;
 	/* Through the IOMMU's interrupt remapping, if there is one (outside our
 	 * lock: it takes its own). The IOAPIC's interrupts are not checked
 	 * against the IRTE's source id (see iommu_remap_msi). */
@@ -301,8 +307,6 @@ static void ioapic_reroute(struct ioapic *s, unsigned n)
 	pthread_mutex_lock(&s->lock);
 	p->ir_addr = orig;
 	p->ir_fault = fault;
-	/* Masking and unmasking do not change the message: skip KVM's
-	 * whole-table rewrite for the common case. */
 	bool reroute = !fault && (!p->routed || addr != p->msi_addr || data != p->msi_data);
 	pthread_mutex_unlock(&s->lock);
 	if (!reroute)

@@ -54,7 +54,7 @@ enum net_kind { NET_USER, NET_TAP };
 /* One hostfwd rule: host [haddr]:hport → guest [gaddr]:gport. */
 struct net_hostfwd {
 	bool udp;
-	struct in_addr haddr; /* INADDR_ANY when empty, as in QEMU */
+	struct in_addr haddr; /* 127.0.0.1 when empty (QEMU: all addresses) */
 	uint16_t hport;
 	struct in_addr gaddr; /* NET_SLIRP_GUEST when empty */
 	uint16_t gport;
@@ -65,12 +65,14 @@ struct net_spec {
 	char ifname[IFNAMSIZ];   /* NET_TAP */
 	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
 	int nr_fwd;
+	bool host_loopback;      /* host-loopback=on: 10.0.2.2 reaches the host's 127.0.0.1 */
 };
 
 /*
  * Parse a --network SPEC:
  *   user
  *   user,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT[,hostfwd=udp:...]...
+ *   user,host-loopback=on|off (default off)
  *   tap:IFNAME
  * 0, or -EINVAL with a one-line reason (no "hvmm:" prefix) in err.
  */

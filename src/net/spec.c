@@ -77,7 +77,9 @@ static int net_parse_hostfwd(const char *s, size_t len, struct net_hostfwd *f, c
 	const char *c2 = memchr(c1 + 1, ':', (size_t)(dash - c1 - 1));
 	if (!c2)
 		goto bad;
-	if (!net_parse_addr(c1 + 1, c2, "0.0.0.0", &f->haddr))
+	/* Empty HADDR: the host's loopback only. QEMU binds every address, which
+	 * opens the guest's port to the whole network by default. */
+	if (!net_parse_addr(c1 + 1, c2, "127.0.0.1", &f->haddr))
 		return net_spec_fail(err, errlen, "hostfwd '%.*s': bad host address '%.*s'", (int)len, s,
 				     (int)(c2 - c1 - 1), c1 + 1);
 	if (!net_parse_port(c2 + 1, dash, &f->hport))
@@ -137,10 +139,17 @@ int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t err
 			if (r < 0)
 				return r;
 			out->nr_fwd++;
+		} else if ((n == 16 && memcmp(p, "host-loopback=on", 16) == 0) ||
+			   (n == 17 && memcmp(p, "host-loopback=off", 17) == 0)) {
+			out->host_loopback = n == 16;
 		} else if (n == 0) {
 			return net_spec_fail(err, errlen, "empty option after ','");
+		} else if (n >= 14 && memcmp(p, "host-loopback=", 14) == 0) {
+			return net_spec_fail(err, errlen, "host-loopback: '%.*s' is not on or off",
+					     (int)(n - 14), p + 14);
 		} else {
-			return net_spec_fail(err, errlen, "unknown user-network option '%.*s' (only hostfwd=)",
+			return net_spec_fail(err, errlen,
+					     "unknown user-network option '%.*s' (hostfwd= or host-loopback=)",
 					     (int)n, p);
 		}
 		p += n;

@@ -379,6 +379,43 @@ static void test_max_out(void **state)
 	free(data);
 }
 
+/* A decompression bomb: a zstd frame of RLE blocks (4 bytes each for 128 KiB
+ * of one byte value), 33 KiB that would expand past BOOT_DECOMPRESS_MAX. With
+ * max_out as large as a 64 GiB guest's RAM it must still stop at the cap. */
+static void test_bomb(void **state)
+{
+	(void)state;
+	const size_t block = 128u << 10, nblocks = BOOT_DECOMPRESS_MAX / block + 1;
+	size_t len = 5 + nblocks * 4;
+	uint8_t *c = malloc(len);
+	assert_non_null(c);
+	put_le32(c, 0xfd2fb528); /* zstd frame magic */
+	c[4] = 0x00;             /* no content size, no checksum, a window descriptor follows */
+	c = realloc(c, ++len);
+	assert_non_null(c);
+	c[5] = 7 << 3;           /* window 2^(10+7) = 128 KiB */
+	for (size_t i = 0; i < nblocks; i++) {
+		uint32_t hdr = (uint32_t)(block << 3) | 1u << 1 | (i == nblocks - 1); /* RLE, size, last */
+		uint8_t *b = c + 6 + i * 4;
+		b[0] = (uint8_t)hdr, b[1] = (uint8_t)(hdr >> 8), b[2] = (uint8_t)(hdr >> 16);
+		b[3] = 0x90;
+	}
+	expect_fail(c, len, SIZE_MAX, "decompressed kernel exceeds 512 MiB");
+	expect_fail(c, len, 64ull << 30, "decompressed kernel exceeds 512 MiB");
+	/* the same frame cut to 8 blocks is a valid 1 MiB kernel "image" */
+	uint8_t *small = malloc(6 + 8 * 4);
+	assert_non_null(small);
+	memcpy(small, c, 6 + 8 * 4);
+	small[6 + 7 * 4] |= 1; /* the 8th block is the last */
+	uint8_t *want = malloc(8 * block);
+	assert_non_null(want);
+	memset(want, 0x90, 8 * block);
+	expect_ok(small, 6 + 8 * 4, SIZE_MAX, want, 8 * block);
+	free(want);
+	free(small);
+	free(c);
+}
+
 static void test_detect(void **state)
 {
 	(void)state;
@@ -558,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_max_out),
+		cmocka_unit_test(test_bomb),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_unsupported),
 		cmocka_unit_test(test_bzimage_payload),

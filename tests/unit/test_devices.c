@@ -16,9 +16,17 @@
 /* ---- test doubles ---- */
 
 
+/* The level each ISA line was last set to, and how often it rose. */
+static bool irq_level[16];
+static int irq_raised[16];
+
 void irq_set_line(struct vm *vm, unsigned pin, bool level)
 {
-	(void)vm, (void)pin, (void)level;
+	(void)vm;
+	if (pin < 16) {
+		irq_raised[pin] += level && !irq_level[pin];
+		irq_level[pin] = level;
+	}
 }
 
 int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
@@ -35,6 +43,8 @@ static int setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&vm);
+	memset(irq_level, 0, sizeof(irq_level));
+	memset(irq_raised, 0, sizeof(irq_raised));
 	util_mark_start();
 	assert_int_equal(debug_exit_create(&vm), 0);
 	assert_int_equal(i8042_create(&vm), 0);
@@ -145,6 +155,56 @@ static void test_i8042_probe(void **state)
 		in(0x60, 1);
 	assert_false(in(0x64, 1) & 0x01);
 	assert_null(bus_find(&vm.pio, 0x61, 1)); /* not ours */
+}
+
+/* Output-buffer-full interrupts: IRQ 1 for keyboard-side bytes, IRQ 12 for
+ * aux-side ones, each only while the command byte enables it; reading the
+ * byte drops the line. Linux's aux probe waits for IRQ 12 after a loopback. */
+static void test_i8042_irqs(void **state)
+{
+	(void)state;
+	out(0x64, 1, 0xAA);            /* default command byte 0x45: keyboard interrupt on */
+	assert_true(irq_level[1]);
+	assert_false(irq_level[12]);
+	assert_int_equal(in(0x60, 1), 0x55);
+	assert_false(irq_level[1]);
+	out(0x64, 1, 0x60);            /* both interrupts on */
+	out(0x60, 1, 0x47);
+	assert_false(irq_level[1]);
+	out(0x64, 1, 0xD3);            /* aux loopback: IRQ 12, not IRQ 1 */
+	out(0x60, 1, 0xa5);
+	assert_true(irq_level[12]);
+	assert_false(irq_level[1]);
+	assert_int_equal(in(0x60, 1), 0xa5);
+	assert_false(irq_level[12]);
+	out(0x64, 1, 0xD3);            /* two bytes queued: the line follows the head */
+	out(0x60, 1, 0x01);
+	out(0x64, 1, 0xD2);
+	out(0x60, 1, 0x02);
+	assert_true(irq_level[12]);
+	assert_false(irq_level[1]);
+	in(0x60, 1);
+	assert_false(irq_level[12]);
+	assert_true(irq_level[1]);
+	in(0x60, 1);
+	assert_false(irq_level[1]);
+	assert_int_equal(irq_raised[1], 2);
+	assert_int_equal(irq_raised[12], 2);
+	out(0x64, 1, 0x60);            /* interrupts off: bytes wait to be polled */
+	out(0x60, 1, 0x44);
+	out(0x64, 1, 0xD3);
+	out(0x60, 1, 0x5a);
+	out(0x64, 1, 0x20);
+	assert_false(irq_level[1] || irq_level[12]);
+	assert_int_equal(in(0x64, 1) & 0x21, 0x21);
+	out(0x64, 1, 0x60);            /* enabling the aux interrupt with 0x5a, 0x44 queued */
+	out(0x60, 1, 0x46);
+	assert_true(irq_level[12]);
+	assert_int_equal(in(0x60, 1), 0x5a);
+	assert_false(irq_level[12]);
+	assert_false(irq_level[1]);    /* 0x44 is keyboard-side and its interrupt is off */
+	assert_int_equal(in(0x60, 1), 0x44);
+	assert_false(irq_level[1] || irq_level[12]);
 }
 
 static void test_i8042_reset(void **state)
@@ -321,6 +381,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_debug_exit_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_i8042_probe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i8042_irqs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_i8042_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sysreset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boot_timer, setup, teardown),

@@ -150,14 +150,28 @@ static void test_rte_to_msi(void **state)
 static void test_mask_toggle_keeps_route(void **state)
 {
 	(void)state;
-	rte_write(5, 0x01000000, RTE_MASK | 0x35);
 	int calls = route_calls;
-	reg_write(0x10 + 2 * 5, 0x35);           /* unmask */
-	reg_write(0x10 + 2 * 5, RTE_MASK | 0x35); /* mask */
-	assert_int_equal(route_calls, calls);    /* same message: no reroute */
-	reg_write(0x10 + 2 * 5, 0x36);
+	rte_write(5, 0x01000000, RTE_MASK | 0x35);   /* programmed while masked: no route yet */
+	reg_write(0x10 + 2 * 5, RTE_MASK | 0x36);
+	assert_int_equal(route_calls, calls);
+	reg_write(0x10 + 2 * 5, 0x35);               /* unmask: the route, once */
 	assert_int_equal(route_calls, calls + 1);
+	assert_int_equal(route_data, 0x4035);
+	reg_write(0x10 + 2 * 5, RTE_MASK | 0x35);    /* mask, unmask: same message, no reroute */
+	reg_write(0x10 + 2 * 5, 0x35);
+	assert_int_equal(route_calls, calls + 1);
+	reg_write(0x10 + 2 * 5, 0x36);               /* a new vector while unmasked */
+	assert_int_equal(route_calls, calls + 2);
 	assert_int_equal(route_data, 0x4036);
+	/* Linux's boot: mask all 24 pins (low word first, as its
+	 * ioapic_mask_entry does), then reprogram some while masked */
+	calls = route_calls;
+	for (unsigned pin = 0; pin < 24; pin++) {
+		reg_write(0x10 + 2 * pin, RTE_MASK);
+		reg_write(0x10 + 2 * pin + 1, 0);
+	}
+	rte_write(9, 0x01000000, RTE_MASK | RTE_LEVEL | 0x39);
+	assert_int_equal(route_calls, calls);
 }
 
 static void test_masked_not_delivered(void **state)

@@ -37,17 +37,28 @@ static void test_user(void **state)
 	assert_int_equal(net_parse_spec("user", &ns, err, sizeof(err)), 0);
 	assert_int_equal(ns.kind, NET_USER);
 	assert_int_equal(ns.nr_fwd, 0);
+	assert_false(ns.host_loopback); /* closed unless asked for */
+	assert_int_equal(net_parse_spec("user,host-loopback=on,hostfwd=tcp::1-:2", &ns, err, sizeof(err)), 0);
+	assert_true(ns.host_loopback);
+	assert_int_equal(ns.nr_fwd, 1);
+	assert_int_equal(net_parse_spec("user,host-loopback=on,host-loopback=off", &ns, err, sizeof(err)), 0);
+	assert_false(ns.host_loopback);
 }
 
 static void test_hostfwd(void **state)
 {
 	(void)state;
 	struct net_spec ns;
-	/* the short form: any host address, the DHCP guest address */
+	/* the short form: the host's loopback only (not QEMU's every address),
+	 * the DHCP guest address */
 	assert_int_equal(net_parse_spec("user,hostfwd=tcp::5555-:22", &ns, err, sizeof(err)), 0);
 	assert_int_equal(ns.nr_fwd, 1);
 	assert_false(ns.fwd[0].udp);
+	assert_int_equal(ns.fwd[0].haddr.s_addr, ip("127.0.0.1"));
+	/* every address, when asked for */
+	assert_int_equal(net_parse_spec("user,hostfwd=tcp:0.0.0.0:5555-:22", &ns, err, sizeof(err)), 0);
 	assert_int_equal(ns.fwd[0].haddr.s_addr, ip("0.0.0.0"));
+	assert_int_equal(net_parse_spec("user,hostfwd=tcp::5555-:22", &ns, err, sizeof(err)), 0);
 	assert_int_equal(ns.fwd[0].hport, 5555);
 	assert_int_equal(ns.fwd[0].gaddr.s_addr, ip("10.0.2.15"));
 	assert_int_equal(ns.fwd[0].gport, 22);
@@ -94,6 +105,8 @@ static void test_bad(void **state)
 	bad("user,", "empty option");
 	bad("user,,hostfwd=tcp::1-:2", "empty option");
 	bad("user,net=10.0.3.0/24", "unknown user-network option 'net=10.0.3.0/24'");
+	bad("user,host-loopback=yes", "host-loopback: 'yes' is not on or off");
+	bad("user,host-loopback", "unknown user-network option 'host-loopback'");
 	bad("user,hostfwd=", "is not tcp|udp");
 	bad("user,hostfwd=tcp::5555", "is not tcp|udp");
 	bad("user,hostfwd=tcp:5555-:22", "is not tcp|udp");

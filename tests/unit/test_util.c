@@ -1,8 +1,13 @@
-/* util: size and number parsing as the CLI uses them; memory layout checks. */
+/* util: size and number parsing as the CLI uses them; memory layout checks;
+ * the bound on whole-file reads. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "memory.h"
@@ -89,6 +94,31 @@ static void test_mem_layout(void **state)
 	assert_int_not_equal(mem_init(&m, GIB(65)), 0);       /* above the maximum */
 }
 
+/* util_read_file refuses a file larger than its bound before allocating:
+ * a sparse 1 TiB file costs nothing to make and would be fatal to read. */
+static void test_read_file_cap(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/hvmm-test-read-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hvmm", 4), 4);
+	uint8_t *b = NULL;
+	size_t n = 0;
+	assert_int_equal(util_read_file(path, &b, &n, 4), 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(b, "hvmm", 4);
+	free(b);
+	b = NULL;
+	assert_int_equal(util_read_file(path, &b, &n, 3), -EFBIG);
+	assert_null(b);
+	assert_int_equal(ftruncate(fd, 1ll << 40), 0);
+	assert_int_equal(util_read_file(path, &b, &n, 64ull << 30), -EFBIG);
+	assert_null(b);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -96,6 +126,7 @@ int main(void)
 		cmocka_unit_test(test_uint),
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_mem_layout),
+		cmocka_unit_test(test_read_file_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -307,13 +307,17 @@ static void helper_fail(int fd, const char *fmt, ...)
 	exit(1);
 }
 
-static Slirp *helper_slirp_new(struct helper *h)
+static Slirp *helper_slirp_new(struct helper *h, bool host_loopback)
 {
 	SlirpConfig cfg = {
 		.version = 4,
 		.restricted = 0,
 		.in_enabled = true,
 		.in6_enabled = false,
+		/* Closed by default: otherwise 10.0.2.2 is the host's 127.0.0.1, and
+		 * every service the host keeps to itself on loopback (databases,
+		 * admin ports, other VMs' forwards) is open to the guest. */
+		.disable_host_loopback = !host_loopback,
 	};
 	inet_pton(AF_INET, NET_SLIRP_NET, &cfg.vnetwork);
 	inet_pton(AF_INET, NET_SLIRP_MASK, &cfg.vnetmask);
@@ -495,7 +499,7 @@ int main(int argc, char **argv)
 	if (spec.kind != NET_USER)
 		helper_fail(h.fd, "'%s' is not a user network", argv[2]);
 
-	h.slirp = helper_slirp_new(&h);
+	h.slirp = helper_slirp_new(&h, spec.host_loopback);
 	if (!h.slirp)
 		helper_fail(h.fd, "libslirp %s: slirp_new failed", slirp_version_string());
 	for (int i = 0; i < spec.nr_fwd; i++) {

@@ -1,0 +1,183 @@
+/*
+ * hyperv-testdev: QEMU's Hyper-V test device, which kvm-unit-tests'
+ * hyperv_synic and hyperv_connections drive (`-device hyperv-testdev`). One
+ * 32-bit write-only register at port 0x3000; a write of
+ *
+ *     conn_id << 24 | command << 16 | vp_index << 8 | sint
+ *
+ * carries out one command:
+ *
+ *   1 SINT_ROUTE_CREATE   a route to SINT `sint` of vCPU `vp_index`
+ *   2 SINT_ROUTE_DESTROY  drop the first such route
+ *   3 SINT_ROUTE_SET_SINT raise it
+ *   4 MSG_CONN_CREATE     message connection `conn_id` to that SINT
+ *   5 MSG_CONN_DESTROY    drop message connection `conn_id`
+ *   6 EVT_CONN_CREATE     event connection `conn_id` to that SINT (flag
+ *                         number conn_id)
+ *   7 EVT_CONN_DESTROY    drop event connection `conn_id`
+ *
+ * The SynIC work (routes, connections, the hypercalls, the guest pages) is
+ * hyperv.c's; this file decodes. A command that cannot be carried out (no
+ * such vCPU, SINT or route, a connection id in use, every slot taken) is
+ * dropped: QEMU's device would assert there, stopping the whole VM. Other
+ * sizes and offsets are ignored; reads give 0.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "../hyperv.h"
+#include "../vm.h"
+
+/* The SINT routes made by commands 1-3 (connections own theirs). */
+struct hyperv_testdev_route {
+	bool used;
+	uint8_t vp, sint;
+	int handle; /* hyperv.c's */
+};
+
+struct hyperv_testdev {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	struct hyperv_testdev_route routes[HYPERV_MAX_ROUTES];
+	uint64_t refused; /* commands dropped */
+};
+
+struct hyperv_testdev_cmd hyperv_testdev_decode(uint32_t value)
+{
+	return (struct hyperv_testdev_cmd){
+		.sint = value & 0xff,
+		.vp = (value >> 8) & 0xff,
+		.command = (value >> 16) & 0xff,
+		.conn_id = value >> 24,
+	};
+}
+
+static int hyperv_testdev_route_find(struct hyperv_testdev *t, unsigned vp, unsigned sint)
+{
+	for (int i = 0; i < HYPERV_MAX_ROUTES; i++)
+		if (t->routes[i].used && t->routes[i].vp == vp && t->routes[i].sint == sint)
+			return i;
+	return -1;
+}
+
+/* Called with t->lock held. */
+static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cmd c)
+{
+	struct vm *vm = t->vm;
+	int i;
+	switch (c.command) {
+	case HYPERV_TESTDEV_SINT_ROUTE_CREATE: {
+		for (i = 0; i < HYPERV_MAX_ROUTES && t->routes[i].used; i++)
+			;
+		if (i == HYPERV_MAX_ROUTES)
+			return -ENOSPC;
+		int h = hyperv_route_create(vm, c.vp, c.sint);
+		if (h < 0)
+			return h;
+		t->routes[i] = (struct hyperv_testdev_route){ true, c.vp, c.sint, h };
+		return 0;
+	}
+	case HYPERV_TESTDEV_SINT_ROUTE_DESTROY:
+		if ((i = hyperv_testdev_route_find(t, c.vp, c.sint)) < 0)
+			return -ENOENT;
+		hyperv_route_destroy(vm, t->routes[i].handle);
+		t->routes[i].used = false;
+		return 0;
+	case HYPERV_TESTDEV_SINT_ROUTE_SET_SINT:
+		if ((i = hyperv_testdev_route_find(t, c.vp, c.sint)) < 0)
+			return -ENOENT;
+		return hyperv_route_raise(vm, t->routes[i].handle);
+	case HYPERV_TESTDEV_MSG_CONN_CREATE:
+		return hyperv_msg_conn_create(vm, c.conn_id, c.vp, c.sint);
+	case HYPERV_TESTDEV_MSG_CONN_DESTROY:
+		return hyperv_msg_conn_destroy(vm, c.conn_id);
+	case HYPERV_TESTDEV_EVT_CONN_CREATE:
+		return hyperv_evt_conn_create(vm, c.conn_id, c.vp, c.sint);
+	case HYPERV_TESTDEV_EVT_CONN_DESTROY:
+		return hyperv_evt_conn_destroy(vm, c.conn_id);
+	default:
+		return -EINVAL;
+	}
+}
+
+int hyperv_testdev_write(struct vm *vm, uint32_t value)
+{
+	struct hyperv_testdev *t = vm->hyperv_testdev;
+	if (!t)
+		return -ENODEV;
+	pthread_mutex_lock(&t->lock);
+	int r = hyperv_testdev_run(t, hyperv_testdev_decode(value));
+	if (r < 0)
+		t->refused++;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+uint64_t hyperv_testdev_refused(struct vm *vm)
+{
+	struct hyperv_testdev *t = vm->hyperv_testdev;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	uint64_t n = t->refused;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+int hyperv_testdev_route(struct vm *vm, unsigned vp, unsigned sint)
+{
+	struct hyperv_testdev *t = vm->hyperv_testdev;
+	if (!t)
+		return -1;
+	pthread_mutex_lock(&t->lock);
+	int i = hyperv_testdev_route_find(t, vp, sint);
+	int h = i < 0 ? -1 : t->routes[i].handle;
+	pthread_mutex_unlock(&t->lock);
+	return h;
+}
+
+static uint64_t hyperv_testdev_pio_read(void *opaque, uint64_t offset, unsigned size)
+{
+	(void)opaque;
+	(void)offset;
+	(void)size;
+	return 0;
+}
+
+static void hyperv_testdev_pio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+	struct hyperv_testdev *t = opaque;
+	if (offset != 0 || size != 4) /* QEMU's register takes 4-byte accesses only */
+		return;
+	hyperv_testdev_write(t->vm, (uint32_t)value);
+}
+
+static const struct bus_ops hyperv_testdev_ops = {
+	.read = hyperv_testdev_pio_read,
+	.write = hyperv_testdev_pio_write,
+};
+
+int hyperv_testdev_create(struct vm *vm)
+{
+	if (!vm->hyperv)
+		return -ENODEV; /* main.c asks for --hyperv first */
+	struct hyperv_testdev *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->vm = vm;
+	pthread_mutex_init(&t->lock, NULL);
+	vm->hyperv_testdev = t; /* freed by hyperv_testdev_destroy even if registering fails */
+	return bus_register(&vm->pio, HYPERV_TESTDEV_PORT, 4, &hyperv_testdev_ops, t,
+			    "hyperv-testdev");
+}
+
+void hyperv_testdev_destroy(struct vm *vm)
+{
+	struct hyperv_testdev *t = vm->hyperv_testdev;
+	if (!t)
+		return;
+	vm->hyperv_testdev = NULL;
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
