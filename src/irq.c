@@ -188,21 +188,21 @@ static int irq_msi_slot(const struct irq_state *s, unsigned gsi)
 	return (int)(gsi - IRQ_MSI_GSI_BASE);
 }
 
-int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
+/* Give an allocated GSI the route e. The guest rewrites entries it did not
+ * change (unmask after mask): then skip the ioctl, which makes KVM rebuild
+ * its whole table. */
+static int irq_gsi_route(struct vm *vm, const struct kvm_irq_routing_entry *e)
 {
 	struct irq_state *s = vm->irq;
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	int i = irq_msi_slot(s, gsi), r = -EINVAL;
+	int i = irq_msi_slot(s, e->gsi), r = -EINVAL;
 	if (i >= 0) {
-		struct kvm_irq_routing_entry e = irq_msi_entry(gsi, addr, data);
-		/* The guest rewrites entries it did not change (unmask after
-		 * mask): skip the ioctl, which makes KVM rebuild its table. */
-		if (s->msi_routed[i] && memcmp(&s->msi[i], &e, sizeof(e)) == 0) {
+		if (s->msi_routed[i] && memcmp(&s->msi[i], e, sizeof(*e)) == 0) {
 			r = 0;
 		} else {
-			s->msi[i] = e;
+			s->msi[i] = *e;
 			s->msi_routed[i] = true;
 			r = irq_commit(vm, s);
 		}
@@ -211,23 +211,19 @@ int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
 	return r;
 }
 
+int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry e = irq_msi_entry(gsi, addr, data);
+	return irq_gsi_route(vm, &e);
+}
+
 int irq_hv_sint_route(struct vm *vm, unsigned gsi, uint32_t vp, uint32_t sint)
 {
-	struct irq_state *s = vm->irq;
-	if (!s)
-		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	int i = irq_msi_slot(s, gsi), r = -EINVAL;
-	if (i >= 0) {
-		s->msi[i] = (struct kvm_irq_routing_entry){
-			.gsi = gsi, .type = KVM_IRQ_ROUTING_HV_SINT,
-			.u.hv_sint = { .vcpu = vp, .sint = sint },
-		};
-		s->msi_routed[i] = true;
-		r = irq_commit(vm, s);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	struct kvm_irq_routing_entry e = {
+		.gsi = gsi, .type = KVM_IRQ_ROUTING_HV_SINT,
+		.u.hv_sint = { .vcpu = vp, .sint = sint },
+	};
+	return irq_gsi_route(vm, &e);
 }
 
 int irq_gsi_raise(struct vm *vm, unsigned gsi)

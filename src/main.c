@@ -32,6 +32,9 @@ static void main_usage(FILE *f)
 	      "                          decompressing its payload on the host\n"
 	      "      --module FILE[,ARGS]  multiboot module (repeatable)\n"
 	      "      --serial WHERE      stdio|none|FILE: COM1 output (default stdio)\n"
+	      "      --serial-limit SIZE at most SIZE bytes of COM1 output, then one notice and\n"
+	      "                          the rest dropped (default: 1G for a FILE, none for stdio;\n"
+	      "                          0 = no limit)\n"
 	      "      --stats             print the exit table on stderr at the end\n"
 	      "      --stats-json FILE   write exit statistics as JSON\n"
 	      "      --trace-exits       one line per user-space exit on stderr\n"
@@ -91,7 +94,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV,
+	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT,
 };
 
 static const struct option main_opts[] = {
@@ -101,6 +104,7 @@ static const struct option main_opts[] = {
 	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "module", required_argument, NULL, OPT_MODULE },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "serial-limit", required_argument, NULL, OPT_SERIAL_LIMIT },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
 	{ "trace-exits", no_argument, NULL, OPT_TRACE },
@@ -162,6 +166,7 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	uint64_t v;
 	char *end;
 	int c, r = 0;
+	bool serial_limit_set = false;
 	optind = 1;
 	opterr = 0; /* hvmm prints its own one-line errors */
 	while ((c = getopt_long(argc, argv, ":m:c:hV", main_opts, NULL)) != -1) {
@@ -210,6 +215,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			} else {
 				return main_bad("--serial: empty argument%s", "");
 			}
+			break;
+		case OPT_SERIAL_LIMIT:
+			if (util_parse_size(optarg, &cfg->serial_limit) < 0)
+				return main_bad("--serial-limit: bad size '%s'", optarg);
+			serial_limit_set = true;
 			break;
 		case OPT_STATS:
 			cfg->stats = true;
@@ -363,6 +373,10 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
 	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
 		return main_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");
+	/* A log file the guest writes must not fill the host's disk: bounded
+	 * unless the user says otherwise. A terminal or pipe is the reader's. */
+	if (!serial_limit_set && cfg->serial == SERIAL_FILE)
+		cfg->serial_limit = SERIAL_FILE_LIMIT;
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "devices/devices.h"
 #include "irq.h"
 #include "pci.h"
 #include "util.h"
@@ -358,6 +359,9 @@ void stats_print(struct vm *vm, FILE *f)
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
 	stats_print_iommu(vm, f);
+	if (uart_dropped(vm))
+		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n",
+			(unsigned long long)uart_dropped(vm));
 	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }
@@ -444,6 +448,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(stop, "ns", json_object_new_uint64(vm->stop_ns));
 	json_object_object_add(root, "stop", stop);
 	json_object_object_add(root, "run_ns", json_object_new_uint64(vm->run_ns));
+	json_object_object_add(root, "serial_dropped", json_object_new_uint64(uart_dropped(vm)));
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));

@@ -186,7 +186,7 @@ static int vm_create_devices(struct vm *vm)
 			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
 		iommu_set_routes_hook(vm, vm_irq_routes_changed);
 	}
-	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
+	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path, vm->cfg.serial_limit)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)
 			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
 				       vm->cfg.serial_path, strerror(-r));

@@ -38,6 +38,7 @@ struct vm_config {
 	int nr_modules;
 	enum serial_mode serial;
 	const char *serial_path;
+	uint64_t serial_limit; /* bytes of COM1 output written at most; 0: no limit */
 	bool stats;
 	const char *stats_json;
 	bool trace_exits;

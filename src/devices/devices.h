@@ -71,8 +71,14 @@ enum serial_mode {
 	SERIAL_NONE,
 };
 
-/* Each *_create registers the device on vm's buses; 0 or -errno. */
-int uart_create(struct vm *vm, enum serial_mode mode, const char *path);
+/* --serial FILE's default --serial-limit. */
+#define SERIAL_FILE_LIMIT (1ull << 30)
+
+/* Each *_create registers the device on vm's buses; 0 or -errno.
+ * The UART writes at most `limit` bytes of output (0: no limit), then a
+ * one-line notice, and counts what it drops (uart_dropped). */
+int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t limit);
+uint64_t uart_dropped(struct vm *vm);
 /* Start the stdin reader (after the vCPUs start); restore the terminal on exit. */
 int uart_start(struct vm *vm);
 void uart_stop(struct vm *vm);

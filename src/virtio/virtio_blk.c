@@ -174,6 +174,7 @@ struct blk {
 	bool starved;              /* ran out of requests with chains still waiting */
 	bool pushed;               /* used entries since the last interrupt */
 	bool no_punch, no_zero_range; /* fallocate modes the file refused */
+	int sync_err;              /* the first failed fdatasync's -errno: flushes fail from then on */
 	/* requests */
 	struct blk_req *reqs;
 	struct blk_req *free;
@@ -412,6 +413,24 @@ static void blk_issue(struct blk *b, struct blk_req *r)
 		blk_req_done(b, r);
 }
 
+/*
+ * An fdatasync failed. Linux reports a writeback error once per open file
+ * and marks the pages it could not write clean (or drops them), so the next
+ * fdatasync may well succeed with the data of writes the guest was told were
+ * done gone from the page cache and not on disk. No later flush can honestly
+ * say "everything before me is stable" then: they all fail, for the life of
+ * the device and across guest resets (the page cache does not recover with
+ * the driver). QEMU's file-posix does the same. Reads and writes go on.
+ */
+static void blk_sync_failed(struct blk *b, int res)
+{
+	if (b->sync_err)
+		return;
+	b->sync_err = res;
+	util_err("virtio-blk %s: fdatasync failed (%s): writes may be lost; every later flush fails",
+		 b->path, strerror(-res));
+}
+
 /* An operation of r finished with res (bytes or -errno). */
 static void blk_op_done(struct blk *b, struct blk_req *r, int res)
 {
@@ -450,8 +469,15 @@ static void blk_op_done(struct blk *b, struct blk_req *r, int res)
 		break;
 	case BLK_OP_FLUSH:
 	case BLK_OP_SYNC:
-		if (res < 0)
+		if (res == -EINTR || res == -EAGAIN) { /* nothing was lost: again */
+			b->resubmits++;
+			blk_issue(b, r);
+			return;
+		}
+		if (res < 0) {
 			r->result = VIRTIO_BLK_S_IOERR;
+			blk_sync_failed(b, res);
+		}
 		break;
 	case BLK_OP_DISCARD:
 		/* a discard is a hint: a file system without holes ignores it */
@@ -600,6 +626,10 @@ static int blk_parse(struct blk *b, struct blk_req *r)
 		}
 		if (out_data || in_data)
 			break;
+		if (b->sync_err) { /* blk_sync_failed(): no flush can succeed again */
+			r->result = VIRTIO_BLK_S_IOERR;
+			return 0;
+		}
 		r->op = BLK_OP_FLUSH;
 		return 1;
 	case VIRTIO_BLK_T_GET_ID:
