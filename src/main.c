@@ -61,10 +61,12 @@ static void main_usage(FILE *f)
 	      "                          [,host-loopback=on] (slirp user networking; HADDR defaults\n"
 	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
 	      "                          unless host-loopback=on) or tap:IFNAME (repeatable, up to 4)\n"
-	      "      --device NAME       a test device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
+	      "      --device NAME       a device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
 	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
-	      "                          1b36:0005) or hyperv-testdev (port 0x3000: SynIC routes\n"
-	      "                          and connections; needs --hyperv); repeatable.\n"
+	      "                          1b36:0005), hyperv-testdev (port 0x3000: SynIC routes\n"
+	      "                          and connections; needs --hyperv), edu (PCI 1234:11e8,\n"
+	      "                          DMA and MSI), intel-iommu[,intremap=on|off|auto][,eim=off]\n"
+	      "                          (VT-d at 0xfed90000, ACPI DMAR table); repeatable.\n"
 	      "                          kvm-unit-tests use them\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
@@ -133,12 +135,40 @@ static const struct option main_opts[] = {
 	{ 0 },
 };
 
+/* intel-iommu's properties, QEMU's spelling: ",intremap=on|off|auto,eim=off". */
+static int main_parse_iommu(struct vm_config *cfg, const char *props)
+{
+	cfg->intel_iommu = true;
+	cfg->intremap = -1;
+	char buf[128];
+	if (strlen(props) >= sizeof(buf))
+		return main_bad("--device intel-iommu: properties '%s' too long", props);
+	strcpy(buf, props);
+	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		if (strcmp(p, "intremap=on") == 0)
+			cfg->intremap = 1;
+		else if (strcmp(p, "intremap=off") == 0)
+			cfg->intremap = 0;
+		else if (strcmp(p, "intremap=auto") == 0)
+			cfg->intremap = -1;
+		else if (strcmp(p, "eim=off") == 0)
+			; /* xAPIC-mode remapping is all hvmm has */
+		else if (strcmp(p, "eim=on") == 0)
+			return main_bad("--device intel-iommu: '%s' is not supported (no x2APIC-mode "
+					"interrupt remapping)", p);
+		else
+			return main_bad("--device intel-iommu: unknown property '%s' (intremap=on|off|auto, "
+					"eim=off)", p);
+	}
+	return 0;
+}
+
 /* Parse `argv` (after "run") into cfg. 0, or an exit status. */
 static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 {
 	uint64_t v;
 	char *end;
-	int c;
+	int c, r = 0;
 	bool serial_limit_set = false;
 	optind = 1;
 	opterr = 0; /* hvmm prints its own one-line errors */
@@ -314,9 +344,16 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				cfg->pci_testdev = true;
 			else if (strcmp(optarg, "hyperv-testdev") == 0)
 				cfg->hyperv_testdev = true;
+			else if (strcmp(optarg, "edu") == 0)
+				cfg->edu = true;
+			else if (strncmp(optarg, "intel-iommu", 11) == 0 &&
+				 (optarg[11] == 0 || optarg[11] == ','))
+				r = main_parse_iommu(cfg, optarg + 11);
 			else
-				return main_bad("--device: '%s' is not pc-testdev, pci-testdev or hyperv-testdev",
-						optarg);
+				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, hyperv-testdev, "
+						"edu or intel-iommu", optarg);
+			if (r)
+				return r;
 			break;
 		case 'h':
 			main_usage(stdout);
@@ -346,6 +383,9 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
 	if (!cfg->image)
 		cfg->image = argv[optind];
+	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
+	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
+		return main_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");
 	/* A log file the guest writes must not fill the host's disk: bounded
 	 * unless the user says otherwise. A terminal or pipe is the reader's. */
 	if (!serial_limit_set && cfg->serial == SERIAL_FILE)

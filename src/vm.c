@@ -16,6 +16,7 @@
 #include "cpuid.h"
 #include "evloop.h"
 #include "hyperv.h"
+#include "iommu.h"
 #include "pci.h"
 #include "stats.h"
 #include "util.h"
@@ -155,6 +156,13 @@ static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
 	return 0;
 }
 
+/* The IOMMU's interrupt remapping changed: every route computed through it. */
+static void vm_irq_routes_changed(struct vm *vm)
+{
+	ioapic_reroute_all(vm);
+	pci_msix_reroute_all(vm);
+}
+
 static int vm_create_devices(struct vm *vm)
 {
 	int r;
@@ -165,6 +173,19 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "event loop: %s", strerror(-r));
 	if ((r = pci_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
+	/* The IOMMU before the devices behind it and the IOAPIC, which asks it
+	 * about every route it computes. Interrupt remapping acts on hvmm's own
+	 * IOAPIC, so it needs the split irqchip (QEMU: kernel-irqchip=split). */
+	if (vm->cfg.intel_iommu) {
+		if (vm->cfg.intremap < 0)
+			vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
+		if (vm->cfg.intremap && vm->cfg.irqchip != IRQCHIP_SPLIT) /* main checks it too */
+			return vm_fail(HVMM_EXIT_USAGE,
+				       "--device intel-iommu,intremap=on needs --irqchip split");
+		if ((r = iommu_create(vm, vm->cfg.intremap > 0)) < 0)
+			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
+		iommu_set_routes_hook(vm, vm_irq_routes_changed);
+	}
 	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path, vm->cfg.serial_limit)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)
 			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
@@ -196,6 +217,8 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
 	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
+	if (vm->cfg.edu && (r = edu_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating edu: %s", strerror(-r));
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
 	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
@@ -316,8 +339,11 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
 	/* Both tables describe the same CPUs and IOAPIC: guests that look for
 	 * ACPI find the MADT, older ones the MP table. */
-	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE, err,
-					    sizeof(err)) < 0)
+	const struct boot_acpi_dmar dmar = { .base = vm->iommu ? IOMMU_BASE : 0,
+					     .intremap = vm->cfg.intremap > 0, .haw = IOMMU_HAW,
+					     .ioapic_sid = IOMMU_IOAPIC_SID };
+	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE,
+					    &dmar, err, sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
 	return vm_fw_cfg_e820(vm);
 }
@@ -618,6 +644,8 @@ void vm_destroy(struct vm *vm)
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
 	hyperv_testdev_destroy(vm);
+	edu_destroy(vm);
+	iommu_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

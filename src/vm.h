@@ -68,6 +68,9 @@ struct vm_config {
 	bool no_ioeventfd;    /* queue notifies exit to hvmm */
 	bool pc_testdev;      /* --device pc-testdev */
 	bool pci_testdev;     /* --device pci-testdev */
+	bool edu;             /* --device edu: QEMU's educational PCI device */
+	bool intel_iommu;     /* --device intel-iommu: a VT-d unit (iommu.h) */
+	int intremap;         /* its intremap=: 1 on, 0 off, -1 auto (on with the split irqchip) */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
 	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
 };
@@ -87,6 +90,8 @@ struct hyperv;
 struct hyperv_testdev;
 struct rtc;
 struct virtio_state;
+struct iommu;
+struct edu;
 struct coalesce;
 
 /* Why the VM stopped; decides the exit status and the message. */
@@ -129,6 +134,8 @@ struct vm {
 	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
 	struct hyperv_testdev *hyperv_testdev; /* hyperv_testdev.c */
 	struct rtc *rtc;               /* rtc.c */
+	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
+	struct edu *edu;               /* edu.c: --device edu */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */

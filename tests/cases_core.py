@@ -211,7 +211,10 @@ def t_usage(ctx):
                  ["run", "--boot", "pe", img], ["run", "--irqchip", "x", img],
                  ["run", "--timeout", "-1", img], ["run", "--bogus", img], ["fly", img],
                  ["run", img, "extra"], ["run", "--mem"], ["run", "-x", img], ["run", "--halt-poll", "x", img], ["run", "--acpi", "yes", img], [],
-                 ["run", "--device", "hyperv-testdev", img], ["run", "--device", "edu", img]):
+                 ["run", "--device", "hyperv-testdev", img],
+                 ["run", "--device", "edux", img], ["run", "--device", "intel-iommu,foo=1", img],
+                 ["run", "--device", "intel-iommu,eim=on", img],
+                 ["run", "--device", "intel-iommu,intremap=on", "--irqchip", "kernel", img]):
         r = ctx.hvmm_raw(*args)
         expect(r.status == 2, f"hvmm {' '.join(args)} must exit 2", r)
         lines = [x for x in r.err.splitlines() if x.strip()]

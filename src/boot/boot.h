@@ -84,6 +84,7 @@
 #define BOOT_ACPI_DSDT 0xe0400ull
 #define BOOT_ACPI_MADT 0xe1000ull
 #define BOOT_ACPI_MCFG 0xe2000ull
+#define BOOT_ACPI_DMAR 0xe3000ull
 #define BOOT_ACPI_END 0xf0000ull
 /* APIC IDs 0..ncpus-1 and the IOAPIC's ID ncpus must fit the MADT's 8-bit
  * xAPIC IDs, and 0xff is the broadcast ID: ncpus <= 254. More would need
@@ -264,13 +265,23 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
  * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks), and
  * the DSDT then describes the host bridge \_SB.PCI0 (PNP0A08, _CRS with bus
  * 0, the I/O ports and pci.h's BAR window, _PRT with pci.h's INTx swizzle).
+ * With dmar && dmar->base, a DMAR table (listed last) describes a VT-d unit.
  * All checksummed. Writes only [BOOT_ACPI_RSDP, BOOT_ACPI_END) (zeroing the rest
  * of it), and needs RAM up to 1 MiB, the end of the range an OS scans for the
  * RSDP (1 MiB of RAM is enough). 0, or -1 with a one-line reason in err
  * (ncpus outside 1..BOOT_ACPI_MAX_CPUS, ioapic_addr not 32-bit, RAM too small).
  */
+struct boot_acpi_dmar;
 int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64_t ecam_base,
-		    char *err, size_t errlen);
+		    const struct boot_acpi_dmar *dmar, char *err, size_t errlen);
+/* A VT-d unit for the DMAR table (base 0: none): one DRHD covering every PCI
+ * device, with the IOAPIC (ID ncpus) under it as requester ioapic_sid. */
+struct boot_acpi_dmar {
+	uint64_t base;
+	bool intremap;       /* DMAR flags: INTR_REMAP */
+	unsigned haw;        /* host address width, bits */
+	uint16_t ioapic_sid;
+};
 
 /*
  * Host-side decompression of a bzImage's payload (src/boot/decompress.c).

@@ -140,6 +140,13 @@ int pc_testdev_irq_pin(unsigned line);
 int pci_testdev_create(struct vm *vm);
 void pci_testdev_destroy(struct vm *vm);
 
+/* edu (edu.c): QEMU's educational PCI device (1234:11e8), on the next free
+ * slot; destroyed by vm_destroy like pci-testdev. */
+int edu_create(struct vm *vm);
+void edu_destroy(struct vm *vm);
+/* The pure logic, for unit tests: n! modulo 2^32, as the device computes it. */
+uint32_t edu_factorial(uint32_t n);
+
 /* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. Like
  * pci-testdev's, its destroy is vm_destroy's: it pulls in hyperv.c and irq.c,
  * which the unit tests of the legacy devices replace with stubs. */
@@ -170,6 +177,9 @@ int hyperv_testdev_route(struct vm *vm, unsigned vp, unsigned sint);
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);
 void ioapic_eoi(struct vm *vm, unsigned vector);
+/* The IOMMU's interrupt remapping changed (IRE, the table, an invalidation):
+ * recompute every pin's route. Call without IOMMU locks held. */
+void ioapic_reroute_all(struct vm *vm);
 /* How many times pin has been delivered (tests, statistics). */
 uint64_t ioapic_delivered(struct vm *vm, unsigned pin);
 
