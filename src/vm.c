@@ -183,6 +183,7 @@ static int vm_create_devices(struct vm *vm)
 		{ rtc_create, "RTC", false },
 		{ ioapic_create, "IOAPIC", true },
 		{ pic_create, "PIC", true },
+		{ pit_create, "PIT", true },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
 		if (devs[i].split_only && vm->cfg.irqchip != IRQCHIP_SPLIT)
@@ -247,6 +248,26 @@ static int vm_fw_cfg_e820(struct vm *vm)
 	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
 }
 
+/*
+ * What a PC BIOS would have left behind for a guest that boots without one
+ * and may rely on it: kvm-unit-tests (multiboot) and real-mode flat binaries
+ * find a real-mode IVT whose IRQ handlers EOI the 8259, the 8259 pair at
+ * vectors 0x08/0x70 with IRQ 0 unmasked, and the PIT ticking at 18.2 Hz.
+ * Linux (bzImage, PVH) programs its chips itself and gets them at reset.
+ */
+static int vm_firmware_state(struct vm *vm)
+{
+	enum boot_format f = vm->entry.format;
+	if (f != BOOT_MULTIBOOT && f != BOOT_ELF && f != BOOT_FLAT)
+		return 0;
+	if (vm->mem.ram_size >= MIB(1) && boot_ivt_write(&vm->mem) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "cannot write the real-mode IVT");
+	int r = irq_firmware_init(vm);
+	if (r < 0)
+		return vm_fail(HVMM_EXIT_HOST, "setting up the PIC and PIT: %s", strerror(-r));
+	return 0;
+}
+
 static int vm_load_image(struct vm *vm)
 {
 	uint8_t *img;
@@ -304,6 +325,8 @@ static int vm_load_image(struct vm *vm)
 	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE, err,
 					    sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
+	if ((r = vm_firmware_state(vm)))
+		return r;
 	return vm_fw_cfg_e820(vm);
 }
 

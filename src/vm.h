@@ -71,6 +71,8 @@ struct vm_config {
 struct vcpu;
 struct uart;
 struct ioapic;
+struct pic;
+struct pit;
 struct boot_timer;
 struct irq_state;
 struct evloop;
@@ -115,6 +117,8 @@ struct vm {
 	/* devices */
 	struct uart *uart;
 	struct ioapic *ioapic;
+	struct pic *pic;               /* pic.c (split irqchip) */
+	struct pit *pit;               /* pit.c (split irqchip) */
 	struct boot_timer *boot_timer;
 	struct pc_testdev *pc_testdev; /* pc_testdev.c */
 	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
