@@ -260,7 +260,7 @@ static int vm_firmware_state(struct vm *vm)
 	enum boot_format f = vm->entry.format;
 	if (f != BOOT_MULTIBOOT && f != BOOT_ELF && f != BOOT_FLAT)
 		return 0;
-	if (vm->mem.ram_size >= MIB(1) && boot_ivt_write(&vm->mem) < 0)
+	if (boot_ivt_write(&vm->mem) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "cannot write the real-mode IVT");
 	int r = irq_firmware_init(vm);
 	if (r < 0)

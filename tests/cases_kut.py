@@ -52,8 +52,6 @@ KNOWN_GAPS = {
                    "device: hvmm has neither yet",
     "hyperv_synic": "QEMU's hyperv-testdev (SINT routes through port 0x3000): not in hvmm yet",
     "hyperv_connections": "QEMU's hyperv-testdev (message and event connections): not in hvmm yet",
-    "realmode": "a timer tick to wake its `sti; hlt` (QEMU: the PIT's IRQ 0 through the 8259 "
-                "into SeaBIOS's handler); hvmm has no PIT and no firmware",
 }
 
 _built = {}
