@@ -413,6 +413,16 @@ static void vm_sleep_s3(struct vm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 }
 
+/* The 8259's INT rose (any thread): the boot vCPU must leave KVM_RUN — it
+ * may be halted — to inject it. vcpu_kick ignores a vCPU not (or no
+ * longer) running; the boot vCPU itself re-checks before its next KVM_RUN. */
+static void vm_kick_bsp(struct vm *vm)
+{
+	struct vcpu *bsp = vm->ncpus > 0 ? vm->vcpus[0] : NULL;
+	if (bsp && vcpu_current() != bsp)
+		vcpu_kick(bsp);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -425,6 +435,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->park_lock, NULL);
 	pthread_cond_init(&vm->park_cond, NULL);
 	vm->sleep_s3 = vm_sleep_s3;
+	vm->kick_bsp = vm_kick_bsp;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	int r;

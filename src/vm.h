@@ -136,6 +136,9 @@ struct vm {
 	 * (unit tests): a sleep request is then only counted.
 	 */
 	void (*sleep_s3)(struct vm *vm);
+	/* Wake the boot vCPU out of KVM_RUN (pic.c: its INT rose) unless the
+	 * caller is that vCPU. NULL without vCPU threads (unit tests). */
+	void (*kick_bsp)(struct vm *vm);
 	atomic_bool suspended;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;

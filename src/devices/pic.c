@@ -23,7 +23,6 @@
 #include <stdlib.h>
 
 #include "../util.h"
-#include "../vcpu.h"
 #include "../vm.h"
 #include "devices_priv.h"
 
@@ -98,11 +97,8 @@ static void pic_update(struct pic *p)
 	pic_chip_line(&p->chip[0], PIC_CASCADE_IRQ, pic_chip_pending(&p->chip[1], false) >= 0);
 	bool out = pic_chip_pending(&p->chip[0], true) >= 0;
 	bool was = atomic_exchange(&p->output, out);
-	if (out && !was && p->vm && p->vm->ncpus > 0) {
-		struct vcpu *bsp = p->vm->vcpus[0];
-		if (bsp && vcpu_current() != bsp)
-			vcpu_kick(bsp); /* its loop looks at the output before KVM_RUN */
-	}
+	if (out && !was && p->vm->kick_bsp)
+		p->vm->kick_bsp(p->vm); /* its loop looks at the output before KVM_RUN */
 }
 
 /* The INTA cycle's effect on one chip for irq. */
