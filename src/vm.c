@@ -206,6 +206,7 @@ static int vm_create_devices(struct vm *vm)
 		{ rtc_create, "RTC", false },
 		{ ioapic_create, "IOAPIC", true },
 		{ pic_create, "PIC", true },
+		{ pit_create, "PIT", true },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
 		if (devs[i].split_only && vm->cfg.irqchip != IRQCHIP_SPLIT)
@@ -274,6 +275,26 @@ static int vm_fw_cfg_e820(struct vm *vm)
 		e[n++] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
 	int r = fw_cfg_add_file(vm, "etc/e820", e, n * sizeof(e[0]));
 	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
+}
+
+/*
+ * What a PC BIOS would have left behind for a guest that boots without one
+ * and may rely on it: kvm-unit-tests (multiboot) and real-mode flat binaries
+ * find a real-mode IVT whose IRQ handlers EOI the 8259, the 8259 pair at
+ * vectors 0x08/0x70 with IRQ 0 unmasked, and the PIT ticking at 18.2 Hz.
+ * Linux (bzImage, PVH) programs its chips itself and gets them at reset.
+ */
+static int vm_firmware_state(struct vm *vm)
+{
+	enum boot_format f = vm->entry.format;
+	if (f != BOOT_MULTIBOOT && f != BOOT_ELF && f != BOOT_FLAT)
+		return 0;
+	if (boot_ivt_write(&vm->mem) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "cannot write the real-mode IVT");
+	int r = irq_firmware_init(vm);
+	if (r < 0)
+		return vm_fail(HVMM_EXIT_HOST, "setting up the PIC and PIT: %s", strerror(-r));
+	return 0;
 }
 
 static int vm_load_image(struct vm *vm)
@@ -345,6 +366,8 @@ static int vm_load_image(struct vm *vm)
 	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE,
 					    &dmar, err, sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
+	if ((r = vm_firmware_state(vm)))
+		return r;
 	return vm_fw_cfg_e820(vm);
 }
 
@@ -431,6 +454,16 @@ static void vm_sleep_s3(struct vm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 }
 
+/* The 8259's INT rose (any thread): the boot vCPU must leave KVM_RUN — it
+ * may be halted — to inject it. vcpu_kick ignores a vCPU not (or no
+ * longer) running; the boot vCPU itself re-checks before its next KVM_RUN. */
+static void vm_kick_bsp(struct vm *vm)
+{
+	struct vcpu *bsp = vm->ncpus > 0 ? vm->vcpus[0] : NULL;
+	if (bsp && vcpu_current() != bsp)
+		vcpu_kick(bsp);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -443,6 +476,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->park_lock, NULL);
 	pthread_cond_init(&vm->park_cond, NULL);
 	vm->sleep_s3 = vm_sleep_s3;
+	vm->kick_bsp = vm_kick_bsp;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	int r;

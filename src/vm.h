@@ -78,6 +78,8 @@ struct vm_config {
 struct vcpu;
 struct uart;
 struct ioapic;
+struct pic;
+struct pit;
 struct boot_timer;
 struct irq_state;
 struct evloop;
@@ -127,6 +129,8 @@ struct vm {
 	/* devices */
 	struct uart *uart;
 	struct ioapic *ioapic;
+	struct pic *pic;               /* pic.c (split irqchip) */
+	struct pit *pit;               /* pit.c (split irqchip) */
 	struct boot_timer *boot_timer;
 	struct pc_testdev *pc_testdev; /* pc_testdev.c */
 	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
@@ -149,6 +153,9 @@ struct vm {
 	 * (unit tests): a sleep request is then only counted.
 	 */
 	void (*sleep_s3)(struct vm *vm);
+	/* Wake the boot vCPU out of KVM_RUN (pic.c: its INT rose) unless the
+	 * caller is that vCPU. NULL without vCPU threads (unit tests). */
+	void (*kick_bsp)(struct vm *vm);
 	atomic_bool suspended;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;
