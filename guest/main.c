@@ -110,6 +110,14 @@ static void boot_read_info(uint32_t magic, uint32_t info)
 void kmain(uint32_t magic, uint32_t info)
 {
 	outl(BOOT_MARKER_PORT, BOOT_MARK_KERNEL); /* hvmm's boot timer; QEMU ignores it */
+	/* Firmware (SeaBIOS, or hvmm's BIOS-like state for images it loads)
+	 * leaves the 8259 on vectors 8-15 with the PIT's IRQ 0 unmasked, and the
+	 * boot CPU's LINT0 in virtual-wire mode: the first tick after an `sti`
+	 * (ring 3 runs with IF=1) would arrive as vector 8, a #DF. Mask both
+	 * 8259s first, as any OS does; apic_init also masks LINT0 where the
+	 * LAPIC is used. */
+	outb(0x21, 0xff);
+	outb(0xa1, 0xff);
 	console_init();
 	cpu_init(0);
 	boot_read_info(magic, info);
