@@ -67,6 +67,7 @@ struct vm_config {
 	bool pci_testdev;     /* --device pci-testdev */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
 	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
+	bool seccomp;         /* --seccomp: per-thread allow-lists (sandbox.c) */
 };
 
 struct vcpu;
