@@ -5,6 +5,7 @@ Runs, in one invocation and in interleaved rounds (the order rotates every round
 so slow drift on this shared 2-core machine hits every VMM alike):
   raw    bench/rawkvm, the least a VMM can do (no irqchip, no devices, no threads)
   hvmm   build/hvmm with its default irqchip (split)
+  hvmm-nosc build/hvmm --seccomp off (what the filters cost)
   hvmm-k build/hvmm --irqchip kernel
   qemu   QEMU microvm, the reference command of the issue
 on the same multiboot images (tests/guests/outs.S built for N=0 and N OUTs, and
@@ -70,6 +71,8 @@ def vmms(build, use_qemu):
         ("raw-s", "raw + split irqchip + CPUID + vCPU thread",
          [f"{build}/bench/rawkvm", "--mem", "128M", "--irqchip", "split", "--cpuid", "--thread"]),
         ("hvmm", "hvmm (default: split irqchip)", hvmm),
+        # The seccomp filters' price: the same run unconfined (docs/security.md).
+        ("hvmm-nosc", "hvmm --seccomp off", hvmm[:2] + ["--seccomp", "off"] + hvmm[2:]),
         ("hvmm-k", "hvmm --irqchip kernel", hvmm[:2] + ["--irqchip", "kernel"] + hvmm[2:]),
     ]
     if use_qemu:
