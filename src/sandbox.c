@@ -360,6 +360,12 @@ int sandbox_enter(enum sandbox_kind kind, const struct sandbox_main_opts *main)
 	int r = b.err;
 	if (!r)
 		r = seccomp_attr_set(b.ctx, SCMP_FLTATR_CTL_NNP, 1);
+	/* The hot calls first: every exit is a KVM_RUN ioctl on a vCPU, every
+	 * request an io_uring_enter or an eventfd access on the loop. */
+	if (!r)
+		r = seccomp_syscall_priority(b.ctx, SCMP_SYS(ioctl), 255);
+	if (!r && kind == SANDBOX_EVLOOP)
+		r = seccomp_syscall_priority(b.ctx, SCMP_SYS(io_uring_enter), 254);
 	sandbox_self = (int)kind; /* before the load: from then on it may trap */
 	if (!r)
 		r = seccomp_load(b.ctx);
