@@ -398,7 +398,7 @@ int main(int argc, char **argv)
 		return HVMM_EXIT_HOST;
 	}
 	/* The slirp helper (a process of its own) follows --seccomp too. */
-	if (!cfg.seccomp && setenv("HVMM_NET_SLIRP_SECCOMP", "off", 1) < 0) {
+	if (setenv("HVMM_NET_SLIRP_SECCOMP", cfg.seccomp ? "on" : "off", 1) < 0) {
 		util_err("setenv: %s", strerror(errno));
 		return HVMM_EXIT_HOST;
 	}

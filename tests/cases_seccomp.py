@@ -20,6 +20,11 @@ def _hvmm(ctx, args, test_kind=None, timeout=30):
     env.pop("HVMM_SECCOMP_TEST", None)
     if test_kind:
         env["HVMM_SECCOMP_TEST"] = test_kind
+    if "--seccomp" in args and args[args.index("--seccomp") + 1] == "on":
+        # The sanitizer build confined on purpose: its leak check at exit needs
+        # calls the main thread's list forbids (prctl, clone, ptrace), so it is
+        # left out of these runs (docs/security.md).
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
     p = subprocess.run([ctx.hvmm_bin, "run"] + [str(a) for a in args], env=env,
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
