@@ -44,9 +44,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) -c -o $@ $<
 
+# test_blk_faults serves its own FUSE file system (libfuse3) to inject EIO.
+UNIT_LIBS_test_blk_faults := -lfuse3
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a -lcmocka $(LDLIBS)
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a -lcmocka $(UNIT_LIBS_$*) $(LDLIBS)
 
 unit: $(UNIT_BINS)
 

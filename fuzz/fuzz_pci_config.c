@@ -284,8 +284,11 @@ static void fz_run(struct fz_in *in)
 				v = fz_take(in, 4);
 			if (!fz_access(&fz_vm.pio, PCI_CONFIG_DATA + lane, size, write, &v) || write)
 				break;
-			if ((fz_cf8 & 0x80000000u) && !(fz_cf8 >> 16 & 0xff) && lane + size <= 4)
-				fz_check_cfg_read(fz_cf8 >> 11 & 31, fz_cf8 >> 8 & 7, (fz_cf8 & 0xfc) + lane,
+			/* CONFIG_ADDRESS bits 1:0 select bytes too, OR'ed with the
+			 * port's lane, as in QEMU (pci.c) */
+			unsigned byte = (fz_cf8 & 3) | lane;
+			if ((fz_cf8 & 0x80000000u) && !(fz_cf8 >> 16 & 0xff) && byte + size <= 4)
+				fz_check_cfg_read(fz_cf8 >> 11 & 31, fz_cf8 >> 8 & 7, (fz_cf8 & 0xfc) + byte,
 						  size, v);
 			break;
 		}

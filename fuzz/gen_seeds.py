@@ -4,7 +4,7 @@
 Seeds are well-formed sessions (a driver setting up a queue and passing good
 chains; a guest probing and programming PCI functions) plus a few classic bad
 ones, so the fuzzer starts from inputs that reach deep into the parsers.
-usage: gen_seeds.py OUTDIR   (writes OUTDIR/fuzz_virtqueue/*, OUTDIR/fuzz_pci_config/*)
+usage: gen_seeds.py OUTDIR   (writes OUTDIR/fuzz_virtqueue/*, OUTDIR/fuzz_pci_config/*, ...)
 """
 import os
 import struct
@@ -268,10 +268,60 @@ def vp_seeds():
     return s
 
 
+# ---- fuzz_iommu -------------------------------------------------------------------
+
+def iommu_seeds():
+    """fuzz_iommu: RAM quadwords, unit registers, translations, DMA, MSIs, IOAPIC, edu."""
+    def ram(gpa, v):
+        return bytes([0]) + struct.pack("<I", gpa // 8)[:3] + struct.pack("<Q", v)
+
+    def reg(off, v, size=8):
+        return bytes([3]) + struct.pack("<H", off) + bytes([{1: 0, 2: 1, 4: 2, 8: 3}[size]]) + \
+            struct.pack("<Q", v)
+
+    def gcmd(bit, status):
+        return reg(0x18, status | bit, 4)
+
+    def xlate(sid, iova, write=False):
+        return bytes([4 | (0x80 if write else 0)]) + struct.pack("<HQ", sid, iova)
+
+    def dma(sid, iova, n, write=False):
+        return bytes([5 | (0x80 if write else 0)]) + struct.pack("<HQH", sid, iova, n)
+
+    def msi(sid, addr, data, verify=True):
+        return bytes([6 | (0x80 if verify else 0)]) + struct.pack("<HII", sid, addr, data)
+
+    root, ctx, pt, irt, iq = 0x10000, 0x11000, 0x12000, 0x20000, 0x30000
+    sid = 0x0008  # edu at 00:01.0
+    tables = (ram(root, ctx | 1) + ram(ctx + 16 * sid, pt | 1) + ram(ctx + 16 * sid + 8, 1)
+              + ram(pt, (pt + 0x1000) | 3) + ram(pt + 0x1000, (pt + 0x2000) | 3)
+              + ram(pt + 0x2000, 0x40000 | 3) + ram(pt + 0x2008, 0x41000 | 1))
+    on = (reg(0x20, root) + gcmd(1 << 30, 0) + reg(0xb8, irt | 3) + gcmd(1 << 24, 1 << 30)
+          + gcmd(1 << 31, 0x41000000) + gcmd(1 << 25, 0xc1000000))
+    s = {}
+    s["kut_dmar"] = tables + on + xlate(sid, 0x10) + xlate(sid, 0x1008, True) + dma(sid, 0xff0, 64) \
+        + dma(sid, 0x0, 8, True) + xlate(0x0100, 0)
+    irte = ram(irt + 32, 1 | 0xee << 16) + ram(irt + 40, sid | 1 << 18)
+    s["kut_ir"] = tables + on + irte + msi(sid, 0xfee00050, 0) + msi(0x10, 0xfee00050, 0) \
+        + msi(sid, 0xfee01000, 0x31) + bytes([7 | 0x80, 17]) + struct.pack("<II", 1 << 17 | 1 << 16, 0xed)
+    # edu: bus master on, DMA RAM -> buffer -> RAM through the map, raise, MSI on
+    edu = (bytes([9, 4]) + struct.pack("<I", 6) + bytes([8 | 0x80, 0x80, 3]) + struct.pack("<Q", 0)
+           + bytes([8 | 0x80, 0x88, 3]) + struct.pack("<Q", 0x40000) + bytes([8 | 0x80, 0x90, 3])
+           + struct.pack("<Q", 4) + bytes([8 | 0x80, 0x98, 2]) + struct.pack("<Q", 1)
+           + bytes([9, 0x44]) + struct.pack("<I", 0xfee00050) + bytes([9, 0x40]) + struct.pack("<I", 0x810005)
+           + bytes([8 | 0x80, 0x60, 2]) + struct.pack("<Q", 1))
+    s["edu"] = tables + on + irte + edu
+    # queued invalidation: enable, a context, IOTLB, IEC and wait descriptor, the tail
+    qi = (reg(0x90, iq) + gcmd(1 << 26, 0) + ram(iq, 0x31) + ram(iq + 16, 0x12) + ram(iq + 32, 4)
+          + ram(iq + 48, 0x1234 << 32 | 0x35) + ram(iq + 56, 0x31000) + reg(0xa0, 0, 4) + reg(0x88, 4 << 4))
+    s["qi"] = qi + reg(0x38, 0, 4) + tables + on + xlate(sid, 0x1000, True) + reg(0x234, 0, 4)
+    return s
+
+
 def main():
     out = sys.argv[1]
     for target, seeds in (("fuzz_virtqueue", vq_seeds()), ("fuzz_pci_config", pci_seeds()),
-                          ("fuzz_virtio_pci", vp_seeds())):
+                          ("fuzz_virtio_pci", vp_seeds()), ("fuzz_iommu", iommu_seeds())):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

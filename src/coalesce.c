@@ -124,10 +124,13 @@ int coalesce_init(struct vm *vm)
 	struct itimerspec its = { .it_interval = { 0, COALESCE_DRAIN_MS * 1000000L },
 				  .it_value = { 0, COALESCE_DRAIN_MS * 1000000L } };
 	struct kvm_coalesced_mmio_zone z = { .addr = COALESCE_PORT, .size = COALESCE_LEN, .pio = 1 };
-	int r = 0;
-	if (timerfd_settime(c->timer_fd, 0, &its, NULL) < 0 ||
-	    ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0)
-		r = -errno;
+	if (ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0) {
+		/* Only an optimisation: without it every write exits, as before. */
+		close(c->timer_fd);
+		free(c);
+		return 0;
+	}
+	int r = timerfd_settime(c->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
 	vm->coalesce = c;
 	if (!r)
 		r = evloop_add(vm, c->timer_fd, EPOLLIN, coalesce_timer, vm);

@@ -54,6 +54,8 @@ const char *irq_mode_name(enum irqchip_mode m)
 	return m == IRQCHIP_KERNEL ? "kernel" : "split";
 }
 
+static int irq_commit(struct vm *vm, struct irq_state *s);
+
 int irq_init(struct vm *vm)
 {
 	if (!irq_state_get(vm))
@@ -68,20 +70,80 @@ int irq_init(struct vm *vm)
 	}
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return -errno;
+	/* KVM's PIT answers port 0x61 too (SPEAKER_DUMMY: gate and OUT2). */
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	return ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0 ? -errno : 0;
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return -errno;
+	/* Replace KVM's default routes by hvmm's (ISA IRQ 0 on pin 2). */
+	pthread_mutex_lock(&vm->irq->lock);
+	int r = irq_commit(vm, vm->irq);
+	pthread_mutex_unlock(&vm->irq->lock);
+	return r;
+}
+
+/* The ISA IRQ behind an IOAPIC pin below 16 (-1: pin 0, the 8259's own
+ * output on a PC, which no device drives). */
+static int irq_pin_isa(unsigned pin)
+{
+	if (pin >= IRQ_ISA_IRQS || pin == 0)
+		return -1;
+	return pin == IRQ_PIT_PIN ? 0 : (int)pin;
 }
 
 void irq_set_line(struct vm *vm, unsigned pin, bool level)
 {
 	if (pin >= IRQ_IOAPIC_PINS)
 		return;
+	int isa = irq_pin_isa(pin);
 	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
+		/* An ISA line reaches both chips, as on a PC: the 8259 and the
+		 * IOAPIC; whichever the guest left unmasked delivers it. */
+		if (isa >= 0)
+			pic_set_irq(vm, (unsigned)isa, level);
 		ioapic_set_line(vm, pin, level);
 		return;
 	}
-	struct kvm_irq_level l = { .irq = pin, .level = level };
+	/* Kernel mode: GSI 0 is ISA IRQ 0, which irq_kernel_defaults sends to
+	 * PIC IRQ 0 and IOAPIC pin 2 — where KVM's PIT sends it too. */
+	struct kvm_irq_level l = { .irq = isa == 0 ? 0 : pin, .level = level };
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+int irq_firmware_init(struct vm *vm)
+{
+	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
+		pic_firmware_init(vm);
+		pit_firmware_init(vm);
+		return 0;
+	}
+	/* KVM's own PIC and PIT: the same state through their ioctls. */
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_PIC_MASTER };
+	static const uint8_t base[2] = { 0x08, 0x70 }, imr[2] = { 0xfa, 0xff };
+	for (unsigned i = 0; i < 2; i++) {
+		chip.chip_id = i == 0 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+			return -errno;
+		struct kvm_pic_state *s = &chip.chip.pic;
+		s->irq_base = base[i];
+		s->imr = imr[i];
+		s->init_state = 0;
+		s->init4 = 1;
+		s->auto_eoi = 0;
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
+			return -errno;
+	}
+	struct kvm_pit_state2 pit;
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+		return -errno;
+	struct kvm_pit_channel_state *c = &pit.channels[0];
+	c->count = 0; /* 65536: KVM loads it and starts the periodic timer */
+	c->mode = 2;
+	c->rw_mode = 3;  /* LSB then MSB */
+	c->read_state = c->write_state = 3;
+	c->bcd = 0;
+	c->gate = 1;
+	c->count_latched = c->status_latched = 0;
+	return ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0 ? -errno : 0;
 }
 
 void irq_eoi(struct vm *vm, unsigned vector)
@@ -91,20 +153,29 @@ void irq_eoi(struct vm *vm, unsigned vector)
 }
 
 /*
- * KVM's default routes for GSIs 0-23 with KVM_CREATE_IRQCHIP (the ones it
- * installs itself): GSI n < 16 drives PIC pin n % 8 (master below 8) and
- * IOAPIC pin n; GSIs 16-23 the IOAPIC only. A table hvmm sets must repeat
- * them, or KVM_IRQ_LINE on a pin would stop reaching the in-kernel chips.
+ * The routes for GSIs 0-23 with KVM_CREATE_IRQCHIP: GSI n < 16 drives PIC
+ * pin n % 8 (master below 8) and IOAPIC pin n, GSIs 16-23 the IOAPIC only —
+ * KVM's own defaults, but for ISA IRQ 0 (below), as QEMU sets them. Every
+ * table hvmm sets carries them, or KVM_IRQ_LINE on a pin would stop reaching
+ * the in-kernel chips; irq_init sets it once at the start for the same reason.
  */
 static unsigned irq_kernel_defaults(struct kvm_irq_routing_entry *e)
 {
 	unsigned n = 0;
 	for (unsigned gsi = 0; gsi < IRQ_IOAPIC_PINS; gsi++) {
+		/* GSI 2 would be the cascade on the PIC: hvmm drives ISA IRQ 0
+		 * as GSI 0 (irq_set_line), so pin 2 is GSI 0's alone. */
+		if (gsi == IRQ_PIT_PIN)
+			continue;
+		/* ISA IRQ 0 is IOAPIC pin 2 (the MP table's and MADT's
+		 * override): KVM's default routes it to pin 0, where no guest
+		 * that read those tables looks for the PIT. */
 		e[n++] = (struct kvm_irq_routing_entry){
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
+				       .pin = gsi == 0 ? IRQ_PIT_PIN : gsi },
 		};
-		if (gsi < 16)
+		if (gsi < IRQ_ISA_IRQS)
 			e[n++] = (struct kvm_irq_routing_entry){
 				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
@@ -188,21 +259,21 @@ static int irq_msi_slot(const struct irq_state *s, unsigned gsi)
 	return (int)(gsi - IRQ_MSI_GSI_BASE);
 }
 
-int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
+/* Give an allocated GSI the route e. The guest rewrites entries it did not
+ * change (unmask after mask): then skip the ioctl, which makes KVM rebuild
+ * its whole table. */
+static int irq_gsi_route(struct vm *vm, const struct kvm_irq_routing_entry *e)
 {
 	struct irq_state *s = vm->irq;
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	int i = irq_msi_slot(s, gsi), r = -EINVAL;
+	int i = irq_msi_slot(s, e->gsi), r = -EINVAL;
 	if (i >= 0) {
-		struct kvm_irq_routing_entry e = irq_msi_entry(gsi, addr, data);
-		/* The guest rewrites entries it did not change (unmask after
-		 * mask): skip the ioctl, which makes KVM rebuild its table. */
-		if (s->msi_routed[i] && memcmp(&s->msi[i], &e, sizeof(e)) == 0) {
+		if (s->msi_routed[i] && memcmp(&s->msi[i], e, sizeof(*e)) == 0) {
 			r = 0;
 		} else {
-			s->msi[i] = e;
+			s->msi[i] = *e;
 			s->msi_routed[i] = true;
 			r = irq_commit(vm, s);
 		}
@@ -211,23 +282,19 @@ int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
 	return r;
 }
 
+int irq_msi_route(struct vm *vm, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry e = irq_msi_entry(gsi, addr, data);
+	return irq_gsi_route(vm, &e);
+}
+
 int irq_hv_sint_route(struct vm *vm, unsigned gsi, uint32_t vp, uint32_t sint)
 {
-	struct irq_state *s = vm->irq;
-	if (!s)
-		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	int i = irq_msi_slot(s, gsi), r = -EINVAL;
-	if (i >= 0) {
-		s->msi[i] = (struct kvm_irq_routing_entry){
-			.gsi = gsi, .type = KVM_IRQ_ROUTING_HV_SINT,
-			.u.hv_sint = { .vcpu = vp, .sint = sint },
-		};
-		s->msi_routed[i] = true;
-		r = irq_commit(vm, s);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return r;
+	struct kvm_irq_routing_entry e = {
+		.gsi = gsi, .type = KVM_IRQ_ROUTING_HV_SINT,
+		.u.hv_sint = { .vcpu = vp, .sint = sint },
+	};
+	return irq_gsi_route(vm, &e);
 }
 
 int irq_gsi_raise(struct vm *vm, unsigned gsi)

@@ -8,8 +8,11 @@
  *    the seed's interrupt remapping table — and a device interrupt is
  *    KVM_IRQ_LINE on that GSI, which KVM turns into an MSI to the LAPIC.
  *    Level-triggered pins get their EOI back as KVM_EXIT_IOAPIC_EOI.
+ *    ISA lines (pins below 16) also drive hvmm's 8259 (devices/pic.c), whose
+ *    output the boot vCPU injects as ExtINT.
  *  - IRQCHIP_KERNEL: KVM_CREATE_IRQCHIP (PIC + IOAPIC + LAPIC in KVM) and
- *    the in-kernel PIT; a line is KVM_IRQ_LINE on the pin.
+ *    the in-kernel PIT; a line is KVM_IRQ_LINE on the pin's GSI (ISA IRQ 0,
+ *    pin 2, is GSI 0, routed to PIC IRQ 0 and IOAPIC pin 2).
  */
 #ifndef HVMM_IRQ_H
 #define HVMM_IRQ_H
@@ -25,6 +28,8 @@ enum irqchip_mode {
 };
 
 #define IRQ_IOAPIC_PINS 24
+#define IRQ_ISA_IRQS 16
+#define IRQ_PIT_PIN 2 /* ISA IRQ 0's IOAPIC pin */
 #define IRQ_IOAPIC_ADDR 0xfec00000ull
 #define IRQ_LAPIC_ADDR 0xfee00000ull
 
@@ -35,6 +40,10 @@ const char *irq_mode_name(enum irqchip_mode m);
 int irq_init(struct vm *vm);
 /* Drive IOAPIC pin `pin` (ISA IRQ n is pin n, IRQ 0 is pin 2). Thread-safe. */
 void irq_set_line(struct vm *vm, unsigned pin, bool level);
+/* For a guest without firmware (multiboot, ELF, flat): leave the 8259 pair
+ * and the PIT as a PC BIOS does (irq vectors 0x08/0x70, IRQ 0 unmasked and
+ * ticking at 18.2 Hz), in hvmm's chips or KVM's. 0 or -errno. */
+int irq_firmware_init(struct vm *vm);
 /* Split mode: the guest EOI'd `vector` on a level-triggered route. */
 void irq_eoi(struct vm *vm, unsigned vector);
 /* Split mode, called by the IOAPIC: (re)program GSI `pin` as an MSI route. 0 or -errno. */

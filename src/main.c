@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "preflight.h"
+#include "ratelimit.h"
 #include "sandbox.h"
 #include "term.h"
 #include "util.h"
@@ -50,6 +51,9 @@ static void main_usage(FILE *f)
 	      "                          decompressing its payload on the host\n"
 	      "      --module FILE[,ARGS]  multiboot module (repeatable)\n"
 	      "      --serial WHERE      stdio|none|FILE: COM1 output (default stdio)\n"
+	      "      --serial-limit SIZE at most SIZE bytes of COM1 output, then one notice and\n"
+	      "                          the rest dropped (default: 1G for a FILE, none for stdio;\n"
+	      "                          0 = no limit)\n"
 	      "      --stats             print the exit table on stderr at the end\n"
 	      "      --stats-json FILE   write exit statistics as JSON\n"
 	      "      --trace-exits       one line per user-space exit on stderr\n"
@@ -68,15 +72,19 @@ static void main_usage(FILE *f)
 	      "      --console virtio    the console is virtio-console (hvc0) on stdin/stdout;\n"
 	      "                          COM1 output still goes to --serial, COM1 gets no input\n"
 	      "      --rng               virtio-rng fed by the host's getrandom()\n"
-	      "      --disk PATH[,ro]    virtio-blk on a raw image file (repeatable, up to 8)\n"
+	      "      --disk PATH[,ro][,bw=RATE][,iops=N][,bw-burst=SIZE][,iops-burst=N]\n"
+	      "                          virtio-blk on a raw image file (repeatable, up to 8);\n"
+	      "                          bw (bytes/s, e.g. 10M) and iops cap it with token buckets\n"
 	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	      "                          [,host-loopback=on] (slirp user networking; HADDR defaults\n"
 	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
 	      "                          unless host-loopback=on) or tap:IFNAME (repeatable, up to 4)\n"
-	      "      --device NAME       a test device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
+	      "      --device NAME       a device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
 	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
-	      "                          1b36:0005) or hyperv-testdev (port 0x3000: SynIC routes\n"
-	      "                          and connections; needs --hyperv); repeatable.\n"
+	      "                          1b36:0005), hyperv-testdev (port 0x3000: SynIC routes\n"
+	      "                          and connections; needs --hyperv), edu (PCI 1234:11e8,\n"
+	      "                          DMA and MSI), intel-iommu[,intremap=on|off|auto][,eim=off]\n"
+	      "                          (VT-d at 0xfed90000, ACPI DMAR table); repeatable.\n"
 	      "                          kvm-unit-tests use them\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
@@ -111,7 +119,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_SECCOMP,
+	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP,
 };
 
 static const struct option main_opts[] = {
@@ -121,6 +129,7 @@ static const struct option main_opts[] = {
 	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "module", required_argument, NULL, OPT_MODULE },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "serial-limit", required_argument, NULL, OPT_SERIAL_LIMIT },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
 	{ "trace-exits", no_argument, NULL, OPT_TRACE },
@@ -149,12 +158,41 @@ static const struct option main_opts[] = {
 	{ 0 },
 };
 
+/* intel-iommu's properties, QEMU's spelling: ",intremap=on|off|auto,eim=off". */
+static int main_parse_iommu(struct vm_config *cfg, const char *props)
+{
+	cfg->intel_iommu = true;
+	cfg->intremap = -1;
+	char buf[128];
+	if (strlen(props) >= sizeof(buf))
+		return main_bad("--device intel-iommu: properties '%s' too long", props);
+	strcpy(buf, props);
+	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+		if (strcmp(p, "intremap=on") == 0)
+			cfg->intremap = 1;
+		else if (strcmp(p, "intremap=off") == 0)
+			cfg->intremap = 0;
+		else if (strcmp(p, "intremap=auto") == 0)
+			cfg->intremap = -1;
+		else if (strcmp(p, "eim=off") == 0)
+			; /* xAPIC-mode remapping is all hvmm has */
+		else if (strcmp(p, "eim=on") == 0)
+			return main_bad("--device intel-iommu: '%s' is not supported (no x2APIC-mode "
+					"interrupt remapping)", p);
+		else
+			return main_bad("--device intel-iommu: unknown property '%s' (intremap=on|off|auto, "
+					"eim=off)", p);
+	}
+	return 0;
+}
+
 /* Parse `argv` (after "run") into cfg. 0, or an exit status. */
 static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 {
 	uint64_t v;
 	char *end;
-	int c;
+	int c, r = 0;
+	bool serial_limit_set = false;
 	optind = 1;
 	opterr = 0; /* hvmm prints its own one-line errors */
 	while ((c = getopt_long(argc, argv, ":m:c:hV", main_opts, NULL)) != -1) {
@@ -203,6 +241,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			} else {
 				return main_bad("--serial: empty argument%s", "");
 			}
+			break;
+		case OPT_SERIAL_LIMIT:
+			if (util_parse_size(optarg, &cfg->serial_limit) < 0)
+				return main_bad("--serial-limit: bad size '%s'", optarg);
+			serial_limit_set = true;
 			break;
 		case OPT_STATS:
 			cfg->stats = true;
@@ -280,15 +323,25 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				return main_bad("--disk: at most 8 disks (%s)", optarg);
 			struct vm_disk *d = &cfg->disks[cfg->nr_disks++];
 			d->path = optarg;
-			char *comma = strrchr(optarg, ',');
-			if (comma && strcmp(comma, ",ro") == 0) {
-				*comma = '\0';
-				d->readonly = true;
-			} else if (comma && strcmp(comma, ",rw") == 0) {
-				*comma = '\0';
+			/* Options from the end, as long as they are options: a comma
+			 * further left is part of the file's name. */
+			for (char *comma; (comma = strrchr(optarg, ',')) != NULL; *comma = '\0') {
+				const char *o = comma + 1;
+				if (strcmp(o, "ro") == 0) {
+					d->readonly = true;
+				} else if (strcmp(o, "rw") != 0) {
+					int k = rl_parse_opt(o, &d->rl);
+					if (k == 0)
+						break;
+					if (k < 0)
+						return main_bad("--disk: bad value in '%s' (bw and bw-burst take a size "
+								"such as 10M, iops and iops-burst a count)", o);
+				}
 			}
 			if (!*d->path)
 				return main_bad("--disk: empty file name%s", "");
+			if ((d->rl.bytes.burst && !d->rl.bytes.size) || (d->rl.ops.burst && !d->rl.ops.size))
+				return main_bad("--disk %s: a burst needs its rate (bw= or iops=)", d->path);
 			break;
 		}
 		case OPT_NETWORK:
@@ -322,9 +375,16 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				cfg->pci_testdev = true;
 			else if (strcmp(optarg, "hyperv-testdev") == 0)
 				cfg->hyperv_testdev = true;
+			else if (strcmp(optarg, "edu") == 0)
+				cfg->edu = true;
+			else if (strncmp(optarg, "intel-iommu", 11) == 0 &&
+				 (optarg[11] == 0 || optarg[11] == ','))
+				r = main_parse_iommu(cfg, optarg + 11);
 			else
-				return main_bad("--device: '%s' is not pc-testdev, pci-testdev or hyperv-testdev",
-						optarg);
+				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, hyperv-testdev, "
+						"edu or intel-iommu", optarg);
+			if (r)
+				return r;
 			break;
 		case 'h':
 			main_usage(stdout);
@@ -354,6 +414,13 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
 	if (!cfg->image)
 		cfg->image = argv[optind];
+	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
+	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
+		return main_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");
+	/* A log file the guest writes must not fill the host's disk: bounded
+	 * unless the user says otherwise. A terminal or pipe is the reader's. */
+	if (!serial_limit_set && cfg->serial == SERIAL_FILE)
+		cfg->serial_limit = SERIAL_FILE_LIMIT;
 	return 0;
 }
 

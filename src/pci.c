@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iommu.h"
 #include "pci_priv.h"
 #include "util.h"
 #include "vm.h"
@@ -125,6 +126,8 @@ static void pci_dev_cfg_write(struct pci_dev *d, unsigned off, unsigned size, ui
 	}
 	if (d->msix && off < d->msix->cap + 4 && end > d->msix->cap + 2)
 		pci_msix_config_written(d);
+	if (d->msi_cap && off < d->msi_cap + 4 && end > d->msi_cap + 2)
+		pci_msi_config_written(d);
 	if (off >= PCI_HEADER_END && d->config_hook)
 		d->config_hook(d->config_hook_opaque, off, size, val);
 }
@@ -166,11 +169,11 @@ static uint64_t pci_cf8_read(void *opaque, uint64_t off, unsigned size)
 	if (off < 4)
 		return pci_ones(size); /* non-dword CONFIG_ADDRESS: nothing there */
 	pthread_mutex_lock(&h->lock);
-	uint32_t ca = h->config_address;
+	uint32_t ca = h->config_address, low = h->config_low;
 	pthread_mutex_unlock(&h->lock);
 	if (!(ca & PCI_CA_ENABLE) || ((ca >> 16) & 0xff) != 0)
 		return pci_ones(size);
-	return pci_config_read(h->vm, (ca >> 8) & 0xff, (ca & 0xfc) + (unsigned)(off - 4), size);
+	return pci_config_read(h->vm, (ca >> 8) & 0xff, (ca & 0xfc) | low | (unsigned)(off - 4), size);
 }
 
 static void pci_cf8_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
@@ -179,6 +182,11 @@ static void pci_cf8_write(void *opaque, uint64_t off, unsigned size, uint64_t va
 	if (off == 0 && size == 4) {
 		pthread_mutex_lock(&h->lock);
 		h->config_address = (uint32_t)val & PCI_CA_MASK;
+		/* Bits 1:0 read as 0, but QEMU adds them to the data port's
+		 * offset, and kvm-unit-tests rely on it: their pci_config_readw
+		 * puts register 2 (the device id) in CONFIG_ADDRESS and reads
+		 * 0xCFC. */
+		h->config_low = (uint32_t)val & 3;
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
@@ -189,11 +197,12 @@ static void pci_cf8_write(void *opaque, uint64_t off, unsigned size, uint64_t va
 	if (off < 4)
 		return;
 	pthread_mutex_lock(&h->lock);
-	uint32_t ca = h->config_address;
+	uint32_t ca = h->config_address, low = h->config_low;
 	pthread_mutex_unlock(&h->lock);
 	if (!(ca & PCI_CA_ENABLE) || ((ca >> 16) & 0xff) != 0)
 		return;
-	pci_config_write(h->vm, (ca >> 8) & 0xff, (ca & 0xfc) + (unsigned)(off - 4), size, (uint32_t)val);
+	pci_config_write(h->vm, (ca >> 8) & 0xff, (ca & 0xfc) | low | (unsigned)(off - 4), size,
+			 (uint32_t)val);
 }
 
 static const struct bus_ops pci_cf8_ops = {
@@ -436,6 +445,11 @@ struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info)
 	return NULL;
 }
 
+struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn)
+{
+	return pci_find(vm, devfn);
+}
+
 unsigned pci_dev_devfn(const struct pci_dev *d)
 {
 	return d->devfn;
@@ -539,6 +553,27 @@ bool pci_dev_mem_enabled(struct pci_dev *d)
 bool pci_dev_bus_master(struct pci_dev *d)
 {
 	return pci_cfg16(d, PCI_COMMAND) & PCI_CMD_MASTER;
+}
+
+uint16_t pci_dev_sid(const struct pci_dev *d)
+{
+	return (uint16_t)d->devfn; /* bus 0 */
+}
+
+int pci_dma_rw(struct pci_dev *d, uint64_t addr, void *buf, uint64_t len, bool write)
+{
+	if (!pci_dev_bus_master(d))
+		return -EPERM;
+	return iommu_dma_rw(d->vm, pci_dev_sid(d), addr, buf, len, write);
+}
+
+void pci_dev_firmware_enable(struct pci_dev *d)
+{
+	uint16_t cmd = pci_cfg16(d, PCI_COMMAND) | PCI_CMD_MEM;
+	if (pci_cfg16_mask(d, PCI_COMMAND) & PCI_CMD_IO)
+		cmd |= PCI_CMD_IO;
+	pci_set16(d->cfg + PCI_COMMAND, cmd);
+	pci_update_bars(d);
 }
 
 void pci_dev_set_config_hook(struct pci_dev *d,

@@ -79,6 +79,8 @@ void pci_destroy(struct vm *vm);
 /* Adds a function on the next free slot of bus 0. NULL and errno on failure
  * (ENOSPC: no slot left). The device lives until pci_destroy(). */
 struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info);
+/* The device at devfn on bus 0, or NULL. */
+struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn);
 /* devfn of a device (slot << 3). */
 unsigned pci_dev_devfn(const struct pci_dev *d);
 
@@ -144,6 +146,46 @@ int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table
  */
 bool pci_msix_notify(struct pci_dev *d, unsigned vec);
 bool pci_msix_enabled(struct pci_dev *d);
+/* The IOMMU's interrupt remapping changed: recompute every unmasked
+ * vector's route (any thread, no PCI or IOMMU lock held). */
+void pci_msix_reroute_all(struct vm *vm);
+
+/*
+ * MSI (PCI Local Bus 3.0 section 6.8.1), as QEMU's edu has it: one vector,
+ * 64-bit message address, no per-vector masking. Added to the capability
+ * list; 0 or -errno.
+ */
+int pci_msi_init(struct pci_dev *d);
+/*
+ * Send the MSI message now, if the guest enabled MSI (device lock held: BAR
+ * ops and hooks have it). With --device intel-iommu the message first goes
+ * through interrupt remapping with the device's requester id (a blocked one
+ * is recorded as a fault and dropped), then KVM_SIGNAL_MSI. No irqfd: MSI is
+ * for test devices here; virtio uses MSI-X. Returns true when a message went
+ * out.
+ */
+bool pci_msi_notify(struct pci_dev *d);
+bool pci_msi_enabled(struct pci_dev *d);
+/* Messages sent so far and the last one (after remapping), for tests. */
+uint64_t pci_msi_last(struct pci_dev *d, uint64_t *addr, uint32_t *data);
+
+/*
+ * DMA by the device: len bytes between buf and its address space at addr
+ * (write: into the guest), through the IOMMU's translation for its
+ * requester id when there is one (iommu_dma_rw). Refused (-EPERM) while the
+ * guest has bus mastering off, -EFAULT when an address faults or is not RAM.
+ */
+int pci_dma_rw(struct pci_dev *d, uint64_t addr, void *buf, uint64_t len, bool write);
+/* The requester id the device's DMA and MSIs carry: bus 0, devfn. */
+uint16_t pci_dev_sid(const struct pci_dev *d);
+
+/*
+ * What firmware does before a guest that expects a BIOS runs: turn memory
+ * (and I/O) decoding on, as SeaBIOS does for every device it places. For
+ * devices whose guests never enable decoding themselves (kvm-unit-tests'
+ * edu library).
+ */
+void pci_dev_firmware_enable(struct pci_dev *d);
 
 /* INTx: drive the device's pin (routed to an IOAPIC pin). */
 void pci_intx_set(struct pci_dev *d, bool level);

@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "iommu.h"
 #include "irq.h"
 #include "pci.h"
 #include "pci_priv.h"
@@ -49,6 +50,12 @@ static uint64_t msix_addr(const struct pci_msix_vec *v)
 static void msix_send(struct pci_dev *d, struct pci_msix_vec *v)
 {
 	struct vm *vm = d->vm;
+	if (v->ir_fault) {
+		/* blocked by interrupt remapping: recorded when raised */
+		v->blocked++;
+		iommu_ir_fault(vm, pci_dev_sid(d), msix_addr(v), v->ir_fault);
+		return;
+	}
 	v->sent++;
 	if (v->efd >= 0) {
 		uint64_t one = 1;
@@ -60,7 +67,8 @@ static void msix_send(struct pci_dev *d, struct pci_msix_vec *v)
 	}
 	if (vm->vm_fd < 0)
 		return;
-	struct kvm_msi msi = { .address_lo = v->addr_lo, .address_hi = v->addr_hi, .data = v->data };
+	struct kvm_msi msi = { .address_lo = (uint32_t)v->msg_addr,
+			       .address_hi = (uint32_t)(v->msg_addr >> 32), .data = v->msg_data };
 	ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
 }
 
@@ -77,8 +85,14 @@ static void msix_vec_update(struct pci_dev *d, unsigned i)
 	struct pci_msix_vec *v = &m->v[i];
 	if (msix_masked(m, v))
 		return;
-	if (v->gsi >= 0)
-		irq_msi_route(d->vm, (unsigned)v->gsi, msix_addr(v), v->data);
+	/* Through the IOMMU's interrupt remapping when there is one: the route
+	 * is the message the IRTE describes (re-read when the guest changes
+	 * the remapping state or invalidates the entry cache). */
+	v->msg_addr = msix_addr(v);
+	v->msg_data = v->data;
+	v->ir_fault = iommu_remap_msi(d->vm, pci_dev_sid(d), true, &v->msg_addr, &v->msg_data);
+	if (v->gsi >= 0 && !v->ir_fault)
+		irq_msi_route(d->vm, (unsigned)v->gsi, v->msg_addr, v->msg_data);
 	if (v->pending) {
 		v->pending = false;
 		v->pending_sent++;
@@ -288,6 +302,22 @@ bool pci_msix_notify(struct pci_dev *d, unsigned vec)
 	return now;
 }
 
+void pci_msix_reroute_all(struct vm *vm)
+{
+	struct pci_host *h = vm->pci;
+	if (!h)
+		return;
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *d = h->slot[s];
+		if (!d || !d->msix)
+			continue;
+		pthread_mutex_lock(&d->msix->lock);
+		for (unsigned i = 0; i < d->msix->nvec; i++)
+			msix_vec_update(d, i);
+		pthread_mutex_unlock(&d->msix->lock);
+	}
+}
+
 bool pci_msix_enabled(struct pci_dev *d)
 {
 	struct pci_msix *m = d->msix;
@@ -301,13 +331,14 @@ bool pci_msix_enabled(struct pci_dev *d)
 
 /* ---- INTx ---- */
 
-/* Drive the IOAPIC pin from the device's output, INTx disable and MSI-X. */
+/* Drive the IOAPIC pin from the device's output, INTx disable, MSI-X and MSI
+ * (either enabled keeps the device off INTx, 6.8). */
 void pci_intx_update(struct pci_dev *d)
 {
 	if (!d->info.intx_pin)
 		return;
 	bool level = atomic_load(&d->intx_level) && !atomic_load(&d->intx_disabled) &&
-		     !pci_msix_enabled(d);
+		     !pci_msix_enabled(d) && !atomic_load(&d->msi_enabled);
 	irq_set_line(d->vm, d->intx_ioapic_pin, level);
 }
 
@@ -344,8 +375,10 @@ unsigned pci_irt_snapshot(struct vm *vm, struct pci_irt_entry *out, unsigned max
 				.devfn = d->devfn,
 				.vector = i,
 				.gsi = v->gsi >= 0 ? (unsigned)v->gsi : 0,
-				.dest_apic_id = (v->addr_lo >> MSI_ADDR_DEST_SHIFT) & 0xff,
-				.guest_vector = v->data & MSI_DATA_VECTOR,
+				/* the route (after remapping) once there is one */
+				.dest_apic_id = ((v->msg_addr ? v->msg_addr : v->addr_lo) >>
+						 MSI_ADDR_DEST_SHIFT) & 0xff,
+				.guest_vector = (v->msg_addr ? v->msg_data : v->data) & MSI_DATA_VECTOR,
 				.masked = msix_masked(m, v),
 				.irqfd = v->efd >= 0,
 				.sent = v->sent,

@@ -41,6 +41,10 @@
 #define PCI_BAR_MEM64 0x4
 #define PCI_BAR_SPACE_IO 0x1
 #define PCI_CAP_ID_MSIX 0x11
+#define PCI_CAP_ID_MSI 0x05
+#define PCI_MSI_CTRL_ENABLE 0x0001
+#define PCI_MSI_CTRL_MME 0x0070   /* multiple message enable: writable, one vector used */
+#define PCI_MSI_CTRL_64BIT 0x0080
 #define PCI_MSIX_CTRL_ENABLE 0x8000
 #define PCI_MSIX_CTRL_FMASK 0x4000
 #define PCI_MSIX_ENTRY_SIZE 16
@@ -66,6 +70,10 @@ struct pci_msix_vec {
 	int gsi;                  /* this vector's KVM GSI (IRQ_MSI_GSI_BASE and up) */
 	int efd;                  /* irqfd eventfd, -1 with --no-irqfd */
 	bool pending;             /* PBA bit */
+	uint64_t msg_addr;        /* the message after interrupt remapping: the route */
+	uint32_t msg_data;
+	int ir_fault;             /* the IOMMU blocks the message (enum iommu_fault) */
+	uint64_t blocked;         /* notifies dropped for that */
 	uint64_t sent, pending_sent;
 };
 
@@ -90,6 +98,11 @@ struct pci_dev {
 	unsigned cap_last;           /* offset of the last capability, 0: none */
 	struct pci_bar bar[PCI_NUM_BARS];
 	struct pci_msix *msix;
+	unsigned msi_cap;            /* offset of the MSI capability, 0: none */
+	_Atomic bool msi_enabled;    /* its enable bit, mirrored for pci_intx_update's threads */
+	uint64_t msi_sent, msi_blocked;  /* messages delivered / refused by the IOMMU */
+	uint64_t msi_last_addr;      /* the last message delivered, after remapping */
+	uint32_t msi_last_data;
 	unsigned intx_ioapic_pin;
 	_Atomic bool intx_level;     /* the device's INTx output (status bit 3) */
 	_Atomic bool intx_disabled;  /* command bit 10, mirrored for pci_intx_set's threads */
@@ -103,6 +116,7 @@ struct pci_host {
 	struct vm *vm;
 	pthread_mutex_t lock;        /* config_address */
 	uint32_t config_address;
+	uint32_t config_low;         /* bits 1:0 as written (see pci_cf8_write) */
 	uint64_t next_mmio;          /* memory BAR placement cursor */
 	uint64_t next_io;            /* I/O BAR placement cursor */
 	struct pci_dev *slot[PCI_MAX_SLOTS];
@@ -114,6 +128,8 @@ bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned
 void pci_msix_config_written(struct pci_dev *d);
 void pci_msix_free(struct pci_dev *d);
 void pci_intx_update(struct pci_dev *d);
+/* pci_msi.c: the MSI capability's message control was written. */
+void pci_msi_config_written(struct pci_dev *d);
 
 static inline uint16_t pci_cfg16(const struct pci_dev *d, unsigned off)
 {

@@ -218,6 +218,7 @@ static void sandbox_vcpu(struct sandbox_build *b)
 {
 	static const unsigned long reqs[] = {
 		KVM_RUN,
+		KVM_INTERRUPT, /* the 8259's ExtINT into the boot vCPU (pic.c) */
 		/* the crash dump and S3's resume at the waking vector */
 		KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_TRANSLATE,
 	};

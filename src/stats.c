@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "devices/devices.h"
 #include "irq.h"
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
+#include "iommu.h"
 #include "virtio/virtio.h"
 #include "vm.h"
 
@@ -223,6 +225,39 @@ static json_object *stats_json_irt(struct vm *vm)
 	return a;
 }
 
+/* ---- the IOMMU (iommu.c keeps the counters) ---- */
+
+static void stats_print_iommu(struct vm *vm, FILE *f)
+{
+	struct iommu_stats st;
+	if (!iommu_get_stats(vm, &st))
+		return;
+	fprintf(f, "intel-iommu: translation %s, interrupt remapping %s, queued invalidation %s; "
+		"%llu DMA translations, %llu messages remapped, %llu interrupts blocked, %llu faults, "
+		"%llu invalidation descriptors, %llu event interrupts\n",
+		(st.gsts & (1u << 31)) ? "on" : "off", (st.gsts & (1u << 25)) ? "on" : "off",
+		(st.gsts & (1u << 26)) ? "on" : "off", (unsigned long long)st.translations,
+		(unsigned long long)st.remapped, (unsigned long long)st.blocked,
+		(unsigned long long)st.faults, (unsigned long long)st.descriptors,
+		(unsigned long long)st.events);
+}
+
+static json_object *stats_json_iommu(struct vm *vm)
+{
+	struct iommu_stats st;
+	if (!iommu_get_stats(vm, &st))
+		return NULL; /* JSON null: no unit */
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "gsts", json_object_new_uint64(st.gsts));
+	json_object_object_add(o, "translations", json_object_new_uint64(st.translations));
+	json_object_object_add(o, "remapped", json_object_new_uint64(st.remapped));
+	json_object_object_add(o, "blocked", json_object_new_uint64(st.blocked));
+	json_object_object_add(o, "faults", json_object_new_uint64(st.faults));
+	json_object_object_add(o, "descriptors", json_object_new_uint64(st.descriptors));
+	json_object_object_add(o, "events", json_object_new_uint64(st.events));
+	return o;
+}
+
 /* ---- virtio devices (virtio_pci.c keeps the counters) ---- */
 
 static void stats_print_virtio(struct vm *vm, FILE *f)
@@ -323,6 +358,10 @@ void stats_print(struct vm *vm, FILE *f)
 		fprintf(f, "boot-time mark %u: value 0x%x at %.3f ms (via %s)\n", i, marks[i].value,
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
+	stats_print_iommu(vm, f);
+	if (uart_dropped(vm))
+		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n",
+			(unsigned long long)uart_dropped(vm));
 	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }
@@ -409,8 +448,10 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(stop, "ns", json_object_new_uint64(vm->stop_ns));
 	json_object_object_add(root, "stop", stop);
 	json_object_object_add(root, "run_ns", json_object_new_uint64(vm->run_ns));
+	json_object_object_add(root, "serial_dropped", json_object_new_uint64(uart_dropped(vm)));
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
+	json_object_object_add(root, "iommu", stats_json_iommu(vm));
 
 	int r = json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	json_object_put(root);

@@ -299,6 +299,8 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 		return;
 	case KVM_EXIT_INTR:
 		return; /* a kick: the loop re-checks the stop flag */
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		return; /* asked for by vcpu_extint, which injects on the way back in */
 	case KVM_EXIT_SHUTDOWN:
 		vcpu_crash(v, "triple fault (KVM_EXIT_SHUTDOWN)");
 		return;
@@ -325,6 +327,38 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 			   stats_reason_name(run->exit_reason));
 		return;
 	}
+}
+
+/*
+ * The 8259's INT line, before each KVM_RUN of the boot vCPU. While it is
+ * high: if the last exit said KVM can take an interrupt now, run the INTA
+ * cycle and hand KVM the vector (KVM_INTERRUPT queues it as the ExtINT of
+ * LINT0); otherwise ask for an exit as soon as it can
+ * (request_interrupt_window: the guest sets IF, or leaves an interrupt
+ * shadow). KVM honours neither while the guest has LINT0 masked or not in
+ * ExtINT mode, as the LAPIC would drop the PIC's request then. The PIC
+ * kicks this vCPU when its output rises, so a halted guest wakes.
+ */
+static void vcpu_extint(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	if (!pic_output(v->vm)) {
+		run->request_interrupt_window = 0;
+		return;
+	}
+	if (run->ready_for_interrupt_injection) {
+		int vector = pic_intack(v->vm);
+		struct kvm_interrupt irq = { .irq = (uint32_t)vector };
+		if (vector >= 0 && ioctl(v->fd, KVM_INTERRUPT, &irq) < 0) {
+			vm_stop(v->vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST,
+				"vcpu%d: KVM_INTERRUPT vector 0x%x: %s", v->id, vector, strerror(errno));
+			return;
+		}
+		run->ready_for_interrupt_injection = 0; /* taken until KVM says again */
+		if (v->vm->cfg.trace_exits)
+			vcpu_trace(v, "ExtINT vector 0x%x", vector);
+	}
+	run->request_interrupt_window = pic_output(v->vm);
 }
 
 static void *vcpu_thread(void *arg)
@@ -357,6 +391,8 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	const bool timed = vm->stats_on;
+	/* hvmm's 8259 (split irqchip) is wired to the boot CPU's LINT0 */
+	const bool extint = v->id == 0 && vm->pic;
 	vcpu_self = v;
 
 	while (!vm_stopping(vm)) {
@@ -364,6 +400,8 @@ static void *vcpu_thread(void *arg)
 			vcpu_park(v);
 			continue;
 		}
+		if (extint)
+			vcpu_extint(v);
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		uint64_t t0 = timed ? util_now_ns() : 0;
 		/* Writes KVM buffered go first: the access behind this exit may

@@ -16,6 +16,7 @@
 #include "cpuid.h"
 #include "evloop.h"
 #include "hyperv.h"
+#include "iommu.h"
 #include "pci.h"
 #include "sandbox.h"
 #include "stats.h"
@@ -156,6 +157,13 @@ static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
 	return 0;
 }
 
+/* The IOMMU's interrupt remapping changed: every route computed through it. */
+static void vm_irq_routes_changed(struct vm *vm)
+{
+	ioapic_reroute_all(vm);
+	pci_msix_reroute_all(vm);
+}
+
 static int vm_create_devices(struct vm *vm)
 {
 	int r;
@@ -166,7 +174,20 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "event loop: %s", strerror(-r));
 	if ((r = pci_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
-	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path)) < 0) {
+	/* The IOMMU before the devices behind it and the IOAPIC, which asks it
+	 * about every route it computes. Interrupt remapping acts on hvmm's own
+	 * IOAPIC, so it needs the split irqchip (QEMU: kernel-irqchip=split). */
+	if (vm->cfg.intel_iommu) {
+		if (vm->cfg.intremap < 0)
+			vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
+		if (vm->cfg.intremap && vm->cfg.irqchip != IRQCHIP_SPLIT) /* main checks it too */
+			return vm_fail(HVMM_EXIT_USAGE,
+				       "--device intel-iommu,intremap=on needs --irqchip split");
+		if ((r = iommu_create(vm, vm->cfg.intremap > 0)) < 0)
+			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
+		iommu_set_routes_hook(vm, vm_irq_routes_changed);
+	}
+	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path, vm->cfg.serial_limit)) < 0) {
 		if (vm->cfg.serial == SERIAL_FILE)
 			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
 				       vm->cfg.serial_path, strerror(-r));
@@ -186,6 +207,7 @@ static int vm_create_devices(struct vm *vm)
 		{ rtc_create, "RTC", false },
 		{ ioapic_create, "IOAPIC", true },
 		{ pic_create, "PIC", true },
+		{ pit_create, "PIT", true },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
 		if (devs[i].split_only && vm->cfg.irqchip != IRQCHIP_SPLIT)
@@ -197,6 +219,8 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
 	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
+	if (vm->cfg.edu && (r = edu_create(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "creating edu: %s", strerror(-r));
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
 	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
@@ -219,7 +243,7 @@ static int vm_create_virtio(struct vm *vm)
 	if (c->console_virtio && (r = virtio_console_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
 	for (int i = 0; i < c->nr_disks; i++)
-		if ((r = virtio_blk_create(vm, c->disks[i].path, c->disks[i].readonly)) < 0)
+		if ((r = virtio_blk_create_limited(vm, c->disks[i].path, c->disks[i].readonly, &c->disks[i].rl)) < 0)
 			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
 				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
 	for (int i = 0; i < c->nr_nets; i++) {
@@ -252,6 +276,26 @@ static int vm_fw_cfg_e820(struct vm *vm)
 		e[n++] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
 	int r = fw_cfg_add_file(vm, "etc/e820", e, n * sizeof(e[0]));
 	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
+}
+
+/*
+ * What a PC BIOS would have left behind for a guest that boots without one
+ * and may rely on it: kvm-unit-tests (multiboot) and real-mode flat binaries
+ * find a real-mode IVT whose IRQ handlers EOI the 8259, the 8259 pair at
+ * vectors 0x08/0x70 with IRQ 0 unmasked, and the PIT ticking at 18.2 Hz.
+ * Linux (bzImage, PVH) programs its chips itself and gets them at reset.
+ */
+static int vm_firmware_state(struct vm *vm)
+{
+	enum boot_format f = vm->entry.format;
+	if (f != BOOT_MULTIBOOT && f != BOOT_ELF && f != BOOT_FLAT)
+		return 0;
+	if (boot_ivt_write(&vm->mem) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "cannot write the real-mode IVT");
+	int r = irq_firmware_init(vm);
+	if (r < 0)
+		return vm_fail(HVMM_EXIT_HOST, "setting up the PIC and PIT: %s", strerror(-r));
+	return 0;
 }
 
 static int vm_load_image(struct vm *vm)
@@ -317,9 +361,14 @@ static int vm_load_image(struct vm *vm)
 		return vm_fail(HVMM_EXIT_USAGE, "MP table for %d CPUs does not fit", vm->cfg.ncpus);
 	/* Both tables describe the same CPUs and IOAPIC: guests that look for
 	 * ACPI find the MADT, older ones the MP table. */
-	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE, err,
-					    sizeof(err)) < 0)
+	const struct boot_acpi_dmar dmar = { .base = vm->iommu ? IOMMU_BASE : 0,
+					     .intremap = vm->cfg.intremap > 0, .haw = IOMMU_HAW,
+					     .ioapic_sid = IOMMU_IOAPIC_SID };
+	if (vm->cfg.acpi && boot_acpi_write(&vm->mem, vm->cfg.ncpus, IRQ_IOAPIC_ADDR, PCI_ECAM_BASE,
+					    &dmar, err, sizeof(err)) < 0)
 		return vm_fail(HVMM_EXIT_USAGE, "ACPI tables: %s", err);
+	if ((r = vm_firmware_state(vm)))
+		return r;
 	return vm_fw_cfg_e820(vm);
 }
 
@@ -406,6 +455,16 @@ static void vm_sleep_s3(struct vm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 }
 
+/* The 8259's INT rose (any thread): the boot vCPU must leave KVM_RUN — it
+ * may be halted — to inject it. vcpu_kick ignores a vCPU not (or no
+ * longer) running; the boot vCPU itself re-checks before its next KVM_RUN. */
+static void vm_kick_bsp(struct vm *vm)
+{
+	struct vcpu *bsp = vm->ncpus > 0 ? vm->vcpus[0] : NULL;
+	if (bsp && vcpu_current() != bsp)
+		vcpu_kick(bsp);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -418,6 +477,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->park_lock, NULL);
 	pthread_cond_init(&vm->park_cond, NULL);
 	vm->sleep_s3 = vm_sleep_s3;
+	vm->kick_bsp = vm_kick_bsp;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	int r;
@@ -626,6 +686,8 @@ void vm_destroy(struct vm *vm)
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
 	hyperv_testdev_destroy(vm);
+	edu_destroy(vm);
+	iommu_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

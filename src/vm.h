@@ -15,6 +15,7 @@
 #include "devices/devices.h"
 #include "irq.h"
 #include "memory.h"
+#include "ratelimit.h"
 
 #define VM_MAX_CPUS 64
 #define VM_MAX_MODULES 16
@@ -38,6 +39,7 @@ struct vm_config {
 	int nr_modules;
 	enum serial_mode serial;
 	const char *serial_path;
+	uint64_t serial_limit; /* bytes of COM1 output written at most; 0: no limit */
 	bool stats;
 	const char *stats_json;
 	bool trace_exits;
@@ -57,6 +59,7 @@ struct vm_config {
 	struct vm_disk {
 		const char *path;
 		bool readonly;
+		struct ratelimit rl; /* bw=, iops=: none when both sizes are 0 */
 	} disks[VM_MAX_DISKS];
 	int nr_disks;
 	const char *net[VM_MAX_NETS]; /* --network SPEC, checked by virtio_net_create */
@@ -65,6 +68,9 @@ struct vm_config {
 	bool no_ioeventfd;    /* queue notifies exit to hvmm */
 	bool pc_testdev;      /* --device pc-testdev */
 	bool pci_testdev;     /* --device pci-testdev */
+	bool edu;             /* --device edu: QEMU's educational PCI device */
+	bool intel_iommu;     /* --device intel-iommu: a VT-d unit (iommu.h) */
+	int intremap;         /* its intremap=: 1 on, 0 off, -1 auto (on with the split irqchip) */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
 	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
 	bool seccomp;         /* --seccomp: per-thread allow-lists (sandbox.c) */
@@ -73,6 +79,8 @@ struct vm_config {
 struct vcpu;
 struct uart;
 struct ioapic;
+struct pic;
+struct pit;
 struct boot_timer;
 struct irq_state;
 struct evloop;
@@ -85,6 +93,8 @@ struct hyperv;
 struct hyperv_testdev;
 struct rtc;
 struct virtio_state;
+struct iommu;
+struct edu;
 struct coalesce;
 
 /* Why the VM stopped; decides the exit status and the message. */
@@ -120,6 +130,8 @@ struct vm {
 	/* devices */
 	struct uart *uart;
 	struct ioapic *ioapic;
+	struct pic *pic;               /* pic.c (split irqchip) */
+	struct pit *pit;               /* pit.c (split irqchip) */
 	struct boot_timer *boot_timer;
 	struct pc_testdev *pc_testdev; /* pc_testdev.c */
 	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
@@ -127,6 +139,8 @@ struct vm {
 	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
 	struct hyperv_testdev *hyperv_testdev; /* hyperv_testdev.c */
 	struct rtc *rtc;               /* rtc.c */
+	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
+	struct edu *edu;               /* edu.c: --device edu */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
@@ -140,6 +154,9 @@ struct vm {
 	 * (unit tests): a sleep request is then only counted.
 	 */
 	void (*sleep_s3)(struct vm *vm);
+	/* Wake the boot vCPU out of KVM_RUN (pic.c: its INT rose) unless the
+	 * caller is that vCPU. NULL without vCPU threads (unit tests). */
+	void (*kick_bsp)(struct vm *vm);
 	atomic_bool suspended;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;

@@ -211,7 +211,10 @@ def t_usage(ctx):
                  ["run", "--boot", "pe", img], ["run", "--irqchip", "x", img],
                  ["run", "--timeout", "-1", img], ["run", "--bogus", img], ["fly", img],
                  ["run", img, "extra"], ["run", "--mem"], ["run", "-x", img], ["run", "--halt-poll", "x", img], ["run", "--acpi", "yes", img], [],
-                 ["run", "--device", "hyperv-testdev", img], ["run", "--device", "edu", img]):
+                 ["run", "--device", "hyperv-testdev", img],
+                 ["run", "--device", "edux", img], ["run", "--device", "intel-iommu,foo=1", img],
+                 ["run", "--device", "intel-iommu,eim=on", img],
+                 ["run", "--device", "intel-iommu,intremap=on", "--irqchip", "kernel", img]):
         r = ctx.hvmm_raw(*args)
         expect(r.status == 2, f"hvmm {' '.join(args)} must exit 2", r)
         lines = [x for x in r.err.splitlines() if x.strip()]
@@ -282,6 +285,23 @@ def t_image_errors(ctx):
         r = ctx.hvmm(*args, stats=False, timeout=20)
         expect(r.status == 4 and f"{what} {huge} is larger than guest RAM (16 MiB)" in r.err
                and r.err.count("\n") == 1, f"{what} of 64 GiB with 16 MiB of RAM: exit 4, one line", r)
+
+
+@case("core/serial-log-limit")
+def t_serial_limit(ctx):
+    # A guest that never stops printing cannot fill the host's disk through
+    # --serial FILE: the log stops at --serial-limit with one notice, and
+    # the drop is counted.
+    log = os.path.join(ctx.tmp, "serial.log")
+    r = ctx.hvmm("--timeout", "5", "--serial", log, "--serial-limit", "2K", ctx.guest("flood.elf"), timeout=30)
+    size = os.path.getsize(log)
+    with open(log, "rb") as f:
+        tail = f.read()[-200:]
+    expect(r.status == 124, "the flood runs until --timeout", r)
+    expect(2048 < size < 2048 + 200 and tail.endswith(
+        b"[hvmm: serial output limit of 2048 bytes reached; the rest is dropped]\n"),
+           f"log of {size} bytes ending {tail[-90:]!r}", r)
+    expect(r.stats.get("serial_dropped", 0) > 0, f"serial_dropped {r.stats.get('serial_dropped')}", r)
 
 
 def ioapic_case(ctx, guest, irqchip):

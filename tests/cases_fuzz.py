@@ -15,7 +15,7 @@ from harness import Skip, case, expect
 
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "7"))
 RACE_SECONDS = int(os.environ.get("RACE_SECONDS", "4"))
-TARGETS = ("fuzz_virtqueue", "fuzz_pci_config", "fuzz_virtio_pci")
+TARGETS = ("fuzz_virtqueue", "fuzz_pci_config", "fuzz_virtio_pci", "fuzz_iommu")
 
 
 def fuzz_case(target):

@@ -48,10 +48,6 @@ def group_of(name, groups):
 # one that starts to pass on hvmm fails its case until it is taken off this
 # list, so the list can only shrink. Every other QEMU pass must be an hvmm pass.
 KNOWN_GAPS = {
-    "intel_iommu": "an emulated Intel IOMMU (VT-d with interrupt remapping) and QEMU's edu "
-                   "device: hvmm has neither yet",
-    "realmode": "a timer tick to wake its `sti; hlt` (QEMU: the PIT's IRQ 0 through the 8259 "
-                "into SeaBIOS's handler); hvmm has no PIT and no firmware",
 }
 
 _built = {}

@@ -336,49 +336,45 @@ def syn_to_host(h, port):
                       or p.get("proto") == 1, what=f"answer to a SYN for 10.0.2.2:{port}")
 
 
-def loopback_listener():
+def loopback_case(ctx, spec, check):
+    """A SYN from the guest to 10.0.2.2:port with a listener on the host's
+    127.0.0.1:port; check(slirp's answer, the listener)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     srv.settimeout(2)
-    return srv, srv.getsockname()[1]
+    port = srv.getsockname()[1]
+    h = Helper(ctx, spec)
+    try:
+        check(syn_to_host(h, port), srv)
+    finally:
+        srv.close()
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")
 
 
 @case("netdev/slirp-host-loopback-closed", kvm=False)
 def t_slirp_loopback_closed(ctx):
     # By default 10.0.2.2 is not the host's 127.0.0.1: a service the host
-    # keeps on its loopback is out of the guest's reach.
-    srv, port = loopback_listener()
-    h = Helper(ctx, "user")
-    try:
-        # slirp answers with an ICMP "destination unreachable", at once
-        ans = syn_to_host(h, port)
-        expect(ans["proto"] == 1, f"a SYN to 10.0.2.2:{port} gets ICMP unreachable, got {ans}")
+    # keeps on its loopback is out of the guest's reach. slirp answers with
+    # an ICMP "destination unreachable", at once.
+    def check(ans, srv):
+        expect(ans["proto"] == 1, f"a SYN to 10.0.2.2 gets ICMP unreachable, got {ans}")
         try:
             srv.accept()[0].close()
             expect(False, "the host's loopback listener got a connection from the guest")
         except socket.timeout:
             pass
-    finally:
-        srv.close()
-        status, err = h.close()
-    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+    loopback_case(ctx, "user", check)
 
 
 @case("netdev/slirp-host-loopback-on", kvm=False)
 def t_slirp_loopback_on(ctx):
     # host-loopback=on: QEMU's behaviour, 10.0.2.2 is the host's 127.0.0.1.
-    srv, port = loopback_listener()
-    h = Helper(ctx, "user,host-loopback=on")
-    try:
-        ans = syn_to_host(h, port)
-        expect(ans["proto"] == 6 and ans["flags"] & 0x12 == 0x12, f"SYN-ACK from 10.0.2.2:{port}, got flags {ans['flags']:#x}")
-        conn, _ = srv.accept()
-        conn.close()
-    finally:
-        srv.close()
-        status, err = h.close()
-    expect(status == 0, f"helper exit status {status} after EOF: {err}")
+    def check(ans, srv):
+        expect(ans["proto"] == 6 and ans["flags"] & 0x12 == 0x12, f"SYN-ACK from 10.0.2.2, got {ans}")
+        srv.accept()[0].close()
+    loopback_case(ctx, "user,host-loopback=on", check)
 
 
 def listening_addrs(port):

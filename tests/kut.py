@@ -229,10 +229,27 @@ def hvmm_options(t):
                 # warning) one KVM does not, so neither VMM shows it then.
                 # --cpuid-set would force it on, which QEMU never does.
             i += 2
+        elif a in ("-machine", "-M"):
+            # The machine type (q35, pc) does not matter to hvmm, which has one
+            # platform with both what the tests need from q35 (ECAM, the
+            # VT-d unit's address) and from pc; kernel-irqchip picks the mode.
+            for prop in val.split(","):
+                if prop in ("q35", "pc", "type=q35", "type=pc", "accel=kvm"):
+                    continue
+                if prop == "kernel-irqchip=split":
+                    opts += ["--irqchip", "split"]
+                elif prop in ("kernel-irqchip=on", "kernel-irqchip=true"):
+                    opts += ["--irqchip", "kernel"]
+                else:
+                    untranslated.append(f"{a} ...,{prop}")
+            i += 2
+        elif a == "-device" and (val == "edu" or val.split(",")[0] == "intel-iommu"):
+            opts += ["--device", val]  # the same name and properties as QEMU's
+            i += 2
         elif a == "-device" and val == "hyperv-testdev":
             opts += ["--device", "hyperv-testdev"]  # with --hyperv from -cpu ...,hv_passthrough
             i += 2
-        elif a in ("-machine", "-M", "-device", "-overcommit", "-global"):
+        elif a in ("-device", "-overcommit", "-global"):
             untranslated.append(f"{a} {val}")
             i += 2
         else:

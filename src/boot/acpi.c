@@ -188,6 +188,32 @@ struct __attribute__((packed)) acpi_madt_lapic_nmi {
 	uint8_t lint;
 };
 
+/* DMAR (Intel VT-d spec 8.1): header, host address width - 1, flags, then
+ * remapping structures; hvmm has one DRHD with one device scope. */
+struct __attribute__((packed)) acpi_dmar {
+	struct acpi_header h;
+	uint8_t haw, flags;
+	uint8_t reserved[10];
+};
+#define ACPI_DMAR_REVISION 1
+#define ACPI_DMAR_INTR_REMAP 0x1
+#define ACPI_DMAR_X2APIC_OPT_OUT 0x2 /* no EIM: the OS should stay in xAPIC mode */
+struct __attribute__((packed)) acpi_dmar_drhd {
+	uint16_t type, length;
+	uint8_t flags, reserved;
+	uint16_t segment;
+	uint64_t base;
+	/* device scope: the IOAPIC, path of one (device, function) */
+	uint8_t scope_type, scope_length;
+	uint16_t scope_reserved;
+	uint8_t enum_id, start_bus;
+	uint8_t path_dev, path_fn;
+};
+#define ACPI_DMAR_TYPE_DRHD 0
+#define ACPI_DRHD_INCLUDE_PCI_ALL 0x1
+#define ACPI_DMAR_SCOPE_IOAPIC 3
+#define ACPI_DMAR_SCOPE_LEN 8
+
 /* MCFG: header, 8 reserved bytes, one allocation per ECAM window. */
 struct __attribute__((packed)) acpi_mcfg {
 	struct acpi_header h;
@@ -442,7 +468,7 @@ static size_t acpi_dsdt_aml(uint8_t *out, size_t cap, bool pci)
 	return a.overflow ? 0 : a.len;
 }
 
-#define ACPI_MAX_TABLES 3 /* FADT, MADT and MCFG; the DSDT hangs off the FADT */
+#define ACPI_MAX_TABLES 4 /* FADT, MADT, MCFG, DMAR; the DSDT hangs off the FADT */
 #define ACPI_RSDT_LEN (sizeof(struct acpi_header) + ACPI_MAX_TABLES * 4)
 #define ACPI_XSDT_LEN (sizeof(struct acpi_header) + ACPI_MAX_TABLES * 8)
 #define ACPI_DSDT_LEN (sizeof(struct acpi_header) + ACPI_DSDT_AML_MAX)
@@ -459,7 +485,9 @@ _Static_assert(BOOT_ACPI_RSDP + sizeof(struct acpi_rsdp) <= BOOT_ACPI_RSDT &&
 		       BOOT_ACPI_FACS + sizeof(struct acpi_facs) <= BOOT_ACPI_DSDT &&
 		       BOOT_ACPI_DSDT + ACPI_DSDT_LEN <= BOOT_ACPI_MADT &&
 		       BOOT_ACPI_MADT + ACPI_MADT_LEN(BOOT_ACPI_MAX_CPUS) <= BOOT_ACPI_MCFG &&
-		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_END,
+		       BOOT_ACPI_MCFG + sizeof(struct acpi_mcfg) <= BOOT_ACPI_DMAR &&
+		       BOOT_ACPI_DMAR + sizeof(struct acpi_dmar) + sizeof(struct acpi_dmar_drhd) <=
+			       BOOT_ACPI_END,
 	       "ACPI tables overlap");
 _Static_assert(BOOT_ACPI_END <= ACPI_BIOS_AREA_END, "ACPI tables in the BIOS area, below 1 MiB");
 _Static_assert(BOOT_ACPI_MAX_CPUS < 0xff, "APIC IDs 0..n and IOAPIC ID n below broadcast 0xff");
@@ -497,7 +525,7 @@ static void acpi_put(struct guest_mem *m, uint64_t gpa, const void *table, size_
 }
 
 int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64_t ecam_base,
-		    char *err, size_t errlen)
+		    const struct boot_acpi_dmar *dmar, char *err, size_t errlen)
 {
 	if (ncpus < 1 || ncpus > BOOT_ACPI_MAX_CPUS)
 		return boot_fail(err, errlen, "ACPI: %d CPUs, the MADT holds 1 to %d", ncpus,
@@ -626,6 +654,30 @@ int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64
 		};
 		acpi_put(m, BOOT_ACPI_MCFG, &mcfg, sizeof(mcfg));
 		tables[nt++] = BOOT_ACPI_MCFG;
+	}
+
+	/* DMAR: one remapping unit for segment 0 and every device on it, the
+	 * IOAPIC named in its scope (Linux turns interrupt remapping on only
+	 * when every IOAPIC is under a unit). */
+	if (dmar && dmar->base) {
+		struct {
+			struct acpi_dmar d;
+			struct acpi_dmar_drhd u;
+		} __attribute__((packed)) t = {
+			.d = { .h = acpi_header("DMAR", sizeof(t), ACPI_DMAR_REVISION),
+			       .haw = (uint8_t)(dmar->haw - 1),
+			       .flags = (dmar->intremap ? ACPI_DMAR_INTR_REMAP : 0) |
+					ACPI_DMAR_X2APIC_OPT_OUT },
+			.u = { .type = ACPI_DMAR_TYPE_DRHD, .length = sizeof(t.u),
+			       .flags = ACPI_DRHD_INCLUDE_PCI_ALL, .segment = 0, .base = dmar->base,
+			       .scope_type = ACPI_DMAR_SCOPE_IOAPIC, .scope_length = ACPI_DMAR_SCOPE_LEN,
+			       .enum_id = (uint8_t)ncpus, /* the MADT's IOAPIC ID */
+			       .start_bus = (uint8_t)(dmar->ioapic_sid >> 8),
+			       .path_dev = (uint8_t)((dmar->ioapic_sid >> 3) & 0x1f),
+			       .path_fn = (uint8_t)(dmar->ioapic_sid & 7) },
+		};
+		acpi_put(m, BOOT_ACPI_DMAR, &t, sizeof(t));
+		tables[nt++] = BOOT_ACPI_DMAR;
 	}
 
 	/* RSDT and XSDT: same tables, 32- and 64-bit pointers. */

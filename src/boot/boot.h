@@ -33,6 +33,8 @@
  *   0xe0400  BOOT_ACPI_DSDT  DSDT (room to 0xe1000 for AML to come)
  *   0xe1000  BOOT_ACPI_MADT  MADT, up to BOOT_ACPI_END
  *   0xf0000  BOOT_ACPI_END   the upper 64 KiB stays free for other firmware tables
+ *   0xf0000  BOOT_IVT_CODE   the real-mode interrupt handlers the IVT at 0 points
+ *                            at (multiboot, ELF, flat: boot_ivt_write)
  * Anything an image wants to place over [BOOT_RESERVED_START, BOOT_RESERVED_END)
  * or [BOOT_MPTABLE, BOOT_MPTABLE_END) is refused with an error, as is anything
  * outside RAM. A multiboot kernel, which needs no page tables, may load
@@ -84,7 +86,19 @@
 #define BOOT_ACPI_DSDT 0xe0400ull
 #define BOOT_ACPI_MADT 0xe1000ull
 #define BOOT_ACPI_MCFG 0xe2000ull
+#define BOOT_ACPI_DMAR 0xe3000ull
 #define BOOT_ACPI_END 0xf0000ull
+
+/* The real-mode IVT (boot_ivt_write) and its handlers, at F000:0000. */
+#define BOOT_IVT 0x0ull
+#define BOOT_IVT_VECTORS 256
+#define BOOT_IVT_CODE 0xf0000ull
+#define BOOT_IVT_CODE_SIZE 0x40u
+#define BOOT_IVT_IRET_OFF 0x00u   /* IRET */
+#define BOOT_IVT_MASTER_OFF 0x10u /* EOI the master 8259, IRET */
+#define BOOT_IVT_SLAVE_OFF 0x20u  /* EOI the slave and the master, IRET */
+#define BOOT_IVT_MASTER_BASE 0x08 /* the 8259 bases a PC BIOS programs */
+#define BOOT_IVT_SLAVE_BASE 0x70
 /* APIC IDs 0..ncpus-1 and the IOAPIC's ID ncpus must fit the MADT's 8-bit
  * xAPIC IDs, and 0xff is the broadcast ID: ncpus <= 254. More would need
  * x2APIC entries (type 9). Space is not the limit: 254 CPUs take ~2 KiB of the
@@ -233,6 +247,13 @@ int boot_load_linux(struct guest_mem *m, const struct boot_linux_in *in, struct 
 
 /* Write the boot GDT and (for long mode) identity page tables covering RAM,
  * the 3–4 GiB MMIO hole and the boot structures. Used by the loaders. */
+/*
+ * The firmware-less guest's real-mode IVT: all 256 vectors at BOOT_IVT point
+ * into BOOT_IVT_CODE — the 8259's (bases BOOT_IVT_MASTER_BASE and
+ * BOOT_IVT_SLAVE_BASE) at stubs that EOI it and IRET, the rest at an IRET.
+ * 0, or -1 if RAM does not hold both (a guest smaller than 1 MiB).
+ */
+int boot_ivt_write(struct guest_mem *m);
 void boot_x86_write_gdt(struct guest_mem *m, enum boot_mode mode);
 int boot_x86_write_page_tables(struct guest_mem *m, uint64_t *cr3);
 
@@ -264,13 +285,23 @@ int boot_mptable_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr);
  * segment 0, buses 0-0 (the e820 maps must reserve it: Linux checks), and
  * the DSDT then describes the host bridge \_SB.PCI0 (PNP0A08, _CRS with bus
  * 0, the I/O ports and pci.h's BAR window, _PRT with pci.h's INTx swizzle).
+ * With dmar && dmar->base, a DMAR table (listed last) describes a VT-d unit.
  * All checksummed. Writes only [BOOT_ACPI_RSDP, BOOT_ACPI_END) (zeroing the rest
  * of it), and needs RAM up to 1 MiB, the end of the range an OS scans for the
  * RSDP (1 MiB of RAM is enough). 0, or -1 with a one-line reason in err
  * (ncpus outside 1..BOOT_ACPI_MAX_CPUS, ioapic_addr not 32-bit, RAM too small).
  */
+struct boot_acpi_dmar;
 int boot_acpi_write(struct guest_mem *m, int ncpus, uint64_t ioapic_addr, uint64_t ecam_base,
-		    char *err, size_t errlen);
+		    const struct boot_acpi_dmar *dmar, char *err, size_t errlen);
+/* A VT-d unit for the DMAR table (base 0: none): one DRHD covering every PCI
+ * device, with the IOAPIC (ID ncpus) under it as requester ioapic_sid. */
+struct boot_acpi_dmar {
+	uint64_t base;
+	bool intremap;       /* DMAR flags: INTR_REMAP */
+	unsigned haw;        /* host address width, bits */
+	uint16_t ioapic_sid;
+};
 
 /*
  * Host-side decompression of a bzImage's payload (src/boot/decompress.c).

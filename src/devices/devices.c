@@ -27,6 +27,7 @@ void devices_destroy(struct vm *vm)
 	boot_timer_destroy(vm);
 	ioapic_destroy(vm);
 	pic_destroy(vm);
+	pit_destroy(vm);
 	fw_cfg_destroy(vm);
 	pc_testdev_destroy(vm);
 	acpi_pm_destroy(vm);

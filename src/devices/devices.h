@@ -10,8 +10,11 @@
  *   boot_timer.c  boot-time marker, port 0x440 (4 bytes) and MMIO 0xfeb00000
  *                 (4 bytes): each write records ns since hvmm started
  *   ioapic.c      82093AA-style IOAPIC at 0xfec00000 (split irqchip only)
- *   pic.c         8259 pair at 0x20/0xa0 (split irqchip only): accepts the
- *                 init sequence, reads back IMR, never delivers (IOAPIC does)
+ *   pic.c         8259 pair at 0x20/0xa0, ELCR at 0x4d0 (split irqchip only):
+ *                 its INT is the boot CPU's LINT0 (ExtINT, KVM_INTERRUPT)
+ *   pit.c         8254 PIT at 0x40-0x43 and port 0x61's gate/OUT2 bits;
+ *                 channel 0 is ISA IRQ 0 (PIC IRQ 0, IOAPIC pin 2) through
+ *                 a timerfd on the event loop (split irqchip only)
  *   fw_cfg.c      QEMU's fw_cfg: selector 0x510, data 0x511, DMA 0x514
  *   acpi_pm.c     ACPI PM1a event/control blocks and the PM timer (3.579545 MHz,
  *                 24 bits) at 0x600-0x60b, ICH9's layout; SCI is IRQ 9; S5 and S3
@@ -71,8 +74,14 @@ enum serial_mode {
 	SERIAL_NONE,
 };
 
-/* Each *_create registers the device on vm's buses; 0 or -errno. */
-int uart_create(struct vm *vm, enum serial_mode mode, const char *path);
+/* --serial FILE's default --serial-limit. */
+#define SERIAL_FILE_LIMIT (1ull << 30)
+
+/* Each *_create registers the device on vm's buses; 0 or -errno.
+ * The UART writes at most `limit` bytes of output (0: no limit), then a
+ * one-line notice, and counts what it drops (uart_dropped). */
+int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t limit);
+uint64_t uart_dropped(struct vm *vm);
 /* Start the stdin reader (after the vCPUs start); restore the terminal on exit. */
 int uart_start(struct vm *vm);
 void uart_stop(struct vm *vm);
@@ -86,6 +95,47 @@ void sysreset_io_write(struct vm *vm, uint8_t value);
 int boot_timer_create(struct vm *vm);
 int ioapic_create(struct vm *vm);
 int pic_create(struct vm *vm);
+/* The 8259 pair (pic.c). ISA line irq (0..15; 2 is the cascade) to level. */
+void pic_set_irq(struct vm *vm, unsigned irq, bool level);
+/* Is the master's INT output high? Lock-free: the boot vCPU asks before
+ * every KVM_RUN. */
+bool pic_output(struct vm *vm);
+/* The INTA cycle: the vector to inject (a spurious IRQ 7/15 if the request
+ * went away), or -1 without a PIC. */
+int pic_intack(struct vm *vm);
+/* Program the pair as a PC BIOS leaves it: vectors 0x08 and 0x70, all
+ * masked but IRQ 0 and the cascade. */
+void pic_firmware_init(struct vm *vm);
+
+/*
+ * The 8254 PIT (pit.c). The chip itself is pure logic on an explicit clock
+ * (ns, CLOCK_MONOTONIC in the device), for the unit tests: ports 0-2 are the
+ * channels' data ports (0x40-0x42), 3 the control word (0x43),
+ * PIT_PORT_SYSCTL port 0x61.
+ */
+#define PIT_HZ 1193182ull
+#define PIT_CHANNELS 3
+#define PIT_PORT_SYSCTL 4
+#define PIT_IRQ_PIN 2 /* ISA IRQ 0: IOAPIC pin 2 (the override), PIC IRQ 0 */
+/* The host timer's shortest period (KVM's in-kernel PIT clamps too). */
+#define PIT_MIN_PERIOD_NS 200000ull
+struct pit_chip;
+struct pit_chip *pit_chip_new(void); /* reset state; NULL without memory */
+void pit_chip_free(struct pit_chip *p);
+void pit_chip_write(struct pit_chip *p, unsigned port, uint8_t v, uint64_t now_ns);
+uint8_t pit_chip_read(struct pit_chip *p, unsigned port, uint64_t now_ns);
+bool pit_chip_out(const struct pit_chip *p, unsigned channel, uint64_t now_ns);
+/* When channel 0's OUT next rises (IRQ 0): false if it never will; else the
+ * absolute time of the first edge and the period (0: just that one). */
+bool pit_chip_timer(const struct pit_chip *p, uint64_t now_ns, uint64_t *first_ns,
+		    uint64_t *period_ns);
+/* The device: ports 0x40-0x43 and 0x61, the timerfd on vm's event loop
+ * (none without one: then IRQ 0 never fires). */
+int pit_create(struct vm *vm);
+/* Program channel 0 as a PC BIOS does: mode 2, count 65536 (18.2 Hz). */
+void pit_firmware_init(struct vm *vm);
+/* IRQ 0 edges raised so far. */
+uint64_t pit_irqs(struct vm *vm);
 /* fw_cfg: items from vm->cfg (mem_size, ncpus) as they are at create time. */
 int fw_cfg_create(struct vm *vm);
 /*
@@ -134,6 +184,13 @@ int pc_testdev_irq_pin(unsigned line);
 int pci_testdev_create(struct vm *vm);
 void pci_testdev_destroy(struct vm *vm);
 
+/* edu (edu.c): QEMU's educational PCI device (1234:11e8), on the next free
+ * slot; destroyed by vm_destroy like pci-testdev. */
+int edu_create(struct vm *vm);
+void edu_destroy(struct vm *vm);
+/* The pure logic, for unit tests: n! modulo 2^32, as the device computes it. */
+uint32_t edu_factorial(uint32_t n);
+
 /* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. Like
  * pci-testdev's, its destroy is vm_destroy's: it pulls in hyperv.c and irq.c,
  * which the unit tests of the legacy devices replace with stubs. */
@@ -164,6 +221,9 @@ int hyperv_testdev_route(struct vm *vm, unsigned vp, unsigned sint);
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
 void ioapic_set_line(struct vm *vm, unsigned pin, bool level);
 void ioapic_eoi(struct vm *vm, unsigned vector);
+/* The IOMMU's interrupt remapping changed (IRE, the table, an invalidation):
+ * recompute every pin's route. Call without IOMMU locks held. */
+void ioapic_reroute_all(struct vm *vm);
 /* How many times pin has been delivered (tests, statistics). */
 uint64_t ioapic_delivered(struct vm *vm, unsigned pin);
 

@@ -20,6 +20,7 @@ void sysreset_destroy(struct vm *vm);
 void boot_timer_destroy(struct vm *vm);
 void ioapic_destroy(struct vm *vm);
 void pic_destroy(struct vm *vm);
+void pit_destroy(struct vm *vm);
 void pc_testdev_destroy(struct vm *vm);
 void acpi_pm_destroy(struct vm *vm);
 void rtc_destroy(struct vm *vm);

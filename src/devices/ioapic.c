@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 
+#include "../iommu.h"
 #include "../util.h"
 #include "../vm.h"
 #include "devices_priv.h"
@@ -54,13 +55,18 @@
 #define RTE_LEVEL 0x00008000u
 #define RTE_MASK 0x00010000u
 #define RTE_LO_WRITABLE (RTE_VECTOR | RTE_DELMODE | RTE_DESTMODE | RTE_POLARITY | RTE_LEVEL | RTE_MASK)
-/* high dword: destination in bits 31:24 (bits 63:56 of the entry) */
+/* high dword: destination in bits 31:24 (bits 63:56 of the entry); bits
+ * 23:16 (55:48) go out as MSI address bits 11:4, as on Intel's IOxAPICs —
+ * which is how a remappable-format entry (bit 48 set, interrupt index in
+ * 63:49 and 11) reaches the IOMMU as a remappable MSI (VT-d spec 5.1.5.1). */
 #define RTE_HI_DEST_SHIFT 24
-#define RTE_HI_WRITABLE 0xff000000u
+#define RTE_HI_EXT_SHIFT 16
+#define RTE_HI_WRITABLE 0xffff0000u
 
 /* MSI message (Intel SDM vol. 3, "Message Address/Data Register Format") */
 #define MSI_ADDR_BASE 0xfee00000u
 #define MSI_ADDR_DEST_SHIFT 12
+#define MSI_ADDR_EXT_SHIFT 4
 #define MSI_ADDR_DESTMODE_LOGICAL (1u << 2)
 #define MSI_DATA_DELMODE_SHIFT 8
 #define MSI_DATA_ASSERT (1u << 14)
@@ -71,9 +77,12 @@ struct ioapic_pin {
 	bool line;         /* asserted by the device right now */
 	bool routed;       /* the route below has been given to irq.c */
 	uint8_t inflight_vector; /* the vector delivered while Remote IRR is set */
-	uint64_t msi_addr;
+	uint64_t msi_addr;  /* the route: the message after interrupt remapping */
 	uint32_t msi_data;
+	uint64_t ir_addr;   /* the message before remapping, for a fault record */
+	int ir_fault;       /* the IOMMU blocks this pin's message (enum iommu_fault) */
 	uint64_t delivered; /* deliveries, for tests and statistics */
+	uint64_t blocked;   /* interrupts the IOMMU refused */
 };
 
 struct ioapic {
@@ -95,6 +104,7 @@ static void ioapic_msi(const struct ioapic_pin *p, uint64_t *addr, uint32_t *dat
 {
 	uint32_t dest = p->hi >> RTE_HI_DEST_SHIFT;
 	*addr = MSI_ADDR_BASE | dest << MSI_ADDR_DEST_SHIFT |
+		((p->hi >> RTE_HI_EXT_SHIFT) & 0xff) << MSI_ADDR_EXT_SHIFT |
 		((p->lo & RTE_DESTMODE) ? MSI_ADDR_DESTMODE_LOGICAL : 0);
 	uint32_t delmode = (p->lo & RTE_DELMODE) >> RTE_DELMODE_SHIFT;
 	*data = (p->lo & RTE_VECTOR) | delmode << MSI_DATA_DELMODE_SHIFT | MSI_DATA_ASSERT |
@@ -106,6 +116,12 @@ static void ioapic_deliver(struct ioapic *s, unsigned n)
 {
 	struct ioapic_pin *p = &s->pin[n];
 	bool level = p->lo & RTE_LEVEL;
+	if (p->ir_fault) {
+		/* blocked by interrupt remapping: recorded when raised, as on hardware */
+		p->blocked++;
+		iommu_ir_fault(s->vm, IOMMU_IOAPIC_SID, p->ir_addr, p->ir_fault);
+		return;
+	}
 	p->delivered++;
 	if (level) {
 		p->lo |= RTE_REMOTE_IRR;
@@ -176,6 +192,18 @@ static void ioapic_eoi_routed(struct ioapic *s, unsigned vector)
 		pthread_mutex_lock(&s->lock);
 		ioapic_service_level(s, n);
 		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+void ioapic_reroute_all(struct vm *vm)
+{
+	struct ioapic *s = vm->ioapic;
+	if (!s)
+		return;
+	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++) {
+		pthread_mutex_lock(&s->route_lock);
+		ioapic_reroute(s, n);
+		pthread_mutex_unlock(&s->route_lock);
 	}
 }
 
@@ -265,10 +293,21 @@ static void ioapic_reroute(struct ioapic *s, unsigned n)
 	 * pin is never delivered, so its route can wait for the unmask (Linux
 	 * masks all 24 pins at boot, then programs an entry in several writes
 	 * while it is masked); masking and unmasking alone do not change the
-	 * message, so they cost nothing either. */
-	bool reroute = !(p->lo & RTE_MASK) && (!p->routed || addr != p->msi_addr || data != p->msi_data);
-	if (reroute && p->routed && (p->lo & RTE_REMOTE_IRR))
-		reroute = false; /* in flight: ioapic_eoi_routed reroutes */
+	 * message, so they cost nothing either. A pin awaiting its EOI keeps its
+	 * route: ioapic_eoi_routed reroutes. */
+	bool wait = (p->lo & RTE_MASK) || (p->routed && (p->lo & RTE_REMOTE_IRR));
+	pthread_mutex_unlock(&s->lock);
+	if (wait)
+		return;
+	/* Through the IOMMU's interrupt remapping, if there is one (outside our
+	 * lock: it takes its own). The IOAPIC's interrupts are not checked
+	 * against the IRTE's source id (see iommu_remap_msi). */
+	uint64_t orig = addr;
+	int fault = iommu_remap_msi(s->vm, IOMMU_IOAPIC_SID, false, &addr, &data);
+	pthread_mutex_lock(&s->lock);
+	p->ir_addr = orig;
+	p->ir_fault = fault;
+	bool reroute = !fault && (!p->routed || addr != p->msi_addr || data != p->msi_data);
 	pthread_mutex_unlock(&s->lock);
 	if (!reroute)
 		return;

@@ -1,18 +1,24 @@
 /*
- * The 8259A pair (master 0x20-0x21, slave 0xa0-0xa1) and the ELCR
- * (0x4d0-0x4d1) for the split irqchip, where KVM has no PIC and hvmm does
- * not emulate one: every interrupt goes through the IOAPIC (ioapic.c) as an
- * MSI route. The PIC only has to look present and stay silent:
+ * The 8259A pair (master 0x20-0x21, slave 0xa0-0xa1, the slave on the
+ * master's IRQ 2) and the ELCR (0x4d0-0x4d1) for the split irqchip, where KVM
+ * has no PIC. ISA lines reach it beside the IOAPIC (irq.c): IRQ n on pin n,
+ * IRQ 0 from the PIT. Its INT output is the boot CPU's LINT0 in virtual-wire
+ * mode: the vCPU thread injects the vector the INTA cycle gives
+ * (pic_intack) with KVM_INTERRUPT, which KVM accepts only while that
+ * LAPIC's LVT0 takes ExtINT (so a guest that masks LINT0 — any guest using
+ * the IOAPIC — never sees the PIC, as on hardware).
  *
- *  - guests run the ICW1..ICW4 init sequence and write OCWs: accepted;
- *  - Linux decides whether a PIC exists by writing IMR and reading it back
- *    (probe_8259A), so IMR reads back what was written;
- *  - IRR/ISR read 0 and no interrupt is ever delivered: an 8259 here would
- *    need an ExtINT path into KVM's LAPIC that the split irqchip lacks, and
- *    guests that find an IOAPIC (MP table / MADT) mask the PIC anyway.
+ * The chip as guests drive it: ICW1-ICW4 (vector base, cascade, auto-EOI,
+ * special fully nested), OCW1 (IMR), OCW2 (non-specific, specific and
+ * rotating EOIs, set priority, rotate in auto-EOI), OCW3 (IRR/ISR read,
+ * poll, special mask), edge and level sensing per the ELCR (IRQ 0, 1, 2, 8
+ * and 13 are edge-only on a PIIX), priority rotation, a spurious IRQ 7/15
+ * when the request went away before the INTA. Linux's probe (write IMR, read
+ * it back) sees a PIC; until a guest programs it, everything is masked.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,33 +29,169 @@
 #define PIC_MASTER 0x20
 #define PIC_SLAVE 0xa0
 #define PIC_ELCR 0x4d0
+#define PIC_CASCADE_IRQ 2
 
 struct pic_chip {
-	uint8_t imr;
-	uint8_t icw_step; /* 0: ready for OCWs; 2..4: next ICW expected */
-	bool need_icw4;
-	bool single;      /* ICW1.SNGL: no ICW3 */
+	uint8_t irr, imr, isr;
+	uint8_t level;        /* the input lines as last driven */
+	uint8_t priority_add; /* the IRQ with the highest priority (rotation) */
 	uint8_t vector_base;
+	uint8_t icw_step;     /* 0: ready for OCWs; 2..4: next ICW expected */
+	bool need_icw4;
+	bool single;          /* ICW1.SNGL: no ICW3 */
+	bool auto_eoi;
+	bool rotate_auto_eoi;
+	bool special_nested;  /* ICW4.SFNM (master): the slave may interrupt itself */
+	bool special_mask;
+	bool read_isr;        /* OCW3: A0=0 reads ISR rather than IRR */
+	bool poll;            /* OCW3: the next A0=0 read is a poll */
 	uint8_t elcr;
-	uint8_t elcr_mask; /* IRQs that may be level-triggered at all */
+	uint8_t elcr_mask;    /* IRQs that may be level-triggered at all */
 };
 
 struct pic {
 	pthread_mutex_t lock;
+	struct vm *vm;
 	struct pic_chip chip[2];
+	atomic_bool output; /* the master's INT pin, read lock-free by the boot vCPU */
 };
+
+/* 0..7 in priority order from priority_add, or 8 for none in mask. */
+static unsigned pic_priority(const struct pic_chip *c, uint8_t mask)
+{
+	for (unsigned p = 0; p < 8; p++)
+		if (mask & (1u << ((p + c->priority_add) & 7)))
+			return p;
+	return 8;
+}
+
+/* The IRQ the chip would raise INT for now, or -1. */
+static int pic_chip_pending(const struct pic_chip *c, bool master)
+{
+	unsigned p = pic_priority(c, c->irr & ~c->imr);
+	if (p == 8)
+		return -1;
+	uint8_t in_service = c->isr;
+	if (c->special_mask)
+		in_service &= ~c->imr; /* masked levels do not block lower ones */
+	if (master && c->special_nested)
+		in_service &= ~(1u << PIC_CASCADE_IRQ); /* the slave may nest */
+	return p < pic_priority(c, in_service) ? (int)((p + c->priority_add) & 7) : -1;
+}
+
+static void pic_chip_line(struct pic_chip *c, unsigned irq, bool level)
+{
+	uint8_t m = (uint8_t)(1u << irq);
+	if (c->elcr & m) { /* level: IRR follows the line */
+		c->irr = level ? c->irr | m : c->irr & ~m;
+	} else if (level && !(c->level & m)) { /* edge: a rising edge latches */
+		c->irr |= m;
+	}
+	c->level = level ? c->level | m : c->level & ~m;
+}
+
+/* Recompute the cascade and INT; called with p->lock held after any change.
+ * A rising INT wakes the boot vCPU, which may be halted in KVM_RUN. */
+static void pic_update(struct pic *p)
+{
+	pic_chip_line(&p->chip[0], PIC_CASCADE_IRQ, pic_chip_pending(&p->chip[1], false) >= 0);
+	bool out = pic_chip_pending(&p->chip[0], true) >= 0;
+	bool was = atomic_exchange(&p->output, out);
+	if (out && !was && p->vm->kick_bsp)
+		p->vm->kick_bsp(p->vm); /* its loop looks at the output before KVM_RUN */
+}
+
+/* The INTA cycle's effect on one chip for irq. */
+static void pic_chip_ack(struct pic_chip *c, unsigned irq)
+{
+	uint8_t m = (uint8_t)(1u << irq);
+	if (c->auto_eoi) {
+		if (c->rotate_auto_eoi)
+			c->priority_add = (uint8_t)((irq + 1) & 7);
+	} else {
+		c->isr |= m;
+	}
+	if (!(c->elcr & m))
+		c->irr &= ~m; /* edge: consumed; level: stays while the line is high */
+}
+
+/* With the lock held: the vector the INTA cycle returns. */
+static int pic_ack_locked(struct pic *p)
+{
+	struct pic_chip *m = &p->chip[0], *s = &p->chip[1];
+	int irq = pic_chip_pending(m, true);
+	int vector;
+	if (irq < 0) {
+		vector = m->vector_base + 7; /* the request vanished: spurious IRQ 7 */
+	} else {
+		pic_chip_ack(m, (unsigned)irq);
+		if (irq == PIC_CASCADE_IRQ) {
+			int irq2 = pic_chip_pending(s, false);
+			if (irq2 >= 0)
+				pic_chip_ack(s, (unsigned)irq2);
+			else
+				irq2 = 7; /* spurious IRQ 15 */
+			vector = s->vector_base + irq2;
+		} else {
+			vector = m->vector_base + irq;
+		}
+	}
+	pic_update(p);
+	return vector;
+}
+
+static void pic_eoi(struct pic_chip *c, uint8_t v)
+{
+	unsigned irq = v & 7;
+	switch (v >> 5) {
+	case 0: /* rotate in auto-EOI mode: clear */
+	case 4: /* set */
+		c->rotate_auto_eoi = v >> 7;
+		break;
+	case 1: /* non-specific EOI */
+	case 5: { /* ... and rotate */
+		unsigned pr = pic_priority(c, c->isr);
+		if (pr == 8)
+			break;
+		irq = (pr + c->priority_add) & 7;
+		c->isr &= (uint8_t)~(1u << irq);
+		if (v >> 5 == 5)
+			c->priority_add = (uint8_t)((irq + 1) & 7);
+		break;
+	}
+	case 3: /* specific EOI */
+		c->isr &= (uint8_t)~(1u << irq);
+		break;
+	case 7: /* rotate on specific EOI */
+		c->isr &= (uint8_t)~(1u << irq);
+		c->priority_add = (uint8_t)((irq + 1) & 7);
+		break;
+	case 6: /* set priority: irq becomes the lowest */
+		c->priority_add = (uint8_t)((irq + 1) & 7);
+		break;
+	default: /* 2: no operation */
+		break;
+	}
+}
 
 static void pic_chip_write(struct pic_chip *c, unsigned a0, uint8_t v)
 {
 	if (a0 == 0) {
-		if (v & 0x10) { /* ICW1: starts initialisation, clears IMR */
-			c->icw_step = 2;
-			c->need_icw4 = v & 0x01;
-			c->single = v & 0x02;
-			c->imr = 0;
+		if (v & 0x10) { /* ICW1: starts initialisation */
+			uint8_t elcr = c->elcr, elcr_mask = c->elcr_mask;
+			*c = (struct pic_chip){ .icw_step = 2, .need_icw4 = v & 0x01,
+						.single = v & 0x02, .elcr = elcr,
+						.elcr_mask = elcr_mask };
+		} else if (v & 0x08) { /* OCW3 */
+			if (v & 0x04)
+				c->poll = true;
+			if (v & 0x02)
+				c->read_isr = v & 0x01;
+			if (v & 0x40)
+				c->special_mask = (v >> 5) & 1;
+		} else { /* OCW2 */
+			pic_eoi(c, v);
 		}
-		/* else OCW2 (EOI, rotation) or OCW3 (read select, special
-		 * mask): nothing is ever in service, so nothing to do */
 		return;
 	}
 	switch (c->icw_step) {
@@ -57,10 +199,12 @@ static void pic_chip_write(struct pic_chip *c, unsigned a0, uint8_t v)
 		c->vector_base = v & 0xf8;
 		c->icw_step = c->single ? (c->need_icw4 ? 4 : 0) : 3;
 		break;
-	case 3: /* ICW3: cascade wiring */
+	case 3: /* ICW3: cascade wiring (fixed on a PC) */
 		c->icw_step = c->need_icw4 ? 4 : 0;
 		break;
 	case 4: /* ICW4: mode */
+		c->auto_eoi = v & 0x02;
+		c->special_nested = v & 0x10;
 		c->icw_step = 0;
 		break;
 	default: /* OCW1: the interrupt mask */
@@ -69,46 +213,61 @@ static void pic_chip_write(struct pic_chip *c, unsigned a0, uint8_t v)
 	}
 }
 
+static uint8_t pic_chip_read(struct pic *p, unsigned idx, unsigned a0)
+{
+	struct pic_chip *c = &p->chip[idx];
+	if (a0)
+		return c->imr;
+	if (c->poll) { /* poll: acknowledge the highest request, as INTA would */
+		c->poll = false;
+		int irq = pic_chip_pending(c, idx == 0);
+		if (irq < 0)
+			return 0;
+		pic_chip_ack(c, (unsigned)irq);
+		return (uint8_t)(0x80 | irq);
+	}
+	return c->read_isr ? c->isr : c->irr;
+}
+
 /* Byte-wide ports: a 2-byte access touches both, low byte first. */
-static uint64_t pic_chip_read(struct pic *p, unsigned idx, uint64_t offset, unsigned size)
+static uint64_t pic_read(struct pic *p, unsigned idx, uint64_t offset, unsigned size)
 {
 	uint64_t v = 0;
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i < size && offset + i < 2; i++)
-		/* A0=0: IRR or ISR per OCW3 — both always empty here */
-		if (offset + i == 1)
-			v |= (uint64_t)p->chip[idx].imr << (8 * i);
+		v |= (uint64_t)pic_chip_read(p, idx, (unsigned)(offset + i)) << (8 * i);
+	pic_update(p);
 	pthread_mutex_unlock(&p->lock);
 	return v;
 }
 
-static void pic_chip_access(struct pic *p, unsigned idx, uint64_t offset, unsigned size,
-			    uint64_t value)
+static void pic_write(struct pic *p, unsigned idx, uint64_t offset, unsigned size, uint64_t value)
 {
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i < size && offset + i < 2; i++)
 		pic_chip_write(&p->chip[idx], (unsigned)(offset + i), (uint8_t)(value >> (8 * i)));
+	pic_update(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
 static uint64_t pic_master_read(void *opaque, uint64_t offset, unsigned size)
 {
-	return pic_chip_read(opaque, 0, offset, size);
+	return pic_read(opaque, 0, offset, size);
 }
 
 static void pic_master_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
-	pic_chip_access(opaque, 0, offset, size, value);
+	pic_write(opaque, 0, offset, size, value);
 }
 
 static uint64_t pic_slave_read(void *opaque, uint64_t offset, unsigned size)
 {
-	return pic_chip_read(opaque, 1, offset, size);
+	return pic_read(opaque, 1, offset, size);
 }
 
 static void pic_slave_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
-	pic_chip_access(opaque, 1, offset, size, value);
+	pic_write(opaque, 1, offset, size, value);
 }
 
 /* ELCR: one byte per chip; a 2-byte access covers both. */
@@ -130,13 +289,61 @@ static void pic_elcr_write(void *opaque, uint64_t offset, unsigned size, uint64_
 	for (unsigned i = 0; i < size && offset + i < 2; i++) {
 		struct pic_chip *c = &p->chip[offset + i];
 		c->elcr = (uint8_t)(value >> (8 * i)) & c->elcr_mask;
+		/* a line switched to level sensing requests while it is high */
+		c->irr = (uint8_t)((c->irr & ~c->elcr) | (c->level & c->elcr));
 	}
+	pic_update(p);
 	pthread_mutex_unlock(&p->lock);
 }
 
 static const struct bus_ops pic_master_ops = { .read = pic_master_read, .write = pic_master_write };
 static const struct bus_ops pic_slave_ops = { .read = pic_slave_read, .write = pic_slave_write };
 static const struct bus_ops pic_elcr_ops = { .read = pic_elcr_read, .write = pic_elcr_write };
+
+void pic_set_irq(struct vm *vm, unsigned irq, bool level)
+{
+	struct pic *p = vm->pic;
+	if (!p || irq >= 16 || irq == PIC_CASCADE_IRQ)
+		return; /* IRQ 2 is the cascade: nothing else drives it */
+	pthread_mutex_lock(&p->lock);
+	pic_chip_line(&p->chip[irq >> 3], irq & 7, level);
+	pic_update(p);
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pic_output(struct vm *vm)
+{
+	return vm->pic && atomic_load(&vm->pic->output);
+}
+
+int pic_intack(struct vm *vm)
+{
+	struct pic *p = vm->pic;
+	if (!p)
+		return -1;
+	pthread_mutex_lock(&p->lock);
+	int v = pic_ack_locked(p);
+	pthread_mutex_unlock(&p->lock);
+	return v;
+}
+
+void pic_firmware_init(struct vm *vm)
+{
+	/* What a PC BIOS leaves: master at vectors 0x08-0x0f, slave at
+	 * 0x70-0x77, cascade on IRQ 2, 8086 mode; only the timer (IRQ 0) and
+	 * the cascade unmasked (SeaBIOS unmasks more for devices hvmm lacks). */
+	static const uint8_t seq[2][5] = { { 0x11, 0x08, 0x04, 0x01, 0xfa },
+					   { 0x11, 0x70, 0x02, 0x01, 0xff } };
+	struct pic *p = vm->pic;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < 2; i++)
+		for (unsigned j = 0; j < 5; j++)
+			pic_chip_write(&p->chip[i], j != 0, seq[i][j]);
+	pic_update(p);
+	pthread_mutex_unlock(&p->lock);
+}
 
 static void pic_free(void *opaque)
 {
@@ -151,7 +358,9 @@ int pic_create(struct vm *vm)
 	if (!p)
 		return -ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
-	/* Everything masked until the guest says otherwise: nothing is wired. */
+	p->vm = vm;
+	atomic_init(&p->output, false);
+	/* Everything masked until the guest (or pic_firmware_init) says otherwise. */
 	p->chip[0].imr = p->chip[1].imr = 0xff;
 	/* IRQ 0, 1, 2, 8 and 13 are edge-only on a PIIX. */
 	p->chip[0].elcr_mask = 0xf8;
@@ -161,6 +370,7 @@ int pic_create(struct vm *vm)
 		pic_free(p);
 		return r;
 	}
+	vm->pic = p;
 	/* From here a failure leaves p reachable from the bus: pic_destroy frees it. */
 	r = bus_register(&vm->pio, PIC_SLAVE, 2, &pic_slave_ops, p, "pic slave");
 	if (r == 0)
@@ -175,4 +385,5 @@ void pic_destroy(struct vm *vm)
 	devices_free_opaque(&vm->pio, &pic_master_ops, pic_free);
 	devices_free_opaque(&vm->pio, &pic_slave_ops, pic_free);
 	devices_free_opaque(&vm->pio, &pic_elcr_ops, pic_free);
+	vm->pic = NULL;
 }

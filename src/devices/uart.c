@@ -110,6 +110,9 @@ struct uart {
 	enum serial_mode mode;
 	int out_fd;
 	bool out_own;
+	uint64_t out_limit;   /* 0: none */
+	uint64_t out_written; /* bytes handed to out_fd */
+	uint64_t out_dropped; /* bytes past out_limit */
 	char obuf[UART_OBUF];
 	size_t olen;
 	uint64_t obuf_since; /* when the oldest unflushed byte arrived */
@@ -130,8 +133,39 @@ struct uart {
  * disk) drops it too, and the guest runs on. */
 static void uart_flush(struct uart *u)
 {
-	util_write_out(u->out_fd, u->obuf, u->olen, &u->vm->stopping);
+	size_t n = u->olen;
 	u->olen = 0;
+	if (u->out_limit) {
+		uint64_t room = u->out_limit > u->out_written ? u->out_limit - u->out_written : 0;
+		if (n > room) {
+			/* The guest chooses the volume; the log's size is the user's. */
+			if (room)
+				util_write_out(u->out_fd, u->obuf, (size_t)room, &u->vm->stopping);
+			if (!u->out_dropped) {
+				char note[128];
+				int len = snprintf(note, sizeof(note),
+						   "\n[hvmm: serial output limit of %llu bytes reached; the rest is dropped]\n",
+						   (unsigned long long)u->out_limit);
+				util_write_out(u->out_fd, note, (size_t)len, &u->vm->stopping);
+			}
+			u->out_written += room;
+			u->out_dropped += n - room;
+			return;
+		}
+	}
+	util_write_out(u->out_fd, u->obuf, n, &u->vm->stopping);
+	u->out_written += n;
+}
+
+uint64_t uart_dropped(struct vm *vm)
+{
+	struct uart *u = vm->uart;
+	if (!u)
+		return 0;
+	pthread_mutex_lock(&u->lock);
+	uint64_t d = u->out_dropped;
+	pthread_mutex_unlock(&u->lock);
+	return d;
 }
 
 static void uart_wake(struct uart *u)
@@ -558,13 +592,14 @@ void uart_stop(struct vm *vm)
 	term_raw_restore();
 }
 
-int uart_create(struct vm *vm, enum serial_mode mode, const char *path)
+int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t limit)
 {
 	struct uart *u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	u->vm = vm;
 	u->mode = mode;
+	u->out_limit = limit;
 	u->wake_fd = -1;
 	u->out_fd = -1;
 	pthread_mutex_init(&u->lock, NULL);

@@ -129,6 +129,9 @@ void virtio_destroy_all(struct vm *vm);
 int virtio_rng_create(struct vm *vm);
 int virtio_console_create(struct vm *vm);          /* hvc0 on hvmm's stdin/stdout */
 int virtio_blk_create(struct vm *vm, const char *path, bool readonly);
+/* The same with a rate limit (NULL or inactive: none). */
+struct ratelimit;
+int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, const struct ratelimit *rl);
 /* spec: "user[,hostfwd=tcp:[ADDR]:HPORT-[GADDR]:GPORT]..." or "tap:IFNAME"; -EINVAL on a bad spec. */
 int virtio_net_create(struct vm *vm, const char *spec);
 

@@ -42,10 +42,12 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "../evloop.h"
+#include "../ratelimit.h"
 #include "../util.h"
 #include "../vm.h"
 #include "image_lock.h"
@@ -174,6 +176,7 @@ struct blk {
 	bool starved;              /* ran out of requests with chains still waiting */
 	bool pushed;               /* used entries since the last interrupt */
 	bool no_punch, no_zero_range; /* fallocate modes the file refused */
+	int sync_err;              /* the first failed fdatasync's -errno: flushes fail from then on */
 	/* requests */
 	struct blk_req *reqs;
 	struct blk_req *free;
@@ -191,6 +194,11 @@ struct blk {
 	uint64_t nreq, nread, nwrite, nflush, ndiscard, nwz, rbytes, wbytes, nerr, nunsupp, resubmits;
 	uint64_t nsync; /* our own fdatasyncs, after fallocates in write-through mode */
 	unsigned max_inflight_reqs;
+	/* --disk ...,bw=,iops=: requests wait in the ring while the buckets are
+	 * empty, and a timer on the event loop resumes them */
+	bool limited;
+	struct ratelimit rl;
+	int rl_timer;
 };
 
 static uint8_t blk_zeros[BLK_ZERO_CHUNK]; /* bss: backed by the zero page until touched, never touched */
@@ -412,6 +420,24 @@ static void blk_issue(struct blk *b, struct blk_req *r)
 		blk_req_done(b, r);
 }
 
+/*
+ * An fdatasync failed. Linux reports a writeback error once per open file
+ * and marks the pages it could not write clean (or drops them), so the next
+ * fdatasync may well succeed with the data of writes the guest was told were
+ * done gone from the page cache and not on disk. No later flush can honestly
+ * say "everything before me is stable" then: they all fail, for the life of
+ * the device and across guest resets (the page cache does not recover with
+ * the driver). QEMU's file-posix does the same. Reads and writes go on.
+ */
+static void blk_sync_failed(struct blk *b, int res)
+{
+	if (b->sync_err)
+		return;
+	b->sync_err = res;
+	util_err("virtio-blk %s: fdatasync failed (%s): writes may be lost; every later flush fails",
+		 b->path, strerror(-res));
+}
+
 /* An operation of r finished with res (bytes or -errno). */
 static void blk_op_done(struct blk *b, struct blk_req *r, int res)
 {
@@ -450,8 +476,15 @@ static void blk_op_done(struct blk *b, struct blk_req *r, int res)
 		break;
 	case BLK_OP_FLUSH:
 	case BLK_OP_SYNC:
-		if (res < 0)
+		if (res == -EINTR || res == -EAGAIN) { /* nothing was lost: again */
+			b->resubmits++;
+			blk_issue(b, r);
+			return;
+		}
+		if (res < 0) {
 			r->result = VIRTIO_BLK_S_IOERR;
+			blk_sync_failed(b, res);
+		}
 		break;
 	case BLK_OP_DISCARD:
 		/* a discard is a hint: a file system without holes ignores it */
@@ -600,6 +633,10 @@ static int blk_parse(struct blk *b, struct blk_req *r)
 		}
 		if (out_data || in_data)
 			break;
+		if (b->sync_err) { /* blk_sync_failed(): no flush can succeed again */
+			r->result = VIRTIO_BLK_S_IOERR;
+			return 0;
+		}
 		r->op = BLK_OP_FLUSH;
 		return 1;
 	case VIRTIO_BLK_T_GET_ID:
@@ -632,6 +669,16 @@ static int blk_parse(struct blk *b, struct blk_req *r)
 /* ---- the queue ---- */
 
 /* Pop every chain we have a request for, start them, submit once. */
+/* Come back in wait_ns (at least 1 ns: a zero timer is a disarmed one). */
+static void blk_rl_arm(struct blk *b, uint64_t wait_ns)
+{
+	struct itimerspec its = { .it_value = { (time_t)(wait_ns / 1000000000u),
+						(long)(wait_ns % 1000000000u) } };
+	if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+		its.it_value.tv_nsec = 1;
+	timerfd_settime(b->rl_timer, 0, &its, NULL);
+}
+
 static void blk_process(struct blk *b)
 {
 	struct virtqueue *vq = b->vq;
@@ -641,6 +688,14 @@ static void blk_process(struct blk *b)
 	for (;;) {
 		vq_enable_notify(vq, false);
 		for (;;) {
+			/* Over its limit the device stops taking requests: they stay in
+			 * the ring (the guest sees a slow disk), notifies stay off, and
+			 * the timer brings us back when the buckets allow one more. */
+			uint64_t wait;
+			if (b->limited && vq_has_work(vq) && !rl_ready(&b->rl, util_now_ns(), &wait)) {
+				blk_rl_arm(b, wait);
+				return;
+			}
 			struct blk_req *r = blk_req_get(b);
 			if (!r) {
 				/* all requests busy: completions will come back here */
@@ -663,6 +718,8 @@ static void blk_process(struct blk *b)
 				virtio_dev_needs_reset(b->dev, "virtio-blk: request without header or status byte");
 				break;
 			}
+			if (b->limited)
+				rl_take(&b->rl, r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->left : 0);
 			if (p == 0)
 				blk_req_done(b, r);
 			else
@@ -744,6 +801,18 @@ static void blk_uring_event(void *opaque, uint32_t events)
 	blk_interrupt(b);
 }
 
+/* Event loop: the rate limit lets the next request go. */
+static void blk_rl_event(void *opaque, uint32_t events)
+{
+	struct blk *b = opaque;
+	uint64_t v;
+	(void)events;
+	if (read(b->rl_timer, &v, sizeof(v)) < 0)
+		return; /* disarmed by a reset in between */
+	blk_run(b);
+	blk_interrupt(b);
+}
+
 /* Wait for every in-flight operation; their requests are freed untouched. */
 static void blk_drain(struct blk *b)
 {
@@ -778,6 +847,10 @@ static void blk_reset(struct virtio_dev *d)
 	b->broken = false;
 	b->starved = false;
 	b->pushed = false;
+	if (b->limited) {
+		struct itimerspec off = { 0 };
+		timerfd_settime(b->rl_timer, 0, &off, NULL);
+	}
 }
 
 static void blk_driver_ok(struct virtio_dev *d)
@@ -788,6 +861,8 @@ static void blk_driver_ok(struct virtio_dev *d)
 	b->discard_ok = f & (1ull << VIRTIO_BLK_F_DISCARD);
 	b->wz_ok = f & (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
 	b->vq = virtio_queue(d, 0);
+	if (b->limited)
+		rl_start(&b->rl, util_now_ns());
 }
 
 static void blk_config_read(struct virtio_dev *d, unsigned off, void *buf, unsigned len)
@@ -807,6 +882,10 @@ static void blk_free(struct blk *b)
 	}
 	if (b->efd >= 0)
 		close(b->efd);
+	if (b->rl_timer >= 0) {
+		evloop_del(b->vm, b->rl_timer);
+		close(b->rl_timer);
+	}
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b->reqs);
@@ -831,6 +910,10 @@ static void blk_print_stats(const struct blk *b)
 		(unsigned long long)b->nwz, (unsigned long long)b->nerr,
 		(unsigned long long)b->nunsupp, (unsigned long long)b->resubmits, b->max_inflight_reqs,
 		(unsigned long long)b->nsync);
+	if (b->limited)
+		fprintf(stderr, "virtio-blk %s: rate limit %llu B/s, %llu ops/s: held back %llu times\n",
+			b->path, (unsigned long long)b->rl.bytes.size, (unsigned long long)b->rl.ops.size,
+			(unsigned long long)b->rl.throttled);
 }
 
 static void blk_destroy(struct virtio_dev *d)
@@ -954,15 +1037,32 @@ static const struct virtio_dev_ops blk_ops_ro = BLK_OPS(1ull << VIRTIO_BLK_F_RO)
 
 int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
 {
+	return virtio_blk_create_limited(vm, path, readonly, NULL);
+}
+
+int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, const struct ratelimit *rl)
+{
 	struct blk *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->vm = vm;
 	b->path = path;
-	b->fd = b->efd = -1;
+	b->fd = b->efd = b->rl_timer = -1;
 	int r = blk_open(b, path, readonly);
 	if (r < 0)
 		goto fail;
+	if (rl && rl_active(rl)) {
+		b->rl = *rl;
+		b->rl_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (b->rl_timer < 0 || (r = evloop_add(vm, b->rl_timer, EPOLLIN, blk_rl_event, b)) < 0) {
+			r = b->rl_timer < 0 ? -errno : r;
+			if (b->rl_timer >= 0)
+				close(b->rl_timer);
+			b->rl_timer = -1;
+			goto fail;
+		}
+		b->limited = true;
+	}
 	/* calloc of ~8 MiB is an untouched mapping: each request's pages are
 	 * faulted in when it is first used */
 	b->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*b->reqs));

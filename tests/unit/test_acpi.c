@@ -2,7 +2,7 @@
  * ACPI tables: found and walked the way an OS does it (scan the BIOS area for
  * the RSDP, follow RSDT and XSDT, FADT -> DSDT), every length and checksum,
  * MADT entries for several CPU counts, FADT flags and reset register, the DSDT's
- * AML, and the RAM and CPU-count limits.
+ * AML, the DMAR table of a VT-d unit, and the RAM and CPU-count limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +26,7 @@
 static void write_ok(int ncpus)
 {
 	char err[256] = "";
-	int rc = boot_acpi_write(&m, ncpus, IOAPIC, ECAM, err, sizeof(err));
+	int rc = boot_acpi_write(&m, ncpus, IOAPIC, ECAM, NULL, err, sizeof(err));
 	if (rc)
 		fail_msg("boot_acpi_write(%d): %s", ncpus, err);
 }
@@ -109,6 +109,40 @@ static void test_rsdp_rsdt_xsdt(void **state)
 	assert_int_equal(find_table("DSDT"), 0); /* reached through the FADT only */
 }
 
+/* DMAR (--device intel-iommu): one DRHD for every PCI device, the IOAPIC
+ * (ID ncpus) in its scope; absent without a unit. */
+static void test_dmar(void **state)
+{
+	(void)state;
+	write_ok(2);
+	assert_int_equal(find_table("DMAR"), 0);
+	const struct boot_acpi_dmar d = { .base = 0xfed90000, .intremap = true, .haw = 48,
+					  .ioapic_sid = 0xff00 };
+	char err[256];
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, ECAM, &d, err, sizeof(err)), 0);
+	uint64_t a = find_table("DMAR");
+	assert_int_equal(a, BOOT_ACPI_DMAR);
+	assert_int_equal(check_sdt(a, "DMAR", 1), HDR + 12 + 16 + 8);
+	const uint8_t *t = at(a, HDR + 36);
+	assert_int_equal(t[HDR], 47);       /* host address width - 1 */
+	assert_int_equal(t[HDR + 1], 0x3);  /* INTR_REMAP, X2APIC_OPT_OUT */
+	const uint8_t *u = t + HDR + 12;
+	assert_int_equal(u16(u), 0);        /* DRHD */
+	assert_int_equal(u16(u + 2), 24);
+	assert_int_equal(u[4], 1);          /* INCLUDE_PCI_ALL */
+	assert_int_equal(u16(u + 6), 0);    /* segment */
+	assert_int_equal(u64(u + 8), 0xfed90000);
+	assert_int_equal(u[16], 3);         /* scope: IOAPIC */
+	assert_int_equal(u[17], 8);
+	assert_int_equal(u[20], 2);         /* enumeration id: the MADT's IOAPIC ID */
+	assert_int_equal(u[21], 0xff);      /* bus, then device 0 function 0 */
+	assert_int_equal(u[22], 0);
+	assert_int_equal(u[23], 0);
+	const struct boot_acpi_dmar off = { .base = 0xfed90000, .haw = 48, .ioapic_sid = 0xff00 };
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, ECAM, &off, err, sizeof(err)), 0);
+	assert_int_equal(at(BOOT_ACPI_DMAR, HDR + 2)[HDR + 1], 0x2);
+}
+
 /* MCFG: one allocation, the ECAM window for segment 0, bus 0 only. */
 static void test_mcfg(void **state)
 {
@@ -127,7 +161,7 @@ static void test_mcfg(void **state)
 	assert_int_equal(u32(t + HDR + 20), 0);
 	/* without an ECAM window: no MCFG, two tables listed */
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, 0, err, sizeof(err)), 0);
+	assert_int_equal(boot_acpi_write(&m, 2, IOAPIC, 0, NULL, err, sizeof(err)), 0);
 	assert_int_equal(find_table("MCFG"), 0);
 	assert_int_equal(check_sdt(BOOT_ACPI_XSDT, "XSDT", 1), HDR + 2 * 8);
 	assert_int_equal(check_sdt(BOOT_ACPI_RSDT, "RSDT", 1), HDR + 2 * 4);
@@ -360,7 +394,7 @@ static void test_dsdt(void **state)
 {
 	(void)state;
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&m, 1, IOAPIC, 0, err, sizeof(err)), 0); /* no PCI */
+	assert_int_equal(boot_acpi_write(&m, 1, IOAPIC, 0, NULL, err, sizeof(err)), 0); /* no PCI */
 	const uint8_t *f = at(find_table("FACP"), 276);
 	uint64_t a = u64(f + 140);
 	uint32_t len = check_sdt(a, "DSDT", 2);
@@ -401,7 +435,7 @@ static void check_refused_ram(uint64_t size)
 	struct guest_mem g = { .base = buf, .ram_size = size, .nr_regions = 1 };
 	g.regions[0] = (struct mem_region){ .gpa = 0, .size = size, .hva = buf };
 	char err[256] = "";
-	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&g, 1, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "RAM"));
 	for (uint64_t i = 0; i < size; i++) /* nothing written */
 		if (buf[i] != 0xa5)
@@ -422,16 +456,16 @@ static void test_bad_args(void **state)
 	(void)state;
 	char err[256];
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, 0, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "CPUs"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, -1, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "CPUs"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, BOOT_ACPI_MAX_CPUS + 1, IOAPIC, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "254"));
 	err[0] = 0;
-	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, ECAM, err, sizeof(err)), -1);
+	assert_int_equal(boot_acpi_write(&m, 1, 1ull << 32, ECAM, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "IOAPIC"));
 	/* and none of these left an RSDP behind */
 	assert_int_equal(find_rsdp(), 0);
@@ -442,6 +476,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rsdp_rsdt_xsdt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mcfg, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dmar, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_madt_64, setup, teardown),

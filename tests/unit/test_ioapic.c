@@ -138,7 +138,13 @@ static void test_rte_to_msi(void **state)
 	reg_write(0x10 + 2 * 4, 0xffffffff);
 	assert_int_equal(reg_read(0x10 + 2 * 4), 0x1afff); /* no delivery status/remote IRR */
 	reg_write(0x10 + 2 * 4 + 1, 0xffffffff);
-	assert_int_equal(reg_read(0x10 + 2 * 4 + 1), 0xff000000);
+	/* bits 63:48: destination, and 55:48 (Intel's extended destination,
+	 * the remappable format's bits for VT-d) */
+	assert_int_equal(reg_read(0x10 + 2 * 4 + 1), 0xffff0000);
+	/* 55:48 go out as address bits 11:4: a remappable entry (format bit
+	 * 48, index 5 in 63:49) becomes a remappable MSI with handle 5 */
+	rte_write(6, 0x000b0000, 0x00000951);
+	assert_int_equal(route_addr, 0xfee000b4ull);
 }
 
 static void test_mask_toggle_keeps_route(void **state)

@@ -154,13 +154,21 @@ static void test_kvm_kernel_defaults_kept(void **state)
 		skip();
 	msix_through_kvm(&vm);
 	/* after hvmm replaced the table: every ISA and PCI pin still reaches the
-	 * in-kernel IOAPIC, and ISA IRQs the PIC pair too */
+	 * in-kernel IOAPIC, and ISA IRQs the PIC pair too — ISA IRQ 0 (GSI 0,
+	 * KVM's PIT) on IOAPIC pin 2 as the MP table and MADT say, and GSI 2,
+	 * the PIC's cascade, nowhere. (Lines stay high: check GSI 2 first.) */
+	assert_false(reaches(&vm, IRQ_PIT_PIN, KVM_IRQCHIP_IOAPIC, IRQ_PIT_PIN));
+	assert_false(reaches(&vm, IRQ_PIT_PIN, KVM_IRQCHIP_PIC_MASTER, IRQ_PIT_PIN));
 	for (unsigned gsi = 0; gsi < IRQ_IOAPIC_PINS; gsi++) {
-		assert_true(reaches(&vm, gsi, KVM_IRQCHIP_IOAPIC, gsi));
+		if (gsi == IRQ_PIT_PIN)
+			continue;
+		assert_true(reaches(&vm, gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? IRQ_PIT_PIN : gsi));
 		if (gsi < 16)
 			assert_true(reaches(&vm, gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
 					    gsi % 8));
 	}
+	/* no GSI drives IOAPIC pin 0 (the 8259's output on a PC) */
+	assert_false(reaches(&vm, 1, KVM_IRQCHIP_IOAPIC, 0));
 	kvm_vm_free(&vm);
 }
 

@@ -44,12 +44,14 @@ int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
 static struct vm vm;
 static char tmp_path[64];
 
+static uint64_t setup_limit; /* --serial-limit for the next setup */
+
 static void setup_vm(enum serial_mode mode, const char *path)
 {
 	fake_vm_init(&vm);
 	memset(irq_line, 0, sizeof(irq_line));
 	memset(irq_raises, 0, sizeof(irq_raises));
-	assert_int_equal(uart_create(&vm, mode, path), 0);
+	assert_int_equal(uart_create(&vm, mode, path, setup_limit), 0);
 	assert_non_null(vm.uart);
 }
 
@@ -69,6 +71,14 @@ static int setup_file(void **state)
 	close(fd);
 	setup_vm(SERIAL_FILE, tmp_path);
 	return 0;
+}
+
+static int setup_file_limited(void **state)
+{
+	setup_limit = 16;
+	int r = setup_file(state);
+	setup_limit = 0;
+	return r;
 }
 
 static int teardown(void **state)
@@ -271,6 +281,23 @@ static void test_output_file(void **state)
 	assert_string_equal(buf, "hello\nworld");
 }
 
+/* --serial-limit: the first 16 bytes, one notice, the rest dropped and
+ * counted; a guest that goes on writing does not grow the file. */
+static void test_output_limit(void **state)
+{
+	(void)state;
+	for (int line = 0; line < 1000; line++)
+		for (const char *p = "0123456789\n"; *p; p++)
+			wr(0, (uint8_t)*p);
+	uart_stop(&vm);
+	char buf[256];
+	size_t n = read_file(tmp_path, buf, sizeof(buf));
+	assert_string_equal(buf, "0123456789\n01234\n[hvmm: serial output limit of 16 bytes reached; "
+				 "the rest is dropped]\n");
+	assert_true(n < 100);
+	assert_int_equal(uart_dropped(&vm), 1000 * 11 - 16);
+}
+
 static void test_output_thread_flushes_partial_line(void **state)
 {
 	(void)state;
@@ -293,10 +320,10 @@ static void test_file_open_error(void **state)
 	struct vm v2;
 	memset(&v2, 0, sizeof(v2));
 	bus_init(&v2.pio, "pio");
-	assert_int_equal(uart_create(&v2, SERIAL_FILE, "/nonexistent-dir/x/serial.log"), -ENOENT);
+	assert_int_equal(uart_create(&v2, SERIAL_FILE, "/nonexistent-dir/x/serial.log", 0), -ENOENT);
 	assert_null(v2.uart);
 	/* and a bus overlap is refused with -EEXIST */
-	assert_int_equal(uart_create(&vm, SERIAL_NONE, NULL), -EEXIST);
+	assert_int_equal(uart_create(&vm, SERIAL_NONE, NULL, 0), -EEXIST);
 	bus_free(&v2.pio);
 }
 
@@ -377,6 +404,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loopback, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_interrupt, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_output_file, setup_file, teardown),
+		cmocka_unit_test_setup_teardown(test_output_limit, setup_file_limited, teardown),
 		cmocka_unit_test_setup_teardown(test_output_thread_flushes_partial_line, setup_file, teardown),
 		cmocka_unit_test_setup_teardown(test_file_open_error, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_a, setup_none, teardown),

@@ -1,0 +1,469 @@
+/*
+ * iommu: the VT-d unit's register file (spec chapter 10), global commands,
+ * register-based and queued invalidation, fault recording and the two
+ * event interrupts. DMA translation is in iommu_walk.c, interrupt
+ * remapping in iommu_ir.c.
+ *
+ * What the unit offers (CAP/ECAP), as QEMU's intel-iommu does by default:
+ * 16-bit domain ids, 39- and 48-bit guest address widths (3- and 4-level
+ * tables), 2 MiB and 1 GiB pages, page-selective invalidation, queued
+ * invalidation, pass-through, interrupt remapping (xAPIC mode, no EIM), four
+ * fault recording registers. Not offered: caching mode, required write-
+ * buffer flushing, protected memory regions, advanced fault logging,
+ * device-TLBs (ATS), scalable mode/PASIDs, posted interrupts, nested
+ * translation. hvmm caches no entry, so every invalidation completes at once
+ * with the granularity asked for.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "iommu_priv.h"
+#include "util.h"
+#include "vm.h"
+
+#define IOMMU_VERSION 0x10 /* 1.0, as QEMU's */
+
+/* CAP fields */
+#define CAP_ND_16BIT 6ull                /* 2^16 domain ids */
+#define CAP_SAGAW_SHIFT 8
+#define CAP_MGAW_SHIFT 16
+#define CAP_FRO_SHIFT 24
+#define CAP_SLLPS_SHIFT 34
+#define CAP_PSI (1ull << 39)
+#define CAP_NFR_SHIFT 40
+#define CAP_MAMV_SHIFT 48
+#define CAP_MAMV 18ull
+/* ECAP fields */
+#define ECAP_C (1ull << 0)               /* table reads are coherent: hvmm reads RAM */
+#define ECAP_QI (1ull << 1)
+#define ECAP_IR (1ull << 3)
+#define ECAP_PT (1ull << 6)
+#define ECAP_IRO_SHIFT 8
+#define ECAP_MHMV_SHIFT 20
+#define ECAP_MHMV 0xfull
+
+/* RTADDR: address and TTM (legacy 00 is all hvmm does; other values read back). */
+#define RTADDR_MASK 0xfffffffffffffc00ull
+/* CCMD / IOTLB: invalidate bit, requested and actual granularity. */
+#define CCMD_ICC (1ull << 63)
+#define CCMD_CIRG_SHIFT 61
+#define CCMD_CAIG_SHIFT 59
+#define CCMD_WRITABLE 0xe0000003ffffffffull
+#define IOTLB_IVT (1ull << 63)
+#define IOTLB_IIRG_SHIFT 60
+#define IOTLB_IAIG_SHIFT 57
+#define IOTLB_WRITABLE 0xb003ffff00000000ull
+/* IQA: base, queue size (2^QS pages of 256 descriptors); IQH/IQT: index << 4. */
+#define IQA_MASK 0xfffffffffffff007ull
+#define IQ_INDEX_MASK 0x7fff0ull
+#define IQ_DESC_PER_PAGE 256
+/* IRTA: base and size (EIME is not offered). */
+#define IRTA_MASK 0xfffffffffffff00full
+#define FEADDR_MASK 0xfffffffcu
+
+/* Invalidation descriptor types (low 4 bits of the first quadword). */
+enum { INV_CC = 1, INV_IOTLB = 2, INV_DEVTLB = 3, INV_IEC = 4, INV_WAIT = 5 };
+#define INV_WAIT_IF (1ull << 4)
+#define INV_WAIT_SW (1ull << 5)
+
+static void iommu_msi(struct iommu *u, uint32_t addr_lo, uint32_t addr_hi, uint32_t data)
+{
+	struct vm *vm = u->vm;
+	/* Event interrupts are not subject to remapping (spec 5.1.6). */
+	if (vm->vm_fd < 0)
+		return;
+	struct kvm_msi msi = { .address_lo = addr_lo, .address_hi = addr_hi, .data = data };
+	ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+}
+
+static bool iommu_fault_pending(const struct iommu *u)
+{
+	for (unsigned i = 0; i < IOMMU_NFR; i++)
+		if (u->frcd[i][1] & IOMMU_FRCD_F)
+			return true;
+	return false;
+}
+
+/* An event: sent now, or left pending (IP) while masked. lock held. */
+static void iommu_event(struct iommu *u, uint32_t *ctl, uint32_t addr, uint32_t uaddr, uint32_t data)
+{
+	if (*ctl & IOMMU_CTL_IP)
+		return; /* one is already waiting to be serviced */
+	if (*ctl & IOMMU_CTL_IM) {
+		*ctl |= IOMMU_CTL_IP;
+		return;
+	}
+	u->events++;
+	iommu_msi(u, addr, uaddr, data);
+}
+
+static void iommu_fault_event(struct iommu *u)
+{
+	iommu_event(u, &u->fectl, u->feaddr, u->feuaddr, u->fedata);
+}
+
+void iommu_record_fault(struct iommu *u, uint16_t sid, uint64_t fi, int reason, bool write)
+{
+	pthread_mutex_lock(&u->lock);
+	u->faults++;
+	bool pending = iommu_fault_pending(u) || (u->fsts & IOMMU_FSTS_PFO);
+	unsigned i = u->fri;
+	if (u->frcd[i][1] & IOMMU_FRCD_F) {
+		/* every register full: the fault is lost, overflow says so */
+		u->fsts |= IOMMU_FSTS_PFO;
+	} else {
+		u->frcd[i][0] = fi & ~0xfffull;
+		u->frcd[i][1] = IOMMU_FRCD_F | (uint64_t)(reason & 0xff) << IOMMU_FRCD_FR_SHIFT | sid |
+				(write ? 0 : IOMMU_FRCD_T_READ);
+		u->fri = (i + 1) % IOMMU_NFR;
+	}
+	if (!pending)
+		iommu_fault_event(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Software cleared status: with nothing left to service, IP goes too. */
+static void iommu_fault_serviced(struct iommu *u)
+{
+	if (!iommu_fault_pending(u) && !(u->fsts & IOMMU_FSTS_W1C))
+		u->fectl &= ~IOMMU_CTL_IP;
+}
+
+/* ---- queued invalidation ---- */
+
+static uint32_t iommu_iq_entries(const struct iommu *u)
+{
+	return IQ_DESC_PER_PAGE << (u->iqa & 7);
+}
+
+/*
+ * Process descriptors from IQH up to IQT. An invalid one stops the queue
+ * with IQE set, IQH left on it (spec 6.5.2.10). Returns whether an
+ * interrupt-entry-cache invalidation was seen (IOAPIC routes must be
+ * recomputed). lock held.
+ */
+static bool iommu_iq_run(struct iommu *u)
+{
+	bool iec = false;
+	uint32_t n = iommu_iq_entries(u);
+	uint32_t head = (uint32_t)(u->iqh >> 4), tail = (uint32_t)(u->iqt >> 4);
+	if (tail >= n) {
+		u->fsts |= IOMMU_FSTS_IQE;
+		iommu_fault_event(u);
+		return false;
+	}
+	while (head != tail && !(u->fsts & IOMMU_FSTS_IQE)) {
+		uint64_t d[2];
+		const void *p = mem_ptr(&u->vm->mem, (u->iqa & ~0xfffull) + (uint64_t)head * 16, sizeof(d));
+		bool ok = p != NULL;
+		if (ok) {
+			memcpy(d, p, sizeof(d));
+			switch (d[0] & 0xf) {
+			case INV_CC:
+			case INV_IOTLB:
+				break; /* nothing cached */
+			case INV_IEC:
+				iec = true;
+				break;
+			case INV_WAIT:
+				if (d[0] & INV_WAIT_SW) {
+					uint32_t status = (uint32_t)(d[0] >> 32);
+					ok = mem_write(&u->vm->mem, d[1] & ~3ull, &status, 4) == 0;
+				}
+				if (ok && (d[0] & INV_WAIT_IF) && !(u->ics & IOMMU_ICS_IWC)) {
+					u->ics |= IOMMU_ICS_IWC;
+					iommu_event(u, &u->iectl, u->ieaddr, u->ieuaddr, u->iedata);
+				}
+				break;
+			default: /* device-TLB (no ATS here), PASID types, reserved */
+				ok = false;
+			}
+		}
+		if (!ok) {
+			u->fsts |= IOMMU_FSTS_IQE;
+			iommu_fault_event(u);
+			break;
+		}
+		head = (head + 1) % n;
+		u->descriptors++;
+	}
+	u->iqh = (uint64_t)head << 4;
+	return iec;
+}
+
+/* ---- global command ---- */
+
+/* A GCMD write: the level bits (TE, QIE, IRE, CFI) become the state, the
+ * one-shot bits act when set. Returns whether interrupt routes must be
+ * recomputed. lock held. */
+static bool iommu_gcmd(struct iommu *u, uint32_t v)
+{
+	uint32_t old = u->gsts;
+	u->gsts = (u->gsts & ~IOMMU_G_TE) | (v & IOMMU_G_TE);
+	if (v & IOMMU_G_SRTP) {
+		u->root = u->rtaddr & ~0xfffull;
+		u->gsts |= IOMMU_G_SRTP;
+	}
+	if ((v & IOMMU_G_QIE) && !(old & IOMMU_G_QIE)) {
+		u->iqh = 0; /* enabling the queue resets its head */
+		u->gsts |= IOMMU_G_QIE;
+	} else if (!(v & IOMMU_G_QIE)) {
+		u->gsts &= ~IOMMU_G_QIE;
+	}
+	if (u->intremap) {
+		uint32_t ir = IOMMU_G_IRE | IOMMU_G_CFI;
+		u->gsts = (u->gsts & ~ir) | (v & ir);
+		if (v & IOMMU_G_SIRTP) {
+			u->irt = u->irta;
+			u->gsts |= IOMMU_G_SIRTP;
+		}
+	}
+	/* SFL/EAFL (no advanced fault log) and WBF (CAP.RWBF 0) do nothing. */
+	return ((old ^ u->gsts) & (IOMMU_G_IRE | IOMMU_G_CFI)) || (v & IOMMU_G_SIRTP);
+}
+
+/* ---- registers ---- */
+
+static uint32_t iommu_read32(struct iommu *u, uint64_t off)
+{
+	if (off >= IOMMU_FRCD && off < IOMMU_FRCD + IOMMU_NFR * 16) {
+		uint64_t rel = off - IOMMU_FRCD;
+		uint64_t q = u->frcd[rel / 16][(rel / 8) & 1];
+		return (uint32_t)(q >> (8 * (rel & 4)));
+	}
+	uint64_t q;
+	switch (off & ~7ull) {
+	case IOMMU_VER: q = IOMMU_VERSION; break;
+	case IOMMU_CAP: q = u->cap; break;
+	case IOMMU_ECAP: q = u->ecap; break;
+	case IOMMU_GCMD: q = (uint64_t)u->gsts << 32; break; /* GCMD reads 0 */
+	case IOMMU_RTADDR: q = u->rtaddr; break;
+	case IOMMU_CCMD: q = u->ccmd; break;
+	case 0x30: {
+		uint32_t fsts = u->fsts | (iommu_fault_pending(u) ? IOMMU_FSTS_PPF : 0) |
+				u->fri << IOMMU_FSTS_FRI_SHIFT;
+		q = (uint64_t)fsts << 32;
+		break;
+	}
+	case IOMMU_FECTL: q = u->fectl | (uint64_t)u->fedata << 32; break;
+	case IOMMU_FEADDR: q = u->feaddr | (uint64_t)u->feuaddr << 32; break;
+	case IOMMU_IQH: q = u->iqh; break;
+	case IOMMU_IQT: q = u->iqt; break;
+	case IOMMU_IQA: q = u->iqa; break;
+	case 0x98: q = (uint64_t)u->ics << 32; break;
+	case IOMMU_IECTL: q = u->iectl | (uint64_t)u->iedata << 32; break;
+	case IOMMU_IEADDR: q = u->ieaddr | (uint64_t)u->ieuaddr << 32; break;
+	case IOMMU_IRTA: q = u->irta; break;
+	case IOMMU_IVA: q = u->iva; break;
+	case IOMMU_IOTLB: q = u->iotlb; break;
+	default: q = 0; break; /* AFLOG, PMEN, PMR, MTRRs, ...: not offered, read 0 */
+	}
+	return (uint32_t)(q >> (8 * (off & 4)));
+}
+
+/* Replace dword `off & 4` of *q with v through mask. */
+static void iommu_set_half(uint64_t *q, uint64_t off, uint32_t v, uint64_t mask)
+{
+	unsigned sh = 8 * (unsigned)(off & 4);
+	uint64_t m = (0xffffffffull << sh) & mask;
+	*q = (*q & ~m) | (((uint64_t)v << sh) & m);
+}
+
+/* A dword write. Returns whether interrupt routes must be recomputed. lock held. */
+static bool iommu_write32(struct iommu *u, uint64_t off, uint32_t v)
+{
+	if (off >= IOMMU_FRCD && off < IOMMU_FRCD + IOMMU_NFR * 16) {
+		uint64_t rel = off - IOMMU_FRCD;
+		/* only F (bit 127) is writable: 1 clears it */
+		if ((rel & 15) == 12 && (v & 0x80000000u)) {
+			u->frcd[rel / 16][1] &= ~IOMMU_FRCD_F;
+			iommu_fault_serviced(u);
+		}
+		return false;
+	}
+	switch (off) {
+	case IOMMU_GCMD:
+		return iommu_gcmd(u, v);
+	case IOMMU_RTADDR:
+	case IOMMU_RTADDR + 4:
+		iommu_set_half(&u->rtaddr, off, v, RTADDR_MASK);
+		break;
+	case IOMMU_CCMD:
+	case IOMMU_CCMD + 4:
+		iommu_set_half(&u->ccmd, off, v, CCMD_WRITABLE);
+		if (off == IOMMU_CCMD + 4 && (u->ccmd & CCMD_ICC)) {
+			uint64_t g = (u->ccmd >> CCMD_CIRG_SHIFT) & 3;
+			u->ccmd = (u->ccmd & ~(CCMD_ICC | 3ull << CCMD_CAIG_SHIFT)) | g << CCMD_CAIG_SHIFT;
+		}
+		break;
+	case IOMMU_FSTS:
+		u->fsts &= ~(v & IOMMU_FSTS_W1C);
+		iommu_fault_serviced(u);
+		break;
+	case IOMMU_FECTL:
+		u->fectl = (u->fectl & ~IOMMU_CTL_IM) | (v & IOMMU_CTL_IM);
+		if (!(u->fectl & IOMMU_CTL_IM) && (u->fectl & IOMMU_CTL_IP)) {
+			u->fectl &= ~IOMMU_CTL_IP;
+			u->events++;
+			iommu_msi(u, u->feaddr, u->feuaddr, u->fedata);
+		}
+		break;
+	case IOMMU_FEDATA: u->fedata = v; break;
+	case IOMMU_FEADDR: u->feaddr = v & FEADDR_MASK; break;
+	case IOMMU_FEUADDR: u->feuaddr = v; break;
+	case IOMMU_IQT:
+	case IOMMU_IQT + 4:
+		iommu_set_half(&u->iqt, off, v, IQ_INDEX_MASK);
+		if (off == IOMMU_IQT && (u->gsts & IOMMU_G_QIE))
+			return iommu_iq_run(u);
+		break;
+	case IOMMU_IQA:
+	case IOMMU_IQA + 4:
+		iommu_set_half(&u->iqa, off, v, IQA_MASK);
+		break;
+	case IOMMU_ICS:
+		if (v & IOMMU_ICS_IWC) {
+			u->ics &= ~IOMMU_ICS_IWC;
+			u->iectl &= ~IOMMU_CTL_IP;
+		}
+		break;
+	case IOMMU_IECTL:
+		u->iectl = (u->iectl & ~IOMMU_CTL_IM) | (v & IOMMU_CTL_IM);
+		if (!(u->iectl & IOMMU_CTL_IM) && (u->iectl & IOMMU_CTL_IP)) {
+			u->iectl &= ~IOMMU_CTL_IP;
+			u->events++;
+			iommu_msi(u, u->ieaddr, u->ieuaddr, u->iedata);
+		}
+		break;
+	case IOMMU_IEDATA: u->iedata = v; break;
+	case IOMMU_IEADDR: u->ieaddr = v & FEADDR_MASK; break;
+	case IOMMU_IEUADDR: u->ieuaddr = v; break;
+	case IOMMU_IRTA:
+	case IOMMU_IRTA + 4:
+		if (u->intremap)
+			iommu_set_half(&u->irta, off, v, IRTA_MASK);
+		break;
+	case IOMMU_IVA:
+	case IOMMU_IVA + 4:
+		iommu_set_half(&u->iva, off, v, ~0xf80ull);
+		break;
+	case IOMMU_IOTLB:
+	case IOMMU_IOTLB + 4:
+		iommu_set_half(&u->iotlb, off, v, IOTLB_WRITABLE);
+		if (off == IOMMU_IOTLB + 4 && (u->iotlb & IOTLB_IVT)) {
+			uint64_t g = (u->iotlb >> IOTLB_IIRG_SHIFT) & 3;
+			u->iotlb = (u->iotlb & ~(IOTLB_IVT | 3ull << IOTLB_IAIG_SHIFT)) | g << IOTLB_IAIG_SHIFT;
+		}
+		break;
+	default:
+		break; /* read-only or not offered */
+	}
+	return false;
+}
+
+static uint64_t iommu_mmio_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct iommu *u = opaque;
+	/* 32- and 64-bit aligned accesses only, as the spec allows */
+	if ((size != 4 && size != 8) || (off & (size - 1)))
+		return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+	pthread_mutex_lock(&u->lock);
+	uint64_t v = iommu_read32(u, off);
+	if (size == 8)
+		v |= (uint64_t)iommu_read32(u, off + 4) << 32;
+	pthread_mutex_unlock(&u->lock);
+	return v;
+}
+
+static void iommu_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct iommu *u = opaque;
+	if ((size != 4 && size != 8) || (off & (size - 1)))
+		return;
+	pthread_mutex_lock(&u->lock);
+	/* low dword first: a 64-bit CCMD/IOTLB write acts on its high half */
+	bool reroute = iommu_write32(u, off, (uint32_t)val);
+	if (size == 8)
+		reroute |= iommu_write32(u, off + 4, (uint32_t)(val >> 32));
+	pthread_mutex_unlock(&u->lock);
+	/* Interrupt routes computed through the old table or state are stale;
+	 * whoever recomputes them takes other locks, so ours is released first. */
+	if (reroute && u->routes_changed)
+		u->routes_changed(u->vm);
+}
+
+static const struct bus_ops iommu_ops = {
+	.read = iommu_mmio_read,
+	.write = iommu_mmio_write,
+};
+
+int iommu_create(struct vm *vm, bool intremap)
+{
+	struct iommu *u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->vm = vm;
+	u->intremap = intremap;
+	pthread_mutex_init(&u->lock, NULL);
+	u->cap = CAP_ND_16BIT | (uint64_t)IOMMU_SAGAW << CAP_SAGAW_SHIFT |
+		 (uint64_t)(IOMMU_MGAW - 1) << CAP_MGAW_SHIFT |
+		 (uint64_t)(IOMMU_FRCD / 16) << CAP_FRO_SHIFT |
+		 (uint64_t)IOMMU_SLLPS << CAP_SLLPS_SHIFT | CAP_PSI |
+		 (uint64_t)(IOMMU_NFR - 1) << CAP_NFR_SHIFT | CAP_MAMV << CAP_MAMV_SHIFT;
+	u->ecap = ECAP_C | ECAP_QI | ECAP_PT | (uint64_t)(IOMMU_IVA / 16) << ECAP_IRO_SHIFT |
+		  (intremap ? ECAP_IR | ECAP_MHMV << ECAP_MHMV_SHIFT : 0);
+	u->fectl = IOMMU_CTL_IM; /* both event interrupts masked at reset */
+	u->iectl = IOMMU_CTL_IM;
+	int r = bus_register(&vm->mmio, IOMMU_BASE, IOMMU_MMIO_LEN, &iommu_ops, u, "intel-iommu");
+	if (r < 0) {
+		pthread_mutex_destroy(&u->lock);
+		free(u);
+		return r;
+	}
+	vm->iommu = u;
+	return 0;
+}
+
+void iommu_destroy(struct vm *vm)
+{
+	struct iommu *u = vm->iommu;
+	if (!u)
+		return;
+	vm->iommu = NULL;
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm))
+{
+	if (vm->iommu)
+		vm->iommu->routes_changed = hook;
+}
+
+bool iommu_get_stats(struct vm *vm, struct iommu_stats *out)
+{
+	struct iommu *u = vm->iommu;
+	if (!u)
+		return false;
+	pthread_mutex_lock(&u->lock);
+	*out = (struct iommu_stats){ .gsts = u->gsts, .translations = u->translations,
+				     .remapped = u->remapped, .blocked = u->blocked,
+				     .faults = u->faults, .descriptors = u->descriptors,
+				     .events = u->events };
+	pthread_mutex_unlock(&u->lock);
+	return true;
+}
+
+uint64_t iommu_faults(struct vm *vm)
+{
+	struct iommu *u = vm->iommu;
+	if (!u)
+		return 0;
+	pthread_mutex_lock(&u->lock);
+	uint64_t n = u->faults;
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}

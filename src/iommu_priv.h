@@ -1,0 +1,101 @@
+/* Shared by iommu.c, iommu_walk.c and iommu_ir.c only: the unit's state. */
+#ifndef HVMM_IOMMU_PRIV_H
+#define HVMM_IOMMU_PRIV_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "iommu.h"
+
+/* Register offsets (VT-d spec 10.4). */
+#define IOMMU_VER 0x00
+#define IOMMU_CAP 0x08
+#define IOMMU_ECAP 0x10
+#define IOMMU_GCMD 0x18
+#define IOMMU_GSTS 0x1c
+#define IOMMU_RTADDR 0x20
+#define IOMMU_CCMD 0x28
+#define IOMMU_FSTS 0x34
+#define IOMMU_FECTL 0x38
+#define IOMMU_FEDATA 0x3c
+#define IOMMU_FEADDR 0x40
+#define IOMMU_FEUADDR 0x44
+#define IOMMU_AFLOG 0x58
+#define IOMMU_PMEN 0x64
+#define IOMMU_IQH 0x80
+#define IOMMU_IQT 0x88
+#define IOMMU_IQA 0x90
+#define IOMMU_ICS 0x9c
+#define IOMMU_IECTL 0xa0
+#define IOMMU_IEDATA 0xa4
+#define IOMMU_IEADDR 0xa8
+#define IOMMU_IEUADDR 0xac
+#define IOMMU_IRTA 0xb8
+#define IOMMU_IVA 0xf0    /* ECAP.IRO = 0xf: IOTLB registers at 16 * 0xf */
+#define IOMMU_IOTLB 0xf8
+#define IOMMU_FRCD 0x220  /* CAP.FRO = 0x22: fault recording registers at 16 * 0x22 */
+#define IOMMU_NFR 4       /* fault recording registers */
+
+/* GCMD / GSTS bits: command and its status share the position. */
+#define IOMMU_G_TE (1u << 31)
+#define IOMMU_G_SRTP (1u << 30)  /* status: RTPS */
+#define IOMMU_G_SFL (1u << 29)
+#define IOMMU_G_EAFL (1u << 28)
+#define IOMMU_G_WBF (1u << 27)
+#define IOMMU_G_QIE (1u << 26)
+#define IOMMU_G_IRE (1u << 25)
+#define IOMMU_G_SIRTP (1u << 24) /* status: IRTPS */
+#define IOMMU_G_CFI (1u << 23)
+
+/* FSTS */
+#define IOMMU_FSTS_PFO (1u << 0)
+#define IOMMU_FSTS_PPF (1u << 1)
+#define IOMMU_FSTS_IQE (1u << 4)
+#define IOMMU_FSTS_ICE (1u << 5)
+#define IOMMU_FSTS_ITE (1u << 6)
+#define IOMMU_FSTS_FRI_SHIFT 8
+#define IOMMU_FSTS_W1C (IOMMU_FSTS_PFO | IOMMU_FSTS_IQE | IOMMU_FSTS_ICE | IOMMU_FSTS_ITE)
+/* FECTL / IECTL */
+#define IOMMU_CTL_IM (1u << 31)
+#define IOMMU_CTL_IP (1u << 30)
+/* ICS */
+#define IOMMU_ICS_IWC 1u
+/* Fault recording register, upper quadword */
+#define IOMMU_FRCD_F (1ull << 63)
+#define IOMMU_FRCD_T_READ (1ull << 62)
+#define IOMMU_FRCD_FR_SHIFT 32
+
+/* Address widths: 39-bit (3-level) and 48-bit (4-level) tables. */
+#define IOMMU_SAGAW_39 (1u << 1)
+#define IOMMU_SAGAW_48 (1u << 2)
+#define IOMMU_SAGAW (IOMMU_SAGAW_39 | IOMMU_SAGAW_48)
+#define IOMMU_SLLPS 0x3u /* 2 MiB and 1 GiB pages */
+#define IOMMU_MGAW 48
+
+struct iommu {
+	struct vm *vm;
+	bool intremap;
+	uint64_t cap, ecap;
+	pthread_mutex_t lock;
+	uint32_t gsts;
+	uint64_t rtaddr;       /* as written */
+	uint64_t root;         /* latched by SRTP */
+	uint64_t irta;         /* as written */
+	uint64_t irt;          /* latched by SIRTP */
+	uint64_t ccmd, iotlb, iva;
+	uint32_t fsts, fectl, fedata, feaddr, feuaddr;
+	uint64_t frcd[IOMMU_NFR][2];
+	unsigned fri;          /* the next fault recording register */
+	uint64_t iqh, iqt, iqa;
+	uint32_t ics, iectl, iedata, ieaddr, ieuaddr;
+	uint64_t faults;       /* recorded or lost to overflow */
+	uint64_t translations, remapped, blocked, descriptors; /* for --stats */
+	uint64_t events;       /* fault and invalidation event messages sent */
+	void (*routes_changed)(struct vm *vm);
+};
+
+/* iommu.c: record a fault (lock NOT held). addr: the page (DMA) or the
+ * interrupt index << 48 (IR), as the FI field wants it. */
+void iommu_record_fault(struct iommu *u, uint16_t sid, uint64_t fi, int reason, bool write);
+
+#endif
