@@ -6,7 +6,7 @@ BUILD   ?= build
 CFLAGS  ?= -O2 -g
 HVMM_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wno-missing-field-initializers -MMD -MP
-LDLIBS  += -lpthread -ljson-c -lz -llzma -lzstd -llz4 -luring
+LDLIBS  += -lpthread -ljson-c -lz -llzma -lzstd -llz4 -luring -lseccomp
 # Static: no dynamic loader at start-up and no shared-library pages in the
 # footprint (peak RSS 1.9 -> ~1.0 MiB, start -0.1..0.2 ms; docs/benchmarks.md).
 # The sanitizer build links dynamically (ASan needs it).
@@ -28,10 +28,10 @@ all: $(BUILD)/hvmm
 # has no static libslirp, and libslirp is better kept out of the VMM process
 # anyway (src/net/net.h). libslirp.h needs no GLib headers, so plain -lslirp
 # (pkg-config's slirp.pc would demand glib-2.0's .pc from libglib2.0-dev).
-NET_SLIRP_OBJS := $(BUILD)/src/net/helper/slirp_helper.o $(BUILD)/src/net/spec.o
+NET_SLIRP_OBJS := $(BUILD)/src/net/helper/slirp_helper.o $(BUILD)/src/net/spec.o $(BUILD)/src/sandbox.o
 all: $(BUILD)/hvmm-net-slirp
 $(BUILD)/hvmm-net-slirp: $(NET_SLIRP_OBJS)
-	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lslirp
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lslirp -lseccomp
 -include $(BUILD)/src/net/helper/slirp_helper.d
 
 $(BUILD)/hvmm: $(OBJS)

@@ -46,3 +46,9 @@ bench-virtio: deps all guests
 .PHONY: bench-linux
 bench-linux: deps
 	@bench/linux.sh $(BENCH_LINUX_ARGS)
+
+# The seccomp filters' price per system call, without KVM (docs/benchmarks.md#seccomp).
+$(BENCH_DIR)/seccomp_syscall: bench/seccomp_syscall.c $(BUILD)/libhvmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a $(LDLIBS)
+bench-build: $(BENCH_DIR)/seccomp_syscall

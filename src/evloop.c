@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "sandbox.h"
 #include "util.h"
 #include "vm.h"
 
@@ -44,6 +45,7 @@ struct evloop {
 	pthread_mutex_t lock;     /* the lists below */
 	pthread_mutex_t dispatch; /* held while a callback runs */
 	struct evloop_watch *live, *graveyard;
+	struct vm *vm; /* stopped if the loop cannot confine itself */
 };
 
 int evloop_init(struct vm *vm)
@@ -73,6 +75,7 @@ int evloop_init(struct vm *vm)
 	}
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->dispatch, NULL);
+	l->vm = vm;
 	vm->evloop = l;
 	return 0;
 }
@@ -180,6 +183,11 @@ static void *evloop_thread(void *arg)
 	struct evloop *l = arg;
 	pthread_setname_np(pthread_self(), "hvmm-evloop");
 	evloop_self = l;
+	int sr = sandbox_enter(SANDBOX_EVLOOP, NULL);
+	if (sr < 0) {
+		vm_stop(l->vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "event loop: seccomp: %s", strerror(-sr));
+		return NULL;
+	}
 	struct epoll_event ev[EVLOOP_BATCH];
 	for (;;) {
 		int n = epoll_wait(l->epfd, ev, EVLOOP_BATCH, -1);

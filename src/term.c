@@ -22,6 +22,13 @@ void term_raw_restore(void)
 	pthread_mutex_unlock(&term_lock);
 }
 
+void term_raw_restore_async(void)
+{
+	/* No lock: the caller is a signal handler about to end the process. */
+	if (term_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &term_saved);
+}
+
 void term_raw_enter(void)
 {
 	pthread_mutex_lock(&term_lock);

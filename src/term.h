@@ -20,6 +20,8 @@
  */
 void term_raw_enter(void);
 void term_raw_restore(void);
+/* The same from a signal handler that ends the process (no lock taken). */
+void term_raw_restore_async(void);
 
 /* QEMU's escapes: Ctrl-A x quits, Ctrl-A Ctrl-A is a literal Ctrl-A, any
  * other Ctrl-A sequence is swallowed. The state spans calls. */

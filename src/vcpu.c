@@ -14,6 +14,7 @@
 
 #include "coalesce.h"
 #include "hyperv.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vm.h"
 
@@ -382,6 +383,11 @@ static void *vcpu_thread(void *arg)
 	if (unshare(CLONE_FILES) < 0) {
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "vcpu%d: unshare(CLONE_FILES): %s",
 			v->id, strerror(errno));
+		return NULL;
+	}
+	int sr = sandbox_enter(SANDBOX_VCPU, NULL);
+	if (sr < 0) {
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "vcpu%d: seccomp: %s", v->id, strerror(-sr));
 		return NULL;
 	}
 	const bool timed = vm->stats_on;

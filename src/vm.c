@@ -18,6 +18,7 @@
 #include "hyperv.h"
 #include "iommu.h"
 #include "pci.h"
+#include "sandbox.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -642,6 +643,13 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting vCPU %d: %s", i, strerror(-r));
 			break;
 		}
+	}
+	/* Last, after every other thread started: they would inherit it. */
+	if (!vm_stopping(vm)) {
+		struct sandbox_main_opts mo = { .stats_json = vm->cfg.stats_json != NULL };
+		int sr = sandbox_enter(SANDBOX_MAIN, &mo);
+		if (sr < 0)
+			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "main: seccomp: %s", strerror(-sr));
 	}
 	vm_wait(vm, &set);
 	for (int i = 0; i < vm->ncpus; i++)

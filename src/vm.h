@@ -73,6 +73,7 @@ struct vm_config {
 	int intremap;         /* its intremap=: 1 on, 0 off, -1 auto (on with the split irqchip) */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
 	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
+	bool seccomp;         /* --seccomp: per-thread allow-lists (sandbox.c) */
 };
 
 struct vcpu;

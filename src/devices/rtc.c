@@ -323,6 +323,10 @@ int rtc_create(struct vm *vm)
 	r->cmos[RTC_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate: the power-on value */
 	r->cmos[RTC_B] = RTC_B_24H;
 	r->checked = rtc_now(r, NULL);
+	/* glibc's gmtime_r and timegm read the time zone (/etc/localtime) on
+	 * their first use: make that use now, at set-up, since the vCPU thread
+	 * that later reads the clock may open no file (its seccomp list). */
+	tzset();
 	vm->rtc = r; /* freed by rtc_destroy even if the registration fails */
 	return bus_register(&vm->pio, RTC_PORT, 2, &rtc_ops, r, "rtc");
 }

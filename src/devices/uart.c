@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../irq.h"
+#include "../sandbox.h"
 #include "../term.h"
 #include "../util.h"
 #include "../vm.h"
@@ -480,6 +481,11 @@ static void *uart_thread(void *arg)
 {
 	struct uart *u = arg;
 	uint8_t buf[256];
+	int sr = sandbox_enter(SANDBOX_SERIAL, NULL);
+	if (sr < 0) {
+		vm_stop(u->vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "serial input: seccomp: %s", strerror(-sr));
+		return NULL;
+	}
 	pthread_mutex_lock(&u->lock);
 	while (!u->stop) {
 		/* Only this thread adds to pend, so room can only grow meanwhile. */

@@ -43,6 +43,7 @@
 #include "../net.h"
 #include "../ring.h"
 #include "slirp_poll.h"
+#include "../../sandbox.h"
 
 #define HELPER_MAX_GUEST_ERRORS 10 /* then stay quiet: the guest controls these */
 /* Frames for the guest held here while the rx ring is full, so a burst from
@@ -485,6 +486,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* hvmm says whether to confine (--seccomp); the names the SIGSYS
+	 * handler prints are resolved now, while we may still allocate. */
+	const char *sc = getenv("HVMM_NET_SLIRP_SECCOMP");
+#if defined(__SANITIZE_ADDRESS__)
+	bool confine = sc && strcmp(sc, "on") == 0; /* as hvmm's default there (main.c) */
+#else
+	bool confine = !sc || strcmp(sc, "off") != 0;
+#endif
+	if (sandbox_init(confine, NET_SLIRP_PROG, SANDBOX_HELPER_EXIT, NULL) < 0)
+		helper_fail(h.fd, "seccomp: cannot install the SIGSYS handler");
 
 	struct net_shm *shm = helper_map_rings();
 	if (!shm)
@@ -514,6 +525,14 @@ int main(int argc, char **argv)
 	}
 	if (send(h.fd, NET_SLIRP_READY, strlen(NET_SLIRP_READY), MSG_NOSIGNAL) < 0)
 		return 0; /* hvmm already gone */
+	/* Set up (rings mapped, ports bound, hvmm told): from here on the
+	 * helper only moves frames between the rings and libslirp's sockets.
+	 * A failure here ends the helper, which hvmm sees as its back end gone. */
+	int sr = sandbox_enter(SANDBOX_NET_HELPER, NULL);
+	if (sr < 0) {
+		fprintf(stderr, "%s: seccomp: %s\n", NET_SLIRP_PROG, strerror(-sr));
+		return 1;
+	}
 
 	bool corrupt = false;
 	while (!h.quit) {
