@@ -21,6 +21,7 @@
 #include "util.h"
 #include "vm.h"
 #include "fake_vm.h"
+#include "bus_access.h"
 
 #define RAM (16ull << 20)
 #define ROOT 0x100000ull  /* root table */
@@ -278,21 +279,6 @@ static void test_ir_lookup(void **state)
 }
 
 /* ---- the unit on a fake VM ---- */
-
-static uint64_t rd(struct bus *b, uint64_t addr, unsigned size)
-{
-	const struct bus_range *r = bus_find(b, addr, size);
-	if (!r || !r->opaque)
-		return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
-	return r->ops->read(r->opaque, addr - r->base, size);
-}
-
-static void wr(struct bus *b, uint64_t addr, unsigned size, uint64_t v)
-{
-	const struct bus_range *r = bus_find(b, addr, size);
-	if (r && r->opaque)
-		r->ops->write(r->opaque, addr - r->base, size, v);
-}
 
 static uint64_t reg(unsigned off, unsigned size)
 {

@@ -18,6 +18,7 @@
 #include "util.h"
 #include "vm.h"
 #include "fake_vm.h"
+#include "bus_access.h"
 
 #define RAM (16ull << 20)
 
@@ -57,21 +58,6 @@ static int teardown(void **state)
 	mem_free(&vm.mem);
 	irq_destroy(&vm);
 	return 0;
-}
-
-static uint64_t rd(struct bus *b, uint64_t addr, unsigned size)
-{
-	const struct bus_range *r = bus_find(b, addr, size);
-	if (!r || !r->opaque)
-		return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
-	return r->ops->read(r->opaque, addr - r->base, size);
-}
-
-static void wr(struct bus *b, uint64_t addr, unsigned size, uint64_t v)
-{
-	const struct bus_range *r = bus_find(b, addr, size);
-	if (r && r->opaque)
-		r->ops->write(r->opaque, addr - r->base, size, v);
 }
 
 static uint32_t cfg_rd(unsigned devfn, unsigned off)
