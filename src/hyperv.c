@@ -378,13 +378,22 @@ void hyperv_synic_exit(struct vm *vm, unsigned vp, uint64_t control, uint64_t ev
 /* ---- connections ---- */
 
 /* Message and event connection ids are two name spaces, as the two
- * hypercalls that name them. */
-static int hyperv_conn_check(struct hyperv *h, uint32_t conn_id, bool msg)
+ * hypercalls that name them. A new connection's free slot (0..MAX-1) with
+ * its SINT route made in *route, or -errno with nothing made. Lock held. */
+static int hyperv_conn_slot_locked(struct hyperv *h, uint32_t conn_id, bool msg, unsigned vp,
+				   unsigned sint, int *route)
 {
 	if (conn_id & ~(uint32_t)HYPERV_CONN_ID_MASK)
 		return -EINVAL;
-	return (msg ? (void *)hyperv_msg_find(h, conn_id) : (void *)hyperv_evt_find(h, conn_id)) ?
-		       -EEXIST : 0;
+	if (msg ? (void *)hyperv_msg_find(h, conn_id) : (void *)hyperv_evt_find(h, conn_id))
+		return -EEXIST;
+	int i = 0;
+	while (i < HYPERV_MAX_CONNS && (msg ? h->msg[i].used : h->evt[i].used))
+		i++;
+	if (i == HYPERV_MAX_CONNS)
+		return -ENOSPC;
+	*route = hyperv_route_create_locked(h, vp, sint);
+	return *route < 0 ? *route : i;
 }
 
 int hyperv_msg_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigned sint)
@@ -393,20 +402,11 @@ int hyperv_msg_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigne
 	if (!h)
 		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
-	int r = hyperv_conn_check(h, conn_id, true), i = 0;
-	while (!r && i < HYPERV_MAX_CONNS && h->msg[i].used)
-		i++;
-	if (!r && i == HYPERV_MAX_CONNS)
-		r = -ENOSPC;
-	int route = r ? r : hyperv_route_create_locked(h, vp, sint);
-	if (route >= 0) {
+	int route, i = hyperv_conn_slot_locked(h, conn_id, true, vp, sint, &route);
+	if (i >= 0)
 		h->msg[i] = (struct hyperv_msg_conn){ .used = true, .id = conn_id, .route = route };
-		r = 0;
-	} else {
-		r = route;
-	}
 	pthread_mutex_unlock(&h->lock);
-	return r;
+	return i < 0 ? i : 0;
 }
 
 int hyperv_msg_conn_destroy(struct vm *vm, uint32_t conn_id)
@@ -432,20 +432,11 @@ int hyperv_evt_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigne
 	if (conn_id >= HYPERV_EVENT_FLAGS) /* the id is also the flag number */
 		return -EINVAL;
 	pthread_mutex_lock(&h->lock);
-	int r = hyperv_conn_check(h, conn_id, false), i = 0;
-	while (!r && i < HYPERV_MAX_CONNS && h->evt[i].used)
-		i++;
-	if (!r && i == HYPERV_MAX_CONNS)
-		r = -ENOSPC;
-	int route = r ? r : hyperv_route_create_locked(h, vp, sint);
-	if (route >= 0) {
+	int route, i = hyperv_conn_slot_locked(h, conn_id, false, vp, sint, &route);
+	if (i >= 0)
 		h->evt[i] = (struct hyperv_evt_conn){ .used = true, .id = conn_id, .route = route };
-		r = 0;
-	} else {
-		r = route;
-	}
 	pthread_mutex_unlock(&h->lock);
-	return r;
+	return i < 0 ? i : 0;
 }
 
 int hyperv_evt_conn_destroy(struct vm *vm, uint32_t conn_id)
