@@ -1,7 +1,6 @@
 #include "preflight.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <libgen.h>
 #include <string.h>
@@ -16,23 +15,18 @@
  * loader will demand). The loader checks again: this only reports early. */
 static int preflight_file(const char *what, const char *path, uint64_t ram)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	int e = fd < 0 ? errno : fstat(fd, &st) < 0 ? errno : 0;
-	if (fd >= 0)
+	size_t len;
+	int fd = util_open_input(path, ram, &len);
+	if (fd >= 0) {
 		close(fd);
-	if (!e && !S_ISREG(st.st_mode))
-		e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-	if (e) {
-		util_err("cannot read %s %s: %s", what, path, strerror(e));
-		return HVMM_EXIT_IMAGE;
+		return 0;
 	}
-	if ((uint64_t)st.st_size > ram) {
+	if (fd == -EFBIG)
 		util_err("%s %s is larger than guest RAM (%llu MiB)", what, path,
 			 (unsigned long long)(ram >> 20));
-		return HVMM_EXIT_IMAGE;
-	}
-	return 0;
+	else
+		util_err("cannot read %s %s: %s", what, path, strerror(-fd));
+	return HVMM_EXIT_IMAGE;
 }
 
 /* A file hvmm will create or overwrite later: its directory must let it. */

@@ -87,26 +87,31 @@ void util_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-int util_read_file(const char *path, uint8_t **buf, size_t *len, uint64_t max)
+int util_open_input(const char *path, uint64_t max, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
+	int e = fstat(fd, &st) < 0 ? -errno : 0;
+	if (!e && !S_ISREG(st.st_mode)) /* a directory, device or FIFO is no image */
+		e = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (!e && (uint64_t)st.st_size > max) /* cannot fit where it goes: refuse before the heap grows */
+		e = -EFBIG;
+	if (e) {
 		close(fd);
 		return e;
 	}
-	if (!S_ISREG(st.st_mode)) { /* a directory, device or FIFO is no image */
-		close(fd);
-		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	}
-	if ((uint64_t)st.st_size > max) { /* cannot fit where it goes: refuse before the heap grows */
-		close(fd);
-		return -EFBIG;
-	}
-	size_t n = (size_t)st.st_size;
+	*len = (size_t)st.st_size;
+	return fd;
+}
+
+int util_read_file(const char *path, uint8_t **buf, size_t *len, uint64_t max)
+{
+	size_t n;
+	int fd = util_open_input(path, max, &n);
+	if (fd < 0)
+		return fd;
 	uint8_t *b = malloc(n ? n : 1);
 	if (!b) {
 		close(fd);

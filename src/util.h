@@ -42,8 +42,12 @@ int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* "hvmm: <msg>" on stderr; the one-line error style for users. */
 void util_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void util_verr(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-/* Read a whole file into a malloc'd buffer. 0, or -errno: -EFBIG, before any
- * allocation, when the file is larger than max bytes. */
+/* Open an input file for reading: a regular file (else -EISDIR/-EINVAL) of
+ * at most max bytes (else -EFBIG). The fd (close-on-exec) with its size in
+ * *len, or -errno. */
+int util_open_input(const char *path, uint64_t max, size_t *len);
+/* Read a whole file into a malloc'd buffer. 0, or -errno as util_open_input
+ * says (-EFBIG before any allocation). */
 int util_read_file(const char *path, uint8_t **buf, size_t *len, uint64_t max);
 
 /* Write all of buf to fd (the guest's output: a terminal, pipe or file that
