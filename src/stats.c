@@ -359,9 +359,9 @@ void stats_print(struct vm *vm, FILE *f)
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
 	stats_print_iommu(vm, f);
-	if (uart_dropped(vm))
-		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n",
-			(unsigned long long)uart_dropped(vm));
+	uint64_t dropped = uart_dropped(vm);
+	if (dropped)
+		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n", (unsigned long long)dropped);
 	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }
