@@ -270,7 +270,7 @@ static void sandbox_main(struct sandbox_build *b, const struct sandbox_main_opts
 		SCMP_SYS(read), SCMP_SYS(pread64), /* KVM's binary stats fds */
 		SCMP_SYS(close), SCMP_SYS(epoll_ctl), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
 		SCMP_SYS(lseek), SCMP_SYS(fdatasync), SCMP_SYS(fsync), SCMP_SYS(flock),
-		SCMP_SYS(fcntl), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),
+		SCMP_SYS(fcntl), SCMP_SYS(io_uring_enter),
 		SCMP_SYS(timerfd_settime), /* timers disarmed at tear-down (virtio-blk's rate limit) */
 		SCMP_SYS(wait4), /* reaping the slirp helper */
 		SCMP_SYS(getrandom), /* json-c seeds its hash tables */

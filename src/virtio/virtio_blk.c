@@ -51,6 +51,7 @@
 #include "../util.h"
 #include "../vm.h"
 #include "image_lock.h"
+#include "uring_restrict.h"
 #include "virtio.h"
 
 /* Feature bits (§5.2.3). */
@@ -927,16 +928,27 @@ static void blk_destroy(struct virtio_dev *d)
 
 /* ---- creation ---- */
 
+/* Everything blk_issue_one and blk_drain submit; the ring refuses the rest
+ * (opening files, sockets, reading other fds), which seccomp cannot see. */
+static const uint8_t blk_uring_ops[] = {
+	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+	IORING_OP_ASYNC_CANCEL,
+};
+
 static int blk_uring_init(struct blk *b)
 {
 	const char *sync = getenv("HVMM_DISK_SYNC");
 	if (sync && *sync && strcmp(sync, "0") != 0)
 		return -ENOTSUP;
-	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
+	/* Created disabled, so that it can be locked down (uring_restrict)
+	 * before its first submission. */
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+					      IORING_SETUP_R_DISABLED,
 				     .cq_entries = BLK_CQ_SIZE };
 	int r = io_uring_queue_init_params(BLK_QUEUE_SIZE, &b->ring, &p);
 	if (r == -EINVAL) { /* before Linux 5.18 */
-		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE, .cq_entries = BLK_CQ_SIZE };
+		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED,
+					      .cq_entries = BLK_CQ_SIZE };
 		r = io_uring_queue_init_params(BLK_QUEUE_SIZE, &b->ring, &p);
 	}
 	if (r < 0)
@@ -947,6 +959,8 @@ static int blk_uring_init(struct blk *b)
 		goto fail;
 	}
 	if ((r = io_uring_register_eventfd(&b->ring, b->efd)) < 0)
+		goto fail;
+	if ((r = uring_restrict(&b->ring, blk_uring_ops, sizeof(blk_uring_ops), IOSQE_ASYNC)) < 0)
 		goto fail;
 	if ((r = evloop_add(b->vm, b->efd, EPOLLIN, blk_uring_event, b)) < 0)
 		goto fail;
