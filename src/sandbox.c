@@ -1,5 +1,6 @@
 /* sandbox: per-thread seccomp allow-lists built with libseccomp (sandbox.h). */
 #include "sandbox.h"
+#include "landlock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <grp.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -315,6 +318,41 @@ static void sandbox_net_helper(struct sandbox_build *b)
 	sandbox_allow_masked(b, SCMP_SYS(openat), 2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY);
 }
 
+/* The uid and gid the slirp helper drops to when started as root: the
+ * kernel's overflow ids, "nobody" on Debian, owning nothing. */
+#define SANDBOX_HELPER_UID 65534
+
+/* What the slirp helper may touch beyond its fds: reading the resolver's
+ * configuration (libslirp rereads it for the DNS relay), nothing else on
+ * the file system (Landlock), and no identity that owns files (root is
+ * dropped: as root its read-only openat could read any file). Before its
+ * seccomp list, which forbids the calls this makes. */
+static int sandbox_helper_confine(void)
+{
+	static const char *const readable[] = { "/etc/resolv.conf" };
+	int r = landlock_restrict_to_reading(readable, 1);
+	if (r < 0 && r != -EOPNOTSUPP)
+		return r;
+	if (getuid() == 0 || geteuid() == 0) {
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid(SANDBOX_HELPER_UID, SANDBOX_HELPER_UID, SANDBOX_HELPER_UID) < 0 ||
+		    setresuid(SANDBOX_HELPER_UID, SANDBOX_HELPER_UID, SANDBOX_HELPER_UID) < 0)
+			return -errno;
+	}
+	/* The tests' view of the result (read only when set): what opening
+	 * a file gives now. */
+	const char *probe = getenv("HVMM_SANDBOX_PROBE_OPEN");
+	if (probe) {
+		int fd = open(probe, O_RDONLY | O_CLOEXEC);
+		fprintf(stderr, "%s: probe: landlock %s, uid %u: open %s: %s\n", sandbox_prog,
+			r > 0 ? "on" : "unavailable", (unsigned)getuid(), probe,
+			fd < 0 ? strerror(errno) : "ok");
+		if (fd >= 0)
+			close(fd);
+	}
+	return 0;
+}
+
 /* The forbidden call the tests ask for: personality(0xffffffff) only reads
  * the persona, so with the filters off it changes nothing. */
 static void sandbox_self_test(enum sandbox_kind kind)
@@ -336,6 +374,11 @@ int sandbox_enter(enum sandbox_kind kind, const struct sandbox_main_opts *main)
 	 * sets it too; made explicit so it holds whatever its defaults are). */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
+	if (kind == SANDBOX_NET_HELPER) {
+		int hr = sandbox_helper_confine();
+		if (hr < 0)
+			return hr;
+	}
 	struct sandbox_build b = { .ctx = seccomp_init(SCMP_ACT_TRAP) };
 	if (!b.ctx)
 		return -ENOMEM;

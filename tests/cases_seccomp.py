@@ -15,11 +15,14 @@ from harness import case, expect
 KINDS = ("main", "vcpu", "evloop", "serial")
 
 
-def _hvmm(ctx, args, test_kind=None, timeout=30):
+def _hvmm(ctx, args, test_kind=None, timeout=30, probe_open=None):
     env = dict(os.environ)
     env.pop("HVMM_SECCOMP_TEST", None)
+    env.pop("HVMM_SANDBOX_PROBE_OPEN", None)
     if test_kind:
         env["HVMM_SECCOMP_TEST"] = test_kind
+    if probe_open:
+        env["HVMM_SANDBOX_PROBE_OPEN"] = probe_open
     if "--seccomp" in args and args[args.index("--seccomp") + 1] == "on":
         # The sanitizer build confined on purpose: its leak check at exit needs
         # calls the main thread's list forbids (prctl, clone, ptrace), so it is
@@ -66,6 +69,28 @@ def t_net_helper(ctx):
            f"hvmm must report its back end gone: {err!r}")
     # only the helper died: the VM ran on to its --timeout
     expect(st == 124, f"status {st}, want 124 (the VM goes on without its network); {err!r}")
+
+
+@case("seccomp/net-helper-files")
+def t_net_helper_files(ctx):
+    """Beyond its seccomp list the helper keeps no file system but the
+    resolver's configuration (Landlock), and drops root: as root its
+    read-only openat could read any file. The suite runs as root in the
+    nested KVM host, which is the case that matters."""
+    spin = ctx.guest("spin.elf")
+    root = os.geteuid() == 0
+    uid = 65534 if root else os.getuid()
+    for path, want in (("/etc/passwd", "Permission denied"), ("/etc/resolv.conf", "ok"),
+                       (ctx.hvmm_bin, "Permission denied")):
+        st, _, err = _hvmm(ctx, _on_args(ctx) + ["--network", "user", "--timeout", "2", spin],
+                           probe_open=path)
+        line = f"hvmm-net-slirp: probe: landlock on, uid {uid}: open {path}: {want}"
+        expect(line in err.splitlines(), f"want {line!r} in stderr: {err!r}")
+        expect(st == 124 and "link down" not in err, f"the network stays up: status {st}; {err!r}")
+    # Confinement off (debugging): the helper keeps its files and its uid.
+    st, _, err = _hvmm(ctx, ["--seccomp", "off", "--network", "user", "--timeout", "2", spin],
+                       probe_open="/etc/passwd")
+    expect("probe" not in err, f"--seccomp off: the helper confines nothing: {err!r}")
 
 
 @case("seccomp/usage", kvm=False)
