@@ -503,6 +503,7 @@ static void test_virtio(const char *name, task_fn fn, bool both_in_one)
 
 static void test_virtio_rng(void) { test_virtio("virtio-rng", u_vrng_test, false); }
 static void test_virtio_console(void) { test_virtio("virtio-console", u_vcons_test, true); }
+static void test_virtio_console_stall(void) { test_virtio("virtio-console-stall", u_vcons_stall_test, true); }
 static void test_virtio_blk(void) { test_virtio("virtio-blk", u_vblk_test, false); }
 static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false); }
 
@@ -544,6 +545,7 @@ static const struct test tests[] = {
 	{ "doublefault", test_doublefault, true },
 	{ "virtio-rng", test_virtio_rng, true },
 	{ "virtio-console", test_virtio_console, true },
+	{ "virtio-console-stall", test_virtio_console_stall, true },
 	{ "virtio-blk", test_virtio_blk, true },
 	{ "virtio-net", test_virtio_net, true },
 	{ "virtio-net-tcp", test_virtio_net_tcp, true },
@@ -574,7 +576,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-blk virtio-net virtio-net-tcp virtio-hostile all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

@@ -87,3 +87,41 @@ def t_vcons_sigterm(ctx):
     status, _, err, before, during, after = vcons_pty(ctx, sig=_signal.SIGTERM)
     expect(status == 128 + 15, f"SIGTERM status {status} {err!r}")
     expect(during is not None and raw(during) and after == before, "raw while running, restored after SIGTERM")
+
+
+@case("vconsole/stalled-output-holds-back-only-the-console")
+def t_stalled_output(ctx):
+    """The reader of hvmm's stdout stops reading (a paused terminal, a stuck
+    pipe): the guest's hvc0 output waits in its own ring, and the event loop
+    goes on serving the other devices. The guest (test=virtio-console-stall)
+    posts 8 KiB of console output into a 4 KiB pipe nobody reads, then asks
+    virtio-rng for bytes; it reports on COM1, which goes to a file. Once the
+    console's writes blocked the loop, and virtio-rng never answered."""
+    import fcntl
+    from cases_guest import plan, tap
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    serial = os.path.join(ctx.tmp, "stall-serial.txt")
+    argv = [ctx.hvmm_bin, "run", "--timeout", "60", "--console", "virtio", "--rng", "--serial", serial,
+            "--stats", "--cmdline", "test=virtio-console-stall mode=poll", ctx.path("guest", "hvmm-guest.elf")]
+    p = sp.Popen(argv, stdin=sp.DEVNULL, stdout=w, stderr=sp.PIPE)
+    os.close(w)
+    try:
+        try:
+            _, err = p.communicate(timeout=90)
+        except sp.TimeoutExpired:
+            p.kill()  # the process this test started, by its Popen handle
+            _, err = p.communicate()
+        held = os.read(r, 65536)
+    finally:
+        os.close(r)
+    err = err.decode(errors="replace")
+    out = open(serial, errors="replace").read()
+    t = tap(out)
+    expect(t and plan(out) == len(t) and all(ok for _, ok, _, _ in t),
+           f"the guest's checks: {out[-1500:]!r}; stderr {err[-500:]!r}")
+    expect(p.returncode == 1, f"status {p.returncode}, want 1 (all passed); stderr {err[-500:]!r}")
+    expect(0 < len(held) <= 4096 and held[:10] == b"abcdefghij",
+           f"the pipe holds the start of the output, {len(held)} bytes: {held[:40]!r}")
+    expect("virtio-console: stdout took no more output" in err, f"--stats counts the stall: {err[-500:]!r}")
+    print(f"      {len(held)} bytes reached the stalled pipe; virtio-rng answered meanwhile")

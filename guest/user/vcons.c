@@ -225,3 +225,75 @@ long u_vcons_test(long mode)
 	vio_reset(d);
 	return fails ? 1 : 0;
 }
+
+/* test=virtio-console-stall: the host's stdout takes no more of the
+ * console's output (the test makes it a small pipe nobody reads). The
+ * console's transmit ring is filled past what stdout takes, then another
+ * device on hvmm's event loop — virtio-rng — is asked for bytes: it must
+ * answer although the console's output waits. Then both are reset, the
+ * console with chains still unanswered. */
+#define STALL_RNG_BYTES 64u
+#define STALL_RNG_TIMEOUT_US 10000000ull
+
+long u_vcons_stall_test(long mode)
+{
+	const char *m = vt_mode_name[mode];
+	struct vdev *d = &cons_dev;
+	static struct vdev rng;
+	static struct vq rng_q;
+	vio_dma_reset();
+	if (vio_open(d, VIRTIO_ID_CONSOLE, 0, 0, vt_opts.vio_flags) < 0 || vio_queue(d, &cons_rx, 0, CONS_Q) < 0 ||
+	    vio_queue(d, &cons_tx, 1, CONS_Q) < 0 || vio_driver_ok(d) < 0) {
+		u_tap(false, "virtio-console-stall (%s): console: %s", m, d->err);
+		return 1;
+	}
+	cons_txmem = vio_dma_alloc((uint64_t)cons_tx.size * CONS_TXBUF, 4096, &cons_txpa);
+	uint64_t rng_pa;
+	uint8_t *rng_buf = vio_dma_alloc(STALL_RNG_BYTES, 64, &rng_pa);
+	if (!cons_txmem || !rng_buf) {
+		u_tap(false, "virtio-console-stall (%s): out of DMA memory", m);
+		vio_reset(d);
+		return 1;
+	}
+	unsigned chains = cons_tx.size;
+	for (uint16_t i = 0; i < chains; i++) {
+		char *b = (char *)cons_txmem + (uint64_t)i * CONS_TXBUF;
+		for (unsigned k = 0; k < CONS_TXBUF - 1; k++)
+			b[k] = (char)('a' + (i + k) % 26);
+		b[CONS_TXBUF - 1] = '\n';
+		struct vq_sg sg = { cons_txpa + (uint64_t)i * CONS_TXBUF, CONS_TXBUF };
+		vq_add(&cons_tx, &sg, 1, 0, i);
+	}
+	vq_kick(&cons_tx);
+	u_note("virtio-console-stall: %u bytes of output posted in %u chains", chains * CONS_TXBUF, chains);
+
+	if (vio_open(&rng, VIRTIO_ID_RNG, 0, 0, vt_opts.vio_flags) < 0 || vio_queue(&rng, &rng_q, 0, 8) < 0 ||
+	    vio_driver_ok(&rng) < 0) {
+		u_tap(false, "virtio-console-stall (%s): virtio-rng: %s", m, rng.err);
+		vio_reset(d);
+		return 1;
+	}
+	struct vq_sg sg = { rng_pa, STALL_RNG_BYTES };
+	vq_add(&rng_q, &sg, 0, 1, 0);
+	uint64_t t0 = vio_now_us();
+	vq_kick(&rng_q);
+	uint32_t len = 0;
+	int got = 0;
+	while (got == 0 && vio_now_us() - t0 < STALL_RNG_TIMEOUT_US) {
+		got = vq_get(&rng_q, 0, &len);
+		if (got == 0)
+			vq_wait(&rng_q, 100000);
+	}
+	uint64_t dt = vio_now_us() - t0;
+	unsigned answered = 0;
+	while (vq_get(&cons_tx, 0, 0) > 0)
+		answered++;
+	u_tap(got > 0 && len > 0 && len <= STALL_RNG_BYTES,
+	      "virtio-console-stall (%s): virtio-rng answered (%u bytes in %lu us) while the console's output waited",
+	      m, got > 0 ? len : 0, dt);
+	u_tap(answered < chains, "virtio-console-stall (%s): the console held its output back: %u of %u chains answered",
+	      m, answered, chains);
+	vio_reset(&rng);
+	vio_reset(d);
+	return 0;
+}

@@ -31,6 +31,7 @@ void vt_report_irqs(struct vdev *d, const char *mode, uint64_t before);
 
 long u_vrng_test(long mode);
 long u_vcons_test(long mode);
+long u_vcons_stall_test(long mode);
 long u_vblk_test(long mode);
 long u_vnet_test(long mode);
 

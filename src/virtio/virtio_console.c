@@ -8,10 +8,17 @@
  * escapes (Ctrl-A x stops hvmm, as with the UART console) into a bounded
  * buffer, and from there into whatever receive buffers the driver has
  * posted. While the buffer is full stdin is not read (the writer blocks,
- * nothing is dropped). Output: each transmit chain is written to stdout.
- * Everything runs on the event-loop thread, so no lock is needed.
+ * nothing is dropped). Output: each transmit chain is written to stdout as
+ * far as stdout takes it without blocking; while it takes no more, the
+ * chain stays with the device (the guest's own buffer, nothing copied), the
+ * queue is not read further, and the loop watches stdout for room — so a
+ * stalled reader holds back only this device's output, never the event
+ * loop and the other devices on it. Everything runs on the event-loop
+ * thread, so no lock is needed.
  */
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -39,18 +46,91 @@ struct virtio_console {
 	bool in_hup;     /* hung up while full: read the rest as room appears */
 	uint8_t in[CON_INBUF];
 	unsigned in_head, in_count;
-	struct vq_elem elem;
+	struct vq_elem elem;   /* the transmit chain being written */
+	bool out_pending;      /* elem popped and not all written yet */
+	size_t out_done;       /* ... its bytes written so far */
+	bool out_watched;      /* stdout registered with the loop for room */
+	uint64_t out_stalls;   /* times stdout took no more */
 };
 
 /* ---- guest → host ---- */
 
-/* A stalled stdout holds up the loop (the guest's output waits for the
- * reader), but never past a VM stop; a gone one drops the output. */
-static void con_write_all(struct virtio_console *c, const struct iovec *iov, unsigned n)
+#define CON_OUT_CHUNK 4096 /* POLLOUT promises room for a pipe's PIPE_BUF, not for more */
+
+/* Write what stdout takes now of the pending chain, from out_done on:
+ * 1 all of it, 0 stdout is full (out_done says how far it got), -1 stdout
+ * is gone (the rest is dropped, as when the reader of a pipe exits). */
+static int con_write_some(struct virtio_console *c)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (!util_write_out(STDOUT_FILENO, iov[i].iov_base, iov[i].iov_len, &c->vm->stopping))
-			return;
+	size_t skip = c->out_done;
+	for (unsigned i = 0; i < c->elem.n_out; i++) {
+		const uint8_t *base = c->elem.out[i].iov_base;
+		size_t len = c->elem.out[i].iov_len;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		for (size_t off = skip; off < len;) {
+			struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
+			int n = poll(&pfd, 1, 0);
+			if (n < 0 && errno != EINTR)
+				return -1;
+			if (n <= 0)
+				return 0;
+			if (pfd.revents & (POLLERR | POLLNVAL))
+				return -1;
+			size_t want = len - off < CON_OUT_CHUNK ? len - off : CON_OUT_CHUNK;
+			ssize_t r = write(STDOUT_FILENO, base + off, want);
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				return 0;
+			if (r <= 0)
+				return -1;
+			off += (size_t)r;
+			c->out_done += (size_t)r;
+		}
+		skip = 0;
+	}
+	return 1;
+}
+
+static void con_transmit(struct virtio_console *c);
+
+static void con_stdout_cb(void *opaque, uint32_t events)
+{
+	(void)events; /* room or an error: con_write_some tells them apart */
+	struct virtio_console *c = opaque;
+	evloop_del(c->vm, STDOUT_FILENO); /* level-triggered: only while waiting */
+	c->out_watched = false;
+	con_transmit(c);
+}
+
+/* stdout took no more of the pending chain: wake up when it has room. A
+ * stdout epoll cannot watch (a regular file, /dev/null) always has room
+ * for poll(2), so this is reached only for pipes, sockets and terminals;
+ * should the loop refuse it anyway, the rest is written blocking, as far
+ * as a VM stop allows. False when the chain is done with after all. */
+static bool con_wait_stdout(struct virtio_console *c)
+{
+	c->out_stalls++;
+	if (c->out_watched)
+		return true;
+	if (evloop_add(c->vm, STDOUT_FILENO, EPOLLOUT, con_stdout_cb, c) == 0) {
+		c->out_watched = true;
+		return true;
+	}
+	size_t skip = c->out_done;
+	for (unsigned i = 0; i < c->elem.n_out; i++) {
+		size_t len = c->elem.out[i].iov_len;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		if (!util_write_out(STDOUT_FILENO, (const uint8_t *)c->elem.out[i].iov_base + skip,
+				    len - skip, &c->vm->stopping))
+			break;
+		skip = 0;
+	}
+	return false;
 }
 
 static void con_transmit(struct virtio_console *c)
@@ -59,9 +139,17 @@ static void con_transmit(struct virtio_console *c)
 	if (!vq)
 		return;
 	bool pushed = false;
-	while (virtio_queue_pop(c->dev, CON_TX, &c->elem) > 0) {
-		con_write_all(c, c->elem.out, c->elem.n_out);
+	for (;;) {
+		if (!c->out_pending) {
+			if (virtio_queue_pop(c->dev, CON_TX, &c->elem) <= 0)
+				break;
+			c->out_pending = true;
+			c->out_done = 0;
+		}
+		if (con_write_some(c) == 0 && con_wait_stdout(c))
+			break; /* the chain waits, unanswered, for stdout to take more */
 		vq_push(vq, c->elem.head, 0);
+		c->out_pending = false;
 		pushed = true;
 	}
 	if (pushed)
@@ -184,9 +272,23 @@ static void con_config_read(struct virtio_dev *d, unsigned off, void *buf, unsig
 	memset(buf, 0, len);
 }
 
+/* The guest reset the device (or tear-down): a chain still waiting for
+ * stdout belongs to the old queue and is dropped, unanswered. */
+static void con_reset(struct virtio_dev *d)
+{
+	struct virtio_console *c = virtio_dev_opaque(d);
+	c->out_pending = false;
+	if (c->out_watched)
+		evloop_del(c->vm, STDOUT_FILENO);
+	c->out_watched = false;
+}
+
 static void con_destroy(struct virtio_dev *d)
 {
 	struct virtio_console *c = virtio_dev_opaque(d);
+	if (c->out_stalls && c->vm->cfg.stats)
+		fprintf(stderr, "virtio-console: stdout took no more output %llu times (the guest's output "
+			"waited, the other devices did not)\n", (unsigned long long)c->out_stalls);
 	con_unwatch(c);
 	term_raw_restore();
 	free(c);
@@ -201,6 +303,7 @@ static const struct virtio_dev_ops con_ops = {
 	.config_size = CON_CONFIG_SIZE,
 	.config_read = con_config_read,
 	.queue_notify = con_queue_notify,
+	.reset = con_reset,
 	.destroy = con_destroy,
 };
 
