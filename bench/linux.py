@@ -2,7 +2,7 @@
 """Linux with its own drivers: hvmm against QEMU microvm and QEMU q35, in one
 interleaved run, same kernel and images (scripts/linux-images).
 
-    bench/linux.py [--build DIR] [--rounds N] [--skip-io] [--json FILE]
+    bench/linux.py [--build DIR] [--rounds N] [--io-rounds N] [--io-seconds S] [--skip-io] [--json FILE]
 
 1. Start to /init: the whole VMM process, from exec to its exit, with
    hvmm.exit-at-init on the command line (the initramfs's /init writes 0 to
@@ -13,15 +13,19 @@ interleaved run, same kernel and images (scripts/linux-images).
    through its PVH entry on all three (no decompression anywhere).
 2. virtio-blk with fio in the guest (O_DIRECT, libaio, on a second disk):
    4 KiB random read and write at queue depth 1 and 32, 1 MiB sequential
-   read and write; IOPS or MiB/s, and KVM exits and guest interrupts per I/O.
+   read and write; IOPS or MiB/s, and KVM exits (that VM's own, from its
+   debugfs directory) and guest interrupts per I/O.
 3. virtio-net with iperf3: the guest serves, the host connects through a host
    forward (user networking on all three), both directions.
+The three I/O guests run side by side and every job goes round them in turn,
+--io-rounds times (the order rotating), so host load hits all alike; medians.
 
 Prints tables with hvmm's ratio to each QEMU machine type. Numbers are only
 comparable within one run; in the nested KVM host everything is emulated,
 so quote the ratios.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -63,11 +67,11 @@ def delta(a, b):
 
 
 def argv_for(vmm, a, cmdline, extra_disk=None, net_port=None, cpus=1, initrd="boot.cpio",
-             kernel="vmlinuz"):
+             kernel="vmlinuz", vm_timeout=600):
     """boot.cpio for the boot times; rootfs.cpio (fio and iperf3 in it) for I/O."""
     L = os.path.join(a.build, "linux")
     if vmm == "hvmm":
-        argv = [os.path.join(a.build, "hvmm"), "run", "--timeout", "600", "--mem", MEM, "--cpus", str(cpus),
+        argv = [os.path.join(a.build, "hvmm"), "run", "--timeout", str(vm_timeout), "--mem", MEM, "--cpus", str(cpus),
                 "--kernel", os.path.join(L, kernel), "--initrd", os.path.join(L, initrd),
                 "--cmdline", cmdline]
         if extra_disk:
@@ -106,6 +110,8 @@ KERNELS = (("bzImage", "vmlinuz"), ("vmlinux (PVH entry)", "vmlinux"))
 
 
 def bench_boot(a):
+    if a.rounds == 0:
+        return {k: {v: {"median_s": None, "runs": [], "exits_to_prompt": None} for v in VMMS} for _, k in KERNELS}
     times = {k: {v: [] for v in VMMS} for _, k in KERNELS}
     cmdline = "console=ttyS0 panic=-1 quiet hvmm.exit-at-init"
     for r in range(a.rounds):
@@ -143,46 +149,95 @@ def guest_interrupts(vm):
                for x in line.split()[1:] if x.isdigit())
 
 
-def bench_io(a, vmm, tmp, port):
+def vm_counters(pid):
+    """KVM's counters of one VM: debugfs has a PID-FD directory per VM, so
+    VMs running side by side do not count into each other's I/O."""
+    try:
+        dirs = [d for d in os.listdir(DEBUGFS) if d.startswith(f"{pid}-")]
+    except OSError:
+        return None
+    if len(dirs) != 1:
+        return None
+    try:
+        with open(os.path.join(DEBUGFS, dirs[0], "exits")) as f:
+            return {"exits": int(f.read())}
+    except OSError:
+        return None
+
+
+def io_vm_start(a, vmm, tmp, port, stack):
+    """One VMM's I/O guest: a 256 MiB second disk filled once, iperf3 serving."""
     disk = os.path.join(tmp, f"data-{vmm}.img")
     with open(disk, "wb") as f:
         f.truncate(256 << 20)
-    res = {}
-    with LinuxVM(argv_for(vmm, a, "console=ttyS0 panic=-1 quiet", extra_disk=disk, net_port=port,
-                               initrd="rootfs.cpio"), 900) as vm:
-        vm.expect(PROMPT, 240, what=f"{vmm}: the prompt")
-        vm.run("dd if=/dev/zero of=/dev/vda bs=1M count=256 2>/dev/null; sync", timeout=300)
-        for name, opts, side, metric in FIO_JOBS:
-            c0, i0 = kvm_counters(), guest_interrupts(vm)
-            out = vm.run(f"fio --name=j --filename=/dev/vda --direct=1 --ioengine=libaio {opts} "
-                         f"--runtime={a.io_seconds} --time_based --size=256M --output-format=json "
-                         f"--output=/tmp/fio.json >/dev/null && cat /tmp/fio.json", timeout=300)
-            d, i1 = delta(c0, kvm_counters()), guest_interrupts(vm)
-            js = json.loads(out[out.index("{"):])
-            job = js["jobs"][0][side]
-            ios = job["total_ios"] or 1
-            res[name] = {"iops": job["iops"], "mib_s": job["bw"] / 1024.0,
-                         "exits_per_io": d["exits"] / ios if d else None,
-                         "irqs_per_io": (i1 - i0) / ios}
-            print(f"  {vmm} {name}: {job['iops']:.0f} IOPS, {job['bw'] / 1024:.1f} MiB/s, "
-                  f"{res[name]['exits_per_io'] or 0:.2f} exits/IO, {res[name]['irqs_per_io']:.2f} irqs/IO",
-                  flush=True)
-        vm.run("ip link set eth0 up; udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1; iperf3 -s -D -p 5201", timeout=90)
+    vm = stack.enter_context(LinuxVM(argv_for(vmm, a, "console=ttyS0 panic=-1 quiet", extra_disk=disk,
+                                              net_port=port, initrd="rootfs.cpio", vm_timeout=3600), 3600))
+    vm.expect(PROMPT, 240, what=f"{vmm}: the prompt")
+    vm.run("dd if=/dev/zero of=/dev/vda bs=1M count=256 2>/dev/null; sync", timeout=300)
+    vm.run("ip link set eth0 up; udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1; iperf3 -s -D -p 5201", timeout=90)
+    vm.port = port
+    return vm
+
+
+def fio_once(a, vm, opts, side):
+    c0, i0 = vm_counters(vm.p.pid), guest_interrupts(vm)
+    out = vm.run(f"fio --name=j --filename=/dev/vda --direct=1 --ioengine=libaio {opts} "
+                 f"--runtime={a.io_seconds} --time_based --size=256M --output-format=json "
+                 f"--output=/tmp/fio.json >/dev/null && cat /tmp/fio.json", timeout=300)
+    d, i1 = delta(c0, vm_counters(vm.p.pid)), guest_interrupts(vm)
+    job = json.loads(out[out.index("{"):])["jobs"][0][side]
+    ios = job["total_ios"] or 1
+    return {"iops": job["iops"], "mib_s": job["bw"] / 1024.0,
+            "exits_per_io": d["exits"] / ios if d else None, "irqs_per_io": (i1 - i0) / ios}
+
+
+def iperf_once(a, vm, rev):
+    p = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(vm.port), "-t", str(a.io_seconds), "-J", *rev],
+                       capture_output=True, text=True, timeout=120)
+    try:
+        return {"mbit_s": json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6}
+    except (ValueError, KeyError):
+        print(f"  iperf3 failed: {p.stdout[-300:]} {p.stderr[-300:]}")
+        return None
+
+
+def median_of(runs):
+    """Each key's median over the rounds that produced it."""
+    out = {}
+    for k in {k for r in runs for k in r}:
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    out["rounds"] = len(runs)
+    return out
+
+
+def bench_io(a, tmp):
+    """All three VMMs' guests run at once, and each job goes round them in
+    turn (the order rotating every round), a.io_rounds times: a load that
+    comes and goes on the host then hits every VMM alike, and the medians
+    are comparable."""
+    runs = {v: {} for v in VMMS}
+    with contextlib.ExitStack() as stack:
+        vms = {v: io_vm_start(a, v, tmp, free_port(), stack) for v in VMMS}
         time.sleep(1)
-        for name, rev in (("net host->guest", []), ("net guest->host", ["-R"])):
-            p = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(a.io_seconds), "-J", *rev],
-                               capture_output=True, text=True, timeout=120)
-            try:
-                bps = json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
-            except (ValueError, KeyError):
-                print(f"  {vmm} {name}: iperf3 failed: {p.stdout[-300:]} {p.stderr[-300:]}")
-                continue
-            res[name] = {"mbit_s": bps / 1e6}
-            print(f"  {vmm} {name}: {bps / 1e6:.1f} Mbit/s", flush=True)
-        vm.send("poweroff -f\n")
-        vm.wait(60)
-    os.unlink(disk)
-    return res
+        jobs = [(name, lambda vm, o=opts, sd=side: fio_once(a, vm, o, sd)) for name, opts, side, _ in FIO_JOBS]
+        jobs += [("net host->guest", lambda vm: iperf_once(a, vm, [])),
+                 ("net guest->host", lambda vm: iperf_once(a, vm, ["-R"]))]
+        for name, fn in jobs:
+            for r in range(a.io_rounds):
+                order = VMMS[r % len(VMMS):] + VMMS[:r % len(VMMS)]
+                for v in order:
+                    res = fn(vms[v])
+                    if res:
+                        runs[v].setdefault(name, []).append(res)
+                print(f"  {name} round {r + 1}: " + ", ".join(
+                    f"{v} " + (f"{runs[v][name][-1].get('iops') or runs[v][name][-1].get('mbit_s'):.0f}"
+                               if runs[v].get(name) else "-") for v in VMMS), flush=True)
+        for vm in vms.values():
+            vm.send("poweroff -f\n")
+        for vm in vms.values():
+            vm.wait(60)
+    return {v: {name: median_of(rs) for name, rs in runs[v].items()} for v in VMMS}
 
 
 def ratio(h, q):
@@ -194,6 +249,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--io-seconds", type=int, default=5)
+    ap.add_argument("--io-rounds", type=int, default=3)
     ap.add_argument("--skip-io", action="store_true")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -214,11 +270,12 @@ def main():
     if not a.skip_io:
         tmp = tempfile.mkdtemp(prefix="hvmm-bench-linux-", dir="/var/tmp")
         try:
-            result["io"] = {v: bench_io(a, v, tmp, free_port()) for v in VMMS}
+            result["io"] = bench_io(a, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         io = result["io"]
-        print("\nvirtio with Linux's drivers (hvmm / QEMU microvm, hvmm / q35):")
+        print("\nvirtio with Linux's drivers, median of %d interleaved rounds "
+              "(hvmm / QEMU microvm, hvmm / q35):" % a.io_rounds)
         for name, *_ in FIO_JOBS + [("net host->guest",), ("net guest->host",)]:
             key = "mbit_s" if name.startswith("net") else ("iops" if "4k" in name else "mib_s")
             vals = [io[v].get(name, {}).get(key) for v in VMMS]
