@@ -56,7 +56,7 @@ $(BUILD)/%.o: %.c
 # test_blk_faults serves its own FUSE file system (libfuse3) to inject EIO.
 UNIT_LIBS_test_blk_faults := -lfuse3
 # test_jailer: the jailer's pure half (options, hvmm's argv rewritten).
-UNIT_LIBS_test_jailer := $(BUILD)/src/jailer/jail_args.o
+UNIT_LIBS_test_jailer := $(BUILD)/src/jailer/jail_args.o -DHVMM_MAIN_C='"$(CURDIR)/src/main.c"'
 $(BUILD)/tests/unit/test_jailer: $(BUILD)/src/jailer/jail_args.o
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 	@mkdir -p $(dir $@)
