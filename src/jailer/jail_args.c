@@ -331,6 +331,8 @@ static int jail_file_opt(struct jail_cfg *cfg, const char *opt, char *val, char 
 {
 	char name[16];
 	*out = val;
+	if (strcmp(opt, "network") == 0 && strncmp(val, "user", 4) == 0 && (!val[4] || val[4] == ','))
+		cfg->net_user = true;
 	if (!*val)
 		return 0; /* hvmm says what is wrong with an empty value */
 	if (strcmp(opt, "kernel") == 0)

@@ -68,9 +68,22 @@ static int jail_mkdir(const char *path, mode_t mode)
 	return 0;
 }
 
+int jail_mkdirs(const char *path, size_t from)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = dir + from + 1; (p = strchr(p, '/')); p++) {
+		*p = 0;
+		if (jail_mkdir(dir, 0755) < 0)
+			return jail_fail("mkdir", dir);
+		*p = '/';
+	}
+	return 0;
+}
+
 /* Copy src to dst (mode 0755, root's): through a temporary name, so a
  * reused jail never runs half a binary. */
-static int jail_copy(const char *src, const char *dst)
+int jail_copy(const char *src, const char *dst)
 {
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s.new", dst);
@@ -159,15 +172,16 @@ int jail_make_tree(const struct jail_cfg *cfg, char *root, size_t len, bool *hel
 	snprintf(path, sizeof(path), "%s/hvmm", root);
 	if ((r = jail_copy(cfg->exec_file, path)))
 		return r;
-	/* The slirp helper hvmm starts for --network user, from beside hvmm. */
+	/* The slirp helper hvmm starts for --network user, from beside hvmm,
+	 * with the libraries it is linked with. */
 	char src[PATH_MAX];
 	snprintf(src, sizeof(src), "%s", cfg->exec_file);
 	char *slash = strrchr(src, '/');
 	snprintf(slash ? slash + 1 : src, sizeof(src) - (size_t)(slash ? slash + 1 - src : 0), "hvmm-net-slirp");
-	*helper = access(src, X_OK) == 0;
+	*helper = cfg->net_user && access(src, X_OK) == 0;
 	if (*helper) {
 		snprintf(path, sizeof(path), "%s/hvmm-net-slirp", root);
-		if ((r = jail_copy(src, path)))
+		if ((r = jail_copy(src, path)) || (r = jail_copy_libs(src, root)))
 			return r;
 	}
 	static const char *const dirs[] = { "dev", "dev/net" };

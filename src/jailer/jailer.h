@@ -56,6 +56,7 @@ struct jail_cfg {
 	struct jail_cgroup_set cgroup[JAIL_MAX_CGROUP];
 	int nr_cgroup;
 	bool new_pid_ns, daemonize, reuse;
+	bool net_user; /* hvmm's --network user: its slirp helper goes into the jail */
 	/* hvmm's command line as it runs in the jail: "/hvmm", "run", ... NULL
 	 * (malloc'd vector; the strings point into the caller's argv or into
 	 * store). */
@@ -85,5 +86,10 @@ int jail_cgroup(const struct jail_cfg *cfg, bool *created, char *dir, size_t len
 int jail_namespaces(const struct jail_cfg *cfg, int netns_fd);
 int jail_enter(const struct jail_cfg *cfg, const char *root);
 int jail_drop(const struct jail_cfg *cfg);
+/* Copy src to dst (0755, root's) / make dst's directories below from. */
+int jail_copy(const char *src, const char *dst);
+int jail_mkdirs(const char *path, size_t from);
+/* jail_elf.c: exe's ELF interpreter and shared libraries into root. */
+int jail_copy_libs(const char *exe, const char *root);
 
 #endif

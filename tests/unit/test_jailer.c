@@ -48,6 +48,7 @@ static void test_full(void **state)
 	assert_int_equal(cfg.gid, 100);
 	assert_true(cfg.new_pid_ns);
 	assert_false(cfg.daemonize);
+	assert_true(cfg.net_user); /* --network user: the slirp helper goes in */
 	assert_string_equal(cfg.base, JAIL_DEFAULT_BASE);
 	assert_string_equal(cfg.parent_cgroup, "tenants/a");
 	assert_int_equal(cfg.nr_cgroup, 2);
