@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from harness import case, expect
 from linuxvm import PROMPT, LinuxVM
@@ -206,3 +207,37 @@ def t_jail_bad_input(ctx):
     expect(st == 2 and err.startswith("hvmm: --mem"), f"hvmm's usage error: status {st}, {err!r}")
     return (f"{len(bad) + 1} bad inputs, each one line and its status; --reuse, output file, "
             "--network user's helper, hvmm's own status")
+
+
+@case("jail/daemonize")
+def t_jail_daemonize(ctx):
+    """--daemonize: the jailer returns 0 at once, hvmm (named in hvmm.pid)
+    runs on in a session of its own with stdin, stdout and stderr on
+    /dev/null, and ends by itself (here at its --timeout, its stats file
+    written)."""
+    img = linux_images(ctx.build, "vmlinuz")
+    base = os.path.join(ctx.tmp, "jails")
+    jid = f"daemon-{os.getpid()}"
+    js = os.path.join(ctx.tmp, "daemon.json")
+    t0 = time.time()
+    st, out, err = run(jail_argv(ctx, jid, base, ["--daemonize"],
+                                 ["--timeout", "20", "--stats-json", js, "--kernel", img["vmlinuz"],
+                                  "--cmdline", "console=ttyS0"]))
+    t_ret = time.time() - t0
+    expect(st == 0 and out == "" and err == "", f"--daemonize: status {st}, {out!r}, {err!r}")
+    with open(os.path.join(base, "hvmm", jid, "hvmm.pid")) as f:
+        pid = int(f.read())
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    expect(int(fields[3]) == pid, f"hvmm ({pid}) is not its own session leader: session {fields[3]}")
+    null = os.stat("/dev/null").st_rdev
+    for fd in (0, 1, 2):
+        expect(os.stat(f"/proc/{pid}/fd/{fd}").st_rdev == null, f"hvmm's fd {fd} is not /dev/null")
+    expect(status_fields(pid)["Uid"].split()[0] == str(UID), "the daemon does not run as the jail's user")
+    deadline = time.time() + 120
+    while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+        time.sleep(0.5)
+    expect(not os.path.exists(f"/proc/{pid}"), "the daemonized hvmm did not end at its --timeout")
+    with open(js) as f:
+        expect("userspace_exits" in json.load(f), "the daemonized hvmm wrote no stats")
+    return f"jailer returned 0 after {t_ret:.2f}s; hvmm {pid} ran detached and ended at its --timeout"
