@@ -186,7 +186,7 @@ def t_jail_bad_input(ctx):
 
     # Run, refuse the same id, run again with --reuse; the JSON file is the caller's.
     jid = f"again-{os.getpid()}"
-    js = os.path.join(ctx.tmp, "stats.json")
+    js = os.path.join(ctx.tmp, "jail-stats.json")  # not the harness's stats.json: made here
     hv = ["--timeout", "30", "--stats-json", js, guest]
     st, out, err = run(jail_argv(ctx, jid, base, hvmm=hv), timeout=120)
     expect(st == (0x2a << 1) | 1, f"first jailed run: status {st}, {err!r}")
@@ -202,6 +202,13 @@ def t_jail_bad_input(ctx):
     st, _, err = run(jail_argv(ctx, f"net-{os.getpid()}", base, hvmm=["--timeout", "30", "--network", "user", guest]),
                      timeout=120)
     expect(st == (0x2a << 1) | 1, f"--network user in the jail: status {st}, {err!r}")
+    # An existing output file keeps its owner: root's 0644 is not the jail user's to write.
+    theirs = os.path.join(ctx.tmp, "root-owned.json")
+    with open(theirs, "w"):
+        pass
+    st, _, err = run(jail_argv(ctx, f"own-{os.getpid()}", base, hvmm=["--stats-json", theirs, guest]))
+    expect(st == 2 and "Permission denied" in err and os.stat(theirs).st_uid == 0,
+           f"a root-owned output file: status {st}, {err!r}")
     # hvmm's own errors come through with hvmm's status.
     st, _, err = run(jail_argv(ctx, f"mem-{os.getpid()}", base, hvmm=["--mem", "1T", guest]))
     expect(st == 2 and err.startswith("hvmm: --mem"), f"hvmm's usage error: status {st}, {err!r}")
