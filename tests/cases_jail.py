@@ -211,7 +211,7 @@ def t_jail_bad_input(ctx):
            f"a root-owned output file: status {st}, {err!r}")
     # hvmm's own errors come through with hvmm's status.
     st, _, err = run(jail_argv(ctx, f"mem-{os.getpid()}", base, hvmm=["--mem", "1T", guest]))
-    expect(st == 2 and err.startswith("hvmm: --mem"), f"hvmm's usage error: status {st}, {err!r}")
+    expect(st == 2 and re.search(r"^hvmm: --mem", err, re.M), f"hvmm's usage error: status {st}, {err!r}")
     return (f"{len(bad) + 1} bad inputs, each one line and its status; --reuse, output file, "
             "--network user's helper, hvmm's own status")
 

@@ -169,8 +169,10 @@ int jail_make_tree(const struct jail_cfg *cfg, char *root, size_t len, bool *hel
 	 * jail holds only what the jailer put in it. */
 	if (jail_mkdir(root, 0755) < 0 || chown(root, 0, 0) < 0 || chmod(root, 0755) < 0)
 		return jail_fail("make", root);
+	/* hvmm is linked statically; a dynamic build (the sanitizer one)
+	 * brings its libraries along the way the slirp helper does. */
 	snprintf(path, sizeof(path), "%s/hvmm", root);
-	if ((r = jail_copy(cfg->exec_file, path)))
+	if ((r = jail_copy(cfg->exec_file, path)) || (r = jail_copy_libs(cfg->exec_file, root)))
 		return r;
 	/* The slirp helper hvmm starts for --network user, from beside hvmm,
 	 * with the libraries it is linked with. */
@@ -364,8 +366,6 @@ int jail_namespaces(const struct jail_cfg *cfg, int netns_fd)
 	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 	if (netns_fd < 0)
 		flags |= CLONE_NEWNET; /* a new one has only a loopback, and that down */
-	if (cfg->new_pid_ns)
-		flags |= CLONE_NEWPID; /* for the children: the next fork is its PID 1 */
 	if (unshare(flags) < 0)
 		return jail_fail("unshare", "namespaces");
 	if (sethostname(cfg->id, strlen(cfg->id)) < 0)

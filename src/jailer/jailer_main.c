@@ -1,8 +1,10 @@
-/* hvmm-jailer: check → jail tree → cgroup → namespaces → [fork] → pivot_root
- * → drop root → exec /hvmm. The order matters: see each step's comment. */
+/* hvmm-jailer: check → jail tree → cgroup → [PID namespace, fork] → the
+ * other namespaces → pivot_root → drop root → exec /hvmm. The order matters:
+ * see each step's comment. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +72,13 @@ static int jail_run(struct jail_cfg *cfg)
 	/* Joined before the fork: hvmm and all it starts are charged there. */
 	if ((r = jail_cgroup(cfg, &cg_made, cg, sizeof(cg))))
 		return r;
-	if ((r = jail_namespaces(cfg, netns_fd)))
-		return r;
+	/* Only the PID namespace is the parent's to unshare (it takes effect
+	 * for its children): the others are the child's alone, as a pivot_root
+	 * moves every process of the mount namespace into the jail. */
+	if (cfg->new_pid_ns && unshare(CLONE_NEWPID) < 0) {
+		jail_err("unshare the PID namespace: %s", strerror(errno));
+		return JAIL_EXIT_SETUP;
+	}
 	sigset_t set, none;
 	sigemptyset(&set);
 	sigemptyset(&none);
@@ -93,12 +100,17 @@ static int jail_run(struct jail_cfg *cfg)
 				kill(pid, SIGKILL);
 				return r;
 			}
-			return cfg->daemonize ? 0 : jail_wait(pid, &set);
+			/* _exit: an at-exit handler that forks (a sanitizer's leak
+			 * check) would fork into the new PID namespace, whose PID 1
+			 * may be gone, and fail. Nothing is buffered: stderr is not. */
+			_exit(cfg->daemonize ? 0 : jail_wait(pid, &set));
 		}
 		sigprocmask(SIG_SETMASK, &none, NULL);
 	} else if ((r = jail_write_pid(cfg, getpid()))) {
 		return r;
 	}
+	if ((r = jail_namespaces(cfg, netns_fd)))
+		return r;
 	if (cfg->daemonize && (setsid() < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 ||
 			       dup2(null_fd, 2) < 0)) {
 		jail_err("daemonize: %s", strerror(errno));
