@@ -104,7 +104,8 @@ def t_jail_linux(ctx):
     argv = jail_argv(ctx, jid, base,
                      ["--new-pid-ns", "--cgroup", f"memory.max={MEM_MAX}", "--cgroup", "pids.max=64",
                       "--cgroup", "cpu.max=200000 100000"],
-                     ["--timeout", str(VM_TIMEOUT), "--mem", "512M", "--kernel", img["vmlinuz"],
+                     # --seccomp on: the default, but not in the sanitizer build
+                     ["--seccomp", "on", "--timeout", str(VM_TIMEOUT), "--mem", "512M", "--kernel", img["vmlinuz"],
                       "--initrd", img["boot.cpio"], "--cmdline", "console=ttyS0 panic=-1 quiet root=/dev/vda rw",
                       "--disk", disk])
     with LinuxVM(argv, VM_TIMEOUT + 60) as vm:
