@@ -55,9 +55,10 @@ $(BUILD)/%.o: %.c
 
 # test_blk_faults serves its own FUSE file system (libfuse3) to inject EIO.
 UNIT_LIBS_test_blk_faults := -lfuse3
-# test_jailer: the jailer's pure half (options, hvmm's argv rewritten).
-UNIT_LIBS_test_jailer := $(BUILD)/src/jailer/jail_args.o -DHVMM_MAIN_C='"$(CURDIR)/src/main.c"'
-$(BUILD)/tests/unit/test_jailer: $(BUILD)/src/jailer/jail_args.o
+# test_jailer: the jailer's options, hvmm's argv rewritten, the ELF library walk.
+JAILER_UNIT_OBJS := $(BUILD)/src/jailer/jail_args.o $(BUILD)/src/jailer/jail_elf.o $(BUILD)/src/jailer/jail_setup.o
+UNIT_LIBS_test_jailer := $(JAILER_UNIT_OBJS) -DHVMM_MAIN_C='"$(CURDIR)/src/main.c"'
+$(BUILD)/tests/unit/test_jailer: $(JAILER_UNIT_OBJS)
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a -lcmocka $(UNIT_LIBS_$*) $(LDLIBS)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -159,6 +161,45 @@ static void test_option_table(void **state)
 	assert_int_equal(in_main, known);
 }
 
+static void test_help(void **state)
+{
+	(void)state;
+	char *argv[] = { "hvmm-jailer", "--help", NULL };
+	struct jail_cfg cfg;
+	bool done = false;
+	FILE *keep = stdout;
+	stdout = fopen("/dev/null", "w"); /* the usage text is not the test's output */
+	assert_int_equal(jail_parse(ARGC(argv), argv, &cfg, &done), 0);
+	fclose(stdout);
+	stdout = keep;
+	assert_true(done);
+	jail_cfg_free(&cfg);
+}
+
+/* A dynamically linked program's interpreter and libraries land at their
+ * own paths under the root; a file that is no ELF is an error. /bin/true is
+ * Debian's, linked with the C library. */
+static void test_libs(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/hvmm-test-jail-XXXXXX", path[512];
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(jail_copy_libs("/bin/true", root), 0);
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/lib64/ld-linux-x86-64.so.2", root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode) && st.st_size > 100000);
+	snprintf(path, sizeof(path), "%s/lib/x86_64-linux-gnu/libc.so.6", root);
+	if (stat(path, &st) != 0) /* where the system keeps it in /usr/lib only */
+		snprintf(path, sizeof(path), "%s/usr/lib/x86_64-linux-gnu/libc.so.6", root);
+	assert_int_equal(stat(path, &st), 0);
+	/* main.c's source: no ELF */
+	assert_int_equal(jail_copy_libs(HVMM_MAIN_C, root), JAIL_EXIT_SETUP);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +207,8 @@ int main(void)
 		cmocka_unit_test(test_image),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_option_table),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_libs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
