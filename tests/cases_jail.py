@@ -221,14 +221,26 @@ def t_jail_bad_input(ctx):
 def t_jail_daemonize(ctx):
     """--daemonize: the jailer returns 0 at once, hvmm (named in hvmm.pid)
     runs on in a session of its own with stdin, stdout and stderr on
-    /dev/null, and ends by itself (here at its --timeout, its stats file
-    written)."""
+    /dev/null, in the network namespace --netns names, and ends by itself
+    (here at its --timeout, its stats file written)."""
     img = linux_images(ctx.build, "vmlinuz")
     base = os.path.join(ctx.tmp, "jails")
     jid = f"daemon-{os.getpid()}"
     js = os.path.join(ctx.tmp, "daemon.json")
+    # A network namespace kept by a bind mount, as `ip netns add` keeps one.
+    ns = os.path.join(ctx.tmp, "tenant-net")
+    open(ns, "w").close()
+    p = subprocess.run(["unshare", f"--net={ns}", "true"], capture_output=True, text=True, timeout=30)
+    expect(p.returncode == 0, f"unshare --net={ns}: {p.stderr!r}")
+    try:
+        return daemon_run(ctx, img, base, jid, js, ns)
+    finally:
+        subprocess.run(["umount", ns], capture_output=True, timeout=30)
+
+
+def daemon_run(ctx, img, base, jid, js, ns):
     t0 = time.time()
-    st, out, err = run(jail_argv(ctx, jid, base, ["--daemonize"],
+    st, out, err = run(jail_argv(ctx, jid, base, ["--daemonize", "--netns", ns],
                                  ["--timeout", "20", "--stats-json", js, "--kernel", img["vmlinuz"],
                                   "--cmdline", "console=ttyS0"]))
     t_ret = time.time() - t0
@@ -242,10 +254,12 @@ def t_jail_daemonize(ctx):
     for fd in (0, 1, 2):
         expect(os.stat(f"/proc/{pid}/fd/{fd}").st_rdev == null, f"hvmm's fd {fd} is not /dev/null")
     expect(status_fields(pid)["Uid"].split()[0] == str(UID), "the daemon does not run as the jail's user")
+    expect(os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(ns).st_ino,
+           "hvmm is not in the network namespace --netns names")
     deadline = time.time() + 120
     while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
         time.sleep(0.5)
     expect(not os.path.exists(f"/proc/{pid}"), "the daemonized hvmm did not end at its --timeout")
     with open(js) as f:
         expect("userspace_exits" in json.load(f), "the daemonized hvmm wrote no stats")
-    return f"jailer returned 0 after {t_ret:.2f}s; hvmm {pid} ran detached and ended at its --timeout"
+    return f"jailer returned 0 after {t_ret:.2f}s; hvmm {pid} ran detached in --netns and ended at its --timeout"
