@@ -12,7 +12,8 @@ LDLIBS  += -lpthread -ljson-c -lz -llzma -lzstd -llz4 -luring -lseccomp
 # The sanitizer build links dynamically (ASan needs it).
 HVMM_LDFLAGS ?= -static
 
-SRCS     := $(wildcard src/*.c src/*/*.c)
+# src/jailer/ is its own program (hvmm-jailer), not part of hvmm.
+SRCS     := $(filter-out src/jailer/%,$(wildcard src/*.c src/*/*.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
 
@@ -35,6 +36,14 @@ $(BUILD)/hvmm-net-slirp: $(NET_SLIRP_OBJS)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lslirp -lseccomp
 -include $(BUILD)/src/net/helper/slirp_helper.d
 
+# hvmm-jailer: runs as root, sets up a jail and execs hvmm in it (README,
+# docs/security.md). Static like hvmm: it copies nothing of its own in.
+JAILER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/jailer/*.c))
+all: $(BUILD)/hvmm-jailer
+$(BUILD)/hvmm-jailer: $(JAILER_OBJS)
+	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) $(HVMM_LDFLAGS) -o $@ $^
+-include $(JAILER_OBJS:.o=.d)
+
 $(BUILD)/hvmm: $(OBJS)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) $(HVMM_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -47,6 +56,10 @@ $(BUILD)/%.o: %.c
 
 # test_blk_faults serves its own FUSE file system (libfuse3) to inject EIO.
 UNIT_LIBS_test_blk_faults := -lfuse3
+# test_jailer: the jailer's options, hvmm's argv rewritten, the ELF library walk.
+JAILER_UNIT_OBJS := $(BUILD)/src/jailer/jail_args.o $(BUILD)/src/jailer/jail_elf.o $(BUILD)/src/jailer/jail_setup.o
+UNIT_LIBS_test_jailer := $(JAILER_UNIT_OBJS) -DHVMM_MAIN_C='"$(CURDIR)/src/main.c"'
+$(BUILD)/tests/unit/test_jailer: $(JAILER_UNIT_OBJS)
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a -lcmocka $(UNIT_LIBS_$*) $(LDLIBS)

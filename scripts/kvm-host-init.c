@@ -6,7 +6,8 @@
  * own: it loads KVM (kvm_amd) and the virtio drivers from the initramfs,
  * mounts the caller's / read-only over virtio-9p with tmpfs on the scratch
  * directories and the shared directory read-write on top, brings loopback
- * up, chroots there and runs the one command it was given, with its output
+ * up, mounts cgroup v2 on /sys/fs/cgroup, chroots there and runs the one
+ * command it was given, with its output
  * on two virtio-serial ports ("stdout", "stderr").
  *
  * It talks to the launcher through the serial console, one marker line per
@@ -242,6 +243,8 @@ static void build_root(const char *share)
 	do_mount("hostroot", NEWROOT, "9p", MS_RDONLY, opts);
 	do_mount("proc", NEWROOT "/proc", "proc", 0, NULL);
 	do_mount("sysfs", NEWROOT "/sys", "sysfs", 0, NULL);
+	/* cgroup v2 where systemd puts it: hvmm-jailer makes its groups there. */
+	do_mount("cgroup2", NEWROOT "/sys/fs/cgroup", "cgroup2", 0, "nsdelegate");
 	do_mount("devtmpfs", NEWROOT "/dev", "devtmpfs", 0, NULL);
 	do_mount("devpts", NEWROOT "/dev/pts", "devpts", 0, "ptmxmode=0666,mode=0620");
 	do_mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", 0, "mode=1777");
