@@ -340,7 +340,7 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			}
 			if (!*d->path)
 				return main_bad("--disk: empty file name%s", "");
-			if ((d->rl.bytes.burst && !d->rl.bytes.size) || (d->rl.ops.burst && !d->rl.ops.size))
+			if (rl_burst_without_rate(&d->rl))
 				return main_bad("--disk %s: a burst needs its rate (bw= or iops=)", d->path);
 			break;
 		}

@@ -40,6 +40,10 @@ struct virtio_net_stats {
 	uint64_t tx_errors;       /* the back end refused the frame (not EAGAIN): dropped */
 	uint64_t tx_blocked;      /* times a send got EAGAIN or the slirp tx ring was full (frame kept, retried) */
 	uint64_t backend_gone;    /* back end closed (slirp helper exited): link went down */
+	/* rate limits (tx-bw=, ... in the spec; 0: none) and how often each
+	 * direction had to wait for its bucket */
+	uint64_t tx_limit_bps, tx_limit_pps, rx_limit_bps, rx_limit_pps;
+	uint64_t tx_throttled, rx_throttled;
 };
 
 /* virtio_net_create() with the reason for a failure as one line in err (no
