@@ -661,13 +661,6 @@ static void net_destroy(struct virtio_dev *d)
 		evloop_del(n->vm, n->rl_timer);
 		close(n->rl_timer);
 	}
-	if (n->vm->cfg.stats && (n->tx_limited || n->rx_limited)) /* --stats; the JSON has them too */
-		fprintf(stderr, "virtio-net %02x:%02x:%02x:%02x:%02x:%02x: rate limit tx %llu B/s %llu frames/s, "
-			"rx %llu B/s %llu frames/s: held back tx %llu, rx %llu times\n", n->mac[0], n->mac[1],
-			n->mac[2], n->mac[3], n->mac[4], n->mac[5], (unsigned long long)n->tx_rl.bytes.size,
-			(unsigned long long)n->tx_rl.ops.size, (unsigned long long)n->rx_rl.bytes.size,
-			(unsigned long long)n->rx_rl.ops.size, (unsigned long long)n->tx_rl.throttled,
-			(unsigned long long)n->rx_rl.throttled);
 	if (n->ring)
 		net_slirp_stop(&n->slirp); /* EOF → the helper exits; reaped by PID */
 	else
