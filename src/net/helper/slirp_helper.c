@@ -533,30 +533,58 @@ static bool helper_syn_refused(struct helper *h, const uint8_t *f, size_t len)
 	return true;
 }
 
-/* Files open now (the start-up's: stdio, hvmm's four, the hostfwd
- * listeners), by /proc/self/fd; -1 if it cannot be read. */
-static int helper_open_files(void)
+static int helper_cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* The RLIMIT_NOFILE that leaves exactly n free file numbers: one past the
+ * n-th number not open now (the kernel hands out the lowest free one, and
+ * files open at higher numbers stay usable but take no slot below it).
+ * 0 if /proc/self/fd cannot be read. */
+static rlim_t helper_files_limit(unsigned n)
 {
 	DIR *d = opendir("/proc/self/fd");
 	if (!d)
-		return -1;
-	int n = 0;
-	for (struct dirent *e; (e = readdir(d)) != NULL;)
-		n += e->d_name[0] != '.';
+		return 0;
+	int self = dirfd(d), *fds = NULL;
+	size_t nfds = 0, cap = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] == '.' || fd == self)
+			continue;
+		if (nfds == cap) {
+			cap = cap ? cap * 2 : 64;
+			int *p = realloc(fds, cap * sizeof(*fds));
+			if (!p) {
+				closedir(d);
+				free(fds);
+				return 0;
+			}
+			fds = p;
+		}
+		fds[nfds++] = fd;
+	}
 	closedir(d);
-	return n - 1; /* the directory's own fd */
+	qsort(fds, nfds, sizeof(*fds), helper_cmp_int);
+	rlim_t next = 0; /* candidate number */
+	for (size_t i = 0; i < nfds && (rlim_t)fds[i] < next + n; i++)
+		if ((rlim_t)fds[i] >= next)
+			n -= (unsigned)((rlim_t)fds[i] - next), next = (rlim_t)fds[i] + 1;
+	free(fds);
+	return next + n;
 }
 
-/* Lower RLIMIT_NOFILE to what is open now plus max_conns: each guest
+/* Lower RLIMIT_NOFILE so that max_conns more files fit: each guest
  * connection or flow is one host socket, and the kernel refuses the one
  * past the cap. */
 static void helper_cap_files(int fd, unsigned max_conns)
 {
-	int open_now = helper_open_files();
+	rlim_t want = helper_files_limit(max_conns);
 	struct rlimit rl;
-	if (open_now < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+	if (!want || getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		helper_fail(fd, "max-conns: cannot count this process's open files: %s", strerror(errno));
-	rlim_t want = (rlim_t)open_now + max_conns;
 	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
 		helper_fail(fd, "max-conns=%u needs %llu open files, above the hard limit %llu (ulimit -Hn)",
 			    max_conns, (unsigned long long)want, (unsigned long long)rl.rlim_max);
