@@ -239,17 +239,20 @@ def t_net_max_conns(ctx):
         dhcp(vm)
         for tries in (12, 10):
             base = holder.accepted
-            vm.run("rm -f /tmp/nc.err; for i in $(seq %d); do (sleep 600 | nc 10.0.2.2 %d 2>>/tmp/nc.err) & "
-                   "done; sleep 5" % (tries, holder.port), timeout=120)
+            # Each nc's stdin is a FIFO the shell holds open (fd 3), so it keeps
+            # its connection until killed by its PID.
+            vm.run("rm -f /tmp/nc.err /tmp/nc.pids /tmp/f; mkfifo /tmp/f; for i in $(seq %d); do "
+                   "nc 10.0.2.2 %d </tmp/f 2>>/tmp/nc.err & echo $! >>/tmp/nc.pids; done; exec 3>/tmp/f; "
+                   "sleep 5" % (tries, holder.port), timeout=120)
             n_open = holder.settle(cap)
-            refused = int(vm.run("grep -c 'refused' /tmp/nc.err || true").strip() or 0)
+            errs = vm.run("cat /tmp/nc.err")
+            refused = errs.count("Connection refused")
             accepted = holder.accepted - base
             expect(accepted == cap and n_open == cap and refused == tries - cap,
                    f"{tries} connections with max-conns={cap}: host accepted {accepted} (open {n_open}), "
-                   f"guest saw {refused} refused, want {cap} and {tries - cap}: "
-                   + vm.run("cat /tmp/nc.err"))
+                   f"guest saw {refused} refused, want {cap} and {tries - cap}: {errs}")
             rounds.append(f"{tries} tried: {accepted} established, {refused} refused")
-            vm.run("killall nc; sleep 1; killall sleep; true")
+            vm.run("kill $(cat /tmp/nc.pids) 2>/dev/null; exec 3>&-; true")
             left = holder.settle(0)
             expect(left == 0, f"{left} connections still open at the host after the guest closed them")
             time.sleep(2)  # libslirp closes its host socket on the last ACK
