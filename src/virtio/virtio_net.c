@@ -850,6 +850,13 @@ int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_
 	return r == -EINVAL ? -EIO : r;
 }
 
+int virtio_net_attach_fd_limited(struct vm *vm, int fd, bool is_socket, const struct net_spec *ns, char *err,
+				 size_t errlen)
+{
+	int r = net_attach(vm, fd, is_socket, NULL, 0, ns, err, errlen);
+	return r == -EINVAL ? -EIO : r;
+}
+
 int virtio_net_attach_slirp(struct vm *vm, struct net_slirp *s, char *err, size_t errlen)
 {
 	int r = net_attach(vm, -1, true, s, 0, NULL, err, errlen);

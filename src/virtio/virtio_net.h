@@ -55,6 +55,11 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
  * socket rather than a tap). Takes fd. 0 or -errno (never -EINVAL). */
 int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen);
 
+struct net_spec;
+/* The same with the rate limits of ns (tx_rl, rx_rl; the rest is ignored). */
+int virtio_net_attach_fd_limited(struct vm *vm, int fd, bool is_socket, const struct net_spec *ns, char *err,
+				 size_t errlen);
+
 struct net_slirp;
 /* The device over a started slirp helper's rings (net_slirp_start, or a
  * test playing the helper). Takes *s (its fds, mapping and PID). 0 or -errno. */
