@@ -94,6 +94,7 @@
  * many as its ring, so a full queue costs the guest nothing it had not
  * already posted. Allocated only for a device with a tx limit. */
 #define NET_TX_HOLD VIRTIO_NET_QUEUE_MAX
+#define NET_RL_MIN_WAIT 5000000ull /* ns */
 
 struct net_held {
 	size_t len;
@@ -204,11 +205,15 @@ static void net_backend_gone(struct virtio_net *n, struct net_after *a, const ch
 
 /* ---- rate limits ---- */
 
-/* Come back in wait_ns, or sooner if the timer is already set for sooner. */
+/* Come back in wait_ns (at least NET_RL_MIN_WAIT: what the bucket earns
+ * meanwhile goes out together, as one batch, and a 1 MiB/s limit costs ~200
+ * wake-ups a second rather than one per frame; the bucket holds a second's
+ * worth, so nothing earned is lost), or sooner if the timer is already set
+ * for sooner. */
 static void net_rl_arm(struct virtio_net *n, uint64_t now, uint64_t wait_ns)
 {
-	if (!wait_ns)
-		wait_ns = 1; /* a zero timer is a disarmed one */
+	if (wait_ns < NET_RL_MIN_WAIT)
+		wait_ns = NET_RL_MIN_WAIT;
 	uint64_t deadline = now + wait_ns;
 	if (n->rl_deadline && n->rl_deadline <= deadline)
 		return;
@@ -567,7 +572,7 @@ static void net_bell_event(void *opaque, uint32_t events)
 	if (n->alive && read(n->slirp.rxbell, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		net_backend_gone(n, &a, strerror(errno));
 	if (n->alive && n->running) {
-		if ((n->tx_pending || n->tx_more) && !n->tx_throttled)
+		if (n->tx_pending || n->tx_more)
 			net_tx(n, &a);
 		if (!n->rx_stalled && !n->rx_throttled)
 			net_rx(n, &a);
@@ -631,7 +636,9 @@ static void net_queue_notify(struct virtio_dev *d, unsigned q)
 			n->rx_stalled = false;
 			if (!n->rx_throttled)
 				net_rx(n, &a);
-		} else if (q == VIRTIO_NET_TXQ && !n->tx_pending && !n->tx_throttled) {
+		} else if (q == VIRTIO_NET_TXQ && !n->tx_pending) {
+			/* also while the bucket is empty: the kick's chains go into
+			 * the hold queue, and the guest has them back at once */
 			net_tx(n, &a);
 		}
 		net_update_events(n);
