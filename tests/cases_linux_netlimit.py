@@ -126,45 +126,44 @@ def dhcp(vm):
 # only ~130 KB/s (~100 frames/s) through slirp unlimited (measured: 6 MiB in
 # 48 s) but receives ~1.5 MB/s (~1000 frames/s): a limit above what the
 # guest can do would measure the guest, not the limit.
-RUNS = (  # spec, direction, bytes sent, counter, rate
-    ("tx-bw=32K,rx-bw=1M", "tx", 180 << 10, "bytes", 32 << 10),
-    ("tx-bw=32K,rx-bw=1M", "rx", 6 << 20, "bytes", 1 << 20),
-    ("tx-pps=20,rx-pps=200", "tx", 160 << 10, "packets", 20),
-    ("tx-pps=20,rx-pps=200", "rx", 2 << 20, "packets", 200),
+RUNS = (  # spec, bytes sent, counter, rate; one direction per VM: the other
+    # carries the ACKs, which a limit there would slow down too
+    ("tx-bw=32K", 180 << 10, "bytes", 32 << 10),
+    ("rx-bw=1M", 6 << 20, "bytes", 1 << 20),
+    ("tx-pps=20", 160 << 10, "packets", 20),
+    ("rx-pps=200", 2 << 20, "packets", 200),
 )
 
 
 @case("linux/net-rate-limit")
 def t_net_rate_limit(ctx):
-    """tx-bw=32K and rx-bw=1M, then tx-pps=20 and rx-pps=200, hold a Linux
-    guest's TCP transfers through slirp within 10%, each direction (~5 s
-    each past the first full bucket), with every byte arriving; --stats
-    and --stats-json count the hold-backs and show the limits."""
+    """tx-bw=32K, rx-bw=1M, tx-pps=20 and rx-pps=200 each hold a Linux
+    guest's TCP transfer through slirp within 10% (~5 s past the first full
+    bucket), with every byte arriving; --stats and --stats-json count the
+    hold-backs and show the limit."""
     import json
     import os
     images(ctx)
     lines = []
-    for spec in dict.fromkeys(r[0] for r in RUNS):
+    for spec, nbytes, unit, rate in RUNS:
+        way = spec[:2]
         hport = free_port()
         sj = os.path.join(ctx.tmp, "netlimit.json")
         with limited_vm(ctx, spec, hport, sj) as vm:
             boot_to_prompt(vm, "hvmm")
             dhcp(vm)
-            for _, way, nbytes, unit, rate in (r for r in RUNS if r[0] == spec):
-                time.sleep(1.5)  # the buckets full again
-                took, d = timed_tx(vm, nbytes) if way == "tx" else timed_rx(vm, hport, nbytes)
-                lines.append(check_rate(f"{spec} {way}", took, d[f"{way}_{unit}"], rate))
+            time.sleep(1.5)  # the bucket full again
+            took, d = timed_tx(vm, nbytes) if way == "tx" else timed_rx(vm, hport, nbytes)
+            lines.append(check_rate(f"{spec}", took, d[f"{way}_{unit}"], rate))
             end_with(vm, "hvmm", "poweroff")
         err = vm.err.decode(errors="replace")
         m = re.search(r"virtio-net .*held back tx (\d+), rx (\d+) times", err)
-        expect(m and int(m.group(1)) > 0 and int(m.group(2)) > 0,
-               f"{spec}: --stats does not report hold-backs both ways" + vm.tail())
+        expect(m and int(m.group(1 if way == "tx" else 2)) > 0,
+               f"{spec}: --stats does not report hold-backs" + vm.tail())
         with open(sj) as f:
             net = [d["net"] for d in json.load(f)["virtio"] if "net" in d][0]
-        want = {"tx_limit_bps": 32 << 10, "rx_limit_bps": 1 << 20} if "bw" in spec else \
-            {"tx_limit_pps": 20, "rx_limit_pps": 200}
-        expect(net["tx_throttled"] > 0 and net["rx_throttled"] > 0 and all(net[k] == v for k, v in want.items()),
-               f"{spec}: --stats-json net entry {net}")
+        key = f"{way}_limit_{'bps' if unit == 'bytes' else 'pps'}"
+        expect(net[f"{way}_throttled"] > 0 and net[key] == rate, f"{spec}: --stats-json net entry {net}")
     for line in lines:
         print("      " + line)
 
