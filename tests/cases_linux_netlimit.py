@@ -126,8 +126,7 @@ def dhcp(vm):
 # only ~130 KB/s (~100 frames/s) through slirp unlimited (measured: 6 MiB in
 # 48 s) but receives ~1.5 MB/s (~1000 frames/s): a limit above what the
 # guest can do would measure the guest, not the limit.
-RUNS = (  # spec, bytes sent, counter, rate; one direction per VM: the other
-    # carries the ACKs, which a limit there would slow down too
+RUNS = (  # spec, bytes sent, counter, rate
     ("tx-bw=32K", 180 << 10, "bytes", 32 << 10),
     ("rx-bw=1M", 6 << 20, "bytes", 1 << 20),
     ("tx-pps=20", 160 << 10, "packets", 20),
@@ -135,17 +134,14 @@ RUNS = (  # spec, bytes sent, counter, rate; one direction per VM: the other
 )
 
 
-@case("linux/net-rate-limit")
-def t_net_rate_limit(ctx):
-    """tx-bw=32K, rx-bw=1M, tx-pps=20 and rx-pps=200 each hold a Linux
-    guest's TCP transfer through slirp within 10% (~5 s past the first full
-    bucket), with every byte arriving; --stats and --stats-json count the
-    hold-backs and show the limit."""
+def rate_runs(ctx, runs):
+    """Each run: one VM with one limited direction (the other carries the
+    ACKs, which a limit there would slow down too), one timed transfer."""
     import json
     import os
     images(ctx)
     lines = []
-    for spec, nbytes, unit, rate in RUNS:
+    for spec, nbytes, unit, rate in runs:
         way = spec[:2]
         hport = free_port()
         sj = os.path.join(ctx.tmp, "netlimit.json")
@@ -166,6 +162,20 @@ def t_net_rate_limit(ctx):
         expect(net[f"{way}_throttled"] > 0 and net[key] == rate, f"{spec}: --stats-json net entry {net}")
     for line in lines:
         print("      " + line)
+
+
+@case("linux/net-rate-limit-bw")
+def t_net_rate_limit_bw(ctx):
+    """tx-bw=32K and rx-bw=1M each hold a Linux guest's TCP transfer through
+    slirp within 10% (~5 s past the first full bucket), every byte arriving;
+    --stats and --stats-json count the hold-backs and show the limit."""
+    rate_runs(ctx, RUNS[:2])
+
+
+@case("linux/net-rate-limit-pps")
+def t_net_rate_limit_pps(ctx):
+    """tx-pps=20 and rx-pps=200 the same, in frames."""
+    rate_runs(ctx, RUNS[2:])
 
 
 class Holder:
