@@ -30,7 +30,7 @@ all: $(BUILD)/hvmm
 # anyway (src/net/net.h). libslirp.h needs no GLib headers, so plain -lslirp
 # (pkg-config's slirp.pc would demand glib-2.0's .pc from libglib2.0-dev).
 NET_SLIRP_OBJS := $(BUILD)/src/net/helper/slirp_helper.o $(BUILD)/src/net/spec.o $(BUILD)/src/sandbox.o \
-	$(BUILD)/src/landlock.o
+	$(BUILD)/src/landlock.o $(BUILD)/src/ratelimit.o $(BUILD)/src/util.o
 all: $(BUILD)/hvmm-net-slirp
 $(BUILD)/hvmm-net-slirp: $(NET_SLIRP_OBJS)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lslirp -lseccomp

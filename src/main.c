@@ -91,7 +91,9 @@ static void main_usage(FILE *f)
 	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
 	      "                          [,host-loopback=on] (slirp user networking; HADDR defaults\n"
 	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
-	      "                          unless host-loopback=on) or tap:IFNAME (repeatable, up to 4)\n"
+	      "                          unless host-loopback=on, max-conns=N host sockets, 256)\n"
+	      "                          or tap:IFNAME (repeatable, up to 4); either with\n"
+	      "                          ,tx-bw=,tx-pps=,rx-bw=,rx-pps= (+ -burst=) rate limits\n"
 	      "      --device NAME       a device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
 	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
 	      "                          1b36:0005), hyperv-testdev (port 0x3000: SynIC routes\n"
@@ -353,7 +355,7 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			}
 			if (!*d->path)
 				return main_bad("--disk: empty file name%s", "");
-			if ((d->rl.bytes.burst && !d->rl.bytes.size) || (d->rl.ops.burst && !d->rl.ops.size))
+			if (rl_burst_without_rate(&d->rl))
 				return main_bad("--disk %s: a burst needs its rate (bw= or iops=)", d->path);
 			break;
 		}

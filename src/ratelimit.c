@@ -79,36 +79,52 @@ void rl_take(struct ratelimit *rl, uint64_t bytes)
 	rl_bucket_take(&rl->ops, 1);
 }
 
-int rl_parse_opt(const char *opt, struct ratelimit *rl)
+/* "NAME=" at the start of opt: the value after it, else NULL. */
+static const char *rl_key(const char *opt, const char *name, const char *suffix)
+{
+	size_t n = strlen(name), m = strlen(suffix);
+	if (strncmp(opt, name, n) != 0 || strncmp(opt + n, suffix, m) != 0)
+		return NULL;
+	return opt + n + m;
+}
+
+int rl_parse_opt_named(const char *opt, const char *bytes_name, const char *ops_name, struct ratelimit *rl)
 {
 	static const struct {
-		const char *name;
-		bool size, ops, burst;
-	} keys[] = {
-		{ "bw=", true, false, false },
-		{ "iops=", false, true, false },
-		{ "bw-burst=", true, false, true },
-		{ "iops-burst=", false, true, true },
-	};
-	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		size_t n = strlen(keys[i].name);
-		if (strncmp(opt, keys[i].name, n) != 0)
-			continue;
-		uint64_t v;
-		if (keys[i].size ? util_parse_size(opt + n, &v) < 0
-				 : util_parse_uint(opt + n, 1, UINT32_MAX, &v) < 0)
-			return -1;
-		if (!v)
-			return -1;
-		struct rl_bucket *b = keys[i].ops ? &rl->ops : &rl->bytes;
-		if (keys[i].burst) {
-			b->burst = v;
-		} else {
-			b->size = v;
-			b->budget = (int64_t)v;
-			b->refill_ns = RL_SECOND;
+		const char *suffix;
+		bool burst;
+	} keys[] = { { "=", false }, { "-burst=", true } };
+	for (unsigned k = 0; k < 2; k++) {
+		bool ops = k == 1;
+		for (unsigned i = 0; i < 2; i++) {
+			const char *val = rl_key(opt, ops ? ops_name : bytes_name, keys[i].suffix);
+			if (!val)
+				continue;
+			uint64_t v;
+			if (ops ? util_parse_uint(val, 1, UINT32_MAX, &v) < 0 : util_parse_size(val, &v) < 0)
+				return -1;
+			if (!v)
+				return -1;
+			struct rl_bucket *b = ops ? &rl->ops : &rl->bytes;
+			if (keys[i].burst) {
+				b->burst = v;
+			} else {
+				b->size = v;
+				b->budget = (int64_t)v;
+				b->refill_ns = RL_SECOND;
+			}
+			return 1;
 		}
-		return 1;
 	}
 	return 0;
+}
+
+int rl_parse_opt(const char *opt, struct ratelimit *rl)
+{
+	return rl_parse_opt_named(opt, "bw", "iops", rl);
+}
+
+bool rl_burst_without_rate(const struct ratelimit *rl)
+{
+	return (rl->bytes.burst && !rl->bytes.size) || (rl->ops.burst && !rl->ops.size);
 }

@@ -40,5 +40,10 @@ void rl_take(struct ratelimit *rl, uint64_t bytes);
  * "iops-burst=N" into rl (RATE and SIZE take K/M/G). 1 if it was one of
  * these, 0 if not, -1 if it was but the value is bad. */
 int rl_parse_opt(const char *opt, struct ratelimit *rl);
+/* The same with other names for the two rates: the network's
+ * "tx-bw"/"tx-pps" (a frame is its operation). */
+int rl_parse_opt_named(const char *opt, const char *bytes_name, const char *ops_name, struct ratelimit *rl);
+/* A burst was given without the rate it belongs to (a usage error). */
+bool rl_burst_without_rate(const struct ratelimit *rl);
 
 #endif

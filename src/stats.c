@@ -15,6 +15,7 @@
 #include "vcpu.h"
 #include "iommu.h"
 #include "virtio/virtio.h"
+#include "virtio/virtio_net.h"
 #include "vm.h"
 
 /* Enough for every MSI-X vector of a full bus (31 slots, a few vectors each). */
@@ -278,6 +279,42 @@ static void stats_print_virtio(struct vm *vm, FILE *f)
 			(unsigned long long)st.early_notifies, (unsigned long long)st.bad_chains,
 			(unsigned long long)st.needs_reset, (unsigned long long)st.resets);
 	}
+	for (unsigned i = 0; i < n; i++) {
+		struct virtio_net_stats ns;
+		if (virtio_net_get_stats(devs[i], &ns) < 0)
+			continue;
+		unsigned devfn = virtio_dev_devfn(devs[i]);
+		fprintf(f, "virtio-net 00:%02x.%x: rx %llu frames %llu bytes, tx %llu frames %llu bytes; "
+			"rate limit (0: none) tx %llu B/s %llu frames/s, rx %llu B/s %llu frames/s: "
+			"held back tx %llu, rx %llu times\n", devfn >> 3, devfn & 7,
+			(unsigned long long)ns.rx_frames, (unsigned long long)ns.rx_bytes,
+			(unsigned long long)ns.tx_frames, (unsigned long long)ns.tx_bytes,
+			(unsigned long long)ns.tx_limit_bps, (unsigned long long)ns.tx_limit_pps,
+			(unsigned long long)ns.rx_limit_bps, (unsigned long long)ns.rx_limit_pps,
+			(unsigned long long)ns.tx_throttled, (unsigned long long)ns.rx_throttled);
+	}
+}
+
+/* A virtio-net device's own counters, under "net" in its "virtio" entry. */
+static json_object *stats_json_net(const struct virtio_net_stats *ns)
+{
+	const struct {
+		const char *name;
+		uint64_t v;
+	} f[] = {
+		{ "rx_frames", ns->rx_frames }, { "rx_bytes", ns->rx_bytes },
+		{ "rx_too_big", ns->rx_too_big }, { "rx_bad", ns->rx_bad }, { "rx_stalls", ns->rx_stalls },
+		{ "tx_frames", ns->tx_frames }, { "tx_bytes", ns->tx_bytes }, { "tx_bad", ns->tx_bad },
+		{ "tx_errors", ns->tx_errors }, { "tx_blocked", ns->tx_blocked },
+		{ "backend_gone", ns->backend_gone },
+		{ "tx_limit_bps", ns->tx_limit_bps }, { "tx_limit_pps", ns->tx_limit_pps },
+		{ "rx_limit_bps", ns->rx_limit_bps }, { "rx_limit_pps", ns->rx_limit_pps },
+		{ "tx_throttled", ns->tx_throttled }, { "rx_throttled", ns->rx_throttled },
+	};
+	json_object *o = json_object_new_object();
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		json_object_object_add(o, f[i].name, json_object_new_uint64(f[i].v));
+	return o;
 }
 
 static json_object *stats_json_virtio(struct vm *vm)
@@ -300,6 +337,9 @@ static json_object *stats_json_virtio(struct vm *vm)
 		json_object_object_add(o, "early_notifies", json_object_new_uint64(st.early_notifies));
 		json_object_object_add(o, "resets", json_object_new_uint64(st.resets));
 		json_object_object_add(o, "refused", json_object_new_uint64(st.refused));
+		struct virtio_net_stats ns;
+		if (virtio_net_get_stats(devs[i], &ns) == 0)
+			json_object_object_add(o, "net", stats_json_net(&ns));
 		json_object_array_add(arr, o);
 	}
 	return arr;

@@ -239,6 +239,9 @@ def t_input_errors_first(ctx):
             (["--module", missing, img], 4, f"cannot read module {missing}"),
             (["--disk", missing, img], 2, f"--disk {missing}: No such file or directory"),
             (["--network", "user,hostfwd=tcp::99999-:22", img], 2, "bad host port '99999'"),
+            (["--network", "user,tx-bw=fast", img], 2, "bad value in 'tx-bw=fast'"),
+            (["--network", "tap:t0,rx-pps-burst=3", img], 2, "an rx burst needs its rate"),
+            (["--network", "user,max-conns=0", img], 2, "max-conns: '0' is not a count"),
             (["--stats-json", os.path.join(missing, "s.json"), img], 2, "--stats-json"),
             (["--serial", os.path.join(missing, "log"), img], 2, "--serial")):
         r = ctx.hvmm_raw("run", *args)

@@ -508,3 +508,79 @@ def t_slirp_corrupt_ring(ctx):
             status = None
         _, err = h.close()
         expect(status == 1 and "corrupt" in err, f"{what}: helper status {status}, stderr {err!r}")
+
+
+@case("netdev/slirp-max-conns", kvm=False)
+def t_slirp_max_conns(ctx):
+    """max-conns=3: of five guest SYNs to the host, three get slirp's SYN-ACK
+    and two a reset from the helper (RST+ACK from 10.0.2.2:port, acking the
+    SYN, checksums right), at once; a retransmitted SYN of an admitted
+    connection is not refused; a new UDP flow at the cap is dropped, the
+    helper stays up; once the guest resets one connection a new SYN is
+    admitted again."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    h = Helper(ctx, "user,host-loopback=on,max-conns=3")
+    try:
+        expect(h.first == READY, f"first message {h.first!r}")
+        h.send(arp(1, GUEST_MAC, GUEST_IP, b"\0" * 6, HOST_IP, BCAST))
+        rep = h.wait_for(lambda p: p["type"] == 0x0806 and p["op"] == 2 and p["spa"] == HOST_IP,
+                         what="ARP reply for 10.0.2.2")
+
+        def syn(sport, flags=0x02, seq=1, ack=0):
+            return eth(rep["sha"], GUEST_MAC, 0x0800,
+                       ipv4(GUEST_IP, HOST_IP, 6, tcp(GUEST_IP, HOST_IP, sport, port, seq, ack, flags)))
+
+        def answer(sport):
+            return h.wait_for(lambda p: p.get("proto") == 6 and p["sport"] == port and p["dport"] == sport,
+                              what=f"answer to the SYN from port {sport}")
+        got = {}
+        for sport in range(40000, 40005):
+            h.send(syn(sport))
+            got[sport] = answer(sport)
+        flags = [got[s]["flags"] & 0x16 for s in sorted(got)]
+        expect(flags == [0x12, 0x12, 0x12, 0x14, 0x14],
+               f"SYN answers {[hex(f) for f in flags]}: want three SYN-ACKs, then two RST+ACKs")
+        for s in (40003, 40004):
+            expect(got[s]["ack"] == 2 and got[s]["ipsrc"] == HOST_IP and got[s]["dst"] == GUEST_MAC,
+                   f"the reset for port {s}: {got[s]}")
+        # the reset as the guest's stack checks it
+        h.send(syn(40004))
+        raw = None
+        end = time.time() + 5
+        while time.time() < end and raw is None:
+            f = h.recv(end - time.time())
+            if f and parse(f).get("dport") == 40004:
+                raw = f
+        expect(raw is not None, "no reset for a second SYN from port 40004")
+        ip = raw[14:34]
+        expect(csum(ip) == 0, "the reset's IPv4 checksum is wrong")
+        seg = raw[34:54]
+        expect(csum(ip[12:20] + struct.pack("!BBH", 0, 6, 20) + seg) == 0, "the reset's TCP checksum is wrong")
+        # a retransmitted SYN of an admitted connection at the cap: slirp's, not a reset
+        # (slirp drops it silently in SYN_RECEIVED): watched for a second
+        h.send(syn(40002))
+        end = time.time() + 1
+        while time.time() < end:
+            f = h.recv(end - time.time())
+            p = parse(f) if f else {}
+            expect(not (p.get("dport") == 40002 and p["flags"] & 0x04),
+                   f"a retransmitted SYN at the cap was reset: {p}")
+        # a new UDP flow at the cap: dropped (the kernel refuses its socket); the helper lives on
+        h.send(eth(rep["sha"], GUEST_MAC, 0x0800, ipv4(GUEST_IP, HOST_IP, 17, udp(GUEST_IP, HOST_IP, 5000, 9,
+                                                                               b"x"))))
+        # the guest resets its first connection: slirp closes that host socket
+        h.send(syn(40000, flags=0x04, seq=2))
+        time.sleep(0.5)
+        h.send(syn(40005))
+        p = answer(40005)
+        expect(p["flags"] & 0x12 == 0x12, f"after one connection closed, a new SYN got {p}")
+        h.send(syn(40006))
+        p = answer(40006)
+        expect(p["flags"] & 0x14 == 0x14, f"at the cap again, a new SYN got {p}")
+    finally:
+        srv.close()
+        status, err = h.close()
+    expect(status == 0, f"helper exit status {status} after EOF: {err}")

@@ -33,6 +33,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../ratelimit.h"
+
 #define NET_MAX_HOSTFWD 16
 /* Largest frame hvmm passes either way: 1500-byte MTU + 14-byte Ethernet
  * header + a 4-byte 802.1Q tag. No offloads are negotiated, so nothing bigger
@@ -66,14 +68,27 @@ struct net_spec {
 	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
 	int nr_fwd;
 	bool host_loopback;      /* host-loopback=on: 10.0.2.2 reaches the host's 127.0.0.1 */
+	/* Either back end: token buckets on the frames the guest sends (tx-bw=,
+	 * tx-pps=, their -burst=) and receives (rx-...); none when the sizes are 0. */
+	struct ratelimit tx_rl, rx_rl;
+	unsigned max_conns;      /* NET_USER: host sockets the helper may hold for the guest */
 };
+
+/* Default and largest max-conns: a guest's connections and flows, each one
+ * host socket in the slirp helper. 256 is far more than a guest's normal
+ * work needs and far below the usual 1024-file limit. */
+#define NET_MAX_CONNS_DEFAULT 256
+#define NET_MAX_CONNS_MAX 65536
 
 /*
  * Parse a --network SPEC:
  *   user
  *   user,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT[,hostfwd=udp:...]...
  *   user,host-loopback=on|off (default off)
+ *   user,max-conns=N (default NET_MAX_CONNS_DEFAULT)
  *   tap:IFNAME
+ * and for both: ,tx-bw=RATE ,tx-pps=N ,tx-bw-burst=SIZE ,tx-pps-burst=N and
+ * the same with rx- (rate limits; RATE and SIZE take K/M/G).
  * 0, or -EINVAL with a one-line reason (no "hvmm:" prefix) in err.
  */
 int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t errlen);

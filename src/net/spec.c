@@ -1,6 +1,7 @@
 /*
  * net_parse_spec: the --network SPEC grammar. Also linked into hvmm-net-slirp,
- * which re-parses the spec it is given, so it uses nothing but libc.
+ * which re-parses the spec it is given, so it uses nothing but libc and
+ * ratelimit.c's option parser (with util.c's number parsing).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "../util.h"
 
 static int net_spec_fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -101,28 +103,76 @@ bad:
 			     "hostfwd '%.*s' is not tcp|udp:[HADDR]:HPORT-[GADDR]:GPORT", (int)len, s);
 }
 
+/* An option both back ends take: a rate limit. 1 taken, 0 not one, -EINVAL bad. */
+static int net_parse_limit(const char *p, size_t n, struct net_spec *out, char *err, size_t errlen)
+{
+	char opt[64];
+	if (n < 3 || n >= sizeof(opt) || (memcmp(p, "tx-", 3) != 0 && memcmp(p, "rx-", 3) != 0))
+		return 0;
+	memcpy(opt, p, n);
+	opt[n] = 0;
+	struct ratelimit *rl = p[0] == 't' ? &out->tx_rl : &out->rx_rl;
+	int r = rl_parse_opt_named(opt + 3, "bw", "pps", rl);
+	if (r < 0)
+		return net_spec_fail(err, errlen, "bad value in '%s' (%.2s-bw and %.2s-bw-burst take a size "
+				     "such as 10M, %.2s-pps and %.2s-pps-burst a frame count)", opt, p, p, p, p);
+	return r;
+}
+
+/* After the options: a burst needs the rate it belongs to. */
+static int net_check_limits(const struct net_spec *out, char *err, size_t errlen)
+{
+	if (rl_burst_without_rate(&out->tx_rl))
+		return net_spec_fail(err, errlen, "a tx burst needs its rate (tx-bw= or tx-pps=)");
+	if (rl_burst_without_rate(&out->rx_rl))
+		return net_spec_fail(err, errlen, "an rx burst needs its rate (rx-bw= or rx-pps=)");
+	return 0;
+}
+
+static int net_parse_tap(const char *name, struct net_spec *out, char *err, size_t errlen)
+{
+	const char *comma = strchr(name, ',');
+	size_t n = comma ? (size_t)(comma - name) : strlen(name);
+	if (n == 0)
+		return net_spec_fail(err, errlen, "tap needs an interface name (tap:IFNAME)");
+	if (n >= IFNAMSIZ)
+		return net_spec_fail(err, errlen, "interface name '%.*s' is longer than %d characters",
+				     (int)n, name, IFNAMSIZ - 1);
+	for (size_t i = 0; i < n; i++)
+		if (strchr("/: \t\n", name[i]))
+			return net_spec_fail(err, errlen, "'%.*s' is not an interface name", (int)n, name);
+	out->kind = NET_TAP;
+	memcpy(out->ifname, name, n);
+	out->ifname[n] = 0;
+	const char *p = name + n;
+	while (*p == ',') {
+		p++;
+		const char *opt_end = strchr(p, ',');
+		size_t m = opt_end ? (size_t)(opt_end - p) : strlen(p);
+		if (m == 0)
+			return net_spec_fail(err, errlen, "empty option after ','");
+		int r = net_parse_limit(p, m, out, err, errlen);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return net_spec_fail(err, errlen, "unknown tap option '%.*s' (tx-bw=, tx-pps=, rx-bw=, "
+					     "rx-pps= and their -burst=)", (int)m, p);
+		p += m;
+	}
+	return net_check_limits(out, err, errlen);
+}
+
 int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
+	out->max_conns = NET_MAX_CONNS_DEFAULT;
 	if (err && errlen)
 		err[0] = 0;
 	if (!spec || !*spec)
 		return net_spec_fail(err, errlen, "empty spec (user[,hostfwd=...] or tap:IFNAME)");
 
-	if (strncmp(spec, "tap:", 4) == 0) {
-		const char *name = spec + 4;
-		size_t n = strlen(name);
-		if (n == 0)
-			return net_spec_fail(err, errlen, "tap needs an interface name (tap:IFNAME)");
-		if (n >= IFNAMSIZ)
-			return net_spec_fail(err, errlen, "interface name '%s' is longer than %d characters",
-					     name, IFNAMSIZ - 1);
-		if (strpbrk(name, "/: ,\t\n"))
-			return net_spec_fail(err, errlen, "'%s' is not an interface name", name);
-		out->kind = NET_TAP;
-		memcpy(out->ifname, name, n + 1);
-		return 0;
-	}
+	if (strncmp(spec, "tap:", 4) == 0)
+		return net_parse_tap(spec + 4, out, err, errlen);
 
 	if (strncmp(spec, "user", 4) != 0 || (spec[4] != 0 && spec[4] != ','))
 		return net_spec_fail(err, errlen, "not user[,hostfwd=...] or tap:IFNAME");
@@ -132,6 +182,7 @@ int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t err
 		p++;
 		const char *opt_end = strchr(p, ',');
 		size_t n = opt_end ? (size_t)(opt_end - p) : strlen(p);
+		int lr;
 		if (n >= 8 && memcmp(p, "hostfwd=", 8) == 0) {
 			if (out->nr_fwd == NET_MAX_HOSTFWD)
 				return net_spec_fail(err, errlen, "at most %d hostfwd rules", NET_MAX_HOSTFWD);
@@ -147,12 +198,23 @@ int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t err
 		} else if (n >= 14 && memcmp(p, "host-loopback=", 14) == 0) {
 			return net_spec_fail(err, errlen, "host-loopback: '%.*s' is not on or off",
 					     (int)(n - 14), p + 14);
+		} else if (n >= 10 && memcmp(p, "max-conns=", 10) == 0) {
+			char num[16];
+			uint64_t v;
+			if (n - 10 >= sizeof(num) || (memcpy(num, p + 10, n - 10), num[n - 10] = 0,
+						      util_parse_uint(num, 1, NET_MAX_CONNS_MAX, &v) < 0))
+				return net_spec_fail(err, errlen, "max-conns: '%.*s' is not a count 1-%d",
+						     (int)(n - 10), p + 10, NET_MAX_CONNS_MAX);
+			out->max_conns = (unsigned)v;
+		} else if ((lr = net_parse_limit(p, n, out, err, errlen)) != 0) {
+			if (lr < 0)
+				return lr;
 		} else {
 			return net_spec_fail(err, errlen,
-					     "unknown user-network option '%.*s' (hostfwd= or host-loopback=)",
-					     (int)n, p);
+					     "unknown user-network option '%.*s' (hostfwd=, host-loopback=, "
+					     "max-conns=, tx-bw=, tx-pps=, rx-bw=, rx-pps=)", (int)n, p);
 		}
 		p += n;
 	}
-	return 0;
+	return net_check_limits(out, err, errlen);
 }

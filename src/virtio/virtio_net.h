@@ -40,6 +40,10 @@ struct virtio_net_stats {
 	uint64_t tx_errors;       /* the back end refused the frame (not EAGAIN): dropped */
 	uint64_t tx_blocked;      /* times a send got EAGAIN or the slirp tx ring was full (frame kept, retried) */
 	uint64_t backend_gone;    /* back end closed (slirp helper exited): link went down */
+	/* rate limits (tx-bw=, ... in the spec; 0: none) and how often each
+	 * direction had to wait for its bucket */
+	uint64_t tx_limit_bps, tx_limit_pps, rx_limit_bps, rx_limit_pps;
+	uint64_t tx_throttled, rx_throttled;
 };
 
 /* virtio_net_create() with the reason for a failure as one line in err (no
@@ -50,6 +54,11 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 /* The device over an already open frame fd (tests; is_socket: a seqpacket
  * socket rather than a tap). Takes fd. 0 or -errno (never -EINVAL). */
 int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen);
+
+struct net_spec;
+/* The same with the rate limits of ns (tx_rl, rx_rl; the rest is ignored). */
+int virtio_net_attach_fd_limited(struct vm *vm, int fd, bool is_socket, const struct net_spec *ns, char *err,
+				 size_t errlen);
 
 struct net_slirp;
 /* The device over a started slirp helper's rings (net_slirp_start, or a

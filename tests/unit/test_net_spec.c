@@ -101,7 +101,9 @@ static void test_bad(void **state)
 	bad("tap:", "interface name");
 	bad("tap:abcdefghijklmnop", "longer than 15");
 	bad("tap:a/b", "not an interface name");
-	bad("tap:a,b", "not an interface name");
+	bad("tap:a,b", "unknown tap option 'b'");
+	bad("tap:,tx-bw=1M", "interface name");
+	bad("tap:t0,max-conns=4", "unknown tap option 'max-conns=4'"); /* no helper, no sockets */
 	bad("user,", "empty option");
 	bad("user,,hostfwd=tcp::1-:2", "empty option");
 	bad("user,net=10.0.3.0/24", "unknown user-network option 'net=10.0.3.0/24'");
@@ -129,6 +131,57 @@ static void test_bad(void **state)
 	bad(spec, "at most 16 hostfwd rules");
 }
 
+/* tx-/rx- rate limits on both back ends, and the helper's connection cap. */
+static void test_limits(void **state)
+{
+	(void)state;
+	struct net_spec ns;
+	assert_int_equal(net_parse_spec("user", &ns, err, sizeof(err)), 0);
+	assert_false(rl_active(&ns.tx_rl));
+	assert_false(rl_active(&ns.rx_rl));
+	assert_int_equal(ns.max_conns, NET_MAX_CONNS_DEFAULT);
+	assert_int_equal(net_parse_spec("user,tx-bw=10M,tx-pps=1000,rx-bw=512K,rx-pps=50,tx-bw-burst=1G,"
+					"rx-pps-burst=7,max-conns=8,hostfwd=tcp::1-:2", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.tx_rl.bytes.size, 10u << 20);
+	assert_int_equal(ns.tx_rl.ops.size, 1000);
+	assert_int_equal(ns.tx_rl.bytes.burst, 1u << 30);
+	assert_int_equal(ns.tx_rl.bytes.refill_ns, 1000000000u);
+	assert_int_equal(ns.rx_rl.bytes.size, 512u << 10);
+	assert_int_equal(ns.rx_rl.ops.size, 50);
+	assert_int_equal(ns.rx_rl.ops.burst, 7);
+	assert_int_equal(ns.rx_rl.bytes.burst, 0);
+	assert_int_equal(ns.max_conns, 8);
+	assert_int_equal(ns.nr_fwd, 1);
+	/* one direction only */
+	assert_int_equal(net_parse_spec("user,rx-pps=100", &ns, err, sizeof(err)), 0);
+	assert_false(rl_active(&ns.tx_rl));
+	assert_int_equal(ns.rx_rl.ops.size, 100);
+	/* tap: the name, then the same limits */
+	assert_int_equal(net_parse_spec("tap:hvmmtap0,tx-bw=1M,rx-pps=10", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.kind, NET_TAP);
+	assert_string_equal(ns.ifname, "hvmmtap0");
+	assert_int_equal(ns.tx_rl.bytes.size, 1u << 20);
+	assert_int_equal(ns.rx_rl.ops.size, 10);
+	assert_int_equal(net_parse_spec("user,max-conns=65536", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.max_conns, 65536);
+
+	bad("user,tx-bw=0", "bad value in 'tx-bw=0'");
+	bad("user,tx-bw=fast", "bad value in 'tx-bw=fast' (tx-bw and tx-bw-burst take a size");
+	bad("user,rx-pps=1.5", "bad value in 'rx-pps=1.5' (rx-bw and rx-bw-burst take a size such as 10M, "
+			       "rx-pps and rx-pps-burst a frame count)");
+	bad("user,rx-pps=", "bad value in 'rx-pps='");
+	bad("user,tx-iops=5", "unknown user-network option 'tx-iops=5'");
+	bad("user,bw=1M", "unknown user-network option 'bw=1M'");
+	bad("user,tx-bw-burst=1M", "a tx burst needs its rate (tx-bw= or tx-pps=)");
+	bad("user,tx-bw=1M,rx-pps-burst=5", "an rx burst needs its rate");
+	bad("tap:t0,rx-bw-burst=5", "an rx burst needs its rate");
+	bad("tap:t0,tx-pps=x", "bad value in 'tx-pps=x'");
+	bad("user,max-conns=0", "max-conns: '0' is not a count 1-65536");
+	bad("user,max-conns=65537", "max-conns: '65537' is not a count");
+	bad("user,max-conns=", "max-conns: '' is not a count");
+	bad("user,max-conns=12345678901234567890", "is not a count");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_hostfwd),
 		cmocka_unit_test(test_tap),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

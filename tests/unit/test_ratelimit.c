@@ -45,6 +45,30 @@ static void test_parse(void **state)
 	assert_int_equal(rl_parse_opt("iops=", &rl), -1);
 	assert_int_equal(rl_parse_opt("ro", &rl), 0);
 	assert_int_equal(rl_parse_opt("bwx=1", &rl), 0);
+	assert_false(rl_burst_without_rate(&rl));
+}
+
+/* Other names for the two rates (the network's), and a burst alone. */
+static void test_parse_named(void **state)
+{
+	(void)state;
+	struct ratelimit rl;
+	memset(&rl, 0, sizeof(rl));
+	assert_int_equal(rl_parse_opt_named("pps-burst=9", "bw", "pps", &rl), 1);
+	assert_true(rl_burst_without_rate(&rl));
+	assert_int_equal(rl_parse_opt_named("pps=300", "bw", "pps", &rl), 1);
+	assert_false(rl_burst_without_rate(&rl));
+	assert_int_equal(rl.ops.size, 300);
+	assert_int_equal(rl.ops.burst, 9);
+	assert_int_equal(rl_parse_opt_named("bw=2K", "bw", "pps", &rl), 1);
+	assert_int_equal(rl.bytes.size, 2048);
+	assert_int_equal(rl_parse_opt_named("iops=3", "bw", "pps", &rl), 0);
+	assert_int_equal(rl_parse_opt_named("pps", "bw", "pps", &rl), 0);
+	assert_int_equal(rl_parse_opt_named("ppsx=1", "bw", "pps", &rl), 0);
+	assert_int_equal(rl_parse_opt_named("pps=0", "bw", "pps", &rl), -1);
+	memset(&rl, 0, sizeof(rl));
+	assert_int_equal(rl_parse_opt("bw-burst=1M", &rl), 1);
+	assert_true(rl_burst_without_rate(&rl));
 }
 
 static void test_unlimited(void **state)
@@ -146,6 +170,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_parse_named),
 		cmocka_unit_test(test_unlimited),
 		cmocka_unit_test(test_debt),
 		cmocka_unit_test(test_long_run),

@@ -301,6 +301,32 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The same device with tx-pps=2,rx-pps=2: its timer is the first watch
+ * (made before the back end's), the back end the second. */
+static int setup_limited(void **state)
+{
+	(void)state;
+	fake_vm_init(&vm);
+	vm.cfg.mem_size = RAM;
+	if (mem_init(&vm.mem, RAM) < 0)
+		return -1;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	peer = sv[1];
+	char err[256];
+	struct net_spec ns;
+	if (net_parse_spec("user,tx-pps=2,rx-pps=2", &ns, err, sizeof(err)) < 0)
+		return -1;
+	dev = NULL;
+	memset(&loop, 0, sizeof(loop));
+	memset(&loop2, 0, sizeof(loop2));
+	loop.fd = loop2.fd = -1;
+	if (virtio_net_attach_fd_limited(&vm, sv[0], true, &ns, err, sizeof(err)) < 0 || !dev)
+		return -1;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -434,6 +460,77 @@ static void test_rx(void **state)
 	assert_int_equal(s.rx_bytes, 1614);
 	assert_int_equal(s.rx_stalls, 0);
 	assert_true(loop.events & EPOLLIN);
+}
+
+/* tx-pps=2: the first two frames go at once (the bucket starts full), the
+ * other chains come back to the guest at once too (the hold queue), and the
+ * next frame goes when the timer says the bucket has a token: ~500 ms. */
+static void test_tx_rate_limit(void **state)
+{
+	(void)state;
+	driver_start();
+	assert_true(loop.fd >= 0 && (loop.events & EPOLLIN)); /* the timer */
+	uint8_t f[60], got[2048];
+	for (uint8_t i = 0; i < 5; i++) {
+		frame_fill(f, 60, i);
+		tx_post(f, 60, 0);
+	}
+	uint64_t t0 = util_now_ns();
+	dev->ops->queue_notify(dev, TXQ);
+	assert_int_equal(used_idx(TXQ), 5);
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), 60);
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), 60);
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), -1);
+	assert_int_equal(stats().tx_throttled, 1);
+	assert_int_equal(stats().tx_limit_pps, 2);
+	assert_true(loop_once(2000)); /* the timer */
+	uint64_t dt = util_now_ns() - t0;
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), 60);
+	frame_fill(f, 60, 2);
+	assert_memory_equal(got, f, 60); /* in order */
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), -1);
+	if (dt < 400 * 1000000ull || dt > 1500 * 1000000ull)
+		fail_msg("the third frame went after %llu ms, want ~500", (unsigned long long)(dt / 1000000));
+	/* a guest kick while it waits changes nothing */
+	dev->ops->queue_notify(dev, TXQ);
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), -1);
+	assert_true(loop_once(2000));
+	assert_int_equal(recv(peer, got, sizeof(got), MSG_DONTWAIT), 60);
+	assert_int_equal(stats().tx_frames, 4);
+	assert_int_equal(stats().tx_errors + stats().tx_bad, 0);
+}
+
+/* rx-pps=2: two frames delivered, the rest stay in the back end (EPOLLIN
+ * off, nothing read) until the timer; nothing dropped. */
+static void test_rx_rate_limit(void **state)
+{
+	(void)state;
+	driver_start();
+	for (unsigned i = 0; i < 4; i++)
+		rx_post(RXBUF + 0x1000 * i, 1526);
+	uint8_t f[100];
+	for (uint8_t i = 0; i < 4; i++) {
+		frame_fill(f, 100, i);
+		assert_int_equal(send(peer, f, 100, 0), 100);
+	}
+	loop_run();
+	assert_int_equal(used_idx(RXQ), 2);
+	assert_false(loop2.events & EPOLLIN); /* not reading the back end */
+	assert_int_equal(stats().rx_throttled, 1);
+	assert_true(loop_once(2000)); /* the timer */
+	loop_run();
+	assert_int_equal(used_idx(RXQ), 3);
+	frame_fill(f, 100, 2);
+	assert_memory_equal(gp(RXBUF + 0x2000 + HDR, 100), f, 100);
+	assert_true(loop_once(2000));
+	loop_run();
+	assert_int_equal(used_idx(RXQ), 4);
+	assert_int_equal(stats().rx_frames, 4);
+	assert_int_equal(stats().rx_stalls, 0);
+	/* the bucket is empty again: the back end is read once it refills */
+	assert_true(loop_once(2000));
+	assert_true(loop2.events & EPOLLIN);
+	assert_int_equal(used_idx(RXQ), 4);
 }
 
 static void test_rx_waits_for_buffers(void **state)
@@ -1154,6 +1251,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_bad_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_rate_limit, setup_limited, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_rate_limit, setup_limited, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_waits_for_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_buffer_too_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),

@@ -20,6 +20,22 @@
  * The network is QEMU's user network: 10.0.2.0/24, gateway/host 10.0.2.2,
  * DNS 10.0.2.3 (forwarded to the host's resolver), DHCP from 10.0.2.15.
  * IPv4 only.
+ *
+ * Two limits keep a guest from turning this process against the host:
+ *  - max-conns=N (default NET_MAX_CONNS_DEFAULT): libslirp opens one host
+ *    socket per guest TCP connection, UDP flow and ICMP echo, and has no
+ *    limit of its own. Once set up, this process lowers its RLIMIT_NOFILE to
+ *    the files it holds plus N, so the kernel refuses the (N+1)-th socket,
+ *    whatever kind; and a guest SYN that would need it is answered with a
+ *    TCP reset here (connection refused, at once) instead of reaching
+ *    libslirp, which would answer with ICMP host-unreachable. Listening
+ *    hostfwd sockets are not polled while the process is at its limit, as
+ *    an accept() that fails with EMFILE would leave them readable forever.
+ *  - backpressure towards the host: while the rx ring and the backlog
+ *    behind it are more than half full (the guest reads slowly, or hvmm's
+ *    rx rate limit holds it back), libslirp's sockets are not polled for
+ *    input, so the host's TCP senders wait rather than have frames dropped
+ *    here and retransmitted.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,7 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -54,9 +73,17 @@
  * this many connections nothing is corked: an idle crowd would cost more
  * system calls than the coalescing saves. */
 #define HELPER_CORK_MAX 16
+/* Stop reading libslirp's host sockets while fewer than this many frames
+ * fit in the rx ring and backlog together (of NET_RING_SLOTS +
+ * HELPER_BACKLOG): room for what libslirp already holds (its per-socket
+ * buffers, 128 KiB ~ 90 frames each) to reach the guest without a drop. */
+#define HELPER_RX_HEADROOM ((NET_RING_SLOTS + HELPER_BACKLOG) / 2)
+/* SYNs let through recently (4-tuples), so that a retransmitted SYN of a
+ * connection libslirp already has is not refused at the cap. */
+#define HELPER_SYN_MEMORY 64
 
 /* What an fd of slirp's poll set is, for corking; learnt once per fd. */
-enum helper_fd_kind { FD_UNKNOWN, FD_TCP, FD_OTHER };
+enum helper_fd_kind { FD_UNKNOWN, FD_TCP, FD_LISTEN, FD_OTHER };
 
 struct helper_timer {
 	struct helper_timer *next;
@@ -84,8 +111,13 @@ struct helper {
 	unsigned bl_head, bl_n; /* backlog ring of frames for the guest */
 	uint16_t bl_len[HELPER_BACKLOG];
 	uint8_t bl[HELPER_BACKLOG][NET_MAX_FRAME];
+	bool rx_paused;         /* rx ring + backlog nearly full: host sockets not read */
+	bool at_cap;            /* every file this process may hold is open */
+	bool have_listeners;    /* tcp hostfwd rules: listeners to pause at the cap */
+	struct { uint32_t saddr, daddr, ports; } syn[HELPER_SYN_MEMORY];
+	unsigned syn_next;
 	/* counters, printed at exit with HVMM_NET_DEBUG set */
-	uint64_t to_guest, to_guest_dropped, from_guest, rx_full, doorbells, corks;
+	uint64_t to_guest, to_guest_dropped, from_guest, rx_full, doorbells, corks, refused, paused;
 };
 
 static int64_t helper_now_ns(void)
@@ -234,6 +266,8 @@ static void helper_notify(void *opaque)
 	(void)opaque;
 }
 
+static enum helper_fd_kind helper_fd_kind(int fd);
+
 /* Room in fd_kind for fd. */
 static void helper_fd_track(struct helper *h, int fd)
 {
@@ -263,9 +297,19 @@ static int helper_add_poll(int fd, int events, void *opaque)
 		h->pfds = p;
 		h->cap = cap;
 	}
-	h->pfds[h->npfds] = (struct pollfd){ .fd = fd, .events = slirp_poll_to_events(events) };
 	if (fd >= 0)
 		helper_fd_track(h, fd);
+	if (h->npfds >= 2 && fd >= 0) { /* libslirp's sockets, not hvmm's two fds */
+		if (h->rx_paused)
+			events &= ~(SLIRP_POLL_IN | SLIRP_POLL_PRI);
+		if (h->at_cap && h->have_listeners) {
+			if (h->fd_kind[fd] == FD_UNKNOWN)
+				h->fd_kind[fd] = (uint8_t)helper_fd_kind(fd);
+			if (h->fd_kind[fd] == FD_LISTEN)
+				events &= ~SLIRP_POLL_IN;
+		}
+	}
+	h->pfds[h->npfds] = (struct pollfd){ .fd = fd, .events = slirp_poll_to_events(events) };
 	return h->npfds++;
 }
 
@@ -348,9 +392,9 @@ static enum helper_fd_kind helper_fd_kind(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
 		return FD_OTHER;
 	l = sizeof(v);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0 || v)
-		return FD_OTHER; /* a hostfwd listener */
-	return FD_TCP;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0)
+		return FD_OTHER;
+	return v ? FD_LISTEN : FD_TCP; /* a hostfwd listener, or a connection */
 }
 
 static void helper_cork(struct helper *h)
@@ -389,6 +433,166 @@ static void helper_uncork(struct helper *h)
 	h->ncorked = 0;
 }
 
+/* ---- max-conns ---- */
+
+/* Is every file this process may open open? (The kernel hands out the
+ * lowest free number, so a dup fails with EMFILE exactly then.) */
+static bool helper_full(void)
+{
+	int fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EMFILE;
+	close(fd);
+	return false;
+}
+
+static uint16_t helper_csum(const uint8_t *p, size_t len, uint32_t sum)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Answer the guest's SYN (frame f, IPv4 header at ip, TCP header at tcp,
+ * payload plen bytes) with RST+ACK from its destination: "connection
+ * refused", as a host with nothing listening answers. */
+static void helper_send_rst(struct helper *h, const uint8_t *f, const uint8_t *ip, const uint8_t *tcp,
+			    size_t plen)
+{
+	uint8_t r[14 + 20 + 20] = { 0 };
+	memcpy(r, f + 6, 6);     /* to the guest's MAC */
+	memcpy(r + 6, f, 6);     /* from the MAC it sent to (slirp's) */
+	r[12] = 0x08;            /* IPv4 */
+	uint8_t *rip = r + 14, *rt = r + 34;
+	rip[0] = 0x45;
+	rip[3] = 40;             /* total length */
+	rip[6] = 0x40;           /* DF */
+	rip[8] = 64;             /* TTL */
+	rip[9] = IPPROTO_TCP;
+	memcpy(rip + 12, ip + 16, 4); /* from the SYN's destination */
+	memcpy(rip + 16, ip + 12, 4); /* to its source */
+	uint16_t c = helper_csum(rip, 20, 0);
+	rip[10] = (uint8_t)(c >> 8);
+	rip[11] = (uint8_t)c;
+	memcpy(rt, tcp + 2, 2);  /* ports swapped */
+	memcpy(rt + 2, tcp, 2);
+	uint32_t seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+	uint32_t ack = seq + 1 + (uint32_t)plen; /* the SYN and any data with it */
+	for (int i = 0; i < 4; i++)
+		rt[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+	rt[12] = 5 << 4;
+	rt[13] = 0x14;           /* RST | ACK */
+	/* pseudo-header: addresses, protocol, TCP length */
+	uint32_t sum = IPPROTO_TCP + 20;
+	for (int i = 0; i < 8; i += 2)
+		sum += (uint32_t)rip[12 + i] << 8 | rip[13 + i];
+	c = helper_csum(rt, 20, sum);
+	rt[16] = (uint8_t)(c >> 8);
+	rt[17] = (uint8_t)c;
+	helper_send_packet(r, sizeof(r), h);
+}
+
+/* A guest frame that opens a TCP connection (SYN without ACK) while every
+ * file this process may hold is open: refused here (true, answered with a
+ * reset). A SYN let through lately is let through again: it is a
+ * retransmission, and libslirp knows its connection. */
+static bool helper_syn_refused(struct helper *h, const uint8_t *f, size_t len)
+{
+	if (len < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00)
+		return false;
+	const uint8_t *ip = f + 14;
+	size_t ihl = (size_t)(ip[0] & 0xf) * 4;
+	size_t tot = (size_t)ip[2] << 8 | ip[3];
+	if ((ip[0] >> 4) != 4 || ihl < 20 || ip[9] != IPPROTO_TCP || tot > len - 14 || tot < ihl + 20 ||
+	    ((ip[6] & 0x1f) | ip[7]) != 0) /* a fragment: libslirp reassembles those */
+		return false;
+	const uint8_t *tcp = ip + ihl;
+	size_t doff = (size_t)(tcp[12] >> 4) * 4;
+	if ((tcp[13] & 0x12) != 0x02 || doff < 20 || ihl + doff > tot)
+		return false;
+	uint32_t saddr, daddr, ports;
+	memcpy(&saddr, ip + 12, 4);
+	memcpy(&daddr, ip + 16, 4);
+	memcpy(&ports, tcp, 4);
+	for (unsigned i = 0; i < HELPER_SYN_MEMORY; i++)
+		if (h->syn[i].saddr == saddr && h->syn[i].daddr == daddr && h->syn[i].ports == ports)
+			return false;
+	if (!helper_full()) {
+		h->syn[h->syn_next].saddr = saddr;
+		h->syn[h->syn_next].daddr = daddr;
+		h->syn[h->syn_next].ports = ports;
+		h->syn_next = (h->syn_next + 1) % HELPER_SYN_MEMORY;
+		return false;
+	}
+	h->refused++;
+	helper_send_rst(h, f, ip, tcp, tot - ihl - doff);
+	return true;
+}
+
+static int helper_cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* The RLIMIT_NOFILE that leaves exactly n free file numbers: one past the
+ * n-th number not open now (the kernel hands out the lowest free one, and
+ * files open at higher numbers stay usable but take no slot below it).
+ * 0 if /proc/self/fd cannot be read. */
+static rlim_t helper_files_limit(unsigned n)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	int self = dirfd(d), *fds = NULL;
+	size_t nfds = 0, cap = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] == '.' || fd == self)
+			continue;
+		if (nfds == cap) {
+			cap = cap ? cap * 2 : 64;
+			int *p = realloc(fds, cap * sizeof(*fds));
+			if (!p) {
+				closedir(d);
+				free(fds);
+				return 0;
+			}
+			fds = p;
+		}
+		fds[nfds++] = fd;
+	}
+	closedir(d);
+	qsort(fds, nfds, sizeof(*fds), helper_cmp_int);
+	rlim_t next = 0; /* candidate number */
+	for (size_t i = 0; i < nfds && (rlim_t)fds[i] < next + n; i++)
+		if ((rlim_t)fds[i] >= next)
+			n -= (unsigned)((rlim_t)fds[i] - next), next = (rlim_t)fds[i] + 1;
+	free(fds);
+	return next + n;
+}
+
+/* Lower RLIMIT_NOFILE so that max_conns more files fit: each guest
+ * connection or flow is one host socket, and the kernel refuses the one
+ * past the cap. */
+static void helper_cap_files(int fd, unsigned max_conns)
+{
+	rlim_t want = helper_files_limit(max_conns);
+	struct rlimit rl;
+	if (!want || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		helper_fail(fd, "max-conns: cannot count this process's open files: %s", strerror(errno));
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		helper_fail(fd, "max-conns=%u needs %llu open files, above the hard limit %llu (ulimit -Hn)",
+			    max_conns, (unsigned long long)want, (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		helper_fail(fd, "max-conns: setrlimit: %s", strerror(errno));
+}
+
 /* Frames from hvmm (the guest's tx) into slirp: the whole tx ring, at most
  * one ring's worth per iteration so slirp's own sockets are served too.
  * false: the ring is corrupt. */
@@ -414,6 +618,8 @@ static bool helper_from_hvmm(struct helper *h)
 		net_ring_consume(&h->tx);
 		freed = true;
 		h->from_guest++;
+		if (helper_syn_refused(h, buf, len))
+			continue;
 		slirp_input(h->slirp, buf, (int)len);
 	}
 	helper_uncork(h);
@@ -523,6 +729,9 @@ int main(int argc, char **argv)
 				    errno ? strerror(errno) : "cannot bind the host port");
 		}
 	}
+	for (int i = 0; i < spec.nr_fwd; i++)
+		h.have_listeners |= !spec.fwd[i].udp;
+	helper_cap_files(h.fd, spec.max_conns);
 	if (send(h.fd, NET_SLIRP_READY, strlen(NET_SLIRP_READY), MSG_NOSIGNAL) < 0)
 		return 0; /* hvmm already gone */
 	/* Set up (rings mapped, ports bound, hvmm told): from here on the
@@ -537,6 +746,15 @@ int main(int argc, char **argv)
 	bool corrupt = false;
 	while (!h.quit) {
 		uint32_t slirp_ms = UINT32_MAX;
+		/* What may be read this round: see the two limits at the top. */
+		helper_flush_rx(&h);
+		int rx_room = net_ring_space(&h.rx);
+		bool pause = rx_room >= 0 && (unsigned)rx_room + (HELPER_BACKLOG - h.bl_n) < HELPER_RX_HEADROOM;
+		if (pause)
+			net_ring_wait_space(&h.rx); /* hvmm rings fd 5 when it frees rx slots */
+		h.paused += pause && !h.rx_paused;
+		h.rx_paused = pause;
+		h.at_cap = h.have_listeners && helper_full();
 		h.npfds = 0;
 		helper_add_poll(h.fd, SLIRP_POLL_IN, &h);     /* index 0: hvmm's control socket */
 		helper_add_poll(h.txbell, SLIRP_POLL_IN, &h); /* index 1: hvmm's doorbell */
@@ -577,10 +795,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: hvmm's ring is corrupt, exiting\n", NET_SLIRP_PROG);
 	if (getenv("HVMM_NET_DEBUG"))
 		fprintf(stderr, "%s: to guest %llu (dropped %llu, ring full %llu), from guest %llu "
-			"doorbells %llu, corked batches %llu\n", NET_SLIRP_PROG, (unsigned long long)h.to_guest,
+			"doorbells %llu, corked batches %llu, connections refused at max-conns %llu, "
+			"host reads paused %llu times\n", NET_SLIRP_PROG, (unsigned long long)h.to_guest,
 			(unsigned long long)h.to_guest_dropped, (unsigned long long)h.rx_full,
 			(unsigned long long)h.from_guest,
-			(unsigned long long)h.doorbells, (unsigned long long)h.corks);
+			(unsigned long long)h.doorbells, (unsigned long long)h.corks,
+			(unsigned long long)h.refused, (unsigned long long)h.paused);
 	slirp_cleanup(h.slirp);
 	while (h.timers)
 		helper_timer_free(h.timers, &h);
