@@ -11,8 +11,9 @@
  * fault recording registers. Not offered: caching mode, required write-
  * buffer flushing, protected memory regions, advanced fault logging,
  * device-TLBs (ATS), scalable mode/PASIDs, posted interrupts, nested
- * translation. hvmm caches no entry, so every invalidation completes at once
- * with the granularity asked for.
+ * translation. The IOTLB (iommu_walk.c) is emptied by any context or IOTLB
+ * invalidation, so every invalidation completes at once, reporting the
+ * granularity asked for.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -164,7 +165,10 @@ static bool iommu_iq_run(struct iommu *u)
 			switch (d[0] & 0xf) {
 			case INV_CC:
 			case INV_IOTLB:
-				break; /* nothing cached */
+				/* any granularity empties the whole IOTLB: more than
+				 * asked is always allowed */
+				iommu_iotlb_flush(u);
+				break;
 			case INV_IEC:
 				iec = true;
 				break;
@@ -207,6 +211,9 @@ static bool iommu_gcmd(struct iommu *u, uint32_t v)
 		u->root = u->rtaddr & ~0xfffull;
 		u->gsts |= IOMMU_G_SRTP;
 	}
+	/* A new root or translation switched: nothing cached still holds. */
+	if ((v & IOMMU_G_SRTP) || ((old ^ u->gsts) & IOMMU_G_TE))
+		iommu_iotlb_flush(u);
 	if ((v & IOMMU_G_QIE) && !(old & IOMMU_G_QIE)) {
 		u->iqh = 0; /* enabling the queue resets its head */
 		u->gsts |= IOMMU_G_QIE;
@@ -297,6 +304,7 @@ static bool iommu_write32(struct iommu *u, uint64_t off, uint32_t v)
 		if (off == IOMMU_CCMD + 4 && (u->ccmd & CCMD_ICC)) {
 			uint64_t g = (u->ccmd >> CCMD_CIRG_SHIFT) & 3;
 			u->ccmd = (u->ccmd & ~(CCMD_ICC | 3ull << CCMD_CAIG_SHIFT)) | g << CCMD_CAIG_SHIFT;
+			iommu_iotlb_flush(u);
 		}
 		break;
 	case IOMMU_FSTS:
@@ -356,6 +364,7 @@ static bool iommu_write32(struct iommu *u, uint64_t off, uint32_t v)
 		if (off == IOMMU_IOTLB + 4 && (u->iotlb & IOTLB_IVT)) {
 			uint64_t g = (u->iotlb >> IOTLB_IIRG_SHIFT) & 3;
 			u->iotlb = (u->iotlb & ~(IOTLB_IVT | 3ull << IOTLB_IAIG_SHIFT)) | g << IOTLB_IAIG_SHIFT;
+			iommu_iotlb_flush(u);
 		}
 		break;
 	default:
@@ -452,7 +461,9 @@ bool iommu_get_stats(struct vm *vm, struct iommu_stats *out)
 	*out = (struct iommu_stats){ .gsts = u->gsts, .translations = u->translations,
 				     .remapped = u->remapped, .blocked = u->blocked,
 				     .faults = u->faults, .descriptors = u->descriptors,
-				     .events = u->events };
+				     .events = u->events, .iotlb_hits = u->iotlb_hits,
+				     .iotlb_misses = u->iotlb_misses,
+				     .iotlb_flushes = u->iotlb_flushes };
 	pthread_mutex_unlock(&u->lock);
 	return true;
 }
