@@ -15,6 +15,7 @@ hvmm's runs are never retried; a QEMU run that fails is tried once more
 interrupt before.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -38,8 +39,18 @@ def images(ctx):
     return linux_images(ctx.build, "vmlinuz", "vmlinux", "boot.cpio", "rootfs.ext4")
 
 
+# The IOMMU variant of a case (IOMMU_CASES below): hvmm only, with the VT-d
+# unit and Linux's intel_iommu=on, so every virtio device's DMA goes through
+# translation. Cases run one after another, so a module flag is enough.
+IOMMU = {"on": False, "stats": None}
+
+
 def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=None, initrd=None):
     img = images(ctx)
+    if IOMMU["on"]:
+        IOMMU["stats"] = os.path.join(ctx.tmp, "iommu-stats.json")
+        extra = tuple(extra) + ("--device", "intel-iommu", "--stats-json", IOMMU["stats"])
+        cmdline = cmdline + " intel_iommu=on"
     argv = [ctx.hvmm_bin, "run", "--timeout", str(VM_TIMEOUT), "--mem", MEM, "--cpus", str(cpus),
             "--kernel", kernel or img["vmlinuz"], "--initrd", initrd or img["boot.cpio"],
             "--cmdline", f"console={console} {cmdline}"]
@@ -76,6 +87,10 @@ def both(ctx, scenario, machine=MICROVM):
     """scenario(who, argv_fn) on hvmm (never retried), then on QEMU (one
     retry); each returns a summary line, printed."""
     lines = [scenario("hvmm", lambda **kw: hvmm_argv(ctx, **kw))]
+    if IOMMU["on"]:
+        print(f"      {lines[0]}")
+        print(f"      {check_iommu_stats(ctx)}")
+        return
     _, q = reference_retry(lambda: None, lambda _: scenario(
         "QEMU" if machine == MICROVM else "QEMU q35", lambda **kw: qemu_argv(ctx, machine=machine, **kw)))
     lines.append(q)
@@ -85,7 +100,47 @@ def both(ctx, scenario, machine=MICROVM):
 
 def boot_to_prompt(vm, who):
     vm.expect(PROMPT, BOOT, what=f"{who}: the shell prompt")
-    return vm.elapsed()
+    t = vm.elapsed()
+    if IOMMU["on"]:
+        check_iommu_guest(vm, who)
+    return t
+
+
+def check_iommu_guest(vm, who):
+    """Linux found the VT-d unit, turned translation on, and put every
+    virtio function in an IOMMU group whose domain translates (DMA or
+    DMA-FQ: not identity), with VIRTIO_F_ACCESS_PLATFORM (bit 33) accepted."""
+    dmesg = vm.run("dmesg | grep -E 'DMAR|Virtualization Technology' | head -40")
+    expect(re.search(r"Intel\(R\) Virtualization Technology for Directed I/O", dmesg),
+           f"{who}: Linux did not enable VT-d translation:\n{dmesg[-1500:]}")
+    out = vm.run("for d in /sys/bus/pci/devices/*; do [ $(cat $d/vendor) = 0x1af4 ] || continue; "
+                 "g=$(readlink $d/iommu_group); echo \"$(basename $d) group=${g##*/} "
+                 "type=$(cat $d/iommu_group/type 2>/dev/null) "
+                 "features=$(cat $d/virtio*/features 2>/dev/null)\"; done")
+    rows = [l for l in out.split("\n") if "group=" in l]
+    expect(rows, f"{who}: no virtio PCI function found: {out!r}")
+    for row in rows:
+        m = re.search(r"group=(\d+) type=(\S+) features=([01]+)", row)
+        expect(m and m.group(2) in ("DMA", "DMA-FQ") and len(m.group(3)) > 33 and m.group(3)[33] == "1",
+               f"{who}: a virtio function without a translating IOMMU domain or ACCESS_PLATFORM: {row!r}")
+
+
+def check_iommu_stats(ctx):
+    """hvmm's own count: translation on at the end, IOVAs translated for
+    every virtio device, IOTLB misses (walks) and hits, no DMA fault."""
+    with open(IOMMU["stats"]) as f:
+        st = json.load(f)
+    io = st["iommu"]
+    expect(io and io["gsts"] & (1 << 31), f"intel-iommu translation not on at the end: {io}")
+    expect(io["iotlb_misses"] > 0 and io["iotlb_hits"] > 0 and io["faults"] == 0,
+           f"intel-iommu counters: {io}")
+    for d in st["virtio"]:
+        expect(d["dma_translations"] > 0 and d["dma_faults"] == 0,
+               f"{d['name']} at devfn {d['devfn']:#x}: {d['dma_translations']} IOVA translations, "
+               f"{d['dma_faults']} faults")
+    devs = ", ".join(f"{d['name']} {d['dma_translations']}" for d in st["virtio"])
+    return (f"hvmm+iommu: IOVA translations {devs}; IOTLB {io['iotlb_hits']} hits, "
+            f"{io['iotlb_misses']} misses, {io['iotlb_flushes']} flushes")
 
 
 def end_with(vm, who, command, want_status=0):
@@ -501,3 +556,23 @@ def t_boot_formats(ctx):
             end_with(vm, f"hvmm {name}", "poweroff")
         out.append(f"{name}: prompt at {t:.1f}s")
     print("      hvmm: " + ", ".join(out))
+
+
+def iommu_variant(name, fn):
+    """linux/iommu/NAME: case linux/NAME again on hvmm with --device
+    intel-iommu and intel_iommu=on, unchanged otherwise; the in-guest and
+    the statistics checks above come on top."""
+    def t(ctx):
+        IOMMU["on"] = True
+        try:
+            fn(ctx)
+        finally:
+            IOMMU["on"] = False
+    t.__doc__ = f"{fn.__doc__}\n\n    Behind the VT-d unit (intel_iommu=on): {iommu_variant.__doc__}"
+    case(f"linux/iommu/{name}")(t)
+
+
+# Every virtio device type: rng (shell-serial), console, blk, net.
+for _name, _fn in (("shell-serial", t_shell_serial), ("shell-virtio-console", t_shell_hvc0),
+                   ("disk-root", t_disk_root), ("network", t_network)):
+    iommu_variant(_name, _fn)
