@@ -84,7 +84,7 @@
  */
 #define IOMMU_IOTLB_SLOTS 1024
 struct iommu_iotlb_entry {
-	uint64_t tag;        /* iova >> 12 | valid bit 63 (IOVAs are < 2^48) */
+	uint64_t tag;        /* iova >> 12 | valid bit 63 */
 	uint64_t gpa;        /* of the 4 KiB page */
 	uint64_t avail;      /* bytes mapped the same way from the page's start */
 	uint16_t sid;

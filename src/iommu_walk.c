@@ -144,6 +144,7 @@ static unsigned iommu_iotlb_slot(uint16_t sid, uint64_t page)
 	return (unsigned)((page ^ ((uint64_t)sid << 5) ^ (page >> 10)) % IOMMU_IOTLB_SLOTS);
 }
 
+/* in the tag: a page number is at most 52 bits, so bit 63 is free */
 #define IOTLB_VALID (1ull << 63)
 
 int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint64_t *gpa,
@@ -164,7 +165,7 @@ int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint
 	u->translations++;
 	/* A hit must grant the access: a write through a read-only entry
 	 * walks again, which finds (and records) the fault. */
-	if (page < (1ull << 52) && e->tag == (page | IOTLB_VALID) && e->sid == sid &&
+	if (e->tag == (page | IOTLB_VALID) && e->sid == sid &&
 	    (write ? e->w : e->r)) {
 		u->iotlb_hits++;
 		*gpa = e->gpa + off;

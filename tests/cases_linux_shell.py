@@ -45,13 +45,20 @@ def images(ctx):
 IOMMU = {"on": False, "stats": None}
 
 
+def vm_timeout():
+    """How long a VM may live: longer behind the IOMMU, where Linux maps,
+    unmaps and invalidates for every buffer (each invalidation an exit to
+    hvmm): linux/network's 128 MiB take ~3x as long in the nested host."""
+    return VM_TIMEOUT * 3 if IOMMU["on"] else VM_TIMEOUT
+
+
 def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=None, initrd=None):
     img = images(ctx)
     if IOMMU["on"]:
         IOMMU["stats"] = os.path.join(ctx.tmp, "iommu-stats.json")
         extra = tuple(extra) + ("--device", "intel-iommu", "--stats-json", IOMMU["stats"])
         cmdline = cmdline + " intel_iommu=on"
-    argv = [ctx.hvmm_bin, "run", "--timeout", str(VM_TIMEOUT), "--mem", MEM, "--cpus", str(cpus),
+    argv = [ctx.hvmm_bin, "run", "--timeout", str(vm_timeout()), "--mem", MEM, "--cpus", str(cpus),
             "--kernel", kernel or img["vmlinuz"], "--initrd", initrd or img["boot.cpio"],
             "--cmdline", f"console={console} {cmdline}"]
     if console == "hvc0":
@@ -453,15 +460,17 @@ def t_network(ctx):
         else:
             extra = ("-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}",
                      "-device", "virtio-net-pci,netdev=n0")
-        with LinuxVM(argv(extra=extra), VM_TIMEOUT) as vm:
+        with LinuxVM(argv(extra=extra), vm_timeout()) as vm:
             t = boot_to_prompt(vm, who)
             lease = vm.run("udhcpc -i eth0 -n -q -t 10 2>&1 | grep lease; ip -4 addr show eth0", timeout=90)
             expect("10.0.2.15" in lease, f"{who}: no DHCP lease 10.0.2.15: {lease!r}")
             sink = Sink()
             vm.run(f"dd if=/dev/urandom of=/tmp/out bs=1M count={NET_BYTES >> 20} 2>/dev/null")
             gsum = vm.run("sha256sum /tmp/out | cut -d' ' -f1").strip()
-            vm.run(f"nc 10.0.2.2 {sink.port} < /tmp/out", timeout=300)
+            vm.run(f"nc 10.0.2.2 {sink.port} < /tmp/out", timeout=vm_timeout())
             sink.t.join(60)
+            # a sign of life for the runner's silence limit (300 s)
+            print(f"      {who}: guest->host done at {vm.elapsed():.0f}s", flush=True)
             expect(sink.count == NET_BYTES and sink.digest == gsum,
                    f"{who}: guest->host: host got {sink.count} bytes sha256 {sink.digest}, guest sent "
                    f"{NET_BYTES} sha256 {gsum} ({sink.error})")
@@ -474,7 +483,7 @@ def t_network(ctx):
                     break
                 except OSError:
                     threading.Event().wait(0.2)
-            vm.expect(r"RECEIVED-0", 300, what=f"{who}: the end of the host->guest transfer")
+            vm.expect(r"RECEIVED-0", vm_timeout(), what=f"{who}: the end of the host->guest transfer")
             vm.expect(PROMPT, 30)
             hsum = vm.run("sha256sum /tmp/in | cut -d' ' -f1").strip()
             expect(hsum == want, f"{who}: host->guest: guest got sha256 {hsum}, host sent {want}")
