@@ -126,6 +126,21 @@ void iommu_record_fault(struct iommu *u, uint16_t sid, uint64_t fi, int reason, 
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* FSTS.FRI: where software starts reading records (spec 10.4.9: the
+ * register the first pending fault went to). Records are written round-
+ * robin, so the oldest one still pending is the first with F set from the
+ * next register to be written on. Linux reads from here until it meets a
+ * clear F, so pointing it at an empty register hides every fault. */
+static unsigned iommu_fri(const struct iommu *u)
+{
+	for (unsigned k = 0; k < IOMMU_NFR; k++) {
+		unsigned i = (u->fri + k) % IOMMU_NFR;
+		if (u->frcd[i][1] & IOMMU_FRCD_F)
+			return i;
+	}
+	return u->fri;
+}
+
 /* Software cleared status: with nothing left to service, IP goes too. */
 static void iommu_fault_serviced(struct iommu *u)
 {
@@ -251,7 +266,7 @@ static uint32_t iommu_read32(struct iommu *u, uint64_t off)
 	case IOMMU_CCMD: q = u->ccmd; break;
 	case 0x30: {
 		uint32_t fsts = u->fsts | (iommu_fault_pending(u) ? IOMMU_FSTS_PPF : 0) |
-				u->fri << IOMMU_FSTS_FRI_SHIFT;
+				iommu_fri(u) << IOMMU_FSTS_FRI_SHIFT;
 		q = (uint64_t)fsts << 32;
 		break;
 	}

@@ -387,7 +387,7 @@ static void test_faults(void **state)
 	assert_int_equal(iommu_translate(&vm, SID, 0x6abc, true, &gpa, &avail), IOMMU_FR_WRITE);
 	uint32_t fsts = (uint32_t)reg(IOMMU_FSTS, 4);
 	assert_true(fsts & IOMMU_FSTS_PPF);
-	assert_int_equal(fsts >> 8 & 0xff, 1); /* FRI: the next register */
+	assert_int_equal(fsts >> 8 & 0xff, 0); /* FRI: the register of the first pending fault */
 	assert_int_equal(reg(IOMMU_FRCD, 8), 0x6000);
 	uint64_t hi = reg(IOMMU_FRCD + 8, 8);
 	assert_true(hi & IOMMU_FRCD_F);
@@ -405,6 +405,8 @@ static void test_faults(void **state)
 	assert_int_equal(iommu_translate(&vm, SID, 0x7000, false, &gpa, &avail), IOMMU_FR_READ);
 	assert_true(reg(IOMMU_FRCD + 16 + 8, 8) & IOMMU_FRCD_T_READ);
 	assert_int_equal(vm.iommu->events, 1);
+	/* FRI stays on the oldest pending record (Linux reads from FRI on) */
+	assert_int_equal(reg(IOMMU_FSTS, 4) >> 8 & 0xff, 0);
 	/* fill the rest, then overflow */
 	for (int i = 0; i < IOMMU_NFR - 2; i++)
 		iommu_translate(&vm, 0x0110, 0, false, &gpa, &avail);
@@ -414,8 +416,11 @@ static void test_faults(void **state)
 	assert_true(reg(IOMMU_FSTS, 4) & IOMMU_FSTS_PFO);
 	assert_int_equal(iommu_faults(&vm), IOMMU_NFR + 1);
 	/* software clears each F (write 1 to bit 127) and PFO */
-	for (int i = 0; i < IOMMU_NFR; i++)
+	for (int i = 0; i < IOMMU_NFR; i++) {
+		/* cleared oldest first: FRI follows to the next pending one */
+		assert_int_equal(reg(IOMMU_FSTS, 4) >> 8 & 0xff, i);
 		setreg(IOMMU_FRCD + 16 * i + 12, 4, 0x80000000u);
+	}
 	setreg(IOMMU_FSTS, 4, IOMMU_FSTS_PFO);
 	assert_int_equal(reg(IOMMU_FSTS, 4) & 0xff, 0);
 	/* a context entry with FPD: the DMA fails, nothing is recorded */
