@@ -135,19 +135,48 @@ static uint16_t fz_pending[VQ_MAX_SIZE];
 static uint32_t fz_pending_in[VQ_MAX_SIZE];
 static unsigned fz_npending;
 
+/* An IOMMU stand-in (start flag 4): every 7th page faults, and pages 2 and
+ * 3 of every four swap places, so buffers split and rings may not be
+ * contiguous; the generation moves on every pop (flag 8), so the rings are
+ * translated again each time. */
+static uint64_t fz_gen;
+static bool fz_gen_moves;
+
+static int fz_xlate(void *opaque, uint64_t iova, bool write, uint64_t *gpa, uint64_t *avail)
+{
+	(void)opaque;
+	(void)write;
+	uint64_t page = iova >> 12;
+	if (page % 7 == 3)
+		return 6;
+	*gpa = iova ^ ((page & 2) ? 0x1000 : 0);
+	*avail = 0x1000 - (iova & 0xfff);
+	return 0;
+}
+
+static uint64_t fz_generation(void *opaque)
+{
+	(void)opaque;
+	return fz_gen;
+}
+
+static const struct vq_dma fz_dma = { fz_xlate, fz_generation, NULL };
+
 static void fz_start(struct fz_in *in)
 {
 	uint8_t flags = (uint8_t)fz_take(in, 1);
 	uint16_t size = (uint16_t)fz_take(in, 2);
 	uint64_t desc = fz_addr(in), avail = fz_addr(in), used = fz_addr(in);
-	int r = vq_start(&fz_vq, &fz_mem, size, desc, avail, used, flags & 1, flags & 2);
+	fz_gen_moves = flags & 8;
+	int r = vq_start_dma(&fz_vq, &fz_mem, (flags & 4) ? &fz_dma : NULL, size, desc, avail, used,
+			     flags & 1, flags & 2);
 	fz_started = r == VQ_OK;
 	FZ_LOG("start size %u desc 0x%lx avail 0x%lx used 0x%lx ev %d ind %d -> %d\n", size, desc, avail,
 	       used, flags & 1, !!(flags & 2), r);
 	fz_npending = 0;
 	fz_elem_valid = false;
 	if (!fz_started) {
-		assert(r == VQ_ERR_RING);
+		assert(r == VQ_ERR_RING || ((flags & 4) && r == VQ_ERR_DMA));
 		return;
 	}
 	/* vq_start's promise: a power-of-two size and three rings inside RAM */
@@ -180,6 +209,8 @@ static void fz_check_iov(const struct iovec *iov, unsigned n, uint64_t total, bo
 
 static void fz_pop(void)
 {
+	if (fz_gen_moves)
+		fz_gen++;
 	bool work = vq_has_work(&fz_vq);
 	int r = vq_pop(&fz_vq, &fz_elem);
 	FZ_LOG("pop -> %d (%s) head %u out %u/%lu in %u/%lu\n", r, r < 0 ? vq_err_str(r) : "",
@@ -187,7 +218,7 @@ static void fz_pop(void)
 	       r == 1 ? fz_elem.n_in : 0, r == 1 ? fz_elem.in_len : 0);
 	if (r < 0) {
 		/* a malformed ring: the device marks DEVICE_NEEDS_RESET and stops */
-		assert(r >= VQ_ERR_SEGS);
+		assert(r >= VQ_ERR_DMA);
 		assert(vq_err_str(r) != NULL);
 		fz_started = false;
 		fz_elem_valid = false;

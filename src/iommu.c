@@ -11,8 +11,9 @@
  * fault recording registers. Not offered: caching mode, required write-
  * buffer flushing, protected memory regions, advanced fault logging,
  * device-TLBs (ATS), scalable mode/PASIDs, posted interrupts, nested
- * translation. hvmm caches no entry, so every invalidation completes at once
- * with the granularity asked for.
+ * translation. The IOTLB (iommu_walk.c) is emptied by any context or IOTLB
+ * invalidation, so every invalidation completes at once, reporting the
+ * granularity asked for.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -125,6 +126,21 @@ void iommu_record_fault(struct iommu *u, uint16_t sid, uint64_t fi, int reason, 
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* FSTS.FRI: where software starts reading records (spec 10.4.9: the
+ * register the first pending fault went to). Records are written round-
+ * robin, so the oldest one still pending is the first with F set from the
+ * next register to be written on. Linux reads from here until it meets a
+ * clear F, so pointing it at an empty register hides every fault. */
+static unsigned iommu_fri(const struct iommu *u)
+{
+	for (unsigned k = 0; k < IOMMU_NFR; k++) {
+		unsigned i = (u->fri + k) % IOMMU_NFR;
+		if (u->frcd[i][1] & IOMMU_FRCD_F)
+			return i;
+	}
+	return u->fri;
+}
+
 /* Software cleared status: with nothing left to service, IP goes too. */
 static void iommu_fault_serviced(struct iommu *u)
 {
@@ -164,7 +180,10 @@ static bool iommu_iq_run(struct iommu *u)
 			switch (d[0] & 0xf) {
 			case INV_CC:
 			case INV_IOTLB:
-				break; /* nothing cached */
+				/* any granularity empties the whole IOTLB: more than
+				 * asked is always allowed */
+				iommu_iotlb_flush(u);
+				break;
 			case INV_IEC:
 				iec = true;
 				break;
@@ -207,6 +226,9 @@ static bool iommu_gcmd(struct iommu *u, uint32_t v)
 		u->root = u->rtaddr & ~0xfffull;
 		u->gsts |= IOMMU_G_SRTP;
 	}
+	/* A new root or translation switched: nothing cached still holds. */
+	if ((v & IOMMU_G_SRTP) || ((old ^ u->gsts) & IOMMU_G_TE))
+		iommu_iotlb_flush(u);
 	if ((v & IOMMU_G_QIE) && !(old & IOMMU_G_QIE)) {
 		u->iqh = 0; /* enabling the queue resets its head */
 		u->gsts |= IOMMU_G_QIE;
@@ -244,7 +266,7 @@ static uint32_t iommu_read32(struct iommu *u, uint64_t off)
 	case IOMMU_CCMD: q = u->ccmd; break;
 	case 0x30: {
 		uint32_t fsts = u->fsts | (iommu_fault_pending(u) ? IOMMU_FSTS_PPF : 0) |
-				u->fri << IOMMU_FSTS_FRI_SHIFT;
+				iommu_fri(u) << IOMMU_FSTS_FRI_SHIFT;
 		q = (uint64_t)fsts << 32;
 		break;
 	}
@@ -297,6 +319,7 @@ static bool iommu_write32(struct iommu *u, uint64_t off, uint32_t v)
 		if (off == IOMMU_CCMD + 4 && (u->ccmd & CCMD_ICC)) {
 			uint64_t g = (u->ccmd >> CCMD_CIRG_SHIFT) & 3;
 			u->ccmd = (u->ccmd & ~(CCMD_ICC | 3ull << CCMD_CAIG_SHIFT)) | g << CCMD_CAIG_SHIFT;
+			iommu_iotlb_flush(u);
 		}
 		break;
 	case IOMMU_FSTS:
@@ -356,6 +379,7 @@ static bool iommu_write32(struct iommu *u, uint64_t off, uint32_t v)
 		if (off == IOMMU_IOTLB + 4 && (u->iotlb & IOTLB_IVT)) {
 			uint64_t g = (u->iotlb >> IOTLB_IIRG_SHIFT) & 3;
 			u->iotlb = (u->iotlb & ~(IOTLB_IVT | 3ull << IOTLB_IAIG_SHIFT)) | g << IOTLB_IAIG_SHIFT;
+			iommu_iotlb_flush(u);
 		}
 		break;
 	default:
@@ -452,7 +476,9 @@ bool iommu_get_stats(struct vm *vm, struct iommu_stats *out)
 	*out = (struct iommu_stats){ .gsts = u->gsts, .translations = u->translations,
 				     .remapped = u->remapped, .blocked = u->blocked,
 				     .faults = u->faults, .descriptors = u->descriptors,
-				     .events = u->events };
+				     .events = u->events, .iotlb_hits = u->iotlb_hits,
+				     .iotlb_misses = u->iotlb_misses,
+				     .iotlb_flushes = u->iotlb_flushes };
 	pthread_mutex_unlock(&u->lock);
 	return true;
 }

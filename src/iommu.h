@@ -7,9 +7,10 @@
  * DMA remapping, legacy mode only (no scalable mode, no PASIDs): a device's
  * requester id (bus << 8 | devfn) picks a root entry (bus) and a context
  * entry (devfn); the context entry says pass-through or a 3- or 4-level
- * second-level page table (39- or 48-bit input addresses), walked for every
- * access — hvmm caches nothing, which the architecture allows (software must
- * invalidate after a change; a unit without caches has nothing to drop).
+ * second-level page table (39- or 48-bit input addresses). Successful walks
+ * are kept in an IOTLB (per requester and 4 KiB page) until the guest
+ * invalidates anything; iommu_generation() lets a device that keeps a
+ * translation longer (a virtqueue's rings) notice that it must walk again.
  * A failed walk is recorded in a fault recording register (unless the
  * context entry's FPD bit says not to) and signalled with the fault-event MSI.
  *
@@ -18,10 +19,10 @@
  * IRTE and delivers the interrupt it describes. Compatibility-format MSIs
  * are blocked while IR is on unless the guest sets CFI, as the spec says.
  *
- * Threads: translations come from vCPU threads (device models run their DMA
- * there) and may come from the event loop; one mutex covers the registers,
- * guest tables are read without it (each entry is copied once, then
- * checked). The unit never calls back into a device with its lock held.
+ * Threads: translations come from vCPU threads (edu runs its DMA there)
+ * and from the event loop (virtqueues); one mutex covers the registers and
+ * the IOTLB, guest tables are read without it (each entry is copied once,
+ * then checked; a walk that an invalidation overtook is used but not cached). The unit never calls back into a device with its lock held.
  */
 #ifndef HVMM_IOMMU_H
 #define HVMM_IOMMU_H
@@ -88,6 +89,9 @@ int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint
  * address is not RAM (nothing of the failing page is copied; earlier pages
  * are, as on hardware).
  */
+/* Bumped by every IOTLB flush (any invalidation); 0 without a unit. A
+ * translation made under generation g may be used while it still reads g. */
+uint64_t iommu_generation(struct vm *vm);
 int iommu_dma_rw(struct vm *vm, uint16_t sid, uint64_t iova, void *buf, uint64_t len, bool write);
 
 /*
@@ -120,7 +124,10 @@ uint64_t iommu_faults(struct vm *vm);
 /* Counters for --stats; false without a unit. */
 struct iommu_stats {
 	uint32_t gsts;            /* the global status now */
-	uint64_t translations;    /* DMA walks with translation on */
+	uint64_t translations;    /* DMA translations with translation on */
+	uint64_t iotlb_hits;      /* ... answered by the IOTLB */
+	uint64_t iotlb_misses;    /* ... that walked the tables */
+	uint64_t iotlb_flushes;   /* invalidations that emptied the IOTLB */
 	uint64_t remapped;        /* messages remapped through an IRTE: IOAPIC and MSI-X routes
 				   * when computed, each MSI when sent */
 	uint64_t blocked;         /* interrupts refused when raised (fault recorded or FPD) */
@@ -137,6 +144,7 @@ struct iommu_xlate {
 	uint64_t gpa;
 	uint64_t page_size; /* 4 KiB, 2 MiB or 1 GiB; iova's whole space with pass-through */
 	bool fpd;           /* the context entry disables fault recording */
+	bool r, w;          /* rights of the whole walk (the AND over its levels) */
 };
 /* sagaw: CAP.SAGAW bits the unit offers (bit 1: 39-bit, bit 2: 48-bit);
  * sllps: large pages allowed (bit 0: 2 MiB, bit 1: 1 GiB). */

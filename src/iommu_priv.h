@@ -72,6 +72,25 @@
 #define IOMMU_SLLPS 0x3u /* 2 MiB and 1 GiB pages */
 #define IOMMU_MGAW 48
 
+/*
+ * The IOTLB: second-level translations that walked to a present leaf,
+ * direct-mapped on (requester, 4 KiB page of the IOVA). A large page fills
+ * one slot per 4 KiB page used. Only successful walks are cached (CAP.CM is
+ * 0: software need not invalidate after making an entry present), and every
+ * invalidation the guest asks for — context-cache, IOTLB (register or
+ * queued), a new root table, translation switched — empties it and bumps
+ * `gen`, which tells holders of longer-lived translations (a virtqueue's
+ * ring pointers) to translate again.
+ */
+#define IOMMU_IOTLB_SLOTS 1024
+struct iommu_iotlb_entry {
+	uint64_t tag;        /* iova >> 12 | valid bit 63 */
+	uint64_t gpa;        /* of the 4 KiB page */
+	uint64_t avail;      /* bytes mapped the same way from the page's start */
+	uint16_t sid;
+	bool r, w, fpd;
+};
+
 struct iommu {
 	struct vm *vm;
 	bool intremap;
@@ -90,6 +109,9 @@ struct iommu {
 	uint32_t ics, iectl, iedata, ieaddr, ieuaddr;
 	uint64_t faults;       /* recorded or lost to overflow */
 	uint64_t translations, remapped, blocked, descriptors; /* for --stats */
+	uint64_t iotlb_hits, iotlb_misses, iotlb_flushes;
+	struct iommu_iotlb_entry iotlb_cache[IOMMU_IOTLB_SLOTS];
+	uint64_t gen;          /* bumped by every flush; read atomically without the lock */
 	uint64_t events;       /* fault and invalidation event messages sent */
 	void (*routes_changed)(struct vm *vm);
 };
@@ -97,5 +119,8 @@ struct iommu {
 /* iommu.c: record a fault (lock NOT held). addr: the page (DMA) or the
  * interrupt index << 48 (IR), as the FI field wants it. */
 void iommu_record_fault(struct iommu *u, uint16_t sid, uint64_t fi, int reason, bool write);
+
+/* iommu_walk.c: drop every cached translation (lock held). */
+void iommu_iotlb_flush(struct iommu *u);
 
 #endif

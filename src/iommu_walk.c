@@ -78,6 +78,8 @@ static int iommu_sl_walk(const struct guest_mem *m, uint64_t pt, unsigned levels
 			uint64_t size = 1ull << shift;
 			out->gpa = ((pte & IOMMU_ADDR_MASK) & ~(size - 1)) | (iova & (size - 1));
 			out->page_size = size;
+			out->r = r_ok;
+			out->w = w_ok;
 			return IOMMU_OK;
 		}
 		pt = pte & IOMMU_ADDR_MASK;
@@ -108,6 +110,7 @@ int iommu_walk(const struct guest_mem *m, uint64_t rtaddr, unsigned sagaw, unsig
 	case CTX_TT_PT:
 		out->gpa = iova;
 		out->page_size = 0; /* the whole space, untranslated */
+		out->r = out->w = true;
 		return IOMMU_OK;
 	case CTX_TT_SL: {
 		unsigned aw = (unsigned)(ce[1] & CTX_AW_MASK);
@@ -127,24 +130,54 @@ static uint64_t iommu_rest(uint64_t iova)
 	return iova ? ~iova + 1 : ~0ull;
 }
 
+void iommu_iotlb_flush(struct iommu *u)
+{
+	memset(u->iotlb_cache, 0, sizeof(u->iotlb_cache));
+	u->iotlb_flushes++;
+	/* release: whoever sees the new generation sees an empty cache */
+	__atomic_add_fetch(&u->gen, 1, __ATOMIC_RELEASE);
+}
+
+static unsigned iommu_iotlb_slot(uint16_t sid, uint64_t page)
+{
+	/* devfn in the low bits: the devices of one VM sit on bus 0 */
+	return (unsigned)((page ^ ((uint64_t)sid << 5) ^ (page >> 10)) % IOMMU_IOTLB_SLOTS);
+}
+
+/* in the tag: a page number is at most 52 bits, so bit 63 is free */
+#define IOTLB_VALID (1ull << 63)
+
 int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint64_t *gpa,
 		    uint64_t *avail)
 {
 	struct iommu *u = vm->iommu;
-	uint32_t gsts = 0;
-	uint64_t root = 0;
-	if (u) {
-		pthread_mutex_lock(&u->lock);
-		gsts = u->gsts;
-		root = u->root;
-		u->translations += (gsts & IOMMU_G_TE) != 0;
-		pthread_mutex_unlock(&u->lock);
-	}
+	if (!u)
+		goto identity;
+	uint64_t page = iova >> IOMMU_PAGE_SHIFT, off = iova & (IOMMU_PAGE_SIZE - 1);
+	struct iommu_iotlb_entry *e = &u->iotlb_cache[iommu_iotlb_slot(sid, page)];
+	pthread_mutex_lock(&u->lock);
+	uint32_t gsts = u->gsts;
+	uint64_t root = u->root, gen = u->gen;
 	if (!(gsts & IOMMU_G_TE)) {
-		*gpa = iova;
-		*avail = iommu_rest(iova);
+		pthread_mutex_unlock(&u->lock);
+		goto identity;
+	}
+	u->translations++;
+	/* A hit must grant the access: a write through a read-only entry
+	 * walks again, which finds (and records) the fault. */
+	if (e->tag == (page | IOTLB_VALID) && e->sid == sid &&
+	    (write ? e->w : e->r)) {
+		u->iotlb_hits++;
+		*gpa = e->gpa + off;
+		*avail = e->avail - off;
+		pthread_mutex_unlock(&u->lock);
 		return IOMMU_OK;
 	}
+	u->iotlb_misses++;
+	pthread_mutex_unlock(&u->lock);
+
+	/* The walk reads guest tables without the lock (a vCPU may be
+	 * rewriting them: each entry is copied once, then checked). */
 	struct iommu_xlate x;
 	int r = iommu_walk(&vm->mem, root, IOMMU_SAGAW, IOMMU_SLLPS, sid, iova, write, &x);
 	if (r) {
@@ -154,7 +187,28 @@ int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint
 	}
 	*gpa = x.gpa;
 	*avail = x.page_size ? x.page_size - (iova & (x.page_size - 1)) : iommu_rest(iova);
+	if (x.page_size) {
+		pthread_mutex_lock(&u->lock);
+		/* An invalidation that came during the walk may be about this
+		 * very entry: its result is used once, never cached. */
+		if (u->gen == gen && (u->gsts & IOMMU_G_TE) && u->root == root) {
+			*e = (struct iommu_iotlb_entry){ .tag = page | IOTLB_VALID, .gpa = *gpa - off,
+							 .avail = *avail + off, .sid = sid, .r = x.r,
+							 .w = x.w, .fpd = x.fpd };
+		}
+		pthread_mutex_unlock(&u->lock);
+	}
 	return IOMMU_OK;
+identity:
+	*gpa = iova;
+	*avail = iommu_rest(iova);
+	return IOMMU_OK;
+}
+
+uint64_t iommu_generation(struct vm *vm)
+{
+	struct iommu *u = vm->iommu;
+	return u ? __atomic_load_n(&u->gen, __ATOMIC_ACQUIRE) : 0;
 }
 
 int iommu_dma_rw(struct vm *vm, uint16_t sid, uint64_t iova, void *buf, uint64_t len, bool write)

@@ -13,7 +13,9 @@
  * the event loop.
  *
  * Device status, feature negotiation (VERSION_1, EVENT_IDX, INDIRECT_DESC plus
- * the model's own), queue set-up, reset (status 0 → every queue stopped,
+ * the model's own; with --device intel-iommu also ACCESS_PLATFORM, which the
+ * driver must then accept: every queue address becomes an IOVA translated
+ * with the function's requester id), queue set-up, reset (status 0 → every queue stopped,
  * model's reset called, MSI-X vectors unassigned), config generation and
  * config-change interrupts are handled here; models only see queues.
  *
@@ -45,6 +47,7 @@ struct virtio_dev;
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
+#define VIRTIO_F_ACCESS_PLATFORM 33 /* offered (and required) with --device intel-iommu */
 
 #define VIRTIO_MAX_QUEUES 8
 #define VIRTIO_NO_VECTOR 0xffff
@@ -115,6 +118,8 @@ struct virtio_dev_stats {
 	uint64_t early_notifies; /* kicks before DRIVER_OK (ignored) */
 	uint64_t resets;
 	uint64_t refused;        /* set-up writes refused: bad queue size, features */
+	uint64_t dma_translations; /* IOVAs translated through the IOMMU */
+	uint64_t dma_faults;     /* ... that faulted */
 };
 void virtio_dev_get_stats(struct virtio_dev *d, struct virtio_dev_stats *out);
 const char *virtio_dev_name(struct virtio_dev *d);

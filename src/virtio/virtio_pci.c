@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "../evloop.h"
+#include "../iommu.h"
 #include "../pci.h"
 #include "../util.h"
 #include "../vm.h"
@@ -169,8 +170,11 @@ struct virtio_dev {
 
 	struct {
 		_Atomic uint64_t notifies, interrupts, suppressed, needs_reset, early_notifies, resets,
-			refused;
+			refused, dma_translations, dma_faults;
 	} st;
+	/* IOVA translation through the IOMMU, for queues started after
+	 * VIRTIO_F_ACCESS_PLATFORM was accepted */
+	struct vq_dma dma;
 
 	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
 };
@@ -440,9 +444,31 @@ static uint64_t virtio_cc_get(struct virtio_dev *d, unsigned field)
 
 static bool virtio_features_ok(struct virtio_dev *d)
 {
-	/* §2.2.1: nothing we did not offer; modern drivers only (VERSION_1) */
-	return !(d->guest_features & ~d->host_features) &&
-	       (d->guest_features & (1ull << VIRTIO_F_VERSION_1));
+	/* §2.2.1: nothing we did not offer; modern drivers only (VERSION_1).
+	 * Behind an IOMMU the device only speaks IOVAs: a driver that does
+	 * not accept ACCESS_PLATFORM would hand it physical addresses and so
+	 * bypass the guest's own DMA isolation; §6.1 lets the device refuse. */
+	uint64_t need = (1ull << VIRTIO_F_VERSION_1) |
+			(d->host_features & (1ull << VIRTIO_F_ACCESS_PLATFORM));
+	return !(d->guest_features & ~d->host_features) && (d->guest_features & need) == need;
+}
+
+/* The vq_dma translator: the device's requester id through the IOMMU. */
+static int virtio_dma_translate(void *opaque, uint64_t iova, bool write, uint64_t *gpa,
+				uint64_t *avail)
+{
+	struct virtio_dev *d = opaque;
+	virtio_count(&d->st.dma_translations);
+	int r = iommu_translate(d->vm, pci_dev_sid(d->pci), iova, write, gpa, avail);
+	if (r)
+		virtio_count(&d->st.dma_faults);
+	return r;
+}
+
+static uint64_t virtio_dma_generation(void *opaque)
+{
+	struct virtio_dev *d = opaque;
+	return iommu_generation(d->vm);
 }
 
 /* After the lock is dropped: what a write asked for. */
@@ -528,12 +554,16 @@ static void virtio_queue_enable(struct virtio_dev *d, struct virtio_queue_state 
 	uint8_t s = atomic_load(&d->status);
 	int r = VQ_ERR_RING;
 	if (s & VIRTIO_STATUS_FEATURES_OK)
-		r = vq_start(&qs->vq, &d->vm->mem, qs->size, qs->desc, qs->driver, qs->device,
-			     d->features & (1ull << VIRTIO_F_EVENT_IDX),
-			     d->features & (1ull << VIRTIO_F_INDIRECT_DESC));
+		r = vq_start_dma(&qs->vq, &d->vm->mem,
+				 d->features & (1ull << VIRTIO_F_ACCESS_PLATFORM) ? &d->dma : NULL,
+				 qs->size, qs->desc, qs->driver, qs->device,
+				 d->features & (1ull << VIRTIO_F_EVENT_IDX),
+				 d->features & (1ull << VIRTIO_F_INDIRECT_DESC));
 	if (r != VQ_OK)
 		snprintf(after->needs_reset, sizeof(after->needs_reset), "queue %u enabled %s",
-			 qs->index, s & VIRTIO_STATUS_FEATURES_OK ? "with a bad ring" : "before FEATURES_OK");
+			 qs->index, !(s & VIRTIO_STATUS_FEATURES_OK) ? "before FEATURES_OK"
+				    : r == VQ_ERR_DMA ? "with a ring the IOMMU does not map"
+						      : "with a bad ring");
 }
 
 static void virtio_cc_set(struct virtio_dev *d, unsigned field, uint64_t v, struct virtio_after *after)
@@ -796,6 +826,8 @@ void virtio_dev_get_stats(struct virtio_dev *d, struct virtio_dev_stats *out)
 		.early_notifies = atomic_load(&d->st.early_notifies),
 		.resets = atomic_load(&d->st.resets),
 		.refused = atomic_load(&d->st.refused),
+		.dma_translations = atomic_load(&d->st.dma_translations),
+		.dma_faults = atomic_load(&d->st.dma_faults),
 	};
 	for (unsigned q = 0; q < d->ops->nr_queues; q++)
 		out->bad_chains += __atomic_load_n(&d->q[q].vq.errors, __ATOMIC_RELAXED);
@@ -911,6 +943,10 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	d->nvec = ops->nr_queues + 1;
 	d->host_features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
 			   (1ull << VIRTIO_F_INDIRECT_DESC) | ops->features;
+	/* Behind the VT-d unit the device's DMA is translated (§6.1). */
+	if (vm->iommu)
+		d->host_features |= 1ull << VIRTIO_F_ACCESS_PLATFORM;
+	d->dma = (struct vq_dma){ virtio_dma_translate, virtio_dma_generation, d };
 	d->inline_mode = !vm->evloop;
 	d->ioeventfd_off = vm->cfg.no_ioeventfd || vm->vm_fd < 0 || d->inline_mode;
 	d->ctl_efd = -1;

@@ -36,6 +36,8 @@ const char *vq_err_str(int err)
 	case VQ_ERR_INDIRECT: return "bad indirect descriptor";
 	case VQ_ERR_ORDER: return "device-readable descriptor after a device-writable one";
 	case VQ_ERR_SEGS: return "too many buffers in one chain";
+	case VQ_ERR_DMA: return "DMA fault: the IOMMU refused an address (or a ring or indirect table "
+				"is not contiguous after translation)";
 	default: return "unknown virtqueue error";
 	}
 }
@@ -71,50 +73,51 @@ static inline uint16_t *vq_avail_event(struct virtqueue *vq)
 	return (uint16_t *)&vq->used->ring[vq->size];
 }
 
-int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, uint64_t desc,
-	     uint64_t avail, uint64_t used, bool event_idx, bool indirect)
+/*
+ * Host pointer of [addr, addr + len) (len > 0) of the device's address
+ * space. Without a translator addr is guest-physical; with one, the range
+ * must translate (with the access's direction) to one contiguous
+ * guest-physical range. 0, VQ_ERR_DMA, or not_ram when the result is not
+ * inside RAM.
+ */
+static int vq_map(const struct virtqueue *vq, uint64_t addr, uint64_t len, bool write, int not_ram,
+		  void **out)
 {
-	vq_stop(vq);
-	vq->mem = mem;
-	/* §2.7: size a power of two; alignment desc 16, avail 2, used 4. */
-	if (size == 0 || size > VQ_MAX_SIZE || (size & (size - 1)))
-		goto bad;
-	if ((desc & 15) || (avail & 1) || (used & 3))
-		goto bad;
+	uint64_t gpa = addr;
+	if (vq->dma) {
+		if (len - 1 > UINT64_MAX - addr)
+			return not_ram; /* wraps: no translation can help */
+		uint64_t avail, done;
+		if (vq->dma->translate(vq->dma->opaque, addr, write, &gpa, &avail))
+			return VQ_ERR_DMA;
+		for (done = avail; done < len; done += avail) {
+			uint64_t next;
+			if (vq->dma->translate(vq->dma->opaque, addr + done, write, &next, &avail))
+				return VQ_ERR_DMA;
+			if (next != gpa + done)
+				return VQ_ERR_DMA; /* scattered: a ring must be one piece */
+		}
+	}
+	*out = mem_ptr(vq->mem, gpa, len);
+	return *out ? 0 : not_ram;
+}
+
+/* Translate the three rings; gen is the translator's generation read before. */
+static int vq_map_rings(struct virtqueue *vq, uint64_t gen)
+{
 	/* The event fields are counted even when EVENT_IDX is off: the spec's
 	 * sizes include them and a driver lays the rings out that way. */
-	struct vq_desc *d = mem_ptr(mem, desc, VQ_DESC_BYTES(size));
-	struct vq_avail *a = mem_ptr(mem, avail, VQ_AVAIL_BYTES(size));
-	struct vq_used *u = mem_ptr(mem, used, VQ_USED_BYTES(size));
-	if (!d || !a || !u)
-		goto bad;
-	vq->size = size;
-	vq->desc_gpa = desc;
-	vq->avail_gpa = avail;
-	vq->used_gpa = used;
-	vq->event_idx = event_idx;
-	vq->indirect = indirect;
+	void *d, *a, *u;
+	int err;
+	if ((err = vq_map(vq, vq->desc_gpa, VQ_DESC_BYTES(vq->size), false, VQ_ERR_RING, &d)) ||
+	    (err = vq_map(vq, vq->avail_gpa, VQ_AVAIL_BYTES(vq->size), false, VQ_ERR_RING, &a)) ||
+	    (err = vq_map(vq, vq->used_gpa, VQ_USED_BYTES(vq->size), true, VQ_ERR_RING, &u)))
+		return err;
 	vq->desc = d;
 	vq->avail = a;
 	vq->used = u;
-	/* A fresh queue starts at index 0 on both sides (§2.7.6, §2.7.8). */
-	vq_store16(&u->flags, 0);
-	vq_store16(&u->idx, 0);
-	if (event_idx)
-		vq_store16(vq_avail_event(vq), 0);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	vq->dma_gen = gen;
 	return VQ_OK;
-bad:
-	__atomic_fetch_add(&vq->errors, 1, __ATOMIC_RELAXED);
-	vq->broken = VQ_ERR_RING;
-	return VQ_ERR_RING;
-}
-
-void vq_stop(struct virtqueue *vq)
-{
-	uint64_t errors = vq->errors;
-	memset(vq, 0, sizeof(*vq));
-	vq->errors = errors; /* statistics survive a reset */
 }
 
 static int vq_fail(struct virtqueue *vq, int err)
@@ -123,6 +126,126 @@ static int vq_fail(struct virtqueue *vq, int err)
 	__atomic_fetch_add(&vq->errors, 1, __ATOMIC_RELAXED);
 	vq->broken = err;
 	return err;
+}
+
+/*
+ * Ring pointers are translations held across calls: after an invalidation
+ * (a new generation) they are made again before use. false: the queue is
+ * broken (it was, or the rings no longer translate: VQ_ERR_DMA).
+ */
+static bool vq_rings_live(struct virtqueue *vq)
+{
+	if (vq->broken)
+		return false;
+	if (!vq->dma || !vq->avail)
+		return true;
+	uint64_t gen = vq->dma->generation(vq->dma->opaque);
+	if (gen == vq->dma_gen)
+		return true;
+	vq->dma_retranslations++;
+	int err = vq_map_rings(vq, gen);
+	if (err) {
+		vq_fail(vq, err);
+		return false;
+	}
+	return true;
+}
+
+int vq_start_dma(struct virtqueue *vq, const struct guest_mem *mem, const struct vq_dma *dma,
+		 uint16_t size, uint64_t desc, uint64_t avail, uint64_t used, bool event_idx,
+		 bool indirect)
+{
+	vq_stop(vq);
+	vq->mem = mem;
+	vq->dma = dma;
+	int err = VQ_ERR_RING;
+	/* §2.7: size a power of two; alignment desc 16, avail 2, used 4. */
+	if (size == 0 || size > VQ_MAX_SIZE || (size & (size - 1)))
+		goto bad;
+	if ((desc & 15) || (avail & 1) || (used & 3))
+		goto bad;
+	vq->size = size;
+	vq->desc_gpa = desc;
+	vq->avail_gpa = avail;
+	vq->used_gpa = used;
+	if ((err = vq_map_rings(vq, dma ? dma->generation(dma->opaque) : 0))) {
+		vq->size = 0;
+		goto bad;
+	}
+	vq->event_idx = event_idx;
+	vq->indirect = indirect;
+	/* A fresh queue starts at index 0 on both sides (§2.7.6, §2.7.8). */
+	vq_store16(&vq->used->flags, 0);
+	vq_store16(&vq->used->idx, 0);
+	if (event_idx)
+		vq_store16(vq_avail_event(vq), 0);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return VQ_OK;
+bad:
+	vq->desc = NULL;
+	vq->avail = NULL;
+	vq->used = NULL;
+	return vq_fail(vq, err);
+}
+
+int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, uint64_t desc,
+	     uint64_t avail, uint64_t used, bool event_idx, bool indirect)
+{
+	return vq_start_dma(vq, mem, NULL, size, desc, avail, used, event_idx, indirect);
+}
+
+void vq_stop(struct virtqueue *vq)
+{
+	uint64_t errors = vq->errors, retrans = vq->dma_retranslations;
+	memset(vq, 0, sizeof(*vq));
+	vq->errors = errors; /* statistics survive a reset */
+	vq->dma_retranslations = retrans;
+}
+
+/* One descriptor's buffer into e's iovecs: one iovec when addresses are
+ * guest-physical; with a translator one per run of pages that are
+ * contiguous in guest-physical memory (dma_map_sg merges scattered pages
+ * into one IOVA range, so a descriptor may cover many). */
+static int vq_add_buf(struct virtqueue *vq, struct vq_elem *e, uint64_t addr, uint32_t len,
+		      bool writable)
+{
+	struct iovec *iov = writable ? e->in : e->out;
+	unsigned *n = writable ? &e->n_in : &e->n_out;
+	if (!vq->dma) {
+		void *p = mem_ptr(vq->mem, addr, len);
+		if (!p)
+			return VQ_ERR_DESC_ADDR;
+		if (e->n_out + e->n_in >= VQ_MAX_SEGS)
+			return VQ_ERR_SEGS;
+		iov[(*n)++] = (struct iovec){ p, len };
+	} else {
+		if (len - 1 > UINT64_MAX - addr)
+			return VQ_ERR_DESC_ADDR;
+		unsigned first = *n;
+		for (uint64_t done = 0; done < len;) {
+			uint64_t gpa, avail;
+			if (vq->dma->translate(vq->dma->opaque, addr + done, writable, &gpa, &avail))
+				return VQ_ERR_DMA;
+			uint64_t chunk = len - done < avail ? len - done : avail;
+			uint8_t *p = mem_ptr(vq->mem, gpa, chunk);
+			if (!p)
+				return VQ_ERR_DESC_ADDR;
+			struct iovec *last = *n > first ? &iov[*n - 1] : NULL;
+			if (last && (uint8_t *)last->iov_base + last->iov_len == p) {
+				last->iov_len += chunk; /* the next page follows in RAM too */
+			} else {
+				if (e->n_out + e->n_in >= VQ_MAX_SEGS)
+					return VQ_ERR_SEGS;
+				iov[(*n)++] = (struct iovec){ p, chunk };
+			}
+			done += chunk;
+		}
+	}
+	if (writable)
+		e->in_len += len;
+	else
+		e->out_len += len;
+	return VQ_OK;
 }
 
 /* Walk the chain at `head` into *e. Every address, length, index and flag is
@@ -157,9 +280,10 @@ static int vq_walk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
 				return VQ_ERR_INDIRECT;
 			if (d.len == 0 || d.len % 16)
 				return VQ_ERR_INDIRECT;
-			const uint8_t *t = mem_ptr(vq->mem, d.addr, d.len);
-			if (!t)
-				return VQ_ERR_DESC_ADDR;
+			void *t;
+			int err = vq_map(vq, d.addr, d.len, false, VQ_ERR_DESC_ADDR, &t);
+			if (err)
+				return err;
 			table = t;
 			table_size = d.len / 16;
 			idx = 0;
@@ -173,18 +297,9 @@ static int vq_walk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
 		if (!writable && e->n_in)
 			return VQ_ERR_ORDER;
 		if (d.len) {
-			void *p = mem_ptr(vq->mem, d.addr, d.len);
-			if (!p)
-				return VQ_ERR_DESC_ADDR;
-			if (e->n_out + e->n_in >= VQ_MAX_SEGS)
-				return VQ_ERR_SEGS;
-			if (writable) {
-				e->in[e->n_in++] = (struct iovec){ p, d.len };
-				e->in_len += d.len;
-			} else {
-				e->out[e->n_out++] = (struct iovec){ p, d.len };
-				e->out_len += d.len;
-			}
+			int err = vq_add_buf(vq, e, d.addr, d.len, writable);
+			if (err)
+				return err;
 		}
 		if (!(d.flags & VQ_DESC_F_NEXT))
 			return VQ_OK;
@@ -194,7 +309,7 @@ static int vq_walk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
 
 int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 {
-	if (vq->broken)
+	if (!vq_rings_live(vq))
 		return vq->broken;
 	if (!vq->avail)
 		return 0; /* not started */
@@ -228,7 +343,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 {
-	if (!vq->used)
+	if (!vq->used || !vq_rings_live(vq))
 		return;
 	struct vq_used_elem *u = &vq->used->ring[vq->used_idx & (vq->size - 1)];
 	__atomic_store_n(&u->id, head, __ATOMIC_RELAXED);
@@ -241,7 +356,7 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 
 bool vq_need_interrupt(struct virtqueue *vq)
 {
-	if (!vq->avail)
+	if (!vq->avail || !vq_rings_live(vq))
 		return false;
 	/* used->idx must be visible before we read the driver's wish; else the
 	 * driver could decide to sleep on a stale idx and we not interrupt. */
@@ -261,7 +376,7 @@ bool vq_need_interrupt(struct virtqueue *vq)
 void vq_enable_notify(struct virtqueue *vq, bool enable)
 {
 	vq->notify_off = !enable;
-	if (!vq->used)
+	if (!vq->used || !vq_rings_live(vq))
 		return;
 	if (vq->event_idx) {
 		/* Disabling is implicit: avail_event stays where it is, so the
@@ -275,9 +390,9 @@ void vq_enable_notify(struct virtqueue *vq, bool enable)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-bool vq_has_work(const struct virtqueue *vq)
+bool vq_has_work(struct virtqueue *vq)
 {
-	if (!vq->avail || vq->broken)
+	if (!vq->avail || !vq_rings_live(vq))
 		return false;
 	return vq_load16(&vq->avail->idx) != vq->last_avail;
 }

@@ -11,6 +11,18 @@
  * returns VQ_ERR_* and the caller sets DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2)
  * and stops using the queue. Features: VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC.
  *
+ * Behind an IOMMU (VIRTIO_F_ACCESS_PLATFORM negotiated) every address the
+ * driver gives — rings, indirect tables, buffers — is an IOVA: vq_start_dma()
+ * installs a translator, and each is translated with the access's direction
+ * (rings and tables read, used ring and device-writable buffers written). A
+ * buffer whose pages map to scattered guest-physical pages becomes several
+ * iovecs; a ring or an indirect table must map to one contiguous range
+ * (Linux allocates both contiguous) or the queue breaks with VQ_ERR_DMA.
+ * Ring pointers are translations kept across calls, so every entry point
+ * first compares the translator's generation with the one they were made
+ * under and translates the rings again after any invalidation. Without a
+ * translator an address is guest-physical and costs one pointer test.
+ *
  * Not thread-safe: one queue is used by one thread (the event loop).
  */
 #ifndef HVMM_VIRTQUEUE_H
@@ -34,11 +46,26 @@ enum vq_err {
 	VQ_ERR_INDIRECT = -5,   /* bad indirect table (len, nested, with NEXT, feature off) */
 	VQ_ERR_ORDER = -6,      /* a device-readable descriptor after a writable one */
 	VQ_ERR_SEGS = -7,       /* more than VQ_MAX_SEGS iovecs */
+	VQ_ERR_DMA = -8,        /* an IOVA the IOMMU refused (a DMA fault, recorded there), or
+				 * a ring / indirect table not contiguous after translation */
+};
+
+/* IOVA → guest-physical translation of one device (its requester id is in
+ * opaque). translate: 0, or a fault (already recorded by the IOMMU); *avail
+ * bytes from *gpa on are mapped the same way. generation: changes whenever
+ * earlier translations may no longer hold. */
+struct vq_dma {
+	int (*translate)(void *opaque, uint64_t iova, bool write, uint64_t *gpa, uint64_t *avail);
+	uint64_t (*generation)(void *opaque);
+	void *opaque;
 };
 const char *vq_err_str(int err);
 
 struct virtqueue {
 	const struct guest_mem *mem;
+	const struct vq_dma *dma; /* NULL: addresses are guest-physical */
+	uint64_t dma_gen;       /* generation the ring pointers were translated under */
+	uint64_t dma_retranslations; /* ring re-translations after invalidations (statistics) */
 	uint16_t size;          /* power of two, 1..VQ_MAX_SIZE */
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	bool event_idx, indirect; /* negotiated features */
@@ -99,6 +126,11 @@ struct vq_elem {
  * VQ_OK or VQ_ERR_RING. Resets the indices. */
 int vq_start(struct virtqueue *vq, const struct guest_mem *mem, uint16_t size, uint64_t desc,
 	     uint64_t avail, uint64_t used, bool event_idx, bool indirect);
+/* The same with ring addresses (and later every descriptor's) being IOVAs
+ * translated by dma (NULL: as vq_start). VQ_ERR_RING or VQ_ERR_DMA. */
+int vq_start_dma(struct virtqueue *vq, const struct guest_mem *mem, const struct vq_dma *dma,
+		 uint16_t size, uint64_t desc, uint64_t avail, uint64_t used, bool event_idx,
+		 bool indirect);
 /* Forget the rings (queue disabled or device reset); the struct can be vq_start()ed again. */
 void vq_stop(struct virtqueue *vq);
 /*
@@ -119,7 +151,7 @@ bool vq_need_interrupt(struct virtqueue *vq);
  * race with a driver that added buffers while notifies were off. */
 void vq_enable_notify(struct virtqueue *vq, bool enable);
 /* Are there chains the device has not popped yet? */
-bool vq_has_work(const struct virtqueue *vq);
+bool vq_has_work(struct virtqueue *vq);
 
 /* Copy helpers over an iovec array; return bytes copied. */
 uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len);

@@ -19,6 +19,7 @@
 #include "iommu_priv.h"
 #include "pci.h"
 #include "util.h"
+#include "virtio/virtqueue.h"
 #include "vm.h"
 #include "fake_vm.h"
 #include "bus_access.h"
@@ -386,7 +387,7 @@ static void test_faults(void **state)
 	assert_int_equal(iommu_translate(&vm, SID, 0x6abc, true, &gpa, &avail), IOMMU_FR_WRITE);
 	uint32_t fsts = (uint32_t)reg(IOMMU_FSTS, 4);
 	assert_true(fsts & IOMMU_FSTS_PPF);
-	assert_int_equal(fsts >> 8 & 0xff, 1); /* FRI: the next register */
+	assert_int_equal(fsts >> 8 & 0xff, 0); /* FRI: the register of the first pending fault */
 	assert_int_equal(reg(IOMMU_FRCD, 8), 0x6000);
 	uint64_t hi = reg(IOMMU_FRCD + 8, 8);
 	assert_true(hi & IOMMU_FRCD_F);
@@ -404,6 +405,8 @@ static void test_faults(void **state)
 	assert_int_equal(iommu_translate(&vm, SID, 0x7000, false, &gpa, &avail), IOMMU_FR_READ);
 	assert_true(reg(IOMMU_FRCD + 16 + 8, 8) & IOMMU_FRCD_T_READ);
 	assert_int_equal(vm.iommu->events, 1);
+	/* FRI stays on the oldest pending record (Linux reads from FRI on) */
+	assert_int_equal(reg(IOMMU_FSTS, 4) >> 8 & 0xff, 0);
 	/* fill the rest, then overflow */
 	for (int i = 0; i < IOMMU_NFR - 2; i++)
 		iommu_translate(&vm, 0x0110, 0, false, &gpa, &avail);
@@ -413,8 +416,11 @@ static void test_faults(void **state)
 	assert_true(reg(IOMMU_FSTS, 4) & IOMMU_FSTS_PFO);
 	assert_int_equal(iommu_faults(&vm), IOMMU_NFR + 1);
 	/* software clears each F (write 1 to bit 127) and PFO */
-	for (int i = 0; i < IOMMU_NFR; i++)
+	for (int i = 0; i < IOMMU_NFR; i++) {
+		/* cleared oldest first: FRI follows to the next pending one */
+		assert_int_equal(reg(IOMMU_FSTS, 4) >> 8 & 0xff, i);
 		setreg(IOMMU_FRCD + 16 * i + 12, 4, 0x80000000u);
+	}
 	setreg(IOMMU_FSTS, 4, IOMMU_FSTS_PFO);
 	assert_int_equal(reg(IOMMU_FSTS, 4) & 0xff, 0);
 	/* a context entry with FPD: the DMA fails, nothing is recorded */
@@ -661,6 +667,134 @@ static void test_edu(void **state)
 	assert_int_equal(st.faults, faults + 1);
 }
 
+/* ---- the IOTLB, and a virtqueue whose addresses are IOVAs ---- */
+
+static void translation_on(void)
+{
+	setreg(IOMMU_RTADDR, 8, ROOT);
+	gcmd(IOMMU_G_SRTP);
+	gcmd(IOMMU_G_TE);
+}
+
+static void test_iotlb(void **state)
+{
+	(void)state;
+	map_basic(0, 1, false);
+	translation_on();
+	uint64_t gpa, avail, flushes = vm.iommu->iotlb_flushes, gen = iommu_generation(&vm);
+	assert_int_equal(iommu_translate(&vm, SID, 0x5010, false, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(gpa, 0x200010);
+	assert_int_equal(vm.iommu->iotlb_misses, 1);
+	/* The guest remaps the page without invalidating: the cached
+	 * translation may (and here does) still be used... */
+	*q(PT + 0x2000 + 5 * 8) = 0x300000 | R | W;
+	assert_int_equal(iommu_translate(&vm, SID, 0x5020, false, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(gpa, 0x200020);
+	assert_int_equal(avail, 0xfe0);
+	assert_int_equal(vm.iommu->iotlb_hits, 1);
+	/* ...another requester's lookup of the same IOVA does not hit it */
+	assert_int_equal(iommu_translate(&vm, SID + 1, 0x5020, false, &gpa, &avail), IOMMU_FR_CTX_NP);
+	/* ...and a register-based IOTLB invalidation drops it */
+	setreg(IOMMU_IOTLB, 8, 1ull << 63 | 1ull << 60);
+	assert_int_equal(vm.iommu->iotlb_flushes, flushes + 1);
+	assert_true(iommu_generation(&vm) != gen);
+	assert_int_equal(iommu_translate(&vm, SID, 0x5020, false, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(gpa, 0x300020);
+	/* a read-only entry in the IOTLB does not let a write through */
+	assert_int_equal(iommu_translate(&vm, SID, 0x6000, false, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(iommu_translate(&vm, SID, 0x6000, true, &gpa, &avail), IOMMU_FR_WRITE);
+	/* a context-cache invalidation and a new root table flush too */
+	gen = iommu_generation(&vm);
+	setreg(IOMMU_CCMD, 8, 1ull << 63 | 1ull << 61);
+	assert_true(iommu_generation(&vm) != gen);
+	gen = iommu_generation(&vm);
+	gcmd(IOMMU_G_SRTP);
+	assert_true(iommu_generation(&vm) != gen);
+}
+
+static int vq_xlate(void *opaque, uint64_t iova, bool write, uint64_t *gpa, uint64_t *avail)
+{
+	return iommu_translate(opaque, SID, iova, write, gpa, avail);
+}
+
+static uint64_t vq_gen(void *opaque)
+{
+	return iommu_generation(opaque);
+}
+
+/* A chain of one descriptor at slot `slot` of the ring, made available. */
+static void vq_offer(uint64_t desc_gpa, uint64_t avail_gpa, uint16_t slot, uint64_t addr,
+		     uint32_t len, uint16_t flags)
+{
+	struct vq_desc *d = mem_ptr(&vm.mem, desc_gpa + 16 * slot, 16);
+	*d = (struct vq_desc){ addr, len, flags, 0 };
+	uint16_t *a = mem_ptr(&vm.mem, avail_gpa, 8);
+	a[2 + slot] = slot;
+	a[1] = slot + 1;
+}
+
+static void test_virtqueue_iova(void **state)
+{
+	(void)state;
+	map_basic(0, 1, false);
+	/* IOVA 0x10000-0x14fff: 0x10000-0x13fff → 0x400000-0x403fff, but
+	 * 0x14000 → 0x500000: a buffer across 0x14000 is two pieces. */
+	uint64_t l1 = PT + 0x2000;
+	for (unsigned i = 0; i < 4; i++)
+		*q(l1 + (16 + i) * 8) = (0x400000 + 0x1000ull * i) | R | W;
+	*q(l1 + 20 * 8) = 0x500000 | R | W;
+	translation_on();
+	const struct vq_dma dma = { vq_xlate, vq_gen, &vm };
+	struct virtqueue vq = { 0 };
+	/* desc, avail, used at IOVAs 0x10000, 0x11000, 0x12000 */
+	assert_int_equal(vq_start_dma(&vq, &vm.mem, &dma, 4, 0x10000, 0x11000, 0x12000, false, false),
+			 VQ_OK);
+	assert_ptr_equal(vq.desc, mem_ptr(&vm.mem, 0x400000, 64));
+	assert_ptr_equal(vq.used, mem_ptr(&vm.mem, 0x402000, 38));
+	static struct vq_elem e;
+	vq_offer(0x400000, 0x401000, 0, 0x13800, 0x1000, VQ_DESC_F_WRITE);
+	assert_int_equal(vq_pop(&vq, &e), 1);
+	assert_int_equal(e.n_in, 2);
+	assert_int_equal(e.in_len, 0x1000);
+	assert_ptr_equal(e.in[0].iov_base, mem_ptr(&vm.mem, 0x403800, 1));
+	assert_int_equal(e.in[0].iov_len, 0x800);
+	assert_ptr_equal(e.in[1].iov_base, mem_ptr(&vm.mem, 0x500000, 1));
+	assert_int_equal(e.in[1].iov_len, 0x800);
+	vq_push(&vq, e.head, 0x1000);
+	assert_int_equal(*(uint16_t *)mem_ptr(&vm.mem, 0x402002, 2), 1); /* used idx, via the IOVA */
+	/* Contiguous pages merge into one iovec. */
+	vq_offer(0x400000, 0x401000, 1, 0x10800, 0x2000, 0);
+	assert_int_equal(vq_pop(&vq, &e), 1);
+	assert_int_equal(e.n_out, 1);
+	assert_int_equal(e.out[0].iov_len, 0x2000);
+	/* An invalidation: the rings are translated again at the next use. */
+	setreg(IOMMU_IOTLB, 8, 1ull << 63 | 1ull << 60);
+	assert_int_equal(vq_pop(&vq, &e), 0);
+	assert_int_equal(vq.dma_retranslations, 1);
+	/* A device-writable buffer on a read-only page: a DMA fault, recorded
+	 * with the requester and the page, and the queue is broken. */
+	uint64_t faults = iommu_faults(&vm);
+	vq_offer(0x400000, 0x401000, 2, 0x6000, 16, VQ_DESC_F_WRITE);
+	assert_int_equal(vq_pop(&vq, &e), VQ_ERR_DMA);
+	assert_int_equal(iommu_faults(&vm), faults + 1);
+	uint64_t hi = reg(IOMMU_FRCD + 8, 8);
+	assert_true(hi & IOMMU_FRCD_F);
+	assert_int_equal(hi & 0xffff, SID);
+	assert_int_equal((hi >> 32) & 0xff, IOMMU_FR_WRITE);
+	assert_int_equal(reg(IOMMU_FRCD, 8), 0x6000);
+	assert_int_equal(vq_pop(&vq, &e), VQ_ERR_DMA);
+	/* A ring at an unmapped IOVA cannot be started; nor a ring whose
+	 * pages are scattered (0x14000 and 0x13000 are not adjacent). */
+	assert_int_equal(vq_start_dma(&vq, &vm.mem, &dma, 4, 0x30000, 0x11000, 0x12000, false, false),
+			 VQ_ERR_DMA);
+	assert_int_equal(vq_start_dma(&vq, &vm.mem, &dma, 512, 0x13000, 0x11000, 0x12000, false, false),
+			 VQ_ERR_DMA);
+	/* Without a translator the same numbers are guest-physical. */
+	assert_int_equal(vq_start_dma(&vq, &vm.mem, NULL, 4, 0x10000, 0x11000, 0x12000, false, false),
+			 VQ_OK);
+	assert_ptr_equal(vq.desc, mem_ptr(&vm.mem, 0x10000, 64));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -671,6 +805,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registers, setup_vm, teardown_vm),
 		cmocka_unit_test_setup_teardown(test_faults, setup_vm, teardown_vm),
 		cmocka_unit_test_setup_teardown(test_queued_invalidation, setup_vm, teardown_vm),
+		cmocka_unit_test_setup_teardown(test_iotlb, setup_vm, teardown_vm),
+		cmocka_unit_test_setup_teardown(test_virtqueue_iova, setup_vm, teardown_vm),
 		cmocka_unit_test_setup_teardown(test_ioapic_remap, setup_vm, teardown_vm),
 		cmocka_unit_test(test_edu_logic),
 		cmocka_unit_test_setup_teardown(test_edu, setup_vm, teardown_vm),
