@@ -47,9 +47,15 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_DIR)/libhvmm-fuzz.a: $(FUZZ_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# Targets that check every chain a model pops and pushes (fuzz_virtio.h's FZ_WRAP_VQ).
+FUZZ_WRAP_VQ := -Wl,--wrap=vq_pop,--wrap=vq_push
+FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ)
+FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ)
+
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_DIR)/libhvmm-fuzz.a $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_LDFLAGS_$*) \
+		$(FUZZ_DIR)/libhvmm-fuzz.a $(LDLIBS)
 
 $(FUZZ_DIR)/race_%: fuzz/race_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)

@@ -12,6 +12,12 @@
  * (fz_loop_turn) and their callbacks run on the fuzzing thread, with the
  * events poll(2) really reports, as the loop thread would see them.
  *
+ * With FZ_WRAP_VQ, vq_pop and vq_push are wrapped (the target links with
+ * -Wl,--wrap=vq_pop,--wrap=vq_push; fuzz.mk's FUZZ_LDFLAGS_name): every
+ * chain a model pops must lie in RAM, every chain it returns must be one it
+ * popped and not returned yet, with no more bytes written than the chain
+ * can hold; the target's fz_on_push(vq, written) checks the rest.
+ *
  * Before including: FZ_RAM (bytes) and FZ_CHECK(cond).
  */
 #ifndef HVMM_FUZZ_VIRTIO_H
@@ -286,6 +292,58 @@ static inline void fz_virtio_op(struct fz_in *in, unsigned op, struct fz_dev *f,
 		break;
 	}
 }
+
+#ifdef FZ_WRAP_VQ
+/* ---- every chain a model takes and gives back ---- */
+
+#include "virtio/virtqueue.h"
+
+int __real_vq_pop(struct virtqueue *vq, struct vq_elem *e);
+void __real_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+int __wrap_vq_pop(struct virtqueue *vq, struct vq_elem *e);
+void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+static void fz_on_push(struct virtqueue *vq, uint32_t written);
+
+struct fz_popped {
+	struct virtqueue *vq;
+	uint16_t head;
+	uint64_t in_len;
+};
+static struct fz_popped fz_popped[2 * 1024];
+static unsigned fz_npopped;
+
+int __wrap_vq_pop(struct virtqueue *vq, struct vq_elem *e)
+{
+	int r = __real_vq_pop(vq, e);
+	if (r <= 0)
+		return r;
+	uint64_t in = 0, out = 0;
+	for (unsigned i = 0; i < e->n_out; i++) {
+		FZ_CHECK(fz_in_ram(e->out[i].iov_base, e->out[i].iov_len));
+		out += e->out[i].iov_len;
+	}
+	for (unsigned i = 0; i < e->n_in; i++) {
+		FZ_CHECK(fz_in_ram(e->in[i].iov_base, e->in[i].iov_len));
+		in += e->in[i].iov_len;
+	}
+	FZ_CHECK(in == e->in_len && out == e->out_len);
+	FZ_CHECK(fz_npopped < sizeof(fz_popped) / sizeof(fz_popped[0]));
+	fz_popped[fz_npopped++] = (struct fz_popped){ vq, e->head, e->in_len };
+	return r;
+}
+
+void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+{
+	unsigned i = fz_npopped;
+	while (i > 0 && !(fz_popped[i - 1].vq == vq && fz_popped[i - 1].head == head))
+		i--;
+	FZ_CHECK(i > 0); /* a chain the device never took, or gave back twice */
+	FZ_CHECK(written <= fz_popped[i - 1].in_len);
+	fz_popped[i - 1] = fz_popped[--fz_npopped];
+	fz_on_push(vq, written);
+	__real_vq_push(vq, head, written);
+}
+#endif
 
 #ifdef FZ_FAKE_EVLOOP
 /* ---- the fake event loop ---- */
