@@ -302,13 +302,13 @@ int __real_vq_pop(struct virtqueue *vq, struct vq_elem *e);
 void __real_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
 int __wrap_vq_pop(struct virtqueue *vq, struct vq_elem *e);
 void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
-static void fz_on_push(struct virtqueue *vq, uint32_t written);
-
 struct fz_popped {
 	struct virtqueue *vq;
 	uint16_t head;
-	uint64_t in_len;
+	uint64_t in_len, out_len;
+	const struct vq_elem *e; /* the model's: valid until it pops into it again */
 };
+static void fz_on_push(struct virtqueue *vq, uint32_t written, const struct fz_popped *chain);
 static struct fz_popped fz_popped[2 * 1024];
 static unsigned fz_npopped;
 
@@ -328,7 +328,7 @@ int __wrap_vq_pop(struct virtqueue *vq, struct vq_elem *e)
 	}
 	FZ_CHECK(in == e->in_len && out == e->out_len);
 	FZ_CHECK(fz_npopped < sizeof(fz_popped) / sizeof(fz_popped[0]));
-	fz_popped[fz_npopped++] = (struct fz_popped){ vq, e->head, e->in_len };
+	fz_popped[fz_npopped++] = (struct fz_popped){ vq, e->head, e->in_len, e->out_len, e };
 	return r;
 }
 
@@ -339,8 +339,9 @@ void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 		i--;
 	FZ_CHECK(i > 0); /* a chain the device never took, or gave back twice */
 	FZ_CHECK(written <= fz_popped[i - 1].in_len);
+	struct fz_popped chain = fz_popped[i - 1];
 	fz_popped[i - 1] = fz_popped[--fz_npopped];
-	fz_on_push(vq, written);
+	fz_on_push(vq, written, &chain);
 	__real_vq_push(vq, head, written);
 }
 #endif

@@ -133,8 +133,9 @@ static void fz_socket_drain(void)
 
 /* A chain given back: receive chains hold a header and a frame or nothing,
  * transmit chains nothing. */
-static void fz_on_push(struct virtqueue *vq, uint32_t written)
+static void fz_on_push(struct virtqueue *vq, uint32_t written, const struct fz_popped *chain)
 {
+	(void)chain;
 	struct virtio_dev *d;
 	FZ_CHECK(virtio_devices(&fz_vm, &d, 1) == 1);
 	if (vq == virtio_queue(d, VIRTIO_NET_TXQ))
@@ -196,13 +197,13 @@ static void fz_backend_op(struct fz_in *in, unsigned op)
 	case 13: /* the event loop turns */
 		fz_loop_turn();
 		break;
-	case 14: /* the helper rings hvmm's doorbell (rings), or reads its own */
-		if (fz_ring_mode) {
-			uint64_t one = 1, v;
-			if (fz_take(in, 1) & 1)
-				(void)!write(fz_rxbell, &one, sizeof(one));
-			else
-				(void)!read(fz_txbell, &v, sizeof(v));
+	case 14: /* the helper rings hvmm's doorbell or reads its own (rings), then a loop turn */
+		if (fz_take(in, 1) & 1 && fz_ring_mode) {
+			uint64_t one = 1;
+			(void)!write(fz_rxbell, &one, sizeof(one));
+		} else if (fz_ring_mode) {
+			uint64_t v;
+			(void)!read(fz_txbell, &v, sizeof(v));
 		}
 		fz_loop_turn();
 		break;
