@@ -34,23 +34,31 @@ FUZZ_RUN_TARGETS := $(if $(FUZZ_TARGET),$(FUZZ_DIR)/$(FUZZ_TARGET),$(FUZZ_TARGET
 ifeq ($(FUZZ_OK),yes)
 fuzz: $(FUZZ_TARGETS) $(FUZZ_RACES) $(FUZZ_DIR)/seeds.stamp
 
-# One log per target ($(FUZZ_DIR)/run-TARGET.log); the summary line takes the
-# final "DONE cov: ... ft: ..." line and -print_final_stats' counters.
-fuzz-run: fuzz
-	@failed=""; for t in $(FUZZ_RUN_TARGETS); do \
-		n=$$(basename $$t); mkdir -p $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n; \
-		log=$(FUZZ_DIR)/run-$$n.log; start=$$(date +%s); \
-		echo "fuzz: $$n: $(FUZZ_RUNS) runs (log $$log)"; \
-		$$t -runs=$(FUZZ_RUNS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-			-artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
-			$(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n $(FUZZ_DIR)/seeds/$$n >$$log 2>&1; rc=$$?; \
-		cov=$$(grep -E '^#[0-9]+ +DONE ' $$log | tail -1 | sed -E 's/.*(cov: [0-9]+ ft: [0-9]+).*/\1/'); \
-		execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
-		rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
-		echo "fuzz: $$n: $${execs:-?} executions, $${rate:-?} exec/s, $${cov:-cov: ?}, $$(( $$(date +%s) - start )) s, status $$rc"; \
-		if [ $$rc -ne 0 ]; then failed="$$failed $$n"; tail -40 $$log; fi; \
+# One log per target ($(FUZZ_DIR)/run-TARGET.log); its summary line takes the
+# final "DONE cov: ... ft: ..." line and -print_final_stats' counters. The
+# targets are independent rules, so `make -j2 fuzz-run` runs two at a time;
+# fuzz-run itself reports last and fails if any target crashed (all run first).
+FUZZ_RUN_RULES := $(patsubst $(FUZZ_DIR)/%,fuzz-run-%,$(FUZZ_RUN_TARGETS))
+.PHONY: $(FUZZ_RUN_RULES)
+fuzz-run: $(FUZZ_RUN_RULES)
+	@failed=""; for r in $(FUZZ_RUN_RULES); do n=$${r#fuzz-run-}; \
+		cat $(FUZZ_DIR)/run-$$n.summary; grep -q ' status 0$$' $(FUZZ_DIR)/run-$$n.summary || failed="$$failed $$n"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "!!! fuzz-run: crashes in:$$failed (reproducers: $(FUZZ_DIR)/crash-*) !!!"; exit 1; fi
+
+$(FUZZ_RUN_RULES): fuzz-run-%: fuzz
+	@n=$*; t=$(FUZZ_DIR)/$$n; mkdir -p $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n; \
+	log=$(FUZZ_DIR)/run-$$n.log; start=$$(date +%s); rm -f $(FUZZ_DIR)/run-$$n.summary; \
+	echo "fuzz: $$n: $(FUZZ_RUNS) runs (log $$log)"; \
+	$$t -runs=$(FUZZ_RUNS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
+		$(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n $(FUZZ_DIR)/seeds/$$n >$$log 2>&1; rc=$$?; \
+	cov=$$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -1 | sed -E 's/.*(cov: [0-9]+ ft: [0-9]+).*/\1/'); \
+	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+	echo "fuzz: $$n: $${execs:-?} executions, $${rate:-?} exec/s, $${cov:-cov: ?}, $$(( $$(date +%s) - start )) s, status $$rc" \
+		| tee $(FUZZ_DIR)/run-$$n.summary; \
+	if [ $$rc -ne 0 ]; then tail -40 $$log; fi
 
 # Minimize committed corpus + seeds + what fuzz-run found into fuzz/corpus/TARGET:
 # the fewest inputs that reach every edge (set cover, hit counts ignored), so
@@ -66,7 +74,7 @@ fuzz-merge: fuzz
 		echo "fuzz-merge: $$n: $$(ls fuzz/corpus/$$n | wc -l) inputs, $$(du -sk fuzz/corpus/$$n | cut -f1) KiB"; \
 	done
 else
-fuzz fuzz-run fuzz-merge:
+fuzz fuzz-run fuzz-merge $(FUZZ_RUN_RULES):
 	@echo "!!! fuzz: $(FUZZ_CC) cannot build libFuzzer targets (apt-get install clang libclang-rt-14-dev): fuzz targets NOT built !!!"
 endif
 
