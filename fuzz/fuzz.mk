@@ -87,6 +87,8 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_DIR)/libhvmm-fuzz.a: $(FUZZ_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# Every target: hvmm's error lines only under FUZZ_DEBUG (fuzz_common.h).
+FUZZ_WRAP_ERR := -Wl,--wrap=util_err
 # Targets that check every chain a model pops and pushes (fuzz_virtio.h's FZ_WRAP_VQ).
 FUZZ_WRAP_VQ := -Wl,--wrap=vq_pop,--wrap=vq_push
 FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ)
@@ -94,7 +96,7 @@ FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ)
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_LDFLAGS_$*) \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_WRAP_ERR) $(FUZZ_LDFLAGS_$*) \
 		$(FUZZ_DIR)/libhvmm-fuzz.a $(LDLIBS)
 
 $(FUZZ_DIR)/race_%: fuzz/race_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
