@@ -491,6 +491,9 @@ def fw_cfg_seeds():
     s["dma"] = fs + bytes([4, 0, SZ8]) + desc(0x1000, 0x19 << 16 | 0x0a, 4 + 3 * 64, 0x2000) + go(0x1000) + \
         desc(0x1000, 0x20 << 16 | 0x0c, 100, 0) + go(0x1000, True) + desc(0x1000, 0x02, 200, 0x3000) + go(0x1000) + \
         desc(0x1000, 0x10, 4, 0x3000) + go(0x1000) + desc(0x1000, 0x0a, 0x100, 0x3fff0) + go(0x1000) + go(0x3fff8)
+    # a file read in chunks, as firmware does: the offset carries over between transfers
+    s["dma_chunks"] = fs + desc(0x1000, 0x21 << 16 | 0x0a, 64, 0x2000) + go(0x1000) + \
+        desc(0x1000, 0x02, 64, 0x2040) + go(0x1000) + desc(0x1000, 0x02, 200, 0x2080) + go(0x1000) + rd(4)
     s["dup_names"] = files((b"a", 1), (b"a", 2), (b"", 3), (b"n" * 56, 4), (b"b", 65535)) + \
         sel(0x19) + rd(8, SZ8) + sel(0x21) + rd(100, SZ8)
     s["ports"] = fs + bytes([2, SZ1]) + struct.pack("<Q", 1) + bytes([2 | 8, SZ4]) + struct.pack("<Q", 7) + \
