@@ -38,6 +38,8 @@ fuzz: $(FUZZ_TARGETS) $(FUZZ_RACES) $(FUZZ_DIR)/seeds.stamp
 # final "DONE cov: ... ft: ..." line and -print_final_stats' counters. The
 # targets are independent rules, so `make -j2 fuzz-run` runs two at a time;
 # fuzz-run itself reports last and fails if any target crashed (all run first).
+# -timeout=60: at nice 19 on a busy host an input can take seconds of wall
+# time; a minute is a hang, not a slow CPU.
 FUZZ_RUN_RULES := $(patsubst $(FUZZ_DIR)/%,fuzz-run-%,$(FUZZ_RUN_TARGETS))
 .PHONY: $(FUZZ_RUN_RULES)
 fuzz-run: $(FUZZ_RUN_RULES)
@@ -50,7 +52,7 @@ $(FUZZ_RUN_RULES): fuzz-run-%: fuzz
 	@n=$*; t=$(FUZZ_DIR)/$$n; mkdir -p $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n; \
 	log=$(FUZZ_DIR)/run-$$n.log; start=$$(date +%s); rm -f $(FUZZ_DIR)/run-$$n.summary; \
 	echo "fuzz: $$n: $(FUZZ_RUNS) runs (log $$log)"; \
-	$$t -runs=$(FUZZ_RUNS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	$$t -runs=$(FUZZ_RUNS) -timeout=60 -report_slow_units=60 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
 		$(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n $(FUZZ_DIR)/seeds/$$n >$$log 2>&1; rc=$$?; \
 	cov=$$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -1 | sed -E 's/.*(cov: [0-9]+ ft: [0-9]+).*/\1/'); \

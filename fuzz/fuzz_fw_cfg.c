@@ -240,9 +240,11 @@ static void fz_dma(uint64_t gpa, bool as_halves)
 			dst = addr, n = length;
 	} else if (control & 0x10) {
 		error = true;
-	} else if (control & 0x04) {
-		for (uint32_t i = 0; i < length; i++)
-			(void)fz_model_byte();
+	} else if (control & 0x04) { /* skip: the offset stops at the item's end */
+		uint32_t len;
+		(void)fz_item(fz_sel, &len);
+		uint64_t avail = fz_off < len ? len - fz_off : 0;
+		fz_off += (uint32_t)(length < avail ? length : avail);
 	}
 	for (uint64_t i = 0; i < n; i++)
 		before[dst + i] = fz_model_byte();
