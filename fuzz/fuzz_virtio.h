@@ -233,8 +233,8 @@ static inline void fz_offer(struct fz_in *in, struct fz_dev *f, unsigned dev)
 }
 
 /*
- * The generic driver operations, op 0-9 (see fz_virtio_pci's input format in
- * fuzz/README.md): 0/1 common config write/read, 2 anywhere in BAR 0,
+ * The generic driver operations, op 0-9 (their arguments: gen_seeds.py, the
+ * fuzz_virtio_pci section): 0/1 common config write/read, 2 anywhere in BAR 0,
  * 3 notify, 4 poke RAM, 5 set-up macro, 6 offer macro, 7 MSI-X table/PBA,
  * 8 configuration space, 9 reset (must complete at once).
  */
