@@ -1,7 +1,12 @@
-# fuzz/: libFuzzer targets for the parsers that take guest input.
+# fuzz/: libFuzzer targets for the parsers that take guest (or file) input.
 # Included by the top Makefile. `make fuzz` builds them into $(BUILD)/fuzz/
-# with their generated seed corpora; `make fuzz-run FUZZ_TIME=300` runs each
-# for that many seconds. `make test` runs each briefly (tests/cases_fuzz.py).
+# with their generated seed corpora. `make fuzz-run` runs each target over
+# its committed corpus (fuzz/corpus/TARGET) and the seeds for FUZZ_RUNS
+# executions (10 million), new inputs going to $(BUILD)/fuzz/corpus/TARGET,
+# prints executions, exec/s and coverage per target, and fails if any target
+# crashed (all of them run first). `make fuzz-merge` minimizes what the runs
+# found into fuzz/corpus/ (-merge=1). `make test` runs each briefly
+# (tests/cases_fuzz.py).
 #
 # The targets link hvmm's own sources, rebuilt with clang's coverage and
 # sanitizer instrumentation into $(BUILD)/fuzz/obj (never into build/hvmm),
@@ -11,7 +16,9 @@ FUZZ_DIR   := $(BUILD)/fuzz
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wno-missing-field-initializers -MMD -MP
-FUZZ_TIME  ?= 60
+FUZZ_RUNS  ?= 10000000
+# FUZZ_TARGET=fuzz_uart: just that one (fuzz-run, fuzz-merge)
+FUZZ_TARGET ?=
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
 # Stress programs (not libFuzzer: two threads race, the interleaving is the input).
 FUZZ_RACES := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/race_*.c))
@@ -22,19 +29,54 @@ FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(void)d;(void)n;return 0;}' | \
 	$(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1 && echo yes)
 
-.PHONY: fuzz fuzz-run
+.PHONY: fuzz fuzz-run fuzz-merge
+FUZZ_RUN_TARGETS := $(if $(FUZZ_TARGET),$(FUZZ_DIR)/$(FUZZ_TARGET),$(FUZZ_TARGETS))
 ifeq ($(FUZZ_OK),yes)
 fuzz: $(FUZZ_TARGETS) $(FUZZ_RACES) $(FUZZ_DIR)/seeds.stamp
 
-fuzz-run: fuzz
-	@for t in $(FUZZ_TARGETS); do \
-		n=$$(basename $$t); mkdir -p $(FUZZ_DIR)/corpus/$$n; \
-		echo "fuzz: $$n for $(FUZZ_TIME) s"; \
-		$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$n- \
-			$(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/seeds/$$n || exit 1; \
+# One log per target ($(FUZZ_DIR)/run-TARGET.log); its summary line takes the
+# final "DONE cov: ... ft: ..." line and -print_final_stats' counters. The
+# targets are independent rules, so `make -j2 fuzz-run` runs two at a time;
+# fuzz-run itself reports last and fails if any target crashed (all run first).
+# -timeout=60: at nice 19 on a busy host an input can take seconds of wall
+# time; a minute is a hang, not a slow CPU.
+FUZZ_RUN_RULES := $(patsubst $(FUZZ_DIR)/%,fuzz-run-%,$(FUZZ_RUN_TARGETS))
+.PHONY: $(FUZZ_RUN_RULES)
+fuzz-run: $(FUZZ_RUN_RULES)
+	@failed=""; for r in $(FUZZ_RUN_RULES); do n=$${r#fuzz-run-}; \
+		cat $(FUZZ_DIR)/run-$$n.summary; grep -q ' status 0$$' $(FUZZ_DIR)/run-$$n.summary || failed="$$failed $$n"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "!!! fuzz-run: crashes in:$$failed (reproducers: $(FUZZ_DIR)/crash-*) !!!"; exit 1; fi
+
+$(FUZZ_RUN_RULES): fuzz-run-%: fuzz
+	@n=$*; t=$(FUZZ_DIR)/$$n; mkdir -p $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n; \
+	log=$(FUZZ_DIR)/run-$$n.log; start=$$(date +%s); rm -f $(FUZZ_DIR)/run-$$n.summary; \
+	echo "fuzz: $$n: $(FUZZ_RUNS) runs (log $$log)"; \
+	$$t -runs=$(FUZZ_RUNS) -timeout=60 -report_slow_units=60 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
+		$(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n $(FUZZ_DIR)/seeds/$$n >$$log 2>&1; rc=$$?; \
+	cov=$$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -1 | sed -E 's/.*(cov: [0-9]+ ft: [0-9]+).*/\1/'); \
+	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+	echo "fuzz: $$n: $${execs:-?} executions, $${rate:-?} exec/s, $${cov:-cov: ?}, $$(( $$(date +%s) - start )) s, status $$rc" \
+		| tee $(FUZZ_DIR)/run-$$n.summary; \
+	if [ $$rc -ne 0 ]; then tail -40 $$log; fi
+
+# Minimize committed corpus + seeds + what fuzz-run found into fuzz/corpus/TARGET:
+# the fewest inputs that reach every edge (set cover, hit counts ignored), so
+# the committed corpora stay a few KiB each; the counters' finer features live
+# in $(FUZZ_DIR)/corpus, which fuzz-run keeps growing.
+fuzz-merge: fuzz
+	@for t in $(FUZZ_RUN_TARGETS); do \
+		n=$$(basename $$t); rm -rf $(FUZZ_DIR)/merge-$$n; mkdir -p $(FUZZ_DIR)/merge-$$n fuzz/corpus/$$n $(FUZZ_DIR)/corpus/$$n; \
+		$$t -set_cover_merge=1 -use_counters=0 -timeout=10 -rss_limit_mb=2048 $(FUZZ_DIR)/merge-$$n fuzz/corpus/$$n \
+			$(FUZZ_DIR)/seeds/$$n $(FUZZ_DIR)/corpus/$$n >$(FUZZ_DIR)/merge-$$n.log 2>&1 || \
+			{ tail -20 $(FUZZ_DIR)/merge-$$n.log; exit 1; }; \
+		rm -rf fuzz/corpus/$$n && mv $(FUZZ_DIR)/merge-$$n fuzz/corpus/$$n; \
+		echo "fuzz-merge: $$n: $$(ls fuzz/corpus/$$n | wc -l) inputs, $$(du -sk fuzz/corpus/$$n | cut -f1) KiB"; \
 	done
 else
-fuzz fuzz-run:
+fuzz fuzz-run fuzz-merge $(FUZZ_RUN_RULES):
 	@echo "!!! fuzz: $(FUZZ_CC) cannot build libFuzzer targets (apt-get install clang libclang-rt-14-dev): fuzz targets NOT built !!!"
 endif
 
@@ -47,9 +89,17 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_DIR)/libhvmm-fuzz.a: $(FUZZ_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# Every target: hvmm's error lines only under FUZZ_DEBUG (fuzz_common.h).
+FUZZ_WRAP_ERR := -Wl,--wrap=util_err
+# Targets that check every chain a model pops and pushes (fuzz_virtio.h's FZ_WRAP_VQ).
+FUZZ_WRAP_VQ := -Wl,--wrap=vq_pop,--wrap=vq_push
+FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ)
+FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ)
+
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_DIR)/libhvmm-fuzz.a $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer -Isrc -o $@ $< $(FUZZ_WRAP_ERR) $(FUZZ_LDFLAGS_$*) \
+		$(FUZZ_DIR)/libhvmm-fuzz.a $(LDLIBS)
 
 $(FUZZ_DIR)/race_%: fuzz/race_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)

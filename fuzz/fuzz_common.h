@@ -1,15 +1,19 @@
 /* fuzz_common: what every fuzz target shares — the byte reader its input is
- * decoded with, the FUZZ_DEBUG trace, and the open-eventfd count that proves a
- * tear-down closed every irqfd/ioeventfd. */
+ * decoded with, the FUZZ_DEBUG trace, guard-paged guest RAM, and the
+ * open-eventfd count that proves a tear-down closed every irqfd/ioeventfd. */
 #ifndef HVMM_FUZZ_COMMON_H
 #define HVMM_FUZZ_COMMON_H
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include "memory.h"
 
 /* FUZZ_DEBUG=1 in the environment: trace each operation (for reproducers).
  * -1 until the target reads the environment. */
@@ -19,6 +23,24 @@ static int fz_debug = -1;
 		if (fz_debug)                        \
 			fprintf(stderr, __VA_ARGS__); \
 	} while (0)
+
+/* hvmm's one-line error messages (a guest driver error, a back end gone):
+ * every target links with -Wl,--wrap=util_err (fuzz.mk), and they are
+ * printed only under FUZZ_DEBUG — millions of runs would otherwise write
+ * gigabytes of them. */
+void __real_util_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void __wrap_util_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void __wrap_util_err(const char *fmt, ...)
+{
+	if (!fz_debug)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("hvmm: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
 
 /* eventfds open in this process (irqfds, ioeventfds); libFuzzer itself has none */
 static inline unsigned fz_eventfds(void)
@@ -66,6 +88,29 @@ static inline unsigned fz_size(struct fz_in *in)
 {
 	static const unsigned sizes[4] = { 1, 2, 4, 8 };
 	return sizes[fz_take(in, 1) & 3];
+}
+
+/* size bytes of zeroed RAM with a PROT_NONE page right before and after it,
+ * so an access just outside faults at once; NULL if the host refuses. */
+static inline uint8_t *fz_guarded_map(uint64_t size)
+{
+	uint8_t *map = mmap(NULL, size + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			    -1, 0);
+	if (map == MAP_FAILED)
+		return NULL;
+	if (mprotect(map + 4096, size, PROT_READ | PROT_WRITE) < 0)
+		return NULL;
+	return map + 4096;
+}
+
+/* A guest_mem of one region at guest-physical 0 over ram. */
+static inline void fz_mem_one(struct guest_mem *m, uint8_t *ram, uint64_t size)
+{
+	memset(m, 0, sizeof(*m));
+	m->base = ram;
+	m->ram_size = size;
+	m->nr_regions = 1;
+	m->regions[0] = (struct mem_region){ .gpa = 0, .size = size, .hva = ram };
 }
 
 #endif

@@ -41,31 +41,8 @@
 		}                                                                              \
 	} while (0)
 
-
-void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *fmt, ...)
-{
-	(void)vm, (void)reason, (void)status, (void)fmt;
-}
-
-/* ---- guest RAM: one region at 0, guard pages on both sides ---- */
-
-#define FZ_PAGE 4096ull
 #define FZ_RAM (256 * 1024ull)
-static uint8_t *fz_map, *fz_ram;
-
-static void fz_ram_init(void)
-{
-	fz_map = mmap(NULL, FZ_RAM + 2 * FZ_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	FZ_CHECK(fz_map != MAP_FAILED);
-	fz_ram = fz_map + FZ_PAGE;
-	FZ_CHECK(mprotect(fz_ram, FZ_RAM, PROT_READ | PROT_WRITE) == 0);
-}
-
-static bool fz_in_ram(const void *p, uint64_t len)
-{
-	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)fz_ram, hi = lo + FZ_RAM;
-	return a >= lo && a <= hi && len <= hi - a;
-}
+#include "fuzz_virtio.h"
 
 /* ---- the echo device model ---- */
 
@@ -131,167 +108,13 @@ static const struct virtio_dev_ops echo_ops = {
 
 /* ---- the VM ---- */
 
-struct fz_dev {
-	unsigned devfn;
-	uint64_t bar0, bar2;
-	unsigned common, notify, isr, device, mult, devcfg_len;
-};
-
-static struct vm fz_vm;
-static struct fz_dev fz_devs[2];
-
-static uint32_t fz_cfg_rd(struct fz_dev *f, unsigned off, unsigned size)
-{
-	return pci_config_read(&fz_vm, f->devfn, off, size);
-}
-
-static void fz_find_caps(struct fz_dev *f)
-{
-	unsigned seen = 0, found = 0;
-	for (unsigned p = fz_cfg_rd(f, 0x34, 1) & ~3u; p && seen++ < 48; p = fz_cfg_rd(f, p + 1, 1) & ~3u) {
-		if (fz_cfg_rd(f, p, 1) != 0x09)
-			continue;
-		unsigned type = fz_cfg_rd(f, p + 3, 1), off = fz_cfg_rd(f, p + 8, 4);
-		found |= 1u << (type & 31);
-		switch (type) {
-		case 1: f->common = off; break;
-		case 2: f->notify = off; f->mult = fz_cfg_rd(f, p + 16, 4); break;
-		case 3: f->isr = off; break;
-		case 4: f->device = off; f->devcfg_len = fz_cfg_rd(f, p + 12, 4); break;
-		}
-	}
-	FZ_CHECK((found & 0xe) == 0xe); /* common, notify, ISR */
-}
-
 static void fz_vm_build(void)
 {
-	memset(&fz_vm, 0, sizeof(fz_vm));
-	fz_vm.vm_fd = fz_vm.kvm_fd = -1;
-	fz_vm.cfg.irqchip = IRQCHIP_KERNEL;
-	fz_vm.cfg.mem_size = FZ_RAM;
-	pthread_mutex_init(&fz_vm.stop_lock, NULL);
-	bus_init(&fz_vm.pio, "pio");
-	bus_init(&fz_vm.mmio, "mmio");
-	memset(fz_ram, 0, FZ_RAM);
-	fz_vm.mem.base = fz_ram;
-	fz_vm.mem.ram_size = FZ_RAM;
-	fz_vm.mem.nr_regions = 1;
-	fz_vm.mem.regions[0] = (struct mem_region){ .gpa = 0, .size = FZ_RAM, .hva = fz_ram };
-	FZ_CHECK(pci_init(&fz_vm) == 0);
+	fz_virtio_vm_init();
 	FZ_CHECK(virtio_rng_create(&fz_vm) == 0);
 	FZ_CHECK(virtio_pci_create(&fz_vm, &echo_ops, NULL) != NULL);
-	struct virtio_dev *devs[4];
-	FZ_CHECK(virtio_devices(&fz_vm, devs, 4) == 2);
-	for (unsigned i = 0; i < 2; i++) {
-		struct fz_dev *f = &fz_devs[i];
-		memset(f, 0, sizeof(*f));
-		f->devfn = virtio_dev_devfn(devs[i]);
-		f->bar0 = (fz_cfg_rd(f, 0x10, 4) & ~0xfull) | (uint64_t)fz_cfg_rd(f, 0x14, 4) << 32;
-		f->bar2 = (fz_cfg_rd(f, 0x18, 4) & ~0xfull) | (uint64_t)fz_cfg_rd(f, 0x1c, 4) << 32;
-		fz_find_caps(f);
-		pci_config_write(&fz_vm, f->devfn, 0x04, 2, 0x06); /* memory decoding, bus master */
-	}
+	fz_virtio_find_devs(2);
 	memset(fz_echo_cfg, 0, sizeof(fz_echo_cfg));
-}
-
-static void fz_vm_free(void)
-{
-	virtio_destroy_all(&fz_vm);
-	pci_destroy(&fz_vm);
-	irq_destroy(&fz_vm);
-	bus_free(&fz_vm.pio);
-	bus_free(&fz_vm.mmio);
-	pthread_mutex_destroy(&fz_vm.stop_lock);
-}
-
-/* ---- input and accesses ---- */
-
-static uint64_t fz_mmio(uint64_t addr, unsigned size, bool write, uint64_t v)
-{
-	const struct bus_range *r = bus_find(&fz_vm.mmio, addr, size);
-	if (!r)
-		return ~0ull;
-	FZ_LOG("mmio %s 0x%lx/%u%s", write ? "write" : "read", addr, size, write ? " = " : "");
-	if (write) {
-		FZ_LOG("0x%lx\n", v);
-		r->ops->write(r->opaque, addr - r->base, size, size == 8 ? v : v & ((1ull << (8 * size)) - 1));
-		return 0;
-	}
-	v = r->ops->read(r->opaque, addr - r->base, size);
-	FZ_LOG(" -> 0x%lx\n", v);
-	return v;
-}
-
-static void fz_cc(struct fz_dev *f, unsigned off, unsigned size, uint64_t v)
-{
-	fz_mmio(f->bar0 + f->common + off, size, true, v);
-}
-
-/* The guest may turn memory decoding off (op 8): BAR 0 then reads all-ones. */
-static bool fz_decoding(struct fz_dev *f)
-{
-	return fz_cfg_rd(f, 0x04, 2) & 2;
-}
-
-static uint8_t fz_status(struct fz_dev *f)
-{
-	return (uint8_t)fz_mmio(f->bar0 + f->common + 0x14, 1, false, 0);
-}
-
-/* Ring placement used by the macros: queue q of device i at a fixed place. */
-static uint64_t fz_ring(unsigned dev, unsigned q)
-{
-	return 0x4000ull * (1 + 2 * dev + q); /* desc +0, avail +0x1000, used +0x2000 */
-}
-
-/* Macro: a correct driver's set-up of every queue, sizes from the input. */
-static void fz_setup(struct fz_in *in, struct fz_dev *f, unsigned dev)
-{
-	uint64_t features = fz_take(in, 1);
-	fz_cc(f, 0x14, 1, 0); /* reset */
-	FZ_CHECK(!fz_decoding(f) || fz_status(f) == 0); /* inline: done when the write returns */
-	fz_cc(f, 0x14, 1, 1);
-	fz_cc(f, 0x14, 1, 3);
-	fz_cc(f, 0x08, 4, 0);
-	fz_cc(f, 0x0c, 4, (features & 1) | (features & 2 ? 1u << VIRTIO_F_INDIRECT_DESC : 0) |
-				  (features & 4 ? 1u << VIRTIO_F_EVENT_IDX : 0));
-	fz_cc(f, 0x08, 4, 1);
-	fz_cc(f, 0x0c, 4, features & 8 ? 0 : 1); /* VERSION_1, unless the input drops it */
-	fz_cc(f, 0x14, 1, 0xb);
-	for (unsigned q = 0; q < 2; q++) {
-		uint16_t size = (uint16_t)(1u << (fz_take(in, 1) % 9));
-		fz_cc(f, 0x16, 2, q);
-		fz_cc(f, 0x18, 2, size);
-		fz_cc(f, 0x1a, 2, q);
-		fz_cc(f, 0x20, 8, fz_ring(dev, q));
-		fz_cc(f, 0x28, 8, fz_ring(dev, q) + 0x1000);
-		fz_cc(f, 0x30, 8, fz_ring(dev, q) + 0x2000);
-		fz_cc(f, 0x1c, 2, 1);
-	}
-	fz_cc(f, 0x14, 1, 0xf);
-}
-
-/* Macro: descriptor i of queue q (table at the macro's place), avail entry, kick. */
-static void fz_offer(struct fz_in *in, struct fz_dev *f, unsigned dev)
-{
-	unsigned q = (unsigned)fz_take(in, 1) & 1;
-	uint16_t i = (uint16_t)fz_take(in, 1);
-	struct vq_desc d = {
-		.addr = fz_take(in, 1) & 1 ? fz_take(in, 3) : fz_take(in, 8),
-		.len = (uint32_t)fz_take(in, 3),
-		.flags = (uint16_t)(fz_take(in, 1) & 7),
-		.next = (uint16_t)fz_take(in, 1),
-	};
-	fz_cc(f, 0x16, 2, q);
-	uint16_t size = (uint16_t)fz_mmio(f->bar0 + f->common + 0x18, 2, false, 0);
-	if (!size)
-		return;
-	uint64_t ring = fz_ring(dev, q);
-	memcpy(fz_ram + ring + 16ull * (i % size), &d, sizeof(d));
-	uint16_t *avail = (uint16_t *)(fz_ram + ring + 0x1000);
-	avail[2 + avail[1] % size] = i % size;
-	avail[1]++;
-	fz_mmio(f->bar0 + f->notify + q * f->mult, 2, true, q);
 }
 
 static void fz_report(void)
@@ -313,59 +136,7 @@ static void fz_run(struct fz_in *in)
 	while (in->n && ops++ < 1024) {
 		uint8_t op = (uint8_t)fz_take(in, 1);
 		unsigned dev = (op >> 7) & 1;
-		struct fz_dev *f = &fz_devs[dev];
-		switch ((op & 0x7f) % 10) {
-		case 0: /* common config write */
-		case 1: { /* common config read */
-			unsigned off = (unsigned)fz_take(in, 1) % 0x40, size = fz_size(in);
-			if ((op & 0x7f) % 10 == 0)
-				fz_cc(f, off, size, fz_take(in, 8));
-			else
-				fz_mmio(f->bar0 + f->common + off, size, false, 0);
-			break;
-		}
-		case 2: { /* anywhere in BAR 0 (notify, ISR, device config, gaps) */
-			unsigned off = (unsigned)fz_take(in, 2) % 0x4000, size = fz_size(in);
-			bool write = fz_take(in, 1) & 1;
-			fz_mmio(f->bar0 + off, size, write, write ? fz_take(in, 8) : 0);
-			break;
-		}
-		case 3: /* notify queue n (also ones that do not exist) */
-			fz_mmio(f->bar0 + f->notify + (fz_take(in, 1) % 4) * f->mult, 2, true, fz_take(in, 2));
-			break;
-		case 4: { /* poke RAM */
-			uint64_t gpa = fz_take(in, 3) % FZ_RAM;
-			unsigned n = (unsigned)fz_take(in, 1) + 1;
-			for (unsigned i = 0; i < n && gpa + i < FZ_RAM; i++)
-				fz_ram[gpa + i] = (uint8_t)fz_take(in, 1);
-			break;
-		}
-		case 5:
-			fz_setup(in, f, dev);
-			break;
-		case 6:
-			fz_offer(in, f, dev);
-			break;
-		case 7: { /* MSI-X table / PBA in BAR 2 */
-			unsigned off = (unsigned)fz_take(in, 2) % 0x1000, size = fz_size(in);
-			bool write = fz_take(in, 1) & 1;
-			fz_mmio(f->bar2 + off, size, write, write ? fz_take(in, 8) : 0);
-			break;
-		}
-		case 8: { /* configuration space (MSI-X enable, command, BARs) */
-			unsigned off = (unsigned)fz_take(in, 1), size = 1u << (fz_take(in, 1) % 3);
-			uint32_t v = (uint32_t)fz_take(in, 4);
-			if (off >= 0x10 && off < 0x28)
-				break; /* BARs stay put: the harness keeps their addresses */
-			pci_config_write(&fz_vm, f->devfn, off & ~(size - 1), size, v);
-			break;
-		}
-		case 9: { /* a reset must always complete at once without an event loop */
-			fz_cc(f, 0x14, 1, 0);
-			FZ_CHECK(!fz_decoding(f) || fz_status(f) == 0);
-			break;
-		}
-		}
+		fz_virtio_op(in, (op & 0x7f) % 10, &fz_devs[dev], dev);
 	}
 }
 
@@ -374,14 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (fz_debug < 0)
 		fz_debug = getenv("FUZZ_DEBUG") != NULL;
-	if (!fz_map)
-		fz_ram_init();
 	fz_vm_build();
 	struct fz_in in = { data, size };
 	fz_run(&in);
 	if (fz_debug)
 		fz_report();
-	fz_vm_free();
+	fz_virtio_vm_free();
 	static unsigned runs; /* a leak accumulates: every 16th input is enough */
 	if (++runs % 16 == 0)
 		FZ_CHECK(fz_eventfds() == 0);

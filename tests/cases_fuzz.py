@@ -2,9 +2,10 @@
 
 Each target runs FUZZ_SECONDS (default 7), and race_virtqueue (two threads:
 a guest rewriting its rings while the device walks them) RACE_SECONDS (4):
-~27 s in all from its generated seeds plus a
-fresh corpus; any crash, sanitizer report or failed check fails the case and
-prints the reproducer's path. Long runs: `make fuzz-run FUZZ_TIME=600`.
+~75 s in all for the ten targets, each from its committed corpus
+(fuzz/corpus/TARGET, read only), its generated seeds and a fresh corpus; any
+crash, sanitizer report or failed check fails the case and prints the
+reproducer's path. Long runs: `make fuzz-run` (10 million executions each).
 Missing clang/libFuzzer (or targets not built, as in test-asan's build
 directory) skips loudly rather than passing.
 """
@@ -15,7 +16,9 @@ from harness import Skip, case, expect
 
 SECONDS = int(os.environ.get("FUZZ_SECONDS", "7"))
 RACE_SECONDS = int(os.environ.get("RACE_SECONDS", "4"))
-TARGETS = ("fuzz_virtqueue", "fuzz_pci_config", "fuzz_virtio_pci", "fuzz_iommu")
+TARGETS = ("fuzz_virtqueue", "fuzz_pci_config", "fuzz_virtio_pci", "fuzz_iommu", "fuzz_boot",
+           "fuzz_fw_cfg", "fuzz_ioapic", "fuzz_uart", "fuzz_virtio_net", "fuzz_virtio_console")
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus")
 
 
 def fuzz_case(target):
@@ -30,9 +33,13 @@ def fuzz_case(target):
         crash = ctx.path("fuzz", f"crash-{target}-")  # kept after the run for the reproducer
         os.makedirs(corpus, exist_ok=True)
         argv = [exe, f"-max_total_time={SECONDS}", "-timeout=10", "-rss_limit_mb=2048",
-                "-print_final_stats=1", f"-artifact_prefix={ctx.tmp}/{target}-", corpus]
+                "-print_final_stats=1", f"-artifact_prefix={crash}", corpus]
         if os.path.isdir(seeds):
             argv.append(seeds)
+        committed = os.path.join(CORPUS, target)
+        expect(os.path.isdir(committed) and os.listdir(committed),
+               f"no committed corpus {committed} (`make fuzz-merge` writes it)")
+        argv.append(committed)
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out, _ = p.communicate(timeout=SECONDS + 60)

@@ -321,8 +321,9 @@ int virtio_console_create(struct vm *vm)
 	}
 	/* stdin that epoll cannot watch (a regular file, /dev/null) gives no
 	 * input; anything else is read from the start, so that Ctrl-A x works
-	 * before the guest's driver is up. From here c is freed by con_destroy. */
-	if (vm->evloop && evloop_add(vm, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
+	 * before the guest's driver is up. From here c is freed by con_destroy.
+	 * Without an event loop (unit tests) evloop_add refuses: no input. */
+	if (evloop_add(vm, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
 		c->in_watched = true;
 	term_raw_enter();
 	return 0;

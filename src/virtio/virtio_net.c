@@ -442,7 +442,11 @@ static int net_read(struct virtio_net *n, struct net_after *a)
 			net_backend_gone(n, a, "closed");
 			return 0;
 		}
-		if (r < NET_MIN_FRAME || (size_t)r > sizeof(n->rx_frame)) {
+		/* Longer than the MTU we advertise (a tap with a bigger MTU, a
+		 * broken helper): §5.1.6.3.2 forbids passing it on, and nothing
+		 * was negotiated that would make it legitimate. r past the buffer
+		 * is a truncated frame (MSG_TRUNC), longer still. */
+		if (r < NET_MIN_FRAME || r > NET_MAX_FRAME) {
 			n->stats.rx_bad++;
 			continue;
 		}

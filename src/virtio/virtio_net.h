@@ -33,7 +33,7 @@ struct vm;
 struct virtio_net_stats {
 	uint64_t rx_frames, rx_bytes;     /* delivered to the guest */
 	uint64_t rx_too_big;      /* frame longer than the guest's buffer chain: dropped, chain returned empty */
-	uint64_t rx_bad;          /* from the back end: shorter than an Ethernet header or truncated */
+	uint64_t rx_bad;          /* from the back end: shorter than an Ethernet header, longer than 1518 (the MTU's frame), or truncated */
 	uint64_t rx_stalls;       /* times rx stopped reading the back end: no guest buffer */
 	uint64_t tx_frames, tx_bytes;     /* sent to the back end */
 	uint64_t tx_bad;          /* chain shorter than header + 14 or longer than header + 1518: dropped */
