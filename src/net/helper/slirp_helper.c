@@ -48,6 +48,7 @@
 #include <sys/eventfd.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <netinet/in.h>
@@ -542,12 +543,23 @@ static int helper_cmp_int(const void *a, const void *b)
 /* The RLIMIT_NOFILE that leaves exactly n free file numbers: one past the
  * n-th number not open now (the kernel hands out the lowest free one, and
  * files open at higher numbers stay usable but take no slot below it).
- * 0 if /proc/self/fd cannot be read. */
+ * Without /proc (hvmm-jailer's jail has none) the numbers are probed one
+ * by one with fcntl instead. 0 if neither works. */
 static rlim_t helper_files_limit(unsigned n)
 {
 	DIR *d = opendir("/proc/self/fd");
-	if (!d)
+	if (!d) {
+		unsigned left = n;
+		for (int fd = 0; fd < INT_MAX; fd++) {
+			if (fcntl(fd, F_GETFD) >= 0)
+				continue;
+			if (errno != EBADF)
+				return 0;
+			if (--left == 0)
+				return (rlim_t)fd + 1;
+		}
 		return 0;
+	}
 	int self = dirfd(d), *fds = NULL;
 	size_t nfds = 0, cap = 0;
 	for (struct dirent *e; (e = readdir(d)) != NULL;) {
