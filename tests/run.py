@@ -165,8 +165,8 @@ def main():
     # The nested run takes ~16 min here (the Linux cases ~12 of them); its
     # cap, with the 300 s silence limit, keeps a lost nested host inside
     # CI's 30 minutes.
-    ap.add_argument("--nested-timeout", type=int, default=1500,
-                    help="seconds the nested host's run may take (default 1500)")
+    ap.add_argument("--nested-timeout", type=int, default=2400,
+                    help="seconds the nested host's run may take (default 2400)")
     a = ap.parse_args()
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     t0 = time.time()
