@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "console.h"
 #include "cpu.h"
+#include "exitcost.h"
 #include "ioapic.h"
 #include "layout.h"
 #include "mm.h"
@@ -318,16 +319,24 @@ static void test_timer(void)
 	spin_irqs_open(2000000);
 
 	/* 50 and 100 ms: the wake-up latency of a halted vCPU on a busy 2-core
-	 * host is up to a few ms, too much for ±10% of 10 ms. */
+	 * host is up to a few ms, too much for ±10% of 10 ms. Three tries each,
+	 * the shortest within 10%: no try may fire early (the shortest would
+	 * show it), and a nested host descheduled for 12 ms in one try (seen:
+	 * 61.7 ms for 50) says nothing about the timer; one always late does. */
 	for (int i = 0; i < 2; i++) {
 		const uint64_t want = i ? 100000000 : 50000000;
-		k0 = c->ticks;
-		t0 = clock_ns();
-		apic_timer_oneshot_ns(want);
-		while (c->ticks == k0 && clock_ns() - t0 < 10 * want)
-			irq_wait();
-		uint64_t dt = clock_ns() - t0;
-		within(i ? "timer: one-shot 100 ms" : "timer: one-shot 50 ms", dt / 1000, want / 1000, "us");
+		uint64_t best = ~0ull;
+		for (int try = 0; try < 3; try++) {
+			k0 = c->ticks;
+			t0 = clock_ns();
+			apic_timer_oneshot_ns(want);
+			while (c->ticks == k0 && clock_ns() - t0 < 10 * want)
+				irq_wait();
+			uint64_t dt = clock_ns() - t0;
+			best = dt < best ? dt : best;
+		}
+		within(i ? "timer: one-shot 100 ms (shortest of 3)" : "timer: one-shot 50 ms (shortest of 3)",
+		       best / 1000, want / 1000, "us");
 	}
 	k0 = c->ticks;
 	spin_irqs_open(30000000); /* interrupts open: a second firing would count */
@@ -507,6 +516,32 @@ static void test_virtio_console_stall(void) { test_virtio("virtio-console-stall"
 static void test_virtio_blk(void) { test_virtio("virtio-blk", u_vblk_test, false); }
 static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false); }
 
+/* test=exits (exitcost.c): what each kind of VM exit costs, seen from the
+ * guest; `hvmm lab exits` reads the `# exitcost` lines. Each kind that exits
+ * must cost more than the empty loop, and the write to a mapped page less
+ * than its first write. */
+static void test_exits(void)
+{
+	struct exitcost e[16];
+	unsigned n = exitcost_run(e, 16, boot_opts.iters ? boot_opts.iters : 100000);
+	uint64_t base = n ? e[0].cycles : 0, first = 0;
+	for (unsigned i = 0; i < n; i++) {
+		kprintf("# exitcost %s cycles=%lu ns=%lu iters=%lu: %s\n", e[i].name, e[i].cycles, e[i].ns,
+			e[i].iters, e[i].what);
+		if (i == 0)
+			continue;
+		if (str_eq(e[i].name, "npt"))
+			first = e[i].cycles;
+		if (str_eq(e[i].name, "npt-mapped"))
+			tap(e[i].cycles < first, "exits: a mapped page is written without an exit (%lu cycles, first write %lu)",
+			    e[i].cycles, first);
+		else
+			tap(e[i].cycles > base, "exits: %s costs more than the empty loop (%lu cycles, loop %lu)", e[i].name,
+			    e[i].cycles, base);
+	}
+	tap(n >= 9, "exits: %u kinds measured", n);
+}
+
 /* test=virtio-hostile (user/uhostile.c): malformed rings handed to rng and blk.
  * rammib=N (default 128, hvmm's and QEMU's default) says where RAM ends. */
 long u_vhostile_test(long ram_top);
@@ -550,6 +585,7 @@ static const struct test tests[] = {
 	{ "virtio-net", test_virtio_net, true },
 	{ "virtio-net-tcp", test_virtio_net_tcp, true },
 	{ "virtio-hostile", test_virtio_hostile, true },
+	{ "exits", test_exits, true },
 };
 
 void tests_main(void)
@@ -576,7 +612,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

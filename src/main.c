@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "labcmd.h"
 #include "preflight.h"
 #include "ratelimit.h"
 #include "sandbox.h"
@@ -47,10 +48,12 @@ static void main_usage(FILE *f)
 {
 	fputs("Usage: hvmm run [options] IMAGE\n"
 	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
+	      "       hvmm lab [NAME | all] [--json] [--out DIR]\n"
 	      "       hvmm --help | --version\n"
 	      "\n"
 	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel, PVH ELF\n"
-	      "or Linux bzImage) in a KVM VM.\n"
+	      "or Linux bzImage) in a KVM VM. `hvmm lab` lists the labs: guests that show\n"
+	      "a mechanism of hardware-assisted virtualization working, with numbers.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -m, --mem SIZE          guest RAM, e.g. 128M, 2G (default 128M; 1M..64G)\n"
@@ -453,6 +456,8 @@ int main(int argc, char **argv)
 		printf("hvmm %s\n", HVMM_VERSION);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "lab") == 0)
+		return labcmd_main(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "run") != 0) {
 		if (argc < 2)
 			return main_bad("missing command: try 'hvmm run IMAGE'%s", "");

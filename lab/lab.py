@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""hvmm lab: the lecture's mechanisms shown working on this host, with numbers.
+
+    hvmm lab                      list the labs
+    hvmm lab NAME [--json]        run one lab: a short report, or JSON
+    hvmm lab all [--out DIR]      every lab; DIR/report.html with the pictures
+
+hvmm's C binary execs this script (src/labcmd.c) with --hvmm naming itself.
+Each lab runs real guests (hvmm's test kernel, build/guest/hvmm-guest.elf)
+under hvmm, reads what the guest measured (its TAP and `# ...` lines) and
+what hvmm and KVM counted (--stats-json: hvmm's exits by port and address,
+KVM's own per-vCPU counters from its binary stats), and checks the evidence:
+a lab whose evidence does not hold says so and exits 1.
+
+Where this machine has no usable /dev/kvm, the lab runs itself again inside
+the nested KVM host (scripts/kvm-host), as `make test` does.
+
+Exit status: 0 the evidence holds; 1 a check failed; 2 bad usage; 6 a guest
+could not be run (hvmm, the guest image or the nested host missing).
+"""
+import argparse
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from kvm_mode import kvm_mode  # noqa: E402
+
+EXIT_FAIL, EXIT_USAGE, EXIT_HOST = 1, 2, 6
+COM1 = range(0x3f8, 0x400)
+LABS = {}
+
+
+class LabError(Exception):
+    """A guest could not be run: no evidence either way."""
+
+
+def lab(name, line):
+    def deco(fn):
+        LABS[name] = (line, fn)
+        return fn
+    return deco
+
+
+class Guest:
+    """One run of hvmm's test kernel; out is its console, stats hvmm's JSON."""
+
+    def __init__(self, env, cmdline, cpus=1, timeout=120):
+        js = os.path.join(env.tmp, "stats.json")
+        if os.path.exists(js):
+            os.unlink(js)
+        argv = [env.hvmm, "run", "--timeout", str(timeout), "--cpus", str(cpus), "--serial", "stdio",
+                "--stats-json", js, "--cmdline", cmdline, env.guest]
+        try:
+            p = subprocess.run(argv, capture_output=True, timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"hvmm ({cmdline}) did not end within {timeout + 30} s")
+        self.status = p.returncode
+        self.out = p.stdout.decode(errors="replace").replace("\r", "")
+        self.err = p.stderr.decode(errors="replace")
+        if not os.path.exists(js):
+            raise LabError(f"hvmm ({cmdline}) ended with status {p.returncode} and no statistics: "
+                           + (self.err.strip().splitlines() or [""])[-1])
+        with open(js) as f:
+            self.stats = json.load(f)
+        # The test kernel's convention: status 1 = every TAP line ok.
+        self.passed = self.status == 1 and not re.search(r"^not ok", self.out, re.M)
+
+    def kvm(self, name):
+        """KVM's counter summed over the vCPUs (0 where the kernel lacks it)."""
+        return sum(v.get("kvm", {}).get(name, 0) for v in self.stats["vcpus"])
+
+    def io(self, skip_serial=True):
+        """{(space, dir, addr): (count, total_ns)} of the accesses hvmm handled."""
+        res = {}
+        for v in self.stats["vcpus"]:
+            for e in v["io"]:
+                if skip_serial and e["space"] == "pio" and e["addr"] in COM1:
+                    continue
+                k = (e["space"], e["dir"], e["addr"])
+                c, t = res.get(k, (0, 0))
+                res[k] = (c + e["count"], t + e["total_ns"])
+        return res
+
+
+class Env:
+    def __init__(self, hvmm, guest):
+        self.hvmm, self.guest = hvmm, guest
+        self.tmp = tempfile.mkdtemp(prefix="hvmm-lab-")
+
+    def close(self):
+        for f in os.listdir(self.tmp):
+            os.unlink(os.path.join(self.tmp, f))
+        os.rmdir(self.tmp)
+
+
+class Report:
+    """What a lab shows: tables, facts, a picture, and the checks."""
+
+    def __init__(self, name, title):
+        self.name, self.title = name, title
+        self.tables, self.notes, self.checks, self.bars = [], [], [], None
+
+    def table(self, head, rows):
+        self.tables.append((head, rows))
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def check(self, ok, text):
+        self.checks.append((bool(ok), text))
+
+    def ok(self):
+        return all(ok for ok, _ in self.checks)
+
+    def as_json(self):
+        return {"lab": self.name, "title": self.title, "ok": self.ok(),
+                "tables": [{"head": h, "rows": r} for h, r in self.tables],
+                "notes": self.notes, "checks": [{"ok": o, "text": t} for o, t in self.checks]}
+
+    def text(self):
+        out = [f"== hvmm lab {self.name}: {self.title}"]
+        for head, rows in self.tables:
+            cells = [head] + [[str(c) for c in r] for r in rows]
+            w = [max(len(r[i]) for r in cells) for i in range(len(head))]
+            for i, r in enumerate(cells):
+                out.append("  " + "  ".join(c.ljust(w[j]) if j == 0 else c.rjust(w[j])
+                                            for j, c in enumerate(r)).rstrip())
+                if i == 0:
+                    out.append("  " + "  ".join("-" * x for x in w))
+            out.append("")
+        out += [f"  {n}" for n in self.notes]
+        out += [f"  [{'ok' if o else 'FAILED'}] {t}" for o, t in self.checks]
+        return "\n".join(out)
+
+    def svg(self):
+        """A horizontal bar chart of self.bars: [(label, [(value, colour, legend)])]."""
+        if not self.bars:
+            return ""
+        rows, unit = self.bars
+        top = max(sum(v for v, _, _ in parts) for _, parts in rows) or 1
+        h, lw, bw = 22, 150, 420
+        s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{lw + bw + 90}" height="{h * len(rows) + 30}" '
+             'font-family="sans-serif" font-size="12">']
+        for i, (label, parts) in enumerate(rows):
+            y, x = i * h + 5, lw
+            s.append(f'<text x="{lw - 6}" y="{y + 14}" text-anchor="end">{html.escape(label)}</text>')
+            for v, colour, legend in parts:
+                w = bw * v / top
+                s.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h - 6}" fill="{colour}">'
+                         f'<title>{html.escape(legend)}: {v:,.0f} {unit}</title></rect>')
+                x += w
+            s.append(f'<text x="{x + 4:.1f}" y="{y + 14}">{sum(v for v, _, _ in parts):,.0f} {unit}</text>')
+        legends = {(c, lg) for _, parts in rows for _, c, lg in parts}
+        x = lw
+        for c, lg in sorted(legends, key=lambda t: t[1]):
+            y = h * len(rows) + 12
+            s.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{c}"/>'
+                     f'<text x="{x + 14}" y="{y + 10}">{html.escape(lg)}</text>')
+            x += 14 + 7 * len(lg) + 16
+        return "\n".join(s + ["</svg>"])
+
+
+def need(guest, what):
+    if not guest.passed:
+        tail = "\n".join(guest.out.strip().splitlines()[-5:])
+        raise LabError(f"{what}: the guest's own checks failed (status {guest.status}):\n{tail}")
+
+
+# ------------------------------------------------------------------ the labs
+
+ENTRY_RX = re.compile(r"^ok \d+ - syscall: round trips through (.+?): (\d+) round trips, ([\d.]+) ns each", re.M)
+
+
+@lab("modes", "guest ring 3 to ring 0 and back (int 0x80, SYSCALL, int3) a million times each: no VM exit")
+def lab_modes(env):
+    r = Report("modes", "non-root user and system mode without the VMM")
+    base = Guest(env, "test=syscall iters=1")
+    full = Guest(env, "test=syscall iters=1000000")
+    need(base, "test=syscall iters=1")
+    need(full, "test=syscall iters=1000000")
+    entries = ENTRY_RX.findall(full.out)
+    calls = sum(int(n) for _, n, _ in entries)
+    d_hvmm = sum(c for c, _ in full.io().values()) - sum(c for c, _ in base.io().values())
+    kinds = ("exits", "io_exits", "mmio_exits", "irq_exits", "halt_exits", "hypercalls")
+    d_kvm = {k: full.kvm(k) - base.kvm(k) for k in kinds}
+    r.table(["entry", "round trips", "ns each (guest clock)"],
+            [[name, f"{int(n):,}", ns] for name, n, ns in entries])
+    r.table(["counted by", "1 syscall per entry", f"{int(calls / max(1, len(entries))):,} per entry", "added"],
+            [["hvmm (exits to user space, serial output aside)", sum(c for c, _ in base.io().values()),
+              sum(c for c, _ in full.io().values()), d_hvmm]]
+            + [[f"KVM {k}", base.kvm(k), full.kvm(k), d_kvm[k]] for k in kinds])
+    per_k = 1000 * d_kvm["exits"] / max(1, calls)
+    r.note(f"{calls:,} system calls added {d_kvm['exits']:,} exits inside KVM ({per_k:.2f} per 1000 calls: "
+           f"{d_kvm['irq_exits']:,} external interrupts, the host's timer among them, while the loop ran) "
+           f"and {d_hvmm} to hvmm.")
+    r.check(len(entries) == 3 and all(int(n) == 1000000 for _, n, _ in entries),
+            "all three entries made 1,000,000 round trips from ring 3")
+    r.check(d_hvmm == 0, f"the system calls caused no exit to hvmm ({d_hvmm} more than one call each)")
+    r.check(d_kvm["exits"] * 100 < calls,
+            f"fewer than 1 KVM exit per 100 system calls ({d_kvm['exits']:,} for {calls:,})")
+    r.bars = ([(name, [(float(ns), "#4a7", "guest time per round trip")]) for name, _, ns in entries], "ns")
+    return r
+
+
+EXITCOST_RX = re.compile(r"^# exitcost (\S+) cycles=(\d+) ns=(\d+) iters=(\d+): (.*)$", re.M)
+
+
+@lab("exits", "what one VM exit of each kind costs here, and hvmm's share of it")
+def lab_exits(env):
+    r = Report("exits", "the cost of a VM exit, by who handles it")
+    g = Guest(env, "test=exits iters=100000")
+    need(g, "test=exits")
+    rows = {m[0]: m for m in EXITCOST_RX.findall(g.out)}
+    io = g.io()
+    # hvmm's own time for the accesses the pio and mmio loops make: COM1's
+    # LSR is serial (kept apart by io()), so take it from the full list.
+    full_io = g.io(skip_serial=False)
+    hvmm_ns = {
+        "pio": full_io.get(("pio", "in", 0x3fd)),
+        "mmio": next((v for (s, d, a), v in io.items() if s == "mmio" and d == "read" and a in
+                      range(0xfec00010, 0xfec00014)), None),
+    }
+    base = int(rows["none"][2]) if "none" in rows else 0
+    table, bars = [], []
+    for name, cyc, ns, iters, what in rows.values():
+        ns = int(ns)
+        share = hvmm_ns.get(name)
+        h = share[1] / share[0] if share and share[0] else 0.0
+        table.append([name, what, f"{int(cyc):,}", f"{ns:,}",
+                      f"{h:,.0f}" if share else "-", f"{100 * h / ns:.0f}%" if share and ns else "-"])
+        if name != "none":
+            bars.append((name, [(max(0.0, ns - h), "#58c", "guest exit and KVM"), (h, "#d64", "hvmm")]))
+    r.table(["kind", "what the loop does (who handles the exit)", "cycles", "ns", "hvmm ns", "hvmm share"], table)
+    r.note(f"The empty loop costs {base} ns; 'hvmm ns' is hvmm's own time per access (from KVM_RUN's "
+           "return to the device's answer, --stats-json), the rest is the exit and entry and KVM's work.")
+    r.note(f"Nested paging: KVM fixed {g.kvm('pf_fixed'):,} nested page faults in the whole run for "
+           "the 2048 pages first written here and everything the guest touched before; where the "
+           "host backs guest RAM with huge pages one fault maps 2 MiB, so a first write costs "
+           "little more than a mapped one.")
+    r.note(f"KVM counted {g.kvm('exits'):,} exits in this run: io {g.kvm('io_exits'):,}, mmio "
+           f"{g.kvm('mmio_exits'):,}, halt {g.kvm('halt_exits'):,}, hypercalls {g.kvm('hypercalls'):,}, "
+           f"external interrupts {g.kvm('irq_exits'):,}.")
+    need_kinds = {"none", "cpuid", "msr", "pio", "mmio", "ipi", "hlt", "npt", "npt-mapped"}
+    r.check(need_kinds <= set(rows), f"every kind measured ({', '.join(sorted(need_kinds - set(rows))) or 'all'})")
+    for k in ("pio", "mmio"):
+        s = hvmm_ns.get(k)
+        n = int(rows[k][3]) if k in rows else 0
+        r.check(s and s[0] >= n, f"{k}: every access reached hvmm ({s[0] if s else 0:,} for {n:,} iterations)")
+    exits = [k for k in ("cpuid", "msr", "hypercall", "pio", "mmio") if k in rows]
+    r.check(all(int(rows[k][2]) >= 10 * max(1, base) for k in exits),
+            "each exit costs at least 10 empty loop iterations")
+    r.check(g.kvm("hypercalls") >= int(rows["hypercall"][3]) if "hypercall" in rows else True,
+            "KVM counted every hypercall")
+    r.bars = (bars, "ns")
+    return r
+
+
+# ------------------------------------------------------------------ driver
+
+def find_guest(hvmm):
+    return os.path.join(os.path.dirname(os.path.abspath(hvmm)), "guest", "hvmm-guest.elf")
+
+
+def html_report(reports):
+    parts = ["<!doctype html><meta charset='utf-8'><title>hvmm lab</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+             "td{text-align:right}td:first-child{text-align:left}.bad{color:#c00}</style>",
+             "<h1>hvmm lab</h1>"]
+    for r in reports:
+        parts.append(f"<h2>{html.escape(r.name)}: {html.escape(r.title)}</h2>")
+        for head, rows in r.tables:
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in head) + "</tr>")
+            for row in rows:
+                parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+            parts.append("</table><p>")
+        parts.append(r.svg())
+        parts += [f"<p>{html.escape(n)}</p>" for n in r.notes]
+        parts.append("<ul>" + "".join(f"<li class='{'' if o else 'bad'}'>{'ok' if o else 'FAILED'}: "
+                                      f"{html.escape(t)}</li>" for o, t in r.checks) + "</ul>")
+    return "\n".join(parts)
+
+
+def nested(argv):
+    """The same command inside the nested KVM host; its exit status."""
+    launcher = os.path.join(ROOT, "scripts", "kvm-host")
+    print("hvmm lab: no usable /dev/kvm here: running in the nested KVM host (scripts/kvm-host)",
+          file=sys.stderr, flush=True)
+    p = subprocess.run([sys.executable, launcher, "--timeout", "900", "--", sys.executable,
+                        os.path.abspath(__file__)] + argv)
+    return EXIT_HOST if p.returncode in (124, 125) else p.returncode
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(prog="hvmm lab", add_help=True)
+    ap.add_argument("--hvmm", required=True, help=argparse.SUPPRESS)
+    ap.add_argument("name", nargs="?", help="a lab, or 'all'")
+    ap.add_argument("--json", action="store_true", help="JSON instead of the report")
+    ap.add_argument("--out", help="all: the directory for report.html (default: the current one)")
+    ap.add_argument("--guest", help="hvmm's test kernel (default: guest/hvmm-guest.elf beside hvmm)")
+    try:
+        a = ap.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else 0
+    if not a.name:
+        print("hvmm lab NAME [--json] runs one; hvmm lab all [--out DIR] runs every one:")
+        for name, (line, _) in LABS.items():
+            print(f"  {name:8} {line}")
+        return 0
+    names = list(LABS) if a.name == "all" else [a.name]
+    if a.name != "all" and a.name not in LABS:
+        print(f"hvmm lab: no lab '{a.name}' (hvmm lab lists them)", file=sys.stderr)
+        return EXIT_USAGE
+    guest = a.guest or find_guest(a.hvmm)
+    if not os.path.exists(guest):
+        print(f"hvmm lab: the test kernel {guest} is missing (make guests builds it)", file=sys.stderr)
+        return EXIT_HOST
+    try:
+        mode = kvm_mode()
+    except ValueError as e:
+        print(f"hvmm lab: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if mode == "nested":
+        return nested(argv)
+    env = Env(a.hvmm, guest)
+    reports = []
+    try:
+        for n in names:
+            reports.append(LABS[n][1](env))
+    except LabError as e:
+        print(f"hvmm lab {n}: {e}", file=sys.stderr)
+        return EXIT_HOST
+    finally:
+        env.close()
+    if a.json:
+        print(json.dumps([r.as_json() for r in reports] if a.name == "all" else reports[0].as_json(), indent=1))
+    else:
+        print("\n\n".join(r.text() for r in reports))
+    if a.name == "all":
+        out = os.path.join(a.out or ".", "report.html")
+        with open(out, "w") as f:
+            f.write(html_report(reports))
+        print(f"hvmm lab: report written to {out}", file=sys.stderr)
+    return 0 if all(r.ok() for r in reports) else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

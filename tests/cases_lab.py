@@ -1,0 +1,66 @@
+"""`hvmm lab`: each lab's evidence, asserted.
+
+The labs check their own evidence (a lab whose evidence does not hold exits
+1); these cases also read the numbers a person would look at, so that a lab
+that measured nothing cannot pass: the million system calls cost hvmm no
+exit, a port or MMIO exit reached hvmm while a CPUID exit did not, and the
+report a teacher hands out has every lab, with its picture.
+"""
+import json
+import os
+
+from harness import case, expect
+
+
+@case("lab/usage", kvm=False)
+def t_lab_usage(ctx):
+    """`hvmm lab` lists the labs; a lab that does not exist or a bad option
+    is one line and status 2."""
+    r = ctx.hvmm_raw("lab")
+    expect(r.status == 0 and "modes" in r.out and "exits" in r.out, "hvmm lab lists modes and exits", r)
+    r = ctx.hvmm_raw("lab", "nosuch")
+    expect(r.status == 2 and r.err.strip() == "hvmm lab: no lab 'nosuch' (hvmm lab lists them)",
+           "an unknown lab: one line, status 2", r)
+    r = ctx.hvmm_raw("lab", "exits", "--bogus")
+    expect(r.status == 2, "an unknown option: status 2", r)
+    r = ctx.hvmm_raw("lab", "modes", "--guest", os.path.join(ctx.tmp, "none.elf"))
+    expect(r.status == 6 and "none.elf is missing" in r.err, "a missing guest: one line, status 6", r)
+
+
+def rows(report, table=0):
+    t = report["tables"][table]
+    return {r[0]: dict(zip(t["head"], r)) for r in t["rows"]}
+
+
+@case("lab/all")
+def t_lab_all(ctx):
+    """Every lab on real guests, as `hvmm lab all --json` reports it."""
+    r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
+    expect(r.status == 0, "every lab's evidence holds", r)
+    labs = {x["lab"]: x for x in json.loads(r.out)}
+    expect(set(labs) == {"modes", "exits"}, f"labs run: {sorted(labs)}", r)
+    for name, x in labs.items():
+        bad = [c["text"] for c in x["checks"] if not c["ok"]]
+        expect(x["ok"] and x["checks"] and not bad, f"{name}: failed checks {bad}", r)
+
+    modes = labs["modes"]
+    entries = rows(modes, 0)
+    expect(len(entries) == 3 and all(e["round trips"] == "1,000,000" for e in entries.values()),
+           f"modes: three entries, a million round trips each: {entries}", r)
+    counted = rows(modes, 1)
+    expect(counted["hvmm (exits to user space, serial output aside)"]["added"] == 0,
+           f"modes: the system calls added no exit to hvmm: {counted}", r)
+
+    exits = rows(labs["exits"], 0)
+    for k in ("pio", "mmio"):
+        expect(exits[k]["hvmm ns"] != "-" and exits[k]["hvmm share"] != "-",
+               f"exits: {k} reached hvmm and has a share: {exits[k]}", r)
+    for k in ("cpuid", "msr", "hypercall", "ipi", "hlt"):
+        expect(exits[k]["hvmm ns"] == "-", f"exits: KVM handled {k} without hvmm: {exits[k]}", r)
+    ns = {k: int(v["ns"].replace(",", "")) for k, v in exits.items()}
+    expect(ns["cpuid"] > 10 * max(1, ns["none"]), f"exits: an exit costs more than the loop: {ns}", r)
+
+    with open(os.path.join(ctx.tmp, "report.html")) as f:
+        page = f.read()
+    expect(page.count("<svg") == 2 and "modes:" in page and "exits:" in page,
+           "report.html has both labs, each with its picture", r)
