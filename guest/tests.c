@@ -518,26 +518,21 @@ static void test_virtio_net(void) { test_virtio("virtio-net", u_vnet_test, false
 
 /* test=exits (exitcost.c): what each kind of VM exit costs, seen from the
  * guest; `hvmm lab exits` reads the `# exitcost` lines. Each kind that exits
- * must cost more than the empty loop, and the write to a mapped page less
- * than its first write. */
+ * must cost more than the empty loop. The first writes to fresh pages are
+ * measured but not judged: where the host backs guest RAM with huge pages,
+ * one nested page fault maps 2 MiB and most first writes do not exit. */
 static void test_exits(void)
 {
 	struct exitcost e[16];
+	kprintf("# exits: LAPIC in %s mode\n", apic_x2 ? "x2APIC" : "xAPIC");
 	unsigned n = exitcost_run(e, 16, boot_opts.iters ? boot_opts.iters : 100000);
-	uint64_t base = n ? e[0].cycles : 0, first = 0;
+	uint64_t base = n ? e[0].cycles : 0;
 	for (unsigned i = 0; i < n; i++) {
 		kprintf("# exitcost %s cycles=%lu ns=%lu iters=%lu: %s\n", e[i].name, e[i].cycles, e[i].ns,
 			e[i].iters, e[i].what);
-		if (i == 0)
-			continue;
-		if (str_eq(e[i].name, "npt"))
-			first = e[i].cycles;
-		if (str_eq(e[i].name, "npt-mapped"))
-			tap(e[i].cycles < first, "exits: a mapped page is written without an exit (%lu cycles, first write %lu)",
-			    e[i].cycles, first);
-		else
-			tap(e[i].cycles > base, "exits: %s costs more than the empty loop (%lu cycles, loop %lu)", e[i].name,
-			    e[i].cycles, base);
+		if (i > 0 && !str_eq(e[i].name, "npt") && !str_eq(e[i].name, "npt-mapped"))
+			tap(e[i].cycles > base, "exits: %s costs more than the empty loop (%lu cycles, loop %lu)",
+			    e[i].name, e[i].cycles, base);
 	}
 	tap(n >= 9, "exits: %u kinds measured", n);
 }

@@ -51,12 +51,12 @@ def lab(name, line):
 class Guest:
     """One run of hvmm's test kernel; out is its console, stats hvmm's JSON."""
 
-    def __init__(self, env, cmdline, cpus=1, timeout=120):
+    def __init__(self, env, cmdline, cpus=1, timeout=120, extra=()):
         js = os.path.join(env.tmp, "stats.json")
         if os.path.exists(js):
             os.unlink(js)
         argv = [env.hvmm, "run", "--timeout", str(timeout), "--cpus", str(cpus), "--serial", "stdio",
-                "--stats-json", js, "--cmdline", cmdline, env.guest]
+                "--stats-json", js, *extra, "--cmdline", cmdline, env.guest]
         try:
             p = subprocess.run(argv, capture_output=True, timeout=timeout + 30)
         except subprocess.TimeoutExpired:
@@ -69,6 +69,9 @@ class Guest:
                            + (self.err.strip().splitlines() or [""])[-1])
         with open(js) as f:
             self.stats = json.load(f)
+        if p.returncode not in (1, 3, 5):
+            raise LabError(f"hvmm {' '.join(extra)} ({cmdline}) failed with status {p.returncode}: "
+                           + (self.err.strip().splitlines() or [""])[-1])
         # The test kernel's convention: status 1 = every TAP line ok.
         self.passed = self.status == 1 and not re.search(r"^not ok", self.out, re.M)
 
@@ -259,6 +262,58 @@ def lab_exits(env):
     r.check(g.kvm("hypercalls") >= int(rows["hypercall"][3]) if "hypercall" in rows else True,
             "KVM counted every hypercall")
     r.bars = (bars, "ns")
+    return r
+
+
+def exitcosts(guest):
+    """{kind: (cycles, ns, iterations)} from test=exits' `# exitcost` lines."""
+    return {m[0]: (int(m[1]), int(m[2]), int(m[3])) for m in EXITCOST_RX.findall(guest.out)}
+
+
+TSC_AUX = 0xc0000103
+
+
+@lab("controls", "execution controls: HLT exits off, an MSR filter, a CPUID policy: what exits and what it costs")
+def lab_controls(env):
+    r = Report("controls", "which guest actions exit, as the VMM chooses")
+    runs = [("default", ()),
+            ("--no-hlt-exits --msr-filter", ("--no-hlt-exits", "--msr-filter", hex(TSC_AUX))),
+            ("--cpuid-mask x2apic", ("--cpuid-mask", "x2apic"))]
+    g = {}
+    for name, extra in runs:
+        g[name] = Guest(env, "test=exits iters=100000", extra=extra)
+        need(g[name], f"test=exits {' '.join(extra)}")
+    c = {n: exitcosts(x) for n, x in g.items()}
+    apic = {n: (re.search(r"^# exits: LAPIC in (\S+) mode", x.out, re.M) or [None, "?"])[1] for n, x in g.items()}
+    msr_exits = {n: x.stats["exits_by_reason"].get("X86_RDMSR", 0) for n, x in g.items()}
+    names = [n for n, _ in runs]
+    head = ["kind"] + [f"{n}: ns" for n in names]
+    r.table(head, [[k] + [f"{c[n][k][1]:,}" if k in c[n] else "-" for n in names]
+                   for k in ("cpuid", "msr", "ipi", "hlt", "pio")])
+    r.table(["counted", *names],
+            [["KVM halt exits", *(f"{g[n].kvm('halt_exits'):,}" for n in names)],
+             ["hvmm RDMSR exits (X86_RDMSR)", *(f"{msr_exits[n]:,}" for n in names)],
+             ["LAPIC mode the guest chose", *(apic[n] for n in names)]])
+    d, ctl, xa = names
+    r.note("HLT: with HLT exits on, KVM takes the exit, sees the pending interrupt and enters again; "
+           "with --no-hlt-exits the guest's HLT halts the CPU itself and the interrupt wakes it there "
+           f"(KVM halt exits {g[d].kvm('halt_exits'):,} → {g[ctl].kvm('halt_exits'):,}).")
+    r.note(f"RDMSR of IA32_TSC_AUX: KVM answers it ({c[d]['msr'][1]:,} ns); denied by the MSR filter it "
+           f"exits to hvmm, which answers 0 ({c[ctl]['msr'][1]:,} ns, {msr_exits[ctl]:,} exits to hvmm).")
+    r.note("CPUID always exits (the instruction is intercepted unconditionally); a CPUID policy changes "
+           f"what it returns: without x2APIC the guest drives its LAPIC through MMIO, and the same "
+           f"self-IPI costs {c[xa]['ipi'][1]:,} ns instead of {c[d]['ipi'][1]:,} ns through the x2APIC MSR.")
+    hlt_iters = c[d]["hlt"][2]
+    r.check(g[d].kvm("halt_exits") >= hlt_iters,
+            f"HLT exits on: KVM counted a halt exit per HLT ({g[d].kvm('halt_exits'):,} for {hlt_iters:,})")
+    r.check(g[ctl].kvm("halt_exits") == 0, f"--no-hlt-exits: no halt exit ({g[ctl].kvm('halt_exits')})")
+    r.check(msr_exits[d] == 0, f"no MSR filter: no RDMSR exit reached hvmm ({msr_exits[d]})")
+    r.check(msr_exits[ctl] >= c[ctl]["msr"][2],
+            f"--msr-filter: every RDMSR of TSC_AUX reached hvmm ({msr_exits[ctl]:,} for {c[ctl]['msr'][2]:,})")
+    r.check(apic[d] == "x2APIC" and apic[xa] == "xAPIC",
+            f"--cpuid-mask x2apic: the guest used xAPIC ({apic[d]} by default, {apic[xa]} masked)")
+    r.bars = ([(f"{k} ({n})", [(float(c[n][k][1]), colour, n)])
+               for k in ("msr", "ipi", "hlt") for n, colour in zip(names, ("#58c", "#d64", "#4a7"))], "ns")
     return r
 
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controls.h"
 #include "labcmd.h"
 #include "preflight.h"
 #include "ratelimit.h"
@@ -110,6 +111,10 @@ static void main_usage(FILE *f)
 	      "                          instead of posted by KVM through irqfds\n"
 	      "      --no-ioeventfd      queue notifies exit to hvmm instead of being absorbed\n"
 	      "                          by KVM ioeventfds\n"
+	      "      --no-hlt-exits      HLT halts the host CPU in the guest instead of exiting\n"
+	      "                          to KVM (KVM_CAP_X86_DISABLE_EXITS)\n"
+	      "      --msr-filter LIST   these MSRs (0xc0000103,...; up to 16) exit to hvmm,\n"
+	      "                          which reads them as 0 and drops writes\n"
 	      "      --seccomp on|off    a seccomp allow-list per thread " MAIN_SECCOMP_HELP ":\n"
 	      "                          a forbidden system call stops hvmm with status 10;\n"
 	      "                          off for debugging\n"
@@ -137,7 +142,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP,
+	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER,
 };
 
 static const struct option main_opts[] = {
@@ -155,6 +160,8 @@ static const struct option main_opts[] = {
 	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
+	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
+	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -375,6 +382,15 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		case OPT_NO_IOEVENTFD:
 			cfg->no_ioeventfd = true;
 			break;
+		case OPT_NO_HLT_EXITS:
+			cfg->no_hlt_exits = true;
+			break;
+		case OPT_MSR_FILTER: {
+			char err[160];
+			if (controls_parse_msr_filter(cfg, optarg, err, sizeof(err)) < 0)
+				return main_bad("--msr-filter: %s", err);
+			break;
+		}
 		case OPT_HYPERV:
 			cfg->hyperv = true;
 			break;

@@ -281,6 +281,23 @@ static void vcpu_handle_hyperv(struct vcpu *v)
 		vcpu_trace(v, "HYPERV %s", run->hyperv.type == KVM_EXIT_HYPERV_SYNIC ? "SYNIC" : "HCALL");
 }
 
+/*
+ * An MSR --msr-filter sends here instead of to KVM's emulation: it reads as 0
+ * and drops writes, so the guest sees an MSR that holds nothing (never a #GP
+ * it did not get without the filter); the exit is the point, counted as
+ * X86_RDMSR / X86_WRMSR.
+ */
+static void vcpu_handle_msr(struct vcpu *v, bool write)
+{
+	struct kvm_run *run = v->run;
+	if (!write)
+		run->msr.data = 0;
+	run->msr.error = 0;
+	if (v->vm->cfg.trace_exits)
+		vcpu_trace(v, "%s MSR 0x%x%s", write ? "WRMSR" : "RDMSR", run->msr.index,
+			   write ? " (dropped)" : " -> 0");
+}
+
 /* One exit, one switch; anything not listed is a guest we don't understand. */
 static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 {
@@ -316,6 +333,10 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 		return;
 	case KVM_EXIT_HYPERV:
 		vcpu_handle_hyperv(v);
+		return;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		vcpu_handle_msr(v, run->exit_reason == KVM_EXIT_X86_WRMSR);
 		return;
 	case KVM_EXIT_HLT:
 		/* With the LAPIC in KVM a HLT blocks in the kernel; reaching us

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "controls.h"
 #include "cpuid.h"
 #include "evloop.h"
 #include "hyperv.h"
@@ -501,6 +502,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &hp) < 0)
 			return vm_fail(HVMM_EXIT_HOST, "KVM_CAP_HALT_POLL: %s", strerror(errno));
 	}
+	if ((r = controls_apply(vm)))
+		return r;
 	if ((r = mem_init(&vm->mem, cfg->mem_size)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "cannot map %llu MiB of guest RAM: %s",
 			       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));

@@ -12,6 +12,7 @@
 
 #include "boot/boot.h"
 #include "bus.h"
+#include "controls.h"
 #include "devices/devices.h"
 #include "irq.h"
 #include "memory.h"
@@ -47,6 +48,9 @@ struct vm_config {
 	bool strict_io;
 	enum irqchip_mode irqchip;
 	int64_t halt_poll_ns; /* -1: KVM's default */
+	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
+	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */
+	int nr_msr_filter;
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */

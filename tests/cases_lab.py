@@ -3,8 +3,9 @@
 The labs check their own evidence (a lab whose evidence does not hold exits
 1); these cases also read the numbers a person would look at, so that a lab
 that measured nothing cannot pass: the million system calls cost hvmm no
-exit, a port or MMIO exit reached hvmm while a CPUID exit did not, and the
-report a teacher hands out has every lab, with its picture.
+exit, a port or MMIO exit reached hvmm while a CPUID exit did not, HLT exits
+switched off left KVM no halt exit, the MSR filter sent RDMSRs to hvmm, and
+the report a teacher hands out has every lab, with its picture.
 """
 import json
 import os
@@ -17,7 +18,8 @@ def t_lab_usage(ctx):
     """`hvmm lab` lists the labs; a lab that does not exist or a bad option
     is one line and status 2."""
     r = ctx.hvmm_raw("lab")
-    expect(r.status == 0 and "modes" in r.out and "exits" in r.out, "hvmm lab lists modes and exits", r)
+    expect(r.status == 0 and all(n in r.out for n in ("modes", "exits", "controls")),
+           "hvmm lab lists modes, exits and controls", r)
     r = ctx.hvmm_raw("lab", "nosuch")
     expect(r.status == 2 and r.err.strip() == "hvmm lab: no lab 'nosuch' (hvmm lab lists them)",
            "an unknown lab: one line, status 2", r)
@@ -38,7 +40,7 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits"}, f"labs run: {sorted(labs)}", r)
+    expect(set(labs) == {"modes", "exits", "controls"}, f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
         expect(x["ok"] and x["checks"] and not bad, f"{name}: failed checks {bad}", r)
@@ -60,7 +62,16 @@ def t_lab_all(ctx):
     ns = {k: int(v["ns"].replace(",", "")) for k, v in exits.items()}
     expect(ns["cpuid"] > 10 * max(1, ns["none"]), f"exits: an exit costs more than the loop: {ns}", r)
 
+    counted = rows(labs["controls"], 1)
+    d, ctl, xa = labs["controls"]["tables"][1]["head"][1:]
+    expect(counted["KVM halt exits"][ctl] == "0" and counted["KVM halt exits"][d] != "0",
+           f"controls: --no-hlt-exits took the halt exits away: {counted['KVM halt exits']}", r)
+    rdmsr = counted["hvmm RDMSR exits (X86_RDMSR)"]
+    expect(rdmsr[d] == "0" and int(rdmsr[ctl].replace(",", "")) > 0,
+           f"controls: the MSR filter sent RDMSRs to hvmm: {rdmsr}", r)
+    expect(counted["LAPIC mode the guest chose"][xa] == "xAPIC", "controls: the CPUID policy reached the guest", r)
+
     with open(os.path.join(ctx.tmp, "report.html")) as f:
         page = f.read()
-    expect(page.count("<svg") == 2 and "modes:" in page and "exits:" in page,
-           "report.html has both labs, each with its picture", r)
+    expect(page.count("<svg") == 3 and all(f"{n}:" in page for n in labs),
+           "report.html has every lab, each with its picture", r)

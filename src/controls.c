@@ -1,0 +1,89 @@
+/*
+ * The execution controls of the lecture, as a user-space VMM sets them: KVM
+ * decides which guest instructions exit (the VMCS/VMCB intercepts); a VMM can
+ * only ask it for less (HLT runs in the guest, halting the physical CPU) or
+ * for more (an MSR KVM would emulate exits to the VMM instead).
+ */
+#include "controls.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "util.h"
+#include "vm.h"
+
+int controls_parse_msr_filter(struct vm_config *cfg, const char *spec, char *err, size_t errlen)
+{
+	const char *p = spec;
+	if (!*p) {
+		snprintf(err, errlen, "empty list");
+		return -1;
+	}
+	while (*p) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 0);
+		if (end == p || errno || v > UINT32_MAX || (*end && (*end != ',' || !end[1]))) {
+			snprintf(err, errlen, "'%s' is not a list of MSR indexes (e.g. 0xc0000103,0x10)", spec);
+			return -1;
+		}
+		if (cfg->nr_msr_filter >= CONTROLS_MAX_MSRS) {
+			snprintf(err, errlen, "more than %d MSRs", CONTROLS_MAX_MSRS);
+			return -1;
+		}
+		cfg->msr_filter[cfg->nr_msr_filter++] = (uint32_t)v;
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+static int controls_fail(const char *fmt, const char *what, int e)
+{
+	util_err(fmt, what, strerror(e));
+	return HVMM_EXIT_HOST;
+}
+
+int controls_apply(struct vm *vm)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	if (cfg->no_hlt_exits) {
+		int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS);
+		if (have < 0 || !(have & KVM_X86_DISABLE_EXITS_HLT)) {
+			util_err("--no-hlt-exits: this host's KVM cannot leave HLT to the guest "
+				 "(KVM_CAP_X86_DISABLE_EXITS = %d)", have);
+			return HVMM_EXIT_HOST;
+		}
+		struct kvm_enable_cap c = { .cap = KVM_CAP_X86_DISABLE_EXITS,
+					    .args[0] = KVM_X86_DISABLE_EXITS_HLT };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
+			return controls_fail("--no-hlt-exits: %s: %s", "KVM_CAP_X86_DISABLE_EXITS", errno);
+	}
+	if (cfg->nr_msr_filter) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0 ||
+		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0) {
+			util_err("--msr-filter: this host's KVM has no MSR filter (KVM_CAP_X86_MSR_FILTER)");
+			return HVMM_EXIT_HOST;
+		}
+		/* Only the filter's denials exit to hvmm: MSRs KVM does not know
+		 * still #GP inside KVM, as without a filter. */
+		struct kvm_enable_cap c = { .cap = KVM_CAP_X86_USER_SPACE_MSR,
+					    .args[0] = KVM_MSR_EXIT_REASON_FILTER };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
+			return controls_fail("--msr-filter: %s: %s", "KVM_CAP_X86_USER_SPACE_MSR", errno);
+		/* One single-MSR range each, its bitmap bit 0 clear: denied, so the
+		 * access exits to user space. Everything else stays allowed. */
+		static uint8_t deny; /* KVM copies the bitmaps during the ioctl */
+		struct kvm_msr_filter f = { .flags = KVM_MSR_FILTER_DEFAULT_ALLOW };
+		for (int i = 0; i < cfg->nr_msr_filter; i++)
+			f.ranges[i] = (struct kvm_msr_filter_range){
+				.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+				.nmsrs = 1, .base = cfg->msr_filter[i], .bitmap = &deny };
+		if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
+			return controls_fail("--msr-filter: %s: %s", "KVM_X86_SET_MSR_FILTER", errno);
+	}
+	return 0;
+}
