@@ -40,7 +40,7 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits", "controls"}, f"labs run: {sorted(labs)}", r)
+    expect(set(labs) == {"modes", "exits", "controls", "io"}, f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
         expect(x["ok"] and x["checks"] and not bad, f"{name}: failed checks {bad}", r)
@@ -71,7 +71,14 @@ def t_lab_all(ctx):
            f"controls: the MSR filter sent RDMSRs to hvmm: {rdmsr}", r)
     expect(counted["LAPIC mode the guest chose"][xa] == "xAPIC", "controls: the CPUID policy reached the guest", r)
 
+    io = rows(labs["io"], 0)
+    default, no_ioev = io["ioeventfd + irqfd (default)"], io["--no-ioeventfd"]
+    expect(default["doorbell exits to hvmm"] == "0" and no_ioev["doorbell exits to hvmm"] != "0",
+           f"io: doorbells exit to hvmm only without ioeventfd: {default}, {no_ioev}", r)
+    expect(default["interrupt path"] == "irqfd" and io["--no-irqfd"]["interrupt path"] == "injected",
+           "io: interrupts posted through irqfds, injected by hvmm with --no-irqfd", r)
+
     with open(os.path.join(ctx.tmp, "report.html")) as f:
         page = f.read()
-    expect(page.count("<svg") == 3 and all(f"{n}:" in page for n in labs),
+    expect(page.count("<svg") == 4 and all(f"{n}:" in page for n in labs),
            "report.html has every lab, each with its picture", r)
