@@ -34,6 +34,10 @@
 #define VEC_MSI_BASE 0x50
 #define MSI_VECTORS 16
 #define VEC_SPURIOUS 0xff
+/* test=inject's interrupt vector: an MSI-X vector's gate (MSI_VECTORS - 2). */
+#define VEC_INJECT_IRQ 0x5e
+/* test=inject marks each event it takes to hvmm's boot timer: this | vector */
+#define BOOT_MARK_INJECTED 0x1000
 
 /* Syscall numbers (rax); args in rdi, rsi, rdx; result in rax. */
 #define SYS_NOP 0

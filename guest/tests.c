@@ -537,6 +537,29 @@ static void test_exits(void)
 	tap(n >= 9, "exits: %u kinds measured", n);
 }
 
+/* test=inject: waits (halted, woken by a 100 Hz tick) for iters=N events
+ * (default 3) the host injects — `hvmm run --inject ...` — and reports each:
+ * vector, error code, and where it interrupted. */
+static void test_inject(void)
+{
+	unsigned want = boot_opts.iters ? (unsigned)boot_opts.iters : 3;
+	if (want > TRAP_INJECTED_MAX)
+		want = TRAP_INJECTED_MAX;
+	trap_injected_n = 0;
+	trap_inject_mode = 1;
+	apic_timer_periodic(100);
+	uint64_t t0 = clock_ns();
+	while (trap_injected_n < want && clock_ns() - t0 < 10000000000ull)
+		irq_wait();
+	apic_timer_stop();
+	trap_inject_mode = 0;
+	unsigned n = trap_injected_n;
+	for (unsigned i = 0; i < n && i < TRAP_INJECTED_MAX; i++)
+		kprintf("# injected vector=%lu error=0x%lx rip=0x%lx\n", trap_injected[i].vector,
+			trap_injected[i].err, trap_injected[i].rip);
+	tap(n >= want, "inject: %u of %u injected events arrived within 10 s", n, want);
+}
+
 /* test=virtio-hostile (user/uhostile.c): malformed rings handed to rng and blk.
  * rammib=N (default 128, hvmm's and QEMU's default) says where RAM ends. */
 long u_vhostile_test(long ram_top);
@@ -581,6 +604,7 @@ static const struct test tests[] = {
 	{ "virtio-net-tcp", test_virtio_net_tcp, true },
 	{ "virtio-hostile", test_virtio_hostile, true },
 	{ "exits", test_exits, true },
+	{ "inject", test_inject, true },
 };
 
 void tests_main(void)
@@ -607,7 +631,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

@@ -10,6 +10,7 @@
 #include "arch.h"
 #include "console.h"
 #include "cpu.h"
+#include "layout.h"
 #include "mm.h"
 #include "pci.h"
 #include "task.h"
@@ -39,9 +40,32 @@ static void trap_report(struct trap_frame *f, uint64_t cr2, const char *what)
 		cpu_self()->id, what);
 }
 
+volatile int trap_inject_mode;
+struct trap_injected trap_injected[TRAP_INJECTED_MAX];
+volatile unsigned trap_injected_n;
+
+/* An event the host injected (test=inject): the mark first, so that the
+ * host's clock sees the handler as early as possible. */
+static int trap_take_injected(struct trap_frame *f)
+{
+	unsigned v = (unsigned)f->vector;
+	if (!(v == 2 || (v < 32 && v != 14 && v != VEC_BP) || v == VEC_INJECT_IRQ))
+		return 0;
+	outl(BOOT_MARKER_PORT, BOOT_MARK_INJECTED | v);
+	unsigned i = trap_injected_n;
+	if (i < TRAP_INJECTED_MAX)
+		trap_injected[i] = (struct trap_injected){ v, f->err, f->rip, rdtsc() };
+	trap_injected_n = i + 1;
+	if (v >= 32)
+		apic_eoi();
+	return 1;
+}
+
 void trap_handle(struct trap_frame *f)
 {
 	struct cpu *c = cpu_self();
+	if (trap_inject_mode && trap_take_injected(f))
+		return;
 	if (f->vector >= VEC_MSI_BASE && f->vector < VEC_MSI_BASE + MSI_VECTORS) {
 		u_msi_count[f->vector - VEC_MSI_BASE]++; /* the ring-3 drivers read it */
 		apic_eoi();

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "controls.h"
+#include "inject.h"
 #include "labcmd.h"
 #include "preflight.h"
 #include "ratelimit.h"
@@ -115,6 +116,9 @@ static void main_usage(FILE *f)
 	      "                          to KVM (KVM_CAP_X86_DISABLE_EXITS)\n"
 	      "      --msr-filter LIST   these MSRs (0xc0000103,...; up to 16) exit to hvmm,\n"
 	      "                          which reads them as 0 and drops writes\n"
+	      "      --inject EVENT@MS   inject into vCPU 0, MS ms after the guest starts:\n"
+	      "                          irq:VECTOR (16-255), nmi, exception:VECTOR[:ERRCODE]\n"
+	      "                          (0-31); repeatable, up to 8\n"
 	      "      --seccomp on|off    a seccomp allow-list per thread " MAIN_SECCOMP_HELP ":\n"
 	      "                          a forbidden system call stops hvmm with status 10;\n"
 	      "                          off for debugging\n"
@@ -142,7 +146,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER,
+	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT,
 };
 
 static const struct option main_opts[] = {
@@ -162,6 +166,7 @@ static const struct option main_opts[] = {
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
 	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
+	{ "inject", required_argument, NULL, OPT_INJECT },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -385,6 +390,12 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		case OPT_NO_HLT_EXITS:
 			cfg->no_hlt_exits = true;
 			break;
+		case OPT_INJECT: {
+			char err[200];
+			if (inject_parse(cfg->inject, &cfg->nr_inject, optarg, err, sizeof(err)) < 0)
+				return main_bad("--inject: %s", err);
+			break;
+		}
 		case OPT_MSR_FILTER: {
 			char err[160];
 			if (controls_parse_msr_filter(cfg, optarg, err, sizeof(err)) < 0)

@@ -224,6 +224,7 @@ static void sandbox_vcpu(struct sandbox_build *b)
 		KVM_INTERRUPT, /* the 8259's ExtINT into the boot vCPU (pic.c) */
 		/* the crash dump and S3's resume at the waking vector */
 		KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_TRANSLATE,
+		KVM_NMI, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, /* --inject (inject.c) */
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 	sandbox_allow_ioctls(b, sandbox_kvm_device_ioctls, ARRAY_LEN(sandbox_kvm_device_ioctls));

@@ -9,6 +9,7 @@
 
 #include "coalesce.h"
 #include "devices/devices.h"
+#include "inject.h"
 #include "irq.h"
 #include "pci.h"
 #include "util.h"
@@ -424,6 +425,32 @@ void stats_print(struct vm *vm, FILE *f)
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }
 
+static const char *stats_inject_kind(enum inject_kind k)
+{
+	return k == INJECT_IRQ ? "irq" : k == INJECT_NMI ? "nmi" : "exception";
+}
+
+/* --inject: what was asked for and when it went in (ns since hvmm started). */
+static json_object *stats_json_injections(struct vm *vm)
+{
+	struct inject_result r[INJECT_MAX];
+	unsigned n = inject_results(vm, r, INJECT_MAX);
+	json_object *a = json_object_new_array();
+	for (unsigned i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "kind", json_object_new_string(stats_inject_kind(r[i].req.kind)));
+		json_object_object_add(o, "vector",
+				       json_object_new_int(r[i].req.kind == INJECT_NMI ? 2 : r[i].req.vector));
+		json_object_object_add(o, "error_code", r[i].req.has_error_code
+								? json_object_new_uint64(r[i].req.error_code)
+								: NULL);
+		json_object_object_add(o, "at_ms", json_object_new_uint64(r[i].req.at_ms));
+		json_object_object_add(o, "injected_ns", json_object_new_uint64(r[i].injected_ns));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 static json_object *stats_json_timing(const struct stats_timing *t)
 {
 	json_object *o = json_object_new_object();
@@ -499,6 +526,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(root, "boot_marks", marks);
 	json_object_object_add(root, "irt", stats_json_irt(vm));
 	json_object_object_add(root, "irt_rewrites", json_object_new_uint64(irq_rewrites(vm)));
+	json_object_object_add(root, "injections", stats_json_injections(vm));
 
 	json_object *stop = json_object_new_object();
 	json_object_object_add(stop, "status", json_object_new_int(vm->exit_status));

@@ -14,6 +14,7 @@
 
 #include "coalesce.h"
 #include "hyperv.h"
+#include "inject.h"
 #include "sandbox.h"
 #include "util.h"
 #include "vm.h"
@@ -423,6 +424,8 @@ static void *vcpu_thread(void *arg)
 		}
 		if (extint)
 			vcpu_extint(v);
+		if (v->id == 0 && vm->inject)
+			inject_vcpu(v); /* --inject's NMIs and exceptions, due now */
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		uint64_t t0 = timed ? util_now_ns() : 0;
 		/* Writes KVM buffered go first: the access behind this exit may

@@ -14,6 +14,7 @@
 
 #include "coalesce.h"
 #include "controls.h"
+#include "inject.h"
 #include "cpuid.h"
 #include "evloop.h"
 #include "hyperv.h"
@@ -173,6 +174,8 @@ static int vm_create_devices(struct vm *vm)
 	 * the reset control register (sysreset.c) looks for 0xcf9. */
 	if ((r = evloop_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "event loop: %s", strerror(-r));
+	if ((r = inject_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--inject: %s", strerror(-r));
 	if ((r = pci_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
 	/* The IOMMU before the devices behind it and the IOAPIC, which asks it
@@ -640,6 +643,7 @@ int vm_run(struct vm *vm)
 	if (er < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the event loop: %s", strerror(-er));
 	vm->run_ns = util_since_start_ns();
+	inject_arm(vm); /* --inject's times count from here */
 	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
 		int r = vcpu_start(vm->vcpus[i]);
 		if (r < 0) {
@@ -684,6 +688,7 @@ void vm_destroy(struct vm *vm)
 	 * PCI functions. */
 	virtio_destroy_all(vm);
 	hyperv_destroy(vm); /* its retry timer is on the event loop */
+	inject_destroy(vm); /* so are its timers */
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	devices_destroy(vm); /* before the buses: it finds device state through them */

@@ -13,6 +13,7 @@
 #include "boot/boot.h"
 #include "bus.h"
 #include "controls.h"
+#include "inject.h"
 #include "devices/devices.h"
 #include "irq.h"
 #include "memory.h"
@@ -51,6 +52,8 @@ struct vm_config {
 	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
 	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */
 	int nr_msr_filter;
+	struct inject_req inject[INJECT_MAX]; /* --inject: events for vCPU 0 */
+	int nr_inject;
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */
@@ -150,6 +153,7 @@ struct vm {
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
 	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
+	struct inject *inject;       /* inject.c: --inject's timers and results */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait

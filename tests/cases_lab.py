@@ -40,7 +40,7 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits", "controls", "io"}, f"labs run: {sorted(labs)}", r)
+    expect(set(labs) == {"modes", "exits", "controls", "io", "inject"}, f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
         expect(x["ok"] and x["checks"] and not bad, f"{name}: failed checks {bad}", r)
@@ -80,5 +80,11 @@ def t_lab_all(ctx):
 
     with open(os.path.join(ctx.tmp, "report.html")) as f:
         page = f.read()
-    expect(page.count("<svg") == 4 and all(f"{n}:" in page for n in labs),
+    inj = rows(labs["inject"], 0)
+    expect([v["vector seen"] for v in inj.values()] == ["0x5e", "0x2", "0xd"] and
+           inj["exception:13:0x1234@500"]["error code seen"] == "0x1234",
+           f"inject: the guest saw each event with its vector and error code: {inj}", r)
+    expect(all(v["latency (us)"] != "-" for v in inj.values()), f"inject: a latency for each: {inj}", r)
+
+    expect(page.count("<svg") == 5 and all(f"{n}:" in page for n in labs),
            "report.html has every lab, each with its picture", r)
