@@ -15,12 +15,13 @@
 const char *const jail_hvmm_value_opts[] = {
 	"mem", "cpus", "cmdline", "boot", "module", "serial", "serial-limit", "stats-json",
 	"timeout", "irqchip", "halt-poll", "acpi", "kernel", "initrd", "cpu-template",
-	"cpuid-mask", "cpuid-set", "console", "disk", "network", "device", "seccomp", NULL,
+	"cpuid-mask", "cpuid-set", "console", "disk", "network", "device", "seccomp", "msr-filter",
+	"inject", NULL,
 };
 /* Those without a value, for getopt's prefix matching (--no-i is ambiguous). */
 static const char *const jail_hvmm_flag_opts[] = {
 	"stats", "trace-exits", "strict-io", "no-decompress", "rng", "no-irqfd",
-	"no-ioeventfd", "hyperv", "help", "version", NULL,
+	"no-ioeventfd", "hyperv", "no-hlt-exits", "help", "version", NULL,
 };
 
 void jail_err(const char *fmt, ...)
