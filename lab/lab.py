@@ -427,6 +427,108 @@ def lab_inject(env):
     return r
 
 
+def flags(value, names):
+    return " ".join(n for bit, n in names if value >> bit & 1) or "-"
+
+
+CR0_BITS = [(0, "PE"), (1, "MP"), (4, "ET"), (5, "NE"), (16, "WP"), (18, "AM"), (31, "PG")]
+CR4_BITS = [(5, "PAE"), (7, "PGE"), (9, "OSFXSR"), (10, "OSXMMEXCPT"), (18, "OSXSAVE"), (20, "SMEP"), (21, "SMAP")]
+EFER_BITS = [(0, "SCE"), (8, "LME"), (10, "LMA"), (11, "NXE"), (12, "SVME")]
+EXIT_NAMES = {"IO": ("30 I/O instruction", "0x7b IOIO"), "MMIO": ("48 EPT violation", "0x400 NPF"),
+              "HLT": ("12 HLT", "0x78 HLT"), "SHUTDOWN": ("2 triple fault", "0x7f SHUTDOWN")}
+
+
+def seg(x):
+    return (f"sel {x['selector']:#06x} base {x['base']:#x} limit {x['limit']:#x} type {x['type']} "
+            f"dpl {x['dpl']}{' L' if x['l'] else ''}{' P' if x['present'] else ''}")
+
+
+@lab("vmcs", "the VMCS/VMCB fields of a vCPU stopped at an exit, as KVM shows them to hvmm")
+def lab_vmcs(env):
+    r = Report("vmcs", "the VMCS (VMCB on AMD) of a vCPU at its last exit")
+    g = Guest(env, "test=hello")
+    need(g, "test=hello")
+    st = g.stats["vcpus"][0]["state"]
+    gs, nr, ex = st["guest_state"], st["non_register_state"], st["last_exit"]
+    rows = [
+        ["guest RIP", "GUEST_RIP", "save.rip", f"{gs['rip']:#x}"],
+        ["guest RSP", "GUEST_RSP", "save.rsp", f"{gs['rsp']:#x}"],
+        ["guest RFLAGS", "GUEST_RFLAGS", "save.rflags", f"{gs['rflags']:#x}"],
+        ["CR0", "GUEST_CR0", "save.cr0", f"{gs['cr0']:#x} ({flags(gs['cr0'], CR0_BITS)})"],
+        ["CR3", "GUEST_CR3", "save.cr3", f"{gs['cr3']:#x}"],
+        ["CR4", "GUEST_CR4", "save.cr4", f"{gs['cr4']:#x} ({flags(gs['cr4'], CR4_BITS)})"],
+        ["EFER", "GUEST_IA32_EFER", "save.efer", f"{gs['efer']:#x} ({flags(gs['efer'], EFER_BITS)})"],
+        ["CS", "GUEST_CS_{SELECTOR,BASE,LIMIT,AR_BYTES}", "save.cs", seg(gs["cs"])],
+        ["SS", "GUEST_SS_*", "save.ss", seg(gs["ss"])],
+        ["TR", "GUEST_TR_*", "save.tr", seg(gs["tr"])],
+        ["GDTR", "GUEST_GDTR_{BASE,LIMIT}", "save.gdtr", f"base {gs['gdtr']['base']:#x} limit {gs['gdtr']['limit']:#x}"],
+        ["IDTR", "GUEST_IDTR_{BASE,LIMIT}", "save.idtr", f"base {gs['idtr']['base']:#x} limit {gs['idtr']['limit']:#x}"],
+    ]
+    r.table(["guest-state area", "VMCS field (Intel)", "VMCB field (AMD)", "value"], rows)
+    r.table(["guest non-register state", "VMCS field (Intel)", "VMCB field (AMD)", "value"], [
+        ["activity", "GUEST_ACTIVITY_STATE", "(KVM's mp_state)", nr.get("activity", "?")],
+        ["interrupt shadow (STI, MOV SS)", "GUEST_INTERRUPTIBILITY_INFO", "control.int_state",
+         nr.get("interrupt_shadow", "?")],
+        ["NMI blocked", "GUEST_INTERRUPTIBILITY_INFO bit 3", "(KVM: hflags)", nr.get("nmi_masked", "?")],
+        ["event pending injection", "VM_ENTRY_INTR_INFO_FIELD", "control.event_inj",
+         "yes" if nr.get("exception_pending") or nr.get("interrupt_injected") else "no"]])
+    intel, amd = EXIT_NAMES.get(ex["reason"], ("?", "?"))
+    qual = (f"port {ex['port']:#x}, {ex['size']} bytes, {ex['direction']}" if ex["reason"] == "IO" else
+            f"address {ex.get('address', 0):#x}" if ex["reason"] == "MMIO" else "-")
+    r.table(["VM-exit information", "VMCS field (Intel)", "VMCB field (AMD)", "value (kvm_run)"], [
+        ["exit reason", "VM_EXIT_REASON", "control.exit_code", f"KVM_EXIT_{ex['reason']} (hardware: {intel} / {amd})"],
+        ["qualification", "EXIT_QUALIFICATION", "control.exit_info_1", qual]])
+    r.note("KVM keeps the real VMCS/VMCB: a VMM reads and writes these fields through KVM_GET/SET_REGS, "
+           "_SREGS, _VCPU_EVENTS and _MP_STATE, and gets each exit's reason and qualification decoded "
+           "in kvm_run. This vCPU stopped at the test kernel's last exit: its write to isa-debug-exit.")
+    r.check(ex["reason"] == "IO" and ex.get("port") == 0xf4 and ex.get("direction") == "out",
+            f"the last exit is the guest's OUT to isa-debug-exit (0xf4): {ex}")
+    r.check(gs["cr0"] >> 31 & 1 and gs["efer"] >> 10 & 1 and gs["cs"]["l"] == 1,
+            "the guest is in 64-bit mode: CR0.PG, EFER.LMA, CS.L")
+    r.check(gs["cr3"] & ~0xfff == st["walk_rip"]["levels"][0]["entry_gpa"] & ~0xfff if st["walk_rip"]["levels"] else False,
+            "the guest's page walk starts at CR3")
+    return r
+
+
+@lab("ept", "two-dimensional page walks: the guest's tables, each entry translated by the NPT/EPT")
+def lab_ept(env):
+    r = Report("ept", "nested paging: a guest walk, and the 24 accesses behind a TLB miss")
+    far = 0x40000000
+    g = Guest(env, "test=hello", extra=("--walk", hex(far)))
+    need(g, "test=hello")
+    st = g.stats["vcpus"][0]["state"]
+    host_levels = 4  # x86-64 NPT/EPT with 4-level paging (5 with LA57 hosts)
+    rows, counts = [], {}
+    for key, what in (("walk_rip", "the guest's RIP (kernel text, 4 KiB pages)"),
+                      ("walk", f"{far:#x} (the test kernel's 2 MiB mappings)")):
+        w = st[key]
+        for lv in w["levels"]:
+            rows.append([what, f"L{lv['level']}[{lv['index']}]", f"{lv['entry_gpa']:#x}",
+                         f"slot {lv.get('slot', '?')} +{lv.get('slot_offset', 0):#x}", f"{lv['entry']:#x}",
+                         f"{host_levels} NPT reads, then this entry"])
+        gl = len(w["levels"])
+        counts[key] = (gl, w.get("page_size", 0), (gl + 1) * (host_levels + 1) - 1)
+    r.table(["address", "guest level", "entry's guest-physical address", "in hvmm's memory", "entry",
+             "to read it, the CPU does"], rows)
+    r.table(["walk", "guest levels", "guest page", "memory accesses on a TLB miss (2D walk)"],
+            [["RIP", counts["walk_rip"][0], f"{counts['walk_rip'][1] >> 10} KiB", counts["walk_rip"][2]],
+             [f"{far:#x}", counts["walk"][0], f"{counts['walk'][1] >> 10} KiB", counts["walk"][2]],
+             ["(computed) RIP with a 2 MiB host page: 3 NPT levels", 4, "4 KiB", (4 + 1) * (3 + 1) - 1]])
+    r.note("Each guest page-table entry is at a guest-physical address, which the CPU must itself "
+           f"translate through the {host_levels}-level nested table before it can read the entry; the "
+           "final guest-physical address needs one more nested walk: (g + 1) x (h + 1) - 1 accesses, 24 "
+           "for 4 x 4 levels. A larger page on either side removes a level from that side.")
+    r.check(counts["walk_rip"] == (4, 4096, 24), f"a 4 KiB guest page costs 24 accesses: {counts['walk_rip']}")
+    r.check(counts["walk"][0] == 3 and counts["walk"][1] == 2 << 20 and counts["walk"][2] == 19,
+            f"a 2 MiB guest page cuts a guest level: {counts['walk']}")
+    r.check(all("slot" in lv for k in ("walk_rip", "walk") for lv in st[k]["levels"]),
+            "every guest page-table entry lies in one of hvmm's memory slots")
+    r.bars = ([("4 KiB / 4 KiB", [(24.0, "#58c", "accesses")]), ("2 MiB guest", [(19.0, "#58c", "accesses")]),
+               ("4 KiB guest, 2 MiB host", [(19.0, "#58c", "accesses")]), ("native 4 KiB", [(4.0, "#4a7", "accesses")])],
+              "accesses")
+    return r
+
+
 # ------------------------------------------------------------------ driver
 
 def find_guest(hvmm):

@@ -18,6 +18,7 @@
 #include "virtio/virtio.h"
 #include "virtio/virtio_net.h"
 #include "vm.h"
+#include "vmstate.h"
 
 /* Enough for every MSI-X vector of a full bus (31 slots, a few vectors each). */
 #define STATS_IRT_MAX 256
@@ -461,7 +462,7 @@ static json_object *stats_json_timing(const struct stats_timing *t)
 	return o;
 }
 
-static json_object *stats_json_vcpu(const struct vcpu *v)
+static json_object *stats_json_vcpu(struct vcpu *v)
 {
 	const struct stats_vcpu *s = &v->stats;
 	json_object *o = json_object_new_object();
@@ -486,6 +487,9 @@ static json_object *stats_json_vcpu(const struct vcpu *v)
 	}
 	json_object_object_add(o, "io", io);
 	json_object_object_add(o, "io_dropped", json_object_new_uint64(s->io_dropped));
+	json_object *state = vmstate_json(v);
+	if (state)
+		json_object_object_add(o, "state", state);
 	json_object *kvm = json_object_new_object();
 	for (int k = 0; k < s->kvm.n; k++)
 		json_object_object_add(kvm, s->kvm.name[k], json_object_new_uint64(s->kvm.value[k]));

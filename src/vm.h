@@ -54,6 +54,8 @@ struct vm_config {
 	int nr_msr_filter;
 	struct inject_req inject[INJECT_MAX]; /* --inject: events for vCPU 0 */
 	int nr_inject;
+	uint64_t walk_addr;   /* --walk: a linear address --stats-json walks (vmstate.c) */
+	bool walk_set;
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */

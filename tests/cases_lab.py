@@ -40,7 +40,8 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits", "controls", "io", "inject"}, f"labs run: {sorted(labs)}", r)
+    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept"},
+           f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
         expect(x["ok"] and x["checks"] and not bad, f"{name}: failed checks {bad}", r)
@@ -86,5 +87,14 @@ def t_lab_all(ctx):
            f"inject: the guest saw each event with its vector and error code: {inj}", r)
     expect(all(v["latency (us)"] != "-" for v in inj.values()), f"inject: a latency for each: {inj}", r)
 
-    expect(page.count("<svg") == 5 and all(f"{n}:" in page for n in labs),
-           "report.html has every lab, each with its picture", r)
+    vmcs = {row[0]: row for t in labs["vmcs"]["tables"] for row in t["rows"]}
+    expect(vmcs["exit reason"][3].startswith("KVM_EXIT_IO") and "port 0xf4" in vmcs["qualification"][3],
+           f"vmcs: the last exit and its qualification: {vmcs.get('exit reason')}", r)
+    expect("LMA" in vmcs["EFER"][3] and "PG" in vmcs["CR0"][3], f"vmcs: 64-bit paging: {vmcs['EFER']}", r)
+    walks = rows(labs["ept"], 1)
+    expect(walks["RIP"][list(walks["RIP"])[-1]] == 24 and walks["0x40000000"][list(walks["RIP"])[-1]] == 19,
+           f"ept: 24 accesses for 4 KiB, 19 for a 2 MiB guest page: {walks}", r)
+
+    # vmcs has no picture: a table of fields is what a person reads there
+    expect(page.count("<svg") == 6 and all(f"{n}:" in page for n in labs),
+           "report.html has every lab, each but vmcs with its picture", r)

@@ -1,0 +1,177 @@
+/*
+ * The VMCS, from outside. KVM keeps the real VMCS/VMCB to itself; what a VMM
+ * gets are its fields through KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_VCPU_EVENTS
+ * and KVM_GET_MP_STATE, and the last exit in kvm_run. Read from the main
+ * thread once the vCPU threads have ended, so nothing races KVM_RUN.
+ */
+#include "vmstate.h"
+
+#include <linux/kvm.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "memory.h"
+#include "stats.h"
+#include "vcpu.h"
+#include "vm.h"
+
+static void vmstate_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static json_object *vmstate_seg(const struct kvm_segment *s)
+{
+	json_object *o = json_object_new_object();
+	vmstate_u64(o, "selector", s->selector);
+	vmstate_u64(o, "base", s->base);
+	vmstate_u64(o, "limit", s->limit);
+	vmstate_u64(o, "type", s->type);
+	vmstate_u64(o, "dpl", s->dpl);
+	vmstate_u64(o, "present", s->present);
+	vmstate_u64(o, "l", s->l);
+	vmstate_u64(o, "db", s->db);
+	return o;
+}
+
+static const char *vmstate_mp_name(uint32_t s)
+{
+	switch (s) {
+	case KVM_MP_STATE_RUNNABLE: return "runnable";
+	case KVM_MP_STATE_UNINITIALIZED: return "uninitialized";
+	case KVM_MP_STATE_INIT_RECEIVED: return "init-received";
+	case KVM_MP_STATE_HALTED: return "halted";
+	case KVM_MP_STATE_SIPI_RECEIVED: return "sipi-received";
+	default: return "other";
+	}
+}
+
+/* The exit's reason and its qualification, as kvm_run carries them. */
+static json_object *vmstate_exit(const struct kvm_run *run)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "reason", json_object_new_string(stats_reason_name(run->exit_reason)));
+	vmstate_u64(o, "code", run->exit_reason);
+	if (run->exit_reason == KVM_EXIT_IO) {
+		vmstate_u64(o, "port", run->io.port);
+		vmstate_u64(o, "size", run->io.size);
+		json_object_object_add(o, "direction",
+				       json_object_new_string(run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in"));
+		vmstate_u64(o, "count", run->io.count);
+	} else if (run->exit_reason == KVM_EXIT_MMIO) {
+		vmstate_u64(o, "address", run->mmio.phys_addr);
+		vmstate_u64(o, "length", run->mmio.len);
+		json_object_object_add(o, "write", json_object_new_boolean(run->mmio.is_write));
+	}
+	return o;
+}
+
+/*
+ * The guest's own 4-level walk of one linear address, as the CPU's page
+ * walker does it after the guest's CR3: each level's entry (a guest-physical
+ * address, read from hvmm's memory through its slot) until a leaf. Under
+ * nested paging each of those guest-physical reads is itself translated by
+ * the NPT/EPT; `hvmm lab ept` counts that second dimension.
+ */
+static json_object *vmstate_walk(struct vcpu *v, const struct kvm_sregs *s, uint64_t la)
+{
+	json_object *o = json_object_new_object();
+	vmstate_u64(o, "linear", la);
+	json_object *levels = json_object_new_array();
+	json_object_object_add(o, "levels", levels);
+	if (!(s->cr0 & (1u << 31)) || !(s->efer & (1u << 10))) {
+		json_object_object_add(o, "note", json_object_new_string("not in long mode with paging"));
+		return o;
+	}
+	uint64_t table = s->cr3 & 0x000ffffffffff000ull;
+	for (int level = 4; level >= 1; level--) {
+		unsigned idx = (unsigned)(la >> (12 + 9 * (level - 1))) & 511;
+		uint64_t gpa = table + idx * 8ull, e;
+		if (mem_read(&v->vm->mem, gpa, &e, sizeof(e)) < 0) {
+			json_object_object_add(o, "note", json_object_new_string("a table outside guest RAM"));
+			return o;
+		}
+		json_object *l = json_object_new_object();
+		vmstate_u64(l, "level", (uint64_t)level);
+		vmstate_u64(l, "index", idx);
+		vmstate_u64(l, "entry_gpa", gpa);
+		vmstate_u64(l, "entry", e);
+		/* where hvmm keeps that guest-physical address: slot and offset */
+		for (int r = 0; r < v->vm->mem.nr_regions; r++) {
+			const struct mem_region *m = &v->vm->mem.regions[r];
+			if (gpa >= m->gpa && gpa - m->gpa < m->size) {
+				vmstate_u64(l, "slot", (uint64_t)r);
+				vmstate_u64(l, "slot_offset", gpa - m->gpa);
+			}
+		}
+		json_object_array_add(levels, l);
+		if (!(e & 1)) {
+			json_object_object_add(o, "note", json_object_new_string("not present"));
+			return o;
+		}
+		bool leaf = level == 1 || ((level == 2 || level == 3) && (e & 0x80));
+		if (leaf) {
+			uint64_t page = 1ull << (12 + 9 * (level - 1));
+			vmstate_u64(o, "page_size", page);
+			vmstate_u64(o, "gpa", (e & 0x000ffffffffff000ull & ~(page - 1)) | (la & (page - 1)));
+			return o;
+		}
+		table = e & 0x000ffffffffff000ull;
+	}
+	return o;
+}
+
+json_object *vmstate_json(struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return NULL;
+	json_object *o = json_object_new_object();
+	json_object *g = json_object_new_object();
+	json_object_object_add(o, "guest_state", g);
+	vmstate_u64(g, "rip", r.rip);
+	vmstate_u64(g, "rsp", r.rsp);
+	vmstate_u64(g, "rflags", r.rflags);
+	vmstate_u64(g, "cr0", s.cr0);
+	vmstate_u64(g, "cr2", s.cr2);
+	vmstate_u64(g, "cr3", s.cr3);
+	vmstate_u64(g, "cr4", s.cr4);
+	vmstate_u64(g, "efer", s.efer);
+	vmstate_u64(g, "apic_base", s.apic_base);
+	const struct {
+		const char *n;
+		const struct kvm_segment *s;
+	} segs[] = { { "cs", &s.cs }, { "ss", &s.ss }, { "ds", &s.ds }, { "es", &s.es },
+		     { "fs", &s.fs }, { "gs", &s.gs }, { "tr", &s.tr }, { "ldt", &s.ldt } };
+	for (size_t i = 0; i < sizeof(segs) / sizeof(segs[0]); i++)
+		json_object_object_add(g, segs[i].n, vmstate_seg(segs[i].s));
+	json_object *gdt = json_object_new_object(), *idt = json_object_new_object();
+	vmstate_u64(gdt, "base", s.gdt.base);
+	vmstate_u64(gdt, "limit", s.gdt.limit);
+	vmstate_u64(idt, "base", s.idt.base);
+	vmstate_u64(idt, "limit", s.idt.limit);
+	json_object_object_add(g, "gdtr", gdt);
+	json_object_object_add(g, "idtr", idt);
+
+	json_object *n = json_object_new_object();
+	json_object_object_add(o, "non_register_state", n);
+	struct kvm_mp_state mp;
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
+		json_object_object_add(n, "activity", json_object_new_string(vmstate_mp_name(mp.mp_state)));
+	struct kvm_vcpu_events ev;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0) {
+		vmstate_u64(n, "interrupt_shadow", ev.interrupt.shadow);
+		json_object_object_add(n, "nmi_masked", json_object_new_boolean(ev.nmi.masked));
+		json_object_object_add(n, "nmi_pending", json_object_new_boolean(ev.nmi.pending));
+		json_object_object_add(n, "exception_pending",
+				       json_object_new_boolean(ev.exception.pending || ev.exception.injected));
+		json_object_object_add(n, "interrupt_injected", json_object_new_boolean(ev.interrupt.injected));
+	}
+	json_object_object_add(o, "last_exit", vmstate_exit(v->run));
+	json_object_object_add(o, "walk_rip", vmstate_walk(v, &s, s.cs.base + r.rip));
+	if (v->vm->cfg.walk_set)
+		json_object_object_add(o, "walk", vmstate_walk(v, &s, v->vm->cfg.walk_addr));
+	return o;
+}
