@@ -125,10 +125,12 @@ def dhcp(vm):
 # Binding rates in the nested KVM host, where a busybox nc in the guest sends
 # only ~130 KB/s (~100 frames/s) through slirp unlimited (measured: 6 MiB in
 # 48 s) but receives ~1.5 MB/s (~1000 frames/s): a limit above what the
-# guest can do would measure the guest, not the limit.
+# guest can do would measure the guest, not the limit. Each limit is a third
+# or less of that: at rx-bw=1M a loaded machine (make test beside other
+# work) once received 6 MiB in 5.79 s, over the 10%.
 RUNS = (  # spec, bytes sent, counter, rate
     ("tx-bw=32K", 180 << 10, "bytes", 32 << 10),
-    ("rx-bw=1M", 6 << 20, "bytes", 1 << 20),
+    ("rx-bw=512K", 3 << 20, "bytes", 512 << 10),
     ("tx-pps=20", 160 << 10, "packets", 20),
     ("rx-pps=200", 2 << 20, "packets", 200),
 )
@@ -166,7 +168,7 @@ def rate_runs(ctx, runs):
 
 @case("linux/net-rate-limit-bw")
 def t_net_rate_limit_bw(ctx):
-    """tx-bw=32K and rx-bw=1M each hold a Linux guest's TCP transfer through
+    """tx-bw=32K and rx-bw=512K each hold a Linux guest's TCP transfer through
     slirp within 10% (~5 s past the first full bucket), every byte arriving;
     --stats and --stats-json count the hold-backs and show the limit."""
     rate_runs(ctx, RUNS[:2])
