@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -109,6 +110,7 @@ class Report:
     def __init__(self, name, title):
         self.name, self.title = name, title
         self.tables, self.notes, self.checks, self.bars = [], [], [], None
+        self.seconds = 0.0  # the lab's own wall time (its guests, not the nested host's boot)
 
     def table(self, head, rows):
         self.tables.append((head, rows))
@@ -123,12 +125,12 @@ class Report:
         return all(ok for ok, _ in self.checks)
 
     def as_json(self):
-        return {"lab": self.name, "title": self.title, "ok": self.ok(),
+        return {"lab": self.name, "title": self.title, "ok": self.ok(), "seconds": round(self.seconds, 2),
                 "tables": [{"head": h, "rows": r} for h, r in self.tables],
                 "notes": self.notes, "checks": [{"ok": o, "text": t} for o, t in self.checks]}
 
     def text(self):
-        out = [f"== hvmm lab {self.name}: {self.title}"]
+        out = [f"== hvmm lab {self.name}: {self.title} ({self.seconds:.1f} s)"]
         for head, rows in self.tables:
             cells = [head] + [[str(c) for c in r] for r in rows]
             w = [max(len(r[i]) for r in cells) for i in range(len(head))]
@@ -600,7 +602,9 @@ def main(argv):
     reports = []
     try:
         for n in names:
+            t0 = time.monotonic()
             reports.append(LABS[n][1](env))
+            reports[-1].seconds = time.monotonic() - t0
     except LabError as e:
         print(f"hvmm lab {n}: {e}", file=sys.stderr)
         return EXIT_HOST
