@@ -19,6 +19,7 @@
 #include "console.h"
 #include "ioapic.h"
 #include "layout.h"
+#include "median.h"
 #include "mm.h"
 #include "pci.h"
 #include "smp.h"
@@ -102,16 +103,6 @@ static void act_npt(uint64_t i) { *(volatile uint8_t *)(exitcost_fresh + i * PAG
 /* The same pages again: mapped now, no exit. */
 static void act_npt_again(uint64_t i) { *(volatile uint8_t *)(exitcost_fresh + i * PAGE_SIZE) = 2; }
 
-static uint64_t exitcost_median(uint64_t *v, unsigned n)
-{
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
-			uint64_t t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return v[n / 2];
-}
 
 /* Runs act in `batches` batches of up to iters/batches iterations, each at its
  * own indexes (first-touch loops need fresh pages every time). A batch also
@@ -134,7 +125,7 @@ static void exitcost_time(struct exitcost *e, void (*act)(uint64_t), uint64_t it
 		per[b] = t / i;
 		e->iters += i;
 	}
-	e->cycles = exitcost_median(per, batches);
+	e->cycles = median_u64(per, batches);
 	e->ns = clock_tsc_to_ns(e->cycles * 1000) / 1000;
 }
 

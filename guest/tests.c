@@ -16,6 +16,7 @@
 #include "exitcost.h"
 #include "ioapic.h"
 #include "layout.h"
+#include "median.h"
 #include "mm.h"
 #include "pci.h"
 #include "smp.h"
@@ -258,17 +259,6 @@ static void within(const char *what, uint64_t got, uint64_t want, const char *un
 	tap(got * 10 >= want * 9 && got * 10 <= want * 11, "%s: %lu %s, want %lu ±10%%", what, got, unit, want);
 }
 
-/* The median of v[0..n) (v is reordered); 0 for none. */
-static uint64_t median_u64(uint64_t *v, uint32_t n)
-{
-	for (uint32_t i = 1; i < n; i++)
-		for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
-			uint64_t t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return n ? v[n / 2] : 0;
-}
 
 /* Spin for ns with interrupts let in between (ring 0 runs with IF clear). */
 static void spin_irqs_open(uint64_t ns)
