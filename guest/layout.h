@@ -38,6 +38,10 @@
 #define VEC_INJECT_IRQ 0x5e
 /* test=inject marks each event it takes to hvmm's boot timer: this | vector */
 #define BOOT_MARK_INJECTED 0x1000
+/* test=dirty's phases, marked to hvmm's boot timer */
+#define BOOT_MARK_DIRTY_WRITE 0x2001
+#define BOOT_MARK_DIRTY_IDLE 0x2002
+#define BOOT_MARK_DIRTY_END 0x2003
 
 /* Syscall numbers (rax); args in rdi, rsi, rdx; result in rax. */
 #define SYS_NOP 0

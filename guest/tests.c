@@ -550,6 +550,46 @@ static void test_inject(void)
 	tap(n >= want, "inject: %u of %u injected events arrived within 10 s", n, want);
 }
 
+/* test=dirty: 400 ms writing one word per page of a 16 MiB buffer over and
+ * over, then 400 ms halted; the host's dirty log (`hvmm run --dirty-log`)
+ * should see the whole buffer written in each interval of the first phase
+ * and almost nothing in the second. The sweep rate is what the tracking
+ * costs: each first write after a harvest faults into KVM. */
+static void test_dirty(void)
+{
+	const uint64_t pages = 4096;
+	if (!timer_ready()) {
+		tap_skip("dirty", "LAPIC timer frequency unknown");
+		return;
+	}
+	uint64_t buf = mm_alloc_contig(pages * PAGE_SIZE);
+	if (!buf) {
+		tap(false, "dirty: no 16 MiB of free RAM");
+		return;
+	}
+	kprintf("# dirty: phase write\n");
+	outl(BOOT_MARKER_PORT, BOOT_MARK_DIRTY_WRITE); /* the host's clock on the phases */
+	uint64_t t0 = clock_ns(), sweeps = 0, written = 0;
+	while (clock_ns() - t0 < 400000000ull) {
+		for (uint64_t p = 0; p < pages; p++)
+			*(volatile uint64_t *)(buf + p * PAGE_SIZE) = sweeps;
+		sweeps++;
+		written += pages;
+	}
+	uint64_t dt = clock_ns() - t0;
+	kprintf("# dirty: wrote %lu pages in %lu ms: %lu sweeps of %lu pages, %lu pages/s\n", written,
+		dt / 1000000, sweeps, pages, written * (uint64_t)1000000000 / dt);
+	kprintf("# dirty: phase idle\n");
+	outl(BOOT_MARKER_PORT, BOOT_MARK_DIRTY_IDLE);
+	apic_timer_periodic(100);
+	t0 = clock_ns();
+	while (clock_ns() - t0 < 400000000ull)
+		irq_wait();
+	apic_timer_stop();
+	outl(BOOT_MARKER_PORT, BOOT_MARK_DIRTY_END);
+	tap(sweeps >= 1, "dirty: %lu sweeps over 16 MiB in 400 ms, then 400 ms idle", sweeps);
+}
+
 /* test=virtio-hostile (user/uhostile.c): malformed rings handed to rng and blk.
  * rammib=N (default 128, hvmm's and QEMU's default) says where RAM ends. */
 long u_vhostile_test(long ram_top);
@@ -595,6 +635,7 @@ static const struct test tests[] = {
 	{ "virtio-hostile", test_virtio_hostile, true },
 	{ "exits", test_exits, true },
 	{ "inject", test_inject, true },
+	{ "dirty", test_dirty, true },
 };
 
 void tests_main(void)
@@ -621,7 +662,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

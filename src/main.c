@@ -116,6 +116,8 @@ static void main_usage(FILE *f)
 	      "                          to KVM (KVM_CAP_X86_DISABLE_EXITS)\n"
 	      "      --msr-filter LIST   these MSRs (0xc0000103,...; up to 16) exit to hvmm,\n"
 	      "                          which reads them as 0 and drops writes\n"
+	      "      --dirty-log MS      track the pages the guest writes (KVM's dirty log),\n"
+	      "                          counted every MS ms into --stats-json\n"
 	      "      --walk ADDR         --stats-json walks this linear address through each\n"
 	      "                          vCPU's page tables at the end (and always RIP)\n"
 	      "      --inject EVENT@MS   inject into vCPU 0, MS ms after the guest starts:\n"
@@ -148,7 +150,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK,
+	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
 };
 
 static const struct option main_opts[] = {
@@ -170,6 +172,7 @@ static const struct option main_opts[] = {
 	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
 	{ "inject", required_argument, NULL, OPT_INJECT },
 	{ "walk", required_argument, NULL, OPT_WALK },
+	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -392,6 +395,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			break;
 		case OPT_NO_HLT_EXITS:
 			cfg->no_hlt_exits = true;
+			break;
+		case OPT_DIRTY_LOG:
+			if (util_parse_uint(optarg, 10, 60000, &v) < 0)
+				return main_bad("--dirty-log: '%s' is not 10..60000 ms", optarg);
+			cfg->dirty_log_ms = (uint32_t)v;
 			break;
 		case OPT_WALK:
 			errno = 0;

@@ -57,11 +57,12 @@ void mem_free(struct guest_mem *m)
 	memset(m, 0, sizeof(*m));
 }
 
-int mem_register_slots(const struct guest_mem *m, int vmfd)
+int mem_register_slots(const struct guest_mem *m, int vmfd, uint32_t flags)
 {
 	for (int i = 0; i < m->nr_regions; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = (uint32_t)i,
+			.flags = flags,
 			.guest_phys_addr = m->regions[i].gpa,
 			.memory_size = m->regions[i].size,
 			.userspace_addr = (uint64_t)(uintptr_t)m->regions[i].hva,

@@ -36,7 +36,7 @@ struct guest_mem {
 int mem_init(struct guest_mem *m, uint64_t ram_size);
 void mem_free(struct guest_mem *m);
 /* Register every region as a KVM user memory slot on vmfd. 0 or -errno. */
-int mem_register_slots(const struct guest_mem *m, int vmfd);
+int mem_register_slots(const struct guest_mem *m, int vmfd, uint32_t flags);
 
 /* Host pointer for [gpa, gpa+len) if that range lies wholly inside one RAM region, else NULL. */
 void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);

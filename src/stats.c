@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "coalesce.h"
+#include "dirtylog.h"
 #include "devices/devices.h"
 #include "inject.h"
 #include "irq.h"
@@ -531,6 +532,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(root, "irt", stats_json_irt(vm));
 	json_object_object_add(root, "irt_rewrites", json_object_new_uint64(irq_rewrites(vm)));
 	json_object_object_add(root, "injections", stats_json_injections(vm));
+	json_object_object_add(root, "dirty_log", dirtylog_json(vm));
 
 	json_object *stop = json_object_new_object();
 	json_object_object_add(stop, "status", json_object_new_int(vm->exit_status));

@@ -14,6 +14,7 @@
 
 #include "coalesce.h"
 #include "controls.h"
+#include "dirtylog.h"
 #include "inject.h"
 #include "cpuid.h"
 #include "evloop.h"
@@ -510,7 +511,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if ((r = mem_init(&vm->mem, cfg->mem_size)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "cannot map %llu MiB of guest RAM: %s",
 			       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
-	if ((r = mem_register_slots(&vm->mem, vm->vm_fd)) < 0)
+	if ((r = dirtylog_init(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--dirty-log: %s", strerror(-r));
+	if ((r = mem_register_slots(&vm->mem, vm->vm_fd, dirtylog_slot_flags(vm))) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
 	if ((r = irq_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating the %s irqchip: %s", irq_mode_name(cfg->irqchip),
@@ -592,14 +595,20 @@ static void vm_wait(struct vm *vm, const sigset_t *waitset)
 	while (!vm_stopping(vm)) {
 		siginfo_t si;
 		int sig;
-		if (deadline) {
+		uint64_t harvest = dirtylog_due_ns(vm);
+		if (harvest && util_now_ns() >= harvest) {
+			dirtylog_harvest(vm);
+			continue;
+		}
+		if (deadline || harvest) {
 			uint64_t now = util_now_ns();
-			if (now >= deadline) {
+			if (deadline && now >= deadline) {
 				vm_stop(vm, VM_STOP_TIMEOUT, HVMM_EXIT_TIMEOUT, "timeout after %g s",
 					vm->cfg.timeout_s);
 				break;
 			}
-			uint64_t left = deadline - now;
+			uint64_t until = deadline && (!harvest || deadline < harvest) ? deadline : harvest;
+			uint64_t left = until > now ? until - now : 0;
 			struct timespec ts = { (time_t)(left / 1000000000ull), (long)(left % 1000000000ull) };
 			sig = sigtimedwait(waitset, &si, &ts);
 		} else {
@@ -661,6 +670,7 @@ int vm_run(struct vm *vm)
 	vm_wait(vm, &set);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_join(vm->vcpus[i]);
+	dirtylog_harvest(vm); /* what the guest wrote since the last interval */
 	/* No vCPU can kick a queue any more: stop the back ends. */
 	evloop_stop(vm);
 	uart_stop(vm);
@@ -699,6 +709,7 @@ void vm_destroy(struct vm *vm)
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);
+	dirtylog_destroy(vm);
 	irq_destroy(vm);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

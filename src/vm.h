@@ -56,6 +56,7 @@ struct vm_config {
 	int nr_inject;
 	uint64_t walk_addr;   /* --walk: a linear address --stats-json walks (vmstate.c) */
 	bool walk_set;
+	uint32_t dirty_log_ms; /* --dirty-log: harvest interval; 0: off (dirtylog.h) */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */
@@ -156,6 +157,7 @@ struct vm {
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
 	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 	struct inject *inject;       /* inject.c: --inject's timers and results */
+	struct dirtylog *dirtylog;   /* dirtylog.c: --dirty-log's bitmaps and samples */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait

@@ -95,6 +95,11 @@ def t_lab_all(ctx):
     expect(walks["RIP"][list(walks["RIP"])[-1]] == 24 and walks["0x40000000"][list(walks["RIP"])[-1]] == 19,
            f"ept: 24 accesses for 4 KiB, 19 for a 2 MiB guest page: {walks}", r)
 
+    dirty = rows(labs["ept"], 2)
+    w, i = dirty["harvested every 50 ms: writing"], dirty["harvested every 50 ms: idle"]
+    key = "pages written per 50 ms (median)"
+    expect(w[key] > 10 * max(1, i[key]), f"ept: the dirty log saw the writing phase, not the idle one: {dirty}", r)
+
     # vmcs has no picture: a table of fields is what a person reads there
     expect(page.count("<svg") == 6 and all(f"{n}:" in page for n in labs),
            "report.html has every lab, each but vmcs with its picture", r)
