@@ -61,6 +61,7 @@ struct vfio_pci {
 	uint64_t msi_addr;
 	uint32_t msi_data;
 	struct vfio_pci_stats st; /* under the PCI device lock */
+	bool warned;              /* a BAR mapping was refused (said once) */
 };
 
 struct vfio_state {
@@ -137,20 +138,27 @@ static const struct bus_ops vfio_bar_ops = {
 
 /* ---- BARs: the mapped parts, as KVM memory slots ---- */
 
-static void vfio_slot(struct vfio_pci *p, unsigned slot, uint64_t gpa, uint64_t size, void *hva)
+/* Install (size > 0) or delete one BAR slot. A guest can make KVM refuse
+ * one (two BARs programmed to overlap): that piece then reads all-ones, as
+ * an unclaimed address would, and hvmm says so once. */
+static bool vfio_slot(struct vfio_pci *p, unsigned slot, uint64_t gpa, uint64_t size, void *hva)
 {
 	if (p->vm->vm_fd < 0)
-		return; /* a fake VM: the bookkeeping is the test */
+		return true; /* a fake VM: the bookkeeping is the test */
 	struct kvm_userspace_memory_region m = {
 		.slot = slot,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
-	if (ioctl(p->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0)
+	if (ioctl(p->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) == 0)
+		return true;
+	if (size && !p->warned)
 		util_err("%s: BAR mapping at %#llx (%llu bytes): KVM_SET_USER_MEMORY_REGION: %s "
-			 "(accesses there now read all-ones)", pci_dev_name(p->pci), (unsigned long long)gpa,
+			 "(overlapping BARs?)", pci_dev_name(p->pci), (unsigned long long)gpa,
 			 (unsigned long long)size, strerror(errno));
+	p->warned = true;
+	return false;
 }
 
 /* pci.c: where BAR `bar` decodes changed (vCPU thread, device lock held).
@@ -167,8 +175,7 @@ static void vfio_bar_hook(void *opaque, unsigned bar, uint64_t addr, bool decodi
 			g->live = false;
 			p->st.unmaps++;
 		}
-		if (decoding) {
-			vfio_slot(p, slot, addr + g->off, g->size, g->hva);
+		if (decoding && vfio_slot(p, slot, addr + g->off, g->size, g->hva)) {
 			g->live = true;
 			p->st.maps++;
 		}
