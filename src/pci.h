@@ -243,6 +243,16 @@ int pci_msix_init_at(struct pci_dev *d, unsigned cap, unsigned nvec, unsigned ba
 /* Vector vec's irqfd eventfd (-1: none, or --no-irqfd): a passed-through
  * device signals it itself, so its interrupts reach KVM without hvmm. */
 int pci_msix_vector_fd(struct pci_dev *d, unsigned vec);
+/*
+ * Passthrough: `hook` is told whenever vector vec's effective mask (its own
+ * mask bit, the function mask or MSI-X enable) changes — when it becomes
+ * unmasked, after its route is current and a pending message was sent. A
+ * device that signals the irqfd itself must stop doing so while the vector
+ * is masked and raise pci_msix_notify() instead, which keeps the PBA. Runs
+ * with the MSI-X lock held (vCPU thread): it must not call pci_msix_*.
+ */
+void pci_msix_set_mask_hook(struct pci_dev *d, void (*hook)(void *opaque, unsigned vec, bool masked),
+			    void *opaque);
 
 /* The BAR's programmed base (what the guest wrote, or where pci_bar_add put it). */
 uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar);

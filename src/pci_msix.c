@@ -83,8 +83,12 @@ static void msix_vec_update(struct pci_dev *d, unsigned i)
 {
 	struct pci_msix *m = d->msix;
 	struct pci_msix_vec *v = &m->v[i];
-	if (msix_masked(m, v))
+	if (msix_masked(m, v)) {
+		if (m->mask_hook && !v->hook_masked)
+			m->mask_hook(m->mask_opaque, i, true);
+		v->hook_masked = true;
 		return;
+	}
 	/* Through the IOMMU's interrupt remapping when there is one: the route
 	 * is the message the IRTE describes (re-read when the guest changes
 	 * the remapping state or invalidates the entry cache). */
@@ -98,6 +102,9 @@ static void msix_vec_update(struct pci_dev *d, unsigned i)
 		v->pending_sent++;
 		msix_send(d, v);
 	}
+	if (m->mask_hook && v->hook_masked)
+		m->mask_hook(m->mask_opaque, i, false);
+	v->hook_masked = false;
 }
 
 /* The checks and state both kinds of MSI-X share; d->msix set on success. */
@@ -123,7 +130,8 @@ static int msix_alloc(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t t
 	m->table_off = table_off;
 	m->pba_off = pba_off;
 	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
-		m->v[i] = (struct pci_msix_vec){ .gsi = -1, .efd = -1, .ctrl = PCI_MSIX_ENTRY_MASKED };
+		m->v[i] = (struct pci_msix_vec){ .gsi = -1, .efd = -1, .ctrl = PCI_MSIX_ENTRY_MASKED,
+						 .hook_masked = true };
 	d->msix = m; /* from here on pci_msix_free() undoes whatever is done */
 	return 0;
 }
@@ -194,6 +202,17 @@ int pci_msix_init_at(struct pci_dev *d, unsigned cap, unsigned nvec, unsigned ba
 	pci_set16(d->cfg + cap + 2, (uint16_t)(nvec - 1));
 	pci_set16(d->wmask + cap + 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_FMASK);
 	return msix_vectors(d);
+}
+
+void pci_msix_set_mask_hook(struct pci_dev *d, void (*hook)(void *opaque, unsigned vec, bool masked),
+			    void *opaque)
+{
+	if (!d->msix)
+		return;
+	pthread_mutex_lock(&d->msix->lock);
+	d->msix->mask_hook = hook;
+	d->msix->mask_opaque = opaque;
+	pthread_mutex_unlock(&d->msix->lock);
 }
 
 int pci_msix_vector_fd(struct pci_dev *d, unsigned vec)

@@ -76,6 +76,7 @@ struct pci_msix_vec {
 	int ir_fault;             /* the IOMMU blocks the message (enum iommu_fault) */
 	uint64_t blocked;         /* notifies dropped for that */
 	uint64_t sent, pending_sent;
+	bool hook_masked;         /* the state the mask hook was last told */
 };
 
 struct pci_msix {
@@ -83,6 +84,8 @@ struct pci_msix {
 	unsigned nvec, bar, cap;
 	uint32_t table_off, pba_off;
 	bool enabled, fmask;      /* message control, mirrored from configuration space */
+	void (*mask_hook)(void *opaque, unsigned vec, bool masked);
+	void *mask_opaque;
 	struct pci_msix_vec v[PCI_MSIX_MAX_VECTORS];
 };
 

@@ -298,7 +298,7 @@ fail:
 	return status;
 }
 
-int vfio_set_irqs(const struct vfio_dev *v, unsigned index, unsigned count, const int *fds)
+int vfio_set_irqs(struct vfio_dev *v, unsigned index, unsigned start, unsigned count, const int *fds)
 {
 	struct {
 		struct vfio_irq_set s;
@@ -309,11 +309,16 @@ int vfio_set_irqs(const struct vfio_dev *v, unsigned index, unsigned count, cons
 	memset(&req, 0, sizeof(req));
 	req.s.argsz = (uint32_t)(sizeof(req.s) + count * sizeof(int32_t));
 	req.s.index = index;
-	req.s.start = 0;
+	req.s.start = start;
 	req.s.count = count;
 	req.s.flags = VFIO_IRQ_SET_ACTION_TRIGGER | (count ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE);
 	for (unsigned i = 0; i < count; i++)
 		req.fd[i] = fds[i];
+	v->last_irqs.index = index;
+	v->last_irqs.start = start;
+	v->last_irqs.count = count;
+	v->last_irqs.fd0 = count ? fds[0] : -1;
+	v->last_irqs.calls++;
 	if (v->fd < 0 || v->container < 0)
 		return 0; /* a test's fake device: nothing to tell */
 	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, &req) < 0 ? -errno : 0;

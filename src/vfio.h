@@ -23,18 +23,21 @@
  *   - interrupts: each MSI-X vector's irqfd eventfd (pci_msix.c) and one for
  *     MSI are handed to VFIO_DEVICE_SET_IRQS when the guest enables them, so
  *     the device's interrupt signals KVM directly, on the GSI route that
- *     carries the guest's message.
+ *     carries the guest's message. While the guest masks an MSI-X vector,
+ *     its trigger is swapped for an eventfd hvmm's event loop reads: the
+ *     interrupt then only sets the vector's pending bit (PBA), and goes out
+ *     when the guest unmasks it, as for hvmm's own devices.
  *
  * Limits: one function per --device, up to VFIO_MAX_DEVICES; no INTx; no
- * guest IOMMU in front of it (refused with --device intel-iommu); an MSI-X
- * vector the guest masks keeps its route, so the device's interrupt still
- * arrives instead of waiting in the PBA; BARs over 512 MiB do not fit the
- * PCI window.
+ * guest IOMMU in front of it (refused with --device intel-iommu); no
+ * per-vector masking for MSI (the capability shows none); BARs over 512 MiB
+ * do not fit the PCI window.
  *
  * Threads: set-up (ioctls on the container, group and device, mmap) runs on
  * the main thread before the seccomp filters exist; at run time the vCPU
  * threads make pread/pwrite on the device fd, KVM_SET_USER_MEMORY_REGION
- * and VFIO_DEVICE_SET_IRQS (sandbox_allow_passthrough).
+ * and VFIO_DEVICE_SET_IRQS (sandbox_allow_passthrough); the event loop reads
+ * the masked vectors' eventfds.
  */
 #ifndef HVMM_VFIO_H
 #define HVMM_VFIO_H
@@ -75,6 +78,13 @@ struct vfio_dev {
 	struct vfio_region region[VFIO_PCI_NUM_REGIONS];
 	uint32_t irq_count[VFIO_PCI_NUM_IRQS];
 	bool can_reset;
+	/* The last VFIO_DEVICE_SET_IRQS asked for, and how many: for tests
+	 * (a fake device has no kernel to ask). */
+	struct {
+		unsigned index, start, count;
+		int fd0;
+		uint64_t calls;
+	} last_irqs;
 };
 
 /* "host=DDDD:BB:DD.F" (or BB:DD.F, domain 0000), the properties after
@@ -92,9 +102,11 @@ int vfio_open(struct vfio_dev *v, const char *bdf, const struct guest_mem *mem, 
 	      size_t errlen);
 void vfio_close(struct vfio_dev *v);
 
-/* VFIO_DEVICE_SET_IRQS: trigger eventfds fds[0..count) for irq index
- * (count 0: that kind of interrupt off). 0 or -errno. */
-int vfio_set_irqs(const struct vfio_dev *v, unsigned index, unsigned count, const int *fds);
+/* VFIO_DEVICE_SET_IRQS: trigger eventfds fds[0..count) for vectors
+ * start.. of irq index (start 0, count 0: that kind of interrupt off; a
+ * single vector's eventfd can be swapped while the others stay). 0 or
+ * -errno. */
+int vfio_set_irqs(struct vfio_dev *v, unsigned index, unsigned start, unsigned count, const int *fds);
 
 /*
  * The guest's PCI function for an opened device (which vfio_pci owns from
@@ -111,5 +123,7 @@ struct vfio_pci_stats {
 	uint64_t mapped_bytes;
 };
 bool vfio_pci_stats(struct vm *vm, unsigned i, struct vfio_pci_stats *out, const char **bdf);
+/* Device i's host side (NULL if none), for tests: its last SET_IRQS. */
+const struct vfio_dev *vfio_pci_dev(struct vm *vm, unsigned i);
 
 #endif

@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "evloop.h"
 #include "irq.h"
 #include "pci.h"
 #include "pci_priv.h"
@@ -47,6 +49,14 @@ struct vfio_pci_bar {
 	struct vfio_seg seg[VFIO_BAR_SEGS];
 };
 
+/* An MSI-X vector's other eventfd: its trigger while the guest masks it. */
+struct vfio_vec {
+	struct vfio_pci *p;
+	unsigned index;
+	int efd;
+	bool masked;
+};
+
 struct vfio_pci {
 	struct vm *vm;
 	struct vfio_dev dev;
@@ -55,6 +65,7 @@ struct vfio_pci {
 	struct vfio_pci_bar bar[PCI_NUM_BARS];
 	unsigned msix_cap, msix_nvec;
 	bool msix_on;
+	struct vfio_vec vec[PCI_MSIX_MAX_VECTORS];
 	unsigned msi_cap, msi_len;
 	bool msi_64, msi_on;
 	int msi_gsi, msi_efd;
@@ -316,6 +327,58 @@ static unsigned vfio_find_cap(const uint8_t *snap, uint8_t id)
 	return 0;
 }
 
+/* The trigger vector i should have now: its irqfd, or while masked the
+ * eventfd hvmm reads. */
+static int vfio_vec_fd(struct vfio_pci *p, unsigned i)
+{
+	return p->vec[i].masked ? p->vec[i].efd : pci_msix_vector_fd(p->pci, i);
+}
+
+/* The guest turned MSI-X on or off: hand the vectors' eventfds to the
+ * device, or take them back. */
+static void vfio_msix_update(struct vfio_pci *p)
+{
+	bool on = pci_cfg16(p->pci, p->msix_cap + 2) & PCI_MSIX_CTRL_ENABLE;
+	if (on == p->msix_on)
+		return;
+	int fds[PCI_MSIX_MAX_VECTORS];
+	for (unsigned i = 0; i < p->msix_nvec; i++)
+		fds[i] = vfio_vec_fd(p, i);
+	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSIX_IRQ_INDEX, 0, on ? p->msix_nvec : 0, fds);
+	if (r < 0)
+		util_err("%s: MSI-X %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
+			 strerror(-r));
+	p->msix_on = on;
+}
+
+/* pci_msix.c: vector vec was masked or unmasked (vCPU thread, MSI-X lock
+ * held). While MSI-X is on, swap that vector's trigger. */
+static void vfio_mask_hook(void *opaque, unsigned vec, bool masked)
+{
+	struct vfio_pci *p = opaque;
+	if (vec >= p->msix_nvec)
+		return;
+	p->vec[vec].masked = masked;
+	if (!p->msix_on)
+		return; /* vfio_msix_update hands over the current choice */
+	int fd = vfio_vec_fd(p, vec);
+	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSIX_IRQ_INDEX, vec, 1, &fd);
+	if (r < 0)
+		util_err("%s: MSI-X vector %u %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), vec,
+			 masked ? "masked" : "unmasked", strerror(-r));
+}
+
+/* Event loop: the device raised a vector the guest has masked. pci_msix
+ * sets its pending bit (or, if the guest unmasked it meanwhile, sends it). */
+static void vfio_masked_event(void *opaque, uint32_t events)
+{
+	(void)events;
+	struct vfio_vec *v = opaque;
+	uint64_t n;
+	if (read(v->efd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		pci_msix_notify(v->p->pci, v->index);
+}
+
 static int vfio_msix_setup(struct vfio_pci *p, const uint8_t *snap, char *err, size_t errlen)
 {
 	unsigned cap = vfio_find_cap(snap, PCI_CAP_ID_MSIX);
@@ -344,6 +407,15 @@ static int vfio_msix_setup(struct vfio_pci *p, const uint8_t *snap, char *err, s
 	}
 	p->msix_cap = cap;
 	p->msix_nvec = nvec;
+	for (unsigned i = 0; i < nvec; i++) {
+		struct vfio_vec *v = &p->vec[i];
+		v->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->efd < 0 || (r = evloop_add(p->vm, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
+			snprintf(err, errlen, "MSI-X vector %u: %s", i, strerror(v->efd < 0 ? errno : -r));
+			return v->efd < 0 ? -errno : r;
+		}
+	}
+	pci_msix_set_mask_hook(p->pci, vfio_mask_hook, p);
 	return 0;
 }
 
@@ -409,28 +481,11 @@ static void vfio_msi_update(struct vfio_pci *p)
 	p->msi_data = data;
 	if (on == p->msi_on)
 		return;
-	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSI_IRQ_INDEX, on ? 1 : 0, &p->msi_efd);
+	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSI_IRQ_INDEX, 0, on ? 1 : 0, &p->msi_efd);
 	if (r < 0)
 		util_err("%s: MSI %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
 			 strerror(-r));
 	p->msi_on = on;
-}
-
-/* The guest turned MSI-X on or off: hand the vectors' irqfds to the device,
- * or take them back. */
-static void vfio_msix_update(struct vfio_pci *p)
-{
-	bool on = pci_cfg16(p->pci, p->msix_cap + 2) & PCI_MSIX_CTRL_ENABLE;
-	if (on == p->msix_on)
-		return;
-	int fds[PCI_MSIX_MAX_VECTORS];
-	for (unsigned i = 0; i < p->msix_nvec; i++)
-		fds[i] = pci_msix_vector_fd(p->pci, i);
-	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSIX_IRQ_INDEX, on ? p->msix_nvec : 0, fds);
-	if (r < 0)
-		util_err("%s: MSI-X %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
-			 strerror(-r));
-	p->msix_on = on;
 }
 
 /* pci.c: a configuration write at 0x40 and above (device lock held). */
@@ -452,6 +507,10 @@ static void vfio_pci_free(struct vfio_pci *p)
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		for (unsigned s = 0; s < p->bar[i].nseg; s++)
 			munmap(p->bar[i].seg[s].hva, p->bar[i].seg[s].size);
+	/* the event loop is gone (vm_destroy), its watches with it */
+	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
+		if (p->vec[i].efd >= 0)
+			close(p->vec[i].efd);
 	if (p->msi_efd >= 0) {
 		struct kvm_irqfd irqfd = { .fd = (uint32_t)p->msi_efd, .gsi = (uint32_t)p->msi_gsi,
 					   .flags = KVM_IRQFD_FLAG_DEASSIGN };
@@ -482,6 +541,8 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	p->dev = *v;
 	p->msi_efd = -1;
 	p->msi_gsi = -1;
+	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
+		p->vec[i] = (struct vfio_vec){ .p = p, .index = i, .efd = -1, .masked = true };
 	p->slot_base = VFIO_SLOT_BASE + s->n * VFIO_SLOTS_PER_DEV;
 	s->dev[s->n++] = p; /* vfio_pci_destroy frees it from here on */
 
@@ -560,4 +621,10 @@ bool vfio_pci_stats(struct vm *vm, unsigned i, struct vfio_pci_stats *out, const
 		pci_dev_unlock(p->pci);
 	*bdf = p->dev.bdf;
 	return true;
+}
+
+const struct vfio_dev *vfio_pci_dev(struct vm *vm, unsigned i)
+{
+	struct vfio_state *s = vm->vfio;
+	return s && i < s->n ? &s->dev[i]->dev : NULL;
 }

@@ -172,8 +172,8 @@ def t_vfio_virtio_blk_linux(ctx):
     expect(res, f"the script inside wrote no result (status {status}):\n{text[-2000:]}")
     res = json.loads(res)
     expect("error" not in res, f"the Linux guest: {res.get('error')}\n{text[-1500:]}")
-    expect(re.search(r"0x1af4 0x1001 virtio-pci", res["lspci"]),
-           f"the guest's virtio_pci drives 1af4:1001: {res['lspci']!r}")
+    expect(re.search(r"0x1af4 0x1042 virtio-pci", res["lspci"]),
+           f"the guest's virtio_pci drives 1af4:1042 (modern virtio-blk): {res['lspci']!r}")
     expect(res["sha256"] == want, f"/dev/vda reads sha256 {res['sha256']!r}, the image {want}")
     expect(res.get("status") == 0, f"poweroff ends hvmm with status 0: {res.get('status')}")
     irqs = [l for l in res["interrupts"].splitlines() if "virtio" in l]

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "evloop.h"
 #include "pci.h"
 #include "util.h"
 #include "vfio.h"
@@ -75,6 +76,7 @@ static int setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&vm);
+	assert_int_equal(evloop_init(&vm), 0); /* masked MSI-X vectors are read there */
 	assert_int_equal(pci_init(&vm), 0);
 	memfd = memfd_create("fake-vfio", MFD_CLOEXEC);
 	assert_true(memfd >= 0);
@@ -120,6 +122,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	evloop_destroy(&vm);
 	pci_destroy(&vm);
 	vfio_pci_destroy(&vm); /* closes memfd */
 	fake_vm_free(&vm);
@@ -312,6 +315,53 @@ static void test_msix_control(void **state)
 	assert_false(pci_msix_enabled(d));
 }
 
+/* A masked vector's interrupt waits in the PBA: VFIO's trigger for it is
+ * then hvmm's own eventfd, swapped back to the irqfd on unmask. */
+static void test_msix_masking(void **state)
+{
+	(void)state;
+	struct pci_dev *d = pci_dev_at(&vm, devfn);
+	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	assert_non_null(v);
+	int irqfd0 = pci_msix_vector_fd(d, 0);
+	cfg_wr(0x04, 2, 0x0002);
+	cfg_wr(MSIX_CAP + 2, 2, 0x8000);
+	/* every vector masked after reset: all triggers are hvmm's */
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_MSIX_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.start, 0);
+	assert_int_equal(v->last_irqs.count, NVEC);
+	int maskfd0 = v->last_irqs.fd0;
+	assert_true(maskfd0 >= 0 && maskfd0 != irqfd0);
+	uint64_t b1 = cfg_rd(0x14, 4) & ~0xfu;
+	wr(&vm.mmio, b1 + 0x0, 4, 0xfee00000);
+	wr(&vm.mmio, b1 + 0x8, 4, 0x45);
+	wr(&vm.mmio, b1 + 0xc, 4, 0); /* unmask vector 0: its irqfd goes to the device */
+	assert_int_equal(v->last_irqs.start, 0);
+	assert_int_equal(v->last_irqs.count, 1);
+	assert_int_equal(v->last_irqs.fd0, irqfd0);
+	wr(&vm.mmio, b1 + 0xc, 4, 1); /* masked again */
+	assert_int_equal(v->last_irqs.fd0, maskfd0);
+	/* the device fires while masked: pending, not delivered */
+	assert_int_equal(evloop_start(&vm), 0);
+	uint64_t one = 1, n = 0;
+	assert_int_equal(write(maskfd0, &one, sizeof(one)), (ssize_t)sizeof(one));
+	for (int i = 0; i < 2000 && !(rd(&vm.mmio, b1 + 0x800, 4) & 1); i++)
+		usleep(1000);
+	assert_int_equal(rd(&vm.mmio, b1 + 0x800, 4) & 1, 1);
+	assert_int_equal(read(irqfd0, &n, sizeof(n)), -1); /* nothing on the irqfd yet */
+	/* unmask: the pending message goes out through the irqfd */
+	wr(&vm.mmio, b1 + 0xc, 4, 0);
+	assert_int_equal(read(irqfd0, &n, sizeof(n)), (ssize_t)sizeof(n));
+	assert_int_equal(n, 1);
+	assert_int_equal(rd(&vm.mmio, b1 + 0x800, 4) & 1, 0);
+	assert_int_equal(v->last_irqs.fd0, irqfd0);
+	/* MSI-X off: every trigger taken back */
+	uint64_t calls = v->last_irqs.calls;
+	cfg_wr(MSIX_CAP + 2, 2, 0);
+	assert_true(v->last_irqs.calls > calls);
+	assert_int_equal(v->last_irqs.count, 0);
+}
+
 static void test_msi_control(void **state)
 {
 	(void)state;
@@ -327,6 +377,13 @@ static void test_msi_control(void **state)
 	/* none of it reached the device */
 	assert_int_equal(get32(CFG_OFF + MSI_CAP + 4), 0);
 	assert_int_equal(get32(CFG_OFF + MSI_CAP) >> 16, 0x0080);
+	/* its eventfd went to VFIO's MSI index; off again takes it back */
+	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_MSI_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.count, 1);
+	assert_true(v->last_irqs.fd0 >= 0);
+	cfg_wr(MSI_CAP + 2, 2, 0x0000);
+	assert_int_equal(v->last_irqs.count, 0);
 }
 
 static void test_hostile(void **state)
@@ -367,6 +424,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bar_mappings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trapped_bar_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msix_masking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	};
