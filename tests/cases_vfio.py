@@ -185,6 +185,8 @@ def t_vfio_virtio_blk_linux(ctx):
     expect(st and len(st["vfio"]) == 1, f"statistics of the passed-through device: {st and st.get('vfio')}")
     v = st["vfio"][0]
     expect(v["mapped_bytes"] > 0 and v["maps"] > 0, f"a BAR mapped into the guest: {v}")
+    expect(v["bar_reads"] == 0 and v["bar_writes"] == 0,
+           f"no access to the virtio registers reached hvmm (the MSI-X table is pci_msix's): {v}")
     irt = [e for e in st["irt"] if e["device"].startswith("vfio")]
     expect(irt and all(e["irqfd"] for e in irt), f"the vectors are irqfds: {irt}")
     print(f"      virtio-blk through VFIO: prompt at {res['prompt_s']:.1f}s, /dev/vda sha256 matches, "
