@@ -73,6 +73,7 @@ struct vfio_pci {
 	uint32_t msi_data;
 	struct vfio_pci_stats st; /* under the PCI device lock */
 	bool warned;              /* a BAR mapping was refused (said once) */
+	bool irq_warned;          /* VFIO refused an interrupt change (said once) */
 };
 
 struct vfio_state {
@@ -327,6 +328,15 @@ static unsigned vfio_find_cap(const uint8_t *snap, uint8_t id)
 	return 0;
 }
 
+/* A guest can make VFIO refuse interrupt changes (MSI and MSI-X on at
+ * once): say so the first time only, so it cannot fill the host's log. */
+static bool vfio_irq_warn(struct vfio_pci *p)
+{
+	bool first = !p->irq_warned;
+	p->irq_warned = true;
+	return first;
+}
+
 /* The trigger vector i should have now: its irqfd, or while masked the
  * eventfd hvmm reads. */
 static int vfio_vec_fd(struct vfio_pci *p, unsigned i)
@@ -345,7 +355,7 @@ static void vfio_msix_update(struct vfio_pci *p)
 	for (unsigned i = 0; i < p->msix_nvec; i++)
 		fds[i] = vfio_vec_fd(p, i);
 	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSIX_IRQ_INDEX, 0, on ? p->msix_nvec : 0, fds);
-	if (r < 0)
+	if (r < 0 && vfio_irq_warn(p))
 		util_err("%s: MSI-X %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
 			 strerror(-r));
 	p->msix_on = on;
@@ -363,7 +373,7 @@ static void vfio_mask_hook(void *opaque, unsigned vec, bool masked)
 		return; /* vfio_msix_update hands over the current choice */
 	int fd = vfio_vec_fd(p, vec);
 	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSIX_IRQ_INDEX, vec, 1, &fd);
-	if (r < 0)
+	if (r < 0 && vfio_irq_warn(p))
 		util_err("%s: MSI-X vector %u %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), vec,
 			 masked ? "masked" : "unmasked", strerror(-r));
 }
@@ -482,7 +492,7 @@ static void vfio_msi_update(struct vfio_pci *p)
 	if (on == p->msi_on)
 		return;
 	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSI_IRQ_INDEX, 0, on ? 1 : 0, &p->msi_efd);
-	if (r < 0)
+	if (r < 0 && vfio_irq_warn(p))
 		util_err("%s: MSI %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
 			 strerror(-r));
 	p->msi_on = on;
