@@ -72,6 +72,11 @@ static void region(struct vfio_dev *v, unsigned i, uint64_t off, uint64_t size, 
 	};
 }
 
+/* setup_sparse: BAR 0 may only be mapped in two areas (a sparse-mmap
+ * capability, plus one area past its end that must be ignored), and BAR 1
+ * says its MSI-X table may be mapped (MSIX_MAPPABLE). */
+static bool sparse;
+
 static int setup(void **state)
 {
 	(void)state;
@@ -110,6 +115,17 @@ static int setup(void **state)
 	region(&v, 1, BAR1_OFF, BAR1_SIZE, true);
 	region(&v, 2, BAR2_OFF, BAR2_SIZE, true);
 	region(&v, 4, BAR4_OFF, BAR4_SIZE, false);
+	if (sparse) {
+		v.region[0].sparse = true;
+		v.region[0].nr_areas = 3;
+		v.region[0].areas[0].offset = 0;
+		v.region[0].areas[0].size = 0x1000;
+		v.region[0].areas[1].offset = 0x3000;
+		v.region[0].areas[1].size = 0x1000;
+		v.region[0].areas[2].offset = 0x3800;
+		v.region[0].areas[2].size = 0x1000;
+		v.region[1].msix_mappable = true;
+	}
 	char err[256] = "";
 	int r = vfio_pci_create(&vm, &v, err, sizeof(err));
 	if (r)
@@ -117,6 +133,14 @@ static int setup(void **state)
 	assert_int_equal(r, 0);
 	devfn = 1 << 3; /* the first free slot */
 	return 0;
+}
+
+static int setup_sparse(void **state)
+{
+	sparse = true;
+	int r = setup(state);
+	sparse = false;
+	return r;
 }
 
 static int teardown(void **state)
@@ -267,6 +291,21 @@ static void test_bar_mappings(void **state)
 	st = stats();
 	assert_int_equal(st.maps, 5);
 	assert_int_equal(st.unmaps, 5);
+}
+
+/* Only the sparse areas are mapped, each its own slot; the MSI-X page stays
+ * trapped even though VFIO would let hvmm map it. */
+static void test_sparse_mappings(void **state)
+{
+	(void)state;
+	struct vfio_pci_stats st = stats();
+	assert_int_equal(st.mapped_bytes, 0x2000 + (BAR1_SIZE - 0x1000) + BAR2_SIZE);
+	cfg_wr(0x04, 2, 0x0002);
+	st = stats();
+	assert_int_equal(st.maps, 4);
+	cfg_wr(0x04, 2, 0);
+	st = stats();
+	assert_int_equal(st.unmaps, 4);
 }
 
 static void test_trapped_bar_accesses(void **state)
@@ -422,6 +461,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_command_forwarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bar_sizing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bar_mappings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_mappings, setup_sparse, teardown),
 		cmocka_unit_test_setup_teardown(test_trapped_bar_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_masking, setup, teardown),
