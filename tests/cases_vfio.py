@@ -154,6 +154,8 @@ def t_vfio_virtio_blk_linux(ctx):
     queue notifies and configuration registers in the mapped BAR never
     reaching hvmm."""
     import hashlib
+    from linuxvm import images
+    images(ctx.build, "vmlinux", "boot.cpio")  # built here: the nested host has no network
     out_img = os.path.join(ctx.build, f"vfio-blk-{os.getpid()}.img")
     data = b"".join(hashlib.sha256(b"hvmm vfio %d" % i).digest() for i in range(1 << 17))  # 4 MiB
     with open(out_img, "wb") as f:
