@@ -364,6 +364,20 @@ static json_object *stats_json_virtio(struct vm *vm)
 	return arr;
 }
 
+/* One line per passed-through device: what hvmm still forwarded. */
+static void stats_print_vfio(struct vm *vm, FILE *f)
+{
+	struct vfio_pci_stats st;
+	const char *bdf;
+	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++)
+		fprintf(f, "vfio %s: %llu KiB of BARs mapped (%llu maps, %llu unmaps), forwarded %llu BAR reads, "
+			"%llu BAR writes, %llu config reads, %llu config writes\n",
+			bdf, (unsigned long long)(st.mapped_bytes >> 10), (unsigned long long)st.maps,
+			(unsigned long long)st.unmaps, (unsigned long long)st.bar_reads,
+			(unsigned long long)st.bar_writes, (unsigned long long)st.cfg_reads,
+			(unsigned long long)st.cfg_writes);
+}
+
 void stats_print(struct vm *vm, FILE *f)
 {
 	fprintf(f, "\n== hvmm exit statistics (%d vCPU%s) ==\n", vm->ncpus, vm->ncpus == 1 ? "" : "s");
@@ -417,6 +431,7 @@ void stats_print(struct vm *vm, FILE *f)
 		fprintf(f, "boot-time mark %u: value 0x%x at %.3f ms (via %s)\n", i, marks[i].value,
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
+	stats_print_vfio(vm, f);
 	stats_print_iommu(vm, f);
 	uint64_t dropped = uart_dropped(vm);
 	if (dropped)

@@ -92,7 +92,7 @@ def t_vfio_edu(ctx):
     script = "set -u\nOUT=$1\n"
     script += f"{BIND} {BDF} >\"$OUT/bind.out\" 2>&1 || {{ cat \"$OUT/bind.out\"; exit 90; }}\n"
     script += run_line(ctx, "emu", "--device", "edu", g)
-    script += run_line(ctx, "pt", "--device", f"vfio,host={BDF}", g)
+    script += run_line(ctx, "pt", "--stats", "--device", f"vfio,host={BDF}", g)
     script += run_line(ctx, "nodev", "--device", "vfio,host=0000:00:09.0", g)
     script += run_line(ctx, "unbound", "--device", "vfio,host=0000:00:1f.0", g)
     script += run_line(ctx, "iommu", "--device", f"vfio,host={BDF}", "--device", "intel-iommu", g)
@@ -123,6 +123,9 @@ def check_edu(status, text, out):
     expect(v["host"] == BDF and v["mapped_bytes"] == 1 << 20, f"edu's 1 MiB BAR mapped: {v}")
     expect(v["maps"] >= 2 and v["unmaps"] >= 1, f"the BAR mapped, unmapped when the guest moved it, mapped again: {v}")
     expect(v["bar_reads"] == 0 and v["bar_writes"] == 0, f"no BAR access reached hvmm: {v}")
+    expect(re.search(rf"^vfio {BDF}: 1024 KiB of BARs mapped \(\d+ maps, \d+ unmaps\), forwarded 0 BAR reads, "
+                     r"0 BAR writes, \d+ config reads, \d+ config writes$", serr, re.M),
+           f"--stats names the device and what it forwarded: {serr!r}")
     pt_mmio = mmio_exits_in(pt, 0xc0000000, 0xe0000000)
     emu_mmio = mmio_exits_in(emu, 0xc0000000, 0xe0000000)
     expect(pt_mmio == 0, f"no MMIO exit in the PCI window with passthrough ({pt_mmio})")
