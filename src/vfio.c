@@ -323,3 +323,20 @@ int vfio_set_irqs(struct vfio_dev *v, unsigned index, unsigned start, unsigned c
 		return 0; /* a test's fake device: nothing to tell */
 	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, &req) < 0 ? -errno : 0;
 }
+
+int vfio_set_irq_unmask_fd(struct vfio_dev *v, unsigned index, int fd)
+{
+	struct {
+		struct vfio_irq_set s;
+		int32_t fd;
+	} req;
+	memset(&req, 0, sizeof(req));
+	req.s.argsz = sizeof(req);
+	req.s.index = index;
+	req.s.count = 1;
+	req.s.flags = VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_EVENTFD;
+	req.fd = fd;
+	if (v->fd < 0 || v->container < 0)
+		return 0;
+	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, &req) < 0 ? -errno : 0;
+}

@@ -28,7 +28,15 @@
  *     interrupt then only sets the vector's pending bit (PBA), and goes out
  *     when the guest unmasks it, as for hvmm's own devices.
  *
- * Limits: one function per --device, up to VFIO_MAX_DEVICES; no INTx; no
+ *   - INTx, with --irqchip kernel only: the device's trigger eventfd is a
+ *     KVM irqfd on its IOAPIC pin with a resample eventfd, which KVM
+ *     signals at the guest's EOI and VFIO takes as "unmask" — the level
+ *     interrupt's whole cycle in the kernels. With the split irqchip the
+ *     IOAPIC is hvmm's and KVM has no resampling: the pin reads 0 there.
+ *     VFIO allows one kind at a time: INTx is off while MSI or MSI-X is on.
+ *
+ * Limits: one function per --device, up to VFIO_MAX_DEVICES; INTx only
+ * with the kernel irqchip; no
  * guest IOMMU in front of it (refused with --device intel-iommu); no
  * per-vector masking for MSI (the capability shows none); BARs over 512 MiB
  * do not fit the PCI window.
@@ -107,6 +115,9 @@ void vfio_close(struct vfio_dev *v);
  * single vector's eventfd can be swapped while the others stay). 0 or
  * -errno. */
 int vfio_set_irqs(struct vfio_dev *v, unsigned index, unsigned start, unsigned count, const int *fds);
+/* VFIO_IRQ_SET_ACTION_UNMASK by eventfd: a signal on fd unmasks vector 0 of
+ * index (INTx: KVM's resample eventfd, written when the guest EOIs). */
+int vfio_set_irq_unmask_fd(struct vfio_dev *v, unsigned index, int fd);
 
 /*
  * The guest's PCI function for an opened device (which vfio_pci owns from

@@ -71,6 +71,9 @@ struct vfio_pci {
 	int msi_gsi, msi_efd;
 	uint64_t msi_addr;
 	uint32_t msi_data;
+	bool intx, intx_on;       /* INTx wired (kernel irqchip), and on in VFIO now */
+	int intx_efd, intx_rfd;   /* its trigger (an irqfd) and KVM's resample eventfd */
+	unsigned intx_gsi;        /* its IOAPIC pin (pci.c's swizzle) */
 	struct vfio_pci_stats st; /* under the PCI device lock */
 	bool warned;              /* a BAR mapping was refused (said once) */
 	bool irq_warned;          /* VFIO refused an interrupt change (said once) */
@@ -337,6 +340,20 @@ static bool vfio_irq_warn(struct vfio_pci *p)
 	return first;
 }
 
+/* INTx on or off in VFIO (it takes one kind of interrupt at a time). */
+static void vfio_intx_set(struct vfio_pci *p, bool on)
+{
+	if (!p->intx || on == p->intx_on)
+		return;
+	int r = vfio_set_irqs(&p->dev, VFIO_PCI_INTX_IRQ_INDEX, 0, on ? 1 : 0, &p->intx_efd);
+	if (!r && on)
+		r = vfio_set_irq_unmask_fd(&p->dev, VFIO_PCI_INTX_IRQ_INDEX, p->intx_rfd);
+	if (r < 0 && vfio_irq_warn(p))
+		util_err("%s: INTx %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
+			 strerror(-r));
+	p->intx_on = on;
+}
+
 /* The trigger vector i should have now: its irqfd, or while masked the
  * eventfd hvmm reads. */
 static int vfio_vec_fd(struct vfio_pci *p, unsigned i)
@@ -354,11 +371,15 @@ static void vfio_msix_update(struct vfio_pci *p)
 	int fds[PCI_MSIX_MAX_VECTORS];
 	for (unsigned i = 0; i < p->msix_nvec; i++)
 		fds[i] = vfio_vec_fd(p, i);
+	if (on)
+		vfio_intx_set(p, false);
 	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSIX_IRQ_INDEX, 0, on ? p->msix_nvec : 0, fds);
 	if (r < 0 && vfio_irq_warn(p))
 		util_err("%s: MSI-X %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
 			 strerror(-r));
 	p->msix_on = on;
+	if (!p->msi_on && !p->msix_on)
+		vfio_intx_set(p, true);
 }
 
 /* pci_msix.c: vector vec was masked or unmasked (vCPU thread, MSI-X lock
@@ -491,11 +512,15 @@ static void vfio_msi_update(struct vfio_pci *p)
 	p->msi_data = data;
 	if (on == p->msi_on)
 		return;
+	if (on)
+		vfio_intx_set(p, false);
 	int r = vfio_set_irqs(&p->dev, VFIO_PCI_MSI_IRQ_INDEX, 0, on ? 1 : 0, &p->msi_efd);
 	if (r < 0 && vfio_irq_warn(p))
 		util_err("%s: MSI %s: VFIO_DEVICE_SET_IRQS: %s", pci_dev_name(p->pci), on ? "on" : "off",
 			 strerror(-r));
 	p->msi_on = on;
+	if (!p->msi_on && !p->msix_on)
+		vfio_intx_set(p, true);
 }
 
 /* pci.c: a configuration write at 0x40 and above (device lock held). */
@@ -510,6 +535,29 @@ static void vfio_config_hook(void *opaque, unsigned off, unsigned size, uint32_t
 		vfio_msi_update(p);
 }
 
+/* INTx through KVM's in-kernel IOAPIC: an irqfd with a resample eventfd on
+ * the pin pci.c wired the function to. Before the vCPUs start (fd tables). */
+static int vfio_intx_setup(struct vfio_pci *p, char *err, size_t errlen)
+{
+	if (!p->intx)
+		return 0;
+	p->intx_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->intx_rfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->intx_efd < 0 || p->intx_rfd < 0) {
+		snprintf(err, errlen, "INTx: eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	p->intx_gsi = p->pci->intx_ioapic_pin;
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)p->intx_efd, .gsi = p->intx_gsi,
+				   .flags = KVM_IRQFD_FLAG_RESAMPLE, .resamplefd = (uint32_t)p->intx_rfd };
+	if (p->vm->vm_fd >= 0 && ioctl(p->vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		snprintf(err, errlen, "INTx: KVM_IRQFD with resample: %s", strerror(errno));
+		return -errno;
+	}
+	vfio_intx_set(p, true);
+	return 0;
+}
+
 /* ---- the function ---- */
 
 static void vfio_pci_free(struct vfio_pci *p)
@@ -521,6 +569,15 @@ static void vfio_pci_free(struct vfio_pci *p)
 	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
 		if (p->vec[i].efd >= 0)
 			close(p->vec[i].efd);
+	if (p->intx_efd >= 0) {
+		struct kvm_irqfd irqfd = { .fd = (uint32_t)p->intx_efd, .gsi = p->intx_gsi,
+					   .flags = KVM_IRQFD_FLAG_DEASSIGN }; /* p->pci is gone */
+		if (p->vm->vm_fd >= 0)
+			ioctl(p->vm->vm_fd, KVM_IRQFD, &irqfd);
+		close(p->intx_efd);
+	}
+	if (p->intx_rfd >= 0)
+		close(p->intx_rfd);
 	if (p->msi_efd >= 0) {
 		struct kvm_irqfd irqfd = { .fd = (uint32_t)p->msi_efd, .gsi = (uint32_t)p->msi_gsi,
 					   .flags = KVM_IRQFD_FLAG_DEASSIGN };
@@ -551,6 +608,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	p->dev = *v;
 	p->msi_efd = -1;
 	p->msi_gsi = -1;
+	p->intx_efd = p->intx_rfd = -1;
 	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
 		p->vec[i] = (struct vfio_vec){ .p = p, .index = i, .efd = -1, .masked = true };
 	p->slot_base = VFIO_SLOT_BASE + s->n * VFIO_SLOTS_PER_DEV;
@@ -570,6 +628,8 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	}
 	char name[32];
 	snprintf(name, sizeof(name), "vfio %s", p->dev.bdf);
+	p->intx = vm->cfg.irqchip == IRQCHIP_KERNEL && p->dev.irq_count[VFIO_PCI_INTX_IRQ_INDEX] &&
+		  snap[PCI_INT_PIN] >= 1 && snap[PCI_INT_PIN] <= 4;
 	const struct pci_dev_info info = {
 		.vendor_id = (uint16_t)(snap[0] | snap[1] << 8),
 		.device_id = (uint16_t)(snap[2] | snap[3] << 8),
@@ -577,7 +637,8 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 		.subsys_id = (uint16_t)(snap[PCI_SUBSYS_ID] | snap[PCI_SUBSYS_ID + 1] << 8),
 		.revision = snap[PCI_REVISION],
 		.class_code = (uint32_t)snap[9] | (uint32_t)snap[10] << 8 | (uint32_t)snap[11] << 16,
-		.intx_pin = 0, /* no INTx: MSI and MSI-X only */
+		/* INTx needs KVM's resampling, which only its own IOAPIC has */
+		.intx_pin = p->intx ? snap[PCI_INT_PIN] : 0,
 		.name = name,
 	};
 	p->pci = pci_dev_add(vm, &info);
@@ -593,7 +654,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	pci_dev_cfg_own(p->pci, PCI_INT_LINE, 2, PCI_CFG_HVMM);
 	int r;
 	if ((r = vfio_bars(p, snap, err, errlen)) < 0 || (r = vfio_msix_setup(p, snap, err, errlen)) < 0 ||
-	    (r = vfio_msi_setup(p, snap, err, errlen)) < 0)
+	    (r = vfio_msi_setup(p, snap, err, errlen)) < 0 || (r = vfio_intx_setup(p, err, errlen)) < 0)
 		return r;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		if (p->bar[i].size && !(p->pci->bar[i].type == PCI_BAR_TYPE_IO))

@@ -83,7 +83,8 @@ def mmio_exits_in(stats, lo, hi):
 def t_vfio_edu(ctx):
     """QEMU's edu, passed through: the same guest (tests/guests/edu.S) that
     passes on hvmm's own edu model passes on the real device — registers,
-    factorial, DMA into guest RAM both ways, the BAR moved, MSI — and its
+    factorial, DMA into guest RAM both ways, the BAR moved, MSI (and, with
+    --irqchip kernel, INTx through an irqfd with resampling) — and its
     register accesses never exit to hvmm (the BAR is a KVM memory slot).
     Also the one-line errors and exit status 2 for a function that does not
     exist, one not bound to vfio-pci, a group that is not viable, and the
@@ -93,6 +94,9 @@ def t_vfio_edu(ctx):
     script += f"{BIND} {BDF} >\"$OUT/bind.out\" 2>&1 || {{ cat \"$OUT/bind.out\"; exit 90; }}\n"
     script += run_line(ctx, "emu", "--device", "edu", g)
     script += run_line(ctx, "pt", "--stats", "--device", f"vfio,host={BDF}", g)
+    gi = ctx.guest("edu_intx.elf")
+    script += run_line(ctx, "emu_intx", "--irqchip", "kernel", "--device", "edu", gi)
+    script += run_line(ctx, "pt_intx", "--irqchip", "kernel", "--device", f"vfio,host={BDF}", gi)
     script += run_line(ctx, "nodev", "--device", "vfio,host=0000:00:09.0", g)
     script += run_line(ctx, "unbound", "--device", "vfio,host=0000:00:1f.0", g)
     script += run_line(ctx, "iommu", "--device", f"vfio,host={BDF}", "--device", "intel-iommu", g)
@@ -126,6 +130,10 @@ def check_edu(status, text, out):
     expect(re.search(rf"^vfio {BDF}: 1024 KiB of BARs mapped \(\d+ maps, \d+ unmaps\), forwarded 0 BAR reads, "
                      r"0 BAR writes, \d+ config reads, \d+ config writes$", serr, re.M),
            f"--stats names the device and what it forwarded: {serr!r}")
+    for name in ("emu_intx", "pt_intx"):
+        rc, sout, serr, _ = result(out, name)
+        expect(rc == 1 and "edu: intx ok" in sout and "edu: all ok" in sout,
+               f"{name}: INTx through KVM's IOAPIC (--irqchip kernel), raised twice: status {rc}\n{sout}{serr}")
     pt_mmio = mmio_exits_in(pt, 0xc0000000, 0xe0000000)
     emu_mmio = mmio_exits_in(emu, 0xc0000000, 0xe0000000)
     expect(pt_mmio == 0, f"no MMIO exit in the PCI window with passthrough ({pt_mmio})")

@@ -7,12 +7,16 @@
  *   - DMA from guest RAM to the device buffer and back (polling),
  *   - the BAR moved 16 MiB up (decoding off, new base, on): still there,
  *   - MSI: the capability programmed for vector 0x40 to APIC 0, an
- *     interrupt raised through register 0x60 reaches the IDT handler.
+ *     interrupt raised through register 0x60 reaches the IDT handler;
+ *     built with -DINTX (edu_intx.elf) instead INTx: the IOAPIC pin the
+ *     interrupt line register names, level-triggered, vector 0x40, raised
+ *     twice (the second proves the line was re-armed after the EOI).
  * Prints one line per check ("edu: ... ok") and "edu: all ok", exit 0; a
  * failing check prints "edu: FAIL ..." and exits 1. Polls are bounded; a
  * missing interrupt leaves the guest halted (the harness's --timeout). */
 #include "common.h"
 #define LAPIC  0xfee00000
+#define IOAPIC 0xfec00000
 #define VEC    0x40
 #define SRC    0x300000
 #define DST    0x301000
@@ -113,6 +117,37 @@ GUEST_START
 	call regs
 	PUTS okmove
 
+#ifdef INTX
+	/* INTx: pin and line from configuration space */
+	mov $0x3c, %ecx
+	call cfgrd
+	test $0xff00, %eax                 /* interrupt pin */
+	jnz 20f
+	FAIL nointx
+20:	movzbl %al, %edi                   /* line: the IOAPIC pin */
+	cmp $24, %edi
+	jb 21f
+	FAIL nointx
+21:	lea 0x10(,%edi,2), %eax            /* its redirection entry: low dword */
+	mov %eax, IOAPIC
+	movl $(VEC | (1 << 15)), IOAPIC + 0x10  /* fixed, level, active high, unmasked */
+	lea 0x11(,%edi,2), %eax
+	mov %eax, IOAPIC
+	movl $0, IOAPIC + 0x10             /* destination APIC 0 */
+	movl $1, 0x60(%ebp)                /* raise */
+22:	cmpl $1, count
+	jae 23f
+	sti
+	hlt
+	jmp 22b
+23:	cli
+	movl $2, 0x60(%ebp)                /* and again, after the EOI */
+24:	cmpl $2, count
+	jae 13f
+	sti
+	hlt
+	jmp 24b
+#else
 	/* MSI: find the capability */
 	mov $0x34, %ecx
 	call cfgrd
@@ -154,8 +189,13 @@ GUEST_START
 	sti
 	hlt
 	jmp 12b
+#endif
 13:	cli
+#ifdef INTX
+	PUTS okintx
+#else
 	PUTS okmsi
+#endif
 	PUTS allok
 	EXIT 0
 
@@ -223,6 +263,8 @@ okfact:	.asciz "edu: factorial ok\n"
 okdma:	.asciz "edu: dma ok\n"
 okmove:	.asciz "edu: moved bar ok\n"
 okmsi:	.asciz "edu: msi ok\n"
+okintx:	.asciz "edu: intx ok\n"
+nointx:	.asciz "edu: FAIL no interrupt pin or line\n"
 allok:	.asciz "edu: all ok\n"
 nodev:	.asciz "edu: FAIL no 1234:11e8 on bus 0\n"
 idbad:	.asciz "edu: FAIL identification register\n"

@@ -76,11 +76,14 @@ static void region(struct vfio_dev *v, unsigned i, uint64_t off, uint64_t size, 
  * capability, plus one area past its end that must be ignored), and BAR 1
  * says its MSI-X table may be mapped (MSIX_MAPPABLE). */
 static bool sparse;
+/* setup_intx: the kernel irqchip and a device with INTx (VFIO reports one) */
+static bool intx;
 
 static int setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&vm);
+	vm.cfg.irqchip = intx ? IRQCHIP_KERNEL : IRQCHIP_SPLIT;
 	assert_int_equal(evloop_init(&vm), 0); /* masked MSI-X vectors are read there */
 	assert_int_equal(pci_init(&vm), 0);
 	memfd = memfd_create("fake-vfio", MFD_CLOEXEC);
@@ -115,6 +118,7 @@ static int setup(void **state)
 	region(&v, 1, BAR1_OFF, BAR1_SIZE, true);
 	region(&v, 2, BAR2_OFF, BAR2_SIZE, true);
 	region(&v, 4, BAR4_OFF, BAR4_SIZE, false);
+	v.irq_count[VFIO_PCI_INTX_IRQ_INDEX] = 1;
 	if (sparse) {
 		v.region[0].sparse = true;
 		v.region[0].nr_areas = 3;
@@ -140,6 +144,14 @@ static int setup_sparse(void **state)
 	sparse = true;
 	int r = setup(state);
 	sparse = false;
+	return r;
+}
+
+static int setup_intx(void **state)
+{
+	intx = true;
+	int r = setup(state);
+	intx = false;
 	return r;
 }
 
@@ -425,6 +437,40 @@ static void test_msi_control(void **state)
 	assert_int_equal(v->last_irqs.count, 0);
 }
 
+/* INTx with the kernel irqchip: the device's pin shows, wired by the swizzle,
+ * its trigger handed to VFIO; MSI on takes it back (VFIO has one kind at a
+ * time), MSI off gives it again. */
+static void test_intx_kernel_irqchip(void **state)
+{
+	(void)state;
+	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	assert_int_equal(cfg_rd(0x3d, 1), 1);                      /* INTA, the device's */
+	assert_int_equal(cfg_rd(0x3c, 1), 16 + (devfn >> 3) % 4);  /* pci.h's swizzle */
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_INTX_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.count, 1);
+	assert_true(v->last_irqs.fd0 >= 0);
+	cfg_wr(MSI_CAP + 2, 2, 0x0001);
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_MSI_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.count, 1);
+	cfg_wr(MSI_CAP + 2, 2, 0x0000);
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_INTX_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.count, 1);
+	cfg_wr(MSIX_CAP + 2, 2, 0x8000);
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_MSIX_IRQ_INDEX);
+	cfg_wr(MSIX_CAP + 2, 2, 0);
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_INTX_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.count, 1);
+}
+
+/* With the split irqchip there is no resampling: no pin, INTx never on. */
+static void test_no_intx_split_irqchip(void **state)
+{
+	(void)state;
+	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	assert_int_equal(cfg_rd(0x3d, 1), 0);
+	assert_int_equal(v->last_irqs.calls, 0);
+}
+
 static void test_hostile(void **state)
 {
 	(void)state;
@@ -466,6 +512,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msix_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_masking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intx_kernel_irqchip, setup_intx, teardown),
+		cmocka_unit_test_setup_teardown(test_no_intx_split_irqchip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
