@@ -11,7 +11,7 @@
  *   - configuration space is the device's (pread/pwrite on its config
  *     region), but hvmm owns the BARs (the guest places them; sizing reads
  *     hvmm's masks), the command register (forwarded too), the ROM BAR
- *     (hidden: reads 0), the interrupt pin (0: no INTx, MSI/MSI-X only) and
+ *     (hidden: reads 0), the interrupt pin and line (INTx below) and
  *     the MSI and MSI-X capabilities (so hvmm sees the guest enable vectors);
  *   - memory BARs whose region can be mmap'ed are mapped from the device fd
  *     and installed as KVM memory slots where the guest put them, while
