@@ -14,6 +14,12 @@
  *    functions read as all-ones;
  *  - memory BARs keep their type bits (64-bit memory) and natural alignment.
  *
+ * A third function is a passed-through device (vfio_pci.c) whose "device
+ * fd" is a memfd: its configuration space forwarded there except the bytes
+ * hvmm owns, its BARs mmap'ed or forwarded, MSI and MSI-X intercepted.
+ * Checked for it: every forwarded access stays inside the memfd's regions
+ * (the memfd never grows), the ROM BAR and interrupt pin read 0.
+ *
  * Input format: see fuzz/gen_seeds.py (pci_seeds).
  */
 #include <dirent.h>
@@ -23,10 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus.h"
+#include "evloop.h"
 #include "pci.h"
+#include "vfio.h"
 #include "vm.h"
 #include "fuzz_common.h"
 
@@ -118,6 +128,55 @@ static void fz_config_hook(void *opaque, unsigned off, unsigned size, uint32_t v
 
 static struct vm fz_vm;
 
+/* The passed-through function: config at 0, BAR 0 (16 KiB, mmap) at 64 KiB,
+ * BAR 1 (8 KiB, MSI-X table 0 / PBA 0x800) at 128 KiB, BAR 4 (I/O, 28 bytes)
+ * at 192 KiB; the memfd is exactly that long. */
+#define FZ_VFIO_FILE 0x30100
+static int fz_vfio_fd = -1;
+static unsigned fz_vfio_slot;
+
+static void fz_put32(int fd, uint64_t off, uint32_t v)
+{
+	FZ_CHECK(pwrite(fd, &v, 4, (off_t)off) == 4);
+}
+
+static void fz_vfio_build(void)
+{
+	int fd = memfd_create("fuzz-vfio", MFD_CLOEXEC);
+	FZ_CHECK(fd >= 0 && ftruncate(fd, FZ_VFIO_FILE) == 0);
+	fz_put32(fd, 0x00, 0x11e81234);
+	fz_put32(fd, 0x04, 0x00100000);
+	fz_put32(fd, 0x18, 0x0000000c);
+	fz_put32(fd, 0x20, 0x00000001);
+	fz_put32(fd, 0x30, 0xfffe0001);
+	fz_put32(fd, 0x34, 0x40);
+	fz_put32(fd, 0x40, 3u << 16 | 0x50 << 8 | 0x11);
+	fz_put32(fd, 0x44, 1);
+	fz_put32(fd, 0x48, 0x800 | 1);
+	fz_put32(fd, 0x50, 0x0180u << 16 | 0x05); /* MSI, 64-bit, per-vector masking */
+	struct vfio_dev v;
+	memset(&v, 0, sizeof(v));
+	snprintf(v.bdf, sizeof(v.bdf), "0000:00:10.0");
+	v.fd = fz_vfio_fd = fd;
+	v.group = v.container = -1;
+	const uint32_t rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	v.region[VFIO_PCI_CONFIG_REGION_INDEX] = (struct vfio_region){ 0, 4096, rw };
+	v.region[0] = (struct vfio_region){ 0x10000, 0x4000, rw | VFIO_REGION_INFO_FLAG_MMAP };
+	v.region[1] = (struct vfio_region){ 0x20000, 0x2000, rw | VFIO_REGION_INFO_FLAG_MMAP };
+	v.region[4] = (struct vfio_region){ 0x30000, 28, rw };
+	char err[256];
+	if (vfio_pci_create(&fz_vm, &v, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fuzz_pci_config: vfio_pci_create: %s\n", err);
+		abort();
+	}
+	for (unsigned s = 1; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *d = pci_dev_at(&fz_vm, s << 3);
+		if (d && strncmp(pci_dev_name(d), "vfio", 4) == 0)
+			fz_vfio_slot = s;
+	}
+	FZ_CHECK(fz_vfio_slot);
+}
+
 static int fz_vm_build(void)
 {
 	memset(&fz_vm, 0, sizeof(fz_vm));
@@ -127,8 +186,8 @@ static int fz_vm_build(void)
 	pthread_mutex_init(&fz_vm.stop_lock, NULL);
 	bus_init(&fz_vm.pio, "pio");
 	bus_init(&fz_vm.mmio, "mmio");
-	if (pci_init(&fz_vm)) {
-		fprintf(stderr, "fuzz_pci_config: pci_init failed\n");
+	if (evloop_init(&fz_vm) || pci_init(&fz_vm)) {
+		fprintf(stderr, "fuzz_pci_config: evloop_init or pci_init failed\n");
 		abort();
 	}
 
@@ -184,12 +243,18 @@ static int fz_vm_build(void)
 	while (n < 200 && pci_cap_add(b->pci, (uint8_t)(0x09 + (n & 1)), 24, NULL, NULL))
 		n++;
 	FZ_CHECK(n < 200); /* 256 bytes of legacy space cannot hold 200 capabilities */
+	fz_vfio_build();
 	return 0;
 }
 
 static void fz_vm_free(void)
 {
+	/* forwarded accesses never wrote past the device's regions */
+	struct stat st;
+	FZ_CHECK(fstat(fz_vfio_fd, &st) == 0 && st.st_size == FZ_VFIO_FILE);
+	evloop_destroy(&fz_vm);
 	pci_destroy(&fz_vm);
+	vfio_pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
@@ -237,6 +302,14 @@ static void fz_check_cfg_read(unsigned slot, unsigned fn, unsigned reg, unsigned
 	v &= fz_mask(size);
 	if (slot == 0 && fn == 0)
 		return; /* the host bridge: its IDs are pci.c's choice */
+	if (slot == fz_vfio_slot && fn == 0) {
+		/* the device's bytes are the memfd's, whatever the input wrote
+		 * there; hvmm's ROM BAR and interrupt pin stay 0 */
+		for (unsigned i = 0; i < size; i++)
+			if ((reg + i >= 0x30 && reg + i < 0x34) || reg + i == 0x3d)
+				FZ_CHECK((uint8_t)(v >> (8 * i)) == 0);
+		return;
+	}
 	struct fz_dev *d = fz_dev_at(slot, fn);
 	if (!d) {
 		FZ_CHECK(v == fz_mask(size)); /* no function: master abort, all ones */
@@ -315,6 +388,13 @@ static void fz_run(struct fz_in *in)
 			bool write = (op & 0x7f) % 10 == 6;
 			if (write)
 				v = fz_take(in, 8);
+			if (op & 0x80) { /* the passed-through function's BARs instead */
+				struct pci_dev *p = pci_dev_at(&fz_vm, fz_vfio_slot << 3);
+				unsigned pb = bar ? 1 : (off & 1 ? 4 : 0);
+				uint64_t base = pci_dev_bar_addr(p, pb);
+				fz_access(pb == 4 ? &fz_vm.pio : &fz_vm.mmio, base + off % 0x2100, size > 4 && pb == 4 ? 4 : size, write, &v);
+				break;
+			}
 			fz_access(&fz_vm.mmio, fz_bar_base(d, bar) + off, size, write, &v);
 			break;
 		}

@@ -14,6 +14,7 @@
 #include "sandbox.h"
 #include "term.h"
 #include "util.h"
+#include "vfio.h"
 #include "vm.h"
 
 #define HVMM_VERSION "0.1.0"
@@ -105,7 +106,8 @@ static void main_usage(FILE *f)
 	      "                          and connections; needs --hyperv), edu (PCI 1234:11e8,\n"
 	      "                          DMA and MSI), intel-iommu[,intremap=on|off|auto][,eim=off]\n"
 	      "                          (VT-d at 0xfed90000, ACPI DMAR table); repeatable.\n"
-	      "                          kvm-unit-tests use them\n"
+	      "                          kvm-unit-tests use them. vfio,host=DDDD:BB:DD.F: that\n"
+	      "                          host function (bound to vfio-pci) passed through\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
@@ -219,6 +221,26 @@ static int main_parse_iommu(struct vm_config *cfg, const char *props)
 			return main_bad("--device intel-iommu: unknown property '%s' (intremap=on|off|auto, "
 					"eim=off)", p);
 	}
+	return 0;
+}
+
+/* "vfio,host=DDDD:BB:DD.F": a host function for VFIO (vfio.h). */
+static int main_parse_vfio(struct vm_config *cfg, const char *arg)
+{
+	_Static_assert(sizeof(cfg->vfio) / sizeof(cfg->vfio[0]) == VFIO_MAX_DEVICES &&
+			       sizeof(cfg->vfio[0]) == VFIO_BDF_LEN, "vm_config's vfio[] is vfio.h's");
+	char err[160];
+	if (cfg->nr_vfio == VFIO_MAX_DEVICES)
+		return main_bad("--device %s: at most 4 passed-through devices", arg);
+	if (vfio_parse(arg[4] ? arg + 5 : "", cfg->vfio[cfg->nr_vfio], err, sizeof(err)) < 0) {
+		char line[320];
+		snprintf(line, sizeof(line), "--device %s: %s", arg, err);
+		return main_bad("%s", line);
+	}
+	for (int i = 0; i < cfg->nr_vfio; i++)
+		if (strcmp(cfg->vfio[i], cfg->vfio[cfg->nr_vfio]) == 0)
+			return main_bad("--device %s: that function is already passed through", arg);
+	cfg->nr_vfio++;
 	return 0;
 }
 
@@ -443,9 +465,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			else if (strncmp(optarg, "intel-iommu", 11) == 0 &&
 				 (optarg[11] == 0 || optarg[11] == ','))
 				r = main_parse_iommu(cfg, optarg + 11);
+			else if (strcmp(optarg, "vfio") == 0 || strncmp(optarg, "vfio,", 5) == 0)
+				r = main_parse_vfio(cfg, optarg);
 			else
 				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, hyperv-testdev, "
-						"edu or intel-iommu", optarg);
+						"edu, intel-iommu or vfio,host=BDF", optarg);
 			if (r)
 				return r;
 			break;
@@ -477,6 +501,15 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
 	if (!cfg->image)
 		cfg->image = argv[optind];
+	/* The device's DMA goes through the host IOMMU with guest-physical
+	 * addresses; a guest IOMMU would have to be shadowed there, which hvmm
+	 * does not do. Its interrupts are the vectors' irqfds. */
+	if (cfg->nr_vfio && cfg->intel_iommu)
+		return main_bad("--device vfio cannot be combined with --device intel-iommu (no guest "
+				"IOMMU for passed-through devices)%s", "");
+	if (cfg->nr_vfio && cfg->no_irqfd)
+		return main_bad("--device vfio needs irqfds: the device signals them itself (drop "
+				"--no-irqfd)%s", "");
 	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
 	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
 		return main_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");

@@ -95,10 +95,24 @@ static bool pci_cfg_access_ok(unsigned off, unsigned size)
 	return (size == 1 || size == 2 || size == 4) && off < PCI_CFG_SIZE && (off & 3) + size <= 4;
 }
 
+static bool pci_cfg_ours(const struct pci_dev *d, unsigned off)
+{
+	return !d->cfg_ops || d->cfg_owner[off] != PCI_CFG_DEVICE;
+}
+
 static uint32_t pci_dev_cfg_read(struct pci_dev *d, unsigned off, unsigned size)
 {
-	uint32_t v = 0;
+	uint32_t v = 0, dev = 0;
+	bool any_dev = false;
+	for (unsigned i = 0; i < size; i++)
+		any_dev |= !pci_cfg_ours(d, off + i);
+	if (any_dev) /* one read of the whole access: it stays inside a dword */
+		dev = d->cfg_ops->read(d->cfg_opaque, off, size);
 	for (unsigned i = 0; i < size; i++) {
+		if (!pci_cfg_ours(d, off + i)) {
+			v |= dev & (0xffu << (8 * i));
+			continue;
+		}
 		uint8_t b = d->cfg[off + i];
 		if (off + i == PCI_STATUS && atomic_load(&d->intx_level))
 			b |= PCI_STATUS_INTX;
@@ -107,12 +121,37 @@ static uint32_t pci_dev_cfg_read(struct pci_dev *d, unsigned off, unsigned size)
 	return v;
 }
 
+/* The bytes of a write that reach a passed-through device, in runs of
+ * bytes that go there. */
+static void pci_dev_cfg_forward(struct pci_dev *d, unsigned off, unsigned size, uint32_t val)
+{
+	unsigned i = 0;
+	while (i < size) {
+		if (d->cfg_owner[off + i] == PCI_CFG_HVMM) {
+			i++;
+			continue;
+		}
+		unsigned n = 1;
+		while (i + n < size && d->cfg_owner[off + i + n] != PCI_CFG_HVMM)
+			n++;
+		if (n == 3) /* no 3-byte accesses: a word and a byte */
+			n = 2;
+		uint32_t part = (val >> (8 * i)) & (uint32_t)((1ull << (8 * n)) - 1);
+		d->cfg_ops->write(d->cfg_opaque, off + i, n, part);
+		i += n;
+	}
+}
+
 static void pci_dev_cfg_write(struct pci_dev *d, unsigned off, unsigned size, uint32_t val)
 {
 	uint16_t old_cmd = pci_cfg16(d, PCI_COMMAND);
+	if (d->cfg_ops)
+		pci_dev_cfg_forward(d, off, size, val);
 	for (unsigned i = 0; i < size; i++) {
 		unsigned o = off + i;
 		uint8_t v = (uint8_t)(val >> (8 * i));
+		if (!pci_cfg_ours(d, o))
+			continue; /* the device's byte: d->cfg keeps its snapshot */
 		d->cfg[o] = (uint8_t)((d->cfg[o] & ~d->wmask[o]) | (v & d->wmask[o]));
 		d->cfg[o] &= (uint8_t)~(v & d->w1c[o]);
 	}
@@ -590,6 +629,20 @@ void pci_dev_set_bar_hook(struct pci_dev *d,
 {
 	d->bar_hook = hook;
 	d->bar_hook_opaque = opaque;
+}
+
+void pci_dev_set_config_passthrough(struct pci_dev *d, const struct pci_cfg_ops *ops, void *opaque)
+{
+	memset(d->cfg_owner, PCI_CFG_DEVICE, sizeof(d->cfg_owner));
+	d->cfg_ops = ops;
+	d->cfg_opaque = opaque;
+}
+
+void pci_dev_cfg_own(struct pci_dev *d, unsigned off, unsigned len, enum pci_cfg_owner owner)
+{
+	if (off >= PCI_CFG_SIZE || len > PCI_CFG_SIZE - off)
+		return;
+	memset(d->cfg_owner + off, owner, len);
 }
 
 uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar)

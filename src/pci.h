@@ -209,6 +209,51 @@ void pci_dev_set_config_hook(struct pci_dev *d,
 void pci_dev_set_bar_hook(struct pci_dev *d,
 			  void (*hook)(void *opaque, unsigned bar, uint64_t addr, bool decoding),
 			  void *opaque);
+/*
+ * Passthrough (vfio.c): configuration space belongs to a real device except
+ * the bytes hvmm virtualizes. After this call every byte is the device's:
+ * reads come from ops->read, writes go to ops->write (an access is split
+ * into runs of same-owner bytes, each at most 4 bytes and inside one dword).
+ * pci_dev_cfg_own() then claims ranges for hvmm, whose bytes behave as for
+ * an emulated function (d->cfg with its write masks: BARs, MSI-X control);
+ * PCI_CFG_HVMM_FWD bytes are hvmm's and their writes also reach the device
+ * (the command register: hvmm needs its decode bits, the device its bus
+ * master bit). Hooks (config, BAR) run as for emulated functions.
+ */
+struct pci_cfg_ops {
+	uint32_t (*read)(void *opaque, unsigned off, unsigned size);
+	void (*write)(void *opaque, unsigned off, unsigned size, uint32_t val);
+};
+enum pci_cfg_owner {
+	PCI_CFG_DEVICE = 0,
+	PCI_CFG_HVMM,
+	PCI_CFG_HVMM_FWD,
+};
+void pci_dev_set_config_passthrough(struct pci_dev *d, const struct pci_cfg_ops *ops, void *opaque);
+void pci_dev_cfg_own(struct pci_dev *d, unsigned off, unsigned len, enum pci_cfg_owner owner);
+
+/*
+ * MSI-X for a passed-through function whose own capability (already copied
+ * into configuration space at `cap`) describes the table: as pci_msix_init,
+ * but the capability is not added, only its control word made writable (and
+ * its table size set to nvec - 1).
+ */
+int pci_msix_init_at(struct pci_dev *d, unsigned cap, unsigned nvec, unsigned bar, uint32_t table_off,
+		     uint32_t pba_off);
+/* Vector vec's irqfd eventfd (-1: none, or --no-irqfd): a passed-through
+ * device signals it itself, so its interrupts reach KVM without hvmm. */
+int pci_msix_vector_fd(struct pci_dev *d, unsigned vec);
+/*
+ * Passthrough: `hook` is told whenever vector vec's effective mask (its own
+ * mask bit, the function mask or MSI-X enable) changes — when it becomes
+ * unmasked, after its route is current and a pending message was sent. A
+ * device that signals the irqfd itself must stop doing so while the vector
+ * is masked and raise pci_msix_notify() instead, which keeps the PBA. Runs
+ * with the MSI-X lock held (vCPU thread): it must not call pci_msix_*.
+ */
+void pci_msix_set_mask_hook(struct pci_dev *d, void (*hook)(void *opaque, unsigned vec, bool masked),
+			    void *opaque);
+
 /* The BAR's programmed base (what the guest wrote, or where pci_bar_add put it). */
 uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar);
 struct vm *pci_dev_vm(struct pci_dev *d);

@@ -83,8 +83,12 @@ static void msix_vec_update(struct pci_dev *d, unsigned i)
 {
 	struct pci_msix *m = d->msix;
 	struct pci_msix_vec *v = &m->v[i];
-	if (msix_masked(m, v))
+	if (msix_masked(m, v)) {
+		if (m->mask_hook && !v->hook_masked)
+			m->mask_hook(m->mask_opaque, i, true);
+		v->hook_masked = true;
 		return;
+	}
 	/* Through the IOMMU's interrupt remapping when there is one: the route
 	 * is the message the IRTE describes (re-read when the guest changes
 	 * the remapping state or invalidates the entry cache). */
@@ -98,9 +102,13 @@ static void msix_vec_update(struct pci_dev *d, unsigned i)
 		v->pending_sent++;
 		msix_send(d, v);
 	}
+	if (m->mask_hook && v->hook_masked)
+		m->mask_hook(m->mask_opaque, i, false);
+	v->hook_masked = false;
 }
 
-int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table_off, uint32_t pba_off)
+/* The checks and state both kinds of MSI-X share; d->msix set on success. */
+static int msix_alloc(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table_off, uint32_t pba_off)
 {
 	if (d->msix)
 		return -EEXIST;
@@ -122,20 +130,18 @@ int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table
 	m->table_off = table_off;
 	m->pba_off = pba_off;
 	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
-		m->v[i] = (struct pci_msix_vec){ .gsi = -1, .efd = -1, .ctrl = PCI_MSIX_ENTRY_MASKED };
+		m->v[i] = (struct pci_msix_vec){ .gsi = -1, .efd = -1, .ctrl = PCI_MSIX_ENTRY_MASKED,
+						 .hook_masked = true };
 	d->msix = m; /* from here on pci_msix_free() undoes whatever is done */
-	uint8_t body[10] = { 0 }, wmask[10] = { 0 };
-	pci_set16(body, (uint16_t)(nvec - 1));
-	pci_set32(body + 2, table_off | bar);
-	pci_set32(body + 6, pba_off | bar);
-	pci_set16(wmask, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_FMASK);
-	m->cap = pci_cap_add(d, PCI_CAP_ID_MSIX, 12, body, wmask);
-	if (!m->cap) {
-		pci_msix_free(d);
-		return -ENOSPC;
-	}
+	return 0;
+}
+
+/* Each vector's GSI and irqfd. */
+static int msix_vectors(struct pci_dev *d)
+{
+	struct pci_msix *m = d->msix;
 	struct vm *vm = d->vm;
-	for (unsigned i = 0; i < nvec; i++) {
+	for (unsigned i = 0; i < m->nvec; i++) {
 		struct pci_msix_vec *v = &m->v[i];
 		int gsi = irq_msi_alloc(vm);
 		if (gsi < 0) {
@@ -161,6 +167,59 @@ int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table
 		}
 	}
 	return 0;
+}
+
+int pci_msix_init(struct pci_dev *d, unsigned nvec, unsigned bar, uint32_t table_off, uint32_t pba_off)
+{
+	int r = msix_alloc(d, nvec, bar, table_off, pba_off);
+	if (r < 0)
+		return r;
+	struct pci_msix *m = d->msix;
+	uint8_t body[10] = { 0 }, wmask[10] = { 0 };
+	pci_set16(body, (uint16_t)(nvec - 1));
+	pci_set32(body + 2, table_off | bar);
+	pci_set32(body + 6, pba_off | bar);
+	pci_set16(wmask, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_FMASK);
+	m->cap = pci_cap_add(d, PCI_CAP_ID_MSIX, 12, body, wmask);
+	if (!m->cap) {
+		pci_msix_free(d);
+		return -ENOSPC;
+	}
+	return msix_vectors(d);
+}
+
+int pci_msix_init_at(struct pci_dev *d, unsigned cap, unsigned nvec, unsigned bar, uint32_t table_off,
+		     uint32_t pba_off)
+{
+	if (cap < PCI_HEADER_END || cap > 256 - 12)
+		return -EINVAL;
+	int r = msix_alloc(d, nvec, bar, table_off, pba_off);
+	if (r < 0)
+		return r;
+	d->msix->cap = cap;
+	/* Disabled, unmasked, nvec entries: the state after reset, with the
+	 * table size hvmm emulates (a device with more shows fewer). */
+	pci_set16(d->cfg + cap + 2, (uint16_t)(nvec - 1));
+	pci_set16(d->wmask + cap + 2, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_FMASK);
+	return msix_vectors(d);
+}
+
+void pci_msix_set_mask_hook(struct pci_dev *d, void (*hook)(void *opaque, unsigned vec, bool masked),
+			    void *opaque)
+{
+	if (!d->msix)
+		return;
+	pthread_mutex_lock(&d->msix->lock);
+	d->msix->mask_hook = hook;
+	d->msix->mask_opaque = opaque;
+	pthread_mutex_unlock(&d->msix->lock);
+}
+
+int pci_msix_vector_fd(struct pci_dev *d, unsigned vec)
+{
+	if (!d->msix || vec >= d->msix->nvec)
+		return -1;
+	return d->msix->v[vec].efd;
 }
 
 void pci_msix_free(struct pci_dev *d)

@@ -1,4 +1,5 @@
-/* Shared by pci.c and pci_msix.c only: the state behind struct pci_dev. */
+/* Shared by pci.c and pci_msix.c — and vfio_pci.c, which builds a function
+ * from a real device's registers — only: the state behind struct pci_dev. */
 #ifndef HVMM_PCI_PRIV_H
 #define HVMM_PCI_PRIV_H
 
@@ -75,6 +76,7 @@ struct pci_msix_vec {
 	int ir_fault;             /* the IOMMU blocks the message (enum iommu_fault) */
 	uint64_t blocked;         /* notifies dropped for that */
 	uint64_t sent, pending_sent;
+	bool hook_masked;         /* the state the mask hook was last told */
 };
 
 struct pci_msix {
@@ -82,6 +84,8 @@ struct pci_msix {
 	unsigned nvec, bar, cap;
 	uint32_t table_off, pba_off;
 	bool enabled, fmask;      /* message control, mirrored from configuration space */
+	void (*mask_hook)(void *opaque, unsigned vec, bool masked);
+	void *mask_opaque;
 	struct pci_msix_vec v[PCI_MSIX_MAX_VECTORS];
 };
 
@@ -110,6 +114,11 @@ struct pci_dev {
 	void *config_hook_opaque;
 	void (*bar_hook)(void *opaque, unsigned bar, uint64_t addr, bool decoding);
 	void *bar_hook_opaque;
+	/* A passed-through function (pci_dev_set_config_passthrough): who
+	 * owns each byte of configuration space (enum pci_cfg_owner). */
+	const struct pci_cfg_ops *cfg_ops;
+	void *cfg_opaque;
+	uint8_t cfg_owner[PCI_CFG_SIZE];
 };
 
 struct pci_host {
@@ -121,6 +130,8 @@ struct pci_host {
 	uint64_t next_io;            /* I/O BAR placement cursor */
 	struct pci_dev *slot[PCI_MAX_SLOTS];
 };
+
+#define PCI_ROM_BAR 0x30
 
 /* pci_msix.c, called by pci.c with the device lock held. */
 bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned size, bool write,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/vfio.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -217,8 +218,21 @@ static const unsigned long sandbox_kvm_device_ioctls[] = {
 	KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
 };
 
+static bool sandbox_passthrough;
+
+void sandbox_allow_passthrough(void)
+{
+	sandbox_passthrough = true;
+}
+
 static void sandbox_vcpu(struct sandbox_build *b)
 {
+	if (sandbox_passthrough) {
+		static const unsigned long vfio[] = { KVM_SET_USER_MEMORY_REGION, VFIO_DEVICE_SET_IRQS };
+		static const int vfio_nrs[] = { SCMP_SYS(pread64), SCMP_SYS(pwrite64) };
+		sandbox_allow_ioctls(b, vfio, ARRAY_LEN(vfio));
+		sandbox_allow_list(b, vfio_nrs, ARRAY_LEN(vfio_nrs));
+	}
 	static const unsigned long reqs[] = {
 		KVM_RUN,
 		KVM_INTERRUPT, /* the 8259's ExtINT into the boot vCPU (pic.c) */

@@ -41,6 +41,11 @@ bool sandbox_enabled(void);
 /* The filter's name for a kind: "main", "vcpu", "evloop", "serial", "net-helper". */
 const char *sandbox_kind_name(enum sandbox_kind kind);
 
+/* --device vfio: vCPU threads also forward to the device (pread/pwrite on
+ * its fd), move its BAR mappings (KVM_SET_USER_MEMORY_REGION) and hand it
+ * interrupt eventfds (VFIO_DEVICE_SET_IRQS). Call before the threads start. */
+void sandbox_allow_passthrough(void);
+
 /*
  * Confine the calling thread to `kind`'s list (PR_SET_NO_NEW_PRIVS first).
  * `main` is read for SANDBOX_MAIN only. No-op (0) when disabled. 0 or -errno.

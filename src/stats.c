@@ -15,6 +15,7 @@
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
+#include "vfio.h"
 #include "iommu.h"
 #include "virtio/virtio.h"
 #include "virtio/virtio_net.h"
@@ -366,6 +367,20 @@ static json_object *stats_json_virtio(struct vm *vm)
 	return arr;
 }
 
+/* One line per passed-through device: what hvmm still forwarded. */
+static void stats_print_vfio(struct vm *vm, FILE *f)
+{
+	struct vfio_pci_stats st;
+	const char *bdf;
+	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++)
+		fprintf(f, "vfio %s: %llu KiB of BARs mapped (%llu maps, %llu unmaps), forwarded %llu BAR reads, "
+			"%llu BAR writes, %llu config reads, %llu config writes\n",
+			bdf, (unsigned long long)(st.mapped_bytes >> 10), (unsigned long long)st.maps,
+			(unsigned long long)st.unmaps, (unsigned long long)st.bar_reads,
+			(unsigned long long)st.bar_writes, (unsigned long long)st.cfg_reads,
+			(unsigned long long)st.cfg_writes);
+}
+
 void stats_print(struct vm *vm, FILE *f)
 {
 	fprintf(f, "\n== hvmm exit statistics (%d vCPU%s) ==\n", vm->ncpus, vm->ncpus == 1 ? "" : "s");
@@ -419,6 +434,7 @@ void stats_print(struct vm *vm, FILE *f)
 		fprintf(f, "boot-time mark %u: value 0x%x at %.3f ms (via %s)\n", i, marks[i].value,
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
+	stats_print_vfio(vm, f);
 	stats_print_iommu(vm, f);
 	uint64_t dropped = uart_dropped(vm);
 	if (dropped)
@@ -498,6 +514,28 @@ static json_object *stats_json_vcpu(struct vcpu *v)
 	return o;
 }
 
+/* Passed-through functions: what hvmm still forwarded (a BAR that is mapped
+ * into the guest never reaches it) and the mappings it moved. */
+static json_object *stats_json_vfio(struct vm *vm)
+{
+	json_object *arr = json_object_new_array();
+	struct vfio_pci_stats st;
+	const char *bdf;
+	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "host", json_object_new_string(bdf));
+		json_object_object_add(o, "bar_reads", json_object_new_uint64(st.bar_reads));
+		json_object_object_add(o, "bar_writes", json_object_new_uint64(st.bar_writes));
+		json_object_object_add(o, "config_reads", json_object_new_uint64(st.cfg_reads));
+		json_object_object_add(o, "config_writes", json_object_new_uint64(st.cfg_writes));
+		json_object_object_add(o, "maps", json_object_new_uint64(st.maps));
+		json_object_object_add(o, "unmaps", json_object_new_uint64(st.unmaps));
+		json_object_object_add(o, "mapped_bytes", json_object_new_uint64(st.mapped_bytes));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
 int stats_write_json(struct vm *vm, const char *path)
 {
 	json_object *root = json_object_new_object();
@@ -543,6 +581,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(root, "serial_dropped", json_object_new_uint64(uart_dropped(vm)));
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
+	json_object_object_add(root, "vfio", stats_json_vfio(vm));
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));
 
 	int r = json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -22,6 +22,7 @@
 #include "iommu.h"
 #include "pci.h"
 #include "sandbox.h"
+#include "vfio.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -226,6 +227,16 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
 	if (vm->cfg.edu && (r = edu_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "creating edu: %s", strerror(-r));
+	for (int i = 0; i < vm->cfg.nr_vfio; i++) {
+		char err[256];
+		struct vfio_dev v;
+		const char *bdf = vm->cfg.vfio[i];
+		if ((r = vfio_open(&v, bdf, &vm->mem, err, sizeof(err))))
+			return vm_fail(r, "--device vfio,host=%s: %s", bdf, err);
+		if ((r = vfio_pci_create(vm, &v, err, sizeof(err))) < 0)
+			return vm_fail(r == -ENOSPC || r == -ENOTSUP ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST,
+				       "--device vfio,host=%s: %s", bdf, err);
+	}
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
 	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
@@ -701,6 +712,7 @@ void vm_destroy(struct vm *vm)
 	inject_destroy(vm); /* so are its timers */
 	evloop_destroy(vm);
 	pci_destroy(vm);
+	vfio_pci_destroy(vm); /* after: the BAR ops and irqfds were pci.c's to use */
 	devices_destroy(vm); /* before the buses: it finds device state through them */
 	pci_testdev_destroy(vm);
 	hyperv_testdev_destroy(vm);

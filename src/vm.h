@@ -79,6 +79,8 @@ struct vm_config {
 	bool pc_testdev;      /* --device pc-testdev */
 	bool pci_testdev;     /* --device pci-testdev */
 	bool edu;             /* --device edu: QEMU's educational PCI device */
+	char vfio[4][13];     /* --device vfio,host=BDF: host functions (VFIO_MAX_DEVICES, VFIO_BDF_LEN) */
+	int nr_vfio;
 	bool intel_iommu;     /* --device intel-iommu: a VT-d unit (iommu.h) */
 	int intremap;         /* its intremap=: 1 on, 0 off, -1 auto (on with the split irqchip) */
 	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
@@ -106,6 +108,7 @@ struct virtio_state;
 struct iommu;
 struct edu;
 struct coalesce;
+struct vfio_state;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -151,6 +154,7 @@ struct vm {
 	struct rtc *rtc;               /* rtc.c */
 	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
 	struct edu *edu;               /* edu.c: --device edu */
+	struct vfio_state *vfio;       /* vfio_pci.c: --device vfio,host=... */
 	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */

@@ -214,7 +214,13 @@ def t_usage(ctx):
                  ["run", "--device", "hyperv-testdev", img],
                  ["run", "--device", "edux", img], ["run", "--device", "intel-iommu,foo=1", img],
                  ["run", "--device", "intel-iommu,eim=on", img],
-                 ["run", "--device", "intel-iommu,intremap=on", "--irqchip", "kernel", img]):
+                 ["run", "--device", "intel-iommu,intremap=on", "--irqchip", "kernel", img],
+                 ["run", "--device", "vfio", img], ["run", "--device", "vfio,host=zz", img],
+                 ["run", "--device", "vfio,host=0000:00:05.0,x=1", img],
+                 ["run", "--device", "vfio,host=0000:00:05.0", "--device", "vfio,host=00:05.0", img],
+                 ["run", "--device", "vfio,host=00:05.0", "--device", "intel-iommu", img],
+                 ["run", "--device", "vfio,host=00:05.0", "--no-irqfd", img],
+                 ["run"] + [a for i in range(5) for a in ("--device", f"vfio,host=00:0{i}.0")] + [img]):
         r = ctx.hvmm_raw(*args)
         expect(r.status == 2, f"hvmm {' '.join(args)} must exit 2", r)
         lines = [x for x in r.err.splitlines() if x.strip()]

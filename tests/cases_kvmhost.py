@@ -56,7 +56,8 @@ def t_fetch_fails(ctx):
 
 @case("kvm-host/usage-errors", kvm=False)
 def t_usage(ctx):
-    for args in (["--"], ["--mem", "12X", "true"], ["--timeout", "0", "true"], ["--share", "/nonexistent", "true"]):
+    for args in (["--"], ["--mem", "12X", "true"], ["--timeout", "0", "true"], ["--share", "/nonexistent", "true"],
+                 ["--passthrough", "e1000", "true"], ["--passthrough", "virtio-blk:/nonexistent.img", "true"]):
         r = kvm_host(ctx, *args)
         expect(r.status == 2 and "kvm-host: error:" in r.err, f"{args}: status 2 and a usage line", r)
 

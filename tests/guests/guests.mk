@@ -1,6 +1,6 @@
 # Tiny test guests: multiboot ELF32 kernels, one plain ELF32, one ELF64, one flat binary.
 TG_DIR  := $(BUILD)/tests/guests
-TG_MB   := hello exitcode outs mmio multiboot_info smp triple int3 spin halt reset_i8042 reset_cf9 reset_cf9_halt ioapic ioapic_level echo cpuid fwcfg pciscan ecam emulfail flood
+TG_MB   := hello exitcode outs mmio multiboot_info smp triple int3 spin halt reset_i8042 reset_cf9 reset_cf9_halt ioapic ioapic_level echo cpuid fwcfg pciscan ecam emulfail flood edu edu_intx
 TG_ALL  := $(TG_MB:%=$(TG_DIR)/%.elf) $(TG_DIR)/elf32.elf $(TG_DIR)/elf64.elf $(TG_DIR)/flat16.bin
 TG_AS   := $(CC) -c -nostdlib -ffreestanding -Itests/guests
 
@@ -13,6 +13,10 @@ guests: $(TG_ALL)
 $(TG_DIR)/ioapic_level.o32: tests/guests/ioapic.S tests/guests/common.h
 	@mkdir -p $(dir $@)
 	$(TG_AS) -m32 -DLEVEL -o $@ $<
+
+$(TG_DIR)/edu_intx.o32: tests/guests/edu.S tests/guests/common.h
+	@mkdir -p $(dir $@)
+	$(TG_AS) -m32 -DINTX -o $@ $<
 
 $(TG_DIR)/%.o32: tests/guests/%.S tests/guests/common.h
 	@mkdir -p $(dir $@)
