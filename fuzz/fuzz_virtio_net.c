@@ -124,7 +124,7 @@ static void fz_ring_tx_drain(void)
 static void fz_socket_drain(void)
 {
 	static uint8_t buf[65536];
-	for (;;) {
+	while (fz_peer >= 0) { /* a dead back end takes nothing */
 		ssize_t r = recv(fz_peer, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 		if (r <= 0)
 			break;
@@ -160,7 +160,8 @@ static void fz_backend_op(struct fz_in *in, unsigned op)
 			static uint8_t frame[4096];
 			len %= sizeof(frame);
 			memset(frame, fill, len);
-			(void)!send(fz_peer, frame, len, MSG_DONTWAIT);
+			if (fz_peer >= 0) /* a dead back end sends nothing */
+				(void)!send(fz_peer, frame, len, MSG_DONTWAIT);
 		}
 		break;
 	}
@@ -210,7 +211,8 @@ static void fz_backend_op(struct fz_in *in, unsigned op)
 		break;
 	case 15: /* the back end dies (or, rarely, says something) */
 		if (fz_take(in, 1) & 1) {
-			(void)!send(fz_peer, "x", 1, MSG_DONTWAIT);
+			if (fz_peer >= 0) /* once dead it says nothing: no send(-1) syscall */
+				(void)!send(fz_peer, "x", 1, MSG_DONTWAIT);
 		} else if (fz_peer >= 0) {
 			close(fz_peer);
 			fz_peer = -1;
