@@ -1,6 +1,8 @@
 /* fuzz_common: what every fuzz target shares — the byte reader its input is
- * decoded with, the FUZZ_DEBUG trace, guard-paged guest RAM, and the
- * open-eventfd count that proves a tear-down closed every irqfd/ioeventfd. */
+ * decoded with, the FUZZ_DEBUG trace, guard-paged guest RAM, ioctls on the
+ * fake VM's fd -1 answered without a syscall, the eventfd pool (FZ_EFD_POOL)
+ * and the open-eventfd count that proves a tear-down closed every
+ * irqfd/ioeventfd. */
 #ifndef HVMM_FUZZ_COMMON_H
 #define HVMM_FUZZ_COMMON_H
 
