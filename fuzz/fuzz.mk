@@ -89,12 +89,17 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_DIR)/libhvmm-fuzz.a: $(FUZZ_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-# Every target: hvmm's error lines only under FUZZ_DEBUG (fuzz_common.h).
-FUZZ_WRAP_ERR := -Wl,--wrap=util_err
+# Every target: hvmm's error lines only under FUZZ_DEBUG, and ioctls on the
+# fake VM's fd -1 failing without a syscall (fuzz_common.h).
+FUZZ_WRAP_ERR := -Wl,--wrap=util_err,--wrap=ioctl
 # Targets that check every chain a model pops and pushes (fuzz_virtio.h's FZ_WRAP_VQ).
 FUZZ_WRAP_VQ := -Wl,--wrap=vq_pop,--wrap=vq_push
-FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ)
-FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ)
+# Targets whose eventfds come from a pool (fuzz_common.h's FZ_EFD_POOL).
+FUZZ_WRAP_EFD := -Wl,--wrap=eventfd,--wrap=close,--wrap=write
+FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)
+FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)
+FUZZ_LDFLAGS_virtio_pci := $(FUZZ_WRAP_EFD)
+FUZZ_LDFLAGS_pci_config := $(FUZZ_WRAP_EFD)
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)

@@ -1,6 +1,8 @@
 /* fuzz_common: what every fuzz target shares — the byte reader its input is
- * decoded with, the FUZZ_DEBUG trace, guard-paged guest RAM, and the
- * open-eventfd count that proves a tear-down closed every irqfd/ioeventfd. */
+ * decoded with, the FUZZ_DEBUG trace, guard-paged guest RAM, ioctls on the
+ * fake VM's fd -1 answered without a syscall, the eventfd pool (FZ_EFD_POOL)
+ * and the open-eventfd count that proves a tear-down closed every
+ * irqfd/ioeventfd. */
 #ifndef HVMM_FUZZ_COMMON_H
 #define HVMM_FUZZ_COMMON_H
 
@@ -42,7 +44,132 @@ void __wrap_util_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* eventfds open in this process (irqfds, ioeventfds); libFuzzer itself has none */
+/*
+ * ioctl(2) on no fd: the fake VMs have vm_fd = kvm_fd = -1, so every
+ * KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_IRQFD... hvmm makes fails with EBADF.
+ * Every target links with -Wl,--wrap=ioctl (fuzz.mk), and a negative fd
+ * fails here with that same EBADF without entering the kernel: on a host
+ * where a syscall is expensive, these ioctls were a large part of
+ * fuzz_uart's time (a KVM_IRQ_LINE at nearly every register access). hvmm's code runs exactly as before (same return value and errno);
+ * any real fd goes to the real ioctl. A target may set fz_on_ioctl to see
+ * (and check) what was asked of the missing VM.
+ */
+#include <errno.h>
+static void (*fz_on_ioctl)(unsigned long request, void *arg);
+int __real_ioctl(int fd, unsigned long request, ...);
+int __wrap_ioctl(int fd, unsigned long request, ...);
+int __wrap_ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	va_start(ap, request);
+	void *arg = va_arg(ap, void *); /* every request hvmm makes takes one pointer or int at most */
+	va_end(ap);
+	if (fd < 0) {
+		if (fz_on_ioctl)
+			fz_on_ioctl(request, arg);
+		errno = EBADF;
+		return -1;
+	}
+	return __real_ioctl(fd, request, arg);
+}
+
+/*
+ * With FZ_EFD_POOL defined before including this (and -Wl,--wrap=eventfd,
+ * --wrap=close,--wrap=write: fuzz.mk's FUZZ_WRAP_EFD), the eventfds hvmm
+ * makes (ioeventfds, irqfds, doorbells: always eventfd(0, EFD_NONBLOCK |
+ * EFD_CLOEXEC)) come from a pool of real eventfds that close() hands back
+ * instead of closing. A device made and destroyed for every input made ~70
+ * eventfd2 + close syscalls per input, most of fuzz_pci_config's time.
+ * The code under test still gets a real eventfd (poll, read and write on it
+ * behave as on a fresh one): one written since it was handed out (a write
+ * through this wrapper) is drained with a read when it is handed out again,
+ * so its counter starts at 0 like a new one's. (Only for targets without a
+ * real epoll loop: a pooled fd "closed" this way would stay in an epoll set.)
+ * Stricter than before: a
+ * close of a pooled eventfd not handed out (a double close) and a write to
+ * one after its close fail at once, and fz_efd_in_use() is an exact,
+ * syscall-free leak count.
+ */
+#ifdef FZ_EFD_POOL
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+
+#define FZ_EFD_MAX_FD 4096
+static unsigned char fz_efd_state[FZ_EFD_MAX_FD]; /* 0 not pooled, 1 free, 2 handed out */
+static bool fz_efd_dirty[FZ_EFD_MAX_FD];
+static int fz_efd_free[FZ_EFD_MAX_FD];
+static unsigned fz_efd_nfree, fz_efd_out;
+
+int __real_eventfd(unsigned int initval, int flags);
+int __real_close(int fd);
+ssize_t __real_write(int fd, const void *buf, size_t n);
+int __wrap_eventfd(unsigned int initval, int flags);
+int __wrap_close(int fd);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+
+static void fz_efd_fail(const char *what, int fd)
+{
+	fprintf(stderr, "fuzz: eventfd pool: %s (fd %d)\n", what, fd);
+	abort();
+}
+
+int __wrap_eventfd(unsigned int initval, int flags)
+{
+	if (initval != 0 || flags != (EFD_NONBLOCK | EFD_CLOEXEC))
+		return __real_eventfd(initval, flags); /* not a kind the pool keeps */
+	int fd;
+	if (fz_efd_nfree) {
+		fd = fz_efd_free[--fz_efd_nfree];
+		if (fz_efd_dirty[fd]) {
+			uint64_t cnt;
+			if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+				fz_efd_fail("cannot drain", fd);
+			fz_efd_dirty[fd] = false;
+		}
+	} else {
+		fd = __real_eventfd(0, flags);
+		if (fd < 0)
+			return fd;
+		if (fd >= FZ_EFD_MAX_FD)
+			return fd; /* beyond the table: an ordinary eventfd */
+	}
+	fz_efd_state[fd] = 2;
+	fz_efd_out++;
+	return fd;
+}
+
+int __wrap_close(int fd)
+{
+	if (fd < 0 || fd >= FZ_EFD_MAX_FD || !fz_efd_state[fd])
+		return __real_close(fd);
+	if (fz_efd_state[fd] != 2)
+		fz_efd_fail("closed twice", fd);
+	fz_efd_state[fd] = 1;
+	fz_efd_free[fz_efd_nfree++] = fd;
+	fz_efd_out--;
+	return 0;
+}
+
+ssize_t __wrap_write(int fd, const void *buf, size_t n)
+{
+	if (fd >= 0 && fd < FZ_EFD_MAX_FD && fz_efd_state[fd]) {
+		if (fz_efd_state[fd] != 2)
+			fz_efd_fail("written after its close", fd);
+		fz_efd_dirty[fd] = true;
+	}
+	return __real_write(fd, buf, n);
+}
+
+/* pooled eventfds handed out and not closed */
+static inline unsigned fz_efd_in_use(void)
+{
+	return fz_efd_out;
+}
+#endif
+
+/* eventfds open in this process (irqfds, ioeventfds); libFuzzer itself has
+ * none. With the pool, its free eventfds are open but not in use. */
 static inline unsigned fz_eventfds(void)
 {
 	unsigned n = 0;
@@ -59,6 +186,9 @@ static inline unsigned fz_eventfds(void)
 		}
 	}
 	closedir(dir);
+#ifdef FZ_EFD_POOL
+	n -= fz_efd_nfree;
+#endif
 	return n;
 }
 

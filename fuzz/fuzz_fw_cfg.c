@@ -131,9 +131,19 @@ static void fz_add_file(const char *name, uint32_t len)
 		want = -22; /* EINVAL */
 	else if (pos < fz_nfiles && strcmp(fz_files[pos].name, name) == 0)
 		want = -17; /* EEXIST */
-	static uint8_t data[65536];
-	for (uint32_t i = 0; i < len; i++)
-		data[i] = (uint8_t)(name[i % (nlen ? nlen : 1)] + i / 7);
+	/* The contents: any bytes that differ from file to file and along a
+	 * file do (the model keeps its own copy), made a word at a time: a
+	 * byte-wise loop over up to 64 KiB per file, every iteration traced by
+	 * the coverage instrumentation, was a third of this target's time. */
+	static uint64_t data[65536 / 8], ramp[65536 / 8];
+	if (!ramp[1])
+		for (unsigned j = 0; j < 65536 / 8; j++)
+			ramp[j] = (j + 1) * 0x0807060504030201ull;
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the name */
+	for (size_t k = 0; k < nlen; k++)
+		h = (h ^ (uint8_t)name[k]) * 0x100000001b3ull;
+	for (uint32_t j = 0; j < (len + 7) / 8; j++)
+		data[j] = ramp[j] ^ h;
 	int r = fw_cfg_add_file(&fz_vm, name, data, len);
 	FZ_LOG("add %s (%u bytes) = %d\n", name, len, r);
 	FZ_CHECK(r == want);
@@ -246,8 +256,18 @@ static void fz_dma(uint64_t gpa, bool as_halves)
 		uint64_t avail = fz_off < len ? len - fz_off : 0;
 		fz_off += (uint32_t)(length < avail ? length : avail);
 	}
-	for (uint64_t i = 0; i < n; i++)
-		before[dst + i] = fz_model_byte();
+	/* the bytes fz_model_byte() would give one by one, copied at once */
+	if (n) {
+		uint32_t len;
+		const uint8_t *d = fz_item(fz_sel, &len);
+		uint64_t k = fz_off < len ? len - fz_off : 0;
+		if (k > n)
+			k = n;
+		if (k)
+			memcpy(before + dst, d + fz_off, k);
+		memset(before + dst + k, 0, n - k);
+		fz_off += (uint32_t)k;
+	}
 	memset(before + gpa, 0, 4);
 	before[gpa + 3] = error;
 	if (memcmp(before, fz_ram, FZ_RAM) != 0) {

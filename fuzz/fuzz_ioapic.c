@@ -99,6 +99,16 @@ static uint64_t fz_bus(struct bus *b, uint64_t addr, unsigned size, bool write, 
 	return r->ops->read(r->opaque, addr - r->base, size);
 }
 
+/* A register read through IOREGSEL/IOWIN of the IOAPIC's range r, as
+ * fz_bus does it but without looking the range up again: fz_check_state
+ * makes ~100 of these after every operation, and the IOAPIC's page does not
+ * move during a run (every other access still goes through bus_find). */
+static uint32_t fz_reg_read_at(const struct bus_range *r, uint32_t reg)
+{
+	r->ops->write(r->opaque, IRQ_IOAPIC_ADDR - r->base, 4, reg);
+	return (uint32_t)r->ops->read(r->opaque, IRQ_IOAPIC_ADDR + 0x10 - r->base, 4);
+}
+
 static uint32_t fz_reg_read(uint32_t reg)
 {
 	fz_bus(&fz_vm.mmio, IRQ_IOAPIC_ADDR, 4, true, reg);
@@ -126,11 +136,13 @@ static void fz_reg_write(uint32_t reg, uint32_t v)
 static void fz_check_state(const uint64_t before[FZ_PINS])
 {
 	uint32_t sel = (uint32_t)fz_bus(&fz_vm.mmio, IRQ_IOAPIC_ADDR, 4, false, 0);
+	const struct bus_range *r = bus_find(&fz_vm.mmio, IRQ_IOAPIC_ADDR, 0x20);
+	FZ_CHECK(r && r->opaque && r->base <= IRQ_IOAPIC_ADDR);
 	FZ_CHECK(fz_reg_read(0) == fz_id);
-	FZ_CHECK(fz_reg_read(1) == ((FZ_PINS - 1) << 16 | 0x20));
-	FZ_CHECK(fz_reg_read(2) == fz_id);
+	FZ_CHECK(fz_reg_read_at(r, 1) == ((FZ_PINS - 1) << 16 | 0x20));
+	FZ_CHECK(fz_reg_read_at(r, 2) == fz_id);
 	for (unsigned n = 0; n < FZ_PINS; n++) {
-		uint32_t lo = fz_reg_read(0x10 + 2 * n), hi = fz_reg_read(0x11 + 2 * n);
+		uint32_t lo = fz_reg_read_at(r, 0x10 + 2 * n), hi = fz_reg_read_at(r, 0x11 + 2 * n);
 		FZ_CHECK((lo & RTE_LO_WRITABLE) == fz_lo[n]);
 		FZ_CHECK((lo & ~(RTE_LO_WRITABLE | RTE_REMOTE_IRR)) == 0);
 		FZ_CHECK(hi == fz_hi[n]);

@@ -396,25 +396,31 @@ int evloop_del(struct vm *vm, int fd)
 	return -2;
 }
 
-/* One round of the loop: every watched fd polled once, the ready ones'
- * callbacks run (a callback may delete watches, its own included). */
+/* One round of the loop, as src/evloop.c's thread makes it: every watched
+ * fd polled at once (its epoll_wait: one syscall, not one poll per watch),
+ * then the ready ones' callbacks in order, each with the events of that
+ * batch even if an earlier callback changed them (a callback may delete
+ * watches, its own included: a deleted one is skipped, like a dead watch). */
 static inline void fz_loop_turn(void)
 {
 	struct fz_watch snap[FZ_WATCHES];
+	struct pollfd p[FZ_WATCHES];
 	unsigned n = fz_nwatches;
 	memcpy(snap, fz_watches, sizeof(snap));
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (struct pollfd){ .fd = snap[i].fd, .events = (short)snap[i].events };
+	if (n == 0 || poll(p, n, 0) <= 0)
+		return;
 	for (unsigned i = 0; i < n; i++) {
-		const struct fz_watch *w = NULL;
+		if (!p[i].revents)
+			continue;
+		bool live = false;
 		for (unsigned k = 0; k < fz_nwatches; k++)
-			if (fz_watches[k].fd == snap[i].fd && fz_watches[k].fn == snap[i].fn)
-				w = &fz_watches[k];
-		if (!w)
+			live |= fz_watches[k].fd == snap[i].fd && fz_watches[k].fn == snap[i].fn;
+		if (!live)
 			continue;
-		struct pollfd p = { .fd = w->fd, .events = (short)w->events };
-		if (poll(&p, 1, 0) != 1 || !p.revents)
-			continue;
-		FZ_LOG("loop: fd %d events %#x\n", p.fd, (unsigned)p.revents);
-		snap[i].fn(snap[i].opaque, (uint32_t)p.revents);
+		FZ_LOG("loop: fd %d events %#x\n", p[i].fd, (unsigned)p[i].revents);
+		snap[i].fn(snap[i].opaque, (uint32_t)p[i].revents);
 	}
 }
 #endif
