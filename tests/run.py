@@ -162,9 +162,9 @@ def main():
     ap.add_argument("-k", dest="pattern", help="only tests whose name matches this regex")
     ap.add_argument("--inner", action="store_true",
                     help="inside the nested KVM host: run only the cases that need KVM")
-    # The nested run takes ~16 min here (the Linux cases ~12 of them); its
-    # cap, with the 300 s silence limit, keeps a lost nested host inside
-    # CI's 30 minutes.
+    # The nested run took 1378 s of a 25-minute `make test` here (a clean
+    # clone, the machine partly busy); the cap is for a lost nested host,
+    # which the 300 s silence limit usually ends much sooner.
     ap.add_argument("--nested-timeout", type=int, default=2400,
                     help="seconds the nested host's run may take (default 2400)")
     a = ap.parse_args()
