@@ -170,10 +170,13 @@ static int body_main_mkstemp(void)
 	return 0;
 }
 
+/* Named by the test before it confines the body, which cannot remove the
+ * file (its unlink is the call that must trap): the test does afterwards. */
+static char main_json_path[64];
+
 static int body_main_json(void)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/tmp/hvmm-test-sandbox-%d.json", (int)getpid());
+	const char *path = main_json_path;
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return 1;
@@ -241,9 +244,12 @@ static void test_main(void **state)
 	struct sandbox_main_opts json = { .stats_json = true }, none = { 0 };
 	struct test_result r = test_confined(SANDBOX_MAIN, &json, NULL, body_main_mkstemp);
 	test_expect_trap(&r, "main", "openat");
+	snprintf(main_json_path, sizeof(main_json_path), "/tmp/hvmm-test-sandbox-%d.json", (int)getpid());
 	r = test_confined(SANDBOX_MAIN, &json, NULL, body_main_json);
+	unlink(main_json_path);
 	test_expect_trap(&r, "main", "unlink");
 	r = test_confined(SANDBOX_MAIN, &none, NULL, body_main_json);
+	unlink(main_json_path);
 	test_expect_trap(&r, "main", "openat");
 	r = test_confined(SANDBOX_MAIN, &json, NULL, body_personality);
 	test_expect_trap(&r, "main", "personality");
