@@ -105,16 +105,15 @@ def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, machine=M
 def both(ctx, scenario, machine=MICROVM):
     """scenario(who, argv_fn) on hvmm (never retried), then on QEMU (one
     retry); each returns a summary line, printed."""
-    lines = [scenario("hvmm", lambda **kw: hvmm_argv(ctx, **kw))]
+    # Each line as soon as its VMM is done: a case of two long runs must not
+    # be silent longer than tests/run.py's limit for a lost nested host.
+    print(f"      {scenario('hvmm', lambda **kw: hvmm_argv(ctx, **kw))}", flush=True)
     if IOMMU["on"]:
-        print(f"      {lines[0]}")
         print(f"      {check_iommu_stats(ctx)}")
         return
     _, q = reference_retry(lambda: None, lambda _: scenario(
         "QEMU" if machine == MICROVM else "QEMU q35", lambda **kw: qemu_argv(ctx, machine=machine, **kw)))
-    lines.append(q)
-    for line in lines:
-        print(f"      {line}")
+    print(f"      {q}", flush=True)
 
 
 def boot_to_prompt(vm, who):
