@@ -165,7 +165,7 @@ def main():
                     help="inside the nested KVM host: run only the cases that need KVM")
     # The nested run took 1378 s of a 25-minute `make test` here (a clean
     # clone, the machine partly busy); the cap is for a lost nested host,
-    # which the 300 s silence limit usually ends much sooner.
+    # which the 420 s silence limit usually ends much sooner.
     ap.add_argument("--nested-timeout", type=int, default=2400,
                     help="seconds the nested host's run may take (default 2400)")
     a = ap.parse_args()
