@@ -439,6 +439,8 @@ void stats_print(struct vm *vm, FILE *f)
 	uint64_t dropped = uart_dropped(vm);
 	if (dropped)
 		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n", (unsigned long long)dropped);
+	for (int c = 0; c < vm->ncpus; c++)
+		vmstate_print(vm->vcpus[c], f);
 	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
 	fprintf(f, "stopped at %.3f ms: %s\n", (double)vm->stop_ns / 1e6, vm->stop_msg);
 }

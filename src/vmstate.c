@@ -7,6 +7,7 @@
 #include "vmstate.h"
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -120,6 +121,26 @@ static json_object *vmstate_walk(struct vcpu *v, const struct kvm_sregs *s, uint
 		table = e & 0x000ffffffffff000ull;
 	}
 	return o;
+}
+
+void vmstate_print(struct vcpu *v, FILE *f)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0) {
+		fprintf(f, "vcpu%d at the stop: KVM refuses its registers\n", v->id);
+		return;
+	}
+	struct kvm_mp_state mp = { 0 };
+	struct kvm_vcpu_events ev = { 0 };
+	bool have_mp = ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0;
+	bool have_ev = ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0;
+	fprintf(f, "vcpu%d at the stop: rip %#llx rsp %#llx rflags %#llx (IF %d) cr0 %#llx cr3 %#llx, %s%s%s\n",
+		v->id, (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rflags,
+		(int)((r.rflags >> 9) & 1), (unsigned long long)s.cr0, (unsigned long long)s.cr3,
+		have_mp ? vmstate_mp_name(mp.mp_state) : "activity unknown",
+		have_ev && ev.interrupt.injected ? ", an interrupt being injected" : "",
+		have_ev && (ev.exception.pending || ev.exception.injected) ? ", an exception pending" : "");
 }
 
 json_object *vmstate_json(struct vcpu *v)

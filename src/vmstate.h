@@ -10,10 +10,14 @@
 #define HVMM_VMSTATE_H
 
 #include <json-c/json.h>
+#include <stdio.h>
 
 struct vcpu;
 
 /* The vCPU's state, or NULL where KVM refuses to give it. */
 json_object *vmstate_json(struct vcpu *v);
+/* One line of it for --stats: where the vCPU was and whether it was halted
+ * (a guest that hung tells where). */
+void vmstate_print(struct vcpu *v, FILE *f);
 
 #endif

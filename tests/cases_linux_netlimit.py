@@ -113,7 +113,7 @@ def check_rate(what, took, units, rate):
 
 def limited_vm(ctx, limits, hport, stats_json):
     spec = f"user,host-loopback=on,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT},{limits}"
-    return LinuxVM(hvmm_argv(ctx, extra=("--network", spec, "--stats", "--stats-json", stats_json)),
+    return LinuxVM(hvmm_argv(ctx, extra=("--network", spec, "--stats-json", stats_json)),
                    VM_TIMEOUT)
 
 

@@ -70,7 +70,9 @@ def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=KE
         IOMMU["stats"] = os.path.join(ctx.tmp, "iommu-stats.json")
         extra = tuple(extra) + ("--device", "intel-iommu", "--stats-json", IOMMU["stats"])
         cmdline = cmdline + " intel_iommu=on"
-    argv = [ctx.hvmm_bin, "run", "--timeout", str(vm_timeout()), "--mem", MEM, "--cpus", str(cpus),
+    # --stats: a VM that hangs is ended with SIGTERM (linuxvm.py), and its
+    # exit counts and each vCPU's last state are then in the failure message.
+    argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(vm_timeout()), "--mem", MEM, "--cpus", str(cpus),
             "--kernel", img.get(kernel, kernel), "--initrd", initrd or img["boot.cpio"],
             "--cmdline", f"console={console} {cmdline}"]
     if console == "hvc0":
@@ -344,7 +346,7 @@ def t_disk_rate_limit(ctx):
     with open(disk, "wb") as f:
         f.truncate(16 << 20)
     for opt, dd, want in (("bw=1M", "bs=65536 count=96", 5.0), ("iops=100", "bs=4096 count=600", 5.0)):
-        argv = hvmm_argv(ctx, extra=("--disk", f"{disk},{opt}", "--stats"))
+        argv = hvmm_argv(ctx, extra=("--disk", f"{disk},{opt}"))
         with LinuxVM(argv, VM_TIMEOUT) as vm:
             boot_to_prompt(vm, "hvmm")
             out = vm.run("a=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/dev/vda "

@@ -122,9 +122,11 @@ class LinuxVM:
                 left = end - time.time()
                 if left <= 0 or self.eof:
                     why = "the VMM ended" if self.eof else f"{timeout or 'overall'} s passed"
-                    raise Timeout(f"never saw {what or rx.pattern!r} ({why}, {self.elapsed():.0f} s in)"
-                                  + self.tail())
+                    msg = f"never saw {what or rx.pattern!r} ({why}, {self.elapsed():.0f} s in)"
+                    break
                 self.cond.wait(min(left, 1.0))
+        self.last_words()
+        raise Timeout(msg + self.tail())
 
     def send(self, text):
         data = text.encode()
@@ -153,8 +155,19 @@ class LinuxVM:
         try:
             return self.p.wait(timeout=max(0.1, min(timeout, self.deadline - time.time())))
         except subprocess.TimeoutExpired:
-            self.kill()
+            self.last_words()
             raise Timeout(f"the VMM did not end within {timeout} s" + self.tail())
+
+    def last_words(self):
+        """A VMM still running when a wait failed is ended with SIGTERM (not
+        SIGKILL), so that what it says on the way out (hvmm's --stats: exit
+        counts and where each vCPU was) is in the failure's message."""
+        if self.p.poll() is None:
+            try:
+                self.p.terminate()
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def kill(self):
         if self.p.poll() is None:
@@ -169,7 +182,7 @@ class LinuxVM:
             self.err_thread.join(2)  # the VMM ended: its last words are coming
         err = self.err.decode(errors="replace")
         return (f"\n      output (last {n} chars):\n{self.buf[-n:]}"
-                + (f"\n      stderr:\n{err[-1500:]}" if err.strip() else ""))
+                + (f"\n      stderr:\n{err[-3000:]}" if err.strip() else ""))
 
     def __enter__(self):
         return self
