@@ -6,7 +6,7 @@ BUILD   ?= build
 CFLAGS  ?= -O2 -g
 HVMM_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wno-missing-field-initializers -MMD -MP
-LDLIBS  += -lpthread -ljson-c -lz -llzma -lzstd -llz4 -luring -lseccomp
+LDLIBS  += -lpthread -ljson-c -lz -llzma -lzstd -llz4 -luring -lseccomp -lhttp_parser
 # Static: no dynamic loader at start-up and no shared-library pages in the
 # footprint (peak RSS 1.9 -> ~1.0 MiB, start -0.1..0.2 ms; docs/benchmarks.md).
 # The sanitizer build links dynamically (ASan needs it).

@@ -5,7 +5,7 @@
 # gcc, make, binutils and python3 from this list: its configure and Makefile
 # use only those.)
 set -euo pipefail
-pkgs=(gcc make binutils libc6-dev libcmocka-dev libfuse3-dev libjson-c-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev liburing-dev libseccomp-dev libslirp-dev pkg-config clang libclang-rt-14-dev qemu-system-x86 valgrind python3 busybox-static fio iperf3 e2fsprogs zstd lz4)
+pkgs=(gcc make binutils libc6-dev libcmocka-dev libfuse3-dev libjson-c-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev liburing-dev libseccomp-dev libslirp-dev libhttp-parser-dev curl pkg-config clang libclang-rt-14-dev qemu-system-x86 valgrind python3 busybox-static fio iperf3 e2fsprogs zstd lz4)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

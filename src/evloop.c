@@ -45,6 +45,12 @@ struct evloop {
 	pthread_mutex_t lock;     /* the lists below */
 	pthread_mutex_t dispatch; /* held while a callback runs */
 	struct evloop_watch *live, *graveyard;
+	/* A pause: `pausefd` wakes the loop, which parks at the top of its next
+	 * round while pause_req is set, and says so in `parked`. */
+	int pausefd;
+	pthread_mutex_t park_mu;
+	pthread_cond_t park_cv;
+	bool pause_req, parked, stopping;
 	struct vm *vm; /* stopped if the loop cannot confine itself */
 };
 
@@ -73,8 +79,21 @@ int evloop_init(struct vm *vm)
 		free(l);
 		return e;
 	}
+	l->pausefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct epoll_event pev = { .events = EPOLLIN, .data.ptr = &l->pausefd };
+	if (l->pausefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->pausefd, &pev) < 0) {
+		int e = -errno;
+		if (l->pausefd >= 0)
+			close(l->pausefd);
+		close(l->epfd);
+		close(l->stopfd);
+		free(l);
+		return e;
+	}
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->dispatch, NULL);
+	pthread_mutex_init(&l->park_mu, NULL);
+	pthread_cond_init(&l->park_cv, NULL);
 	l->vm = vm;
 	vm->evloop = l;
 	return 0;
@@ -178,6 +197,51 @@ static void evloop_free_list(struct evloop_watch *w)
 	}
 }
 
+/* Where a pause holds the loop: after epoll_wait, before any callback. */
+static void evloop_park_point(struct evloop *l)
+{
+	pthread_mutex_lock(&l->park_mu);
+	while (l->pause_req && !l->stopping) {
+		l->parked = true;
+		pthread_cond_broadcast(&l->park_cv);
+		pthread_cond_wait(&l->park_cv, &l->park_mu);
+	}
+	l->parked = false;
+	pthread_mutex_unlock(&l->park_mu);
+}
+
+int evloop_pause(struct vm *vm)
+{
+	struct evloop *l = vm->evloop;
+	if (!l || !l->started)
+		return 0;
+	pthread_mutex_lock(&l->park_mu);
+	l->pause_req = true;
+	pthread_mutex_unlock(&l->park_mu);
+	uint64_t one = 1;
+	if (write(l->pausefd, &one, sizeof(one)) != (ssize_t)sizeof(one)) {
+		int e = -errno;
+		evloop_resume(vm);
+		return e;
+	}
+	pthread_mutex_lock(&l->park_mu);
+	while (!l->parked && !l->stopping)
+		pthread_cond_wait(&l->park_cv, &l->park_mu);
+	pthread_mutex_unlock(&l->park_mu);
+	return 0;
+}
+
+void evloop_resume(struct vm *vm)
+{
+	struct evloop *l = vm->evloop;
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->park_mu);
+	l->pause_req = false;
+	pthread_cond_broadcast(&l->park_cv);
+	pthread_mutex_unlock(&l->park_mu);
+}
+
 static void *evloop_thread(void *arg)
 {
 	struct evloop *l = arg;
@@ -197,11 +261,18 @@ static void *evloop_thread(void *arg)
 			util_err("event loop: epoll_wait: %s", strerror(errno));
 			break;
 		}
+		evloop_park_point(l);
 		bool stop = false;
 		for (int i = 0; i < n; i++) {
 			struct evloop_watch *w = ev[i].data.ptr;
 			if (!w) {
 				stop = true;
+				continue;
+			}
+			if ((void *)w == &l->pausefd) { /* its work is done: the loop came round */
+				uint64_t v;
+				if (read(l->pausefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					util_err("event loop: pause eventfd: %s", strerror(errno));
 				continue;
 			}
 			pthread_mutex_lock(&l->dispatch);
@@ -241,6 +312,10 @@ void evloop_stop(struct vm *vm)
 	struct evloop *l = vm->evloop;
 	if (!l || !l->started)
 		return;
+	pthread_mutex_lock(&l->park_mu);
+	l->stopping = true; /* a parked loop goes on, to its end */
+	pthread_cond_broadcast(&l->park_cv);
+	pthread_mutex_unlock(&l->park_mu);
 	uint64_t one = 1;
 	if (write(l->stopfd, &one, sizeof(one)) != (ssize_t)sizeof(one))
 		util_err("event loop: cannot signal stop: %s", strerror(errno));
@@ -258,6 +333,9 @@ void evloop_destroy(struct vm *vm)
 	evloop_free_list(l->graveyard);
 	close(l->epfd);
 	close(l->stopfd);
+	close(l->pausefd);
+	pthread_mutex_destroy(&l->park_mu);
+	pthread_cond_destroy(&l->park_cv);
 	pthread_mutex_destroy(&l->lock);
 	pthread_mutex_destroy(&l->dispatch);
 	free(l);

@@ -23,6 +23,11 @@ int evloop_mod(struct vm *vm, int fd, uint32_t events);
 int evloop_del(struct vm *vm, int fd);
 /* Start the thread (vm_run, before the vCPUs). 0 or -errno. */
 int evloop_start(struct vm *vm);
+/* Park the thread between two callbacks and return once it is parked (a
+ * pause: no device touches guest memory until evloop_resume). Another
+ * thread only. 0 or -errno. */
+int evloop_pause(struct vm *vm);
+void evloop_resume(struct vm *vm);
 /* Stop and join the thread (after the vCPUs are joined); free. */
 void evloop_stop(struct vm *vm);
 void evloop_destroy(struct vm *vm);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "controls.h"
+#include "ctl.h"
 #include "inject.h"
 #include "labcmd.h"
 #include "preflight.h"
@@ -17,7 +18,6 @@
 #include "vfio.h"
 #include "vm.h"
 
-#define HVMM_VERSION "0.1.0"
 
 /*
  * The sanitizer build runs unconfined unless --seccomp on: LeakSanitizer's
@@ -52,6 +52,7 @@ static void main_usage(FILE *f)
 	fputs("Usage: hvmm run [options] IMAGE\n"
 	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
 	      "       hvmm lab [NAME | all] [--json] [--out DIR]\n"
+	      "       hvmm ctl SOCKET info|config|pause|resume|stats|irt  (see hvmm ctl --help)\n"
 	      "       hvmm --help | --version\n"
 	      "\n"
 	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel, PVH ELF\n"
@@ -125,6 +126,10 @@ static void main_usage(FILE *f)
 	      "      --inject EVENT@MS   inject into vCPU 0, MS ms after the guest starts:\n"
 	      "                          irq:VECTOR (16-255), nmi, exception:VECTOR[:ERRCODE]\n"
 	      "                          (0-31); repeatable, up to 8\n"
+	      "      --api-sock PATH     serve the control API (HTTP on this unix socket, shaped\n"
+	      "                          like Firecracker's: pause/resume, machine config, live\n"
+	      "                          statistics; docs/api.md); PATH must not exist\n"
+	      "      --id NAME           the instance's name in the API (default anonymous-instance)\n"
 	      "      --seccomp on|off    a seccomp allow-list per thread " MAIN_SECCOMP_HELP ":\n"
 	      "                          a forbidden system call stops hvmm with status 10;\n"
 	      "                          off for debugging\n"
@@ -153,6 +158,7 @@ enum {
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
+	OPT_API_SOCK, OPT_ID,
 };
 
 static const struct option main_opts[] = {
@@ -175,6 +181,8 @@ static const struct option main_opts[] = {
 	{ "inject", required_argument, NULL, OPT_INJECT },
 	{ "walk", required_argument, NULL, OPT_WALK },
 	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "id", required_argument, NULL, OPT_ID },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -418,6 +426,14 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		case OPT_NO_HLT_EXITS:
 			cfg->no_hlt_exits = true;
 			break;
+		case OPT_API_SOCK:
+			cfg->api_sock = optarg;
+			break;
+		case OPT_ID:
+			if (!*optarg || strlen(optarg) > 64)
+				return main_bad("--id: '%s' is empty or longer than 64 characters", optarg);
+			cfg->id = optarg;
+			break;
 		case OPT_DIRTY_LOG:
 			if (util_parse_uint(optarg, 10, 60000, &v) < 0)
 				return main_bad("--dirty-log: '%s' is not 10..60000 ms", optarg);
@@ -536,6 +552,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "lab") == 0)
 		return labcmd_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "run") != 0) {
 		if (argc < 2)
 			return main_bad("missing command: try 'hvmm run IMAGE'%s", "");

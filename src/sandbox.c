@@ -29,6 +29,7 @@ static const char *const sandbox_names[SANDBOX_KINDS] = {
 	[SANDBOX_EVLOOP] = "evloop",
 	[SANDBOX_SERIAL] = "serial",
 	[SANDBOX_NET_HELPER] = "net-helper",
+	[SANDBOX_API] = "api",
 };
 
 /*
@@ -312,6 +313,26 @@ static void sandbox_main(struct sandbox_build *b, const struct sandbox_main_opts
 }
 
 /*
+ * The control API's thread: its sockets (accept on the listening one, bytes
+ * in and out on clients'), the stop eventfd, pausing and resuming (futex and
+ * tgkill are common), the statistics (KVM's binary stats fds; a paused
+ * vCPU's registers), and the socket file removed on its way out.
+ */
+static void sandbox_api(struct sandbox_build *b)
+{
+	static const int nrs[] = {
+		SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(accept4), SCMP_SYS(recvfrom),
+		SCMP_SYS(sendto), SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(close),
+		SCMP_SYS(unlink), SCMP_SYS(getrandom), /* json-c seeds its hash tables */
+	};
+	sandbox_allow_list(b, nrs, ARRAY_LEN(nrs));
+	static const unsigned long reqs[] = {
+		KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
+	};
+	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
+}
+
+/*
  * hvmm-net-slirp after its set-up: libslirp's sockets towards the outside
  * (IPv4/IPv6 only: no unix, netlink or packet sockets), the rings' doorbells
  * and hvmm's control socket, and /etc/resolv.conf read for the DNS relay.
@@ -415,6 +436,9 @@ int sandbox_enter(enum sandbox_kind kind, const struct sandbox_main_opts *main)
 		break;
 	case SANDBOX_NET_HELPER:
 		sandbox_net_helper(&b);
+		break;
+	case SANDBOX_API:
+		sandbox_api(&b);
 		break;
 	default:
 		break;

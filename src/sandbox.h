@@ -19,6 +19,7 @@ enum sandbox_kind {
 	SANDBOX_EVLOOP,     /* device back ends: epoll, io_uring, disk, network, rng */
 	SANDBOX_SERIAL,     /* the UART's stdin reader and output flusher */
 	SANDBOX_NET_HELPER, /* hvmm-net-slirp, after its set-up */
+	SANDBOX_API,        /* the control API's thread (--api-sock) */
 	SANDBOX_KINDS,
 };
 

@@ -20,6 +20,7 @@
 #include "virtio/virtio.h"
 #include "virtio/virtio_net.h"
 #include "vm.h"
+#include "lifecycle.h"
 #include "vmstate.h"
 
 /* Enough for every MSI-X vector of a full bus (31 slots, a few vectors each). */
@@ -439,6 +440,7 @@ void stats_print(struct vm *vm, FILE *f)
 	uint64_t dropped = uart_dropped(vm);
 	if (dropped)
 		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n", (unsigned long long)dropped);
+	lifecycle_print(vm, f);
 	for (int c = 0; c < vm->ncpus; c++)
 		vmstate_print(vm->vcpus[c], f);
 	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
@@ -481,7 +483,7 @@ static json_object *stats_json_timing(const struct stats_timing *t)
 	return o;
 }
 
-static json_object *stats_json_vcpu(struct vcpu *v)
+static json_object *stats_json_vcpu(struct vcpu *v, bool with_state)
 {
 	const struct stats_vcpu *s = &v->stats;
 	json_object *o = json_object_new_object();
@@ -506,7 +508,7 @@ static json_object *stats_json_vcpu(struct vcpu *v)
 	}
 	json_object_object_add(o, "io", io);
 	json_object_object_add(o, "io_dropped", json_object_new_uint64(s->io_dropped));
-	json_object *state = vmstate_json(v);
+	json_object *state = with_state ? vmstate_json(v) : NULL;
 	if (state)
 		json_object_object_add(o, "state", state);
 	json_object *kvm = json_object_new_object();
@@ -538,7 +540,12 @@ static json_object *stats_json_vfio(struct vm *vm)
 	return arr;
 }
 
-int stats_write_json(struct vm *vm, const char *path)
+json_object *stats_irt_json(struct vm *vm)
+{
+	return stats_json_irt(vm);
+}
+
+json_object *stats_json(struct vm *vm, bool vcpu_state)
 {
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "userspace_exits", json_object_new_uint64(stats_userspace_exits(vm)));
@@ -555,7 +562,7 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(root, "exits_by_reason", by);
 	json_object *vcpus = json_object_new_array();
 	for (int c = 0; c < vm->ncpus; c++)
-		json_object_array_add(vcpus, stats_json_vcpu(vm->vcpus[c]));
+		json_object_array_add(vcpus, stats_json_vcpu(vm->vcpus[c], vcpu_state));
 	json_object_object_add(root, "vcpus", vcpus);
 
 	json_object *marks = json_object_new_array();
@@ -585,7 +592,13 @@ int stats_write_json(struct vm *vm, const char *path)
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
 	json_object_object_add(root, "vfio", stats_json_vfio(vm));
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));
+	json_object_object_add(root, "lifecycle", lifecycle_json(vm));
+	return root;
+}
 
+int stats_write_json(struct vm *vm, const char *path)
+{
+	json_object *root = stats_json(vm, true);
 	int r = json_object_to_file_ext(path, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	json_object_put(root);
 	return r < 0 ? -EIO : 0;

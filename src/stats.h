@@ -11,6 +11,7 @@
 #ifndef HVMM_STATS_H
 #define HVMM_STATS_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,6 +78,12 @@ struct vm;
 void stats_print(struct vm *vm, FILE *f);
 /* JSON (--stats-json). 0 or -errno. */
 int stats_write_json(struct vm *vm, const char *path);
+/* The same document as an object (the API's GET /hvmm/stats). vcpu_state:
+ * with each vCPU's registers, which only a stopped or paused vCPU gives
+ * without waiting for it. */
+json_object *stats_json(struct vm *vm, bool vcpu_state);
+/* The interrupt routing table alone (GET /hvmm/irt). */
+json_object *stats_irt_json(struct vm *vm);
 /* All user-space exits of all vCPUs. */
 uint64_t stats_userspace_exits(struct vm *vm);
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define HVMM_VERSION "0.1.0"
+
 /*
  * hvmm's process exit status. Odd values belong to the guest: a write of v to
  * the isa-debug-exit port ends hvmm with (v << 1) | 1, exactly as QEMU does, so

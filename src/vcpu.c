@@ -28,15 +28,15 @@ struct vcpu *vcpu_current(void)
 	return vcpu_self;
 }
 
-/* S3: wait here while the VM is suspended (vm.c's vm_sleep_s3 counts us),
- * or until it stops. */
+/* S3 or a pause: wait here while the VM is suspended (vm.c's vm_sleep_s3
+ * counts us) or paused (lifecycle.c counts us), or until it stops. */
 static void vcpu_park(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
 	pthread_mutex_lock(&vm->park_lock);
 	vm->parked++;
 	pthread_cond_broadcast(&vm->park_cond);
-	while (atomic_load(&vm->suspended) && !vm_stopping(vm)) {
+	while ((atomic_load(&vm->suspended) || atomic_load(&vm->paused)) && !vm_stopping(vm)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 100000000;
@@ -418,7 +418,7 @@ static void *vcpu_thread(void *arg)
 	vcpu_self = v;
 
 	while (!vm_stopping(vm)) {
-		if (atomic_load(&vm->suspended)) {
+		if (atomic_load(&vm->suspended) || atomic_load(&vm->paused)) {
 			vcpu_park(v);
 			continue;
 		}

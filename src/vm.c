@@ -1,5 +1,7 @@
 #include "vm.h"
 
+#include "lifecycle.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -458,7 +460,8 @@ static void vm_sleep_s3(struct vm *vm)
 	}
 	pthread_mutex_unlock(&vm->park_lock);
 	while (!vm_stopping(vm)) {
-		if (acpi_pm_rtc_wake_enabled(vm) && rtc_alarm_due(vm)) {
+		/* a paused VM does not wake: its alarm fires once it is resumed */
+		if (!atomic_load(&vm->paused) && acpi_pm_rtc_wake_enabled(vm) && rtc_alarm_due(vm)) {
 			vm_resume_s3(vm);
 			break;
 		}
@@ -497,6 +500,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	int r;
+	/* The API's socket first: a path in the way is the user's error, told
+	 * before anything is built. */
+	if ((r = lifecycle_init(vm)))
+		return r;
 	if ((r = vm_open_kvm(vm)))
 		return r;
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -662,6 +669,9 @@ int vm_run(struct vm *vm)
 	int er = evloop_start(vm);
 	if (er < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the event loop: %s", strerror(-er));
+	int ar = lifecycle_start(vm);
+	if (ar < 0)
+		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting the API thread: %s", strerror(-ar));
 	vm->run_ns = util_since_start_ns();
 	inject_arm(vm); /* --inject's times count from here */
 	for (int i = 0; i < vm->ncpus && !vm_stopping(vm); i++) {
@@ -679,6 +689,7 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "main: seccomp: %s", strerror(-sr));
 	}
 	vm_wait(vm, &set);
+	lifecycle_stop(vm); /* no request after the stop; a paused VM unparks to end */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_join(vm->vcpus[i]);
 	dirtylog_harvest(vm); /* what the guest wrote since the last interval */
@@ -700,6 +711,7 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	lifecycle_destroy(vm); /* the socket file is removed */
 	coalesce_destroy(vm); /* its ring is a page of vCPU 0's mapping */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);

@@ -57,6 +57,8 @@ struct vm_config {
 	uint64_t walk_addr;   /* --walk: a linear address --stats-json walks (vmstate.c) */
 	bool walk_set;
 	uint32_t dirty_log_ms; /* --dirty-log: harvest interval; 0: off (dirtylog.h) */
+	const char *api_sock;  /* --api-sock: the control API's socket (api.h), or NULL */
+	const char *id;        /* --id: the instance's name in the API */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */
@@ -109,6 +111,8 @@ struct iommu;
 struct edu;
 struct coalesce;
 struct vfio_state;
+struct api_server;
+struct lifecycle;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -162,6 +166,8 @@ struct vm {
 	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 	struct inject *inject;       /* inject.c: --inject's timers and results */
 	struct dirtylog *dirtylog;   /* dirtylog.c: --dirty-log's bitmaps and samples */
+	struct api_server *api;      /* api_server.c: --api-sock */
+	struct lifecycle *life;      /* lifecycle.c: pause/resume and their counts */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
@@ -174,6 +180,9 @@ struct vm {
 	 * caller is that vCPU. NULL without vCPU threads (unit tests). */
 	void (*kick_bsp)(struct vm *vm);
 	atomic_bool suspended;
+	/* Paused by the user (the API's PATCH /vm): vCPUs park like for S3,
+	 * and the event loop too (lifecycle.c). */
+	atomic_bool paused;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;
 	int parked;

@@ -108,9 +108,11 @@ class LinuxVM:
     def elapsed(self):
         return time.time() - self.t0
 
-    def expect(self, rx, timeout=None, what=None):
+    def expect(self, rx, timeout=None, what=None, final=True):
         """Wait for rx in the output after the last match; returns the match.
-        Raises Timeout with the output's tail when it does not come."""
+        Raises Timeout with the output's tail when it does not come; final:
+        the VMM is ended first, for its last words (last_words). A check
+        that something does NOT come passes final=False."""
         rx = re.compile(rx) if isinstance(rx, str) else rx
         end = min(self.deadline, time.time() + timeout) if timeout else self.deadline
         with self.cond:
@@ -125,7 +127,8 @@ class LinuxVM:
                     msg = f"never saw {what or rx.pattern!r} ({why}, {self.elapsed():.0f} s in)"
                     break
                 self.cond.wait(min(left, 1.0))
-        self.last_words()
+        if final:
+            self.last_words()
         raise Timeout(msg + self.tail())
 
     def send(self, text):
