@@ -632,13 +632,37 @@ def console_seeds():
     return s
 
 
+def api_seeds():
+    """Whole requests, one per seed, and a pipelined session; the first byte
+    is the feed's chunk size."""
+    def req(method, path, body=None, extra=b""):
+        r = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n".encode() + extra
+        if body is not None:
+            r += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        return r + b"\r\n" + (body or b"")
+    s = {
+        "root": b"\x3f" + req("GET", "/"),
+        "config": b"\x3f" + req("GET", "/machine-config"),
+        "pause": b"\x07" + req("PATCH", "/vm", b'{"state": "Paused"}'),
+        "resume": b"\x3f" + req("PATCH", "/vm", b'{"state": "Resumed"}'),
+        "action": b"\x3f" + req("PUT", "/actions", b'{"action_type": "InstanceStart"}'),
+        "stats": b"\x3f" + req("GET", "/hvmm/stats?x=1"),
+        "chunked": b"\x05" + b"PATCH /vm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"12\r\n{\"state\":\"Paused\"}\r\n0\r\n\r\n",
+        "http10": b"\x3f" + b"GET /hvmm/irt HTTP/1.0\r\n\r\n",
+    }
+    s["session"] = b"\x10" + b"".join(v[1:] for k, v in s.items() if k not in ("http10", "chunked"))
+    return s
+
+
 def main():
     out = sys.argv[1]
     for target, seeds in (("fuzz_virtqueue", vq_seeds()), ("fuzz_pci_config", pci_seeds()),
                           ("fuzz_virtio_pci", vp_seeds()), ("fuzz_iommu", iommu_seeds()),
                           ("fuzz_boot", boot_seeds()), ("fuzz_fw_cfg", fw_cfg_seeds()),
                           ("fuzz_ioapic", ioapic_seeds()), ("fuzz_uart", uart_seeds()),
-                          ("fuzz_virtio_net", net_seeds()), ("fuzz_virtio_console", console_seeds())):
+                          ("fuzz_virtio_net", net_seeds()), ("fuzz_virtio_console", console_seeds()),
+                          ("fuzz_api", api_seeds())):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

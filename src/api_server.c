@@ -215,6 +215,10 @@ static void *api_thread(void *arg)
 {
 	struct api_server *s = arg;
 	pthread_setname_np(pthread_self(), "hvmm-api");
+	/* This thread's first allocation picks its malloc arena, which may
+	 * look at the CPUs (sched_getaffinity): before the filter. */
+	void *volatile first = malloc(64);
+	free(first);
 	int sr = sandbox_enter(SANDBOX_API, NULL);
 	if (sr < 0)
 		util_err("api: seccomp: %s (the API is closed)", strerror(-sr));

@@ -3,6 +3,7 @@
 #include "landlock.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
@@ -125,6 +126,13 @@ int sandbox_init(bool enabled, const char *prog, int exit_status, void (*on_viol
 	sandbox_hook = on_violation;
 	if (!enabled)
 		return 0;
+	/* glibc shrinks a thread's heap in place only after reading
+	 * /proc/sys/vm/overcommit_memory, an open no thread's list allows (the
+	 * API thread frees 64 KiB request buffers and statistics documents). A
+	 * trim threshold no heap reaches keeps it from trying: freed memory
+	 * stays with the heap, and whole heaps still go back by munmap. */
+	if (mallopt(M_TRIM_THRESHOLD, 1 << 30) != 1)
+		return -EINVAL;
 	for (int nr = 0; nr < SANDBOX_MAX_NR; nr++)
 		sandbox_sysname[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 	struct sigaction sa = { .sa_sigaction = sandbox_sigsys, .sa_flags = SA_SIGINFO };
@@ -328,6 +336,7 @@ static void sandbox_api(struct sandbox_build *b)
 	sandbox_allow_list(b, nrs, ARRAY_LEN(nrs));
 	static const unsigned long reqs[] = {
 		KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
+		KVM_KVMCLOCK_CTRL, /* a pause, told to the guest's kvmclock */
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 }

@@ -12,7 +12,7 @@ import subprocess
 
 from harness import case, expect
 
-KINDS = ("main", "vcpu", "evloop", "serial")
+KINDS = ("main", "vcpu", "evloop", "serial", "api")
 
 
 def _hvmm(ctx, args, test_kind=None, timeout=30, probe_open=None):
@@ -46,7 +46,8 @@ def t_each_kind(ctx):
     spin = ctx.guest("spin.elf")
     on = _on_args(ctx)
     for kind in KINDS:
-        st, _, err = _hvmm(ctx, on + ["--timeout", "10", spin], kind)
+        api = ["--api-sock", os.path.join(ctx.tmp, f"seccomp-{kind}.sock")] if kind == "api" else []
+        st, _, err = _hvmm(ctx, on + api + ["--timeout", "10", spin], kind)
         want = f"hvmm: seccomp: the {kind} thread made a forbidden system call: personality (nr 135"
         lines = err.splitlines()
         expect(st == 10, f"{kind}: status {st}, want 10; stderr {err!r}")
@@ -54,7 +55,8 @@ def t_each_kind(ctx):
                f"{kind}: stderr {err!r}, want one line '{want}...'")
     # The same call with the filters off goes through: the VM runs to its timeout.
     for kind in KINDS:
-        st, _, err = _hvmm(ctx, ["--seccomp", "off", "--timeout", "1", spin], kind)
+        api = ["--api-sock", os.path.join(ctx.tmp, f"seccomp-off-{kind}.sock")] if kind == "api" else []
+        st, _, err = _hvmm(ctx, ["--seccomp", "off", "--timeout", "1"] + api + [spin], kind)
         expect(st == 124 and "seccomp" not in err, f"--seccomp off, {kind}: status {st}, stderr {err!r}")
 
 

@@ -16,7 +16,7 @@ const char *const jail_hvmm_value_opts[] = {
 	"mem", "cpus", "cmdline", "boot", "module", "serial", "serial-limit", "stats-json",
 	"timeout", "irqchip", "halt-poll", "acpi", "kernel", "initrd", "cpu-template",
 	"cpuid-mask", "cpuid-set", "console", "disk", "network", "device", "seccomp", "msr-filter",
-	"inject", "walk", "dirty-log", NULL,
+	"inject", "walk", "dirty-log", "api-sock", "id", NULL,
 };
 /* Those without a value, for getopt's prefix matching (--no-i is ambiguous). */
 static const char *const jail_hvmm_flag_opts[] = {
@@ -43,7 +43,8 @@ static void jail_usage(FILE *f)
 	      "mount, PID (--new-pid-ns), network, IPC and UTS namespaces, in a cgroup v2\n"
 	      "group with --cgroup limits. Files named on hvmm's command line (IMAGE,\n"
 	      "--kernel, --initrd, --module, --disk, --serial FILE, --stats-json) are bind-\n"
-	      "mounted into the jail and their paths rewritten.\n"
+	      "mounted into the jail and their paths rewritten. --api-sock PATH is a path\n"
+	      "inside the jail (reached from outside under <base>/hvmm/<ID>/root).\n"
 	      "\n"
 	      "Options:\n"
 	      "  --id ID                 the VM's name: 1-64 letters, digits and '-'\n"

@@ -1,0 +1,313 @@
+/* api: the control API's routes, its HTTP framing of hostile bytes, and the
+ * server on a real unix socket, against a fake VM. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+
+struct fake_vm {
+	int pauses, resumes;
+	int fail_pause;
+	char state[16];
+};
+
+static const char *fake_state(void *o)
+{
+	return ((struct fake_vm *)o)->state;
+}
+
+static int fake_pause(void *o, char *err, size_t n)
+{
+	struct fake_vm *f = o;
+	if (f->fail_pause) {
+		snprintf(err, n, "the VM is stopping");
+		return -1;
+	}
+	f->pauses++;
+	strcpy(f->state, "Paused");
+	return 0;
+}
+
+static int fake_resume(void *o, char *err, size_t n)
+{
+	(void)err, (void)n;
+	struct fake_vm *f = o;
+	f->resumes++;
+	strcpy(f->state, "Running");
+	return 0;
+}
+
+static json_object *fake_obj(void *o)
+{
+	(void)o;
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "vcpu_count", json_object_new_int(2));
+	return j;
+}
+
+static struct fake_vm fake;
+static const struct api_ops ops = {
+	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
+	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .id = "vm-1", .version = "9.9",
+};
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&fake, 0, sizeof(fake));
+	strcpy(fake.state, "Running");
+	return 0;
+}
+
+/* Route one request; returns the status, the body in *body (freed by the next call). */
+static int route(const char *method, const char *path, const char *body, char **out)
+{
+	static char *last;
+	free(last);
+	struct api_reply r;
+	api_route(&ops, method, path, body, body ? strlen(body) : 0, &r);
+	last = r.body;
+	*out = r.body ? r.body : "";
+	return r.status;
+}
+
+static void test_routes(void **state)
+{
+	(void)state;
+	char *b;
+	assert_int_equal(route("GET", "/", NULL, &b), 200);
+	assert_non_null(strstr(b, "\"state\":\"Running\""));
+	assert_non_null(strstr(b, "\"id\":\"vm-1\""));
+	assert_non_null(strstr(b, "\"app_name\":\"hvmm\""));
+	assert_int_equal(route("GET", "/machine-config", NULL, &b), 200);
+	assert_non_null(strstr(b, "vcpu_count"));
+	assert_int_equal(route("PATCH", "/vm", "{\"state\": \"Paused\"}", &b), 204);
+	assert_int_equal(fake.pauses, 1);
+	assert_int_equal(route("GET", "/", NULL, &b), 200);
+	assert_non_null(strstr(b, "\"state\":\"Paused\""));
+	assert_int_equal(route("PATCH", "/vm", " {\"state\":\"Resumed\"}\n", &b), 204);
+	assert_int_equal(fake.resumes, 1);
+	assert_int_equal(route("GET", "/hvmm/stats", NULL, &b), 200);
+	assert_int_equal(route("GET", "/hvmm/irt", NULL, &b), 200);
+}
+
+static void test_bad_requests_name_the_problem(void **state)
+{
+	(void)state;
+	char *b;
+	assert_int_equal(route("PATCH", "/vm", NULL, &b), 400);
+	assert_non_null(strstr(b, "needs a JSON body"));
+	assert_int_equal(route("PATCH", "/vm", "{\"state\": ", &b), 400);
+	assert_non_null(strstr(b, "not valid JSON"));
+	assert_int_equal(route("PATCH", "/vm", "{\"state\":\"Paused\"} x", &b), 400);
+	assert_int_equal(route("PATCH", "/vm", "[1]", &b), 400);
+	assert_non_null(strstr(b, "must be a JSON object"));
+	assert_int_equal(route("PATCH", "/vm", "{\"stat\":\"Paused\"}", &b), 400);
+	assert_non_null(strstr(b, "unknown field 'stat'"));
+	assert_int_equal(route("PATCH", "/vm", "{}", &b), 400);
+	assert_non_null(strstr(b, "missing field 'state'"));
+	assert_int_equal(route("PATCH", "/vm", "{\"state\":1}", &b), 400);
+	assert_non_null(strstr(b, "'state' must be a string"));
+	assert_int_equal(route("PATCH", "/vm", "{\"state\":\"Stopped\"}", &b), 400);
+	assert_non_null(strstr(b, "\\\"Stopped\\\""));
+	assert_int_equal(fake.pauses, 0);
+	fake.fail_pause = 1;
+	assert_int_equal(route("PATCH", "/vm", "{\"state\":\"Paused\"}", &b), 400);
+	assert_non_null(strstr(b, "the VM is stopping"));
+	assert_int_equal(route("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", &b), 400);
+	assert_non_null(strstr(b, "already runs"));
+	assert_int_equal(route("PUT", "/actions", "{\"action_type\":\"Reboot\"}", &b), 400);
+	assert_non_null(strstr(b, "action_type"));
+	assert_int_equal(route("PUT", "/machine-config", "{\"vcpu_count\":4}", &b), 400);
+	assert_int_equal(route("GET", "/nope", NULL, &b), 404);
+	assert_int_equal(route("PUT", "/drives/rootfs", "{}", &b), 501);
+	assert_int_equal(route("GET", "/drivesX", NULL, &b), 404);
+	assert_int_equal(route("DELETE", "/vm", NULL, &b), 405);
+	assert_non_null(strstr(b, "PATCH"));
+	assert_int_equal(route("POST", "/", NULL, &b), 405);
+}
+
+/* Feed raw bytes, split at every position; the answers must not depend
+ * on how the bytes arrive. */
+static char *feed(const char *bytes, size_t n, size_t chunk, int *rc)
+{
+	struct api_conn *c = api_conn_new(&ops);
+	assert_non_null(c);
+	char *out = NULL;
+	size_t out_len = 0;
+	*rc = 0;
+	for (size_t off = 0; off < n && *rc == 0; off += chunk) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		*rc = api_conn_feed(c, bytes + off, k, &out, &out_len);
+	}
+	api_conn_free(c);
+	return out ? out : strdup("");
+}
+
+static void test_framing(void **state)
+{
+	(void)state;
+	static const char two[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+				  "PATCH /vm?x=1 HTTP/1.1\r\nContent-Length: 18\r\n\r\n{\"state\":\"Paused\"}";
+	for (size_t chunk = 1; chunk <= sizeof(two); chunk += 7) {
+		setup(NULL);
+		int rc;
+		char *out = feed(two, sizeof(two) - 1, chunk, &rc);
+		assert_int_equal(rc, 0);
+		char *second = strstr(out, "HTTP/1.1 204 No Content\r\n");
+		assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\n"));
+		assert_non_null(second);
+		assert_true(second > strstr(out, "HTTP/1.1 200 OK"));
+		assert_int_equal(fake.pauses, 1);
+		free(out);
+	}
+	/* HTTP/1.0 without keep-alive: answered, then closed */
+	int rc;
+	char *out = feed("GET / HTTP/1.0\r\n\r\n", 18, 64, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out, "Connection: close"));
+	free(out);
+	/* chunked bodies are read too */
+	static const char chunked[] = "PATCH /vm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+				      "12\r\n{\"state\":\"Paused\"}\r\n0\r\n\r\n";
+	setup(NULL);
+	out = feed(chunked, sizeof(chunked) - 1, 5, &rc);
+	assert_non_null(strstr(out, "204"));
+	assert_int_equal(fake.pauses, 1);
+	free(out);
+}
+
+static void test_hostile_bytes(void **state)
+{
+	(void)state;
+	int rc;
+	char *out = feed("\x01\x02garbage\r\n\r\n", 13, 64, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out, "400 Bad Request"));
+	assert_non_null(strstr(out, "malformed HTTP request"));
+	free(out);
+	/* a declared body over 64 KiB is refused before any of it is kept */
+	out = feed("PATCH /vm HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 48, 64, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out, "413"));
+	free(out);
+	/* a chunked body over 64 KiB: refused as it grows */
+	size_t big = 70 * 1024;
+	char *req = malloc(big + 128);
+	int n = sprintf(req, "PATCH /vm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n", big);
+	memset(req + n, 'a', big);
+	out = feed(req, (size_t)n + big, 4096, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out, "413"));
+	free(out);
+	/* headers over 16 KiB */
+	n = sprintf(req, "GET / HTTP/1.1\r\nX: ");
+	memset(req + n, 'b', 20000);
+	out = feed(req, (size_t)n + 20000, 1000, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out, "431"));
+	free(out);
+	/* a target over 1 KiB */
+	n = sprintf(req, "GET /");
+	memset(req + n, 'c', 2000);
+	out = feed(req, (size_t)n + 2000, 300, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out, "414"));
+	free(out);
+	free(req);
+	/* after close, nothing more is parsed */
+	struct api_conn *c = api_conn_new(&ops);
+	char *o = NULL;
+	size_t ol = 0;
+	assert_int_equal(api_conn_feed(c, "BAD\r\n\r\n", 7, &o, &ol), -1);
+	size_t before = ol;
+	assert_int_equal(api_conn_feed(c, "GET / HTTP/1.1\r\n\r\n", 18, &o, &ol), -1);
+	assert_int_equal(ol, before);
+	free(o);
+	api_conn_free(c);
+}
+
+static int dial(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void test_server(void **state)
+{
+	(void)state;
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/hvmm-test-api-%d.sock", (int)getpid());
+	unlink(path);
+	char err[300];
+	struct api_server *s = api_open(path, err, sizeof(err));
+	assert_non_null(s);
+	/* a second server on the same path is refused with one line */
+	assert_null(api_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "exists"));
+	assert_int_equal(api_start(s, &ops), 0);
+	int fd = dial(path);
+	static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	char buf[2048];
+	size_t got = 0;
+	ssize_t r;
+	while ((r = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = 0;
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+	assert_non_null(strstr(buf, "\"id\":\"vm-1\""));
+	close(fd);
+	/* every slot taken: the next client is told so */
+	int fds[API_MAX_CONNS];
+	for (int i = 0; i < API_MAX_CONNS; i++)
+		fds[i] = dial(path);
+	/* the server takes connections in its own time: ask until one is refused */
+	int busy = 0;
+	for (int tries = 0; tries < 50 && !busy; tries++) {
+		int extra = dial(path);
+		/* taken into a slot a first client had not yet filled: no answer */
+		struct timeval tv = { 0, 200000 };
+		setsockopt(extra, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		got = 0;
+		while ((r = read(extra, buf + got, sizeof(buf) - 1 - got)) > 0)
+			got += (size_t)r;
+		buf[got] = 0;
+		busy = strstr(buf, "503 Service Unavailable") != NULL;
+		close(extra);
+	}
+	assert_true(busy);
+	for (int i = 0; i < API_MAX_CONNS; i++)
+		close(fds[i]);
+	api_close(s);
+	struct stat st;
+	assert_int_equal(lstat(path, &st), -1); /* the socket file is gone */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_routes, setup),
+		cmocka_unit_test_setup(test_bad_requests_name_the_problem, setup),
+		cmocka_unit_test_setup(test_framing, setup),
+		cmocka_unit_test_setup(test_hostile_bytes, setup),
+		cmocka_unit_test_setup(test_server, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
