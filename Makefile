@@ -60,6 +60,9 @@ UNIT_LIBS_test_blk_faults := -lfuse3
 JAILER_UNIT_OBJS := $(BUILD)/src/jailer/jail_args.o $(BUILD)/src/jailer/jail_elf.o $(BUILD)/src/jailer/jail_setup.o
 UNIT_LIBS_test_jailer := $(JAILER_UNIT_OBJS) -DHVMM_MAIN_C='"$(CURDIR)/src/main.c"'
 $(BUILD)/tests/unit/test_jailer: $(JAILER_UNIT_OBJS)
+# test_api_openapi: reads docs/api.openapi.json at run time (not built in:
+# editing the document needs no rebuild to be checked again).
+UNIT_LIBS_test_api_openapi := -DHVMM_OPENAPI='"$(CURDIR)/docs/api.openapi.json"'
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libhvmm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a -lcmocka $(UNIT_LIBS_$*) $(LDLIBS)
