@@ -650,6 +650,9 @@ def api_seeds():
         "chunked": b"\x05" + b"PATCH /vm HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                    b"12\r\n{\"state\":\"Paused\"}\r\n0\r\n\r\n",
         "http10": b"\x3f" + b"GET /hvmm/irt HTTP/1.0\r\n\r\n",
+        "inject-irq": b"\x3f" + req("PUT", "/hvmm/inject", b'{"kind": "irq", "vector": 94}'),
+        "inject-exc": b"\x3f" + req("PUT", "/hvmm/inject", b'{"kind": "exception", "vector": 13, "error_code": 4660}'),
+        "inject-nmi": b"\x3f" + req("PUT", "/hvmm/inject", b'{"kind": "nmi"}'),
     }
     s["session"] = b"\x10" + b"".join(v[1:] for k, v in s.items() if k not in ("http10", "chunked"))
     return s

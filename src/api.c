@@ -160,6 +160,63 @@ static void api_put_actions(const char *body, size_t len, struct api_reply *r)
 	json_object_put(o);
 }
 
+/* An integer field within [lo, hi]; *present false when absent. -1 with a
+ * 400 naming it. */
+static int api_int_field(json_object *o, const char *name, int64_t lo, int64_t hi, bool *present,
+			 int64_t *out, struct api_reply *r)
+{
+	json_object *v;
+	*present = json_object_object_get_ex(o, name, &v);
+	if (!*present)
+		return 0;
+	if (!json_object_is_type(v, json_type_int)) {
+		api_fault(r, 400, "field '%s' must be an integer", name);
+		return -1;
+	}
+	*out = json_object_get_int64(v);
+	if (*out < lo || *out > hi) {
+		api_fault(r, 400, "field '%s' must be %lld..%lld", name, (long long)lo, (long long)hi);
+		return -1;
+	}
+	return 0;
+}
+
+static void api_put_inject(const struct api_ops *ops, const char *body, size_t len, struct api_reply *r)
+{
+	json_object *o = api_body_object(body, len, r);
+	if (!o)
+		return;
+	static const char *const known[] = { "kind", "vector", "error_code", NULL };
+	const char *kind = api_known_fields(o, known, r) ? api_string_field(o, "kind", r) : NULL;
+	int64_t vec = 0, ec = 0;
+	bool has_vec, has_ec;
+	if (kind && api_int_field(o, "vector", 0, 255, &has_vec, &vec, r) == 0 &&
+	    api_int_field(o, "error_code", 0, 0xffffffffll, &has_ec, &ec, r) == 0) {
+		char spec[48];
+		bool ok = true;
+		if (strcmp(kind, "nmi") == 0 && !has_vec && !has_ec) {
+			snprintf(spec, sizeof(spec), "nmi");
+		} else if (strcmp(kind, "irq") == 0 && has_vec && !has_ec) {
+			snprintf(spec, sizeof(spec), "irq:%lld", (long long)vec);
+		} else if (strcmp(kind, "exception") == 0 && has_vec) {
+			if (has_ec)
+				snprintf(spec, sizeof(spec), "exception:%lld:%lld", (long long)vec, (long long)ec);
+			else
+				snprintf(spec, sizeof(spec), "exception:%lld", (long long)vec);
+		} else {
+			ok = false;
+			api_fault(r, 400, "want {\"kind\": \"irq\", \"vector\": 16..255}, {\"kind\": \"nmi\"} or "
+					  "{\"kind\": \"exception\", \"vector\": 0..31[, \"error_code\": N]}");
+		}
+		char err[200] = "";
+		if (ok && ops->inject(ops->opaque, spec, err, sizeof(err)) < 0)
+			api_fault(r, 400, "%s", err[0] ? err : "the event was not injected");
+		else if (ok)
+			r->status = 204;
+	}
+	json_object_put(o);
+}
+
 /* Firecracker's paths hvmm does not serve (yet): 501, not 404, so that a
  * client written for Firecracker learns why. */
 static bool api_firecracker_only(const char *path)
@@ -209,6 +266,11 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 			api_ok(r, path[6] == 's' ? ops->stats(ops->opaque) : ops->irt(ops->opaque));
 		else
 			r->allow = "GET";
+	} else if (strcmp(path, "/hvmm/inject") == 0) {
+		if (strcmp(method, "PUT") == 0)
+			api_put_inject(ops, body, len, r);
+		else
+			r->allow = "PUT";
 	} else if (api_firecracker_only(path)) {
 		api_fault(r, 501, "%.64s is not served by hvmm", path);
 	} else {

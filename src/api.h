@@ -9,6 +9,8 @@
  *   PUT   /actions          {"action_type": ...} (the VM already runs: 400)
  *   GET   /hvmm/stats       the --stats-json document, live
  *   GET   /hvmm/irt         the interrupt routing table
+ *   PUT   /hvmm/inject      {"kind": "irq"|"nmi"|"exception", "vector", "error_code"}
+ *                           -> 204: the event goes into vCPU 0 at once
  *
  * Errors are {"fault_message": "..."} with 400 (a bad body: names the
  * field), 404 (no such path), 405 (with Allow), 413/431 (too large), 501
@@ -35,6 +37,9 @@ struct api_ops {
 	json_object *(*machine_config)(void *opaque);
 	json_object *(*stats)(void *opaque);
 	json_object *(*irt)(void *opaque);
+	/* spec as --inject's without "@MS" ("irq:94", "nmi", "exception:13:0");
+	 * 0, or -1 with a one-line reason in err */
+	int (*inject)(void *opaque, const char *spec, char *err, size_t n);
 	const char *id;      /* the instance's name in GET / */
 	const char *version; /* hvmm's version */
 };

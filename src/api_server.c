@@ -129,7 +129,9 @@ static void api_accept(struct api_server *s)
 static void api_read(struct api_client *c)
 {
 	char buf[4096];
-	for (;;) {
+	/* At most 64 KiB per round: a client that never stops sending must
+	 * not keep the thread from the others. */
+	for (int round = 0; round < 16; round++) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -29,6 +29,8 @@ static void ctl_usage(FILE *f)
 	      "  resume    PATCH /vm Resumed      go on\n"
 	      "  stats     GET /hvmm/stats        exit statistics, live (registers while paused)\n"
 	      "  irt       GET /hvmm/irt          the interrupt routing table\n"
+	      "  inject EVENT  PUT /hvmm/inject   irq:VECTOR, nmi or exception:VECTOR[:ERRCODE]\n"
+	      "                                   into vCPU 0 now\n"
 	      "METHOD PATH [BODY] sends any request (docs/api.md).\n"
 	      "\n"
 	      "Exit status: 0 done (the answer on stdout); 1 the API refused the request\n"
@@ -169,6 +171,40 @@ static int ctl_request(const char *sock, const char *method, const char *path, c
 	return rc;
 }
 
+/* "irq:0x5e" -> {"kind": "irq", "vector": 94}; the numbers as C reads them
+ * (0x.. or decimal). The API checks the ranges. 0, or -1 if malformed. */
+static int ctl_inject_body(const char *spec, char *body, size_t n)
+{
+	char kind[16];
+	size_t k = strcspn(spec, ":");
+	if (k == 0 || k >= sizeof(kind))
+		return -1;
+	memcpy(kind, spec, k);
+	kind[k] = 0;
+	const char *p = spec + k;
+	if (strcmp(kind, "nmi") == 0 && !*p) {
+		snprintf(body, n, "{\"kind\": \"nmi\"}");
+		return 0;
+	}
+	if ((strcmp(kind, "irq") != 0 && strcmp(kind, "exception") != 0) || *p != ':')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long vec = strtoul(p + 1, &end, 0);
+	if (errno || end == p + 1 || vec > 255 || (*end && (*end != ':' || kind[0] != 'e')))
+		return -1;
+	if (!*end) {
+		snprintf(body, n, "{\"kind\": \"%s\", \"vector\": %lu}", kind, vec);
+		return 0;
+	}
+	const char *ec_s = end + 1;
+	unsigned long long ec = strtoull(ec_s, &end, 0);
+	if (errno || end == ec_s || *end || ec > 0xffffffffull || ec_s[0] == '-')
+		return -1;
+	snprintf(body, n, "{\"kind\": \"exception\", \"vector\": %lu, \"error_code\": %llu}", vec, ec);
+	return 0;
+}
+
 int ctl_main(int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -198,6 +234,15 @@ int ctl_main(int argc, char **argv)
 			return HVMM_EXIT_USAGE;
 		}
 		return ctl_request(sock, cmds[i].method, cmds[i].path, cmds[i].body);
+	}
+	if (strcmp(cmd, "inject") == 0) {
+		char body[160];
+		if (argc != 4 || ctl_inject_body(argv[3], body, sizeof(body)) < 0) {
+			fprintf(stderr, "hvmm ctl: inject takes irq:VECTOR, nmi or exception:VECTOR[:ERRCODE] "
+					"(see hvmm ctl --help)\n");
+			return HVMM_EXIT_USAGE;
+		}
+		return ctl_request(sock, "PUT", "/hvmm/inject", body);
 	}
 	static const char *const methods[] = { "GET", "PUT", "PATCH", "POST", "DELETE" };
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

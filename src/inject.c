@@ -9,6 +9,7 @@
 #include "inject.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/kvm.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,6 +33,10 @@ struct inject_slot {
 	int i;
 };
 
+/* The API's NMIs and exceptions waiting for vCPU 0's thread. */
+#define INJECT_QUEUE 16
+#define INJECT_DUE_API (1u << 31) /* in `due`: the queue has some */
+
 struct inject {
 	struct vm *vm;
 	int n;
@@ -39,6 +44,11 @@ struct inject {
 	struct inject_slot slot[INJECT_MAX];
 	struct inject_result res[INJECT_MAX];
 	atomic_uint due; /* bit i: request i waits for vCPU 0's thread */
+	bool exceptions; /* KVM_CAP_EXCEPTION_PAYLOAD is on */
+	pthread_mutex_t q_lock;
+	struct inject_req q[INJECT_QUEUE];
+	unsigned q_head, q_len;
+	_Atomic uint64_t now_done[3]; /* inject_now events delivered, by kind */
 };
 
 static int inject_number(const char *s, const char *end, unsigned long max, unsigned long *out)
@@ -142,13 +152,14 @@ static void inject_fire(void *opaque, uint32_t events)
 int inject_init(struct vm *vm)
 {
 	const struct vm_config *cfg = &vm->cfg;
-	if (!cfg->nr_inject)
+	if (!cfg->nr_inject && !cfg->api_sock)
 		return 0;
 	struct inject *in = calloc(1, sizeof(*in));
 	if (!in)
 		return -ENOMEM;
 	vm->inject = in;
 	in->vm = vm;
+	pthread_mutex_init(&in->q_lock, NULL);
 	/* Exceptions go in as pending (queued as if the instruction raised
 	 * them, and a reason for a halted vCPU to run): the original ABI's
 	 * "injected" is an event whose delivery was interrupted, which KVM does
@@ -156,10 +167,12 @@ int inject_init(struct vm *vm)
 	bool exc = false;
 	for (int i = 0; i < cfg->nr_inject; i++)
 		exc = exc || cfg->inject[i].kind == INJECT_EXCEPTION;
-	if (exc) {
+	if (exc || cfg->api_sock) {
 		struct kvm_enable_cap c = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args[0] = 1 };
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXCEPTION_PAYLOAD) <= 0 ||
-		    ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
+		in->exceptions = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXCEPTION_PAYLOAD) > 0 &&
+				 ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) == 0;
+		/* --inject needs them; the API says so when asked for one */
+		if (exc && !in->exceptions)
 			return -ENOTSUP;
 	}
 	for (int i = 0; i < INJECT_MAX; i++)
@@ -191,6 +204,58 @@ void inject_arm(struct vm *vm)
 	}
 }
 
+/* An NMI or an exception into v, on its own thread. 0 done, -EAGAIN an
+ * event is already under way (try at the next exit), -1 failed (said). */
+static int inject_apply(struct vcpu *v, const struct inject_req *req)
+{
+	if (req->kind == INJECT_NMI) {
+		if (ioctl(v->fd, KVM_NMI) < 0) {
+			util_err("inject nmi: KVM_NMI: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	/* Pending: delivered through the guest's IDT, with its error code, at
+	 * the next entry (no payload: not a #PF or #DB). */
+	struct kvm_vcpu_events ev;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0) {
+		util_err("inject exception: KVM_GET_VCPU_EVENTS: %s", strerror(errno));
+		return -1;
+	}
+	if (ev.exception.injected || ev.exception.pending || ev.interrupt.injected)
+		return -EAGAIN; /* one event at a time */
+	ev.flags = KVM_VCPUEVENT_VALID_PAYLOAD; /* NMI, SIPI, shadow, SMM as read */
+	ev.exception.pending = 1;
+	ev.exception_has_payload = 0;
+	ev.exception.nr = req->vector;
+	ev.exception.has_error_code = req->has_error_code;
+	ev.exception.error_code = req->error_code;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+		util_err("inject exception:%u: KVM_SET_VCPU_EVENTS: %s", req->vector, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The API's queue, in order; an event that must wait keeps its place. */
+static void inject_vcpu_queue(struct vcpu *v, struct inject *in)
+{
+	pthread_mutex_lock(&in->q_lock);
+	while (in->q_len) {
+		const struct inject_req *req = &in->q[in->q_head];
+		int r = inject_apply(v, req);
+		if (r == -EAGAIN) {
+			atomic_fetch_or(&in->due, INJECT_DUE_API);
+			break;
+		}
+		if (r == 0)
+			atomic_fetch_add(&in->now_done[req->kind], 1);
+		in->q_head = (in->q_head + 1) % INJECT_QUEUE;
+		in->q_len--;
+	}
+	pthread_mutex_unlock(&in->q_lock);
+}
+
 void inject_vcpu(struct vcpu *v)
 {
 	struct inject *in = v->vm->inject;
@@ -200,38 +265,74 @@ void inject_vcpu(struct vcpu *v)
 			continue;
 		struct inject_result *r = &in->res[i];
 		uint64_t t = util_since_start_ns();
-		if (r->req.kind == INJECT_NMI) {
-			if (ioctl(v->fd, KVM_NMI) < 0) {
-				util_err("--inject nmi: KVM_NMI: %s", strerror(errno));
-				continue;
-			}
-		} else {
-			/* Pending: delivered through the guest's IDT, with its error
-			 * code, at the next entry (no payload: not a #PF or #DB). */
-			struct kvm_vcpu_events ev;
-			if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0) {
-				util_err("--inject exception: KVM_GET_VCPU_EVENTS: %s", strerror(errno));
-				continue;
-			}
-			if (ev.exception.injected || ev.exception.pending || ev.interrupt.injected) {
-				/* one event at a time: try again at the next exit */
-				atomic_fetch_or(&in->due, 1u << i);
-				continue;
-			}
-			ev.flags = KVM_VCPUEVENT_VALID_PAYLOAD; /* NMI, SIPI, shadow, SMM as read */
-			ev.exception.pending = 1;
-			ev.exception_has_payload = 0;
-			ev.exception.nr = r->req.vector;
-			ev.exception.has_error_code = r->req.has_error_code;
-			ev.exception.error_code = r->req.error_code;
-			if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
-				util_err("--inject exception:%u: KVM_SET_VCPU_EVENTS: %s", r->req.vector,
-					 strerror(errno));
-				continue;
-			}
-		}
-		r->injected_ns = t;
+		int rc = inject_apply(v, &r->req);
+		if (rc == -EAGAIN)
+			atomic_fetch_or(&in->due, 1u << i); /* again at the next exit */
+		else if (rc == 0)
+			r->injected_ns = t;
 	}
+	if (due & INJECT_DUE_API)
+		inject_vcpu_queue(v, in);
+}
+
+int inject_now(struct vm *vm, const char *spec, char *err, size_t n)
+{
+	struct inject *in = vm->inject;
+	char full[64];
+	struct inject_req req[1];
+	int cnt = 0;
+	if (!in) {
+		snprintf(err, n, "this VM takes no injections");
+		return -1;
+	}
+	if (strlen(spec) > 40 || strchr(spec, '@')) {
+		snprintf(err, n, "'%.40s' is not irq:VECTOR (16-255), nmi or exception:VECTOR[:ERRCODE] (0-31)",
+			 spec);
+		return -1;
+	}
+	snprintf(full, sizeof(full), "%s@0", spec);
+	char perr[200];
+	if (inject_parse(req, &cnt, full, perr, sizeof(perr)) < 0) {
+		/* inject_parse speaks of --inject's "@MS": the API has none */
+		snprintf(err, n, "'%.40s' is not irq:VECTOR (16-255), nmi or exception:VECTOR[:ERRCODE] (0-31)%s",
+			 spec, strstr(perr, "error code") ? ": that exception's error code is wrong" : "");
+		return -1;
+	}
+	if (req[0].kind == INJECT_IRQ) {
+		struct kvm_msi msi = { .address_lo = 0xfee00000u, .data = req[0].vector };
+		if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0) {
+			snprintf(err, n, "KVM_SIGNAL_MSI: %s", strerror(errno));
+			return -1;
+		}
+		atomic_fetch_add(&in->now_done[INJECT_IRQ], 1);
+		return 0;
+	}
+	if (req[0].kind == INJECT_EXCEPTION && !in->exceptions) {
+		snprintf(err, n, "this KVM cannot queue exceptions (no KVM_CAP_EXCEPTION_PAYLOAD)");
+		return -1;
+	}
+	pthread_mutex_lock(&in->q_lock);
+	bool full_q = in->q_len == INJECT_QUEUE;
+	if (!full_q) {
+		in->q[(in->q_head + in->q_len) % INJECT_QUEUE] = req[0];
+		in->q_len++;
+	}
+	pthread_mutex_unlock(&in->q_lock);
+	if (full_q) {
+		snprintf(err, n, "%d events already wait for vCPU 0", INJECT_QUEUE);
+		return -1;
+	}
+	atomic_fetch_or(&in->due, INJECT_DUE_API);
+	if (vm->ncpus > 0)
+		vcpu_kick(vm->vcpus[0]);
+	return 0;
+}
+
+void inject_now_counts(struct vm *vm, uint64_t out[3])
+{
+	struct inject *in = vm->inject;
+	for (int k = 0; k < 3; k++)
+		out[k] = in ? atomic_load(&in->now_done[k]) : 0;
 }
 
 unsigned inject_results(struct vm *vm, struct inject_result *out, unsigned max)
@@ -253,6 +354,7 @@ void inject_destroy(struct vm *vm)
 			evloop_del(vm, in->tfd[i]);
 			close(in->tfd[i]);
 		}
+	pthread_mutex_destroy(&in->q_lock);
 	free(in);
 	vm->inject = NULL;
 }

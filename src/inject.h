@@ -5,7 +5,8 @@
  *
  * --inject SPEC schedules one (up to INJECT_MAX) on vCPU 0, a time after the
  * guest starts: irq:VEC@MS (a fixed MSI to the vCPU's LAPIC, KVM_SIGNAL_MSI),
- * nmi@MS (KVM_NMI) or exception:VEC[:ERRCODE]@MS (KVM_SET_VCPU_EVENTS).
+ * nmi@MS (KVM_NMI) or exception:VEC[:ERRCODE]@MS (KVM_SET_VCPU_EVENTS). The
+ * control API's PUT /hvmm/inject injects one at once (inject_now).
  */
 #ifndef HVMM_INJECT_H
 #define HVMM_INJECT_H
@@ -37,8 +38,15 @@ struct inject_result {
 
 /* Parse one --inject SPEC into cfg. 0, or -1 with a one-line reason in err. */
 int inject_parse(struct inject_req *reqs, int *n, const char *spec, char *err, size_t errlen);
-/* After evloop_init: a timerfd per request, watched by the event loop. 0 or -errno. */
+/* After evloop_init: a timerfd per request, watched by the event loop; with
+ * --api-sock the queue for inject_now too. 0 or -errno. */
 int inject_init(struct vm *vm);
+/* The API's injection, now, on vCPU 0: spec as --inject's without "@MS"
+ * ("irq:0x5e", "nmi", "exception:13:0"). Any thread. 0, or -1 with a
+ * one-line reason in err. */
+int inject_now(struct vm *vm, const char *spec, char *err, size_t n);
+/* How many inject_now events of each kind reached vCPU 0 (irq, nmi, exception). */
+void inject_now_counts(struct vm *vm, uint64_t out[3]);
 /* When the guest starts (vm_run, main thread): arm the timers. */
 void inject_arm(struct vm *vm);
 /* vCPU 0's thread, before each KVM_RUN: the NMIs and exceptions due. */

@@ -27,6 +27,7 @@
 
 #include "api.h"
 #include "evloop.h"
+#include "inject.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -176,6 +177,11 @@ static json_object *lifecycle_api_irt(void *o)
 	return stats_irt_json(o);
 }
 
+static int lifecycle_api_inject(void *o, const char *spec, char *err, size_t n)
+{
+	return inject_now(o, spec, err, n);
+}
+
 int lifecycle_init(struct vm *vm)
 {
 	struct lifecycle *l = calloc(1, sizeof(*l));
@@ -192,6 +198,7 @@ int lifecycle_init(struct vm *vm)
 		.machine_config = lifecycle_api_machine,
 		.stats = lifecycle_api_stats,
 		.irt = lifecycle_api_irt,
+		.inject = lifecycle_api_inject,
 		.id = vm->cfg.id ? vm->cfg.id : "anonymous-instance",
 		.version = HVMM_VERSION,
 	};

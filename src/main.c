@@ -52,7 +52,7 @@ static void main_usage(FILE *f)
 	fputs("Usage: hvmm run [options] IMAGE\n"
 	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
 	      "       hvmm lab [NAME | all] [--json] [--out DIR]\n"
-	      "       hvmm ctl SOCKET info|config|pause|resume|stats|irt  (see hvmm ctl --help)\n"
+	      "       hvmm ctl SOCKET info|config|pause|resume|stats|irt|inject EVENT (hvmm ctl --help)\n"
 	      "       hvmm --help | --version\n"
 	      "\n"
 	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel, PVH ELF\n"

@@ -337,6 +337,7 @@ static void sandbox_api(struct sandbox_build *b)
 	static const unsigned long reqs[] = {
 		KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
 		KVM_KVMCLOCK_CTRL, /* a pause, told to the guest's kvmclock */
+		KVM_SIGNAL_MSI,    /* PUT /hvmm/inject's interrupts */
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 }

@@ -579,6 +579,13 @@ json_object *stats_json(struct vm *vm, bool vcpu_state)
 	json_object_object_add(root, "irt", stats_json_irt(vm));
 	json_object_object_add(root, "irt_rewrites", json_object_new_uint64(irq_rewrites(vm)));
 	json_object_object_add(root, "injections", stats_json_injections(vm));
+	uint64_t now[3];
+	inject_now_counts(vm, now);
+	json_object *api_inj = json_object_new_object();
+	json_object_object_add(api_inj, "irq", json_object_new_uint64(now[INJECT_IRQ]));
+	json_object_object_add(api_inj, "nmi", json_object_new_uint64(now[INJECT_NMI]));
+	json_object_object_add(api_inj, "exception", json_object_new_uint64(now[INJECT_EXCEPTION]));
+	json_object_object_add(root, "api_injections", api_inj);
 	json_object_object_add(root, "dirty_log", dirtylog_json(vm));
 
 	json_object *stop = json_object_new_object();

@@ -57,15 +57,32 @@ static json_object *fake_obj(void *o)
 	return j;
 }
 
+static char fake_injected[64];
+
+/* Records the spec; refuses what inject_parse would (vector ranges). */
+static int fake_inject(void *o, const char *spec, char *err, size_t n)
+{
+	(void)o;
+	unsigned v;
+	if ((sscanf(spec, "irq:%u", &v) == 1 && v < 16) || (sscanf(spec, "exception:%u", &v) == 1 && v > 31)) {
+		snprintf(err, n, "'%s' is out of range", spec);
+		return -1;
+	}
+	snprintf(fake_injected, sizeof(fake_injected), "%s", spec);
+	return 0;
+}
+
 static struct fake_vm fake;
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
-	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .id = "vm-1", .version = "9.9",
+	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .inject = fake_inject,
+	.id = "vm-1", .version = "9.9",
 };
 
 static int setup(void **state)
 {
 	(void)state;
+	fake_injected[0] = 0;
 	memset(&fake, 0, sizeof(fake));
 	strcpy(fake.state, "Running");
 	return 0;
@@ -137,6 +154,38 @@ static void test_bad_requests_name_the_problem(void **state)
 	assert_int_equal(route("DELETE", "/vm", NULL, &b), 405);
 	assert_non_null(strstr(b, "PATCH"));
 	assert_int_equal(route("POST", "/", NULL, &b), 405);
+}
+
+static void test_inject(void **state)
+{
+	(void)state;
+	char *b;
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vector\":94}", &b), 204);
+	assert_string_equal(fake_injected, "irq:94");
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"nmi\"}", &b), 204);
+	assert_string_equal(fake_injected, "nmi");
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"exception\",\"vector\":13,\"error_code\":4660}", &b),
+			 204);
+	assert_string_equal(fake_injected, "exception:13:4660");
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"exception\",\"vector\":6}", &b), 204);
+	assert_string_equal(fake_injected, "exception:6");
+	fake_injected[0] = 0;
+	/* the shape is checked before anything is injected */
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"nmi\",\"vector\":2}", &b), 400);
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\"}", &b), 400);
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vector\":94,\"error_code\":1}", &b), 400);
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"smi\"}", &b), 400);
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vector\":\"94\"}", &b), 400);
+	assert_non_null(strstr(b, "'vector' must be an integer"));
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vector\":256}", &b), 400);
+	assert_non_null(strstr(b, "'vector' must be 0..255"));
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vec\":94}", &b), 400);
+	assert_non_null(strstr(b, "unknown field 'vec'"));
+	assert_string_equal(fake_injected, "");
+	/* what inject_now refuses comes back as its words */
+	assert_int_equal(route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vector\":3}", &b), 400);
+	assert_non_null(strstr(b, "out of range"));
+	assert_int_equal(route("GET", "/hvmm/inject", NULL, &b), 405);
 }
 
 /* Feed raw bytes, split at every position; the answers must not depend
@@ -305,6 +354,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_routes, setup),
 		cmocka_unit_test_setup(test_bad_requests_name_the_problem, setup),
+		cmocka_unit_test_setup(test_inject, setup),
 		cmocka_unit_test_setup(test_framing, setup),
 		cmocka_unit_test_setup(test_hostile_bytes, setup),
 		cmocka_unit_test_setup(test_server, setup),
