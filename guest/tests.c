@@ -537,6 +537,9 @@ static void test_inject(void)
 		want = TRAP_INJECTED_MAX;
 	trap_injected_n = 0;
 	trap_inject_mode = 1;
+	/* From here on an injected event is taken (the API's injections wait
+	 * for this line: earlier, the vector would find no handler ready). */
+	kprintf("# inject: waiting for %u events\n", want);
 	apic_timer_periodic(100);
 	uint64_t t0 = clock_ns();
 	while (trap_injected_n < want && clock_ns() - t0 < 10000000000ull)
