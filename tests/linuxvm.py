@@ -180,10 +180,18 @@ class LinuxVM:
                 pass
             self.p.wait()
 
+    # Where a guest kernel's own crash report starts: with `quiet` it is
+    # the first thing printed, and the tail alone would cut its first lines.
+    OOPS = re.compile(r"^\[ *[\d.]+\] (BUG: |Oops|general protection|kernel BUG|Kernel panic|"
+                      r"watchdog: |rcu: INFO|WARNING: CPU|traps: |NMI )", re.M)
+
     def tail(self, n=2000):
         if self.p.poll() is not None:
             self.err_thread.join(2)  # the VMM ended: its last words are coming
         err = self.err.decode(errors="replace")
+        oops = self.OOPS.search(self.buf)
+        if oops and len(self.buf) - oops.start() > n:
+            n = min(len(self.buf) - oops.start(), 8000)
         return (f"\n      output (last {n} chars):\n{self.buf[-n:]}"
                 + (f"\n      stderr:\n{err[-3000:]}" if err.strip() else ""))
 
