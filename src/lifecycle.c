@@ -101,6 +101,11 @@ int lifecycle_pause(struct vm *vm, char *err, size_t n)
 		snprintf(err, n, "a vCPU did not stop within 1 s: the VM goes on running");
 		return -1;
 	}
+	if (vm_stopping(vm)) { /* the wait ended for the stop, not for the pause */
+		lifecycle_unpark(vm);
+		snprintf(err, n, "the VM is stopping");
+		return -1;
+	}
 	for (int i = 0; i < vm->ncpus; i++) {
 		/* EINVAL: this guest does not use kvmclock; nothing to tell */
 		if (ioctl(vm->vcpus[i]->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
