@@ -63,12 +63,7 @@ static bool lifecycle_wait_parked(struct vm *vm, uint64_t deadline)
 			break;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		util_realtime_after(&ts, 1000000);
 		pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &ts);
 	}
 	pthread_mutex_unlock(&vm->park_lock);

@@ -13,6 +13,16 @@
 
 static uint64_t start_ns;
 
+void util_realtime_after(struct timespec *ts, long ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += ns;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 uint64_t util_now_ns(void)
 {
 	struct timespec ts;

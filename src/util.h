@@ -32,6 +32,9 @@ enum hvmm_exit {
 
 /* Monotonic nanoseconds; vDSO-backed, cheap enough for the exit hot path. */
 uint64_t util_now_ns(void);
+struct timespec;
+/* CLOCK_REALTIME plus ns (< 1 s): the deadline pthread_cond_timedwait takes. */
+void util_realtime_after(struct timespec *ts, long ns);
 /* Nanoseconds since hvmm started (util_mark_start() is called first in main). */
 void util_mark_start(void);
 uint64_t util_since_start_ns(void);

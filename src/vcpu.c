@@ -38,12 +38,7 @@ static void vcpu_park(struct vcpu *v)
 	pthread_cond_broadcast(&vm->park_cond);
 	while ((atomic_load(&vm->suspended) || atomic_load(&vm->paused)) && !vm_stopping(vm)) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		util_realtime_after(&ts, 100000000);
 		pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &ts);
 	}
 	vm->parked--;
