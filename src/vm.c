@@ -25,6 +25,7 @@
 #include "pci.h"
 #include "sandbox.h"
 #include "vfio.h"
+#include "snapshot.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -730,6 +731,7 @@ void vm_destroy(struct vm *vm)
 	hyperv_testdev_destroy(vm);
 	edu_destroy(vm);
 	iommu_destroy(vm);
+	snapshot_registry_free(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

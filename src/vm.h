@@ -113,6 +113,7 @@ struct coalesce;
 struct vfio_state;
 struct api_server;
 struct lifecycle;
+struct snapshot_reg;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -168,6 +169,7 @@ struct vm {
 	struct dirtylog *dirtylog;   /* dirtylog.c: --dirty-log's bitmaps and samples */
 	struct api_server *api;      /* api_server.c: --api-sock */
 	struct lifecycle *life;      /* lifecycle.c: pause/resume and their counts */
+	struct snapshot_reg *snap;   /* snapshot.c: every device's save and load, in creation order */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait

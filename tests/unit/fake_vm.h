@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "snapshot.h"
 #include "vm.h"
 
 static int stop_calls;
@@ -46,6 +47,7 @@ static inline void fake_vm_init(struct vm *vm)
 static inline void fake_vm_free(struct vm *vm)
 {
 	devices_destroy(vm);
+	snapshot_registry_free(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 }

@@ -1,0 +1,86 @@
+/*
+ * snapshot: a VM's state written to files, and read back into a new hvmm
+ * process that goes on where the old one was (docs/snapshot.md).
+ *
+ * Two files, as Firecracker has them: the *state file* (a versioned header,
+ * then one checksummed section per vCPU, per KVM object and per device) and
+ * the *memory file* (guest RAM as it is laid out in hvmm's one mapping,
+ * sparse where pages are zero). Restoring maps the memory file privately,
+ * so pages are read from the page cache when the guest first touches them
+ * and several VMs restored from one file share them until they write.
+ *
+ * Every device implements the same two operations (struct snap_ops) and
+ * registers them when it is created; a snapshot is the registry walked in
+ * creation order, a restore the same walk on a VM built from the same
+ * command line. A device's saved state is the guest-visible part only —
+ * registers, queues, counters — never an fd, pointer, lock or thread.
+ */
+#ifndef HVMM_SNAPSHOT_H
+#define HVMM_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+
+/* ---- a device's payload ---- */
+
+/* What a save appends to. Out of memory is remembered, not returned per call:
+ * the save as a whole then fails. */
+struct snap_buf {
+	uint8_t *data;
+	size_t len, cap;
+	bool failed;
+};
+void snap_put(struct snap_buf *b, const void *p, size_t len);
+void snap_buf_free(struct snap_buf *b);
+
+/* What a load reads from. Every get is bounds-checked: reading past the end
+ * zero-fills the rest of dst and sets `bad`, which the loader turns into a
+ * "truncated" error, so a load reads first and checks `bad` once. */
+struct snap_cur {
+	const uint8_t *p;
+	size_t left;
+	bool bad;
+};
+void snap_get(struct snap_cur *c, void *dst, size_t len);
+
+/* Save and load of one device. */
+struct snap_ops {
+	const char *name;  /* the section's name in the file (< 24 chars): "uart", "virtio-blk" */
+	uint32_t version;  /* of the payload's layout; load is told the file's */
+	/*
+	 * With the VM paused (every vCPU out of KVM_RUN with its I/O completed,
+	 * the event loop parked, no request in flight in a back end): append the
+	 * guest-visible state to b. 0, or -1 with a one-line reason in err.
+	 */
+	int (*save)(void *dev, struct snap_buf *b, char *err, size_t n);
+	/*
+	 * Into a device just created from the same configuration, before any
+	 * vCPU runs and before the event loop starts: take the state and redo
+	 * what it implies on the host side (KVM routes, BAR mappings, armed
+	 * timers), raising no interrupt the saved state does not already hold.
+	 * 0, or -1 with a one-line reason in err (an unknown version, a value
+	 * out of range: the file is checked like guest input).
+	 */
+	int (*load)(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n);
+};
+
+/* At the device's creation: add it to the VM's registry, in creation order.
+ * Instances of one name are numbered 0, 1, … in that order. 0 or -ENOMEM. */
+int snapshot_register(struct vm *vm, const struct snap_ops *ops, void *dev);
+/* A device that cannot be saved (a host device passed through): while it
+ * exists, a snapshot is refused with "<what> cannot be snapshotted". */
+void snapshot_unsupported(struct vm *vm, const char *what);
+/* Tear-down: the registry (not the devices). */
+void snapshot_registry_free(struct vm *vm);
+
+/*
+ * For the tests: save a, load that into b, save b, and compare the two
+ * payloads byte for byte. 0, or -1 with the first difference (or the save's
+ * or load's own error) in err.
+ */
+int snapshot_roundtrip(const struct snap_ops *ops, void *a, void *b, char *err, size_t n);
+
+#endif
