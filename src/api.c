@@ -217,6 +217,39 @@ static void api_put_inject(const struct api_ops *ops, const char *body, size_t l
 	json_object_put(o);
 }
 
+/* Firecracker's body: snapshot_type (Full, the default, or Diff),
+ * snapshot_path, mem_file_path; "version" was a field of older releases. */
+static void api_put_snapshot_create(const struct api_ops *ops, const char *body, size_t len,
+				    struct api_reply *r)
+{
+	json_object *o = api_body_object(body, len, r);
+	if (!o)
+		return;
+	static const char *const known[] = { "snapshot_type", "snapshot_path", "mem_file_path", "version", NULL };
+	const char *state = api_known_fields(o, known, r) ? api_string_field(o, "snapshot_path", r) : NULL;
+	const char *mem = state ? api_string_field(o, "mem_file_path", r) : NULL;
+	json_object *t = NULL;
+	bool has_type = mem && json_object_object_get_ex(o, "snapshot_type", &t);
+	const char *type = has_type && json_object_is_type(t, json_type_string) ? json_object_get_string(t) : NULL;
+	if (!mem) {
+		;
+	} else if (has_type && !type) {
+		api_fault(r, 400, "field 'snapshot_type' must be a string");
+	} else if (type && strcmp(type, "Full") != 0) {
+		api_fault(r, 400, strcmp(type, "Diff") == 0 ? "snapshot_type \"Diff\" is not supported by hvmm (yet)"
+							 : "field 'snapshot_type' must be \"Full\" or \"Diff\"");
+	} else if (!*state || !*mem) {
+		api_fault(r, 400, "field '%s' must not be empty", *state ? "mem_file_path" : "snapshot_path");
+	} else {
+		char err[300] = "";
+		if (ops->snapshot_create(ops->opaque, state, mem, err, sizeof(err)) < 0)
+			api_fault(r, 400, "%s", err[0] ? err : "the snapshot failed");
+		else
+			r->status = 204;
+	}
+	json_object_put(o);
+}
+
 /* Firecracker's paths hvmm does not serve (yet): 501, not 404, so that a
  * client written for Firecracker learns why. */
 static bool api_firecracker_only(const char *path)
@@ -269,6 +302,17 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 	} else if (strcmp(path, "/hvmm/inject") == 0) {
 		if (strcmp(method, "PUT") == 0)
 			api_put_inject(ops, body, len, r);
+		else
+			r->allow = "PUT";
+	} else if (strcmp(path, "/snapshot/create") == 0) {
+		if (strcmp(method, "PUT") == 0)
+			api_put_snapshot_create(ops, body, len, r);
+		else
+			r->allow = "PUT";
+	} else if (strcmp(path, "/snapshot/load") == 0) {
+		if (strcmp(method, "PUT") == 0)
+			api_fault(r, 400, "hvmm loads a snapshot when it starts: hvmm run --restore "
+					  "STATE[,mem=FILE] with the options the snapshot was taken with");
 		else
 			r->allow = "PUT";
 	} else if (api_firecracker_only(path)) {

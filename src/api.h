@@ -40,6 +40,10 @@ struct api_ops {
 	/* spec as --inject's without "@MS" ("irq:94", "nmi", "exception:13:0");
 	 * 0, or -1 with a one-line reason in err */
 	int (*inject)(void *opaque, const char *spec, char *err, size_t n);
+	/* PUT /snapshot/create: the paused VM's state and RAM to these files;
+	 * 0, or -1 with a one-line reason in err */
+	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path, char *err,
+			       size_t n);
 	const char *id;      /* the instance's name in GET / */
 	const char *version; /* hvmm's version */
 };

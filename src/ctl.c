@@ -31,6 +31,8 @@ static void ctl_usage(FILE *f)
 	      "  irt       GET /hvmm/irt          the interrupt routing table\n"
 	      "  inject EVENT  PUT /hvmm/inject   irq:VECTOR, nmi or exception:VECTOR[:ERRCODE]\n"
 	      "                                   into vCPU 0 now\n"
+	      "  snapshot STATE MEM  PUT /snapshot/create  the paused VM into two files\n"
+	      "                                   (relative paths: from this directory)\n"
 	      "METHOD PATH [BODY] sends any request (docs/api.md).\n"
 	      "\n"
 	      "Exit status: 0 done (the answer on stdout); 1 the API refused the request\n"
@@ -205,6 +207,38 @@ static int ctl_inject_body(const char *spec, char *body, size_t n)
 	return 0;
 }
 
+/* hvmm runs elsewhere (another directory, a jail): a relative path means
+ * the caller's directory, so it goes as an absolute one. */
+static char *ctl_abspath(const char *p)
+{
+	if (p[0] == '/')
+		return strdup(p);
+	char *cwd = getcwd(NULL, 0), *out = NULL;
+	if (cwd && asprintf(&out, "%s/%s", cwd, p) < 0)
+		out = NULL;
+	free(cwd);
+	return out;
+}
+
+static int ctl_snapshot(const char *sock, const char *state, const char *mem)
+{
+	char *s = ctl_abspath(state), *m = ctl_abspath(mem);
+	int r = HVMM_EXIT_HOST;
+	json_object *o = json_object_new_object();
+	if (s && m && o) {
+		json_object_object_add(o, "snapshot_type", json_object_new_string("Full"));
+		json_object_object_add(o, "snapshot_path", json_object_new_string(s));
+		json_object_object_add(o, "mem_file_path", json_object_new_string(m));
+		r = ctl_request(sock, "PUT", "/snapshot/create", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	} else {
+		fputs("hvmm ctl: out of memory or no current directory\n", stderr);
+	}
+	json_object_put(o);
+	free(s);
+	free(m);
+	return r;
+}
+
 int ctl_main(int argc, char **argv)
 {
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -243,6 +277,13 @@ int ctl_main(int argc, char **argv)
 			return HVMM_EXIT_USAGE;
 		}
 		return ctl_request(sock, "PUT", "/hvmm/inject", body);
+	}
+	if (strcmp(cmd, "snapshot") == 0) {
+		if (argc != 5 || !*argv[3] || !*argv[4]) {
+			fputs("hvmm ctl: snapshot takes STATE and MEM file paths (see hvmm ctl --help)\n", stderr);
+			return HVMM_EXIT_USAGE;
+		}
+		return ctl_snapshot(sock, argv[3], argv[4]);
 	}
 	static const char *const methods[] = { "GET", "PUT", "PATCH", "POST", "DELETE" };
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

@@ -28,6 +28,7 @@
 #include "api.h"
 #include "evloop.h"
 #include "inject.h"
+#include "snapshot.h"
 #include "stats.h"
 #include "util.h"
 #include "vcpu.h"
@@ -177,6 +178,11 @@ static json_object *lifecycle_api_irt(void *o)
 	return stats_irt_json(o);
 }
 
+static int lifecycle_api_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+{
+	return snapshot_create(o, state, mem, err, n);
+}
+
 static int lifecycle_api_inject(void *o, const char *spec, char *err, size_t n)
 {
 	return inject_now(o, spec, err, n);
@@ -199,6 +205,7 @@ int lifecycle_init(struct vm *vm)
 		.stats = lifecycle_api_stats,
 		.irt = lifecycle_api_irt,
 		.inject = lifecycle_api_inject,
+		.snapshot_create = lifecycle_api_snapshot,
 		.id = vm->cfg.id ? vm->cfg.id : "anonymous-instance",
 		.version = HVMM_VERSION,
 	};

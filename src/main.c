@@ -130,6 +130,10 @@ static void main_usage(FILE *f)
 	      "                          like Firecracker's: pause/resume, machine config, live\n"
 	      "                          statistics; docs/api.md); PATH must not exist\n"
 	      "      --id NAME           the VM's name in the API (default anonymous-instance)\n"
+	      "      --restore STATE[,mem=FILE]\n"
+	      "                          start from a snapshot (PUT /snapshot/create) instead\n"
+	      "                          of an image, with the options it was taken with;\n"
+	      "                          FILE: its memory file if not where the state says\n"
 	      "      --seccomp on|off    a seccomp allow-list per thread " MAIN_SECCOMP_HELP ":\n"
 	      "                          a forbidden system call stops hvmm with status 10;\n"
 	      "                          off for debugging\n"
@@ -137,7 +141,8 @@ static void main_usage(FILE *f)
 	      "  -V, --version           hvmm's version\n"
 	      "\n"
 	      "Exit status: 0 guest shut down or reset; odd (v<<1)|1 guest wrote v to the\n"
-	      "isa-debug-exit port 0xf4; 2 usage error; 4 image load error; 6 KVM/host error;\n"
+	      "isa-debug-exit port 0xf4; 2 usage error; 4 image or snapshot load error; 6\n"
+	      "KVM/host error;\n"
 	      "8 guest crash (triple fault, emulation failure, --strict-io); 10 a forbidden\n"
 	      "system call (seccomp); 124 timeout;\n"
 	      "128+N killed by signal N. Ctrl-A x on the console quits (status 0).\n",
@@ -158,7 +163,7 @@ enum {
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
-	OPT_API_SOCK, OPT_ID,
+	OPT_API_SOCK, OPT_ID, OPT_RESTORE,
 };
 
 static const struct option main_opts[] = {
@@ -183,6 +188,7 @@ static const struct option main_opts[] = {
 	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "id", required_argument, NULL, OPT_ID },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -429,6 +435,21 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 		case OPT_API_SOCK:
 			cfg->api_sock = optarg;
 			break;
+		case OPT_RESTORE: {
+			/* STATE[,mem=MEMFILE]: the state file names its memory file;
+			 * mem= says where it is now (moved, or shared elsewhere). */
+			char *comma = strstr(optarg, ",mem=");
+			if (comma) {
+				*comma = 0;
+				cfg->restore_mem = comma + 5;
+				if (!*cfg->restore_mem)
+					return main_bad("--restore: empty mem= in '%s'", optarg);
+			}
+			if (!*optarg)
+				return main_bad("--restore: no state file given%s", "");
+			cfg->restore = optarg;
+			break;
+		}
 		case OPT_ID:
 			if (!*optarg || strlen(optarg) > 64)
 				return main_bad("--id: '%s' is empty or longer than 64 characters", optarg);
@@ -509,13 +530,13 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	}
 	if (optind < argc && cfg->image)
 		return main_bad("both --kernel and IMAGE '%s' given", argv[optind]);
-	if (optind >= argc && !cfg->image)
+	if (optind >= argc && !cfg->image && !cfg->restore)
 		return main_bad("no IMAGE given%s", "");
 	if (optind + 1 < argc)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
 	if (cfg->hyperv_testdev && !cfg->hyperv)
 		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
-	if (!cfg->image)
+	if (!cfg->image && optind < argc)
 		cfg->image = argv[optind];
 	/* The device's DMA goes through the host IOMMU with guest-physical
 	 * addresses; a guest IOMMU would have to be shadowed there, which hvmm

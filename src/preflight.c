@@ -61,8 +61,16 @@ static int preflight_output(const char *opt, const char *path)
 int preflight_check(const struct vm_config *c)
 {
 	int r;
-	if ((r = preflight_file("image", c->image, c->mem_size)))
+	/* --restore: the kernel is in the snapshot's RAM; an IMAGE given as
+	 * well (the same command line again) is not read. */
+	if (c->restore) {
+		if ((r = preflight_file("snapshot", c->restore, 64ull << 20)))
+			return r;
+		if (c->restore_mem && (r = preflight_file("memory file", c->restore_mem, MEM_MAX_SIZE + 4096)))
+			return r;
+	} else if ((r = preflight_file("image", c->image, c->mem_size))) {
 		return r;
+	}
 	if (c->initrd && (r = preflight_file("initrd", c->initrd, c->mem_size)))
 		return r;
 	for (int i = 0; i < c->nr_modules; i++)

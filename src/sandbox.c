@@ -324,20 +324,30 @@ static void sandbox_main(struct sandbox_build *b, const struct sandbox_main_opts
  * The control API's thread: its sockets (accept on the listening one, bytes
  * in and out on clients'), the stop eventfd, pausing and resuming (futex and
  * tgkill are common), the statistics (KVM's binary stats fds; a paused
- * vCPU's registers), and the socket file removed on its way out.
+ * vCPU's registers), snapshots (reading KVM's state, creating and writing
+ * the two files, devices finishing their in-flight I/O), and the socket
+ * file removed on its way out. A snapshot creates files, so this list
+ * allows an openat that creates or truncates for writing — never one that
+ * reads; which directories it may reach is the jail's business.
  */
 static void sandbox_api(struct sandbox_build *b)
 {
 	static const int nrs[] = {
 		SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(accept4), SCMP_SYS(recvfrom),
 		SCMP_SYS(sendto), SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(close),
-		SCMP_SYS(unlink), SCMP_SYS(getrandom), /* json-c seeds its hash tables */
+		SCMP_SYS(unlink), SCMP_SYS(getrandom), /* json-c seeds its hash tables; a snapshot's id */
+		SCMP_SYS(ftruncate), SCMP_SYS(pwrite64), SCMP_SYS(fdatasync), SCMP_SYS(io_uring_enter),
 	};
 	sandbox_allow_list(b, nrs, ARRAY_LEN(nrs));
+	sandbox_allow_masked(b, SCMP_SYS(openat), 2, O_ACCMODE | O_CREAT | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC);
 	static const unsigned long reqs[] = {
 		KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
 		KVM_KVMCLOCK_CTRL, /* a pause, told to the guest's kvmclock */
 		KVM_SIGNAL_MSI,    /* PUT /hvmm/inject's interrupts */
+		/* PUT /snapshot/create (snapshot_kvm.c) */
+		KVM_CHECK_EXTENSION, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_XCRS, KVM_GET_XSAVE,
+		KVM_GET_XSAVE2, KVM_GET_DEBUGREGS, KVM_GET_LAPIC, KVM_GET_NESTED_STATE, KVM_GET_CLOCK,
+		KVM_GET_IRQCHIP, KVM_GET_PIT2,
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 }

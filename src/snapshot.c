@@ -90,6 +90,10 @@ void snapshot_registry_free(struct vm *vm)
 {
 	if (!vm->snap)
 		return;
+	if (vm->snap->restore) {
+		snap_reader_close(vm->snap->restore);
+		free(vm->snap->restore);
+	}
 	free(vm->snap->devs);
 	free(vm->snap);
 	vm->snap = NULL;

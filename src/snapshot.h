@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct vm;
 
@@ -75,6 +76,28 @@ int snapshot_register(struct vm *vm, const struct snap_ops *ops, void *dev);
 void snapshot_unsupported(struct vm *vm, const char *what);
 /* Tear-down: the registry (not the devices). */
 void snapshot_registry_free(struct vm *vm);
+
+/* ---- the VM ---- */
+
+/*
+ * Write the paused VM's state to state_path and its RAM to mem_path (both
+ * created 0600 or replaced). 0, or -1 with a one-line reason in err (not
+ * paused, a device that cannot be saved, a file that cannot be written).
+ */
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t n);
+/*
+ * --restore, in vm_create. snapshot_restore_open right after guest RAM is
+ * mapped: read and check the state file against the configuration, and map
+ * the memory file over RAM (privately: the guest's writes stay in this
+ * process). snapshot_restore_apply once the devices and vCPUs exist, instead
+ * of loading an image: KVM's state, every vCPU, every device. Each returns 0
+ * or an hvmm exit status after one line on stderr.
+ */
+int snapshot_restore_open(struct vm *vm);
+int snapshot_restore_apply(struct vm *vm);
+/* --stats / --stats-json: saves, their sizes and times, the restore's time. */
+void snapshot_print(struct vm *vm, FILE *f);
+struct json_object *snapshot_json(struct vm *vm);
 
 /*
  * For the tests: save a, load that into b, save b, and compare the two

@@ -55,6 +55,9 @@ int util_open_input(const char *path, uint64_t max, size_t *len);
  * says (-EFBIG before any allocation). */
 int util_read_file(const char *path, uint8_t **buf, size_t *len, uint64_t max);
 
+/* Write all len bytes of buf to a file (a blocking fd): 0 or -errno. */
+int util_write_all(int fd, const void *buf, size_t len);
+
 /* Write all of buf to fd (the guest's output: a terminal, pipe or file that
  * may stall), unless *give_up is set (a VM's `stopping`): it is looked at
  * whenever fd has not taken more for UTIL_OUT_POLL_MS, and after a signal.

@@ -378,6 +378,29 @@ static void vcpu_extint(struct vcpu *v)
 	run->request_interrupt_window = pic_output(v->vm);
 }
 
+/*
+ * Before a pause parks this vCPU: KVM finishes an I/O exit's instruction
+ * (an IN's value into RAX, the rest of a string MMIO access) only at the
+ * next KVM_RUN, so until then the registers are not the guest's whole
+ * state. KVM_RUN with immediate_exit set does that completion and returns
+ * EINTR at once without entering the guest (KVM's documented way to make
+ * the state consistent before saving it). Completing may itself exit again
+ * (a string I/O's next chunk): handle that and go round.
+ */
+static void vcpu_settle(struct vcpu *v)
+{
+	for (int i = 0; i < 64 && !vm_stopping(v->vm); i++) {
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		if (r < 0)
+			return; /* EINTR: nothing (more) was pending */
+		coalesce_drain(v->vm);
+		vcpu_dispatch(v, 0);
+		stats_record_exit(&v->stats, v->run->exit_reason, 0);
+	}
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -414,6 +437,8 @@ static void *vcpu_thread(void *arg)
 
 	while (!vm_stopping(vm)) {
 		if (atomic_load(&vm->suspended) || atomic_load(&vm->paused)) {
+			if (atomic_load(&vm->paused))
+				vcpu_settle(v);
 			vcpu_park(v);
 			continue;
 		}

@@ -530,6 +530,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if ((r = mem_init(&vm->mem, cfg->mem_size)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "cannot map %llu MiB of guest RAM: %s",
 			       (unsigned long long)(cfg->mem_size >> 20), strerror(-r));
+	/* A snapshot's RAM replaces the fresh RAM before anything takes its
+	 * address (KVM's slots, io_uring's registered buffers). */
+	if (cfg->restore && (r = snapshot_restore_open(vm)))
+		return r;
 	if ((r = dirtylog_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--dirty-log: %s", strerror(-r));
 	if ((r = mem_register_slots(&vm->mem, vm->vm_fd, dirtylog_slot_flags(vm))) < 0)
@@ -541,7 +545,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return r;
 	if ((r = vm_create_virtio(vm)))
 		return r;
-	if ((r = vm_load_image(vm)))
+	/* A restored guest's RAM already holds its kernel, tables and all. */
+	if (cfg->restore ? (r = vm_fw_cfg_e820(vm)) : (r = vm_load_image(vm)))
 		return r;
 
 	struct kvm_cpuid2 *cpuid = vm_get_cpuid(vm->kvm_fd);
@@ -577,6 +582,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	free(cpuid);
 	if ((r = coalesce_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_REGISTER_COALESCED_MMIO: %s", strerror(-r));
+	if (cfg->restore)
+		return snapshot_restore_apply(vm);
 	/* Only the BSP gets the loader's entry state; APs wait in the LAPIC for
 	 * INIT/SIPI like on real hardware. */
 	if ((r = boot_x86_apply(vm->vcpus[0]->fd, &vm->entry)) < 0)

@@ -59,6 +59,8 @@ struct vm_config {
 	uint32_t dirty_log_ms; /* --dirty-log: harvest interval; 0: off (dirtylog.h) */
 	const char *api_sock;  /* --api-sock: the control API's socket (api.h), or NULL */
 	const char *id;        /* --id: the instance's name in the API */
+	const char *restore;   /* --restore: a snapshot's state file (snapshot.h), or NULL */
+	const char *restore_mem; /* its mem=: the memory file, else the one the state names */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */

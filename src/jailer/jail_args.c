@@ -16,7 +16,7 @@ const char *const jail_hvmm_value_opts[] = {
 	"mem", "cpus", "cmdline", "boot", "module", "serial", "serial-limit", "stats-json",
 	"timeout", "irqchip", "halt-poll", "acpi", "kernel", "initrd", "cpu-template",
 	"cpuid-mask", "cpuid-set", "console", "disk", "network", "device", "seccomp", "msr-filter",
-	"inject", "walk", "dirty-log", "api-sock", "id", NULL,
+	"inject", "walk", "dirty-log", "api-sock", "id", "restore", NULL,
 };
 /* Those without a value, for getopt's prefix matching (--no-i is ambiguous). */
 static const char *const jail_hvmm_flag_opts[] = {
@@ -42,7 +42,8 @@ static void jail_usage(FILE *f)
 	      "(pivot_root), as UID:GID without capabilities and with no_new_privs, in new\n"
 	      "mount, PID (--new-pid-ns), network, IPC and UTS namespaces, in a cgroup v2\n"
 	      "group with --cgroup limits. Files named on hvmm's command line (IMAGE,\n"
-	      "--kernel, --initrd, --module, --disk, --serial FILE, --stats-json) are bind-\n"
+	      "--kernel, --initrd, --module, --disk, --serial FILE, --stats-json, --restore\n"
+	      "STATE,mem=MEM) are bind-\n"
 	      "mounted into the jail and their paths rewritten. --api-sock PATH is a path\n"
 	      "inside the jail (reached from outside under <base>/hvmm/<ID>/root).\n"
 	      "\n"
@@ -367,6 +368,24 @@ static int jail_file_opt(struct jail_cfg *cfg, const char *opt, char *val, char 
 	}
 	if (strcmp(opt, "stats-json") == 0)
 		return jail_add(cfg, "stats.json", val, strlen(val), "", false, true, out);
+	if (strcmp(opt, "restore") == 0) {
+		/* STATE,mem=MEM: both files go in, read-only (the memory file is
+		 * mapped privately). The state file's own record of the memory
+		 * file is a path outside the jail, so mem= must be given. */
+		char *mem = strstr(val, ",mem=");
+		if (!mem || !mem[5])
+			return jail_bad("--restore in a jail needs STATE,mem=MEMFILE (the state's own path "
+					"to its memory file is outside the jail)");
+		char *state_in, *mem_in; /* "/snapshot", "/snapshot.mem" */
+		int r = jail_add(cfg, "snapshot", val, (size_t)(mem - val), "", true, false, &state_in);
+		if (r == 0)
+			r = jail_add(cfg, "snapshot.mem", mem + 5, strlen(mem + 5), "", true, false, &mem_in);
+		if (r)
+			return r;
+		if (!(*out = jail_store(cfg, "/snapshot,mem=%s", mem_in)))
+			return jail_bad("out of memory");
+		return 0;
+	}
 	return 0;
 }
 

@@ -72,10 +72,26 @@ static int fake_inject(void *o, const char *spec, char *err, size_t n)
 	return 0;
 }
 
+static char fake_snap_state[64], fake_snap_mem[64];
+
+/* Records the paths; refuses unless paused, as snapshot_create does. */
+static int fake_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+{
+	struct fake_vm *f = o;
+	if (strcmp(f->state, "Paused") != 0) {
+		snprintf(err, n, "the VM is running: pause it first");
+		return -1;
+	}
+	snprintf(fake_snap_state, sizeof(fake_snap_state), "%s", state);
+	snprintf(fake_snap_mem, sizeof(fake_snap_mem), "%s", mem);
+	return 0;
+}
+
 static struct fake_vm fake;
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .inject = fake_inject,
+	.snapshot_create = fake_snapshot,
 	.id = "vm-1", .version = "9.9",
 };
 
@@ -83,6 +99,7 @@ static int setup(void **state)
 {
 	(void)state;
 	fake_injected[0] = 0;
+	fake_snap_state[0] = fake_snap_mem[0] = 0;
 	memset(&fake, 0, sizeof(fake));
 	strcpy(fake.state, "Running");
 	return 0;
@@ -179,6 +196,41 @@ static void test_inject(void **state)
 	/* what inject_now refuses comes back as its words */
 	expect_route("PUT", "/hvmm/inject", "{\"kind\":\"irq\",\"vector\":3}", 400, "out of range");
 	expect_route("GET", "/hvmm/inject", NULL, 405, NULL);
+}
+
+static void test_snapshot_routes(void **state)
+{
+	(void)state;
+	char *b;
+	const char *full = "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"/s/vm.snap\",\"mem_file_path\":\"/s/vm.mem\"}";
+	/* a running VM: the op's refusal comes back as a 400 with its words */
+	expect_route("PUT", "/snapshot/create", full, 400, "pause it first");
+	assert_string_equal(fake_snap_state, "");
+	assert_int_equal(route("PATCH", "/vm", "{\"state\": \"Paused\"}", &b), 204);
+	assert_int_equal(route("PUT", "/snapshot/create", full, &b), 204);
+	assert_string_equal(fake_snap_state, "/s/vm.snap");
+	assert_string_equal(fake_snap_mem, "/s/vm.mem");
+	/* snapshot_type is optional (Full); an old client's "version" is taken */
+	assert_int_equal(route("PUT", "/snapshot/create",
+			       "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"version\":\"1.0.0\"}", &b), 204);
+	assert_string_equal(fake_snap_state, "a");
+	fake_snap_state[0] = 0;
+	expect_route("PUT", "/snapshot/create", "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}",
+		     400, "Diff");
+	expect_route("PUT", "/snapshot/create", "{\"snapshot_type\":\"Half\",\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}",
+		     400, "snapshot_type");
+	expect_route("PUT", "/snapshot/create", "{\"snapshot_type\":1,\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}",
+		     400, "'snapshot_type' must be a string");
+	expect_route("PUT", "/snapshot/create", "{\"snapshot_path\":\"a\"}", 400, "missing field 'mem_file_path'");
+	expect_route("PUT", "/snapshot/create", "{\"mem_file_path\":\"b\"}", 400, "missing field 'snapshot_path'");
+	expect_route("PUT", "/snapshot/create", "{\"snapshot_path\":\"\",\"mem_file_path\":\"b\"}", 400,
+		     "'snapshot_path' must not be empty");
+	expect_route("PUT", "/snapshot/create", "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"x\":1}", 400,
+		     "unknown field 'x'");
+	assert_string_equal(fake_snap_state, "");
+	expect_route("GET", "/snapshot/create", NULL, 405, "PUT");
+	expect_route("PUT", "/snapshot/load", "{\"snapshot_path\":\"a\"}", 400, "--restore");
+	expect_route("PUT", "/snapshot/other", "{}", 501, NULL);
 }
 
 /* Feed raw bytes, split at every position; the answers must not depend
@@ -348,6 +400,7 @@ int main(void)
 		cmocka_unit_test_setup(test_routes, setup),
 		cmocka_unit_test_setup(test_bad_requests_name_the_problem, setup),
 		cmocka_unit_test_setup(test_inject, setup),
+		cmocka_unit_test_setup(test_snapshot_routes, setup),
 		cmocka_unit_test_setup(test_framing, setup),
 		cmocka_unit_test_setup(test_hostile_bytes, setup),
 		cmocka_unit_test_setup(test_server, setup),

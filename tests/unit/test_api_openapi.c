@@ -126,9 +126,22 @@ static int fake_inject(void *o, const char *spec, char *err, size_t n)
 		       ? 0 : (snprintf(err, n, "bad spec %s", spec), -1);
 }
 
+/* What snapshot_create() refuses: a running VM. */
+static int fake_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+{
+	(void)state, (void)mem;
+	struct fake_vm *f = o;
+	if (f->fail_pause) {
+		snprintf(err, n, "the VM is running: pause it first");
+		return -1;
+	}
+	return 0;
+}
+
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_machine, .stats = fake_stats, .irt = fake_irt, .inject = fake_inject,
+	.snapshot_create = fake_snapshot,
 	.id = "vm-1", .version = "9.9",
 };
 

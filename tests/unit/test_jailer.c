@@ -87,6 +87,9 @@ static void test_image(void **state)
 		{ { "run", "--ker", "vmlinuz", "--no-i", NULL }, "/hvmm|run|--kernel|/kernel|--no-i" },
 		{ { "run", "--timeout", "5", "--", "-weird-name", NULL }, "/hvmm|run|--timeout|5|--|/kernel" },
 		{ { "run", "--serial", "none", "--disk=", "x", NULL }, "/hvmm|run|--serial|none|--disk=|/kernel" },
+		/* a restore: no IMAGE needed, both snapshot files go in */
+		{ { "run", "--restore", "/s/vm,1.snap,mem=/s/vm.mem", "-m", "512M", NULL },
+		  "/hvmm|run|--restore|/snapshot,mem=/snapshot.mem|-m|512M" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct jail_cfg cfg;
@@ -100,6 +103,26 @@ static void test_image(void **state)
 		assert_string_equal(s, cases[i].want);
 		jail_cfg_free(&cfg);
 	}
+}
+
+/* The state file's own path to its memory file is a host path: in a jail
+ * mem= must say where it is. */
+static void test_restore_needs_mem(void **state)
+{
+	(void)state;
+	char *argv[] = { "run", "--restore", "/s/vm.snap", NULL };
+	struct jail_cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_not_equal(jail_rewrite(3, argv, &cfg), 0);
+	jail_cfg_free(&cfg);
+	char *ok[] = { "run", "--restore=/s/vm.snap,mem=m", NULL };
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(jail_rewrite(2, ok, &cfg), 0);
+	assert_int_equal(cfg.nr_binds, 2);
+	assert_string_equal(cfg.binds[0].src, "/s/vm.snap");
+	assert_string_equal(cfg.binds[1].src, "m");
+	assert_true(cfg.binds[0].readonly && cfg.binds[1].readonly);
+	jail_cfg_free(&cfg);
 }
 
 static void test_bad(void **state)
@@ -205,6 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_image),
+		cmocka_unit_test(test_restore_needs_mem),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_option_table),
 		cmocka_unit_test(test_help),

@@ -1,0 +1,333 @@
+/*
+ * snapshot_vm: taking a snapshot of a paused VM, and starting a VM from one
+ * (snapshot.h). The state file's sections come in a fixed order: "memory"
+ * (which memory file, how large), "kvm-vm", one "vcpu" per vCPU, then every
+ * registered device in creation order. A restore walks the same order over
+ * a VM built from the same options, so a difference in the options shows as
+ * the first section that does not match, named in the error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+#include "snapshot_priv.h"
+#include "util.h"
+#include "vcpu.h"
+#include "vm.h"
+
+#define SNAP_MEM_MAGIC "HVMMMEM1"
+#define SNAP_MEM_VERSION 1
+#define SNAP_PAGE 4096u
+#define SNAP_MAX_PATH 4096u
+
+static bool snap_page_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (unsigned i = 0; i < SNAP_PAGE / 8; i += 4)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
+			return false;
+	return true;
+}
+
+/*
+ * RAM as hvmm maps it, in one file of ram_size bytes plus a trailer page.
+ * Zero pages are left as holes: a guest that used 40 MiB of 512 costs 40 MiB
+ * of disk, and a restore maps the holes as zeros. *written: bytes of data.
+ */
+static int snap_mem_save(struct vm *vm, const char *path, const uint8_t id[16], uint64_t *written,
+			 char *err, size_t n)
+{
+	const struct guest_mem *m = &vm->mem;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, n, "cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int r = 0;
+	uint64_t total = 0;
+	if (ftruncate(fd, (off_t)(m->ram_size + SNAP_MEM_TRAILER)) < 0)
+		r = -errno;
+	for (uint64_t off = 0; r == 0 && off < m->ram_size;) {
+		if (snap_page_zero(m->base + off)) {
+			off += SNAP_PAGE;
+			continue;
+		}
+		uint64_t end = off + SNAP_PAGE; /* a run of data pages, written at once */
+		while (end < m->ram_size && end - off < (8u << 20) && !snap_page_zero(m->base + end))
+			end += SNAP_PAGE;
+		for (uint64_t o = off; r == 0 && o < end;) {
+			ssize_t w = pwrite(fd, m->base + o, (size_t)(end - o), (off_t)o);
+			if (w < 0 && errno != EINTR)
+				r = -errno;
+			else if (w > 0)
+				o += (uint64_t)w;
+		}
+		total += end - off;
+		off = end;
+	}
+	struct snap_mem_trailer t;
+	memset(&t, 0, sizeof(t));
+	memcpy(t.magic, SNAP_MEM_MAGIC, 8);
+	memcpy(t.id, id, 16);
+	t.ram_size = m->ram_size;
+	if (r == 0 && pwrite(fd, &t, sizeof(t), (off_t)m->ram_size) != (ssize_t)sizeof(t))
+		r = errno ? -errno : -EIO;
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0) {
+		snprintf(err, n, "writing %s: %s", path, strerror(-r));
+		return -1;
+	}
+	*written = total;
+	return 0;
+}
+
+/* The "memory" section: the RAM size again and the memory file's path. */
+struct snap_mem_info {
+	uint64_t ram_size;
+	uint32_t path_len;
+	uint32_t reserved;
+};
+
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t n)
+{
+	struct snapshot_reg *reg = vm->snap;
+	if (!reg && !(reg = vm->snap = calloc(1, sizeof(*reg)))) {
+		snprintf(err, n, "out of memory");
+		return -1;
+	}
+	if (!lifecycle_paused(vm)) {
+		snprintf(err, n, "the VM is running: pause it first (PATCH /vm {\"state\": \"Paused\"})");
+		return -1;
+	}
+	if (atomic_load(&vm->suspended)) {
+		snprintf(err, n, "the guest is in S3 sleep: wake it first");
+		return -1;
+	}
+	if (reg->unsupported) {
+		snprintf(err, n, "%s cannot be snapshotted", reg->unsupported);
+		return -1;
+	}
+	size_t plen = strlen(mem_path);
+	if (!plen || plen >= SNAP_MAX_PATH || !*state_path) {
+		snprintf(err, n, "snapshot paths must be 1 to %u bytes long", SNAP_MAX_PATH - 1);
+		return -1;
+	}
+	uint64_t t0 = util_now_ns();
+	struct snap_writer w;
+	snap_writer_init(&w, vm->mem.ram_size, (uint32_t)vm->ncpus, (uint32_t)vm->cfg.irqchip);
+	struct snap_mem_info mi = { .ram_size = vm->mem.ram_size, .path_len = (uint32_t)plen };
+	snap_section_begin(&w, "memory", 0, SNAP_MEM_VERSION);
+	snap_put(&w.body, &mi, sizeof(mi));
+	snap_put(&w.body, mem_path, plen);
+	snap_section_end(&w);
+	int r = snapshot_kvm_vm_save(vm, &w, err, n);
+	for (int i = 0; r == 0 && i < vm->ncpus; i++)
+		r = snapshot_vcpu_save(vm->vcpus[i], &w, err, n);
+	for (int i = 0; r == 0 && i < reg->nr; i++) {
+		const struct snapshot_dev *d = &reg->devs[i];
+		snap_section_begin(&w, d->ops->name, d->instance, d->ops->version);
+		char derr[200] = "";
+		if (d->ops->save(d->dev, &w.body, derr, sizeof(derr)) < 0) {
+			snprintf(err, n, "%s #%u: %s", d->ops->name, d->instance, derr);
+			r = -1;
+		}
+		snap_section_end(&w);
+	}
+	uint64_t mem_bytes = 0;
+	/* RAM first: a state file that exists names a memory file that is whole. */
+	if (r == 0)
+		r = snap_mem_save(vm, mem_path, w.h.id, &mem_bytes, err, n);
+	if (r == 0)
+		r = snap_writer_save(&w, state_path, err, n);
+	if (r == 0) {
+		reg->saves++;
+		reg->save_ns_last = util_now_ns() - t0;
+		reg->save_state_bytes = sizeof(w.h) + w.body.len;
+		reg->save_mem_bytes = mem_bytes;
+	}
+	snap_writer_free(&w);
+	return r;
+}
+
+/* Map the memory file over guest RAM, privately. */
+static int snap_mem_map(struct vm *vm, const char *path, const uint8_t id[16])
+{
+	struct guest_mem *m = &vm->mem;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		util_err("--restore: cannot open the memory file %s: %s", path, strerror(errno));
+		return HVMM_EXIT_IMAGE;
+	}
+	struct stat st;
+	struct snap_mem_trailer t;
+	int status = HVMM_EXIT_IMAGE;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != m->ram_size + SNAP_MEM_TRAILER) {
+		util_err("--restore: %s is not the memory file of a %llu MiB guest", path,
+			 (unsigned long long)(m->ram_size >> 20));
+		goto out;
+	}
+	if (pread(fd, &t, sizeof(t), (off_t)m->ram_size) != (ssize_t)sizeof(t) ||
+	    memcmp(t.magic, SNAP_MEM_MAGIC, 8) != 0 || t.ram_size != m->ram_size) {
+		util_err("--restore: %s is not an hvmm memory file", path);
+		goto out;
+	}
+	if (memcmp(t.id, id, 16) != 0) {
+		util_err("--restore: %s belongs to another snapshot", path);
+		goto out;
+	}
+	/* Over the anonymous mapping, before KVM or a device has seen its
+	 * address: pages come from the page cache when the guest first touches
+	 * them, and stay shared with every other VM restored from this file
+	 * until written. */
+	void *p = mmap(m->base, m->ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+		       fd, 0);
+	if (p == MAP_FAILED) {
+		util_err("--restore: mapping %s: %s", path, strerror(errno));
+		status = HVMM_EXIT_HOST;
+		goto out;
+	}
+	status = 0;
+out:
+	close(fd);
+	return status;
+}
+
+int snapshot_restore_open(struct vm *vm)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	uint64_t t0 = util_now_ns();
+	struct snapshot_reg *reg = vm->snap;
+	if (!reg && !(reg = vm->snap = calloc(1, sizeof(*reg)))) {
+		util_err("out of memory");
+		return HVMM_EXIT_HOST;
+	}
+	struct snap_reader *rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		util_err("out of memory");
+		return HVMM_EXIT_HOST;
+	}
+	char err[512];
+	if (snap_reader_open(rd, cfg->restore, err, sizeof(err)) < 0) {
+		free(rd);
+		util_err("--restore: %s", err);
+		return HVMM_EXIT_IMAGE;
+	}
+	reg->restore = rd;
+	const struct snap_header *h = &rd->h;
+	if (h->ram_size != vm->mem.ram_size || h->ncpus != (uint32_t)cfg->ncpus ||
+	    h->irqchip != (uint32_t)cfg->irqchip) {
+		util_err("--restore: the snapshot is of a VM with --mem %lluM --cpus %u --irqchip %s; this one "
+			 "has --mem %lluM --cpus %d --irqchip %s", (unsigned long long)(h->ram_size >> 20),
+			 h->ncpus, irq_mode_name((enum irqchip_mode)h->irqchip),
+			 (unsigned long long)(vm->mem.ram_size >> 20), cfg->ncpus, irq_mode_name(cfg->irqchip));
+		return HVMM_EXIT_USAGE;
+	}
+	struct snap_cur c;
+	uint32_t ver;
+	struct snap_mem_info mi;
+	if (snap_reader_next(rd, "memory", 0, &c, &ver, err, sizeof(err)) < 0) {
+		util_err("--restore: %s", err);
+		return HVMM_EXIT_IMAGE;
+	}
+	snap_get(&c, &mi, sizeof(mi));
+	char path[SNAP_MAX_PATH];
+	if (ver != SNAP_MEM_VERSION || c.bad || mi.path_len == 0 || mi.path_len >= sizeof(path) ||
+	    mi.path_len != c.left || mi.ram_size != h->ram_size) {
+		util_err("--restore: %s: malformed memory section", cfg->restore);
+		return HVMM_EXIT_IMAGE;
+	}
+	snap_get(&c, path, mi.path_len);
+	path[mi.path_len] = 0;
+	if (strlen(path) != mi.path_len) {
+		util_err("--restore: %s: malformed memory section", cfg->restore);
+		return HVMM_EXIT_IMAGE;
+	}
+	int r = snap_mem_map(vm, cfg->restore_mem ? cfg->restore_mem : path, h->id);
+	reg->restore_ns = util_now_ns() - t0;
+	return r;
+}
+
+int snapshot_restore_apply(struct vm *vm)
+{
+	struct snapshot_reg *reg = vm->snap;
+	struct snap_reader *rd = reg ? reg->restore : NULL;
+	if (!rd)
+		return 0;
+	uint64_t t0 = util_now_ns();
+	char err[512] = "";
+	struct snap_cur c;
+	uint32_t ver;
+	int r = snap_reader_next(rd, "kvm-vm", 0, &c, &ver, err, sizeof(err));
+	if (r == 0)
+		r = snapshot_kvm_vm_load(vm, &c, ver, err, sizeof(err));
+	for (int i = 0; r == 0 && i < vm->ncpus; i++) {
+		r = snap_reader_next(rd, "vcpu", (uint32_t)i, &c, &ver, err, sizeof(err));
+		if (r == 0)
+			r = snapshot_vcpu_load(vm->vcpus[i], &c, ver, err, sizeof(err));
+	}
+	for (int i = 0; r == 0 && i < reg->nr; i++) {
+		const struct snapshot_dev *d = &reg->devs[i];
+		r = snap_reader_next(rd, d->ops->name, d->instance, &c, &ver, err, sizeof(err));
+		if (r < 0)
+			break;
+		char derr[300] = "";
+		if (d->ops->load(d->dev, &c, ver, derr, sizeof(derr)) < 0) {
+			snprintf(err, sizeof(err), "%s #%u: %s", d->ops->name, d->instance, derr);
+			r = -1;
+		} else if (c.bad || c.left) {
+			snprintf(err, sizeof(err), "%s #%u: state of the wrong length for version %u",
+				 d->ops->name, d->instance, ver);
+			r = -1;
+		}
+	}
+	if (r == 0)
+		r = snap_reader_done(rd, err, sizeof(err));
+	snap_reader_close(rd);
+	free(rd);
+	reg->restore = NULL;
+	if (r < 0) {
+		util_err("--restore: %s", err);
+		return HVMM_EXIT_IMAGE;
+	}
+	reg->restore_ns += util_now_ns() - t0;
+	return 0;
+}
+
+void snapshot_print(struct vm *vm, FILE *f)
+{
+	struct snapshot_reg *reg = vm->snap;
+	if (!reg || (!reg->saves && !vm->cfg.restore))
+		return;
+	if (vm->cfg.restore)
+		fprintf(f, "restore: %.3f ms (state checked and loaded, RAM mapped from %s)\n",
+			(double)reg->restore_ns / 1e6, vm->cfg.restore);
+	if (reg->saves)
+		fprintf(f, "snapshots: %llu, the last %.1f ms: %llu bytes of state, %llu of RAM data\n",
+			(unsigned long long)reg->saves, (double)reg->save_ns_last / 1e6,
+			(unsigned long long)reg->save_state_bytes, (unsigned long long)reg->save_mem_bytes);
+}
+
+struct json_object *snapshot_json(struct vm *vm)
+{
+	struct snapshot_reg *reg = vm->snap;
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "saves", json_object_new_uint64(reg ? reg->saves : 0));
+	json_object_object_add(j, "save_ns_last", json_object_new_uint64(reg ? reg->save_ns_last : 0));
+	json_object_object_add(j, "save_state_bytes", json_object_new_uint64(reg ? reg->save_state_bytes : 0));
+	json_object_object_add(j, "save_mem_bytes", json_object_new_uint64(reg ? reg->save_mem_bytes : 0));
+	json_object_object_add(j, "restored", json_object_new_boolean(vm->cfg.restore != NULL));
+	json_object_object_add(j, "restore_ns", json_object_new_uint64(reg ? reg->restore_ns : 0));
+	return j;
+}
