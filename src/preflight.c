@@ -64,9 +64,10 @@ int preflight_check(const struct vm_config *c)
 	/* --restore: the kernel is in the snapshot's RAM; an IMAGE given as
 	 * well (the same command line again) is not read. */
 	if (c->restore) {
-		if ((r = preflight_file("snapshot", c->restore, 64ull << 20)))
+		/* readable regular files; their sizes are the restore's to judge */
+		if ((r = preflight_file("snapshot", c->restore, UINT64_MAX)))
 			return r;
-		if (c->restore_mem && (r = preflight_file("memory file", c->restore_mem, MEM_MAX_SIZE + 4096)))
+		if (c->restore_mem && (r = preflight_file("memory file", c->restore_mem, UINT64_MAX)))
 			return r;
 	} else if ((r = preflight_file("image", c->image, c->mem_size))) {
 		return r;

@@ -130,7 +130,10 @@ def t_requests(ctx):
                 ("PUT", "/machine-config", '{"vcpu_count": 4}', 400, "cannot change"),
                 ("GET", "/nope", None, 404, "no such path"),
                 ("DELETE", "/vm", None, 405, "takes PATCH"),
-                ("PUT", "/snapshot/create", '{}', 501, "not served by hvmm"),
+                ("PUT", "/snapshot/create", '{}', 400, "missing field 'snapshot_path'"),
+                ("PUT", "/snapshot/create", '{"snapshot_path": "/s", "mem_file_path": "/m"}', 400,
+                 "pause it first"),
+                ("PUT", "/mmds", '{}', 501, "not served by hvmm"),
                 ("PATCH", "/vm", '{"state": "' + "x" * 70000 + '"}', 413, "too large")):
             st, got = curl(sock, path, method, body)
             fault = json.loads(got).get("fault_message", "") if got.startswith("{") else ""

@@ -116,3 +116,121 @@ def t_snapshot_linux(ctx):
           f"{ram_bytes >> 20} MiB of RAM data ({mem_disk >> 20} MiB on disk); restore {float(m.group(1)):.1f} ms "
           f"to load; counter {before} -> {first} -> {later}; RAM file, disk, rng and a new TCP connection "
           f"intact", flush=True)
+
+
+def counts(path):
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def wait_counts(path, n, secs=60):
+    end = time.time() + secs
+    while len(re.findall(r"count [0-9a-f]{8}\n", counts(path))) < n:
+        expect(time.time() < end, f"fewer than {n} count lines in {secs} s: {counts(path)[-300:]!r}")
+        time.sleep(0.05)
+
+
+def start(ctx, args, out):
+    return subprocess.Popen([ctx.hvmm_bin, "run", "--timeout", "120", "--stats", *args],
+                            stdin=subprocess.DEVNULL, stdout=open(out, "wb"), stderr=subprocess.PIPE)
+
+
+def stop(p, what):
+    p.terminate()
+    _, err = p.communicate(timeout=30)
+    err = err.decode(errors="replace")
+    expect(p.returncode == 128 + 15, f"{what}: ended with {p.returncode}: {err[-800:]}")
+    return err
+
+
+def in_sequence(text, what):
+    """Every count from 1 on, once each, in order (a line cut by the pause is
+    finished by the restored copy): nothing lost, nothing repeated."""
+    got = re.findall(r"count ([0-9a-f]{8})\n", text)
+    nums = [int(x, 16) for x in got]
+    expect(nums and nums == list(range(1, len(nums) + 1)) and
+           text.count("count") == len(nums) + (0 if text.endswith("\n") else 1),
+           f"{what}: the counts are not 1, 2, 3, ... in order: {nums[:5]}...{nums[-5:]} "
+           f"({text[-200:]!r})")
+    return nums[-1]
+
+
+@case("snapshot/tiny-guest")
+def t_snapshot_tiny(ctx):
+    """A guest counting in RAM and printing each count on COM1 is
+    snapshotted mid-run; two VMs restored from the files at once both go on
+    from its count (source output + restored output = 1, 2, 3, ... with
+    nothing lost or repeated, the cut line finished). What a restore
+    refuses, with one line: a snapshot taken while running, other --mem or
+    --cpus (status 2), a damaged state file, a file that is no snapshot, a
+    memory file of another size or of another snapshot (status 4)."""
+    g = ctx.guest("count.elf")
+    sock = os.path.join(ctx.tmp, "c.sock")
+    state, mem = os.path.join(ctx.tmp, "c.snap"), os.path.join(ctx.tmp, "c.mem")
+    src_out = os.path.join(ctx.tmp, "src.out")
+    p = start(ctx, ["--api-sock", sock, g], src_out)
+    try:
+        wait_for(sock)
+        wait_counts(src_out, 3)
+        rc, _, err = ctl(ctx, sock, "snapshot", state, mem)
+        expect(rc == 1 and "pause it first" in err and not os.path.exists(state),
+               f"a snapshot of a running VM: {rc} {err!r}")
+        rc, _, err = ctl(ctx, sock, "pause")
+        expect(rc == 0, f"pause: {rc} {err!r}")
+        rc, _, err = ctl(ctx, sock, "snapshot", state, mem)
+        expect(rc == 0, f"hvmm ctl snapshot: {rc} {err!r}")
+        time.sleep(0.3)
+        src = counts(src_out)
+        err = stop(p, "the source")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    last = in_sequence(src, "the source")
+    expect(re.search(r"snapshots: 1, the last [\d.]+ ms", err), f"no snapshot line in --stats: {err[-600:]}")
+    # two restored copies at once, from one pair of files
+    outs = [os.path.join(ctx.tmp, f"r{i}.out") for i in range(2)]
+    socks = [os.path.join(ctx.tmp, f"r{i}.sock") for i in range(2)]
+    ps = [start(ctx, ["--api-sock", socks[i], "--restore", state], outs[i]) for i in range(2)]
+    try:
+        for o in outs:
+            wait_counts(o, 3)
+        # a second snapshot, from a restored copy: its memory file is another's
+        rc, _, err = ctl(ctx, socks[0], "pause")
+        rc2, _, err2 = ctl(ctx, socks[0], "snapshot", state + "2", mem + "2")
+        expect(rc == 0 and rc2 == 0, f"a snapshot of a restored VM: {rc} {err!r} {rc2} {err2!r}")
+        errs = [stop(q, f"restored copy {i}") for i, q in enumerate(ps)]
+    finally:
+        for q in ps:
+            if q.poll() is None:
+                q.kill()
+                q.communicate()
+    for i, o in enumerate(outs):
+        n = in_sequence(src + counts(o), f"restored copy {i}")
+        expect(n > last + 1, f"restored copy {i} did not count on ({last} -> {n})")
+        expect(re.search(r"restore: [\d.]+ ms", errs[i]), f"copy {i}: no restore line: {errs[i][-600:]}")
+    bad = os.path.join(ctx.tmp, "bad.snap")
+    with open(state, "rb") as f:
+        data = bytearray(f.read())
+    data[len(data) // 2] ^= 0x40
+    with open(bad, "wb") as f:
+        f.write(data)
+    short = os.path.join(ctx.tmp, "short.mem")
+    with open(short, "wb") as f:
+        f.truncate(1 << 20)
+    for args, status, want in (
+            (["--mem", "64M", "--restore", state], 2, "the snapshot is of a VM with --mem 128M"),
+            (["--cpus", "2", "--restore", state], 2, "--cpus 1"),
+            (["--restore", bad], 4, "corrupt section"),
+            (["--restore", g], 4, "is not an hvmm snapshot"),
+            (["--restore", state + ",mem=" + short], 4, "is not the memory file of a 128 MiB guest"),
+            (["--restore", state + ",mem=" + mem + "2"], 4, "belongs to another snapshot"),
+            (["--restore", os.path.join(ctx.tmp, "none.snap")], 4, "No such file")):
+        q = subprocess.run([ctx.hvmm_bin, "run", "--timeout", "20", *args], capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        lines = q.stderr.strip().splitlines()
+        expect(q.returncode == status and len(lines) == 1 and want in lines[0],
+               f"{args}: status {q.returncode}, stderr {q.stderr!r}; want {status} and one line with {want!r}")
+    print(f"      source counted to {last}; both restored copies went on from there; "
+          f"{os.path.getsize(state)} bytes of state, {os.stat(mem).st_blocks // 2} KiB of memory file on disk",
+          flush=True)
