@@ -250,6 +250,13 @@ int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, cha
 	/* What KVM reported as valid, plus the SIPI vector it always reports
 	 * but only takes when told. */
 	f.events.flags |= KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	/* The source VM had exception payloads on (--api-sock or --inject turn
+	 * them on for queued exceptions): KVM takes the flag only where they
+	 * are on, so this VM gets them too. */
+	if (f.events.flags & KVM_VCPUEVENT_VALID_PAYLOAD) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args[0] = 1 };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) { what = "KVM_CAP_EXCEPTION_PAYLOAD"; goto fail; }
+	}
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &f.events) < 0) { what = "KVM_SET_VCPU_EVENTS"; goto fail; }
 	free(msrs);
 	free(xsave);

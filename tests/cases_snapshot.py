@@ -191,7 +191,10 @@ def t_snapshot_tiny(ctx):
     # two restored copies at once, from one pair of files
     outs = [os.path.join(ctx.tmp, f"r{i}.out") for i in range(2)]
     socks = [os.path.join(ctx.tmp, f"r{i}.sock") for i in range(2)]
-    ps = [start(ctx, ["--api-sock", socks[i], "--restore", state], outs[i]) for i in range(2)]
+    # (the second without --api-sock, which the source had: what it switched
+    # on in KVM for itself, the restore must switch on from the state)
+    ps = [start(ctx, ["--api-sock", socks[0], "--restore", state], outs[0]),
+          start(ctx, ["--restore", state], outs[1])]
     try:
         for o in outs:
             wait_counts(o, 3)
