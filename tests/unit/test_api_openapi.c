@@ -154,6 +154,7 @@ static const struct {
 	{ "GET", "/" },		  { "GET", "/machine-config" }, { "PUT", "/machine-config" },
 	{ "PATCH", "/machine-config" }, { "PATCH", "/vm" },     { "PUT", "/actions" },
 	{ "GET", "/hvmm/stats" },	  { "GET", "/hvmm/irt" },	{ "PUT", "/hvmm/inject" },
+	{ "PUT", "/snapshot/create" },  { "PUT", "/snapshot/load" },
 };
 #define N_SERVED (sizeof(served) / sizeof(served[0]))
 
