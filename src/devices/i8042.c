@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../util.h"
 #include "../vm.h"
@@ -199,6 +201,107 @@ static void i8042_write(struct i8042 *k, unsigned port, uint8_t value)
 	pthread_mutex_unlock(&k->lock);
 }
 
+/* ---- snapshot: the controller's registers and its output queue ---- */
+
+struct i8042_snap {
+	uint8_t cmd_byte, outport, pending, last_cmd;
+	uint8_t outq[I8042_OUTQ];
+	uint8_t aux[I8042_OUTQ];
+	uint8_t head, count, last_data;
+	uint8_t kbd_irq, aux_irq; /* the lines' levels: the controllers hold them too */
+};
+
+static int i8042_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct i8042 *k = dev;
+	(void)err, (void)n;
+	struct i8042_snap w;
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_lock(&k->lock);
+	w.cmd_byte = k->cmd_byte;
+	w.outport = k->outport;
+	w.pending = k->pending;
+	w.last_cmd = k->last_cmd;
+	for (unsigned i = 0; i < I8042_OUTQ; i++) {
+		w.outq[i] = k->outq[i];
+		w.aux[i] = k->aux[i];
+	}
+	w.head = (uint8_t)k->head;
+	w.count = (uint8_t)k->count;
+	w.last_data = k->last_data;
+	w.kbd_irq = k->kbd_irq;
+	w.aux_irq = k->aux_irq;
+	pthread_mutex_unlock(&k->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static bool i8042_snap_pending_ok(uint8_t cmd)
+{
+	return cmd == 0 || cmd == 0x60 || (cmd >= 0xD1 && cmd <= 0xD4);
+}
+
+static int i8042_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct i8042 *k = dev;
+	struct i8042_snap w;
+	if (devices_snap_version("i8042", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("i8042", c, err, n) < 0)
+		return -1;
+	bool bools = devices_snap_is_bool(w.last_cmd) && devices_snap_is_bool(w.kbd_irq) &&
+		     devices_snap_is_bool(w.aux_irq);
+	for (unsigned i = 0; i < I8042_OUTQ; i++)
+		bools = bools && devices_snap_is_bool(w.aux[i]);
+	if (!bools) {
+		snprintf(err, n, "i8042: a flag is neither 0 nor 1");
+		return -1;
+	}
+	if (w.head >= I8042_OUTQ || w.count > I8042_OUTQ) {
+		snprintf(err, n, "i8042: output queue head %u count %u out of range", w.head, w.count);
+		return -1;
+	}
+	if (!i8042_snap_pending_ok(w.pending)) {
+		snprintf(err, n, "i8042: pending command 0x%02x unknown", w.pending);
+		return -1;
+	}
+	pthread_mutex_lock(&k->lock);
+	k->cmd_byte = w.cmd_byte;
+	k->outport = w.outport;
+	k->pending = w.pending;
+	k->last_cmd = w.last_cmd;
+	for (unsigned i = 0; i < I8042_OUTQ; i++) {
+		k->outq[i] = w.outq[i];
+		k->aux[i] = w.aux[i];
+	}
+	k->head = w.head;
+	k->count = w.count;
+	k->last_data = w.last_data;
+	/* The recorded levels, not irq_set_line: the IOAPIC and PIC (or KVM's
+	 * irqchip) restore the lines' state themselves, and a call here would
+	 * be an interrupt the snapshot does not hold. They must match what the
+	 * queue implies, or the next update would drive a wrong edge. */
+	k->kbd_irq = w.kbd_irq;
+	k->aux_irq = w.aux_irq;
+	bool full = k->count != 0, aux = full && k->aux[k->head];
+	bool ok = k->kbd_irq == (full && !aux && (k->cmd_byte & I8042_CTR_KBDINT)) &&
+		  k->aux_irq == (aux && (k->cmd_byte & I8042_CTR_AUXINT));
+	pthread_mutex_unlock(&k->lock);
+	if (!ok) {
+		snprintf(err, n, "i8042: IRQ levels disagree with the output buffer");
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops i8042_snap_ops = {
+	.name = "i8042",
+	.version = 1,
+	.save = i8042_snap_save,
+	.load = i8042_snap_load,
+};
+
 /* Two 1-byte ranges (0x61-0x63 belong to others), so two sets of ops. */
 static uint64_t i8042_data_read(void *opaque, uint64_t offset, unsigned size)
 {
@@ -261,7 +364,8 @@ int i8042_create(struct vm *vm)
 		return r;
 	}
 	/* On failure the data range still points at k: i8042_destroy frees it. */
-	return bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042 command");
+	r = bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042 command");
+	return r < 0 ? r : snapshot_register(vm, &i8042_snap_ops, k);
 }
 
 void i8042_destroy(struct vm *vm)
