@@ -34,7 +34,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../irq.h"
 #include "../util.h"
@@ -58,6 +60,10 @@ struct acpi_pm {
 	pthread_mutex_t lock;
 	uint16_t sts, en, cnt;
 	uint32_t tmr_at_clear; /* the count when TMR_STS was last cleared */
+	/* Added to the host clock (ns since hvmm started) to give the timer's:
+	 * 0 until a restore makes the timer go on from the saved count. It
+	 * wraps as a uint64_t; only the sum's low 24 bits of ticks are seen. */
+	uint64_t tmr_offset_ns;
 	uint64_t sleep_requests;
 	bool sci; /* the level last driven */
 };
@@ -92,9 +98,10 @@ static bool acpi_pm_sci_level(struct acpi_pm *p, bool *level)
 static uint64_t acpi_pm_read(void *opaque, uint64_t offset, unsigned size)
 {
 	struct acpi_pm *p = opaque;
-	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	uint64_t ns = util_since_start_ns();
 	uint64_t v = 0;
 	pthread_mutex_lock(&p->lock);
+	uint32_t now = acpi_pm_timer_ticks(ns + p->tmr_offset_ns);
 	acpi_pm_update_tmr_sts(p, now);
 	/* The block as bytes, so any access size at any offset reads what a
 	 * byte-wise view of the registers holds (the timer's four bytes are
@@ -121,9 +128,10 @@ uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value)
 static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
 	struct acpi_pm *p = opaque;
-	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	uint64_t ns = util_since_start_ns();
 	int sleep_typ = -1;
 	pthread_mutex_lock(&p->lock);
+	uint32_t now = acpi_pm_timer_ticks(ns + p->tmr_offset_ns);
 	acpi_pm_update_tmr_sts(p, now);
 	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++) {
 		unsigned reg = (unsigned)(offset + i);
@@ -194,6 +202,97 @@ void acpi_pm_woke(struct vm *vm, bool by_rtc)
 		irq_set_line(vm, ACPI_PM_SCI_IRQ, level);
 }
 
+/*
+ * ---- snapshot ----
+ *
+ * PM1 status, enable and control, the timer's count when TMR_STS was last
+ * cleared, and the SCI level. The timer itself goes as the ns its clock has
+ * counted at the save; the load sets the offset so that it reads on from
+ * there. (There are no GPE blocks: the FADT declares none.) The count of
+ * sleep requests is a statistic of the old process.
+ */
+struct acpi_pm_snap {
+	uint16_t sts, en, cnt;
+	uint8_t sci;
+	uint8_t pad;
+	uint32_t tmr_at_clear;
+	uint32_t pad2;
+	uint64_t tmr_ns;
+};
+
+static int acpi_pm_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct acpi_pm *p = dev;
+	(void)err, (void)n;
+	struct acpi_pm_snap w;
+	memset(&w, 0, sizeof(w));
+	uint64_t ns = devices_snap_since_start_ns();
+	pthread_mutex_lock(&p->lock);
+	w.sts = p->sts;
+	w.en = p->en;
+	w.cnt = p->cnt;
+	w.sci = p->sci;
+	w.tmr_at_clear = p->tmr_at_clear;
+	w.tmr_ns = ns + p->tmr_offset_ns;
+	pthread_mutex_unlock(&p->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *acpi_pm_snap_check(const struct acpi_pm_snap *w)
+{
+	if (w->sts & ~PM1_STS_MASK)
+		return "PM1_STS has unknown bits set";
+	if (w->en & ~PM1_EN_MASK)
+		return "PM1_EN has unknown bits set";
+	if (w->cnt & ~(PM1_CNT_SLP_TYP | PM1_CNT_SCI_EN) || !(w->cnt & PM1_CNT_SCI_EN))
+		return "PM1_CNT holds bits the register cannot";
+	if (w->tmr_at_clear & ~ACPI_PM_TIMER_MASK)
+		return "timer count wider than 24 bits";
+	if (!devices_snap_is_bool(w->sci) || w->pad || w->pad2)
+		return "malformed";
+	bool level = (w->sts & w->en & PM1_EN_MASK) && (w->cnt & PM1_CNT_SCI_EN);
+	if (level != (bool)w->sci)
+		return "SCI level disagrees with PM1 status and enable";
+	return NULL;
+}
+
+static int acpi_pm_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct acpi_pm *p = dev;
+	struct acpi_pm_snap w;
+	if (devices_snap_version("acpi-pm", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("acpi-pm", c, err, n) < 0)
+		return -1;
+	const char *why = acpi_pm_snap_check(&w);
+	if (why) {
+		snprintf(err, n, "acpi-pm: %s", why);
+		return -1;
+	}
+	uint64_t ns = devices_snap_since_start_ns();
+	pthread_mutex_lock(&p->lock);
+	p->sts = w.sts;
+	p->en = w.en;
+	p->cnt = w.cnt;
+	p->tmr_at_clear = w.tmr_at_clear;
+	p->tmr_offset_ns = w.tmr_ns - ns; /* modular: see tmr_offset_ns */
+	/* The level as it was, not driven: the IOAPIC and PIC (or KVM's
+	 * irqchip) hold the line's state, and the check above keeps it the
+	 * level the registers imply. */
+	p->sci = w.sci;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static const struct snap_ops acpi_pm_snap_ops = {
+	.name = "acpi-pm",
+	.version = 1,
+	.save = acpi_pm_snap_save,
+	.load = acpi_pm_snap_load,
+};
+
 static const struct bus_ops acpi_pm_ops = {
 	.read = acpi_pm_read,
 	.write = acpi_pm_write,
@@ -208,7 +307,8 @@ int acpi_pm_create(struct vm *vm)
 	p->cnt = PM1_CNT_SCI_EN;
 	pthread_mutex_init(&p->lock, NULL);
 	vm->acpi_pm = p; /* freed by acpi_pm_destroy even if the registration fails */
-	return bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
+	int r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
+	return r < 0 ? r : snapshot_register(vm, &acpi_pm_snap_ops, p);
 }
 
 uint64_t acpi_pm_sleep_requests(struct vm *vm)

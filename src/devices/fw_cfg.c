@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -282,6 +283,72 @@ static const struct bus_ops fw_cfg_dma_ops = {
 
 /* ---- host side ---- */
 
+/*
+ * ---- snapshot: the selector, the data offset and the DMA address ----
+ *
+ * The items themselves are not saved: the restore builds them again from
+ * the same configuration (and the same fw_cfg_add_file calls), so the
+ * selected item is there and the offset is checked against its length.
+ */
+struct fw_cfg_snap {
+	uint16_t sel;
+	uint16_t pad;
+	uint32_t offset;
+	uint64_t dma_addr;
+};
+
+static int fw_cfg_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct fw_cfg *fc = dev;
+	(void)err, (void)n;
+	struct fw_cfg_snap w;
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_lock(&fc->lock);
+	w.sel = fc->sel;
+	w.offset = fc->offset;
+	w.dma_addr = fc->dma_addr;
+	pthread_mutex_unlock(&fc->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static int fw_cfg_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct fw_cfg *fc = dev;
+	struct fw_cfg_snap w;
+	if (devices_snap_version("fw_cfg", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("fw_cfg", c, err, n) < 0)
+		return -1;
+	pthread_mutex_lock(&fc->lock);
+	const uint8_t *data;
+	uint32_t len;
+	fw_cfg_item(fc, w.sel, &data, &len);
+	/* The offset never passes the item's end (fw_cfg_read_bytes stops it
+	 * there); an unknown selector is an empty item, so offset 0. */
+	bool ok = w.offset <= len && !w.pad;
+	if (ok) {
+		fc->sel = w.sel;
+		fc->offset = w.offset;
+		fc->dma_addr = w.dma_addr;
+	}
+	pthread_mutex_unlock(&fc->lock);
+	if (!ok) {
+		snprintf(err, n, "fw_cfg: offset %u past the end of item 0x%04x (%u bytes)", w.offset,
+			 w.sel, len);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops fw_cfg_snap_ops = {
+	.name = "fw_cfg",
+	.version = 1,
+	.save = fw_cfg_snap_save,
+	.load = fw_cfg_snap_load,
+};
+
 static void fw_cfg_free(void *opaque)
 {
 	struct fw_cfg *fc = opaque;
@@ -322,8 +389,8 @@ int fw_cfg_create(struct vm *vm)
 	}
 	/* From here the state is reachable through the selector range, so
 	 * fw_cfg_destroy frees it even if the DMA range fails. */
-	return bus_register(&vm->pio, FW_CFG_PORT_DMA, FW_CFG_DMA_LEN, &fw_cfg_dma_ops, fc,
-			    "fw_cfg dma");
+	r = bus_register(&vm->pio, FW_CFG_PORT_DMA, FW_CFG_DMA_LEN, &fw_cfg_dma_ops, fc, "fw_cfg dma");
+	return r < 0 ? r : snapshot_register(vm, &fw_cfg_snap_ops, fc);
 }
 
 static struct fw_cfg *fw_cfg_find(struct vm *vm)

@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -475,6 +476,131 @@ static const struct bus_ops uart_ops = {
 	.write = uart_write,
 };
 
+/*
+ * ---- snapshot ----
+ *
+ * The registers and the receive FIFO: bytes the UART accepted are the
+ * guest's. The host side is not: input still queued behind the FIFO (it was
+ * typed into the old process's terminal), the Ctrl-A escape state, and
+ * output not yet flushed (already the old process's; a restore writes to
+ * its own --serial).
+ */
+struct uart_snap {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	uint8_t lsr_errors, msr_deltas, msr_lines;
+	uint8_t thre_pending, irq_level;
+	uint8_t rx[UART_FIFO];
+	uint8_t rx_head, rx_count, last_rx;
+};
+
+static int uart_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct uart *u = dev;
+	(void)err, (void)n;
+	struct uart_snap w;
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_lock(&u->lock);
+	w.ier = u->ier;
+	w.lcr = u->lcr;
+	w.mcr = u->mcr;
+	w.scr = u->scr;
+	w.dll = u->dll;
+	w.dlm = u->dlm;
+	w.fcr = u->fcr;
+	w.lsr_errors = u->lsr_errors;
+	w.msr_deltas = u->msr_deltas;
+	w.msr_lines = u->msr_lines;
+	w.thre_pending = u->thre_pending;
+	w.irq_level = u->irq_level;
+	/* The FIFO oldest first, so the layout does not depend on where the
+	 * ring happened to start. */
+	for (unsigned i = 0; i < u->rx_count; i++)
+		w.rx[i] = u->rx[(u->rx_head + i) % UART_FIFO];
+	w.rx_count = (uint8_t)u->rx_count;
+	w.last_rx = u->last_rx;
+	pthread_mutex_unlock(&u->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *uart_snap_check(const struct uart_snap *w)
+{
+	if (!devices_snap_is_bool(w->thre_pending) || !devices_snap_is_bool(w->irq_level))
+		return "a flag is neither 0 nor 1";
+	if (w->ier & ~0x0f)
+		return "IER has reserved bits set";
+	if (w->mcr & ~0x1f)
+		return "MCR has reserved bits set";
+	if (w->fcr & (UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX))
+		return "FCR holds a self-clearing bit";
+	if (w->lsr_errors & ~UART_LSR_ERRORS)
+		return "LSR error bits out of range";
+	if (w->msr_deltas & ~UART_MSR_DELTAS)
+		return "MSR delta bits out of range";
+	unsigned cap = (w->fcr & UART_FCR_ENABLE) ? UART_FIFO : 1;
+	if (w->rx_head || w->rx_count > cap)
+		return "receive FIFO count out of range";
+	for (unsigned i = w->rx_count; i < UART_FIFO; i++)
+		if (w->rx[i])
+			return "bytes beyond the receive FIFO's count";
+	return NULL;
+}
+
+static int uart_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct uart *u = dev;
+	struct uart_snap w;
+	if (devices_snap_version("uart", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("uart", c, err, n) < 0)
+		return -1;
+	const char *why = uart_snap_check(&w);
+	if (why) {
+		snprintf(err, n, "uart: %s", why);
+		return -1;
+	}
+	pthread_mutex_lock(&u->lock);
+	u->ier = w.ier;
+	u->lcr = w.lcr;
+	u->mcr = w.mcr;
+	u->scr = w.scr;
+	u->dll = w.dll;
+	u->dlm = w.dlm;
+	u->fcr = w.fcr;
+	u->lsr_errors = w.lsr_errors;
+	u->msr_deltas = w.msr_deltas;
+	u->msr_lines = w.msr_lines;
+	u->thre_pending = w.thre_pending;
+	memcpy(u->rx, w.rx, sizeof(u->rx));
+	u->rx_head = 0;
+	u->rx_count = w.rx_count;
+	u->last_rx = w.last_rx;
+	/* The level as recorded, without irq_set_line: the interrupt
+	 * controllers restore their own view of the line (a call here would be
+	 * a new edge), but it must be the level the registers imply. */
+	u->irq_level = w.irq_level;
+	bool level = uart_iir_id(u) != UART_IIR_NONE && (u->mcr & UART_MCR_OUT2);
+	bool lines_ok = u->msr_lines == uart_msr_lines(u);
+	pthread_mutex_unlock(&u->lock);
+	if (level != (bool)w.irq_level) {
+		snprintf(err, n, "uart: IRQ level %u disagrees with the registers", w.irq_level);
+		return -1;
+	}
+	if (!lines_ok) {
+		snprintf(err, n, "uart: MSR lines 0x%02x disagree with MCR 0x%02x", w.msr_lines, w.mcr);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops uart_snap_ops = {
+	.name = "uart",
+	.version = 1,
+	.save = uart_snap_save,
+	.load = uart_snap_load,
+};
+
 /* ---- I/O thread ---- */
 
 static void *uart_thread(void *arg)
@@ -632,7 +758,7 @@ int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t
 		return r;
 	}
 	vm->uart = u;
-	return 0;
+	return snapshot_register(vm, &uart_snap_ops, u);
 }
 
 void uart_destroy(struct vm *vm)
