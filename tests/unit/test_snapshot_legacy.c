@@ -406,7 +406,7 @@ static void test_bad_values(void **state)
 	assert_string_equal(err, "rtc: index out of range");
 	assert_int_equal(load_modified("ioapic", 0, 1, 0x01, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "IOREGSEL"));
-	assert_int_equal(load_modified("fw_cfg", 0, 7, 0x7f, 1, err, sizeof(err)), -1);
+	assert_int_equal(load_modified("fw_cfg", 0, 11, 0x7f, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "past the end"));
 	assert_int_equal(load_modified("i8042", 0, 2, 0x99, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "pending command"));
