@@ -220,8 +220,11 @@ void acpi_pm_woke(struct vm *vm, bool by_rtc)
  */
 struct acpi_pm_snap {
 	struct acpi_pm_regs r;
+	uint32_t pad; /* explicit: no byte of a payload is left unspecified */
 	uint64_t tmr_ns;
 };
+_Static_assert(sizeof(struct acpi_pm_regs) == 12 && sizeof(struct acpi_pm_snap) == 24,
+	       "acpi-pm payload without implicit padding");
 
 static int acpi_pm_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
 {
@@ -249,7 +252,7 @@ static const char *acpi_pm_snap_check(const struct acpi_pm_regs *w)
 	if (w->tmr_at_clear & ~ACPI_PM_TIMER_MASK)
 		return "timer count wider than 24 bits";
 	if (!devices_snap_is_bool(w->sci) || w->pad)
-		return "malformed";
+		return "malformed SCI level";
 	/* Restored as recorded, not driven: the IOAPIC and PIC (or KVM's
 	 * irqchip) hold the line's state; it must be what the registers say. */
 	bool level = (w->sts & w->en & PM1_EN_MASK) && (w->cnt & PM1_CNT_SCI_EN);
@@ -267,7 +270,7 @@ static int acpi_pm_snap_load(void *dev, struct snap_cur *c, uint32_t version, ch
 	snap_get(c, &w, sizeof(w));
 	if (devices_snap_truncated("acpi-pm", c, err, n) < 0)
 		return -1;
-	const char *why = acpi_pm_snap_check(&w.r);
+	const char *why = w.pad ? "malformed" : acpi_pm_snap_check(&w.r);
 	if (why) {
 		snprintf(err, n, "acpi-pm: %s", why);
 		return -1;

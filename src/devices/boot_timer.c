@@ -90,6 +90,9 @@ struct boot_timer_snap {
 	struct boot_timer_snap_mark marks[BOOT_TIMER_MAX_MARKS];
 };
 
+_Static_assert(sizeof(struct boot_timer_snap) == 8 + 16 * BOOT_TIMER_MAX_MARKS,
+	       "boot-timer payload without implicit padding");
+
 static int boot_timer_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
 {
 	struct boot_timer *t = dev;

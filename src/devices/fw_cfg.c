@@ -79,6 +79,8 @@ struct fw_cfg_regs {
 	uint16_t pad;
 };
 
+_Static_assert(sizeof(struct fw_cfg_regs) == 16, "fw_cfg_regs without implicit padding");
+
 struct fw_cfg {
 	/* vCPUs may hit the ports concurrently; the selector/offset pair and the
 	 * DMA register are one piece of state. */

@@ -54,6 +54,8 @@ struct i8042_regs {
 	uint8_t kbd_irq, aux_irq; /* bools: what we last told irq_set_line */
 };
 
+_Static_assert(sizeof(struct i8042_regs) == 9 + 2 * I8042_OUTQ, "i8042_regs without padding");
+
 struct i8042 {
 	struct vm *vm;
 	pthread_mutex_t lock;

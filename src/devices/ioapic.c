@@ -392,6 +392,9 @@ struct ioapic_snap {
 	struct ioapic_snap_pin pin[IRQ_IOAPIC_PINS];
 };
 
+_Static_assert(sizeof(struct ioapic_snap) == 8 + 24 * IRQ_IOAPIC_PINS,
+	       "ioapic payload without implicit padding");
+
 static int ioapic_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
 {
 	struct ioapic *s = dev;

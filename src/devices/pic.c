@@ -368,6 +368,8 @@ struct pic_snap {
 	uint8_t pad[3];
 };
 
+_Static_assert(sizeof(struct pic_snap) == 36, "pic payload without implicit padding");
+
 static int pic_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
 {
 	struct pic *p = dev;

@@ -555,6 +555,8 @@ struct pit_snap {
 	uint8_t pad[7];
 };
 
+_Static_assert(sizeof(struct pit_snap) == 32 * PIT_CHANNELS + 8, "pit payload without implicit padding");
+
 /* A tick is 838.1 ns; what sub_tick_ns may hold. */
 #define PIT_SNAP_TICK_NS (1000000000ull / PIT_HZ + 1)
 

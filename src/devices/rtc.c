@@ -337,6 +337,8 @@ struct rtc_snap {
 	int64_t checked;
 };
 
+_Static_assert(sizeof(struct rtc_snap) == 8 + RTC_REGS + 24, "rtc payload without implicit padding");
+
 /* Year 0 to year 9999: what the BCD year and century registers can set
  * (gmtime_r must be able to take every value the load lets in). */
 #define RTC_SNAP_MIN_S (-62167219200ll)

@@ -103,6 +103,8 @@ struct uart_regs {
 	uint8_t last_rx;
 };
 
+_Static_assert(sizeof(struct uart_regs) == 31, "uart_regs is bytes only: no padding");
+
 struct uart {
 	struct vm *vm;
 	pthread_mutex_t lock;
