@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -351,6 +352,63 @@ static void test_roundtrip_and_behaviour(void **state)
 	assert_int_equal(rd(&vmb.mmio, PC_TESTDEV_IOMEM + 0x100, 8), 0x1122334455667788ull);
 }
 
+/* Save `name` from A into buf (clock as pinned by the caller). */
+static void save_a(const char *name, struct snap_buf *buf)
+{
+	char err[256] = "";
+	const struct snapshot_dev *a = find_dev(&vma, name);
+	if (a->ops->save(a->dev, buf, err, sizeof(err)) != 0 || buf->failed)
+		fail_msg("%s: save: %s", name, err);
+}
+
+static void load_b(const char *name, const struct snap_buf *buf)
+{
+	char err[256] = "";
+	const struct snapshot_dev *b = find_dev(&vmb, name);
+	struct snap_cur c = { .p = buf->data, .left = buf->len };
+	if (b->ops->load(b->dev, &c, b->ops->version, err, sizeof(err)) != 0)
+		fail_msg("%s: load: %s", name, err);
+	assert_false(c.bad);
+	assert_int_equal(c.left, 0);
+}
+
+/* Time spent saved is not seen by the guest: a load in a "later process"
+ * (here: 30 ms after the save) makes the PIT and the PM timer go on from
+ * the values they had at the save, so B runs that much behind A. */
+static void test_time_gap_not_counted(void **state)
+{
+	(void)state;
+	drive_a();
+	wr(&vma.pio, 0x43, 1, 0x34); /* channel 0: mode 2, count 65536 (55 ms) */
+	wr(&vma.pio, 0x40, 1, 0x00);
+	wr(&vma.pio, 0x40, 1, 0x00);
+	struct snap_buf pit = { 0 }, pm = { 0 };
+	devices_snap_clock_pin(true);
+	uint64_t t0 = util_now_ns();
+	save_a("pit", &pit);
+	save_a("acpi-pm", &pm);
+	usleep(30000);
+	devices_snap_clock_pin(true);
+	uint64_t gap = util_now_ns() - t0;
+	load_b("pit", &pit);
+	load_b("acpi-pm", &pm);
+	devices_snap_clock_pin(false);
+	snap_buf_free(&pit);
+	snap_buf_free(&pm);
+
+	uint16_t ca = pit_latched(&vma, 0), cb = pit_latched(&vmb, 0);
+	uint32_t ta = (uint32_t)rd(&vma.pio, ACPI_PM_BASE + 8, 4);
+	uint32_t tb = (uint32_t)rd(&vmb.pio, ACPI_PM_BASE + 8, 4);
+	/* the PIT counts down: B's count is higher by the gap's ticks */
+	int64_t pit_gap = (int64_t)(gap * PIT_HZ / 1000000000ull);
+	int64_t pit_seen = (uint16_t)(cb - ca);
+	assert_true(pit_seen > pit_gap - 2000 && pit_seen < pit_gap + 2000);
+	/* the PM timer counts up: B's is lower by the gap's ticks */
+	int64_t pm_gap = (int64_t)(gap * ACPI_PM_TIMER_HZ / 1000000000ull);
+	int64_t pm_seen = (ta - tb) & ACPI_PM_TIMER_MASK;
+	assert_true(pm_seen > pm_gap - 7000 && pm_seen < pm_gap + 7000);
+}
+
 /* Load a modified copy of A's payload for `name` into B: the return value,
  * and the reason in err. */
 static int load_modified(const char *name, size_t cut, long off, uint8_t byte, uint32_t version,
@@ -424,6 +482,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_reset_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_and_behaviour, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_time_gap_not_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 	};
