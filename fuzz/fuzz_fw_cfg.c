@@ -29,6 +29,7 @@
 
 #include "bus.h"
 #include "devices/devices.h"
+#include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
 
@@ -188,6 +189,7 @@ static void fz_vm_build(void)
 static void fz_vm_free(void)
 {
 	devices_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

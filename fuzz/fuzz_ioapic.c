@@ -29,6 +29,7 @@
 #include "bus.h"
 #include "irq.h"
 #include "devices/devices.h"
+#include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
 
@@ -79,6 +80,7 @@ static void fz_vm_build(void)
 static void fz_vm_free(void)
 {
 	devices_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
 	irq_destroy(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);

@@ -27,6 +27,7 @@
 #include "bus.h"
 #include "iommu.h"
 #include "pci.h"
+#include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
 
@@ -95,6 +96,7 @@ static void fz_vm_free(void)
 	edu_destroy(&fz_vm);
 	iommu_destroy(&fz_vm);
 	devices_destroy(&fz_vm); /* the IOAPIC */
+	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
 	irq_destroy(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);

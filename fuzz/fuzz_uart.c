@@ -30,6 +30,7 @@
 
 #include "bus.h"
 #include "devices/devices.h"
+#include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
 
@@ -244,6 +245,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uart_stop(&fz_vm); /* flushes what is buffered */
 	uint64_t dropped = uart_dropped(&fz_vm);
 	devices_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

@@ -34,7 +34,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../irq.h"
 #include "../util.h"
@@ -53,13 +55,24 @@
 #define PM1_CNT_SLP_TYP_SHIFT 10
 #define PM_SLP_TYP_S3 1
 
+/* The guest-visible registers, plain data (the padding stays 0): a
+ * snapshot copies them whole, with the timer beside them. */
+struct acpi_pm_regs {
+	uint16_t sts, en, cnt;
+	uint8_t sci;           /* bool: the level last driven */
+	uint8_t pad;
+	uint32_t tmr_at_clear; /* the count when TMR_STS was last cleared */
+};
+
 struct acpi_pm {
 	struct vm *vm;
 	pthread_mutex_t lock;
-	uint16_t sts, en, cnt;
-	uint32_t tmr_at_clear; /* the count when TMR_STS was last cleared */
+	struct acpi_pm_regs r;
+	/* Added to the host clock (ns since hvmm started) to give the timer's:
+	 * 0 until a restore makes the timer go on from the saved count. It
+	 * wraps as a uint64_t; only the sum's low 24 bits of ticks are seen. */
+	uint64_t tmr_offset_ns;
 	uint64_t sleep_requests;
-	bool sci; /* the level last driven */
 };
 
 uint32_t acpi_pm_timer_ticks(uint64_t ns)
@@ -74,17 +87,17 @@ uint32_t acpi_pm_timer_ticks(uint64_t ns)
 /* Called with the lock held: fold the timer's MSB flips into TMR_STS. */
 static void acpi_pm_update_tmr_sts(struct acpi_pm *p, uint32_t now)
 {
-	if ((now ^ p->tmr_at_clear) & (1u << 23))
-		p->sts |= PM1_STS_TMR;
+	if ((now ^ p->r.tmr_at_clear) & (1u << 23))
+		p->r.sts |= PM1_STS_TMR;
 }
 
 /* Called with the lock held; returns whether the SCI level changed and to what. */
 static bool acpi_pm_sci_level(struct acpi_pm *p, bool *level)
 {
-	bool l = (p->sts & p->en & PM1_EN_MASK) && (p->cnt & PM1_CNT_SCI_EN);
-	if (l == p->sci)
+	bool l = (p->r.sts & p->r.en & PM1_EN_MASK) && (p->r.cnt & PM1_CNT_SCI_EN);
+	if (l == p->r.sci)
 		return false;
-	p->sci = l;
+	p->r.sci = l;
 	*level = l;
 	return true;
 }
@@ -92,16 +105,17 @@ static bool acpi_pm_sci_level(struct acpi_pm *p, bool *level)
 static uint64_t acpi_pm_read(void *opaque, uint64_t offset, unsigned size)
 {
 	struct acpi_pm *p = opaque;
-	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	uint64_t ns = util_since_start_ns();
 	uint64_t v = 0;
 	pthread_mutex_lock(&p->lock);
+	uint32_t now = acpi_pm_timer_ticks(ns + p->tmr_offset_ns);
 	acpi_pm_update_tmr_sts(p, now);
 	/* The block as bytes, so any access size at any offset reads what a
 	 * byte-wise view of the registers holds (the timer's four bytes are
 	 * one snapshot). */
 	uint8_t regs[ACPI_PM_LEN] = {
-		(uint8_t)p->sts, (uint8_t)(p->sts >> 8), (uint8_t)p->en, (uint8_t)(p->en >> 8),
-		(uint8_t)p->cnt, (uint8_t)(p->cnt >> 8), 0, 0,
+		(uint8_t)p->r.sts, (uint8_t)(p->r.sts >> 8), (uint8_t)p->r.en, (uint8_t)(p->r.en >> 8),
+		(uint8_t)p->r.cnt, (uint8_t)(p->r.cnt >> 8), 0, 0,
 		(uint8_t)now, (uint8_t)(now >> 8), (uint8_t)(now >> 16), (uint8_t)(now >> 24),
 	};
 	bool level, changed = acpi_pm_sci_level(p, &level);
@@ -121,9 +135,10 @@ uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value)
 static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
 {
 	struct acpi_pm *p = opaque;
-	uint32_t now = acpi_pm_timer_ticks(util_since_start_ns());
+	uint64_t ns = util_since_start_ns();
 	int sleep_typ = -1;
 	pthread_mutex_lock(&p->lock);
+	uint32_t now = acpi_pm_timer_ticks(ns + p->tmr_offset_ns);
 	acpi_pm_update_tmr_sts(p, now);
 	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++) {
 		unsigned reg = (unsigned)(offset + i);
@@ -133,25 +148,25 @@ static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t
 		case 0:
 		case 1:
 			if (shifted & PM1_STS_TMR)
-				p->tmr_at_clear = now;
-			p->sts = acpi_pm_sts_write(p->sts, shifted);
+				p->r.tmr_at_clear = now;
+			p->r.sts = acpi_pm_sts_write(p->r.sts, shifted);
 			break;
 		case 2:
 		case 3: {
 			uint16_t keep = reg == 2 ? 0xff00 : 0x00ff;
-			p->en = (uint16_t)((p->en & keep) | (shifted & PM1_EN_MASK & ~keep));
+			p->r.en = (uint16_t)((p->r.en & keep) | (shifted & PM1_EN_MASK & ~keep));
 			break;
 		}
 		case 4:
 		case 5: {
 			uint16_t keep = reg == 4 ? 0xff00 : 0x00ff;
-			uint16_t c = (uint16_t)((p->cnt & keep) | (shifted & ~keep));
+			uint16_t c = (uint16_t)((p->r.cnt & keep) | (shifted & ~keep));
 			if (c & PM1_CNT_SLP_EN) {
 				p->sleep_requests++;
 				sleep_typ = (c & PM1_CNT_SLP_TYP) >> PM1_CNT_SLP_TYP_SHIFT;
 			}
 			/* SCI_EN stays set (no SMM), SLP_EN is write-only */
-			p->cnt = (uint16_t)((c & PM1_CNT_SLP_TYP) | PM1_CNT_SCI_EN);
+			p->r.cnt = (uint16_t)((c & PM1_CNT_SLP_TYP) | PM1_CNT_SCI_EN);
 			break;
 		}
 		default:
@@ -175,7 +190,7 @@ bool acpi_pm_rtc_wake_enabled(struct vm *vm)
 	if (!p)
 		return false;
 	pthread_mutex_lock(&p->lock);
-	bool en = p->en & PM1_STS_RTC;
+	bool en = p->r.en & PM1_STS_RTC;
 	pthread_mutex_unlock(&p->lock);
 	return en;
 }
@@ -186,13 +201,94 @@ void acpi_pm_woke(struct vm *vm, bool by_rtc)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
-	p->sts |= PM1_STS_WAK | (by_rtc ? PM1_STS_RTC : 0);
-	p->cnt &= (uint16_t)~PM1_CNT_SLP_TYP; /* back in S0 */
+	p->r.sts |= PM1_STS_WAK | (by_rtc ? PM1_STS_RTC : 0);
+	p->r.cnt &= (uint16_t)~PM1_CNT_SLP_TYP; /* back in S0 */
 	bool level, changed = acpi_pm_sci_level(p, &level);
 	pthread_mutex_unlock(&p->lock);
 	if (changed)
 		irq_set_line(vm, ACPI_PM_SCI_IRQ, level);
 }
+
+/*
+ * ---- snapshot ----
+ *
+ * The registers (struct acpi_pm_regs: PM1 status, enable and control, the
+ * timer's count when TMR_STS was last cleared, the SCI level), then the
+ * timer as the ns its clock has counted at the save; the load sets the
+ * offset so that it reads on from there. (There are no GPE blocks: the FADT
+ * declares none.) The count of sleep requests is the old process's.
+ */
+struct acpi_pm_snap {
+	struct acpi_pm_regs r;
+	uint32_t pad; /* explicit: no byte of a payload is left unspecified */
+	uint64_t tmr_ns;
+};
+_Static_assert(sizeof(struct acpi_pm_regs) == 12 && sizeof(struct acpi_pm_snap) == 24,
+	       "acpi-pm payload without implicit padding");
+
+static int acpi_pm_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct acpi_pm *p = dev;
+	(void)err, (void)n;
+	struct acpi_pm_snap w;
+	memset(&w, 0, sizeof(w));
+	uint64_t ns = devices_snap_since_start_ns();
+	pthread_mutex_lock(&p->lock);
+	w.r = p->r;
+	w.tmr_ns = ns + p->tmr_offset_ns;
+	pthread_mutex_unlock(&p->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *acpi_pm_snap_check(const struct acpi_pm_regs *w)
+{
+	if (w->sts & ~PM1_STS_MASK)
+		return "PM1_STS has unknown bits set";
+	if (w->en & ~PM1_EN_MASK)
+		return "PM1_EN has unknown bits set";
+	if (w->cnt & ~(PM1_CNT_SLP_TYP | PM1_CNT_SCI_EN) || !(w->cnt & PM1_CNT_SCI_EN))
+		return "PM1_CNT holds bits the register cannot";
+	if (w->tmr_at_clear & ~ACPI_PM_TIMER_MASK)
+		return "timer count wider than 24 bits";
+	if (!devices_snap_is_bool(w->sci) || w->pad)
+		return "malformed SCI level";
+	/* Restored as recorded, not driven: the IOAPIC and PIC (or KVM's
+	 * irqchip) hold the line's state; it must be what the registers say. */
+	bool level = (w->sts & w->en & PM1_EN_MASK) && (w->cnt & PM1_CNT_SCI_EN);
+	if (level != (bool)w->sci)
+		return "SCI level disagrees with PM1 status and enable";
+	return NULL;
+}
+
+static int acpi_pm_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct acpi_pm *p = dev;
+	struct acpi_pm_snap w;
+	if (devices_snap_version("acpi-pm", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("acpi-pm", c, err, n) < 0)
+		return -1;
+	const char *why = w.pad ? "malformed" : acpi_pm_snap_check(&w.r);
+	if (why) {
+		snprintf(err, n, "acpi-pm: %s", why);
+		return -1;
+	}
+	uint64_t ns = devices_snap_since_start_ns();
+	pthread_mutex_lock(&p->lock);
+	p->r = w.r;
+	p->tmr_offset_ns = w.tmr_ns - ns; /* modular: see tmr_offset_ns */
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static const struct snap_ops acpi_pm_snap_ops = {
+	.name = "acpi-pm",
+	.version = 1,
+	.save = acpi_pm_snap_save,
+	.load = acpi_pm_snap_load,
+};
 
 static const struct bus_ops acpi_pm_ops = {
 	.read = acpi_pm_read,
@@ -205,10 +301,11 @@ int acpi_pm_create(struct vm *vm)
 	if (!p)
 		return -ENOMEM;
 	p->vm = vm;
-	p->cnt = PM1_CNT_SCI_EN;
+	p->r.cnt = PM1_CNT_SCI_EN;
 	pthread_mutex_init(&p->lock, NULL);
 	vm->acpi_pm = p; /* freed by acpi_pm_destroy even if the registration fails */
-	return bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
+	int r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
+	return r < 0 ? r : snapshot_register(vm, &acpi_pm_snap_ops, p);
 }
 
 uint64_t acpi_pm_sleep_requests(struct vm *vm)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,91 @@ static const struct bus_ops boot_timer_mmio_ops = {
 	.write = boot_timer_mmio_write,
 };
 
+/*
+ * ---- snapshot: the marks ----
+ *
+ * A mark's time is a host clock reading (ns since this hvmm started), so it
+ * travels as its age at the save and comes back as that long before the
+ * load: a restore in a later process keeps the marks' spacing and their
+ * distance from "now" as the guest saw it. A mark older than the restoring
+ * process itself (the usual case for a restore long after boot) cannot be
+ * expressed that way and reads 0, "at or before this process started".
+ */
+struct boot_timer_snap_mark {
+	uint64_t age_ns;
+	uint32_t value;
+	uint8_t mmio;
+	uint8_t pad[3];
+};
+
+struct boot_timer_snap {
+	uint32_t count;
+	uint32_t pad;
+	struct boot_timer_snap_mark marks[BOOT_TIMER_MAX_MARKS];
+};
+
+_Static_assert(sizeof(struct boot_timer_snap) == 8 + 16 * BOOT_TIMER_MAX_MARKS,
+	       "boot-timer payload without implicit padding");
+
+static int boot_timer_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct boot_timer *t = dev;
+	(void)err, (void)n;
+	struct boot_timer_snap w;
+	memset(&w, 0, sizeof(w));
+	uint64_t now = devices_snap_since_start_ns();
+	pthread_mutex_lock(&t->lock);
+	w.count = t->count;
+	unsigned kept = t->count < BOOT_TIMER_MAX_MARKS ? t->count : BOOT_TIMER_MAX_MARKS;
+	for (unsigned i = 0; i < kept; i++) {
+		const struct boot_timer_mark *m = &t->marks[i];
+		w.marks[i].age_ns = now > m->ns ? now - m->ns : 0;
+		w.marks[i].value = m->value;
+		w.marks[i].mmio = m->mmio;
+	}
+	pthread_mutex_unlock(&t->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static int boot_timer_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct boot_timer *t = dev;
+	struct boot_timer_snap w;
+	if (devices_snap_version("boot-timer", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("boot-timer", c, err, n) < 0)
+		return -1;
+	unsigned kept = w.count < BOOT_TIMER_MAX_MARKS ? w.count : BOOT_TIMER_MAX_MARKS;
+	for (unsigned i = 0; i < BOOT_TIMER_MAX_MARKS; i++) {
+		const struct boot_timer_snap_mark *m = &w.marks[i];
+		if (!devices_snap_is_bool(m->mmio) || (i >= kept && (m->age_ns || m->value || m->mmio))) {
+			snprintf(err, n, "boot-timer: mark %u is malformed", i);
+			return -1;
+		}
+	}
+	uint64_t now = devices_snap_since_start_ns();
+	pthread_mutex_lock(&t->lock);
+	memset(t->marks, 0, sizeof(t->marks));
+	t->count = w.count;
+	for (unsigned i = 0; i < kept; i++)
+		t->marks[i] = (struct boot_timer_mark){
+			.ns = now > w.marks[i].age_ns ? now - w.marks[i].age_ns : 0,
+			.value = w.marks[i].value,
+			.mmio = w.marks[i].mmio,
+		};
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static const struct snap_ops boot_timer_snap_ops = {
+	.name = "boot-timer",
+	.version = 1,
+	.save = boot_timer_snap_save,
+	.load = boot_timer_snap_load,
+};
+
 int boot_timer_create(struct vm *vm)
 {
 	struct boot_timer *t = calloc(1, sizeof(*t));
@@ -80,7 +166,7 @@ int boot_timer_create(struct vm *vm)
 	if (r == 0)
 		r = bus_register(&vm->mmio, BOOT_TIMER_MMIO, BOOT_TIMER_LEN, &boot_timer_mmio_ops, t,
 				 "boot timer");
-	return r;
+	return r < 0 ? r : snapshot_register(vm, &boot_timer_snap_ops, t);
 }
 
 unsigned boot_timer_marks(struct vm *vm, struct boot_timer_mark *out, unsigned max)

@@ -36,6 +36,8 @@ static const struct bus_ops debug_exit_ops = {
 	.write = debug_exit_write,
 };
 
+/* No snapshot registration: the device has no state at all (a write stops
+ * hvmm at once), so there is nothing to save and nothing to restore. */
 int debug_exit_create(struct vm *vm)
 {
 	/* Stateless: the VM itself is the opaque pointer, nothing to free. */

@@ -238,6 +238,19 @@ void uart_receive(struct vm *vm, const uint8_t *buf, size_t len);
  */
 void devices_destroy(struct vm *vm);
 
+/*
+ * The clocks the devices' snapshots measure their timers against (devices.c):
+ * a save writes "ns since the count was loaded", a load turns that back into
+ * a host time from the same clock. One instant for all of a save or a load
+ * would be ideal; what matters for the tests is that pinning makes a save,
+ * load and save see the same instant, so the round trip is byte-identical.
+ */
+uint64_t devices_snap_mono_ns(void);        /* CLOCK_MONOTONIC (util_now_ns) */
+uint64_t devices_snap_since_start_ns(void); /* util_since_start_ns */
+int64_t devices_snap_real_s(void);          /* CLOCK_REALTIME, whole seconds */
+/* Tests: freeze the three clocks at their values now (true) or let them run. */
+void devices_snap_clock_pin(bool pin);
+
 struct boot_timer_mark {
 	uint64_t ns;   /* since hvmm started */
 	uint32_t value;

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,15 +70,24 @@ struct fw_cfg_file {
 	uint32_t len;
 };
 
+/* The guest-visible state, plain data (the padding stays 0): a snapshot
+ * copies it whole. */
+struct fw_cfg_regs {
+	uint64_t dma_addr; /* assembled big-endian halves; 0 after each transfer */
+	uint32_t offset;
+	uint16_t sel;
+	uint16_t pad;
+};
+
+_Static_assert(sizeof(struct fw_cfg_regs) == 16, "fw_cfg_regs without implicit padding");
+
 struct fw_cfg {
 	/* vCPUs may hit the ports concurrently; the selector/offset pair and the
 	 * DMA register are one piece of state. */
 	pthread_mutex_t lock;
 	struct vm *vm; /* guest RAM for DMA */
 
-	uint16_t sel;
-	uint32_t offset;
-	uint64_t dma_addr; /* assembled big-endian halves; 0 after each transfer */
+	struct fw_cfg_regs r;
 
 	/* the fixed items, encoded once at create time */
 	uint8_t sig[4];
@@ -139,8 +149,8 @@ static void fw_cfg_item(const struct fw_cfg *fc, uint16_t sel, const uint8_t **d
 
 static void fw_cfg_select(struct fw_cfg *fc, uint16_t sel)
 {
-	fc->sel = sel;
-	fc->offset = 0;
+	fc->r.sel = sel;
+	fc->r.offset = 0;
 }
 
 /* Copy up to n bytes of the current item to out (zeros past its end) and
@@ -149,22 +159,22 @@ static void fw_cfg_read_bytes(struct fw_cfg *fc, uint8_t *out, uint64_t n)
 {
 	const uint8_t *data;
 	uint32_t len;
-	fw_cfg_item(fc, fc->sel, &data, &len);
-	uint64_t avail = fc->offset < len ? len - fc->offset : 0;
+	fw_cfg_item(fc, fc->r.sel, &data, &len);
+	uint64_t avail = fc->r.offset < len ? len - fc->r.offset : 0;
 	uint64_t copy = n < avail ? n : avail;
 	if (copy)
-		memcpy(out, data + fc->offset, copy);
+		memcpy(out, data + fc->r.offset, copy);
 	memset(out + copy, 0, n - copy);
-	fc->offset += (uint32_t)copy;
+	fc->r.offset += (uint32_t)copy;
 }
 
 static void fw_cfg_skip(struct fw_cfg *fc, uint64_t n)
 {
 	const uint8_t *data;
 	uint32_t len;
-	fw_cfg_item(fc, fc->sel, &data, &len);
-	uint64_t avail = fc->offset < len ? len - fc->offset : 0;
-	fc->offset += (uint32_t)(n < avail ? n : avail);
+	fw_cfg_item(fc, fc->r.sel, &data, &len);
+	uint64_t avail = fc->r.offset < len ? len - fc->r.offset : 0;
+	fc->r.offset += (uint32_t)(n < avail ? n : avail);
 }
 
 /* ---- selector / data ports ---- */
@@ -255,22 +265,22 @@ static void fw_cfg_dma_write(void *opaque, uint64_t offset, unsigned size, uint6
 	 * low byte of value. Swap back to the address the guest meant. */
 	pthread_mutex_lock(&fc->lock);
 	if (size == 8 && offset == 0) {
-		fc->dma_addr = __builtin_bswap64(value);
+		fc->r.dma_addr = __builtin_bswap64(value);
 		goto run;
 	}
 	if (size != 4)
 		goto out;
 	uint32_t half = __builtin_bswap32((uint32_t)value);
 	if (offset == 0) {
-		fc->dma_addr = (fc->dma_addr & 0xffffffffull) | ((uint64_t)half << 32);
+		fc->r.dma_addr = (fc->r.dma_addr & 0xffffffffull) | ((uint64_t)half << 32);
 		goto out;
 	}
 	if (offset != 4)
 		goto out;
-	fc->dma_addr = (fc->dma_addr & ~0xffffffffull) | half;
+	fc->r.dma_addr = (fc->r.dma_addr & ~0xffffffffull) | half;
 run:
-	fw_cfg_dma_run(fc, fc->dma_addr);
-	fc->dma_addr = 0;
+	fw_cfg_dma_run(fc, fc->r.dma_addr);
+	fc->r.dma_addr = 0;
 out:
 	pthread_mutex_unlock(&fc->lock);
 }
@@ -281,6 +291,62 @@ static const struct bus_ops fw_cfg_dma_ops = {
 };
 
 /* ---- host side ---- */
+
+/*
+ * ---- snapshot: the selector, the data offset and the DMA address ----
+ *
+ * The items themselves are not saved: the restore builds them again from
+ * the same configuration (and the same fw_cfg_add_file calls), so the
+ * selected item is there and the offset is checked against its length.
+ */
+static int fw_cfg_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct fw_cfg *fc = dev;
+	(void)err, (void)n;
+	pthread_mutex_lock(&fc->lock);
+	struct fw_cfg_regs w = fc->r;
+	pthread_mutex_unlock(&fc->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static int fw_cfg_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct fw_cfg *fc = dev;
+	struct fw_cfg_regs w;
+	if (devices_snap_version("fw_cfg", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("fw_cfg", c, err, n) < 0)
+		return -1;
+	if (w.pad) {
+		snprintf(err, n, "fw_cfg: padding not zero");
+		return -1;
+	}
+	pthread_mutex_lock(&fc->lock);
+	const uint8_t *data;
+	uint32_t len;
+	fw_cfg_item(fc, w.sel, &data, &len);
+	/* The offset never passes the item's end (fw_cfg_read_bytes stops it
+	 * there); an unknown selector is an empty item, so offset 0. */
+	bool ok = w.offset <= len;
+	if (ok)
+		fc->r = w;
+	pthread_mutex_unlock(&fc->lock);
+	if (!ok) {
+		snprintf(err, n, "fw_cfg: offset %u past the end of item 0x%04x (%u bytes)", w.offset,
+			 w.sel, len);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops fw_cfg_snap_ops = {
+	.name = "fw_cfg",
+	.version = 1,
+	.save = fw_cfg_snap_save,
+	.load = fw_cfg_snap_load,
+};
 
 static void fw_cfg_free(void *opaque)
 {
@@ -322,8 +388,8 @@ int fw_cfg_create(struct vm *vm)
 	}
 	/* From here the state is reachable through the selector range, so
 	 * fw_cfg_destroy frees it even if the DMA range fails. */
-	return bus_register(&vm->pio, FW_CFG_PORT_DMA, FW_CFG_DMA_LEN, &fw_cfg_dma_ops, fc,
-			    "fw_cfg dma");
+	r = bus_register(&vm->pio, FW_CFG_PORT_DMA, FW_CFG_DMA_LEN, &fw_cfg_dma_ops, fc, "fw_cfg dma");
+	return r < 0 ? r : snapshot_register(vm, &fw_cfg_snap_ops, fc);
 }
 
 static struct fw_cfg *fw_cfg_find(struct vm *vm)

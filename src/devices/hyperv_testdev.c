@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "../hyperv.h"
+#include "../snapshot.h"
 #include "../vm.h"
 
 /* The SINT routes made by commands 1-3 (connections own theirs). */
@@ -168,6 +169,11 @@ int hyperv_testdev_create(struct vm *vm)
 	t->vm = vm;
 	pthread_mutex_init(&t->lock, NULL);
 	vm->hyperv_testdev = t; /* freed by hyperv_testdev_destroy even if registering fails */
+	/* Its state is handles into hyperv.c's SINT routes and SynIC message and
+	 * event connections (KVM GSIs, eventfds, KVM_HYPERV_EVENTFD): host
+	 * objects that hyperv.c would have to rebuild first, and it has no
+	 * snapshot of its own. So a VM with the test device is not saveable. */
+	snapshot_unsupported(vm, "--device hyperv-testdev");
 	return bus_register(&vm->pio, HYPERV_TESTDEV_PORT, 4, &hyperv_testdev_ops, t,
 			    "hyperv-testdev");
 }

@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../util.h"
 #include "../vm.h"
@@ -38,46 +40,53 @@
 
 #define I8042_OUTQ 8
 
-struct i8042 {
-	struct vm *vm;
-	pthread_mutex_t lock;
+/* The guest-visible state, plain bytes: a snapshot copies it whole. */
+struct i8042_regs {
 	uint8_t cmd_byte;
 	uint8_t outport;
 	uint8_t pending;  /* command waiting for its data byte on 0x60, or 0 */
-	bool last_cmd;    /* last write was to the command port */
-	/* responses, oldest first; aux[] tells which came "from the mouse" */
+	uint8_t last_cmd; /* bool: last write was to the command port */
+	/* responses, oldest first; aux[] (bools) tells which came "from the mouse" */
 	uint8_t outq[I8042_OUTQ];
-	bool aux[I8042_OUTQ];
-	unsigned head, count;
+	uint8_t aux[I8042_OUTQ];
+	uint8_t head, count;
 	uint8_t last_data; /* what 0x60 reads when the buffer is empty */
-	bool kbd_irq, aux_irq; /* what we last told irq_set_line */
+	uint8_t kbd_irq, aux_irq; /* bools: what we last told irq_set_line */
+};
+
+_Static_assert(sizeof(struct i8042_regs) == 9 + 2 * I8042_OUTQ, "i8042_regs without padding");
+
+struct i8042 {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	struct i8042_regs r;
 };
 
 /* The two lines follow "output buffer full, from this side, interrupt
  * enabled"; reading 0x60 drops them, the next byte raises one again. */
 static void i8042_update_irq(struct i8042 *k)
 {
-	bool full = k->count != 0, aux = full && k->aux[k->head];
-	bool kbd_level = full && !aux && (k->cmd_byte & I8042_CTR_KBDINT);
-	bool aux_level = aux && (k->cmd_byte & I8042_CTR_AUXINT);
-	if (kbd_level != k->kbd_irq) {
-		k->kbd_irq = kbd_level;
+	bool full = k->r.count != 0, aux = full && k->r.aux[k->r.head];
+	bool kbd_level = full && !aux && (k->r.cmd_byte & I8042_CTR_KBDINT);
+	bool aux_level = aux && (k->r.cmd_byte & I8042_CTR_AUXINT);
+	if (kbd_level != k->r.kbd_irq) {
+		k->r.kbd_irq = kbd_level;
 		irq_set_line(k->vm, I8042_KBD_IRQ, kbd_level);
 	}
-	if (aux_level != k->aux_irq) {
-		k->aux_irq = aux_level;
+	if (aux_level != k->r.aux_irq) {
+		k->r.aux_irq = aux_level;
 		irq_set_line(k->vm, I8042_AUX_IRQ, aux_level);
 	}
 }
 
 static void i8042_push(struct i8042 *k, uint8_t v, bool aux)
 {
-	if (k->count == I8042_OUTQ)
+	if (k->r.count == I8042_OUTQ)
 		return; /* a guest spamming commands without reading loses answers */
-	unsigned i = (k->head + k->count) % I8042_OUTQ;
-	k->outq[i] = v;
-	k->aux[i] = aux;
-	k->count++;
+	unsigned i = (k->r.head + k->r.count) % I8042_OUTQ;
+	k->r.outq[i] = v;
+	k->r.aux[i] = aux;
+	k->r.count++;
 }
 
 static void i8042_reset_request(struct i8042 *k, const char *how)
@@ -89,20 +98,20 @@ static void i8042_command(struct i8042 *k, uint8_t cmd)
 {
 	switch (cmd) {
 	case 0x20: /* read command byte */
-		i8042_push(k, k->cmd_byte, false);
+		i8042_push(k, k->r.cmd_byte, false);
 		break;
 	case 0x60: /* write command byte: next data byte */
 	case 0xD1: /* write output port: next data byte */
 	case 0xD2: /* write keyboard output buffer: next data byte */
 	case 0xD3: /* write aux output buffer: next data byte */
 	case 0xD4: /* write to the aux device: next data byte (no device) */
-		k->pending = cmd;
+		k->r.pending = cmd;
 		break;
 	case 0xA7: /* disable aux */
-		k->cmd_byte |= 0x20;
+		k->r.cmd_byte |= 0x20;
 		break;
 	case 0xA8: /* enable aux */
-		k->cmd_byte &= (uint8_t)~0x20;
+		k->r.cmd_byte &= (uint8_t)~0x20;
 		break;
 	case 0xA9: /* aux interface test: 0 = OK */
 	case 0xAB: /* keyboard interface test: 0 = OK */
@@ -112,16 +121,16 @@ static void i8042_command(struct i8042 *k, uint8_t cmd)
 		i8042_push(k, 0x55, false);
 		break;
 	case 0xAD: /* disable keyboard */
-		k->cmd_byte |= 0x10;
+		k->r.cmd_byte |= 0x10;
 		break;
 	case 0xAE: /* enable keyboard */
-		k->cmd_byte &= (uint8_t)~0x10;
+		k->r.cmd_byte &= (uint8_t)~0x10;
 		break;
 	case 0xC0: /* read input port */
 		i8042_push(k, 0x00, false);
 		break;
 	case 0xD0: /* read output port */
-		i8042_push(k, k->outport, false);
+		i8042_push(k, k->r.outport, false);
 		break;
 	default:
 		/* 0xF0-0xFF pulse output port lines for 6 us; bit 0 low pulses
@@ -135,14 +144,14 @@ static void i8042_command(struct i8042 *k, uint8_t cmd)
 
 static void i8042_data(struct i8042 *k, uint8_t v)
 {
-	uint8_t cmd = k->pending;
-	k->pending = 0;
+	uint8_t cmd = k->r.pending;
+	k->r.pending = 0;
 	switch (cmd) {
 	case 0x60:
-		k->cmd_byte = v;
+		k->r.cmd_byte = v;
 		break;
 	case 0xD1:
-		k->outport = v;
+		k->r.outport = v;
 		if (!(v & 0x01))
 			i8042_reset_request(k, "output port bit 0 cleared");
 		break;
@@ -163,20 +172,20 @@ static uint64_t i8042_read(struct i8042 *k, unsigned port)
 	uint64_t v;
 	pthread_mutex_lock(&k->lock);
 	if (port == I8042_DATA_PORT) {
-		if (k->count) {
-			k->last_data = k->outq[k->head];
-			k->head = (k->head + 1) % I8042_OUTQ;
-			k->count--;
+		if (k->r.count) {
+			k->r.last_data = k->r.outq[k->r.head];
+			k->r.head = (k->r.head + 1) % I8042_OUTQ;
+			k->r.count--;
 		}
-		v = k->last_data; /* an empty buffer reads stale, like hardware */
+		v = k->r.last_data; /* an empty buffer reads stale, like hardware */
 		i8042_update_irq(k);
 	} else {
 		v = I8042_STR_SYS | I8042_STR_UNLOCK;
-		if (k->last_cmd)
+		if (k->r.last_cmd)
 			v |= I8042_STR_CMD;
-		if (k->count) {
+		if (k->r.count) {
 			v |= I8042_STR_OBF;
-			if (k->aux[k->head])
+			if (k->r.aux[k->r.head])
 				v |= I8042_STR_AUXDATA;
 		}
 	}
@@ -188,16 +197,79 @@ static void i8042_write(struct i8042 *k, unsigned port, uint8_t value)
 {
 	pthread_mutex_lock(&k->lock);
 	if (port == I8042_DATA_PORT) {
-		k->last_cmd = false;
+		k->r.last_cmd = false;
 		i8042_data(k, value);
 	} else {
-		k->last_cmd = true;
-		k->pending = 0; /* a new command aborts a half-written one */
+		k->r.last_cmd = true;
+		k->r.pending = 0; /* a new command aborts a half-written one */
 		i8042_command(k, value);
 	}
 	i8042_update_irq(k);
 	pthread_mutex_unlock(&k->lock);
 }
+
+/* ---- snapshot: the controller's registers and output queue, whole ---- */
+
+static int i8042_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct i8042 *k = dev;
+	(void)err, (void)n;
+	pthread_mutex_lock(&k->lock);
+	struct i8042_regs w = k->r;
+	pthread_mutex_unlock(&k->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *i8042_snap_check(const struct i8042_regs *w)
+{
+	bool bools = devices_snap_is_bool(w->last_cmd) && devices_snap_is_bool(w->kbd_irq) &&
+		     devices_snap_is_bool(w->aux_irq);
+	for (unsigned i = 0; i < I8042_OUTQ; i++)
+		bools = bools && devices_snap_is_bool(w->aux[i]);
+	if (!bools)
+		return "a flag is neither 0 nor 1";
+	if (w->head >= I8042_OUTQ || w->count > I8042_OUTQ)
+		return "output queue head or count out of range";
+	if (!(w->pending == 0 || w->pending == 0x60 || (w->pending >= 0xD1 && w->pending <= 0xD4)))
+		return "pending command unknown";
+	/* The levels are restored as recorded, not driven (the IOAPIC and PIC,
+	 * or KVM's irqchip, restore the lines' state themselves, and a call
+	 * would be an interrupt the snapshot does not hold); they must be what
+	 * the queue implies, or the next update would drive a wrong edge. */
+	bool full = w->count != 0, aux = full && w->aux[w->head];
+	if (w->kbd_irq != (full && !aux && (w->cmd_byte & I8042_CTR_KBDINT)) ||
+	    w->aux_irq != (aux && (w->cmd_byte & I8042_CTR_AUXINT)))
+		return "IRQ levels disagree with the output buffer";
+	return NULL;
+}
+
+static int i8042_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct i8042 *k = dev;
+	struct i8042_regs w;
+	if (devices_snap_version("i8042", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("i8042", c, err, n) < 0)
+		return -1;
+	const char *why = i8042_snap_check(&w);
+	if (why) {
+		snprintf(err, n, "i8042: %s", why);
+		return -1;
+	}
+	pthread_mutex_lock(&k->lock);
+	k->r = w;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+static const struct snap_ops i8042_snap_ops = {
+	.name = "i8042",
+	.version = 1,
+	.save = i8042_snap_save,
+	.load = i8042_snap_load,
+};
 
 /* Two 1-byte ranges (0x61-0x63 belong to others), so two sets of ops. */
 static uint64_t i8042_data_read(void *opaque, uint64_t offset, unsigned size)
@@ -253,15 +325,16 @@ int i8042_create(struct vm *vm)
 	k->vm = vm;
 	pthread_mutex_init(&k->lock, NULL);
 	/* keyboard interrupt enabled, system flag, translation: what firmware leaves */
-	k->cmd_byte = 0x45;
-	k->outport = 0x01; /* reset line not asserted */
+	k->r.cmd_byte = 0x45;
+	k->r.outport = 0x01; /* reset line not asserted */
 	int r = bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, k, "i8042 data");
 	if (r < 0) {
 		i8042_free(k);
 		return r;
 	}
 	/* On failure the data range still points at k: i8042_destroy frees it. */
-	return bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042 command");
+	r = bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042 command");
+	return r < 0 ? r : snapshot_register(vm, &i8042_snap_ops, k);
 }
 
 void i8042_destroy(struct vm *vm)

@@ -24,7 +24,9 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 
 #include "../iommu.h"
@@ -363,6 +365,158 @@ static void ioapic_mmio_write(void *opaque, uint64_t offset, unsigned size, uint
 	}
 }
 
+/*
+ * ---- snapshot ----
+ *
+ * IOREGSEL, the ID and per pin the redirection entry (Remote IRR, the IRR
+ * of a level pin, included), the line's level and, for a pin awaiting its
+ * EOI, the vector and route it was delivered through. A pin's other route
+ * state is derived: the load recomputes it from the entry through the same
+ * path a guest write takes (ioapic_reroute: the IOMMU's remapping, then
+ * irq_route_msi). A pin awaiting its EOI gets back the route it was
+ * delivered through, since KVM asks for the EOI by that route's vector.
+ * Statistics (deliveries, blocked interrupts) are the old process's.
+ */
+struct ioapic_snap_pin {
+	uint32_t lo, hi;
+	uint8_t line;
+	uint8_t inflight_vector;
+	uint8_t inflight_routed; /* the next two are the route KVM had */
+	uint8_t pad;
+	uint32_t inflight_msi_data;
+	uint64_t inflight_msi_addr;
+};
+
+struct ioapic_snap {
+	uint32_t regsel, id;
+	struct ioapic_snap_pin pin[IRQ_IOAPIC_PINS];
+};
+
+_Static_assert(sizeof(struct ioapic_snap) == 8 + 24 * IRQ_IOAPIC_PINS,
+	       "ioapic payload without implicit padding");
+
+static int ioapic_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct ioapic *s = dev;
+	(void)err, (void)n;
+	struct ioapic_snap w;
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_lock(&s->lock);
+	w.regsel = s->regsel;
+	w.id = s->id;
+	for (unsigned i = 0; i < IRQ_IOAPIC_PINS; i++) {
+		const struct ioapic_pin *p = &s->pin[i];
+		struct ioapic_snap_pin *q = &w.pin[i];
+		q->lo = p->lo;
+		q->hi = p->hi;
+		q->line = p->line;
+		if (!(p->lo & RTE_REMOTE_IRR))
+			continue; /* the rest only means something while in flight */
+		q->inflight_vector = p->inflight_vector;
+		if (p->routed) {
+			q->inflight_routed = 1;
+			q->inflight_msi_addr = p->msi_addr;
+			q->inflight_msi_data = p->msi_data;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *ioapic_snap_check_pin(const struct ioapic_snap_pin *q)
+{
+	if (q->lo & ~(RTE_LO_WRITABLE | RTE_REMOTE_IRR))
+		return "low dword has read-only bits set";
+	if (q->hi & ~RTE_HI_WRITABLE)
+		return "high dword has reserved bits set";
+	if (!devices_snap_is_bool(q->line) || !devices_snap_is_bool(q->inflight_routed) || q->pad)
+		return "a flag is neither 0 nor 1";
+	if ((q->lo & RTE_REMOTE_IRR) && !(q->lo & RTE_LEVEL))
+		return "Remote IRR on an edge-triggered pin";
+	if (!(q->lo & RTE_REMOTE_IRR) &&
+	    (q->inflight_vector || q->inflight_routed || q->inflight_msi_addr || q->inflight_msi_data))
+		return "an in-flight route without Remote IRR";
+	if (!q->inflight_routed && (q->inflight_msi_addr || q->inflight_msi_data))
+		return "an in-flight message without its route";
+	return NULL;
+}
+
+static int ioapic_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct ioapic *s = dev;
+	struct ioapic_snap w;
+	if (devices_snap_version("ioapic", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("ioapic", c, err, n) < 0)
+		return -1;
+	if (w.regsel & ~0xffu) {
+		snprintf(err, n, "ioapic: IOREGSEL 0x%x out of range", w.regsel);
+		return -1;
+	}
+	if (w.id & ~0x0f000000u) {
+		snprintf(err, n, "ioapic: ID 0x%x has reserved bits set", w.id);
+		return -1;
+	}
+	for (unsigned i = 0; i < IRQ_IOAPIC_PINS; i++) {
+		const char *why = ioapic_snap_check_pin(&w.pin[i]);
+		if (why) {
+			snprintf(err, n, "ioapic: pin %u: %s", i, why);
+			return -1;
+		}
+	}
+	/* As a guest write of the entries would, but nothing is delivered: an
+	 * asserted, unmasked level pin without Remote IRR was blocked by the
+	 * IOMMU when saved (else it would have fired), and stays so until the
+	 * guest or the IOMMU changes something. */
+	pthread_mutex_lock(&s->route_lock);
+	pthread_mutex_lock(&s->lock);
+	s->regsel = w.regsel;
+	s->id = w.id;
+	for (unsigned i = 0; i < IRQ_IOAPIC_PINS; i++) {
+		const struct ioapic_snap_pin *q = &w.pin[i];
+		struct ioapic_pin *p = &s->pin[i];
+		p->lo = q->lo;
+		p->hi = q->hi;
+		p->line = q->line;
+		p->inflight_vector = q->inflight_vector;
+		p->routed = false;
+		p->msi_addr = 0;
+		p->msi_data = 0;
+		p->ir_addr = 0;
+		p->ir_fault = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	int r = 0;
+	for (unsigned i = 0; i < IRQ_IOAPIC_PINS && r == 0; i++) {
+		const struct ioapic_snap_pin *q = &w.pin[i];
+		if (!q->inflight_routed) {
+			ioapic_reroute(s, i); /* a masked pin waits for its unmask, as ever */
+			continue;
+		}
+		r = irq_route_msi(s->vm, i, q->inflight_msi_addr, q->inflight_msi_data);
+		if (r == 0) {
+			pthread_mutex_lock(&s->lock);
+			s->pin[i].routed = true;
+			s->pin[i].msi_addr = q->inflight_msi_addr;
+			s->pin[i].msi_data = q->inflight_msi_data;
+			pthread_mutex_unlock(&s->lock);
+		} else {
+			snprintf(err, n, "ioapic: pin %u: cannot program its MSI route: error %d", i, -r);
+		}
+	}
+	pthread_mutex_unlock(&s->route_lock);
+	return r == 0 ? 0 : -1;
+}
+
+static const struct snap_ops ioapic_snap_ops = {
+	.name = "ioapic",
+	.version = 1,
+	.save = ioapic_snap_save,
+	.load = ioapic_snap_load,
+};
+
 static const struct bus_ops ioapic_ops = {
 	.read = ioapic_mmio_read,
 	.write = ioapic_mmio_write,
@@ -387,7 +541,7 @@ int ioapic_create(struct vm *vm)
 		return r;
 	}
 	vm->ioapic = s;
-	return 0;
+	return snapshot_register(vm, &ioapic_snap_ops, s);
 }
 
 void ioapic_destroy(struct vm *vm)

@@ -20,7 +20,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../util.h"
 #include "../vm.h"
@@ -345,6 +347,145 @@ void pic_firmware_init(struct vm *vm)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/*
+ * ---- snapshot ----
+ *
+ * Both chips whole: IRR, ISR, IMR, the input levels, the rotation, the
+ * vector base, where the ICW sequence stands and the mode bits, the OCW3
+ * read/poll/special-mask state and the ELCR; and the INT output. The ELCR
+ * masks are the board's wiring, fixed at create, and are checked against.
+ */
+struct pic_snap_chip {
+	uint8_t irr, imr, isr, level;
+	uint8_t priority_add, vector_base, icw_step, need_icw4;
+	uint8_t single, auto_eoi, rotate_auto_eoi, special_nested;
+	uint8_t special_mask, read_isr, poll, elcr;
+};
+
+struct pic_snap {
+	struct pic_snap_chip chip[2];
+	uint8_t output;
+	uint8_t pad[3];
+};
+
+_Static_assert(sizeof(struct pic_snap) == 36, "pic payload without implicit padding");
+
+static int pic_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct pic *p = dev;
+	(void)err, (void)n;
+	struct pic_snap w;
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < 2; i++) {
+		const struct pic_chip *c = &p->chip[i];
+		w.chip[i] = (struct pic_snap_chip){
+			.irr = c->irr, .imr = c->imr, .isr = c->isr, .level = c->level,
+			.priority_add = c->priority_add, .vector_base = c->vector_base,
+			.icw_step = c->icw_step, .need_icw4 = c->need_icw4, .single = c->single,
+			.auto_eoi = c->auto_eoi, .rotate_auto_eoi = c->rotate_auto_eoi,
+			.special_nested = c->special_nested, .special_mask = c->special_mask,
+			.read_isr = c->read_isr, .poll = c->poll, .elcr = c->elcr,
+		};
+	}
+	w.output = atomic_load(&p->output);
+	pthread_mutex_unlock(&p->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *pic_snap_check_chip(const struct pic_snap_chip *w, uint8_t elcr_mask)
+{
+	const uint8_t flags[] = { w->need_icw4, w->single, w->auto_eoi, w->rotate_auto_eoi,
+				  w->special_nested, w->special_mask, w->read_isr, w->poll };
+	for (unsigned i = 0; i < sizeof(flags); i++)
+		if (!devices_snap_is_bool(flags[i]))
+			return "a flag is neither 0 nor 1";
+	if (w->icw_step == 1 || w->icw_step > 4)
+		return "ICW step out of range";
+	if (w->priority_add > 7)
+		return "priority rotation out of range";
+	if (w->vector_base & 7)
+		return "vector base not a multiple of 8";
+	if (w->elcr & ~elcr_mask)
+		return "ELCR sets an edge-only IRQ to level";
+	return NULL;
+}
+
+static void pic_snap_to_chip(struct pic_chip *c, const struct pic_snap_chip *w)
+{
+	c->irr = w->irr;
+	c->imr = w->imr;
+	c->isr = w->isr;
+	c->level = w->level;
+	c->priority_add = w->priority_add;
+	c->vector_base = w->vector_base;
+	c->icw_step = w->icw_step;
+	c->need_icw4 = w->need_icw4;
+	c->single = w->single;
+	c->auto_eoi = w->auto_eoi;
+	c->rotate_auto_eoi = w->rotate_auto_eoi;
+	c->special_nested = w->special_nested;
+	c->special_mask = w->special_mask;
+	c->read_isr = w->read_isr;
+	c->poll = w->poll;
+	c->elcr = w->elcr;
+}
+
+static int pic_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct pic *p = dev;
+	struct pic_snap w;
+	if (devices_snap_version("pic", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("pic", c, err, n) < 0)
+		return -1;
+	if (!devices_snap_is_bool(w.output) || w.pad[0] || w.pad[1] || w.pad[2]) {
+		snprintf(err, n, "pic: malformed output level");
+		return -1;
+	}
+	pthread_mutex_lock(&p->lock);
+	const char *why = NULL;
+	unsigned bad = 0;
+	for (unsigned i = 0; i < 2 && !why; i++)
+		if ((why = pic_snap_check_chip(&w.chip[i], p->chip[i].elcr_mask)))
+			bad = i;
+	struct pic_chip chip[2] = { p->chip[0], p->chip[1] };
+	if (!why) {
+		pic_snap_to_chip(&chip[0], &w.chip[0]);
+		pic_snap_to_chip(&chip[1], &w.chip[1]);
+		/* pic_update keeps these two in step after every change; a file
+		 * where they are not would make the next update an edge that no
+		 * line caused. */
+		bool cascade = pic_chip_pending(&chip[1], false) >= 0;
+		if (cascade != (bool)(chip[0].level & (1u << PIC_CASCADE_IRQ)))
+			why = "cascade level disagrees with the slave";
+		else if ((pic_chip_pending(&chip[0], true) >= 0) != (bool)w.output)
+			why = "INT output disagrees with the master";
+	}
+	if (!why) {
+		p->chip[0] = chip[0];
+		p->chip[1] = chip[1];
+		/* Stored, not raised: no kick_bsp. The boot vCPU looks at the
+		 * output before its first KVM_RUN. */
+		atomic_store(&p->output, (bool)w.output);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (why) {
+		snprintf(err, n, "pic: %s%s", bad ? "slave: " : "", why);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops pic_snap_ops = {
+	.name = "pic",
+	.version = 1,
+	.save = pic_snap_save,
+	.load = pic_snap_load,
+};
+
 static void pic_free(void *opaque)
 {
 	struct pic *p = opaque;
@@ -375,7 +516,7 @@ int pic_create(struct vm *vm)
 	r = bus_register(&vm->pio, PIC_SLAVE, 2, &pic_slave_ops, p, "pic slave");
 	if (r == 0)
 		r = bus_register(&vm->pio, PIC_ELCR, 2, &pic_elcr_ops, p, "elcr");
-	return r;
+	return r < 0 ? r : snapshot_register(vm, &pic_snap_ops, p);
 }
 
 void pic_destroy(struct vm *vm)

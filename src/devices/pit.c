@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -525,6 +526,164 @@ static void pit_free(void *opaque)
 	free(p);
 }
 
+/*
+ * ---- snapshot ----
+ *
+ * Per channel everything above (mode, access mode, BCD, gate, the count and
+ * its state, the data port's flip-flops and latches) and port 0x61's bits.
+ * Time goes as ticks, not host ns: a running channel's ticks since its count
+ * was loaded at the save, plus the ns since the last whole tick (less than
+ * one tick), and the load puts base_ns that far before its own "now". So
+ * the count goes on from where it stood, in any later process, and a save
+ * of the loaded state is the same bytes (the form is normal: base_ticks is
+ * the whole count and base_ns within a tick of now).
+ */
+struct pit_snap_channel {
+	uint8_t mode, rw, bcd, gate;
+	uint8_t loaded, running, triggered, write_msb_next;
+	uint8_t write_lsb, read_msb_next, count_latched, latch_msb_next;
+	uint8_t status_latched, status;
+	uint16_t latch;
+	uint32_t reload;
+	uint32_t sub_tick_ns; /* ns since the last whole tick (running) */
+	uint64_t ticks;       /* ticks counted since the count was loaded */
+};
+
+struct pit_snap {
+	struct pit_snap_channel ch[PIT_CHANNELS];
+	uint8_t sysctl;
+	uint8_t pad[7];
+};
+
+_Static_assert(sizeof(struct pit_snap) == 32 * PIT_CHANNELS + 8, "pit payload without implicit padding");
+
+/* A tick is 838.1 ns; what sub_tick_ns may hold. */
+#define PIT_SNAP_TICK_NS (1000000000ull / PIT_HZ + 1)
+
+static void pit_snap_channel_save(const struct pit_channel *c, uint64_t now,
+				  struct pit_snap_channel *w)
+{
+	*w = (struct pit_snap_channel){
+		.mode = c->mode, .rw = c->rw, .bcd = c->bcd, .gate = c->gate,
+		.loaded = c->loaded, .running = c->running, .triggered = c->triggered,
+		.write_msb_next = c->write_msb_next, .write_lsb = c->write_lsb,
+		.read_msb_next = c->read_msb_next, .count_latched = c->count_latched,
+		.latch_msb_next = c->latch_msb_next, .status_latched = c->status_latched,
+		.status = c->status, .latch = c->latch, .reload = c->reload,
+		.ticks = c->base_ticks,
+	};
+	if (c->running && now > c->base_ns) {
+		uint64_t whole = pit_ns_to_ticks(now - c->base_ns);
+		w->ticks = c->base_ticks + whole;
+		/* pit_ticks_to_ns rounds up, so this is < one tick, >= 0 */
+		w->sub_tick_ns = (uint32_t)(now - c->base_ns - pit_ticks_to_ns(whole));
+	}
+}
+
+static int pit_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct pit *p = dev;
+	(void)err, (void)n;
+	struct pit_snap w;
+	memset(&w, 0, sizeof(w));
+	uint64_t now = devices_snap_mono_ns();
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < PIT_CHANNELS; i++)
+		pit_snap_channel_save(&p->chip.ch[i], now, &w.ch[i]);
+	w.sysctl = p->chip.sysctl;
+	pthread_mutex_unlock(&p->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *pit_snap_check_channel(const struct pit_snap_channel *w, unsigned i, char *buf,
+					  size_t len)
+{
+	const uint8_t flags[] = { w->bcd, w->gate, w->loaded, w->running, w->triggered,
+				  w->write_msb_next, w->read_msb_next, w->count_latched,
+				  w->latch_msb_next, w->status_latched };
+	for (unsigned k = 0; k < sizeof(flags); k++)
+		if (!devices_snap_is_bool(flags[k]))
+			return "a flag is neither 0 nor 1";
+	if (w->mode > 5) {
+		snprintf(buf, len, "mode %u out of range", w->mode);
+		return buf;
+	}
+	if (w->rw > PIT_RW_WORD)
+		return "access mode out of range";
+	uint32_t m = w->bcd ? 10000 : 65536;
+	/* pit_count and pit_out divide by the reload of a loaded channel */
+	if (w->reload > m || (w->loaded && w->reload == 0)) {
+		snprintf(buf, len, "reload %u out of range", w->reload);
+		return buf;
+	}
+	if (i < 2 && !w->gate)
+		return "gate low on a channel whose gate is tied high";
+	if (w->sub_tick_ns >= PIT_SNAP_TICK_NS || (!w->running && w->sub_tick_ns))
+		return "sub-tick time out of range";
+	return NULL;
+}
+
+static int pit_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct pit *p = dev;
+	struct pit_snap w;
+	if (devices_snap_version("pit", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("pit", c, err, n) < 0)
+		return -1;
+	char buf[64];
+	for (unsigned i = 0; i < PIT_CHANNELS; i++) {
+		const char *why = pit_snap_check_channel(&w.ch[i], i, buf, sizeof(buf));
+		if (why) {
+			snprintf(err, n, "pit: channel %u %s", i, why);
+			return -1;
+		}
+	}
+	if (w.sysctl & ~PIT_SC_KEEP || (bool)(w.sysctl & PIT_SC_GATE2) != (bool)w.ch[2].gate) {
+		snprintf(err, n, "pit: port 0x61 bits 0x%02x disagree with channel 2's gate", w.sysctl);
+		return -1;
+	}
+	for (unsigned i = 0; i < sizeof(w.pad); i++) {
+		if (w.pad[i]) {
+			snprintf(err, n, "pit: malformed padding");
+			return -1;
+		}
+	}
+	uint64_t now = devices_snap_mono_ns();
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < PIT_CHANNELS; i++) {
+		const struct pit_snap_channel *s = &w.ch[i];
+		p->chip.ch[i] = (struct pit_channel){
+			.mode = s->mode, .rw = s->rw, .bcd = s->bcd, .gate = s->gate,
+			.loaded = s->loaded, .running = s->running, .triggered = s->triggered,
+			.reload = s->reload,
+			.base_ns = now - s->sub_tick_ns, /* now >> one tick: the monotonic clock */
+			.base_ticks = s->ticks,
+			.write_msb_next = s->write_msb_next, .write_lsb = s->write_lsb,
+			.read_msb_next = s->read_msb_next, .count_latched = s->count_latched,
+			.latch_msb_next = s->latch_msb_next, .latch = s->latch,
+			.status_latched = s->status_latched, .status = s->status,
+		};
+	}
+	p->chip.sysctl = w.sysctl;
+	/* Channel 0's host timer follows the loaded state: a new generation
+	 * makes pit_arm program it (the next edge is computed from now, so an
+	 * edge the old process had not raised yet comes once, none twice). */
+	p->chip.gen++;
+	pit_arm(p);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static const struct snap_ops pit_snap_ops = {
+	.name = "pit",
+	.version = 1,
+	.save = pit_snap_save,
+	.load = pit_snap_load,
+};
+
 int pit_create(struct vm *vm)
 {
 	struct pit *p = calloc(1, sizeof(*p));
@@ -552,7 +711,8 @@ int pit_create(struct vm *vm)
 	}
 	vm->pit = p;
 	/* From here p is reachable from the bus: pit_destroy frees it. */
-	return bus_register(&vm->pio, PIT_SYSCTL_PORT, 1, &pit_sysctl_ops, p, "pit port 0x61");
+	r = bus_register(&vm->pio, PIT_SYSCTL_PORT, 1, &pit_sysctl_ops, p, "pit port 0x61");
+	return r < 0 ? r : snapshot_register(vm, &pit_snap_ops, p);
 }
 
 void pit_firmware_init(struct vm *vm)

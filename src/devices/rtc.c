@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -314,6 +315,109 @@ static const struct bus_ops rtc_ops = {
 	.write = rtc_pio_write,
 };
 
+/*
+ * ---- snapshot ----
+ *
+ * The index register, the 128 bytes of registers and CMOS RAM (the time
+ * registers there are unused: the time is computed), C's collected flags,
+ * and the guest's clock: the second it showed at the save (running), the
+ * time it was stopped at (SET) and the second up to which C's flags were
+ * collected, all in guest seconds. The load makes the running clock go on
+ * from the saved second, so the time spent saved is not seen by the guest,
+ * as with every other timer here. Whole seconds: where the host's second
+ * boundary falls moves the guest's by under a second, as it does at boot.
+ */
+struct rtc_snap {
+	uint8_t index;
+	uint8_t flags;
+	uint8_t pad[6];
+	uint8_t cmos[RTC_REGS];
+	int64_t guest_s;
+	int64_t frozen;
+	int64_t checked;
+};
+
+_Static_assert(sizeof(struct rtc_snap) == 8 + RTC_REGS + 24, "rtc payload without implicit padding");
+
+/* Year 0 to year 9999: what the BCD year and century registers can set
+ * (gmtime_r must be able to take every value the load lets in). */
+#define RTC_SNAP_MIN_S (-62167219200ll)
+#define RTC_SNAP_MAX_S 253402300799ll
+
+static int rtc_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct rtc *r = dev;
+	(void)err, (void)n;
+	struct rtc_snap w;
+	memset(&w, 0, sizeof(w));
+	int64_t host = devices_snap_real_s();
+	pthread_mutex_lock(&r->lock);
+	w.index = r->index;
+	w.flags = r->flags;
+	memcpy(w.cmos, r->cmos, sizeof(w.cmos));
+	/* While SET is on the offset is stale (clearing SET recomputes it from
+	 * frozen); save the guest time it would give anyway. */
+	w.guest_s = host + r->offset;
+	w.frozen = r->frozen;
+	w.checked = r->checked;
+	pthread_mutex_unlock(&r->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *rtc_snap_check(const struct rtc_snap *w)
+{
+	if (w->index >= RTC_REGS)
+		return "index out of range";
+	if (w->flags & ~(RTC_C_PF | RTC_C_AF | RTC_C_UF))
+		return "register C flags out of range";
+	if (w->cmos[RTC_A] & RTC_A_UIP)
+		return "register A holds UIP";
+	if (w->cmos[RTC_C] || w->cmos[RTC_D])
+		return "registers C and D are not stored";
+	for (unsigned i = 0; i < sizeof(w->pad); i++)
+		if (w->pad[i])
+			return "malformed";
+	const int64_t t[3] = { w->guest_s, w->frozen, w->checked };
+	for (unsigned i = 0; i < 3; i++)
+		if (t[i] < RTC_SNAP_MIN_S || t[i] > RTC_SNAP_MAX_S)
+			return "time out of range";
+	return NULL;
+}
+
+static int rtc_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct rtc *r = dev;
+	struct rtc_snap w;
+	if (devices_snap_version("rtc", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("rtc", c, err, n) < 0)
+		return -1;
+	const char *why = rtc_snap_check(&w);
+	if (why) {
+		snprintf(err, n, "rtc: %s", why);
+		return -1;
+	}
+	int64_t host = devices_snap_real_s();
+	pthread_mutex_lock(&r->lock);
+	r->index = w.index;
+	r->flags = w.flags;
+	memcpy(r->cmos, w.cmos, sizeof(r->cmos));
+	r->offset = w.guest_s - host;
+	r->frozen = w.frozen;
+	r->checked = w.checked;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static const struct snap_ops rtc_snap_ops = {
+	.name = "rtc",
+	.version = 1,
+	.save = rtc_snap_save,
+	.load = rtc_snap_load,
+};
+
 int rtc_create(struct vm *vm)
 {
 	struct rtc *r = calloc(1, sizeof(*r));
@@ -328,7 +432,8 @@ int rtc_create(struct vm *vm)
 	 * that later reads the clock may open no file (its seccomp list). */
 	tzset();
 	vm->rtc = r; /* freed by rtc_destroy even if the registration fails */
-	return bus_register(&vm->pio, RTC_PORT, 2, &rtc_ops, r, "rtc");
+	int e = bus_register(&vm->pio, RTC_PORT, 2, &rtc_ops, r, "rtc");
+	return e < 0 ? e : snapshot_register(vm, &rtc_snap_ops, r);
 }
 
 bool rtc_alarm_due(struct vm *vm)

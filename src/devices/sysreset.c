@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../util.h"
 #include "../vm.h"
@@ -62,6 +64,45 @@ void sysreset_io_write(struct vm *vm, uint8_t value)
 		sysreset_set(vm->sysreset, value);
 }
 
+/* ---- snapshot: the register as last written ---- */
+
+struct sysreset_snap {
+	uint8_t value;
+};
+
+static int sysreset_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct sysreset *s = dev;
+	(void)err, (void)n;
+	struct sysreset_snap w;
+	memset(&w, 0, sizeof(w));
+	w.value = s->value;
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static int sysreset_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct sysreset *s = dev;
+	struct sysreset_snap w;
+	if (devices_snap_version("sysreset", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("sysreset", c, err, n) < 0)
+		return -1;
+	/* Only kept: a value with RST_CPU set asked for the reset that ended
+	 * the old VM's run already, so it requests nothing now. */
+	s->value = w.value;
+	return 0;
+}
+
+static const struct snap_ops sysreset_snap_ops = {
+	.name = "sysreset",
+	.version = 1,
+	.save = sysreset_snap_save,
+	.load = sysreset_snap_load,
+};
+
 static const struct bus_ops sysreset_ops = {
 	.read = sysreset_read,
 	.write = sysreset_write,
@@ -82,7 +123,7 @@ int sysreset_create(struct vm *vm)
 		}
 	}
 	vm->sysreset = s;
-	return 0;
+	return snapshot_register(vm, &sysreset_snap_ops, s);
 }
 
 static void sysreset_forget(void *opaque)

@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -86,20 +87,29 @@
 #define UART_FLUSH_NS 5000000ull /* a partial line reaches the output within 5 ms */
 
 
+/*
+ * The guest-visible state, plain data (no padding: bytes only) so that a
+ * snapshot copies it whole and a field added here is saved with the rest.
+ */
+struct uart_regs {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	uint8_t lsr_errors;   /* OE (and friends) until LSR is read */
+	uint8_t msr_deltas;   /* until MSR is read */
+	uint8_t msr_lines;    /* CTS/DSR/RI/DCD as last computed */
+	uint8_t thre_pending; /* bool: the THR-empty interrupt condition */
+	uint8_t irq_level;    /* bool: what we last told irq_set_line */
+	uint8_t rx[UART_FIFO];
+	uint8_t rx_head, rx_count; /* the receive FIFO, a ring */
+	uint8_t last_rx;
+};
+
+_Static_assert(sizeof(struct uart_regs) == 31, "uart_regs is bytes only: no padding");
+
 struct uart {
 	struct vm *vm;
 	pthread_mutex_t lock;
 
-	/* registers */
-	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
-	uint8_t lsr_errors; /* OE (and friends) until LSR is read */
-	uint8_t msr_deltas; /* until MSR is read */
-	uint8_t msr_lines;  /* CTS/DSR/RI/DCD as last computed */
-	bool thre_pending;  /* the THR-empty interrupt condition */
-	bool irq_level;     /* what we last told irq_set_line */
-	uint8_t rx[UART_FIFO];
-	unsigned rx_head, rx_count;
-	uint8_t last_rx;
+	struct uart_regs r; /* the guest's: what a snapshot saves */
 
 	/* input not yet in the FIFO */
 	uint8_t pend[UART_PENDING];
@@ -198,21 +208,21 @@ static void uart_out(struct uart *u, uint8_t c)
 
 static unsigned uart_fifo_cap(const struct uart *u)
 {
-	return (u->fcr & UART_FCR_ENABLE) ? UART_FIFO : 1;
+	return (u->r.fcr & UART_FCR_ENABLE) ? UART_FIFO : 1;
 }
 
 /* The highest-priority pending interrupt, as IIR bits 3:0. */
 static uint8_t uart_iir_id(const struct uart *u)
 {
-	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
+	if ((u->r.ier & UART_IER_RLSI) && (u->r.lsr_errors & UART_LSR_ERRORS))
 		return UART_IIR_RLSI;
 	/* "Character timeout" (0x0c) is reported as plain data available: the
 	 * FIFO is drained at once, so the distinction carries nothing. */
-	if ((u->ier & UART_IER_RDI) && u->rx_count)
+	if ((u->r.ier & UART_IER_RDI) && u->r.rx_count)
 		return UART_IIR_RDI;
-	if ((u->ier & UART_IER_THRI) && u->thre_pending)
+	if ((u->r.ier & UART_IER_THRI) && u->r.thre_pending)
 		return UART_IIR_THRI;
-	if ((u->ier & UART_IER_MSI) && (u->msr_deltas & UART_MSR_DELTAS))
+	if ((u->r.ier & UART_IER_MSI) && (u->r.msr_deltas & UART_MSR_DELTAS))
 		return UART_IIR_MSI;
 	return UART_IIR_NONE;
 }
@@ -220,9 +230,9 @@ static uint8_t uart_iir_id(const struct uart *u)
 static void uart_update_irq(struct uart *u)
 {
 	/* On a PC, OUT2 gates the UART's interrupt output onto the ISA line. */
-	bool level = uart_iir_id(u) != UART_IIR_NONE && (u->mcr & UART_MCR_OUT2);
-	if (level != u->irq_level) {
-		u->irq_level = level;
+	bool level = uart_iir_id(u) != UART_IIR_NONE && (u->r.mcr & UART_MCR_OUT2);
+	if (level != u->r.irq_level) {
+		u->r.irq_level = level;
 		irq_set_line(u->vm, UART_COM1_IRQ, level);
 	}
 }
@@ -231,17 +241,17 @@ static void uart_update_irq(struct uart *u)
 
 static uint8_t uart_msr_lines(const struct uart *u)
 {
-	if (!(u->mcr & UART_MCR_LOOP))
+	if (!(u->r.mcr & UART_MCR_LOOP))
 		return UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS; /* a modem that is always there */
 	/* loopback: the outputs feed the inputs */
 	uint8_t v = 0;
-	if (u->mcr & UART_MCR_RTS)
+	if (u->r.mcr & UART_MCR_RTS)
 		v |= UART_MSR_CTS;
-	if (u->mcr & UART_MCR_DTR)
+	if (u->r.mcr & UART_MCR_DTR)
 		v |= UART_MSR_DSR;
-	if (u->mcr & UART_MCR_OUT1)
+	if (u->r.mcr & UART_MCR_OUT1)
 		v |= UART_MSR_RI;
-	if (u->mcr & UART_MCR_OUT2)
+	if (u->r.mcr & UART_MCR_OUT2)
 		v |= UART_MSR_DCD;
 	return v;
 }
@@ -249,23 +259,23 @@ static uint8_t uart_msr_lines(const struct uart *u)
 static void uart_update_msr(struct uart *u)
 {
 	uint8_t now = uart_msr_lines(u);
-	uint8_t changed = now ^ u->msr_lines;
+	uint8_t changed = now ^ u->r.msr_lines;
 	if (changed & UART_MSR_CTS)
-		u->msr_deltas |= 0x01;
+		u->r.msr_deltas |= 0x01;
 	if (changed & UART_MSR_DSR)
-		u->msr_deltas |= 0x02;
+		u->r.msr_deltas |= 0x02;
 	if ((changed & UART_MSR_RI) && !(now & UART_MSR_RI))
-		u->msr_deltas |= 0x04; /* trailing edge of RI only */
+		u->r.msr_deltas |= 0x04; /* trailing edge of RI only */
 	if (changed & UART_MSR_DCD)
-		u->msr_deltas |= 0x08;
-	u->msr_lines = now;
+		u->r.msr_deltas |= 0x08;
+	u->r.msr_lines = now;
 }
 
 /* ---- receive ---- */
 
 static void uart_rx_clear(struct uart *u)
 {
-	u->rx_head = u->rx_count = 0;
+	u->r.rx_head = u->r.rx_count = 0;
 }
 
 /* Move queued input into the FIFO while it has room (not in loopback, where
@@ -273,9 +283,9 @@ static void uart_rx_clear(struct uart *u)
 static void uart_rx_refill(struct uart *u)
 {
 	bool was_full = u->pend_count == UART_PENDING;
-	while (!(u->mcr & UART_MCR_LOOP) && u->pend_count && u->rx_count < uart_fifo_cap(u)) {
-		u->rx[(u->rx_head + u->rx_count) % UART_FIFO] = u->pend[u->pend_head];
-		u->rx_count++;
+	while (!(u->r.mcr & UART_MCR_LOOP) && u->pend_count && u->r.rx_count < uart_fifo_cap(u)) {
+		u->r.rx[(u->r.rx_head + u->r.rx_count) % UART_FIFO] = u->pend[u->pend_head];
+		u->r.rx_count++;
 		u->pend_head = (u->pend_head + 1) % UART_PENDING;
 		u->pend_count--;
 	}
@@ -286,23 +296,23 @@ static void uart_rx_refill(struct uart *u)
 /* A byte arriving on the wire (loopback): overrun when the FIFO is full. */
 static void uart_rx_wire(struct uart *u, uint8_t c)
 {
-	if (u->rx_count >= uart_fifo_cap(u)) {
-		u->lsr_errors |= UART_LSR_OE;
+	if (u->r.rx_count >= uart_fifo_cap(u)) {
+		u->r.lsr_errors |= UART_LSR_OE;
 		return;
 	}
-	u->rx[(u->rx_head + u->rx_count) % UART_FIFO] = c;
-	u->rx_count++;
+	u->r.rx[(u->r.rx_head + u->r.rx_count) % UART_FIFO] = c;
+	u->r.rx_count++;
 }
 
 static uint8_t uart_rx_pop(struct uart *u)
 {
-	if (u->rx_count) {
-		u->last_rx = u->rx[u->rx_head];
-		u->rx_head = (u->rx_head + 1) % UART_FIFO;
-		u->rx_count--;
+	if (u->r.rx_count) {
+		u->r.last_rx = u->r.rx[u->r.rx_head];
+		u->r.rx_head = (u->r.rx_head + 1) % UART_FIFO;
+		u->r.rx_count--;
 		uart_rx_refill(u);
 	}
-	return u->last_rx; /* an empty RBR reads the last byte again */
+	return u->r.last_rx; /* an empty RBR reads the last byte again */
 }
 
 /* Bytes from the host side, with QEMU's Ctrl-A escapes (term.c). Lock held.
@@ -346,95 +356,95 @@ void uart_receive(struct vm *vm, const uint8_t *buf, size_t len)
 static uint8_t uart_read_reg(struct uart *u, unsigned off)
 {
 	uint8_t v;
-	bool dlab = u->lcr & UART_LCR_DLAB;
+	bool dlab = u->r.lcr & UART_LCR_DLAB;
 	switch (off) {
 	case UART_RBR:
 		if (dlab)
-			return u->dll;
+			return u->r.dll;
 		v = uart_rx_pop(u);
 		uart_update_irq(u);
 		return v;
 	case UART_IER:
-		return dlab ? u->dlm : u->ier;
+		return dlab ? u->r.dlm : u->r.ier;
 	case UART_IIR:
 		v = uart_iir_id(u);
 		/* Reading IIR acknowledges THRE when that is what it reports. */
 		if (v == UART_IIR_THRI) {
-			u->thre_pending = false;
+			u->r.thre_pending = false;
 			uart_update_irq(u);
 		}
-		return v | ((u->fcr & UART_FCR_ENABLE) ? UART_IIR_FIFO : 0);
+		return v | ((u->r.fcr & UART_FCR_ENABLE) ? UART_IIR_FIFO : 0);
 	case UART_LCR:
-		return u->lcr;
+		return u->r.lcr;
 	case UART_MCR:
-		return u->mcr;
+		return u->r.mcr;
 	case UART_LSR:
-		v = UART_LSR_THRE | UART_LSR_TEMT | u->lsr_errors | (u->rx_count ? UART_LSR_DR : 0);
-		if (u->lsr_errors) {
-			u->lsr_errors = 0;
+		v = UART_LSR_THRE | UART_LSR_TEMT | u->r.lsr_errors | (u->r.rx_count ? UART_LSR_DR : 0);
+		if (u->r.lsr_errors) {
+			u->r.lsr_errors = 0;
 			uart_update_irq(u);
 		}
 		return v;
 	case UART_MSR:
-		v = u->msr_lines | u->msr_deltas;
-		if (u->msr_deltas) {
-			u->msr_deltas = 0;
+		v = u->r.msr_lines | u->r.msr_deltas;
+		if (u->r.msr_deltas) {
+			u->r.msr_deltas = 0;
 			uart_update_irq(u);
 		}
 		return v;
 	default: /* UART_SCR */
-		return u->scr;
+		return u->r.scr;
 	}
 }
 
 static void uart_write_reg(struct uart *u, unsigned off, uint8_t v)
 {
-	bool dlab = u->lcr & UART_LCR_DLAB;
+	bool dlab = u->r.lcr & UART_LCR_DLAB;
 	switch (off) {
 	case UART_RBR: /* THR */
 		if (dlab) {
-			u->dll = v;
+			u->r.dll = v;
 			return;
 		}
 		/* Writing THR clears the THRE interrupt; the byte leaves at once,
 		 * THR is empty again and THRE is raised anew: a new edge for a
 		 * guest whose handler writes THR without reading IIR. */
-		u->thre_pending = false;
+		u->r.thre_pending = false;
 		uart_update_irq(u);
-		if (u->mcr & UART_MCR_LOOP)
+		if (u->r.mcr & UART_MCR_LOOP)
 			uart_rx_wire(u, v);
 		else
 			uart_out(u, v);
-		u->thre_pending = true;
+		u->r.thre_pending = true;
 		uart_update_irq(u);
 		return;
 	case UART_IER:
 		if (dlab) {
-			u->dlm = v;
+			u->r.dlm = v;
 			return;
 		}
 		/* Enabling THRI while THR is empty raises THRE (Linux's startup
 		 * THRE test and Windows both rely on it). */
-		if ((v & UART_IER_THRI) && !(u->ier & UART_IER_THRI))
-			u->thre_pending = true;
-		u->ier = v & 0x0f;
+		if ((v & UART_IER_THRI) && !(u->r.ier & UART_IER_THRI))
+			u->r.thre_pending = true;
+		u->r.ier = v & 0x0f;
 		uart_update_irq(u);
 		return;
 	case UART_IIR: /* FCR */
-		if ((v ^ u->fcr) & UART_FCR_ENABLE)
+		if ((v ^ u->r.fcr) & UART_FCR_ENABLE)
 			uart_rx_clear(u); /* switching FIFO mode resets the FIFOs */
 		if (v & UART_FCR_CLEAR_RX)
 			uart_rx_clear(u);
 		/* TX FIFO is always empty: nothing to clear */
-		u->fcr = v & (uint8_t)~(UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX);
+		u->r.fcr = v & (uint8_t)~(UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX);
 		uart_rx_refill(u);
 		uart_update_irq(u);
 		return;
 	case UART_LCR:
-		u->lcr = v;
+		u->r.lcr = v;
 		return;
 	case UART_MCR:
-		u->mcr = v & 0x1f;
+		u->r.mcr = v & 0x1f;
 		uart_update_msr(u);
 		uart_rx_refill(u); /* leaving loopback reconnects the input */
 		uart_update_irq(u);
@@ -443,7 +453,7 @@ static void uart_write_reg(struct uart *u, unsigned off, uint8_t v)
 	case UART_MSR:
 		return; /* factory test registers: writes ignored */
 	default: /* UART_SCR */
-		u->scr = v;
+		u->r.scr = v;
 		return;
 	}
 }
@@ -473,6 +483,88 @@ static void uart_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
 static const struct bus_ops uart_ops = {
 	.read = uart_read,
 	.write = uart_write,
+};
+
+/*
+ * ---- snapshot ----
+ *
+ * The registers and the receive FIFO (struct uart_regs, whole): bytes the
+ * UART accepted are the guest's. The host side is not: input still queued
+ * behind the FIFO (it was typed into the old process's terminal), the
+ * Ctrl-A escape state, and output not yet flushed (already the old
+ * process's; a restore writes to its own --serial).
+ */
+static int uart_snap_save(void *dev, struct snap_buf *b, char *err, size_t n)
+{
+	struct uart *u = dev;
+	(void)err, (void)n;
+	pthread_mutex_lock(&u->lock);
+	struct uart_regs w = u->r;
+	pthread_mutex_unlock(&u->lock);
+	snap_put(b, &w, sizeof(w));
+	return 0;
+}
+
+static const char *uart_snap_check(const struct uart_regs *w)
+{
+	if (!devices_snap_is_bool(w->thre_pending) || !devices_snap_is_bool(w->irq_level))
+		return "a flag is neither 0 nor 1";
+	if (w->ier & ~0x0f)
+		return "IER has reserved bits set";
+	if (w->mcr & ~0x1f)
+		return "MCR has reserved bits set";
+	if (w->fcr & (UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX))
+		return "FCR holds a self-clearing bit";
+	if (w->lsr_errors & ~UART_LSR_ERRORS)
+		return "LSR error bits out of range";
+	if (w->msr_deltas & ~UART_MSR_DELTAS)
+		return "MSR delta bits out of range";
+	unsigned cap = (w->fcr & UART_FCR_ENABLE) ? UART_FIFO : 1;
+	if (w->rx_head >= UART_FIFO || w->rx_count > cap)
+		return "receive FIFO head or count out of range";
+	return NULL;
+}
+
+static int uart_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct uart *u = dev;
+	struct uart_regs w;
+	if (devices_snap_version("uart", version, err, n) < 0)
+		return -1;
+	snap_get(c, &w, sizeof(w));
+	if (devices_snap_truncated("uart", c, err, n) < 0)
+		return -1;
+	const char *why = uart_snap_check(&w);
+	if (why) {
+		snprintf(err, n, "uart: %s", why);
+		return -1;
+	}
+	pthread_mutex_lock(&u->lock);
+	struct uart_regs old = u->r;
+	u->r = w;
+	/* The level as recorded, without irq_set_line: the interrupt
+	 * controllers restore their own view of the line (a call here would be
+	 * a new edge), but it must be the level the registers imply. */
+	bool level = uart_iir_id(u) != UART_IIR_NONE && (u->r.mcr & UART_MCR_OUT2);
+	if (level != (bool)w.irq_level)
+		why = "IRQ level disagrees with the registers";
+	else if (u->r.msr_lines != uart_msr_lines(u))
+		why = "MSR lines disagree with MCR";
+	if (why)
+		u->r = old;
+	pthread_mutex_unlock(&u->lock);
+	if (why) {
+		snprintf(err, n, "uart: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops uart_snap_ops = {
+	.name = "uart",
+	.version = 1,
+	.save = uart_snap_save,
+	.load = uart_snap_load,
 };
 
 /* ---- I/O thread ---- */
@@ -620,9 +712,9 @@ int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t
 		u->out_own = true;
 	}
 	/* Reset state: THR empty, modem lines up, IRQ gated off (OUT2 = 0). */
-	u->thre_pending = false;
-	u->msr_lines = uart_msr_lines(u);
-	u->dll = 0x01; /* 115200 baud; no firmware runs to pick one */
+	u->r.thre_pending = false;
+	u->r.msr_lines = uart_msr_lines(u);
+	u->r.dll = 0x01; /* 115200 baud; no firmware runs to pick one */
 	int r = bus_register(&vm->pio, UART_COM1_BASE, UART_NPORTS, &uart_ops, u, "uart");
 	if (r < 0) {
 		if (u->out_own)
@@ -632,7 +724,7 @@ int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t
 		return r;
 	}
 	vm->uart = u;
-	return 0;
+	return snapshot_register(vm, &uart_snap_ops, u);
 }
 
 void uart_destroy(struct vm *vm)

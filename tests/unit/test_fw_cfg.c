@@ -48,6 +48,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	devices_destroy(&vm);
+	snapshot_registry_free(&vm);
 	/* the state is gone and no range points at it any more */
 	const struct bus_range *r = bus_find(&vm.pio, FW_CFG_PORT_SEL, 2);
 	assert_non_null(r);

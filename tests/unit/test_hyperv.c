@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "hyperv.h"
+#include "snapshot_priv.h"
 #include "util.h"
 #include "vm.h"
 #include "fake_vm.h"
@@ -336,6 +337,16 @@ static void test_signal_event(void **state)
 }
 
 /* Without --hyperv there is no SynIC: every hypercall KVM passes up fails. */
+/* Its routes and connections are hyperv.c's host objects, which have no
+ * snapshot: a VM with the device refuses one, naming it. */
+static void test_snapshot_unsupported(void **state)
+{
+	(void)state;
+	assert_non_null(vm.snap);
+	assert_non_null(vm.snap->unsupported);
+	assert_string_equal(vm.snap->unsupported, "--device hyperv-testdev");
+}
+
 static void test_no_hyperv(void **state)
 {
 	(void)state;
@@ -355,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_decode),
 		cmocka_unit_test(test_synic_page),
 		cmocka_unit_test_setup_teardown(test_port_routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_route_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_message, setup, teardown),

@@ -353,9 +353,7 @@ static void test_stdin_thread(void **state)
 	assert_true(saved >= 0);
 	assert_int_equal(dup2(p[0], STDIN_FILENO), STDIN_FILENO);
 	close(p[0]);
-	devices_destroy(&vm); /* replace setup's SERIAL_NONE UART */
-	bus_free(&vm.pio);
-	bus_free(&vm.mmio);
+	fake_vm_free(&vm); /* replace setup's SERIAL_NONE UART (and its snapshot registry) */
 	setup_vm(SERIAL_STDIO, NULL);
 	wr(2, 0x01); /* before any input: switching FIFO mode empties the FIFO */
 	assert_int_equal(uart_start(&vm), 0);
