@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 
 #include "iommu_priv.h"
+#include "snapshot.h"
 #include "util.h"
 #include "vm.h"
 
@@ -448,6 +449,10 @@ int iommu_create(struct vm *vm, bool intremap)
 		return r;
 	}
 	vm->iommu = u;
+	/* Not saved yet: its registers, the invalidation queue's position,
+	 * the fault records and the translation caches' generations would all
+	 * have to come back consistent with guest RAM. */
+	snapshot_unsupported(vm, "--device intel-iommu");
 	return 0;
 }
 
