@@ -192,8 +192,11 @@ static int pci_host_load(void *opaque, struct snap_cur *c, uint32_t version, cha
 		snprintf(err, n, "pci-host: config address 0x%08x/%u", s.config_address, s.config_low);
 		return -1;
 	}
-	if (pci_dev_snap_load(h->slot[0], c, err, n) < 0)
+	char why[200];
+	if (pci_dev_snap_load(h->slot[0], c, why, sizeof(why)) < 0) {
+		snprintf(err, n, "pci-host: %s", why); /* the section's name first, as every device's */
 		return -1;
+	}
 	if (c->bad) {
 		snprintf(err, n, "pci-host: truncated");
 		return -1;
