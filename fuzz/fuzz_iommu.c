@@ -27,6 +27,7 @@
 #include "bus.h"
 #include "iommu.h"
 #include "pci.h"
+#include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
 
@@ -96,6 +97,7 @@ static void fz_vm_free(void)
 	iommu_destroy(&fz_vm);
 	devices_destroy(&fz_vm); /* the IOAPIC */
 	irq_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* intel-iommu and edu have entries */
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	/* zero again, as a fresh mem_init's would be: only the pages this
