@@ -162,7 +162,10 @@ static int virtio_snap_check(struct virtio_dev *d, const struct virtio_snap_dev 
 			why = "enable";
 		else if (!qs->enabled && memcmp(v, &off, sizeof(off)))
 			why = "ring state on a queue not enabled";
-		else if (qs->enabled && !v->started && !v->broken)
+		/* A queue enabled before FEATURES_OK was never started: the
+		 * transport set NEEDS_RESET instead. */
+		else if (qs->enabled && !v->started && !v->broken &&
+			 !(s->status & VIRTIO_STATUS_NEEDS_RESET))
 			why = "enabled, neither started nor failed";
 		else if (v->started && (!fok || v->size != qs->size || v->desc != qs->desc ||
 					v->avail != qs->driver || v->used != qs->device))
