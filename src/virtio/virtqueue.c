@@ -246,7 +246,11 @@ int vq_restore(struct virtqueue *vq, const struct guest_mem *mem, const struct v
 	if (!s->started)
 		return VQ_OK; /* never mapped (or its start failed): addresses only */
 	/* The same checks as vq_start_dma, and the device can have at most
-	 * `size` chains popped and not yet used. */
+	 * `size` chains popped and not yet used. The indices are not compared
+	 * with the rings in RAM: the driver may write anything there at any
+	 * time (a hostile guest would only make its own snapshot unloadable),
+	 * and the device never reads used->idx back; avail->idx is checked by
+	 * vq_pop as it always is. */
 	int err = VQ_ERR_RING;
 	if (s->size == 0 || (s->desc & 15) || (s->avail & 1) || (s->used & 3) ||
 	    (uint16_t)(s->last_avail - s->used_idx) > s->size ||
