@@ -98,6 +98,7 @@ static void fz_vm_free(void)
 	devices_destroy(&fz_vm); /* the IOAPIC */
 	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
 	irq_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* intel-iommu and edu have entries */
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	/* zero again, as a fresh mem_init's would be: only the pages this

@@ -36,6 +36,7 @@
 #include "bus.h"
 #include "evloop.h"
 #include "pci.h"
+#include "snapshot.h"
 #include "vfio.h"
 #include "vm.h"
 #define FZ_EFD_POOL /* eventfds from a pool: fuzz_common.h */
@@ -267,6 +268,7 @@ static void fz_vm_free(void)
 	pci_destroy(&fz_vm);
 	vfio_pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* pci_init registered the host bridge */
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

@@ -31,6 +31,7 @@
 #include "bus.h"
 #include "irq.h"
 #include "pci.h"
+#include "snapshot.h"
 #include "virtio/virtio.h"
 #include "vm.h"
 #include "fuzz_common.h"
@@ -127,6 +128,7 @@ static inline void fz_virtio_vm_free(void)
 	virtio_destroy_all(&fz_vm);
 	pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
+	snapshot_registry_free(&fz_vm); /* the host bridge and every device have entries */
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

@@ -11,6 +11,7 @@
 #include "evloop.h"
 #include "irq.h"
 #include "memory.h"
+#include "snapshot.h"
 #include "vm.h"
 
 /* Message slot layout (TLFS HV_MESSAGE): the type at 0 (0 = slot free), the
@@ -467,6 +468,9 @@ int hyperv_create(struct vm *vm)
 	for (int i = 0; i < HYPERV_MAX_ROUTES; i++)
 		h->routes[i].gsi = -1;
 	vm->hyperv = h;
+	/* Not saved: the SynIC's message and event pages, the stimers (armed
+	 * on a host timer) and the connections are state of their own. */
+	snapshot_unsupported(vm, "--hyperv");
 	/* The timer fd is made now, before the vCPU threads copy the fd table. */
 	if (vm->vm_fd >= 0 && vm->evloop) {
 		h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

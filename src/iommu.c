@@ -17,11 +17,13 @@
  */
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #include "iommu_priv.h"
+#include "snapshot.h"
 #include "util.h"
 #include "vm.h"
 
@@ -424,6 +426,156 @@ static const struct bus_ops iommu_ops = {
 	.write = iommu_mmio_write,
 };
 
+/* ---- snapshots ---- */
+
+/*
+ * The register file as the guest programmed it, the latched root and
+ * interrupt remapping table, the invalidation queue's head and tail, the
+ * fault records and both event interrupts' control (a pending IP stays
+ * pending, nothing is sent). The tables themselves are guest RAM. The IOTLB
+ * is a cache: the load empties it (and bumps the generation, so devices
+ * translate their rings again). Registered before the devices behind the
+ * unit and the IOAPIC, so their loads compute DMA translations and
+ * interrupt routes through the restored state.
+ */
+struct iommu_snap {
+	uint64_t cap, ecap;
+	uint64_t rtaddr, root, irta, irt, ccmd, iotlb, iva, iqh, iqt, iqa;
+	uint64_t frcd[IOMMU_NFR][2];
+	uint32_t gsts, fsts, fectl, fedata, feaddr, feuaddr, ics, iectl, iedata, ieaddr, ieuaddr, fri;
+};
+_Static_assert(sizeof(struct iommu_snap) == 8 * 12 + 16 * IOMMU_NFR + 4 * 12, "file layout");
+
+static int iommu_snap_save(void *opaque, struct snap_buf *b, char *err, size_t n)
+{
+	(void)err, (void)n;
+	struct iommu *u = opaque;
+	struct iommu_snap s;
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_lock(&u->lock);
+	s.cap = u->cap;
+	s.ecap = u->ecap;
+	s.rtaddr = u->rtaddr;
+	s.root = u->root;
+	s.irta = u->irta;
+	s.irt = u->irt;
+	s.ccmd = u->ccmd;
+	s.iotlb = u->iotlb;
+	s.iva = u->iva;
+	s.iqh = u->iqh;
+	s.iqt = u->iqt;
+	s.iqa = u->iqa;
+	memcpy(s.frcd, u->frcd, sizeof(s.frcd));
+	s.gsts = u->gsts;
+	s.fsts = u->fsts;
+	s.fectl = u->fectl;
+	s.fedata = u->fedata;
+	s.feaddr = u->feaddr;
+	s.feuaddr = u->feuaddr;
+	s.ics = u->ics;
+	s.iectl = u->iectl;
+	s.iedata = u->iedata;
+	s.ieaddr = u->ieaddr;
+	s.ieuaddr = u->ieuaddr;
+	s.fri = u->fri;
+	pthread_mutex_unlock(&u->lock);
+	snap_put(b, &s, sizeof(s));
+	return 0;
+}
+
+/* Values a guest's register writes can produce on this unit; the field's
+ * name when one is not. */
+static const char *iommu_snap_bad(const struct iommu *u, const struct iommu_snap *s)
+{
+	uint32_t gsts_ok = IOMMU_G_TE | IOMMU_G_SRTP | IOMMU_G_QIE |
+			   (u->intremap ? IOMMU_G_IRE | IOMMU_G_SIRTP | IOMMU_G_CFI : 0);
+	uint64_t irta_ok = u->intremap ? IRTA_MASK : 0;
+	if (s->cap != u->cap || s->ecap != u->ecap)
+		return "capabilities (intremap= differs)";
+	if (s->gsts & ~gsts_ok)
+		return "gsts";
+	if ((s->rtaddr & ~RTADDR_MASK) || (s->root & 0xfff))
+		return "root table address";
+	if ((s->irta & ~irta_ok) || (s->irt & ~irta_ok))
+		return "interrupt remapping table address";
+	if ((s->ccmd & ~(CCMD_WRITABLE | 3ull << CCMD_CAIG_SHIFT)) || (s->ccmd & CCMD_ICC))
+		return "ccmd";
+	if ((s->iotlb & ~(IOTLB_WRITABLE | 3ull << IOTLB_IAIG_SHIFT)) || (s->iotlb & IOTLB_IVT))
+		return "iotlb";
+	if (s->iva & 0xf80)
+		return "iva";
+	if ((s->iqh & ~IQ_INDEX_MASK) || (s->iqt & ~IQ_INDEX_MASK) || (s->iqa & ~IQA_MASK))
+		return "invalidation queue";
+	if ((s->fsts & ~IOMMU_FSTS_W1C) || s->fri >= IOMMU_NFR)
+		return "fault status";
+	if ((s->fectl | s->iectl) & ~(IOMMU_CTL_IM | IOMMU_CTL_IP))
+		return "event control";
+	if ((s->feaddr | s->ieaddr) & ~FEADDR_MASK)
+		return "event address";
+	if (s->ics & ~IOMMU_ICS_IWC)
+		return "ics";
+	for (unsigned i = 0; i < IOMMU_NFR; i++)
+		if (s->frcd[i][0] & 0xfff)
+			return "fault record";
+	return NULL;
+}
+
+static int iommu_snap_load(void *opaque, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct iommu *u = opaque;
+	if (version != 1) {
+		snprintf(err, n, "intel-iommu: version %u unknown", version);
+		return -1;
+	}
+	struct iommu_snap s;
+	snap_get(c, &s, sizeof(s));
+	if (c->bad) {
+		snprintf(err, n, "intel-iommu: truncated");
+		return -1;
+	}
+	const char *bad = iommu_snap_bad(u, &s);
+	if (bad) {
+		snprintf(err, n, "intel-iommu: %s", bad);
+		return -1;
+	}
+	pthread_mutex_lock(&u->lock);
+	u->rtaddr = s.rtaddr;
+	u->root = s.root;
+	u->irta = s.irta;
+	u->irt = s.irt;
+	u->ccmd = s.ccmd;
+	u->iotlb = s.iotlb;
+	u->iva = s.iva;
+	u->iqh = s.iqh;
+	u->iqt = s.iqt;
+	u->iqa = s.iqa;
+	memcpy(u->frcd, s.frcd, sizeof(u->frcd));
+	u->gsts = s.gsts;
+	u->fsts = s.fsts;
+	u->fectl = s.fectl;
+	u->fedata = s.fedata;
+	u->feaddr = s.feaddr;
+	u->feuaddr = s.feuaddr;
+	u->ics = s.ics;
+	u->iectl = s.iectl;
+	u->iedata = s.iedata;
+	u->ieaddr = s.ieaddr;
+	u->ieuaddr = s.ieuaddr;
+	u->fri = s.fri;
+	iommu_iotlb_flush(u);
+	pthread_mutex_unlock(&u->lock);
+	/* Routes: the IOAPIC and every MSI-X vector compute theirs in their
+	 * own loads, which come after this one. */
+	return 0;
+}
+
+static const struct snap_ops iommu_snap_ops = {
+	.name = "intel-iommu",
+	.version = 1,
+	.save = iommu_snap_save,
+	.load = iommu_snap_load,
+};
+
 int iommu_create(struct vm *vm, bool intremap)
 {
 	struct iommu *u = calloc(1, sizeof(*u));
@@ -448,7 +600,7 @@ int iommu_create(struct vm *vm, bool intremap)
 		return r;
 	}
 	vm->iommu = u;
-	return 0;
+	return snapshot_register(vm, &iommu_snap_ops, u);
 }
 
 void iommu_destroy(struct vm *vm)

@@ -64,7 +64,7 @@ static uint64_t pci_bar_base(const struct pci_dev *d, unsigned i)
 }
 
 /* Re-evaluate where each BAR decodes; tell the device's hook what changed. */
-static void pci_update_bars(struct pci_dev *d)
+void pci_update_bars(struct pci_dev *d)
 {
 	bool mem = pci_cfg16(d, PCI_COMMAND) & PCI_CMD_MEM;
 	bool io = pci_cfg16(d, PCI_COMMAND) & PCI_CMD_IO;
@@ -421,7 +421,8 @@ int pci_init(struct vm *vm)
 	}
 	vm->pci = h;
 	int r;
-	if ((r = bus_register(&vm->pio, PCI_CONFIG_ADDRESS, PCI_CF8_RANGE, &pci_cf8_ops, h,
+	if ((r = pci_host_snap_register(vm)) < 0 ||
+	    (r = bus_register(&vm->pio, PCI_CONFIG_ADDRESS, PCI_CF8_RANGE, &pci_cf8_ops, h,
 			      "pci config")) < 0 ||
 	    (r = bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, &pci_ecam_ops, h, "pci ecam")) < 0 ||
 	    (r = bus_register(&vm->mmio, PCI_MMIO_BASE, PCI_MMIO_END - PCI_MMIO_BASE, &pci_window_ops, h,

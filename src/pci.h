@@ -268,6 +268,22 @@ const char *pci_dev_name(const struct pci_dev *d);
 uint32_t pci_config_read(struct vm *vm, unsigned devfn, unsigned off, unsigned size);
 void pci_config_write(struct vm *vm, unsigned devfn, unsigned off, unsigned size, uint32_t val);
 
+/*
+ * Snapshots (src/snapshot.h): a function's generic state — configuration
+ * space as the guest programmed it (command, BARs, capabilities with MSI and
+ * MSI-X control), the INTx output, the MSI-X table and PBA — as part of its
+ * device model's payload. Neither may be called with the device lock held
+ * (both take it). The load is for a function created from the same
+ * configuration: read-only bytes must match, and what the state implies is
+ * redone the way a guest's configuration write does it (BAR decoding and
+ * the BAR hook, so ioeventfds move; MSI-X routes; the INTx line), without
+ * sending any message. 0, or -1 with "<name>: <field>: <why>" in err.
+ */
+struct snap_buf;
+struct snap_cur;
+void pci_dev_snap_save(struct pci_dev *d, struct snap_buf *b);
+int pci_dev_snap_load(struct pci_dev *d, struct snap_cur *c, char *err, size_t n);
+
 /* One line per live MSI-X vector for statistics: device, vector, GSI, APIC ID,
  * vector number, masked. Returns the number of entries filled (<= max). */
 struct pci_irt_entry {

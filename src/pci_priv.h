@@ -139,6 +139,11 @@ bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned
 void pci_msix_config_written(struct pci_dev *d);
 void pci_msix_free(struct pci_dev *d);
 void pci_intx_update(struct pci_dev *d);
+/* pci.c: re-evaluate where each BAR decodes after the command register or a
+ * BAR changed (device lock held); the BAR hook hears of every change. */
+void pci_update_bars(struct pci_dev *d);
+/* pci_snap.c: the host bridge's snapshot ops, registered by pci_init. */
+int pci_host_snap_register(struct vm *vm);
 /* pci_msi.c: the MSI capability's message control was written. */
 void pci_msi_config_written(struct pci_dev *d);
 

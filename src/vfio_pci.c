@@ -23,6 +23,7 @@
 #include "pci.h"
 #include "pci_priv.h"
 #include "sandbox.h"
+#include "snapshot.h"
 #include "util.h"
 #include "vfio.h"
 #include "vm.h"
@@ -613,6 +614,10 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 		p->vec[i] = (struct vfio_vec){ .p = p, .index = i, .efd = -1, .masked = true };
 	p->slot_base = VFIO_SLOT_BASE + s->n * VFIO_SLOTS_PER_DEV;
 	s->dev[s->n++] = p; /* vfio_pci_destroy frees it from here on */
+	/* A real device's state (its registers, DMA in progress, its own
+	 * firmware) cannot be read out and put back: no snapshot while it is
+	 * there. */
+	snapshot_unsupported(vm, "--device vfio");
 
 	uint8_t snap[VFIO_CFG_SNAP];
 	const struct vfio_region *cr = &p->dev.region[VFIO_PCI_CONFIG_REGION_INDEX];

@@ -35,10 +35,12 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../pci.h"
+#include "../snapshot.h"
 #include "../util.h"
 #include "../vm.h"
 #include "devices_priv.h"
@@ -223,6 +225,89 @@ static const struct bus_ops edu_ops = {
 	.write = edu_write,
 };
 
+/* ---- snapshots ---- */
+
+/*
+ * Everything the guest can read back: the PCI function (with MSI), the
+ * registers and the DMA buffer. Nothing is ever running between two
+ * accesses here (factorial and DMA finish inside the register write, see
+ * above), so there is no timer or transfer to save: a snapshot with the
+ * busy bits set is refused. An interrupt that was raised is in irq_status,
+ * and with INTx in the PCI function's line level, which pci restores.
+ */
+struct edu_snap {
+	uint32_t alive, fact, status, irq_status;
+	uint64_t dma_src, dma_dst, dma_cnt, dma_cmd;
+	uint8_t buf[EDU_DMA_SIZE];
+};
+_Static_assert(sizeof(struct edu_snap) == 48 + EDU_DMA_SIZE, "file layout: no hidden padding");
+
+static int edu_snap_save(void *opaque, struct snap_buf *b, char *err, size_t n)
+{
+	(void)err, (void)n;
+	struct edu *e = opaque;
+	pci_dev_snap_save(e->pci, b);
+	struct edu_snap s;
+	memset(&s, 0, sizeof(s));
+	pci_dev_lock(e->pci);
+	s.alive = e->alive;
+	s.fact = e->fact;
+	s.status = e->status;
+	s.irq_status = e->irq_status;
+	s.dma_src = e->dma_src;
+	s.dma_dst = e->dma_dst;
+	s.dma_cnt = e->dma_cnt;
+	s.dma_cmd = e->dma_cmd;
+	memcpy(s.buf, e->buf, sizeof(s.buf));
+	pci_dev_unlock(e->pci);
+	snap_put(b, &s, sizeof(s));
+	return 0;
+}
+
+static int edu_snap_load(void *opaque, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct edu *e = opaque;
+	if (version != 1) {
+		snprintf(err, n, "edu: version %u unknown", version);
+		return -1;
+	}
+	if (pci_dev_snap_load(e->pci, c, err, n) < 0)
+		return -1;
+	struct edu_snap s;
+	snap_get(c, &s, sizeof(s));
+	if (c->bad) {
+		snprintf(err, n, "edu: truncated");
+		return -1;
+	}
+	if (s.status & ~(uint32_t)EDU_STATUS_IRQFACT) {
+		snprintf(err, n, "edu: status %#x", s.status);
+		return -1;
+	}
+	if (s.dma_cmd & EDU_DMA_RUN) {
+		snprintf(err, n, "edu: dma command %#llx: a transfer running", (unsigned long long)s.dma_cmd);
+		return -1;
+	}
+	pci_dev_lock(e->pci);
+	e->alive = s.alive;
+	e->fact = s.fact;
+	e->status = s.status;
+	e->irq_status = s.irq_status;
+	e->dma_src = s.dma_src;
+	e->dma_dst = s.dma_dst;
+	e->dma_cnt = s.dma_cnt;
+	e->dma_cmd = s.dma_cmd;
+	memcpy(e->buf, s.buf, sizeof(e->buf));
+	pci_dev_unlock(e->pci);
+	return 0;
+}
+
+static const struct snap_ops edu_snap_ops = {
+	.name = "edu",
+	.version = 1,
+	.save = edu_snap_save,
+	.load = edu_snap_load,
+};
+
 int edu_create(struct vm *vm)
 {
 	struct edu *e = calloc(1, sizeof(*e));
@@ -254,7 +339,7 @@ int edu_create(struct vm *vm)
 	/* kvm-unit-tests' edu library never turns memory decoding on: it
 	 * relies on the BIOS having done it, as SeaBIOS does under QEMU. */
 	pci_dev_firmware_enable(e->pci);
-	return 0;
+	return snapshot_register(vm, &edu_snap_ops, e);
 }
 
 void edu_destroy(struct vm *vm)

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "../pci.h"
+#include "../snapshot.h"
 #include "../util.h"
 #include "../vm.h"
 #include "devices_priv.h"
@@ -261,6 +262,72 @@ static void pci_testdev_free(struct pci_testdev *d)
 	free(d);
 }
 
+/* ---- snapshots ---- */
+
+/*
+ * The PCI function, the selected test and each test's count: the rest of a
+ * header never changes. The eventfds' counters are not guest-visible (a
+ * read only drains them). On load the selected test's ioeventfd goes where
+ * its BAR decodes, as when the guest selects it.
+ */
+struct pci_testdev_snap {
+	int32_t current;
+	uint32_t count[PCI_TESTDEV_TESTS];
+};
+_Static_assert(sizeof(struct pci_testdev_snap) == 4 + 4 * PCI_TESTDEV_TESTS, "file layout");
+
+static int pci_testdev_snap_save(void *opaque, struct snap_buf *b, char *err, size_t n)
+{
+	(void)err, (void)n;
+	struct pci_testdev *d = opaque;
+	pci_dev_snap_save(d->pci, b);
+	struct pci_testdev_snap s;
+	memset(&s, 0, sizeof(s));
+	pci_dev_lock(d->pci);
+	s.current = d->current;
+	for (unsigned i = 0; i < PCI_TESTDEV_TESTS; i++)
+		s.count[i] = pci_testdev_le32(d->t[i].hdr + 12);
+	pci_dev_unlock(d->pci);
+	snap_put(b, &s, sizeof(s));
+	return 0;
+}
+
+static int pci_testdev_snap_load(void *opaque, struct snap_cur *c, uint32_t version, char *err, size_t n)
+{
+	struct pci_testdev *d = opaque;
+	if (version != 1) {
+		snprintf(err, n, "pci-testdev: version %u unknown", version);
+		return -1;
+	}
+	if (pci_dev_snap_load(d->pci, c, err, n) < 0)
+		return -1;
+	struct pci_testdev_snap s;
+	snap_get(c, &s, sizeof(s));
+	if (c->bad) {
+		snprintf(err, n, "pci-testdev: truncated");
+		return -1;
+	}
+	if (s.current < -1 || s.current >= PCI_TESTDEV_TESTS) {
+		snprintf(err, n, "pci-testdev: selected test %d", s.current);
+		return -1;
+	}
+	pci_dev_lock(d->pci);
+	pci_testdev_ioeventfd_off(d);
+	for (unsigned i = 0; i < PCI_TESTDEV_TESTS; i++)
+		pci_testdev_put32(d->t[i].hdr + 12, s.count[i]);
+	d->current = s.current;
+	pci_testdev_ioeventfd_on(d); /* the BAR hook told us where the BARs decode */
+	pci_dev_unlock(d->pci);
+	return 0;
+}
+
+static const struct snap_ops pci_testdev_snap_ops = {
+	.name = "pci-testdev",
+	.version = 1,
+	.save = pci_testdev_snap_save,
+	.load = pci_testdev_snap_load,
+};
+
 int pci_testdev_create(struct vm *vm)
 {
 	struct pci_testdev *d = calloc(1, sizeof(*d));
@@ -319,7 +386,7 @@ int pci_testdev_create(struct vm *vm)
 	    !pci_bar_add_type(d->pci, PCI_TESTDEV_IO_BAR, PCI_BAR_TYPE_IO, PCI_TESTDEV_IO_SIZE,
 			      &pci_testdev_io_ops, d))
 		return -errno;
-	return 0;
+	return snapshot_register(vm, &pci_testdev_snap_ops, d);
 }
 
 void pci_testdev_destroy(struct vm *vm)

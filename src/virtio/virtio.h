@@ -38,6 +38,8 @@
 
 struct vm;
 struct virtio_dev;
+struct snap_buf;
+struct snap_cur;
 
 #define VIRTIO_ID_NET 1
 #define VIRTIO_ID_BLOCK 2
@@ -84,6 +86,26 @@ struct virtio_dev_ops {
 	/* Tear-down (after reset): free the model. The transport does not touch
 	 * the ops table afterwards, so it may live in the model's state. */
 	void (*destroy)(struct virtio_dev *d);
+
+	/*
+	 * Snapshots (src/snapshot.h; virtio_snap.c saves the transport and its
+	 * queues, then calls these for the model's own state). A model with
+	 * neither snap_save nor snap_stateless makes the VM refuse snapshots.
+	 *  - quiesce: before anything is saved, with the VM paused and the
+	 *    loop parked (API thread, no lock held): finish every request in
+	 *    flight in a back end and publish it to the used ring, so that the
+	 *    queue state saved next has none in flight. May be NULL.
+	 *  - snap_save: append the model's guest-visible state (deterministic:
+	 *    the same state saves the same bytes). 0 or -1 with err.
+	 *  - snap_load: after the transport's state is loaded (queues restored,
+	 *    not yet processed) and before driver_ok is called for a device
+	 *    that was DRIVER_OK: read exactly what snap_save wrote, check it as
+	 *    guest input, apply it. 0 or -1 with "<model>: <field>..." in err.
+	 */
+	void (*quiesce)(struct virtio_dev *d);
+	int (*snap_save)(struct virtio_dev *d, struct snap_buf *b, char *err, size_t n);
+	int (*snap_load)(struct virtio_dev *d, struct snap_cur *c, char *err, size_t n);
+	bool snap_stateless; /* nothing of its own beyond the transport and queues */
 };
 
 /* Create the PCI function, its BARs, capabilities and MSI-X, and register

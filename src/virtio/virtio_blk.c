@@ -48,6 +48,7 @@
 
 #include "../evloop.h"
 #include "../ratelimit.h"
+#include "../snapshot.h"
 #include "../util.h"
 #include "../vm.h"
 #include "image_lock.h"
@@ -1027,6 +1028,91 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	return 0;
 }
 
+/* ---- snapshots ---- */
+
+/*
+ * What a snapshot holds of the model: the disk it was taken with (capacity,
+ * read-only: the image given on restore must look the same to the guest)
+ * and whether used entries are waiting for their interrupt. Not saved:
+ * what is derived from the accepted features (flush_ok...), the host's
+ * answers (fallocate modes, a failed fdatasync: the new process has a new
+ * file description), the rate limiter (its buckets restart full).
+ */
+struct blk_snap {
+	uint64_t capacity;
+	uint8_t readonly, irq_owed;
+	uint8_t pad[6];
+};
+_Static_assert(sizeof(struct blk_snap) == 16, "file layout: no hidden padding");
+
+/*
+ * Before a snapshot (loop parked, API thread): every operation in flight
+ * completes and its request is answered into the used ring, as it would
+ * have been on the loop — a short transfer's rest, a write-zeroes fallback
+ * or the sync after a fallocate are issued and waited for too. Unlike the
+ * reset's drain nothing is cancelled or dropped, and no new chain is popped:
+ * a chain still in the avail ring is in the snapshot's RAM, for the
+ * restored device to pop.
+ */
+static void blk_quiesce(struct virtio_dev *d)
+{
+	struct blk *b = virtio_dev_opaque(d);
+	while (b->uring_ok && b->inflight) {
+		int r = io_uring_submit_and_wait(&b->ring, 1);
+		if (r > 0)
+			b->queued -= (unsigned)r < b->queued ? (unsigned)r : b->queued;
+		else if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+			break; /* the ring failed: the save below refuses */
+		blk_reap(b);
+	}
+	blk_sync_drain(b); /* never anything here between callbacks; cheap to be sure */
+}
+
+static int blk_snap_save(struct virtio_dev *d, struct snap_buf *sb, char *err, size_t n)
+{
+	struct blk *b = virtio_dev_opaque(d);
+	if (b->inflight || b->nfree != BLK_QUEUE_SIZE) {
+		snprintf(err, n, "virtio-blk %s: %u requests still in flight", b->path,
+			 BLK_QUEUE_SIZE - b->nfree);
+		return -1;
+	}
+	struct blk_snap s;
+	memset(&s, 0, sizeof(s));
+	s.capacity = b->capacity;
+	s.readonly = b->readonly;
+	s.irq_owed = b->pushed && b->vq;
+	snap_put(sb, &s, sizeof(s));
+	/* This VM runs on after the snapshot: the requests quiesce answered
+	 * get their interrupt now. The snapshot keeps it owed (irq_owed), and
+	 * the restored device raises it from its loop. */
+	blk_interrupt(b);
+	return 0;
+}
+
+static int blk_snap_load(struct virtio_dev *d, struct snap_cur *c, char *err, size_t n)
+{
+	struct blk *b = virtio_dev_opaque(d);
+	struct blk_snap s;
+	snap_get(c, &s, sizeof(s));
+	if (c->bad) {
+		snprintf(err, n, "virtio-blk %s: truncated", b->path);
+		return -1;
+	}
+	if (s.capacity != b->capacity || s.readonly != b->readonly) {
+		snprintf(err, n, "virtio-blk %s: capacity %llu sectors%s, the snapshot's disk had %llu%s",
+			 b->path, (unsigned long long)b->capacity, b->readonly ? " read-only" : "",
+			 (unsigned long long)s.capacity, s.readonly ? " read-only" : "");
+		return -1;
+	}
+	if (s.irq_owed > 1) {
+		snprintf(err, n, "virtio-blk %s: irq_owed %u", b->path, s.irq_owed);
+		return -1;
+	}
+	/* raised by the first blk_queue_notify: the transport kicks the queue */
+	b->pushed = s.irq_owed;
+	return 0;
+}
+
 /* Two tables, as a read-only disk offers RO instead of discard and
  * write-zeroes. Static: the transport uses them until after destroy. */
 #define BLK_FEATURES (1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE | \
@@ -1044,6 +1130,9 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 		.driver_ok = blk_driver_ok,                  \
 		.reset = blk_reset,                          \
 		.destroy = blk_destroy,                      \
+		.quiesce = blk_quiesce,                      \
+		.snap_save = blk_snap_save,                  \
+		.snap_load = blk_snap_load,                  \
 	}
 static const struct virtio_dev_ops blk_ops_rw =
 	BLK_OPS(1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES);

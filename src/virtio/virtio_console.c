@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../evloop.h"
+#include "../snapshot.h"
 #include "../term.h"
 #include "../util.h"
 #include "../vm.h"
@@ -47,6 +48,9 @@ struct virtio_console {
 	uint8_t in[CON_INBUF];
 	unsigned in_head, in_count;
 	struct vq_elem elem;   /* the transmit chain being written */
+	/* A receive chain, being filled. Its own: a transmit chain can wait in
+	 * elem for stdout across callbacks while input is delivered. */
+	struct vq_elem rx_elem;
 	bool out_pending;      /* elem popped and not all written yet */
 	size_t out_done;       /* ... its bytes written so far */
 	bool out_watched;      /* stdout registered with the loop for room */
@@ -175,21 +179,21 @@ static void con_deliver(struct virtio_console *c)
 	if (!vq)
 		return;
 	bool pushed = false;
-	while (c->in_count && virtio_queue_pop(c->dev, CON_RX, &c->elem) > 0) {
+	while (c->in_count && virtio_queue_pop(c->dev, CON_RX, &c->rx_elem) > 0) {
 		uint64_t done = 0;
 		/* the buffered bytes are at most two runs of the ring */
-		while (c->in_count && done < c->elem.in_len) {
+		while (c->in_count && done < c->rx_elem.in_len) {
 			unsigned run = CON_INBUF - c->in_head;
 			if (run > c->in_count)
 				run = c->in_count;
-			uint64_t n = vq_buf_to_iov(c->elem.in, c->elem.n_in, done, c->in + c->in_head, run);
+			uint64_t n = vq_buf_to_iov(c->rx_elem.in, c->rx_elem.n_in, done, c->in + c->in_head, run);
 			if (!n)
 				break;
 			done += n;
 			c->in_head = (unsigned)((c->in_head + n) % CON_INBUF);
 			c->in_count -= (unsigned)n;
 		}
-		vq_push(vq, c->elem.head, (uint32_t)done);
+		vq_push(vq, c->rx_elem.head, (uint32_t)done);
 		pushed = true;
 	}
 	if (pushed)
@@ -294,6 +298,75 @@ static void con_destroy(struct virtio_dev *d)
 	free(c);
 }
 
+/* ---- snapshots ---- */
+
+/*
+ * Output: a transmit chain stdout had not taken all of (out_pending) is
+ * saved as its head and the bytes already written; the restored device
+ * walks the same chain again (its descriptors are in the snapshot's RAM)
+ * and writes the rest, so no byte the guest queued is lost or written
+ * twice. Chains still in the avail ring are the restored device's to pop.
+ * Input: bytes read from stdin and not yet given to the guest (in[]) are
+ * dropped, as is the escape state: they were typed at the old process's
+ * terminal, and the restored VM reads its own stdin.
+ */
+struct con_snap {
+	uint8_t out_pending;
+	uint8_t pad;
+	uint16_t out_head;
+	uint32_t pad2;
+	uint64_t out_done;
+};
+_Static_assert(sizeof(struct con_snap) == 16, "file layout: no hidden padding");
+
+static int con_snap_save(struct virtio_dev *d, struct snap_buf *b, char *err, size_t n)
+{
+	(void)err, (void)n;
+	struct virtio_console *c = virtio_dev_opaque(d);
+	struct con_snap s;
+	memset(&s, 0, sizeof(s));
+	/* a chain of a queue that is not live any more is the next reset's to drop */
+	if (c->out_pending && virtio_queue(d, CON_TX)) {
+		s.out_pending = 1;
+		s.out_head = c->elem.head;
+		s.out_done = c->out_done;
+	}
+	snap_put(b, &s, sizeof(s));
+	return 0;
+}
+
+static int con_snap_load(struct virtio_dev *d, struct snap_cur *cur, char *err, size_t n)
+{
+	struct virtio_console *c = virtio_dev_opaque(d);
+	struct con_snap s;
+	snap_get(cur, &s, sizeof(s));
+	if (cur->bad) {
+		snprintf(err, n, "virtio-console: truncated");
+		return -1;
+	}
+	if (s.out_pending > 1 || (!s.out_pending && (s.out_head || s.out_done))) {
+		snprintf(err, n, "virtio-console: out_pending %u", s.out_pending);
+		return -1;
+	}
+	c->out_pending = false;
+	if (!s.out_pending)
+		return 0;
+	struct virtqueue *vq = virtio_queue(d, CON_TX);
+	if (!vq) {
+		snprintf(err, n, "virtio-console: an output chain pending on a transmit queue not live");
+		return -1;
+	}
+	int r = vq_rewalk(vq, s.out_head, &c->elem);
+	if (r != VQ_OK || s.out_done > c->elem.out_len) {
+		snprintf(err, n, "virtio-console: pending output chain %u: %s", s.out_head,
+			 r != VQ_OK ? vq_err_str(r) : "more bytes written than it has");
+		return -1;
+	}
+	c->out_pending = true;
+	c->out_done = (size_t)s.out_done;
+	return 0;
+}
+
 static const struct virtio_dev_ops con_ops = {
 	.name = "virtio-console",
 	.device_type = VIRTIO_ID_CONSOLE,
@@ -305,6 +378,8 @@ static const struct virtio_dev_ops con_ops = {
 	.queue_notify = con_queue_notify,
 	.reset = con_reset,
 	.destroy = con_destroy,
+	.snap_save = con_snap_save,
+	.snap_load = con_snap_load,
 };
 
 int virtio_console_create(struct vm *vm)

@@ -80,6 +80,7 @@
 #include "../net/net.h"
 #include "../net/ring.h"
 #include "../ratelimit.h"
+#include "../snapshot.h"
 #include "../util.h"
 #include "../vm.h"
 
@@ -729,6 +730,68 @@ static void net_destroy(struct virtio_dev *d)
 	free(n);
 }
 
+/* ---- snapshots ---- */
+
+/*
+ * What a snapshot holds of the model: the config space the guest reads (MAC,
+ * link status); the queues are the transport's. Frames held by the device
+ * are not saved, in either direction, and the restored device starts
+ * without them: a frame read from the back end and not yet delivered
+ * (rx_pending), a frame the back end refused for now (tx_pending) and the
+ * rate limiter's hold queue. Why: their chains are settled already (a tx
+ * chain is returned to the guest when its frame is copied; an rx frame has
+ * no chain yet), so the rings in the snapshot are consistent without them;
+ * and the back end starts fresh on restore (a new tap fd, or a new slirp
+ * helper whose NAT knows none of the old connections), so these frames
+ * belong to a network that is gone. To the guest it is a lost frame, which
+ * Ethernet allows and TCP retransmits. The running VM keeps them.
+ */
+struct net_snap {
+	uint8_t mac[6];
+	uint16_t status;
+};
+_Static_assert(sizeof(struct net_snap) == 8, "file layout: no hidden padding");
+
+static int net_snap_save(struct virtio_dev *d, struct snap_buf *b, char *err, size_t n)
+{
+	(void)err, (void)n;
+	struct virtio_net *vn = virtio_dev_opaque(d);
+	struct net_snap s;
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_lock(&vn->lock);
+	memcpy(s.mac, vn->mac, sizeof(s.mac));
+	s.status = vn->status;
+	pthread_mutex_unlock(&vn->lock);
+	snap_put(b, &s, sizeof(s));
+	return 0;
+}
+
+static int net_snap_load(struct virtio_dev *d, struct snap_cur *c, char *err, size_t n)
+{
+	struct virtio_net *vn = virtio_dev_opaque(d);
+	struct net_snap s;
+	snap_get(c, &s, sizeof(s));
+	if (c->bad) {
+		snprintf(err, n, "virtio-net: truncated");
+		return -1;
+	}
+	if (memcmp(s.mac, vn->mac, sizeof(s.mac)) != 0) {
+		snprintf(err, n, "virtio-net: mac %02x:%02x:%02x:%02x:%02x:%02x, this device has %02x:...:%02x",
+			 s.mac[0], s.mac[1], s.mac[2], s.mac[3], s.mac[4], s.mac[5], vn->mac[0], vn->mac[5]);
+		return -1;
+	}
+	if (s.status & ~VIRTIO_NET_S_LINK_UP) {
+		snprintf(err, n, "virtio-net: status %#x", s.status);
+		return -1;
+	}
+	/* The link as the guest last saw it: a link that was down (its back end
+	 * had gone) stays down, as it would have in the saved VM. */
+	pthread_mutex_lock(&vn->lock);
+	vn->status = s.status;
+	pthread_mutex_unlock(&vn->lock);
+	return 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
 	.device_type = VIRTIO_ID_NET,
@@ -742,6 +805,8 @@ static const struct virtio_dev_ops net_ops = {
 	.driver_ok = net_driver_ok,
 	.reset = net_reset,
 	.destroy = net_destroy,
+	.snap_save = net_snap_save,
+	.snap_load = net_snap_load,
 };
 
 int virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out)

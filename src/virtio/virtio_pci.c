@@ -55,6 +55,7 @@
 #include "../util.h"
 #include "../vm.h"
 #include "virtio.h"
+#include "virtio_pci_priv.h"
 
 #define VIRTIO_PCI_VENDOR 0x1af4
 #define VIRTIO_PCI_DEVICE_BASE 0x1040
@@ -112,78 +113,6 @@ static const struct { uint8_t off, len; } virtio_cc_fields[] = {
 /* how long a vCPU writing status 0 waits for the loop's half of the reset */
 #define VIRTIO_RESET_WAIT_S 2
 
-/* control requests from vCPU threads to the loop */
-#define VIRTIO_CTL_RESET 1u
-#define VIRTIO_CTL_DRIVER_OK 2u
-
-struct virtio_dev;
-
-struct virtio_queue_state {
-	struct virtio_dev *dev;
-	unsigned index;
-	/* set-up registers (device lock) */
-	uint16_t size;
-	_Atomic uint16_t msix_vector;
-	bool enabled;
-	uint64_t desc, driver, device;
-	/* the ring itself: event-loop thread once DRIVER_OK is set */
-	struct virtqueue vq;
-	int efd; /* notify eventfd: ioeventfd, or written by the MMIO handler */
-};
-
-struct virtio_dev {
-	struct vm *vm;
-	const struct virtio_dev_ops *ops; /* = &ops_copy */
-	/* Our own copy: a model may keep its ops in its state (virtio-blk does)
-	 * and free them in destroy, before virtio_dev_free reads nr_queues. */
-	struct virtio_dev_ops ops_copy;
-	void *opaque;
-	struct pci_dev *pci;
-	unsigned nvec;
-	uint64_t host_features;
-
-	/* device lock (the PCI function's) */
-	uint32_t dfselect, gfselect;
-	uint64_t guest_features;
-	uint64_t features; /* accepted at FEATURES_OK */
-	_Atomic uint16_t msix_config;
-	uint16_t queue_select;
-	bool reset_pending;
-	/* reset hand-over between the loop and a waiting vCPU (virtio_reset_request) */
-	pthread_mutex_t reset_lock;
-	pthread_cond_t reset_cond;
-	bool reset_waiter, reset_model_done;
-	atomic_bool logged; /* DEVICE_NEEDS_RESET reason printed */
-	/* ioeventfds: where they are registered now (0: not registered) */
-	uint64_t ioeventfd_base;
-	unsigned ioeventfd_len; /* 0: any length (KVM_CAP_IOEVENTFD_ANY_LENGTH) */
-	bool ioeventfd_off;     /* --no-ioeventfd, no KVM, no event loop */
-	bool ioeventfd_warned;  /* a KVM_IOEVENTFD failure was reported */
-
-	_Atomic uint8_t status;
-	_Atomic uint8_t config_generation;
-	_Atomic uint8_t isr;
-	_Atomic unsigned ctl_req;
-	atomic_bool running; /* driver_ok done on the loop, queues live */
-	bool inline_mode;    /* no event loop: act on the calling thread */
-	int ctl_efd;
-
-	struct {
-		_Atomic uint64_t notifies, interrupts, suppressed, needs_reset, early_notifies, resets,
-			refused, dma_translations, dma_faults;
-	} st;
-	/* IOVA translation through the IOMMU, for queues started after
-	 * VIRTIO_F_ACCESS_PLATFORM was accepted */
-	struct vq_dma dma;
-
-	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
-};
-
-struct virtio_state {
-	unsigned n;
-	struct virtio_dev *dev[PCI_MAX_SLOTS];
-};
-
 /* ---- small helpers ---- */
 
 static inline void virtio_count(_Atomic uint64_t *c)
@@ -191,7 +120,7 @@ static inline void virtio_count(_Atomic uint64_t *c)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
-static void virtio_efd_kick(int fd)
+void virtio_efd_kick(int fd)
 {
 	uint64_t one = 1;
 	ssize_t r = write(fd, &one, sizeof(one));
@@ -380,7 +309,7 @@ static void virtio_do_driver_ok(struct virtio_dev *d)
 			d->ops->queue_notify(d, q);
 }
 
-static void virtio_ctl_run(struct virtio_dev *d)
+void virtio_ctl_run(struct virtio_dev *d)
 {
 	unsigned req = atomic_exchange(&d->ctl_req, 0);
 	if (req & VIRTIO_CTL_RESET) {
@@ -1024,6 +953,9 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	pci_dev_lock(p);
 	pci_dev_set_bar_hook(p, virtio_bar_hook, d);
 	pci_dev_unlock(p);
+	/* last: the registry must not keep a device that failed */
+	if ((err = -virtio_snap_register(d)))
+		goto fail;
 	vm->virtio->dev[vm->virtio->n++] = d;
 	return d;
 fail:

@@ -202,6 +202,65 @@ void vq_stop(struct virtqueue *vq)
 	vq->dma_retranslations = retrans;
 }
 
+void vq_save(const struct virtqueue *vq, struct vq_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->desc = vq->desc_gpa;
+	s->avail = vq->avail_gpa;
+	s->used = vq->used_gpa;
+	s->size = vq->size;
+	s->last_avail = vq->last_avail;
+	s->used_idx = vq->used_idx;
+	s->signalled_used = vq->signalled_used;
+	s->started = vq->avail != NULL;
+	s->signalled_valid = vq->signalled_valid;
+	s->event_idx = vq->event_idx;
+	s->indirect = vq->indirect;
+	s->notify_off = vq->notify_off;
+	s->broken = vq->broken;
+}
+
+int vq_restore(struct virtqueue *vq, const struct guest_mem *mem, const struct vq_dma *dma,
+	       const struct vq_state *s)
+{
+	vq_stop(vq);
+	bool flags_ok = s->started <= 1 && s->signalled_valid <= 1 && s->event_idx <= 1 &&
+			s->indirect <= 1 && s->notify_off <= 1;
+	bool size_ok = s->size <= VQ_MAX_SIZE && !(s->size & (s->size - 1));
+	if (!flags_ok || !size_ok || s->broken > 0 || s->broken < VQ_ERR_DMA)
+		return VQ_ERR_RING;
+	vq->mem = mem;
+	vq->dma = dma;
+	vq->size = s->size;
+	vq->desc_gpa = s->desc;
+	vq->avail_gpa = s->avail;
+	vq->used_gpa = s->used;
+	vq->event_idx = s->event_idx;
+	vq->indirect = s->indirect;
+	vq->notify_off = s->notify_off;
+	vq->last_avail = s->last_avail;
+	vq->used_idx = s->used_idx;
+	vq->signalled_used = s->signalled_used;
+	vq->signalled_valid = s->signalled_valid;
+	vq->broken = s->broken;
+	if (!s->started)
+		return VQ_OK; /* never mapped (or its start failed): addresses only */
+	/* The same checks as vq_start_dma, and the device can have at most
+	 * `size` chains popped and not yet used. The indices are not compared
+	 * with the rings in RAM: the driver may write anything there at any
+	 * time (a hostile guest would only make its own snapshot unloadable),
+	 * and the device never reads used->idx back; avail->idx is checked by
+	 * vq_pop as it always is. */
+	int err = VQ_ERR_RING;
+	if (s->size == 0 || (s->desc & 15) || (s->avail & 1) || (s->used & 3) ||
+	    (uint16_t)(s->last_avail - s->used_idx) > s->size ||
+	    (err = vq_map_rings(vq, dma ? dma->generation(dma->opaque) : 0))) {
+		vq_stop(vq);
+		return err;
+	}
+	return VQ_OK;
+}
+
 /* One descriptor's buffer into e's iovecs: one iovec when addresses are
  * guest-physical; with a translator one per run of pages that are
  * contiguous in guest-physical memory (dma_map_sg merges scattered pages
@@ -305,6 +364,15 @@ static int vq_walk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
 			return VQ_OK;
 		idx = d.next;
 	}
+}
+
+int vq_rewalk(struct virtqueue *vq, uint16_t head, struct vq_elem *e)
+{
+	if (!vq_rings_live(vq))
+		return vq->broken;
+	if (!vq->avail || head >= vq->size)
+		return VQ_ERR_DESC_INDEX;
+	return vq_walk(vq, head, e);
 }
 
 int vq_pop(struct virtqueue *vq, struct vq_elem *e)

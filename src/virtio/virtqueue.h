@@ -153,6 +153,37 @@ void vq_enable_notify(struct virtqueue *vq, bool enable);
 /* Are there chains the device has not popped yet? */
 bool vq_has_work(struct virtqueue *vq);
 
+/*
+ * Snapshots: a queue's device-side state as plain data, so that a restored
+ * queue goes on MID-FLIGHT where the saved one was. The rings themselves are
+ * guest RAM, which the snapshot carries separately.
+ */
+struct vq_state {
+	uint64_t desc, avail, used;   /* ring addresses (IOVAs behind an IOMMU) */
+	uint16_t size, last_avail, used_idx, signalled_used;
+	uint8_t started;              /* the rings were mapped (vq_start succeeded) */
+	uint8_t signalled_valid, event_idx, indirect, notify_off;
+	uint8_t pad[3];
+	int32_t broken;               /* VQ_ERR_* the queue is stuck at, 0: none */
+	uint32_t pad2;
+};
+_Static_assert(sizeof(struct vq_state) == 48, "vq_state is a file layout: no hidden padding");
+/* Fill *s (every byte, padding zeroed: a save is deterministic). */
+void vq_save(const struct virtqueue *vq, struct vq_state *s);
+/*
+ * Rebuild a queue from *s over mem (dma as for vq_start_dma). Unlike
+ * vq_start nothing is written to guest RAM and the indices are the saved
+ * ones. Everything in *s is checked as guest input is: VQ_OK, or VQ_ERR_RING
+ * (bad size, alignment, indices, flags, or rings not in RAM) / VQ_ERR_DMA,
+ * with *vq then stopped.
+ */
+int vq_restore(struct virtqueue *vq, const struct guest_mem *mem, const struct vq_dma *dma,
+	       const struct vq_state *s);
+/* Walk the chain at `head` into *e again, without touching the avail ring
+ * or the indices (a restored device re-reading a chain it had popped before
+ * the snapshot). VQ_OK or VQ_ERR_*; the queue is not marked broken. */
+int vq_rewalk(struct virtqueue *vq, uint16_t head, struct vq_elem *e);
+
 /* Copy helpers over an iovec array; return bytes copied. */
 uint64_t vq_iov_to_buf(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len);
 uint64_t vq_buf_to_iov(const struct iovec *iov, unsigned n, uint64_t off, const void *buf, uint64_t len);

@@ -1,0 +1,98 @@
+/*
+ * virtio_pci's own state, shared with virtio_snap.c (its snapshots) only:
+ * device models see struct virtio_dev through virtio.h's functions.
+ */
+#ifndef HVMM_VIRTIO_PCI_PRIV_H
+#define HVMM_VIRTIO_PCI_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../pci.h"
+#include "../snapshot.h"
+#include "virtio.h"
+
+/* control requests from vCPU threads to the loop */
+#define VIRTIO_CTL_RESET 1u
+#define VIRTIO_CTL_DRIVER_OK 2u
+
+struct virtio_queue_state {
+	struct virtio_dev *dev;
+	unsigned index;
+	/* set-up registers (device lock) */
+	uint16_t size;
+	_Atomic uint16_t msix_vector;
+	bool enabled;
+	uint64_t desc, driver, device;
+	/* the ring itself: event-loop thread once DRIVER_OK is set */
+	struct virtqueue vq;
+	int efd; /* notify eventfd: ioeventfd, or written by the MMIO handler */
+};
+
+struct virtio_dev {
+	struct vm *vm;
+	const struct virtio_dev_ops *ops; /* = &ops_copy */
+	/* Our own copy: a model may keep its ops in its state (virtio-blk does)
+	 * and free them in destroy, before virtio_dev_free reads nr_queues. */
+	struct virtio_dev_ops ops_copy;
+	void *opaque;
+	struct pci_dev *pci;
+	unsigned nvec;
+	uint64_t host_features;
+
+	/* device lock (the PCI function's) */
+	uint32_t dfselect, gfselect;
+	uint64_t guest_features;
+	uint64_t features; /* accepted at FEATURES_OK */
+	_Atomic uint16_t msix_config;
+	uint16_t queue_select;
+	bool reset_pending;
+	/* reset hand-over between the loop and a waiting vCPU (virtio_reset_request) */
+	pthread_mutex_t reset_lock;
+	pthread_cond_t reset_cond;
+	bool reset_waiter, reset_model_done;
+	atomic_bool logged; /* DEVICE_NEEDS_RESET reason printed */
+	/* ioeventfds: where they are registered now (0: not registered) */
+	uint64_t ioeventfd_base;
+	unsigned ioeventfd_len; /* 0: any length (KVM_CAP_IOEVENTFD_ANY_LENGTH) */
+	bool ioeventfd_off;     /* --no-ioeventfd, no KVM, no event loop */
+	bool ioeventfd_warned;  /* a KVM_IOEVENTFD failure was reported */
+
+	_Atomic uint8_t status;
+	_Atomic uint8_t config_generation;
+	_Atomic uint8_t isr;
+	_Atomic unsigned ctl_req;
+	atomic_bool running; /* driver_ok done on the loop, queues live */
+	bool inline_mode;    /* no event loop: act on the calling thread */
+	int ctl_efd;
+
+	struct {
+		_Atomic uint64_t notifies, interrupts, suppressed, needs_reset, early_notifies, resets,
+			refused, dma_translations, dma_faults;
+	} st;
+	/* IOVA translation through the IOMMU, for queues started after
+	 * VIRTIO_F_ACCESS_PLATFORM was accepted */
+	struct vq_dma dma;
+
+	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
+	struct snap_ops snap; /* named after the model: its section in a snapshot */
+};
+
+struct virtio_state {
+	unsigned n;
+	struct virtio_dev *dev[PCI_MAX_SLOTS];
+};
+
+/* virtio_pci.c */
+void virtio_efd_kick(int fd);
+/* Run the control requests posted for the loop (reset, DRIVER_OK) now, on
+ * this thread: the loop's own callback, or a snapshot with the loop parked. */
+void virtio_ctl_run(struct virtio_dev *d);
+
+/* virtio_snap.c: the device's snapshot ops (d->snap), or unsupported when
+ * its model has none. 0 or -ENOMEM. */
+int virtio_snap_register(struct virtio_dev *d);
+
+#endif
