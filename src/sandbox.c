@@ -336,7 +336,10 @@ static void sandbox_api(struct sandbox_build *b)
 		SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(accept4), SCMP_SYS(recvfrom),
 		SCMP_SYS(sendto), SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(close),
 		SCMP_SYS(unlink), SCMP_SYS(getrandom), /* json-c seeds its hash tables; a snapshot's id */
-		SCMP_SYS(ftruncate), SCMP_SYS(pwrite64), SCMP_SYS(fdatasync), SCMP_SYS(io_uring_enter),
+		SCMP_SYS(ftruncate), SCMP_SYS(pwrite64), SCMP_SYS(fdatasync),
+		/* a device finishing its work before it is saved: virtio-blk's
+		 * in-flight requests, a guest's reset the event loop has not run */
+		SCMP_SYS(io_uring_enter), SCMP_SYS(epoll_ctl), SCMP_SYS(timerfd_settime),
 	};
 	sandbox_allow_list(b, nrs, ARRAY_LEN(nrs));
 	sandbox_allow_masked(b, SCMP_SYS(openat), 2, O_ACCMODE | O_CREAT | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC);
@@ -350,6 +353,8 @@ static void sandbox_api(struct sandbox_build *b)
 		KVM_GET_IRQCHIP, KVM_GET_PIT2,
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
+	/* ... and raising the interrupt such a completion owes the guest */
+	sandbox_allow_ioctls(b, sandbox_kvm_device_ioctls, ARRAY_LEN(sandbox_kvm_device_ioctls));
 }
 
 /*
