@@ -22,6 +22,7 @@ struct snapshot_reg {
 	/* counts for --stats and the API */
 	uint64_t saves, save_ns_last, save_state_bytes, save_mem_bytes;
 	uint64_t restore_ns; /* state read and checked, RAM mapped, everything loaded */
+	uint64_t restore_open_ns, restore_kvm_ns; /* of it: the file and RAM; KVM's and the vCPUs' state */
 };
 
 /* ---- the state file (snapshot_file.c) ---- */

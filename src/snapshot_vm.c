@@ -255,7 +255,7 @@ int snapshot_restore_open(struct vm *vm)
 		return HVMM_EXIT_IMAGE;
 	}
 	int r = snap_mem_map(vm, cfg->restore_mem ? cfg->restore_mem : path, h->id);
-	reg->restore_ns = util_now_ns() - t0;
+	reg->restore_ns = reg->restore_open_ns = util_now_ns() - t0;
 	return r;
 }
 
@@ -277,6 +277,7 @@ int snapshot_restore_apply(struct vm *vm)
 		if (r == 0)
 			r = snapshot_vcpu_load(vm->vcpus[i], &c, ver, err, sizeof(err));
 	}
+	reg->restore_kvm_ns = util_now_ns() - t0;
 	for (int i = 0; r == 0 && i < reg->nr; i++) {
 		const struct snapshot_dev *d = &reg->devs[i];
 		r = snap_reader_next(rd, d->ops->name, d->instance, &c, &ver, err, sizeof(err));
@@ -311,8 +312,10 @@ void snapshot_print(struct vm *vm, FILE *f)
 	if (!reg || (!reg->saves && !vm->cfg.restore))
 		return;
 	if (vm->cfg.restore)
-		fprintf(f, "restore: %.3f ms (state checked and loaded, RAM mapped from %s)\n",
-			(double)reg->restore_ns / 1e6, vm->cfg.restore);
+		fprintf(f, "restore: %.3f ms (%s: read and checked, RAM mapped %.3f ms; KVM and vCPU state "
+			"%.3f ms; %d devices %.3f ms)\n", (double)reg->restore_ns / 1e6, vm->cfg.restore,
+			(double)reg->restore_open_ns / 1e6, (double)reg->restore_kvm_ns / 1e6, reg->nr,
+			(double)(reg->restore_ns - reg->restore_open_ns - reg->restore_kvm_ns) / 1e6);
 	if (reg->saves)
 		fprintf(f, "snapshots: %llu, the last %.1f ms: %llu bytes of state, %llu of RAM data\n",
 			(unsigned long long)reg->saves, (double)reg->save_ns_last / 1e6,
