@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "devices/devices.h"
 #include "evloop.h"
 #include "inject.h"
 #include "snapshot.h"
@@ -77,6 +78,7 @@ static void lifecycle_unpark(struct vm *vm)
 	atomic_store(&vm->paused, false);
 	pthread_cond_broadcast(&vm->park_cond);
 	pthread_mutex_unlock(&vm->park_lock);
+	uart_resume(vm); /* what was typed during the pause */
 }
 
 int lifecycle_pause(struct vm *vm, char *err, size_t n)
@@ -90,6 +92,7 @@ int lifecycle_pause(struct vm *vm, char *err, size_t n)
 		return 0;
 	uint64_t t0 = util_now_ns();
 	atomic_store(&vm->paused, true);
+	uart_pause_barrier(vm); /* its input thread raises no interrupt from here on */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	if (!lifecycle_wait_parked(vm, t0 + LIFECYCLE_PARK_LIMIT_NS)) {

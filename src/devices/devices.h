@@ -85,6 +85,11 @@ uint64_t uart_dropped(struct vm *vm);
 /* Start the stdin reader (after the vCPUs start); restore the terminal on exit. */
 int uart_start(struct vm *vm);
 void uart_stop(struct vm *vm);
+/* A pause (lifecycle.c), once vm->paused is set: host input stops reaching
+ * the guest-visible FIFO and IRQ line until uart_resume, which delivers what
+ * arrived meanwhile. */
+void uart_pause_barrier(struct vm *vm);
+void uart_resume(struct vm *vm);
 
 int debug_exit_create(struct vm *vm);
 int i8042_create(struct vm *vm);

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,9 +335,35 @@ static bool uart_input_locked(struct uart *u, const uint8_t *buf, size_t len)
 			u->pend_count++;
 		}
 	}
+	/* A paused VM's devices change nothing the guest can see (a snapshot
+	 * may be reading them): typed input waits in pend until the resume. */
+	if (!atomic_load(&u->vm->paused)) {
+		uart_rx_refill(u);
+		uart_update_irq(u);
+	}
+	return quit;
+}
+
+void uart_pause_barrier(struct vm *vm)
+{
+	struct uart *u = vm->uart;
+	if (!u)
+		return;
+	/* `paused` is set: an input thread that read it clear before is done
+	 * once it has let go of the lock, and every later one sees it set. */
+	pthread_mutex_lock(&u->lock);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uart_resume(struct vm *vm)
+{
+	struct uart *u = vm->uart;
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
 	uart_rx_refill(u);
 	uart_update_irq(u);
-	return quit;
+	pthread_mutex_unlock(&u->lock);
 }
 
 void uart_receive(struct vm *vm, const uint8_t *buf, size_t len)

@@ -224,6 +224,29 @@ static void test_rx_fifo_irq_out2(void **state)
 	assert_int_equal(rd(5) & 0x03, 0x00);
 }
 
+/* Input that arrives while the VM is paused (a snapshot may be reading the
+ * devices) changes nothing the guest sees until the resume: no byte in the
+ * FIFO, no interrupt; then all of it, in order. */
+static void test_input_waits_for_resume(void **state)
+{
+	(void)state;
+	wr(2, 0x01);
+	wr(1, 0x01); /* ERBFI */
+	wr(4, 0x0b); /* OUT2 */
+	atomic_store(&vm.paused, true);
+	uart_pause_barrier(&vm);
+	feed("ab");
+	assert_false(irq_line[4]);
+	assert_false(rd(5) & 0x01);
+	assert_int_equal(rd(2) & 0x0f, 0x01); /* no interrupt pending */
+	atomic_store(&vm.paused, false);
+	uart_resume(&vm);
+	assert_true(irq_line[4]);
+	assert_int_equal(rd(0), 'a');
+	assert_int_equal(rd(0), 'b');
+	assert_false(irq_line[4]);
+}
+
 static void test_loopback(void **state)
 {
 	(void)state;
@@ -399,6 +422,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lsr_iir_reset_and_fifo_bits, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_thre_interrupt, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_fifo_irq_out2, setup_none, teardown),
+		cmocka_unit_test_setup_teardown(test_input_waits_for_resume, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_interrupt, setup_none, teardown),
 		cmocka_unit_test_setup_teardown(test_output_file, setup_file, teardown),
