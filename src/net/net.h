@@ -72,6 +72,8 @@ struct net_spec {
 	 * tx-pps=, their -burst=) and receives (rx-...); none when the sizes are 0. */
 	struct ratelimit tx_rl, rx_rl;
 	unsigned max_conns;      /* NET_USER: host sockets the helper may hold for the guest */
+	uint8_t mac[6];          /* mac=: the guest's address (has_mac), else hvmm's default */
+	bool has_mac;
 };
 
 /* Default and largest max-conns: a guest's connections and flows, each one
@@ -87,7 +89,8 @@ struct net_spec {
  *   user,host-loopback=on|off (default off)
  *   user,max-conns=N (default NET_MAX_CONNS_DEFAULT)
  *   tap:IFNAME
- * and for both: ,tx-bw=RATE ,tx-pps=N ,tx-bw-burst=SIZE ,tx-pps-burst=N and
+ * and for both: ,mac=52:54:00:12:34:56 (the guest's MAC address; a unicast one),
+ * ,tx-bw=RATE ,tx-pps=N ,tx-bw-burst=SIZE ,tx-pps-burst=N and
  * the same with rx- (rate limits; RATE and SIZE take K/M/G).
  * 0, or -EINVAL with a one-line reason (no "hvmm:" prefix) in err.
  */

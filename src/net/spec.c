@@ -3,6 +3,7 @@
  * which re-parses the spec it is given, so it uses nothing but libc and
  * ratelimit.c's option parser (with util.c's number parsing).
  */
+#include <ctype.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -103,9 +104,42 @@ bad:
 			     "hostfwd '%.*s' is not tcp|udp:[HADDR]:HPORT-[GADDR]:GPORT", (int)len, s);
 }
 
-/* An option both back ends take: a rate limit. 1 taken, 0 not one, -EINVAL bad. */
+/* mac=XX:XX:XX:XX:XX:XX, a unicast address (bit 0 of the first byte clear:
+ * a multicast one is not an interface's). 1 taken, 0 not mac=, -EINVAL bad. */
+static int net_parse_mac(const char *p, size_t n, struct net_spec *out, char *err, size_t errlen)
+{
+	if (n < 4 || memcmp(p, "mac=", 4) != 0)
+		return 0;
+	unsigned b[6];
+	char tail;
+	char s[32];
+	if (n - 4 >= sizeof(s))
+		goto bad;
+	memcpy(s, p + 4, n - 4);
+	s[n - 4] = 0;
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+				     &tail) != 6)
+		goto bad;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			goto bad;
+	if (b[0] & 1)
+		return net_spec_fail(err, errlen, "mac=%s is a multicast address", s);
+	for (int i = 0; i < 6; i++)
+		out->mac[i] = (uint8_t)b[i];
+	out->has_mac = true;
+	return 1;
+bad:
+	return net_spec_fail(err, errlen, "'%.*s' is not mac=XX:XX:XX:XX:XX:XX", (int)n, p);
+}
+
+/* An option both back ends take: a rate limit or the MAC address. 1 taken,
+ * 0 not one, -EINVAL bad. */
 static int net_parse_limit(const char *p, size_t n, struct net_spec *out, char *err, size_t errlen)
 {
+	int mr = net_parse_mac(p, n, out, err, errlen);
+	if (mr)
+		return mr;
 	char opt[64];
 	if (n < 3 || n >= sizeof(opt) || (memcmp(p, "tx-", 3) != 0 && memcmp(p, "rx-", 3) != 0))
 		return 0;
@@ -155,7 +189,7 @@ static int net_parse_tap(const char *name, struct net_spec *out, char *err, size
 		if (r < 0)
 			return r;
 		if (r == 0)
-			return net_spec_fail(err, errlen, "unknown tap option '%.*s' (tx-bw=, tx-pps=, rx-bw=, "
+			return net_spec_fail(err, errlen, "unknown tap option '%.*s' (mac=, tx-bw=, tx-pps=, rx-bw=, "
 					     "rx-pps= and their -burst=)", (int)m, p);
 		p += m;
 	}
@@ -212,7 +246,7 @@ int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t err
 		} else {
 			return net_spec_fail(err, errlen,
 					     "unknown user-network option '%.*s' (hostfwd=, host-loopback=, "
-					     "max-conns=, tx-bw=, tx-pps=, rx-bw=, rx-pps=)", (int)n, p);
+					     "max-conns=, mac=, tx-bw=, tx-pps=, rx-bw=, rx-pps=)", (int)n, p);
 		}
 		p += n;
 	}

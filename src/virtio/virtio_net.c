@@ -877,8 +877,12 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 	}
 	n->status = VIRTIO_NET_S_LINK_UP;
 	n->alive = true;
-	memcpy(n->mac, (uint8_t[6])NET_MAC_INIT, 6);
-	n->mac[5] = (uint8_t)(n->mac[5] + index);
+	if (ns && ns->has_mac) {
+		memcpy(n->mac, ns->mac, 6);
+	} else {
+		memcpy(n->mac, (uint8_t[6])NET_MAC_INIT, 6);
+		n->mac[5] = (uint8_t)(n->mac[5] + index);
+	}
 
 	/* Watched from the start, with no events until DRIVER_OK, so that a
 	 * back end dying early still shows up (HUP is always reported; the

@@ -89,6 +89,25 @@ static void test_tap(void **state)
 	assert_int_equal(ns.kind, NET_TAP);
 	assert_string_equal(ns.ifname, "hvmmtap0");
 	assert_int_equal(net_parse_spec("tap:abcdefghijklmno", &ns, err, sizeof(err)), 0); /* 15 */
+	assert_false(ns.has_mac);
+}
+
+/* mac= on either back end: the guest's address, a unicast one. */
+static void test_mac(void **state)
+{
+	(void)state;
+	struct net_spec ns;
+	assert_int_equal(net_parse_spec("tap:t0,mac=06:00:AC:10:00:02", &ns, err, sizeof(err)), 0);
+	assert_true(ns.has_mac);
+	assert_memory_equal(ns.mac, ((uint8_t[]){ 0x06, 0, 0xac, 0x10, 0, 2 }), 6);
+	assert_int_equal(net_parse_spec("user,hostfwd=tcp::22-:22,mac=52:54:00:00:00:09", &ns, err, sizeof(err)), 0);
+	assert_true(ns.has_mac && ns.mac[5] == 9 && ns.nr_fwd == 1);
+	bad("user,mac=01:00:5e:00:00:01", "multicast");
+	bad("user,mac=52:54:00:00:00", "is not mac=");
+	bad("user,mac=52:54:00:00:00:0g", "is not mac=");
+	bad("user,mac=52-54-00-00-00-01", "is not mac=");
+	bad("tap:t0,mac=52:54:00:00:00:01:02", "is not mac=");
+	bad("user,mac= 2:54:00:00:00:01", "is not mac=");
 }
 
 static void test_bad(void **state)
@@ -188,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_hostfwd),
 		cmocka_unit_test(test_tap),
+		cmocka_unit_test(test_mac),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_limits),
 	};

@@ -1,0 +1,24 @@
+/*
+ * config_file: `--config-file FILE`, Firecracker's JSON description of a VM
+ * (boot-source, drives, network-interfaces, machine-config, entropy), read
+ * as the hvmm options it stands for. The options then go through the same
+ * parser as the command line, so a value means the same and is checked the
+ * same wherever it comes from, and command-line options given beside the
+ * file add to it.
+ */
+#ifndef HVMM_CONFIG_FILE_H
+#define HVMM_CONFIG_FILE_H
+
+#include <stddef.h>
+
+/* The JSON text (len bytes) as hvmm options, appended to *argv (a NULL-
+ * terminated, malloc'd array of malloc'd strings; *argc counts them). 0, or
+ * -1 with a one-line reason naming the field in err. */
+int config_file_parse(const char *json, size_t len, char ***argv, int *argc, char *err, size_t n);
+/* Frees what config_file_parse made. */
+void config_file_free(char **argv, int argc);
+
+/* The largest file read: a VM description is a few KiB. */
+#define CONFIG_FILE_MAX (1u << 20)
+
+#endif
