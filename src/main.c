@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "controls.h"
+#include "config_file.h"
 #include "ctl.h"
 #include "inject.h"
 #include "labcmd.h"
@@ -130,6 +131,9 @@ static void main_usage(FILE *f)
 	      "                          like Firecracker's: pause/resume, machine config, live\n"
 	      "                          statistics; docs/api.md); PATH must not exist\n"
 	      "      --id NAME           the VM's name in the API (default anonymous-instance)\n"
+	      "      --config-file FILE  the VM as Firecracker's JSON describes it (boot-source,\n"
+	      "                          drives, network-interfaces, machine-config, entropy);\n"
+	      "                          options given beside it add to it (docs/config-file.md)\n"
 	      "      --restore STATE[,mem=FILE]\n"
 	      "                          start from a snapshot (PUT /snapshot/create) instead\n"
 	      "                          of an image, with the options it was taken with;\n"
@@ -557,6 +561,81 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	return 0;
 }
 
+/*
+ * --config-file FILE (or =FILE), anywhere among run's options: the options
+ * the file describes go first, then the command line's own, which add to
+ * them (a later --cmdline wins). *out is argv rebuilt, or argv itself.
+ */
+static int main_config_file(int argc, char **argv, int *out_argc, char ***out_argv)
+{
+	*out_argc = argc;
+	*out_argv = argv;
+	const char *path = NULL;
+	int at = -1, width = 0;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		const char *v = NULL;
+		int w = 1;
+		if (strcmp(argv[i], "--config-file") == 0) {
+			if (i + 1 >= argc)
+				return main_bad("option '%s' needs an argument", argv[i]);
+			v = argv[i + 1];
+			w = 2;
+		} else if (strncmp(argv[i], "--config-file=", 14) == 0) {
+			v = argv[i] + 14;
+		}
+		if (!v)
+			continue;
+		if (path)
+			return main_bad("--config-file given twice ('%s')", v);
+		path = v;
+		at = i;
+		width = w;
+		i += w - 1;
+	}
+	if (!path)
+		return 0;
+	uint8_t *text;
+	size_t len;
+	int r = util_read_file(path, &text, &len, CONFIG_FILE_MAX);
+	if (r < 0) {
+		util_err("--config-file %s: %s", path, r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+		return HVMM_EXIT_USAGE;
+	}
+	char **cargv = NULL;
+	int cargc = 0;
+	char err[256];
+	r = config_file_parse((const char *)text, len, &cargv, &cargc, err, sizeof(err));
+	free(text);
+	if (r < 0) {
+		config_file_free(cargv, cargc);
+		util_err("--config-file %s: %s", path, err);
+		return HVMM_EXIT_USAGE;
+	}
+	/* "hvmm run" + the file's options + the rest; lives as long as hvmm
+	 * (the configuration keeps pointers into it) */
+	char **nv = calloc((size_t)(argc + cargc + 1), sizeof(*nv));
+	if (!nv) {
+		config_file_free(cargv, cargc);
+		util_err("out of memory");
+		return HVMM_EXIT_HOST;
+	}
+	int k = 0;
+	nv[k++] = argv[0];
+	nv[k++] = argv[1];
+	for (int i = 0; i < cargc; i++)
+		nv[k++] = cargv[i];
+	free(cargv); /* the strings live on in nv */
+	for (int i = 2; i < argc; i++)
+		if (i < at || i >= at + width)
+			nv[k++] = argv[i];
+	nv[k] = NULL;
+	*out_argc = k;
+	*out_argv = nv;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	util_mark_start();
@@ -590,7 +669,10 @@ int main(int argc, char **argv)
 		.seccomp = MAIN_SECCOMP_DEFAULT,
 	};
 	bool done = false;
-	int r = main_parse(argc - 1, argv + 1, &cfg, &done);
+	int r = main_config_file(argc, argv, &argc, &argv);
+	if (r)
+		return r;
+	r = main_parse(argc - 1, argv + 1, &cfg, &done);
 	if (r || done)
 		return r;
 	if ((r = preflight_check(&cfg)))

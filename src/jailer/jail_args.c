@@ -409,6 +409,9 @@ int jail_rewrite(int argc, char **argv, struct jail_cfg *cfg)
 			out[k++] = a;
 			continue;
 		}
+		if (!positional && strncmp(a, "--config-file", 13) == 0 && (!a[13] || a[13] == '='))
+			return jail_bad("--config-file cannot be used in a jail (the files it names would not be "
+					"bind-mounted): give them as hvmm options");
 		if (!positional && a[0] == '-' && a[1] == '-') {
 			const char *eq = strchr(a + 2, '=');
 			size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
