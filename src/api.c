@@ -141,7 +141,7 @@ static void api_patch_vm(const struct api_ops *ops, const char *body, size_t len
 	json_object_put(o);
 }
 
-static void api_put_actions(const char *body, size_t len, struct api_reply *r)
+static void api_put_actions(const struct api_ops *ops, const char *body, size_t len, struct api_reply *r)
 {
 	json_object *o = api_body_object(body, len, r);
 	if (!o)
@@ -150,8 +150,14 @@ static void api_put_actions(const char *body, size_t len, struct api_reply *r)
 	const char *a = api_known_fields(o, known, r) ? api_string_field(o, "action_type", r) : NULL;
 	if (!a)
 		;
-	else if (strcmp(a, "InstanceStart") == 0)
-		api_fault(r, 400, "the VM already runs: hvmm starts it from its command line");
+	else if (strcmp(a, "InstanceStart") == 0 && ops->instance_start) {
+		char err[300] = "";
+		if (ops->instance_start(ops->opaque, err, sizeof(err)) < 0)
+			api_fault(r, 400, "%s", err[0] ? err : "the VM could not be started");
+		else
+			r->status = 204;
+	} else if (strcmp(a, "InstanceStart") == 0)
+		api_fault(r, 400, "the VM already runs");
 	else if (strcmp(a, "SendCtrlAltDel") == 0 || strcmp(a, "FlushMetrics") == 0)
 		api_fault(r, 400, "action_type \"%s\" is not supported by hvmm", a);
 	else
@@ -250,13 +256,42 @@ static void api_put_snapshot_create(const struct api_ops *ops, const char *body,
 	json_object_put(o);
 }
 
+/* A pre-boot configuration request: handed to ops->configure while the VM
+ * is not built, refused once it runs. */
+static void api_configure(const struct api_ops *ops, const char *section, const char *id, bool patch,
+			  const char *body, size_t len, struct api_reply *r)
+{
+	if (!ops->configure) {
+		api_fault(r, 400, "the VM already runs: its %s cannot change", section);
+		return;
+	}
+	json_object *o = api_body_object(body, len, r);
+	if (!o)
+		return;
+	char err[300] = "";
+	if (ops->configure(ops->opaque, section, id, patch, o, err, sizeof(err)) < 0)
+		api_fault(r, 400, "%s", err[0] ? err : "the configuration was refused");
+	else
+		r->status = 204;
+	json_object_put(o);
+}
+
+/* "/drives/ID": the ID (no further '/'), or NULL. */
+static const char *api_path_id(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(path, prefix, n) != 0 || path[n] != '/' || !path[n + 1] || strchr(path + n + 1, '/'))
+		return NULL;
+	return path + n + 1;
+}
+
 /* Firecracker's paths hvmm does not serve (yet): 501, not 404, so that a
  * client written for Firecracker learns why. */
 static bool api_firecracker_only(const char *path)
 {
 	static const char *const prefixes[] = {
-		"/boot-source", "/drives", "/network-interfaces", "/snapshot", "/mmds", "/balloon",
-		"/logger", "/metrics", "/vsock", "/entropy", "/cpu-config", "/version", "/vm/config",
+		"/snapshot", "/mmds", "/balloon", "/logger", "/metrics", "/vsock", "/cpu-config",
+		"/version", "/vm/config",
 	};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		size_t n = strlen(prefixes[i]);
@@ -280,8 +315,7 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 		if (get)
 			api_ok(r, ops->machine_config(ops->opaque));
 		else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
-			api_fault(r, 400, "the machine configuration cannot change once the VM runs "
-					  "(hvmm builds it from its command line)");
+			api_configure(ops, "machine-config", NULL, method[1] == 'A', body, len, r);
 		else
 			r->allow = "GET, PUT, PATCH";
 	} else if (strcmp(path, "/vm") == 0) {
@@ -291,7 +325,7 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 			r->allow = "PATCH";
 	} else if (strcmp(path, "/actions") == 0) {
 		if (strcmp(method, "PUT") == 0)
-			api_put_actions(body, len, r);
+			api_put_actions(ops, body, len, r);
 		else
 			r->allow = "PUT";
 	} else if (strcmp(path, "/hvmm/stats") == 0 || strcmp(path, "/hvmm/irt") == 0) {
@@ -304,6 +338,21 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 			api_put_inject(ops, body, len, r);
 		else
 			r->allow = "PUT";
+	} else if (strcmp(path, "/boot-source") == 0 || strcmp(path, "/entropy") == 0) {
+		if (strcmp(method, "PUT") == 0)
+			api_configure(ops, path + 1, NULL, false, body, len, r);
+		else
+			r->allow = "PUT";
+	} else if (api_path_id(path, "/drives") || api_path_id(path, "/network-interfaces")) {
+		const char *id = api_path_id(path, "/drives");
+		if (strcmp(method, "PUT") == 0)
+			api_configure(ops, id ? "drives" : "network-interfaces",
+				      id ? id : api_path_id(path, "/network-interfaces"), false, body, len, r);
+		else
+			r->allow = "PUT";
+	} else if (strcmp(path, "/drives") == 0 || strcmp(path, "/network-interfaces") == 0 ||
+		   strncmp(path, "/drives/", 8) == 0 || strncmp(path, "/network-interfaces/", 20) == 0) {
+		api_fault(r, 400, "the path names one device: %s/{id}", path[1] == 'd' ? "/drives" : "/network-interfaces");
 	} else if (strcmp(path, "/snapshot/create") == 0) {
 		if (strcmp(method, "PUT") == 0)
 			api_put_snapshot_create(ops, body, len, r);

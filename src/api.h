@@ -23,6 +23,7 @@
 #define HVMM_API_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,19 @@ struct api_ops {
 	 * 0, or -1 with a one-line reason in err */
 	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path, char *err,
 			       size_t n);
+	/*
+	 * Before the VM exists (hvmm run --api-sock with no image: preboot.h),
+	 * Firecracker's pre-boot configuration; NULL once it runs, and the
+	 * router then refuses those requests. section: "boot-source",
+	 * "drives", "network-interfaces", "machine-config" or "entropy"; id the
+	 * path's last element for drives and network interfaces (else NULL);
+	 * patch for PATCH /machine-config. 0, or -1 with a reason in err.
+	 */
+	int (*configure)(void *opaque, const char *section, const char *id, bool patch, json_object *body,
+			 char *err, size_t n);
+	/* PUT /actions InstanceStart, before the VM exists: build and start
+	 * it. 0, or -1 with what stopped it in err. */
+	int (*instance_start)(void *opaque, char *err, size_t n);
 	const char *id;      /* the instance's name in GET / */
 	const char *version; /* hvmm's version */
 };
@@ -81,6 +95,9 @@ struct api_server;
 struct api_server *api_open(const char *path, char *err, size_t n);
 /* Serve on its own thread. 0 or -errno. */
 int api_start(struct api_server *s, const struct api_ops *ops);
+/* Serve with other handlers from the next request on (the pre-boot API
+ * hands over to the VM it built). Not from inside a handler. */
+void api_set_ops(struct api_server *s, const struct api_ops *ops);
 /* Stop the thread, close every connection, remove the socket file. */
 void api_close(struct api_server *s);
 

@@ -40,7 +40,11 @@ struct api_server {
 	int stop_fd;
 	pthread_t thread;
 	bool started;
-	const struct api_ops *ops;
+	/* The handlers, a copy every connection points at: api_set_ops replaces
+	 * them (the pre-boot ones by the running VM's) between two requests,
+	 * which `lock` keeps apart. */
+	struct api_ops ops;
+	pthread_mutex_t lock;
 	struct api_client clients[API_MAX_CONNS];
 };
 
@@ -67,6 +71,7 @@ struct api_server *api_open(const char *path, char *err, size_t n)
 	}
 	for (int i = 0; i < API_MAX_CONNS; i++)
 		s->clients[i].fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
 	strcpy(s->path, path);
 	strcpy(sa.sun_path, path);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -109,7 +114,7 @@ static void api_accept(struct api_server *s)
 		struct api_client *c = &s->clients[i];
 		if (c->fd >= 0)
 			continue;
-		c->conn = api_conn_new(s->ops);
+		c->conn = api_conn_new(&s->ops);
 		if (!c->conn)
 			break;
 		c->fd = fd;
@@ -126,7 +131,7 @@ static void api_accept(struct api_server *s)
 	close(fd);
 }
 
-static void api_read(struct api_client *c)
+static void api_read(struct api_server *s, struct api_client *c)
 {
 	char buf[4096];
 	/* At most 64 KiB per round: a client that never stops sending must
@@ -141,7 +146,10 @@ static void api_read(struct api_client *c)
 			c->closing = true;
 			return;
 		}
-		if (api_conn_feed(c->conn, buf, (size_t)n, &c->out, &c->out_len) < 0) {
+		pthread_mutex_lock(&s->lock);
+		int fr = api_conn_feed(c->conn, buf, (size_t)n, &c->out, &c->out_len);
+		pthread_mutex_unlock(&s->lock);
+		if (fr < 0) {
 			c->closing = true;
 			return;
 		}
@@ -204,7 +212,7 @@ static void api_serve(struct api_server *s)
 		for (int k = 2; k < n; k++) {
 			struct api_client *c = &s->clients[idx[k]];
 			if (pf[k].revents & (POLLIN | POLLHUP | POLLERR))
-				api_read(c);
+				api_read(s, c);
 			if (c->out_off < c->out_len)
 				api_write(c);
 			if (c->closing && c->out_off >= c->out_len)
@@ -232,9 +240,16 @@ static void *api_thread(void *arg)
 	return NULL;
 }
 
+void api_set_ops(struct api_server *s, const struct api_ops *ops)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ops = *ops;
+	pthread_mutex_unlock(&s->lock);
+}
+
 int api_start(struct api_server *s, const struct api_ops *ops)
 {
-	s->ops = ops;
+	s->ops = *ops;
 	int r = pthread_create(&s->thread, NULL, api_thread, s);
 	if (r)
 		return -r;

@@ -212,7 +212,9 @@ int lifecycle_init(struct vm *vm)
 		.id = vm->cfg.id ? vm->cfg.id : "anonymous-instance",
 		.version = HVMM_VERSION,
 	};
-	if (vm->cfg.api_sock) {
+	if (vm->cfg.api_server) {
+		vm->api = vm->cfg.api_server; /* serving since before the VM: it is ours now */
+	} else if (vm->cfg.api_sock) {
 		char err[300];
 		vm->api = api_open(vm->cfg.api_sock, err, sizeof(err));
 		if (!vm->api) {
@@ -225,6 +227,10 @@ int lifecycle_init(struct vm *vm)
 
 int lifecycle_start(struct vm *vm)
 {
+	if (vm->api && vm->cfg.api_server) {
+		api_set_ops(vm->api, &vm->life->ops); /* from the pre-boot handlers */
+		return 0;
+	}
 	return vm->api ? api_start(vm->api, &vm->life->ops) : 0;
 }
 

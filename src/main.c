@@ -1,16 +1,19 @@
 /* hvmm: command line → struct vm_config → vm_create → vm_run. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "controls.h"
 #include "config_file.h"
 #include "ctl.h"
 #include "inject.h"
 #include "labcmd.h"
+#include "preboot.h"
 #include "preflight.h"
 #include "ratelimit.h"
 #include "sandbox.h"
@@ -153,11 +156,18 @@ static void main_usage(FILE *f)
 	      f);
 }
 
+/* main_parse found no image but an --api-sock: Firecracker's way, the VM
+ * comes from the API (preboot.h). */
+static bool main_preboot;
+
 static int main_bad(const char *fmt, const char *arg)
 {
-	fputs("hvmm: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputs(" (see hvmm --help)\n", stderr);
+	char msg[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	snprintf(msg, sizeof(msg), fmt, arg);
+#pragma GCC diagnostic pop
+	util_err("%s (see hvmm --help)", msg);
 	return HVMM_EXIT_USAGE;
 }
 
@@ -534,7 +544,9 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	}
 	if (optind < argc && cfg->image)
 		return main_bad("both --kernel and IMAGE '%s' given", argv[optind]);
-	if (optind >= argc && !cfg->image && !cfg->restore)
+	/* --api-sock alone: the VM is described and started through the API */
+	main_preboot = optind >= argc && !cfg->image && !cfg->restore && cfg->api_sock;
+	if (optind >= argc && !cfg->image && !cfg->restore && !main_preboot)
 		return main_bad("no IMAGE given%s", "");
 	if (optind + 1 < argc)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
@@ -636,6 +648,94 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 	return 0;
 }
 
+/*
+ * Serve the pre-boot API until a client starts the VM (or a signal ends
+ * hvmm), then run that VM like one from the command line: the description's
+ * options first, then the command line's (which add to them). A start the
+ * options or the checks refuse is answered with the reason and can be
+ * retried; one that fails while the VM is built ends hvmm with its status.
+ */
+static int main_run_preboot(int argc, char **argv, const struct vm_config *defaults, const struct vm_config *cl)
+{
+	char err[300];
+	struct api_server *s = api_open(cl->api_sock, err, sizeof(err));
+	if (!s) {
+		util_err("%s", err);
+		return HVMM_EXIT_USAGE;
+	}
+	struct preboot *pb = preboot_new(cl->id);
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* before the API thread: it inherits the mask */
+	if (!pb || api_start(s, preboot_ops(pb)) < 0) {
+		util_err("starting the API: %s", pb ? strerror(errno) : "out of memory");
+		api_close(s);
+		preboot_free(pb);
+		return HVMM_EXIT_HOST;
+	}
+	static struct vm vm; /* static: large, and lives for the whole process */
+	for (;;) {
+		char *json = NULL;
+		int status = 0;
+		if (!preboot_wait(pb, &sigs, &json, &status)) {
+			api_close(s);
+			preboot_free(pb);
+			return status;
+		}
+		/* the description's options, then the command line's; the strings
+		 * live as long as hvmm (the configuration points into them) */
+		char **cargv = NULL;
+		int cargc = 0;
+		int r = config_file_parse(json, strlen(json), &cargv, &cargc, err, sizeof(err));
+		free(json);
+		char **nv = r < 0 ? NULL : calloc((size_t)(argc + cargc + 1), sizeof(*nv));
+		if (!nv) {
+			preboot_answer(pb, false, r < 0 ? err : "out of memory");
+			config_file_free(cargv, cargc);
+			continue;
+		}
+		int k = 0;
+		nv[k++] = argv[0];
+		nv[k++] = argv[1];
+		for (int i = 0; i < cargc; i++)
+			nv[k++] = cargv[i];
+		free(cargv);
+		for (int i = 2; i < argc; i++)
+			nv[k++] = argv[i];
+		struct vm_config cfg = *defaults;
+		bool done = false;
+		util_clear_last_err();
+		optind = 0; /* getopt starts afresh */
+		r = main_parse(k - 1, nv + 1, &cfg, &done);
+		if (!r && main_preboot)
+			r = main_bad("the description has no kernel%s", "");
+		if (!r)
+			r = preflight_check(&cfg);
+		if (r) {
+			preboot_answer(pb, false, util_last_err());
+			continue;
+		}
+		cfg.api_server = s;
+		r = vm_create(&vm, &cfg);
+		if (r) {
+			preboot_answer(pb, false, util_last_err());
+			vm.api = NULL; /* the socket is closed here, once the answer is out */
+			vm_destroy(&vm);
+			api_close(s);
+			preboot_free(pb);
+			return r;
+		}
+		preboot_answer(pb, true, NULL);
+		r = vm_run(&vm); /* the API thread is handed the VM's handlers in it */
+		vm_destroy(&vm);
+		preboot_free(pb);
+		return r;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	util_mark_start();
@@ -659,7 +759,7 @@ int main(int argc, char **argv)
 			return main_bad("missing command: try 'hvmm run IMAGE'%s", "");
 		return main_bad("unknown command '%s': try 'hvmm run IMAGE'", argv[1]);
 	}
-	struct vm_config cfg = {
+	const struct vm_config defaults = {
 		.mem_size = MIB(128),
 		.ncpus = 1,
 		.boot = BOOT_AUTO,
@@ -668,6 +768,7 @@ int main(int argc, char **argv)
 		.acpi = true,
 		.seccomp = MAIN_SECCOMP_DEFAULT,
 	};
+	struct vm_config cfg = defaults;
 	bool done = false;
 	int r = main_config_file(argc, argv, &argc, &argv);
 	if (r)
@@ -675,7 +776,7 @@ int main(int argc, char **argv)
 	r = main_parse(argc - 1, argv + 1, &cfg, &done);
 	if (r || done)
 		return r;
-	if ((r = preflight_check(&cfg)))
+	if (!main_preboot && (r = preflight_check(&cfg))) /* pre-boot: at the start */
 		return r;
 	/* Before any thread: the SIGSYS handler is process-wide, and the
 	 * syscall names it prints are resolved here (it may not allocate). */
@@ -688,6 +789,8 @@ int main(int argc, char **argv)
 		util_err("setenv: %s", strerror(errno));
 		return HVMM_EXIT_HOST;
 	}
+	if (main_preboot)
+		return main_run_preboot(argc, argv, &defaults, &cfg);
 	static struct vm vm; /* static: large, and lives for the whole process */
 	r = vm_create(&vm, &cfg);
 	if (r == 0)

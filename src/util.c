@@ -82,11 +82,29 @@ int util_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* The calling thread's last message (the API's pre-boot start reports
+ * what stopped a VM from being built). */
+static __thread char util_last[256];
+
 void util_verr(const char *fmt, va_list ap)
 {
+	va_list copy;
+	va_copy(copy, ap);
+	vsnprintf(util_last, sizeof(util_last), fmt, copy);
+	va_end(copy);
 	fputs("hvmm: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+}
+
+const char *util_last_err(void)
+{
+	return util_last;
+}
+
+void util_clear_last_err(void)
+{
+	util_last[0] = 0;
 }
 
 void util_err(const char *fmt, ...)

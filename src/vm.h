@@ -20,6 +20,8 @@
 #include "ratelimit.h"
 
 #define VM_MAX_CPUS 64
+
+struct api_server;
 #define VM_MAX_MODULES 16
 #define VM_MAX_CPUID_OPS 32
 #define VM_MAX_DISKS 8
@@ -59,6 +61,7 @@ struct vm_config {
 	uint32_t dirty_log_ms; /* --dirty-log: harvest interval; 0: off (dirtylog.h) */
 	const char *api_sock;  /* --api-sock: the control API's socket (api.h), or NULL */
 	const char *id;        /* --id: the instance's name in the API */
+	struct api_server *api_server; /* the API already serving (pre-boot: preboot.h), or NULL */
 	const char *restore;   /* --restore: a snapshot's state file (snapshot.h), or NULL */
 	const char *restore_mem; /* its mem=: the memory file, else the one the state names */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
@@ -113,7 +116,6 @@ struct iommu;
 struct edu;
 struct coalesce;
 struct vfio_state;
-struct api_server;
 struct lifecycle;
 struct snapshot_reg;
 

@@ -65,3 +65,71 @@ def t_config_linux(ctx):
         lines = p.stderr.strip().splitlines()
         expect(p.returncode == 2 and len(lines) == 1 and want in lines[0] and "--config-file" in lines[0],
                f"{text}: status {p.returncode}, stderr {p.stderr!r}; want 2 and one line with {want!r}")
+
+
+@case("api/preboot-linux")
+def t_preboot_linux(ctx):
+    """Firecracker's way: `hvmm run --api-sock PATH` alone serves the
+    pre-boot API; the VM is described with PUT /machine-config,
+    /boot-source, /drives/{id}, /entropy through curl and started with
+    InstanceStart. A start the checks refuse (no kernel yet, a disk that does
+    not exist) is a 400 naming why and can be retried; the same socket then
+    serves the running VM; Linux sees the machine described. A pre-boot hvmm
+    ends on SIGTERM (143) and removes its socket."""
+    from cases_api import curl, wait_for
+    img = images(ctx)
+    disk = os.path.join(ctx.tmp, "pb.img")
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    sock = os.path.join(ctx.tmp, "pb.sock")
+    argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(VM_TIMEOUT), "--api-sock", sock]
+    with LinuxVM(argv, VM_TIMEOUT) as vm:
+        wait_for(sock)
+        st, body = curl(sock, "/")
+        expect(st == 200 and json.loads(body)["state"] == "Not started", f"GET / before the start: {st} {body}")
+        start = '{"action_type": "InstanceStart"}'
+        st, body = curl(sock, "/actions", "PUT", start)
+        expect(st == 400 and "boot-source" in body, f"a start without a kernel: {st} {body}")
+        for path, obj in (("/machine-config", {"vcpu_count": 2, "mem_size_mib": 256}),
+                          ("/boot-source", {"kernel_image_path": img["vmlinux"], "initrd_path": img["boot.cpio"],
+                                            "boot_args": f"console=ttyS0 {CMDLINE}"}),
+                          ("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": disk + ".missing",
+                                              "is_root_device": True, "is_read_only": False}),
+                          ("/entropy", {})):
+            st, body = curl(sock, path, "PUT", json.dumps(obj))
+            expect(st == 204, f"PUT {path}: {st} {body}")
+        st, body = curl(sock, "/drives/rootfs", "PUT", json.dumps({"drive_id": "other", "path_on_host": disk,
+                                                                    "is_root_device": True}))
+        expect(st == 400 and "drive_id" in body, f"a body naming another drive: {st} {body}")
+        st, body = curl(sock, "/machine-config", "PATCH", '{"vcpu_count": 65}')
+        expect(st == 400 and "vcpu_count" in body, f"PATCH with 65 vCPUs: {st} {body}")
+        st, body = curl(sock, "/actions", "PUT", start)
+        expect(st == 400 and "missing" in body, f"a start with a disk that does not exist: {st} {body}")
+        st, body = curl(sock, "/drives/rootfs", "PUT", json.dumps({"path_on_host": disk, "is_root_device": True}))
+        expect(st == 204, f"PUT /drives/rootfs again: {st} {body}")
+        st, body = curl(sock, "/machine-config")
+        expect(st == 200 and json.loads(body)["vcpu_count"] == 2, f"GET /machine-config before the start: {body}")
+        st, body = curl(sock, "/actions", "PUT", start)
+        expect(st == 204, f"InstanceStart: {st} {body}" + vm.tail())
+        vm.expect(PROMPT, BOOT, what="the shell prompt")
+        st, body = curl(sock, "/")
+        expect(st == 200 and json.loads(body)["state"] == "Running", f"GET / once started: {st} {body}")
+        st, body = curl(sock, "/boot-source", "PUT", '{"kernel_image_path": "x"}')
+        expect(st == 400 and "already runs" in body, f"PUT /boot-source once running: {st} {body}")
+        cpus = vm.run("grep -c ^processor /proc/cpuinfo").strip()
+        size = vm.run("cat /sys/block/vda/size").strip()
+        expect(cpus == "2" and size == str(16 << 11), f"the guest sees {cpus} CPUs and vda of {size} sectors")
+        end_with(vm, "hvmm", "poweroff")
+    expect(not os.path.exists(sock), "the socket file is left behind")
+    p = subprocess.Popen([ctx.hvmm_bin, "run", "--api-sock", sock], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(sock)
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+        expect(p.returncode == 128 + 15 and not os.path.exists(sock),
+               f"a pre-boot hvmm on SIGTERM: {p.returncode}, socket left: {os.path.exists(sock)}, {err!r}")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()

@@ -87,7 +87,42 @@ static int fake_snapshot(void *o, const char *state, const char *mem, char *err,
 	return 0;
 }
 
+/* ---- the pre-boot handlers (preboot.c's shape) ---- */
+
+static char pb_last[128];
+static int pb_starts;
+
+static int fake_configure(void *o, const char *section, const char *id, bool patch, json_object *body,
+			  char *err, size_t n)
+{
+	(void)o;
+	json_object *v = NULL;
+	if (json_object_object_get_ex(body, "bad", &v)) {
+		snprintf(err, n, "%s: unknown field 'bad'", section);
+		return -1;
+	}
+	snprintf(pb_last, sizeof(pb_last), "%s %s %s", patch ? "PATCH" : "PUT", section, id ? id : "-");
+	return 0;
+}
+
+static int fake_start(void *o, char *err, size_t n)
+{
+	(void)o;
+	if (pb_starts++ == 0) {
+		snprintf(err, n, "no kernel to start: PUT /boot-source first");
+		return -1;
+	}
+	return 0;
+}
+
 static struct fake_vm fake;
+static const struct api_ops preboot_fake = {
+	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
+	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .inject = fake_inject,
+	.snapshot_create = fake_snapshot, .configure = fake_configure, .instance_start = fake_start,
+	.id = "vm-1", .version = "9.9",
+};
+
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .inject = fake_inject,
@@ -161,11 +196,17 @@ static void test_bad_requests_name_the_problem(void **state)
 	fake.fail_pause = 1;
 	expect_route("PATCH", "/vm", "{\"state\":\"Paused\"}", 400, "the VM is stopping");
 	expect_route("PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", 400, "already runs");
+	/* the pre-boot configuration, once the VM runs (no configure op) */
+	expect_route("PUT", "/drives/rootfs", "{\"path_on_host\":\"x\"}", 400, "already runs");
+	expect_route("PUT", "/boot-source", "{\"kernel_image_path\":\"k\"}", 400, "already runs");
 	expect_route("PUT", "/actions", "{\"action_type\":\"Reboot\"}", 400, "action_type");
 	expect_route("PUT", "/machine-config", "{\"vcpu_count\":4}", 400, NULL);
 	expect_route("GET", "/nope", NULL, 404, NULL);
-	assert_int_equal(route("PUT", "/drives/rootfs", "{}", &b), 501);
+	assert_int_equal(route("PUT", "/mmds", "{}", &b), 501);
 	expect_route("GET", "/drivesX", NULL, 404, NULL);
+	expect_route("PUT", "/drives", "{}", 400, "/drives/{id}");
+	expect_route("PUT", "/drives/a/b", "{}", 400, "/drives/{id}");
+	expect_route("GET", "/drives/a", NULL, 405, "PUT");
 	expect_route("DELETE", "/vm", NULL, 405, "PATCH");
 	expect_route("POST", "/", NULL, 405, NULL);
 }
@@ -231,6 +272,49 @@ static void test_snapshot_routes(void **state)
 	expect_route("GET", "/snapshot/create", NULL, 405, "PUT");
 	expect_route("PUT", "/snapshot/load", "{\"snapshot_path\":\"a\"}", 400, "--restore");
 	expect_route("PUT", "/snapshot/other", "{}", 501, NULL);
+}
+
+/* Before the VM exists: Firecracker's configuration paths reach the
+ * configure op with their section and id, and InstanceStart the start op,
+ * whose refusal comes back as a 400 with its words. */
+static void test_preboot_routes(void **state)
+{
+	(void)state;
+	struct {
+		const char *method, *path, *want;
+	} ok[] = {
+		{ "PUT", "/boot-source", "PUT boot-source -" },
+		{ "PUT", "/drives/rootfs", "PUT drives rootfs" },
+		{ "PUT", "/network-interfaces/eth0", "PUT network-interfaces eth0" },
+		{ "PUT", "/machine-config", "PUT machine-config -" },
+		{ "PATCH", "/machine-config", "PATCH machine-config -" },
+		{ "PUT", "/entropy", "PUT entropy -" },
+	};
+	pb_starts = 0;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct api_reply r;
+		pb_last[0] = 0;
+		api_route(&preboot_fake, ok[i].method, ok[i].path, "{}", 2, &r);
+		assert_int_equal(r.status, 204);
+		assert_string_equal(pb_last, ok[i].want);
+		free(r.body);
+		api_route(&preboot_fake, ok[i].method, ok[i].path, "{\"bad\":1}", 9, &r);
+		assert_int_equal(r.status, 400);
+		assert_non_null(strstr(r.body, "unknown field 'bad'"));
+		free(r.body);
+		api_route(&preboot_fake, ok[i].method, ok[i].path, "nope", 4, &r);
+		assert_int_equal(r.status, 400);
+		free(r.body);
+	}
+	struct api_reply r;
+	const char *start = "{\"action_type\":\"InstanceStart\"}";
+	api_route(&preboot_fake, "PUT", "/actions", start, strlen(start), &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "PUT /boot-source first"));
+	free(r.body);
+	api_route(&preboot_fake, "PUT", "/actions", start, strlen(start), &r);
+	assert_int_equal(r.status, 204);
+	assert_int_equal(pb_starts, 2);
 }
 
 /* Feed raw bytes, split at every position; the answers must not depend
@@ -401,6 +485,7 @@ int main(void)
 		cmocka_unit_test_setup(test_bad_requests_name_the_problem, setup),
 		cmocka_unit_test_setup(test_inject, setup),
 		cmocka_unit_test_setup(test_snapshot_routes, setup),
+		cmocka_unit_test_setup(test_preboot_routes, setup),
 		cmocka_unit_test_setup(test_framing, setup),
 		cmocka_unit_test_setup(test_hostile_bytes, setup),
 		cmocka_unit_test_setup(test_server, setup),

@@ -138,10 +138,33 @@ static int fake_snapshot(void *o, const char *state, const char *mem, char *err,
 	return 0;
 }
 
+/* The pre-boot handlers: a VM that refuses (mode 2) refuses these too. */
+static int fake_configure(void *o, const char *section, const char *id, bool patch, json_object *body, char *err,
+			  size_t n)
+{
+	(void)section, (void)id, (void)patch, (void)body;
+	struct fake_vm *f = o;
+	if (f->fail_pause) {
+		snprintf(err, n, "the VM is starting");
+		return -1;
+	}
+	return 0;
+}
+
+static int fake_start(void *o, char *err, size_t n)
+{
+	struct fake_vm *f = o;
+	if (f->fail_pause) {
+		snprintf(err, n, "no kernel to start: PUT /boot-source first");
+		return -1;
+	}
+	return 0;
+}
+
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_machine, .stats = fake_stats, .irt = fake_irt, .inject = fake_inject,
-	.snapshot_create = fake_snapshot,
+	.snapshot_create = fake_snapshot, .configure = fake_configure, .instance_start = fake_start,
 	.id = "vm-1", .version = "9.9",
 };
 
@@ -155,13 +178,15 @@ static const struct {
 	{ "PATCH", "/machine-config" }, { "PATCH", "/vm" },     { "PUT", "/actions" },
 	{ "GET", "/hvmm/stats" },	  { "GET", "/hvmm/irt" },	{ "PUT", "/hvmm/inject" },
 	{ "PUT", "/snapshot/create" },  { "PUT", "/snapshot/load" },
+	{ "PUT", "/boot-source" },      { "PUT", "/drives/{drive_id}" },
+	{ "PUT", "/network-interfaces/{iface_id}" }, { "PUT", "/entropy" },
 };
 #define N_SERVED (sizeof(served) / sizeof(served[0]))
 
 /* Firecracker's paths hvmm answers 501: not operations in the document. */
 static const char *const firecracker_only[] = {
-	"/boot-source", "/drives", "/network-interfaces", "/snapshot", "/mmds", "/balloon", "/logger",
-	"/metrics", "/vsock", "/entropy", "/cpu-config", "/version", "/vm/config",
+	"/snapshot", "/mmds", "/balloon", "/logger", "/metrics", "/vsock", "/cpu-config", "/version",
+	"/vm/config",
 };
 
 /* Every method an OpenAPI path item can hold. */

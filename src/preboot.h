@@ -1,0 +1,39 @@
+/*
+ * preboot: the control API before the VM exists, as Firecracker has it.
+ *
+ * `hvmm run --api-sock PATH` with no image starts only the API. A client
+ * then describes the VM — PUT /machine-config, /boot-source,
+ * /drives/{id}, /network-interfaces/{id}, /entropy — and starts it with
+ * PUT /actions {"action_type": "InstanceStart"}. The description is kept
+ * as Firecracker's JSON (config_file.h's format), checked as a whole at
+ * every request, and at the start becomes the hvmm options the main thread
+ * builds the VM from; the same socket then serves the running VM.
+ *
+ * Threads: the handlers run on the API thread; the main thread waits in
+ * preboot_wait for a start, builds the VM, and answers with preboot_answer,
+ * which the waiting InstanceStart request returns.
+ */
+#ifndef HVMM_PREBOOT_H
+#define HVMM_PREBOOT_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+struct api_ops;
+struct preboot;
+
+/* id: the instance's name (--id) or NULL. NULL when out of memory. */
+struct preboot *preboot_new(const char *id);
+/* The handlers for api_start. */
+const struct api_ops *preboot_ops(struct preboot *p);
+/*
+ * Main thread, with the signals in `sigs` blocked: wait for InstanceStart
+ * (returns 1, *json the description, malloc'd) or one of the signals
+ * (returns 0, *status 128+signal).
+ */
+int preboot_wait(struct preboot *p, const sigset_t *sigs, char **json, int *status);
+/* The start's outcome, for the request waiting on it: ok, or why not. */
+void preboot_answer(struct preboot *p, bool ok, const char *why);
+void preboot_free(struct preboot *p);
+
+#endif
