@@ -156,6 +156,11 @@ static void main_usage(FILE *f)
 	      f);
 }
 
+/* Argument vectors hvmm made itself (--config-file's, the pre-boot API's):
+ * the configuration points into them until the process ends, so they are
+ * kept where they stay reachable. */
+static char **main_made_argv[2];
+
 /* main_parse found no image but an --api-sock: Firecracker's way, the VM
  * comes from the API (preboot.h). */
 static bool main_preboot;
@@ -644,7 +649,7 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 			nv[k++] = argv[i];
 	nv[k] = NULL;
 	*out_argc = k;
-	*out_argv = nv;
+	*out_argv = main_made_argv[0] = nv;
 	return 0;
 }
 
@@ -705,6 +710,12 @@ static int main_run_preboot(int argc, char **argv, const struct vm_config *defau
 		free(cargv);
 		for (int i = 2; i < argc; i++)
 			nv[k++] = argv[i];
+		if (main_made_argv[1]) { /* a retried start: the refused one's vector goes */
+			for (char **a = main_made_argv[1] + 2; *a && *a != argv[2]; a++)
+				free(*a);
+			free(main_made_argv[1]);
+		}
+		main_made_argv[1] = nv;
 		struct vm_config cfg = *defaults;
 		bool done = false;
 		util_clear_last_err();
