@@ -662,6 +662,15 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
  */
 static int main_run_preboot(int argc, char **argv, const struct vm_config *defaults, const struct vm_config *cl)
 {
+	/* Blocked before the socket exists (a client that sees it may signal
+	 * at once) and before the API thread, which inherits the mask: they are
+	 * taken by preboot_wait. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	char err[300];
 	struct api_server *s = api_open(cl->api_sock, err, sizeof(err));
 	if (!s) {
@@ -669,12 +678,6 @@ static int main_run_preboot(int argc, char **argv, const struct vm_config *defau
 		return HVMM_EXIT_USAGE;
 	}
 	struct preboot *pb = preboot_new(cl->id);
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* before the API thread: it inherits the mask */
 	if (!pb || api_start(s, preboot_ops(pb)) < 0) {
 		util_err("starting the API: %s", pb ? strerror(errno) : "out of memory");
 		api_close(s);
