@@ -805,6 +805,15 @@ int main(int argc, char **argv)
 	}
 	if (main_preboot)
 		return main_run_preboot(argc, argv, &defaults, &cfg);
+	/* From here a signal is taken by vm_run's wait (a pending one ends the
+	 * VM at once): the API socket or a terminal set raw by vm_create must
+	 * not be left behind by a signal that arrives while it builds. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	static struct vm vm; /* static: large, and lives for the whole process */
 	r = vm_create(&vm, &cfg);
 	if (r == 0)
