@@ -158,7 +158,13 @@ static void api_put_actions(const struct api_ops *ops, const char *body, size_t 
 			r->status = 204;
 	} else if (strcmp(a, "InstanceStart") == 0)
 		api_fault(r, 400, "the VM already runs");
-	else if (strcmp(a, "SendCtrlAltDel") == 0 || strcmp(a, "FlushMetrics") == 0)
+	else if (strcmp(a, "FlushMetrics") == 0) {
+		char err[200] = "";
+		if (!ops->flush_metrics || ops->flush_metrics(ops->opaque, err, sizeof(err)) < 0)
+			api_fault(r, 400, "%s", err[0] ? err : "no metrics to flush");
+		else
+			r->status = 204;
+	} else if (strcmp(a, "SendCtrlAltDel") == 0)
 		api_fault(r, 400, "action_type \"%s\" is not supported by hvmm", a);
 	else
 		api_fault(r, 400, "field 'action_type' must be InstanceStart, SendCtrlAltDel or "
@@ -290,8 +296,8 @@ static const char *api_path_id(const char *path, const char *prefix)
 static bool api_firecracker_only(const char *path)
 {
 	static const char *const prefixes[] = {
-		"/snapshot", "/mmds", "/balloon", "/logger", "/metrics", "/vsock", "/cpu-config",
-		"/version", "/vm/config",
+		"/snapshot", "/mmds", "/balloon", "/logger", "/vsock", "/cpu-config", "/version",
+		"/vm/config",
 	};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		size_t n = strlen(prefixes[i]);
@@ -338,7 +344,8 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 			api_put_inject(ops, body, len, r);
 		else
 			r->allow = "PUT";
-	} else if (strcmp(path, "/boot-source") == 0 || strcmp(path, "/entropy") == 0) {
+	} else if (strcmp(path, "/boot-source") == 0 || strcmp(path, "/entropy") == 0 ||
+		   strcmp(path, "/metrics") == 0) {
 		if (strcmp(method, "PUT") == 0)
 			api_configure(ops, path + 1, NULL, false, body, len, r);
 		else

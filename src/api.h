@@ -58,6 +58,8 @@ struct api_ops {
 	/* PUT /actions InstanceStart, before the VM exists: build and start
 	 * it. 0, or -1 with what stopped it in err. */
 	int (*instance_start)(void *opaque, char *err, size_t n);
+	/* PUT /actions FlushMetrics: one metrics line now (metrics.h). */
+	int (*flush_metrics)(void *opaque, char *err, size_t n);
 	const char *id;      /* the instance's name in GET / */
 	const char *version; /* hvmm's version */
 };

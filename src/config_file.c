@@ -15,6 +15,7 @@
  *   network-interfaces[]  host_dev_name → --network tap:NAME, guest_mac →
  *                    mac=, rx_/tx_rate_limiter → rx-/tx-bw= and -pps=
  *   entropy          → --rng
+ *   metrics          metrics_path → --metrics
  * A Firecracker rate limiter's bucket holds `size` tokens refilled every
  * `refill_time` ms; hvmm's holds a second's worth, so the rate is
  * size × 1000 / refill_time per second, and one_time_burst is the burst.
@@ -344,8 +345,8 @@ int config_file_parse(const char *json, size_t len, char ***argv, int *argc, cha
 		return config_fail(&o, "the description must be a JSON object");
 	}
 	static const char *const known[] = { "boot-source", "drives", "network-interfaces", "machine-config",
-					     "entropy", NULL };
-	static const char *const firecracker_only[] = { "vsock", "balloon", "mmds-config", "logger", "metrics",
+					     "entropy", "metrics", NULL };
+	static const char *const firecracker_only[] = { "vsock", "balloon", "mmds-config", "logger",
 							"cpu-config", NULL };
 	json_object_object_foreach(root, key, val) {
 		(void)val;
@@ -376,6 +377,17 @@ int config_file_parse(const char *json, size_t len, char ***argv, int *argc, cha
 			config_fail(&o, "entropy: rate_limiter is not supported by hvmm");
 		else
 			config_add(&o, "--rng");
+	}
+	json_object *met = config_get(root, "metrics");
+	if (!o.failed && met) {
+		static const char *const mk[] = { "metrics_path", NULL };
+		if (!json_object_is_type(met, json_type_object)) {
+			config_fail(&o, "metrics must be an object");
+		} else if (config_keys(&o, met, "metrics", mk) == 0) {
+			const char *mp = config_str(&o, met, "metrics", "metrics_path", true, true);
+			if (mp)
+				config_add(&o, "--metrics=%s", mp);
+		}
 	}
 	if (!o.failed && boot) {
 		static const char *const bk[] = { "kernel_image_path", "boot_args", "initrd_path", NULL };

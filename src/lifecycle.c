@@ -29,6 +29,7 @@
 #include "devices/devices.h"
 #include "evloop.h"
 #include "inject.h"
+#include "metrics.h"
 #include "snapshot.h"
 #include "stats.h"
 #include "util.h"
@@ -186,6 +187,11 @@ static int lifecycle_api_snapshot(void *o, const char *state, const char *mem, c
 	return snapshot_create(o, state, mem, err, n);
 }
 
+static int lifecycle_api_flush(void *o, char *err, size_t n)
+{
+	return metrics_flush(o, "flush", err, (unsigned)n);
+}
+
 static int lifecycle_api_inject(void *o, const char *spec, char *err, size_t n)
 {
 	return inject_now(o, spec, err, n);
@@ -209,6 +215,7 @@ int lifecycle_init(struct vm *vm)
 		.irt = lifecycle_api_irt,
 		.inject = lifecycle_api_inject,
 		.snapshot_create = lifecycle_api_snapshot,
+		.flush_metrics = lifecycle_api_flush,
 		.id = vm->cfg.id ? vm->cfg.id : "anonymous-instance",
 		.version = HVMM_VERSION,
 	};

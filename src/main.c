@@ -134,6 +134,9 @@ static void main_usage(FILE *f)
 	      "                          like Firecracker's: pause/resume, machine config, live\n"
 	      "                          statistics; docs/api.md); PATH must not exist\n"
 	      "      --id NAME           the VM's name in the API (default anonymous-instance)\n"
+	      "      --metrics PATH      a line of statistics (JSON) every 60 s, on the API's\n"
+	      "                          FlushMetrics and at the end, appended to PATH (a file\n"
+	      "                          or a named pipe: Firecracker's metrics_path)\n"
 	      "      --config-file FILE  the VM as Firecracker's JSON describes it (boot-source,\n"
 	      "                          drives, network-interfaces, machine-config, entropy);\n"
 	      "                          options given beside it add to it (docs/config-file.md)\n"
@@ -182,7 +185,7 @@ enum {
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
-	OPT_API_SOCK, OPT_ID, OPT_RESTORE,
+	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS,
 };
 
 static const struct option main_opts[] = {
@@ -208,6 +211,7 @@ static const struct option main_opts[] = {
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -469,6 +473,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 			cfg->restore = optarg;
 			break;
 		}
+		case OPT_METRICS:
+			if (!*optarg)
+				return main_bad("--metrics: empty file name%s", "");
+			cfg->metrics_path = optarg;
+			break;
 		case OPT_ID:
 			if (!*optarg || strlen(optarg) > 64)
 				return main_bad("--id: '%s' is empty or longer than 64 characters", optarg);

@@ -217,6 +217,7 @@ struct preboot *preboot_new(const char *id)
 		.irt = preboot_irt,
 		.inject = preboot_inject,
 		.snapshot_create = preboot_snapshot,
+		.flush_metrics = preboot_not_yet,
 		.configure = preboot_configure,
 		.instance_start = preboot_start,
 		.id = id ? id : "anonymous-instance",

@@ -25,6 +25,7 @@
 #include "pci.h"
 #include "sandbox.h"
 #include "vfio.h"
+#include "metrics.h"
 #include "snapshot.h"
 #include "stats.h"
 #include "util.h"
@@ -505,6 +506,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	 * before anything is built. */
 	if ((r = lifecycle_init(vm)))
 		return r;
+	if ((r = metrics_open(vm)))
+		return r;
 	if ((r = vm_open_kvm(vm)))
 		return r;
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -626,6 +629,15 @@ static void vm_wait(struct vm *vm, const sigset_t *waitset)
 			dirtylog_harvest(vm);
 			continue;
 		}
+		uint64_t line = metrics_due_ns(vm);
+		if (line && util_now_ns() >= line) {
+			char err[160];
+			if (metrics_flush(vm, "periodic", err, sizeof(err)) < 0)
+				util_err("--metrics: %s", err);
+			continue;
+		}
+		if (line && (!harvest || line < harvest))
+			harvest = line; /* the earlier of the two wake-ups */
 		if (deadline || harvest) {
 			uint64_t now = util_now_ns();
 			if (deadline && now >= deadline) {
@@ -710,6 +722,11 @@ int vm_run(struct vm *vm)
 		util_err("%s", vm->stop_msg);
 	else if (vm->stop_reason == VM_STOP_SHUTDOWN || vm->cfg.stats)
 		util_err("%s", vm->stop_msg);
+	if (vm->metrics) {
+		char err[160];
+		if (metrics_flush(vm, "stop", err, sizeof(err)) < 0)
+			util_err("--metrics: %s", err);
+	}
 	if (vm->cfg.stats)
 		stats_print(vm, stderr);
 	if (vm->cfg.stats_json && stats_write_json(vm, vm->cfg.stats_json) < 0)
@@ -739,6 +756,7 @@ void vm_destroy(struct vm *vm)
 	edu_destroy(vm);
 	iommu_destroy(vm);
 	snapshot_registry_free(vm);
+	metrics_close(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

@@ -62,6 +62,7 @@ struct vm_config {
 	const char *api_sock;  /* --api-sock: the control API's socket (api.h), or NULL */
 	const char *id;        /* --id: the instance's name in the API */
 	struct api_server *api_server; /* the API already serving (pre-boot: preboot.h), or NULL */
+	const char *metrics_path; /* --metrics: statistics lines (metrics.h), or NULL */
 	const char *restore;   /* --restore: a snapshot's state file (snapshot.h), or NULL */
 	const char *restore_mem; /* its mem=: the memory file, else the one the state names */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
@@ -118,6 +119,7 @@ struct coalesce;
 struct vfio_state;
 struct lifecycle;
 struct snapshot_reg;
+struct metrics;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -174,6 +176,7 @@ struct vm {
 	struct api_server *api;      /* api_server.c: --api-sock */
 	struct lifecycle *life;      /* lifecycle.c: pause/resume and their counts */
 	struct snapshot_reg *snap;   /* snapshot.c: every device's save and load, in creation order */
+	struct metrics *metrics;     /* metrics.c: --metrics */
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait

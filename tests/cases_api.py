@@ -82,8 +82,9 @@ def t_requests(ctx):
     registers in /hvmm/stats; the socket file is gone once hvmm ends."""
     spin = ctx.guest("spin.elf")
     sock = os.path.join(ctx.tmp, "api.sock")
+    metrics = os.path.join(ctx.tmp, "metrics.jsonl")
     p = subprocess.Popen([ctx.hvmm_bin, "run", "--cpus", "2", "--timeout", "60", "--id", "vm-7",
-                          "--api-sock", sock, "--stats", spin], stdin=subprocess.DEVNULL,
+                          "--api-sock", sock, "--metrics", metrics, "--stats", spin], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(sock)
@@ -143,6 +144,13 @@ def t_requests(ctx):
         rc, out, err = ctl(ctx, sock, "PATCH", "/vm", "{}")
         expect(rc == 1 and err.strip() == "hvmm ctl: 400 Bad Request: missing field 'state'",
                f"hvmm ctl's refused request: {rc} {err!r}")
+        # FlushMetrics: one line of statistics in the --metrics file now
+        st, body = curl(sock, "/actions", "PUT", '{"action_type": "FlushMetrics"}')
+        expect(st == 204, f"FlushMetrics: {st} {body}")
+        with open(metrics) as f:
+            lines = [json.loads(x) for x in f.read().splitlines()]
+        expect(len(lines) == 1 and lines[0]["reason"] == "flush" and lines[0]["utc_timestamp_ms"] > 0
+               and len(lines[0]["hvmm"]["vcpus"]) == 2, f"the metrics file after FlushMetrics: {lines!r:.400}")
         # The guest still runs after all of it (the errors changed nothing).
         expect(json.loads(curl(sock, "/")[1])["state"] == "Running", "not running after the errors")
         p.terminate()
@@ -151,6 +159,9 @@ def t_requests(ctx):
         expect(p.returncode == 128 + 15, f"hvmm ended with {p.returncode}: {err[-800:]}")
         expect(re.search(r"paused 1 time: everything parked in [\d.]+ us", err),
                f"--stats has no pause line: {err[-800:]}")
+        with open(metrics) as f:
+            reasons = [json.loads(x)["reason"] for x in f.read().splitlines()]
+        expect(reasons == ["flush", "stop"], f"metrics lines' reasons {reasons}, want a flush and the stop")
         expect(not os.path.exists(sock), "the socket file is left behind")
     finally:
         if p.poll() is None:

@@ -95,7 +95,8 @@ def t_preboot_linux(ctx):
                                             "boot_args": f"console=ttyS0 {CMDLINE}"}),
                           ("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": disk + ".missing",
                                               "is_root_device": True, "is_read_only": False}),
-                          ("/entropy", {})):
+                          ("/entropy", {}),
+                          ("/metrics", {"metrics_path": os.path.join(ctx.tmp, "pb.metrics")})):
             st, body = curl(sock, path, "PUT", json.dumps(obj))
             expect(st == 204, f"PUT {path}: {st} {body}")
         st, body = curl(sock, "/drives/rootfs", "PUT", json.dumps({"drive_id": "other", "path_on_host": disk,
@@ -114,6 +115,11 @@ def t_preboot_linux(ctx):
         vm.expect(PROMPT, BOOT, what="the shell prompt")
         st, body = curl(sock, "/")
         expect(st == 200 and json.loads(body)["state"] == "Running", f"GET / once started: {st} {body}")
+        st, body = curl(sock, "/actions", "PUT", '{"action_type": "FlushMetrics"}')
+        with open(os.path.join(ctx.tmp, "pb.metrics")) as f:
+            line = json.loads(f.readline())
+        expect(st == 204 and line["reason"] == "flush" and len(line["hvmm"]["vcpus"]) == 2,
+               f"FlushMetrics into the metrics_path given before the start: {st} {body} {line!r:.300}")
         st, body = curl(sock, "/boot-source", "PUT", '{"kernel_image_path": "x"}')
         expect(st == 400 and "already runs" in body, f"PUT /boot-source once running: {st} {body}")
         cpus = vm.run("grep -c ^processor /proc/cpuinfo").strip()

@@ -16,7 +16,7 @@ const char *const jail_hvmm_value_opts[] = {
 	"mem", "cpus", "cmdline", "boot", "module", "serial", "serial-limit", "stats-json",
 	"timeout", "irqchip", "halt-poll", "acpi", "kernel", "initrd", "cpu-template",
 	"cpuid-mask", "cpuid-set", "console", "disk", "network", "device", "seccomp", "msr-filter",
-	"inject", "walk", "dirty-log", "api-sock", "id", "restore", NULL,
+	"inject", "walk", "dirty-log", "api-sock", "id", "restore", "metrics", NULL,
 };
 /* Those without a value, for getopt's prefix matching (--no-i is ambiguous). */
 static const char *const jail_hvmm_flag_opts[] = {
@@ -368,6 +368,8 @@ static int jail_file_opt(struct jail_cfg *cfg, const char *opt, char *val, char 
 	}
 	if (strcmp(opt, "stats-json") == 0)
 		return jail_add(cfg, "stats.json", val, strlen(val), "", false, true, out);
+	if (strcmp(opt, "metrics") == 0)
+		return jail_add(cfg, "metrics", val, strlen(val), "", false, true, out);
 	if (strcmp(opt, "restore") == 0) {
 		/* STATE,mem=MEM: both files go in, read-only (the memory file is
 		 * mapped privately). The state file's own record of the memory

@@ -179,14 +179,13 @@ static const struct {
 	{ "GET", "/hvmm/stats" },	  { "GET", "/hvmm/irt" },	{ "PUT", "/hvmm/inject" },
 	{ "PUT", "/snapshot/create" },  { "PUT", "/snapshot/load" },
 	{ "PUT", "/boot-source" },      { "PUT", "/drives/{drive_id}" },
-	{ "PUT", "/network-interfaces/{iface_id}" }, { "PUT", "/entropy" },
+	{ "PUT", "/network-interfaces/{iface_id}" }, { "PUT", "/entropy" }, { "PUT", "/metrics" },
 };
 #define N_SERVED (sizeof(served) / sizeof(served[0]))
 
 /* Firecracker's paths hvmm answers 501: not operations in the document. */
 static const char *const firecracker_only[] = {
-	"/snapshot", "/mmds", "/balloon", "/logger", "/metrics", "/vsock", "/cpu-config", "/version",
-	"/vm/config",
+	"/snapshot", "/mmds", "/balloon", "/logger", "/vsock", "/cpu-config", "/version", "/vm/config",
 };
 
 /* Every method an OpenAPI path item can hold. */

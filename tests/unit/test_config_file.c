@@ -85,6 +85,7 @@ static void test_mapping(void **state)
 		  " \"track_dirty_pages\": true, \"cpu_template\": \"None\", \"huge_pages\": \"None\"}}",
 		  "--cpus=1|--mem=256M|--dirty-log=1000|--rng");
 	expect_ok("{}", "");
+	expect_ok("{\"metrics\": {\"metrics_path\": \"/run/m.fifo\"}}", "--metrics=/run/m.fifo");
 	expect_ok("{\"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 64, \"cpu_template\": \"T2\"}}",
 		  "--cpus=4|--mem=64M|--cpu-template=T2");
 }
@@ -98,6 +99,8 @@ static void test_refusals_name_the_field(void **state)
 	expect_err("[]", "must be a JSON object");
 	expect_err("{\"vsock\": {}}", "vsock is not supported by hvmm");
 	expect_err("{\"mmds-config\": {}}", "mmds-config is not supported");
+	expect_err("{\"metrics\": {}}", "metrics: missing field 'metrics_path'");
+	expect_err("{\"metrics\": {\"metrics_path\": \"m\", \"level\": 1}}", "metrics: unknown field 'level'");
 	expect_err("{\"drive\": []}", "unknown field 'drive'");
 	expect_err("{\"machine-config\": {\"vcpu_count\": 2}}", "machine-config: missing field 'mem_size_mib'");
 	expect_err("{\"machine-config\": {\"vcpu_count\": 0, \"mem_size_mib\": 1}}", "'vcpu_count' must be 1..64");
