@@ -48,11 +48,10 @@
 #include "vm.h"
 #include "fake_vm.h"
 #include "bus_access.h"
+#include "virtio_drivers.h"
 
 #define RAM (16ull << 20)
 #define DISK_BYTES (1ull << 20)
-#define F_V1 (1ull << VIRTIO_F_VERSION_1)
-#define F_EVIDX (1ull << VIRTIO_F_EVENT_IDX)
 #define NET_FEATURES ((1ull << 5) | (1ull << 16) | (1ull << 3)) /* MAC, STATUS, MTU */
 #define BLK_F_FLUSH (1ull << 9)
 #define PIT_COUNT 11932 /* channel 0: 10 ms periods */
@@ -138,193 +137,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* ---- a fake virtio driver per device (as test_snapshot_pci's) ---- */
-
-struct drv {
-	unsigned devfn;
-	uint64_t bar0, bar2;
-	unsigned cc, notify, mult, msix;
-	uint64_t base; /* this device's 1 MiB of RAM: rings, then buffers */
-	uint16_t qsz;
-	uint16_t avail[2], used[2], next_desc[2];
-};
-
-#define RING(d, q) ((d)->base + 0x4000ull * (q))
-#define BUF(d, q, slot) ((d)->base + 0x20000ull + 0x40000ull * (q) + 0x1000ull * ((slot) % 64))
-
-static uint32_t d_cfg_rd(struct drv *d, unsigned off, unsigned size)
-{
-	return pci_config_read(&vm, d->devfn, off, size);
-}
-
-static void d_cfg_wr(struct drv *d, unsigned off, unsigned size, uint32_t v)
-{
-	pci_config_write(&vm, d->devfn, off, size, v);
-}
-
-static uint64_t mm_rd(uint64_t addr, unsigned size)
-{
-	const struct bus_range *r = bus_find(&vm.mmio, addr, size);
-	assert_non_null(r);
-	return r->ops->read(r->opaque, addr - r->base, size);
-}
-
-static void mm_wr(uint64_t addr, unsigned size, uint64_t v)
-{
-	const struct bus_range *r = bus_find(&vm.mmio, addr, size);
-	assert_non_null(r);
-	r->ops->write(r->opaque, addr - r->base, size, v);
-}
-
-static uint64_t cc_rd(struct drv *d, unsigned off, unsigned size) { return mm_rd(d->bar0 + d->cc + off, size); }
-static void cc_wr(struct drv *d, unsigned off, unsigned size, uint64_t v) { mm_wr(d->bar0 + d->cc + off, size, v); }
-
-static void *gp(uint64_t gpa, uint64_t len)
-{
-	void *p = mem_ptr(&vm.mem, gpa, len);
-	assert_non_null(p);
-	return p;
-}
-
-static struct virtio_dev *vdev(const char *name)
-{
-	struct virtio_dev *all[8];
-	unsigned n = virtio_devices(&vm, all, 8);
-	for (unsigned i = 0; i < n; i++)
-		if (!strcmp(virtio_dev_name(all[i]), name))
-			return all[i];
-	fail_msg("no %s", name);
-	return NULL;
-}
-
-static void attach(struct drv *d, const char *name, uint64_t base, uint16_t qsz)
-{
-	memset(d, 0, sizeof(*d));
-	d->devfn = virtio_dev_devfn(vdev(name));
-	d->base = base;
-	d->qsz = qsz;
-	d->bar0 = (d_cfg_rd(d, 0x10, 4) & ~0xfull) | (uint64_t)d_cfg_rd(d, 0x14, 4) << 32;
-	d->bar2 = (d_cfg_rd(d, 0x18, 4) & ~0xfull) | (uint64_t)d_cfg_rd(d, 0x1c, 4) << 32;
-	d_cfg_wr(d, 0x04, 2, 0x06); /* memory decoding, bus master */
-	for (unsigned p = d_cfg_rd(d, 0x34, 1) & ~3u; p; p = d_cfg_rd(d, p + 1, 1) & ~3u) {
-		unsigned id = d_cfg_rd(d, p, 1), off = d_cfg_rd(d, p + 8, 4);
-		if (id == 0x11)
-			d->msix = p;
-		if (id != 0x09)
-			continue;
-		switch (d_cfg_rd(d, p + 3, 1)) {
-		case 1: d->cc = off; break;
-		case 2: d->notify = off; d->mult = d_cfg_rd(d, p + 16, 4); break;
-		}
-	}
-	assert_true(d->msix && d->notify >= 0x1000);
-}
-
-/* MSI-X on, every vector unmasked; config vector 0, queue q on vector q + 1. */
-static void msix_on(struct drv *d, unsigned nq, uint32_t data_base)
-{
-	for (unsigned i = 0; i <= nq; i++) {
-		mm_wr(d->bar2 + 16 * i, 4, 0xfee00000u);
-		mm_wr(d->bar2 + 16 * i + 4, 4, 0);
-		mm_wr(d->bar2 + 16 * i + 8, 4, data_base + i);
-		mm_wr(d->bar2 + 16 * i + 12, 4, 0);
-	}
-	d_cfg_wr(d, d->msix + 2, 2, 0x8000);
-	cc_wr(d, 0x10, 2, 0); /* msix_config */
-}
-
-static void bring_up(struct drv *d, uint64_t features, unsigned nq)
-{
-	/* behind the intel-iommu every device offers ACCESS_PLATFORM, and
-	 * refuses a driver that does not take it */
-	cc_wr(d, 0x00, 4, 1);
-	features |= (uint64_t)(cc_rd(d, 0x04, 4) & 0x2) << 32;
-	cc_wr(d, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	cc_wr(d, 0x08, 4, 0);
-	cc_wr(d, 0x0c, 4, (uint32_t)features);
-	cc_wr(d, 0x08, 4, 1);
-	cc_wr(d, 0x0c, 4, (uint32_t)(features >> 32));
-	cc_wr(d, 0x14, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_true(cc_rd(d, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned q = 0; q < nq; q++) {
-		memset(gp(RING(d, q), 0x3000), 0, 0x3000);
-		cc_wr(d, 0x16, 2, q);
-		cc_wr(d, 0x18, 2, d->qsz);
-		cc_wr(d, 0x1a, 2, q + 1);
-		cc_wr(d, 0x20, 8, RING(d, q));
-		cc_wr(d, 0x28, 8, RING(d, q) + 0x1000);
-		cc_wr(d, 0x30, 8, RING(d, q) + 0x2000);
-		cc_wr(d, 0x1c, 2, 1);
-	}
-	cc_wr(d, 0x14, 1, cc_rd(d, 0x14, 1) | VIRTIO_STATUS_DRIVER_OK);
-}
-
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write;
-};
-
-/* One chain on queue q, made available (not kicked); its head. */
-static uint16_t post(struct drv *d, unsigned q, const struct seg *s, unsigned n)
-{
-	uint16_t head = d->next_desc[q];
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % d->qsz);
-		struct vq_desc *desc = gp(RING(d, q) + 16ull * idx, 16);
-		*desc = (struct vq_desc){ s[i].gpa, s[i].len,
-					  (uint16_t)((s[i].write ? VQ_DESC_F_WRITE : 0) |
-						     (i + 1 < n ? VQ_DESC_F_NEXT : 0)),
-					  (uint16_t)((idx + 1) % d->qsz) };
-	}
-	d->next_desc[q] = (uint16_t)((head + n) % d->qsz);
-	struct vq_avail *a = gp(RING(d, q) + 0x1000, 6 + 2ull * d->qsz);
-	a->ring[d->avail[q] % d->qsz] = head;
-	__atomic_store_n(&a->idx, ++d->avail[q], __ATOMIC_RELEASE);
-	return head;
-}
-
-/* What a vCPU's notify write does (no ioeventfd without KVM: the transport
- * kicks the queue's eventfd, which the event loop reads). */
-static void kick(struct drv *d, unsigned q)
-{
-	mm_wr(d->bar0 + d->notify + q * d->mult, 2, q);
-}
-
-static uint16_t used_idx(struct drv *d, unsigned q)
-{
-	struct vq_used *u = gp(RING(d, q) + 0x2000, 4);
-	return __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
-}
-
-/* The next used element of q (2 s at most); with EVENT_IDX the driver asks
- * for an interrupt at the next one, as Linux does. */
-static struct vq_used_elem take(struct drv *d, unsigned q)
-{
-	for (int i = 0; i < 2000 && used_idx(d, q) == d->used[q]; i++)
-		usleep(1000);
-	assert_int_not_equal(used_idx(d, q), d->used[q]);
-	struct vq_used *u = gp(RING(d, q) + 0x2000, 6 + 8ull * d->qsz);
-	struct vq_used_elem e = u->ring[d->used[q]++ % d->qsz];
-	struct vq_avail *a = gp(RING(d, q) + 0x1000, 6 + 2ull * d->qsz + 2);
-	a->ring[d->qsz] = d->used[q]; /* used_event */
-	return e;
-}
-
-static int msix_fd(struct drv *d, unsigned vec)
-{
-	return pci_msix_vector_fd(pci_dev_at(&vm, d->devfn), vec);
-}
-
-/* Messages sent on an MSI-X vector since the last call (its eventfd). */
-static uint64_t efd_count(int fd)
-{
-	uint64_t v = 0;
-	if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))
-		return 0;
-	return v;
-}
-
 /* ---- the devices, live ---- */
 
 static struct drv rng, blk, net, con;
@@ -364,7 +176,7 @@ static uint64_t msix_sent(struct drv *d, unsigned vec)
 static void wait_msix(struct drv *d, unsigned vec)
 {
 	for (int i = 0; i < 2000; i++) {
-		if (efd_count(msix_fd(d, vec)))
+		if (efd_count(msix_fd(&vm, d, vec)))
 			return;
 		usleep(1000);
 	}
@@ -383,11 +195,11 @@ static void rng_read(void)
 /* A block request (header, data, status) posted, not kicked. */
 static void blk_post(uint32_t type, uint64_t sector, uint64_t dat, uint32_t len, uint64_t hdr, uint64_t st)
 {
-	uint8_t *h = gp(hdr, 16);
+	uint8_t *h = gp(&blk, hdr, 16);
 	memset(h, 0, 16);
 	memcpy(h, &type, 4);
 	memcpy(h + 8, &sector, 8);
-	*(uint8_t *)gp(st, 1) = 0xee;
+	*(uint8_t *)gp(&blk, st, 1) = 0xee;
 	struct seg s[3] = { { hdr, 16, false }, { dat, len, type == 0 }, { st, 1, true } };
 	if (len)
 		post(&blk, 0, s, 3);
@@ -400,19 +212,19 @@ static uint8_t blk_req(uint32_t type, uint64_t sector, uint8_t *data, uint32_t l
 	uint64_t slot = blk.avail[0] * 3u;
 	uint64_t hdr = BUF(&blk, 0, slot), dat = BUF(&blk, 0, slot + 1), st = BUF(&blk, 0, slot + 2);
 	if (type == 1)
-		memcpy(gp(dat, len), data, len);
+		memcpy(gp(&blk, dat, len), data, len);
 	blk_post(type, sector, dat, len, hdr, st);
 	kick(&blk, 0);
 	take(&blk, 0);
 	if (type == 0)
-		memcpy(data, gp(dat, len), len);
-	return *(uint8_t *)gp(st, 1);
+		memcpy(data, gp(&blk, dat, len), len);
+	return *(uint8_t *)gp(&blk, st, 1);
 }
 
 static void net_tx(uint8_t tag, bool wait)
 {
 	uint64_t buf = BUF(&net, 1, net.avail[1]);
-	uint8_t *p = gp(buf, 12 + 64);
+	uint8_t *p = gp(&net, buf, 12 + 64);
 	memset(p, 0, 12);
 	memset(p + 12, tag, 64);
 	post(&net, 1, &(struct seg){ buf, 12 + 64, false }, 1);
@@ -439,7 +251,7 @@ static void net_rx_expect(uint8_t tag)
 	uint16_t slot = net.used[0];
 	struct vq_used_elem e = take(&net, 0);
 	assert_int_equal(e.len, 12 + 64);
-	assert_int_equal(((uint8_t *)gp(BUF(&net, 0, slot), 13))[12], tag);
+	assert_int_equal(((uint8_t *)gp(&net, BUF(&net, 0, slot), 13))[12], tag);
 }
 
 static void peer_send(uint8_t tag)
@@ -453,7 +265,7 @@ static void con_post(const char *s)
 {
 	size_t n = strlen(s);
 	uint64_t buf = BUF(&con, 1, con.avail[1]);
-	memcpy(gp(buf, n), s, n);
+	memcpy(gp(&con, buf, n), s, n);
 	post(&con, 1, &(struct seg){ buf, (uint32_t)n, false }, 1);
 	kick(&con, 1);
 }
@@ -484,7 +296,7 @@ static void con_typed_expect(const char *s)
 		uint16_t slot = con.used[0];
 		struct vq_used_elem e = take(&con, 0);
 		assert_true(e.len > 0 && have + e.len <= n);
-		memcpy(got + have, gp(BUF(&con, 0, slot), e.len), e.len);
+		memcpy(got + have, gp(&con, BUF(&con, 0, slot), e.len), e.len);
 		have += e.len;
 	}
 	assert_memory_equal(got, s, n);
@@ -551,15 +363,15 @@ static void drive_pci(void)
 	pci_config_write(&vm, fn, msi + 12, 2, 0x66);
 	pci_config_write(&vm, fn, msi + 2, 2, 1);
 	pci_config_write(&vm, fn, 0x04, 2, 0x06);
-	mm_wr(edu_bar + 0x08, 4, 5);
-	assert_int_equal(mm_rd(edu_bar + 0x08, 4), 120);
+	mm_wr(&vm, edu_bar + 0x08, 4, 5);
+	assert_int_equal(mm_rd(&vm, edu_bar + 0x08, 4), 120);
 
-	attach(&rng, "virtio-rng", 0x100000, 16);
+	attach(&rng, &vm, vdev(&vm, "virtio-rng"), 0x100000, 16);
 	msix_on(&rng, 1, 0x40);
 	bring_up(&rng, F_V1, 1); /* no EVENT_IDX: an interrupt per batch */
 	rng_read();
 
-	attach(&blk, "virtio-blk", 0x200000, 64);
+	attach(&blk, &vm, vdev(&vm, "virtio-blk"), 0x200000, 64);
 	msix_on(&blk, 1, 0x50);
 	bring_up(&blk, F_V1 | F_EVIDX | BLK_F_FLUSH, 1);
 	uint8_t w[512], r[512];
@@ -568,7 +380,7 @@ static void drive_pci(void)
 	assert_int_equal(blk_req(0, 8, r, 512), 0);
 	assert_memory_equal(w, r, 512);
 
-	attach(&net, "virtio-net", 0x300000, 32);
+	attach(&net, &vm, vdev(&vm, "virtio-net"), 0x300000, 32);
 	msix_on(&net, 2, 0x60);
 	bring_up(&net, F_V1 | F_EVIDX | NET_FEATURES, 2);
 	for (unsigned i = 0; i < 8; i++)
@@ -579,7 +391,7 @@ static void drive_pci(void)
 	peer_send(0x21);
 	net_rx_expect(0x21);
 
-	attach(&con, "virtio-console", 0x400000, 8);
+	attach(&con, &vm, vdev(&vm, "virtio-console"), 0x400000, 8);
 	msix_on(&con, 2, 0x70);
 	bring_up(&con, F_V1 | F_EVIDX, 2);
 	for (unsigned i = 0; i < 4; i++)
@@ -598,18 +410,18 @@ static void blk_in_flight(void)
 {
 	for (unsigned i = 0; i < 5; i++) {
 		uint64_t dat = blk.base + 0x60000 + 0x10000ull * i;
-		memset(gp(dat, 0x10000), 0x30 + (int)i, 0x10000);
+		memset(gp(&blk, dat, 0x10000), 0x30 + (int)i, 0x10000);
 		blk_post(i < 4 ? 1 : 4, 128ull * i, dat, i < 4 ? 0x10000 : 0, BUF(&blk, 0, 50 + i),
 			 BUF(&blk, 0, 56 + i));
 	}
 	/* EVENT_IDX: the driver wants an interrupt only past these five, at
 	 * the request blk_during posts while paused: one message, after the
 	 * resume, whichever of the five the loop or the save's quiesce answers */
-	struct vq_avail *a = gp(RING(&blk, 0) + 0x1000, 6 + 2ull * blk.qsz + 2);
+	struct vq_avail *a = gp(&blk, RING(&blk, 0) + 0x1000, 6 + 2ull * blk.qsz + 2);
 	a->ring[blk.qsz] = blk.avail[0];
 	kick(&blk, 0);
 	/* EVENT_IDX: avail_event follows the device's pops */
-	uint16_t *avail_event = gp(RING(&blk, 0) + 0x2000 + 4 + 8ull * blk.qsz, 2);
+	uint16_t *avail_event = gp(&blk, RING(&blk, 0) + 0x2000 + 4 + 8ull * blk.qsz, 2);
 	for (int i = 0; i < 2000 && __atomic_load_n(avail_event, __ATOMIC_ACQUIRE) != blk.avail[0]; i++)
 		usleep(1000);
 }
@@ -678,7 +490,7 @@ static void blk_during(void)
 {
 	uint64_t slot = 40;
 	uint64_t hdr = BUF(&blk, 0, slot), dat = BUF(&blk, 0, slot + 1), st = BUF(&blk, 0, slot + 2);
-	memset(gp(dat, 512), 0, 512);
+	memset(gp(&blk, dat, 512), 0, 512);
 	blk_read_head = blk.next_desc[0];
 	blk_post(0, 8, dat, 512, hdr, st);
 	kick(&blk, 0);
@@ -693,12 +505,12 @@ static void blk_after(void)
 		e = take(&blk, 0);
 	assert_int_equal(e.id, blk_read_head);
 	assert_int_equal(used_idx(&blk, 0), blk.avail[0]);
-	assert_int_equal(*(uint8_t *)gp(BUF(&blk, 0, 42), 1), 0);
+	assert_int_equal(*(uint8_t *)gp(&blk, BUF(&blk, 0, 42), 1), 0);
 	uint8_t want[512];
 	memset(want, 0x30, sizeof(want)); /* blk_in_flight's first write covers sector 8 */
-	assert_memory_equal(gp(BUF(&blk, 0, 41), 512), want, 512);
+	assert_memory_equal(gp(&blk, BUF(&blk, 0, 41), 512), want, 512);
 	for (unsigned i = 0; i < 5; i++)
-		assert_int_equal(*(uint8_t *)gp(BUF(&blk, 0, 56 + i), 1), 0);
+		assert_int_equal(*(uint8_t *)gp(&blk, BUF(&blk, 0, 56 + i), 1), 0);
 	wait_msix(&blk, 1); /* the read's (see blk_in_flight) */
 }
 
@@ -845,7 +657,7 @@ static void test_pause_every_device(void **state)
 	assert_true(lifecycle_paused(&vm));
 	for (unsigned i = 0; i < ARRAY_SIZE(virtio_drvs); i++)
 		for (unsigned v = 0; v < 3; v++)
-			efd_count(msix_fd(virtio_drvs[i], v));
+			efd_count(msix_fd(&vm, virtio_drvs[i], v));
 	/* what io_uring completes now is not answered into the used ring:
 	 * the loop is parked (only a save's quiesce may finish it) */
 	blk_used = used_idx(&blk, 0);
@@ -887,7 +699,7 @@ static void test_pause_every_device(void **state)
 		for (unsigned q = 0; q < 2; q++)
 			assert_int_equal(used_idx(virtio_drvs[i], q), used_at_save[i][q]);
 		for (unsigned v = 0; v < 3; v++)
-			if (efd_count(msix_fd(virtio_drvs[i], v)))
+			if (efd_count(msix_fd(&vm, virtio_drvs[i], v)))
 				fail_msg("%s: MSI-X vector %u sent while paused", virtio_names[i], v);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(pause_cases); i++)
