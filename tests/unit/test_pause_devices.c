@@ -49,6 +49,7 @@
 #include "fake_vm.h"
 #include "bus_access.h"
 #include "virtio_drivers.h"
+#include "fake_devices.h"
 
 #define RAM (16ull << 20)
 #define DISK_BYTES (1ull << 20)
@@ -60,51 +61,30 @@
 static struct vm vm;
 static char img[64];
 static int peer = -1; /* the network back end's other end */
-static int in_w = -1, out_r = -1, saved_in = -1, saved_out = -1;
 
 /* ---- the VM: every device of test_snapshot_legacy and test_snapshot_pci ---- */
 
 static int setup(void **state)
 {
 	(void)state;
-	/* the virtio console's stdin and stdout: pipes of the test's */
-	int in[2], out[2];
-	fflush(stdout);
-	if (pipe(in) || pipe(out))
+	if (fake_stdio_up())
 		return -1;
-	saved_in = dup(STDIN_FILENO);
-	saved_out = dup(STDOUT_FILENO);
-	dup2(in[0], STDIN_FILENO);
-	dup2(out[1], STDOUT_FILENO);
-	close(in[0]);
-	close(out[1]);
-	in_w = in[1];
-	out_r = out[0];
-	fcntl(out_r, F_SETFL, O_NONBLOCK);
-
 	fake_vm_init(&vm);
 	vm.cfg.mem_size = RAM;
 	vm.cfg.console_virtio = true;
-	snprintf(img, sizeof(img), "/tmp/hvmm-pause-XXXXXX");
-	int fd = mkstemp(img);
-	if (fd < 0 || ftruncate(fd, DISK_BYTES) < 0)
+	if (fake_disk_image(img, sizeof(img), DISK_BYTES))
 		return -1;
-	close(fd);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	peer = sv[1];
 	char err[256];
-	/* vm_create_devices' order, then vm_create_virtio's */
+	/* both snapshot tests' devices (fake_devices.h), and test_snapshot_pci's
+	 * intel-iommu (it builds one in VMs of its own): created before the
+	 * devices behind it and the IOAPIC, as vm_create_devices does */
 	if (mem_init(&vm.mem, RAM) || evloop_init(&vm) || pci_init(&vm) || iommu_create(&vm, true) ||
-	    uart_create(&vm, SERIAL_NONE, NULL, 0) || debug_exit_create(&vm) || i8042_create(&vm) ||
-	    sysreset_create(&vm) || boot_timer_create(&vm) || fw_cfg_create(&vm) ||
-	    acpi_pm_create(&vm) || rtc_create(&vm) || ioapic_create(&vm) || pic_create(&vm) ||
-	    pit_create(&vm) || pc_testdev_create(&vm) || pci_testdev_create(&vm) || edu_create(&vm) ||
-	    virtio_rng_create(&vm) || virtio_console_create(&vm) ||
-	    virtio_blk_create(&vm, img, false) ||
-	    virtio_net_attach_fd(&vm, sv[0], true, err, sizeof(err)) || lifecycle_init(&vm) ||
-	    evloop_start(&vm))
+	    fake_legacy_create(&vm) || fake_pci_create(&vm, img, sv[0], err, sizeof(err)) ||
+	    lifecycle_init(&vm) || evloop_start(&vm))
 		return -1;
 	return 0;
 }
@@ -128,12 +108,7 @@ static int teardown(void **state)
 	mem_free(&vm.mem);
 	close(peer);
 	unlink(img);
-	dup2(saved_in, STDIN_FILENO);
-	dup2(saved_out, STDOUT_FILENO);
-	close(saved_in);
-	close(saved_out);
-	close(in_w);
-	close(out_r);
+	fake_stdio_down();
 	return 0;
 }
 

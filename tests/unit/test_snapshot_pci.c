@@ -38,6 +38,7 @@
 #include "vm.h"
 #include "fake_vm.h"
 #include "virtio_drivers.h"
+#include "fake_devices.h"
 
 #define RAM (16ull << 20)
 #define DISK_BYTES (1ull << 20)
@@ -53,18 +54,14 @@ struct world {
 	bool loop_on;
 };
 static struct world A, B;
-static int in_w = -1, out_r = -1, saved_in = -1, saved_out = -1;
 
 static int world_up(struct world *w, bool start_loop)
 {
 	fake_vm_init(&w->vm);
 	w->vm.cfg.mem_size = RAM;
 	w->vm.cfg.console_virtio = true;
-	snprintf(w->img, sizeof(w->img), "/tmp/hvmm-snap-XXXXXX");
-	int fd = mkstemp(w->img);
-	if (fd < 0 || ftruncate(fd, DISK_BYTES) < 0)
+	if (fake_disk_image(w->img, sizeof(w->img), DISK_BYTES))
 		return -1;
-	close(fd);
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
@@ -72,9 +69,7 @@ static int world_up(struct world *w, bool start_loop)
 	char err[256];
 	/* the order is the registry's: both VMs are built from "one command line" */
 	if (mem_init(&w->vm.mem, RAM) || evloop_init(&w->vm) || pci_init(&w->vm) ||
-	    virtio_rng_create(&w->vm) || virtio_blk_create(&w->vm, w->img, false) ||
-	    virtio_net_attach_fd(&w->vm, sv[0], true, err, sizeof(err)) ||
-	    virtio_console_create(&w->vm) || pci_testdev_create(&w->vm) || edu_create(&w->vm))
+	    fake_pci_create(&w->vm, w->img, sv[0], err, sizeof(err)))
 		return -1;
 	if (start_loop && evloop_start(&w->vm))
 		return -1;
@@ -101,20 +96,8 @@ static void world_down(struct world *w)
 static int setup(void **state)
 {
 	(void)state;
-	/* the consoles' stdin and stdout: pipes of the test's */
-	int in[2], out[2];
-	fflush(stdout);
-	if (pipe(in) || pipe(out))
+	if (fake_stdio_up())
 		return -1;
-	saved_in = dup(STDIN_FILENO);
-	saved_out = dup(STDOUT_FILENO);
-	dup2(in[0], STDIN_FILENO);
-	dup2(out[1], STDOUT_FILENO);
-	close(in[0]);
-	close(out[1]);
-	in_w = in[1];
-	out_r = out[0];
-	fcntl(out_r, F_SETFL, O_NONBLOCK);
 	return world_up(&A, true) || world_up(&B, false) ? -1 : 0;
 }
 
@@ -125,12 +108,7 @@ static int teardown(void **state)
 		evloop_resume(&A.vm); /* parked by the test */
 	world_down(&A);
 	world_down(&B);
-	dup2(saved_in, STDIN_FILENO);
-	dup2(saved_out, STDOUT_FILENO);
-	close(saved_in);
-	close(saved_out);
-	close(in_w);
-	close(out_r);
+	fake_stdio_down();
 	return 0;
 }
 
