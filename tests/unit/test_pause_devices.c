@@ -4,13 +4,16 @@
  * PCI and virtio device the two snapshot tests build, its event loop thread
  * running, every device brought to a live state by a fake driver. Then,
  * over the snapshot registry:
- *   1. lifecycle_pause (vm->ncpus is 0: only its device side runs);
+ *   1. lifecycle_pause (vm->ncpus is 0: only its device side runs), with
+ *      virtio-blk writes in flight in io_uring: their completions arrive
+ *      but reach no used ring while paused (checked before the first save,
+ *      whose quiesce answers them: a snapshot holds nothing in flight);
  *   2. every entry saved, with the snapshot clock pinned;
  *   3. while paused, host-side things happen that would change what the
  *      guest sees if a device acted on them: input typed to the UART,
- *      requests posted and notified on every virtqueue, a frame and console
- *      input from the back ends, the PIT's periods passing, virtio-blk
- *      completions arriving from io_uring;
+ *      requests posted and notified on rng, blk, net's and the console's
+ *      transmit queues, a frame and console input from the back ends, the
+ *      PIT's periods passing;
  *   4. every entry saved again: byte for byte the first save, the failure
  *      naming the device and the first differing byte; nothing reached
  *      guest RAM or raised an interrupt either;
@@ -548,8 +551,10 @@ static struct pause_case pause_cases[] = {
 	{ "sysreset", .none = "guest-driven only" },
 	{ "boot-timer", .none = "guest-driven only (its marks' times: pinned clock)" },
 	{ "fw_cfg", .none = "guest-driven only (DMA runs in the register write)" },
-	{ "acpi-pm", .none = "its timer derives from the clock, pinned for both saves; no SCI source runs on the host" },
-	{ "rtc", .none = "its time derives from the clock, pinned for both saves; no host timer" },
+	{ "acpi-pm", .none = "its timer reads the clock, pinned for both saves; its one host-side event, "
+			     "the RTC's wake from S3, comes from a sleeping vCPU, which a pause keeps asleep" },
+	{ "rtc", .none = "its time reads the clock, pinned for both saves; no host timer (a sleeping "
+			 "vCPU polls its alarm)" },
 	{ "ioapic", .none = "its lines are driven by the UART and PIT rows (their held checks)" },
 	{ "pic", .none = "its lines are driven by the UART and PIT rows (IRR in its payload)" },
 	{ "pit", pit_during, pit_held, pit_after, NULL, false },
