@@ -1082,10 +1082,23 @@ static int blk_snap_save(struct virtio_dev *d, struct snap_buf *sb, char *err, s
 	s.readonly = b->readonly;
 	s.irq_owed = b->pushed && b->vq;
 	snap_put(sb, &s, sizeof(s));
-	/* This VM runs on after the snapshot: the requests quiesce answered
-	 * get their interrupt now. The snapshot keeps it owed (irq_owed), and
-	 * the restored device raises it from its loop. */
-	blk_interrupt(b);
+	/*
+	 * The interrupt for the requests quiesce answered stays owed: the VM
+	 * is paused, and raising it here would change what the guest sees
+	 * while it is (the MSI-X message or PBA bit, the ISR, the signalled
+	 * index a second save of the same pause reads: test_pause_devices).
+	 * This VM raises it from its loop once resumed: the completions
+	 * quiesce reaped rang the ring's eventfd, which the parked loop has
+	 * not read, and blk_uring_event ends with blk_interrupt. Rung once
+	 * more so that this does not rest on io_uring's signalling. The
+	 * snapshot keeps it owed too (irq_owed): the restored device raises
+	 * it from its loop.
+	 */
+	if (s.irq_owed && b->efd >= 0) {
+		uint64_t one = 1;
+		if (write(b->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			util_err("virtio-blk %s: eventfd: %s", b->path, strerror(errno));
+	}
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "vm.h"
 #include "fake_vm.h"
 #include "bus_access.h"
+#include "fake_devices.h"
 
 /* ---- test doubles: irq.c's split-mode wiring and its KVM routes ---- */
 
@@ -56,25 +57,13 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level)
 static struct vm vma, vmb;
 static const char fw_file[] = "0123456789abcdef";
 
-/* Every legacy device the command line can ask for, in vm_create_devices'
- * order (hyperv-testdev needs hyperv.c and KVM: not here). */
+/* Every legacy device (fake_devices.h), no event loop. */
 static void make_vm(struct vm *vm)
 {
 	fake_vm_init(vm);
 	vm->cfg.mem_size = MIB(64);
 	vm->cfg.ncpus = 2;
-	assert_int_equal(uart_create(vm, SERIAL_NONE, NULL, 0), 0);
-	assert_int_equal(debug_exit_create(vm), 0);
-	assert_int_equal(i8042_create(vm), 0);
-	assert_int_equal(sysreset_create(vm), 0);
-	assert_int_equal(boot_timer_create(vm), 0);
-	assert_int_equal(fw_cfg_create(vm), 0);
-	assert_int_equal(acpi_pm_create(vm), 0);
-	assert_int_equal(rtc_create(vm), 0);
-	assert_int_equal(ioapic_create(vm), 0);
-	assert_int_equal(pic_create(vm), 0);
-	assert_int_equal(pit_create(vm), 0);
-	assert_int_equal(pc_testdev_create(vm), 0);
+	assert_int_equal(fake_legacy_create(vm), 0);
 	assert_int_equal(fw_cfg_add_file(vm, "etc/test", fw_file, sizeof(fw_file) - 1), 0);
 }
 
