@@ -100,6 +100,8 @@ FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)
 FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)
 FUZZ_LDFLAGS_virtio_pci := $(FUZZ_WRAP_EFD)
 FUZZ_LDFLAGS_pci_config := $(FUZZ_WRAP_EFD)
+# fuzz_snapshot: large callocs (virtio-blk's request table) from a cache.
+FUZZ_LDFLAGS_snapshot := -Wl,--wrap=calloc,--wrap=free
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)

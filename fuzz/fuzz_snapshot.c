@@ -95,6 +95,70 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *
 	(void)vm, (void)reason, (void)status, (void)fmt;
 }
 
+/*
+ * Large zeroed allocations from a cache (-Wl,--wrap=calloc,--wrap=free:
+ * fuzz.mk's FUZZ_LDFLAGS_snapshot). Every input builds two VMs, and each
+ * virtio-blk callocs its 8 MiB request table: through ASan's allocator
+ * that was a fresh mapping memset and faulted in twice per input, most of
+ * the target's time (and so were the 16-100 KiB of each PCI function, virtio-net
+ * and pc-testdev: ASan maps those afresh too). A calloc of 16 KiB or more gets a guard-paged
+ * region (fz_guarded_map: an overrun faults at once, as ASan's redzone
+ * would report it) kept across inputs and zeroed with memset when it is
+ * freed: its pages stay mapped (on this host a page fault costs more than
+ * zeroing the page; MADV_DONTNEED made 256 faults per table).
+ */
+#define FZ_BIG (16u << 10)
+#define FZ_BIG_SLOTS 64
+struct fz_big {
+	uint8_t *p; /* what calloc returned: its end (16-aligned) at the guard page */
+	size_t size;
+	bool used;
+};
+static struct fz_big fz_bigs[FZ_BIG_SLOTS];
+
+void *__real_calloc(size_t n, size_t size);
+void __real_free(void *p);
+void *__wrap_calloc(size_t n, size_t size);
+void __wrap_free(void *p);
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	size_t len = n * size;
+	if (len < FZ_BIG)
+		return __real_calloc(n, size);
+	for (unsigned i = 0; i < FZ_BIG_SLOTS; i++)
+		if (fz_bigs[i].p && !fz_bigs[i].used && fz_bigs[i].size == len) {
+			fz_bigs[i].used = true;
+			return fz_bigs[i].p;
+		}
+	for (unsigned i = 0; i < FZ_BIG_SLOTS; i++)
+		if (!fz_bigs[i].p) {
+			size_t pages = (len + 4095) & ~(size_t)4095;
+			uint8_t *map = fz_guarded_map(pages);
+			if (!map)
+				return NULL;
+			/* the guard page right after the last byte (rounded to 16) */
+			uint8_t *p = map + ((pages - len) & ~(size_t)15);
+			fz_bigs[i] = (struct fz_big){ p, len, true };
+			return p;
+		}
+	return __real_calloc(n, size);
+}
+
+void __wrap_free(void *p)
+{
+	for (unsigned i = 0; i < FZ_BIG_SLOTS; i++)
+		if (p && fz_bigs[i].p == p) {
+			FZ_CHECK(fz_bigs[i].used); /* a double free */
+			memset(p, 0, fz_bigs[i].size);
+			fz_bigs[i].used = false;
+			return;
+		}
+	__real_free(p);
+}
+
 /* ---- the event loop: per VM, run by the input (A) or never (B) ----
  * Without vm->evloop the virtio transport acts inline and the PIT has no
  * timer; the back ends (virtio-net's socket, the console's stdin/stdout)
