@@ -569,6 +569,8 @@ static void fz_vsetup(struct vm *vm, struct fz_in *in)
 	uint32_t mask = (uint32_t)fz_take(in, 1) | (uint32_t)fz_take(in, 1) << 24;
 	if (!fz_vdev_find(vm, k, &f))
 		return;
+	/* as a driver starts: memory decoding and bus mastering on */
+	pci_config_write(vm, f.devfn, 0x04, 2, pci_config_read(vm, f.devfn, 0x04, 2) | 0x06);
 	uint64_t cc = f.bar0 + f.common;
 	fz_bus(&vm->mmio, cc + 0x14, 1, true, 0);
 	fz_bus(&vm->mmio, cc + 0x14, 1, true, 3);
@@ -794,32 +796,101 @@ static void fz_seed_write(const char *dir, const char *name, const void *p, size
 	FZ_CHECK(f && fwrite(p, 1, len, f) == len && fclose(f) == 0);
 }
 
-/* Operations that leave state in every device (the encoding fz_drive reads). */
-static const uint8_t fz_seed_drive[] = {
-	/* UART: DLAB, divisor 3, 8N1, FIFO, RX interrupt, OUT2, scratch, input */
-	0, 0xfb, 0x03, 0, 0x83, 0, 0, 0, 0xf8, 0x03, 0, 0x03, 0, 0, 0, 0, 0xfb, 0x03, 0, 0x03, 0, 0, 0,
-	0, 0xfa, 0x03, 0, 0x07, 0, 0, 0, 0, 0xf9, 0x03, 0, 0x01, 0, 0, 0, 0, 0xfc, 0x03, 0, 0x0b, 0, 0,
-	0, 0, 0xff, 0x03, 0, 0x5a, 0, 0, 0, 10, 1, 'h', 'i',
-	/* PIC: ICW1-4 on both, masks */
-	0, 0x20, 0, 0, 0x11, 0, 0, 0, 0, 0x21, 0, 0, 0x20, 0, 0, 0, 0, 0x21, 0, 0, 0x04, 0, 0, 0, 0,
-	0x21, 0, 0, 0x01, 0, 0, 0, 0, 0xa0, 0, 0, 0x11, 0, 0, 0, 0, 0xa1, 0, 0, 0x28, 0, 0, 0, 0, 0xa1,
-	0, 0, 0x02, 0, 0, 0, 0, 0xa1, 0, 0, 0x01, 0, 0, 0, 0, 0x21, 0, 0, 0xe0, 0, 0, 0,
-	/* PIT: channel 0 rate generator, channel 2 square wave gated on */
-	0, 0x43, 0, 0, 0x34, 0, 0, 0, 0, 0x40, 0, 0, 0x00, 0, 0, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0, 0,
-	0x43, 0, 0, 0xb6, 0, 0, 0, 0, 0x42, 0, 0, 0x45, 0, 0, 0, 0, 0x42, 0, 0, 0x23, 0, 0, 0, 0, 0x61,
-	0, 0, 0x01, 0, 0, 0,
-	/* RTC: CMOS byte, index; i8042 self test; fw_cfg file selected, read */
-	0, 0x70, 0, 0, 0x40, 0, 0, 0, 0, 0x71, 0, 0, 0xab, 0, 0, 0, 0, 0x64, 0, 0, 0xaa, 0, 0, 0, 0,
-	0x10, 0x05, 1, 0x20, 0, 0, 0, 1, 0x11, 0x05, 0, 1, 0x11, 0x05, 0,
-	/* ACPI PM enables; boot timer mark; sysreset kind; pc-testdev scratch, line */
-	0, 0x02, 0x06, 1, 0x01, 0x01, 0, 0, 0, 0x40, 0x04, 2, 7, 0, 0, 0, 0, 0xf9, 0x0c, 0, 0x02, 0, 0,
-	0, 0, 0xe0, 0x00, 2, 0xef, 0xbe, 0xad, 0xde, 0, 0x0a, 0x20, 0, 1, 0, 0, 0, 11, 4, 1,
-	/* virtio: every function set up, a chain offered and kicked on each */
-	7, 0, 0, 0, 3, 3, 7, 1, 0, 0, 3, 3, 7, 2, 0, 0, 3, 3, 7, 3, 0, 0, 3, 3,
-	8, 0, 0, 0, 0, 8, 0x40, 0, 2, 0, 0, 8, 2, 0, 0x00, 0x80, 8, 0x40, 0, 0, 0, 0,
-	8, 3, 1, 0x00, 0x90, 8, 0x10, 0, 0, 0, 0, 5, 0x00, 0x90, 8, 15, 'h', 'e', 'l', 'l', 'o', 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 8, 1, 1, 0x00, 0x90, 8, 5, 0, 0, 0, 0, 9,
-};
+/* Operations that leave state in every device, encoded as fz_drive reads
+ * them (built by helpers: a hand-written byte string drifts out of step). */
+static struct snap_buf fz_drive_seed, fz_drive_tail;
+
+static void fz_op_out(struct snap_buf *b, uint16_t port, unsigned size_sel, uint32_t v)
+{
+	uint8_t op[8] = { 0, (uint8_t)port, (uint8_t)(port >> 8), (uint8_t)size_sel,
+			  (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	snap_put(b, op, sizeof(op));
+}
+
+static void fz_op_in(struct snap_buf *b, uint16_t port, unsigned size_sel)
+{
+	uint8_t op[4] = { 1, (uint8_t)port, (uint8_t)(port >> 8), (uint8_t)size_sel };
+	snap_put(b, op, sizeof(op));
+}
+
+static void fz_op_bytes(struct snap_buf *b, const uint8_t *p, size_t n)
+{
+	snap_put(b, p, n);
+}
+
+/* A chain of one descriptor on queue q of virtio function k (fz_voffer). */
+static void fz_op_offer(struct snap_buf *b, unsigned k, unsigned q, uint32_t addr, uint16_t len,
+			unsigned flags, unsigned slot)
+{
+	uint8_t op[10] = { 8, (uint8_t)k, (uint8_t)q, (uint8_t)addr, (uint8_t)(addr >> 8),
+			   (uint8_t)(addr >> 16), (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)flags, 0 };
+	snap_put(b, op, sizeof(op));
+	uint8_t sl = (uint8_t)slot;
+	snap_put(b, &sl, 1);
+}
+
+static void fz_build_drive_seed(void)
+{
+	struct snap_buf *b = &fz_drive_seed;
+	/* the interrupt controllers first: ICW1 clears what is latched */
+	static const uint8_t pic[][2] = { { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
+					  { 0xa0, 0x11 }, { 0xa1, 0x28 }, { 0xa1, 0x02 }, { 0xa1, 0x01 },
+					  { 0x21, 0xe0 }, { 0xa1, 0xfb } };
+	for (size_t i = 0; i < sizeof(pic) / sizeof(pic[0]); i++)
+		fz_op_out(b, pic[i][0], 0, pic[i][1]);
+	/* IOAPIC pin 4 edge vector 0x34, pin 10 level vector 0x3a (MMIO ops
+	 * address ranges by index: through pc-testdev's line instead) */
+	fz_op_out(b, PC_TESTDEV_IRQ_PORT + 10, 0, 1);
+	/* UART: 8N1, divisor 3, FIFO, RX interrupt through OUT2, scratch, input */
+	static const uint8_t uart[][2] = { { 3, 0x83 }, { 0, 0x03 }, { 1, 0x00 }, { 3, 0x03 },
+					   { 2, 0x07 }, { 1, 0x01 }, { 4, 0x0b }, { 7, 0x5a } };
+	for (size_t i = 0; i < sizeof(uart) / sizeof(uart[0]); i++)
+		fz_op_out(b, (uint16_t)(UART_COM1_BASE + uart[i][0]), 0, uart[i][1]);
+	fz_op_bytes(b, (const uint8_t[]){ 10, 1, 'h', 'i' }, 4);
+	/* i8042: self test answer, a command waiting for its data byte */
+	fz_op_out(b, 0x64, 0, 0xaa);
+	fz_op_out(b, 0x64, 0, 0x60);
+	fz_op_out(b, 0xcf9, 0, 0x02); /* SYS_RST kind, no reset */
+	fz_op_out(b, BOOT_TIMER_PORT, 2, 7);
+	/* fw_cfg: the file selected, 3 bytes read, half a DMA address */
+	fz_op_out(b, FW_CFG_PORT_SEL, 1, 0x20);
+	for (int i = 0; i < 3; i++)
+		fz_op_in(b, FW_CFG_PORT_SEL + 1, 0);
+	fz_op_out(b, FW_CFG_PORT_SEL + 4, 2, 0x78563412);
+	fz_op_out(b, ACPI_PM_BASE + 2, 1, 0x0101); /* TMR_EN, PWRBTN_EN */
+	/* RTC: a CMOS byte, register B, the index left at 0x41 */
+	static const uint8_t rtc[][2] = { { 0x70, 0x40 }, { 0x71, 0xab }, { 0x70, 0x0e }, { 0x71, 0x11 },
+					  { 0x70, 0x41 } };
+	for (size_t i = 0; i < sizeof(rtc) / sizeof(rtc[0]); i++)
+		fz_op_out(b, rtc[i][0], 0, rtc[i][1]);
+	/* PIT: channel 0 rate generator, channel 1 latched, channel 2 square
+	 * wave gated on through port 0x61 */
+	static const uint8_t pit[][2] = { { 0x43, 0x34 }, { 0x40, 0x00 }, { 0x40, 0x40 }, { 0x43, 0x54 },
+					  { 0x41, 0x80 }, { 0x43, 0x40 }, { 0x43, 0xb6 }, { 0x42, 0x45 },
+					  { 0x42, 0x23 }, { 0x61, 0x01 } };
+	for (size_t i = 0; i < sizeof(pit) / sizeof(pit[0]); i++)
+		fz_op_out(b, pit[i][0], 0, pit[i][1]);
+	fz_op_out(b, PC_TESTDEV_SCRATCH_PORT, 2, 0xdeadbeef);
+	/* virtio: every function set up (rng, console, blk, net) */
+	for (uint8_t k = 0; k < 4; k++)
+		fz_op_bytes(b, (const uint8_t[]){ 7, k, 0, 0, 3, 3 }, 6);
+	/* edu and pci-testdev: memory decoding and bus mastering on */
+	for (unsigned slot = 1; slot < 8; slot++)
+		fz_op_bytes(b, (const uint8_t[]){ 4, (uint8_t)(slot << 3), 0x04, 0, 1, 1, 0x06, 0, 0, 0 }, 10);
+	/* the tail seeds reuse: chains offered and kicked, the loop turned */
+	b = &fz_drive_tail;
+	fz_op_offer(b, 0, 0, 0x80000, 0x40, 2, 0); /* rng: 64 bytes to fill */
+	fz_op_offer(b, 2, 0, 0x80000, 0x40, 0, 1); /* blk: a malformed request */
+	fz_op_offer(b, 3, 1, 0x90000, 0x10, 0, 0); /* net: a 16-byte frame */
+	fz_op_bytes(b, (const uint8_t[]){ 5, 0x00, 0x90, 0x08, 4, 'h', 'e', 'l', 'l', 'o' }, 10);
+	fz_op_offer(b, 1, 1, 0x90000, 5, 0, 0); /* console: "hello" */
+	fz_op_bytes(b, (const uint8_t[]){ 13, 20, 0x42, 9, 12, 0x34 }, 6); /* a frame in; EOI, INTA */
+	fz_op_in(b, UART_COM1_BASE, 0);
+	fz_op_in(b, 0x60, 0);
+	fz_op_in(b, 0x41, 0);
+	snap_put(&fz_drive_seed, fz_drive_tail.data, fz_drive_tail.len);
+	FZ_CHECK(!fz_drive_seed.failed && !fz_drive_tail.failed);
+}
 
 static void fz_frame(struct snap_buf *out, unsigned dev, uint32_t v, const uint8_t *p, size_t len)
 {
@@ -832,10 +903,11 @@ static void fz_frame(struct snap_buf *out, unsigned dev, uint32_t v, const uint8
 static void fz_make_seeds(const char *dir)
 {
 	mkdir(dir, 0755);
+	fz_build_drive_seed();
 	for (unsigned variant = 0; variant < 2; variant++) {
 		fz_world_up(&fz_a);
 		if (variant == 1) { /* A driven: live queues, programmed chips */
-			struct fz_in in = { fz_seed_drive, sizeof(fz_seed_drive) };
+			struct fz_in in = { fz_drive_seed.data, fz_drive_seed.len };
 			fz_drive(&in);
 		}
 		struct snapshot_reg *r = fz_a.vm.snap;
@@ -859,7 +931,7 @@ static void fz_make_seeds(const char *dir)
 			fz_frame(&one, (unsigned)i, 1, b.data, b.len);
 			uint8_t end = 0xff;
 			snap_put(&one, &end, 1);
-			snap_put(&one, fz_seed_drive + sizeof(fz_seed_drive) - 60, 60);
+			snap_put(&one, fz_drive_tail.data, fz_drive_tail.len);
 			FZ_LOG("seed: %s: %zu bytes\n", r->devs[i].ops->name, b.len);
 			char name[64];
 			snprintf(name, sizeof(name), "%s-%s", variant ? "driven" : "fresh", r->devs[i].ops->name);
@@ -880,7 +952,7 @@ static void fz_make_seeds(const char *dir)
 		devices_snap_clock_pin(false);
 		uint8_t end = 0xff;
 		snap_put(&all, &end, 1);
-		snap_put(&all, fz_seed_drive, sizeof(fz_seed_drive));
+		snap_put(&all, fz_drive_tail.data, fz_drive_tail.len);
 		fz_seed_write(dir, variant ? "driven-all" : "fresh-all", all.data, all.len);
 
 		/* the same as a state file (bit 0), as the writer makes it */
