@@ -38,8 +38,8 @@
  *   byte 0, bit 0 set: a state file (the rest of the input); bit 1 set: the
  *     harness first makes the header's body_size and every CRC right (walking
  *     the sections as far as they go), so the fuzzer gets past the checksums.
- *     After the file is read, the operations start at byte 0 of... nothing:
- *     a file input drives nothing (a restore's devices are covered above).
+ *     A file input is not followed by driver operations: the whole input
+ *     is the file (the loads it reaches are the records' loads).
  *
  * FUZZ_SNAPSHOT_SEEDS=DIR: write the seed corpus (saves of fresh and driven
  * VMs, framed, plus state files and broken variants) into DIR and exit.
