@@ -921,10 +921,15 @@ static void fz_make_seeds(const char *dir)
 			struct snap_buf b = { 0 };
 			char err[256] = "";
 			FZ_CHECK(r->devs[i].ops->save(r->devs[i].dev, &b, err, sizeof(err)) == 0 && !b.failed);
-			fz_frame(&all, (unsigned)i, 1, b.data, b.len);
-			snap_section_begin(&w, r->devs[i].ops->name, 0, 1);
-			snap_put(&w.body, b.data, b.len);
-			snap_section_end(&w);
+			/* pc-testdev's 64 KiB of iomem only in its own seed: the
+			 * all-device seeds stay ~9 KiB, which the fuzzer mutates
+			 * where it matters */
+			if (strcmp(r->devs[i].ops->name, "pc-testdev") != 0) {
+				fz_frame(&all, (unsigned)i, 1, b.data, b.len);
+				snap_section_begin(&w, r->devs[i].ops->name, 0, 1);
+				snap_put(&w.body, b.data, b.len);
+				snap_section_end(&w);
+			}
 			/* one device, then driving it: its own seed */
 			struct snap_buf one = { 0 };
 			snap_put(&one, &mode, 1);
