@@ -32,7 +32,7 @@ FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, long n){(vo
 .PHONY: fuzz fuzz-run fuzz-merge
 FUZZ_RUN_TARGETS := $(if $(FUZZ_TARGET),$(FUZZ_DIR)/$(FUZZ_TARGET),$(FUZZ_TARGETS))
 ifeq ($(FUZZ_OK),yes)
-fuzz: $(FUZZ_TARGETS) $(FUZZ_RACES) $(FUZZ_DIR)/seeds.stamp
+fuzz: $(FUZZ_TARGETS) $(FUZZ_RACES) $(FUZZ_DIR)/seeds.stamp $(FUZZ_DIR)/seeds-snapshot.stamp
 
 # One log per target ($(FUZZ_DIR)/run-TARGET.log); its summary line takes the
 # final "DONE cov: ... ft: ..." line and -print_final_stats' counters. The
@@ -100,6 +100,8 @@ FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)
 FUZZ_LDFLAGS_virtio_console := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)
 FUZZ_LDFLAGS_virtio_pci := $(FUZZ_WRAP_EFD)
 FUZZ_LDFLAGS_pci_config := $(FUZZ_WRAP_EFD)
+# fuzz_snapshot: large callocs (virtio-blk's request table) from a cache.
+FUZZ_LDFLAGS_snapshot := -Wl,--wrap=calloc,--wrap=free
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 	@mkdir -p $(dir $@)
@@ -113,6 +115,14 @@ $(FUZZ_DIR)/race_%: fuzz/race_%.c $(FUZZ_DIR)/libhvmm-fuzz.a
 # Seeds are generated (well-formed rings and config-space sessions), not committed.
 $(FUZZ_DIR)/seeds.stamp: fuzz/gen_seeds.py
 	python3 fuzz/gen_seeds.py $(FUZZ_DIR)/seeds
+	touch $@
+
+# fuzz_snapshot's seeds are device saves: the target writes them itself
+# (FUZZ_SNAPSHOT_SEEDS=DIR), from fake VMs fresh and driven, so they follow
+# every change of a payload's layout.
+$(FUZZ_DIR)/seeds-snapshot.stamp: $(FUZZ_DIR)/fuzz_snapshot
+	rm -rf $(FUZZ_DIR)/seeds/fuzz_snapshot
+	FUZZ_SNAPSHOT_SEEDS=$(FUZZ_DIR)/seeds/fuzz_snapshot $<
 	touch $@
 
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:=.d) $(FUZZ_RACES:=.d)

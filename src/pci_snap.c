@@ -86,6 +86,12 @@ static int pci_snap_check(struct pci_dev *d, const struct pci_snap_fn *f, const 
 		snprintf(err, n, "%s: intx level %u", d->name, f->intx_level);
 		return -1;
 	}
+	/* Padding is zero in every save: a byte there the load would drop
+	 * is a payload this hvmm did not write. */
+	if (f->pad[0] || f->pad[1] || f->pad[2]) {
+		snprintf(err, n, "%s: malformed padding after the intx level", d->name);
+		return -1;
+	}
 	unsigned nvec = d->msix ? d->msix->nvec : 0;
 	if (f->nvec != nvec) {
 		snprintf(err, n, "%s: msix vectors: %u, the device has %u", d->name, f->nvec, nvec);
@@ -97,7 +103,8 @@ static int pci_snap_check(struct pci_dev *d, const struct pci_snap_fn *f, const 
 	bool all_masked = !(ctrl & PCI_MSIX_CTRL_ENABLE) || (ctrl & PCI_MSIX_CTRL_FMASK);
 	for (unsigned i = 0; i < nvec; i++) {
 		const struct pci_snap_vec *v = &vec[i];
-		if ((v->addr_lo & 3) || (v->ctrl & ~(uint32_t)PCI_MSIX_ENTRY_MASKED) || v->pending > 1) {
+		if ((v->addr_lo & 3) || (v->ctrl & ~(uint32_t)PCI_MSIX_ENTRY_MASKED) || v->pending > 1 ||
+		    v->pad[0] || v->pad[1] || v->pad[2]) {
 			snprintf(err, n, "%s: msix vector %u: bad entry", d->name, i);
 			return -1;
 		}

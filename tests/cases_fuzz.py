@@ -18,7 +18,7 @@ SECONDS = int(os.environ.get("FUZZ_SECONDS", "7"))
 RACE_SECONDS = int(os.environ.get("RACE_SECONDS", "4"))
 TARGETS = ("fuzz_virtqueue", "fuzz_pci_config", "fuzz_virtio_pci", "fuzz_iommu", "fuzz_boot",
            "fuzz_fw_cfg", "fuzz_ioapic", "fuzz_uart", "fuzz_virtio_net", "fuzz_virtio_console",
-           "fuzz_api")
+           "fuzz_api", "fuzz_snapshot")
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus")
 
 

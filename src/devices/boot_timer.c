@@ -123,10 +123,17 @@ static int boot_timer_snap_load(void *dev, struct snap_cur *c, uint32_t version,
 	snap_get(c, &w, sizeof(w));
 	if (devices_snap_truncated("boot-timer", c, err, n) < 0)
 		return -1;
+	/* The padding too: a save writes zeros there, and a byte the load
+	 * would drop is a file this hvmm did not write. */
+	if (w.pad) {
+		snprintf(err, n, "boot-timer: malformed padding");
+		return -1;
+	}
 	unsigned kept = w.count < BOOT_TIMER_MAX_MARKS ? w.count : BOOT_TIMER_MAX_MARKS;
 	for (unsigned i = 0; i < BOOT_TIMER_MAX_MARKS; i++) {
 		const struct boot_timer_snap_mark *m = &w.marks[i];
-		if (!devices_snap_is_bool(m->mmio) || (i >= kept && (m->age_ns || m->value || m->mmio))) {
+		if (!devices_snap_is_bool(m->mmio) || m->pad[0] || m->pad[1] || m->pad[2] ||
+		    (i >= kept && (m->age_ns || m->value || m->mmio))) {
 			snprintf(err, n, "boot-timer: mark %u is malformed", i);
 			return -1;
 		}

@@ -1121,6 +1121,12 @@ static int blk_snap_load(struct virtio_dev *d, struct snap_cur *c, char *err, si
 		snprintf(err, n, "virtio-blk %s: irq_owed %u", b->path, s.irq_owed);
 		return -1;
 	}
+	for (unsigned i = 0; i < sizeof(s.pad); i++) {
+		if (s.pad[i]) { /* zero in every save */
+			snprintf(err, n, "virtio-blk %s: malformed padding", b->path);
+			return -1;
+		}
+	}
 	/* raised by the first blk_queue_notify: the transport kicks the queue */
 	b->pushed = s.irq_owed;
 	return 0;

@@ -344,6 +344,10 @@ static int con_snap_load(struct virtio_dev *d, struct snap_cur *cur, char *err, 
 		snprintf(err, n, "virtio-console: truncated");
 		return -1;
 	}
+	if (s.pad || s.pad2) { /* zero in every save */
+		snprintf(err, n, "virtio-console: malformed padding");
+		return -1;
+	}
 	if (s.out_pending > 1 || (!s.out_pending && (s.out_head || s.out_done))) {
 		snprintf(err, n, "virtio-console: out_pending %u", s.out_pending);
 		return -1;

@@ -141,6 +141,14 @@ static int virtio_snap_check(struct virtio_dev *d, const struct virtio_snap_dev 
 		snprintf(err, n, "%s: status %#x: DRIVER_OK without FEATURES_OK", name, s->status);
 		return -1;
 	}
+	/* Zero in every save: a byte the load would drop is a payload this
+	 * hvmm did not write. */
+	for (unsigned i = 0; i < sizeof(s->pad); i++) {
+		if (s->pad[i]) {
+			snprintf(err, n, "%s: malformed padding in the transport state", name);
+			return -1;
+		}
+	}
 	if (s->isr & ~VIRTIO_ISR_ALL) {
 		snprintf(err, n, "%s: isr %#x", name, s->isr);
 		return -1;

@@ -224,8 +224,10 @@ int vq_restore(struct virtqueue *vq, const struct guest_mem *mem, const struct v
 	       const struct vq_state *s)
 {
 	vq_stop(vq);
+	/* the padding too: vq_save zeroes it, a byte there is not a saved queue */
 	bool flags_ok = s->started <= 1 && s->signalled_valid <= 1 && s->event_idx <= 1 &&
-			s->indirect <= 1 && s->notify_off <= 1;
+			s->indirect <= 1 && s->notify_off <= 1 && !s->pad[0] && !s->pad[1] && !s->pad[2] &&
+			!s->pad2;
 	bool size_ok = s->size <= VQ_MAX_SIZE && !(s->size & (s->size - 1));
 	if (!flags_ok || !size_ok || s->broken > 0 || s->broken < VQ_ERR_DMA)
 		return VQ_ERR_RING;

@@ -533,6 +533,25 @@ static void test_bad_payloads(void **state)
 	memcpy(p, b.data, b.len);
 	p[tr + 32] = 9;
 	expect_bad("virtio-rng", p, b.len, 1, "config msix vector");
+	/* padding a save leaves zero: after the INTx level, after a vector's
+	 * pending bit (fuzz_snapshot: both loaded, and saved back as zeros) */
+	memcpy(p, b.data, b.len);
+	p[258] = 0xe5;
+	expect_bad("virtio-rng", p, b.len, 1, "padding");
+	memcpy(p, b.data, b.len);
+	p[264 + 20 + 19] = 1;
+	expect_bad("virtio-rng", p, b.len, 1, "msix vector 1: bad entry");
+	/* ... in the transport's part, and in a queue's ring state (pad after
+	 * notify_off, pad2 after broken) */
+	memcpy(p, b.data, b.len);
+	p[tr + 41] = 0x10;
+	expect_bad("virtio-rng", p, b.len, 1, "padding");
+	memcpy(p, b.data, b.len);
+	p[q0 + 32 + 37] = 1;
+	expect_bad("virtio-rng", p, b.len, 1, "queue 0");
+	memcpy(p, b.data, b.len);
+	p[q0 + 32 + 47] = 0x80;
+	expect_bad("virtio-rng", p, b.len, 1, "queue 0");
 	free(p);
 	snap_buf_free(&b);
 
@@ -542,6 +561,21 @@ static void test_bad_payloads(void **state)
 	memcpy(p, b.data, b.len);
 	p[b.len - 16] ^= 1; /* capacity, first field of the model's part */
 	expect_bad("virtio-blk", p, b.len, 1, "capacity");
+	memcpy(p, b.data, b.len);
+	p[b.len - 1] = 1; /* the model part's padding */
+	expect_bad("virtio-blk", p, b.len, 1, "padding");
+	free(p);
+	snap_buf_free(&b);
+
+	/* virtio-console's part: padding after out_pending and after out_head */
+	save_a("virtio-console", &b);
+	p = malloc(b.len);
+	memcpy(p, b.data, b.len);
+	p[b.len - 15] = 1;
+	expect_bad("virtio-console", p, b.len, 1, "padding");
+	memcpy(p, b.data, b.len);
+	p[b.len - 9] = 1;
+	expect_bad("virtio-console", p, b.len, 1, "padding");
 	free(p);
 	snap_buf_free(&b);
 
