@@ -103,15 +103,20 @@ int snap_writer_save(struct snap_writer *w, const char *path, char *err, size_t 
 	int r = util_write_all(fd, &w->h, sizeof(w->h));
 	if (r == 0)
 		r = util_write_all(fd, w->body.data, w->body.len);
-	if (r == 0 && fdatasync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r < 0) {
+	if ((r = snap_file_finish(fd, r)) < 0) {
 		snprintf(err, n, "writing %s: %s", path, strerror(-r));
 		return -1;
 	}
 	return 0;
+}
+
+int snap_file_finish(int fd, int r)
+{
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
 }
 
 void snap_writer_free(struct snap_writer *w)

@@ -124,7 +124,7 @@ int snapshot_vcpu_save(struct vcpu *v, struct snap_writer *w, char *err, size_t 
 	struct kvm_msr_entry *msrs = NULL;
 	void *xsave = NULL, *nested = NULL;
 	const char *what = NULL;
-	int r;
+	int r, rc = -1;
 	/* MP state first: reading it makes KVM take pending INIT/SIPI into
 	 * the state it reports, as Firecracker does it. */
 	if (ioctl(fd, KVM_GET_MP_STATE, &f.mp) < 0) { what = "KVM_GET_MP_STATE"; goto fail; }
@@ -166,18 +166,16 @@ int snapshot_vcpu_save(struct vcpu *v, struct snap_writer *w, char *err, size_t 
 	if (nested)
 		snap_put(&w->body, nested, f.nested_size);
 	snap_section_end(w);
-	free(idx);
-	free(msrs);
-	free(xsave);
-	free(nested);
-	return 0;
+	rc = 0;
+	goto out;
 fail:
 	snprintf(err, n, "vcpu%d: %s: %s", v->id, what, strerror(errno));
+out:
 	free(idx);
 	free(msrs);
 	free(xsave);
 	free(nested);
-	return -1;
+	return rc;
 }
 
 int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, char *err, size_t n)
@@ -189,6 +187,7 @@ int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, cha
 	void *xsave = NULL;
 	struct kvm_nested_state *nested = NULL;
 	const char *what = NULL;
+	int rc = -1;
 	if (version != SNAP_VCPU_VERSION) {
 		snprintf(err, n, "vcpu%d: state version %u, this hvmm reads %u", v->id, version,
 			 SNAP_VCPU_VERSION);
@@ -212,7 +211,7 @@ int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, cha
 	if (!(msrs = calloc(1, sizeof(*msrs) + f.nr_msrs * sizeof(struct kvm_msr_entry))) ||
 	    !(xsave = calloc(1, xsize))) {
 		snprintf(err, n, "vcpu%d: out of memory", v->id);
-		goto out_err;
+		goto out;
 	}
 	msrs->nmsrs = f.nr_msrs;
 	snap_get(c, msrs->entries, f.nr_msrs * sizeof(struct kvm_msr_entry));
@@ -220,17 +219,17 @@ int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, cha
 	if (f.nested_size) {
 		if (!(nested = calloc(1, f.nested_size))) {
 			snprintf(err, n, "vcpu%d: out of memory", v->id);
-			goto out_err;
+			goto out;
 		}
 		snap_get(c, nested, f.nested_size);
 		if (nested->size != f.nested_size) {
 			snprintf(err, n, "vcpu%d: malformed nested state", v->id);
-			goto out_err;
+			goto out;
 		}
 	}
 	if (c->bad || c->left) {
 		snprintf(err, n, "vcpu%d: state of the wrong length", v->id);
-		goto out_err;
+		goto out;
 	}
 	if (ioctl(fd, KVM_SET_MP_STATE, &f.mp) < 0) { what = "KVM_SET_MP_STATE"; goto fail; }
 	if (ioctl(fd, KVM_SET_REGS, &f.regs) < 0) { what = "KVM_SET_REGS"; goto fail; }
@@ -244,7 +243,7 @@ int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, cha
 	if ((uint32_t)set < f.nr_msrs) {
 		snprintf(err, n, "vcpu%d: KVM refused MSR 0x%x = 0x%llx (taken on another CPU or KVM?)",
 			 v->id, msrs->entries[set].index, (unsigned long long)msrs->entries[set].data);
-		goto out_err;
+		goto out;
 	}
 	if (nested && ioctl(fd, KVM_SET_NESTED_STATE, nested) < 0) { what = "KVM_SET_NESTED_STATE"; goto fail; }
 	/* What KVM reported as valid, plus the SIPI vector it always reports
@@ -258,17 +257,15 @@ int snapshot_vcpu_load(struct vcpu *v, struct snap_cur *c, uint32_t version, cha
 		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) { what = "KVM_CAP_EXCEPTION_PAYLOAD"; goto fail; }
 	}
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &f.events) < 0) { what = "KVM_SET_VCPU_EVENTS"; goto fail; }
-	free(msrs);
-	free(xsave);
-	free(nested);
-	return 0;
+	rc = 0;
+	goto out;
 fail:
 	snprintf(err, n, "vcpu%d: %s: %s", v->id, what, strerror(errno));
-out_err:
+out:
 	free(msrs);
 	free(xsave);
 	free(nested);
-	return -1;
+	return rc;
 }
 
 /* The VM's part: kvmclock's value, and the chips KVM emulates itself in

@@ -83,6 +83,9 @@ void snap_section_end(struct snap_writer *w);
 /* Header and body to path (created 0600, replaced). 0 or -1 with err. */
 int snap_writer_save(struct snap_writer *w, const char *path, char *err, size_t n);
 void snap_writer_free(struct snap_writer *w);
+/* A file written so far with status r (0 or -errno): synced to disk and
+ * closed; the first error, if any. */
+int snap_file_finish(int fd, int r);
 
 /* A state file read and checked as a whole: header, sizes, every CRC. */
 struct snap_reader {

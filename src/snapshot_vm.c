@@ -80,11 +80,7 @@ static int snap_mem_save(struct vm *vm, const char *path, const uint8_t id[16], 
 	t.ram_size = m->ram_size;
 	if (r == 0 && pwrite(fd, &t, sizeof(t), (off_t)m->ram_size) != (ssize_t)sizeof(t))
 		r = errno ? -errno : -EIO;
-	if (r == 0 && fdatasync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r < 0) {
+	if ((r = snap_file_finish(fd, r)) < 0) {
 		snprintf(err, n, "writing %s: %s", path, strerror(-r));
 		return -1;
 	}
