@@ -61,6 +61,7 @@ struct vm_config {
 	const char *id;        /* --id: the instance's name in the API */
 	const char *restore;   /* --restore: a snapshot's state file (snapshot.h), or NULL */
 	const char *restore_mem; /* its mem=: the memory file, else the one the state names */
+	const char *incoming;  /* --incoming tcp:ADDR:PORT: receive a live migration (migrate.h) */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */
@@ -116,6 +117,7 @@ struct vfio_state;
 struct api_server;
 struct lifecycle;
 struct snapshot_reg;
+struct migrate;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -127,6 +129,7 @@ enum vm_stop_reason {
 	VM_STOP_GUEST_CRASH, /* triple fault, internal error, unexpected exit */
 	VM_STOP_HOST_ERROR,
 	VM_STOP_STRICT_IO,
+	VM_STOP_MIGRATED,    /* the guest went on in another hvmm (migrate.h) */
 };
 
 struct vm {
@@ -172,6 +175,11 @@ struct vm {
 	struct api_server *api;      /* api_server.c: --api-sock */
 	struct lifecycle *life;      /* lifecycle.c: pause/resume and their counts */
 	struct snapshot_reg *snap;   /* snapshot.c: every device's save and load, in creation order */
+	struct migrate *migrate;     /* migrate*.c: --incoming's socket, a migration's counts */
+	/* Set once a migration succeeded: the guest runs elsewhere now, so
+	 * nothing here may touch its RAM or disks again — the event loop ends
+	 * without running a callback, the vCPUs without entering the guest. */
+	atomic_bool handed_over;
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
