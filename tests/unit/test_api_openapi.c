@@ -138,10 +138,25 @@ static int fake_snapshot(void *o, const char *state, const char *mem, char *err,
 	return 0;
 }
 
+/* What migrate_out() refuses (400) or fails (500): a stopping VM here. */
+static int fake_migrate(void *o, const char *dest, uint32_t downtime_ms, char *err, size_t n)
+{
+	struct fake_vm *f = o;
+	if (strncmp(dest, "tcp:", 4) != 0 || downtime_ms < 1 || downtime_ms > 60000) {
+		snprintf(err, n, "bad request");
+		return -1;
+	}
+	if (f->fail_pause) {
+		snprintf(err, n, "cannot connect");
+		return -2;
+	}
+	return 0;
+}
+
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_machine, .stats = fake_stats, .irt = fake_irt, .inject = fake_inject,
-	.snapshot_create = fake_snapshot,
+	.snapshot_create = fake_snapshot, .migrate = fake_migrate,
 	.id = "vm-1", .version = "9.9",
 };
 
@@ -154,7 +169,7 @@ static const struct {
 	{ "GET", "/" },		  { "GET", "/machine-config" }, { "PUT", "/machine-config" },
 	{ "PATCH", "/machine-config" }, { "PATCH", "/vm" },     { "PUT", "/actions" },
 	{ "GET", "/hvmm/stats" },	  { "GET", "/hvmm/irt" },	{ "PUT", "/hvmm/inject" },
-	{ "PUT", "/snapshot/create" },  { "PUT", "/snapshot/load" },
+	{ "PUT", "/snapshot/create" },  { "PUT", "/snapshot/load" },	{ "PUT", "/hvmm/migrate" },
 };
 #define N_SERVED (sizeof(served) / sizeof(served[0]))
 
