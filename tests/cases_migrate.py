@@ -147,3 +147,188 @@ def t_migrate_tiny(ctx):
     print(f"      source counted to {last}, destination on to {n}; {took * 1000:.0f} ms for the request; "
           f"source: {m.group(1)} ms in all, downtime {m.group(2)} ms, {m.group(3)} bytes, {m.group(4)} rounds; "
           f"destination: downtime {dm.group(4)} ms, {dm.group(2)} pages", flush=True)
+
+
+# ---------------------------------------------------------------- a Linux guest
+
+NS = ("hvmm-mig-a", "hvmm-mig-b")
+NS_ADDR = ("10.77.0.1", "10.77.0.2")
+MIG_PORT = 4444
+GUEST_PORT = 5002
+
+
+def sh(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+
+def netns_up():
+    """Two namespaces joined by a veth pair: the source in the first, the
+    destination in the second, each with its own loopback (the port
+    forward's address, taken by both hvmm processes at once)."""
+    netns_down()
+    for n in NS:
+        sh("ip", "netns", "add", n)
+        sh("ip", "-n", n, "link", "set", "lo", "up")
+    sh("ip", "link", "add", "mig0", "netns", NS[0], "type", "veth", "peer", "name", "mig1", "netns", NS[1])
+    for i, n in enumerate(NS):
+        sh("ip", "-n", n, "addr", "add", f"{NS_ADDR[i]}/24", "dev", f"mig{i}")
+        sh("ip", "-n", n, "link", "set", f"mig{i}", "up")
+
+
+def netns_down():
+    for n in NS:
+        subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=30)
+
+
+def in_ns(i, argv):
+    return ["ip", "netns", "exec", NS[i], *argv]
+
+
+CLIENT = r"""
+import socket, sys, time
+data = open(sys.argv[2], "rb").read()
+end = time.time() + 60
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20) as c:
+            c.sendall(data)
+        break
+    except OSError as e:
+        if time.time() > end:
+            sys.exit(f"never answered: {e}")
+        time.sleep(0.3)
+"""
+
+
+def host_to_guest_ns(ctx, vm, ns, hport, who):
+    """A new TCP connection through the port forward, from the namespace
+    the hvmm runs in, into a listener in the guest."""
+    import hashlib
+    vm.run(f"{{ (nc -l -p {GUEST_PORT} </dev/null >/tmp/rx; echo done >/tmp/rx.end) >/dev/null 2>&1 & }}")
+    listening = f"grep -qE ':{GUEST_PORT:04X} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6"
+    vm.run(f"i=0; until {listening} || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; {listening}")
+    data = os.urandom(64 << 10)
+    path = os.path.join(ctx.tmp, "tcp.data")
+    with open(path, "wb") as f:
+        f.write(data)
+    q = subprocess.run(in_ns(ns, ["python3", "-c", CLIENT, str(hport), path]), capture_output=True, text=True,
+                       timeout=90)
+    expect(q.returncode == 0, f"{who}: the connection through the port forward: {q.stderr[-400:]}")
+    vm.run("i=0; while [ ! -e /tmp/rx.end ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done", timeout=60)
+    got = vm.run("wc -c < /tmp/rx; sha256sum /tmp/rx | cut -d' ' -f1").split()
+    expect(got == [str(len(data)), hashlib.sha256(data).hexdigest()],
+           f"{who}: the guest received {got} over TCP, want {len(data)} bytes")
+
+
+# The guest's three loops, each ending at a generation's end once /tmp/stop exists:
+# RAM: /tmp/big (64 MiB) rewritten chunk by chunk, generation g putting chunk
+#      (j+g)%64 of /tmp/a at j, so a page of any older generation shows;
+# disk reads: the first 32 MiB (host-made random data) read with O_DIRECT in
+#      one 32 MiB request — device DMA straight into the buffer, which KVM's
+#      dirty log never sees — and checked against their checksum each time;
+# disk writes: /tmp/a's first 16 MiB written at 32 MiB, O_DIRECT.
+RAM_LOOP = ("g=0; while [ ! -e /tmp/stop ]; do g=$((g+1)); j=0; while [ $j -lt 64 ]; do "
+            "dd if=/tmp/a of=/tmp/big bs=1M count=1 skip=$(( (j+g)%64 )) seek=$j conv=notrunc 2>/dev/null; "
+            "j=$((j+1)); done; echo $g > /tmp/gen; done; echo x > /tmp/ram.end")
+READ_LOOP = ("while [ ! -e /tmp/stop ]; do dd if=/dev/vda of=/tmp/rd bs=32M count=1 iflag=direct 2>/dev/null; "
+             "s=$(sha256sum /tmp/rd | cut -c1-64); if [ \"$s\" = {sha} ]; then echo ok >> /tmp/rd.log; "
+             "else echo BAD $s >> /tmp/rd.log; fi; done; echo x > /tmp/rd.end")
+WRITE_LOOP = ("n=0; while [ ! -e /tmp/stop ]; do dd if=/tmp/a of=/dev/vda bs=1M count=16 seek=32 oflag=direct "
+              "2>/dev/null; n=$((n+1)); echo $n > /tmp/wr.n; done; echo x > /tmp/wr.end")
+
+
+def bg(vm, loop):
+    vm.run("{ (" + loop + ") </dev/null >/dev/null 2>&1 & }")
+
+
+@case("migrate/linux")
+def t_migrate_linux(ctx):
+    """A Debian guest (2 vCPUs, a disk, user networking) busy rewriting 64
+    MiB of RAM and reading and writing its disk moves from an hvmm in one
+    network namespace to one in another: the shell answers there, the RAM
+    writer's file is one whole generation, every disk read during and after
+    the move gave the right data, the writes are on the disk, and a new TCP
+    connection through the destination's port forward works."""
+    import hashlib
+    from linuxvm import PROMPT, LinuxVM
+    from cases_linux_shell import VM_TIMEOUT, boot_to_prompt, end_with, hvmm_argv, images
+    images(ctx)
+    expect(os.geteuid() == 0, "needs root for network namespaces")
+    disk = os.path.join(ctx.tmp, "mig.img")
+    head = os.urandom(32 << 20)
+    with open(disk, "wb") as f:
+        f.write(head)
+        f.truncate(64 << 20)
+    head_sha = hashlib.sha256(head).hexdigest()
+    sock = os.path.join(ctx.tmp, "mig.sock")
+    hport = 2222
+    argv = hvmm_argv(ctx, cpus=2, extra=(
+        "--api-sock", sock, "--disk", disk,
+        "--network", f"user,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}"))
+    netns_up()
+    try:
+        with LinuxVM(in_ns(0, argv), VM_TIMEOUT) as src:
+            boot_to_prompt(src, "source")
+            src.run("udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1", timeout=90)
+            src.run("dd if=/dev/urandom of=/tmp/a bs=1M count=64 2>/dev/null && cp /tmp/a /tmp/big", timeout=120)
+            a_chunks = src.run("j=0; while [ $j -lt 64 ]; do dd if=/tmp/a bs=1M count=1 skip=$j 2>/dev/null "
+                               "| sha256sum | cut -c1-64; j=$((j+1)); done", timeout=120).split()
+            a16 = src.run("dd if=/tmp/a bs=1M count=16 2>/dev/null | sha256sum | cut -c1-64").strip()
+            bg(src, RAM_LOOP)
+            bg(src, READ_LOOP.format(sha=head_sha))
+            bg(src, WRITE_LOOP)
+            time.sleep(3)
+            gen0 = src.run("cat /tmp/gen 2>/dev/null; wc -l < /tmp/rd.log; cat /tmp/wr.n").split()
+            # the destination: the same options, in the other namespace
+            dst = LinuxVM(in_ns(1, argv + ["--incoming", f"tcp:{NS_ADDR[1]}:{MIG_PORT}"]), VM_TIMEOUT)
+            with dst:
+                end = time.time() + 60
+                while b"waiting for a migration" not in dst.err:
+                    expect(dst.p.poll() is None, f"the destination ended: {dst.err.decode()[-800:]}")
+                    expect(time.time() < end, "the destination never listened")
+                    time.sleep(0.1)
+                t0 = time.time()
+                rc, out, err = ctl_long(ctx, sock, "migrate", f"tcp:{NS_ADDR[1]}:{MIG_PORT}")
+                took = time.time() - t0
+                expect(rc == 0, f"hvmm ctl migrate: {rc} {err!r}" + src.tail())
+                st = src.wait(60)
+                serr = src.err.decode(errors="replace")
+                expect(st == 0, f"the source ended with {st}, want 0: {serr[-800:]}")
+                m = re.search(r"migrated to [\d.]+:\d+: ([\d.]+) ms, downtime ([\d.]+) ms, (\d+) bytes in (\d+) "
+                              r"rounds", serr)
+                expect(m, f"no 'migrated to' line from the source: {serr[-800:]}")
+                dst.send("\n")
+                dst.expect(PROMPT, 60, what="the destination's shell prompt")
+                time.sleep(3)  # the loops go on here for a while
+                dst.run("touch /tmp/stop; i=0; while [ $i -lt 600 ] && ! { [ -e /tmp/ram.end ] && "
+                        "[ -e /tmp/rd.end ] && [ -e /tmp/wr.end ]; }; do sleep 0.1; i=$((i+1)); done; "
+                        "[ -e /tmp/ram.end ] && [ -e /tmp/rd.end ] && [ -e /tmp/wr.end ]", timeout=120)
+                gen = int(dst.run("cat /tmp/gen").strip())
+                big = dst.run("j=0; while [ $j -lt 64 ]; do dd if=/tmp/big bs=1M count=1 skip=$j 2>/dev/null "
+                              "| sha256sum | cut -c1-64; j=$((j+1)); done", timeout=120).split()
+                bad = [j for j in range(64) if big[j] != a_chunks[(j + gen) % 64]]
+                expect(not bad, f"the RAM writer's file is not generation {gen} in chunks {bad[:8]}")
+                reads = dst.run("grep -c ok /tmp/rd.log; grep -c BAD /tmp/rd.log || true").split()
+                expect(reads[1] == "0", f"{reads[1]} disk reads gave wrong data (of {reads[0]} right)")
+                expect(int(reads[0]) > int(gen0[1]), f"no disk reads after the move ({gen0} -> {reads})")
+                wr = dst.run("dd if=/dev/vda bs=1M count=16 skip=32 iflag=direct 2>/dev/null | sha256sum "
+                             "| cut -c1-64").strip()
+                expect(wr == a16, "the disk does not hold what the guest wrote")
+                host_to_guest_ns(ctx, dst, 1, hport, "destination")
+                end_with(dst, "destination", "poweroff")
+                derr = dst.err.decode(errors="replace")
+    finally:
+        netns_down()
+    with open(disk, "rb") as f:
+        img = f.read()
+    expect(hashlib.sha256(img[:32 << 20]).hexdigest() == head_sha, "the image's first 32 MiB changed")
+    expect(hashlib.sha256(img[32 << 20:48 << 20]).hexdigest() == a16,
+           "the image does not hold the guest's writes after the destination's poweroff")
+    dm = re.search(r"migration in: (\d+) bytes, (\d+) pages in (\d+) rounds, ([\d.]+) ms from accept to loaded; "
+                   r"downtime ([\d.]+) ms", derr)
+    expect(dm, f"the destination's --stats has no migration line: {derr[-800:]}")
+    print(f"      hvmm, 512 MiB, 2 vCPUs, 64 MiB rewritten + disk I/O: total {float(m.group(1)):.0f} ms "
+          f"(request {took * 1000:.0f} ms), downtime {float(m.group(2)):.1f} ms at the source (pause to ack), "
+          f"{float(dm.group(5)):.1f} ms at the destination (pause to vCPUs' start), "
+          f"{int(m.group(3)) >> 20} MiB sent in {m.group(4)} rounds; generation {gen} whole, "
+          f"{reads[0]} disk reads right, writes on disk, TCP through the forward", flush=True)
