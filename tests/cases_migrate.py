@@ -180,6 +180,11 @@ def netns_down():
         subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=30)
 
 
+def listening(i, port):
+    q = subprocess.run(in_ns(i, ["cat", "/proc/net/tcp"]), capture_output=True, text=True, timeout=30)
+    return re.search(rf"^\s*\d+: [0-9A-F]+:{port:04X} 00000000:0000 0A", q.stdout, re.M) is not None
+
+
 def in_ns(i, argv):
     return ["ip", "netns", "exec", NS[i], *argv]
 
@@ -262,12 +267,15 @@ def t_migrate_linux(ctx):
     head_sha = hashlib.sha256(head).hexdigest()
     sock = os.path.join(ctx.tmp, "mig.sock")
     hport = 2222
-    argv = hvmm_argv(ctx, cpus=2, extra=(
-        "--api-sock", sock, "--disk", disk,
-        "--network", f"user,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}"))
+    # the same options on both sides but for the API's socket, a path on
+    # the one file system both namespaces share
+    def argv(api):
+        return hvmm_argv(ctx, cpus=2, extra=(
+            "--api-sock", api, "--disk", disk,
+            "--network", f"user,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}"))
     netns_up()
     try:
-        with LinuxVM(in_ns(0, argv), VM_TIMEOUT) as src:
+        with LinuxVM(in_ns(0, argv(sock)), VM_TIMEOUT) as src:
             boot_to_prompt(src, "source")
             src.run("udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1", timeout=90)
             src.run("dd if=/dev/urandom of=/tmp/a bs=1M count=64 2>/dev/null && cp /tmp/a /tmp/big", timeout=120)
@@ -280,12 +288,14 @@ def t_migrate_linux(ctx):
             time.sleep(3)
             rd0 = int(src.run("cat /tmp/rd.log 2>/dev/null | wc -l").strip())
             # the destination: the same options, in the other namespace
-            dst = LinuxVM(in_ns(1, argv + ["--incoming", f"tcp:{NS_ADDR[1]}:{MIG_PORT}"]), VM_TIMEOUT)
+            dst = LinuxVM(in_ns(1, argv(sock + ".dst") + ["--incoming", f"tcp:{NS_ADDR[1]}:{MIG_PORT}"]),
+                          VM_TIMEOUT)
             with dst:
+                # (its stderr is read at its end: look for the listener)
                 end = time.time() + 60
-                while b"waiting for a migration" not in dst.err:
-                    expect(dst.p.poll() is None, f"the destination ended: {dst.err.decode()[-800:]}")
-                    expect(time.time() < end, "the destination never listened")
+                while not listening(1, MIG_PORT):
+                    expect(dst.p.poll() is None, "the destination ended" + dst.tail())
+                    expect(time.time() < end, "the destination never listened" + dst.tail())
                     time.sleep(0.1)
                 t0 = time.time()
                 rc, out, err = ctl_long(ctx, sock, "migrate", f"tcp:{NS_ADDR[1]}:{MIG_PORT}")
