@@ -246,37 +246,121 @@ def bg(vm, loop):
     vm.run("{ (" + loop + ") </dev/null >/dev/null 2>&1 & }")
 
 
-@case("migrate/linux")
-def t_migrate_linux(ctx):
-    """A Debian guest (2 vCPUs, a disk, user networking) busy rewriting 64
-    MiB of RAM and reading and writing its disk moves from an hvmm in one
-    network namespace to one in another: the shell answers there, the RAM
-    writer's file is one whole generation, every disk read during and after
-    the move gave the right data, the writes are on the disk, and a new TCP
-    connection through the destination's port forward works."""
+class HvmmSide:
+    """hvmm on both ends: --incoming, PUT /hvmm/migrate, the numbers from
+    the two processes' stderr (the source's "migrated to" line, the
+    destination's --stats)."""
+    name = "hvmm"
+
+    def argv(self, ctx, disk, hport, api, incoming=None):
+        from cases_linux_shell import hvmm_argv
+        return hvmm_argv(ctx, cpus=2, extra=(
+            "--api-sock", api, "--disk", disk,
+            "--network", f"user,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}")) + (
+            ["--incoming", incoming] if incoming else [])
+
+    def migrate(self, ctx, api, src, dest):
+        rc, _, err = ctl_long(ctx, api, "migrate", dest)
+        expect(rc == 0, f"hvmm ctl migrate: {rc} {err!r}" + src.tail())
+        st = src.wait(60)
+        serr = src.err.decode(errors="replace")
+        expect(st == 0, f"the source ended with {st}, want 0: {serr[-800:]}")
+        m = re.search(r"migrated to [\d.]+:\d+: ([\d.]+) ms, downtime ([\d.]+) ms, (\d+) bytes in (\d+) "
+                      r"rounds", serr)
+        expect(m, f"no 'migrated to' line from the source: {serr[-800:]}")
+        return {"total_ms": float(m.group(1)), "downtime_ms": float(m.group(2)), "bytes": int(m.group(3)),
+                "rounds": int(m.group(4))}
+
+    def finish(self, res, derr):
+        dm = re.search(r"migration in: (\d+) bytes, (\d+) pages in (\d+) rounds, ([\d.]+) ms from accept to "
+                       r"loaded; downtime ([\d.]+) ms", derr)
+        expect(dm, f"the destination's --stats has no migration line: {derr[-800:]}")
+        res["dst_downtime_ms"] = float(dm.group(5))
+
+
+class QemuSide:
+    """QEMU on both ends, for comparison (bench/migrate.py): -incoming on
+    the destination, QMP's migrate on the source, its query-migrate's
+    numbers (total-time, downtime, ram transferred, dirty-sync-count)."""
+    name = "QEMU"
+
+    def __init__(self, machine):
+        self.machine = machine
+
+    def argv(self, ctx, disk, hport, api, incoming=None):
+        from cases_linux_shell import qemu_argv
+        return qemu_argv(ctx, cpus=2, machine=self.machine, extra=(
+            "-qmp", f"unix:{api},server=on,wait=off",
+            "-drive", f"file={disk},format=raw,if=none,id=d0,cache=none,aio=native",
+            "-device", "virtio-blk-pci,drive=d0",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}",
+            "-device", "virtio-net-pci,netdev=n0")) + (["-incoming", incoming] if incoming else [])
+
+    @staticmethod
+    def qmp(api, cmds):
+        import json
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(api)
+        f = c.makefile("rw")
+        f.readline()
+        out = []
+        for cmd in [{"execute": "qmp_capabilities"}] + cmds:
+            f.write(json.dumps(cmd) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    out.append(r)
+                    break
+        c.close()
+        return out[1:]
+
+    def migrate(self, ctx, api, src, dest):
+        self.qmp(api, [{"execute": "migrate-set-parameters", "arguments": {"downtime-limit": 300}},
+                       {"execute": "migrate", "arguments": {"uri": dest}}])
+        end = time.time() + 600
+        while True:
+            r = self.qmp(api, [{"execute": "query-migrate"}])[0].get("return", {})
+            if r.get("status") in ("completed", "failed", "cancelled"):
+                break
+            expect(time.time() < end, f"QEMU's migration did not end: {r}")
+            time.sleep(0.2)
+        expect(r.get("status") == "completed", f"QEMU's migration: {r}")
+        self.qmp(api, [{"execute": "quit"}])
+        src.wait(60)
+        ram = r.get("ram", {})
+        return {"total_ms": float(r.get("total-time", 0)), "downtime_ms": float(r.get("downtime", 0)),
+                "bytes": int(ram.get("transferred", 0)), "rounds": int(ram.get("dirty-sync-count", 0))}
+
+    def finish(self, res, derr):
+        res["dst_downtime_ms"] = None
+
+
+def migrate_linux(ctx, side):
+    """The busy guest of migrate/linux moved by side (HvmmSide, QemuSide),
+    checked; its numbers: total_ms, downtime_ms, bytes, rounds (and for
+    hvmm dst_downtime_ms)."""
     import hashlib
     from linuxvm import PROMPT, LinuxVM
-    from cases_linux_shell import VM_TIMEOUT, boot_to_prompt, end_with, hvmm_argv, images
+    from cases_linux_shell import VM_TIMEOUT, boot_to_prompt, end_with, images
     images(ctx)
     expect(os.geteuid() == 0, "needs root for network namespaces")
-    disk = os.path.join(ctx.tmp, "mig.img")
+    who = side.name
+    disk = os.path.join(ctx.tmp, f"mig-{who}.img")
     head = os.urandom(32 << 20)
     with open(disk, "wb") as f:
         f.write(head)
         f.truncate(64 << 20)
     head_sha = hashlib.sha256(head).hexdigest()
-    sock = os.path.join(ctx.tmp, "mig.sock")
-    hport = 2222
     # the same options on both sides but for the API's socket, a path on
     # the one file system both namespaces share
-    def argv(api):
-        return hvmm_argv(ctx, cpus=2, extra=(
-            "--api-sock", api, "--disk", disk,
-            "--network", f"user,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}"))
+    api = os.path.join(ctx.tmp, f"mig-{who}.sock")
+    hport = 2222
+    dest = f"tcp:{NS_ADDR[1]}:{MIG_PORT}"
     netns_up()
     try:
-        with LinuxVM(in_ns(0, argv(sock)), VM_TIMEOUT) as src:
-            boot_to_prompt(src, "source")
+        with LinuxVM(in_ns(0, side.argv(ctx, disk, hport, api)), VM_TIMEOUT) as src:
+            boot_to_prompt(src, f"{who} source")
             src.run("udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1", timeout=90)
             src.run("dd if=/dev/urandom of=/tmp/a bs=1M count=64 2>/dev/null && cp /tmp/a /tmp/big", timeout=120)
             a_chunks = src.run("j=0; while [ $j -lt 64 ]; do dd if=/tmp/a bs=1M count=1 skip=$j 2>/dev/null "
@@ -288,27 +372,19 @@ def t_migrate_linux(ctx):
             time.sleep(3)
             rd0 = int(src.run("cat /tmp/rd.log 2>/dev/null | wc -l").strip())
             # the destination: the same options, in the other namespace
-            dst = LinuxVM(in_ns(1, argv(sock + ".dst") + ["--incoming", f"tcp:{NS_ADDR[1]}:{MIG_PORT}"]),
-                          VM_TIMEOUT)
+            dst = LinuxVM(in_ns(1, side.argv(ctx, disk, hport, api + ".dst", dest)), VM_TIMEOUT)
             with dst:
                 # (its stderr is read at its end: look for the listener)
                 end = time.time() + 60
                 while not listening(1, MIG_PORT):
-                    expect(dst.p.poll() is None, "the destination ended" + dst.tail())
-                    expect(time.time() < end, "the destination never listened" + dst.tail())
+                    expect(dst.p.poll() is None, f"{who}: the destination ended" + dst.tail())
+                    expect(time.time() < end, f"{who}: the destination never listened" + dst.tail())
                     time.sleep(0.1)
                 t0 = time.time()
-                rc, out, err = ctl_long(ctx, sock, "migrate", f"tcp:{NS_ADDR[1]}:{MIG_PORT}")
-                took = time.time() - t0
-                expect(rc == 0, f"hvmm ctl migrate: {rc} {err!r}" + src.tail())
-                st = src.wait(60)
-                serr = src.err.decode(errors="replace")
-                expect(st == 0, f"the source ended with {st}, want 0: {serr[-800:]}")
-                m = re.search(r"migrated to [\d.]+:\d+: ([\d.]+) ms, downtime ([\d.]+) ms, (\d+) bytes in (\d+) "
-                              r"rounds", serr)
-                expect(m, f"no 'migrated to' line from the source: {serr[-800:]}")
+                res = side.migrate(ctx, api, src, dest)
+                res["request_ms"] = (time.time() - t0) * 1000
                 dst.send("\n")
-                dst.expect(PROMPT, 60, what="the destination's shell prompt")
+                dst.expect(PROMPT, 60, what=f"{who}: the destination's shell prompt")
                 time.sleep(3)  # the loops go on here for a while
                 dst.run("touch /tmp/stop; i=0; while [ $i -lt 600 ] && ! { [ -e /tmp/ram.end ] && "
                         "[ -e /tmp/rd.end ] && [ -e /tmp/wr.end ]; }; do sleep 0.1; i=$((i+1)); done; "
@@ -317,28 +393,41 @@ def t_migrate_linux(ctx):
                 big = dst.run("j=0; while [ $j -lt 64 ]; do dd if=/tmp/big bs=1M count=1 skip=$j 2>/dev/null "
                               "| sha256sum | cut -c1-64; j=$((j+1)); done", timeout=120).split()
                 bad = [j for j in range(64) if big[j] != a_chunks[(j + gen) % 64]]
-                expect(not bad, f"the RAM writer's file is not generation {gen} in chunks {bad[:8]}")
+                expect(not bad, f"{who}: the RAM writer's file is not generation {gen} in chunks {bad[:8]}")
                 reads = dst.run("grep -c ok /tmp/rd.log; grep -c BAD /tmp/rd.log || true").split()
-                expect(reads[1] == "0", f"{reads[1]} disk reads gave wrong data (of {reads[0]} right)")
-                expect(int(reads[0]) > rd0, f"no disk reads after the move ({rd0} -> {reads})")
+                expect(reads[1] == "0", f"{who}: {reads[1]} disk reads gave wrong data (of {reads[0]} right)")
+                expect(int(reads[0]) > rd0, f"{who}: no disk reads after the move ({rd0} -> {reads})")
                 wr = dst.run("dd if=/dev/vda bs=1M count=16 skip=32 iflag=direct 2>/dev/null | sha256sum "
                              "| cut -c1-64").strip()
-                expect(wr == a16, "the disk does not hold what the guest wrote")
-                host_to_guest_ns(ctx, dst, 1, hport, "destination")
-                end_with(dst, "destination", "poweroff")
-                derr = dst.err.decode(errors="replace")
+                expect(wr == a16, f"{who}: the disk does not hold what the guest wrote")
+                host_to_guest_ns(ctx, dst, 1, hport, f"{who} destination")
+                end_with(dst, f"{who} destination", "poweroff")
+                side.finish(res, dst.err.decode(errors="replace"))
     finally:
         netns_down()
     with open(disk, "rb") as f:
         img = f.read()
-    expect(hashlib.sha256(img[:32 << 20]).hexdigest() == head_sha, "the image's first 32 MiB changed")
+    expect(hashlib.sha256(img[:32 << 20]).hexdigest() == head_sha, f"{who}: the image's first 32 MiB changed")
     expect(hashlib.sha256(img[32 << 20:48 << 20]).hexdigest() == a16,
-           "the image does not hold the guest's writes after the destination's poweroff")
-    dm = re.search(r"migration in: (\d+) bytes, (\d+) pages in (\d+) rounds, ([\d.]+) ms from accept to loaded; "
-                   r"downtime ([\d.]+) ms", derr)
-    expect(dm, f"the destination's --stats has no migration line: {derr[-800:]}")
-    print(f"      hvmm, 512 MiB, 2 vCPUs, 64 MiB rewritten + disk I/O: total {float(m.group(1)):.0f} ms "
-          f"(request {took * 1000:.0f} ms), downtime {float(m.group(2)):.1f} ms at the source (pause to ack), "
-          f"{float(dm.group(5)):.1f} ms at the destination (pause to vCPUs' start), "
-          f"{int(m.group(3)) >> 20} MiB sent in {m.group(4)} rounds; generation {gen} whole, "
-          f"{reads[0]} disk reads right, writes on disk, TCP through the forward", flush=True)
+           f"{who}: the image does not hold the guest's writes after the destination's poweroff")
+    res.update(generation=gen, reads=int(reads[0]))
+    return res
+
+
+def summary(who, r):
+    dst = f", {r['dst_downtime_ms']:.1f} ms at the destination" if r.get("dst_downtime_ms") is not None else ""
+    return (f"{who}: total {r['total_ms']:.0f} ms, downtime {r['downtime_ms']:.1f} ms{dst}, "
+            f"{r['bytes'] / 2**20:.0f} MiB sent, {r['rounds']} rounds (generation {r['generation']} whole, "
+            f"{r['reads']} disk reads right)")
+
+
+@case("migrate/linux")
+def t_migrate_linux(ctx):
+    """A Debian guest (2 vCPUs, a disk, user networking) busy rewriting 64
+    MiB of RAM and reading and writing its disk moves from an hvmm in one
+    network namespace to one in another: the shell answers there, the RAM
+    writer's file is one whole generation, every disk read during and after
+    the move gave the right data, the writes are on the disk, and a new TCP
+    connection through the destination's port forward works. (QEMU side by
+    side: bench/migrate.py.)"""
+    print("      " + summary("hvmm, 512 MiB, 2 vCPUs", migrate_linux(ctx, HvmmSide())), flush=True)
