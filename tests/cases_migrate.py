@@ -291,7 +291,7 @@ class QemuSide:
         from cases_linux_shell import qemu_argv
         return qemu_argv(ctx, cpus=2, machine=self.machine, extra=(
             "-qmp", f"unix:{api},server=on,wait=off",
-            "-drive", f"file={disk},format=raw,if=none,id=d0,cache=none,aio=native",
+            "-drive", f"file={disk},format=raw,if=none,id=d0",
             "-device", "virtio-blk-pci,drive=d0",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{hport}-:{GUEST_PORT}",
             "-device", "virtio-net-pci,netdev=n0")) + (["-incoming", incoming] if incoming else [])
