@@ -430,4 +430,16 @@ def t_migrate_linux(ctx):
     the move gave the right data, the writes are on the disk, and a new TCP
     connection through the destination's port forward works. (QEMU side by
     side: bench/migrate.py.)"""
+    import faulthandler
+    import sys
+    # Every step has its own timeout; should one still hang, say where
+    # before the runner's silence limit ends the nested host without a word.
+    faulthandler.dump_traceback_later(360, exit=False, file=sys.stdout)
+    try:
+        _linux_once(ctx)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _linux_once(ctx):
     print("      " + summary("hvmm, 512 MiB, 2 vCPUs", migrate_linux(ctx, HvmmSide())), flush=True)
