@@ -238,6 +238,16 @@ RAM_LOOP = ("g=0; while [ ! -e /tmp/stop ]; do g=$((g+1)); j=0; while [ $j -lt 6
 READ_LOOP = ("while [ ! -e /tmp/stop ]; do dd if=/dev/vda of=/tmp/rd bs=32M count=1 iflag=direct 2>/dev/null; "
              "s=$(sha256sum /tmp/rd | cut -c1-64); if [ \"$s\" = {sha} ]; then echo ok >> /tmp/rd.log; "
              "else echo BAD $s >> /tmp/rd.log; fi; done; echo x > /tmp/rd.end")
+# disk reads into the page cache: the cache dropped, the first 32 MiB read
+#      (buffered: the device writes the cache's pages, nobody else does),
+#      then after a pause the same read again, now served from the cache and
+#      checked — a switch-over in the pause leaves the destination with pages
+#      only the device wrote since they were last sent.
+CACHE_LOOP = ("while [ ! -e /tmp/stop ]; do echo 1 > /proc/sys/vm/drop_caches; "
+              "dd if=/dev/vda of=/dev/null bs=1M count=32 2>/dev/null; sleep 4; "
+              "s=$(dd if=/dev/vda bs=1M count=32 2>/dev/null | sha256sum | cut -c1-64); "
+              "if [ \"$s\" = {sha} ]; then echo ok >> /tmp/pc.log; else echo BAD $s >> /tmp/pc.log; fi; done; "
+              "echo x > /tmp/pc.end")
 WRITE_LOOP = ("n=0; while [ ! -e /tmp/stop ]; do dd if=/tmp/a of=/dev/vda bs=1M count=16 seek=32 oflag=direct "
               "2>/dev/null; n=$((n+1)); echo $n > /tmp/wr.n; done; echo x > /tmp/wr.end")
 
@@ -368,6 +378,7 @@ def migrate_linux(ctx, side):
             a16 = src.run("dd if=/tmp/a bs=1M count=16 2>/dev/null | sha256sum | cut -c1-64").strip()
             bg(src, RAM_LOOP)
             bg(src, READ_LOOP.format(sha=head_sha))
+            bg(src, CACHE_LOOP.format(sha=head_sha))
             bg(src, WRITE_LOOP)
             time.sleep(3)
             rd0 = int(src.run("cat /tmp/rd.log 2>/dev/null | wc -l").strip())
@@ -386,9 +397,9 @@ def migrate_linux(ctx, side):
                 dst.send("\n")
                 dst.expect(PROMPT, 60, what=f"{who}: the destination's shell prompt")
                 time.sleep(3)  # the loops go on here for a while
-                dst.run("touch /tmp/stop; i=0; while [ $i -lt 600 ] && ! { [ -e /tmp/ram.end ] && "
-                        "[ -e /tmp/rd.end ] && [ -e /tmp/wr.end ]; }; do sleep 0.1; i=$((i+1)); done; "
-                        "[ -e /tmp/ram.end ] && [ -e /tmp/rd.end ] && [ -e /tmp/wr.end ]", timeout=120)
+                ends = "[ -e /tmp/ram.end ] && [ -e /tmp/rd.end ] && [ -e /tmp/wr.end ] && [ -e /tmp/pc.end ]"
+                dst.run(f"touch /tmp/stop; i=0; while [ $i -lt 600 ] && ! {{ {ends}; }}; do sleep 0.1; "
+                        f"i=$((i+1)); done; {ends}", timeout=120)
                 gen = int(dst.run("cat /tmp/gen").strip())
                 big = dst.run("j=0; while [ $j -lt 64 ]; do dd if=/tmp/big bs=1M count=1 skip=$j 2>/dev/null "
                               "| sha256sum | cut -c1-64; j=$((j+1)); done", timeout=120).split()
@@ -397,6 +408,9 @@ def migrate_linux(ctx, side):
                 reads = dst.run("grep -c ok /tmp/rd.log; grep -c BAD /tmp/rd.log || true").split()
                 expect(reads[1] == "0", f"{who}: {reads[1]} disk reads gave wrong data (of {reads[0]} right)")
                 expect(int(reads[0]) > rd0, f"{who}: no disk reads after the move ({rd0} -> {reads})")
+                cached = dst.run("touch /tmp/pc.log; grep -c ok /tmp/pc.log || true; grep -c BAD /tmp/pc.log || true").split()
+                expect(cached[1] == "0", f"{who}: {cached[1]} reads from the page cache gave wrong data "
+                       f"(of {cached[0]} right): pages the device wrote did not move")
                 wr = dst.run("dd if=/dev/vda bs=1M count=16 skip=32 iflag=direct 2>/dev/null | sha256sum "
                              "| cut -c1-64").strip()
                 expect(wr == a16, f"{who}: the disk does not hold what the guest wrote")
@@ -410,7 +424,7 @@ def migrate_linux(ctx, side):
     expect(hashlib.sha256(img[:32 << 20]).hexdigest() == head_sha, f"{who}: the image's first 32 MiB changed")
     expect(hashlib.sha256(img[32 << 20:48 << 20]).hexdigest() == a16,
            f"{who}: the image does not hold the guest's writes after the destination's poweroff")
-    res.update(generation=gen, reads=int(reads[0]))
+    res.update(generation=gen, reads=int(reads[0]), cached=int(cached[0]))
     return res
 
 
@@ -418,7 +432,7 @@ def summary(who, r):
     dst = f", {r['dst_downtime_ms']:.1f} ms at the destination" if r.get("dst_downtime_ms") is not None else ""
     return (f"{who}: total {r['total_ms']:.0f} ms, downtime {r['downtime_ms']:.1f} ms{dst}, "
             f"{r['bytes'] / 2**20:.0f} MiB sent, {r['rounds']} rounds (generation {r['generation']} whole, "
-            f"{r['reads']} disk reads right)")
+            f"{r['reads']} direct and {r['cached']} cached disk reads right)")
 
 
 @case("migrate/linux")
