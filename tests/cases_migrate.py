@@ -408,7 +408,8 @@ def migrate_linux(ctx, side):
                 reads = dst.run("grep -c ok /tmp/rd.log; grep -c BAD /tmp/rd.log || true").split()
                 expect(reads[1] == "0", f"{who}: {reads[1]} disk reads gave wrong data (of {reads[0]} right)")
                 expect(int(reads[0]) > rd0, f"{who}: no disk reads after the move ({rd0} -> {reads})")
-                cached = dst.run("touch /tmp/pc.log; grep -c ok /tmp/pc.log || true; grep -c BAD /tmp/pc.log || true").split()
+                cached = dst.run("touch /tmp/pc.log; grep -c ok /tmp/pc.log || true; "
+                                 "grep -c BAD /tmp/pc.log || true").split()
                 expect(cached[1] == "0", f"{who}: {cached[1]} reads from the page cache gave wrong data "
                        f"(of {cached[0]} right): pages the device wrote did not move")
                 wr = dst.run("dd if=/dev/vda bs=1M count=16 skip=32 iflag=direct 2>/dev/null | sha256sum "
