@@ -248,6 +248,15 @@ CACHE_LOOP = ("while [ ! -e /tmp/stop ]; do echo 1 > /proc/sys/vm/drop_caches; "
               "s=$(dd if=/dev/vda bs=1M count=32 2>/dev/null | sha256sum | cut -c1-64); "
               "if [ \"$s\" = {sha} ]; then echo ok >> /tmp/pc.log; else echo BAD $s >> /tmp/pc.log; fi; done; "
               "echo x > /tmp/pc.end")
+# disk reads held across the switch-over: one dd reads the first 32 MiB in
+#      4 MiB blocks with O_DIRECT into the one buffer it keeps, and a reader
+#      that sleeps after each block keeps the pipe full, so dd waits in its
+#      write with a block in the buffer that only the device wrote — the
+#      switch-over almost surely falls there, and each block is checked.
+PIPE_LOOP = ("while [ ! -e /tmp/stop ]; do dd if=/dev/vda bs=4M count=8 iflag=direct 2>/dev/null | "
+             "{{ for e in {shas}; do s=$(dd bs=4M count=1 iflag=fullblock 2>/dev/null | sha256sum | cut -c1-64); "
+             "if [ \"$s\" = $e ]; then echo ok >> /tmp/pp.log; else echo BAD $s >> /tmp/pp.log; fi; sleep 1; "
+             "done; }}; done; echo x > /tmp/pp.end")
 WRITE_LOOP = ("n=0; while [ ! -e /tmp/stop ]; do dd if=/tmp/a of=/dev/vda bs=1M count=16 seek=32 oflag=direct "
               "2>/dev/null; n=$((n+1)); echo $n > /tmp/wr.n; done; echo x > /tmp/wr.end")
 
@@ -379,6 +388,8 @@ def migrate_linux(ctx, side):
             bg(src, RAM_LOOP)
             bg(src, READ_LOOP.format(sha=head_sha))
             bg(src, CACHE_LOOP.format(sha=head_sha))
+            bg(src, PIPE_LOOP.format(shas=" ".join(hashlib.sha256(head[i << 22:(i + 1) << 22]).hexdigest()
+                                                   for i in range(8))))
             bg(src, WRITE_LOOP)
             time.sleep(3)
             rd0 = int(src.run("cat /tmp/rd.log 2>/dev/null | wc -l").strip())
@@ -397,7 +408,8 @@ def migrate_linux(ctx, side):
                 dst.send("\n")
                 dst.expect(PROMPT, 60, what=f"{who}: the destination's shell prompt")
                 time.sleep(3)  # the loops go on here for a while
-                ends = "[ -e /tmp/ram.end ] && [ -e /tmp/rd.end ] && [ -e /tmp/wr.end ] && [ -e /tmp/pc.end ]"
+                ends = ("[ -e /tmp/ram.end ] && [ -e /tmp/rd.end ] && [ -e /tmp/wr.end ] && [ -e /tmp/pc.end ] "
+                        "&& [ -e /tmp/pp.end ]")
                 dst.run(f"touch /tmp/stop; i=0; while [ $i -lt 600 ] && ! {{ {ends}; }}; do sleep 0.1; "
                         f"i=$((i+1)); done; {ends}", timeout=120)
                 gen = int(dst.run("cat /tmp/gen").strip())
@@ -412,6 +424,10 @@ def migrate_linux(ctx, side):
                                  "grep -c BAD /tmp/pc.log || true").split()
                 expect(cached[1] == "0", f"{who}: {cached[1]} reads from the page cache gave wrong data "
                        f"(of {cached[0]} right): pages the device wrote did not move")
+                held = dst.run("touch /tmp/pp.log; grep -c ok /tmp/pp.log || true; "
+                               "grep -c BAD /tmp/pp.log || true").split()
+                expect(held[1] == "0", f"{who}: {held[1]} blocks read across the switch-over were wrong "
+                       f"(of {held[0]} right): pages the device wrote did not move")
                 wr = dst.run("dd if=/dev/vda bs=1M count=16 skip=32 iflag=direct 2>/dev/null | sha256sum "
                              "| cut -c1-64").strip()
                 expect(wr == a16, f"{who}: the disk does not hold what the guest wrote")
@@ -425,7 +441,7 @@ def migrate_linux(ctx, side):
     expect(hashlib.sha256(img[:32 << 20]).hexdigest() == head_sha, f"{who}: the image's first 32 MiB changed")
     expect(hashlib.sha256(img[32 << 20:48 << 20]).hexdigest() == a16,
            f"{who}: the image does not hold the guest's writes after the destination's poweroff")
-    res.update(generation=gen, reads=int(reads[0]), cached=int(cached[0]))
+    res.update(generation=gen, reads=int(reads[0]), cached=int(cached[0]), held=int(held[0]))
     return res
 
 
@@ -433,7 +449,7 @@ def summary(who, r):
     dst = f", {r['dst_downtime_ms']:.1f} ms at the destination" if r.get("dst_downtime_ms") is not None else ""
     return (f"{who}: total {r['total_ms']:.0f} ms, downtime {r['downtime_ms']:.1f} ms{dst}, "
             f"{r['bytes'] / 2**20:.0f} MiB sent, {r['rounds']} rounds (generation {r['generation']} whole, "
-            f"{r['reads']} direct and {r['cached']} cached disk reads right)")
+            f"{r['reads']} direct, {r['cached']} cached and {r['held']} held disk reads right)")
 
 
 @case("migrate/linux")
