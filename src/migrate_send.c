@@ -186,7 +186,7 @@ int migrate_out(struct vm *vm, const char *dest, uint32_t downtime_ms, char *err
 	bool was_paused = lifecycle_paused(vm);
 	struct snap_writer w;
 	bool have_w = false;
-	int code = -2;
+	const int code = -2; /* from here on a failure is the migration's, not the request's */
 	char why[MIG_MSG_MAX + 64] = "";
 
 	o.dirty = calloc(o.words, sizeof(uint64_t));
@@ -268,8 +268,7 @@ int migrate_out(struct vm *vm, const char *dest, uint32_t downtime_ms, char *err
 		snprintf(err, n, "KVM_GET_DIRTY_LOG: %s", strerror(-r));
 		goto fail;
 	}
-	uint64_t final_pages = mig_count(&o), p0 = o.pages;
-	(void)p0;
+	uint64_t final_pages = mig_count(&o);
 	if ((r = mig_send_round(&o, round + 1, false)) < 0)
 		goto stream;
 	/* Nothing writes the disks now (paused, requests completed by the
