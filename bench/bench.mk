@@ -42,6 +42,12 @@ $(BENCH_DIR)/guests/%.elf: $(BENCH_DIR)/guests/%.o32 tests/guests/guest.ld
 bench-virtio: deps all guests
 	@python3 bench/virtio.py --build $(BUILD) $(BENCH_VIRTIO_ARGS)
 
+# Live migration of a busy Linux guest, hvmm against QEMU, in the nested KVM
+# host (needs root for its network namespaces; bench/migrate.py).
+.PHONY: bench-migrate
+bench-migrate: deps all
+	@scripts/kvm-host -- python3 bench/migrate.py --build $(BUILD) $(BENCH_MIGRATE_ARGS)
+
 # Linux with its own drivers on hvmm, QEMU microvm and QEMU q35 (bench/linux.py).
 .PHONY: bench-linux
 bench-linux: deps

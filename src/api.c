@@ -229,6 +229,28 @@ static void api_put_inject(const struct api_ops *ops, const char *body, size_t l
 	json_object_put(o);
 }
 
+/* hvmm's own: {"destination": "tcp:HOST:PORT", "downtime_ms": 1..60000}. */
+static void api_put_migrate(const struct api_ops *ops, const char *body, size_t len, struct api_reply *r)
+{
+	json_object *o = api_body_object(body, len, r);
+	if (!o)
+		return;
+	static const char *const known[] = { "destination", "downtime_ms", NULL };
+	const char *dest = api_known_fields(o, known, r) ? api_string_field(o, "destination", r) : NULL;
+	int64_t ms = 0;
+	bool has_ms;
+	if (dest && api_int_field(o, "downtime_ms", 1, 60000, &has_ms, &ms, r) == 0) {
+		char err[400] = "";
+		int rc = ops->migrate ? ops->migrate(ops->opaque, dest, has_ms ? (uint32_t)ms : 300, err, sizeof(err))
+				      : -1;
+		if (rc == 0)
+			r->status = 204;
+		else
+			api_fault(r, rc == -1 ? 400 : 500, "%s", err[0] ? err : "the migration failed");
+	}
+	json_object_put(o);
+}
+
 /* Firecracker's body: snapshot_type (Full, the default, or Diff),
  * snapshot_path, mem_file_path; "version" was a field of older releases. */
 static void api_put_snapshot_create(const struct api_ops *ops, const char *body, size_t len,
@@ -360,6 +382,11 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 	} else if (strcmp(path, "/drives") == 0 || strcmp(path, "/network-interfaces") == 0 ||
 		   strncmp(path, "/drives/", 8) == 0 || strncmp(path, "/network-interfaces/", 20) == 0) {
 		api_fault(r, 400, "the path names one device: %s/{id}", path[1] == 'd' ? "/drives" : "/network-interfaces");
+	} else if (strcmp(path, "/hvmm/migrate") == 0) {
+		if (strcmp(method, "PUT") == 0)
+			api_put_migrate(ops, body, len, r);
+		else
+			r->allow = "PUT";
 	} else if (strcmp(path, "/snapshot/create") == 0) {
 		if (strcmp(method, "PUT") == 0)
 			api_put_snapshot_create(ops, body, len, r);

@@ -11,6 +11,8 @@
  *   GET   /hvmm/irt         the interrupt routing table
  *   PUT   /hvmm/inject      {"kind": "irq"|"nmi"|"exception", "vector", "error_code"}
  *                           -> 204: the event goes into vCPU 0 at once
+ *   PUT   /hvmm/migrate     {"destination": "tcp:HOST:PORT", "downtime_ms"}
+ *                           -> 204 once the guest runs there (docs/migration.md)
  *
  * Errors are {"fault_message": "..."} with 400 (a bad body: names the
  * field), 404 (no such path), 405 (with Allow), 413/431 (too large), 501
@@ -60,6 +62,11 @@ struct api_ops {
 	int (*instance_start)(void *opaque, char *err, size_t n);
 	/* PUT /actions FlushMetrics: one metrics line now (metrics.h). */
 	int (*flush_metrics)(void *opaque, char *err, size_t n);
+	/* PUT /hvmm/migrate: live migration to dest ("tcp:HOST:PORT") within a
+	 * downtime budget; answered when it ended. 0: the guest runs there now
+	 * (this VM stops); -1: refused (400), -2: failed (500), the VM runs on
+	 * here; the reason in err. */
+	int (*migrate)(void *opaque, const char *dest, uint32_t downtime_ms, char *err, size_t n);
 	const char *id;      /* the instance's name in GET / */
 	const char *version; /* hvmm's version */
 };

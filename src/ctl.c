@@ -17,6 +17,9 @@
 
 #define CTL_MAX_ANSWER (16u << 20)
 
+/* Seconds without an answer: a migration answers only when it ended. */
+static int ctl_timeout_s = 30;
+
 static void ctl_usage(FILE *f)
 {
 	fputs("Usage: hvmm ctl SOCKET COMMAND\n"
@@ -33,6 +36,8 @@ static void ctl_usage(FILE *f)
 	      "                                   into vCPU 0 now\n"
 	      "  snapshot STATE MEM  PUT /snapshot/create  the paused VM into two files\n"
 	      "                                   (relative paths: from this directory)\n"
+	      "  migrate tcp:HOST:PORT [DOWNTIME_MS]  PUT /hvmm/migrate  live migration to an\n"
+	      "                                   hvmm run --incoming there (docs/migration.md)\n"
 	      "METHOD PATH [BODY] sends any request (docs/api.md).\n"
 	      "\n"
 	      "Exit status: 0 done (the answer on stdout); 1 the API refused the request\n"
@@ -81,7 +86,7 @@ static int ctl_connect(const char *path)
 	if (fd < 0)
 		return -1;
 	/* An API that stops answering is an error, not a hang. */
-	struct timeval tv = { 30, 0 };
+	struct timeval tv = { ctl_timeout_s, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -277,6 +282,22 @@ int ctl_main(int argc, char **argv)
 			return HVMM_EXIT_USAGE;
 		}
 		return ctl_request(sock, "PUT", "/hvmm/inject", body);
+	}
+	if (strcmp(cmd, "migrate") == 0) {
+		uint64_t ms = 300;
+		if (argc < 4 || argc > 5 || strncmp(argv[3], "tcp:", 4) != 0 ||
+		    (argc == 5 && util_parse_uint(argv[4], 1, 60000, &ms) < 0)) {
+			fputs("hvmm ctl: migrate takes tcp:HOST:PORT and optionally a downtime in ms "
+			      "(1..60000)\n", stderr);
+			return HVMM_EXIT_USAGE;
+		}
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "destination", json_object_new_string(argv[3]));
+		json_object_object_add(o, "downtime_ms", json_object_new_int64((int64_t)ms));
+		ctl_timeout_s = 600;
+		int r = ctl_request(sock, "PUT", "/hvmm/migrate", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+		return r;
 	}
 	if (strcmp(cmd, "snapshot") == 0) {
 		if (argc != 5 || !*argv[3] || !*argv[4]) {

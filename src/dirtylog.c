@@ -121,3 +121,36 @@ void dirtylog_destroy(struct vm *vm)
 	free(d);
 	vm->dirtylog = NULL;
 }
+
+int dirtylog_track(struct vm *vm, bool on)
+{
+	if (vm->dirtylog)
+		return -EBUSY;
+	int r = mem_register_slots(&vm->mem, vm->vm_fd, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+	return r < 0 ? r : 0;
+}
+
+int dirtylog_take(struct vm *vm, uint64_t *out)
+{
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		const struct mem_region *reg = &vm->mem.regions[i];
+		uint64_t first = (uint64_t)(reg->hva - vm->mem.base) / 4096;
+		size_t words = (size_t)((reg->size / 4096 + 63) / 64);
+		/* Slot 1 starts at 3 GiB of the mapping, a multiple of 64
+		 * pages: its bitmap is whole words of out. */
+		uint64_t *dst = out + first / 64;
+		uint64_t *tmp = calloc(words, sizeof(uint64_t));
+		if (!tmp)
+			return -ENOMEM;
+		struct kvm_dirty_log log = { .slot = (uint32_t)i, .dirty_bitmap = tmp };
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			int e = -errno;
+			free(tmp);
+			return e;
+		}
+		for (size_t w = 0; w < words; w++)
+			dst[w] |= tmp[w];
+		free(tmp);
+	}
+	return 0;
+}

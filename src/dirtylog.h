@@ -9,6 +9,7 @@
 #define HVMM_DIRTYLOG_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vm;
@@ -26,5 +27,17 @@ void dirtylog_harvest(struct vm *vm);
 /* {"interval_ms", "samples": [{"ms", "pages"}], "total_pages"}, or NULL. */
 json_object *dirtylog_json(struct vm *vm);
 void dirtylog_destroy(struct vm *vm);
+
+/*
+ * For a live migration (migrate_send.c): switch KVM's logging of every slot
+ * on or off while the VM runs (KVM_SET_USER_MEMORY_REGION with the same
+ * slot and KVM_MEM_LOG_DIRTY_PAGES toggled). 0 or -errno. Not with
+ * --dirty-log, which harvests the same log for itself.
+ */
+int dirtylog_track(struct vm *vm, bool on);
+/* OR the pages written since the last call (or since tracking began) into
+ * out, one bit per page of RAM as hvmm maps it (the slots' bitmaps laid end
+ * to end), and re-protect them. 0 or -errno. */
+int dirtylog_take(struct vm *vm, uint64_t *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include "evloop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -262,6 +263,10 @@ static void *evloop_thread(void *arg)
 			break;
 		}
 		evloop_park_point(l);
+		/* Migrated: the guest's devices run in another process now; a
+		 * kick still pending here must not be served on this side. */
+		if (atomic_load(&l->vm->handed_over))
+			break;
 		bool stop = false;
 		for (int i = 0; i < n; i++) {
 			struct evloop_watch *w = ev[i].data.ptr;

@@ -222,9 +222,10 @@ int iommu_dma_rw(struct vm *vm, uint16_t sid, uint64_t iova, void *buf, uint64_t
 		uint8_t *p = mem_ptr(&vm->mem, gpa, n);
 		if (!p)
 			return -EFAULT;
-		if (write)
+		if (write) {
 			memcpy(p, b, n);
-		else
+			mem_mark_dirty(&vm->mem, p, n); /* a migration resends it */
+		} else
 			memcpy(b, p, n);
 		b += n;
 		iova += n;

@@ -30,6 +30,7 @@
 #include "evloop.h"
 #include "inject.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "snapshot.h"
 #include "stats.h"
 #include "util.h"
@@ -192,6 +193,11 @@ static int lifecycle_api_flush(void *o, char *err, size_t n)
 	return metrics_flush(o, "flush", err, (unsigned)n);
 }
 
+static int lifecycle_api_migrate(void *o, const char *dest, uint32_t downtime_ms, char *err, size_t n)
+{
+	return migrate_out(o, dest, downtime_ms, err, n);
+}
+
 static int lifecycle_api_inject(void *o, const char *spec, char *err, size_t n)
 {
 	return inject_now(o, spec, err, n);
@@ -216,6 +222,7 @@ int lifecycle_init(struct vm *vm)
 		.inject = lifecycle_api_inject,
 		.snapshot_create = lifecycle_api_snapshot,
 		.flush_metrics = lifecycle_api_flush,
+		.migrate = lifecycle_api_migrate,
 		.id = vm->cfg.id ? vm->cfg.id : "anonymous-instance",
 		.version = HVMM_VERSION,
 	};
@@ -245,7 +252,9 @@ void lifecycle_stop(struct vm *vm)
 {
 	api_close(vm->api);
 	vm->api = NULL;
-	/* A VM stopped while paused: nothing may stay parked on the way out. */
+	/* A VM stopped while paused: nothing may stay parked on the way out.
+	 * (After a migration the vCPUs see the stop and end without entering
+	 * the guest, and the loop ends at its park point, vm.h.) */
 	if (vm->life && atomic_load(&vm->paused)) {
 		evloop_resume(vm);
 		lifecycle_unpark(vm);

@@ -144,6 +144,10 @@ static void main_usage(FILE *f)
 	      "                          start from a snapshot (PUT /snapshot/create) instead\n"
 	      "                          of an image, with the options it was taken with;\n"
 	      "                          FILE: its memory file if not where the state says\n"
+	      "      --incoming tcp:ADDR:PORT\n"
+	      "                          receive a live migration (PUT /hvmm/migrate on the\n"
+	      "                          source) instead of loading an image, with the\n"
+	      "                          source's options; ADDR numeric or empty (any)\n"
 	      "      --seccomp on|off    a seccomp allow-list per thread " MAIN_SECCOMP_HELP ":\n"
 	      "                          a forbidden system call stops hvmm with status 10;\n"
 	      "                          off for debugging\n"
@@ -154,7 +158,8 @@ static void main_usage(FILE *f)
 	      "isa-debug-exit port 0xf4; 2 usage error; 4 image or snapshot load error; 6\n"
 	      "KVM/host error;\n"
 	      "8 guest crash (triple fault, emulation failure, --strict-io); 10 a forbidden\n"
-	      "system call (seccomp); 124 timeout;\n"
+	      "system call (seccomp); 12 --incoming: the migration stream broke or was\n"
+	      "malformed (no guest ran); 124 timeout;\n"
 	      "128+N killed by signal N. Ctrl-A x on the console quits (status 0).\n",
 	      f);
 }
@@ -185,7 +190,7 @@ enum {
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
-	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS,
+	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING,
 };
 
 static const struct option main_opts[] = {
@@ -212,6 +217,7 @@ static const struct option main_opts[] = {
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "acpi", required_argument, NULL, OPT_ACPI },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -478,6 +484,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 				return main_bad("--metrics: empty file name%s", "");
 			cfg->metrics_path = optarg;
 			break;
+		case OPT_INCOMING:
+			if (strncmp(optarg, "tcp:", 4) != 0)
+				return main_bad("--incoming: '%s' is not tcp:ADDR:PORT", optarg);
+			cfg->incoming = optarg;
+			break;
 		case OPT_ID:
 			if (!*optarg || strlen(optarg) > 64)
 				return main_bad("--id: '%s' is empty or longer than 64 characters", optarg);
@@ -558,9 +569,11 @@ static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
 	}
 	if (optind < argc && cfg->image)
 		return main_bad("both --kernel and IMAGE '%s' given", argv[optind]);
+	if (cfg->incoming && cfg->restore)
+		return main_bad("--incoming and --restore both given%s", "");
 	/* --api-sock alone: the VM is described and started through the API */
-	main_preboot = optind >= argc && !cfg->image && !cfg->restore && cfg->api_sock;
-	if (optind >= argc && !cfg->image && !cfg->restore && !main_preboot)
+	main_preboot = optind >= argc && !cfg->image && !cfg->restore && !cfg->incoming && cfg->api_sock;
+	if (optind >= argc && !cfg->image && !cfg->restore && !cfg->incoming && !main_preboot)
 		return main_bad("no IMAGE given%s", "");
 	if (optind + 1 < argc)
 		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);

@@ -1,6 +1,7 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -54,6 +55,7 @@ void mem_free(struct guest_mem *m)
 {
 	if (m->base)
 		munmap(m->base, m->ram_size);
+	free((void *)m->dma_dirty);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -98,7 +100,48 @@ int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t
 	if (!p)
 		return -1;
 	memcpy(p, src, len);
+	mem_mark_dirty(m, p, len);
 	return 0;
+}
+
+void mem_mark_dirty(const struct guest_mem *m, const void *hva, uint64_t len)
+{
+	if (!atomic_load_explicit(&m->dma_track, memory_order_acquire) || !len)
+		return;
+	const uint8_t *p = hva;
+	if (p < m->base || p >= m->base + m->ram_size)
+		return; /* not guest RAM (a bounce buffer) */
+	uint64_t first = (uint64_t)(p - m->base) / 4096;
+	uint64_t end = (uint64_t)(p - m->base) + len;
+	if (end > m->ram_size)
+		end = m->ram_size;
+	uint64_t last = (end - 1) / 4096;
+	for (uint64_t pg = first; pg <= last; pg++)
+		atomic_fetch_or_explicit(&m->dma_dirty[pg / 64], 1ull << (pg % 64), memory_order_release);
+}
+
+int mem_dma_track_start(struct guest_mem *m)
+{
+	size_t words = (size_t)((m->ram_size / 4096 + 63) / 64);
+	if (!m->dma_dirty && !(m->dma_dirty = calloc(words, sizeof(uint64_t))))
+		return -ENOMEM;
+	for (size_t i = 0; i < words; i++)
+		atomic_store(&m->dma_dirty[i], 0);
+	atomic_store_explicit(&m->dma_track, true, memory_order_release);
+	return 0;
+}
+
+void mem_dma_track_stop(struct guest_mem *m)
+{
+	atomic_store(&m->dma_track, false);
+}
+
+void mem_dma_take(struct guest_mem *m, uint64_t *out, size_t nwords)
+{
+	if (!m->dma_dirty)
+		return;
+	for (size_t i = 0; i < nwords; i++)
+		out[i] |= atomic_exchange_explicit(&m->dma_dirty[i], 0, memory_order_acquire);
 }
 
 uint64_t mem_top(const struct guest_mem *m)

@@ -8,6 +8,7 @@
 #ifndef HVMM_MEMORY_H
 #define HVMM_MEMORY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,15 @@ struct guest_mem {
 	uint64_t ram_size;
 	int nr_regions;     /* 1 (RAM fits below the hole) or 2 */
 	struct mem_region regions[2];
+	/*
+	 * A live migration's record of the pages hvmm itself wrote (device DMA),
+	 * which KVM's dirty log never sees: one bit per page of the mapping,
+	 * set by mem_mark_dirty while dma_track is on. Allocated at the first
+	 * migration and kept until mem_free, so a device marking while tracking
+	 * is switched off never writes into freed memory.
+	 */
+	_Atomic uint64_t *dma_dirty;
+	atomic_bool dma_track;
 };
 
 /* Map ram_size bytes and lay them out around the hole. 0 or -errno. */
@@ -43,6 +53,15 @@ void *mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Checked copies; 0, or -1 when any byte of the range is outside RAM. */
 int mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
 int mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+/* A device wrote [hva, hva+len) of guest RAM (after the write): remembered
+ * for a migration in progress, nothing otherwise. Any thread. */
+void mem_mark_dirty(const struct guest_mem *m, const void *hva, uint64_t len);
+/* Migration: start recording (0 or -ENOMEM), stop. */
+int mem_dma_track_start(struct guest_mem *m);
+void mem_dma_track_stop(struct guest_mem *m);
+/* Move the recorded bits of words [w, w+nw) into out (ORed), clearing them. */
+void mem_dma_take(struct guest_mem *m, uint64_t *out, size_t nwords);
+
 /* Highest guest-physical address of RAM + 1 (above the hole when there is RAM there). */
 uint64_t mem_top(const struct guest_mem *m);
 

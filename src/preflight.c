@@ -69,7 +69,8 @@ int preflight_check(const struct vm_config *c)
 			return r;
 		if (c->restore_mem && (r = preflight_file("memory file", c->restore_mem, UINT64_MAX)))
 			return r;
-	} else if ((r = preflight_file("image", c->image, c->mem_size))) {
+	} else if (!c->incoming && (r = preflight_file("image", c->image, c->mem_size))) {
+		/* (--incoming: the RAM comes from the source, an IMAGE is not read) */
 		return r;
 	}
 	if (c->initrd && (r = preflight_file("initrd", c->initrd, c->mem_size)))

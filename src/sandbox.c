@@ -340,8 +340,14 @@ static void sandbox_api(struct sandbox_build *b)
 		/* a device finishing its work before it is saved: virtio-blk's
 		 * in-flight requests, a guest's reset the event loop has not run */
 		SCMP_SYS(io_uring_enter), SCMP_SYS(epoll_ctl), SCMP_SYS(timerfd_settime),
+		/* PUT /hvmm/migrate: the stream to the destination (a TCP
+		 * socket, its timeouts), and the disks' image locks handed over
+		 * (OFD locks, fcntl) */
+		SCMP_SYS(connect), SCMP_SYS(setsockopt), SCMP_SYS(sendmsg), SCMP_SYS(fcntl),
 	};
 	sandbox_allow_list(b, nrs, ARRAY_LEN(nrs));
+	sandbox_allow_arg(b, SCMP_SYS(socket), 0, AF_INET);
+	sandbox_allow_arg(b, SCMP_SYS(socket), 0, AF_INET6);
 	sandbox_allow_masked(b, SCMP_SYS(openat), 2, O_ACCMODE | O_CREAT | O_TRUNC, O_WRONLY | O_CREAT | O_TRUNC);
 	static const unsigned long reqs[] = {
 		KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE,
@@ -351,6 +357,8 @@ static void sandbox_api(struct sandbox_build *b)
 		KVM_CHECK_EXTENSION, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_XCRS, KVM_GET_XSAVE,
 		KVM_GET_XSAVE2, KVM_GET_DEBUGREGS, KVM_GET_LAPIC, KVM_GET_NESTED_STATE, KVM_GET_CLOCK,
 		KVM_GET_IRQCHIP, KVM_GET_PIT2,
+		/* PUT /hvmm/migrate: dirty logging switched on and harvested */
+		KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG,
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 	/* ... and raising the interrupt such a completion owes the guest */

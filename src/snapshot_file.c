@@ -87,14 +87,19 @@ void snap_section_end(struct snap_writer *w)
 	w->open_at = SIZE_MAX;
 }
 
+void snap_writer_finish(struct snap_writer *w)
+{
+	w->h.body_size = w->body.len;
+	w->h.header_crc = snap_header_crc(&w->h);
+}
+
 int snap_writer_save(struct snap_writer *w, const char *path, char *err, size_t n)
 {
 	if (w->body.failed) {
 		snprintf(err, n, "out of memory building the state");
 		return -1;
 	}
-	w->h.body_size = w->body.len;
-	w->h.header_crc = snap_header_crc(&w->h);
+	snap_writer_finish(w);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		snprintf(err, n, "cannot create %s: %s", path, strerror(errno));
@@ -127,7 +132,9 @@ void snap_writer_free(struct snap_writer *w)
 int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t n)
 {
 	memset(r, 0, sizeof(*r));
-	int e = util_read_file(path, &r->file, &r->len, SNAP_MAX_STATE);
+	uint8_t *file;
+	size_t len;
+	int e = util_read_file(path, &file, &len, SNAP_MAX_STATE);
 	if (e == -EFBIG) {
 		snprintf(err, n, "%s: larger than any hvmm state file (%u MiB)", path, SNAP_MAX_STATE >> 20);
 		return -1;
@@ -136,6 +143,15 @@ int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t 
 		snprintf(err, n, "cannot read %s: %s", path, strerror(-e));
 		return -1;
 	}
+	return snap_reader_open_mem(r, file, len, path, err, n);
+}
+
+int snap_reader_open_mem(struct snap_reader *r, uint8_t *file, size_t len, const char *path, char *err,
+			 size_t n)
+{
+	memset(r, 0, sizeof(*r));
+	r->file = file;
+	r->len = len;
 	if (r->len < sizeof(r->h) || memcmp(r->file, SNAP_MAGIC, 8) != 0) {
 		snprintf(err, n, "%s is not an hvmm snapshot", path);
 		goto bad;

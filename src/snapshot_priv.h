@@ -80,6 +80,9 @@ void snap_writer_init(struct snap_writer *w, uint64_t ram_size, uint32_t ncpus, 
 /* Start a section; its payload is what is put into w->body until the end. */
 void snap_section_begin(struct snap_writer *w, const char *name, uint32_t instance, uint32_t version);
 void snap_section_end(struct snap_writer *w);
+/* The header's body size and CRC, once the last section ended (the state
+ * is then w->h followed by w->body, as a file holds it). */
+void snap_writer_finish(struct snap_writer *w);
 /* Header and body to path (created 0600, replaced). 0 or -1 with err. */
 int snap_writer_save(struct snap_writer *w, const char *path, char *err, size_t n);
 void snap_writer_free(struct snap_writer *w);
@@ -95,6 +98,10 @@ struct snap_reader {
 	size_t next; /* the next section's offset in file */
 };
 int snap_reader_open(struct snap_reader *r, const char *path, char *err, size_t n);
+/* The same checks on a state already in memory (a migration's): r owns file
+ * from here on, also when it is refused. path names it in the errors. */
+int snap_reader_open_mem(struct snap_reader *r, uint8_t *file, size_t len, const char *path, char *err,
+			 size_t n);
 /* The next section, which must be name/instance: its payload in c and its
  * version. 0, or -1 with err naming what was found instead. */
 int snap_reader_next(struct snap_reader *r, const char *name, uint32_t instance, struct snap_cur *c,
@@ -102,6 +109,24 @@ int snap_reader_next(struct snap_reader *r, const char *name, uint32_t instance,
 /* After the last expected section: nothing may be left. */
 int snap_reader_done(struct snap_reader *r, char *err, size_t n);
 void snap_reader_close(struct snap_reader *r);
+
+/* ---- the VM's state, for snapshot_vm.c and migration ---- */
+
+/*
+ * The paused VM's state into w (initialised here): the "memory" section
+ * naming mem_name, KVM's, every vCPU's and every device's. 0 or -1 with err
+ * (not paused, in S3, a device that cannot be saved or whose save failed).
+ * The caller frees w either way.
+ */
+int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_name, char *err, size_t n);
+/*
+ * A state read and checked (rd, owned by the registry from here on) against
+ * this VM's options, its "memory" section read: the name it gives into
+ * mem_name. Then snapshot_restore_apply loads the rest. 0, or an hvmm exit
+ * status after one line on stderr starting with `what`.
+ */
+int snapshot_restore_take(struct vm *vm, struct snap_reader *rd, const char *what, char *mem_name,
+			  size_t mem_name_len);
 
 /* ---- KVM's state (snapshot_kvm.c) ---- */
 

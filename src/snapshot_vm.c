@@ -95,9 +95,10 @@ struct snap_mem_info {
 	uint32_t reserved;
 };
 
-int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t n)
+int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_name, char *err, size_t n)
 {
 	struct snapshot_reg *reg = vm->snap;
+	snap_writer_init(w, vm->mem.ram_size, (uint32_t)vm->ncpus, (uint32_t)vm->cfg.irqchip);
 	if (!reg && !(reg = vm->snap = calloc(1, sizeof(*reg)))) {
 		snprintf(err, n, "out of memory");
 		return -1;
@@ -114,32 +115,45 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 		snprintf(err, n, "%s cannot be snapshotted", reg->unsupported);
 		return -1;
 	}
-	size_t plen = strlen(mem_path);
-	if (!plen || plen >= SNAP_MAX_PATH || !*state_path) {
+	size_t plen = strlen(mem_name);
+	if (!plen || plen >= SNAP_MAX_PATH) {
+		snprintf(err, n, "snapshot paths must be 1 to %u bytes long", SNAP_MAX_PATH - 1);
+		return -1;
+	}
+	struct snap_mem_info mi = { .ram_size = vm->mem.ram_size, .path_len = (uint32_t)plen };
+	snap_section_begin(w, "memory", 0, SNAP_MEM_VERSION);
+	snap_put(&w->body, &mi, sizeof(mi));
+	snap_put(&w->body, mem_name, plen);
+	snap_section_end(w);
+	int r = snapshot_kvm_vm_save(vm, w, err, n);
+	for (int i = 0; r == 0 && i < vm->ncpus; i++)
+		r = snapshot_vcpu_save(vm->vcpus[i], w, err, n);
+	for (int i = 0; r == 0 && i < reg->nr; i++) {
+		const struct snapshot_dev *d = &reg->devs[i];
+		snap_section_begin(w, d->ops->name, d->instance, d->ops->version);
+		char derr[200] = "";
+		if (d->ops->save(d->dev, &w->body, derr, sizeof(derr)) < 0) {
+			snprintf(err, n, "%s #%u: %s", d->ops->name, d->instance, derr);
+			r = -1;
+		}
+		snap_section_end(w);
+	}
+	if (r == 0 && w->body.failed) {
+		snprintf(err, n, "out of memory building the state");
+		r = -1;
+	}
+	return r;
+}
+
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t n)
+{
+	if (!*state_path) {
 		snprintf(err, n, "snapshot paths must be 1 to %u bytes long", SNAP_MAX_PATH - 1);
 		return -1;
 	}
 	uint64_t t0 = util_now_ns();
 	struct snap_writer w;
-	snap_writer_init(&w, vm->mem.ram_size, (uint32_t)vm->ncpus, (uint32_t)vm->cfg.irqchip);
-	struct snap_mem_info mi = { .ram_size = vm->mem.ram_size, .path_len = (uint32_t)plen };
-	snap_section_begin(&w, "memory", 0, SNAP_MEM_VERSION);
-	snap_put(&w.body, &mi, sizeof(mi));
-	snap_put(&w.body, mem_path, plen);
-	snap_section_end(&w);
-	int r = snapshot_kvm_vm_save(vm, &w, err, n);
-	for (int i = 0; r == 0 && i < vm->ncpus; i++)
-		r = snapshot_vcpu_save(vm->vcpus[i], &w, err, n);
-	for (int i = 0; r == 0 && i < reg->nr; i++) {
-		const struct snapshot_dev *d = &reg->devs[i];
-		snap_section_begin(&w, d->ops->name, d->instance, d->ops->version);
-		char derr[200] = "";
-		if (d->ops->save(d->dev, &w.body, derr, sizeof(derr)) < 0) {
-			snprintf(err, n, "%s #%u: %s", d->ops->name, d->instance, derr);
-			r = -1;
-		}
-		snap_section_end(&w);
-	}
+	int r = snapshot_state_build(vm, &w, mem_path, err, n);
 	uint64_t mem_bytes = 0;
 	/* RAM first: a state file that exists names a memory file that is whole. */
 	if (r == 0)
@@ -147,6 +161,7 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	if (r == 0)
 		r = snap_writer_save(&w, state_path, err, n);
 	if (r == 0) {
+		struct snapshot_reg *reg = vm->snap;
 		reg->saves++;
 		reg->save_ns_last = util_now_ns() - t0;
 		reg->save_state_bytes = sizeof(w.h) + w.body.len;
@@ -200,15 +215,54 @@ out:
 	return status;
 }
 
+int snapshot_restore_take(struct vm *vm, struct snap_reader *rd, const char *what, char *path,
+			  size_t path_len)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	struct snapshot_reg *reg = vm->snap;
+	if (!reg && !(reg = vm->snap = calloc(1, sizeof(*reg)))) {
+		snap_reader_close(rd);
+		free(rd);
+		util_err("out of memory");
+		return HVMM_EXIT_HOST;
+	}
+	reg->restore = rd;
+	const struct snap_header *h = &rd->h;
+	if (h->ram_size != vm->mem.ram_size || h->ncpus != (uint32_t)cfg->ncpus ||
+	    h->irqchip != (uint32_t)cfg->irqchip) {
+		util_err("%s: the snapshot is of a VM with --mem %lluM --cpus %u --irqchip %s; this one "
+			 "has --mem %lluM --cpus %d --irqchip %s", what, (unsigned long long)(h->ram_size >> 20),
+			 h->ncpus, irq_mode_name((enum irqchip_mode)h->irqchip),
+			 (unsigned long long)(vm->mem.ram_size >> 20), cfg->ncpus, irq_mode_name(cfg->irqchip));
+		return HVMM_EXIT_USAGE;
+	}
+	struct snap_cur c;
+	uint32_t ver;
+	struct snap_mem_info mi;
+	char err[512];
+	if (snap_reader_next(rd, "memory", 0, &c, &ver, err, sizeof(err)) < 0) {
+		util_err("%s: %s", what, err);
+		return HVMM_EXIT_IMAGE;
+	}
+	snap_get(&c, &mi, sizeof(mi));
+	if (ver != SNAP_MEM_VERSION || c.bad || mi.path_len == 0 || mi.path_len >= path_len ||
+	    mi.path_len != c.left || mi.ram_size != h->ram_size) {
+		util_err("%s: malformed memory section", what);
+		return HVMM_EXIT_IMAGE;
+	}
+	snap_get(&c, path, mi.path_len);
+	path[mi.path_len] = 0;
+	if (strlen(path) != mi.path_len) {
+		util_err("%s: malformed memory section", what);
+		return HVMM_EXIT_IMAGE;
+	}
+	return 0;
+}
+
 int snapshot_restore_open(struct vm *vm)
 {
 	const struct vm_config *cfg = &vm->cfg;
 	uint64_t t0 = util_now_ns();
-	struct snapshot_reg *reg = vm->snap;
-	if (!reg && !(reg = vm->snap = calloc(1, sizeof(*reg)))) {
-		util_err("out of memory");
-		return HVMM_EXIT_HOST;
-	}
 	struct snap_reader *rd = calloc(1, sizeof(*rd));
 	if (!rd) {
 		util_err("out of memory");
@@ -220,38 +274,12 @@ int snapshot_restore_open(struct vm *vm)
 		util_err("--restore: %s", err);
 		return HVMM_EXIT_IMAGE;
 	}
-	reg->restore = rd;
-	const struct snap_header *h = &rd->h;
-	if (h->ram_size != vm->mem.ram_size || h->ncpus != (uint32_t)cfg->ncpus ||
-	    h->irqchip != (uint32_t)cfg->irqchip) {
-		util_err("--restore: the snapshot is of a VM with --mem %lluM --cpus %u --irqchip %s; this one "
-			 "has --mem %lluM --cpus %d --irqchip %s", (unsigned long long)(h->ram_size >> 20),
-			 h->ncpus, irq_mode_name((enum irqchip_mode)h->irqchip),
-			 (unsigned long long)(vm->mem.ram_size >> 20), cfg->ncpus, irq_mode_name(cfg->irqchip));
-		return HVMM_EXIT_USAGE;
-	}
-	struct snap_cur c;
-	uint32_t ver;
-	struct snap_mem_info mi;
-	if (snap_reader_next(rd, "memory", 0, &c, &ver, err, sizeof(err)) < 0) {
-		util_err("--restore: %s", err);
-		return HVMM_EXIT_IMAGE;
-	}
-	snap_get(&c, &mi, sizeof(mi));
 	char path[SNAP_MAX_PATH];
-	if (ver != SNAP_MEM_VERSION || c.bad || mi.path_len == 0 || mi.path_len >= sizeof(path) ||
-	    mi.path_len != c.left || mi.ram_size != h->ram_size) {
-		util_err("--restore: %s: malformed memory section", cfg->restore);
-		return HVMM_EXIT_IMAGE;
-	}
-	snap_get(&c, path, mi.path_len);
-	path[mi.path_len] = 0;
-	if (strlen(path) != mi.path_len) {
-		util_err("--restore: %s: malformed memory section", cfg->restore);
-		return HVMM_EXIT_IMAGE;
-	}
-	int r = snap_mem_map(vm, cfg->restore_mem ? cfg->restore_mem : path, h->id);
-	reg->restore_ns = reg->restore_open_ns = util_now_ns() - t0;
+	int r = snapshot_restore_take(vm, rd, "--restore", path, sizeof(path));
+	if (r)
+		return r;
+	r = snap_mem_map(vm, cfg->restore_mem ? cfg->restore_mem : path, rd->h.id);
+	vm->snap->restore_ns = vm->snap->restore_open_ns = util_now_ns() - t0;
 	return r;
 }
 
@@ -295,7 +323,7 @@ int snapshot_restore_apply(struct vm *vm)
 	free(rd);
 	reg->restore = NULL;
 	if (r < 0) {
-		util_err("--restore: %s", err);
+		util_err("%s: %s", vm->cfg.incoming ? "--incoming" : "--restore", err);
 		return HVMM_EXIT_IMAGE;
 	}
 	reg->restore_ns += util_now_ns() - t0;

@@ -21,6 +21,7 @@
 #include "virtio/virtio_net.h"
 #include "vm.h"
 #include "lifecycle.h"
+#include "migrate.h"
 #include "snapshot.h"
 #include "vmstate.h"
 
@@ -443,6 +444,7 @@ void stats_print(struct vm *vm, FILE *f)
 		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n", (unsigned long long)dropped);
 	lifecycle_print(vm, f);
 	snapshot_print(vm, f);
+	migrate_print(vm, f);
 	for (int c = 0; c < vm->ncpus; c++)
 		vmstate_print(vm->vcpus[c], f);
 	fprintf(f, "guest started at %.3f ms (VM built, image loaded)\n", (double)vm->run_ns / 1e6);
@@ -603,6 +605,9 @@ json_object *stats_json(struct vm *vm, bool vcpu_state)
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));
 	json_object_object_add(root, "lifecycle", lifecycle_json(vm));
 	json_object_object_add(root, "snapshot", snapshot_json(vm));
+	json_object *mj = migrate_json(vm);
+	if (mj)
+		json_object_object_add(root, "migration", mj);
 	return root;
 }
 

@@ -22,6 +22,7 @@ enum hvmm_exit {
 	HVMM_EXIT_HOST = 6,        /* /dev/kvm, a KVM ioctl or the host failed */
 	HVMM_EXIT_GUEST_CRASH = 8, /* triple fault, emulation failure, bad exit */
 	HVMM_EXIT_SECCOMP = 10,    /* a thread made a system call its seccomp filter forbids */
+	HVMM_EXIT_MIGRATE = 12,    /* --incoming: the stream broke or was malformed; no guest ran */
 	HVMM_EXIT_TIMEOUT = 124,   /* --timeout expired (same value as timeout(1)) */
 };
 

@@ -17,6 +17,7 @@
 #include "coalesce.h"
 #include "controls.h"
 #include "dirtylog.h"
+#include "migrate.h"
 #include "inject.h"
 #include "cpuid.h"
 #include "evloop.h"
@@ -508,6 +509,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return r;
 	if ((r = metrics_open(vm)))
 		return r;
+	/* --incoming's port too: taken, or the user hears so before the build. */
+	if (cfg->incoming && (r = migrate_listen(vm)))
+		return r;
 	if ((r = vm_open_kvm(vm)))
 		return r;
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -548,8 +552,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return r;
 	if ((r = vm_create_virtio(vm)))
 		return r;
-	/* A restored guest's RAM already holds its kernel, tables and all. */
-	if (cfg->restore ? (r = vm_fw_cfg_e820(vm)) : (r = vm_load_image(vm)))
+	/* A restored guest's RAM already holds its kernel, tables and all (a
+	 * migrated one's will). */
+	if (cfg->restore || cfg->incoming ? (r = vm_fw_cfg_e820(vm)) : (r = vm_load_image(vm)))
 		return r;
 
 	struct kvm_cpuid2 *cpuid = vm_get_cpuid(vm->kvm_fd);
@@ -587,6 +592,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_REGISTER_COALESCED_MMIO: %s", strerror(-r));
 	if (cfg->restore)
 		return snapshot_restore_apply(vm);
+	if (cfg->incoming)
+		return migrate_incoming(vm);
 	/* Only the BSP gets the loader's entry state; APs wait in the LAPIC for
 	 * INIT/SIPI like on real hardware. */
 	if ((r = boot_x86_apply(vm->vcpus[0]->fd, &vm->entry)) < 0)
@@ -662,6 +669,11 @@ int vm_run(struct vm *vm)
 {
 	bus_freeze(&vm->pio);
 	bus_freeze(&vm->mmio);
+	/* A migrated guest: its disks locked and the source told, or it does
+	 * not run here at all. */
+	int mr = migrate_incoming_go(vm);
+	if (mr)
+		return mr;
 	/* Every thread inherits this mask: SIGINT/TERM/HUP and the stop wake-up
 	 * are taken only by the main thread's sigwait; the kick signal only by
 	 * vCPU threads, which unblock it themselves. */
@@ -757,6 +769,7 @@ void vm_destroy(struct vm *vm)
 	iommu_destroy(vm);
 	snapshot_registry_free(vm);
 	metrics_close(vm);
+	migrate_destroy(vm);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	mem_free(&vm->mem);

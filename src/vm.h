@@ -65,6 +65,7 @@ struct vm_config {
 	const char *metrics_path; /* --metrics: statistics lines (metrics.h), or NULL */
 	const char *restore;   /* --restore: a snapshot's state file (snapshot.h), or NULL */
 	const char *restore_mem; /* its mem=: the memory file, else the one the state names */
+	const char *incoming;  /* --incoming tcp:ADDR:PORT: receive a live migration (migrate.h) */
 	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
 	const char *initrd;   /* Linux initrd */
 	bool no_decompress;   /* boot a bzImage through its own decompressor */
@@ -120,6 +121,7 @@ struct vfio_state;
 struct lifecycle;
 struct snapshot_reg;
 struct metrics;
+struct migrate;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -131,6 +133,7 @@ enum vm_stop_reason {
 	VM_STOP_GUEST_CRASH, /* triple fault, internal error, unexpected exit */
 	VM_STOP_HOST_ERROR,
 	VM_STOP_STRICT_IO,
+	VM_STOP_MIGRATED,    /* the guest went on in another hvmm (migrate.h) */
 };
 
 struct vm {
@@ -177,6 +180,11 @@ struct vm {
 	struct lifecycle *life;      /* lifecycle.c: pause/resume and their counts */
 	struct snapshot_reg *snap;   /* snapshot.c: every device's save and load, in creation order */
 	struct metrics *metrics;     /* metrics.c: --metrics */
+	struct migrate *migrate;     /* migrate*.c: --incoming's socket, a migration's counts */
+	/* Set once a migration succeeded: the guest runs elsewhere now, so
+	 * nothing here may touch its RAM or disks again — the event loop ends
+	 * without running a callback, the vCPUs without entering the guest. */
+	atomic_bool handed_over;
 
 	/*
 	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait

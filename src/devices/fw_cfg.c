@@ -234,8 +234,10 @@ static void fw_cfg_dma_run(struct fw_cfg *fc, uint64_t gpa)
 		uint8_t *dst = length ? mem_ptr(mem, addr, length) : NULL;
 		if (length && !dst)
 			error = true;
-		else if (length)
+		else if (length) {
 			fw_cfg_read_bytes(fc, dst, length);
+			mem_mark_dirty(mem, dst, length); /* a migration resends it */
+		}
 	} else if (control & FW_CFG_DMA_CTL_WRITE) {
 		error = true; /* no item is writable */
 	} else if (control & FW_CFG_DMA_CTL_SKIP) {

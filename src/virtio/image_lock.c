@@ -88,3 +88,11 @@ int image_lock(int fd, bool readonly)
 	}
 	return 0;
 }
+
+int image_unlock(int fd)
+{
+	/* bytes 100..201: every byte image_lock may have taken */
+	struct flock fl = image_lock_fl(F_UNLCK, LOCK_PERM_BASE);
+	fl.l_len = LOCK_SHARED_BASE + PERM_WRITE - LOCK_PERM_BASE + 1;
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}

@@ -13,5 +13,8 @@
  * EOPNOTSUPP: nothing to exclude with there); else -errno. The lock lives
  * as long as the open file description. */
 int image_lock(int fd, bool readonly);
+/* Drop every lock image_lock took on fd (a migration hands the image over
+ * to the destination, which then takes them). 0 or -errno. */
+int image_unlock(int fd);
 
 #endif

@@ -159,6 +159,14 @@ int virtio_blk_create(struct vm *vm, const char *path, bool readonly);
 /* The same with a rate limit (NULL or inactive: none). */
 struct ratelimit;
 int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, const struct ratelimit *rl);
+/*
+ * A migration's hand-over of the disk images' locks (image_lock.h): the
+ * source, paused and its requests drained, flushes each image and drops its
+ * locks (take false); the destination, which opened them without locking,
+ * takes them before its guest runs (take true), and a source whose
+ * destination refused takes them back. 0 or -1 with err naming the disk.
+ */
+int virtio_blk_handover(struct vm *vm, bool take, char *err, size_t n);
 /* spec: "user[,hostfwd=tcp:[ADDR]:HPORT-[GADDR]:GPORT]..." or "tap:IFNAME"; -EINVAL on a bad spec. */
 int virtio_net_create(struct vm *vm, const char *spec);
 

@@ -28,6 +28,7 @@
  * broken ring does; everything else fails the one request with IOERR/UNSUPP.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -233,7 +234,7 @@ static void blk_req_done(struct blk *b, struct blk_req *r)
 		 * it: report the whole device-writable length, as the driver
 		 * cannot use a partial count of a block request anyway. */
 		uint64_t len = r->elem.in_len > UINT32_MAX ? UINT32_MAX : r->elem.in_len;
-		vq_push(b->vq, r->elem.head, (uint32_t)len);
+		vq_push_elem(b->vq, &r->elem, (uint32_t)len);
 		b->pushed = true;
 	}
 	if (r->result == VIRTIO_BLK_S_IOERR)
@@ -876,8 +877,54 @@ static void blk_config_read(struct virtio_dev *d, unsigned off, void *buf, unsig
 		       len < sizeof(b->config) - off ? len : sizeof(b->config) - off);
 }
 
+/* Every disk, for a migration's hand-over of the image locks. */
+static struct blk *blk_all[64];
+static pthread_mutex_t blk_all_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void blk_list(struct blk *b, bool add)
+{
+	pthread_mutex_lock(&blk_all_lock);
+	for (size_t i = 0; i < ARRAY_SIZE(blk_all); i++) {
+		if (add ? !blk_all[i] : blk_all[i] == b) {
+			blk_all[i] = add ? b : NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&blk_all_lock);
+}
+
+int virtio_blk_handover(struct vm *vm, bool take, char *err, size_t n)
+{
+	int r = 0;
+	pthread_mutex_lock(&blk_all_lock);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(blk_all); i++) {
+		struct blk *b = blk_all[i];
+		if (!b || b->vm != vm)
+			continue;
+		if (take) {
+			r = image_lock(b->fd, b->readonly);
+			if (r < 0)
+				snprintf(err, n, "--disk %s: %s", b->path,
+					 r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
+			continue;
+		}
+		/* The source's last writes must be on the disk before the
+		 * destination reads it: the guest may have been told they
+		 * were done (write-back cache) without a flush. */
+		if (!b->readonly && fdatasync(b->fd) < 0) {
+			r = -errno;
+			snprintf(err, n, "--disk %s: fdatasync: %s", b->path, strerror(errno));
+		} else if ((r = image_unlock(b->fd)) < 0) {
+			snprintf(err, n, "--disk %s: unlocking: %s", b->path, strerror(-r));
+		}
+	}
+	pthread_mutex_unlock(&blk_all_lock);
+	return r < 0 ? -1 : 0;
+}
+
 static void blk_free(struct blk *b)
 {
+	blk_list(b, false);
 	if (b->uring_ok) {
 		evloop_del(b->vm, b->efd);
 		io_uring_queue_exit(&b->ring);
@@ -991,8 +1038,10 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	if (b->fd < 0)
 		return -errno;
 	/* Two VMs writing one image corrupt it: a writer excludes everyone,
-	 * readers share, whether the other VMM is hvmm or QEMU. */
-	int lr = image_lock(b->fd, readonly);
+	 * readers share, whether the other VMM is hvmm or QEMU. Except for a
+	 * migration's destination: the source holds the lock until it hands
+	 * the image over, and virtio_blk_handover takes it then. */
+	int lr = b->vm->cfg.incoming ? 0 : image_lock(b->fd, readonly);
 	if (lr < 0)
 		return lr;
 	struct stat st;
@@ -1201,6 +1250,7 @@ int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, co
 		r = errno ? -errno : -ENOMEM;
 		goto fail;
 	}
+	blk_list(b, true);
 	return 0;
 fail:
 	blk_free(b);

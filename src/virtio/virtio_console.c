@@ -152,7 +152,7 @@ static void con_transmit(struct virtio_console *c)
 		}
 		if (con_write_some(c) == 0 && con_wait_stdout(c))
 			break; /* the chain waits, unanswered, for stdout to take more */
-		vq_push(vq, c->elem.head, 0);
+		vq_push_elem(vq, &c->elem, 0);
 		c->out_pending = false;
 		pushed = true;
 	}
@@ -193,7 +193,7 @@ static void con_deliver(struct virtio_console *c)
 			c->in_head = (unsigned)((c->in_head + n) % CON_INBUF);
 			c->in_count -= (unsigned)n;
 		}
-		vq_push(vq, c->rx_elem.head, (uint32_t)done);
+		vq_push_elem(vq, &c->rx_elem, (uint32_t)done);
 		pushed = true;
 	}
 	if (pushed)

@@ -368,7 +368,7 @@ static void net_tx_chains(struct virtio_net *n, struct net_after *a)
 			n->stats.tx_bad++;
 		}
 		/* The frame is copied: the chain goes back now, whatever the back end does. */
-		vq_push(vq, e->head, 0);
+		vq_push_elem(vq, e, 0);
 		a->irq[VIRTIO_NET_TXQ] = true;
 		if (!ok)
 			continue;
@@ -499,14 +499,14 @@ static void net_rx_chains(struct virtio_net *n, struct net_after *a)
 			rl_take(&n->rx_rl, n->rx_len);
 		if (e->in_len < VIRTIO_NET_HDR_LEN + n->rx_len) {
 			n->stats.rx_too_big++;
-			vq_push(vq, e->head, 0);
+			vq_push_elem(vq, e, 0);
 			continue;
 		}
 		/* virtio_net_hdr: no flags, no GSO, num_buffers = 1 (le16) */
 		uint8_t hdr[VIRTIO_NET_HDR_LEN] = { [10] = 1 };
 		vq_buf_to_iov(e->in, e->n_in, 0, hdr, sizeof(hdr));
 		vq_buf_to_iov(e->in, e->n_in, VIRTIO_NET_HDR_LEN, n->rx_frame, n->rx_len);
-		vq_push(vq, e->head, (uint32_t)(VIRTIO_NET_HDR_LEN + n->rx_len));
+		vq_push_elem(vq, e, (uint32_t)(VIRTIO_NET_HDR_LEN + n->rx_len));
 		n->stats.rx_frames++;
 		n->stats.rx_bytes += n->rx_len;
 	}

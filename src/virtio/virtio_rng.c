@@ -53,7 +53,7 @@ static void rng_queue_notify(struct virtio_dev *d, unsigned q)
 			break; /* empty, or broken: the transport set NEEDS_RESET */
 		/* Readable buffers have no meaning here; they are returned untouched. */
 		uint32_t n = rng_fill(r->elem.in, r->elem.n_in, RNG_MAX_PER_CHAIN);
-		vq_push(vq, r->elem.head, n);
+		vq_push_elem(vq, &r->elem, n);
 		pushed = true;
 	}
 	if (pushed)

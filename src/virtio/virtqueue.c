@@ -151,6 +151,18 @@ static bool vq_rings_live(struct virtqueue *vq)
 	return true;
 }
 
+/*
+ * A migration resends what hvmm wrote into guest RAM, which KVM's dirty log
+ * does not see (memory.h): the used ring (entries, index, avail_event) and
+ * the buffers a completed chain gave the device to write. Marked after the
+ * write, so a round that takes the mark sends the data.
+ */
+static void vq_used_dirty(const struct virtqueue *vq)
+{
+	if (vq->mem && vq->used)
+		mem_mark_dirty(vq->mem, vq->used, VQ_USED_BYTES(vq->size));
+}
+
 int vq_start_dma(struct virtqueue *vq, const struct guest_mem *mem, const struct vq_dma *dma,
 		 uint16_t size, uint64_t desc, uint64_t avail, uint64_t used, bool event_idx,
 		 bool indirect)
@@ -389,6 +401,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 		/* Empty: make sure the driver kicks for the next buffer. It may
 		 * have added one after our load but before it saw avail_event. */
 		vq_store16(vq_avail_event(vq), vq->last_avail);
+		vq_used_dirty(vq);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = vq_load16(&vq->avail->idx);
 	}
@@ -406,9 +419,19 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 	if (err)
 		return vq_fail(vq, err);
 	vq->last_avail++;
-	if (vq->event_idx && !vq->notify_off)
+	if (vq->event_idx && !vq->notify_off) {
 		vq_store16(vq_avail_event(vq), vq->last_avail);
+		vq_used_dirty(vq);
+	}
 	return 1;
+}
+
+void vq_push_elem(struct virtqueue *vq, const struct vq_elem *e, uint32_t written)
+{
+	if (vq->mem && atomic_load_explicit(&vq->mem->dma_track, memory_order_relaxed))
+		for (unsigned i = 0; i < e->n_in; i++)
+			mem_mark_dirty(vq->mem, e->in[i].iov_base, e->in[i].iov_len);
+	vq_push(vq, e->head, written);
 }
 
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
@@ -422,6 +445,7 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 	/* The entry must be visible before the index that publishes it. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	vq_store16(&vq->used->idx, vq->used_idx);
+	vq_used_dirty(vq);
 }
 
 bool vq_need_interrupt(struct virtqueue *vq)
@@ -456,6 +480,7 @@ void vq_enable_notify(struct virtqueue *vq, bool enable)
 	} else {
 		vq_store16(&vq->used->flags, enable ? 0 : VQ_USED_F_NO_NOTIFY);
 	}
+	vq_used_dirty(vq);
 	if (enable)
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }

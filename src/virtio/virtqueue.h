@@ -144,6 +144,9 @@ void vq_stop(struct virtqueue *vq);
 int vq_pop(struct virtqueue *vq, struct vq_elem *e);
 /* Return a chain with `written` bytes written into its in[] buffers. */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+/* The same for a chain the device wrote into: its in[] buffers are marked
+ * written for a migration in progress (memory.h's mem_mark_dirty). */
+void vq_push_elem(struct virtqueue *vq, const struct vq_elem *e, uint32_t written);
 /* After pushes: does the driver want an interrupt now? (EVENT_IDX or NO_INTERRUPT flag.) */
 bool vq_need_interrupt(struct virtqueue *vq);
 /* Ask the driver for (or to suppress) notifies: avail_event or used->flags.

@@ -161,10 +161,26 @@ static int fake_start(void *o, char *err, size_t n)
 	return 0;
 }
 
+/* What migrate_out() refuses (400) or fails (500): a stopping VM here. */
+static int fake_migrate(void *o, const char *dest, uint32_t downtime_ms, char *err, size_t n)
+{
+	struct fake_vm *f = o;
+	if (strncmp(dest, "tcp:", 4) != 0 || downtime_ms < 1 || downtime_ms > 60000) {
+		snprintf(err, n, "bad request");
+		return -1;
+	}
+	if (f->fail_pause) {
+		snprintf(err, n, "cannot connect");
+		return -2;
+	}
+	return 0;
+}
+
 static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_machine, .stats = fake_stats, .irt = fake_irt, .inject = fake_inject,
 	.snapshot_create = fake_snapshot, .configure = fake_configure, .instance_start = fake_start,
+	.migrate = fake_migrate,
 	.id = "vm-1", .version = "9.9",
 };
 
@@ -180,6 +196,7 @@ static const struct {
 	{ "PUT", "/snapshot/create" },  { "PUT", "/snapshot/load" },
 	{ "PUT", "/boot-source" },      { "PUT", "/drives/{drive_id}" },
 	{ "PUT", "/network-interfaces/{iface_id}" }, { "PUT", "/entropy" }, { "PUT", "/metrics" },
+	{ "PUT", "/hvmm/migrate" },
 };
 #define N_SERVED (sizeof(served) / sizeof(served[0]))
 

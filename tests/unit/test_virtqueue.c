@@ -166,6 +166,39 @@ static void test_simple_chain(void **state)
 	assert_int_equal(used()->flags, 0);
 }
 
+static bool dma_bit(uint64_t gpa)
+{
+	uint64_t pg = gpa / 4096; /* one region from 0: offset = gpa */
+	return (atomic_load(&m.dma_dirty[pg / 64]) >> (pg % 64)) & 1;
+}
+
+/* A migration resends what the device wrote (memory.h): while tracking, a
+ * completed chain marks its device-writable buffers and the used ring, not
+ * the buffers it only read; without tracking nothing is marked. */
+static void test_push_marks_written_pages(void **state)
+{
+	(void)state;
+	start(false, false);
+	set_desc(0, BUF_GPA, 100, VQ_DESC_F_NEXT, 1);
+	set_desc(1, BUF_GPA + 0x3000, 0x1800, VQ_DESC_F_WRITE, 0); /* two pages */
+	offer(0);
+	assert_int_equal(vq_pop(&vq, el), 1);
+	assert_int_equal(mem_dma_track_start(&m), 0);
+	vq_push_elem(&vq, el, 0x1800);
+	assert_true(dma_bit(BUF_GPA + 0x3000) && dma_bit(BUF_GPA + 0x4000));
+	assert_false(dma_bit(BUF_GPA) || dma_bit(BUF_GPA + 0x5000));
+	assert_true(dma_bit(USED_GPA));
+	uint64_t words[64] = { 0 };
+	mem_dma_take(&m, words, 64);
+	assert_true((words[(BUF_GPA + 0x3000) / 4096 / 64] >> ((BUF_GPA + 0x3000) / 4096 % 64)) & 1);
+	assert_false(dma_bit(BUF_GPA + 0x3000)); /* taken: cleared */
+	mem_dma_track_stop(&m);
+	offer(0);
+	assert_int_equal(vq_pop(&vq, el), 1);
+	vq_push_elem(&vq, el, 0x1800);
+	assert_false(dma_bit(BUF_GPA + 0x3000) || dma_bit(USED_GPA));
+}
+
 static void test_zero_len_and_indirect_write_flag(void **state)
 {
 	(void)state;
@@ -614,6 +647,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_start_checks),
 		cmocka_unit_test(test_simple_chain),
+		cmocka_unit_test(test_push_marks_written_pages),
 		cmocka_unit_test(test_zero_len_and_indirect_write_flag),
 		cmocka_unit_test(test_chain_as_long_as_queue),
 		cmocka_unit_test(test_indirect_chain),
