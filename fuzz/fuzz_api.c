@@ -35,6 +35,7 @@
 	} while (0)
 
 static int fz_changes; /* pause/resume calls the fake VM saw */
+static unsigned fz_calls;  /* the other handlers': which answer they give */
 static bool fz_paused;
 
 static const char *fz_state(void *o)
@@ -102,6 +103,64 @@ static const struct api_ops fz_ops = {
 	.snapshot_create = fz_snapshot, .id = "fz", .version = "0",
 };
 
+/* The pre-boot API's handlers (preboot.c's shape), and the running VM's
+ * that the ops above leave out: metrics and migration. */
+static int fz_configure(void *o, const char *section, const char *id, bool patch, json_object *body, char *err,
+			size_t n)
+{
+	(void)o;
+	/* the router hands over a known section, an id exactly for the lists,
+	 * PATCH only for machine-config, and a JSON object */
+	bool list = strcmp(section, "drives") == 0 || strcmp(section, "network-interfaces") == 0;
+	FZ_CHECK(list || strcmp(section, "boot-source") == 0 || strcmp(section, "entropy") == 0 ||
+		 strcmp(section, "metrics") == 0 || strcmp(section, "machine-config") == 0);
+	FZ_CHECK(list == (id != NULL) && (!id || (*id && !strchr(id, '/'))));
+	FZ_CHECK(!patch || strcmp(section, "machine-config") == 0);
+	FZ_CHECK(body && json_object_is_type(body, json_type_object));
+	if (json_object_object_length(body) % 2) {
+		snprintf(err, n, "%s: refused", section);
+		return -1;
+	}
+	return 0;
+}
+
+static int fz_start(void *o, char *err, size_t n)
+{
+	(void)o;
+	if (fz_calls++ % 2 == 0) {
+		snprintf(err, n, "no kernel to start: PUT /boot-source first");
+		return -1;
+	}
+	return 0;
+}
+
+static int fz_flush(void *o, char *err, size_t n)
+{
+	(void)o;
+	if (fz_calls++ % 3 == 0) {
+		snprintf(err, n, "no metrics file");
+		return -1;
+	}
+	return 0;
+}
+
+static int fz_migrate(void *o, const char *dest, uint32_t downtime_ms, char *err, size_t n)
+{
+	(void)o, (void)downtime_ms;
+	FZ_CHECK(dest && *dest);
+	int k = (int)(fz_calls++ % 3);
+	if (k)
+		snprintf(err, n, k == 1 ? "refused" : "failed midway");
+	return -k; /* 0 done, -1 refused (400), -2 failed (500) */
+}
+
+static const struct api_ops fz_preboot_ops = {
+	.state = fz_state, .pause = fz_pause, .resume = fz_resume,
+	.machine_config = fz_obj, .stats = fz_obj, .irt = fz_obj, .inject = fz_inject,
+	.snapshot_create = fz_snapshot, .configure = fz_configure, .instance_start = fz_start,
+	.flush_metrics = fz_flush, .migrate = fz_migrate, .id = "fz", .version = "0",
+};
+
 /* The answers, parsed back. */
 struct fz_resp {
 	char *body;
@@ -125,7 +184,7 @@ static int fz_on_complete(http_parser *p)
 	struct fz_resp *r = p->data;
 	unsigned s = p->status_code;
 	FZ_CHECK(s == 200 || s == 204 || s == 400 || s == 404 || s == 405 || s == 413 || s == 414 ||
-		 s == 431 || s == 501);
+		 s == 431 || s == 500 || s == 501);
 	if (s == 204) {
 		FZ_CHECK(r->len == 0);
 		r->no_content++;
@@ -150,10 +209,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	size_t chunk = data[0] % 64 + 1;
+	/* the top bit: the pre-boot API's handlers, or a running VM's */
+	const struct api_ops *ops = data[0] & 0x80 ? &fz_preboot_ops : &fz_ops;
 	data++, size--;
 	fz_changes = 0;
 	fz_paused = false;
-	struct api_conn *c = api_conn_new(&fz_ops);
+	struct api_conn *c = api_conn_new(ops);
 	FZ_CHECK(c);
 	char *out = NULL;
 	size_t out_len = 0;
