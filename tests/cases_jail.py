@@ -247,6 +247,18 @@ def daemon_run(ctx, img, base, jid, js, ns):
     expect(st == 0 and out == "" and err == "", f"--daemonize: status {st}, {out!r}, {err!r}")
     with open(os.path.join(base, "hvmm", jid, "hvmm.pid")) as f:
         pid = int(f.read())
+    # The jailer returns as soon as it forked: the child enters the jail,
+    # drops to the user and execs hvmm afterwards. Look once it is hvmm
+    # (a loaded host showed the child still root a moment after the return).
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "hvmm":
+                    break
+        except OSError:
+            break
+        time.sleep(0.05)
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     expect(int(fields[3]) == pid, f"hvmm ({pid}) is not its own session leader: session {fields[3]}")
