@@ -93,7 +93,7 @@ $(FUZZ_DIR)/libhvmm-fuzz.a: $(FUZZ_LIB_OBJS)
 # fake VM's fd -1 failing without a syscall (fuzz_common.h).
 FUZZ_WRAP_ERR := -Wl,--wrap=util_err,--wrap=ioctl
 # Targets that check every chain a model pops and pushes (fuzz_virtio.h's FZ_WRAP_VQ).
-FUZZ_WRAP_VQ := -Wl,--wrap=vq_pop,--wrap=vq_push
+FUZZ_WRAP_VQ := -Wl,--wrap=vq_pop,--wrap=vq_push,--wrap=vq_push_elem
 # Targets whose eventfds come from a pool (fuzz_common.h's FZ_EFD_POOL).
 FUZZ_WRAP_EFD := -Wl,--wrap=eventfd,--wrap=close,--wrap=write
 FUZZ_LDFLAGS_virtio_net := $(FUZZ_WRAP_VQ) $(FUZZ_WRAP_EFD)

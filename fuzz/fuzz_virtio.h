@@ -302,8 +302,10 @@ static inline void fz_virtio_op(struct fz_in *in, unsigned op, struct fz_dev *f,
 
 int __real_vq_pop(struct virtqueue *vq, struct vq_elem *e);
 void __real_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+void __real_vq_push_elem(struct virtqueue *vq, const struct vq_elem *e, uint32_t written);
 int __wrap_vq_pop(struct virtqueue *vq, struct vq_elem *e);
 void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+void __wrap_vq_push_elem(struct virtqueue *vq, const struct vq_elem *e, uint32_t written);
 struct fz_popped {
 	struct virtqueue *vq;
 	uint16_t head;
@@ -334,7 +336,13 @@ int __wrap_vq_pop(struct virtqueue *vq, struct vq_elem *e)
 	return r;
 }
 
-void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+/* A chain given back, by vq_push or by vq_push_elem (which marks the
+ * buffers for migration and calls vq_push inside virtqueue.c, where --wrap
+ * does not reach: both entries are wrapped, and a nested call is counted
+ * once). */
+static bool fz_in_push_elem;
+
+static void fz_given_back(struct virtqueue *vq, uint16_t head, uint32_t written)
 {
 	unsigned i = fz_npopped;
 	while (i > 0 && !(fz_popped[i - 1].vq == vq && fz_popped[i - 1].head == head))
@@ -344,7 +352,21 @@ void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 	struct fz_popped chain = fz_popped[i - 1];
 	fz_popped[i - 1] = fz_popped[--fz_npopped];
 	fz_on_push(vq, written, &chain);
+}
+
+void __wrap_vq_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+{
+	if (!fz_in_push_elem)
+		fz_given_back(vq, head, written);
 	__real_vq_push(vq, head, written);
+}
+
+void __wrap_vq_push_elem(struct virtqueue *vq, const struct vq_elem *e, uint32_t written)
+{
+	fz_given_back(vq, e->head, written);
+	fz_in_push_elem = true;
+	__real_vq_push_elem(vq, e, written);
+	fz_in_push_elem = false;
 }
 #endif
 
