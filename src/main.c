@@ -675,6 +675,17 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 	return 0;
 }
 
+/* Block the signals that end hvmm (SIGINT, SIGTERM, SIGHUP) in this thread
+ * and every thread it creates from now on; *set is them, for a wait. */
+static void main_block_stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
 /*
  * Serve the pre-boot API until a client starts the VM (or a signal ends
  * hvmm), then run that VM like one from the command line: the description's
@@ -688,11 +699,7 @@ static int main_run_preboot(int argc, char **argv, const struct vm_config *defau
 	 * at once) and before the API thread, which inherits the mask: they are
 	 * taken by preboot_wait. */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	main_block_stop_signals(&sigs);
 	char err[300];
 	struct api_server *s = api_open(cl->api_sock, err, sizeof(err));
 	if (!s) {
@@ -831,11 +838,7 @@ int main(int argc, char **argv)
 	 * VM at once): the API socket or a terminal set raw by vm_create must
 	 * not be left behind by a signal that arrives while it builds. */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	main_block_stop_signals(&sigs);
 	static struct vm vm; /* static: large, and lives for the whole process */
 	r = vm_create(&vm, &cfg);
 	if (r == 0)
