@@ -58,3 +58,14 @@ $(BENCH_DIR)/seccomp_syscall: bench/seccomp_syscall.c $(BUILD)/libhvmm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HVMM_CFLAGS) $(CFLAGS) $(LDFLAGS) -Isrc -o $@ $< $(BUILD)/libhvmm.a $(LDLIBS)
 bench-build: $(BENCH_DIR)/seccomp_syscall
+
+# Snapshot restore against a cold start (bench/restore.py): the guest spins on
+# a flag the bench sets in the snapshot's memory file.
+$(BENCH_DIR)/guests/spinflag.o32: tests/guests/spinflag.S tests/guests/common.h
+	@mkdir -p $(dir $@)
+	$(CC) -c -nostdlib -ffreestanding -m32 -Itests/guests -o $@ $<
+bench-build: $(BENCH_DIR)/guests/spinflag.elf
+.PHONY: bench-restore
+bench-restore: deps all bench-build
+	@if [ -e /dev/kvm ]; then python3 bench/restore.py --build $(BUILD) $(BENCH_RESTORE_ARGS); \
+	else scripts/kvm-host --timeout 1500 -- python3 bench/restore.py --build $(BUILD) $(BENCH_RESTORE_ARGS); fi
