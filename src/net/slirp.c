@@ -349,15 +349,17 @@ int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t 
 	ssize_t sent = sendmsg(s.ctl, &m, MSG_NOSIGNAL);
 	int se = errno;
 	close(memfd);
-	if (sent < 0) {
+	/* A helper that refuses (its hvmm still runs) answers and hangs up
+	 * without waiting for our message: its reason is still to be read. */
+	char msg[256];
+	struct pollfd p = { .fd = s.ctl, .events = POLLIN };
+	int n = poll(&p, 1, sent < 0 ? 0 : NET_SLIRP_START_MS);
+	ssize_t got = n > 0 ? recv(s.ctl, msg, sizeof(msg) - 1, MSG_DONTWAIT) : -1;
+	if (sent < 0 && got <= 0) {
 		net_slirp_close(&s);
 		return net_slirp_fail(-se, err, errlen, "handing the rings to the slirp helper %s: %s", name,
 				      strerror(se));
 	}
-	char msg[256];
-	struct pollfd p = { .fd = s.ctl, .events = POLLIN };
-	int n = poll(&p, 1, NET_SLIRP_START_MS);
-	ssize_t got = n > 0 ? recv(s.ctl, msg, sizeof(msg) - 1, 0) : -1;
 	if (got > 0) {
 		msg[got] = 0;
 		size_t pre = strlen(NET_SLIRP_ERROR);
