@@ -2,7 +2,8 @@
  * net_slirp_start/stop: hvmm's side of the slirp helper process (see net.h
  * for why libslirp lives in its own process). The helper is hvmm's child:
  * it exits when its socket reports EOF (hvmm closed it or died), and hvmm
- * reaps it by PID at tear-down.
+ * reaps it by PID at tear-down. With keep= (net.h) it may outlive hvmm after
+ * a snapshot; net_slirp_attach is a restored hvmm's way back to it.
  */
 #include <errno.h>
 #include <fcntl.h>

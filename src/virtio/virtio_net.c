@@ -741,9 +741,10 @@ static void net_destroy(struct virtio_dev *d)
  * rate limiter's hold queue. Why: their chains are settled already (a tx
  * chain is returned to the guest when its frame is copied; an rx frame has
  * no chain yet), so the rings in the snapshot are consistent without them;
- * and the back end starts fresh on restore (a new tap fd, or a new slirp
- * helper whose NAT knows none of the old connections), so these frames
- * belong to a network that is gone. To the guest it is a lost frame, which
+ * and the back end starts fresh on restore (a new tap fd, a new slirp
+ * helper whose NAT knows none of the old connections, or with keep= the old
+ * helper with new rings, which drops what it held for the old ones), so
+ * these frames belong to a network that is gone. To the guest it is a lost frame, which
  * Ethernet allows and TCP retransmits. The running VM keeps them.
  */
 struct net_snap {
