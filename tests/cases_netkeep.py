@@ -206,20 +206,24 @@ def t_keep_timeout(ctx):
 def t_keep_not_armed(ctx):
     """keep= alone keeps nothing: an hvmm that ends without a snapshot, or
     whose guest sent a frame after it, ends its helper at once."""
-    for snapshot in (False, True):
+    for how in ("no snapshot", "a frame after the snapshot", "a migration after the snapshot"):
         h = Helper(ctx, "user,keep=30")
         proc = h.proc
         try:
             helper_name(h)
-            if snapshot:
+            if how != "no snapshot":
                 h.sock.send(KEEP)
                 time.sleep(0.2)
+            if how == "a frame after the snapshot":
                 h.send(bytes(GUEST_ARP))  # the VM ran on: the snapshot is stale
+                time.sleep(0.2)
+            if how == "a migration after the snapshot":
+                h.sock.send(b"hvmm-net-slirp unkeep")  # the VM leaves this host
                 time.sleep(0.2)
             detach(h)
             st = wait_exit(proc, 5)
-            expect(st == 0, f"{'a frame after the snapshot' if snapshot else 'no snapshot'}: the helper "
-                   f"{'is still running' if st is None else f'exited {st}'}, want exit 0 at once")
+            expect(st == 0, f"{how}: the helper {'is still running' if st is None else f'exited {st}'}, "
+                   "want exit 0 at once")
         finally:
             end_helper(proc)
             if proc.stderr:

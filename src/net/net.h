@@ -159,6 +159,9 @@ void net_slirp_stop(struct net_slirp *s);
  * has that name (it timed out or ended), -EBUSY its hvmm still runs.
  */
 int net_slirp_keep(struct net_slirp *s);
+/* The opposite, at a migration's save: the VM leaves this host, and the
+ * helper must end with this hvmm (it holds the forwarded ports). */
+int net_slirp_unkeep(struct net_slirp *s);
 int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t errlen);
 /* A well-formed helper name (NET_SLIRP_NAME_PREFIX and 32 lower-case hex
  * digits): the snapshot file's copy is checked before it is used. */
@@ -168,6 +171,7 @@ bool net_slirp_name_ok(const char *name);
  * With keep= the ready message is followed by a space and the helper's name. */
 #define NET_SLIRP_READY "hvmm-net-slirp ready"
 #define NET_SLIRP_KEEP "hvmm-net-slirp keep"
+#define NET_SLIRP_UNKEEP "hvmm-net-slirp unkeep"
 #define NET_SLIRP_ATTACH "hvmm-net-slirp attach"
 #define NET_SLIRP_ERROR "hvmm-net-slirp error: " /* followed by the reason */
 #define NET_SLIRP_FD 3 /* the helper's end of the control socketpair */

@@ -297,6 +297,16 @@ int net_slirp_keep(struct net_slirp *s)
 	return 0;
 }
 
+int net_slirp_unkeep(struct net_slirp *s)
+{
+	if (!s->kept || s->ctl < 0)
+		return 0;
+	if (send(s->ctl, NET_SLIRP_UNKEEP, strlen(NET_SLIRP_UNKEEP), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return -errno;
+	s->kept = false;
+	return 0;
+}
+
 static socklen_t net_slirp_addr(const char *name, struct sockaddr_un *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -375,9 +385,12 @@ int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t 
 					   "slirp helper %s: %s", name, msg + pre);
 		else
 			r = net_slirp_fail(-EPROTO, err, errlen, "slirp helper %s sent an unexpected answer", name);
+	} else if (n == 0) {
+		r = net_slirp_fail(-ETIMEDOUT, err, errlen, "the slirp helper %s did not answer within %d s", name,
+				   NET_SLIRP_START_MS / 1000);
 	} else {
-		r = net_slirp_fail(n == 0 ? -ETIMEDOUT : -EIO, err, errlen, "the slirp helper %s did not answer "
-				   "within %d s", name, NET_SLIRP_START_MS / 1000);
+		r = net_slirp_fail(-EIO, err, errlen, "the slirp helper %s hung up without an answer%s%s", name,
+				   got < 0 ? ": " : "", got < 0 ? strerror(errno) : "");
 	}
 	net_slirp_close(&s);
 	return r;

@@ -816,8 +816,8 @@ static int net_keep_save(void *dev, struct snap_buf *b, char *err, size_t len)
 	pthread_mutex_lock(&n->lock);
 	memcpy(k.name, n->slirp.name, sizeof(k.name));
 	int r = 0;
-	if (n->alive && snapshot_to_files(n->vm))
-		r = net_slirp_keep(&n->slirp);
+	if (n->alive)
+		r = snapshot_to_files(n->vm) ? net_slirp_keep(&n->slirp) : net_slirp_unkeep(&n->slirp);
 	pthread_mutex_unlock(&n->lock);
 	if (r < 0) {
 		snprintf(err, len, "cannot tell the slirp helper to keep its connections: %s", strerror(-r));

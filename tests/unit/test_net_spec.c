@@ -225,6 +225,22 @@ static void test_keep(void **state)
 	bad("tap:t0,keep=10", "unknown tap option 'keep=10'"); /* the kernel keeps a tap's state */
 }
 
+/* A kept helper's name, as read back from a state file: exactly the prefix
+ * and 32 lower-case hex digits, nothing a path or a shell would see more in. */
+static void test_slirp_name(void **state)
+{
+	(void)state;
+	assert_true(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcdef"));
+	assert_false(net_slirp_name_ok(""));
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-"));
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcde"));   /* 31 */
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcdef0")); /* 33 */
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789ABCDEF0123456789abcdef"));
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcde/"));
+	assert_false(net_slirp_name_ok("other-prefix-xx0123456789abcdef0123456789abcdef"));
+	assert_true(strlen("hvmm-net-slirp-0123456789abcdef0123456789abcdef") < NET_SLIRP_NAME_LEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_keep),
+		cmocka_unit_test(test_slirp_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@
  * Control on fd 3 (AF_UNIX SOCK_SEQPACKET): this program sends
  * NET_SLIRP_READY once every hostfwd is bound, or NET_SLIRP_ERROR + reason
  * and exits 1. Nothing else is sent on it; hvmm sends only NET_SLIRP_KEEP
- * (keep=, at a snapshot). EOF means hvmm is gone: clean up and exit 0, or
+ * (keep=, at a snapshot) and NET_SLIRP_UNKEEP (at a migration). EOF means hvmm is gone: clean up and exit 0, or
  * with keep= after a snapshot wait for a restored hvmm ("keep" below). Frames go through the shared-memory rings of src/net/ring.h
  * (fd 4), with eventfd doorbells (fd 5: hvmm rings us, fd 6: we ring hvmm).
  *
@@ -794,6 +794,8 @@ static void helper_ctl(struct helper *h)
 			h->keep_armed = true;
 			h->keep_tx_head = atomic_load(&h->tx.ctl->head);
 			h->keep_rx_tail = atomic_load(&h->rx.ctl->tail);
+		} else if ((size_t)r == strlen(NET_SLIRP_UNKEEP) && memcmp(msg, NET_SLIRP_UNKEEP, (size_t)r) == 0) {
+			h->keep_armed = false; /* a migration: the VM goes elsewhere */
 		}
 		return;
 	}
@@ -816,12 +818,44 @@ static void helper_ctl(struct helper *h)
 			h->keep_secs, h->name);
 }
 
-/* Tell a connecting process why not, and hang up. */
-static void helper_refuse(int fd, const char *why)
+/* Read and drop what conn has queued (closing any fds it passed), after
+ * waiting up to wait_ms for a first message. Why: a unix socket closed with
+ * unread data resets its peer, whose recv then fails with ECONNRESET instead
+ * of returning the reason we sent. */
+static void helper_drain(int conn, int wait_ms)
+{
+	struct pollfd p = { .fd = conn, .events = POLLIN };
+	if (wait_ms > 0 && poll(&p, 1, wait_ms) <= 0)
+		return;
+	for (int i = 0; i < 16; i++) {
+		char msg[64];
+		union { char buf[CMSG_SPACE(8 * sizeof(int))]; struct cmsghdr align; } cb;
+		struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				    .msg_controllen = sizeof(cb.buf) };
+		if (recvmsg(conn, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t j = 0; j < k; j++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+				close(fd);
+			}
+		}
+	}
+}
+
+/* Tell a connecting process why not, and hang up. wait_ms: how long to wait
+ * for its request first (see helper_drain), 0 for a stranger. */
+static void helper_refuse(int fd, const char *why, int wait_ms)
 {
 	char msg[160];
 	snprintf(msg, sizeof(msg), "%s%s", NET_SLIRP_ERROR, why);
 	send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	helper_drain(fd, wait_ms);
 	close(fd);
 }
 
@@ -870,16 +904,17 @@ static void helper_accept(struct helper *h)
 	struct ucred cr;
 	socklen_t cl = sizeof(cr);
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != h->owner) {
-		helper_refuse(conn, "not started by this user");
+		helper_refuse(conn, "not started by this user", 0);
 		return;
 	}
 	if (!h->orphan) {
-		helper_refuse(conn, "the hvmm it serves still runs (end the snapshot's source first)");
+		helper_refuse(conn, "the hvmm it serves still runs (end the snapshot's source first)",
+			      HELPER_ATTACH_MS);
 		return;
 	}
 	int fds[3];
 	if (!helper_recv_attach(conn, fds)) {
-		helper_refuse(conn, "malformed attach request");
+		helper_refuse(conn, "malformed attach request", 0);
 		return;
 	}
 	struct net_shm *shm = helper_map_rings(fds[0]);
@@ -887,7 +922,7 @@ static void helper_accept(struct helper *h)
 	if (!shm) {
 		close(fds[1]);
 		close(fds[2]);
-		helper_refuse(conn, "the fd passed is not hvmm's ring memory");
+		helper_refuse(conn, "the fd passed is not hvmm's ring memory", 0);
 		return;
 	}
 	char ready[sizeof(NET_SLIRP_READY) + NET_SLIRP_NAME_LEN + 1];
