@@ -401,6 +401,8 @@ def t_snapshot_hostfwd_tcp(ctx):
                 expect(rc == 0, f"restored: hvmm ctl {cmd[0]}: {rc} {err!r}" + vm.tail())
             vm.p.terminate()
             vm.wait(30)
+        t_end = time.time()
+        expect(helper_pids(f":{hport}-"), "the helper was not kept after the restored VM's snapshot")
         conn.close()
         conn = None
         end = time.time() + KEEP_SECS + 30
@@ -408,6 +410,8 @@ def t_snapshot_hostfwd_tcp(ctx):
             time.sleep(1)
         left = helper_pids(f":{hport}-")
         expect(not left, f"the unclaimed helper {left} did not end within keep={KEEP_SECS} s")
+        expect(time.time() - t_end > KEEP_SECS - 5, f"the unclaimed helper ended after "
+               f"{time.time() - t_end:.0f} s, before its keep={KEEP_SECS} s")
         p = subprocess.run(argv + ["--restore", state], capture_output=True, text=True, timeout=120,
                            stdin=subprocess.DEVNULL)
         expect(p.returncode == 6 and any("is gone" in l and "hvmm-net-slirp-" in l and l.startswith("hvmm: --network")
