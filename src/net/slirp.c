@@ -348,10 +348,10 @@ int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t 
 		return net_slirp_fail(r, err, errlen, "net rings: %s", strerror(-r));
 	}
 	int fds[3] = { memfd, s.txbell, s.rxbell };
-	char cbuf[CMSG_SPACE(sizeof(fds))];
-	memset(cbuf, 0, sizeof(cbuf));
+	union { char buf[CMSG_SPACE(sizeof(fds))]; struct cmsghdr align; } cb;
+	memset(&cb, 0, sizeof(cb));
 	struct iovec iov = { .iov_base = (void *)NET_SLIRP_ATTACH, .iov_len = strlen(NET_SLIRP_ATTACH) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -360,8 +360,8 @@ int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t 
 	ssize_t sent = sendmsg(s.ctl, &m, MSG_NOSIGNAL);
 	int se = errno;
 	close(memfd);
-	/* A helper that refuses (its hvmm still runs) answers and hangs up
-	 * without waiting for our message: its reason is still to be read. */
+	/* A helper that refuses (its hvmm still runs) answers at once and
+	 * hangs up: if our message found it gone, its reason is still to be read. */
 	char msg[256];
 	struct pollfd p = { .fd = s.ctl, .events = POLLIN };
 	int n = poll(&p, 1, sent < 0 ? 0 : NET_SLIRP_START_MS);

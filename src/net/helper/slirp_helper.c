@@ -14,8 +14,10 @@
  * Control on fd 3 (AF_UNIX SOCK_SEQPACKET): this program sends
  * NET_SLIRP_READY once every hostfwd is bound, or NET_SLIRP_ERROR + reason
  * and exits 1. Nothing else is sent on it; hvmm sends only NET_SLIRP_KEEP
- * (keep=, at a snapshot) and NET_SLIRP_UNKEEP (at a migration). EOF means hvmm is gone: clean up and exit 0, or
- * with keep= after a snapshot wait for a restored hvmm ("keep" below). Frames go through the shared-memory rings of src/net/ring.h
+ * (keep=, at a snapshot) and NET_SLIRP_UNKEEP (at a migration). EOF means
+ * hvmm is gone: clean up and exit 0, or with keep= after a snapshot wait for
+ * a restored hvmm ("keep" below). Frames go through the shared-memory rings
+ * of src/net/ring.h
  * (fd 4), with eventfd doorbells (fd 5: hvmm rings us, fd 6: we ring hvmm).
  *
  * The network is QEMU's user network: 10.0.2.0/24, gateway/host 10.0.2.2,
