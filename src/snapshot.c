@@ -77,6 +77,23 @@ int snapshot_register(struct vm *vm, const struct snap_ops *ops, void *dev)
 	return 0;
 }
 
+int snapshot_restore_peek(struct vm *vm, const char *name, struct snap_cur *c, uint32_t *version)
+{
+	struct snapshot_reg *r = vm->snap;
+	if (!r || !r->restore)
+		return -ENOENT;
+	uint32_t inst = 0;
+	for (int i = 0; i < r->nr; i++)
+		if (!strcmp(r->devs[i].ops->name, name))
+			inst++;
+	return snap_reader_find(r->restore, name, inst, c, version);
+}
+
+bool snapshot_to_files(struct vm *vm)
+{
+	return vm->snap && vm->snap->to_files;
+}
+
 void snapshot_unsupported(struct vm *vm, const char *what)
 {
 	struct snapshot_reg *r = vm->snap;

@@ -71,6 +71,18 @@ struct snap_ops {
 /* At the device's creation: add it to the VM's registry, in creation order.
  * Instances of one name are numbered 0, 1, … in that order. 0 or -ENOMEM. */
 int snapshot_register(struct vm *vm, const struct snap_ops *ops, void *dev);
+/*
+ * --restore, while the devices are created (after snapshot_restore_open,
+ * before _apply): the payload of the state file's section `name` with the
+ * instance number the next device registered under that name will get. For
+ * a device whose host side depends on what the file says, before its load
+ * (virtio-net's kept slirp helper). 0 with *c and *version; -ENOENT without
+ * --restore or such a section. The payload is the file's: check it as such.
+ */
+int snapshot_restore_peek(struct vm *vm, const char *name, struct snap_cur *c, uint32_t *version);
+/* In a save: true if it is PUT /snapshot/create's (files, for another
+ * process to restore on this host), false for a migration's. */
+bool snapshot_to_files(struct vm *vm);
 /* A device that cannot be saved (a host device passed through): while it
  * exists, a snapshot is refused with "<what> cannot be snapshotted". */
 void snapshot_unsupported(struct vm *vm, const char *what);

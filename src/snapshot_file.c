@@ -225,6 +225,23 @@ int snap_reader_next(struct snap_reader *r, const char *name, uint32_t instance,
 	return 0;
 }
 
+int snap_reader_find(const struct snap_reader *r, const char *name, uint32_t instance, struct snap_cur *c,
+		     uint32_t *version)
+{
+	/* Sections and their sizes were checked whole at open: the walk stays inside. */
+	for (size_t at = sizeof(r->h); at < r->len;) {
+		struct snap_section s;
+		memcpy(&s, r->file + at, sizeof(s));
+		if (strcmp(s.name, name) == 0 && s.instance == instance) {
+			*c = (struct snap_cur){ .p = r->file + at + sizeof(s), .left = (size_t)s.size };
+			*version = s.version;
+			return 0;
+		}
+		at += sizeof(s) + (size_t)((s.size + 7) & ~7ull);
+	}
+	return -ENOENT;
+}
+
 int snap_reader_done(struct snap_reader *r, char *err, size_t n)
 {
 	if (r->next < r->len) {

@@ -19,6 +19,7 @@ struct snapshot_reg {
 	int nr, cap;
 	const char *unsupported; /* the first device that cannot be saved, or NULL */
 	struct snap_reader *restore; /* --restore: the state file, between open and apply */
+	bool to_files;               /* snapshot_create is saving (not a migration) */
 	/* counts for --stats and the API */
 	uint64_t saves, save_ns_last, save_state_bytes, save_mem_bytes;
 	uint64_t restore_ns; /* state read and checked, RAM mapped, everything loaded */
@@ -106,6 +107,10 @@ int snap_reader_open_mem(struct snap_reader *r, uint8_t *file, size_t len, const
  * version. 0, or -1 with err naming what was found instead. */
 int snap_reader_next(struct snap_reader *r, const char *name, uint32_t instance, struct snap_cur *c,
 		     uint32_t *version, char *err, size_t n);
+/* The section name/instance wherever it is (the position stays): 0, or
+ * -ENOENT. */
+int snap_reader_find(const struct snap_reader *r, const char *name, uint32_t instance, struct snap_cur *c,
+		     uint32_t *version);
 /* After the last expected section: nothing may be left. */
 int snap_reader_done(struct snap_reader *r, char *err, size_t n);
 void snap_reader_close(struct snap_reader *r);

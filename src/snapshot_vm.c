@@ -153,7 +153,11 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	}
 	uint64_t t0 = util_now_ns();
 	struct snap_writer w;
+	if (vm->snap)
+		vm->snap->to_files = true;
 	int r = snapshot_state_build(vm, &w, mem_path, err, n);
+	if (vm->snap)
+		vm->snap->to_files = false;
 	uint64_t mem_bytes = 0;
 	/* RAM first: a state file that exists names a memory file that is whole. */
 	if (r == 0)

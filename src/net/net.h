@@ -72,6 +72,9 @@ struct net_spec {
 	 * tx-pps=, their -burst=) and receives (rx-...); none when the sizes are 0. */
 	struct ratelimit tx_rl, rx_rl;
 	unsigned max_conns;      /* NET_USER: host sockets the helper may hold for the guest */
+	/* NET_USER keep=SECONDS: after a snapshot, the helper outlives this
+	 * hvmm for up to that long, for a restored one to attach to (0: off). */
+	unsigned keep_secs;
 	uint8_t mac[6];          /* mac=: the guest's address (has_mac), else hvmm's default */
 	bool has_mac;
 };
@@ -81,6 +84,9 @@ struct net_spec {
  * work needs and far below the usual 1024-file limit. */
 #define NET_MAX_CONNS_DEFAULT 256
 #define NET_MAX_CONNS_MAX 65536
+/* The longest keep=: an hour. A kept helper holds its host ports and
+ * connections, so "forever" would be a leak nobody notices. */
+#define NET_KEEP_MAX 3600
 
 /*
  * Parse a --network SPEC:
@@ -88,6 +94,7 @@ struct net_spec {
  *   user,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT[,hostfwd=udp:...]...
  *   user,host-loopback=on|off (default off)
  *   user,max-conns=N (default NET_MAX_CONNS_DEFAULT)
+ *   user,keep=SECONDS (default 0, at most NET_KEEP_MAX)
  *   tap:IFNAME
  * and for both: ,mac=52:54:00:12:34:56 (the guest's MAC address; a unicast one),
  * ,tx-bw=RATE ,tx-pps=N ,tx-bw-burst=SIZE ,tx-pps-burst=N and
@@ -102,13 +109,21 @@ int net_tap_open(const char *ifname);
 
 struct net_shm;
 
+/* A kept helper's rendezvous: an abstract AF_UNIX name (no file to clean
+ * up, none a jail or Landlock has to allow), "hvmm-net-slirp-" and 32 random
+ * hex digits, which only the snapshot's state file (0600) records. */
+#define NET_SLIRP_NAME_PREFIX "hvmm-net-slirp-"
+#define NET_SLIRP_NAME_LEN 48 /* with its NUL */
+
 /* hvmm's end of a running slirp helper. */
 struct net_slirp {
 	int ctl;              /* control socket: non-blocking, EOF = the helper died */
 	struct net_shm *shm;  /* the rings, mapped (NET_SHM_SIZE bytes) */
 	int txbell;           /* eventfd hvmm writes: frames in the tx ring / rx space */
 	int rxbell;           /* eventfd the helper writes: frames in the rx ring / tx space */
-	pid_t pid;
+	pid_t pid;            /* 0 for a helper attached to (another process's child) */
+	char name[NET_SLIRP_NAME_LEN]; /* keep=: where it waits for a restored hvmm; "" without */
+	bool kept;            /* told a snapshot was taken: it may outlive us, so do not reap it */
 };
 
 /*
@@ -126,8 +141,38 @@ int net_slirp_start(const char *spec, struct net_slirp *out, char *err, size_t e
  * to 1 s, then SIGKILL that PID and wait), then unmap and close the rest. */
 void net_slirp_stop(struct net_slirp *s);
 
-/* The helper's handshake messages, first on the socket before any frame. */
+/*
+ * keep=: a helper that outlives its hvmm.
+ *
+ * net_slirp_keep, at a snapshot: the helper is told (NET_SLIRP_KEEP) that
+ * the guest's TCP state was just saved. If hvmm then ends before another
+ * frame passed either way, the helper keeps its slirp instance (sockets,
+ * NAT, ports) with its clock stopped, drops what it would send, and waits
+ * up to keep= seconds on its name for a new hvmm; then it exits.
+ *
+ * net_slirp_attach, at --restore: connect to that name and hand the helper
+ * fresh rings and doorbells (NET_SLIRP_ATTACH with 3 fds: memfd, tx and rx
+ * eventfds); its answer is NET_SLIRP_READY or NET_SLIRP_ERROR + reason (for
+ * one: its hvmm still runs). Only a process of the user that started the
+ * helper may attach (SO_PEERCRED), and hvmm attaches only to a helper of its
+ * own user. 0, or -errno with a one-line reason in err: -ENOENT no helper
+ * has that name (it timed out or ended), -EBUSY its hvmm still runs.
+ */
+int net_slirp_keep(struct net_slirp *s);
+/* The opposite, at a migration's save: the VM leaves this host, and the
+ * helper must end with this hvmm (it holds the forwarded ports). */
+int net_slirp_unkeep(struct net_slirp *s);
+int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t errlen);
+/* A well-formed helper name (NET_SLIRP_NAME_PREFIX and 32 lower-case hex
+ * digits): the snapshot file's copy is checked before it is used. */
+bool net_slirp_name_ok(const char *name);
+
+/* The helper's handshake messages, first on the socket before any frame.
+ * With keep= the ready message is followed by a space and the helper's name. */
 #define NET_SLIRP_READY "hvmm-net-slirp ready"
+#define NET_SLIRP_KEEP "hvmm-net-slirp keep"
+#define NET_SLIRP_UNKEEP "hvmm-net-slirp unkeep"
+#define NET_SLIRP_ATTACH "hvmm-net-slirp attach"
 #define NET_SLIRP_ERROR "hvmm-net-slirp error: " /* followed by the reason */
 #define NET_SLIRP_FD 3 /* the helper's end of the control socketpair */
 #define NET_SLIRP_PROG "hvmm-net-slirp"

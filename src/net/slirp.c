@@ -2,7 +2,8 @@
  * net_slirp_start/stop: hvmm's side of the slirp helper process (see net.h
  * for why libslirp lives in its own process). The helper is hvmm's child:
  * it exits when its socket reports EOF (hvmm closed it or died), and hvmm
- * reaps it by PID at tear-down.
+ * reaps it by PID at tear-down. With keep= (net.h) it may outlive hvmm after
+ * a snapshot; net_slirp_attach is a restored hvmm's way back to it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,9 +97,12 @@ static void net_slirp_close(struct net_slirp *s)
 void net_slirp_stop(struct net_slirp *s)
 {
 	if (s->ctl >= 0)
-		close(s->ctl); /* EOF: the helper exits */
+		close(s->ctl); /* EOF: the helper exits, or (kept) waits for a restore */
 	s->ctl = -1;
-	if (s->pid > 0) {
+	/* A kept helper is not waited for, let alone killed: outliving us is
+	 * its job now. (If the VM ran on after the snapshot it exits at once,
+	 * and whoever reaps orphans reaps it once hvmm is gone.) */
+	if (s->pid > 0 && !s->kept) {
 		int status;
 		net_slirp_reap(s->pid, &status);
 	}
@@ -138,6 +143,22 @@ static int net_slirp_rings(struct net_slirp *s, int *memfd)
 		return -e;
 	}
 	*memfd = fd;
+	return 0;
+}
+
+/* The ready message: NET_SLIRP_READY, with keep= " NAME". 0, or -1 for
+ * anything else (an error message, a malformed name). */
+static int net_slirp_ready(const char *msg, char name[NET_SLIRP_NAME_LEN])
+{
+	size_t n = strlen(NET_SLIRP_READY);
+	name[0] = 0;
+	if (strncmp(msg, NET_SLIRP_READY, n) != 0)
+		return -1;
+	if (msg[n] == 0)
+		return 0;
+	if (msg[n] != ' ' || !net_slirp_name_ok(msg + n + 1))
+		return -1;
+	strcpy(name, msg + n + 1); /* net_slirp_name_ok: it fits */
 	return 0;
 }
 
@@ -234,7 +255,7 @@ int net_slirp_start(const char *spec, struct net_slirp *out, char *err, size_t e
 	ssize_t got = n > 0 ? recv(s.ctl, msg, sizeof(msg) - 1, 0) : -1;
 	if (got > 0) {
 		msg[got] = 0;
-		if (strcmp(msg, NET_SLIRP_READY) == 0) {
+		if (net_slirp_ready(msg, s.name) == 0) {
 			int fl = fcntl(s.ctl, F_GETFL);
 			fcntl(s.ctl, F_SETFL, fl | O_NONBLOCK);
 			*out = s;
@@ -260,4 +281,117 @@ int net_slirp_start(const char *spec, struct net_slirp *out, char *err, size_t e
 		return net_slirp_fail(-ETIMEDOUT, err, errlen, "%s did not start within %d s",
 				      NET_SLIRP_PROG, NET_SLIRP_START_MS / 1000);
 	return net_slirp_fail(-EIO, err, errlen, "%s ended before it was ready (%s)", NET_SLIRP_PROG, how);
+}
+
+/* ---- keep= ---- */
+
+int net_slirp_keep(struct net_slirp *s)
+{
+	if (!s->name[0] || s->ctl < 0)
+		return -EINVAL;
+	/* The helper reads it before hvmm can end: the socket keeps the
+	 * message after our close, and EOF comes only behind it. */
+	if (send(s->ctl, NET_SLIRP_KEEP, strlen(NET_SLIRP_KEEP), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return -errno;
+	s->kept = true;
+	return 0;
+}
+
+int net_slirp_unkeep(struct net_slirp *s)
+{
+	if (!s->kept || s->ctl < 0)
+		return 0;
+	if (send(s->ctl, NET_SLIRP_UNKEEP, strlen(NET_SLIRP_UNKEEP), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return -errno;
+	s->kept = false;
+	return 0;
+}
+
+static socklen_t net_slirp_addr(const char *name, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	size_t n = strlen(name);
+	memcpy(a->sun_path + 1, name, n); /* sun_path[0] = 0: the abstract namespace */
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+int net_slirp_attach(const char *name, struct net_slirp *out, char *err, size_t errlen)
+{
+	struct net_slirp s = { .ctl = -1, .txbell = -1, .rxbell = -1 };
+	if (!net_slirp_name_ok(name))
+		return net_slirp_fail(-EINVAL, err, errlen, "'%.60s' is not a slirp helper's name", name);
+	struct sockaddr_un a;
+	socklen_t alen = net_slirp_addr(name, &a);
+	s.ctl = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (s.ctl < 0)
+		return net_slirp_fail(-errno, err, errlen, "socket: %s", strerror(errno));
+	if (connect(s.ctl, (struct sockaddr *)&a, alen) < 0) {
+		int e = errno;
+		close(s.ctl);
+		if (e == ECONNREFUSED || e == ENOENT)
+			return net_slirp_fail(-ENOENT, err, errlen, "the slirp helper kept at the snapshot (%s) is "
+					      "gone: its keep= time ran out, or it ended", name);
+		return net_slirp_fail(-e, err, errlen, "cannot reach the slirp helper %s: %s", name, strerror(e));
+	}
+	/* Its user must be ours: an abstract name is no file with an owner. */
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	if (getsockopt(s.ctl, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != getuid()) {
+		close(s.ctl);
+		return net_slirp_fail(-EPERM, err, errlen, "the slirp helper %s belongs to another user", name);
+	}
+	int memfd = -1;
+	int r = net_slirp_rings(&s, &memfd);
+	if (r < 0) {
+		net_slirp_close(&s);
+		return net_slirp_fail(r, err, errlen, "net rings: %s", strerror(-r));
+	}
+	int fds[3] = { memfd, s.txbell, s.rxbell };
+	union { char buf[CMSG_SPACE(sizeof(fds))]; struct cmsghdr align; } cb;
+	memset(&cb, 0, sizeof(cb));
+	struct iovec iov = { .iov_base = (void *)NET_SLIRP_ATTACH, .iov_len = strlen(NET_SLIRP_ATTACH) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	ssize_t sent = sendmsg(s.ctl, &m, MSG_NOSIGNAL);
+	int se = errno;
+	close(memfd);
+	/* A helper that refuses (its hvmm still runs) answers at once and
+	 * hangs up: if our message found it gone, its reason is still to be read. */
+	char msg[256];
+	struct pollfd p = { .fd = s.ctl, .events = POLLIN };
+	int n = poll(&p, 1, sent < 0 ? 0 : NET_SLIRP_START_MS);
+	ssize_t got = n > 0 ? recv(s.ctl, msg, sizeof(msg) - 1, MSG_DONTWAIT) : -1;
+	if (sent < 0 && got <= 0) {
+		net_slirp_close(&s);
+		return net_slirp_fail(-se, err, errlen, "handing the rings to the slirp helper %s: %s", name,
+				      strerror(se));
+	}
+	if (got > 0) {
+		msg[got] = 0;
+		size_t pre = strlen(NET_SLIRP_ERROR);
+		if (net_slirp_ready(msg, s.name) == 0 && strcmp(s.name, name) == 0) {
+			int fl = fcntl(s.ctl, F_GETFL);
+			fcntl(s.ctl, F_SETFL, fl | O_NONBLOCK);
+			*out = s;
+			return 0;
+		}
+		if (strncmp(msg, NET_SLIRP_ERROR, pre) == 0)
+			r = net_slirp_fail(strstr(msg, "still runs") ? -EBUSY : -EIO, err, errlen,
+					   "slirp helper %s: %s", name, msg + pre);
+		else
+			r = net_slirp_fail(-EPROTO, err, errlen, "slirp helper %s sent an unexpected answer", name);
+	} else if (n == 0) {
+		r = net_slirp_fail(-ETIMEDOUT, err, errlen, "the slirp helper %s did not answer within %d s", name,
+				   NET_SLIRP_START_MS / 1000);
+	} else {
+		r = net_slirp_fail(-EIO, err, errlen, "the slirp helper %s hung up without an answer%s%s", name,
+				   got < 0 ? ": " : "", got < 0 ? strerror(errno) : "");
+	}
+	net_slirp_close(&s);
+	return r;
 }

@@ -240,15 +240,34 @@ int net_parse_spec(const char *spec, struct net_spec *out, char *err, size_t err
 				return net_spec_fail(err, errlen, "max-conns: '%.*s' is not a count 1-%d",
 						     (int)(n - 10), p + 10, NET_MAX_CONNS_MAX);
 			out->max_conns = (unsigned)v;
+		} else if (n >= 5 && memcmp(p, "keep=", 5) == 0) {
+			char num[16];
+			uint64_t v;
+			if (n - 5 >= sizeof(num) || (memcpy(num, p + 5, n - 5), num[n - 5] = 0,
+						     util_parse_uint(num, 0, NET_KEEP_MAX, &v) < 0))
+				return net_spec_fail(err, errlen, "keep: '%.*s' is not a number of seconds 0-%d",
+						     (int)(n - 5), p + 5, NET_KEEP_MAX);
+			out->keep_secs = (unsigned)v;
 		} else if ((lr = net_parse_limit(p, n, out, err, errlen)) != 0) {
 			if (lr < 0)
 				return lr;
 		} else {
 			return net_spec_fail(err, errlen,
 					     "unknown user-network option '%.*s' (hostfwd=, host-loopback=, "
-					     "max-conns=, mac=, tx-bw=, tx-pps=, rx-bw=, rx-pps=)", (int)n, p);
+					     "max-conns=, keep=, mac=, tx-bw=, tx-pps=, rx-bw=, rx-pps=)", (int)n, p);
 		}
 		p += n;
 	}
 	return net_check_limits(out, err, errlen);
+}
+
+bool net_slirp_name_ok(const char *name)
+{
+	size_t pre = strlen(NET_SLIRP_NAME_PREFIX);
+	if (strncmp(name, NET_SLIRP_NAME_PREFIX, pre) != 0 || strlen(name) != pre + 32)
+		return false;
+	for (const char *p = name + pre; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
 }

@@ -741,9 +741,10 @@ static void net_destroy(struct virtio_dev *d)
  * rate limiter's hold queue. Why: their chains are settled already (a tx
  * chain is returned to the guest when its frame is copied; an rx frame has
  * no chain yet), so the rings in the snapshot are consistent without them;
- * and the back end starts fresh on restore (a new tap fd, or a new slirp
- * helper whose NAT knows none of the old connections), so these frames
- * belong to a network that is gone. To the guest it is a lost frame, which
+ * and the back end starts fresh on restore (a new tap fd, a new slirp
+ * helper whose NAT knows none of the old connections, or with keep= the old
+ * helper with new rings, which drops what it held for the old ones), so
+ * these frames belong to a network that is gone. To the guest it is a lost frame, which
  * Ethernet allows and TCP retransmits. The running VM keeps them.
  */
 struct net_snap {
@@ -791,6 +792,79 @@ static int net_snap_load(struct virtio_dev *d, struct snap_cur *c, char *err, si
 	pthread_mutex_unlock(&vn->lock);
 	return 0;
 }
+
+/*
+ * keep= (net.h): a section of its own, "net-user", only for a user network
+ * with keep=, so files of every other configuration are as before. It holds
+ * the kept helper's name. Saving it for PUT /snapshot/create also tells the
+ * helper to outlive this process (a migration's save does not: the helper
+ * cannot follow the VM to another host, and the destination starts its own).
+ * A restore attaches to that helper while the device is created, before this
+ * load (virtio_net_create_msg), so the load only checks the section.
+ */
+#define NET_KEEP_VERSION 1
+struct net_keep_snap {
+	char name[NET_SLIRP_NAME_LEN];
+};
+_Static_assert(sizeof(struct net_keep_snap) == 48, "file layout: no hidden padding");
+
+static int net_keep_save(void *dev, struct snap_buf *b, char *err, size_t len)
+{
+	struct virtio_net *n = dev;
+	struct net_keep_snap k;
+	memset(&k, 0, sizeof(k));
+	pthread_mutex_lock(&n->lock);
+	memcpy(k.name, n->slirp.name, sizeof(k.name));
+	int r = 0;
+	if (n->alive)
+		r = snapshot_to_files(n->vm) ? net_slirp_keep(&n->slirp) : net_slirp_unkeep(&n->slirp);
+	pthread_mutex_unlock(&n->lock);
+	if (r < 0) {
+		snprintf(err, len, "cannot tell the slirp helper to keep its connections: %s", strerror(-r));
+		return -1;
+	}
+	snap_put(b, &k, sizeof(k));
+	return 0;
+}
+
+/* The section as the file has it: a well-formed name, or -1 with err. */
+static int net_keep_parse(struct snap_cur *c, uint32_t version, char name[NET_SLIRP_NAME_LEN], char *err,
+			  size_t len)
+{
+	struct net_keep_snap k;
+	snap_get(c, &k, sizeof(k));
+	if (version != NET_KEEP_VERSION || c->bad || c->left) {
+		snprintf(err, len, "net-user: version %u of %s length", version, c->bad || c->left ? "the wrong" : "a");
+		return -1;
+	}
+	if (!memchr(k.name, 0, sizeof(k.name)) || !net_slirp_name_ok(k.name)) {
+		snprintf(err, len, "net-user: malformed slirp helper name");
+		return -1;
+	}
+	memcpy(name, k.name, NET_SLIRP_NAME_LEN);
+	return 0;
+}
+
+static int net_keep_load(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t len)
+{
+	struct virtio_net *n = dev;
+	char name[NET_SLIRP_NAME_LEN];
+	if (net_keep_parse(c, version, name, err, len) < 0)
+		return -1;
+	/* --restore attached to that helper already; --incoming has its own. */
+	if (n->vm->cfg.restore && strcmp(name, n->slirp.name) != 0) {
+		snprintf(err, len, "net-user: the snapshot's slirp helper is not the one attached");
+		return -1;
+	}
+	return 0;
+}
+
+static const struct snap_ops net_keep_ops = {
+	.name = "net-user",
+	.version = NET_KEEP_VERSION,
+	.save = net_keep_save,
+	.load = net_keep_load,
+};
 
 static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
@@ -908,6 +982,12 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 			evloop_del(vm, n->slirp.rxbell);
 		goto fail;
 	}
+	/* After the device's own section, in creation order as always. On
+	 * failure hvmm ends (the device is in the VM already). */
+	if (n->ring && ns && ns->keep_secs && snapshot_register(vm, &net_keep_ops, n) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	return 0;
 fail:
 	if (n->rl_timer >= 0) {
@@ -967,7 +1047,16 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 		else if (r < 0)
 			snprintf(err, errlen, "cannot attach to tap %s: %s", ns.ifname, strerror(-r));
 	} else {
-		r = net_slirp_start(spec, &slirp, err, errlen);
+		struct snap_cur c;
+		uint32_t ver;
+		char name[NET_SLIRP_NAME_LEN];
+		if (ns.keep_secs && vm->cfg.restore && snapshot_restore_peek(vm, net_keep_ops.name, &c, &ver) == 0)
+			/* The snapshot names the helper its source kept: take it over
+			 * (it still holds the hostfwd ports: a new one could not bind them). */
+			r = net_keep_parse(&c, ver, name, err, errlen) < 0 ? -EIO
+									: net_slirp_attach(name, &slirp, err, errlen);
+		else /* a file without the section is refused by its load: other options */
+			r = net_slirp_start(spec, &slirp, err, errlen);
 	}
 	if (r >= 0)
 		r = net_attach(vm, fd, ns.kind == NET_USER, ns.kind == NET_USER ? &slirp : NULL, index, &ns,

@@ -201,6 +201,46 @@ static void test_limits(void **state)
 	bad("user,max-conns=12345678901234567890", "is not a count");
 }
 
+/* keep=SECONDS: off unless given; 0 is off; an hour at most; user only. */
+static void test_keep(void **state)
+{
+	(void)state;
+	struct net_spec ns;
+	assert_int_equal(net_parse_spec("user,hostfwd=tcp::5000-:22", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.keep_secs, 0);
+	assert_int_equal(net_parse_spec("user,hostfwd=tcp::5000-:22,keep=30", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.keep_secs, 30);
+	assert_int_equal(ns.nr_fwd, 1);
+	assert_int_equal(net_parse_spec("user,keep=3600,max-conns=9", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.keep_secs, 3600);
+	assert_int_equal(ns.max_conns, 9);
+	assert_int_equal(net_parse_spec("user,keep=0", &ns, err, sizeof(err)), 0);
+	assert_int_equal(ns.keep_secs, 0);
+	bad("user,keep=3601", "keep: '3601' is not a number of seconds 0-3600");
+	bad("user,keep=", "keep: '' is not a number of seconds");
+	bad("user,keep=-1", "keep: '-1' is not");
+	bad("user,keep=10s", "keep: '10s' is not");
+	bad("user,keep=99999999999999999999", "is not a number of seconds");
+	bad("user,keep", "unknown user-network option 'keep' (hostfwd=, host-loopback=, max-conns=, keep=");
+	bad("tap:t0,keep=10", "unknown tap option 'keep=10'"); /* the kernel keeps a tap's state */
+}
+
+/* A kept helper's name, as read back from a state file: exactly the prefix
+ * and 32 lower-case hex digits, nothing a path or a shell would see more in. */
+static void test_slirp_name(void **state)
+{
+	(void)state;
+	assert_true(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcdef"));
+	assert_false(net_slirp_name_ok(""));
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-"));
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcde"));   /* 31 */
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcdef0")); /* 33 */
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789ABCDEF0123456789abcdef"));
+	assert_false(net_slirp_name_ok("hvmm-net-slirp-0123456789abcdef0123456789abcde/"));
+	assert_false(net_slirp_name_ok("other-prefix-xx0123456789abcdef0123456789abcdef"));
+	assert_true(strlen("hvmm-net-slirp-0123456789abcdef0123456789abcdef") < NET_SLIRP_NAME_LEN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +250,8 @@ int main(void)
 		cmocka_unit_test(test_mac),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_keep),
+		cmocka_unit_test(test_slirp_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Unit tests for the snapshot state file (src/snapshot_file.c) and the
  * device registry (src/snapshot.c): what a restore refuses, and why. */
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,6 +122,34 @@ static void test_mismatch_is_named(void **state)
 	snap_reader_close(&r);
 }
 
+/* snap_reader_find (a device peeking at its section before the loads, as
+ * virtio-net's kept slirp helper does): any position, the reader's own
+ * position untouched, and a section that is not there is -ENOENT. */
+static void test_find(void **state)
+{
+	(void)state;
+	write_two();
+	struct snap_reader r;
+	char err[300];
+	struct snap_cur c;
+	uint32_t ver;
+	assert_int_equal(snap_reader_open(&r, path, err, sizeof(err)), 0);
+	assert_int_equal(snap_reader_find(&r, "b", 0, &c, &ver), 0);
+	assert_int_equal(ver, 1);
+	assert_int_equal(c.left, 0);
+	assert_int_equal(snap_reader_find(&r, "a", 0, &c, &ver), 0);
+	assert_int_equal(ver, 3);
+	assert_int_equal(c.left, 5);
+	assert_memory_equal(c.p, "hello", 5);
+	assert_int_equal(snap_reader_find(&r, "a", 1, &c, &ver), -ENOENT);
+	assert_int_equal(snap_reader_find(&r, "net-user", 0, &c, &ver), -ENOENT);
+	/* the sequential walk still starts at the first section */
+	assert_int_equal(snap_reader_next(&r, "a", 0, &c, &ver, err, sizeof(err)), 0);
+	assert_int_equal(snap_reader_next(&r, "b", 0, &c, &ver, err, sizeof(err)), 0);
+	assert_int_equal(snap_reader_find(&r, "a", 0, &c, &ver), 0);
+	snap_reader_close(&r);
+}
+
 static void test_damage_is_refused(void **state)
 {
 	(void)state;
@@ -234,6 +263,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mismatch_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_roundtrip_helper),
 	};

@@ -13,8 +13,11 @@
  *
  * Control on fd 3 (AF_UNIX SOCK_SEQPACKET): this program sends
  * NET_SLIRP_READY once every hostfwd is bound, or NET_SLIRP_ERROR + reason
- * and exits 1. Nothing else is sent on it; EOF means hvmm is gone: clean up
- * and exit 0. Frames go through the shared-memory rings of src/net/ring.h
+ * and exits 1. Nothing else is sent on it; hvmm sends only NET_SLIRP_KEEP
+ * (keep=, at a snapshot) and NET_SLIRP_UNKEEP (at a migration). EOF means
+ * hvmm is gone: clean up and exit 0, or with keep= after a snapshot wait for
+ * a restored hvmm ("keep" below). Frames go through the shared-memory rings
+ * of src/net/ring.h
  * (fd 4), with eventfd doorbells (fd 5: hvmm rings us, fd 6: we ring hvmm).
  *
  * The network is QEMU's user network: 10.0.2.0/24, gateway/host 10.0.2.2,
@@ -54,7 +57,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +87,11 @@
 /* SYNs let through recently (4-tuples), so that a retransmitted SYN of a
  * connection libslirp already has is not refused at the cap. */
 #define HELPER_SYN_MEMORY 64
+/* Our own entries at the head of the poll set: hvmm's control socket, its
+ * doorbell, the keep= listener (fd -1, ignored by poll, when absent). */
+#define HELPER_OWN_FDS 3
+/* How long a restored hvmm may take to send its rings once connected. */
+#define HELPER_ATTACH_MS 2000
 
 /* What an fd of slirp's poll set is, for corking; learnt once per fd. */
 enum helper_fd_kind { FD_UNKNOWN, FD_TCP, FD_LISTEN, FD_OTHER };
@@ -119,6 +129,20 @@ struct helper {
 	unsigned syn_next;
 	/* counters, printed at exit with HVMM_NET_DEBUG set */
 	uint64_t to_guest, to_guest_dropped, from_guest, rx_full, doorbells, corks, refused, paused;
+
+	/* keep= (see "keep" below) */
+	struct net_shm *shm;    /* the rings now mapped (NULL while orphaned) */
+	unsigned keep_secs;
+	int listen_fd;          /* where a restored hvmm attaches; -1 without keep= */
+	uid_t owner;            /* the user that started us (before a root drop) */
+	char name[NET_SLIRP_NAME_LEN];
+	bool keep_armed;        /* hvmm took a snapshot: stay if it ends now */
+	uint32_t keep_tx_head, keep_rx_tail; /* the rings as they were at the snapshot */
+	bool orphan;            /* hvmm gone: waiting for another */
+	int64_t orphan_since_ns, orphan_until_ns; /* real clock */
+	int64_t clock_off_ns;   /* slirp's clock is the real one less the time spent orphaned */
+	int64_t listen_rest_until_ns; /* accept failed for lack of files: a pause */
+	uint64_t attaches;
 };
 
 static int64_t helper_now_ns(void)
@@ -142,7 +166,7 @@ static void helper_bell(struct helper *h, int fd)
 /* Move backlogged frames into the rx ring, oldest first. */
 static void helper_flush_rx(struct helper *h)
 {
-	while (h->bl_n > 0 && !h->quit) {
+	while (h->bl_n > 0 && !h->quit && !h->orphan) {
 		int sp = net_ring_space(&h->rx);
 		if (sp < 0) {
 			fprintf(stderr, "%s: rx ring corrupt\n", NET_SLIRP_PROG);
@@ -170,7 +194,8 @@ static void helper_flush_rx(struct helper *h)
 static ssize_t helper_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct helper *h = opaque;
-	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
+	/* No hvmm: lost, as on a wire with nobody at the other end. */
+	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME || h->orphan) {
 		h->to_guest_dropped++;
 		return (ssize_t)len;
 	}
@@ -199,10 +224,18 @@ static void helper_guest_error(const char *msg, void *opaque)
 		fprintf(stderr, "%s: guest error: %s\n", NET_SLIRP_PROG, msg);
 }
 
+/* libslirp's clock (its TCP timers, and every timer it arms here) stands
+ * still while no hvmm is attached: the guest's clock stood still too, so
+ * neither end of its connections sees time pass, and no retransmission
+ * gives up on a connection in the meantime. */
+static int64_t helper_clock_ns(const struct helper *h)
+{
+	return (h->orphan ? h->orphan_since_ns : helper_now_ns()) - h->clock_off_ns;
+}
+
 static int64_t helper_clock_get_ns(void *opaque)
 {
-	(void)opaque;
-	return helper_now_ns();
+	return helper_clock_ns(opaque);
 }
 
 static struct helper_timer *helper_timer_alloc(struct helper *h)
@@ -300,7 +333,7 @@ static int helper_add_poll(int fd, int events, void *opaque)
 	}
 	if (fd >= 0)
 		helper_fd_track(h, fd);
-	if (h->npfds >= 2 && fd >= 0) { /* libslirp's sockets, not hvmm's two fds */
+	if (h->npfds >= HELPER_OWN_FDS && fd >= 0) { /* libslirp's sockets, not our own */
 		if (h->rx_paused)
 			events &= ~(SLIRP_POLL_IN | SLIRP_POLL_PRI);
 		if (h->at_cap && h->have_listeners) {
@@ -402,7 +435,7 @@ static void helper_cork(struct helper *h)
 {
 	h->ncorked = 0;
 	int tcp[HELPER_CORK_MAX], n = 0;
-	for (int i = 2; i < h->npfds; i++) { /* 0 and 1 are hvmm's fds */
+	for (int i = HELPER_OWN_FDS; i < h->npfds; i++) {
 		int fd = h->pfds[i].fd;
 		if (fd < 0 || fd >= h->fd_cap)
 			continue;
@@ -642,7 +675,7 @@ static bool helper_from_hvmm(struct helper *h)
 
 static void helper_run_timers(struct helper *h)
 {
-	int64_t now = helper_now_ns() / 1000000;
+	int64_t now = helper_clock_ns(h) / 1000000;
 	/* A callback may free or re-arm timers: restart the walk after each. */
 	for (bool again = true; again;) {
 		again = false;
@@ -663,7 +696,7 @@ static void helper_run_timers(struct helper *h)
 static int helper_poll_timeout(struct helper *h, uint32_t slirp_ms)
 {
 	int64_t timeout = slirp_ms == UINT32_MAX ? -1 : (int64_t)slirp_ms;
-	int64_t now = helper_now_ns() / 1000000;
+	int64_t now = helper_clock_ns(h) / 1000000;
 	for (struct helper_timer *t = h->timers; t; t = t->next) {
 		if (t->expire_ms < 0)
 			continue;
@@ -674,13 +707,18 @@ static int helper_poll_timeout(struct helper *h, uint32_t slirp_ms)
 	return timeout > 60000 ? 60000 : (int)timeout;
 }
 
-/* Map the ring memfd hvmm made (and initialised) as fd NET_RING_SHM_FD. */
-static struct net_shm *helper_map_rings(void)
+/* Map the ring memfd hvmm made (and initialised): fd NET_RING_SHM_FD at
+ * the start, one passed by a restored hvmm at an attach. hvmm seals its
+ * memfd's size, so it cannot shrink under us (a SIGBUS here). */
+static struct net_shm *helper_map_rings(int fd)
 {
 	struct stat st;
-	if (fstat(NET_RING_SHM_FD, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < NET_SHM_SIZE)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < NET_SHM_SIZE)
 		return NULL;
-	void *p = mmap(NULL, NET_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, NET_RING_SHM_FD, 0);
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return NULL;
+	void *p = mmap(NULL, NET_SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	struct net_shm *s = p;
@@ -691,10 +729,226 @@ static struct net_shm *helper_map_rings(void)
 	return s;
 }
 
+
+/* ---- keep= ----
+ *
+ * A helper started with keep=SECONDS listens on an abstract AF_UNIX name
+ * (net.h) from the start. hvmm says NET_SLIRP_KEEP on the control socket
+ * when it takes a snapshot; the state of both rings is noted then. If the
+ * control socket then reports EOF (hvmm ended) while neither ring has moved
+ * since, the guest's TCP state in the snapshot is exactly what slirp's
+ * connections expect: the helper becomes an orphan instead of exiting. It
+ * drops its own end of the rings, keeps libslirp and every socket, stops
+ * libslirp's clock, drops the frames it would send, and waits up to
+ * keep_secs for a restored hvmm to connect and hand it new rings. When the
+ * time runs out it exits like on any EOF. One hvmm at a time: an attach
+ * while an hvmm is attached is refused, as is any process of another user.
+ */
+
+static int helper_listen(struct helper *h)
+{
+	uint8_t rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return -errno;
+	int n = snprintf(h->name, sizeof(h->name), "%s", NET_SLIRP_NAME_PREFIX);
+	for (int i = 0; i < 16; i++)
+		n += snprintf(h->name + n, sizeof(h->name) - (size_t)n, "%02x", rnd[i]);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	memcpy(a.sun_path + 1, h->name, strlen(h->name)); /* sun_path[0] = 0: abstract */
+	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(h->name));
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, alen) < 0 || listen(fd, 4) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	h->listen_fd = fd;
+	return 0;
+}
+
+/* Let go of hvmm's side: its control socket, doorbells and rings. */
+static void helper_detach(struct helper *h)
+{
+	if (h->shm)
+		munmap(h->shm, NET_SHM_SIZE);
+	h->shm = NULL;
+	int *fds[] = { &h->fd, &h->txbell, &h->rxbell };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	h->bl_n = 0; /* frames for the old guest: lost, TCP sends them again */
+	h->rx_kick = false;
+	h->rx_paused = false;
+	h->keep_armed = false;
+}
+
+/* hvmm's control socket is readable: NET_SLIRP_KEEP, or its end. */
+static void helper_ctl(struct helper *h)
+{
+	char msg[64];
+	ssize_t r = recv(h->fd, msg, sizeof(msg), MSG_DONTWAIT);
+	if (r > 0) {
+		if (h->keep_secs && (size_t)r == strlen(NET_SLIRP_KEEP) && memcmp(msg, NET_SLIRP_KEEP, (size_t)r) == 0) {
+			h->keep_armed = true;
+			h->keep_tx_head = atomic_load(&h->tx.ctl->head);
+			h->keep_rx_tail = atomic_load(&h->rx.ctl->tail);
+		} else if ((size_t)r == strlen(NET_SLIRP_UNKEEP) && memcmp(msg, NET_SLIRP_UNKEEP, (size_t)r) == 0) {
+			h->keep_armed = false; /* a migration: the VM goes elsewhere */
+		}
+		return;
+	}
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* hvmm is gone. Kept only if the guest saw nothing after the snapshot:
+	 * else the snapshot's TCP state is older than slirp's. */
+	bool keep = h->keep_armed && atomic_load(&h->tx.ctl->head) == h->keep_tx_head &&
+		    atomic_load(&h->rx.ctl->tail) == h->keep_rx_tail;
+	if (!keep) {
+		h->quit = true;
+		return;
+	}
+	helper_detach(h);
+	h->orphan = true;
+	h->orphan_since_ns = helper_now_ns();
+	h->orphan_until_ns = h->orphan_since_ns + (int64_t)h->keep_secs * 1000000000;
+	if (getenv("HVMM_NET_DEBUG"))
+		fprintf(stderr, "%s: hvmm ended after a snapshot: kept for %u s as %s\n", NET_SLIRP_PROG,
+			h->keep_secs, h->name);
+}
+
+/* Read and drop what conn has queued (closing any fds it passed), after
+ * waiting up to wait_ms for a first message. Why: a unix socket closed with
+ * unread data resets its peer, whose recv then fails with ECONNRESET instead
+ * of returning the reason we sent. */
+static void helper_drain(int conn, int wait_ms)
+{
+	struct pollfd p = { .fd = conn, .events = POLLIN };
+	if (wait_ms > 0 && poll(&p, 1, wait_ms) <= 0)
+		return;
+	for (int i = 0; i < 16; i++) {
+		char msg[64];
+		union { char buf[CMSG_SPACE(8 * sizeof(int))]; struct cmsghdr align; } cb;
+		struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				    .msg_controllen = sizeof(cb.buf) };
+		if (recvmsg(conn, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+				continue;
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t j = 0; j < k; j++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+				close(fd);
+			}
+		}
+	}
+}
+
+/* Tell a connecting process why not, and hang up. wait_ms: how long to wait
+ * for its request first (see helper_drain), 0 for a stranger. */
+static void helper_refuse(int fd, const char *why, int wait_ms)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "%s%s", NET_SLIRP_ERROR, why);
+	send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+	helper_drain(fd, wait_ms);
+	close(fd);
+}
+
+/* The attach message on conn: NET_SLIRP_ATTACH with exactly three fds. */
+static bool helper_recv_attach(int conn, int fds[3])
+{
+	struct pollfd p = { .fd = conn, .events = POLLIN };
+	if (poll(&p, 1, HELPER_ATTACH_MS) <= 0)
+		return false;
+	char msg[64];
+	union { char buf[CMSG_SPACE(8 * sizeof(int))]; struct cmsghdr align; } cb;
+	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+			    .msg_controllen = sizeof(cb.buf) };
+	ssize_t r = recvmsg(conn, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return false;
+	int got[8], n = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k && n < 8; i++)
+			memcpy(&got[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	bool ok = n == 3 && !(m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) && (size_t)r == strlen(NET_SLIRP_ATTACH) &&
+		  memcmp(msg, NET_SLIRP_ATTACH, (size_t)r) == 0;
+	for (int i = 0; i < n; i++) {
+		if (ok)
+			fds[i] = got[i];
+		else
+			close(got[i]);
+	}
+	return ok;
+}
+
+/* A process connected to our name. */
+static void helper_accept(struct helper *h)
+{
+	int conn = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0) {
+		if (errno == EMFILE || errno == ENFILE) /* at max-conns: look again in a second */
+			h->listen_rest_until_ns = helper_now_ns() + 1000000000;
+		return;
+	}
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != h->owner) {
+		helper_refuse(conn, "not started by this user", 0);
+		return;
+	}
+	if (!h->orphan) {
+		helper_refuse(conn, "the hvmm it serves still runs (end the snapshot's source first)",
+			      HELPER_ATTACH_MS);
+		return;
+	}
+	int fds[3];
+	if (!helper_recv_attach(conn, fds)) {
+		helper_refuse(conn, "malformed attach request", 0);
+		return;
+	}
+	struct net_shm *shm = helper_map_rings(fds[0]);
+	close(fds[0]);
+	if (!shm) {
+		close(fds[1]);
+		close(fds[2]);
+		helper_refuse(conn, "the fd passed is not hvmm's ring memory", 0);
+		return;
+	}
+	char ready[sizeof(NET_SLIRP_READY) + NET_SLIRP_NAME_LEN + 1];
+	snprintf(ready, sizeof(ready), "%s %s", NET_SLIRP_READY, h->name);
+	h->shm = shm;
+	h->fd = conn;
+	h->txbell = fds[1];
+	h->rxbell = fds[2];
+	net_ring_init(&h->tx, shm, NET_RING_TX);
+	net_ring_init(&h->rx, shm, NET_RING_RX);
+	if (send(conn, ready, strlen(ready), MSG_NOSIGNAL) < 0) {
+		helper_detach(h); /* that one is gone already: wait on for another */
+		return;
+	}
+	/* slirp's clock goes on from where it stopped */
+	h->clock_off_ns += helper_now_ns() - h->orphan_since_ns;
+	h->orphan = false;
+	h->attaches++;
+}
+
 int main(int argc, char **argv)
 {
 	static struct helper h = { .fd = NET_SLIRP_FD, .txbell = NET_RING_TXBELL_FD,
-				   .rxbell = NET_RING_RXBELL_FD };
+				   .rxbell = NET_RING_RXBELL_FD, .listen_fd = -1 };
 	struct stat st;
 	if (argc != 3 || strcmp(argv[1], NET_RING_ARG) != 0 || fstat(h.fd, &st) < 0 ||
 	    !S_ISSOCK(st.st_mode)) {
@@ -715,9 +969,11 @@ int main(int argc, char **argv)
 	if (sandbox_init(confine, NET_SLIRP_PROG, SANDBOX_HELPER_EXIT, NULL) < 0)
 		helper_fail(h.fd, "seccomp: cannot install the SIGSYS handler");
 
-	struct net_shm *shm = helper_map_rings();
+	struct net_shm *shm = helper_map_rings(NET_RING_SHM_FD);
 	if (!shm)
 		helper_fail(h.fd, "fd %d is not hvmm's ring memory", NET_RING_SHM_FD);
+	close(NET_RING_SHM_FD); /* the mapping stays */
+	h.shm = shm;
 	net_ring_init(&h.tx, shm, NET_RING_TX);
 	net_ring_init(&h.rx, shm, NET_RING_RX);
 
@@ -743,8 +999,21 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < spec.nr_fwd; i++)
 		h.have_listeners |= !spec.fwd[i].udp;
+	h.keep_secs = spec.keep_secs;
+	if (h.keep_secs) {
+		h.owner = getuid(); /* before sandbox_enter drops root */
+		/* Our own session: a signal meant for hvmm's process group (a
+		 * terminal's ^C, a supervisor ending the group) must not end the
+		 * helper that is to outlive it. */
+		setsid();
+		int lr = helper_listen(&h);
+		if (lr < 0)
+			helper_fail(h.fd, "keep=: cannot listen for a restored hvmm: %s", strerror(-lr));
+	}
 	helper_cap_files(h.fd, spec.max_conns);
-	if (send(h.fd, NET_SLIRP_READY, strlen(NET_SLIRP_READY), MSG_NOSIGNAL) < 0)
+	char ready[sizeof(NET_SLIRP_READY) + NET_SLIRP_NAME_LEN + 1];
+	snprintf(ready, sizeof(ready), "%s%s%s", NET_SLIRP_READY, h.keep_secs ? " " : "", h.name);
+	if (send(h.fd, ready, strlen(ready), MSG_NOSIGNAL) < 0)
 		return 0; /* hvmm already gone */
 	/* Set up (rings mapped, ports bound, hvmm told): from here on the
 	 * helper only moves frames between the rings and libslirp's sockets.
@@ -757,49 +1026,70 @@ int main(int argc, char **argv)
 
 	bool corrupt = false;
 	while (!h.quit) {
+		int64_t now = helper_now_ns();
+		if (h.orphan && now >= h.orphan_until_ns)
+			break; /* nobody came: end like on any EOF */
 		uint32_t slirp_ms = UINT32_MAX;
 		/* What may be read this round: see the two limits at the top. */
-		helper_flush_rx(&h);
-		int rx_room = net_ring_space(&h.rx);
-		bool pause = rx_room >= 0 && (unsigned)rx_room + (HELPER_BACKLOG - h.bl_n) < HELPER_RX_HEADROOM;
-		if (pause)
-			net_ring_wait_space(&h.rx); /* hvmm rings fd 5 when it frees rx slots */
+		bool pause = false;
+		if (!h.orphan) {
+			helper_flush_rx(&h);
+			int rx_room = net_ring_space(&h.rx);
+			pause = rx_room >= 0 && (unsigned)rx_room + (HELPER_BACKLOG - h.bl_n) < HELPER_RX_HEADROOM;
+			if (pause)
+				net_ring_wait_space(&h.rx); /* hvmm rings fd 5 when it frees rx slots */
+		}
 		h.paused += pause && !h.rx_paused;
 		h.rx_paused = pause;
 		h.at_cap = h.have_listeners && helper_full();
 		h.npfds = 0;
 		helper_add_poll(h.fd, SLIRP_POLL_IN, &h);     /* index 0: hvmm's control socket */
 		helper_add_poll(h.txbell, SLIRP_POLL_IN, &h); /* index 1: hvmm's doorbell */
+		helper_add_poll(now >= h.listen_rest_until_ns ? h.listen_fd : -1, SLIRP_POLL_IN, &h); /* 2 */
 		slirp_pollfds_fill(h.slirp, &slirp_ms, helper_add_poll, &h);
-		/* Frames published this round: ring hvmm if it is going to sleep. */
-		helper_flush_rx(&h);
-		if (h.rx_kick && net_ring_need_kick(&h.rx))
-			helper_bell(&h, h.rxbell);
-		h.rx_kick = false;
-		int timeout = helper_poll_timeout(&h, slirp_ms);
-		if (!net_ring_prepare_sleep(&h.tx))
-			timeout = 0; /* tx frames are waiting: just look at the sockets */
+		int timeout;
+		if (!h.orphan) {
+			/* Frames published this round: ring hvmm if it is going to sleep. */
+			helper_flush_rx(&h);
+			if (h.rx_kick && net_ring_need_kick(&h.rx))
+				helper_bell(&h, h.rxbell);
+			h.rx_kick = false;
+			timeout = helper_poll_timeout(&h, slirp_ms);
+			if (!net_ring_prepare_sleep(&h.tx))
+				timeout = 0; /* tx frames are waiting: just look at the sockets */
+		} else {
+			/* slirp's clock stands still: only sockets, the listener and the end matter */
+			int64_t until = h.orphan_until_ns;
+			if (h.listen_rest_until_ns > now && h.listen_rest_until_ns < until)
+				until = h.listen_rest_until_ns;
+			timeout = (int)((until - now) / 1000000 + 1);
+		}
 		int n = poll(h.pfds, (nfds_t)h.npfds, timeout);
-		net_ring_awake(&h.tx);
+		if (!h.orphan)
+			net_ring_awake(&h.tx);
 		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "%s: poll: %s\n", NET_SLIRP_PROG, strerror(errno));
 			break;
 		}
-		if (n > 0 && h.pfds[0].revents) {
-			char c;
-			ssize_t r = recv(h.fd, &c, 1, MSG_DONTWAIT);
-			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-				break; /* hvmm is gone */
-		}
-		if (n > 0 && h.pfds[1].revents) {
+		bool was_orphan = h.orphan;
+		if (n > 0 && !was_orphan && h.pfds[0].revents)
+			helper_ctl(&h);
+		if (h.quit)
+			break;
+		if (n > 0 && !h.orphan && h.pfds[1].revents) {
 			uint64_t v;
 			if (read(h.txbell, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
 				break;
 		}
-		if (!helper_from_hvmm(&h) || h.tx.corrupt || h.rx.corrupt) {
+		if (n > 0 && h.pfds[2].revents)
+			helper_accept(&h);
+		if (!h.orphan && (!helper_from_hvmm(&h) || h.tx.corrupt || h.rx.corrupt)) {
 			corrupt = true;
 			break;
 		}
+		/* The poll set's revents belong to this round's sockets: an
+		 * orphan that just became one, or was just attached to, still
+		 * serves them the same way. */
 		slirp_pollfds_poll(h.slirp, n < 0, helper_get_revents, &h);
 		helper_run_timers(&h);
 	}
@@ -808,12 +1098,17 @@ int main(int argc, char **argv)
 	if (getenv("HVMM_NET_DEBUG"))
 		fprintf(stderr, "%s: to guest %llu (dropped %llu, ring full %llu), from guest %llu "
 			"doorbells %llu, corked batches %llu, connections refused at max-conns %llu, "
-			"host reads paused %llu times\n", NET_SLIRP_PROG, (unsigned long long)h.to_guest,
+			"host reads paused %llu times, attached to %llu restored hvmm\n", NET_SLIRP_PROG,
+			(unsigned long long)h.to_guest,
 			(unsigned long long)h.to_guest_dropped, (unsigned long long)h.rx_full,
 			(unsigned long long)h.from_guest,
 			(unsigned long long)h.doorbells, (unsigned long long)h.corks,
-			(unsigned long long)h.refused, (unsigned long long)h.paused);
+			(unsigned long long)h.refused, (unsigned long long)h.paused,
+			(unsigned long long)h.attaches);
 	slirp_cleanup(h.slirp);
+	helper_detach(&h);
+	if (h.listen_fd >= 0)
+		close(h.listen_fd);
 	while (h.timers)
 		helper_timer_free(h.timers, &h);
 	free(h.pfds);
