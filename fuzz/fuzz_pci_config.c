@@ -217,7 +217,7 @@ static int fz_vm_build(void)
 			d->bar[bar].msix = false;
 			d->bar[bar].table = d->bar[bar].pba = 0;
 		}
-		d->pci = pci_dev_add(&fz_vm, infos[i]);
+		d->pci = pci_dev_add(fz_vm.pci, infos[i]);
 		FZ_CHECK(d->pci);
 		d->vendor = infos[i]->vendor_id;
 		d->device = infos[i]->device_id;

@@ -386,9 +386,9 @@ struct fz_watch {
 static struct fz_watch fz_watches[FZ_WATCHES];
 static unsigned fz_nwatches;
 
-int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
-	(void)vm;
+	(void)l;
 	if (fd < 0 || !fn)
 		return -22;
 	for (unsigned i = 0; i < fz_nwatches; i++)
@@ -398,9 +398,9 @@ int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaqu
 	return 0;
 }
 
-int evloop_mod(struct vm *vm, int fd, uint32_t events)
+int evloop_mod(struct evloop *l, int fd, uint32_t events)
 {
-	(void)vm;
+	(void)l;
 	for (unsigned i = 0; i < fz_nwatches; i++)
 		if (fz_watches[i].fd == fd) {
 			fz_watches[i].events = events;
@@ -409,9 +409,9 @@ int evloop_mod(struct vm *vm, int fd, uint32_t events)
 	return -2;
 }
 
-int evloop_del(struct vm *vm, int fd)
+int evloop_del(struct evloop *l, int fd)
 {
-	(void)vm;
+	(void)l;
 	for (unsigned i = 0; i < fz_nwatches; i++)
 		if (fz_watches[i].fd == fd) {
 			fz_watches[i] = fz_watches[--fz_nwatches];

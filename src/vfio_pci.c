@@ -442,7 +442,7 @@ static int vfio_msix_setup(struct vfio_pci *p, const uint8_t *snap, char *err, s
 	for (unsigned i = 0; i < nvec; i++) {
 		struct vfio_vec *v = &p->vec[i];
 		v->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (v->efd < 0 || (r = evloop_add(p->vm, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
+		if (v->efd < 0 || (r = evloop_add(p->vm->evloop, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
 			snprintf(err, errlen, "MSI-X vector %u: %s", i, strerror(v->efd < 0 ? errno : -r));
 			return v->efd < 0 ? -errno : r;
 		}
@@ -617,7 +617,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	/* A real device's state (its registers, DMA in progress, its own
 	 * firmware) cannot be read out and put back: no snapshot while it is
 	 * there. */
-	snapshot_unsupported(vm, "--device vfio");
+	dev_registry_unsupported(&vm->devs, "--device vfio");
 
 	uint8_t snap[VFIO_CFG_SNAP];
 	const struct vfio_region *cr = &p->dev.region[VFIO_PCI_CONFIG_REGION_INDEX];
@@ -646,7 +646,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 		.intx_pin = p->intx ? snap[PCI_INT_PIN] : 0,
 		.name = name,
 	};
-	p->pci = pci_dev_add(vm, &info);
+	p->pci = pci_dev_add(vm->pci, &info);
 	if (!p->pci) {
 		snprintf(err, errlen, "no PCI slot left: %s", strerror(errno));
 		return -errno;

@@ -171,7 +171,7 @@ static void net_update_events(struct virtio_net *n)
 		 * would only spin the loop. */
 		if (n->rx_throttled && !n->tx_pending && !n->tx_more)
 			ev = 0;
-		if (n->watched && ev != n->ev && evloop_mod(n->vm, n->slirp.rxbell, ev) == 0)
+		if (n->watched && ev != n->ev && evloop_mod(n->vm->evloop, n->slirp.rxbell, ev) == 0)
 			n->ev = ev;
 		return;
 	}
@@ -181,7 +181,7 @@ static void net_update_events(struct virtio_net *n)
 		if (n->tx_pending || n->tx_more)
 			ev |= EPOLLOUT;
 	}
-	if (n->watched && ev != n->ev && evloop_mod(n->vm, n->fd, ev) == 0)
+	if (n->watched && ev != n->ev && evloop_mod(n->vm->evloop, n->fd, ev) == 0)
 		n->ev = ev;
 }
 
@@ -194,9 +194,9 @@ static void net_backend_gone(struct virtio_net *n, struct net_after *a, const ch
 	n->alive = false;
 	n->stats.backend_gone++;
 	if (n->watched) {
-		evloop_del(n->vm, n->fd); /* on the loop thread: does not wait for us */
+		evloop_del(n->vm->evloop, n->fd); /* on the loop thread: does not wait for us */
 		if (n->ring)
-			evloop_del(n->vm, n->slirp.rxbell);
+			evloop_del(n->vm->evloop, n->slirp.rxbell);
 		n->watched = false;
 	}
 	n->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
@@ -713,12 +713,12 @@ static void net_destroy(struct virtio_dev *d)
 		return;
 	/* Not under n->lock: evloop_del waits for a running callback, which takes it. */
 	if (n->watched) {
-		evloop_del(n->vm, n->fd);
+		evloop_del(n->vm->evloop, n->fd);
 		if (n->ring)
-			evloop_del(n->vm, n->slirp.rxbell);
+			evloop_del(n->vm->evloop, n->slirp.rxbell);
 	}
 	if (n->rl_timer >= 0) {
-		evloop_del(n->vm, n->rl_timer);
+		evloop_del(n->vm->evloop, n->rl_timer);
 		close(n->rl_timer);
 	}
 	if (n->ring)
@@ -865,7 +865,7 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 			goto fail;
 		}
 		int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		int tr = t < 0 ? -errno : evloop_add(vm, t, EPOLLIN, net_rl_event, n);
+		int tr = t < 0 ? -errno : evloop_add(vm->evloop, t, EPOLLIN, net_rl_event, n);
 		if (tr < 0) {
 			snprintf(err, errlen, "rate-limit timer: %s", strerror(-tr));
 			if (t >= 0)
@@ -887,12 +887,12 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 	/* Watched from the start, with no events until DRIVER_OK, so that a
 	 * back end dying early still shows up (HUP is always reported; the
 	 * control socket is watched for its EOF throughout). */
-	r = n->ring ? evloop_add(vm, n->fd, EPOLLIN, net_ctl_event, n)
-		    : evloop_add(vm, n->fd, 0, net_backend_event, n);
+	r = n->ring ? evloop_add(vm->evloop, n->fd, EPOLLIN, net_ctl_event, n)
+		    : evloop_add(vm->evloop, n->fd, 0, net_backend_event, n);
 	if (r == 0 && n->ring) {
-		r = evloop_add(vm, n->slirp.rxbell, 0, net_bell_event, n);
+		r = evloop_add(vm->evloop, n->slirp.rxbell, 0, net_bell_event, n);
 		if (r < 0)
-			evloop_del(vm, n->fd);
+			evloop_del(vm->evloop, n->fd);
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(-r));
@@ -903,15 +903,15 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 	if (!n->dev) {
 		r = errno ? -errno : -EIO;
 		snprintf(err, errlen, "creating the PCI function: %s", strerror(-r));
-		evloop_del(vm, n->fd);
+		evloop_del(vm->evloop, n->fd);
 		if (n->ring)
-			evloop_del(vm, n->slirp.rxbell);
+			evloop_del(vm->evloop, n->slirp.rxbell);
 		goto fail;
 	}
 	return 0;
 fail:
 	if (n->rl_timer >= 0) {
-		evloop_del(vm, n->rl_timer);
+		evloop_del(vm->evloop, n->rl_timer);
 		close(n->rl_timer);
 	}
 	if (n->ring)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../pci.h"
+#include "../device.h"
 #include "../snapshot.h"
 #include "virtio.h"
 
@@ -77,7 +78,7 @@ struct virtio_dev {
 	struct vq_dma dma;
 
 	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
-	struct snap_ops snap; /* named after the model: its section in a snapshot */
+	struct dev_ops devops; /* named after the model: its registry entry and snapshot section */
 };
 
 struct virtio_state {
@@ -91,7 +92,7 @@ void virtio_efd_kick(int fd);
  * this thread: the loop's own callback, or a snapshot with the loop parked. */
 void virtio_ctl_run(struct virtio_dev *d);
 
-/* virtio_snap.c: the device's snapshot ops (d->snap), or unsupported when
+/* virtio_snap.c: the device in the registry (d->devops), or unsupported when
  * its model has none. 0 or -ENOMEM. */
 int virtio_snap_register(struct virtio_dev *d);
 

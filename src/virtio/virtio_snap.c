@@ -272,14 +272,15 @@ static int virtio_snap_load(void *opaque, struct snap_cur *c, uint32_t version, 
 int virtio_snap_register(struct virtio_dev *d)
 {
 	if (!d->ops->snap_save && !d->ops->snap_stateless) {
-		snapshot_unsupported(d->vm, d->ops->name);
+		dev_registry_unsupported(&d->vm->devs, d->ops->name);
 		return 0;
 	}
-	d->snap = (struct snap_ops){
+	/* One type per model, named as it (instances numbered by that name). */
+	d->devops = (struct dev_ops){
 		.name = d->ops->name,
-		.version = VIRTIO_SNAP_VERSION,
-		.save = virtio_snap_save,
-		.load = virtio_snap_load,
+		.desc = d->ops->name,
+		.snap = { .name = d->ops->name, .version = VIRTIO_SNAP_VERSION, .save = virtio_snap_save,
+			  .load = virtio_snap_load },
 	};
-	return snapshot_register(d->vm, &d->snap, d);
+	return dev_registry_add(&d->vm->devs, &d->devops, d);
 }

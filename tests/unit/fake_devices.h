@@ -21,19 +21,22 @@
 #include "virtio/virtio_net.h"
 #include "vm.h"
 
-/* Every legacy device the command line can ask for, in vm_create_devices'
- * order (hyperv-testdev needs hyperv.c and KVM: not here). Without an
- * event loop the PIT has no timer (its IRQ 0 never fires). 0 or -errno. */
+/* Every legacy device the command line can ask for, created as vm.c does
+ * it: the registry's dev_create_all with options that ask for all of them
+ * (split irqchip, pc-testdev, COM1 without output) and for no PCI function
+ * or hyperv-testdev (fake_pci_create makes those). Without an event loop
+ * the PIT has no timer (its IRQ 0 never fires). 0, or an hvmm exit status
+ * with the reason in fake_err. */
 static inline int fake_legacy_create(struct vm *vm)
 {
-	int r;
-	if ((r = uart_create(vm, SERIAL_NONE, NULL, 0)) || (r = debug_exit_create(vm)) ||
-	    (r = i8042_create(vm)) || (r = sysreset_create(vm)) || (r = boot_timer_create(vm)) ||
-	    (r = fw_cfg_create(vm)) || (r = acpi_pm_create(vm)) || (r = rtc_create(vm)) ||
-	    (r = ioapic_create(vm)) || (r = pic_create(vm)) || (r = pit_create(vm)) ||
-	    (r = pc_testdev_create(vm)))
-		return r;
-	return 0;
+	vm->cfg.irqchip = IRQCHIP_SPLIT;
+	vm->cfg.serial = SERIAL_NONE;
+	vm->cfg.pc_testdev = true;
+	vm->cfg.pci_testdev = vm->cfg.edu = vm->cfg.hyperv_testdev = false;
+	struct dev_msi msi = vm->env.msi; /* the test's, if it set one */
+	fake_vm_env(vm);
+	vm->env.msi = msi;
+	return dev_create_all(&vm->env, fake_err, sizeof(fake_err));
 }
 
 /* A disk image of `bytes` zeroes under /tmp; its name into path (>= 32
@@ -59,9 +62,12 @@ static inline int fake_disk_image(char *path, size_t n, uint64_t bytes)
 static inline int fake_pci_create(struct vm *vm, const char *img, int net_fd, char *err, size_t n)
 {
 	err[0] = 0;
+	struct dev_msi msi = vm->env.msi;
+	fake_vm_env(vm); /* the PCI host */
+	vm->env.msi = msi;
 	if (virtio_rng_create(vm) || virtio_blk_create(vm, img, false) ||
 	    virtio_net_attach_fd(vm, net_fd, true, err, n) || virtio_console_create(vm) ||
-	    pci_testdev_create(vm) || edu_create(vm))
+	    !fake_dev_create(vm, &pci_testdev_dev_ops) || !fake_dev_create(vm, &edu_dev_ops))
 		return -1;
 	return 0;
 }
