@@ -125,10 +125,11 @@ static inline void fz_virtio_find_devs(unsigned want)
 
 static inline void fz_virtio_vm_free(void)
 {
+	dev_destroy_all(&fz_vm.devs); /* the host bridge's and the devices' entries: first, they point into them */
 	virtio_destroy_all(&fz_vm);
 	pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* the host bridge and every device have entries */
+	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);
