@@ -1,6 +1,10 @@
 /*
- * devices: the legacy platform devices. Each lives in its own file, keeps its
- * own state and lock, and registers itself on the PIO or MMIO bus.
+ * devices: the platform devices. Each lives in its own file, keeps its own
+ * state and lock, and is one struct dev_ops (device.h): created from a
+ * struct dev_env of narrow handles (buses, guest RAM, the event loop, the
+ * PCI host, interrupt lines, a stop request), never from the VM, and listed
+ * once in the registry's table (types.c), which vm.c walks to build a VM.
+ * Adding a device: its file, its extern below, one line in types.c.
  *
  *   uart.c        16550A at 0x3f8, IRQ 4 (Linux 8250 driver and polling guests)
  *   debug_exit.c  QEMU's isa-debug-exit at 0xf4 (4 ports): a write of v stops
