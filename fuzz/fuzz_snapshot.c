@@ -275,6 +275,15 @@ static const char *const fz_names[] = {
 };
 #define FZ_NDEVS (sizeof(fz_names) / sizeof(fz_names[0]))
 
+/* The virtio device just made directly (a memfd disk, a socket back end:
+ * no option says them) recorded in the registry, as dev_create would. */
+static bool fz_virtio_record(struct vm *vm, const struct dev_ops *ops)
+{
+	struct virtio_dev *d[32];
+	unsigned n = virtio_devices(vm, d, 32);
+	return n && dev_registry_add(&vm->devs, ops, d[n - 1]) == 0;
+}
+
 static void fz_world_up(struct fz_world *w)
 {
 	struct vm *vm = &w->vm;
@@ -313,10 +322,11 @@ static void fz_world_up(struct fz_world *w)
 	FZ_CHECK_MSG(dev_create_all(&vm->env, err, sizeof(err)) == 0, "%s", err);
 	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
 	FZ_CHECK(fw_cfg_add_file(dev_find(&vm->devs, "fw_cfg", 0), "etc/test", fz_fw_file, sizeof(fz_fw_file) - 1) == 0);
-	FZ_CHECK(virtio_rng_create(vm) == 0);
-	FZ_CHECK(virtio_console_create(vm) == 0);
-	FZ_CHECK(virtio_blk_create(vm, w->disk_path, false) == 0);
-	FZ_CHECK(virtio_net_attach_fd(vm, sv[0], true, err, sizeof(err)) == 0);
+	FZ_CHECK(virtio_rng_create(vm) == 0 && fz_virtio_record(vm, &virtio_rng_dev_ops));
+	FZ_CHECK(virtio_console_create(vm) == 0 && fz_virtio_record(vm, &virtio_console_dev_ops));
+	FZ_CHECK(virtio_blk_create(vm, w->disk_path, false) == 0 && fz_virtio_record(vm, &virtio_blk_dev_ops));
+	FZ_CHECK(virtio_net_attach_fd(vm, sv[0], true, err, sizeof(err)) == 0 &&
+		 fz_virtio_record(vm, &virtio_net_dev_ops));
 	const struct dev_registry *r = &vm->devs;
 	FZ_CHECK(!r->unsupported);
 	unsigned n = 0;

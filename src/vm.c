@@ -203,48 +203,11 @@ static int vm_create_devices(struct vm *vm)
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
 	vm_env_init(vm);
-	char err[256];
+	char err[640]; /* a --network or --disk error quotes the option */
 	if ((r = dev_create_all(&vm->env, err, sizeof(err))))
 		return vm_fail(r, "%s", err);
 	/* The chips irq.c drives and the boot vCPU's ExtINT source. */
 	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
-	for (int i = 0; i < vm->cfg.nr_vfio; i++) {
-		struct vfio_dev v;
-		const char *bdf = vm->cfg.vfio[i];
-		if ((r = vfio_open(&v, bdf, &vm->mem, err, sizeof(err))))
-			return vm_fail(r, "--device vfio,host=%s: %s", bdf, err);
-		if ((r = vfio_pci_create(vm, &v, err, sizeof(err))) < 0)
-			return vm_fail(r == -ENOSPC || r == -ENOTSUP ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST,
-				       "--device vfio,host=%s: %s", bdf, err);
-	}
-	return 0;
-}
-
-/*
- * The virtio devices the command line asks for, in a fixed order (rng,
- * console, disks, networks), so their PCI slots — and the guest's view —
- * do not depend on option order. Each model prints nothing and returns
- * -errno; the message is worded here.
- */
-static int vm_create_virtio(struct vm *vm)
-{
-	const struct vm_config *c = &vm->cfg;
-	int r;
-	if (c->rng && (r = virtio_rng_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "--rng: virtio-rng: %s", strerror(-r));
-	if (c->console_virtio && (r = virtio_console_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
-	for (int i = 0; i < c->nr_disks; i++)
-		if ((r = virtio_blk_create_limited(vm, c->disks[i].path, c->disks[i].readonly, &c->disks[i].rl)) < 0)
-			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
-				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
-	for (int i = 0; i < c->nr_nets; i++) {
-		char err[256];
-		/* the model words its own error: the back end knows what went wrong */
-		if ((r = virtio_net_create_msg(vm, c->net[i], err, sizeof(err))) < 0)
-			return vm_fail(r == -EINVAL ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST, "--network %s: %s",
-				       c->net[i], err);
-	}
 	return 0;
 }
 
@@ -578,8 +541,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_fail(HVMM_EXIT_HOST, "creating the %s irqchip: %s", irq_mode_name(cfg->irqchip),
 			       strerror(-r));
 	if ((r = vm_create_devices(vm)))
-		return r;
-	if ((r = vm_create_virtio(vm)))
 		return r;
 	/* A restored guest's RAM already holds its kernel, tables and all (a
 	 * migrated one's will). */

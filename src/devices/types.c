@@ -8,6 +8,8 @@
 #include "../util.h"
 #include "../vm_config.h"
 #include "devices.h"
+#include "../vfio.h"
+#include "../virtio/virtio.h"
 
 const struct dev_ops *const dev_types[] = {
 	/* the legacy platform devices */
@@ -26,8 +28,14 @@ const struct dev_ops *const dev_types[] = {
 	/* PCI functions, slot by slot */
 	&pci_testdev_dev_ops,
 	&edu_dev_ops,
+	&vfio_dev_ops,
 	/* behind the SynIC */
 	&hyperv_testdev_dev_ops,
+	/* virtio: rng, console, disks, networks, whatever the options' order */
+	&virtio_rng_dev_ops,
+	&virtio_console_dev_ops,
+	&virtio_blk_dev_ops,
+	&virtio_net_dev_ops,
 };
 
 const size_t dev_nr_types = sizeof(dev_types) / sizeof(dev_types[0]);
