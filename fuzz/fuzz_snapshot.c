@@ -315,16 +315,17 @@ static void fz_world_up(struct fz_world *w)
 	char err[256];
 	FZ_CHECK(pci_init(vm) == 0);
 	/* the registry's own walk, as vm.c does it, with every legacy and PCI
-	 * device but hyperv-testdev asked for */
+	 * device but hyperv-testdev asked for, and virtio's rng, console and a
+	 * disk (the network's socket back end is attached below) */
 	vm->cfg.serial = SERIAL_NONE;
 	vm->cfg.pc_testdev = vm->cfg.pci_testdev = vm->cfg.edu = true;
+	vm->cfg.rng = true;
+	vm->cfg.nr_disks = 1;
+	vm->cfg.disks[0] = (struct vm_disk){ .path = w->disk_path };
 	fz_vm_env(vm, true, false);
 	FZ_CHECK_MSG(dev_create_all(&vm->env, err, sizeof(err)) == 0, "%s", err);
 	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
 	FZ_CHECK(fw_cfg_add_file(dev_find(&vm->devs, "fw_cfg", 0), "etc/test", fz_fw_file, sizeof(fz_fw_file) - 1) == 0);
-	FZ_CHECK(virtio_rng_create(vm) == 0 && fz_virtio_record(vm, &virtio_rng_dev_ops));
-	FZ_CHECK(virtio_console_create(vm) == 0 && fz_virtio_record(vm, &virtio_console_dev_ops));
-	FZ_CHECK(virtio_blk_create(vm, w->disk_path, false) == 0 && fz_virtio_record(vm, &virtio_blk_dev_ops));
 	FZ_CHECK(virtio_net_attach_fd(vm, sv[0], true, err, sizeof(err)) == 0 &&
 		 fz_virtio_record(vm, &virtio_net_dev_ops));
 	const struct dev_registry *r = &vm->devs;

@@ -23,8 +23,8 @@
 
 /* Every legacy device the command line can ask for, created as vm.c does
  * it: the registry's dev_create_all with options that ask for all of them
- * (split irqchip, pc-testdev, COM1 without output) and for no PCI function
- * or hyperv-testdev (fake_pci_create makes those). Without an event loop
+ * (split irqchip, pc-testdev, COM1 without output) and for no PCI function,
+ * virtio device or hyperv-testdev (fake_pci_create makes those). Without an event loop
  * the PIT has no timer (its IRQ 0 never fires). 0, or an hvmm exit status
  * with the reason in fake_err. */
 static inline int fake_legacy_create(struct vm *vm)
@@ -33,10 +33,16 @@ static inline int fake_legacy_create(struct vm *vm)
 	vm->cfg.serial = SERIAL_NONE;
 	vm->cfg.pc_testdev = true;
 	vm->cfg.pci_testdev = vm->cfg.edu = vm->cfg.hyperv_testdev = false;
+	vm->cfg.rng = false;
+	vm->cfg.nr_disks = vm->cfg.nr_nets = vm->cfg.nr_vfio = 0;
+	bool console = vm->cfg.console_virtio; /* the UART leaves stdin to it */
+	vm->cfg.console_virtio = false;
 	struct dev_msi msi = vm->env.msi; /* the test's, if it set one */
 	fake_vm_env(vm);
 	vm->env.msi = msi;
-	return dev_create_all(&vm->env, fake_err, sizeof(fake_err));
+	int r = dev_create_all(&vm->env, fake_err, sizeof(fake_err));
+	vm->cfg.console_virtio = console;
+	return r;
 }
 
 /* A disk image of `bytes` zeroes under /tmp; its name into path (>= 32
