@@ -600,6 +600,10 @@ json_object *stats_json(struct vm *vm, bool vcpu_state)
 	json_object_object_add(root, "run_ns", json_object_new_uint64(vm->run_ns));
 	json_object_object_add(root, "serial_dropped", json_object_new_uint64(uart_dropped(dev_find(&vm->devs, "uart", 0))));
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
+	/* every device with counters, through its stats op (device.h) */
+	json_object *devs = json_object_new_object();
+	dev_stats_all(&vm->devs, devs);
+	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
 	json_object_object_add(root, "vfio", stats_json_vfio(vm));
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));
