@@ -16,19 +16,6 @@
 #define RAM (16ull << 20)
 #define NCPUS 3
 
-/* ---- test doubles (other devices in libhvmm.a reference these) ---- */
-
-void irq_set_line(struct vm *vm, unsigned pin, bool level)
-{
-	(void)vm, (void)pin, (void)level;
-}
-
-int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
-{
-	(void)vm, (void)pin, (void)addr, (void)data;
-	return 0;
-}
-
 /* ---- harness ---- */
 
 static struct vm vm;

@@ -31,14 +31,16 @@ static int route_rec(void *ctx, unsigned pin, uint64_t addr, uint32_t data)
 	return 0;
 }
 
-void irq_set_line(struct vm *vm, unsigned pin, bool level)
-{
-	ioapic_set_line(dev_find(&vm->devs, "ioapic", 0), pin, level); /* what irq.c does in split mode */
-}
 
 /* ---- harness ---- */
 
 static struct vm vm;
+
+/* A line as irq.c drives it in split mode: straight to the IOAPIC. */
+static void line(unsigned pin, bool level)
+{
+	ioapic_set_line(dev_find(&vm.devs, "ioapic", 0), pin, level);
+}
 
 static int setup(void **state)
 {
@@ -180,16 +182,16 @@ static void test_masked_not_delivered(void **state)
 {
 	(void)state;
 	rte_write(3, 0, RTE_MASK | 0x33);
-	irq_set_line(&vm, 3, true);
-	irq_set_line(&vm, 3, false);
+	line(3, true);
+	line(3, false);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 3), 0);
 	/* a masked edge is lost: unmasking later does not deliver it */
-	irq_set_line(&vm, 3, true);
+	line(3, true);
 	reg_write(0x10 + 2 * 3, 0x33);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 3), 0);
 	/* a masked level pin is delivered once unmasked */
 	rte_write(10, 0, RTE_MASK | RTE_LEVEL | 0x3a);
-	irq_set_line(&vm, 10, true);
+	line(10, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 10), 0);
 	reg_write(0x10 + 2 * 10, RTE_LEVEL | 0x3a);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 10), 1);
@@ -199,13 +201,13 @@ static void test_edge_once_per_rising_edge(void **state)
 {
 	(void)state;
 	rte_write(4, 0, 0x34);
-	irq_set_line(&vm, 4, true);
+	line(4, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 1);
-	irq_set_line(&vm, 4, true); /* still high: no new edge */
+	line(4, true); /* still high: no new edge */
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 1);
-	irq_set_line(&vm, 4, false);
+	line(4, false);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 1);
-	irq_set_line(&vm, 4, true);
+	line(4, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 2);
 	/* EOIs do nothing to edge pins */
 	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x34);
@@ -219,10 +221,10 @@ static void test_level_remote_irr_eoi(void **state)
 {
 	(void)state;
 	rte_write(11, 0, RTE_LEVEL | 0x50);
-	irq_set_line(&vm, 11, true);
+	line(11, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 1);
 	assert_true(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 11, true); /* in service: held */
+	line(11, true); /* in service: held */
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 1);
 	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x51);       /* another vector: nothing */
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 1);
@@ -230,11 +232,11 @@ static void test_level_remote_irr_eoi(void **state)
 	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x50);       /* still asserted: redelivered */
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 2);
 	assert_true(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 11, false);
+	line(11, false);
 	mwrite(0x40, 4, 0x50);       /* EOI through the IOAPIC's EOI register */
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 2);
 	assert_false(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 11, true);
+	line(11, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 3);
 	/* a guest write cannot set or clear Remote IRR */
 	reg_write(0x10 + 2 * 11, RTE_LEVEL | 0x50);
@@ -252,7 +254,7 @@ static void test_reconfigure_in_flight(void **state)
 {
 	(void)state;
 	rte_write(13, 0, RTE_LEVEL | 0x64);
-	irq_set_line(&vm, 13, true);
+	line(13, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 13), 1);
 	int calls = route_calls;
 	reg_write(0x10 + 2 * 13 + 1, 0x01000000); /* dest 1, while in flight */
@@ -272,7 +274,7 @@ static void test_reconfigure_in_flight(void **state)
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 13), 2);
 	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x64);
 	assert_true(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 13, false);
+	line(13, false);
 	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x65);
 	assert_false(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 13), 2);
