@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "device.h"
+#include "irq.h"
 #include "devices/devices.h"
 #include "pci.h"
 #include "util.h"
@@ -55,6 +56,7 @@ static int teardown(void **state)
 	dev_destroy_all(&vm.devs);
 	virtio_destroy_all(&vm);
 	pci_destroy(&vm);
+	irq_destroy(&vm); /* the MSI-X vectors' GSIs */
 	fake_vm_free(&vm);
 	mem_free(&vm.mem);
 	return 0;
