@@ -32,6 +32,7 @@
 #include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
+#include "fuzz_env.h"
 
 #define FZ_CHECK(c)                                                                            \
 	do {                                                                                   \
@@ -145,7 +146,7 @@ static void fz_add_file(const char *name, uint32_t len)
 		h = (h ^ (uint8_t)name[k]) * 0x100000001b3ull;
 	for (uint32_t j = 0; j < (len + 7) / 8; j++)
 		data[j] = ramp[j] ^ h;
-	int r = fw_cfg_add_file(&fz_vm, name, data, len);
+	int r = fw_cfg_add_file(dev_find(&fz_vm.devs, "fw_cfg", 0), name, data, len);
 	FZ_LOG("add %s (%u bytes) = %d\n", name, len, r);
 	FZ_CHECK(r == want);
 	if (r)
@@ -172,7 +173,8 @@ static void fz_vm_build(void)
 	bus_init(&fz_vm.mmio, "mmio");
 	memset(fz_ram, 0, FZ_RAM);
 	fz_mem_one(&fz_vm.mem, fz_ram, FZ_RAM);
-	FZ_CHECK(fw_cfg_create(&fz_vm) == 0);
+	fz_vm_env(&fz_vm, false, false);
+	FZ_CHECK(fz_dev(&fz_vm, &fw_cfg_dev_ops));
 
 	fz_nfiles = 0;
 	fz_model_dir();
@@ -188,8 +190,8 @@ static void fz_vm_build(void)
 
 static void fz_vm_free(void)
 {
-	devices_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
+	dev_destroy_all(&fz_vm.devs);
+	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

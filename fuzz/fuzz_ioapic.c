@@ -32,6 +32,7 @@
 #include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
+#include "fuzz_env.h"
 
 #define FZ_CHECK(c)                                                                            \
 	do {                                                                                   \
@@ -66,8 +67,10 @@ static void fz_vm_build(void)
 	pthread_mutex_init(&fz_vm.stop_lock, NULL);
 	bus_init(&fz_vm.pio, "pio");
 	bus_init(&fz_vm.mmio, "mmio");
-	FZ_CHECK(ioapic_create(&fz_vm) == 0);
-	FZ_CHECK(pic_create(&fz_vm) == 0);
+	fz_vm_env(&fz_vm, true, false);
+	FZ_CHECK(fz_dev(&fz_vm, &ioapic_dev_ops));
+	FZ_CHECK(fz_dev(&fz_vm, &pic_dev_ops));
+	irq_attach(&fz_vm, dev_find(&fz_vm.devs, "pic", 0), dev_find(&fz_vm.devs, "ioapic", 0));
 	FZ_CHECK(irq_msi_alloc(&fz_vm) >= 0); /* the routing state irq.c keeps */
 	for (unsigned n = 0; n < FZ_PINS; n++) {
 		fz_lo[n] = RTE_MASK;
@@ -79,8 +82,8 @@ static void fz_vm_build(void)
 
 static void fz_vm_free(void)
 {
-	devices_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
+	dev_destroy_all(&fz_vm.devs);
+	snapshot_registry_free(&fz_vm);
 	irq_destroy(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
@@ -152,7 +155,7 @@ static void fz_check_state(const uint64_t before[FZ_PINS])
 			FZ_CHECK(!(lo & RTE_REMOTE_IRR));
 		else if (fz_line[n] && !(lo & RTE_MASK))
 			FZ_CHECK(lo & RTE_REMOTE_IRR);
-		uint64_t d = ioapic_delivered(&fz_vm, n);
+		uint64_t d = ioapic_delivered(dev_find(&fz_vm.devs, "ioapic", 0), n);
 		FZ_CHECK(d == before[n] || d == before[n] + 1);
 	}
 	fz_bus(&fz_vm.mmio, IRQ_IOAPIC_ADDR, 4, true, sel);
@@ -165,7 +168,7 @@ static void fz_run(struct fz_in *in)
 		uint8_t op = (uint8_t)fz_take(in, 1);
 		uint64_t before[FZ_PINS];
 		for (unsigned n = 0; n < FZ_PINS; n++)
-			before[n] = ioapic_delivered(&fz_vm, n);
+			before[n] = ioapic_delivered(dev_find(&fz_vm.devs, "ioapic", 0), n);
 		bool masked[FZ_PINS];
 		for (unsigned n = 0; n < FZ_PINS; n++)
 			masked[n] = fz_lo[n] & RTE_MASK;
@@ -210,7 +213,7 @@ static void fz_run(struct fz_in *in)
 			break;
 		}
 		case 5: /* an EOI from a LAPIC */
-			ioapic_eoi(&fz_vm, (unsigned)fz_take(in, 1));
+			ioapic_eoi(dev_find(&fz_vm.devs, "ioapic", 0), (unsigned)fz_take(in, 1));
 			break;
 		case 6: { /* a pulse: rise and fall */
 			unsigned n = (unsigned)fz_take(in, 1) % FZ_PINS;
@@ -230,14 +233,14 @@ static void fz_run(struct fz_in *in)
 			break;
 		}
 		case 8: { /* the PIC's INTA cycle, as the boot vCPU runs it */
-			int v = pic_intack(&fz_vm);
+			int v = pic_intack(dev_find(&fz_vm.devs, "pic", 0));
 			FZ_CHECK(v >= -1 && v <= 255);
-			(void)pic_output(&fz_vm);
+			(void)pic_output(dev_find(&fz_vm.devs, "pic", 0));
 			break;
 		}
 		}
 		for (unsigned n = 0; n < FZ_PINS; n++) {
-			uint64_t d = ioapic_delivered(&fz_vm, n);
+			uint64_t d = ioapic_delivered(dev_find(&fz_vm.devs, "ioapic", 0), n);
 			if (d != before[n]) {
 				FZ_CHECK(!masked[n] || !(fz_lo[n] & RTE_MASK)); /* masked before and after: never */
 				FZ_CHECK(only_pin < 0 || only_pin == (int)n); /* a line fires its own pin */

@@ -30,6 +30,7 @@
 #include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
+#include "fuzz_env.h"
 
 #define FZ_CHECK(c)                                                                         \
 	do {                                                                                \
@@ -52,7 +53,7 @@ static unsigned fz_edu_devfn;
 
 static void fz_routes_changed(struct vm *vm)
 {
-	ioapic_reroute_all(vm);
+	ioapic_reroute_all(dev_find(&vm->devs, "ioapic", 0));
 	pci_msix_reroute_all(vm);
 }
 
@@ -79,12 +80,15 @@ static void fz_vm_build(void)
 	bus_init(&fz_vm.pio, "pio");
 	bus_init(&fz_vm.mmio, "mmio");
 	fz_vm.mem = fz_mem;
-	FZ_CHECK(ioapic_create(&fz_vm) == 0);
+	fz_vm_env(&fz_vm, true, true);
+	FZ_CHECK(fz_dev(&fz_vm, &ioapic_dev_ops));
+	irq_attach(&fz_vm, NULL, dev_find(&fz_vm.devs, "ioapic", 0));
 	FZ_CHECK(irq_msi_alloc(&fz_vm) >= 0);
 	FZ_CHECK(pci_init(&fz_vm) == 0);
 	FZ_CHECK(iommu_create(&fz_vm, true) == 0);
 	iommu_set_routes_hook(&fz_vm, fz_routes_changed);
-	FZ_CHECK(edu_create(&fz_vm) == 0);
+	fz_vm.env.pci = fz_vm.pci;
+	FZ_CHECK(fz_dev(&fz_vm, &edu_dev_ops));
 	fz_edu_devfn = 8; /* the first slot after the host bridge */
 	FZ_CHECK(pci_config_read(&fz_vm, fz_edu_devfn, 0, 4) == 0x11e81234);
 	fz_edu_bar = pci_config_read(&fz_vm, fz_edu_devfn, 0x10, 4) & ~0xfull;
@@ -92,13 +96,11 @@ static void fz_vm_build(void)
 
 static void fz_vm_free(void)
 {
+	dev_destroy_all(&fz_vm.devs); /* edu and the IOAPIC; the bridge and IOMMU are theirs */
 	pci_destroy(&fz_vm);
-	edu_destroy(&fz_vm);
 	iommu_destroy(&fz_vm);
-	devices_destroy(&fz_vm); /* the IOAPIC */
-	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
 	irq_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* intel-iommu and edu have entries */
+	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	/* zero again, as a fresh mem_init's would be: only the pages this

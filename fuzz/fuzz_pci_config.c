@@ -217,7 +217,7 @@ static int fz_vm_build(void)
 			d->bar[bar].msix = false;
 			d->bar[bar].table = d->bar[bar].pba = 0;
 		}
-		d->pci = pci_dev_add(&fz_vm, infos[i]);
+		d->pci = pci_dev_add(fz_vm.pci, infos[i]);
 		FZ_CHECK(d->pci);
 		d->vendor = infos[i]->vendor_id;
 		d->device = infos[i]->device_id;
@@ -268,7 +268,8 @@ static void fz_vm_free(void)
 	pci_destroy(&fz_vm);
 	vfio_pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* pci_init registered the host bridge */
+	dev_destroy_all(&fz_vm.devs); /* pci_init recorded the host bridge */
+	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

@@ -69,6 +69,7 @@
 #include "virtio/virtio_net.h"
 #include "vm.h"
 #include "fuzz_common.h"
+#include "fuzz_env.h"
 
 #define FZ_CHECK(c)                                                                                  \
 	do {                                                                                         \
@@ -177,8 +178,15 @@ struct fz_watch {
 static struct fz_watch fz_watches[FZ_WATCHES];
 static unsigned fz_nwatches;
 
-int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+/* The VM the harness is acting on: a device's loop handle is NULL here
+ * (both VMs run their virtio transports inline), so the watches are keyed
+ * by this instead. */
+static struct vm *fz_cur;
+
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
+	(void)l;
+	struct vm *vm = fz_cur;
 	if (fd < 0 || !fn)
 		return -EINVAL;
 	for (unsigned i = 0; i < fz_nwatches; i++)
@@ -188,8 +196,10 @@ int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaqu
 	return 0;
 }
 
-int evloop_mod(struct vm *vm, int fd, uint32_t events)
+int evloop_mod(struct evloop *l, int fd, uint32_t events)
 {
+	(void)l;
+	struct vm *vm = fz_cur;
 	for (unsigned i = 0; i < fz_nwatches; i++)
 		if (fz_watches[i].vm == vm && fz_watches[i].fd == fd) {
 			fz_watches[i].events = events;
@@ -198,8 +208,10 @@ int evloop_mod(struct vm *vm, int fd, uint32_t events)
 	return -ENOENT;
 }
 
-int evloop_del(struct vm *vm, int fd)
+int evloop_del(struct evloop *l, int fd)
 {
+	(void)l;
+	struct vm *vm = fz_cur;
 	for (unsigned i = 0; i < fz_nwatches; i++)
 		if (fz_watches[i].vm == vm && fz_watches[i].fd == fd) {
 			fz_watches[i] = fz_watches[--fz_nwatches];
@@ -210,6 +222,7 @@ int evloop_del(struct vm *vm, int fd)
 
 static void fz_loop_turn(struct vm *vm)
 {
+	fz_cur = vm;
 	struct fz_watch snap[FZ_WATCHES];
 	struct pollfd p[FZ_WATCHES];
 	unsigned n = 0;
@@ -235,8 +248,15 @@ static void fz_loop_turn(struct vm *vm)
 
 /* ---- the two VMs ---- */
 
+/* A device with a snapshot section (in registry order). */
+struct fz_sect {
+	const struct snap_ops *ops;
+	void *dev;
+};
+
 struct fz_world {
 	struct vm vm;
+	struct fz_sect sect[32];
 	uint8_t *ram;
 	int disk; /* a memfd: the virtio-blk image */
 	char disk_path[32];
@@ -255,9 +275,19 @@ static const char *const fz_names[] = {
 };
 #define FZ_NDEVS (sizeof(fz_names) / sizeof(fz_names[0]))
 
+/* The virtio device just made directly (a memfd disk, a socket back end:
+ * no option says them) recorded in the registry, as dev_create would. */
+static bool fz_virtio_record(struct vm *vm, const struct dev_ops *ops)
+{
+	struct virtio_dev *d[32];
+	unsigned n = virtio_devices(vm, d, 32);
+	return n && dev_registry_add(&vm->devs, ops, d[n - 1]) == 0;
+}
+
 static void fz_world_up(struct fz_world *w)
 {
 	struct vm *vm = &w->vm;
+	fz_cur = vm;
 	if (!w->ram) {
 		w->ram = fz_guarded_map(FZ_RAM);
 		FZ_CHECK(w->ram != NULL);
@@ -284,40 +314,41 @@ static void fz_world_up(struct fz_world *w)
 	w->peer = sv[1];
 	char err[256];
 	FZ_CHECK(pci_init(vm) == 0);
-	FZ_CHECK(uart_create(vm, SERIAL_NONE, NULL, 0) == 0);
-	FZ_CHECK(debug_exit_create(vm) == 0);
-	FZ_CHECK(i8042_create(vm) == 0);
-	FZ_CHECK(sysreset_create(vm) == 0);
-	FZ_CHECK(boot_timer_create(vm) == 0);
-	FZ_CHECK(fw_cfg_create(vm) == 0);
-	FZ_CHECK(acpi_pm_create(vm) == 0);
-	FZ_CHECK(rtc_create(vm) == 0);
-	FZ_CHECK(ioapic_create(vm) == 0);
-	FZ_CHECK(pic_create(vm) == 0);
-	FZ_CHECK(pit_create(vm) == 0);
-	FZ_CHECK(pc_testdev_create(vm) == 0);
-	FZ_CHECK(pci_testdev_create(vm) == 0);
-	FZ_CHECK(edu_create(vm) == 0);
-	FZ_CHECK(fw_cfg_add_file(vm, "etc/test", fz_fw_file, sizeof(fz_fw_file) - 1) == 0);
-	FZ_CHECK(virtio_rng_create(vm) == 0);
-	FZ_CHECK(virtio_console_create(vm) == 0);
-	FZ_CHECK(virtio_blk_create(vm, w->disk_path, false) == 0);
-	FZ_CHECK(virtio_net_attach_fd(vm, sv[0], true, err, sizeof(err)) == 0);
-	struct snapshot_reg *r = vm->snap;
-	FZ_CHECK(r && !r->unsupported && r->nr == (int)FZ_NDEVS);
-	for (int i = 0; i < r->nr; i++)
-		FZ_CHECK_MSG(!strcmp(r->devs[i].ops->name, fz_names[i]) && r->devs[i].instance == 0,
-			     "registry entry %d is %s", i, r->devs[i].ops->name);
+	/* the registry's own walk, as vm.c does it, with every legacy and PCI
+	 * device but hyperv-testdev asked for, and virtio's rng, console and a
+	 * disk (the network's socket back end is attached below) */
+	vm->cfg.serial = SERIAL_NONE;
+	vm->cfg.pc_testdev = vm->cfg.pci_testdev = vm->cfg.edu = true;
+	vm->cfg.rng = true;
+	vm->cfg.nr_disks = 1;
+	vm->cfg.disks[0] = (struct vm_disk){ .path = w->disk_path };
+	fz_vm_env(vm, true, false);
+	FZ_CHECK_MSG(dev_create_all(&vm->env, err, sizeof(err)) == 0, "%s", err);
+	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
+	FZ_CHECK(fw_cfg_add_file(dev_find(&vm->devs, "fw_cfg", 0), "etc/test", fz_fw_file, sizeof(fz_fw_file) - 1) == 0);
+	FZ_CHECK(virtio_net_attach_fd(vm, sv[0], true, err, sizeof(err)) == 0 &&
+		 fz_virtio_record(vm, &virtio_net_dev_ops));
+	const struct dev_registry *r = &vm->devs;
+	FZ_CHECK(!r->unsupported);
+	unsigned n = 0;
+	for (int i = 0; i < r->nr; i++) {
+		if (!r->v[i].ops->snap.name)
+			continue; /* nothing to save (debug-exit) */
+		FZ_CHECK(n < FZ_NDEVS);
+		FZ_CHECK_MSG(!strcmp(r->v[i].ops->name, fz_names[n]) && r->v[i].index == 0,
+			     "registry entry %d is %s", i, r->v[i].ops->name);
+		w->sect[n++] = (struct fz_sect){ &r->v[i].ops->snap, r->v[i].dev };
+	}
+	FZ_CHECK(n == FZ_NDEVS);
 }
 
 static void fz_world_down(struct fz_world *w)
 {
 	struct vm *vm = &w->vm;
+	fz_cur = vm;
+	dev_destroy_all(&vm->devs); /* as vm_destroy: the registry's, then virtio's */
 	virtio_destroy_all(vm);
 	pci_destroy(vm);
-	devices_destroy(vm);
-	pci_testdev_destroy(vm);
-	edu_destroy(vm);
 	irq_destroy(vm);
 	snapshot_registry_free(vm);
 	bus_free(&vm->pio);
@@ -379,7 +410,7 @@ static void fz_load(unsigned i, const uint8_t *p, size_t len, uint32_t v)
 	if (fz_failed || fz_loaded[i])
 		return;
 	fz_loaded[i] = true;
-	const struct snapshot_dev *a = &fz_a.vm.snap->devs[i], *b = NULL;
+	const struct fz_sect *a = &fz_a.sect[i], *b = NULL;
 	struct snap_cur c = { .p = p, .left = len };
 	char err[512];
 	memset(err, 0, sizeof(err));
@@ -387,6 +418,7 @@ static void fz_load(unsigned i, const uint8_t *p, size_t len, uint32_t v)
 	 * timer are loaded and saved as of one "now", so that a save of the
 	 * loaded state is the payload again (fz_exact). */
 	devices_snap_clock_pin(true);
+	fz_cur = &fz_a.vm;
 	int r = a->ops->load(a->dev, &c, v, err, sizeof(err));
 	FZ_LOG("load %s v%u, %zu bytes: %d %s\n", a->ops->name, v, len, r, err);
 	FZ_CHECK(r == 0 || r == -1);
@@ -409,7 +441,8 @@ static void fz_load(unsigned i, const uint8_t *p, size_t len, uint32_t v)
 		fz_world_up(&fz_b);
 		fz_b_up = true;
 	}
-	b = &fz_b.vm.snap->devs[i];
+	b = &fz_b.sect[i];
+	fz_cur = &fz_b.vm; /* the round trip loads into B */
 	memset(err, 0, sizeof(err));
 	r = snapshot_roundtrip(a->ops, a->dev, b->dev, err, sizeof(err));
 	if (r == 0)
@@ -639,6 +672,7 @@ static void fz_voffer(struct vm *vm, struct fz_in *in)
 static void fz_drive(struct fz_in *in)
 {
 	struct vm *vm = &fz_a.vm;
+	fz_cur = vm;
 	for (unsigned ops = 0; in->n && ops < 1024; ops++) {
 		unsigned op = (unsigned)fz_take(in, 1) % 14;
 		switch (op) {
@@ -693,21 +727,22 @@ static void fz_drive(struct fz_in *in)
 			break;
 		case 9: /* the event loop turns */
 			fz_loop_turn(vm);
+			fz_cur = vm;
 			break;
 		case 10: { /* host input on the serial port */
 			uint8_t buf[16];
 			unsigned n = (unsigned)fz_take(in, 1) % sizeof(buf) + 1;
 			for (unsigned i = 0; i < n; i++)
 				buf[i] = (uint8_t)fz_take(in, 1);
-			uart_receive(vm, buf, n);
+			uart_receive(dev_find(&vm->devs, "uart", 0), buf, n);
 			break;
 		}
 		case 11: /* an interrupt line */
 			irq_set_line(vm, (unsigned)fz_take(in, 1) % IRQ_IOAPIC_PINS, fz_take(in, 1) & 1);
 			break;
 		case 12: /* a LAPIC EOI, an INTA cycle */
-			ioapic_eoi(vm, (unsigned)fz_take(in, 1));
-			pic_intack(vm);
+			ioapic_eoi(dev_find(&vm->devs, "ioapic", 0), (unsigned)fz_take(in, 1));
+			pic_intack(dev_find(&vm->devs, "pic", 0));
 			break;
 		case 13: { /* a frame from the network back end, or host input on the console */
 			uint8_t buf[64];
@@ -715,6 +750,7 @@ static void fz_drive(struct fz_in *in)
 			memset(buf, (int)fz_take(in, 1), n);
 			if (send(fz_a.peer, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
 				fz_loop_turn(vm);
+			fz_cur = vm;
 			break;
 		}
 		}
@@ -724,13 +760,14 @@ static void fz_drive(struct fz_in *in)
 /* After the driving: every device of A still saves. */
 static void fz_save_all(void)
 {
-	struct snapshot_reg *r = fz_a.vm.snap;
+	struct fz_world *r = &fz_a;
+	fz_cur = &fz_a.vm;
 	devices_snap_clock_pin(true);
-	for (int i = 0; i < r->nr; i++) {
+	for (int i = 0; i < (int)FZ_NDEVS; i++) {
 		struct snap_buf b = { 0 };
 		char err[512] = "";
-		int rc = r->devs[i].ops->save(r->devs[i].dev, &b, err, sizeof(err));
-		FZ_CHECK_MSG(rc == 0 && !b.failed, "%s: save after the driving: %s", r->devs[i].ops->name, err);
+		int rc = r->sect[i].ops->save(r->sect[i].dev, &b, err, sizeof(err));
+		FZ_CHECK_MSG(rc == 0 && !b.failed, "%s: save after the driving: %s", r->sect[i].ops->name, err);
 		snap_buf_free(&b);
 	}
 	devices_snap_clock_pin(false);
@@ -918,23 +955,24 @@ static void fz_make_seeds(const char *dir)
 			struct fz_in in = { fz_drive_seed.data, fz_drive_seed.len };
 			fz_drive(&in);
 		}
-		struct snapshot_reg *r = fz_a.vm.snap;
+		struct fz_world *r = &fz_a;
+		fz_cur = &fz_a.vm;
 		struct snap_buf all = { 0 };
 		uint8_t mode = 0;
 		snap_put(&all, &mode, 1);
 		struct snap_writer w;
 		snap_writer_init(&w, FZ_RAM, 1, IRQCHIP_SPLIT);
 		devices_snap_clock_pin(true);
-		for (int i = 0; i < r->nr; i++) {
+		for (int i = 0; i < (int)FZ_NDEVS; i++) {
 			struct snap_buf b = { 0 };
 			char err[256] = "";
-			FZ_CHECK(r->devs[i].ops->save(r->devs[i].dev, &b, err, sizeof(err)) == 0 && !b.failed);
+			FZ_CHECK(r->sect[i].ops->save(r->sect[i].dev, &b, err, sizeof(err)) == 0 && !b.failed);
 			/* pc-testdev's 64 KiB of iomem only in its own seed: the
 			 * all-device seeds stay ~9 KiB, which the fuzzer mutates
 			 * where it matters */
-			if (strcmp(r->devs[i].ops->name, "pc-testdev") != 0) {
+			if (strcmp(r->sect[i].ops->name, "pc-testdev") != 0) {
 				fz_frame(&all, (unsigned)i, 1, b.data, b.len);
-				snap_section_begin(&w, r->devs[i].ops->name, 0, 1);
+				snap_section_begin(&w, r->sect[i].ops->name, 0, 1);
 				snap_put(&w.body, b.data, b.len);
 				snap_section_end(&w);
 			}
@@ -945,16 +983,16 @@ static void fz_make_seeds(const char *dir)
 			uint8_t end = 0xff;
 			snap_put(&one, &end, 1);
 			snap_put(&one, fz_drive_tail.data, fz_drive_tail.len);
-			FZ_LOG("seed: %s: %zu bytes\n", r->devs[i].ops->name, b.len);
+			FZ_LOG("seed: %s: %zu bytes\n", r->sect[i].ops->name, b.len);
 			char name[64];
-			snprintf(name, sizeof(name), "%s-%s", variant ? "driven" : "fresh", r->devs[i].ops->name);
+			snprintf(name, sizeof(name), "%s-%s", variant ? "driven" : "fresh", r->sect[i].ops->name);
 			if (variant == 1 || i == 0)
 				fz_seed_write(dir, name, one.data, one.len);
 			if (variant == 1 && b.len > 8) { /* truncated, and a byte flipped */
 				struct snap_buf bad = { 0 };
 				snap_put(&bad, &mode, 1);
 				fz_frame(&bad, (unsigned)i, 1, b.data, b.len - 1);
-				snprintf(name, sizeof(name), "cut-%s", r->devs[i].ops->name);
+				snprintf(name, sizeof(name), "cut-%s", r->sect[i].ops->name);
 				if (i % 3 == 0)
 					fz_seed_write(dir, name, bad.data, bad.len);
 				snap_buf_free(&bad);

@@ -33,6 +33,7 @@
 #include "snapshot.h"
 #include "vm.h"
 #include "fuzz_common.h"
+#include "fuzz_env.h"
 
 #define FZ_CHECK(c)                                                                          \
 	do {                                                                                 \
@@ -167,7 +168,7 @@ static void fz_run(struct fz_in *in)
 			unsigned n = ((op >> 3) & 31) + 1;
 			for (unsigned i = 0; i < n; i++)
 				buf[i] = (uint8_t)fz_take(in, 1);
-			uart_receive(&fz_vm, buf, n);
+			uart_receive(dev_find(&fz_vm.devs, "uart", 0), buf, n);
 			break;
 		}
 		case 3: { /* a burst of output: a run of one byte, sometimes a newline */
@@ -234,7 +235,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bus_init(&fz_vm.mmio, "mmio");
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fz_memfd);
-	FZ_CHECK(uart_create(&fz_vm, SERIAL_FILE, path, limit) == 0);
+	fz_vm.cfg.serial = SERIAL_FILE;
+	fz_vm.cfg.serial_path = path;
+	fz_vm.cfg.serial_limit = limit;
+	fz_vm_env(&fz_vm, false, false);
+	FZ_CHECK(fz_dev(&fz_vm, &uart_dev_ops));
 	fz_lcr = fz_mcr = fz_ier = fz_scr = fz_dlm = fz_fcr = 0;
 	fz_dll = 1;
 	fz_out_len = 0;
@@ -242,10 +247,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fz_run(&in);
 
-	uart_stop(&fz_vm); /* flushes what is buffered */
-	uint64_t dropped = uart_dropped(&fz_vm);
-	devices_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* the devices registered their snapshot ops */
+	uart_stop(dev_find(&fz_vm.devs, "uart", 0)); /* flushes what is buffered */
+	uint64_t dropped = uart_dropped(dev_find(&fz_vm.devs, "uart", 0));
+	dev_destroy_all(&fz_vm.devs);
+	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);

@@ -125,10 +125,11 @@ static inline void fz_virtio_find_devs(unsigned want)
 
 static inline void fz_virtio_vm_free(void)
 {
+	dev_destroy_all(&fz_vm.devs); /* the host bridge's and the devices' entries: first, they point into them */
 	virtio_destroy_all(&fz_vm);
 	pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
-	snapshot_registry_free(&fz_vm); /* the host bridge and every device have entries */
+	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);
 	pthread_mutex_destroy(&fz_vm.stop_lock);
@@ -386,9 +387,9 @@ struct fz_watch {
 static struct fz_watch fz_watches[FZ_WATCHES];
 static unsigned fz_nwatches;
 
-int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
-	(void)vm;
+	(void)l;
 	if (fd < 0 || !fn)
 		return -22;
 	for (unsigned i = 0; i < fz_nwatches; i++)
@@ -398,9 +399,9 @@ int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaqu
 	return 0;
 }
 
-int evloop_mod(struct vm *vm, int fd, uint32_t events)
+int evloop_mod(struct evloop *l, int fd, uint32_t events)
 {
-	(void)vm;
+	(void)l;
 	for (unsigned i = 0; i < fz_nwatches; i++)
 		if (fz_watches[i].fd == fd) {
 			fz_watches[i].events = events;
@@ -409,9 +410,9 @@ int evloop_mod(struct vm *vm, int fd, uint32_t events)
 	return -2;
 }
 
-int evloop_del(struct vm *vm, int fd)
+int evloop_del(struct evloop *l, int fd)
 {
-	(void)vm;
+	(void)l;
 	for (unsigned i = 0; i < fz_nwatches; i++)
 		if (fz_watches[i].fd == fd) {
 			fz_watches[i] = fz_watches[--fz_nwatches];

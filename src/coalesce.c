@@ -133,7 +133,7 @@ int coalesce_init(struct vm *vm)
 	int r = timerfd_settime(c->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
 	vm->coalesce = c;
 	if (!r)
-		r = evloop_add(vm, c->timer_fd, EPOLLIN, coalesce_timer, vm);
+		r = evloop_add(vm->evloop, c->timer_fd, EPOLLIN, coalesce_timer, vm);
 	if (r < 0) {
 		coalesce_destroy(vm);
 		return r;
@@ -146,7 +146,7 @@ void coalesce_destroy(struct vm *vm)
 	struct coalesce *c = vm->coalesce;
 	if (!c)
 		return;
-	evloop_del(vm, c->timer_fd);
+	evloop_del(vm->evloop, c->timer_fd);
 	close(c->timer_fd);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

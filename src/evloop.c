@@ -111,9 +111,8 @@ static bool evloop_on_thread(const struct evloop *l)
 	return evloop_self == l;
 }
 
-int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
-	struct evloop *l = vm->evloop;
 	if (!l || fd < 0 || !fn)
 		return -EINVAL;
 	struct evloop_watch *w = calloc(1, sizeof(*w));
@@ -144,9 +143,8 @@ static struct evloop_watch *evloop_find(struct evloop *l, int fd, struct evloop_
 	return NULL;
 }
 
-int evloop_mod(struct vm *vm, int fd, uint32_t events)
+int evloop_mod(struct evloop *l, int fd, uint32_t events)
 {
-	struct evloop *l = vm->evloop;
 	if (!l)
 		return -EINVAL;
 	pthread_mutex_lock(&l->lock);
@@ -162,9 +160,8 @@ int evloop_mod(struct vm *vm, int fd, uint32_t events)
 	return r;
 }
 
-int evloop_del(struct vm *vm, int fd)
+int evloop_del(struct evloop *l, int fd)
 {
-	struct evloop *l = vm->evloop;
 	if (!l)
 		return -EINVAL;
 	/* Off the loop thread: wait out a callback that may be running now. */

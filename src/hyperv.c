@@ -142,9 +142,8 @@ static int hyperv_route_raise_locked(struct hyperv *h, int route)
 	return irq_gsi_raise(h->vm, (unsigned)h->routes[route].gsi);
 }
 
-int hyperv_route_create(struct vm *vm, unsigned vp, unsigned sint)
+int hyperv_route_create(struct hyperv *h, unsigned vp, unsigned sint)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
@@ -153,9 +152,8 @@ int hyperv_route_create(struct vm *vm, unsigned vp, unsigned sint)
 	return r;
 }
 
-void hyperv_route_destroy(struct vm *vm, int route)
+void hyperv_route_destroy(struct hyperv *h, int route)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return;
 	pthread_mutex_lock(&h->lock);
@@ -163,9 +161,8 @@ void hyperv_route_destroy(struct vm *vm, int route)
 	pthread_mutex_unlock(&h->lock);
 }
 
-int hyperv_route_raise(struct vm *vm, int route)
+int hyperv_route_raise(struct hyperv *h, int route)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
@@ -174,9 +171,8 @@ int hyperv_route_raise(struct vm *vm, int route)
 	return r;
 }
 
-uint64_t hyperv_route_raised(struct vm *vm, int route)
+uint64_t hyperv_route_raised(struct hyperv *h, int route)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return 0;
 	pthread_mutex_lock(&h->lock);
@@ -397,9 +393,8 @@ static int hyperv_conn_slot_locked(struct hyperv *h, uint32_t conn_id, bool msg,
 	return *route < 0 ? *route : i;
 }
 
-int hyperv_msg_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigned sint)
+int hyperv_msg_conn_create(struct hyperv *h, uint32_t conn_id, unsigned vp, unsigned sint)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
@@ -410,9 +405,8 @@ int hyperv_msg_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigne
 	return i < 0 ? i : 0;
 }
 
-int hyperv_msg_conn_destroy(struct vm *vm, uint32_t conn_id)
+int hyperv_msg_conn_destroy(struct hyperv *h, uint32_t conn_id)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
@@ -425,9 +419,8 @@ int hyperv_msg_conn_destroy(struct vm *vm, uint32_t conn_id)
 	return c ? 0 : -ENOENT;
 }
 
-int hyperv_evt_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigned sint)
+int hyperv_evt_conn_create(struct hyperv *h, uint32_t conn_id, unsigned vp, unsigned sint)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return -ENODEV;
 	if (conn_id >= HYPERV_EVENT_FLAGS) /* the id is also the flag number */
@@ -440,9 +433,8 @@ int hyperv_evt_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigne
 	return i < 0 ? i : 0;
 }
 
-int hyperv_evt_conn_destroy(struct vm *vm, uint32_t conn_id)
+int hyperv_evt_conn_destroy(struct hyperv *h, uint32_t conn_id)
 {
-	struct hyperv *h = vm->hyperv;
 	if (!h)
 		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
@@ -470,13 +462,13 @@ int hyperv_create(struct vm *vm)
 	vm->hyperv = h;
 	/* Not saved: the SynIC's message and event pages, the stimers (armed
 	 * on a host timer) and the connections are state of their own. */
-	snapshot_unsupported(vm, "--hyperv");
+	dev_registry_unsupported(&vm->devs, "--hyperv");
 	/* The timer fd is made now, before the vCPU threads copy the fd table. */
 	if (vm->vm_fd >= 0 && vm->evloop) {
 		h->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 		if (h->timerfd < 0)
 			return -errno;
-		int r = evloop_add(vm, h->timerfd, EPOLLIN, hyperv_timer_cb, h);
+		int r = evloop_add(vm->evloop, h->timerfd, EPOLLIN, hyperv_timer_cb, h);
 		if (r < 0) {
 			close(h->timerfd);
 			h->timerfd = -1;
@@ -493,7 +485,7 @@ void hyperv_destroy(struct vm *vm)
 		return;
 	if (h->timerfd >= 0) {
 		if (vm->evloop)
-			evloop_del(vm, h->timerfd);
+			evloop_del(vm->evloop, h->timerfd);
 		close(h->timerfd);
 	}
 	pthread_mutex_destroy(&h->lock);

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 struct vm;
+struct hyperv;
 
 #define HYPERV_SINT_COUNT 16
 #define HYPERV_PAGE_SIZE 4096u
@@ -81,13 +82,14 @@ uint64_t hyperv_synic_page(uint64_t control, uint64_t page_msr);
 /*
  * SINT routes: a handle (>= 0) for SINT `sint` of vCPU `vp`, or -EINVAL (no
  * such vCPU or SINT), -ENOSPC (HYPERV_MAX_ROUTES alive), or KVM's error.
- * raise: deliver it (0, or -errno). Thread-safe.
+ * raise: deliver it (0, or -errno). Thread-safe. h is the SynIC (a device
+ * gets it as dev_env's hyperv); NULL: -ENODEV.
  */
-int hyperv_route_create(struct vm *vm, unsigned vp, unsigned sint);
-void hyperv_route_destroy(struct vm *vm, int route);
-int hyperv_route_raise(struct vm *vm, int route);
+int hyperv_route_create(struct hyperv *h, unsigned vp, unsigned sint);
+void hyperv_route_destroy(struct hyperv *h, int route);
+int hyperv_route_raise(struct hyperv *h, int route);
 /* How many times a route was raised (unit tests, which have no KVM). */
-uint64_t hyperv_route_raised(struct vm *vm, int route);
+uint64_t hyperv_route_raised(struct hyperv *h, int route);
 
 /*
  * Connections: HvPostMessage to a message connection's id lands in SINT
@@ -95,10 +97,10 @@ uint64_t hyperv_route_raised(struct vm *vm, int route);
  * number `conn_id` in that SINT's event flags. 0, -EEXIST (id taken),
  * -EINVAL, -ENOSPC. destroy: 0 or -ENOENT.
  */
-int hyperv_msg_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigned sint);
-int hyperv_msg_conn_destroy(struct vm *vm, uint32_t conn_id);
-int hyperv_evt_conn_create(struct vm *vm, uint32_t conn_id, unsigned vp, unsigned sint);
-int hyperv_evt_conn_destroy(struct vm *vm, uint32_t conn_id);
+int hyperv_msg_conn_create(struct hyperv *h, uint32_t conn_id, unsigned vp, unsigned sint);
+int hyperv_msg_conn_destroy(struct hyperv *h, uint32_t conn_id);
+int hyperv_evt_conn_create(struct hyperv *h, uint32_t conn_id, unsigned vp, unsigned sint);
+int hyperv_evt_conn_destroy(struct hyperv *h, uint32_t conn_id);
 
 /* Try again to deliver every message waiting for its slot (the timer does
  * this every HYPERV_RETRY_MS while one waits); how many still wait. */

@@ -184,7 +184,7 @@ int inject_init(struct vm *vm)
 		if (in->tfd[i] < 0)
 			return -errno;
 		in->n = i + 1;
-		int r = evloop_add(vm, in->tfd[i], EPOLLIN, inject_fire, &in->slot[i]);
+		int r = evloop_add(vm->evloop, in->tfd[i], EPOLLIN, inject_fire, &in->slot[i]);
 		if (r < 0)
 			return r;
 	}
@@ -351,7 +351,7 @@ void inject_destroy(struct vm *vm)
 		return;
 	for (int i = 0; i < in->n; i++)
 		if (in->tfd[i] >= 0) {
-			evloop_del(vm, in->tfd[i]);
+			evloop_del(vm->evloop, in->tfd[i]);
 			close(in->tfd[i]);
 		}
 	pthread_mutex_destroy(&in->q_lock);

@@ -569,11 +569,12 @@ static int iommu_snap_load(void *opaque, struct snap_cur *c, uint32_t version, c
 	return 0;
 }
 
-static const struct snap_ops iommu_snap_ops = {
+/* Built by vm.c (iommu_create, before the devices behind it) and freed by
+ * iommu_destroy: in the registry for its snapshot section. */
+static const struct dev_ops iommu_dev_ops = {
 	.name = "intel-iommu",
-	.version = 1,
-	.save = iommu_snap_save,
-	.load = iommu_snap_load,
+	.desc = "intel-iommu",
+	.snap = { .name = "intel-iommu", .version = 1, .save = iommu_snap_save, .load = iommu_snap_load },
 };
 
 int iommu_create(struct vm *vm, bool intremap)
@@ -600,7 +601,7 @@ int iommu_create(struct vm *vm, bool intremap)
 		return r;
 	}
 	vm->iommu = u;
-	return snapshot_register(vm, &iommu_snap_ops, u);
+	return dev_registry_add(&vm->devs, &iommu_dev_ops, u);
 }
 
 void iommu_destroy(struct vm *vm)

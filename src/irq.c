@@ -26,6 +26,9 @@ struct irq_state {
 	bool msi_routed[IRQ_MAX_MSI_GSIS];
 	struct kvm_irq_routing_entry msi[IRQ_MAX_MSI_GSIS];
 	uint64_t rewrites; /* KVM_SET_GSI_ROUTING calls that took effect */
+	/* Split mode: hvmm's chips (devices/), once vm.c created them. */
+	struct pic *pic;
+	struct ioapic *ioapic;
 };
 
 static struct irq_state *irq_state_get(struct vm *vm)
@@ -90,6 +93,20 @@ static int irq_pin_isa(unsigned pin)
 	return pin == IRQ_PIT_PIN ? 0 : (int)pin;
 }
 
+void irq_attach(struct vm *vm, struct pic *pic, struct ioapic *ioapic)
+{
+	struct irq_state *s = irq_state_get(vm);
+	if (s) {
+		s->pic = pic;
+		s->ioapic = ioapic;
+	}
+}
+
+struct pic *irq_pic(struct vm *vm)
+{
+	return vm->irq ? vm->irq->pic : NULL;
+}
+
 void irq_set_line(struct vm *vm, unsigned pin, bool level)
 {
 	if (pin >= IRQ_IOAPIC_PINS)
@@ -98,9 +115,12 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level)
 	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
 		/* An ISA line reaches both chips, as on a PC: the 8259 and the
 		 * IOAPIC; whichever the guest left unmasked delivers it. */
+		struct irq_state *s = vm->irq;
+		if (!s)
+			return;
 		if (isa >= 0)
-			pic_set_irq(vm, (unsigned)isa, level);
-		ioapic_set_line(vm, pin, level);
+			pic_set_irq(s->pic, (unsigned)isa, level);
+		ioapic_set_line(s->ioapic, pin, level);
 		return;
 	}
 	/* Kernel mode: GSI 0 is ISA IRQ 0, which irq_kernel_defaults sends to
@@ -112,8 +132,8 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level)
 int irq_firmware_init(struct vm *vm)
 {
 	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
-		pic_firmware_init(vm);
-		pit_firmware_init(vm);
+		pic_firmware_init(irq_pic(vm));
+		pit_firmware_init(dev_find(&vm->devs, "pit", 0));
 		return 0;
 	}
 	/* KVM's own PIC and PIT: the same state through their ioctls. */
@@ -148,8 +168,8 @@ int irq_firmware_init(struct vm *vm)
 
 void irq_eoi(struct vm *vm, unsigned vector)
 {
-	if (vm->cfg.irqchip == IRQCHIP_SPLIT)
-		ioapic_eoi(vm, vector);
+	if (vm->cfg.irqchip == IRQCHIP_SPLIT && vm->irq)
+		ioapic_eoi(vm->irq->ioapic, vector);
 }
 
 /*

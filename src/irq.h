@@ -38,6 +38,13 @@ const char *irq_mode_name(enum irqchip_mode m);
 
 /* Before any vCPU exists: create the irqchip for vm->cfg.irqchip. 0 or -errno. */
 int irq_init(struct vm *vm);
+/* Split mode: the chips irq_set_line and irq_eoi drive (hvmm's 8259 pair
+ * and IOAPIC, from the device registry), once they exist; and the PIC, for
+ * the boot vCPU's ExtINT (NULL: none). */
+struct pic;
+struct ioapic;
+void irq_attach(struct vm *vm, struct pic *pic, struct ioapic *ioapic);
+struct pic *irq_pic(struct vm *vm);
 /* Drive IOAPIC pin `pin` (ISA IRQ n is pin n, IRQ 0 is pin 2). Thread-safe. */
 void irq_set_line(struct vm *vm, unsigned pin, bool level);
 /* For a guest without firmware (multiboot, ELF, flat): leave the 8259 pair

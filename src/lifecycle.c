@@ -80,7 +80,7 @@ static void lifecycle_unpark(struct vm *vm)
 	atomic_store(&vm->paused, false);
 	pthread_cond_broadcast(&vm->park_cond);
 	pthread_mutex_unlock(&vm->park_lock);
-	uart_resume(vm); /* what was typed during the pause */
+	dev_resume_all(&vm->devs); /* the UART: what was typed during the pause */
 }
 
 int lifecycle_pause(struct vm *vm, char *err, size_t n)
@@ -94,7 +94,9 @@ int lifecycle_pause(struct vm *vm, char *err, size_t n)
 		return 0;
 	uint64_t t0 = util_now_ns();
 	atomic_store(&vm->paused, true);
-	uart_pause_barrier(vm); /* its input thread raises no interrupt from here on */
+	/* Host-side activity outside the event loop: the UART's input thread
+	 * raises no interrupt from here on. */
+	dev_pause_all(&vm->devs);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(vm->vcpus[i]);
 	if (!lifecycle_wait_parked(vm, t0 + LIFECYCLE_PARK_LIMIT_NS)) {

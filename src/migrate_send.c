@@ -169,8 +169,8 @@ int migrate_out(struct vm *vm, const char *dest, uint32_t downtime_ms, char *err
 		return mig_fail(err, n, -1, "out of memory%s", "");
 	if (vm->cfg.dirty_log_ms)
 		return mig_fail(err, n, -1, "a migration needs KVM's dirty log, which --dirty-log uses%s", "");
-	if (vm->snap && vm->snap->unsupported)
-		return mig_fail(err, n, -1, "%s cannot be migrated", vm->snap->unsupported);
+	if (vm->devs.unsupported)
+		return mig_fail(err, n, -1, "%s cannot be migrated", vm->devs.unsupported);
 	if (atomic_load(&vm->suspended))
 		return mig_fail(err, n, -1, "the guest is in S3 sleep: wake it first%s", "");
 	struct sockaddr_storage ss;

@@ -204,7 +204,7 @@ static uint64_t pci_cf8_read(void *opaque, uint64_t off, unsigned size)
 		return v;
 	}
 	if (off == PCI_RESET_OFF && size == 1)
-		return sysreset_io_read(h->vm);
+		return sysreset_io_read(dev_find(&h->vm->devs, "sysreset", 0));
 	if (off < 4)
 		return pci_ones(size); /* non-dword CONFIG_ADDRESS: nothing there */
 	pthread_mutex_lock(&h->lock);
@@ -230,7 +230,7 @@ static void pci_cf8_write(void *opaque, uint64_t off, unsigned size, uint64_t va
 		return;
 	}
 	if (off == PCI_RESET_OFF && size == 1) {
-		sysreset_io_write(h->vm, (uint8_t)val);
+		sysreset_io_write(dev_find(&h->vm->devs, "sysreset", 0), (uint8_t)val);
 		return;
 	}
 	if (off < 4)
@@ -463,9 +463,8 @@ void pci_destroy(struct vm *vm)
 	vm->pci = NULL;
 }
 
-struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info)
+struct pci_dev *pci_dev_add(struct pci_host *h, const struct pci_dev_info *info)
 {
-	struct pci_host *h = vm->pci;
 	if (!h || !info) {
 		errno = EINVAL;
 		return NULL;
@@ -483,6 +482,11 @@ struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info)
 	}
 	errno = ENOSPC;
 	return NULL;
+}
+
+struct vm *pci_host_vm(struct pci_host *h)
+{
+	return h ? h->vm : NULL;
 }
 
 struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn)

@@ -76,9 +76,11 @@ struct pci_dev_info {
 int pci_init(struct vm *vm);
 void pci_destroy(struct vm *vm);
 
-/* Adds a function on the next free slot of bus 0. NULL and errno on failure
- * (ENOSPC: no slot left). The device lives until pci_destroy(). */
-struct pci_dev *pci_dev_add(struct vm *vm, const struct pci_dev_info *info);
+/* Adds a function on the next free slot of host h's bus 0 (a device's
+ * handle: dev_env's pci). NULL and errno on failure (ENOSPC: no slot left,
+ * EINVAL: no host). The device lives until pci_destroy(). */
+struct pci_host;
+struct pci_dev *pci_dev_add(struct pci_host *h, const struct pci_dev_info *info);
 /* The device at devfn on bus 0, or NULL. */
 struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn);
 /* devfn of a device (slot << 3). */
@@ -257,6 +259,10 @@ void pci_msix_set_mask_hook(struct pci_dev *d, void (*hook)(void *opaque, unsign
 /* The BAR's programmed base (what the guest wrote, or where pci_bar_add put it). */
 uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar);
 struct vm *pci_dev_vm(struct pci_dev *d);
+/* The VM behind a host: only for the device models still created with the
+ * VM (virtio's transport and models, vfio) until they take narrow handles
+ * like the others (device.h). */
+struct vm *pci_host_vm(struct pci_host *h);
 const char *pci_dev_name(const struct pci_dev *d);
 
 /*

@@ -215,14 +215,15 @@ static int pci_host_load(void *opaque, struct snap_cur *c, uint32_t version, cha
 	return 0;
 }
 
-static const struct snap_ops pci_host_snap_ops = {
+/* The host bridge is pci.c's (pci_init builds it, pci_destroy frees it):
+ * in the registry only for its place among the snapshot sections. */
+const struct dev_ops pci_host_dev_ops = {
 	.name = "pci-host",
-	.version = 1,
-	.save = pci_host_save,
-	.load = pci_host_load,
+	.desc = "PCI host bridge",
+	.snap = { .name = "pci-host", .version = 1, .save = pci_host_save, .load = pci_host_load },
 };
 
 int pci_host_snap_register(struct vm *vm)
 {
-	return snapshot_register(vm, &pci_host_snap_ops, vm->pci);
+	return dev_registry_add(&vm->devs, &pci_host_dev_ops, vm->pci);
 }

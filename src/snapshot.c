@@ -1,5 +1,7 @@
 /*
- * snapshot: the device registry and the payload buffers (see snapshot.h).
+ * snapshot: the payload buffers and the snapshot state's tear-down (see
+ * snapshot.h); the devices it saves are the device registry's
+ * (src/devices/registry.c).
  * The file format is snapshot_file.c's, the vCPU and KVM state
  * snapshot_kvm.c's, the create and restore flows snapshot_vm.c's.
  */
@@ -56,35 +58,14 @@ void snap_get(struct snap_cur *c, void *dst, size_t len)
 	c->left -= len;
 }
 
-int snapshot_register(struct vm *vm, const struct snap_ops *ops, void *dev)
-{
-	struct snapshot_reg *r = vm->snap;
-	if (!r && !(r = vm->snap = calloc(1, sizeof(*r))))
-		return -ENOMEM;
-	if (r->nr == r->cap) {
-		int cap = r->cap ? r->cap * 2 : 32;
-		struct snapshot_dev *d = realloc(r->devs, (size_t)cap * sizeof(*d));
-		if (!d)
-			return -ENOMEM;
-		r->devs = d;
-		r->cap = cap;
-	}
-	uint32_t inst = 0;
-	for (int i = 0; i < r->nr; i++)
-		if (!strcmp(r->devs[i].ops->name, ops->name))
-			inst++;
-	r->devs[r->nr++] = (struct snapshot_dev){ .ops = ops, .dev = dev, .instance = inst };
-	return 0;
-}
-
 int snapshot_restore_peek(struct vm *vm, const char *name, struct snap_cur *c, uint32_t *version)
 {
 	struct snapshot_reg *r = vm->snap;
 	if (!r || !r->restore)
 		return -ENOENT;
 	uint32_t inst = 0;
-	for (int i = 0; i < r->nr; i++)
-		if (!strcmp(r->devs[i].ops->name, name))
+	for (int i = 0; i < vm->devs.nr; i++)
+		if (!strcmp(vm->devs.v[i].ops->name, name))
 			inst++;
 	return snap_reader_find(r->restore, name, inst, c, version);
 }
@@ -92,15 +73,6 @@ int snapshot_restore_peek(struct vm *vm, const char *name, struct snap_cur *c, u
 bool snapshot_to_files(struct vm *vm)
 {
 	return vm->snap && vm->snap->to_files;
-}
-
-void snapshot_unsupported(struct vm *vm, const char *what)
-{
-	struct snapshot_reg *r = vm->snap;
-	if (!r && !(r = vm->snap = calloc(1, sizeof(*r))))
-		return; /* then nothing is registered either, and create refuses anyway */
-	if (!r->unsupported)
-		r->unsupported = what;
 }
 
 void snapshot_registry_free(struct vm *vm)
@@ -111,7 +83,6 @@ void snapshot_registry_free(struct vm *vm)
 		snap_reader_close(vm->snap->restore);
 		free(vm->snap->restore);
 	}
-	free(vm->snap->devs);
 	free(vm->snap);
 	vm->snap = NULL;
 }

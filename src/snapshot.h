@@ -9,10 +9,10 @@
  * so pages are read from the page cache when the guest first touches them
  * and several VMs restored from one file share them until they write.
  *
- * Every device implements the same two operations (struct snap_ops) and
- * registers them when it is created; a snapshot is the registry walked in
- * creation order, a restore the same walk on a VM built from the same
- * command line. A device's saved state is the guest-visible part only —
+ * Every device implements the same two operations (struct snap_ops, part
+ * of its struct dev_ops: device.h); a snapshot is the VM's device registry
+ * walked in creation order, a restore the same walk on a VM built from the
+ * same command line. A device's saved state is the guest-visible part only —
  * registers, queues, counters — never an fd, pointer, lock or thread.
  */
 #ifndef HVMM_SNAPSHOT_H
@@ -68,13 +68,10 @@ struct snap_ops {
 	int (*load)(void *dev, struct snap_cur *c, uint32_t version, char *err, size_t n);
 };
 
-/* At the device's creation: add it to the VM's registry, in creation order.
- * Instances of one name are numbered 0, 1, … in that order. 0 or -ENOMEM. */
-int snapshot_register(struct vm *vm, const struct snap_ops *ops, void *dev);
 /*
  * --restore, while the devices are created (after snapshot_restore_open,
  * before _apply): the payload of the state file's section `name` with the
- * instance number the next device registered under that name will get. For
+ * instance number the next device recorded under that name will get. For
  * a device whose host side depends on what the file says, before its load
  * (virtio-net's kept slirp helper). 0 with *c and *version; -ENOENT without
  * --restore or such a section. The payload is the file's: check it as such.
@@ -83,10 +80,7 @@ int snapshot_restore_peek(struct vm *vm, const char *name, struct snap_cur *c, u
 /* In a save: true if it is PUT /snapshot/create's (files, for another
  * process to restore on this host), false for a migration's. */
 bool snapshot_to_files(struct vm *vm);
-/* A device that cannot be saved (a host device passed through): while it
- * exists, a snapshot is refused with "<what> cannot be snapshotted". */
-void snapshot_unsupported(struct vm *vm, const char *what);
-/* Tear-down: the registry (not the devices). */
+/* Tear-down: the snapshot state (a restore's reader, the counts). */
 void snapshot_registry_free(struct vm *vm);
 
 /* ---- the VM ---- */

@@ -1,5 +1,6 @@
 /*
- * snapshot's own: the registry, shared by its .c files (not by devices).
+ * snapshot's own: its state and the file format, shared by its .c files
+ * (not by devices).
  */
 #ifndef HVMM_SNAPSHOT_PRIV_H
 #define HVMM_SNAPSHOT_PRIV_H
@@ -8,16 +9,8 @@
 
 #include "snapshot.h"
 
-struct snapshot_dev {
-	const struct snap_ops *ops;
-	void *dev;
-	uint32_t instance;
-};
-
+/* The snapshot state of a VM (the devices are vm->devs, device.h). */
 struct snapshot_reg {
-	struct snapshot_dev *devs;
-	int nr, cap;
-	const char *unsupported; /* the first device that cannot be saved, or NULL */
 	struct snap_reader *restore; /* --restore: the state file, between open and apply */
 	bool to_files;               /* snapshot_create is saving (not a migration) */
 	/* counts for --stats and the API */

@@ -111,8 +111,8 @@ int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_n
 		snprintf(err, n, "the guest is in S3 sleep: wake it first");
 		return -1;
 	}
-	if (reg->unsupported) {
-		snprintf(err, n, "%s cannot be snapshotted", reg->unsupported);
+	if (vm->devs.unsupported) {
+		snprintf(err, n, "%s cannot be snapshotted", vm->devs.unsupported);
 		return -1;
 	}
 	size_t plen = strlen(mem_name);
@@ -128,12 +128,15 @@ int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_n
 	int r = snapshot_kvm_vm_save(vm, w, err, n);
 	for (int i = 0; r == 0 && i < vm->ncpus; i++)
 		r = snapshot_vcpu_save(vm->vcpus[i], w, err, n);
-	for (int i = 0; r == 0 && i < reg->nr; i++) {
-		const struct snapshot_dev *d = &reg->devs[i];
-		snap_section_begin(w, d->ops->name, d->instance, d->ops->version);
+	for (int i = 0; r == 0 && i < vm->devs.nr; i++) {
+		const struct dev_inst *d = &vm->devs.v[i];
+		const struct snap_ops *so = &d->ops->snap;
+		if (!so->name)
+			continue; /* nothing guest-visible to save */
+		snap_section_begin(w, so->name, (uint32_t)d->index, so->version);
 		char derr[200] = "";
-		if (d->ops->save(d->dev, &w->body, derr, sizeof(derr)) < 0) {
-			snprintf(err, n, "%s #%u: %s", d->ops->name, d->instance, derr);
+		if (so->save(d->dev, &w->body, derr, sizeof(derr)) < 0) {
+			snprintf(err, n, "%s #%d: %s", so->name, d->index, derr);
 			r = -1;
 		}
 		snap_section_end(w);
@@ -306,18 +309,21 @@ int snapshot_restore_apply(struct vm *vm)
 			r = snapshot_vcpu_load(vm->vcpus[i], &c, ver, err, sizeof(err));
 	}
 	reg->restore_kvm_ns = util_now_ns() - t0;
-	for (int i = 0; r == 0 && i < reg->nr; i++) {
-		const struct snapshot_dev *d = &reg->devs[i];
-		r = snap_reader_next(rd, d->ops->name, d->instance, &c, &ver, err, sizeof(err));
+	for (int i = 0; r == 0 && i < vm->devs.nr; i++) {
+		const struct dev_inst *d = &vm->devs.v[i];
+		const struct snap_ops *so = &d->ops->snap;
+		if (!so->name)
+			continue;
+		r = snap_reader_next(rd, so->name, (uint32_t)d->index, &c, &ver, err, sizeof(err));
 		if (r < 0)
 			break;
 		char derr[300] = "";
-		if (d->ops->load(d->dev, &c, ver, derr, sizeof(derr)) < 0) {
-			snprintf(err, sizeof(err), "%s #%u: %s", d->ops->name, d->instance, derr);
+		if (so->load(d->dev, &c, ver, derr, sizeof(derr)) < 0) {
+			snprintf(err, sizeof(err), "%s #%d: %s", so->name, d->index, derr);
 			r = -1;
 		} else if (c.bad || c.left) {
-			snprintf(err, sizeof(err), "%s #%u: state of the wrong length for version %u",
-				 d->ops->name, d->instance, ver);
+			snprintf(err, sizeof(err), "%s #%d: state of the wrong length for version %u",
+				 so->name, d->index, ver);
 			r = -1;
 		}
 	}
@@ -339,10 +345,13 @@ void snapshot_print(struct vm *vm, FILE *f)
 	struct snapshot_reg *reg = vm->snap;
 	if (!reg || (!reg->saves && !vm->cfg.restore))
 		return;
+	int saved = 0; /* the devices with a section */
+	for (int i = 0; i < vm->devs.nr; i++)
+		saved += vm->devs.v[i].ops->snap.name != NULL;
 	if (vm->cfg.restore)
 		fprintf(f, "restore: %.3f ms (%s: read and checked, RAM mapped %.3f ms; KVM and vCPU state "
 			"%.3f ms; %d devices %.3f ms)\n", (double)reg->restore_ns / 1e6, vm->cfg.restore,
-			(double)reg->restore_open_ns / 1e6, (double)reg->restore_kvm_ns / 1e6, reg->nr,
+			(double)reg->restore_open_ns / 1e6, (double)reg->restore_kvm_ns / 1e6, saved,
 			(double)(reg->restore_ns - reg->restore_open_ns - reg->restore_kvm_ns) / 1e6);
 	if (reg->saves)
 		fprintf(f, "snapshots: %llu, the last %.1f ms: %llu bytes of state, %llu of RAM data\n",

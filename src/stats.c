@@ -432,14 +432,14 @@ void stats_print(struct vm *vm, FILE *f)
 	}
 	stats_print_irt(vm, f);
 	struct boot_timer_mark marks[BOOT_TIMER_MAX_MARKS];
-	unsigned nm = boot_timer_marks(vm, marks, BOOT_TIMER_MAX_MARKS);
+	unsigned nm = boot_timer_marks(dev_find(&vm->devs, "boot-timer", 0), marks, BOOT_TIMER_MAX_MARKS);
 	for (unsigned i = 0; i < nm && i < BOOT_TIMER_MAX_MARKS; i++)
 		fprintf(f, "boot-time mark %u: value 0x%x at %.3f ms (via %s)\n", i, marks[i].value,
 			(double)marks[i].ns / 1e6, marks[i].mmio ? "MMIO" : "port");
 	stats_print_virtio(vm, f);
 	stats_print_vfio(vm, f);
 	stats_print_iommu(vm, f);
-	uint64_t dropped = uart_dropped(vm);
+	uint64_t dropped = uart_dropped(dev_find(&vm->devs, "uart", 0));
 	if (dropped)
 		fprintf(f, "serial output dropped past --serial-limit: %llu bytes\n", (unsigned long long)dropped);
 	lifecycle_print(vm, f);
@@ -571,7 +571,7 @@ json_object *stats_json(struct vm *vm, bool vcpu_state)
 
 	json_object *marks = json_object_new_array();
 	struct boot_timer_mark m[BOOT_TIMER_MAX_MARKS];
-	unsigned nm = boot_timer_marks(vm, m, BOOT_TIMER_MAX_MARKS);
+	unsigned nm = boot_timer_marks(dev_find(&vm->devs, "boot-timer", 0), m, BOOT_TIMER_MAX_MARKS);
 	for (unsigned i = 0; i < nm && i < BOOT_TIMER_MAX_MARKS; i++) {
 		json_object *a = json_object_new_object();
 		json_object_object_add(a, "ns", json_object_new_uint64(m[i].ns));
@@ -598,8 +598,12 @@ json_object *stats_json(struct vm *vm, bool vcpu_state)
 	json_object_object_add(stop, "ns", json_object_new_uint64(vm->stop_ns));
 	json_object_object_add(root, "stop", stop);
 	json_object_object_add(root, "run_ns", json_object_new_uint64(vm->run_ns));
-	json_object_object_add(root, "serial_dropped", json_object_new_uint64(uart_dropped(vm)));
+	json_object_object_add(root, "serial_dropped", json_object_new_uint64(uart_dropped(dev_find(&vm->devs, "uart", 0))));
 	json_object_object_add(root, "irqchip", json_object_new_string(irq_mode_name(vm->cfg.irqchip)));
+	/* every device with counters, through its stats op (device.h) */
+	json_object *devs = json_object_new_object();
+	dev_stats_all(&vm->devs, devs);
+	json_object_object_add(root, "devices", devs);
 	json_object_object_add(root, "virtio", stats_json_virtio(vm));
 	json_object_object_add(root, "vfio", stats_json_vfio(vm));
 	json_object_object_add(root, "iommu", stats_json_iommu(vm));

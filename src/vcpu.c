@@ -359,12 +359,12 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 static void vcpu_extint(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	if (!pic_output(v->vm)) {
+	if (!pic_output(irq_pic(v->vm))) {
 		run->request_interrupt_window = 0;
 		return;
 	}
 	if (run->ready_for_interrupt_injection) {
-		int vector = pic_intack(v->vm);
+		int vector = pic_intack(irq_pic(v->vm));
 		struct kvm_interrupt irq = { .irq = (uint32_t)vector };
 		if (vector >= 0 && ioctl(v->fd, KVM_INTERRUPT, &irq) < 0) {
 			vm_stop(v->vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST,
@@ -375,7 +375,7 @@ static void vcpu_extint(struct vcpu *v)
 		if (v->vm->cfg.trace_exits)
 			vcpu_trace(v, "ExtINT vector 0x%x", vector);
 	}
-	run->request_interrupt_window = pic_output(v->vm);
+	run->request_interrupt_window = pic_output(irq_pic(v->vm));
 }
 
 /*
@@ -432,7 +432,7 @@ static void *vcpu_thread(void *arg)
 	}
 	const bool timed = vm->stats_on;
 	/* hvmm's 8259 (split irqchip) is wired to the boot CPU's LINT0 */
-	const bool extint = v->id == 0 && vm->pic;
+	const bool extint = v->id == 0 && irq_pic(vm);
 	vcpu_self = v;
 
 	while (!vm_stopping(vm)) {

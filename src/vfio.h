@@ -126,6 +126,11 @@ int vfio_set_irq_unmask_fd(struct vfio_dev *v, unsigned index, int fd);
 int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen);
 /* Every device's VFIO state; after pci_destroy. */
 void vfio_pci_destroy(struct vm *vm);
+/* --device vfio,host=BDF as a registry type (device.h): one per option,
+ * opened and added in the registry's order. Not converted yet: it reaches
+ * the VM through the PCI host, and vfio_pci_destroy frees it. */
+struct dev_ops;
+extern const struct dev_ops vfio_dev_ops;
 
 /* Accesses hvmm forwarded to a device's BARs (a mapped BAR has none) and
  * BAR mappings installed, for statistics and tests. */

@@ -442,7 +442,7 @@ static int vfio_msix_setup(struct vfio_pci *p, const uint8_t *snap, char *err, s
 	for (unsigned i = 0; i < nvec; i++) {
 		struct vfio_vec *v = &p->vec[i];
 		v->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (v->efd < 0 || (r = evloop_add(p->vm, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
+		if (v->efd < 0 || (r = evloop_add(p->vm->evloop, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
 			snprintf(err, errlen, "MSI-X vector %u: %s", i, strerror(v->efd < 0 ? errno : -r));
 			return v->efd < 0 ? -errno : r;
 		}
@@ -617,7 +617,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	/* A real device's state (its registers, DMA in progress, its own
 	 * firmware) cannot be read out and put back: no snapshot while it is
 	 * there. */
-	snapshot_unsupported(vm, "--device vfio");
+	dev_registry_unsupported(&vm->devs, "--device vfio");
 
 	uint8_t snap[VFIO_CFG_SNAP];
 	const struct vfio_region *cr = &p->dev.region[VFIO_PCI_CONFIG_REGION_INDEX];
@@ -646,7 +646,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 		.intx_pin = p->intx ? snap[PCI_INT_PIN] : 0,
 		.name = name,
 	};
-	p->pci = pci_dev_add(vm, &info);
+	p->pci = pci_dev_add(vm->pci, &info);
 	if (!p->pci) {
 		snprintf(err, errlen, "no PCI slot left: %s", strerror(errno));
 		return -errno;
@@ -704,3 +704,40 @@ const struct vfio_dev *vfio_pci_dev(struct vm *vm, unsigned i)
 	struct vfio_state *s = vm->vfio;
 	return s && i < s->n ? &s->dev[i]->dev : NULL;
 }
+
+/* ---- the registry's type ---- */
+
+static int vfio_count(const struct vm_config *cfg)
+{
+	return cfg->nr_vfio;
+}
+
+/* The host not set up for passthrough, or a function hvmm cannot offer
+ * (no slot, an unsupported kind): the user's to fix; the rest the host's. */
+static int vfio_dev_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	const char *bdf = env->cfg->vfio[i];
+	struct vm *vm = pci_host_vm(env->pci);
+	char why[256] = "no PCI host";
+	struct vfio_dev v;
+	int r = vm ? vfio_open(&v, bdf, env->mem, why, sizeof(why)) : HVMM_EXIT_HOST;
+	if (r) {
+		snprintf(err, n, "--device vfio,host=%s: %s", bdf, why);
+		return r == HVMM_EXIT_USAGE ? DEV_ERR_USAGE : -EIO;
+	}
+	if ((r = vfio_pci_create(vm, &v, why, sizeof(why))) < 0) {
+		snprintf(err, n, "--device vfio,host=%s: %s", bdf, why);
+		return r == -ENOSPC || r == -ENOTSUP ? DEV_ERR_USAGE : r;
+	}
+	*dev = vm->vfio;
+	return 0;
+}
+
+/* No snapshot (refused by name: vfio_pci_create marks the registry), no
+ * destroy (vfio_pci_destroy, after pci_destroy). */
+const struct dev_ops vfio_dev_ops = {
+	.name = "vfio",
+	.desc = "--device vfio",
+	.count = vfio_count,
+	.create = vfio_dev_create,
+};

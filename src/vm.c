@@ -56,6 +56,7 @@ static const struct {
 };
 
 static int vm_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vm_env_init(struct vm *vm);
 static int vm_fail(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -169,7 +170,7 @@ static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
 /* The IOMMU's interrupt remapping changed: every route computed through it. */
 static void vm_irq_routes_changed(struct vm *vm)
 {
-	ioapic_reroute_all(vm);
+	ioapic_reroute_all(dev_find(&vm->devs, "ioapic", 0));
 	pci_msix_reroute_all(vm);
 }
 
@@ -198,82 +199,15 @@ static int vm_create_devices(struct vm *vm)
 			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
 		iommu_set_routes_hook(vm, vm_irq_routes_changed);
 	}
-	if ((r = uart_create(vm, vm->cfg.serial, vm->cfg.serial_path, vm->cfg.serial_limit)) < 0) {
-		if (vm->cfg.serial == SERIAL_FILE)
-			return vm_fail(HVMM_EXIT_USAGE, "cannot open serial output %s: %s",
-				       vm->cfg.serial_path, strerror(-r));
-		return vm_fail(HVMM_EXIT_HOST, "serial port: %s", strerror(-r));
-	}
-	struct {
-		int (*create)(struct vm *);
-		const char *name;
-		bool split_only;
-	} devs[] = {
-		{ debug_exit_create, "isa-debug-exit", false },
-		{ i8042_create, "i8042", false },
-		{ sysreset_create, "reset control (0xcf9)", false },
-		{ boot_timer_create, "boot timer", false },
-		{ fw_cfg_create, "fw_cfg", false },
-		{ acpi_pm_create, "ACPI PM registers", false },
-		{ rtc_create, "RTC", false },
-		{ ioapic_create, "IOAPIC", true },
-		{ pic_create, "PIC", true },
-		{ pit_create, "PIT", true },
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
-		if (devs[i].split_only && vm->cfg.irqchip != IRQCHIP_SPLIT)
-			continue;
-		if ((r = devs[i].create(vm)) < 0)
-			return vm_fail(HVMM_EXIT_HOST, "creating %s: %s", devs[i].name, strerror(-r));
-	}
-	if (vm->cfg.pc_testdev && (r = pc_testdev_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "creating pc-testdev: %s", strerror(-r));
-	if (vm->cfg.pci_testdev && (r = pci_testdev_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "creating pci-testdev: %s", strerror(-r));
-	if (vm->cfg.edu && (r = edu_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "creating edu: %s", strerror(-r));
-	for (int i = 0; i < vm->cfg.nr_vfio; i++) {
-		char err[256];
-		struct vfio_dev v;
-		const char *bdf = vm->cfg.vfio[i];
-		if ((r = vfio_open(&v, bdf, &vm->mem, err, sizeof(err))))
-			return vm_fail(r, "--device vfio,host=%s: %s", bdf, err);
-		if ((r = vfio_pci_create(vm, &v, err, sizeof(err))) < 0)
-			return vm_fail(r == -ENOSPC || r == -ENOTSUP ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST,
-				       "--device vfio,host=%s: %s", bdf, err);
-	}
+	/* The SynIC before the devices: hyperv-testdev makes its routes. */
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
-	if (vm->cfg.hyperv_testdev && (r = hyperv_testdev_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "creating hyperv-testdev: %s", strerror(-r));
-	return 0;
-}
-
-/*
- * The virtio devices the command line asks for, in a fixed order (rng,
- * console, disks, networks), so their PCI slots — and the guest's view —
- * do not depend on option order. Each model prints nothing and returns
- * -errno; the message is worded here.
- */
-static int vm_create_virtio(struct vm *vm)
-{
-	const struct vm_config *c = &vm->cfg;
-	int r;
-	if (c->rng && (r = virtio_rng_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "--rng: virtio-rng: %s", strerror(-r));
-	if (c->console_virtio && (r = virtio_console_create(vm)) < 0)
-		return vm_fail(HVMM_EXIT_HOST, "--console virtio: virtio-console: %s", strerror(-r));
-	for (int i = 0; i < c->nr_disks; i++)
-		if ((r = virtio_blk_create_limited(vm, c->disks[i].path, c->disks[i].readonly, &c->disks[i].rl)) < 0)
-			return vm_fail(HVMM_EXIT_USAGE, "--disk %s: %s", c->disks[i].path,
-				       r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
-	for (int i = 0; i < c->nr_nets; i++) {
-		char err[256];
-		/* the model words its own error: the back end knows what went wrong */
-		if ((r = virtio_net_create_msg(vm, c->net[i], err, sizeof(err))) < 0)
-			return vm_fail(r == -EINVAL ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST, "--network %s: %s",
-				       c->net[i], err);
-	}
+	vm_env_init(vm);
+	char err[640]; /* a --network or --disk error quotes the option */
+	if ((r = dev_create_all(&vm->env, err, sizeof(err))))
+		return vm_fail(r, "%s", err);
+	/* The chips irq.c drives and the boot vCPU's ExtINT source. */
+	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
 	return 0;
 }
 
@@ -295,7 +229,7 @@ static int vm_fw_cfg_e820(struct vm *vm)
 	e[n++] = (struct vm_e820){ PCI_ECAM_BASE, PCI_ECAM_SIZE, 2 };
 	for (int i = 1; i < vm->mem.nr_regions; i++)
 		e[n++] = (struct vm_e820){ vm->mem.regions[i].gpa, vm->mem.regions[i].size, 1 };
-	int r = fw_cfg_add_file(vm, "etc/e820", e, n * sizeof(e[0]));
+	int r = fw_cfg_add_file(dev_find(&vm->devs, "fw_cfg", 0), "etc/e820", e, n * sizeof(e[0]));
 	return r < 0 ? vm_fail(HVMM_EXIT_HOST, "fw_cfg etc/e820: %s", strerror(-r)) : 0;
 }
 
@@ -411,7 +345,7 @@ static void vm_resume_s3(struct vm *vm)
 			"woke from S3 without a real-mode waking vector (0x%x): reset", vector);
 		return;
 	}
-	acpi_pm_woke(vm, true);
+	acpi_pm_woke(dev_find(&vm->devs, "acpi-pm", 0), true);
 	int fd = vm->vcpus[0]->fd;
 	struct boot_entry e = { .mode = BOOT_MODE_REAL16, .cs_sel = (uint16_t)(vector >> 4),
 				.rip = vector & 0xf };
@@ -450,6 +384,8 @@ static void vm_resume_s3(struct vm *vm)
 static void vm_sleep_s3(struct vm *vm)
 {
 	struct vcpu *self = vcpu_current();
+	struct acpi_pm *pm = dev_find(&vm->devs, "acpi-pm", 0);
+	struct rtc *rtc = dev_find(&vm->devs, "rtc", 0);
 	atomic_store(&vm->suspended, true);
 	for (int i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus[i] != self)
@@ -464,7 +400,7 @@ static void vm_sleep_s3(struct vm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 	while (!vm_stopping(vm)) {
 		/* a paused VM does not wake: its alarm fires once it is resumed */
-		if (!atomic_load(&vm->paused) && acpi_pm_rtc_wake_enabled(vm) && rtc_alarm_due(vm)) {
+		if (!atomic_load(&vm->paused) && acpi_pm_rtc_wake_enabled(pm) && rtc_alarm_due(rtc)) {
 			vm_resume_s3(vm);
 			break;
 		}
@@ -487,6 +423,64 @@ static void vm_kick_bsp(struct vm *vm)
 		vcpu_kick(bsp);
 }
 
+/* ---- what the devices get (struct dev_env): the VM behind narrow handles ---- */
+
+static void vm_env_irq(void *ctx, unsigned pin, bool level)
+{
+	irq_set_line(ctx, pin, level);
+}
+
+static void vm_env_stop(void *ctx, enum vm_stop_reason reason, int status, const char *msg)
+{
+	vm_stop(ctx, reason, status, "%s", msg);
+}
+
+static void vm_env_sleep_s3(void *ctx)
+{
+	vm_sleep_s3(ctx);
+}
+
+static void vm_env_kick_bsp(void *ctx)
+{
+	vm_kick_bsp(ctx);
+}
+
+static int vm_env_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_route_msi(ctx, gsi, addr, data);
+}
+
+static int vm_env_remap(void *ctx, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data)
+{
+	return iommu_remap_msi(ctx, sid, verify_sid, addr, data);
+}
+
+static void vm_env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
+{
+	iommu_ir_fault(ctx, sid, addr, reason);
+}
+
+/* Once the event loop, PCI host, IOMMU and SynIC exist. */
+static void vm_env_init(struct vm *vm)
+{
+	vm->env = (struct dev_env){
+		.cfg = &vm->cfg,
+		.pio = &vm->pio,
+		.mmio = &vm->mmio,
+		.mem = &vm->mem,
+		.loop = vm->evloop,
+		.pci = vm->pci,
+		.vm_fd = vm->vm_fd,
+		.ctl = { .ctx = vm, .stop = vm_env_stop, .sleep_s3 = vm_env_sleep_s3,
+			 .kick_bsp = vm_env_kick_bsp, .stopping = &vm->stopping, .paused = &vm->paused },
+		.irq_set = vm_env_irq,
+		.irq_ctx = vm,
+		.msi = { .ctx = vm, .route = vm_env_route, .remap = vm_env_remap, .fault = vm_env_fault },
+		.hyperv = vm->hyperv,
+		.reg = &vm->devs,
+	};
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -498,8 +492,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->park_lock, NULL);
 	pthread_cond_init(&vm->park_cond, NULL);
-	vm->sleep_s3 = vm_sleep_s3;
-	vm->kick_bsp = vm_kick_bsp;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
 	int r;
@@ -549,8 +541,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return vm_fail(HVMM_EXIT_HOST, "creating the %s irqchip: %s", irq_mode_name(cfg->irqchip),
 			       strerror(-r));
 	if ((r = vm_create_devices(vm)))
-		return r;
-	if ((r = vm_create_virtio(vm)))
 		return r;
 	/* A restored guest's RAM already holds its kernel, tables and all (a
 	 * migrated one's will). */
@@ -693,7 +683,7 @@ int vm_run(struct vm *vm)
 	/* Serial first: each vCPU thread takes a private copy of the fd table
 	 * when it starts (vcpu.c), so every fd a vCPU may use — the UART's
 	 * wake-up eventfd among them — must exist before the vCPUs do. */
-	if (uart_start(vm) < 0)
+	if (uart_start(dev_find(&vm->devs, "uart", 0)) < 0)
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "starting serial input: %s", strerror(errno));
 	/* The device back ends' thread: before the vCPUs, whose first notify
 	 * may already need it. (Its fds — epoll, stop eventfd, every ioeventfd
@@ -727,7 +717,7 @@ int vm_run(struct vm *vm)
 	dirtylog_harvest(vm); /* what the guest wrote since the last interval */
 	/* No vCPU can kick a queue any more: stop the back ends. */
 	evloop_stop(vm);
-	uart_stop(vm);
+	uart_stop(dev_find(&vm->devs, "uart", 0));
 	/* Quiet for the guest's own exits (debug-exit, shutdown); loud otherwise. */
 	if (vm->stop_reason != VM_STOP_DEBUG_EXIT && vm->stop_reason != VM_STOP_SHUTDOWN &&
 	    vm->stop_reason != VM_STOP_USER)
@@ -754,18 +744,17 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(vm->vcpus[i]);
 	vm->ncpus = 0;
 	evloop_stop(vm); /* vm_run did, unless vm_create failed half-way */
-	/* virtio devices go first: they unregister from the event loop and own
-	 * PCI functions. */
+	/* Every device the registry created, the last first (they unregister
+	 * from the event loop; the PCI functions are still on pci.c's bus);
+	 * then the virtio devices, whose entries (no destroy there) point into
+	 * them. */
+	dev_destroy_all(&vm->devs);
 	virtio_destroy_all(vm);
 	hyperv_destroy(vm); /* its retry timer is on the event loop */
 	inject_destroy(vm); /* so are its timers */
 	evloop_destroy(vm);
 	pci_destroy(vm);
 	vfio_pci_destroy(vm); /* after: the BAR ops and irqfds were pci.c's to use */
-	devices_destroy(vm); /* before the buses: it finds device state through them */
-	pci_testdev_destroy(vm);
-	hyperv_testdev_destroy(vm);
-	edu_destroy(vm);
 	iommu_destroy(vm);
 	snapshot_registry_free(vm);
 	metrics_close(vm);

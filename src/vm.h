@@ -19,122 +19,22 @@
 #include "memory.h"
 #include "ratelimit.h"
 
-#define VM_MAX_CPUS 64
-
-struct api_server;
-#define VM_MAX_MODULES 16
-#define VM_MAX_CPUID_OPS 32
-#define VM_MAX_DISKS 8
-#define VM_MAX_NETS 4
-
-/* One --cpuid-mask / --cpuid-set, kept in command-line order. */
-struct vm_cpuid_op {
-	const char *spec;
-	bool set;
-};
-
-struct vm_config {
-	const char *image;
-	uint64_t mem_size;
-	int ncpus;
-	const char *cmdline;
-	enum boot_format boot;
-	struct boot_module modules[VM_MAX_MODULES];
-	int nr_modules;
-	enum serial_mode serial;
-	const char *serial_path;
-	uint64_t serial_limit; /* bytes of COM1 output written at most; 0: no limit */
-	bool stats;
-	const char *stats_json;
-	bool trace_exits;
-	double timeout_s; /* 0: none */
-	bool strict_io;
-	enum irqchip_mode irqchip;
-	int64_t halt_poll_ns; /* -1: KVM's default */
-	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
-	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */
-	int nr_msr_filter;
-	struct inject_req inject[INJECT_MAX]; /* --inject: events for vCPU 0 */
-	int nr_inject;
-	uint64_t walk_addr;   /* --walk: a linear address --stats-json walks (vmstate.c) */
-	bool walk_set;
-	uint32_t dirty_log_ms; /* --dirty-log: harvest interval; 0: off (dirtylog.h) */
-	const char *api_sock;  /* --api-sock: the control API's socket (api.h), or NULL */
-	const char *id;        /* --id: the instance's name in the API */
-	struct api_server *api_server; /* the API already serving (pre-boot: preboot.h), or NULL */
-	const char *metrics_path; /* --metrics: statistics lines (metrics.h), or NULL */
-	const char *restore;   /* --restore: a snapshot's state file (snapshot.h), or NULL */
-	const char *restore_mem; /* its mem=: the memory file, else the one the state names */
-	const char *incoming;  /* --incoming tcp:ADDR:PORT: receive a live migration (migrate.h) */
-	bool acpi;            /* ACPI tables (RSDP at 0xe0000) beside the MP table */
-	const char *initrd;   /* Linux initrd */
-	bool no_decompress;   /* boot a bzImage through its own decompressor */
-	const char *cpu_template; /* NULL: none (what KVM supports) */
-	struct vm_cpuid_op cpuid_ops[VM_MAX_CPUID_OPS];
-	int nr_cpuid_ops;
-	/* PCI / virtio */
-	bool console_virtio;  /* --console virtio: hvc0 on stdio instead of COM1 input */
-	bool rng;             /* --rng: virtio-rng */
-	struct vm_disk {
-		const char *path;
-		bool readonly;
-		struct ratelimit rl; /* bw=, iops=: none when both sizes are 0 */
-	} disks[VM_MAX_DISKS];
-	int nr_disks;
-	const char *net[VM_MAX_NETS]; /* --network SPEC, checked by virtio_net_create */
-	int nr_nets;
-	bool no_irqfd;        /* device interrupts injected by hvmm (KVM_SIGNAL_MSI) */
-	bool no_ioeventfd;    /* queue notifies exit to hvmm */
-	bool pc_testdev;      /* --device pc-testdev */
-	bool pci_testdev;     /* --device pci-testdev */
-	bool edu;             /* --device edu: QEMU's educational PCI device */
-	char vfio[4][13];     /* --device vfio,host=BDF: host functions (VFIO_MAX_DEVICES, VFIO_BDF_LEN) */
-	int nr_vfio;
-	bool intel_iommu;     /* --device intel-iommu: a VT-d unit (iommu.h) */
-	int intremap;         /* its intremap=: 1 on, 0 off, -1 auto (on with the split irqchip) */
-	bool hyperv;          /* --hyperv: KVM's Hyper-V enlightenments (QEMU's hv-passthrough) */
-	bool hyperv_testdev;  /* --device hyperv-testdev (needs hyperv) */
-	bool seccomp;         /* --seccomp: per-thread allow-lists (sandbox.c) */
-};
+#include "device.h"
+#include "vm_config.h"
 
 struct vcpu;
-struct uart;
-struct ioapic;
-struct pic;
-struct pit;
-struct boot_timer;
 struct irq_state;
 struct evloop;
 struct pci_host;
-struct sysreset;
-struct pc_testdev;
-struct acpi_pm;
-struct pci_testdev;
 struct hyperv;
-struct hyperv_testdev;
-struct rtc;
 struct virtio_state;
 struct iommu;
-struct edu;
 struct coalesce;
 struct vfio_state;
 struct lifecycle;
 struct snapshot_reg;
 struct metrics;
 struct migrate;
-
-/* Why the VM stopped; decides the exit status and the message. */
-enum vm_stop_reason {
-	VM_STOP_NONE = 0,
-	VM_STOP_DEBUG_EXIT,  /* isa-debug-exit write */
-	VM_STOP_SHUTDOWN,    /* guest reset / shutdown request */
-	VM_STOP_USER,        /* Ctrl-A x, SIGINT, SIGTERM */
-	VM_STOP_TIMEOUT,
-	VM_STOP_GUEST_CRASH, /* triple fault, internal error, unexpected exit */
-	VM_STOP_HOST_ERROR,
-	VM_STOP_STRICT_IO,
-	VM_STOP_MIGRATED,    /* the guest went on in another hvmm (migrate.h) */
-};
 
 struct vm {
 	struct vm_config cfg;
@@ -154,22 +54,13 @@ struct vm {
 	struct irq_state *irq;
 	pthread_t main_thread; /* woken by vm_stop() */
 
-	/* devices */
-	struct uart *uart;
-	struct ioapic *ioapic;
-	struct pic *pic;               /* pic.c (split irqchip) */
-	struct pit *pit;               /* pit.c (split irqchip) */
-	struct boot_timer *boot_timer;
-	struct pc_testdev *pc_testdev; /* pc_testdev.c */
-	struct acpi_pm *acpi_pm;       /* acpi_pm.c */
-	struct pci_testdev *pci_testdev; /* pci_testdev.c */
+	/* Every device, in creation order (src/devices/registry.c): found by
+	 * name with dev_find, walked for snapshots, pauses and tear-down. */
+	struct dev_registry devs;
+	struct dev_env env; /* what each device was created with (vm_env.c) */
 	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
-	struct hyperv_testdev *hyperv_testdev; /* hyperv_testdev.c */
-	struct rtc *rtc;               /* rtc.c */
 	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
-	struct edu *edu;               /* edu.c: --device edu */
 	struct vfio_state *vfio;       /* vfio_pci.c: --device vfio,host=... */
-	struct sysreset *sysreset;   /* reached through PCI's 0xcf8 range when PCI owns it */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
@@ -186,16 +77,10 @@ struct vm {
 	 * without running a callback, the vCPUs without entering the guest. */
 	atomic_bool handed_over;
 
-	/*
-	 * S3 (suspend to RAM): the vCPU that asked parks the others (they wait
+	/* S3 (suspend to RAM): the vCPU that asked parks the others (they wait
 	 * in vcpu_park while `suspended`), waits for the wake event and sets the
-	 * boot CPU up at the waking vector. NULL in a VM without vCPU threads
-	 * (unit tests): a sleep request is then only counted.
-	 */
-	void (*sleep_s3)(struct vm *vm);
-	/* Wake the boot vCPU out of KVM_RUN (pic.c: its INT rose) unless the
-	 * caller is that vCPU. NULL without vCPU threads (unit tests). */
-	void (*kick_bsp)(struct vm *vm);
+	 * boot CPU up at the waking vector (vm.c's vm_sleep_s3, the devices'
+	 * dev_ctl sleep_s3). */
 	atomic_bool suspended;
 	/* Paused by the user (the API's PATCH /vm): vCPUs park like for S3,
 	 * and the event loop too (lifecycle.c). */

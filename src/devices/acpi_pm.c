@@ -32,6 +32,7 @@
  * (kvm-unit-tests' s3 does) sleeps.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,7 +41,6 @@
 
 #include "../irq.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define PM1_STS_TMR (1u << 0)
@@ -65,7 +65,9 @@ struct acpi_pm_regs {
 };
 
 struct acpi_pm {
-	struct vm *vm;
+	struct irq_line sci; /* ISA IRQ 9 */
+	struct dev_ctl ctl;  /* S5 stops the VM, S3 sleeps it */
+	struct bus *pio;
 	pthread_mutex_t lock;
 	struct acpi_pm_regs r;
 	/* Added to the host clock (ns since hvmm started) to give the timer's:
@@ -123,7 +125,7 @@ static uint64_t acpi_pm_read(void *opaque, uint64_t offset, unsigned size)
 	for (unsigned i = 0; i < size && offset + i < ACPI_PM_LEN; i++)
 		v |= (uint64_t)regs[offset + i] << (8 * i);
 	if (changed)
-		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
+		irq_line_set(&p->sci, level);
 	return v;
 }
 
@@ -176,17 +178,16 @@ static void acpi_pm_write(void *opaque, uint64_t offset, unsigned size, uint64_t
 	bool level, changed = acpi_pm_sci_level(p, &level);
 	pthread_mutex_unlock(&p->lock);
 	if (changed)
-		irq_set_line(p->vm, ACPI_PM_SCI_IRQ, level);
+		irq_line_set(&p->sci, level);
 	/* Sleep last, without the lock: S3 returns only once the machine woke. */
 	if (sleep_typ == ACPI_PM_SLP_TYP_S5)
-		vm_stop(p->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest powered off (ACPI S5)");
-	else if (sleep_typ == PM_SLP_TYP_S3 && p->vm->sleep_s3)
-		p->vm->sleep_s3(p->vm);
+		dev_ctl_stop(&p->ctl, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest powered off (ACPI S5)");
+	else if (sleep_typ == PM_SLP_TYP_S3 && p->ctl.sleep_s3)
+		p->ctl.sleep_s3(p->ctl.ctx);
 }
 
-bool acpi_pm_rtc_wake_enabled(struct vm *vm)
+bool acpi_pm_rtc_wake_enabled(struct acpi_pm *p)
 {
-	struct acpi_pm *p = vm->acpi_pm;
 	if (!p)
 		return false;
 	pthread_mutex_lock(&p->lock);
@@ -195,9 +196,8 @@ bool acpi_pm_rtc_wake_enabled(struct vm *vm)
 	return en;
 }
 
-void acpi_pm_woke(struct vm *vm, bool by_rtc)
+void acpi_pm_woke(struct acpi_pm *p, bool by_rtc)
 {
-	struct acpi_pm *p = vm->acpi_pm;
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -206,7 +206,7 @@ void acpi_pm_woke(struct vm *vm, bool by_rtc)
 	bool level, changed = acpi_pm_sci_level(p, &level);
 	pthread_mutex_unlock(&p->lock);
 	if (changed)
-		irq_set_line(vm, ACPI_PM_SCI_IRQ, level);
+		irq_line_set(&p->sci, level);
 }
 
 /*
@@ -283,48 +283,75 @@ static int acpi_pm_snap_load(void *dev, struct snap_cur *c, uint32_t version, ch
 	return 0;
 }
 
-static const struct snap_ops acpi_pm_snap_ops = {
-	.name = "acpi-pm",
-	.version = 1,
-	.save = acpi_pm_snap_save,
-	.load = acpi_pm_snap_load,
-};
-
 static const struct bus_ops acpi_pm_ops = {
 	.read = acpi_pm_read,
 	.write = acpi_pm_write,
 };
 
-int acpi_pm_create(struct vm *vm)
+static void acpi_pm_destroy(void *dev)
 {
+	struct acpi_pm *p = dev;
+	devices_bus_forget(p->pio, p);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static int acpi_pm_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct acpi_pm *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->vm = vm;
+	p->sci = dev_env_line(env, ACPI_PM_SCI_IRQ);
+	p->ctl = env->ctl;
+	p->pio = env->pio;
 	p->r.cnt = PM1_CNT_SCI_EN;
 	pthread_mutex_init(&p->lock, NULL);
-	vm->acpi_pm = p; /* freed by acpi_pm_destroy even if the registration fails */
-	int r = bus_register(&vm->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
-	return r < 0 ? r : snapshot_register(vm, &acpi_pm_snap_ops, p);
+	int r = bus_register(env->pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops, p, "acpi-pm");
+	if (r < 0) {
+		acpi_pm_destroy(p);
+		return r;
+	}
+	*dev = p;
+	return 0;
 }
 
-uint64_t acpi_pm_sleep_requests(struct vm *vm)
+/* Power-on: only SCI_EN (no SMM to hand over from), the timer from the
+ * host clock again, SCI low. */
+static void acpi_pm_reset(void *dev)
 {
-	struct acpi_pm *p = vm->acpi_pm;
+	struct acpi_pm *p = dev;
+	pthread_mutex_lock(&p->lock);
+	bool sci = p->r.sci;
+	memset(&p->r, 0, sizeof(p->r));
+	p->r.cnt = PM1_CNT_SCI_EN;
+	p->tmr_offset_ns = 0;
+	pthread_mutex_unlock(&p->lock);
+	if (sci)
+		irq_line_set(&p->sci, false);
+}
+
+static void acpi_pm_stats(void *dev, struct json_object *obj)
+{
+	json_object_object_add(obj, "sleep_requests", json_object_new_uint64(acpi_pm_sleep_requests(dev)));
+}
+
+const struct dev_ops acpi_pm_dev_ops = {
+	.name = "acpi-pm",
+	.desc = "ACPI PM registers",
+	.create = acpi_pm_create,
+	.reset = acpi_pm_reset,
+	.snap = { .name = "acpi-pm", .version = 1, .save = acpi_pm_snap_save, .load = acpi_pm_snap_load },
+	.stats = acpi_pm_stats,
+	.destroy = acpi_pm_destroy,
+};
+
+uint64_t acpi_pm_sleep_requests(struct acpi_pm *p)
+{
 	if (!p)
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	uint64_t n = p->sleep_requests;
 	pthread_mutex_unlock(&p->lock);
 	return n;
-}
-
-void acpi_pm_destroy(struct vm *vm)
-{
-	struct acpi_pm *p = vm->acpi_pm;
-	if (!p)
-		return;
-	vm->acpi_pm = NULL;
-	pthread_mutex_destroy(&p->lock);
-	free(p);
 }

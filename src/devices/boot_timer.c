@@ -5,6 +5,7 @@
  * ones are only counted, so a guest that writes in a loop cannot grow memory.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,13 +13,13 @@
 #include <string.h>
 
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define BOOT_TIMER_LEN 4
 
 struct boot_timer {
 	pthread_mutex_t lock;
+	struct bus *pio, *mmio;
 	unsigned count; /* all writes, kept or not */
 	struct boot_timer_mark marks[BOOT_TIMER_MAX_MARKS];
 };
@@ -152,33 +153,65 @@ static int boot_timer_snap_load(void *dev, struct snap_cur *c, uint32_t version,
 	return 0;
 }
 
-static const struct snap_ops boot_timer_snap_ops = {
-	.name = "boot-timer",
-	.version = 1,
-	.save = boot_timer_snap_save,
-	.load = boot_timer_snap_load,
-};
-
-int boot_timer_create(struct vm *vm)
+static void boot_timer_destroy(void *dev)
 {
+	struct boot_timer *t = dev;
+	devices_bus_forget(t->pio, t);
+	devices_bus_forget(t->mmio, t);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static int boot_timer_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct boot_timer *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
-	/* Owned by vm->boot_timer from here on: boot_timer_destroy frees it
-	 * even when a registration below fails. */
-	vm->boot_timer = t;
-	int r = bus_register(&vm->pio, BOOT_TIMER_PORT, BOOT_TIMER_LEN, &boot_timer_pio_ops, t,
+	t->pio = env->pio;
+	t->mmio = env->mmio;
+	int r = bus_register(env->pio, BOOT_TIMER_PORT, BOOT_TIMER_LEN, &boot_timer_pio_ops, t,
 			     "boot timer");
 	if (r == 0)
-		r = bus_register(&vm->mmio, BOOT_TIMER_MMIO, BOOT_TIMER_LEN, &boot_timer_mmio_ops, t,
+		r = bus_register(env->mmio, BOOT_TIMER_MMIO, BOOT_TIMER_LEN, &boot_timer_mmio_ops, t,
 				 "boot timer");
-	return r < 0 ? r : snapshot_register(vm, &boot_timer_snap_ops, t);
+	if (r < 0) {
+		boot_timer_destroy(t);
+		return r;
+	}
+	*dev = t;
+	return 0;
 }
 
-unsigned boot_timer_marks(struct vm *vm, struct boot_timer_mark *out, unsigned max)
+/* No marks: the next boot's are its own. */
+static void boot_timer_reset(void *dev)
 {
-	struct boot_timer *t = vm->boot_timer;
+	struct boot_timer *t = dev;
+	pthread_mutex_lock(&t->lock);
+	t->count = 0;
+	memset(t->marks, 0, sizeof(t->marks));
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void boot_timer_stats(void *dev, struct json_object *obj)
+{
+	json_object_object_add(obj, "marks", json_object_new_uint64(boot_timer_marks(dev, NULL, 0)));
+}
+
+const struct dev_ops boot_timer_dev_ops = {
+	.name = "boot-timer",
+	.desc = "boot timer",
+	.create = boot_timer_create,
+	.reset = boot_timer_reset,
+	.snap = { .name = "boot-timer", .version = 1, .save = boot_timer_snap_save,
+		  .load = boot_timer_snap_load },
+	.stats = boot_timer_stats,
+	.destroy = boot_timer_destroy,
+};
+
+unsigned boot_timer_marks(struct boot_timer *t, struct boot_timer_mark *out, unsigned max)
+{
 	if (!t)
 		return 0;
 	pthread_mutex_lock(&t->lock);
@@ -188,14 +221,4 @@ unsigned boot_timer_marks(struct vm *vm, struct boot_timer_mark *out, unsigned m
 		memcpy(out, t->marks, (kept < max ? kept : max) * sizeof(*out));
 	pthread_mutex_unlock(&t->lock);
 	return n;
-}
-
-void boot_timer_destroy(struct vm *vm)
-{
-	struct boot_timer *t = vm->boot_timer;
-	if (!t)
-		return;
-	vm->boot_timer = NULL;
-	pthread_mutex_destroy(&t->lock);
-	free(t);
 }

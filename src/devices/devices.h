@@ -1,6 +1,10 @@
 /*
- * devices: the legacy platform devices. Each lives in its own file, keeps its
- * own state and lock, and registers itself on the PIO or MMIO bus.
+ * devices: the platform devices. Each lives in its own file, keeps its own
+ * state and lock, and is one struct dev_ops (device.h): created from a
+ * struct dev_env of narrow handles (buses, guest RAM, the event loop, the
+ * PCI host, interrupt lines, a stop request), never from the VM, and listed
+ * once in the registry's table (types.c), which vm.c walks to build a VM.
+ * Adding a device: its file, its extern below, one line in types.c.
  *
  *   uart.c        16550A at 0x3f8, IRQ 4 (Linux 8250 driver and polling guests)
  *   debug_exit.c  QEMU's isa-debug-exit at 0xf4 (4 ports): a write of v stops
@@ -35,7 +39,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct vm;
+struct dev_ops;
 
 #define UART_COM1_BASE 0x3f8
 #define UART_COM1_IRQ 4
@@ -77,40 +81,66 @@ enum serial_mode {
 /* --serial FILE's default --serial-limit. */
 #define SERIAL_FILE_LIMIT (1ull << 30)
 
-/* Each *_create registers the device on vm's buses; 0 or -errno.
- * The UART writes at most `limit` bytes of output (0: no limit), then a
- * one-line notice, and counts what it drops (uart_dropped). */
-int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t limit);
-uint64_t uart_dropped(struct vm *vm);
-/* Start the stdin reader (after the vCPUs start); restore the terminal on exit. */
-int uart_start(struct vm *vm);
-void uart_stop(struct vm *vm);
-/* A pause (lifecycle.c), once vm->paused is set: host input stops reaching
- * the guest-visible FIFO and IRQ line until uart_resume, which delivers what
- * arrived meanwhile. */
-void uart_pause_barrier(struct vm *vm);
-void uart_resume(struct vm *vm);
+/*
+ * Every device type (struct dev_ops, device.h), in the registry's creation
+ * order (types.c). What each registers and what its create reads of the
+ * options is in its file; the functions below are the few links between a
+ * device and the rest (irq.c, vcpu.c, vm.c's S3, stats), on the instance
+ * that dev_find returns. Each accepts NULL (no such device) and does
+ * nothing then.
+ */
+extern const struct dev_ops uart_dev_ops;        /* "uart": --serial */
+extern const struct dev_ops debug_exit_dev_ops;  /* "debug-exit" */
+extern const struct dev_ops i8042_dev_ops;       /* "i8042" */
+extern const struct dev_ops sysreset_dev_ops;    /* "sysreset" */
+extern const struct dev_ops boot_timer_dev_ops;  /* "boot-timer" */
+extern const struct dev_ops fw_cfg_dev_ops;      /* "fw_cfg" */
+extern const struct dev_ops acpi_pm_dev_ops;     /* "acpi-pm" */
+extern const struct dev_ops rtc_dev_ops;         /* "rtc" */
+extern const struct dev_ops ioapic_dev_ops;      /* "ioapic": split irqchip only */
+extern const struct dev_ops pic_dev_ops;         /* "pic": split irqchip only */
+extern const struct dev_ops pit_dev_ops;         /* "pit": split irqchip only */
+extern const struct dev_ops pc_testdev_dev_ops;  /* "pc-testdev" */
+extern const struct dev_ops pci_testdev_dev_ops; /* "pci-testdev": needs a PCI host */
+extern const struct dev_ops edu_dev_ops;         /* "edu": needs a PCI host */
+extern const struct dev_ops hyperv_testdev_dev_ops; /* "hyperv-testdev": needs the SynIC */
 
-int debug_exit_create(struct vm *vm);
-int i8042_create(struct vm *vm);
-int sysreset_create(struct vm *vm);
+struct uart;
+struct sysreset;
+struct boot_timer;
+struct fw_cfg;
+struct acpi_pm;
+struct rtc;
+struct ioapic;
+struct pic;
+struct pit;
+struct pc_testdev;
+struct hyperv_testdev;
+
+/* The UART writes at most --serial-limit bytes of output (0: no limit),
+ * then a one-line notice, and counts what it drops (uart_dropped). */
+uint64_t uart_dropped(struct uart *u);
+/* Start the stdin reader (after the vCPUs start); restore the terminal on
+ * exit. A pause (its dev_ops pause, once the VM's paused flag is set): host
+ * input stops reaching the guest-visible FIFO and IRQ line until the
+ * resume, which delivers what arrived meanwhile. */
+int uart_start(struct uart *u);
+void uart_stop(struct uart *u);
+
 /* The reset control register for pci.c, which owns 0xCF8-0xCFF when present. */
-uint8_t sysreset_io_read(struct vm *vm);
-void sysreset_io_write(struct vm *vm, uint8_t value);
-int boot_timer_create(struct vm *vm);
-int ioapic_create(struct vm *vm);
-int pic_create(struct vm *vm);
+uint8_t sysreset_io_read(struct sysreset *s);
+void sysreset_io_write(struct sysreset *s, uint8_t value);
 /* The 8259 pair (pic.c). ISA line irq (0..15; 2 is the cascade) to level. */
-void pic_set_irq(struct vm *vm, unsigned irq, bool level);
+void pic_set_irq(struct pic *p, unsigned irq, bool level);
 /* Is the master's INT output high? Lock-free: the boot vCPU asks before
  * every KVM_RUN. */
-bool pic_output(struct vm *vm);
+bool pic_output(struct pic *p);
 /* The INTA cycle: the vector to inject (a spurious IRQ 7/15 if the request
  * went away), or -1 without a PIC. */
-int pic_intack(struct vm *vm);
+int pic_intack(struct pic *p);
 /* Program the pair as a PC BIOS leaves it: vectors 0x08 and 0x70, all
  * masked but IRQ 0 and the cascade. */
-void pic_firmware_init(struct vm *vm);
+void pic_firmware_init(struct pic *p);
 
 /*
  * The 8254 PIT (pit.c). The chip itself is pure logic on an explicit clock
@@ -134,48 +164,39 @@ bool pit_chip_out(const struct pit_chip *p, unsigned channel, uint64_t now_ns);
  * absolute time of the first edge and the period (0: just that one). */
 bool pit_chip_timer(const struct pit_chip *p, uint64_t now_ns, uint64_t *first_ns,
 		    uint64_t *period_ns);
-/* The device: ports 0x40-0x43 and 0x61, the timerfd on vm's event loop
+/* The device: ports 0x40-0x43 and 0x61, the timerfd on the event loop
  * (none without one: then IRQ 0 never fires). */
-int pit_create(struct vm *vm);
 /* Program channel 0 as a PC BIOS does: mode 2, count 65536 (18.2 Hz). */
-void pit_firmware_init(struct vm *vm);
+void pit_firmware_init(struct pit *p);
 /* IRQ 0 edges raised so far. */
-uint64_t pit_irqs(struct vm *vm);
-/* fw_cfg: items from vm->cfg (mem_size, ncpus) as they are at create time. */
-int fw_cfg_create(struct vm *vm);
+uint64_t pit_irqs(struct pit *p);
+/* fw_cfg: items from the options (mem_size, ncpus) as they are at create time. */
 /*
  * Add a read-only file (data copied) under name (1..FW_CFG_NAME_MAX chars).
  * Files are kept sorted and numbered from 0x20 in name order, so call before
  * the guest runs. 0, -ENODEV (no fw_cfg_create), -EINVAL, -EEXIST, -ENOSPC
  * or -ENOMEM.
  */
-int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t len);
-/* Called by devices_destroy(). */
-void fw_cfg_destroy(struct vm *vm);
+int fw_cfg_add_file(struct fw_cfg *fc, const char *name, const void *data, size_t len);
 
-/* ACPI PM registers (acpi_pm.c). */
-int acpi_pm_create(struct vm *vm);
-/* S3: may the RTC alarm wake the machine (PM1_EN.RTC_EN)? And: it woke
- * (WAK_STS, and RTC_STS when by_rtc). */
-bool acpi_pm_rtc_wake_enabled(struct vm *vm);
-void acpi_pm_woke(struct vm *vm, bool by_rtc);
-/* RTC (rtc.c): CMOS clock and RAM at 0x70/0x71. */
-int rtc_create(struct vm *vm);
-/* Has the alarm fired (a second matching it passed) with AIE on? For S3 wake. */
-bool rtc_alarm_due(struct vm *vm);
+/* ACPI PM registers (acpi_pm.c). S3: may the RTC alarm wake the machine
+ * (PM1_EN.RTC_EN)? And: it woke (WAK_STS, and RTC_STS when by_rtc). */
+bool acpi_pm_rtc_wake_enabled(struct acpi_pm *p);
+void acpi_pm_woke(struct acpi_pm *p, bool by_rtc);
+/* RTC (rtc.c): CMOS clock and RAM at 0x70/0x71. Has the alarm fired (a
+ * second matching it passed) with AIE on? For S3 wake. */
+bool rtc_alarm_due(struct rtc *r);
 /* Pure logic: do the registers' sec/min/hour match the alarm's (>= 0xc0: any)? */
 bool rtc_alarm_match(const uint8_t alarm[3], const uint8_t now[3]);
 /* Writes of SLP_EN the guest made (sleep is not carried out). */
-uint64_t acpi_pm_sleep_requests(struct vm *vm);
+uint64_t acpi_pm_sleep_requests(struct acpi_pm *p);
 /* Pure logic, for unit tests: the 24-bit PM timer count ns after start, and
  * PM1_STS after a write of value (write 1 to clear). */
 uint32_t acpi_pm_timer_ticks(uint64_t ns);
 uint16_t acpi_pm_sts_write(uint16_t sts, uint16_t value);
 
-/* pc-testdev (pc_testdev.c). */
-int pc_testdev_create(struct vm *vm);
-/* Pages flushed through port 0xe4 so far. */
-uint64_t pc_testdev_flushes(struct vm *vm);
+/* pc-testdev (pc_testdev.c): pages flushed through port 0xe4 so far. */
+uint64_t pc_testdev_flushes(struct pc_testdev *t);
 /* The pure logic, for unit tests: the scratch register after/for an access of
  * size bytes at offset (clipped to the register's 4 bytes), and the IOAPIC
  * pin an interrupt line drives (-1: no such line). */
@@ -183,24 +204,12 @@ uint32_t pc_testdev_scratch_read(uint32_t reg, unsigned offset, unsigned size);
 uint32_t pc_testdev_scratch_write(uint32_t reg, unsigned offset, unsigned size, uint64_t value);
 int pc_testdev_irq_pin(unsigned line);
 
-/* pci-testdev (pci_testdev.c), on the next free slot of bus 0. Its destroy
- * is vm_destroy's, not devices_destroy's: it is a PCI device, and programs
- * that use the legacy devices without PCI (unit tests) must not need pci.c. */
-int pci_testdev_create(struct vm *vm);
-void pci_testdev_destroy(struct vm *vm);
-
-/* edu (edu.c): QEMU's educational PCI device (1234:11e8), on the next free
- * slot; destroyed by vm_destroy like pci-testdev. */
-int edu_create(struct vm *vm);
-void edu_destroy(struct vm *vm);
-/* The pure logic, for unit tests: n! modulo 2^32, as the device computes it. */
+/* pci-testdev (pci_testdev.c) and edu (edu.c, QEMU's educational PCI
+ * device 1234:11e8) take the next free slot of bus 0.
+ * The pure logic, for unit tests: n! modulo 2^32, as the device computes it. */
 uint32_t edu_factorial(uint32_t n);
 
-/* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. Like
- * pci-testdev's, its destroy is vm_destroy's: it pulls in hyperv.c and irq.c,
- * which the unit tests of the legacy devices replace with stubs. */
-int hyperv_testdev_create(struct vm *vm);
-void hyperv_testdev_destroy(struct vm *vm);
+/* hyperv-testdev (hyperv_testdev.c); needs hyperv_create() first. */
 enum {
 	HYPERV_TESTDEV_SINT_ROUTE_CREATE = 1,
 	HYPERV_TESTDEV_SINT_ROUTE_DESTROY,
@@ -217,31 +226,24 @@ struct hyperv_testdev_cmd {
 struct hyperv_testdev_cmd hyperv_testdev_decode(uint32_t value);
 /* What the port does with a 4-byte write: 0, or -errno when the command was
  * refused (bad vCPU/SINT, unknown route or connection, id taken, full). */
-int hyperv_testdev_write(struct vm *vm, uint32_t value);
+int hyperv_testdev_write(struct hyperv_testdev *t, uint32_t value);
 /* For tests: commands refused so far; hyperv.c's handle of the first route
  * made for (vp, sint) by SINT_ROUTE_CREATE, or -1. */
-uint64_t hyperv_testdev_refused(struct vm *vm);
-int hyperv_testdev_route(struct vm *vm, unsigned vp, unsigned sint);
+uint64_t hyperv_testdev_refused(struct hyperv_testdev *t);
+int hyperv_testdev_route(struct hyperv_testdev *t, unsigned vp, unsigned sint);
 
 /* Split irqchip: the IOAPIC's view of a pin and of an EOI (called by irq.c). */
-void ioapic_set_line(struct vm *vm, unsigned pin, bool level);
-void ioapic_eoi(struct vm *vm, unsigned vector);
+void ioapic_set_line(struct ioapic *s, unsigned pin, bool level);
+void ioapic_eoi(struct ioapic *s, unsigned vector);
 /* The IOMMU's interrupt remapping changed (IRE, the table, an invalidation):
  * recompute every pin's route. Call without IOMMU locks held. */
-void ioapic_reroute_all(struct vm *vm);
+void ioapic_reroute_all(struct ioapic *s);
 /* How many times pin has been delivered (tests, statistics). */
-uint64_t ioapic_delivered(struct vm *vm, unsigned pin);
+uint64_t ioapic_delivered(struct ioapic *s, unsigned pin);
 
 /* Host-side input for the UART, as if typed on stdin (Ctrl-A escapes
  * included; Ctrl-A x stops the VM). Used by the stdin thread and by tests. */
-void uart_receive(struct vm *vm, const uint8_t *buf, size_t len);
-
-/*
- * Free every device's state (stops the UART thread, closes --serial FILE).
- * Call once the vCPUs are joined and before bus_free(): devices find their
- * state through their bus ranges. Safe after a partial devices set-up.
- */
-void devices_destroy(struct vm *vm);
+void uart_receive(struct uart *u, const uint8_t *buf, size_t len);
 
 /*
  * The clocks the devices' snapshots measure their timers against (devices.c):
@@ -262,6 +264,6 @@ struct boot_timer_mark {
 	bool mmio;
 };
 /* Copies up to max marks; returns how many were recorded in total. */
-unsigned boot_timer_marks(struct vm *vm, struct boot_timer_mark *out, unsigned max);
+unsigned boot_timer_marks(struct boot_timer *t, struct boot_timer_mark *out, unsigned max);
 
 #endif

@@ -7,9 +7,11 @@
 #include <stdint.h>
 
 #include "../bus.h"
+#include "../device.h"
+#include "../irq.h"
+#include "../memory.h"
 #include "../snapshot.h"
-
-struct vm;
+#include "../vm_config.h"
 
 /*
  * Snapshot loads (devices.c): the checks every payload gets, each writing
@@ -25,22 +27,10 @@ static inline bool devices_snap_is_bool(uint8_t v)
 }
 
 /*
- * The bus has no unregister, and struct vm has no slot for every device, so
- * tear-down finds a device's state through its own ranges: for each range of
- * bus served by ops, call fn(opaque) once per distinct opaque and clear it.
+ * The bus has no unregister: a device's destroy clears opaque from every
+ * range of b that holds it, so that nothing can reach the freed state (a
+ * test that goes on using its buses). b NULL: nothing.
  */
-void devices_free_opaque(struct bus *b, const struct bus_ops *ops, void (*fn)(void *));
-
-void uart_destroy(struct vm *vm);
-void debug_exit_destroy(struct vm *vm);
-void i8042_destroy(struct vm *vm);
-void sysreset_destroy(struct vm *vm);
-void boot_timer_destroy(struct vm *vm);
-void ioapic_destroy(struct vm *vm);
-void pic_destroy(struct vm *vm);
-void pit_destroy(struct vm *vm);
-void pc_testdev_destroy(struct vm *vm);
-void acpi_pm_destroy(struct vm *vm);
-void rtc_destroy(struct vm *vm);
+void devices_bus_forget(struct bus *b, const void *opaque);
 
 #endif

@@ -42,7 +42,6 @@
 #include "../pci.h"
 #include "../snapshot.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define EDU_VENDOR 0x1234
@@ -77,7 +76,6 @@
 #define EDU_DMA_MASK ((1ull << 28) - 1)
 
 struct edu {
-	struct vm *vm;
 	struct pci_dev *pci;
 	/* all under the PCI device lock, which pci.c holds around BAR accesses */
 	uint32_t alive, fact, status, irq_status;
@@ -301,19 +299,12 @@ static int edu_snap_load(void *opaque, struct snap_cur *c, uint32_t version, cha
 	return 0;
 }
 
-static const struct snap_ops edu_snap_ops = {
-	.name = "edu",
-	.version = 1,
-	.save = edu_snap_save,
-	.load = edu_snap_load,
-};
-
-int edu_create(struct vm *vm)
+static int edu_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
 {
+	(void)i, (void)err, (void)n;
 	struct edu *e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	e->vm = vm;
 	const struct pci_dev_info info = {
 		.vendor_id = EDU_VENDOR,
 		.device_id = EDU_DEVICE,
@@ -324,13 +315,15 @@ int edu_create(struct vm *vm)
 		.intx_pin = 1,
 		.name = "edu",
 	};
-	e->pci = pci_dev_add(vm, &info);
+	e->pci = pci_dev_add(env->pci, &info);
 	if (!e->pci) {
 		int r = -errno;
 		free(e);
 		return r;
 	}
-	vm->edu = e; /* freed by edu_destroy from here on */
+	/* From here the function is on the bus, its BAR pointing at e: kept
+	 * (and destroyed) also when a step below fails. */
+	*dev = e;
 	int r;
 	if (!pci_bar_add_type(e->pci, EDU_BAR, PCI_BAR_TYPE_MEM32, EDU_BAR_SIZE, &edu_ops, e))
 		return -errno;
@@ -339,11 +332,26 @@ int edu_create(struct vm *vm)
 	/* kvm-unit-tests' edu library never turns memory decoding on: it
 	 * relies on the BIOS having done it, as SeaBIOS does under QEMU. */
 	pci_dev_firmware_enable(e->pci);
-	return snapshot_register(vm, &edu_snap_ops, e);
+	return 0;
 }
 
-void edu_destroy(struct vm *vm)
+static void edu_destroy(void *dev)
 {
-	free(vm->edu);
-	vm->edu = NULL;
+	free(dev);
 }
+
+static int edu_count(const struct vm_config *cfg)
+{
+	return cfg->edu;
+}
+
+/* No reset: the function's configuration space is pci.c's, which has no
+ * function-level reset yet. */
+const struct dev_ops edu_dev_ops = {
+	.name = "edu",
+	.desc = "edu",
+	.count = edu_count,
+	.create = edu_create,
+	.snap = { .name = "edu", .version = 1, .save = edu_snap_save, .load = edu_snap_load },
+	.destroy = edu_destroy,
+};

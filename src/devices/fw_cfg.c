@@ -29,7 +29,6 @@
 #include <string.h>
 
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define FW_CFG_CTL_LEN 2 /* selector at +0, data at +1 */
@@ -85,7 +84,8 @@ struct fw_cfg {
 	/* vCPUs may hit the ports concurrently; the selector/offset pair and the
 	 * DMA register are one piece of state. */
 	pthread_mutex_t lock;
-	struct vm *vm; /* guest RAM for DMA */
+	struct guest_mem *mem; /* DMA's source and target */
+	struct bus *pio;
 
 	struct fw_cfg_regs r;
 
@@ -219,7 +219,7 @@ static const struct bus_ops fw_cfg_ctl_ops = {
  * it is dropped. */
 static void fw_cfg_dma_run(struct fw_cfg *fc, uint64_t gpa)
 {
-	const struct guest_mem *mem = &fc->vm->mem;
+	const struct guest_mem *mem = fc->mem;
 	uint8_t acc[16];
 	if (mem_read(mem, gpa, acc, sizeof(acc)) < 0)
 		return;
@@ -343,13 +343,6 @@ static int fw_cfg_snap_load(void *dev, struct snap_cur *c, uint32_t version, cha
 	return 0;
 }
 
-static const struct snap_ops fw_cfg_snap_ops = {
-	.name = "fw_cfg",
-	.version = 1,
-	.save = fw_cfg_snap_save,
-	.load = fw_cfg_snap_load,
-};
-
 static void fw_cfg_free(void *opaque)
 {
 	struct fw_cfg *fc = opaque;
@@ -361,46 +354,63 @@ static void fw_cfg_free(void *opaque)
 	free(fc);
 }
 
-int fw_cfg_create(struct vm *vm)
+static void fw_cfg_destroy(void *dev)
 {
+	struct fw_cfg *fc = dev;
+	devices_bus_forget(fc->pio, fc);
+	fw_cfg_free(fc);
+}
+
+/* The fixed items from the options as they are now (RAM size, vCPUs). */
+static int fw_cfg_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct fw_cfg *fc = calloc(1, sizeof(*fc));
 	if (!fc)
 		return -ENOMEM;
 	pthread_mutex_init(&fc->lock, NULL);
-	fc->vm = vm;
+	fc->mem = env->mem;
+	fc->pio = env->pio;
 	memcpy(fc->sig, "QEMU", 4);
 	fw_cfg_put_le(fc->id, FW_CFG_ID_TRADITIONAL | FW_CFG_ID_DMA, 4);
-	fw_cfg_put_le(fc->ram_size, vm->cfg.mem_size, 8);
+	fw_cfg_put_le(fc->ram_size, env->cfg->mem_size, 8);
 	/* No CPU hot-plug: the maximum is the count. */
-	fw_cfg_put_le(fc->nb_cpus, (uint64_t)vm->cfg.ncpus, 2);
-	fw_cfg_put_le(fc->max_cpus, (uint64_t)vm->cfg.ncpus, 2);
+	fw_cfg_put_le(fc->nb_cpus, (uint64_t)env->cfg->ncpus, 2);
+	fw_cfg_put_le(fc->max_cpus, (uint64_t)env->cfg->ncpus, 2);
 	/* An empty directory still has its count. */
 	fc->dir = calloc(1, 4);
-	if (!fc->dir) {
-		fw_cfg_free(fc);
-		return -ENOMEM;
-	}
+	int r = fc->dir ? 0 : -ENOMEM;
 	fc->dir_len = 4;
-
-	int r = bus_register(&vm->pio, FW_CFG_PORT_SEL, FW_CFG_CTL_LEN, &fw_cfg_ctl_ops, fc,
-			     "fw_cfg");
+	if (r == 0)
+		r = bus_register(env->pio, FW_CFG_PORT_SEL, FW_CFG_CTL_LEN, &fw_cfg_ctl_ops, fc, "fw_cfg");
+	if (r == 0)
+		r = bus_register(env->pio, FW_CFG_PORT_DMA, FW_CFG_DMA_LEN, &fw_cfg_dma_ops, fc,
+				 "fw_cfg dma");
 	if (r < 0) {
-		fw_cfg_free(fc);
+		fw_cfg_destroy(fc);
 		return r;
 	}
-	/* From here the state is reachable through the selector range, so
-	 * fw_cfg_destroy frees it even if the DMA range fails. */
-	r = bus_register(&vm->pio, FW_CFG_PORT_DMA, FW_CFG_DMA_LEN, &fw_cfg_dma_ops, fc, "fw_cfg dma");
-	return r < 0 ? r : snapshot_register(vm, &fw_cfg_snap_ops, fc);
+	*dev = fc;
+	return 0;
 }
 
-static struct fw_cfg *fw_cfg_find(struct vm *vm)
+/* The registers; the items (and files) are the machine's and stay. */
+static void fw_cfg_reset(void *dev)
 {
-	const struct bus_range *r = bus_find(&vm->pio, FW_CFG_PORT_SEL, FW_CFG_CTL_LEN);
-	if (!r || r->ops != &fw_cfg_ctl_ops)
-		return NULL;
-	return r->opaque;
+	struct fw_cfg *fc = dev;
+	pthread_mutex_lock(&fc->lock);
+	memset(&fc->r, 0, sizeof(fc->r));
+	pthread_mutex_unlock(&fc->lock);
 }
+
+const struct dev_ops fw_cfg_dev_ops = {
+	.name = "fw_cfg",
+	.desc = "fw_cfg",
+	.create = fw_cfg_create,
+	.reset = fw_cfg_reset,
+	.snap = { .name = "fw_cfg", .version = 1, .save = fw_cfg_snap_save, .load = fw_cfg_snap_load },
+	.destroy = fw_cfg_destroy,
+};
 
 /* Rebuild FWCfgFiles from the sorted list: be32 count, then 64-byte entries. */
 static int fw_cfg_rebuild_dir(struct fw_cfg *fc)
@@ -423,9 +433,8 @@ static int fw_cfg_rebuild_dir(struct fw_cfg *fc)
 	return 0;
 }
 
-int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t len)
+int fw_cfg_add_file(struct fw_cfg *fc, const char *name, const void *data, size_t len)
 {
-	struct fw_cfg *fc = fw_cfg_find(vm);
 	if (!fc)
 		return -ENODEV;
 	size_t nlen = name ? strlen(name) : 0;
@@ -479,11 +488,4 @@ int fw_cfg_add_file(struct vm *vm, const char *name, const void *data, size_t le
 out:
 	pthread_mutex_unlock(&fc->lock);
 	return r;
-}
-
-void fw_cfg_destroy(struct vm *vm)
-{
-	/* Both ranges share one state: the first call clears both opaques. */
-	devices_free_opaque(&vm->pio, &fw_cfg_ctl_ops, fw_cfg_free);
-	devices_free_opaque(&vm->pio, &fw_cfg_dma_ops, fw_cfg_free);
 }

@@ -23,12 +23,12 @@
  * sizes and offsets are ignored; reads give 0.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "../hyperv.h"
-#include "../snapshot.h"
-#include "../vm.h"
+#include "devices_priv.h"
 
 /* The SINT routes made by commands 1-3 (connections own theirs). */
 struct hyperv_testdev_route {
@@ -38,7 +38,8 @@ struct hyperv_testdev_route {
 };
 
 struct hyperv_testdev {
-	struct vm *vm;
+	struct hyperv *hv; /* the SynIC whose routes and connections it makes */
+	struct bus *pio;
 	pthread_mutex_t lock;
 	struct hyperv_testdev_route routes[HYPERV_MAX_ROUTES];
 	uint64_t refused; /* commands dropped */
@@ -65,7 +66,7 @@ static int hyperv_testdev_route_find(struct hyperv_testdev *t, unsigned vp, unsi
 /* Called with t->lock held. */
 static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cmd c)
 {
-	struct vm *vm = t->vm;
+	struct hyperv *hv = t->hv;
 	int i;
 	switch (c.command) {
 	case HYPERV_TESTDEV_SINT_ROUTE_CREATE: {
@@ -73,7 +74,7 @@ static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cm
 			;
 		if (i == HYPERV_MAX_ROUTES)
 			return -ENOSPC;
-		int h = hyperv_route_create(vm, c.vp, c.sint);
+		int h = hyperv_route_create(hv, c.vp, c.sint);
 		if (h < 0)
 			return h;
 		t->routes[i] = (struct hyperv_testdev_route){ true, c.vp, c.sint, h };
@@ -82,29 +83,28 @@ static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cm
 	case HYPERV_TESTDEV_SINT_ROUTE_DESTROY:
 		if ((i = hyperv_testdev_route_find(t, c.vp, c.sint)) < 0)
 			return -ENOENT;
-		hyperv_route_destroy(vm, t->routes[i].handle);
+		hyperv_route_destroy(hv, t->routes[i].handle);
 		t->routes[i].used = false;
 		return 0;
 	case HYPERV_TESTDEV_SINT_ROUTE_SET_SINT:
 		if ((i = hyperv_testdev_route_find(t, c.vp, c.sint)) < 0)
 			return -ENOENT;
-		return hyperv_route_raise(vm, t->routes[i].handle);
+		return hyperv_route_raise(hv, t->routes[i].handle);
 	case HYPERV_TESTDEV_MSG_CONN_CREATE:
-		return hyperv_msg_conn_create(vm, c.conn_id, c.vp, c.sint);
+		return hyperv_msg_conn_create(hv, c.conn_id, c.vp, c.sint);
 	case HYPERV_TESTDEV_MSG_CONN_DESTROY:
-		return hyperv_msg_conn_destroy(vm, c.conn_id);
+		return hyperv_msg_conn_destroy(hv, c.conn_id);
 	case HYPERV_TESTDEV_EVT_CONN_CREATE:
-		return hyperv_evt_conn_create(vm, c.conn_id, c.vp, c.sint);
+		return hyperv_evt_conn_create(hv, c.conn_id, c.vp, c.sint);
 	case HYPERV_TESTDEV_EVT_CONN_DESTROY:
-		return hyperv_evt_conn_destroy(vm, c.conn_id);
+		return hyperv_evt_conn_destroy(hv, c.conn_id);
 	default:
 		return -EINVAL;
 	}
 }
 
-int hyperv_testdev_write(struct vm *vm, uint32_t value)
+int hyperv_testdev_write(struct hyperv_testdev *t, uint32_t value)
 {
-	struct hyperv_testdev *t = vm->hyperv_testdev;
 	if (!t)
 		return -ENODEV;
 	pthread_mutex_lock(&t->lock);
@@ -115,9 +115,8 @@ int hyperv_testdev_write(struct vm *vm, uint32_t value)
 	return r;
 }
 
-uint64_t hyperv_testdev_refused(struct vm *vm)
+uint64_t hyperv_testdev_refused(struct hyperv_testdev *t)
 {
-	struct hyperv_testdev *t = vm->hyperv_testdev;
 	if (!t)
 		return 0;
 	pthread_mutex_lock(&t->lock);
@@ -126,9 +125,8 @@ uint64_t hyperv_testdev_refused(struct vm *vm)
 	return n;
 }
 
-int hyperv_testdev_route(struct vm *vm, unsigned vp, unsigned sint)
+int hyperv_testdev_route(struct hyperv_testdev *t, unsigned vp, unsigned sint)
 {
-	struct hyperv_testdev *t = vm->hyperv_testdev;
 	if (!t)
 		return -1;
 	pthread_mutex_lock(&t->lock);
@@ -151,7 +149,7 @@ static void hyperv_testdev_pio_write(void *opaque, uint64_t offset, unsigned siz
 	struct hyperv_testdev *t = opaque;
 	if (offset != 0 || size != 4) /* QEMU's register takes 4-byte accesses only */
 		return;
-	hyperv_testdev_write(t->vm, (uint32_t)value);
+	hyperv_testdev_write(t, (uint32_t)value);
 }
 
 static const struct bus_ops hyperv_testdev_ops = {
@@ -159,31 +157,55 @@ static const struct bus_ops hyperv_testdev_ops = {
 	.write = hyperv_testdev_pio_write,
 };
 
-int hyperv_testdev_create(struct vm *vm)
+static void hyperv_testdev_destroy(void *dev)
 {
-	if (!vm->hyperv)
+	struct hyperv_testdev *t = dev;
+	devices_bus_forget(t->pio, t);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static int hyperv_testdev_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
+	if (!env->hyperv)
 		return -ENODEV; /* main.c asks for --hyperv first */
 	struct hyperv_testdev *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->vm = vm;
+	t->hv = env->hyperv;
+	t->pio = env->pio;
 	pthread_mutex_init(&t->lock, NULL);
-	vm->hyperv_testdev = t; /* freed by hyperv_testdev_destroy even if registering fails */
+	int r = bus_register(env->pio, HYPERV_TESTDEV_PORT, 4, &hyperv_testdev_ops, t, "hyperv-testdev");
+	if (r < 0) {
+		hyperv_testdev_destroy(t);
+		return r;
+	}
 	/* Its state is handles into hyperv.c's SINT routes and SynIC message and
 	 * event connections (KVM GSIs, eventfds, KVM_HYPERV_EVENTFD): host
 	 * objects that hyperv.c would have to rebuild first, and it has no
 	 * snapshot of its own. So a VM with the test device is not saveable. */
-	snapshot_unsupported(vm, "--device hyperv-testdev");
-	return bus_register(&vm->pio, HYPERV_TESTDEV_PORT, 4, &hyperv_testdev_ops, t,
-			    "hyperv-testdev");
+	dev_registry_unsupported(env->reg, "--device hyperv-testdev");
+	*dev = t;
+	return 0;
 }
 
-void hyperv_testdev_destroy(struct vm *vm)
+static int hyperv_testdev_count(const struct vm_config *cfg)
 {
-	struct hyperv_testdev *t = vm->hyperv_testdev;
-	if (!t)
-		return;
-	vm->hyperv_testdev = NULL;
-	pthread_mutex_destroy(&t->lock);
-	free(t);
+	return cfg->hyperv_testdev;
 }
+
+static void hyperv_testdev_stats(void *dev, struct json_object *obj)
+{
+	json_object_object_add(obj, "refused", json_object_new_uint64(hyperv_testdev_refused(dev)));
+}
+
+/* No reset and no snapshot: see create. */
+const struct dev_ops hyperv_testdev_dev_ops = {
+	.name = "hyperv-testdev",
+	.desc = "hyperv-testdev",
+	.count = hyperv_testdev_count,
+	.create = hyperv_testdev_create,
+	.stats = hyperv_testdev_stats,
+	.destroy = hyperv_testdev_destroy,
+};

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define I8042_DATA_PORT 0x60
@@ -57,7 +56,9 @@ struct i8042_regs {
 _Static_assert(sizeof(struct i8042_regs) == 9 + 2 * I8042_OUTQ, "i8042_regs without padding");
 
 struct i8042 {
-	struct vm *vm;
+	struct irq_line kbd_line, aux_line; /* ISA IRQ 1 and 12 */
+	struct dev_ctl ctl;                 /* 0xFE to 0x64: a reset request */
+	struct bus *pio;
 	pthread_mutex_t lock;
 	struct i8042_regs r;
 };
@@ -71,11 +72,11 @@ static void i8042_update_irq(struct i8042 *k)
 	bool aux_level = aux && (k->r.cmd_byte & I8042_CTR_AUXINT);
 	if (kbd_level != k->r.kbd_irq) {
 		k->r.kbd_irq = kbd_level;
-		irq_set_line(k->vm, I8042_KBD_IRQ, kbd_level);
+		irq_line_set(&k->kbd_line, kbd_level);
 	}
 	if (aux_level != k->r.aux_irq) {
 		k->r.aux_irq = aux_level;
-		irq_set_line(k->vm, I8042_AUX_IRQ, aux_level);
+		irq_line_set(&k->aux_line, aux_level);
 	}
 }
 
@@ -91,7 +92,7 @@ static void i8042_push(struct i8042 *k, uint8_t v, bool aux)
 
 static void i8042_reset_request(struct i8042 *k, const char *how)
 {
-	vm_stop(k->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest reset via i8042 (%s)", how);
+	dev_ctl_stop(&k->ctl, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest reset via i8042 (%s)", how);
 }
 
 static void i8042_command(struct i8042 *k, uint8_t cmd)
@@ -264,13 +265,6 @@ static int i8042_snap_load(void *dev, struct snap_cur *c, uint32_t version, char
 	return 0;
 }
 
-static const struct snap_ops i8042_snap_ops = {
-	.name = "i8042",
-	.version = 1,
-	.save = i8042_snap_save,
-	.load = i8042_snap_load,
-};
-
 /* Two 1-byte ranges (0x61-0x63 belong to others), so two sets of ops. */
 static uint64_t i8042_data_read(void *opaque, uint64_t offset, unsigned size)
 {
@@ -310,35 +304,62 @@ static const struct bus_ops i8042_cmd_ops = {
 	.write = i8042_cmd_write,
 };
 
-static void i8042_free(void *opaque)
+/* What firmware leaves: keyboard interrupt enabled, system flag,
+ * translation; the reset line not asserted. */
+static void i8042_regs_init(struct i8042_regs *r)
 {
-	struct i8042 *k = opaque;
+	memset(r, 0, sizeof(*r));
+	r->cmd_byte = 0x45;
+	r->outport = 0x01;
+}
+
+static void i8042_destroy(void *dev)
+{
+	struct i8042 *k = dev;
+	devices_bus_forget(k->pio, k);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
 
-int i8042_create(struct vm *vm)
+static int i8042_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
 {
+	(void)i, (void)err, (void)n;
 	struct i8042 *k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
-	k->vm = vm;
+	k->kbd_line = dev_env_line(env, I8042_KBD_IRQ);
+	k->aux_line = dev_env_line(env, I8042_AUX_IRQ);
+	k->ctl = env->ctl;
+	k->pio = env->pio;
 	pthread_mutex_init(&k->lock, NULL);
-	/* keyboard interrupt enabled, system flag, translation: what firmware leaves */
-	k->r.cmd_byte = 0x45;
-	k->r.outport = 0x01; /* reset line not asserted */
-	int r = bus_register(&vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, k, "i8042 data");
+	i8042_regs_init(&k->r);
+	int r = bus_register(env->pio, I8042_DATA_PORT, 1, &i8042_data_ops, k, "i8042 data");
+	if (r == 0)
+		r = bus_register(env->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042 command");
 	if (r < 0) {
-		i8042_free(k);
+		i8042_destroy(k);
 		return r;
 	}
-	/* On failure the data range still points at k: i8042_destroy frees it. */
-	r = bus_register(&vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, k, "i8042 command");
-	return r < 0 ? r : snapshot_register(vm, &i8042_snap_ops, k);
+	*dev = k;
+	return 0;
 }
 
-void i8042_destroy(struct vm *vm)
+/* The lines go low with the buffer: a reset controller asserts nothing. */
+static void i8042_reset(void *dev)
 {
-	devices_free_opaque(&vm->pio, &i8042_data_ops, i8042_free);
-	devices_free_opaque(&vm->pio, &i8042_cmd_ops, i8042_free);
+	struct i8042 *k = dev;
+	pthread_mutex_lock(&k->lock);
+	i8042_regs_init(&k->r);
+	irq_line_set(&k->kbd_line, false);
+	irq_line_set(&k->aux_line, false);
+	pthread_mutex_unlock(&k->lock);
 }
+
+const struct dev_ops i8042_dev_ops = {
+	.name = "i8042",
+	.desc = "i8042",
+	.create = i8042_create,
+	.reset = i8042_reset,
+	.snap = { .name = "i8042", .version = 1, .save = i8042_snap_save, .load = i8042_snap_load },
+	.destroy = i8042_destroy,
+};

@@ -31,7 +31,6 @@
 
 #include "../iommu.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define IOAPIC_MMIO_LEN 0x1000
@@ -88,7 +87,9 @@ struct ioapic_pin {
 };
 
 struct ioapic {
-	struct vm *vm;
+	struct dev_msi msi; /* its pins are KVM MSI routes, through the IOMMU */
+	int vm_fd;          /* KVM_IRQ_LINE on a pin's GSI; -1: no KVM (tests) */
+	struct bus *mmio;
 	/*
 	 * route_lock serialises redirection-entry writes together with their
 	 * irq_route_msi() call, which is made without `lock` held: irq.c calls
@@ -101,6 +102,12 @@ struct ioapic {
 	uint32_t id;
 	struct ioapic_pin pin[IRQ_IOAPIC_PINS];
 };
+
+/* Without a routing handle (unit tests) a route is only recorded. */
+static int ioapic_route(struct ioapic *s, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return s->msi.route ? s->msi.route(s->msi.ctx, gsi, addr, data) : 0;
+}
 
 static void ioapic_msi(const struct ioapic_pin *p, uint64_t *addr, uint32_t *data)
 {
@@ -121,7 +128,8 @@ static void ioapic_deliver(struct ioapic *s, unsigned n)
 	if (p->ir_fault) {
 		/* blocked by interrupt remapping: recorded when raised, as on hardware */
 		p->blocked++;
-		iommu_ir_fault(s->vm, IOMMU_IOAPIC_SID, p->ir_addr, p->ir_fault);
+		if (s->msi.fault)
+			s->msi.fault(s->msi.ctx, IOMMU_IOAPIC_SID, p->ir_addr, p->ir_fault);
 		return;
 	}
 	p->delivered++;
@@ -130,15 +138,15 @@ static void ioapic_deliver(struct ioapic *s, unsigned n)
 		/* what KVM delivers is the route's message, the one the EOI names */
 		p->inflight_vector = p->routed ? (uint8_t)p->msi_data : (uint8_t)p->lo;
 	}
-	if (s->vm->vm_fd < 0)
+	if (s->vm_fd < 0)
 		return; /* unit tests: no KVM */
 	/* KVM fires an MSI route on every level-1 call; the 0 after an edge
 	 * only keeps the GSI's recorded level tidy. */
 	struct kvm_irq_level l = { .irq = n, .level = 1 };
-	ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &l);
+	ioctl(s->vm_fd, KVM_IRQ_LINE, &l);
 	if (!level) {
 		l.level = 0;
-		ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &l);
+		ioctl(s->vm_fd, KVM_IRQ_LINE, &l);
 	}
 }
 
@@ -150,9 +158,8 @@ static void ioapic_service_level(struct ioapic *s, unsigned n)
 		ioapic_deliver(s, n);
 }
 
-void ioapic_set_line(struct vm *vm, unsigned pin, bool level)
+void ioapic_set_line(struct ioapic *s, unsigned pin, bool level)
 {
-	struct ioapic *s = vm->ioapic;
 	if (!s || pin >= IRQ_IOAPIC_PINS)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -197,9 +204,8 @@ static void ioapic_eoi_routed(struct ioapic *s, unsigned vector)
 	}
 }
 
-void ioapic_reroute_all(struct vm *vm)
+void ioapic_reroute_all(struct ioapic *s)
 {
-	struct ioapic *s = vm->ioapic;
 	if (!s)
 		return;
 	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++) {
@@ -209,9 +215,8 @@ void ioapic_reroute_all(struct vm *vm)
 	}
 }
 
-void ioapic_eoi(struct vm *vm, unsigned vector)
+void ioapic_eoi(struct ioapic *s, unsigned vector)
 {
-	struct ioapic *s = vm->ioapic;
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->route_lock);
@@ -219,9 +224,8 @@ void ioapic_eoi(struct vm *vm, unsigned vector)
 	pthread_mutex_unlock(&s->route_lock);
 }
 
-uint64_t ioapic_delivered(struct vm *vm, unsigned pin)
+uint64_t ioapic_delivered(struct ioapic *s, unsigned pin)
 {
-	struct ioapic *s = vm->ioapic;
 	if (!s || pin >= IRQ_IOAPIC_PINS)
 		return 0;
 	pthread_mutex_lock(&s->lock);
@@ -305,7 +309,7 @@ static void ioapic_reroute(struct ioapic *s, unsigned n)
 	 * lock: it takes its own). The IOAPIC's interrupts are not checked
 	 * against the IRTE's source id (see iommu_remap_msi). */
 	uint64_t orig = addr;
-	int fault = iommu_remap_msi(s->vm, IOMMU_IOAPIC_SID, false, &addr, &data);
+	int fault = s->msi.remap ? s->msi.remap(s->msi.ctx, IOMMU_IOAPIC_SID, false, &addr, &data) : 0;
 	pthread_mutex_lock(&s->lock);
 	p->ir_addr = orig;
 	p->ir_fault = fault;
@@ -313,7 +317,7 @@ static void ioapic_reroute(struct ioapic *s, unsigned n)
 	pthread_mutex_unlock(&s->lock);
 	if (!reroute)
 		return;
-	int r = irq_route_msi(s->vm, n, addr, data);
+	int r = ioapic_route(s, n, addr, data);
 	pthread_mutex_lock(&s->lock);
 	if (r == 0) {
 		p->routed = true;
@@ -495,7 +499,7 @@ static int ioapic_snap_load(void *dev, struct snap_cur *c, uint32_t version, cha
 			ioapic_reroute(s, i); /* a masked pin waits for its unmask, as ever */
 			continue;
 		}
-		r = irq_route_msi(s->vm, i, q->inflight_msi_addr, q->inflight_msi_data);
+		r = ioapic_route(s, i, q->inflight_msi_addr, q->inflight_msi_data);
 		if (r == 0) {
 			pthread_mutex_lock(&s->lock);
 			s->pin[i].routed = true;
@@ -510,47 +514,74 @@ static int ioapic_snap_load(void *dev, struct snap_cur *c, uint32_t version, cha
 	return r == 0 ? 0 : -1;
 }
 
-static const struct snap_ops ioapic_snap_ops = {
-	.name = "ioapic",
-	.version = 1,
-	.save = ioapic_snap_save,
-	.load = ioapic_snap_load,
-};
-
 static const struct bus_ops ioapic_ops = {
 	.read = ioapic_mmio_read,
 	.write = ioapic_mmio_write,
 };
 
-int ioapic_create(struct vm *vm)
+static void ioapic_destroy(void *dev)
 {
-	struct ioapic *s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->vm = vm;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_mutex_init(&s->route_lock, NULL);
-	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++)
-		s->pin[n].lo = RTE_MASK; /* reset: every pin masked */
-	/* ID 0 after reset; a guest that wants the firmware's ID writes it. */
-	int r = bus_register(&vm->mmio, IRQ_IOAPIC_ADDR, IOAPIC_MMIO_LEN, &ioapic_ops, s, "ioapic");
-	if (r < 0) {
-		pthread_mutex_destroy(&s->lock);
-		pthread_mutex_destroy(&s->route_lock);
-		free(s);
-		return r;
-	}
-	vm->ioapic = s;
-	return snapshot_register(vm, &ioapic_snap_ops, s);
-}
-
-void ioapic_destroy(struct vm *vm)
-{
-	struct ioapic *s = vm->ioapic;
-	if (!s)
-		return;
-	vm->ioapic = NULL;
+	struct ioapic *s = dev;
+	devices_bus_forget(s->mmio, s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->route_lock);
 	free(s);
 }
+
+/* Reset: every pin masked, nothing latched, ID 0 (a guest that wants the
+ * firmware's ID writes it). What a pin's route last was stays: it is KVM's
+ * table, rewritten when the guest programs the pin again. */
+static void ioapic_regs_init(struct ioapic *s)
+{
+	s->regsel = 0;
+	s->id = 0;
+	for (unsigned n = 0; n < IRQ_IOAPIC_PINS; n++)
+		s->pin[n] = (struct ioapic_pin){ .lo = RTE_MASK };
+}
+
+static int ioapic_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
+	struct ioapic *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->msi = env->msi;
+	s->vm_fd = env->vm_fd;
+	s->mmio = env->mmio;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->route_lock, NULL);
+	ioapic_regs_init(s);
+	int r = bus_register(env->mmio, IRQ_IOAPIC_ADDR, IOAPIC_MMIO_LEN, &ioapic_ops, s, "ioapic");
+	if (r < 0) {
+		ioapic_destroy(s);
+		return r;
+	}
+	*dev = s;
+	return 0;
+}
+
+static void ioapic_reset(void *dev)
+{
+	struct ioapic *s = dev;
+	pthread_mutex_lock(&s->route_lock);
+	pthread_mutex_lock(&s->lock);
+	ioapic_regs_init(s);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->route_lock);
+}
+
+/* Only with the split irqchip: KVM's own IOAPIC serves the kernel mode. */
+static int ioapic_count(const struct vm_config *cfg)
+{
+	return cfg->irqchip == IRQCHIP_SPLIT;
+}
+
+const struct dev_ops ioapic_dev_ops = {
+	.name = "ioapic",
+	.desc = "IOAPIC",
+	.count = ioapic_count,
+	.create = ioapic_create,
+	.reset = ioapic_reset,
+	.snap = { .name = "ioapic", .version = 1, .save = ioapic_snap_save, .load = ioapic_snap_load },
+	.destroy = ioapic_destroy,
+};

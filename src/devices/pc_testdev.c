@@ -26,6 +26,7 @@
  * flush that is not four) are dropped here as there: reads give 0.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,11 +37,12 @@
 
 #include "../irq.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 struct pc_testdev {
-	struct vm *vm;
+	struct guest_mem *mem;                  /* the pages 0xe4 flushes */
+	struct irq_line line[IRQ_IOAPIC_PINS];  /* 0x2000 + n drives pin n's */
+	struct bus *pio, *mmio;
 	pthread_mutex_t lock;
 	uint32_t scratch;
 	uint64_t flushes; /* for the unit tests */
@@ -148,7 +150,7 @@ static void pc_testdev_flush_write(void *opaque, uint64_t offset, unsigned size,
 	if (size != 4)
 		return;
 	uint64_t gpa = value & 0xfffff000ull;
-	uint8_t *hva = mem_ptr(&t->vm->mem, gpa, 0x1000);
+	uint8_t *hva = mem_ptr(t->mem, gpa, 0x1000);
 	if (!hva)
 		return;
 	long pg = sysconf(_SC_PAGESIZE);
@@ -173,7 +175,7 @@ static void pc_testdev_irq_write(void *opaque, uint64_t offset, unsigned size, u
 		return;
 	int pin = pc_testdev_irq_pin((unsigned)offset);
 	if (pin >= 0)
-		irq_set_line(t->vm, (unsigned)pin, (value & 0xff) != 0);
+		irq_line_set(&t->line[pin], (value & 0xff) != 0);
 }
 
 static const struct bus_ops pc_testdev_irq_ops = {
@@ -255,55 +257,88 @@ static int pc_testdev_snap_load(void *dev, struct snap_cur *c, uint32_t version,
 	return 0;
 }
 
-static const struct snap_ops pc_testdev_snap_ops = {
-	.name = "pc-testdev",
-	.version = 1,
-	.save = pc_testdev_snap_save,
-	.load = pc_testdev_snap_load,
-};
-
-int pc_testdev_create(struct vm *vm)
+static void pc_testdev_destroy(void *dev)
 {
+	struct pc_testdev *t = dev;
+	devices_bus_forget(t->pio, t);
+	devices_bus_forget(t->mmio, t);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static int pc_testdev_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct pc_testdev *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->vm = vm;
+	t->mem = env->mem;
+	for (unsigned pin = 0; pin < IRQ_IOAPIC_PINS; pin++)
+		t->line[pin] = dev_env_line(env, pin);
+	t->pio = env->pio;
+	t->mmio = env->mmio;
 	pthread_mutex_init(&t->lock, NULL);
-	vm->pc_testdev = t; /* freed by pc_testdev_destroy even if a registration fails */
-	int r = bus_register(&vm->pio, PC_TESTDEV_SCRATCH_PORT, 4, &pc_testdev_scratch_ops, t,
+	int r = bus_register(env->pio, PC_TESTDEV_SCRATCH_PORT, 4, &pc_testdev_scratch_ops, t,
 			     "pc-testdev");
 	if (!r)
-		r = bus_register(&vm->pio, PC_TESTDEV_FLUSH_PORT, 4, &pc_testdev_flush_ops, t,
+		r = bus_register(env->pio, PC_TESTDEV_FLUSH_PORT, 4, &pc_testdev_flush_ops, t,
 				 "pc-testdev flush");
 	if (!r)
-		r = bus_register(&vm->pio, PC_TESTDEV_BYTE_PORT, 4, &pc_testdev_byte_ops, t,
+		r = bus_register(env->pio, PC_TESTDEV_BYTE_PORT, 4, &pc_testdev_byte_ops, t,
 				 "pc-testdev bytes");
 	if (!r)
-		r = bus_register(&vm->pio, PC_TESTDEV_IRQ_PORT, PC_TESTDEV_IRQ_LINES, &pc_testdev_irq_ops,
+		r = bus_register(env->pio, PC_TESTDEV_IRQ_PORT, PC_TESTDEV_IRQ_LINES, &pc_testdev_irq_ops,
 				 t, "pc-testdev irq");
 	if (!r)
-		r = bus_register(&vm->mmio, PC_TESTDEV_IOMEM, PC_TESTDEV_IOMEM_LEN, &pc_testdev_iomem_ops,
+		r = bus_register(env->mmio, PC_TESTDEV_IOMEM, PC_TESTDEV_IOMEM_LEN, &pc_testdev_iomem_ops,
 				 t, "pc-testdev iomem");
-	return r < 0 ? r : snapshot_register(vm, &pc_testdev_snap_ops, t);
+	if (r < 0) {
+		pc_testdev_destroy(t);
+		return r;
+	}
+	*dev = t;
+	return 0;
 }
 
-uint64_t pc_testdev_flushes(struct vm *vm)
+/* Scratch register and MMIO scratch back to zero; the flush count is the
+ * host's, kept. */
+static void pc_testdev_reset(void *dev)
 {
-	struct pc_testdev *t = vm->pc_testdev;
+	struct pc_testdev *t = dev;
+	pthread_mutex_lock(&t->lock);
+	t->scratch = 0;
+	memset(t->iomem, 0, sizeof(t->iomem));
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void pc_testdev_stats(void *dev, struct json_object *obj)
+{
+	json_object_object_add(obj, "flushes", json_object_new_uint64(pc_testdev_flushes(dev)));
+}
+
+static int pc_testdev_count(const struct vm_config *cfg)
+{
+	return cfg->pc_testdev;
+}
+
+const struct dev_ops pc_testdev_dev_ops = {
+	.name = "pc-testdev",
+	.desc = "pc-testdev",
+	.count = pc_testdev_count,
+	.create = pc_testdev_create,
+	.reset = pc_testdev_reset,
+	.snap = { .name = "pc-testdev", .version = 1, .save = pc_testdev_snap_save,
+		  .load = pc_testdev_snap_load },
+	.stats = pc_testdev_stats,
+	.destroy = pc_testdev_destroy,
+};
+
+uint64_t pc_testdev_flushes(struct pc_testdev *t)
+{
 	if (!t)
 		return 0;
 	pthread_mutex_lock(&t->lock);
 	uint64_t n = t->flushes;
 	pthread_mutex_unlock(&t->lock);
 	return n;
-}
-
-void pc_testdev_destroy(struct vm *vm)
-{
-	struct pc_testdev *t = vm->pc_testdev;
-	if (!t)
-		return;
-	vm->pc_testdev = NULL;
-	pthread_mutex_destroy(&t->lock);
-	free(t);
 }

@@ -47,7 +47,6 @@
 #include "../pci.h"
 #include "../snapshot.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define PCI_TESTDEV_VENDOR 0x1b36 /* Red Hat, QEMU's vendor id for its own devices */
@@ -78,7 +77,7 @@ struct pci_testdev_test {
 };
 
 struct pci_testdev {
-	struct vm *vm;
+	int vm_fd; /* KVM_IOEVENTFD; -1: no KVM (unit tests) */
 	struct pci_dev *pci;
 	struct pci_testdev_test t[PCI_TESTDEV_TESTS];
 	int current;             /* selected test, -1: none */
@@ -105,7 +104,7 @@ static void pci_testdev_put32(uint8_t *p, uint32_t v)
 static int pci_testdev_ioeventfd(struct pci_testdev *d, const struct pci_testdev_test *t,
 				 uint64_t addr, unsigned len, bool assign)
 {
-	if (d->vm->vm_fd < 0)
+	if (d->vm_fd < 0)
 		return 0; /* a fake VM (unit tests): nothing to tell KVM */
 	struct kvm_ioeventfd io = {
 		.datamatch = t->hdr[8],
@@ -116,7 +115,7 @@ static int pci_testdev_ioeventfd(struct pci_testdev *d, const struct pci_testdev
 			 (t->match_data ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
 			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
-	return ioctl(d->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+	return ioctl(d->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
 static void pci_testdev_ioeventfd_off(struct pci_testdev *d)
@@ -321,22 +320,17 @@ static int pci_testdev_snap_load(void *opaque, struct snap_cur *c, uint32_t vers
 	return 0;
 }
 
-static const struct snap_ops pci_testdev_snap_ops = {
-	.name = "pci-testdev",
-	.version = 1,
-	.save = pci_testdev_snap_save,
-	.load = pci_testdev_snap_load,
-};
-
-int pci_testdev_create(struct vm *vm)
+static int pci_testdev_create(const struct dev_env *env, int idx, void **dev, char *err, size_t errn)
 {
+	(void)idx, (void)err, (void)errn;
 	struct pci_testdev *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->vm = vm;
+	d->vm_fd = env->vm_fd;
 	d->current = -1;
-	d->any_length = vm->kvm_fd >= 0 &&
-			ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+	/* KVM answers KVM_CHECK_EXTENSION on a VM fd as on /dev/kvm */
+	d->any_length = env->vm_fd >= 0 &&
+			ioctl(env->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
 	static const char *const kinds[] = { "no-eventfd", "wildcard-eventfd", "datamatch-eventfd" };
 	for (unsigned i = 0; i < PCI_TESTDEV_TESTS; i++)
 		d->t[i].efd = -1;
@@ -373,29 +367,44 @@ int pci_testdev_create(struct vm *vm)
 		.intx_pin = 0,
 		.name = "pci-testdev",
 	};
-	d->pci = pci_dev_add(vm, &info);
+	d->pci = pci_dev_add(env->pci, &info);
 	if (!d->pci) {
 		int e = errno;
 		pci_testdev_free(d);
 		return -e;
 	}
-	vm->pci_testdev = d; /* freed by pci_testdev_destroy from here on */
+	/* From here the function is on the bus (pci.c has no removal): a
+	 * failure keeps d, which the BARs point at, and says so. */
 	pci_dev_set_bar_hook(d->pci, pci_testdev_bar_hook, d);
+	*dev = d;
 	if (!pci_bar_add_type(d->pci, PCI_TESTDEV_MEM_BAR, PCI_BAR_TYPE_MEM32, PCI_TESTDEV_MEM_SIZE,
 			      &pci_testdev_mem_ops, d) ||
 	    !pci_bar_add_type(d->pci, PCI_TESTDEV_IO_BAR, PCI_BAR_TYPE_IO, PCI_TESTDEV_IO_SIZE,
 			      &pci_testdev_io_ops, d))
 		return -errno;
-	return snapshot_register(vm, &pci_testdev_snap_ops, d);
+	return 0;
 }
 
-void pci_testdev_destroy(struct vm *vm)
+/* The VM (and with it every ioeventfd) goes away after this: only the
+ * eventfds and the state are ours to free. */
+static void pci_testdev_destroy(void *dev)
 {
-	struct pci_testdev *d = vm->pci_testdev;
-	if (!d)
-		return;
-	vm->pci_testdev = NULL;
-	/* The VM (and with it every ioeventfd) goes away after this: only the
-	 * eventfds and the state are ours to free. */
-	pci_testdev_free(d);
+	pci_testdev_free(dev);
 }
+
+static int pci_testdev_count(const struct vm_config *cfg)
+{
+	return cfg->pci_testdev;
+}
+
+/* No reset: the function's configuration space is pci.c's, which has no
+ * function-level reset yet. */
+const struct dev_ops pci_testdev_dev_ops = {
+	.name = "pci-testdev",
+	.desc = "pci-testdev",
+	.count = pci_testdev_count,
+	.create = pci_testdev_create,
+	.snap = { .name = "pci-testdev", .version = 1, .save = pci_testdev_snap_save,
+		  .load = pci_testdev_snap_load },
+	.destroy = pci_testdev_destroy,
+};

@@ -25,7 +25,6 @@
 #include <string.h>
 
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define PIC_MASTER 0x20
@@ -53,7 +52,8 @@ struct pic_chip {
 
 struct pic {
 	pthread_mutex_t lock;
-	struct vm *vm;
+	struct dev_ctl ctl; /* kick_bsp: INT rose, the boot vCPU must look */
+	struct bus *pio;
 	struct pic_chip chip[2];
 	atomic_bool output; /* the master's INT pin, read lock-free by the boot vCPU */
 };
@@ -99,8 +99,8 @@ static void pic_update(struct pic *p)
 	pic_chip_line(&p->chip[0], PIC_CASCADE_IRQ, pic_chip_pending(&p->chip[1], false) >= 0);
 	bool out = pic_chip_pending(&p->chip[0], true) >= 0;
 	bool was = atomic_exchange(&p->output, out);
-	if (out && !was && p->vm->kick_bsp)
-		p->vm->kick_bsp(p->vm); /* its loop looks at the output before KVM_RUN */
+	if (out && !was && p->ctl.kick_bsp)
+		p->ctl.kick_bsp(p->ctl.ctx); /* its loop looks at the output before KVM_RUN */
 }
 
 /* The INTA cycle's effect on one chip for irq. */
@@ -302,9 +302,8 @@ static const struct bus_ops pic_master_ops = { .read = pic_master_read, .write =
 static const struct bus_ops pic_slave_ops = { .read = pic_slave_read, .write = pic_slave_write };
 static const struct bus_ops pic_elcr_ops = { .read = pic_elcr_read, .write = pic_elcr_write };
 
-void pic_set_irq(struct vm *vm, unsigned irq, bool level)
+void pic_set_irq(struct pic *p, unsigned irq, bool level)
 {
-	struct pic *p = vm->pic;
 	if (!p || irq >= 16 || irq == PIC_CASCADE_IRQ)
 		return; /* IRQ 2 is the cascade: nothing else drives it */
 	pthread_mutex_lock(&p->lock);
@@ -313,14 +312,13 @@ void pic_set_irq(struct vm *vm, unsigned irq, bool level)
 	pthread_mutex_unlock(&p->lock);
 }
 
-bool pic_output(struct vm *vm)
+bool pic_output(struct pic *p)
 {
-	return vm->pic && atomic_load(&vm->pic->output);
+	return p && atomic_load(&p->output);
 }
 
-int pic_intack(struct vm *vm)
+int pic_intack(struct pic *p)
 {
-	struct pic *p = vm->pic;
 	if (!p)
 		return -1;
 	pthread_mutex_lock(&p->lock);
@@ -329,14 +327,13 @@ int pic_intack(struct vm *vm)
 	return v;
 }
 
-void pic_firmware_init(struct vm *vm)
+void pic_firmware_init(struct pic *p)
 {
 	/* What a PC BIOS leaves: master at vectors 0x08-0x0f, slave at
 	 * 0x70-0x77, cascade on IRQ 2, 8086 mode; only the timer (IRQ 0) and
 	 * the cascade unmasked (SeaBIOS unmasks more for devices hvmm lacks). */
 	static const uint8_t seq[2][5] = { { 0x11, 0x08, 0x04, 0x01, 0xfa },
 					   { 0x11, 0x70, 0x02, 0x01, 0xff } };
-	struct pic *p = vm->pic;
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -479,52 +476,68 @@ static int pic_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *
 	return 0;
 }
 
-static const struct snap_ops pic_snap_ops = {
-	.name = "pic",
-	.version = 1,
-	.save = pic_snap_save,
-	.load = pic_snap_load,
-};
-
-static void pic_free(void *opaque)
+static void pic_destroy(void *dev)
 {
-	struct pic *p = opaque;
+	struct pic *p = dev;
+	devices_bus_forget(p->pio, p);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
 
-int pic_create(struct vm *vm)
+/* Power-on: everything masked until the guest (or pic_firmware_init) says
+ * otherwise; IRQ 0, 1, 2, 8 and 13 are edge-only on a PIIX. */
+static void pic_chips_init(struct pic *p)
 {
+	memset(p->chip, 0, sizeof(p->chip));
+	p->chip[0].imr = p->chip[1].imr = 0xff;
+	p->chip[0].elcr_mask = 0xf8;
+	p->chip[1].elcr_mask = 0xde;
+	atomic_store(&p->output, false);
+}
+
+static int pic_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct pic *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
-	p->vm = vm;
+	p->ctl = env->ctl;
+	p->pio = env->pio;
 	atomic_init(&p->output, false);
-	/* Everything masked until the guest (or pic_firmware_init) says otherwise. */
-	p->chip[0].imr = p->chip[1].imr = 0xff;
-	/* IRQ 0, 1, 2, 8 and 13 are edge-only on a PIIX. */
-	p->chip[0].elcr_mask = 0xf8;
-	p->chip[1].elcr_mask = 0xde;
-	int r = bus_register(&vm->pio, PIC_MASTER, 2, &pic_master_ops, p, "pic master");
+	pic_chips_init(p);
+	int r = bus_register(env->pio, PIC_MASTER, 2, &pic_master_ops, p, "pic master");
+	if (r == 0)
+		r = bus_register(env->pio, PIC_SLAVE, 2, &pic_slave_ops, p, "pic slave");
+	if (r == 0)
+		r = bus_register(env->pio, PIC_ELCR, 2, &pic_elcr_ops, p, "elcr");
 	if (r < 0) {
-		pic_free(p);
+		pic_destroy(p);
 		return r;
 	}
-	vm->pic = p;
-	/* From here a failure leaves p reachable from the bus: pic_destroy frees it. */
-	r = bus_register(&vm->pio, PIC_SLAVE, 2, &pic_slave_ops, p, "pic slave");
-	if (r == 0)
-		r = bus_register(&vm->pio, PIC_ELCR, 2, &pic_elcr_ops, p, "elcr");
-	return r < 0 ? r : snapshot_register(vm, &pic_snap_ops, p);
+	*dev = p;
+	return 0;
 }
 
-void pic_destroy(struct vm *vm)
+static void pic_reset(void *dev)
 {
-	/* The three ranges share p: whichever walk finds it first frees it
-	 * and clears it from all of them (a failed create may lack some). */
-	devices_free_opaque(&vm->pio, &pic_master_ops, pic_free);
-	devices_free_opaque(&vm->pio, &pic_slave_ops, pic_free);
-	devices_free_opaque(&vm->pio, &pic_elcr_ops, pic_free);
-	vm->pic = NULL;
+	struct pic *p = dev;
+	pthread_mutex_lock(&p->lock);
+	pic_chips_init(p);
+	pthread_mutex_unlock(&p->lock);
 }
+
+static int pic_count(const struct vm_config *cfg)
+{
+	return cfg->irqchip == IRQCHIP_SPLIT;
+}
+
+const struct dev_ops pic_dev_ops = {
+	.name = "pic",
+	.desc = "PIC",
+	.count = pic_count,
+	.create = pic_create,
+	.reset = pic_reset,
+	.snap = { .name = "pic", .version = 1, .save = pic_snap_save, .load = pic_snap_load },
+	.destroy = pic_destroy,
+};

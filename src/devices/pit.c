@@ -38,6 +38,7 @@
  * in 64 bits (ticks since load; the tick count takes ~490,000 years to wrap).
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,7 +50,6 @@
 
 #include "../evloop.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define PIT_PORT 0x40
@@ -97,7 +97,9 @@ struct pit_chip {
 
 struct pit {
 	pthread_mutex_t lock;
-	struct vm *vm;
+	struct irq_line irq; /* ISA IRQ 0 (IOAPIC pin 2) */
+	struct evloop *loop; /* the timerfd's; NULL: IRQ 0 never fires */
+	struct bus *pio;
 	struct pit_chip chip;
 	int tfd;            /* timerfd for channel 0, -1 without one */
 	unsigned armed_gen; /* chip.gen the timer was armed for */
@@ -461,8 +463,8 @@ static void pit_timer_cb(void *opaque, uint32_t events)
 	p->fired++;
 	pthread_mutex_unlock(&p->lock);
 	/* An edge: the 8259 latches it in IRR, the IOAPIC delivers it once. */
-	irq_set_line(p->vm, PIT_IRQ_PIN, true);
-	irq_set_line(p->vm, PIT_IRQ_PIN, false);
+	irq_line_set(&p->irq, true);
+	irq_line_set(&p->irq, false);
 }
 
 static uint64_t pit_io_read(void *opaque, uint64_t offset, unsigned size, unsigned base)
@@ -519,9 +521,11 @@ static const struct bus_ops pit_sysctl_ops = { .read = pit_sysctl_read, .write =
 static void pit_free(void *opaque)
 {
 	struct pit *p = opaque;
-	/* The event loop is gone by now (vm_destroy: evloop_destroy first). */
-	if (p->tfd >= 0)
+	/* Off the loop first (stopped by now: no callback can be running). */
+	if (p->tfd >= 0) {
+		evloop_del(p->loop, p->tfd);
 		close(p->tfd);
+	}
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -677,47 +681,83 @@ static int pit_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *
 	return 0;
 }
 
-static const struct snap_ops pit_snap_ops = {
-	.name = "pit",
-	.version = 1,
-	.save = pit_snap_save,
-	.load = pit_snap_load,
-};
-
-int pit_create(struct vm *vm)
+static void pit_destroy(void *dev)
 {
+	struct pit *p = dev;
+	devices_bus_forget(p->pio, p);
+	pit_free(p);
+}
+
+static int pit_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct pit *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	pthread_mutex_init(&p->lock, NULL);
-	p->vm = vm;
+	p->irq = dev_env_line(env, PIT_IRQ_PIN);
+	p->loop = env->loop;
+	p->pio = env->pio;
 	pit_chip_reset(&p->chip);
 	p->tfd = -1;
+	int r = 0;
 	/* Without an event loop (unit tests) the chip works and IRQ 0 never fires. */
-	if (vm->evloop) {
-		p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		int r = p->tfd < 0 ? -errno : evloop_add(vm, p->tfd, EPOLLIN, pit_timer_cb, p);
-		if (r < 0) {
-			pit_free(p);
-			return r;
-		}
+	if (p->loop) {
+		int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		r = fd < 0 ? -errno : evloop_add(p->loop, fd, EPOLLIN, pit_timer_cb, p);
+		if (r == 0)
+			p->tfd = fd;
+		else if (fd >= 0)
+			close(fd);
 	}
-	int r = bus_register(&vm->pio, PIT_PORT, 4, &pit_main_ops, p, "pit");
+	if (r == 0)
+		r = bus_register(env->pio, PIT_PORT, 4, &pit_main_ops, p, "pit");
+	if (r == 0)
+		r = bus_register(env->pio, PIT_SYSCTL_PORT, 1, &pit_sysctl_ops, p, "pit port 0x61");
 	if (r < 0) {
-		if (vm->evloop)
-			evloop_del(vm, p->tfd);
-		pit_free(p);
+		pit_destroy(p);
 		return r;
 	}
-	vm->pit = p;
-	/* From here p is reachable from the bus: pit_destroy frees it. */
-	r = bus_register(&vm->pio, PIT_SYSCTL_PORT, 1, &pit_sysctl_ops, p, "pit port 0x61");
-	return r < 0 ? r : snapshot_register(vm, &pit_snap_ops, p);
+	*dev = p;
+	return 0;
 }
 
-void pit_firmware_init(struct vm *vm)
+/* The chip as at power-on, and its host timer disarmed (pit_arm sees the
+ * new generation). */
+static void pit_reset(void *dev)
 {
-	struct pit *p = vm->pit;
+	struct pit *p = dev;
+	pthread_mutex_lock(&p->lock);
+	unsigned gen = p->chip.gen;
+	pit_chip_reset(&p->chip);
+	p->chip.gen = gen + 1;
+	pit_arm(p);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void pit_stats(void *dev, struct json_object *obj)
+{
+	json_object_object_add(obj, "irqs", json_object_new_uint64(pit_irqs(dev)));
+}
+
+static int pit_dev_count(const struct vm_config *cfg)
+{
+	return cfg->irqchip == IRQCHIP_SPLIT;
+}
+
+const struct dev_ops pit_dev_ops = {
+	.name = "pit",
+	.desc = "PIT",
+	.count = pit_dev_count,
+	.create = pit_create,
+	.reset = pit_reset,
+	.snap = { .name = "pit", .version = 1, .save = pit_snap_save, .load = pit_snap_load },
+	.stats = pit_stats,
+	.destroy = pit_destroy,
+};
+
+void pit_firmware_init(struct pit *p)
+{
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -731,20 +771,12 @@ void pit_firmware_init(struct vm *vm)
 	pthread_mutex_unlock(&p->lock);
 }
 
-uint64_t pit_irqs(struct vm *vm)
+uint64_t pit_irqs(struct pit *p)
 {
-	struct pit *p = vm->pit;
 	if (!p)
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	uint64_t n = p->fired;
 	pthread_mutex_unlock(&p->lock);
 	return n;
-}
-
-void pit_destroy(struct vm *vm)
-{
-	devices_free_opaque(&vm->pio, &pit_main_ops, pit_free);
-	devices_free_opaque(&vm->pio, &pit_sysctl_ops, pit_free);
-	vm->pit = NULL;
 }

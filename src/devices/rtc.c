@@ -34,7 +34,6 @@
 #include <time.h>
 
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define RTC_PORT 0x70
@@ -76,6 +75,7 @@
 
 struct rtc {
 	pthread_mutex_t lock;
+	struct bus *pio;
 	uint8_t index;
 	uint8_t cmos[RTC_REGS];
 	int64_t offset;      /* guest seconds - host UTC seconds */
@@ -411,34 +411,70 @@ static int rtc_snap_load(void *dev, struct snap_cur *c, uint32_t version, char *
 	return 0;
 }
 
-static const struct snap_ops rtc_snap_ops = {
-	.name = "rtc",
-	.version = 1,
-	.save = rtc_snap_save,
-	.load = rtc_snap_load,
-};
-
-int rtc_create(struct vm *vm)
+/* As a fresh create leaves it: 32.768 kHz time base and 1024 Hz rate (the
+ * power-on value of A), 24-hour mode, CMOS RAM clear, the host's time. */
+static void rtc_power_on(struct rtc *r)
 {
+	r->index = 0;
+	memset(r->cmos, 0, sizeof(r->cmos));
+	r->cmos[RTC_A] = 0x26;
+	r->cmos[RTC_B] = RTC_B_24H;
+	r->offset = r->frozen = 0;
+	r->flags = 0;
+	r->checked = rtc_now(r, NULL);
+}
+
+static void rtc_destroy(void *dev)
+{
+	struct rtc *r = dev;
+	devices_bus_forget(r->pio, r);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static int rtc_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i, (void)err, (void)n;
 	struct rtc *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
-	r->cmos[RTC_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate: the power-on value */
-	r->cmos[RTC_B] = RTC_B_24H;
-	r->checked = rtc_now(r, NULL);
+	r->pio = env->pio;
+	rtc_power_on(r);
 	/* glibc's gmtime_r and timegm read the time zone (/etc/localtime) on
 	 * their first use: make that use now, at set-up, since the vCPU thread
 	 * that later reads the clock may open no file (its seccomp list). */
 	tzset();
-	vm->rtc = r; /* freed by rtc_destroy even if the registration fails */
-	int e = bus_register(&vm->pio, RTC_PORT, 2, &rtc_ops, r, "rtc");
-	return e < 0 ? e : snapshot_register(vm, &rtc_snap_ops, r);
+	int e = bus_register(env->pio, RTC_PORT, 2, &rtc_ops, r, "rtc");
+	if (e < 0) {
+		rtc_destroy(r);
+		return e;
+	}
+	*dev = r;
+	return 0;
 }
 
-bool rtc_alarm_due(struct vm *vm)
+/* Everything, CMOS RAM included: the reset a fresh create gives (on a PC
+ * the battery keeps RAM; hvmm has no firmware that would read it back). */
+static void rtc_reset(void *dev)
 {
-	struct rtc *r = vm->rtc;
+	struct rtc *r = dev;
+	pthread_mutex_lock(&r->lock);
+	rtc_power_on(r);
+	pthread_mutex_unlock(&r->lock);
+}
+
+const struct dev_ops rtc_dev_ops = {
+	.name = "rtc",
+	.desc = "RTC",
+	.create = rtc_create,
+	.reset = rtc_reset,
+	.snap = { .name = "rtc", .version = 1, .save = rtc_snap_save, .load = rtc_snap_load },
+	.destroy = rtc_destroy,
+};
+
+bool rtc_alarm_due(struct rtc *r)
+{
 	if (!r)
 		return false;
 	pthread_mutex_lock(&r->lock);
@@ -449,14 +485,4 @@ bool rtc_alarm_due(struct vm *vm)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return due;
-}
-
-void rtc_destroy(struct vm *vm)
-{
-	struct rtc *r = vm->rtc;
-	if (!r)
-		return;
-	vm->rtc = NULL;
-	pthread_mutex_destroy(&r->lock);
-	free(r);
 }

@@ -16,14 +16,14 @@
 #include <string.h>
 
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define SYSRESET_PORT 0xcf9
 #define SYSRESET_RST_CPU 0x04
 
 struct sysreset {
-	struct vm *vm;
+	struct dev_ctl ctl; /* a reset request stops the VM */
+	struct bus *pio;
 	_Atomic uint8_t value; /* last value written, read back without RST_CPU */
 };
 
@@ -36,7 +36,7 @@ static void sysreset_set(struct sysreset *s, uint8_t value)
 {
 	s->value = value;
 	if (value & SYSRESET_RST_CPU)
-		vm_stop(s->vm, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest reset via port 0xcf9");
+		dev_ctl_stop(&s->ctl, VM_STOP_SHUTDOWN, HVMM_EXIT_OK, "guest reset via port 0xcf9");
 }
 
 static uint64_t sysreset_read(void *opaque, uint64_t offset, unsigned size)
@@ -53,15 +53,15 @@ static void sysreset_write(void *opaque, uint64_t offset, unsigned size, uint64_
 	sysreset_set(opaque, (uint8_t)value);
 }
 
-uint8_t sysreset_io_read(struct vm *vm)
+uint8_t sysreset_io_read(struct sysreset *s)
 {
-	return vm->sysreset ? sysreset_get(vm->sysreset) : 0xff;
+	return s ? sysreset_get(s) : 0xff;
 }
 
-void sysreset_io_write(struct vm *vm, uint8_t value)
+void sysreset_io_write(struct sysreset *s, uint8_t value)
 {
-	if (vm->sysreset)
-		sysreset_set(vm->sysreset, value);
+	if (s)
+		sysreset_set(s, value);
 }
 
 /* ---- snapshot: the register as last written ---- */
@@ -96,44 +96,49 @@ static int sysreset_snap_load(void *dev, struct snap_cur *c, uint32_t version, c
 	return 0;
 }
 
-static const struct snap_ops sysreset_snap_ops = {
-	.name = "sysreset",
-	.version = 1,
-	.save = sysreset_snap_save,
-	.load = sysreset_snap_load,
-};
-
 static const struct bus_ops sysreset_ops = {
 	.read = sysreset_read,
 	.write = sysreset_write,
 };
 
-int sysreset_create(struct vm *vm)
+static int sysreset_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
 {
+	(void)i, (void)err, (void)n;
 	struct sysreset *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->vm = vm;
-	/* PCI already owns 0xCF8-0xCFF: it forwards 0xCF9 to us. */
-	if (!bus_find(&vm->pio, SYSRESET_PORT, 1)) {
-		int r = bus_register(&vm->pio, SYSRESET_PORT, 1, &sysreset_ops, s, "reset control");
+	s->ctl = env->ctl;
+	s->pio = env->pio;
+	/* PCI already owns 0xCF8-0xCFF: it forwards 0xCF9 to us (it finds us
+	 * in the registry as "sysreset"). */
+	if (!bus_find(env->pio, SYSRESET_PORT, 1)) {
+		int r = bus_register(env->pio, SYSRESET_PORT, 1, &sysreset_ops, s, "reset control");
 		if (r < 0) {
 			free(s);
 			return r;
 		}
 	}
-	vm->sysreset = s;
-	return snapshot_register(vm, &sysreset_snap_ops, s);
+	*dev = s;
+	return 0;
 }
 
-static void sysreset_forget(void *opaque)
+static void sysreset_reset(void *dev)
 {
-	(void)opaque; /* freed below through vm->sysreset */
+	struct sysreset *s = dev;
+	s->value = 0;
 }
 
-void sysreset_destroy(struct vm *vm)
+static void sysreset_destroy(void *dev)
 {
-	devices_free_opaque(&vm->pio, &sysreset_ops, sysreset_forget);
-	free(vm->sysreset);
-	vm->sysreset = NULL;
+	devices_bus_forget(((struct sysreset *)dev)->pio, dev);
+	free(dev);
 }
+
+const struct dev_ops sysreset_dev_ops = {
+	.name = "sysreset",
+	.desc = "reset control (0xcf9)",
+	.create = sysreset_create,
+	.reset = sysreset_reset,
+	.snap = { .name = "sysreset", .version = 1, .save = sysreset_snap_save, .load = sysreset_snap_load },
+	.destroy = sysreset_destroy,
+};

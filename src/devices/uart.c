@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,11 +27,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "../irq.h"
 #include "../sandbox.h"
 #include "../term.h"
 #include "../util.h"
-#include "../vm.h"
 #include "devices_priv.h"
 
 #define UART_NPORTS 8
@@ -107,7 +106,9 @@ struct uart_regs {
 _Static_assert(sizeof(struct uart_regs) == 31, "uart_regs is bytes only: no padding");
 
 struct uart {
-	struct vm *vm;
+	struct irq_line irq; /* COM1's ISA IRQ 4 */
+	struct dev_ctl ctl;  /* Ctrl-A x stops the VM; stopping and paused are read */
+	struct bus *pio;
 	pthread_mutex_t lock;
 
 	struct uart_regs r; /* the guest's: what a snapshot saves */
@@ -133,6 +134,7 @@ struct uart {
 	bool thread_running;
 	bool stop;
 	bool in_open; /* still reading stdin */
+	bool console_virtio; /* --console virtio: stdin is virtio-console's */
 	int wake_fd;
 };
 
@@ -151,26 +153,25 @@ static void uart_flush(struct uart *u)
 		if (n > room) {
 			/* The guest chooses the volume; the log's size is the user's. */
 			if (room)
-				util_write_out(u->out_fd, u->obuf, (size_t)room, &u->vm->stopping);
+				util_write_out(u->out_fd, u->obuf, (size_t)room, u->ctl.stopping);
 			if (!u->out_dropped) {
 				char note[128];
 				int len = snprintf(note, sizeof(note),
 						   "\n[hvmm: serial output limit of %llu bytes reached; the rest is dropped]\n",
 						   (unsigned long long)u->out_limit);
-				util_write_out(u->out_fd, note, (size_t)len, &u->vm->stopping);
+				util_write_out(u->out_fd, note, (size_t)len, u->ctl.stopping);
 			}
 			u->out_written += room;
 			u->out_dropped += n - room;
 			return;
 		}
 	}
-	util_write_out(u->out_fd, u->obuf, n, &u->vm->stopping);
+	util_write_out(u->out_fd, u->obuf, n, u->ctl.stopping);
 	u->out_written += n;
 }
 
-uint64_t uart_dropped(struct vm *vm)
+uint64_t uart_dropped(struct uart *u)
 {
-	struct uart *u = vm->uart;
 	if (!u)
 		return 0;
 	pthread_mutex_lock(&u->lock);
@@ -234,7 +235,7 @@ static void uart_update_irq(struct uart *u)
 	bool level = uart_iir_id(u) != UART_IIR_NONE && (u->r.mcr & UART_MCR_OUT2);
 	if (level != u->r.irq_level) {
 		u->r.irq_level = level;
-		irq_set_line(u->vm, UART_COM1_IRQ, level);
+		irq_line_set(&u->irq, level);
 	}
 }
 
@@ -337,45 +338,40 @@ static bool uart_input_locked(struct uart *u, const uint8_t *buf, size_t len)
 	}
 	/* A paused VM's devices change nothing the guest can see (a snapshot
 	 * may be reading them): typed input waits in pend until the resume. */
-	if (!atomic_load(&u->vm->paused)) {
+	if (!(u->ctl.paused && atomic_load(u->ctl.paused))) {
 		uart_rx_refill(u);
 		uart_update_irq(u);
 	}
 	return quit;
 }
 
-void uart_pause_barrier(struct vm *vm)
+static void uart_pause_barrier(void *dev)
 {
-	struct uart *u = vm->uart;
-	if (!u)
-		return;
+	struct uart *u = dev;
 	/* `paused` is set: an input thread that read it clear before is done
 	 * once it has let go of the lock, and every later one sees it set. */
 	pthread_mutex_lock(&u->lock);
 	pthread_mutex_unlock(&u->lock);
 }
 
-void uart_resume(struct vm *vm)
+static void uart_resume(void *dev)
 {
-	struct uart *u = vm->uart;
-	if (!u)
-		return;
+	struct uart *u = dev;
 	pthread_mutex_lock(&u->lock);
 	uart_rx_refill(u);
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 }
 
-void uart_receive(struct vm *vm, const uint8_t *buf, size_t len)
+void uart_receive(struct uart *u, const uint8_t *buf, size_t len)
 {
-	struct uart *u = vm->uart;
 	if (!u)
 		return;
 	pthread_mutex_lock(&u->lock);
 	bool quit = uart_input_locked(u, buf, len);
 	pthread_mutex_unlock(&u->lock);
 	if (quit)
-		vm_stop(vm, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
+		dev_ctl_stop(&u->ctl, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
 }
 
 /* ---- registers ---- */
@@ -587,13 +583,6 @@ static int uart_snap_load(void *dev, struct snap_cur *c, uint32_t version, char 
 	return 0;
 }
 
-static const struct snap_ops uart_snap_ops = {
-	.name = "uart",
-	.version = 1,
-	.save = uart_snap_save,
-	.load = uart_snap_load,
-};
-
 /* ---- I/O thread ---- */
 
 static void *uart_thread(void *arg)
@@ -602,7 +591,8 @@ static void *uart_thread(void *arg)
 	uint8_t buf[256];
 	int sr = sandbox_enter(SANDBOX_SERIAL, NULL);
 	if (sr < 0) {
-		vm_stop(u->vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "serial input: seccomp: %s", strerror(-sr));
+		dev_ctl_stop(&u->ctl, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "serial input: seccomp: %s",
+			     strerror(-sr));
 		return NULL;
 	}
 	pthread_mutex_lock(&u->lock);
@@ -643,7 +633,7 @@ static void *uart_thread(void *arg)
 			if (got > 0) {
 				if (uart_input_locked(u, buf, (size_t)got)) {
 					pthread_mutex_unlock(&u->lock);
-					vm_stop(u->vm, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
+					dev_ctl_stop(&u->ctl, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
 					pthread_mutex_lock(&u->lock);
 				}
 			} else if (got == 0 || (err != EINTR && err != EAGAIN)) {
@@ -655,9 +645,8 @@ static void *uart_thread(void *arg)
 	return NULL;
 }
 
-int uart_start(struct vm *vm)
+int uart_start(struct uart *u)
 {
-	struct uart *u = vm->uart;
 	if (!u || u->mode == SERIAL_NONE || u->thread_running)
 		return 0;
 	u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -665,7 +654,7 @@ int uart_start(struct vm *vm)
 		return -errno;
 	/* With --console virtio, stdin belongs to virtio-console (which sets
 	 * the terminal up itself); COM1 keeps its output. */
-	if (u->mode == SERIAL_STDIO && !vm->cfg.console_virtio) {
+	if (u->mode == SERIAL_STDIO && !u->console_virtio) {
 		term_raw_enter();
 		u->in_open = true;
 	}
@@ -685,9 +674,8 @@ int uart_start(struct vm *vm)
 	return 0;
 }
 
-void uart_stop(struct vm *vm)
+void uart_stop(struct uart *u)
 {
-	struct uart *u = vm->uart;
 	if (!u)
 		return;
 	pthread_mutex_lock(&u->lock);
@@ -711,58 +699,95 @@ void uart_stop(struct vm *vm)
 	term_raw_restore();
 }
 
-int uart_create(struct vm *vm, enum serial_mode mode, const char *path, uint64_t limit)
+/* Reset state: THR empty, modem lines up, IRQ gated off (OUT2 = 0), and
+ * 115200 baud (no firmware runs to pick one). */
+static void uart_regs_init(struct uart *u)
 {
-	struct uart *u = calloc(1, sizeof(*u));
-	if (!u)
-		return -ENOMEM;
-	u->vm = vm;
-	u->mode = mode;
-	u->out_limit = limit;
-	u->wake_fd = -1;
-	u->out_fd = -1;
-	pthread_mutex_init(&u->lock, NULL);
-	if (mode == SERIAL_STDIO) {
-		u->out_fd = STDOUT_FILENO;
-	} else if (mode == SERIAL_FILE) {
-		if (!path) {
-			free(u);
-			return -EINVAL;
-		}
-		u->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (u->out_fd < 0) {
-			int e = -errno;
-			pthread_mutex_destroy(&u->lock);
-			free(u);
-			return e;
-		}
-		u->out_own = true;
-	}
-	/* Reset state: THR empty, modem lines up, IRQ gated off (OUT2 = 0). */
-	u->r.thre_pending = false;
+	memset(&u->r, 0, sizeof(u->r));
 	u->r.msr_lines = uart_msr_lines(u);
-	u->r.dll = 0x01; /* 115200 baud; no firmware runs to pick one */
-	int r = bus_register(&vm->pio, UART_COM1_BASE, UART_NPORTS, &uart_ops, u, "uart");
-	if (r < 0) {
-		if (u->out_own)
-			close(u->out_fd);
-		pthread_mutex_destroy(&u->lock);
-		free(u);
-		return r;
-	}
-	vm->uart = u;
-	return snapshot_register(vm, &uart_snap_ops, u);
+	u->r.dll = 0x01;
 }
 
-void uart_destroy(struct vm *vm)
+static void uart_destroy(void *dev)
 {
-	struct uart *u = vm->uart;
-	if (!u)
-		return;
-	uart_stop(vm);
-	vm->uart = NULL;
+	struct uart *u = dev;
+	uart_stop(u);
+	devices_bus_forget(u->pio, u);
 	if (u->out_own)
 		close(u->out_fd);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
+
+/* The output as --serial asks: stdout, a file (--serial-limit caps what
+ * it gets), or nothing. */
+static int uart_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i;
+	const struct vm_config *cfg = env->cfg;
+	struct uart *u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->irq = dev_env_line(env, UART_COM1_IRQ);
+	u->ctl = env->ctl;
+	u->pio = env->pio;
+	u->mode = cfg->serial;
+	u->out_limit = cfg->serial_limit;
+	u->console_virtio = cfg->console_virtio;
+	u->wake_fd = -1;
+	u->out_fd = -1;
+	pthread_mutex_init(&u->lock, NULL);
+	if (u->mode == SERIAL_STDIO) {
+		u->out_fd = STDOUT_FILENO;
+	} else if (u->mode == SERIAL_FILE) {
+		u->out_fd = cfg->serial_path ? open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+		if (u->out_fd < 0) {
+			/* the user's file: their mistake to fix, not the host's */
+			snprintf(err, n, "cannot open serial output %s: %s",
+				 cfg->serial_path ? cfg->serial_path : "(none)",
+				 strerror(cfg->serial_path ? errno : EINVAL));
+			pthread_mutex_destroy(&u->lock);
+			free(u);
+			return DEV_ERR_USAGE;
+		}
+		u->out_own = true;
+	}
+	uart_regs_init(u);
+	int r = bus_register(env->pio, UART_COM1_BASE, UART_NPORTS, &uart_ops, u, "uart");
+	if (r < 0) {
+		snprintf(err, n, "serial port: %s", strerror(-r));
+		uart_destroy(u);
+		return r;
+	}
+	*dev = u;
+	return 0;
+}
+
+/* The registers; host-side input still queued stays (it is the host's). */
+static void uart_reset(void *dev)
+{
+	struct uart *u = dev;
+	pthread_mutex_lock(&u->lock);
+	bool level = u->r.irq_level;
+	uart_regs_init(u);
+	if (level)
+		irq_line_set(&u->irq, false);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static void uart_stats(void *dev, struct json_object *obj)
+{
+	json_object_object_add(obj, "dropped", json_object_new_uint64(uart_dropped(dev)));
+}
+
+const struct dev_ops uart_dev_ops = {
+	.name = "uart",
+	.desc = "serial port",
+	.create = uart_create,
+	.reset = uart_reset,
+	.pause = uart_pause_barrier,
+	.resume = uart_resume,
+	.snap = { .name = "uart", .version = 1, .save = uart_snap_save, .load = uart_snap_load },
+	.stats = uart_stats,
+	.destroy = uart_destroy,
+};

@@ -170,4 +170,11 @@ int virtio_blk_handover(struct vm *vm, bool take, char *err, size_t n);
 /* spec: "user[,hostfwd=tcp:[ADDR]:HPORT-[GADDR]:GPORT]..." or "tap:IFNAME"; -EINVAL on a bad spec. */
 int virtio_net_create(struct vm *vm, const char *spec);
 
+/* The registry's types (virtio_devs.c, device.h). */
+struct dev_ops;
+extern const struct dev_ops virtio_rng_dev_ops;
+extern const struct dev_ops virtio_console_dev_ops;
+extern const struct dev_ops virtio_blk_dev_ops;
+extern const struct dev_ops virtio_net_dev_ops;
+
 #endif

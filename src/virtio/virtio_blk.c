@@ -926,13 +926,13 @@ static void blk_free(struct blk *b)
 {
 	blk_list(b, false);
 	if (b->uring_ok) {
-		evloop_del(b->vm, b->efd);
+		evloop_del(b->vm->evloop, b->efd);
 		io_uring_queue_exit(&b->ring);
 	}
 	if (b->efd >= 0)
 		close(b->efd);
 	if (b->rl_timer >= 0) {
-		evloop_del(b->vm, b->rl_timer);
+		evloop_del(b->vm->evloop, b->rl_timer);
 		close(b->rl_timer);
 	}
 	if (b->fd >= 0)
@@ -1010,7 +1010,7 @@ static int blk_uring_init(struct blk *b)
 		goto fail;
 	if ((r = uring_restrict(&b->ring, blk_uring_ops, sizeof(blk_uring_ops), IOSQE_ASYNC)) < 0)
 		goto fail;
-	if ((r = evloop_add(b->vm, b->efd, EPOLLIN, blk_uring_event, b)) < 0)
+	if ((r = evloop_add(b->vm->evloop, b->efd, EPOLLIN, blk_uring_event, b)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -1225,7 +1225,7 @@ int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, co
 	if (rl && rl_active(rl)) {
 		b->rl = *rl;
 		b->rl_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (b->rl_timer < 0 || (r = evloop_add(vm, b->rl_timer, EPOLLIN, blk_rl_event, b)) < 0) {
+		if (b->rl_timer < 0 || (r = evloop_add(vm->evloop, b->rl_timer, EPOLLIN, blk_rl_event, b)) < 0) {
 			r = b->rl_timer < 0 ? -errno : r;
 			if (b->rl_timer >= 0)
 				close(b->rl_timer);

@@ -103,7 +103,7 @@ static void con_stdout_cb(void *opaque, uint32_t events)
 {
 	(void)events; /* room or an error: con_write_some tells them apart */
 	struct virtio_console *c = opaque;
-	evloop_del(c->vm, STDOUT_FILENO); /* level-triggered: only while waiting */
+	evloop_del(c->vm->evloop, STDOUT_FILENO); /* level-triggered: only while waiting */
 	c->out_watched = false;
 	con_transmit(c);
 }
@@ -118,7 +118,7 @@ static bool con_wait_stdout(struct virtio_console *c)
 	c->out_stalls++;
 	if (c->out_watched)
 		return true;
-	if (evloop_add(c->vm, STDOUT_FILENO, EPOLLOUT, con_stdout_cb, c) == 0) {
+	if (evloop_add(c->vm->evloop, STDOUT_FILENO, EPOLLOUT, con_stdout_cb, c) == 0) {
 		c->out_watched = true;
 		return true;
 	}
@@ -166,7 +166,7 @@ static void con_pause_input(struct virtio_console *c, bool pause)
 {
 	if (!c->in_watched || c->in_paused == pause)
 		return;
-	if (evloop_mod(c->vm, STDIN_FILENO, pause ? 0 : EPOLLIN) == 0)
+	if (evloop_mod(c->vm->evloop, STDIN_FILENO, pause ? 0 : EPOLLIN) == 0)
 		c->in_paused = pause;
 }
 
@@ -232,7 +232,7 @@ static void con_unwatch(struct virtio_console *c)
 {
 	/* on the loop thread, so evloop_del does not wait for ourselves */
 	if (c->in_watched)
-		evloop_del(c->vm, STDIN_FILENO);
+		evloop_del(c->vm->evloop, STDIN_FILENO);
 	c->in_watched = false;
 }
 
@@ -283,7 +283,7 @@ static void con_reset(struct virtio_dev *d)
 	struct virtio_console *c = virtio_dev_opaque(d);
 	c->out_pending = false;
 	if (c->out_watched)
-		evloop_del(c->vm, STDOUT_FILENO);
+		evloop_del(c->vm->evloop, STDOUT_FILENO);
 	c->out_watched = false;
 }
 
@@ -402,7 +402,7 @@ int virtio_console_create(struct vm *vm)
 	 * input; anything else is read from the start, so that Ctrl-A x works
 	 * before the guest's driver is up. From here c is freed by con_destroy.
 	 * Without an event loop (unit tests) evloop_add refuses: no input. */
-	if (evloop_add(vm, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
+	if (evloop_add(vm->evloop, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
 		c->in_watched = true;
 	term_raw_enter();
 	return 0;

@@ -76,6 +76,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "../device.h"
 #include "../evloop.h"
 #include "../net/net.h"
 #include "../net/ring.h"
@@ -171,7 +172,7 @@ static void net_update_events(struct virtio_net *n)
 		 * would only spin the loop. */
 		if (n->rx_throttled && !n->tx_pending && !n->tx_more)
 			ev = 0;
-		if (n->watched && ev != n->ev && evloop_mod(n->vm, n->slirp.rxbell, ev) == 0)
+		if (n->watched && ev != n->ev && evloop_mod(n->vm->evloop, n->slirp.rxbell, ev) == 0)
 			n->ev = ev;
 		return;
 	}
@@ -181,7 +182,7 @@ static void net_update_events(struct virtio_net *n)
 		if (n->tx_pending || n->tx_more)
 			ev |= EPOLLOUT;
 	}
-	if (n->watched && ev != n->ev && evloop_mod(n->vm, n->fd, ev) == 0)
+	if (n->watched && ev != n->ev && evloop_mod(n->vm->evloop, n->fd, ev) == 0)
 		n->ev = ev;
 }
 
@@ -194,9 +195,9 @@ static void net_backend_gone(struct virtio_net *n, struct net_after *a, const ch
 	n->alive = false;
 	n->stats.backend_gone++;
 	if (n->watched) {
-		evloop_del(n->vm, n->fd); /* on the loop thread: does not wait for us */
+		evloop_del(n->vm->evloop, n->fd); /* on the loop thread: does not wait for us */
 		if (n->ring)
-			evloop_del(n->vm, n->slirp.rxbell);
+			evloop_del(n->vm->evloop, n->slirp.rxbell);
 		n->watched = false;
 	}
 	n->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
@@ -713,12 +714,12 @@ static void net_destroy(struct virtio_dev *d)
 		return;
 	/* Not under n->lock: evloop_del waits for a running callback, which takes it. */
 	if (n->watched) {
-		evloop_del(n->vm, n->fd);
+		evloop_del(n->vm->evloop, n->fd);
 		if (n->ring)
-			evloop_del(n->vm, n->slirp.rxbell);
+			evloop_del(n->vm->evloop, n->slirp.rxbell);
 	}
 	if (n->rl_timer >= 0) {
-		evloop_del(n->vm, n->rl_timer);
+		evloop_del(n->vm->evloop, n->rl_timer);
 		close(n->rl_timer);
 	}
 	if (n->ring)
@@ -859,11 +860,17 @@ static int net_keep_load(void *dev, struct snap_cur *c, uint32_t version, char *
 	return 0;
 }
 
-static const struct snap_ops net_keep_ops = {
+/* Not a device of its own: a section recorded beside virtio-net's, only for
+ * a NIC with keep= (created by virtio-net, never by the registry). */
+static const struct dev_ops net_keep_dev = {
 	.name = "net-user",
-	.version = NET_KEEP_VERSION,
-	.save = net_keep_save,
-	.load = net_keep_load,
+	.desc = "the kept slirp helper's name",
+	.snap = {
+		.name = "net-user",
+		.version = NET_KEEP_VERSION,
+		.save = net_keep_save,
+		.load = net_keep_load,
+	},
 };
 
 static const struct virtio_dev_ops net_ops = {
@@ -939,7 +946,7 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 			goto fail;
 		}
 		int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		int tr = t < 0 ? -errno : evloop_add(vm, t, EPOLLIN, net_rl_event, n);
+		int tr = t < 0 ? -errno : evloop_add(vm->evloop, t, EPOLLIN, net_rl_event, n);
 		if (tr < 0) {
 			snprintf(err, errlen, "rate-limit timer: %s", strerror(-tr));
 			if (t >= 0)
@@ -961,12 +968,12 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 	/* Watched from the start, with no events until DRIVER_OK, so that a
 	 * back end dying early still shows up (HUP is always reported; the
 	 * control socket is watched for its EOF throughout). */
-	r = n->ring ? evloop_add(vm, n->fd, EPOLLIN, net_ctl_event, n)
-		    : evloop_add(vm, n->fd, 0, net_backend_event, n);
+	r = n->ring ? evloop_add(vm->evloop, n->fd, EPOLLIN, net_ctl_event, n)
+		    : evloop_add(vm->evloop, n->fd, 0, net_backend_event, n);
 	if (r == 0 && n->ring) {
-		r = evloop_add(vm, n->slirp.rxbell, 0, net_bell_event, n);
+		r = evloop_add(vm->evloop, n->slirp.rxbell, 0, net_bell_event, n);
 		if (r < 0)
-			evloop_del(vm, n->fd);
+			evloop_del(vm->evloop, n->fd);
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(-r));
@@ -977,21 +984,22 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 	if (!n->dev) {
 		r = errno ? -errno : -EIO;
 		snprintf(err, errlen, "creating the PCI function: %s", strerror(-r));
-		evloop_del(vm, n->fd);
+		evloop_del(vm->evloop, n->fd);
 		if (n->ring)
-			evloop_del(vm, n->slirp.rxbell);
+			evloop_del(vm->evloop, n->slirp.rxbell);
 		goto fail;
 	}
-	/* After the device's own section, in creation order as always. On
+	/* Recorded while the model is created, so before the registry records
+	 * the device itself: the same order at every save and restore. On
 	 * failure hvmm ends (the device is in the VM already). */
-	if (n->ring && ns && ns->keep_secs && snapshot_register(vm, &net_keep_ops, n) < 0) {
+	if (n->ring && ns && ns->keep_secs && dev_registry_add(&vm->devs, &net_keep_dev, n) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	return 0;
 fail:
 	if (n->rl_timer >= 0) {
-		evloop_del(vm, n->rl_timer);
+		evloop_del(vm->evloop, n->rl_timer);
 		close(n->rl_timer);
 	}
 	if (n->ring)
@@ -1050,7 +1058,7 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 		struct snap_cur c;
 		uint32_t ver;
 		char name[NET_SLIRP_NAME_LEN];
-		if (ns.keep_secs && vm->cfg.restore && snapshot_restore_peek(vm, net_keep_ops.name, &c, &ver) == 0)
+		if (ns.keep_secs && vm->cfg.restore && snapshot_restore_peek(vm, net_keep_dev.name, &c, &ver) == 0)
 			/* The snapshot names the helper its source kept: take it over
 			 * (it still holds the hostfwd ports: a new one could not bind them). */
 			r = net_keep_parse(&c, ver, name, err, errlen) < 0 ? -EIO

@@ -823,9 +823,9 @@ static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 	if (!d->inline_mode && d->vm->evloop) {
 		for (unsigned q = 0; q < d->ops->nr_queues; q++)
 			if (d->q[q].efd >= 0)
-				evloop_del(d->vm, d->q[q].efd);
+				evloop_del(d->vm->evloop, d->q[q].efd);
 		if (d->ctl_efd >= 0)
-			evloop_del(d->vm, d->ctl_efd);
+			evloop_del(d->vm->evloop, d->ctl_efd);
 	}
 	if (d->pci) {
 		pci_dev_lock(d->pci);
@@ -915,7 +915,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 		.intx_pin = 1,
 		.name = ops->name,
 	};
-	struct pci_dev *p = pci_dev_add(vm, &info);
+	struct pci_dev *p = pci_dev_add(vm->pci, &info);
 	if (!p) {
 		err = errno;
 		virtio_dev_free(d, false);
@@ -944,9 +944,9 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 		goto fail;
 	if (!d->inline_mode) {
 		for (unsigned q = 0; q < ops->nr_queues && !err; q++)
-			err = -evloop_add(vm, d->q[q].efd, EPOLLIN, virtio_notify_cb, &d->q[q]);
+			err = -evloop_add(vm->evloop, d->q[q].efd, EPOLLIN, virtio_notify_cb, &d->q[q]);
 		if (!err)
-			err = -evloop_add(vm, d->ctl_efd, EPOLLIN, virtio_ctl_cb, d);
+			err = -evloop_add(vm->evloop, d->ctl_efd, EPOLLIN, virtio_ctl_cb, d);
 		if (err)
 			goto fail;
 	}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../pci.h"
+#include "../device.h"
 #include "../snapshot.h"
 #include "virtio.h"
 
@@ -77,7 +78,6 @@ struct virtio_dev {
 	struct vq_dma dma;
 
 	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
-	struct snap_ops snap; /* named after the model: its section in a snapshot */
 };
 
 struct virtio_state {
@@ -91,8 +91,12 @@ void virtio_efd_kick(int fd);
  * this thread: the loop's own callback, or a snapshot with the loop parked. */
 void virtio_ctl_run(struct virtio_dev *d);
 
-/* virtio_snap.c: the device's snapshot ops (d->snap), or unsupported when
- * its model has none. 0 or -ENOMEM. */
+/* virtio_snap.c: a model without a snapshot makes the VM unsaveable (its
+ * registry's unsupported). 0. */
 int virtio_snap_register(struct virtio_dev *d);
+/* Every virtio type's snapshot ops (virtio_devs.c): the transport's state
+ * and the model's, of the struct virtio_dev the registry holds. */
+int virtio_snap_save(void *opaque, struct snap_buf *b, char *err, size_t n);
+int virtio_snap_load(void *opaque, struct snap_cur *c, uint32_t version, char *err, size_t n);
 
 #endif

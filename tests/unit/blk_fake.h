@@ -107,18 +107,18 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
 	(void)d, (void)why;
 	needs_reset++;
 }
-int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
-	(void)vm;
+	(void)l;
 	assert_int_equal(events, EPOLLIN);
 	loop_fd = fd;
 	loop_fn = fn;
 	loop_arg = opaque;
 	return 0;
 }
-int evloop_del(struct vm *vm, int fd)
+int evloop_del(struct evloop *l, int fd)
 {
-	(void)vm;
+	(void)l;
 	assert_int_equal(fd, loop_fd);
 	loop_fd = -1;
 	return 0;

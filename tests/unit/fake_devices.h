@@ -21,19 +21,28 @@
 #include "virtio/virtio_net.h"
 #include "vm.h"
 
-/* Every legacy device the command line can ask for, in vm_create_devices'
- * order (hyperv-testdev needs hyperv.c and KVM: not here). Without an
- * event loop the PIT has no timer (its IRQ 0 never fires). 0 or -errno. */
+/* Every legacy device the command line can ask for, created as vm.c does
+ * it: the registry's dev_create_all with options that ask for all of them
+ * (split irqchip, pc-testdev, COM1 without output) and for no PCI function,
+ * virtio device or hyperv-testdev (fake_pci_create makes those). Without an event loop
+ * the PIT has no timer (its IRQ 0 never fires). 0, or an hvmm exit status
+ * with the reason in fake_err. */
 static inline int fake_legacy_create(struct vm *vm)
 {
-	int r;
-	if ((r = uart_create(vm, SERIAL_NONE, NULL, 0)) || (r = debug_exit_create(vm)) ||
-	    (r = i8042_create(vm)) || (r = sysreset_create(vm)) || (r = boot_timer_create(vm)) ||
-	    (r = fw_cfg_create(vm)) || (r = acpi_pm_create(vm)) || (r = rtc_create(vm)) ||
-	    (r = ioapic_create(vm)) || (r = pic_create(vm)) || (r = pit_create(vm)) ||
-	    (r = pc_testdev_create(vm)))
-		return r;
-	return 0;
+	vm->cfg.irqchip = IRQCHIP_SPLIT;
+	vm->cfg.serial = SERIAL_NONE;
+	vm->cfg.pc_testdev = true;
+	vm->cfg.pci_testdev = vm->cfg.edu = vm->cfg.hyperv_testdev = false;
+	vm->cfg.rng = false;
+	vm->cfg.nr_disks = vm->cfg.nr_nets = vm->cfg.nr_vfio = 0;
+	bool console = vm->cfg.console_virtio; /* the UART leaves stdin to it */
+	vm->cfg.console_virtio = false;
+	struct dev_msi msi = vm->env.msi; /* the test's, if it set one */
+	fake_vm_env(vm);
+	vm->env.msi = msi;
+	int r = dev_create_all(&vm->env, fake_err, sizeof(fake_err));
+	vm->cfg.console_virtio = console;
+	return r;
 }
 
 /* A disk image of `bytes` zeroes under /tmp; its name into path (>= 32
@@ -49,6 +58,15 @@ static inline int fake_disk_image(char *path, size_t n, uint64_t bytes)
 	return r < 0 ? -1 : 0;
 }
 
+/* Record the virtio device just made directly (a test's socket back end:
+ * no option says it) in the registry, as dev_create would. 0 or -1. */
+static inline int fake_virtio_record(struct vm *vm, const struct dev_ops *ops)
+{
+	struct virtio_dev *d[32];
+	unsigned n = virtio_devices(vm, d, 32);
+	return n && dev_registry_add(&vm->devs, ops, d[n - 1]) == 0 ? 0 : -1;
+}
+
 /*
  * Bus 0's device models behind a host bridge the caller made (pci_init,
  * after evloop_init): virtio-rng, virtio-blk on img, virtio-net on the
@@ -59,9 +77,14 @@ static inline int fake_disk_image(char *path, size_t n, uint64_t bytes)
 static inline int fake_pci_create(struct vm *vm, const char *img, int net_fd, char *err, size_t n)
 {
 	err[0] = 0;
-	if (virtio_rng_create(vm) || virtio_blk_create(vm, img, false) ||
-	    virtio_net_attach_fd(vm, net_fd, true, err, n) || virtio_console_create(vm) ||
-	    pci_testdev_create(vm) || edu_create(vm))
+	struct dev_msi msi = vm->env.msi;
+	fake_vm_env(vm); /* the PCI host */
+	vm->env.msi = msi;
+	if (virtio_rng_create(vm) || fake_virtio_record(vm, &virtio_rng_dev_ops) ||
+	    virtio_blk_create(vm, img, false) || fake_virtio_record(vm, &virtio_blk_dev_ops) ||
+	    virtio_net_attach_fd(vm, net_fd, true, err, n) || fake_virtio_record(vm, &virtio_net_dev_ops) ||
+	    virtio_console_create(vm) || fake_virtio_record(vm, &virtio_console_dev_ops) ||
+	    !fake_dev_create(vm, &pci_testdev_dev_ops) || !fake_dev_create(vm, &edu_dev_ops))
 		return -1;
 	return 0;
 }

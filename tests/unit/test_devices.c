@@ -16,24 +16,10 @@
 /* ---- test doubles ---- */
 
 
-/* The level each ISA line was last set to, and how often it rose. */
-static bool irq_level[16];
-static int irq_raised[16];
-
-void irq_set_line(struct vm *vm, unsigned pin, bool level)
-{
-	(void)vm;
-	if (pin < 16) {
-		irq_raised[pin] += level && !irq_level[pin];
-		irq_level[pin] = level;
-	}
-}
-
-int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
-{
-	(void)vm, (void)pin, (void)addr, (void)data;
-	return 0;
-}
+/* The level each ISA line was last set to, and how often it rose: the
+ * devices' interrupt lines are fake_vm.h's recorders. */
+#define irq_level fake_irq_level
+#define irq_raised fake_irq_rises
 
 /* ---- harness ---- */
 
@@ -43,15 +29,13 @@ static int setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&vm);
-	memset(irq_level, 0, sizeof(irq_level));
-	memset(irq_raised, 0, sizeof(irq_raised));
 	util_mark_start();
-	assert_int_equal(debug_exit_create(&vm), 0);
-	assert_int_equal(i8042_create(&vm), 0);
-	assert_int_equal(sysreset_create(&vm), 0);
-	assert_int_equal(boot_timer_create(&vm), 0);
-	assert_int_equal(pic_create(&vm), 0);
-	assert_int_equal(acpi_pm_create(&vm), 0);
+	assert_non_null(fake_dev_create(&vm, &debug_exit_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &i8042_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &sysreset_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &boot_timer_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &pic_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &acpi_pm_dev_ops));
 	return 0;
 }
 
@@ -59,7 +43,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	fake_vm_free(&vm);
-	assert_null(vm.boot_timer);
+	assert_null(dev_find(&vm.devs, "boot-timer", 0));
 	return 0;
 }
 
@@ -251,13 +235,13 @@ static void test_boot_timer(void **state)
 {
 	(void)state;
 	struct boot_timer_mark m[BOOT_TIMER_MAX_MARKS + 4];
-	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS), 0);
+	assert_int_equal(boot_timer_marks(dev_find(&vm.devs, "boot-timer", 0), m, BOOT_TIMER_MAX_MARKS), 0);
 	out(BOOT_TIMER_PORT, 4, 0x1234);
 	bwrite(&vm.mmio, BOOT_TIMER_MMIO, 4, 0xcafe);
 	out(BOOT_TIMER_PORT + 1, 1, 7);
 	assert_int_equal(in(BOOT_TIMER_PORT, 4), 0);
 	assert_int_equal(bread(&vm.mmio, BOOT_TIMER_MMIO, 4), 0);
-	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS), 3);
+	assert_int_equal(boot_timer_marks(dev_find(&vm.devs, "boot-timer", 0), m, BOOT_TIMER_MAX_MARKS), 3);
 	assert_int_equal(m[0].value, 0x1234);
 	assert_false(m[0].mmio);
 	assert_int_equal(m[1].value, 0xcafe);
@@ -269,16 +253,16 @@ static void test_boot_timer(void **state)
 	for (unsigned i = 0; i < 20; i++)
 		out(BOOT_TIMER_PORT, 4, 100 + i);
 	memset(m, 0xee, sizeof(m));
-	assert_int_equal(boot_timer_marks(&vm, m, BOOT_TIMER_MAX_MARKS + 4), 23);
+	assert_int_equal(boot_timer_marks(dev_find(&vm.devs, "boot-timer", 0), m, BOOT_TIMER_MAX_MARKS + 4), 23);
 	assert_int_equal(m[15].value, 100 + 12);
 	assert_int_equal(m[0].value, 0x1234); /* the first ones are never overwritten */
 	assert_int_equal(m[5].value, 100 + 2);
 	assert_int_equal(m[16].value, 0xeeeeeeee); /* nothing copied past the kept ones */
-	assert_int_equal(boot_timer_marks(&vm, m, 2), 23); /* max respected */
+	assert_int_equal(boot_timer_marks(dev_find(&vm.devs, "boot-timer", 0), m, 2), 23); /* max respected */
 	/* no device: no marks */
 	struct vm empty;
 	memset(&empty, 0, sizeof(empty));
-	assert_int_equal(boot_timer_marks(&empty, m, BOOT_TIMER_MAX_MARKS), 0);
+	assert_int_equal(boot_timer_marks(dev_find(&empty.devs, "boot-timer", 0), m, BOOT_TIMER_MAX_MARKS), 0);
 }
 
 /* ---- PIC ---- */

@@ -85,34 +85,34 @@ static void test_callbacks_on_loop_thread(void **state)
 {
 	(void)state;
 	struct counter a = { .fd = eventfd(0, EFD_NONBLOCK) }, b = { .fd = eventfd(0, EFD_NONBLOCK) };
-	assert_int_equal(evloop_add(&vm, a.fd, EPOLLIN, on_event, &a), 0);
+	assert_int_equal(evloop_add(vm.evloop, a.fd, EPOLLIN, on_event, &a), 0);
 	kick(a.fd, 3); /* before the start: delivered once it runs */
 	assert_int_equal(evloop_start(&vm), 0);
 	WAIT_FOR(a.total == 3);
 	assert_false(pthread_equal(a.thread, pthread_self()));
 	/* added while running, from this thread */
-	assert_int_equal(evloop_add(&vm, b.fd, EPOLLIN, on_event, &b), 0);
+	assert_int_equal(evloop_add(vm.evloop, b.fd, EPOLLIN, on_event, &b), 0);
 	kick(b.fd, 5);
 	kick(a.fd, 1);
 	WAIT_FOR(b.total == 5 && a.total == 4);
 	assert_true(pthread_equal(a.thread, b.thread));
 	/* mod: stop listening, events stay queued in the fd */
-	assert_int_equal(evloop_mod(&vm, a.fd, 0), 0);
+	assert_int_equal(evloop_mod(vm.evloop, a.fd, 0), 0);
 	unsigned calls = a.calls;
 	kick(a.fd, 7);
 	usleep(20000);
 	assert_int_equal(a.calls, calls);
-	assert_int_equal(evloop_mod(&vm, a.fd, EPOLLIN), 0);
+	assert_int_equal(evloop_mod(vm.evloop, a.fd, EPOLLIN), 0);
 	WAIT_FOR(a.total == 11);
 	/* del: no more callbacks */
-	assert_int_equal(evloop_del(&vm, b.fd), 0);
+	assert_int_equal(evloop_del(vm.evloop, b.fd), 0);
 	calls = b.calls;
 	kick(b.fd, 1);
 	usleep(20000);
 	assert_int_equal(b.calls, calls);
 	evloop_stop(&vm);
 	evloop_stop(&vm); /* twice is fine */
-	assert_int_equal(evloop_del(&vm, a.fd), 0);
+	assert_int_equal(evloop_del(vm.evloop, a.fd), 0);
 	close(a.fd);
 	close(b.fd);
 }
@@ -121,19 +121,19 @@ static void test_errors(void **state)
 {
 	(void)state;
 	struct counter a = { .fd = eventfd(0, EFD_NONBLOCK) };
-	assert_int_equal(evloop_add(&vm, -1, EPOLLIN, on_event, &a), -EINVAL);
-	assert_int_equal(evloop_add(&vm, a.fd, EPOLLIN, NULL, &a), -EINVAL);
-	assert_int_equal(evloop_add(&vm, a.fd, EPOLLIN, on_event, &a), 0);
-	assert_int_equal(evloop_add(&vm, a.fd, EPOLLIN, on_event, &a), -EEXIST);
-	assert_int_equal(evloop_mod(&vm, 12345, EPOLLIN), -ENOENT);
-	assert_int_equal(evloop_del(&vm, 12345), -ENOENT);
-	assert_int_equal(evloop_del(&vm, a.fd), 0);
-	assert_int_equal(evloop_del(&vm, a.fd), -ENOENT);
+	assert_int_equal(evloop_add(vm.evloop, -1, EPOLLIN, on_event, &a), -EINVAL);
+	assert_int_equal(evloop_add(vm.evloop, a.fd, EPOLLIN, NULL, &a), -EINVAL);
+	assert_int_equal(evloop_add(vm.evloop, a.fd, EPOLLIN, on_event, &a), 0);
+	assert_int_equal(evloop_add(vm.evloop, a.fd, EPOLLIN, on_event, &a), -EEXIST);
+	assert_int_equal(evloop_mod(vm.evloop, 12345, EPOLLIN), -ENOENT);
+	assert_int_equal(evloop_del(vm.evloop, 12345), -ENOENT);
+	assert_int_equal(evloop_del(vm.evloop, a.fd), 0);
+	assert_int_equal(evloop_del(vm.evloop, a.fd), -ENOENT);
 	close(a.fd);
 	/* no loop at all */
 	struct vm none;
 	fake_vm_init(&none);
-	assert_int_equal(evloop_add(&none, 0, EPOLLIN, on_event, &a), -EINVAL);
+	assert_int_equal(evloop_add(none.evloop, 0, EPOLLIN, on_event, &a), -EINVAL);
 	assert_int_equal(evloop_start(&none), -EINVAL);
 	evloop_stop(&none);
 	evloop_destroy(&none);
@@ -150,8 +150,8 @@ static void on_event_del_both(void *opaque, uint32_t events)
 	struct pair *p = opaque;
 	(void)events;
 	p->c[0].calls++;
-	evloop_del(&vm, p->c[0].fd);
-	evloop_del(&vm, p->c[1].fd);
+	evloop_del(vm.evloop, p->c[0].fd);
+	evloop_del(vm.evloop, p->c[1].fd);
 }
 
 static void test_del_from_callback(void **state)
@@ -161,8 +161,8 @@ static void test_del_from_callback(void **state)
 	memset(&p, 0, sizeof(p));
 	p.c[0].fd = eventfd(0, EFD_NONBLOCK);
 	p.c[1].fd = eventfd(0, EFD_NONBLOCK);
-	assert_int_equal(evloop_add(&vm, p.c[0].fd, EPOLLIN, on_event_del_both, &p), 0);
-	assert_int_equal(evloop_add(&vm, p.c[1].fd, EPOLLIN, on_event, &p.c[1]), 0);
+	assert_int_equal(evloop_add(vm.evloop, p.c[0].fd, EPOLLIN, on_event_del_both, &p), 0);
+	assert_int_equal(evloop_add(vm.evloop, p.c[1].fd, EPOLLIN, on_event, &p.c[1]), 0);
 	/* both ready in the same batch: whichever runs first deletes the other */
 	kick(p.c[0].fd, 1);
 	kick(p.c[1].fd, 1);
@@ -182,12 +182,12 @@ static void test_del_waits_for_callback(void **state)
 	(void)state;
 	struct counter a = { .fd = eventfd(0, EFD_NONBLOCK) };
 	a.slow = true;
-	assert_int_equal(evloop_add(&vm, a.fd, EPOLLIN, on_event, &a), 0);
+	assert_int_equal(evloop_add(vm.evloop, a.fd, EPOLLIN, on_event, &a), 0);
 	assert_int_equal(evloop_start(&vm), 0);
 	kick(a.fd, 1);
 	WAIT_FOR(a.in_cb);
 	/* the callback sleeps 50 ms; del must not return while it runs */
-	assert_int_equal(evloop_del(&vm, a.fd), 0);
+	assert_int_equal(evloop_del(vm.evloop, a.fd), 0);
 	assert_false(a.in_cb);
 	assert_int_equal(a.calls, 1);
 	evloop_stop(&vm);
@@ -199,7 +199,7 @@ static void test_stop_without_start(void **state)
 	(void)state;
 	evloop_stop(&vm); /* never started: nothing to join */
 	struct counter a = { .fd = eventfd(0, EFD_NONBLOCK) };
-	assert_int_equal(evloop_add(&vm, a.fd, EPOLLIN, on_event, &a), 0);
+	assert_int_equal(evloop_add(vm.evloop, a.fd, EPOLLIN, on_event, &a), 0);
 	/* destroy (teardown) frees the live watch */
 	close(a.fd);
 }

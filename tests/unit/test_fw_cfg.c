@@ -16,19 +16,6 @@
 #define RAM (16ull << 20)
 #define NCPUS 3
 
-/* ---- test doubles (other devices in libhvmm.a reference these) ---- */
-
-void irq_set_line(struct vm *vm, unsigned pin, bool level)
-{
-	(void)vm, (void)pin, (void)level;
-}
-
-int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
-{
-	(void)vm, (void)pin, (void)addr, (void)data;
-	return 0;
-}
-
 /* ---- harness ---- */
 
 static struct vm vm;
@@ -40,14 +27,14 @@ static int setup(void **state)
 	vm.cfg.mem_size = RAM;
 	vm.cfg.ncpus = NCPUS;
 	assert_int_equal(mem_init(&vm.mem, RAM), 0);
-	assert_int_equal(fw_cfg_create(&vm), 0);
+	assert_non_null(fake_dev_create(&vm, &fw_cfg_dev_ops));
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	devices_destroy(&vm);
+	dev_destroy_all(&vm.devs);
 	snapshot_registry_free(&vm);
 	/* the state is gone and no range points at it any more */
 	const struct bus_range *r = bus_find(&vm.pio, FW_CFG_PORT_SEL, 2);
@@ -201,11 +188,11 @@ static void test_empty_dir(void **state)
 static void test_dir_format_and_content(void **state)
 {
 	(void)state;
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/b", "hello", 5), 0);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/b", "hello", 5), 0);
 	static uint8_t big[0x10203];
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (uint8_t)(i * 7);
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/a", big, sizeof(big)), 0);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/a", big, sizeof(big)), 0);
 
 	uint8_t d[4 + 2 * 64 + 4];
 	read_dir(d, sizeof(d));
@@ -239,7 +226,7 @@ static void test_dir_format_and_content(void **state)
 			fail_msg("byte %zu of etc/a", i);
 	assert_int_equal(rd(), 0);
 	/* an empty file is listed with size 0 and reads nothing */
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/0", NULL, 0), 0);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/0", NULL, 0), 0);
 	read_dir(d, 4 + 64);
 	assert_int_equal(be(d, 4), 3);
 	assert_int_equal(be(d + 4, 4), 0);
@@ -258,7 +245,7 @@ static void test_many_files_sorted(void **state)
 		char name[32], data[32];
 		snprintf(name, sizeof(name), "opt/f%03u", k);
 		snprintf(data, sizeof(data), "data of %u", k);
-		assert_int_equal(fw_cfg_add_file(&vm, name, data, strlen(data)), 0);
+		assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), name, data, strlen(data)), 0);
 	}
 	static uint8_t d[4 + N * 64];
 	read_dir(d, sizeof(d));
@@ -283,14 +270,14 @@ static void test_add_file_errors(void **state)
 	char name[FW_CFG_NAME_MAX + 2];
 	memset(name, 'x', sizeof(name));
 	name[FW_CFG_NAME_MAX + 1] = 0; /* 56 characters: no room for the NUL */
-	assert_int_equal(fw_cfg_add_file(&vm, name, "a", 1), -EINVAL);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), name, "a", 1), -EINVAL);
 	name[FW_CFG_NAME_MAX] = 0; /* 55: fits exactly */
-	assert_int_equal(fw_cfg_add_file(&vm, name, "a", 1), 0);
-	assert_int_equal(fw_cfg_add_file(&vm, "", "a", 1), -EINVAL);
-	assert_int_equal(fw_cfg_add_file(&vm, NULL, "a", 1), -EINVAL);
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/x", NULL, 1), -EINVAL);
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/x", "a", 1), 0);
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/x", "b", 1), -EEXIST);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), name, "a", 1), 0);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "", "a", 1), -EINVAL);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), NULL, "a", 1), -EINVAL);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/x", NULL, 1), -EINVAL);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/x", "a", 1), 0);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/x", "b", 1), -EEXIST);
 
 	uint8_t d[4 + 2 * 64];
 	read_dir(d, sizeof(d));
@@ -302,15 +289,16 @@ static void test_add_file_errors(void **state)
 	assert_int_equal(rd(), 'a'); /* the rejected duplicate did not replace it */
 
 	/* no fw_cfg on this VM */
-	struct vm bare;
-	memset(&bare, 0, sizeof(bare));
-	bus_init(&bare.pio, "pio");
-	assert_int_equal(fw_cfg_add_file(&bare, "etc/x", "a", 1), -ENODEV);
-	assert_int_equal(debug_exit_create(&bare), 0);
-	assert_int_equal(fw_cfg_add_file(&bare, "etc/x", "a", 1), -ENODEV);
-	bus_free(&bare.pio);
+	static struct vm bare;
+	fake_vm_init(&bare);
+	assert_int_equal(fw_cfg_add_file(dev_find(&bare.devs, "fw_cfg", 0), "etc/x", "a", 1), -ENODEV);
+	assert_non_null(fake_dev_create(&bare, &debug_exit_dev_ops));
+	assert_int_equal(fw_cfg_add_file(dev_find(&bare.devs, "fw_cfg", 0), "etc/x", "a", 1), -ENODEV);
+	fake_vm_free(&bare);
 	/* a second fw_cfg on the same VM is refused by the bus */
-	assert_int_equal(fw_cfg_create(&vm), -EEXIST);
+	char err[128];
+	assert_int_equal(dev_create(&vm.env, &fw_cfg_dev_ops, 1, err, sizeof(err)), -EEXIST);
+	assert_string_equal(err, "creating fw_cfg: File exists");
 }
 
 static void test_file_limit(void **state)
@@ -319,9 +307,9 @@ static void test_file_limit(void **state)
 	for (unsigned i = 0; i < FW_CFG_MAX_FILES; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "f%05u", i);
-		assert_int_equal(fw_cfg_add_file(&vm, name, "", 0), 0);
+		assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), name, "", 0), 0);
 	}
-	assert_int_equal(fw_cfg_add_file(&vm, "z", "", 0), -ENOSPC);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "z", "", 0), -ENOSPC);
 	uint8_t d[4];
 	read_dir(d, 4);
 	assert_int_equal(be(d, 4), FW_CFG_MAX_FILES);
@@ -390,7 +378,7 @@ static void test_dma_signature_register(void **state)
 static void test_dma_read(void **state)
 {
 	(void)state;
-	assert_int_equal(fw_cfg_add_file(&vm, "etc/test", "0123456789", 10), 0);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm.devs, "fw_cfg", 0), "etc/test", "0123456789", 10), 0);
 	uint8_t *buf = gmem(BUF, 64);
 
 	/* select + read the signature */

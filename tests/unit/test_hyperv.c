@@ -35,14 +35,14 @@ static int setup(void **state)
 	vm.cfg.hyperv = vm.cfg.hyperv_testdev = true;
 	assert_int_equal(mem_init(&vm.mem, RAM), 0);
 	assert_int_equal(hyperv_create(&vm), 0);
-	assert_int_equal(hyperv_testdev_create(&vm), 0);
+	fake_vm_env(&vm); /* the SynIC is hyperv-testdev's handle */
+	assert_non_null(fake_dev_create(&vm, &hyperv_testdev_dev_ops));
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	hyperv_testdev_destroy(&vm);
 	fake_vm_free(&vm);
 	hyperv_destroy(&vm);
 	irq_destroy(&vm);
@@ -117,24 +117,24 @@ static void test_port_routes(void **state)
 {
 	(void)state;
 	out(HYPERV_TESTDEV_PORT, 4, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 5, 0));
-	int h = hyperv_testdev_route(&vm, 1, 5);
+	int h = hyperv_testdev_route(dev_find(&vm.devs, "hyperv-testdev", 0), 1, 5);
 	assert_true(h >= 0);
 	out(HYPERV_TESTDEV_PORT, 4, cmd(HYPERV_TESTDEV_SINT_ROUTE_SET_SINT, 1, 5, 0));
 	out(HYPERV_TESTDEV_PORT, 4, cmd(HYPERV_TESTDEV_SINT_ROUTE_SET_SINT, 1, 5, 0));
-	assert_int_equal(hyperv_route_raised(&vm, h), 2);
+	assert_int_equal(hyperv_route_raised(vm.hyperv, h), 2);
 	/* a 1-byte write and a 2-byte write into the register: ignored */
 	out(HYPERV_TESTDEV_PORT, 1, cmd(HYPERV_TESTDEV_SINT_ROUTE_SET_SINT, 1, 5, 0));
 	out(HYPERV_TESTDEV_PORT + 2, 2, HYPERV_TESTDEV_SINT_ROUTE_SET_SINT);
-	assert_int_equal(hyperv_route_raised(&vm, h), 2);
+	assert_int_equal(hyperv_route_raised(vm.hyperv, h), 2);
 	const struct bus_range *r = bus_find(&vm.pio, HYPERV_TESTDEV_PORT, 4);
 	assert_non_null(r);
 	assert_int_equal(r->ops->read(r->opaque, 0, 4), 0);
 	out(HYPERV_TESTDEV_PORT, 4, cmd(HYPERV_TESTDEV_SINT_ROUTE_DESTROY, 1, 5, 0));
-	assert_int_equal(hyperv_testdev_route(&vm, 1, 5), -1);
-	assert_int_equal(hyperv_testdev_refused(&vm), 0);
+	assert_int_equal(hyperv_testdev_route(dev_find(&vm.devs, "hyperv-testdev", 0), 1, 5), -1);
+	assert_int_equal(hyperv_testdev_refused(dev_find(&vm.devs, "hyperv-testdev", 0)), 0);
 	/* raising a destroyed route is refused, not a use of stale state */
 	out(HYPERV_TESTDEV_PORT, 4, cmd(HYPERV_TESTDEV_SINT_ROUTE_SET_SINT, 1, 5, 0));
-	assert_int_equal(hyperv_testdev_refused(&vm), 1);
+	assert_int_equal(hyperv_testdev_refused(dev_find(&vm.devs, "hyperv-testdev", 0)), 1);
 }
 
 /* What a guest cannot make: routes to vCPUs or SINTs that do not exist,
@@ -142,33 +142,33 @@ static void test_port_routes(void **state)
 static void test_refused(void **state)
 {
 	(void)state;
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 2, 0, 0)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 2, 0, 0)),
 			 -EINVAL); /* vCPU 2 of 2 */
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 0, 16, 0)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 0, 16, 0)),
 			 -EINVAL);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(0, 0, 0, 0)), -EINVAL);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(8, 0, 0, 0)), -EINVAL);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_DESTROY, 0, 0, 0)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(0, 0, 0, 0)), -EINVAL);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(8, 0, 0, 0)), -EINVAL);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_DESTROY, 0, 0, 0)),
 			 -ENOENT);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 0, 8, 0x10)), 0);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 1, 8, 0x10)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 0, 8, 0x10)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 1, 8, 0x10)),
 			 -EEXIST);
 	/* event ids are a name space of their own, as HvSignalEvent's */
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 0, 9, 0x10)), 0);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 0, 9, 0x10)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 0, 9, 0x10)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 0, 9, 0x10)),
 			 -EEXIST);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 5, 8, 0x11)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 5, 8, 0x11)),
 			 -EINVAL);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_DESTROY, 0, 0, 0x11)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_DESTROY, 0, 0, 0x11)),
 			 -ENOENT);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_EVT_CONN_DESTROY, 0, 0, 0x11)),
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_EVT_CONN_DESTROY, 0, 0, 0x11)),
 			 -ENOENT);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_DESTROY, 0, 0, 0x10)), 0);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_EVT_CONN_DESTROY, 0, 0, 0x10)), 0);
-	assert_int_equal(hyperv_testdev_refused(&vm), 10);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_DESTROY, 0, 0, 0x10)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_EVT_CONN_DESTROY, 0, 0, 0x10)), 0);
+	assert_int_equal(hyperv_testdev_refused(dev_find(&vm.devs, "hyperv-testdev", 0)), 10);
 	/* the API refuses what the 8-bit register cannot even name */
-	assert_int_equal(hyperv_msg_conn_create(&vm, 0x1000000, 0, 0), -EINVAL);
-	assert_int_equal(hyperv_evt_conn_create(&vm, HYPERV_EVENT_FLAGS, 0, 0), -EINVAL);
+	assert_int_equal(hyperv_msg_conn_create(vm.hyperv, 0x1000000, 0, 0), -EINVAL);
+	assert_int_equal(hyperv_evt_conn_create(vm.hyperv, HYPERV_EVENT_FLAGS, 0, 0), -EINVAL);
 }
 
 /* A guest that creates and destroys routes forever gets no further than
@@ -177,14 +177,14 @@ static void test_route_limits(void **state)
 {
 	(void)state;
 	for (int i = 0; i < 3 * IRQ_MAX_MSI_GSIS; i++) {
-		assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 0, 3, 0)), 0);
-		assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_DESTROY, 0, 3, 0)), 0);
+		assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 0, 3, 0)), 0);
+		assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_DESTROY, 0, 3, 0)), 0);
 	}
 	for (int i = 0; i < HYPERV_MAX_ROUTES; i++)
-		assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 3, 0)), 0);
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 3, 0)),
+		assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 3, 0)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 3, 0)),
 			 -ENOSPC);
-	assert_int_equal(hyperv_msg_conn_create(&vm, 1, 0, 0), -ENOSPC); /* its route: no room */
+	assert_int_equal(hyperv_msg_conn_create(vm.hyperv, 1, 0, 0), -ENOSPC); /* its route: no room */
 }
 
 static void test_synic_page(void **state)
@@ -208,7 +208,7 @@ static uint32_t slot_type(uint64_t page, unsigned sint)
 static void test_post_message(void **state)
 {
 	(void)state;
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 1, 8, 0x11)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 1, 8, 0x11)), 0);
 	synic_on(1, EVT_PAGE, MSG_PAGE);
 	post_input(0x11, 0x12345678, 8, 0x10000);
 	assert_int_equal(post(INPUT), HV_STATUS_SUCCESS);
@@ -240,7 +240,7 @@ static void test_post_message(void **state)
 static void test_post_input_checks(void **state)
 {
 	(void)state;
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 0, 2, 0x20)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 0, 2, 0x20)), 0);
 	synic_on(0, EVT_PAGE, MSG_PAGE);
 	post_input(0x20, 1, 0, 0);
 	assert_int_equal(post(INPUT + 4), HV_STATUS_INVALID_ALIGNMENT);
@@ -269,7 +269,7 @@ static void test_post_input_checks(void **state)
 static void test_message_page_checks(void **state)
 {
 	(void)state;
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 0, 4, 0x30)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 0, 4, 0x30)), 0);
 	post_input(0x30, 7, 8, 42);
 	const uint64_t bad[] = { RAM, 0xfee00000, 0xfffff000, 1ull << 40 };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -304,20 +304,20 @@ static void test_signal_event(void **state)
 {
 	(void)state;
 	const unsigned id = 0x45, sint = 9;
-	assert_int_equal(hyperv_testdev_write(&vm, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 1, sint, id)), 0);
+	assert_int_equal(hyperv_testdev_write(dev_find(&vm.devs, "hyperv-testdev", 0), cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 1, sint, id)), 0);
 	synic_on(1, EVT_PAGE, MSG_PAGE);
 	assert_int_equal(signal_fast(id), HV_STATUS_SUCCESS);
 	assert_int_equal(flags_word(EVT_PAGE, sint, id / 64), 1ull << (id % 64));
 	assert_int_equal(signal_fast(id), HV_STATUS_SUCCESS); /* already set */
 	/* the raise count of the connection's route: hyperv.c's route 0 here */
-	assert_int_equal(hyperv_route_raised(&vm, 0), 1);
+	assert_int_equal(hyperv_route_raised(vm.hyperv, 0), 1);
 
 	memset(ram(EVT_PAGE + sint * 256, 256), 0, 256);
 	uint64_t param = id;
 	memcpy(ram(INPUT, 8), &param, 8);
 	assert_int_equal(hyperv_hcall(&vm, HV_HCALL_SIGNAL_EVENT, INPUT), HV_STATUS_SUCCESS);
 	assert_int_equal(flags_word(EVT_PAGE, sint, id / 64), 1ull << (id % 64));
-	assert_int_equal(hyperv_route_raised(&vm, 0), 2);
+	assert_int_equal(hyperv_route_raised(vm.hyperv, 0), 2);
 	assert_int_equal(hyperv_hcall(&vm, HV_HCALL_SIGNAL_EVENT, INPUT + 1),
 			 HV_STATUS_INVALID_ALIGNMENT);
 	assert_int_equal(hyperv_hcall(&vm, HV_HCALL_SIGNAL_EVENT, RAM - 4), HV_STATUS_INVALID_ALIGNMENT);
@@ -330,7 +330,7 @@ static void test_signal_event(void **state)
 	memset(ram(EVT_PAGE + sint * 256, 256), 0, 256);
 	synic_on(1, RAM, MSG_PAGE);
 	assert_int_equal(signal_fast(id), HV_STATUS_SUCCESS);
-	assert_int_equal(hyperv_route_raised(&vm, 0), 2);
+	assert_int_equal(hyperv_route_raised(vm.hyperv, 0), 2);
 	assert_int_equal(flags_word(EVT_PAGE, sint, id / 64), 0);
 	/* vCPU numbers beyond the table are ignored, not stored */
 	hyperv_synic_exit(&vm, VM_MAX_CPUS, 1, EVT_PAGE | 1, MSG_PAGE | 1);
@@ -342,23 +342,23 @@ static void test_signal_event(void **state)
 static void test_snapshot_unsupported(void **state)
 {
 	(void)state;
-	assert_non_null(vm.snap);
-	assert_non_null(vm.snap->unsupported);
-	assert_string_equal(vm.snap->unsupported, "--hyperv");
+	assert_non_null(vm.devs.unsupported);
+	assert_string_equal(vm.devs.unsupported, "--hyperv");
 }
 
 /* Without --hyperv there is no SynIC: every hypercall KVM passes up fails. */
 static void test_no_hyperv(void **state)
 {
 	(void)state;
-	struct vm bare;
+	static struct vm bare;
+	char err[128];
 	fake_vm_init(&bare);
 	assert_int_equal(hyperv_hcall(&bare, HV_HCALL_SIGNAL_EVENT | HV_HCALL_FAST, 1),
 			 HV_STATUS_INVALID_HYPERCALL_CODE);
-	assert_int_equal(hyperv_testdev_create(&bare), -ENODEV);
-	assert_int_equal(hyperv_route_create(&bare, 0, 0), -ENODEV);
-	bus_free(&bare.pio);
-	bus_free(&bare.mmio);
+	assert_int_equal(dev_create(&bare.env, &hyperv_testdev_dev_ops, 0, err, sizeof(err)), -ENODEV);
+	assert_string_equal(err, "creating hyperv-testdev: No such device");
+	assert_int_equal(hyperv_route_create(bare.hyperv, 0, 0), -ENODEV);
+	fake_vm_free(&bare);
 }
 
 int main(void)

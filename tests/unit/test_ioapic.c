@@ -20,9 +20,10 @@ static unsigned route_pin;
 static uint64_t route_addr;
 static uint32_t route_data;
 
-int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
+/* The IOAPIC's routing handle (dev_env's msi): what it asks KVM for. */
+static int route_rec(void *ctx, unsigned pin, uint64_t addr, uint32_t data)
 {
-	(void)vm;
+	(void)ctx;
 	route_calls++;
 	route_pin = pin;
 	route_addr = addr;
@@ -30,22 +31,25 @@ int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
 	return 0;
 }
 
-void irq_set_line(struct vm *vm, unsigned pin, bool level)
-{
-	ioapic_set_line(vm, pin, level); /* what irq.c does in split mode */
-}
 
 /* ---- harness ---- */
 
 static struct vm vm;
+
+/* A line as irq.c drives it in split mode: straight to the IOAPIC. */
+static void line(unsigned pin, bool level)
+{
+	ioapic_set_line(dev_find(&vm.devs, "ioapic", 0), pin, level);
+}
 
 static int setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&vm);
 	route_calls = 0;
-	assert_int_equal(ioapic_create(&vm), 0);
-	assert_non_null(vm.ioapic);
+	vm.env.msi = (struct dev_msi){ .ctx = &vm, .route = route_rec };
+	assert_non_null(fake_dev_create(&vm, &ioapic_dev_ops));
+	assert_non_null(dev_find(&vm.devs, "ioapic", 0));
 	return 0;
 }
 
@@ -53,7 +57,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	fake_vm_free(&vm);
-	assert_null(vm.ioapic);
+	assert_null(dev_find(&vm.devs, "ioapic", 0));
 	return 0;
 }
 
@@ -178,62 +182,62 @@ static void test_masked_not_delivered(void **state)
 {
 	(void)state;
 	rte_write(3, 0, RTE_MASK | 0x33);
-	irq_set_line(&vm, 3, true);
-	irq_set_line(&vm, 3, false);
-	assert_int_equal(ioapic_delivered(&vm, 3), 0);
+	line(3, true);
+	line(3, false);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 3), 0);
 	/* a masked edge is lost: unmasking later does not deliver it */
-	irq_set_line(&vm, 3, true);
+	line(3, true);
 	reg_write(0x10 + 2 * 3, 0x33);
-	assert_int_equal(ioapic_delivered(&vm, 3), 0);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 3), 0);
 	/* a masked level pin is delivered once unmasked */
 	rte_write(10, 0, RTE_MASK | RTE_LEVEL | 0x3a);
-	irq_set_line(&vm, 10, true);
-	assert_int_equal(ioapic_delivered(&vm, 10), 0);
+	line(10, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 10), 0);
 	reg_write(0x10 + 2 * 10, RTE_LEVEL | 0x3a);
-	assert_int_equal(ioapic_delivered(&vm, 10), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 10), 1);
 }
 
 static void test_edge_once_per_rising_edge(void **state)
 {
 	(void)state;
 	rte_write(4, 0, 0x34);
-	irq_set_line(&vm, 4, true);
-	assert_int_equal(ioapic_delivered(&vm, 4), 1);
-	irq_set_line(&vm, 4, true); /* still high: no new edge */
-	assert_int_equal(ioapic_delivered(&vm, 4), 1);
-	irq_set_line(&vm, 4, false);
-	assert_int_equal(ioapic_delivered(&vm, 4), 1);
-	irq_set_line(&vm, 4, true);
-	assert_int_equal(ioapic_delivered(&vm, 4), 2);
+	line(4, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 1);
+	line(4, true); /* still high: no new edge */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 1);
+	line(4, false);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 1);
+	line(4, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 2);
 	/* EOIs do nothing to edge pins */
-	ioapic_eoi(&vm, 0x34);
-	assert_int_equal(ioapic_delivered(&vm, 4), 2);
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x34);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), 2);
 	assert_false(reg_read(0x10 + 2 * 4) & RTE_REMOTE_IRR);
 	/* other pins are untouched */
-	assert_int_equal(ioapic_delivered(&vm, 5), 0);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 5), 0);
 }
 
 static void test_level_remote_irr_eoi(void **state)
 {
 	(void)state;
 	rte_write(11, 0, RTE_LEVEL | 0x50);
-	irq_set_line(&vm, 11, true);
-	assert_int_equal(ioapic_delivered(&vm, 11), 1);
+	line(11, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 1);
 	assert_true(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 11, true); /* in service: held */
-	assert_int_equal(ioapic_delivered(&vm, 11), 1);
-	ioapic_eoi(&vm, 0x51);       /* another vector: nothing */
-	assert_int_equal(ioapic_delivered(&vm, 11), 1);
+	line(11, true); /* in service: held */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 1);
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x51);       /* another vector: nothing */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 1);
 	assert_true(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	ioapic_eoi(&vm, 0x50);       /* still asserted: redelivered */
-	assert_int_equal(ioapic_delivered(&vm, 11), 2);
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x50);       /* still asserted: redelivered */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 2);
 	assert_true(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 11, false);
+	line(11, false);
 	mwrite(0x40, 4, 0x50);       /* EOI through the IOAPIC's EOI register */
-	assert_int_equal(ioapic_delivered(&vm, 11), 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 2);
 	assert_false(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 11, true);
-	assert_int_equal(ioapic_delivered(&vm, 11), 3);
+	line(11, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 3);
 	/* a guest write cannot set or clear Remote IRR */
 	reg_write(0x10 + 2 * 11, RTE_LEVEL | 0x50);
 	assert_true(reg_read(0x10 + 2 * 11) & RTE_REMOTE_IRR);
@@ -250,30 +254,30 @@ static void test_reconfigure_in_flight(void **state)
 {
 	(void)state;
 	rte_write(13, 0, RTE_LEVEL | 0x64);
-	irq_set_line(&vm, 13, true);
-	assert_int_equal(ioapic_delivered(&vm, 13), 1);
+	line(13, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 13), 1);
 	int calls = route_calls;
 	reg_write(0x10 + 2 * 13 + 1, 0x01000000); /* dest 1, while in flight */
 	assert_int_equal(route_calls, calls);       /* the old route stays */
 	assert_int_equal(reg_read(0x10 + 2 * 13 + 1), 0x01000000); /* the entry reads new */
 	reg_write(0x10 + 2 * 13, RTE_LEVEL | 0x65); /* and a new vector */
 	assert_int_equal(route_calls, calls);
-	ioapic_eoi(&vm, 0x65); /* not what was delivered: nothing */
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x65); /* not what was delivered: nothing */
 	assert_true(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
 	assert_int_equal(route_calls, calls);
-	ioapic_eoi(&vm, 0x64); /* the delivered vector: IRR clears, new route */
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x64); /* the delivered vector: IRR clears, new route */
 	assert_int_equal(route_calls, calls + 1);
 	assert_int_equal(route_pin, 13);
 	assert_int_equal(route_addr, 0xfee01000ull);
 	assert_int_equal(route_data, 0xc065);
 	/* still asserted: delivered again, through the new route */
-	assert_int_equal(ioapic_delivered(&vm, 13), 2);
-	ioapic_eoi(&vm, 0x64);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 13), 2);
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x64);
 	assert_true(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
-	irq_set_line(&vm, 13, false);
-	ioapic_eoi(&vm, 0x65);
+	line(13, false);
+	ioapic_eoi(dev_find(&vm.devs, "ioapic", 0), 0x65);
 	assert_false(reg_read(0x10 + 2 * 13) & RTE_REMOTE_IRR);
-	assert_int_equal(ioapic_delivered(&vm, 13), 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 13), 2);
 	/* without an interrupt in flight a change is routed at once */
 	reg_write(0x10 + 2 * 13 + 1, 0x02000000);
 	assert_int_equal(route_calls, calls + 2);
@@ -299,11 +303,11 @@ static void test_hostile(void **state)
 	assert_int_equal(mread(0x00, 4), 0xff);
 	mwrite(0x00, 1, 0x01);
 	assert_int_equal(mread(0x10, 2), 0x0020); /* narrow read: the low bytes */
-	ioapic_set_line(&vm, IRQ_IOAPIC_PINS, true); /* out of range: ignored */
-	ioapic_set_line(&vm, 1000, true);
-	assert_int_equal(ioapic_delivered(&vm, 1000), 0);
+	ioapic_set_line(dev_find(&vm.devs, "ioapic", 0), IRQ_IOAPIC_PINS, true); /* out of range: ignored */
+	ioapic_set_line(dev_find(&vm.devs, "ioapic", 0), 1000, true);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 1000), 0);
 	for (unsigned pin = 0; pin < IRQ_IOAPIC_PINS; pin++)
-		assert_int_equal(ioapic_delivered(&vm, pin), 0);
+		assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), pin), 0);
 }
 
 int main(void)

@@ -294,28 +294,49 @@ static void setreg(unsigned off, unsigned size, uint64_t v)
 /* What vm.c does when interrupt remapping changes. */
 static void routes_changed(struct vm *v)
 {
-	ioapic_reroute_all(v);
+	ioapic_reroute_all(dev_find(&v->devs, "ioapic", 0));
 	pci_msix_reroute_all(v);
+}
+
+/* The IOAPIC's routing handle as vm.c makes it: through the IOMMU, then
+ * irq.c's bookkeeping (no KVM). */
+static int env_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_route_msi(ctx, gsi, addr, data);
+}
+
+static int env_remap(void *ctx, uint16_t sid, bool verify, uint64_t *addr, uint32_t *data)
+{
+	return iommu_remap_msi(ctx, sid, verify, addr, data);
+}
+
+static void env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
+{
+	iommu_ir_fault(ctx, sid, addr, reason);
 }
 
 static int setup_vm(void **state)
 {
 	setup_ram(state);
-	assert_int_equal(ioapic_create(&vm), 0);
+	vm.env.msi = (struct dev_msi){ .ctx = &vm, .route = env_route, .remap = env_remap, .fault = env_fault };
+	assert_non_null(fake_dev_create(&vm, &ioapic_dev_ops));
+	irq_attach(&vm, NULL, dev_find(&vm.devs, "ioapic", 0));
 	assert_true(irq_msi_alloc(&vm) >= 0);
 	assert_int_equal(pci_init(&vm), 0);
 	assert_int_equal(iommu_create(&vm, true), 0);
 	iommu_set_routes_hook(&vm, routes_changed);
-	assert_int_equal(edu_create(&vm), 0);
+	struct dev_msi msi = vm.env.msi;
+	fake_vm_env(&vm); /* the PCI host */
+	vm.env.msi = msi;
+	assert_non_null(fake_dev_create(&vm, &edu_dev_ops));
 	return 0;
 }
 
 static int teardown_vm(void **state)
 {
+	fake_vm_free(&vm); /* edu (and the registry's host bridge and IOMMU entries) */
 	pci_destroy(&vm);
-	edu_destroy(&vm);
 	iommu_destroy(&vm);
-	fake_vm_free(&vm);
 	irq_destroy(&vm);
 	return teardown_ram(state);
 }
@@ -498,14 +519,14 @@ static void test_ioapic_remap(void **state)
 	r->ops->write(r->opaque, 0x00, 4, 0x10 + 2 * 5);
 	r->ops->write(r->opaque, 0x10, 4, 0x61);
 	irq_set_line(&vm, 5, true);
-	assert_int_equal(ioapic_delivered(&vm, 5), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 5), 1);
 	assert_int_equal(iommu_faults(&vm), 0);
 	/* a compatibility-format entry is blocked while IR is on: fault 0x25 */
 	irq_set_line(&vm, 5, false);
 	r->ops->write(r->opaque, 0x00, 4, 0x10 + 2 * 5 + 1);
 	r->ops->write(r->opaque, 0x10, 4, 0);
 	irq_set_line(&vm, 5, true);
-	assert_int_equal(ioapic_delivered(&vm, 5), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 5), 1);
 	assert_int_equal(iommu_faults(&vm), 1);
 	assert_int_equal((reg(IOMMU_FRCD + 8, 8) >> 32) & 0xff, IOMMU_FR_IR_COMPAT);
 	assert_int_equal(reg(IOMMU_FRCD + 8, 8) & 0xffff, IOMMU_IOAPIC_SID);
@@ -513,7 +534,7 @@ static void test_ioapic_remap(void **state)
 	irq_set_line(&vm, 5, false);
 	setreg(IOMMU_GCMD, 4, 0);
 	irq_set_line(&vm, 5, true);
-	assert_int_equal(ioapic_delivered(&vm, 5), 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 5), 2);
 }
 
 /* ---- edu ---- */
@@ -579,7 +600,7 @@ static void test_edu(void **state)
 	io->ops->write(io->opaque, 0x10, 4, 0x50);
 	wr(&vm.mmio, bar + 0x60, 4, 0x3);
 	assert_int_equal(rd(&vm.mmio, bar + 0x24, 4), 0x3);
-	assert_int_equal(ioapic_delivered(&vm, pin), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), pin), 1);
 	assert_true(pci_config_read(&vm, d, 0x06, 2) & 0x8); /* INTx status */
 	wr(&vm.mmio, bar + 0x64, 4, 0x1);
 	assert_true(pci_config_read(&vm, d, 0x06, 2) & 0x8);
@@ -589,7 +610,7 @@ static void test_edu(void **state)
 	wr(&vm.mmio, bar + 0x20, 4, 0x80);
 	wr(&vm.mmio, bar + 0x08, 4, 3);
 	assert_int_equal(rd(&vm.mmio, bar + 0x24, 4), 0x1);
-	assert_int_equal(ioapic_delivered(&vm, pin), 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), pin), 2);
 	wr(&vm.mmio, bar + 0x64, 4, 0x1);
 	/* MSI through interrupt remapping: IRTE 2 for this device */
 	memset(mem_ptr(&vm.mem, IRT, 4096), 0, 4096);
@@ -606,7 +627,7 @@ static void test_edu(void **state)
 	uint32_t data;
 	struct pci_dev *pd = pci_dev_at(&vm, d);
 	assert_non_null(pd);
-	assert_int_equal(ioapic_delivered(&vm, pin), 2); /* not INTx any more */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), pin), 2); /* not INTx any more */
 	assert_int_equal(pci_msi_last(pd, &addr, &data), 1);
 	assert_int_equal(addr, 0xfee01000ull);
 	assert_int_equal(data, 0xee | 1 << 14);

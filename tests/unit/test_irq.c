@@ -110,7 +110,7 @@ static void msix_through_kvm(struct vm *vm)
 {
 	assert_int_equal(pci_init(vm), 0);
 	const struct pci_dev_info info = { .vendor_id = 0x1af4, .device_id = 0x1044, .name = "t" };
-	struct pci_dev *d = pci_dev_add(vm, &info);
+	struct pci_dev *d = pci_dev_add(vm->pci, &info);
 	assert_non_null(d);
 	uint64_t base = pci_bar_add(d, 0, 0x1000, &no_ops, NULL);
 	assert_int_not_equal(base, 0);
@@ -181,7 +181,7 @@ static void test_kvm_no_irqfd(void **state)
 	vm.cfg.no_irqfd = true;
 	assert_int_equal(pci_init(&vm), 0);
 	const struct pci_dev_info info = { .vendor_id = 0x1af4, .device_id = 0x1044, .name = "t" };
-	struct pci_dev *d = pci_dev_add(&vm, &info);
+	struct pci_dev *d = pci_dev_add(vm.pci, &info);
 	assert_int_not_equal(pci_bar_add(d, 0, 0x1000, &no_ops, NULL), 0);
 	assert_int_equal(pci_msix_init(d, 1, 0, 0x800, 0xc00), 0);
 	assert_int_equal(d->msix->v[0].efd, -1);

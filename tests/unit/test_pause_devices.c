@@ -3,7 +3,7 @@
  * save → load → compare. One fake VM (no KVM, no vCPUs) with every legacy,
  * PCI and virtio device the two snapshot tests build, its event loop thread
  * running, every device brought to a live state by a fake driver. Then,
- * over the snapshot registry:
+ * over the device registry:
  *   1. lifecycle_pause (vm->ncpus is 0: only its device side runs), with
  *      virtio-blk writes in flight in io_uring: their completions arrive
  *      but reach no used ring while paused (checked before the first save,
@@ -73,6 +73,7 @@ static int setup(void **state)
 	if (fake_stdio_up())
 		return -1;
 	fake_vm_init(&vm);
+	fake_irq_hook = fake_irq_split; /* ISA lines reach the PIC and the IOAPIC */
 	vm.cfg.mem_size = RAM;
 	vm.cfg.console_virtio = true;
 	if (fake_disk_image(img, sizeof(img), DISK_BYTES))
@@ -89,6 +90,8 @@ static int setup(void **state)
 	    fake_legacy_create(&vm) || fake_pci_create(&vm, img, sv[0], err, sizeof(err)) ||
 	    lifecycle_init(&vm) || evloop_start(&vm))
 		return -1;
+	/* pci.c's INTx goes through irq.c to the same chips */
+	irq_attach(&vm, dev_find(&vm.devs, "pic", 0), dev_find(&vm.devs, "ioapic", 0));
 	return 0;
 }
 
@@ -100,11 +103,10 @@ static int teardown(void **state)
 	lifecycle_resume(&vm, err, sizeof(err)); /* a failed test may leave it paused */
 	lifecycle_destroy(&vm);
 	evloop_stop(&vm);
+	dev_destroy_all(&vm.devs); /* as vm_destroy: the registry's, then virtio's */
 	virtio_destroy_all(&vm);
 	evloop_destroy(&vm);
 	pci_destroy(&vm);
-	pci_testdev_destroy(&vm);
-	edu_destroy(&vm);
 	iommu_destroy(&vm);
 	irq_destroy(&vm);
 	fake_vm_free(&vm);
@@ -130,9 +132,9 @@ static void ioapic_rte(unsigned pin, uint32_t hi, uint32_t lo)
 /* Wait (2 s at most) until IOAPIC pin `pin` has delivered more than `than`. */
 static uint64_t wait_delivered(unsigned pin, uint64_t than)
 {
-	for (int i = 0; i < 2000 && ioapic_delivered(&vm, pin) <= than; i++)
+	for (int i = 0; i < 2000 && ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), pin) <= than; i++)
 		usleep(1000);
-	uint64_t n = ioapic_delivered(&vm, pin);
+	uint64_t n = ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), pin);
 	if (n <= than)
 		fail_msg("IOAPIC pin %u: nothing delivered", pin);
 	return n;
@@ -283,7 +285,7 @@ static void con_typed_expect(const char *s)
 static void drive_legacy(void)
 {
 	struct bus *pio = &vm.pio;
-	pic_firmware_init(&vm);
+	pic_firmware_init(dev_find(&vm.devs, "pic", 0));
 	wr(pio, 0x21, 1, 0xe0); /* master: IRQ 0-4 unmasked */
 	wr(pio, 0xa1, 1, 0xfb); /* slave: IRQ 10 unmasked */
 	ioapic_rte(2, 0x01000000, 0x30);  /* PIT: edge, vector 0x30 */
@@ -300,9 +302,9 @@ static void drive_legacy(void)
 	wr(pio, UART_COM1_BASE + 2, 1, 0x07);
 	wr(pio, UART_COM1_BASE + 1, 1, 0x01);
 	wr(pio, UART_COM1_BASE + 4, 1, 0x0b);
-	uint64_t com = ioapic_delivered(&vm, 4);
-	uart_receive(&vm, (const uint8_t *)"hi", 2);
-	assert_int_equal(ioapic_delivered(&vm, 4), com + 1);
+	uint64_t com = ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4);
+	uart_receive(dev_find(&vm.devs, "uart", 0), (const uint8_t *)"hi", 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), com + 1);
 	assert_int_equal(rd(pio, UART_COM1_BASE + 0, 1), 'h');
 	assert_int_equal(rd(pio, UART_COM1_BASE + 0, 1), 'i');
 	assert_int_equal(rd(pio, UART_COM1_BASE + 2, 1) & 0x01, 0x01); /* nothing pending */
@@ -322,7 +324,7 @@ static void drive_legacy(void)
 	wr(pio, 0x40, 1, PIT_COUNT & 0xff);
 	wr(pio, 0x40, 1, PIT_COUNT >> 8);
 	wr(pio, 0x61, 1, 0x01); /* channel 2 gated on */
-	wait_delivered(2, ioapic_delivered(&vm, 2));
+	wait_delivered(2, ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 2));
 }
 
 static void drive_pci(void)
@@ -413,19 +415,19 @@ static uint16_t blk_read_head;
 
 static void uart_during(void)
 {
-	com_at_pause = ioapic_delivered(&vm, 4);
-	uart_receive(&vm, (const uint8_t *)"p!", 2);
+	com_at_pause = ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4);
+	uart_receive(dev_find(&vm.devs, "uart", 0), (const uint8_t *)"p!", 2);
 }
 
 static void uart_held(void)
 {
-	assert_int_equal(ioapic_delivered(&vm, 4), com_at_pause);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), com_at_pause);
 }
 
 static void uart_after(void)
 {
 	struct bus *pio = &vm.pio;
-	assert_int_equal(ioapic_delivered(&vm, 4), com_at_pause + 1); /* its line rose */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 4), com_at_pause + 1); /* its line rose */
 	assert_int_equal(rd(pio, UART_COM1_BASE + 2, 1), 0xc4);	      /* FIFO, RX data */
 	assert_int_equal(rd(pio, UART_COM1_BASE + 0, 1), 'p');
 	assert_int_equal(rd(pio, UART_COM1_BASE + 0, 1), '!');
@@ -435,12 +437,12 @@ static void uart_after(void)
 /* The PIT's timer runs on: its periods pass during the pause (PAUSED_MS). */
 static void pit_during(void)
 {
-	pit_at_pause = ioapic_delivered(&vm, 2);
+	pit_at_pause = ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 2);
 }
 
 static void pit_held(void)
 {
-	assert_int_equal(ioapic_delivered(&vm, 2), pit_at_pause);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 2), pit_at_pause);
 }
 
 static void pit_after(void)
@@ -547,6 +549,7 @@ static struct pause_case pause_cases[] = {
 	{ "pci-host", .none = "guest-driven only (CONFIG_ADDRESS)" },
 	{ "intel-iommu", .none = "guest-driven only: invalidations run in the register write" },
 	{ "uart", uart_during, uart_held, uart_after, NULL, false },
+	{ "debug-exit", .none = "no state: a write stops the VM at once" },
 	{ "i8042", .none = "no host keyboard or mouse: guest commands only" },
 	{ "sysreset", .none = "guest-driven only" },
 	{ "boot-timer", .none = "guest-driven only (its marks' times: pinned clock)" },
@@ -575,24 +578,26 @@ static struct pause_case *case_of(const char *name)
 	return NULL;
 }
 
-/* Every registry entry's payload, in registry order. */
+/* Every registry entry's payload, in registry order (empty: no state). */
 static void save_all(struct snap_buf *bufs)
 {
-	struct snapshot_reg *r = vm.snap;
+	const struct dev_registry *r = &vm.devs;
 	for (int i = 0; i < r->nr; i++) {
 		char err[256] = "";
+		const struct dev_inst *d = &r->v[i];
 		bufs[i] = (struct snap_buf){ 0 };
-		if (r->devs[i].ops->save(r->devs[i].dev, &bufs[i], err, sizeof(err)) != 0 || bufs[i].failed)
-			fail_msg("%s#%u: save while paused: %s", r->devs[i].ops->name, r->devs[i].instance, err);
+		if (d->ops->snap.name &&
+		    (d->ops->snap.save(d->dev, &bufs[i], err, sizeof(err)) != 0 || bufs[i].failed))
+			fail_msg("%s#%d: save while paused: %s", d->ops->name, d->index, err);
 	}
 }
 
 static void compare_saves(const struct snap_buf *a, const struct snap_buf *b)
 {
-	struct snapshot_reg *r = vm.snap;
+	const struct dev_registry *r = &vm.devs;
 	for (int i = 0; i < r->nr; i++) {
-		const char *name = r->devs[i].ops->name;
-		unsigned inst = r->devs[i].instance;
+		const char *name = r->v[i].ops->name;
+		unsigned inst = (unsigned)r->v[i].index;
 		if (a[i].len != b[i].len)
 			fail_msg("%s#%u changed while paused: payload %zu bytes, then %zu", name, inst, a[i].len,
 				 b[i].len);
@@ -607,16 +612,15 @@ static void test_pause_every_device(void **state)
 {
 	(void)state;
 	char err[256] = "";
-	struct snapshot_reg *r = vm.snap;
-	assert_non_null(r);
+	const struct dev_registry *r = &vm.devs;
 	assert_null(r->unsupported);
 
 	/* 5. coverage first: every entry has its row, every row an entry */
 	for (int i = 0; i < r->nr; i++) {
-		struct pause_case *c = case_of(r->devs[i].ops->name);
+		struct pause_case *c = case_of(r->v[i].ops->name);
 		if (!c)
 			fail_msg("%s: no row in pause_cases (what does the host do to it while paused?)",
-				 r->devs[i].ops->name);
+				 r->v[i].ops->name);
 		assert_true(c->during || c->none);
 		c->seen = true;
 	}

@@ -91,12 +91,12 @@ static void make_vm(bool no_irqfd)
 	vm.cfg.no_irqfd = no_irqfd;
 	memset(&dev_log, 0, sizeof(dev_log));
 	assert_int_equal(pci_init(&vm), 0);
-	assert_int_equal(sysreset_create(&vm), 0);
+	assert_non_null(fake_dev_create(&vm, &sysreset_dev_ops));
 	const struct pci_dev_info info = {
 		.vendor_id = 0x1af4, .device_id = 0x1044, .subsys_vendor_id = 0x1af4, .subsys_id = 0x4,
 		.revision = 1, .class_code = 0xff0000, .intx_pin = 1, .name = "test-dev",
 	};
-	dev = pci_dev_add(&vm, &info);
+	dev = pci_dev_add(vm.pci, &info);
 	assert_non_null(dev);
 	bar_base = pci_bar_add(dev, 0, TEST_BAR_SIZE, &dev_ops, NULL);
 	assert_true(bar_base >= PCI_MMIO_BASE && bar_base < PCI_MMIO_END);
@@ -656,19 +656,20 @@ static void test_intx(void **state)
 {
 	(void)state;
 	/* end to end: slot 1 INTA reaches IOAPIC pin 17, the line register's value */
-	assert_int_equal(ioapic_create(&vm), 0);
+	assert_non_null(fake_dev_create(&vm, &ioapic_dev_ops));
+	irq_attach(&vm, NULL, dev_find(&vm.devs, "ioapic", 0)); /* pci.c's INTx goes through irq.c */
 	ioapic_unmask(17);
-	assert_int_equal(ioapic_delivered(&vm, 17), 0);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 17), 0);
 	pci_intx_set(dev, true);
-	assert_int_equal(ioapic_delivered(&vm, 17), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 17), 1);
 	pci_intx_set(dev, true); /* no edge: no second delivery */
-	assert_int_equal(ioapic_delivered(&vm, 17), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 17), 1);
 	pci_intx_set(dev, false);
 	cf8_write(8, PCI_COMMAND, 2, PCI_CMD_INTX_DISABLE);
 	pci_intx_set(dev, true);
-	assert_int_equal(ioapic_delivered(&vm, 17), 1); /* disabled */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 17), 1); /* disabled */
 	cf8_write(8, PCI_COMMAND, 2, 0);                /* re-enabled while raised: an edge */
-	assert_int_equal(ioapic_delivered(&vm, 17), 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 17), 2);
 	pci_intx_set(dev, false);
 	pci_intx_set(dev, true);
 	assert_true(cf8_read(0, 8, PCI_STATUS, 2) & PCI_STATUS_INTX);
@@ -687,7 +688,7 @@ static void test_intx(void **state)
 	pci_intx_set(dev, false);
 	/* a device without a pin */
 	const struct pci_dev_info info = { .vendor_id = 0x1234, .device_id = 0x5678, .name = "nopin" };
-	struct pci_dev *d2 = pci_dev_add(&vm, &info);
+	struct pci_dev *d2 = pci_dev_add(vm.pci, &info);
 	assert_non_null(d2);
 	assert_int_equal(pci_dev_devfn(d2), 16);
 	assert_int_equal(cf8_read(0, 16, PCI_INT_LINE, 2), 0x00ff);
@@ -711,7 +712,7 @@ static void test_api_limits(void **state)
 	/* MSI-X argument checks */
 	assert_int_equal(pci_msix_init(dev, 1, 0, 0, 0x1000), -EEXIST);
 	const struct pci_dev_info info = { .vendor_id = 0x1234, .device_id = 1, .name = "x" };
-	struct pci_dev *d2 = pci_dev_add(&vm, &info);
+	struct pci_dev *d2 = pci_dev_add(vm.pci, &info);
 	assert_int_equal(pci_msix_init(d2, 1, 0, 0, 0x1000), -EINVAL); /* no BAR 0 */
 	assert_int_not_equal(pci_bar_add(d2, 0, 0x1000, &dev_ops, NULL), 0);
 	assert_int_equal(pci_msix_init(d2, 0, 0, 0, 0x800), -EINVAL);
@@ -722,7 +723,7 @@ static void test_api_limits(void **state)
 	assert_int_equal(pci_msix_init(d2, 8, 0, 0, 0x800), 0);
 	/* slots run out at 31 */
 	unsigned n = 0;
-	while (pci_dev_add(&vm, &info))
+	while (pci_dev_add(vm.pci, &info))
 		n++;
 	assert_int_equal(errno, ENOSPC);
 	assert_int_equal(n, PCI_MAX_SLOTS - 3);

@@ -278,7 +278,7 @@ static void test_device_ports(void **state)
 	(void)state;
 	static struct vm vm;
 	fake_vm_init(&vm);
-	assert_int_equal(pit_create(&vm), 0);
+	assert_non_null(fake_dev_create(&vm, &pit_dev_ops));
 	const struct bus_range *ctl = bus_find(&vm.pio, 0x43, 1);
 	const struct bus_range *c2 = bus_find(&vm.pio, 0x42, 1);
 	const struct bus_range *sc = bus_find(&vm.pio, 0x61, 1);
@@ -300,10 +300,10 @@ static void test_device_ports(void **state)
 	const struct bus_range *c0 = bus_find(&vm.pio, 0x40, 4);
 	assert_non_null(c0);
 	assert_int_equal(c0->ops->read(c0->opaque, 0, 4) >> 24, 0xff); /* 0x43 reads 0xff */
-	pit_firmware_init(&vm); /* no event loop: the chip is set, no timer */
-	assert_int_equal(pit_irqs(&vm), 0);
+	pit_firmware_init(dev_find(&vm.devs, "pit", 0)); /* no event loop: the chip is set, no timer */
+	assert_int_equal(pit_irqs(dev_find(&vm.devs, "pit", 0)), 0);
 	fake_vm_free(&vm);
-	assert_null(vm.pit);
+	assert_null(dev_find(&vm.devs, "pit", 0));
 }
 
 /* ---- the 8259 pair ---- */
@@ -328,7 +328,7 @@ static int pic_setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&pvm);
-	assert_int_equal(pic_create(&pvm), 0);
+	assert_non_null(fake_dev_create(&pvm, &pic_dev_ops));
 	return 0;
 }
 
@@ -343,9 +343,9 @@ static void test_pic_reset_and_mask(void **state)
 {
 	(void)state;
 	assert_int_equal(pio_read(0x21), 0xff); /* masked until programmed */
-	pic_firmware_init(&pvm);
-	pic_set_irq(&pvm, 1, true);
-	assert_false(pic_output(&pvm));
+	pic_firmware_init(dev_find(&pvm.devs, "pic", 0));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 1, true);
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
 	assert_int_equal(pio_read(0x21), 0xfa);
 	assert_int_equal(pio_read(0xa1), 0xff);
 	/* Linux's probe: IMR reads back */
@@ -353,45 +353,45 @@ static void test_pic_reset_and_mask(void **state)
 	assert_int_equal(pio_read(0x21), 0x5a);
 	/* IRQ 1 was latched while masked: unmasking raises INT */
 	pio_write(0x21, 0xf8);
-	assert_true(pic_output(&pvm));
-	assert_int_equal(pic_intack(&pvm), 0x09);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x09);
 	pio_write(0x20, 0x20);
-	assert_false(pic_output(&pvm));
-	pic_set_irq(&pvm, 1, false);
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 1, false);
 }
 
 static void test_pic_priority_and_eoi(void **state)
 {
 	(void)state;
-	pic_firmware_init(&pvm);
+	pic_firmware_init(dev_find(&pvm.devs, "pic", 0));
 	pio_write(0x21, 0x00); /* all unmasked */
-	pic_set_irq(&pvm, 3, true);
-	pic_set_irq(&pvm, 0, true);
-	assert_true(pic_output(&pvm));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 3, true);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, true);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0)));
 	pio_write(0x20, 0x0a); /* OCW3: read IRR */
 	assert_int_equal(pio_read(0x20), 0x09);
-	assert_int_equal(pic_intack(&pvm), 0x08); /* IRQ 0 first */
-	assert_false(pic_output(&pvm));            /* IRQ 3 waits for the EOI */
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x08); /* IRQ 0 first */
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));            /* IRQ 3 waits for the EOI */
 	pio_write(0x20, 0x0b); /* OCW3: read ISR */
 	assert_int_equal(pio_read(0x20), 0x01);
 	pio_write(0x20, 0x20); /* non-specific EOI */
-	assert_true(pic_output(&pvm));
-	assert_int_equal(pic_intack(&pvm), 0x0b);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x0b);
 	pio_write(0x20, 0x63); /* specific EOI, IRQ 3 */
 	assert_int_equal(pio_read(0x20), 0x00);
 	/* edge: a line held high does not request again; a new edge does */
-	assert_false(pic_output(&pvm));
-	pic_set_irq(&pvm, 0, true);
-	assert_false(pic_output(&pvm));
-	pic_set_irq(&pvm, 0, false);
-	pic_set_irq(&pvm, 0, true);
-	assert_true(pic_output(&pvm));
-	assert_int_equal(pic_intack(&pvm), 0x08);
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, true);
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, true);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x08);
 	pio_write(0x20, 0x20);
-	pic_set_irq(&pvm, 0, false);
-	pic_set_irq(&pvm, 3, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 3, false);
 	/* nothing pending at INTA: spurious IRQ 7, nothing put in service */
-	assert_int_equal(pic_intack(&pvm), 0x0f);
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x0f);
 	pio_write(0x20, 0x0b);
 	assert_int_equal(pio_read(0x20), 0x00);
 	pio_write(0x20, 0x0a);
@@ -400,15 +400,15 @@ static void test_pic_priority_and_eoi(void **state)
 static void test_pic_cascade_level_poll(void **state)
 {
 	(void)state;
-	pic_firmware_init(&pvm);
+	pic_firmware_init(dev_find(&pvm.devs, "pic", 0));
 	pio_write(0xa1, 0xf7); /* slave: IRQ 11 only */
-	pic_set_irq(&pvm, 11, true);
-	assert_true(pic_output(&pvm));
-	assert_int_equal(pic_intack(&pvm), 0x73);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 11, true);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x73);
 	pio_write(0xa0, 0x20);
 	pio_write(0x20, 0x20);
-	pic_set_irq(&pvm, 11, false);
-	assert_false(pic_output(&pvm));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 11, false);
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
 	/* level-triggered IRQ 10 (ELCR): requests as long as the line is high */
 	pio_write(0x4d1, 0x04);
 	assert_int_equal(pio_read(0x4d1), 0x04);
@@ -416,30 +416,30 @@ static void test_pic_cascade_level_poll(void **state)
 	assert_int_equal(pio_read(0x4d0), 0xf8);
 	pio_write(0x4d0, 0x00);
 	pio_write(0xa1, 0xfb);
-	pic_set_irq(&pvm, 10, true);
-	assert_int_equal(pic_intack(&pvm), 0x72);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 10, true);
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x72);
 	pio_write(0xa0, 0x20);
 	pio_write(0x20, 0x20);
-	assert_true(pic_output(&pvm)); /* still high: again */
-	pic_set_irq(&pvm, 10, false);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0))); /* still high: again */
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 10, false);
 	/* the master latched the cascade's edge; the slave has nothing left:
 	 * the INTA gets the slave's spurious IRQ 15 */
-	assert_true(pic_output(&pvm));
-	assert_int_equal(pic_intack(&pvm), 0x77);
+	assert_true(pic_output(dev_find(&pvm.devs, "pic", 0)));
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x77);
 	pio_write(0x20, 0x20);
-	assert_false(pic_output(&pvm));
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
 	/* poll mode: the read acknowledges */
-	pic_set_irq(&pvm, 0, true);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, true);
 	pio_write(0x20, 0x0c);
 	assert_int_equal(pio_read(0x20), 0x80);
 	pio_write(0x20, 0x0b);
 	assert_int_equal(pio_read(0x20), 0x01);
 	pio_write(0x20, 0x20);
-	pic_set_irq(&pvm, 0, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 0, false);
 	/* the cascade line itself is not a device's */
-	pic_set_irq(&pvm, 2, true);
-	pic_set_irq(&pvm, 99, true);
-	assert_false(pic_output(&pvm));
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 2, true);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 99, true);
+	assert_false(pic_output(dev_find(&pvm.devs, "pic", 0)));
 	pio_write(0x20, 0x0a);
 }
 
@@ -452,19 +452,19 @@ static void test_pic_auto_eoi_and_rotation(void **state)
 	pio_write(0x21, 0x04);
 	pio_write(0x21, 0x03);
 	pio_write(0x21, 0x00);
-	pic_set_irq(&pvm, 5, true);
-	assert_int_equal(pic_intack(&pvm), 0x25);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 5, true);
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x25);
 	pio_write(0x20, 0x0b);
 	assert_int_equal(pio_read(0x20), 0x00);
-	pic_set_irq(&pvm, 5, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 5, false);
 	/* set priority: IRQ 4 lowest, so IRQ 5 beats IRQ 1 */
 	pio_write(0x20, 0xc4);
-	pic_set_irq(&pvm, 1, true);
-	pic_set_irq(&pvm, 5, true);
-	assert_int_equal(pic_intack(&pvm), 0x25);
-	assert_int_equal(pic_intack(&pvm), 0x21);
-	pic_set_irq(&pvm, 1, false);
-	pic_set_irq(&pvm, 5, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 1, true);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 5, true);
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x25);
+	assert_int_equal(pic_intack(dev_find(&pvm.devs, "pic", 0)), 0x21);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 1, false);
+	pic_set_irq(dev_find(&pvm.devs, "pic", 0), 5, false);
 	pio_write(0x20, 0x0a);
 }
 

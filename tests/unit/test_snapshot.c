@@ -218,7 +218,10 @@ static int toy_load(void *dev, struct snap_cur *c, uint32_t version, char *err, 
 }
 
 static const struct snap_ops toy_ops = { .name = "toy", .version = 1, .save = toy_save, .load = toy_load };
-static const struct snap_ops other_ops = { .name = "other", .version = 1, .save = toy_save, .load = toy_load };
+static const struct dev_ops toy_dev = { .name = "toy", .snap = toy_ops };
+static const struct dev_ops other_dev = {
+	.name = "other", .snap = { .name = "other", .version = 1, .save = toy_save, .load = toy_load }
+};
 
 static void test_registry(void **state)
 {
@@ -226,19 +229,24 @@ static void test_registry(void **state)
 	struct vm vm;
 	fake_vm_init(&vm);
 	struct toy a = { 7, false }, b = { 9, false }, c = { 1, false };
-	assert_int_equal(snapshot_register(&vm, &toy_ops, &a), 0);
-	assert_int_equal(snapshot_register(&vm, &other_ops, &c), 0);
-	assert_int_equal(snapshot_register(&vm, &toy_ops, &b), 0);
-	struct snapshot_reg *r = vm.snap;
+	assert_int_equal(dev_registry_add(&vm.devs, &toy_dev, &a), 0);
+	assert_int_equal(dev_registry_add(&vm.devs, &other_dev, &c), 0);
+	assert_int_equal(dev_registry_add(&vm.devs, &toy_dev, &b), 0);
+	struct dev_registry *r = &vm.devs;
 	assert_int_equal(r->nr, 3);
-	assert_int_equal(r->devs[0].instance, 0);
-	assert_int_equal(r->devs[1].instance, 0);
-	assert_int_equal(r->devs[2].instance, 1); /* the second toy */
+	assert_int_equal(r->v[0].index, 0);
+	assert_int_equal(r->v[1].index, 0);
+	assert_int_equal(r->v[2].index, 1); /* the second toy */
+	assert_ptr_equal(dev_find(r, "toy", 1), &b);
+	assert_ptr_equal(dev_find(r, "other", 0), &c);
+	assert_null(dev_find(r, "other", 1));
 	assert_null(r->unsupported);
-	snapshot_unsupported(&vm, "--device vfio");
-	snapshot_unsupported(&vm, "--device edu");
+	dev_registry_unsupported(r, "--device vfio");
+	dev_registry_unsupported(r, "--device edu");
 	assert_string_equal(r->unsupported, "--device vfio"); /* the first is named */
 	fake_vm_free(&vm);
+	assert_int_equal(vm.devs.nr, 0);
+	assert_null(vm.devs.v);
 	assert_null(vm.snap);
 }
 

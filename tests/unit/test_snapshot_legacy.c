@@ -25,31 +25,22 @@
 #include "bus_access.h"
 #include "fake_devices.h"
 
-/* ---- test doubles: irq.c's split-mode wiring and its KVM routes ---- */
+/* ---- the devices' handles: irq.c's split-mode wiring and its KVM routes ---- */
 
 static int route_calls;
 static uint64_t route_addr[IRQ_IOAPIC_PINS];
 static uint32_t route_data[IRQ_IOAPIC_PINS];
 
-int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data)
+/* The IOAPIC's routing handle: what it asks KVM for, per pin. */
+static int route_rec(void *ctx, unsigned pin, uint64_t addr, uint32_t data)
 {
-	(void)vm;
+	(void)ctx;
 	route_calls++;
 	if (pin < IRQ_IOAPIC_PINS) {
 		route_addr[pin] = addr;
 		route_data[pin] = data;
 	}
 	return 0;
-}
-
-/* As irq.c in split mode: an ISA line reaches the 8259 and the IOAPIC. */
-void irq_set_line(struct vm *vm, unsigned pin, bool level)
-{
-	if (pin >= IRQ_IOAPIC_PINS)
-		return;
-	if (pin && pin < IRQ_ISA_IRQS)
-		pic_set_irq(vm, pin == IRQ_PIT_PIN ? 0 : pin, level);
-	ioapic_set_line(vm, pin, level);
 }
 
 /* ---- harness ---- */
@@ -61,10 +52,13 @@ static const char fw_file[] = "0123456789abcdef";
 static void make_vm(struct vm *vm)
 {
 	fake_vm_init(vm);
+	fake_irq_hook = fake_irq_split; /* ISA lines reach the PIC and the IOAPIC */
 	vm->cfg.mem_size = MIB(64);
 	vm->cfg.ncpus = 2;
-	assert_int_equal(fake_legacy_create(vm), 0);
-	assert_int_equal(fw_cfg_add_file(vm, "etc/test", fw_file, sizeof(fw_file) - 1), 0);
+	vm->env.msi = (struct dev_msi){ .ctx = vm, .route = route_rec };
+	if (fake_legacy_create(vm))
+		fail_msg("%s", fake_err);
+	assert_int_equal(fw_cfg_add_file(dev_find(&vm->devs, "fw_cfg", 0), "etc/test", fw_file, sizeof(fw_file) - 1), 0);
 }
 
 static int setup(void **state)
@@ -85,16 +79,18 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The legacy devices with guest-visible state, in the registry's order;
+ * debug-exit, which has none, is the one without a section. */
 static const char *const legacy_names[] = {
 	"uart", "i8042", "sysreset", "boot-timer", "fw_cfg", "acpi-pm",
 	"rtc", "ioapic", "pic", "pit", "pc-testdev",
 };
 
-static const struct snapshot_dev *find_dev(struct vm *vm, const char *name)
+static const struct dev_inst *find_dev(struct vm *vm, const char *name)
 {
-	for (int i = 0; i < vm->snap->nr; i++)
-		if (!strcmp(vm->snap->devs[i].ops->name, name))
-			return &vm->snap->devs[i];
+	for (int i = 0; i < vm->devs.nr; i++)
+		if (!strcmp(vm->devs.v[i].ops->name, name))
+			return &vm->devs.v[i];
 	fail_msg("%s is not in the registry", name);
 	return NULL;
 }
@@ -133,7 +129,7 @@ static void drive_a(void)
 	struct vm *vm = &vma;
 	struct bus *pio = &vm->pio;
 	/* The interrupt controllers first: ICW1 would clear what is latched. */
-	pic_firmware_init(vm);
+	pic_firmware_init(dev_find(&vm->devs, "pic", 0));
 	wr(pio, 0x21, 1, 0xe0);			 /* master: IRQ 0-4 unmasked */
 	wr(pio, 0xa1, 1, 0xfb);			 /* slave: IRQ 10 unmasked */
 	ioapic_rte(vm, 4, 0x01000000, 0x34);		 /* COM1: edge, vector 0x34 */
@@ -156,7 +152,7 @@ static void drive_a(void)
 	wr(pio, UART_COM1_BASE + 1, 1, 0x01);
 	wr(pio, UART_COM1_BASE + 4, 1, 0x0b);
 	wr(pio, UART_COM1_BASE + 7, 1, 0x5a);
-	uart_receive(vm, (const uint8_t *)"hi", 2);
+	uart_receive(dev_find(&vm->devs, "uart", 0), (const uint8_t *)"hi", 2);
 
 	/* i8042: a self test answer (IRQ 1) and a command waiting for data */
 	wr(pio, 0x64, 1, 0xaa);
@@ -195,16 +191,17 @@ static void drive_a(void)
 
 static void roundtrip_all(void)
 {
-	struct snapshot_reg *ra = vma.snap, *rb = vmb.snap;
+	const struct dev_registry *ra = &vma.devs, *rb = &vmb.devs;
 	assert_int_equal(ra->nr, rb->nr);
 	devices_snap_clock_pin(true);
 	for (int i = 0; i < ra->nr; i++) {
 		char err[256] = "";
-		assert_ptr_equal(ra->devs[i].ops, rb->devs[i].ops);
-		int r = snapshot_roundtrip(ra->devs[i].ops, ra->devs[i].dev, rb->devs[i].dev, err,
-					   sizeof(err));
+		assert_ptr_equal(ra->v[i].ops, rb->v[i].ops);
+		if (!ra->v[i].ops->snap.name)
+			continue; /* nothing to save */
+		int r = snapshot_roundtrip(&ra->v[i].ops->snap, ra->v[i].dev, rb->v[i].dev, err, sizeof(err));
 		if (r != 0)
-			fail_msg("%s: %s", ra->devs[i].ops->name, err);
+			fail_msg("%s: %s", ra->v[i].ops->name, err);
 	}
 	devices_snap_clock_pin(false);
 }
@@ -214,25 +211,34 @@ static void roundtrip_all(void)
 static void test_registry(void **state)
 {
 	(void)state;
-	struct snapshot_reg *r = vma.snap;
-	assert_non_null(r);
+	const struct dev_registry *r = &vma.devs;
 	assert_null(r->unsupported);
-	/* Exactly the saveable legacy devices, in creation order, one each:
-	 * a device added without ops, or registered twice, shows here. */
-	assert_int_equal(r->nr, (int)ARRAY_SIZE(legacy_names));
+	/* Exactly the legacy devices, in creation order, one each: the
+	 * registry's table up to the PCI functions (which these options do not
+	 * ask for). A device added twice, or left out, shows here. */
+	assert_int_equal(r->nr, (int)ARRAY_SIZE(legacy_names) + 1);
+	size_t saved = 0;
 	for (int i = 0; i < r->nr; i++) {
-		assert_string_equal(r->devs[i].ops->name, legacy_names[i]);
-		assert_int_equal(r->devs[i].instance, 0);
-		assert_int_equal(r->devs[i].ops->version, 1);
-		assert_non_null(r->devs[i].ops->save);
-		assert_non_null(r->devs[i].ops->load);
-		assert_non_null(r->devs[i].dev);
+		const struct dev_ops *ops = r->v[i].ops;
+		assert_ptr_equal(ops, dev_types[i]);
+		assert_int_equal(r->v[i].index, 0);
+		assert_non_null(r->v[i].dev);
+		assert_non_null(ops->desc);
+		assert_non_null(ops->destroy);
+		if (!ops->snap.name) {
+			assert_string_equal(ops->name, "debug-exit");
+			continue;
+		}
+		assert_string_equal(ops->snap.name, ops->name); /* the section is the device's name */
+		assert_string_equal(ops->name, legacy_names[saved++]);
+		assert_int_equal(ops->snap.version, 1);
+		assert_non_null(ops->snap.save);
+		assert_non_null(ops->snap.load);
+		assert_ptr_equal(dev_find(r, ops->name, 0), r->v[i].dev);
 	}
-	assert_ptr_equal(find_dev(&vma, "uart")->dev, vma.uart);
-	assert_ptr_equal(find_dev(&vma, "ioapic")->dev, vma.ioapic);
-	assert_ptr_equal(find_dev(&vma, "pic")->dev, vma.pic);
-	assert_ptr_equal(find_dev(&vma, "pit")->dev, vma.pit);
-	assert_ptr_equal(find_dev(&vma, "rtc")->dev, vma.rtc);
+	assert_int_equal(saved, ARRAY_SIZE(legacy_names));
+	assert_null(dev_find(r, "uart", 1));
+	assert_null(dev_find(r, "no-such-device", 0));
 }
 
 /* Fresh devices save and load too (the state a restore right after boot has). */
@@ -252,7 +258,7 @@ static void test_roundtrip_and_behaviour(void **state)
 		rte_a[i] = ioapic_reg(&vma, 0x10 + i);
 	wr(&vma.mmio, IRQ_IOAPIC_ADDR, 4, 0x15);
 	assert_true(rte_a[20] & 0x4000); /* pin 10's Remote IRR */
-	assert_true(pic_output(&vma));
+	assert_true(pic_output(dev_find(&vma.devs, "pic", 0)));
 	wr(&vma.pio, 0x70, 1, 0x41);
 	route_calls = 0;
 
@@ -269,17 +275,17 @@ static void test_roundtrip_and_behaviour(void **state)
 	assert_true(route_calls >= 2); /* pins 4 and 10 routed in B */
 	assert_int_equal(route_data[10] & 0xff, 0x3a);
 	assert_int_equal(route_data[4] & 0xff, 0x34);
-	uint64_t before = ioapic_delivered(&vmb, 10);
-	ioapic_eoi(&vmb, 0x3a); /* the line is still high: delivered again */
-	assert_int_equal(ioapic_delivered(&vmb, 10), before + 1);
+	uint64_t before = ioapic_delivered(dev_find(&vmb.devs, "ioapic", 0), 10);
+	ioapic_eoi(dev_find(&vmb.devs, "ioapic", 0), 0x3a); /* the line is still high: delivered again */
+	assert_int_equal(ioapic_delivered(dev_find(&vmb.devs, "ioapic", 0), 10), before + 1);
 
 	/* the PIC: IRR as in A, INT still up, IRQ 1 (i8042) first */
 	wr(&vma.pio, 0x20, 1, 0x0a);
 	wr(pio, 0x20, 1, 0x0a);
 	assert_int_equal(rd(pio, 0x20, 1), rd(&vma.pio, 0x20, 1));
 	assert_int_equal(rd(pio, 0x21, 1), 0xe0);
-	assert_true(pic_output(&vmb));
-	assert_int_equal(pic_intack(&vmb), 0x09);
+	assert_true(pic_output(dev_find(&vmb.devs, "pic", 0)));
+	assert_int_equal(pic_intack(dev_find(&vmb.devs, "pic", 0)), 0x09);
 
 	/* the PIT: channel 0 goes on from A's count (modulo 0x4000; the two
 	 * reads are microseconds apart, a tick is 0.84 us) */
@@ -307,9 +313,9 @@ static void test_roundtrip_and_behaviour(void **state)
 	wr(pio, 0x64, 1, 0x20);
 	assert_int_equal(rd(pio, 0x60, 1), 0x47);
 
-	assert_int_equal(sysreset_io_read(&vmb), 0x02);
+	assert_int_equal(sysreset_io_read(dev_find(&vmb.devs, "sysreset", 0)), 0x02);
 	struct boot_timer_mark m[BOOT_TIMER_MAX_MARKS];
-	assert_int_equal(boot_timer_marks(&vmb, m, BOOT_TIMER_MAX_MARKS), 2);
+	assert_int_equal(boot_timer_marks(dev_find(&vmb.devs, "boot-timer", 0), m, BOOT_TIMER_MAX_MARKS), 2);
 	assert_int_equal(m[0].value, 7);
 	assert_false(m[0].mmio);
 	assert_int_equal(m[1].value, 9);
@@ -345,17 +351,17 @@ static void test_roundtrip_and_behaviour(void **state)
 static void save_a(const char *name, struct snap_buf *buf)
 {
 	char err[256] = "";
-	const struct snapshot_dev *a = find_dev(&vma, name);
-	if (a->ops->save(a->dev, buf, err, sizeof(err)) != 0 || buf->failed)
+	const struct dev_inst *a = find_dev(&vma, name);
+	if (a->ops->snap.save(a->dev, buf, err, sizeof(err)) != 0 || buf->failed)
 		fail_msg("%s: save: %s", name, err);
 }
 
 static void load_b(const char *name, const struct snap_buf *buf)
 {
 	char err[256] = "";
-	const struct snapshot_dev *b = find_dev(&vmb, name);
+	const struct dev_inst *b = find_dev(&vmb, name);
 	struct snap_cur c = { .p = buf->data, .left = buf->len };
-	if (b->ops->load(b->dev, &c, b->ops->version, err, sizeof(err)) != 0)
+	if (b->ops->snap.load(b->dev, &c, b->ops->snap.version, err, sizeof(err)) != 0)
 		fail_msg("%s: load: %s", name, err);
 	assert_false(c.bad);
 	assert_int_equal(c.left, 0);
@@ -403,9 +409,9 @@ static void test_time_gap_not_counted(void **state)
 static int load_modified(const char *name, size_t cut, long off, uint8_t byte, uint32_t version,
 			 char *err, size_t n)
 {
-	const struct snapshot_dev *a = find_dev(&vma, name), *b = find_dev(&vmb, name);
+	const struct dev_inst *a = find_dev(&vma, name), *b = find_dev(&vmb, name);
 	struct snap_buf buf = { 0 };
-	assert_int_equal(a->ops->save(a->dev, &buf, err, n), 0);
+	assert_int_equal(a->ops->snap.save(a->dev, &buf, err, n), 0);
 	assert_false(buf.failed);
 	assert_true(buf.len >= cut);
 	if (off >= 0) {
@@ -414,7 +420,7 @@ static int load_modified(const char *name, size_t cut, long off, uint8_t byte, u
 	}
 	struct snap_cur c = { .p = buf.data, .left = buf.len - cut };
 	err[0] = 0;
-	int r = b->ops->load(b->dev, &c, version, err, n);
+	int r = b->ops->snap.load(b->dev, &c, version, err, n);
 	snap_buf_free(&buf);
 	return r;
 }
@@ -482,6 +488,42 @@ static void test_padding_refused(void **state)
 	assert_string_equal(err, "boot-timer: mark 7 is malformed");
 }
 
+/*
+ * Every device's reset, through the registry: after state driven into A,
+ * reset → save gives what a fresh device (B's) saves, at one pinned clock.
+ * A type with state and no reset fails here by name.
+ */
+static void test_reset_equals_fresh(void **state)
+{
+	(void)state;
+	drive_a();
+	const struct dev_registry *ra = &vma.devs, *rb = &vmb.devs;
+	devices_snap_clock_pin(true);
+	int checked = 0;
+	for (int i = 0; i < ra->nr; i++) {
+		const struct dev_ops *ops = ra->v[i].ops;
+		if (!ops->snap.name)
+			continue;
+		if (!ops->reset)
+			fail_msg("%s has guest-visible state and no reset", ops->name);
+		ops->reset(ra->v[i].dev);
+		struct snap_buf sa = { 0 }, sb = { 0 };
+		char err[256] = "";
+		assert_int_equal(ops->snap.save(ra->v[i].dev, &sa, err, sizeof(err)), 0);
+		assert_int_equal(ops->snap.save(rb->v[i].dev, &sb, err, sizeof(err)), 0);
+		if (sa.len != sb.len || memcmp(sa.data, sb.data, sa.len))
+			fail_msg("%s: reset state differs from a fresh device's", ops->name);
+		snap_buf_free(&sa);
+		snap_buf_free(&sb);
+		checked++;
+	}
+	devices_snap_clock_pin(false);
+	assert_int_equal(checked, (int)ARRAY_SIZE(legacy_names));
+	/* and A goes on as a fresh machine: COM1 empty, the PIC quiet */
+	assert_int_equal(rd(&vma.pio, UART_COM1_BASE + 5, 1) & 0x01, 0);
+	assert_false(pic_output(dev_find(&vma.devs, "pic", 0)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +534,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_and_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_padding_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_equals_fresh, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,11 +81,10 @@ static void world_down(struct world *w)
 {
 	if (w->loop_on)
 		evloop_stop(&w->vm);
+	dev_destroy_all(&w->vm.devs); /* as vm_destroy: the registry's, then virtio's */
 	virtio_destroy_all(&w->vm);
 	evloop_destroy(&w->vm);
 	pci_destroy(&w->vm);
-	pci_testdev_destroy(&w->vm);
-	edu_destroy(&w->vm);
 	irq_destroy(&w->vm);
 	fake_vm_free(&w->vm);
 	mem_free(&w->vm.mem);
@@ -344,12 +343,12 @@ static void test_roundtrip_live(void **state)
 	 * flight lands in guest RAM), then RAM copied (the memory file) */
 	assert_int_equal(evloop_pause(&A.vm), 0);
 	bool blk_in_flight = used_idx(&blk, 0) != blk.avail[0];
-	struct snapshot_reg *ra = A.vm.snap, *rb = B.vm.snap;
+	const struct dev_registry *ra = &A.vm.devs, *rb = &B.vm.devs;
 	for (int i = 0; i < ra->nr; i++) {
 		struct snap_buf sb = { 0 };
 		char err[256] = "";
-		if (ra->devs[i].ops->save(ra->devs[i].dev, &sb, err, sizeof(err)) != 0)
-			fail_msg("%s: %s", ra->devs[i].ops->name, err);
+		if (ra->v[i].ops->snap.save(ra->v[i].dev, &sb, err, sizeof(err)) != 0)
+			fail_msg("%s: %s", ra->v[i].ops->name, err);
 		snap_buf_free(&sb);
 	}
 	/* nothing in flight any more: every request answered, in A's RAM */
@@ -366,13 +365,13 @@ static void test_roundtrip_live(void **state)
 					     "virtio-console", "pci-testdev", "edu" };
 	bool seen[ARRAY_SIZE(kinds)] = { false };
 	for (int i = 0; i < ra->nr; i++) {
-		const struct snap_ops *ops = ra->devs[i].ops;
-		assert_string_equal(rb->devs[i].ops->name, ops->name);
+		const struct snap_ops *ops = &ra->v[i].ops->snap;
+		assert_string_equal(rb->v[i].ops->name, ops->name);
 		assert_int_equal(ops->version, 1);
 		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
 			seen[k] |= !strcmp(ops->name, kinds[k]);
 		char err[256] = "";
-		int rc = snapshot_roundtrip(ops, ra->devs[i].dev, rb->devs[i].dev, err, sizeof(err));
+		int rc = snapshot_roundtrip(ops, ra->v[i].dev, rb->v[i].dev, err, sizeof(err));
 		if (rc != 0)
 			fail_msg("%s: %s", ops->name, err);
 	}
@@ -446,11 +445,11 @@ static void test_roundtrip_live(void **state)
 
 /* ---- bad payloads ---- */
 
-static struct snapshot_dev *reg_entry(struct vm *vm, const char *name)
+static struct dev_inst *reg_entry(struct vm *vm, const char *name)
 {
-	for (int i = 0; i < vm->snap->nr; i++)
-		if (!strcmp(vm->snap->devs[i].ops->name, name))
-			return &vm->snap->devs[i];
+	for (int i = 0; i < vm->devs.nr; i++)
+		if (!strcmp(vm->devs.v[i].ops->name, name))
+			return &vm->devs.v[i];
 	fail_msg("no %s in the registry", name);
 	return NULL;
 }
@@ -458,10 +457,10 @@ static struct snapshot_dev *reg_entry(struct vm *vm, const char *name)
 /* Load `len` bytes of p (version v) into B's `name`: must fail, mentioning needle. */
 static void expect_bad(const char *name, const uint8_t *p, size_t len, uint32_t v, const char *needle)
 {
-	struct snapshot_dev *e = reg_entry(&B.vm, name);
+	struct dev_inst *e = reg_entry(&B.vm, name);
 	struct snap_cur c = { .p = p, .left = len };
 	char err[256] = "";
-	int rc = e->ops->load(e->dev, &c, v, err, sizeof(err));
+	int rc = e->ops->snap.load(e->dev, &c, v, err, sizeof(err));
 	if (rc != -1)
 		fail_msg("%s: loaded, expected an error mentioning \"%s\"", name, needle);
 	if (!err[0] || strchr(err, '\n') || !strstr(err, needle) || !strstr(err, name))
@@ -470,9 +469,9 @@ static void expect_bad(const char *name, const uint8_t *p, size_t len, uint32_t 
 
 static void save_a(const char *name, struct snap_buf *b)
 {
-	struct snapshot_dev *e = reg_entry(&A.vm, name);
+	struct dev_inst *e = reg_entry(&A.vm, name);
 	char err[256] = "";
-	assert_int_equal(e->ops->save(e->dev, b, err, sizeof(err)), 0);
+	assert_int_equal(e->ops->snap.save(e->dev, b, err, sizeof(err)), 0);
 	assert_false(b->failed);
 }
 
@@ -636,10 +635,10 @@ static void test_iommu(void **state)
 	mm_wr(&a, IOMMU_BASE + 0x18, 4, (1u << 26) | (1u << 24));
 	assert_int_equal(mm_rd(&a, IOMMU_BASE + 0x34, 4) & 0x10, 0x10); /* IQE */
 
-	struct snapshot_dev *ea = &a.snap->devs[0], *eb = &b.snap->devs[0];
+	struct dev_inst *ea = &a.devs.v[0], *eb = &b.devs.v[0];
 	assert_string_equal(ea->ops->name, "intel-iommu");
 	char err[256] = "";
-	if (snapshot_roundtrip(ea->ops, ea->dev, eb->dev, err, sizeof(err)) != 0)
+	if (snapshot_roundtrip(&ea->ops->snap, ea->dev, eb->dev, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	for (uint64_t off = 0; off < 0x100; off += 4)
 		assert_int_equal(mm_rd(&b, IOMMU_BASE + off, 4), mm_rd(&a, IOMMU_BASE + off, 4));
@@ -647,13 +646,13 @@ static void test_iommu(void **state)
 		assert_int_equal(mm_rd(&b, IOMMU_BASE + off, 4), mm_rd(&a, IOMMU_BASE + off, 4));
 
 	struct snap_buf sb = { 0 };
-	assert_int_equal(ea->ops->save(ea->dev, &sb, err, sizeof(err)), 0);
+	assert_int_equal(ea->ops->snap.save(ea->dev, &sb, err, sizeof(err)), 0);
 	struct snap_cur cur = { .p = sb.data, .left = sb.len };
 	err[0] = 0;
-	assert_int_equal(c.snap->devs[0].ops->load(c.snap->devs[0].dev, &cur, 1, err, sizeof(err)), -1);
+	assert_int_equal(c.devs.v[0].ops->snap.load(c.devs.v[0].dev, &cur, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "intel-iommu: capabilities"));
 	cur = (struct snap_cur){ .p = sb.data, .left = sb.len - 8 };
-	assert_int_equal(eb->ops->load(eb->dev, &cur, 1, err, sizeof(err)), -1);
+	assert_int_equal(eb->ops->snap.load(eb->dev, &cur, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "truncated"));
 	snap_buf_free(&sb);
 
@@ -669,9 +668,9 @@ static void test_iommu(void **state)
 static void test_unsupported(void **state)
 {
 	(void)state;
-	assert_null(A.vm.snap->unsupported);
-	snapshot_unsupported(&A.vm, "--device vfio");
-	assert_string_equal(A.vm.snap->unsupported, "--device vfio");
+	assert_null(A.vm.devs.unsupported);
+	dev_registry_unsupported(&A.vm.devs, "--device vfio");
+	assert_string_equal(A.vm.devs.unsupported, "--device vfio");
 }
 
 int main(void)

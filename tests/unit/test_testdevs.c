@@ -34,27 +34,39 @@ static void ioapic_pin_edge(unsigned pin, uint8_t vector)
 	r->ops->write(r->opaque, 0x10, 4, vector);
 }
 
+/* The IOAPIC's routes through irq.c's bookkeeping (no KVM), as vm.c's. */
+static int route_msi(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_route_msi(ctx, gsi, addr, data);
+}
+
 static int setup(void **state)
 {
 	(void)state;
 	fake_vm_init(&vm);
 	assert_int_equal(mem_init(&vm.mem, RAM), 0);
-	assert_int_equal(ioapic_create(&vm), 0);
+	fake_irq_hook = fake_irq_split; /* the lines reach the IOAPIC */
+	vm.cfg.irqchip = IRQCHIP_SPLIT;
+	vm.env.msi = (struct dev_msi){ .ctx = &vm, .route = route_msi };
+	assert_non_null(fake_dev_create(&vm, &ioapic_dev_ops));
 	assert_true(irq_msi_alloc(&vm) >= 0); /* irq.c's bookkeeping, which IOAPIC routes need */
 	assert_int_equal(pci_init(&vm), 0);
-	assert_int_equal(pc_testdev_create(&vm), 0);
-	assert_int_equal(acpi_pm_create(&vm), 0);
-	assert_int_equal(rtc_create(&vm), 0);
-	assert_int_equal(pci_testdev_create(&vm), 0);
+	irq_attach(&vm, NULL, dev_find(&vm.devs, "ioapic", 0));
+	struct dev_msi msi = vm.env.msi;
+	fake_vm_env(&vm); /* the PCI host */
+	vm.env.msi = msi;
+	assert_non_null(fake_dev_create(&vm, &pc_testdev_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &acpi_pm_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &rtc_dev_ops));
+	assert_non_null(fake_dev_create(&vm, &pci_testdev_dev_ops));
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
+	fake_vm_free(&vm); /* the PCI functions' state first, then their bus */
 	pci_destroy(&vm);
-	pci_testdev_destroy(&vm);
-	fake_vm_free(&vm);
 	mem_free(&vm.mem);
 	irq_destroy(&vm);
 	return 0;
@@ -111,15 +123,15 @@ static void test_pc_testdev_ports(void **state)
 	ioapic_pin_edge(2, 0x41);
 	ioapic_pin_edge(11, 0x42);
 	wr(&vm.pio, 0x200e, 1, 5);
-	assert_int_equal(ioapic_delivered(&vm, 14), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 14), 1);
 	wr(&vm.pio, 0x200e, 1, 0);
 	wr(&vm.pio, 0x200e, 1, 1);
-	assert_int_equal(ioapic_delivered(&vm, 14), 2);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 14), 2);
 	wr(&vm.pio, 0x2000, 1, 1); /* IRQ 0 is pin 2 */
-	assert_int_equal(ioapic_delivered(&vm, 2), 1);
-	assert_int_equal(ioapic_delivered(&vm, 0), 0);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 2), 1);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 0), 0);
 	wr(&vm.pio, 0x200b, 4, 1); /* not one byte: dropped, as QEMU does */
-	assert_int_equal(ioapic_delivered(&vm, 11), 0);
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 11), 0);
 	assert_null(bus_find(&vm.pio, 0x2018, 1)); /* 24 lines */
 	assert_int_equal(rd(&vm.pio, 0x2005, 1), 0);
 	/* MMIO scratch: reads what was written, at any size and offset inside */
@@ -137,13 +149,13 @@ static void test_pc_testdev_flush(void **state)
 	assert_non_null(p);
 	p[0x10] = 0x77;
 	wr(&vm.pio, 0xe4, 4, 0x200123); /* any address in the page */
-	assert_int_equal(pc_testdev_flushes(&vm), 1);
+	assert_int_equal(pc_testdev_flushes(dev_find(&vm.devs, "pc-testdev", 0)), 1);
 	assert_int_equal(p[0x10], 0x77); /* contents kept, still writable */
 	p[0x10] = 0x78;
 	wr(&vm.pio, 0xe4, 2, 0x200000); /* not 4 bytes: dropped */
 	wr(&vm.pio, 0xe4, 4, 0xfec00000); /* not RAM: ignored */
 	wr(&vm.pio, 0xe4, 4, RAM);         /* just past RAM */
-	assert_int_equal(pc_testdev_flushes(&vm), 1);
+	assert_int_equal(pc_testdev_flushes(dev_find(&vm.devs, "pc-testdev", 0)), 1);
 	assert_int_equal(rd(&vm.pio, 0xe4, 4), 0);
 }
 
@@ -175,7 +187,7 @@ static void test_pm_registers(void **state)
 	/* SCI_EN reads set; SLP_EN is write-only and counted */
 	assert_int_equal(rd(&vm.pio, 0x604, 2) & 1, 1);
 	wr(&vm.pio, 0x604, 2, 0x2400);
-	assert_int_equal(acpi_pm_sleep_requests(&vm), 1);
+	assert_int_equal(acpi_pm_sleep_requests(dev_find(&vm.devs, "acpi-pm", 0)), 1);
 	assert_int_equal(rd(&vm.pio, 0x604, 2), 0x0401); /* SLP_TYP kept, SCI_EN, no SLP_EN */
 	assert_int_equal(stop_calls, 0); /* S3 without vCPU threads: only counted */
 	wr(&vm.pio, 0x604, 2, 0x2000);   /* SLP_TYP 0: power off */
@@ -185,7 +197,7 @@ static void test_pm_registers(void **state)
 	/* enable bits: only the three that exist */
 	wr(&vm.pio, 0x602, 2, 0xffff);
 	assert_int_equal(rd(&vm.pio, 0x602, 2), 0x0501);
-	assert_int_equal(ioapic_delivered(&vm, 9), 0); /* nothing pending: no SCI */
+	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 9), 0); /* nothing pending: no SCI */
 	assert_null(bus_find(&vm.pio, 0x60c, 1));
 }
 
@@ -239,9 +251,9 @@ static void test_rtc_registers(void **state)
 	cmos_wr(0x05, 0xc0);
 	cmos_wr(0x0b, 0x02 | 0x04 | 0x20);
 	(void)cmos_rd(0x0c);
-	for (int i = 0; i < 150 && !rtc_alarm_due(&vm); i++)
+	for (int i = 0; i < 150 && !rtc_alarm_due(dev_find(&vm.devs, "rtc", 0)); i++)
 		usleep(10000);
-	assert_true(rtc_alarm_due(&vm));
+	assert_true(rtc_alarm_due(dev_find(&vm.devs, "rtc", 0)));
 	uint8_t c = cmos_rd(0x0c);
 	assert_int_equal(c & 0xa0, 0xa0);          /* IRQF | AF */
 	assert_int_equal(cmos_rd(0x0c) & 0x20, 0); /* reading cleared it */

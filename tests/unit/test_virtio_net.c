@@ -107,9 +107,9 @@ static struct watch *watch_of(int fd)
 	return &loop2;
 }
 
-int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaque)
+int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_fn fn, void *opaque)
 {
-	(void)vm;
+	(void)l;
 	struct watch *w = loop.fd < 0 ? &loop : &loop2;
 	assert_int_equal(w->fd, -1);
 	w->fd = fd;
@@ -119,15 +119,15 @@ int evloop_add(struct vm *vm, int fd, uint32_t events, evloop_fn fn, void *opaqu
 	w->adds++;
 	return 0;
 }
-int evloop_mod(struct vm *vm, int fd, uint32_t events)
+int evloop_mod(struct evloop *l, int fd, uint32_t events)
 {
-	(void)vm;
+	(void)l;
 	watch_of(fd)->events = events;
 	return 0;
 }
-int evloop_del(struct vm *vm, int fd)
+int evloop_del(struct evloop *l, int fd)
 {
-	(void)vm;
+	(void)l;
 	struct watch *w = watch_of(fd);
 	w->fd = -1;
 	w->dels++;

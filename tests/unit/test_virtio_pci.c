@@ -693,7 +693,7 @@ static void test_loop_driver_ok_then_reset(void **state)
 	find_caps();
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	assert_true(efd >= 0);
-	assert_int_equal(evloop_add(&vm, efd, EPOLLIN, blocker_cb, &efd), 0);
+	assert_int_equal(evloop_add(vm.evloop, efd, EPOLLIN, blocker_cb, &efd), 0);
 	/* several rounds: with the defect the loop usually won the race */
 	for (int round = 0; round < 5; round++) {
 		atomic_store(&model.driver_ok, 0);
@@ -733,7 +733,7 @@ static void test_loop_driver_ok_then_reset(void **state)
 		assert_int_equal(used_idx(0), 1);
 		reset_dev();
 	}
-	assert_int_equal(evloop_del(&vm, efd), 0);
+	assert_int_equal(evloop_del(vm.evloop, efd), 0);
 	close(efd);
 }
 
