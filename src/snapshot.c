@@ -95,6 +95,7 @@ void snapshot_registry_free(struct vm *vm)
 		free(vm->snap->restore);
 	}
 	free(vm->snap->devs);
+	free(vm->snap->dirty);
 	free(vm->snap);
 	vm->snap = NULL;
 }
