@@ -158,6 +158,12 @@ static int main_preboot_argv(int argc, char **argv, const char *json, const stru
 {
 	char **made = NULL;
 	int nmade = 0;
+	/* a load: the files checked first (the API thread cannot read them),
+	 * and the snapshot's own options */
+	char **snap = NULL;
+	int nsnap = 0;
+	if (load && snapshot_load_check(load->state_path, load->mem_path, &snap, &nsnap, err, n) < 0)
+		return -1;
 	if (json) {
 		if (config_file_parse(json, strlen(json), &made, &nmade, err, n) < 0) {
 			config_file_free(made, nmade);
@@ -175,30 +181,39 @@ static int main_preboot_argv(int argc, char **argv, const char *json, const stru
 		}
 		if (!made || !nmade || (load->track && nmade < 2)) {
 			config_file_free(made, nmade);
+			options_free_args(snap, nsnap);
 			snprintf(err, n, "out of memory");
 			return -1;
 		}
 	}
-	int extra = load ? load->nr_args : 0;
-	char **v = calloc((size_t)(argc + nmade + extra + 1), sizeof(*v));
-	if (!v) {
+	/* every string made here in one list, the snapshot's options first */
+	char **all = calloc((size_t)(nsnap + nmade + 1), sizeof(*all));
+	char **v = calloc((size_t)(argc + nmade + nsnap + 1), sizeof(*v));
+	if (!all || !v) {
+		free(all);
+		free(v);
 		config_file_free(made, nmade);
+		options_free_args(snap, nsnap);
 		snprintf(err, n, "out of memory");
 		return -1;
 	}
+	for (int j = 0; j < nsnap; j++)
+		all[j] = snap[j];
+	for (int j = 0; j < nmade; j++)
+		all[nsnap + j] = made[j];
+	free(snap);
+	free(made);
 	int i = 0;
 	v[i++] = argv[0];
 	v[i++] = argv[1];
-	for (int j = 0; j < extra; j++)
-		v[i++] = load->args[j];
-	for (int j = 0; j < nmade; j++)
-		v[i++] = made[j];
+	for (int j = 0; j < nsnap + nmade; j++)
+		v[i++] = all[j];
 	for (int j = 2; j < argc; j++)
 		v[i++] = argv[j];
 	*nv = v;
 	*k = i;
-	*owned = made;
-	*nowned = nmade;
+	*owned = all;
+	*nowned = nsnap + nmade;
 	return 0;
 }
 

@@ -24,6 +24,7 @@ void options_usage(FILE *f)
 	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
 	      "       hvmm lab [NAME | all] [--json] [--out DIR]\n"
 	      "       hvmm ctl SOCKET COMMAND (info, pause, resume, stats, ...: hvmm ctl --help)\n"
+	      "       hvmm snapshot-merge BASE DIFF... (diff snapshots onto their base: --help)\n"
 	      "       hvmm --help | --version\n"
 	      "\n"
 	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel, PVH ELF\n"

@@ -13,8 +13,6 @@
 
 #include "api.h"
 #include "config_file.h"
-#include "options.h"
-#include "snapshot.h"
 #include "util.h"
 
 enum preboot_state {
@@ -149,13 +147,12 @@ static void preboot_load_free(struct preboot_load *l)
 {
 	free(l->state_path);
 	free(l->mem_path);
-	options_free_args(l->args, l->nr_args);
 	*l = (struct preboot_load){ 0 };
 }
 
-/* PUT /snapshot/load: everything that can be checked before a VM is built
- * is checked here (a refusal leaves the process as it was, ready for
- * another request); then the main thread builds the VM as InstanceStart's. */
+/* PUT /snapshot/load: handed to the main thread, which checks the files
+ * before it builds anything (a refusal leaves the process as it was, ready
+ * for another request) and then builds the VM as for InstanceStart. */
 static int preboot_snapshot_load(void *o, const char *state, const char *mem, bool track, bool resume, char *err,
 				 size_t n)
 {
@@ -173,8 +170,6 @@ static int preboot_snapshot_load(void *o, const char *state, const char *mem, bo
 		return -1;
 	}
 	struct preboot_load l = { .track = track, .resume = resume };
-	if (snapshot_load_check(state, mem, &l.args, &l.nr_args, err, n) < 0)
-		return -1;
 	l.state_path = strdup(state);
 	l.mem_path = strdup(mem);
 	if (!l.state_path || !l.mem_path) {
@@ -194,8 +189,7 @@ static int preboot_snapshot_load(void *o, const char *state, const char *mem, bo
 		snprintf(err, n, "%s", p->why[0] ? p->why : "the VM could not be restored");
 	p->state = ok ? PREBOOT_STARTED : PREBOOT_CONFIGURING;
 	p->loading = false;
-	if (!ok) /* a VM that runs keeps pointers into the options */
-		preboot_load_free(&p->load);
+	preboot_load_free(&p->load);
 	pthread_mutex_unlock(&p->lock);
 	return ok ? 0 : -1;
 }

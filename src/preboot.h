@@ -28,13 +28,12 @@ struct preboot;
 struct preboot *preboot_new(const char *id);
 /* The handlers for api_start. */
 const struct api_ops *preboot_ops(struct preboot *p);
-/* PUT /snapshot/load's request, checked (snapshot_load_check): the
- * snapshot's own options, then --restore. */
+/* PUT /snapshot/load's request. Its files are checked and read by the
+ * main thread (snapshot_load_check): the API thread's seccomp list opens
+ * no file for reading. */
 struct preboot_load {
 	char *state_path, *mem_path;
 	bool track, resume;
-	char **args; /* the options the snapshot carries */
-	int nr_args;
 };
 /*
  * Main thread, with the signals in `sigs` blocked: wait for InstanceStart

@@ -138,6 +138,14 @@ int snap_reader_open_mem(struct snap_reader *r, uint8_t *file, size_t len, const
  * version. 0, or -1 with err naming what was found instead. */
 int snap_reader_next(struct snap_reader *r, const char *name, uint32_t instance, struct snap_cur *c,
 		     uint32_t *version, char *err, size_t n);
+/* The "memory" section: the RAM size again and the memory file's path. */
+struct snap_mem_info {
+	uint64_t ram_size;
+	uint32_t path_len;
+	uint32_t reserved;
+};
+/* Write it (mem_name 1 to 4095 bytes: the caller checked). */
+void snap_memory_put(struct snap_writer *w, uint64_t ram_size, const char *mem_name);
 /* The "memory" section, next in rd: the memory file's name into path
  * (len bytes with its NUL at most). 0, or -1 with err. */
 int snap_memory_section(struct snap_reader *rd, char *path, size_t len, char *err, size_t n);

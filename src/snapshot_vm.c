@@ -88,12 +88,14 @@ static int snap_mem_save(struct vm *vm, const char *path, const uint8_t id[16], 
 	return 0;
 }
 
-/* The "memory" section: the RAM size again and the memory file's path. */
-struct snap_mem_info {
-	uint64_t ram_size;
-	uint32_t path_len;
-	uint32_t reserved;
-};
+void snap_memory_put(struct snap_writer *w, uint64_t ram_size, const char *mem_name)
+{
+	struct snap_mem_info mi = { .ram_size = ram_size, .path_len = (uint32_t)strlen(mem_name) };
+	snap_section_begin(w, "memory", 0, SNAP_MEM_VERSION);
+	snap_put(&w->body, &mi, sizeof(mi));
+	snap_put(&w->body, mem_name, mi.path_len);
+	snap_section_end(w);
+}
 
 int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_name, char *err, size_t n)
 {
@@ -120,11 +122,7 @@ int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_n
 		snprintf(err, n, "snapshot paths must be 1 to %u bytes long", SNAP_MAX_PATH - 1);
 		return -1;
 	}
-	struct snap_mem_info mi = { .ram_size = vm->mem.ram_size, .path_len = (uint32_t)plen };
-	snap_section_begin(w, "memory", 0, SNAP_MEM_VERSION);
-	snap_put(&w->body, &mi, sizeof(mi));
-	snap_put(&w->body, mem_name, plen);
-	snap_section_end(w);
+	snap_memory_put(w, vm->mem.ram_size, mem_name);
 	snap_config_put(w, vm->cfg.vm_args, vm->cfg.nr_vm_args);
 	int r = snapshot_kvm_vm_save(vm, w, err, n);
 	for (int i = 0; r == 0 && i < vm->ncpus; i++)
