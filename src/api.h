@@ -119,6 +119,14 @@ int api_start(struct api_server *s, const struct api_ops *ops);
 /* Serve with other handlers from the next request on (the pre-boot API
  * hands over to the VM it built). Not from inside a handler. */
 void api_set_ops(struct api_server *s, const struct api_ops *ops);
+/*
+ * The same, while the API thread waits inside a handler for the caller
+ * (the pre-boot request that built the VM): that thread holds the lock
+ * api_set_ops takes and reads nothing until the caller answers it, so the
+ * handlers are replaced without the lock. The request after the answer
+ * then already finds the new ones.
+ */
+void api_set_ops_waiting(struct api_server *s, const struct api_ops *ops);
 /* Stop the thread, close every connection, remove the socket file. */
 void api_close(struct api_server *s);
 

@@ -251,12 +251,16 @@ int lifecycle_start(struct vm *vm)
 		vm->life->pauses++;
 		vm->life->paused_at_ns = util_now_ns();
 	}
+	if (vm->api && vm->cfg.api_server && vm->cfg.api_ready) {
+		/* The pre-boot request that built the VM waits for its answer
+		 * inside its handler: the VM's handlers first, then the answer,
+		 * so that the client's next request finds them. */
+		api_set_ops_waiting(vm->api, &vm->life->ops);
+		vm->cfg.api_ready(vm->cfg.api_ready_arg);
+		return 0;
+	}
 	if (vm->api && vm->cfg.api_server) {
 		api_set_ops(vm->api, &vm->life->ops); /* from the pre-boot handlers */
-		/* only now may the request that built the VM be answered: the
-		 * client's next request must find the VM's handlers */
-		if (vm->cfg.api_ready)
-			vm->cfg.api_ready(vm->cfg.api_ready_arg);
 		return 0;
 	}
 	return vm->api ? api_start(vm->api, &vm->life->ops) : 0;

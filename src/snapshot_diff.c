@@ -35,19 +35,23 @@ int snap_mem_trailer_read(int fd, const char *path, uint64_t ram_size, struct sn
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)SNAP_MEM_TRAILER) {
-		snprintf(err, n, "%s is not an hvmm memory file", path);
+		if (ram_size)
+			snprintf(err, n, "%s is not the memory file of a %llu MiB guest", path,
+				 (unsigned long long)(ram_size >> 20));
+		else
+			snprintf(err, n, "%s is not an hvmm memory file", path);
 		return -1;
 	}
 	uint64_t size = (uint64_t)st.st_size - SNAP_MEM_TRAILER;
+	if (ram_size && size != ram_size) {
+		snprintf(err, n, "%s is not the memory file of a %llu MiB guest", path,
+			 (unsigned long long)(ram_size >> 20));
+		return -1;
+	}
 	if (pread(fd, t, sizeof(*t), (off_t)size) != (ssize_t)sizeof(*t) ||
 	    (memcmp(t->magic, SNAP_MEM_MAGIC, 8) != 0 && memcmp(t->magic, SNAP_DIFF_MAGIC, 8) != 0) ||
 	    t->ram_size != size) {
 		snprintf(err, n, "%s is not an hvmm memory file", path);
-		return -1;
-	}
-	if (ram_size && size != ram_size) {
-		snprintf(err, n, "%s is the memory file of a %llu MiB guest, not of a %llu MiB one", path,
-			 (unsigned long long)(size >> 20), (unsigned long long)(ram_size >> 20));
 		return -1;
 	}
 	return 0;

@@ -138,7 +138,7 @@ def t_snapshot_diff(ctx):
     merge_wall = time.time() - t0
     expect(q.returncode == 0, f"snapshot-merge: {q.returncode} {q.stderr!r}")
     off = same_ram(merged, full_m)
-    expect(off is None, f"base + diff differs from the full snapshot at {off:#x}")
+    expect(off is None, f"base + diff differs from the full snapshot at {off or 0:#x}")
     # restored from the diff's state and the merged base, tracking on: counts on
     r_out, r_sock = os.path.join(t, "r.out"), os.path.join(t, "r.sock")
     d2_s, d2_m = os.path.join(t, "d2.snap"), os.path.join(t, "d2.mem")

@@ -174,7 +174,7 @@ static void test_load_check(void **state)
 	expect_load_error(other_path, "belongs to another snapshot");
 	write_mem(other_path, SNAP_DIFF_MAGIC, id);
 	expect_load_error(other_path, "is a diff snapshot's memory file: merge it onto its base first");
-	expect_load_error(state_path, "is not an hvmm memory file"); /* the state file given as RAM */
+	expect_load_error(state_path, "is not the memory file of a 1 MiB guest"); /* the state file given as RAM */
 	/* a damaged state file: checked whole before anything else */
 	int fd = open(state_path, O_RDWR);
 	assert_int_equal(pwrite(fd, "X", 1, (off_t)sizeof(struct snap_header) + 60), 1);

@@ -254,16 +254,17 @@ static void test_merge_refusals(void **state)
 	assert_int_equal(snap_mem_trailer_write(fd, &t), 0);
 	close(fd);
 	const char *small[] = { d3 };
-	expect_merge_refused(small, 1, "of a 2 MiB guest, not of a 4 MiB one");
+	expect_merge_refused(small, 1, "is not the memory file of a 4 MiB guest");
 	/* garbage where the trailer should be */
 	fd = open(d3, O_RDWR);
-	assert_int_equal(pwrite(fd, "junkjunk", 8, (off_t)(RAM / 2)), 8);
+	assert_int_equal(ftruncate(fd, (off_t)(RAM + SNAP_MEM_TRAILER)), 0);
+	assert_int_equal(pwrite(fd, "junkjunk", 8, (off_t)RAM), 8);
 	close(fd);
 	expect_merge_refused(small, 1, "is not an hvmm memory file");
 	/* a file shorter than a trailer */
 	fd = open(d3, O_RDWR | O_TRUNC);
 	close(fd);
-	expect_merge_refused(small, 1, "is not an hvmm memory file");
+	expect_merge_refused(small, 1, "is not the memory file of a 4 MiB guest");
 	/* the base must be a full file */
 	char tmp[128];
 	snprintf(tmp, sizeof(tmp), "%s", base);
