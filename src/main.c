@@ -171,15 +171,18 @@ static int main_preboot_argv(int argc, char **argv, const char *json, const stru
 		}
 	} else {
 		/* the load's options are the preboot's; only these two are made */
-		made = calloc(3, sizeof(*made));
+		made = calloc(4, sizeof(*made));
 		size_t len = strlen(load->state_path) + strlen(load->mem_path) + 32;
+		int want = 1 + load->track + (load->metrics != NULL);
 		if (made && (made[0] = malloc(len)) != NULL) {
 			snprintf(made[0], len, "--restore=%s,mem=%s", load->state_path, load->mem_path);
 			nmade = 1;
-			if (load->track && (made[1] = strdup("--track-dirty-pages")) != NULL)
-				nmade = 2;
+			if (load->track && (made[nmade] = strdup("--track-dirty-pages")) != NULL)
+				nmade++;
+			if (load->metrics && asprintf(&made[nmade], "--metrics=%s", load->metrics) > 0)
+				nmade++;
 		}
-		if (!made || !nmade || (load->track && nmade < 2)) {
+		if (!made || nmade < want) {
 			config_file_free(made, nmade);
 			options_free_args(snap, nsnap);
 			snprintf(err, n, "out of memory");

@@ -147,6 +147,7 @@ static void preboot_load_free(struct preboot_load *l)
 {
 	free(l->state_path);
 	free(l->mem_path);
+	free(l->metrics);
 	*l = (struct preboot_load){ 0 };
 }
 
@@ -164,7 +165,12 @@ static int preboot_snapshot_load(void *o, const char *state, const char *mem, bo
 		snprintf(err, n, "the VM is already starting");
 		return -1;
 	}
-	if (json_object_object_length(p->desc) > 0) {
+	/* The snapshot is the VM's configuration: none may come before it,
+	 * but where the metrics go (as Firecracker, which takes the logger's and
+	 * the metrics' configuration before a load). */
+	json_object *met = NULL, *mp = NULL;
+	bool has_met = json_object_object_get_ex(p->desc, "metrics", &met);
+	if (json_object_object_length(p->desc) > (has_met ? 1 : 0)) {
 		snprintf(err, n, "a snapshot is loaded into an hvmm with no configuration, and this one has been "
 			 "configured: start a new hvmm run --api-sock");
 		return -1;
@@ -172,7 +178,10 @@ static int preboot_snapshot_load(void *o, const char *state, const char *mem, bo
 	struct preboot_load l = { .track = track, .resume = resume };
 	l.state_path = strdup(state);
 	l.mem_path = strdup(mem);
-	if (!l.state_path || !l.mem_path) {
+	bool oom = !l.state_path || !l.mem_path;
+	if (!oom && has_met && json_object_object_get_ex(met, "metrics_path", &mp))
+		oom = !(l.metrics = strdup(json_object_get_string(mp)));
+	if (oom) {
 		preboot_load_free(&l);
 		snprintf(err, n, "out of memory");
 		return -1;

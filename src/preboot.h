@@ -33,6 +33,7 @@ const struct api_ops *preboot_ops(struct preboot *p);
  * no file for reading. */
 struct preboot_load {
 	char *state_path, *mem_path;
+	char *metrics; /* PUT /metrics before the load (Firecracker allows it): its path, or NULL */
 	bool track, resume;
 };
 /*
