@@ -170,7 +170,7 @@ static int main_preboot_argv(int argc, char **argv, const char *json, const stru
 			return -1;
 		}
 	} else {
-		/* the load's options are the preboot's; only these two are made */
+		/* --restore, and what the load asked for besides */
 		made = calloc(4, sizeof(*made));
 		size_t len = strlen(load->state_path) + strlen(load->mem_path) + 32;
 		int want = 1 + load->track + (load->metrics != NULL);

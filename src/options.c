@@ -581,48 +581,16 @@ void options_defaults(struct vm_config *cfg)
 	};
 }
 
-/*
- * What a snapshot carries: the options that decide what the guest sees.
- * Left out are those of one process — its API socket and name, its logs
- * and statistics, its time limit, its sandbox, --restore/--incoming, the
- * dirty-page recorders (asked for again at each start), --inject's
- * timed events — and the image loaders', whose work is in the RAM.
- */
-static const char *const options_vm_names[] = {
-	"mem", "cpus", "irqchip", "acpi", "halt-poll", "no-hlt-exits", "msr-filter", "cpu-template",
-	"cpuid-mask", "cpuid-set", "console", "rng", "disk", "network", "no-irqfd", "no-ioeventfd",
-	"device", "hyperv", "strict-io", NULL,
-};
-
-static const struct option *options_vm_option(const char *name, size_t len)
+int options_check_vm_list(void)
 {
-	for (const char *const *n = options_vm_names; *n; n++) {
-		if (strlen(*n) != len || strncmp(*n, name, len) != 0)
-			continue;
-		for (const struct option *o = options_table; o->name; o++)
-			if (strcmp(o->name, *n) == 0)
-				return o;
+	for (const struct options_vm_opt *v = options_vm_list; v->name; v++) {
+		const struct option *o = options_table;
+		while (o->name && strcmp(o->name, v->name) != 0)
+			o++;
+		if (!o->name || (o->has_arg == required_argument) != v->value)
+			return -1;
 	}
-	return NULL;
-}
-
-bool options_vm_arg_ok(const char *arg)
-{
-	if (strncmp(arg, "--", 2) != 0)
-		return false;
-	const char *name = arg + 2, *eq = strchr(name, '=');
-	size_t len = eq ? (size_t)(eq - name) : strlen(name);
-	const struct option *o = options_vm_option(name, len);
-	return o && (o->has_arg == required_argument ? eq != NULL : eq == NULL);
-}
-
-void options_free_args(char **args, int n)
-{
-	if (!args)
-		return;
-	for (int i = 0; i < n; i++)
-		free(args[i]);
-	free(args);
+	return 0;
 }
 
 int options_vm_args(int argc, char **argv, char ***out, int *n)
@@ -650,7 +618,7 @@ int options_vm_args(int argc, char **argv, char ***out, int *n)
 			for (const struct option *t = options_table; t->name && !o; t++)
 				if (t->val == c && (c == 'm' || c == 'c'))
 					o = t;
-		if (!o || !options_vm_option(o->name, strlen(o->name)))
+		if (!o || !options_vm_carried(o->name, strlen(o->name)))
 			continue;
 		size_t len = strlen(o->name) + 3 + (optarg ? strlen(optarg) + 1 : 0);
 		char *a = malloc(len);

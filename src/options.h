@@ -15,6 +15,7 @@
 #define HVMM_OPTIONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 struct vm_config;
@@ -47,9 +48,21 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
  */
 int options_vm_args(int argc, char **argv, char ***out, int *n);
 /* Is arg one options_vm_args makes ("--mem=512M", "--rng")? What a
- * snapshot's configuration may hold: no file to write, no socket. */
+ * snapshot's configuration may hold: no file to write, no socket.
+ * (options_vm.c, like the two below: they need nothing of the parser.) */
 bool options_vm_arg_ok(const char *arg);
 void options_free_args(char **args, int n);
+/* The options a snapshot carries, and whether each takes a value. */
+struct options_vm_opt {
+	const char *name;
+	bool value;
+};
+extern const struct options_vm_opt options_vm_list[];
+/* name's first len bytes one of them? The entry, or NULL. */
+const struct options_vm_opt *options_vm_carried(const char *name, size_t len);
+/* For the tests: 0 if every entry of options_vm_list is an option of the
+ * parser's table, taking a value exactly when the entry says so. */
+int options_check_vm_list(void);
 
 void options_usage(FILE *f);
 /* One usage line on stderr ("(see hvmm --help)" appended); HVMM_EXIT_USAGE. */

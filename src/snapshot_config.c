@@ -19,11 +19,45 @@
 #include "options.h"
 #include "snapshot_priv.h"
 
+#define SNAP_MEM_VERSION 1
 #define SNAP_CONFIG_VERSION 1
 #define SNAP_CONFIG_MAX_ARGS 256
 #define SNAP_MAX_PATH 4096u
 
-/* The payload: u32 count, then each option NUL-terminated. */
+/* The "memory" section (the first): the RAM size again and the memory
+ * file's path. */
+void snap_memory_put(struct snap_writer *w, uint64_t ram_size, const char *mem_name)
+{
+	struct snap_mem_info mi = { .ram_size = ram_size, .path_len = (uint32_t)strlen(mem_name) };
+	snap_section_begin(w, "memory", 0, SNAP_MEM_VERSION);
+	snap_put(&w->body, &mi, sizeof(mi));
+	snap_put(&w->body, mem_name, mi.path_len);
+	snap_section_end(w);
+}
+
+int snap_memory_section(struct snap_reader *rd, char *path, size_t path_len, char *err, size_t n)
+{
+	struct snap_cur c;
+	uint32_t ver;
+	struct snap_mem_info mi;
+	if (snap_reader_next(rd, "memory", 0, &c, &ver, err, n) < 0)
+		return -1;
+	snap_get(&c, &mi, sizeof(mi));
+	if (ver != SNAP_MEM_VERSION || c.bad || mi.path_len == 0 || mi.path_len >= path_len ||
+	    mi.path_len != c.left || mi.ram_size != rd->h.ram_size) {
+		snprintf(err, n, "malformed memory section");
+		return -1;
+	}
+	snap_get(&c, path, mi.path_len);
+	path[mi.path_len] = 0;
+	if (strlen(path) != mi.path_len) {
+		snprintf(err, n, "malformed memory section");
+		return -1;
+	}
+	return 0;
+}
+
+/* The "config" payload: u32 count, then each option NUL-terminated. */
 void snap_config_put(struct snap_writer *w, char *const *args, int n)
 {
 	uint32_t count = (uint32_t)n;

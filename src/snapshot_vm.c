@@ -88,14 +88,6 @@ static int snap_mem_save(struct vm *vm, const char *path, const uint8_t id[16], 
 	return 0;
 }
 
-void snap_memory_put(struct snap_writer *w, uint64_t ram_size, const char *mem_name)
-{
-	struct snap_mem_info mi = { .ram_size = ram_size, .path_len = (uint32_t)strlen(mem_name) };
-	snap_section_begin(w, "memory", 0, SNAP_MEM_VERSION);
-	snap_put(&w->body, &mi, sizeof(mi));
-	snap_put(&w->body, mem_name, mi.path_len);
-	snap_section_end(w);
-}
 
 int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_name, char *err, size_t n)
 {
@@ -304,27 +296,6 @@ int snapshot_restore_take(struct vm *vm, struct snap_reader *rd, const char *wha
 	return 0;
 }
 
-int snap_memory_section(struct snap_reader *rd, char *path, size_t path_len, char *err, size_t n)
-{
-	struct snap_cur c;
-	uint32_t ver;
-	struct snap_mem_info mi;
-	if (snap_reader_next(rd, "memory", 0, &c, &ver, err, n) < 0)
-		return -1;
-	snap_get(&c, &mi, sizeof(mi));
-	if (ver != SNAP_MEM_VERSION || c.bad || mi.path_len == 0 || mi.path_len >= path_len ||
-	    mi.path_len != c.left || mi.ram_size != rd->h.ram_size) {
-		snprintf(err, n, "malformed memory section");
-		return -1;
-	}
-	snap_get(&c, path, mi.path_len);
-	path[mi.path_len] = 0;
-	if (strlen(path) != mi.path_len) {
-		snprintf(err, n, "malformed memory section");
-		return -1;
-	}
-	return 0;
-}
 
 int snapshot_restore_open(struct vm *vm)
 {

@@ -204,12 +204,24 @@ static void test_track_conflict(void **state)
 	assert_true(c.track_dirty_pages);
 }
 
+/* The list of carried options is the parser's: same names, same values. */
+static void test_vm_list(void **state)
+{
+	(void)state;
+	assert_int_equal(options_check_vm_list(), 0);
+	int n = 0;
+	for (const struct options_vm_opt *v = options_vm_list; v->name; v++)
+		n++;
+	assert_int_equal(n, 19);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_roundtrip, release),
 		cmocka_unit_test(test_nothing_to_carry),
 		cmocka_unit_test(test_arg_ok),
+		cmocka_unit_test(test_vm_list),
 		cmocka_unit_test_teardown(test_track_conflict, release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
