@@ -58,7 +58,7 @@ $(BUILD)/%.o: %.c
 UNIT_LIBS_test_blk_faults := -lfuse3
 # test_jailer: the jailer's options, hvmm's argv rewritten, the ELF library walk.
 JAILER_UNIT_OBJS := $(BUILD)/src/jailer/jail_args.o $(BUILD)/src/jailer/jail_elf.o $(BUILD)/src/jailer/jail_setup.o
-UNIT_LIBS_test_jailer := $(JAILER_UNIT_OBJS) -DHVMM_MAIN_C='"$(CURDIR)/src/main.c"'
+UNIT_LIBS_test_jailer := $(JAILER_UNIT_OBJS) -DHVMM_OPTIONS_C='"$(CURDIR)/src/options.c"'
 $(BUILD)/tests/unit/test_jailer: $(JAILER_UNIT_OBJS)
 # test_api_openapi: reads docs/api.openapi.json at run time (not built in:
 # editing the document needs no rebuild to be checked again).

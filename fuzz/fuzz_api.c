@@ -77,9 +77,9 @@ static int fz_inject(void *o, const char *spec, char *err, size_t n)
 	return 0;
 }
 
-static int fz_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+static int fz_snapshot(void *o, const char *state, const char *mem, bool diff, char *err, size_t n)
 {
-	(void)o;
+	(void)o, (void)diff;
 	/* the router hands over non-empty paths only */
 	FZ_CHECK(state && mem && *state && *mem);
 	if (!fz_paused) {
@@ -154,11 +154,23 @@ static int fz_migrate(void *o, const char *dest, uint32_t downtime_ms, char *err
 	return -k; /* 0 done, -1 refused (400), -2 failed (500) */
 }
 
+static int fz_load(void *o, const char *state, const char *mem, bool track, bool resume, char *err, size_t n)
+{
+	(void)o, (void)track, (void)resume;
+	/* the router hands over non-empty paths only */
+	FZ_CHECK(state && mem && *state && *mem);
+	if (fz_calls++ % 2 == 0) {
+		snprintf(err, n, "%s is not an hvmm snapshot", state);
+		return -1;
+	}
+	return 0;
+}
+
 static const struct api_ops fz_preboot_ops = {
 	.state = fz_state, .pause = fz_pause, .resume = fz_resume,
 	.machine_config = fz_obj, .stats = fz_obj, .irt = fz_obj, .inject = fz_inject,
 	.snapshot_create = fz_snapshot, .configure = fz_configure, .instance_start = fz_start,
-	.flush_metrics = fz_flush, .migrate = fz_migrate, .id = "fz", .version = "0",
+	.flush_metrics = fz_flush, .migrate = fz_migrate, .snapshot_load = fz_load, .id = "fz", .version = "0",
 };
 
 /* The answers, parsed back. */

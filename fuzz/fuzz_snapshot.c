@@ -62,6 +62,7 @@
 #include "devices/devices.h"
 #include "evloop.h"
 #include "irq.h"
+#include "options.h"
 #include "pci.h"
 #include "snapshot.h"
 #include "snapshot_priv.h"
@@ -482,6 +483,24 @@ static void fz_fix_file(uint8_t *f, size_t len)
 	memcpy(f, &h, sizeof(h));
 }
 
+/* The VM's options a state file carries: taken only whole, and only options
+ * a snapshot may carry (never one that writes a file or opens a socket). */
+static void fz_config(struct snap_cur *c, uint32_t ver)
+{
+	char **args = NULL;
+	int n = -1;
+	char err[300] = "";
+	if (snap_config_parse(c, ver, &args, &n, err, sizeof(err)) < 0) {
+		FZ_CHECK(args == NULL && n == 0);
+		fz_check_err("snap_config_parse", err);
+		return;
+	}
+	FZ_CHECK(n >= 0 && n <= 256 && args && args[n] == NULL);
+	for (int i = 0; i < n; i++)
+		FZ_CHECK(options_vm_arg_ok(args[i]));
+	options_free_args(args, n);
+}
+
 static void fz_state_file(const uint8_t *data, size_t size, bool fix)
 {
 	if (fz_file < 0) {
@@ -541,6 +560,8 @@ static void fz_state_file(const uint8_t *data, size_t size, bool fix)
 		for (unsigned d = 0; d < FZ_NDEVS; d++)
 			if (!strcmp(s.name, fz_names[d]) && s.instance == 0)
 				fz_load(d, c.p, c.left, ver);
+		if (!strcmp(s.name, "config"))
+			fz_config(&c, ver);
 	}
 	struct snap_cur c;
 	uint32_t ver;

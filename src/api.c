@@ -269,15 +269,94 @@ static void api_put_snapshot_create(const struct api_ops *ops, const char *body,
 		;
 	} else if (has_type && !type) {
 		api_fault(r, 400, "field 'snapshot_type' must be a string");
-	} else if (type && strcmp(type, "Full") != 0) {
-		api_fault(r, 400, strcmp(type, "Diff") == 0 ? "snapshot_type \"Diff\" is not supported by hvmm (yet)"
-							 : "field 'snapshot_type' must be \"Full\" or \"Diff\"");
+	} else if (type && strcmp(type, "Full") != 0 && strcmp(type, "Diff") != 0) {
+		api_fault(r, 400, "field 'snapshot_type' must be \"Full\" or \"Diff\"");
 	} else if (!*state || !*mem) {
 		api_fault(r, 400, "field '%s' must not be empty", *state ? "mem_file_path" : "snapshot_path");
 	} else {
 		char err[300] = "";
-		if (ops->snapshot_create(ops->opaque, state, mem, err, sizeof(err)) < 0)
+		bool diff = type && strcmp(type, "Diff") == 0;
+		if (ops->snapshot_create(ops->opaque, state, mem, diff, err, sizeof(err)) < 0)
 			api_fault(r, 400, "%s", err[0] ? err : "the snapshot failed");
+		else
+			r->status = 204;
+	}
+	json_object_put(o);
+}
+
+/* A boolean field: absent is false. 0, or -1 with a 400 naming it. */
+static int api_bool_field(json_object *o, const char *name, bool *v, struct api_reply *r)
+{
+	json_object *f;
+	*v = false;
+	if (!json_object_object_get_ex(o, name, &f))
+		return 0;
+	if (!json_object_is_type(f, json_type_boolean)) {
+		api_fault(r, 400, "field '%s' must be true or false", name);
+		return -1;
+	}
+	*v = json_object_get_boolean(f);
+	return 0;
+}
+
+/* The memory file of a load: mem_backend {backend_path, backend_type
+ * "File"} (Firecracker's), or the older mem_file_path; one of them. NULL
+ * with a 400 in r. */
+static const char *api_load_mem(json_object *o, struct api_reply *r)
+{
+	json_object *mb = NULL;
+	bool has_mb = json_object_object_get_ex(o, "mem_backend", &mb);
+	bool has_mf = json_object_object_get_ex(o, "mem_file_path", NULL);
+	if (has_mb == has_mf) {
+		api_fault(r, 400, "give one of 'mem_backend' and 'mem_file_path'");
+		return NULL;
+	}
+	if (has_mf)
+		return api_string_field(o, "mem_file_path", r);
+	if (!json_object_is_type(mb, json_type_object)) {
+		api_fault(r, 400, "field 'mem_backend' must be an object");
+		return NULL;
+	}
+	static const char *const known[] = { "backend_path", "backend_type", NULL };
+	const char *path = api_known_fields(mb, known, r) ? api_string_field(mb, "backend_path", r) : NULL;
+	const char *type = path ? api_string_field(mb, "backend_type", r) : NULL;
+	if (!type)
+		return NULL;
+	if (strcmp(type, "File") != 0) {
+		api_fault(r, 400, strcmp(type, "Uffd") == 0 ? "backend_type \"Uffd\" is not supported by hvmm: \"File\""
+							  : "field 'backend_type' must be \"File\" or \"Uffd\"");
+		return NULL;
+	}
+	return path;
+}
+
+/* Firecracker's body: snapshot_path, the memory file (api_load_mem),
+ * enable_diff_snapshots (older) / track_dirty_pages, resume_vm. Only into
+ * a process that has no VM yet (pre-boot) and no configuration. */
+static void api_put_snapshot_load(const struct api_ops *ops, const char *body, size_t len, struct api_reply *r)
+{
+	if (!ops->snapshot_load) {
+		api_fault(r, 400, "the VM already runs: a snapshot is loaded into a new hvmm (hvmm run "
+				  "--api-sock PATH, then PUT /snapshot/load)");
+		return;
+	}
+	json_object *o = api_body_object(body, len, r);
+	if (!o)
+		return;
+	static const char *const known[] = { "snapshot_path", "mem_backend", "mem_file_path", "enable_diff_snapshots",
+					     "track_dirty_pages", "resume_vm", NULL };
+	const char *state = api_known_fields(o, known, r) ? api_string_field(o, "snapshot_path", r) : NULL;
+	const char *mem = state ? api_load_mem(o, r) : NULL;
+	bool diff = false, track = false, resume = false;
+	if (!mem || api_bool_field(o, "enable_diff_snapshots", &diff, r) < 0 ||
+	    api_bool_field(o, "track_dirty_pages", &track, r) < 0 || api_bool_field(o, "resume_vm", &resume, r) < 0) {
+		;
+	} else if (!*state || !*mem) {
+		api_fault(r, 400, "field '%s' must not be empty", *state ? "backend_path" : "snapshot_path");
+	} else {
+		char err[400] = "";
+		if (ops->snapshot_load(ops->opaque, state, mem, diff || track, resume, err, sizeof(err)) < 0)
+			api_fault(r, 400, "%s", err[0] ? err : "the snapshot could not be loaded");
 		else
 			r->status = 204;
 	}
@@ -394,8 +473,7 @@ void api_route(const struct api_ops *ops, const char *method, const char *path, 
 			r->allow = "PUT";
 	} else if (strcmp(path, "/snapshot/load") == 0) {
 		if (strcmp(method, "PUT") == 0)
-			api_fault(r, 400, "hvmm loads a snapshot when it starts: hvmm run --restore "
-					  "STATE[,mem=FILE] with the options the snapshot was taken with");
+			api_put_snapshot_load(ops, body, len, r);
 		else
 			r->allow = "PUT";
 	} else if (api_firecracker_only(path)) {

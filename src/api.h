@@ -11,6 +11,9 @@
  *   GET   /hvmm/irt         the interrupt routing table
  *   PUT   /hvmm/inject      {"kind": "irq"|"nmi"|"exception", "vector", "error_code"}
  *                           -> 204: the event goes into vCPU 0 at once
+ *   PUT   /snapshot/create  {"snapshot_type": "Full"|"Diff", "snapshot_path", "mem_file_path"}
+ *   PUT   /snapshot/load    {"snapshot_path", "mem_backend": {"backend_path", "backend_type": "File"},
+ *                            "track_dirty_pages", "resume_vm"} (pre-boot only)
  *   PUT   /hvmm/migrate     {"destination": "tcp:HOST:PORT", "downtime_ms"}
  *                           -> 204 once the guest runs there (docs/migration.md)
  *
@@ -43,10 +46,19 @@ struct api_ops {
 	/* spec as --inject's without "@MS" ("irq:94", "nmi", "exception:13:0");
 	 * 0, or -1 with a one-line reason in err */
 	int (*inject)(void *opaque, const char *spec, char *err, size_t n);
-	/* PUT /snapshot/create: the paused VM's state and RAM to these files;
-	 * 0, or -1 with a one-line reason in err */
-	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path, char *err,
+	/* PUT /snapshot/create: the paused VM's state and RAM to these files
+	 * (diff: snapshot_type "Diff", only the pages written since the last
+	 * snapshot); 0, or -1 with a one-line reason in err */
+	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path, bool diff, char *err,
 			       size_t n);
+	/* PUT /snapshot/load, before the VM exists and before any
+	 * configuration: build the VM the state file describes from it and the
+	 * memory file, with dirty-page tracking on if track, running if resume
+	 * (else paused). 0 once the socket serves it; -1 with a one-line reason
+	 * in err (nothing was built, another load may follow). NULL once a VM
+	 * exists: the router refuses. */
+	int (*snapshot_load)(void *opaque, const char *state_path, const char *mem_path, bool track, bool resume,
+			     char *err, size_t n);
 	/*
 	 * Before the VM exists (hvmm run --api-sock with no image: preboot.h),
 	 * Firecracker's pre-boot configuration; NULL once it runs, and the
@@ -107,6 +119,14 @@ int api_start(struct api_server *s, const struct api_ops *ops);
 /* Serve with other handlers from the next request on (the pre-boot API
  * hands over to the VM it built). Not from inside a handler. */
 void api_set_ops(struct api_server *s, const struct api_ops *ops);
+/*
+ * The same, while the API thread waits inside a handler for the caller
+ * (the pre-boot request that built the VM): that thread holds the lock
+ * api_set_ops takes and reads nothing until the caller answers it, so the
+ * handlers are replaced without the lock. The request after the answer
+ * then already finds the new ones.
+ */
+void api_set_ops_waiting(struct api_server *s, const struct api_ops *ops);
 /* Stop the thread, close every connection, remove the socket file. */
 void api_close(struct api_server *s);
 

@@ -3,7 +3,7 @@
  *
  * The mapping, section by section (Firecracker's names):
  *   machine-config   vcpu_count → --cpus, mem_size_mib → --mem NM,
- *                    track_dirty_pages → --dirty-log 1000, smt must be false,
+ *                    track_dirty_pages → --track-dirty-pages, smt must be false,
  *                    huge_pages "None" only, cpu_template → --cpu-template
  *   boot-source      kernel_image_path → --kernel, boot_args → --cmdline,
  *                    initrd_path → --initrd
@@ -364,7 +364,7 @@ int config_file_parse(const char *json, size_t len, char ***argv, int *argc, cha
 	if (!o.failed && config_keys(&o, root, "the description", known) == 0 && m)
 		config_machine(&o, m, &dirty);
 	if (!o.failed && dirty)
-		config_add(&o, "--dirty-log=1000");
+		config_add(&o, "--track-dirty-pages");
 	if (!o.failed && d)
 		config_drives(&o, d, root_arg, sizeof(root_arg));
 	if (!o.failed && net)

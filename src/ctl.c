@@ -34,8 +34,12 @@ static void ctl_usage(FILE *f)
 	      "  irt       GET /hvmm/irt          the interrupt routing table\n"
 	      "  inject EVENT  PUT /hvmm/inject   irq:VECTOR, nmi or exception:VECTOR[:ERRCODE]\n"
 	      "                                   into vCPU 0 now\n"
-	      "  snapshot STATE MEM  PUT /snapshot/create  the paused VM into two files\n"
-	      "                                   (relative paths: from this directory)\n"
+	      "  snapshot STATE MEM [Full|Diff]  PUT /snapshot/create  the paused VM into two\n"
+	      "                                   files (relative paths: from this directory);\n"
+	      "                                   Diff: only the pages written since the last one\n"
+	      "  load STATE MEM [resume] [track]  PUT /snapshot/load  into an hvmm run --api-sock\n"
+	      "                                   without a VM: the snapshot's VM, paused unless\n"
+	      "                                   resume; track: record pages for diffs\n"
 	      "  migrate tcp:HOST:PORT [DOWNTIME_MS]  PUT /hvmm/migrate  live migration to an\n"
 	      "                                   hvmm run --incoming there (docs/migration.md)\n"
 	      "METHOD PATH [BODY] sends any request (docs/api.md).\n"
@@ -225,13 +229,26 @@ static char *ctl_abspath(const char *p)
 	return out;
 }
 
-static int ctl_snapshot(const char *sock, const char *state, const char *mem)
+/* snapshot (load false: PUT /snapshot/create of type `type`) or load (PUT
+ * /snapshot/load, resume and track as given) with the two paths made
+ * absolute: the server's working directory is not the client's. */
+static int ctl_snapshot(const char *sock, const char *state, const char *mem, bool load, const char *type,
+			bool resume, bool track)
 {
 	char *s = ctl_abspath(state), *m = ctl_abspath(mem);
 	int r = HVMM_EXIT_HOST;
 	json_object *o = json_object_new_object();
-	if (s && m && o) {
-		json_object_object_add(o, "snapshot_type", json_object_new_string("Full"));
+	if (s && m && o && load) {
+		json_object *mb = json_object_new_object();
+		json_object_object_add(mb, "backend_type", json_object_new_string("File"));
+		json_object_object_add(mb, "backend_path", json_object_new_string(m));
+		json_object_object_add(o, "snapshot_path", json_object_new_string(s));
+		json_object_object_add(o, "mem_backend", mb);
+		json_object_object_add(o, "track_dirty_pages", json_object_new_boolean(track));
+		json_object_object_add(o, "resume_vm", json_object_new_boolean(resume));
+		r = ctl_request(sock, "PUT", "/snapshot/load", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	} else if (s && m && o) {
+		json_object_object_add(o, "snapshot_type", json_object_new_string(type));
 		json_object_object_add(o, "snapshot_path", json_object_new_string(s));
 		json_object_object_add(o, "mem_file_path", json_object_new_string(m));
 		r = ctl_request(sock, "PUT", "/snapshot/create", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -300,11 +317,30 @@ int ctl_main(int argc, char **argv)
 		return r;
 	}
 	if (strcmp(cmd, "snapshot") == 0) {
-		if (argc != 5 || !*argv[3] || !*argv[4]) {
-			fputs("hvmm ctl: snapshot takes STATE and MEM file paths (see hvmm ctl --help)\n", stderr);
+		if (argc < 5 || argc > 6 || !*argv[3] || !*argv[4] ||
+		    (argc == 6 && strcmp(argv[5], "Full") != 0 && strcmp(argv[5], "Diff") != 0)) {
+			fputs("hvmm ctl: snapshot takes STATE and MEM file paths, then optionally Full or Diff "
+			      "(see hvmm ctl --help)\n", stderr);
 			return HVMM_EXIT_USAGE;
 		}
-		return ctl_snapshot(sock, argv[3], argv[4]);
+		return ctl_snapshot(sock, argv[3], argv[4], false, argc == 6 ? argv[5] : "Full", false, false);
+	}
+	if (strcmp(cmd, "load") == 0) {
+		bool resume = false, track = false, ok = argc >= 5 && argc <= 7 && *argv[3] && *argv[4];
+		for (int i = 5; ok && i < argc; i++) {
+			if (strcmp(argv[i], "resume") == 0 && !resume)
+				resume = true;
+			else if (strcmp(argv[i], "track") == 0 && !track)
+				track = true;
+			else
+				ok = false;
+		}
+		if (!ok) {
+			fputs("hvmm ctl: load takes STATE and MEM file paths, then optionally resume and track "
+			      "(see hvmm ctl --help)\n", stderr);
+			return HVMM_EXIT_USAGE;
+		}
+		return ctl_snapshot(sock, argv[3], argv[4], true, NULL, resume, track);
 	}
 	static const char *const methods[] = { "GET", "PUT", "PATCH", "POST", "DELETE" };
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {

@@ -51,7 +51,7 @@ int dirtylog_init(struct vm *vm)
 
 uint32_t dirtylog_slot_flags(const struct vm *vm)
 {
-	return vm->dirtylog ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	return vm->dirtylog || vm->cfg.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0;
 }
 
 uint64_t dirtylog_due_ns(const struct vm *vm)

@@ -18,7 +18,8 @@ struct vm;
 
 /* After mem_init, before the slots are registered. 0 or -errno. */
 int dirtylog_init(struct vm *vm);
-/* The KVM_SET_USER_MEMORY_REGION flags the slots need (0 without --dirty-log). */
+/* The KVM_SET_USER_MEMORY_REGION flags the slots need (0 without --dirty-log
+ * or --track-dirty-pages). */
 uint32_t dirtylog_slot_flags(const struct vm *vm);
 /* When the next harvest is due (util_now_ns clock), 0 for never. */
 uint64_t dirtylog_due_ns(const struct vm *vm);

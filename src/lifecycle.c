@@ -168,7 +168,7 @@ static json_object *lifecycle_api_machine(void *o)
 	json_object_object_add(j, "vcpu_count", json_object_new_int(vm->ncpus));
 	json_object_object_add(j, "mem_size_mib", json_object_new_uint64(vm->cfg.mem_size >> 20));
 	json_object_object_add(j, "smt", json_object_new_boolean(0));
-	json_object_object_add(j, "track_dirty_pages", json_object_new_boolean(vm->cfg.dirty_log_ms > 0));
+	json_object_object_add(j, "track_dirty_pages", json_object_new_boolean(vm->cfg.track_dirty_pages || vm->cfg.dirty_log_ms > 0));
 	return j;
 }
 
@@ -185,9 +185,9 @@ static json_object *lifecycle_api_irt(void *o)
 	return stats_irt_json(o);
 }
 
-static int lifecycle_api_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+static int lifecycle_api_snapshot(void *o, const char *state, const char *mem, bool diff, char *err, size_t n)
 {
-	return snapshot_create(o, state, mem, err, n);
+	return snapshot_create(o, state, mem, diff, err, n);
 }
 
 static int lifecycle_api_flush(void *o, char *err, size_t n)
@@ -243,6 +243,24 @@ int lifecycle_init(struct vm *vm)
 
 int lifecycle_start(struct vm *vm)
 {
+	if (vm->cfg.start_paused) {
+		/* Before any vCPU thread exists: each parks before its first
+		 * KVM_RUN, and the device loop before its first callback. */
+		atomic_store(&vm->paused, true);
+		int r = evloop_pause(vm);
+		if (r < 0)
+			return r;
+		vm->life->pauses++;
+		vm->life->paused_at_ns = util_now_ns();
+	}
+	if (vm->api && vm->cfg.api_server && vm->cfg.api_ready) {
+		/* The pre-boot request that built the VM waits for its answer
+		 * inside its handler: the VM's handlers first, then the answer,
+		 * so that the client's next request finds them. */
+		api_set_ops_waiting(vm->api, &vm->life->ops);
+		vm->cfg.api_ready(vm->cfg.api_ready_arg);
+		return 0;
+	}
 	if (vm->api && vm->cfg.api_server) {
 		api_set_ops(vm->api, &vm->life->ops); /* from the pre-boot handlers */
 		return 0;

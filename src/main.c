@@ -13,10 +13,13 @@
 #include "ctl.h"
 #include "inject.h"
 #include "labcmd.h"
+#include "options.h"
 #include "preboot.h"
 #include "preflight.h"
 #include "ratelimit.h"
 #include "sandbox.h"
+#include "snapmerge.h"
+#include "snapshot.h"
 #include "term.h"
 #include "util.h"
 #include "vfio.h"
@@ -31,8 +34,6 @@
  * filters on, runs the same suite (docs/security.md).
  */
 #if defined(__SANITIZE_ADDRESS__)
-#define MAIN_SECCOMP_DEFAULT false
-#define MAIN_SECCOMP_HELP "(default off: sanitizer build)"
 #include <unistd.h>
 /*
  * In hvmm-jailer's jail there is no /proc: the sanitizer runtime can then
@@ -46,559 +47,12 @@ const char *__asan_default_options(void)
 {
 	return access("/proc/self/environ", R_OK) == 0 ? "" : "detect_leaks=0";
 }
-#else
-#define MAIN_SECCOMP_DEFAULT true
-#define MAIN_SECCOMP_HELP "(default on)"
 #endif
-
-static void main_usage(FILE *f)
-{
-	fputs("Usage: hvmm run [options] IMAGE\n"
-	      "       hvmm run [options] --kernel KERNEL [--initrd FILE]\n"
-	      "       hvmm lab [NAME | all] [--json] [--out DIR]\n"
-	      "       hvmm ctl SOCKET COMMAND (info, pause, resume, stats, ...: hvmm ctl --help)\n"
-	      "       hvmm --help | --version\n"
-	      "\n"
-	      "Run IMAGE (flat binary, ELF32/ELF64 executable, multiboot v1 kernel, PVH ELF\n"
-	      "or Linux bzImage) in a KVM VM. `hvmm lab` lists the labs: guests that show\n"
-	      "a mechanism of hardware-assisted virtualization working, with numbers.\n"
-	      "\n"
-	      "Options:\n"
-	      "  -m, --mem SIZE          guest RAM, e.g. 128M, 2G (default 128M; 1M..64G)\n"
-	      "  -c, --cpus N            number of vCPUs (default 1; 1..64)\n"
-	      "      --cmdline STR       kernel command line (multiboot)\n"
-	      "      --boot FORMAT       auto|flat|elf|multiboot|linux|pvh (default auto: detected;\n"
-	      "                          a vmlinux boots through PVH, or --boot linux)\n"
-	      "      --kernel FILE       the image, as QEMU spells it (instead of IMAGE)\n"
-	      "      --initrd FILE       Linux initial ramdisk\n"
-	      "      --no-decompress     boot a bzImage through its own decompressor instead of\n"
-	      "                          decompressing its payload on the host\n"
-	      "      --module FILE[,ARGS]  multiboot module (repeatable)\n"
-	      "      --serial WHERE      stdio|none|FILE: COM1 output (default stdio)\n"
-	      "      --serial-limit SIZE at most SIZE bytes of COM1 output, then one notice and\n"
-	      "                          the rest dropped (default: 1G for a FILE, none for stdio;\n"
-	      "                          0 = no limit)\n"
-	      "      --stats             print the exit table on stderr at the end\n"
-	      "      --stats-json FILE   write exit statistics as JSON\n"
-	      "      --trace-exits       one line per user-space exit on stderr\n"
-	      "      --timeout SECONDS   stop the VM after SECONDS (exit status 124)\n"
-	      "      --strict-io         stop on the first access no device handles\n"
-	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
-	      "      --acpi on|off       ACPI tables (RSDP, XSDT, MADT, FADT, DSDT; default on)\n"
-	      "      --halt-poll NS      how long KVM polls before a halted vCPU sleeps\n"
-	      "                          (default 0: idle guests cost no host CPU; 'kvm': KVM's own)\n"
-	      "      --cpu-template NAME none|minimal|no-xsave: CPUID template (default none:\n"
-	      "                          what KVM supports on this host)\n"
-	      "      --cpuid-mask SPEC   clear CPUID bits; SPEC is a comma list of feature names\n"
-	      "                          (avx, x2apic, ...) or LEAF[.SUBLEAF]:REG:BIT (7.0:ebx:5)\n"
-	      "      --cpuid-set SPEC    set CPUID bits (same SPEC); masks and sets are repeatable\n"
-	      "                          and apply in order, after the template\n"
-	      "      --console virtio    the console is virtio-console (hvc0) on stdin/stdout;\n"
-	      "                          COM1 output still goes to --serial, COM1 gets no input\n"
-	      "      --rng               virtio-rng fed by the host's getrandom()\n"
-	      "      --disk PATH[,ro][,bw=RATE][,iops=N][,bw-burst=SIZE][,iops-burst=N]\n"
-	      "                          virtio-blk on a raw image file (repeatable, up to 8);\n"
-	      "                          bw (bytes/s, e.g. 10M) and iops cap it with token buckets\n"
-	      "      --network SPEC      virtio-net: user[,hostfwd=tcp:[HADDR]:HPORT-[GADDR]:GPORT]...\n"
-	      "                          [,host-loopback=on] (slirp user networking; HADDR defaults\n"
-	      "                          to 127.0.0.1, the host's loopback is closed to the guest\n"
-	      "                          unless host-loopback=on, max-conns=N host sockets, 256)\n"
-	      "                          or tap:IFNAME (repeatable, up to 4); either with\n"
-	      "                          ,tx-bw=,tx-pps=,rx-bw=,rx-pps= (+ -burst=) rate limits\n"
-	      "      --device NAME       a device as QEMU's -device: pc-testdev (ports 0xe0-0xeb,\n"
-	      "                          0x2000-0x2017, MMIO 0xff000000), pci-testdev (PCI\n"
-	      "                          1b36:0005), hyperv-testdev (port 0x3000: SynIC routes\n"
-	      "                          and connections; needs --hyperv), edu (PCI 1234:11e8,\n"
-	      "                          DMA and MSI), intel-iommu[,intremap=on|off|auto][,eim=off]\n"
-	      "                          (VT-d at 0xfed90000, ACPI DMAR table); repeatable.\n"
-	      "                          kvm-unit-tests use them. vfio,host=DDDD:BB:DD.F: that\n"
-	      "                          host function (bound to vfio-pci) passed through\n"
-	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
-	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
-	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
-	      "                          instead of posted by KVM through irqfds\n"
-	      "      --no-ioeventfd      queue notifies exit to hvmm instead of being absorbed\n"
-	      "                          by KVM ioeventfds\n"
-	      "      --no-hlt-exits      HLT halts the host CPU in the guest instead of exiting\n"
-	      "                          to KVM (KVM_CAP_X86_DISABLE_EXITS)\n"
-	      "      --msr-filter LIST   these MSRs (0xc0000103,...; up to 16) exit to hvmm,\n"
-	      "                          which reads them as 0 and drops writes\n"
-	      "      --dirty-log MS      track the pages the guest writes (KVM's dirty log),\n"
-	      "                          counted every MS ms into --stats-json\n"
-	      "      --walk ADDR         --stats-json walks this linear address through each\n"
-	      "                          vCPU's page tables at the end (and always RIP)\n"
-	      "      --inject EVENT@MS   inject into vCPU 0, MS ms after the guest starts:\n"
-	      "                          irq:VECTOR (16-255), nmi, exception:VECTOR[:ERRCODE]\n"
-	      "                          (0-31); repeatable, up to 8\n"
-	      "      --api-sock PATH     serve the control API (HTTP on this unix socket, shaped\n"
-	      "                          like Firecracker's: pause/resume, machine config, live\n"
-	      "                          statistics; docs/api.md); PATH must not exist\n"
-	      "      --id NAME           the VM's name in the API (default anonymous-instance)\n"
-	      "      --metrics PATH      a line of statistics (JSON) every 60 s, on the API's\n"
-	      "                          FlushMetrics and at the end, appended to PATH (a file\n"
-	      "                          or a named pipe: Firecracker's metrics_path)\n"
-	      "      --config-file FILE  the VM as Firecracker's JSON describes it (boot-source,\n"
-	      "                          drives, network-interfaces, machine-config, entropy);\n"
-	      "                          options given beside it add to it (docs/config-file.md)\n"
-	      "      --restore STATE[,mem=FILE]\n"
-	      "                          start from a snapshot (PUT /snapshot/create) instead\n"
-	      "                          of an image, with the options it was taken with;\n"
-	      "                          FILE: its memory file if not where the state says\n"
-	      "      --incoming tcp:ADDR:PORT\n"
-	      "                          receive a live migration (PUT /hvmm/migrate on the\n"
-	      "                          source) instead of loading an image, with the\n"
-	      "                          source's options; ADDR numeric or empty (any)\n"
-	      "      --seccomp on|off    a seccomp allow-list per thread " MAIN_SECCOMP_HELP ":\n"
-	      "                          a forbidden system call stops hvmm with status 10;\n"
-	      "                          off for debugging\n"
-	      "  -h, --help              this text\n"
-	      "  -V, --version           hvmm's version\n"
-	      "\n"
-	      "Exit status: 0 guest shut down or reset; odd (v<<1)|1 guest wrote v to the\n"
-	      "isa-debug-exit port 0xf4; 2 usage error; 4 image or snapshot load error; 6\n"
-	      "KVM/host error;\n"
-	      "8 guest crash (triple fault, emulation failure, --strict-io); 10 a forbidden\n"
-	      "system call (seccomp); 12 --incoming: the migration stream broke or was\n"
-	      "malformed (no guest ran); 124 timeout;\n"
-	      "128+N killed by signal N. Ctrl-A x on the console quits (status 0).\n",
-	      f);
-}
 
 /* Argument vectors hvmm made itself (--config-file's, the pre-boot API's):
  * the configuration points into them until the process ends, so they are
  * kept where they stay reachable. */
-static char **main_made_argv[2];
-
-/* main_parse found no image but an --api-sock: Firecracker's way, the VM
- * comes from the API (preboot.h). */
-static bool main_preboot;
-
-static int main_bad(const char *fmt, const char *arg)
-{
-	char msg[512];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	snprintf(msg, sizeof(msg), fmt, arg);
-#pragma GCC diagnostic pop
-	util_err("%s (see hvmm --help)", msg);
-	return HVMM_EXIT_USAGE;
-}
-
-enum {
-	OPT_CMDLINE = 256, OPT_BOOT, OPT_MODULE, OPT_SERIAL, OPT_STATS, OPT_STATS_JSON,
-	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
-	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
-	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
-	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING,
-};
-
-static const struct option main_opts[] = {
-	{ "mem", required_argument, NULL, 'm' },
-	{ "cpus", required_argument, NULL, 'c' },
-	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
-	{ "boot", required_argument, NULL, OPT_BOOT },
-	{ "module", required_argument, NULL, OPT_MODULE },
-	{ "serial", required_argument, NULL, OPT_SERIAL },
-	{ "serial-limit", required_argument, NULL, OPT_SERIAL_LIMIT },
-	{ "stats", no_argument, NULL, OPT_STATS },
-	{ "stats-json", required_argument, NULL, OPT_STATS_JSON },
-	{ "trace-exits", no_argument, NULL, OPT_TRACE },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
-	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
-	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
-	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
-	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
-	{ "inject", required_argument, NULL, OPT_INJECT },
-	{ "walk", required_argument, NULL, OPT_WALK },
-	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
-	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
-	{ "id", required_argument, NULL, OPT_ID },
-	{ "restore", required_argument, NULL, OPT_RESTORE },
-	{ "metrics", required_argument, NULL, OPT_METRICS },
-	{ "incoming", required_argument, NULL, OPT_INCOMING },
-	{ "acpi", required_argument, NULL, OPT_ACPI },
-	{ "kernel", required_argument, NULL, OPT_KERNEL },
-	{ "initrd", required_argument, NULL, OPT_INITRD },
-	{ "no-decompress", no_argument, NULL, OPT_NO_DECOMPRESS },
-	{ "cpu-template", required_argument, NULL, OPT_CPU_TEMPLATE },
-	{ "cpuid-mask", required_argument, NULL, OPT_CPUID_MASK },
-	{ "cpuid-set", required_argument, NULL, OPT_CPUID_SET },
-	{ "console", required_argument, NULL, OPT_CONSOLE },
-	{ "rng", no_argument, NULL, OPT_RNG },
-	{ "disk", required_argument, NULL, OPT_DISK },
-	{ "network", required_argument, NULL, OPT_NETWORK },
-	{ "no-irqfd", no_argument, NULL, OPT_NO_IRQFD },
-	{ "no-ioeventfd", no_argument, NULL, OPT_NO_IOEVENTFD },
-	{ "device", required_argument, NULL, OPT_DEVICE },
-	{ "hyperv", no_argument, NULL, OPT_HYPERV },
-	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ 0 },
-};
-
-/* intel-iommu's properties, QEMU's spelling: ",intremap=on|off|auto,eim=off". */
-static int main_parse_iommu(struct vm_config *cfg, const char *props)
-{
-	cfg->intel_iommu = true;
-	cfg->intremap = -1;
-	char buf[128];
-	if (strlen(props) >= sizeof(buf))
-		return main_bad("--device intel-iommu: properties '%s' too long", props);
-	strcpy(buf, props);
-	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-		if (strcmp(p, "intremap=on") == 0)
-			cfg->intremap = 1;
-		else if (strcmp(p, "intremap=off") == 0)
-			cfg->intremap = 0;
-		else if (strcmp(p, "intremap=auto") == 0)
-			cfg->intremap = -1;
-		else if (strcmp(p, "eim=off") == 0)
-			; /* xAPIC-mode remapping is all hvmm has */
-		else if (strcmp(p, "eim=on") == 0)
-			return main_bad("--device intel-iommu: '%s' is not supported (no x2APIC-mode "
-					"interrupt remapping)", p);
-		else
-			return main_bad("--device intel-iommu: unknown property '%s' (intremap=on|off|auto, "
-					"eim=off)", p);
-	}
-	return 0;
-}
-
-/* "vfio,host=DDDD:BB:DD.F": a host function for VFIO (vfio.h). */
-static int main_parse_vfio(struct vm_config *cfg, const char *arg)
-{
-	_Static_assert(sizeof(cfg->vfio) / sizeof(cfg->vfio[0]) == VFIO_MAX_DEVICES &&
-			       sizeof(cfg->vfio[0]) == VFIO_BDF_LEN, "vm_config's vfio[] is vfio.h's");
-	char err[160];
-	if (cfg->nr_vfio == VFIO_MAX_DEVICES)
-		return main_bad("--device %s: at most 4 passed-through devices", arg);
-	if (vfio_parse(arg[4] ? arg + 5 : "", cfg->vfio[cfg->nr_vfio], err, sizeof(err)) < 0) {
-		char line[320];
-		snprintf(line, sizeof(line), "--device %s: %s", arg, err);
-		return main_bad("%s", line);
-	}
-	for (int i = 0; i < cfg->nr_vfio; i++)
-		if (strcmp(cfg->vfio[i], cfg->vfio[cfg->nr_vfio]) == 0)
-			return main_bad("--device %s: that function is already passed through", arg);
-	cfg->nr_vfio++;
-	return 0;
-}
-
-/* Parse `argv` (after "run") into cfg. 0, or an exit status. */
-static int main_parse(int argc, char **argv, struct vm_config *cfg, bool *done)
-{
-	uint64_t v;
-	char *end;
-	int c, r = 0;
-	bool serial_limit_set = false;
-	optind = 1;
-	opterr = 0; /* hvmm prints its own one-line errors */
-	while ((c = getopt_long(argc, argv, ":m:c:hV", main_opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			if (util_parse_size(optarg, &v) < 0)
-				return main_bad("--mem: '%s' is not a size like 128M or 2G", optarg);
-			if (v < MEM_MIN_SIZE || v > MEM_MAX_SIZE || (v & 0xfff))
-				return main_bad("--mem: %s is outside 1M..64G or not a multiple of 4K", optarg);
-			cfg->mem_size = v;
-			break;
-		case 'c':
-			if (util_parse_uint(optarg, 1, VM_MAX_CPUS, &v) < 0)
-				return main_bad("--cpus: '%s' is not a number from 1 to 64", optarg);
-			cfg->ncpus = (int)v;
-			break;
-		case OPT_CMDLINE:
-			cfg->cmdline = optarg;
-			break;
-		case OPT_BOOT:
-			if (boot_format_parse(optarg, &cfg->boot) < 0)
-				return main_bad("--boot: unknown format '%s' (auto|flat|elf|multiboot|linux|pvh)", optarg);
-			break;
-		case OPT_MODULE: {
-			if (cfg->nr_modules == VM_MAX_MODULES)
-				return main_bad("--module: at most 16 modules (%s)", optarg);
-			struct boot_module *m = &cfg->modules[cfg->nr_modules++];
-			m->path = optarg;
-			char *comma = strchr(optarg, ',');
-			if (comma) {
-				*comma = '\0';
-				m->args = comma + 1;
-			}
-			if (!*m->path)
-				return main_bad("--module: empty file name%s", "");
-			break;
-		}
-		case OPT_SERIAL:
-			if (strcmp(optarg, "stdio") == 0) {
-				cfg->serial = SERIAL_STDIO;
-			} else if (strcmp(optarg, "none") == 0) {
-				cfg->serial = SERIAL_NONE;
-			} else if (*optarg) {
-				cfg->serial = SERIAL_FILE;
-				cfg->serial_path = optarg;
-			} else {
-				return main_bad("--serial: empty argument%s", "");
-			}
-			break;
-		case OPT_SERIAL_LIMIT:
-			if (util_parse_size(optarg, &cfg->serial_limit) < 0)
-				return main_bad("--serial-limit: bad size '%s'", optarg);
-			serial_limit_set = true;
-			break;
-		case OPT_STATS:
-			cfg->stats = true;
-			break;
-		case OPT_STATS_JSON:
-			cfg->stats_json = optarg;
-			break;
-		case OPT_TRACE:
-			cfg->trace_exits = true;
-			break;
-		case OPT_TIMEOUT:
-			cfg->timeout_s = strtod(optarg, &end);
-			if (end == optarg || *end || !(cfg->timeout_s > 0) || cfg->timeout_s > 1e7)
-				return main_bad("--timeout: '%s' is not a positive number of seconds", optarg);
-			break;
-		case OPT_STRICT_IO:
-			cfg->strict_io = true;
-			break;
-		case OPT_IRQCHIP:
-			if (irq_mode_parse(optarg, &cfg->irqchip) < 0)
-				return main_bad("--irqchip: unknown mode '%s' (split|kernel)", optarg);
-			break;
-		case OPT_KERNEL:
-			cfg->image = optarg;
-			break;
-		case OPT_INITRD:
-			cfg->initrd = optarg;
-			break;
-		case OPT_NO_DECOMPRESS:
-			cfg->no_decompress = true;
-			break;
-		case OPT_CPU_TEMPLATE:
-			/* names are checked here, before any KVM work; the bits in vm_create */
-			if (strcmp(optarg, "none") && strcmp(optarg, "minimal") && strcmp(optarg, "no-xsave"))
-				return main_bad("--cpu-template: unknown template '%s' (none|minimal|no-xsave)",
-						optarg);
-			cfg->cpu_template = optarg;
-			break;
-		case OPT_CPUID_MASK:
-		case OPT_CPUID_SET:
-			if (cfg->nr_cpuid_ops == VM_MAX_CPUID_OPS)
-				return main_bad("--cpuid-mask/--cpuid-set: at most 32 of them (%s)", optarg);
-			cfg->cpuid_ops[cfg->nr_cpuid_ops++] = (struct vm_cpuid_op){
-				.spec = optarg, .set = c == OPT_CPUID_SET };
-			break;
-		case OPT_ACPI:
-			if (strcmp(optarg, "on") == 0)
-				cfg->acpi = true;
-			else if (strcmp(optarg, "off") == 0)
-				cfg->acpi = false;
-			else
-				return main_bad("--acpi: '%s' is not on or off", optarg);
-			break;
-		case OPT_HALT_POLL:
-			if (strcmp(optarg, "kvm") == 0)
-				cfg->halt_poll_ns = -1;
-			else if (util_parse_uint(optarg, 0, 1000000000, &v) < 0)
-				return main_bad("--halt-poll: '%s' is not 0..1000000000 ns or 'kvm'", optarg);
-			else
-				cfg->halt_poll_ns = (int64_t)v;
-			break;
-		case OPT_CONSOLE:
-			if (strcmp(optarg, "virtio") == 0)
-				cfg->console_virtio = true;
-			else if (strcmp(optarg, "serial") == 0)
-				cfg->console_virtio = false;
-			else
-				return main_bad("--console: '%s' is not virtio or serial", optarg);
-			break;
-		case OPT_RNG:
-			cfg->rng = true;
-			break;
-		case OPT_DISK: {
-			if (cfg->nr_disks == VM_MAX_DISKS)
-				return main_bad("--disk: at most 8 disks (%s)", optarg);
-			struct vm_disk *d = &cfg->disks[cfg->nr_disks++];
-			d->path = optarg;
-			/* Options from the end, as long as they are options: a comma
-			 * further left is part of the file's name. */
-			for (char *comma; (comma = strrchr(optarg, ',')) != NULL; *comma = '\0') {
-				const char *o = comma + 1;
-				if (strcmp(o, "ro") == 0) {
-					d->readonly = true;
-				} else if (strcmp(o, "rw") != 0) {
-					int k = rl_parse_opt(o, &d->rl);
-					if (k == 0)
-						break;
-					if (k < 0)
-						return main_bad("--disk: bad value in '%s' (bw and bw-burst take a size "
-								"such as 10M, iops and iops-burst a count)", o);
-				}
-			}
-			if (!*d->path)
-				return main_bad("--disk: empty file name%s", "");
-			if (rl_burst_without_rate(&d->rl))
-				return main_bad("--disk %s: a burst needs its rate (bw= or iops=)", d->path);
-			break;
-		}
-		case OPT_NETWORK:
-			if (cfg->nr_nets == VM_MAX_NETS)
-				return main_bad("--network: at most 4 interfaces (%s)", optarg);
-			if (!*optarg)
-				return main_bad("--network: empty argument%s", "");
-			cfg->net[cfg->nr_nets++] = optarg;
-			break;
-		case OPT_NO_IRQFD:
-			cfg->no_irqfd = true;
-			break;
-		case OPT_NO_IOEVENTFD:
-			cfg->no_ioeventfd = true;
-			break;
-		case OPT_NO_HLT_EXITS:
-			cfg->no_hlt_exits = true;
-			break;
-		case OPT_API_SOCK:
-			cfg->api_sock = optarg;
-			break;
-		case OPT_RESTORE: {
-			/* STATE[,mem=MEMFILE]: the state file names its memory file;
-			 * mem= says where it is now (moved, or shared elsewhere). */
-			char *comma = strstr(optarg, ",mem=");
-			if (comma) {
-				*comma = 0;
-				cfg->restore_mem = comma + 5;
-				if (!*cfg->restore_mem)
-					return main_bad("--restore: empty mem= in '%s'", optarg);
-			}
-			if (!*optarg)
-				return main_bad("--restore: no state file given%s", "");
-			cfg->restore = optarg;
-			break;
-		}
-		case OPT_METRICS:
-			if (!*optarg)
-				return main_bad("--metrics: empty file name%s", "");
-			cfg->metrics_path = optarg;
-			break;
-		case OPT_INCOMING:
-			if (strncmp(optarg, "tcp:", 4) != 0)
-				return main_bad("--incoming: '%s' is not tcp:ADDR:PORT", optarg);
-			cfg->incoming = optarg;
-			break;
-		case OPT_ID:
-			if (!*optarg || strlen(optarg) > 64)
-				return main_bad("--id: '%s' is empty or longer than 64 characters", optarg);
-			cfg->id = optarg;
-			break;
-		case OPT_DIRTY_LOG:
-			if (util_parse_uint(optarg, 10, 60000, &v) < 0)
-				return main_bad("--dirty-log: '%s' is not 10..60000 ms", optarg);
-			cfg->dirty_log_ms = (uint32_t)v;
-			break;
-		case OPT_WALK:
-			errno = 0;
-			cfg->walk_addr = strtoull(optarg, &end, 0);
-			if (!*optarg || *end || errno || optarg[0] == '-')
-				return main_bad("--walk: '%s' is not an address", optarg);
-			cfg->walk_set = true;
-			break;
-		case OPT_INJECT: {
-			char err[200];
-			if (inject_parse(cfg->inject, &cfg->nr_inject, optarg, err, sizeof(err)) < 0)
-				return main_bad("--inject: %s", err);
-			break;
-		}
-		case OPT_MSR_FILTER: {
-			char err[160];
-			if (controls_parse_msr_filter(cfg, optarg, err, sizeof(err)) < 0)
-				return main_bad("--msr-filter: %s", err);
-			break;
-		}
-		case OPT_HYPERV:
-			cfg->hyperv = true;
-			break;
-		case OPT_SECCOMP:
-			if (strcmp(optarg, "on") == 0)
-				cfg->seccomp = true;
-			else if (strcmp(optarg, "off") == 0)
-				cfg->seccomp = false;
-			else
-				return main_bad("--seccomp: '%s' is not on or off", optarg);
-			break;
-		case OPT_DEVICE:
-			if (strcmp(optarg, "pc-testdev") == 0)
-				cfg->pc_testdev = true;
-			else if (strcmp(optarg, "pci-testdev") == 0)
-				cfg->pci_testdev = true;
-			else if (strcmp(optarg, "hyperv-testdev") == 0)
-				cfg->hyperv_testdev = true;
-			else if (strcmp(optarg, "edu") == 0)
-				cfg->edu = true;
-			else if (strncmp(optarg, "intel-iommu", 11) == 0 &&
-				 (optarg[11] == 0 || optarg[11] == ','))
-				r = main_parse_iommu(cfg, optarg + 11);
-			else if (strcmp(optarg, "vfio") == 0 || strncmp(optarg, "vfio,", 5) == 0)
-				r = main_parse_vfio(cfg, optarg);
-			else
-				return main_bad("--device: '%s' is not pc-testdev, pci-testdev, hyperv-testdev, "
-						"edu, intel-iommu or vfio,host=BDF", optarg);
-			if (r)
-				return r;
-			break;
-		case 'h':
-			main_usage(stdout);
-			*done = true;
-			return 0;
-		case 'V':
-			printf("hvmm %s\n", HVMM_VERSION);
-			*done = true;
-			return 0;
-		case ':':
-			return main_bad("option '%s' needs an argument", argv[optind - 1]);
-		default:
-			if (optopt && optopt < 256) {
-				char opt[3] = { '-', (char)optopt, 0 };
-				return main_bad("unknown option '%s'", opt);
-			}
-			return main_bad("unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc && cfg->image)
-		return main_bad("both --kernel and IMAGE '%s' given", argv[optind]);
-	if (cfg->incoming && cfg->restore)
-		return main_bad("--incoming and --restore both given%s", "");
-	/* --api-sock alone: the VM is described and started through the API */
-	main_preboot = optind >= argc && !cfg->image && !cfg->restore && !cfg->incoming && cfg->api_sock;
-	if (optind >= argc && !cfg->image && !cfg->restore && !cfg->incoming && !main_preboot)
-		return main_bad("no IMAGE given%s", "");
-	if (optind + 1 < argc)
-		return main_bad("unexpected argument '%s' after IMAGE", argv[optind + 1]);
-	if (cfg->hyperv_testdev && !cfg->hyperv)
-		return main_bad("--device hyperv-testdev needs --hyperv (it drives the SynIC)%s", "");
-	if (!cfg->image && optind < argc)
-		cfg->image = argv[optind];
-	/* The device's DMA goes through the host IOMMU with guest-physical
-	 * addresses; a guest IOMMU would have to be shadowed there, which hvmm
-	 * does not do. Its interrupts are the vectors' irqfds. */
-	if (cfg->nr_vfio && cfg->intel_iommu)
-		return main_bad("--device vfio cannot be combined with --device intel-iommu (no guest "
-				"IOMMU for passed-through devices)%s", "");
-	if (cfg->nr_vfio && cfg->no_irqfd)
-		return main_bad("--device vfio needs irqfds: the device signals them itself (drop "
-				"--no-irqfd)%s", "");
-	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
-	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
-		return main_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");
-	/* A log file the guest writes must not fill the host's disk: bounded
-	 * unless the user says otherwise. A terminal or pipe is the reader's. */
-	if (!serial_limit_set && cfg->serial == SERIAL_FILE)
-		cfg->serial_limit = SERIAL_FILE_LIMIT;
-	return 0;
-}
+static char **main_made_argv[3];
 
 /*
  * --config-file FILE (or =FILE), anywhere among run's options: the options
@@ -618,7 +72,7 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 		int w = 1;
 		if (strcmp(argv[i], "--config-file") == 0) {
 			if (i + 1 >= argc)
-				return main_bad("option '%s' needs an argument", argv[i]);
+				return options_bad("option '%s' needs an argument", argv[i]);
 			v = argv[i + 1];
 			w = 2;
 		} else if (strncmp(argv[i], "--config-file=", 14) == 0) {
@@ -627,7 +81,7 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 		if (!v)
 			continue;
 		if (path)
-			return main_bad("--config-file given twice ('%s')", v);
+			return options_bad("--config-file given twice ('%s')", v);
 		path = v;
 		at = i;
 		width = w;
@@ -686,12 +140,92 @@ static void main_block_stop_signals(sigset_t *set)
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
+/* The pre-boot API's answer to the request that built the VM, given once
+ * the socket serves the VM (lifecycle_start). */
+static void main_preboot_ready(void *pb)
+{
+	preboot_answer(pb, true, NULL);
+}
+
 /*
- * Serve the pre-boot API until a client starts the VM (or a signal ends
- * hvmm), then run that VM like one from the command line: the description's
- * options first, then the command line's (which add to them). A start the
- * options or the checks refuse is answered with the reason and can be
- * retried; one that fails while the VM is built ends hvmm with its status.
+ * One start through the pre-boot API as hvmm options: the description's
+ * (InstanceStart) or the snapshot's own and --restore (a load), then the
+ * command line's, which add to them. *nv is the vector (the caller keeps
+ * it), *owned the strings made here. 0, or -1 with err.
+ */
+static int main_preboot_argv(int argc, char **argv, const char *json, const struct preboot_load *load, char ***nv,
+			     int *k, char ***owned, int *nowned, char *err, size_t n)
+{
+	char **made = NULL;
+	int nmade = 0;
+	/* a load: the files checked first (the API thread cannot read them),
+	 * and the snapshot's own options */
+	char **snap = NULL;
+	int nsnap = 0;
+	if (load && snapshot_load_check(load->state_path, load->mem_path, &snap, &nsnap, err, n) < 0)
+		return -1;
+	if (json) {
+		if (config_file_parse(json, strlen(json), &made, &nmade, err, n) < 0) {
+			config_file_free(made, nmade);
+			return -1;
+		}
+	} else {
+		/* --restore, and what the load asked for besides */
+		made = calloc(4, sizeof(*made));
+		size_t len = strlen(load->state_path) + strlen(load->mem_path) + 32;
+		int want = 1 + load->track + (load->metrics != NULL);
+		if (made && (made[0] = malloc(len)) != NULL) {
+			snprintf(made[0], len, "--restore=%s,mem=%s", load->state_path, load->mem_path);
+			nmade = 1;
+			if (load->track && (made[nmade] = strdup("--track-dirty-pages")) != NULL)
+				nmade++;
+			if (load->metrics && asprintf(&made[nmade], "--metrics=%s", load->metrics) > 0)
+				nmade++;
+		}
+		if (!made || nmade < want) {
+			config_file_free(made, nmade);
+			options_free_args(snap, nsnap);
+			snprintf(err, n, "out of memory");
+			return -1;
+		}
+	}
+	/* every string made here in one list, the snapshot's options first */
+	char **all = calloc((size_t)(nsnap + nmade + 1), sizeof(*all));
+	char **v = calloc((size_t)(argc + nmade + nsnap + 1), sizeof(*v));
+	if (!all || !v) {
+		free(all);
+		free(v);
+		config_file_free(made, nmade);
+		options_free_args(snap, nsnap);
+		snprintf(err, n, "out of memory");
+		return -1;
+	}
+	for (int j = 0; j < nsnap; j++)
+		all[j] = snap[j];
+	for (int j = 0; j < nmade; j++)
+		all[nsnap + j] = made[j];
+	free(snap);
+	free(made);
+	int i = 0;
+	v[i++] = argv[0];
+	v[i++] = argv[1];
+	for (int j = 0; j < nsnap + nmade; j++)
+		v[i++] = all[j];
+	for (int j = 2; j < argc; j++)
+		v[i++] = argv[j];
+	*nv = v;
+	*k = i;
+	*owned = all;
+	*nowned = nsnap + nmade;
+	return 0;
+}
+
+/*
+ * Serve the pre-boot API until a client starts the VM — InstanceStart, or
+ * a snapshot load — (or a signal ends hvmm), then run that VM like one from
+ * the command line. A start the options or the checks refuse is answered
+ * with the reason and can be retried; one that fails while the VM is built
+ * ends hvmm with its status.
  */
 static int main_run_preboot(int argc, char **argv, const struct vm_config *defaults, const struct vm_config *cl)
 {
@@ -714,54 +248,56 @@ static int main_run_preboot(int argc, char **argv, const struct vm_config *defau
 		return HVMM_EXIT_HOST;
 	}
 	static struct vm vm; /* static: large, and lives for the whole process */
+	static char **owned; /* the strings of the last try's vector made here */
+	static int nowned;
 	for (;;) {
 		char *json = NULL;
+		const struct preboot_load *load = NULL;
 		int status = 0;
-		if (!preboot_wait(pb, &sigs, &json, &status)) {
+		if (!preboot_wait(pb, &sigs, &json, &load, &status)) {
 			api_close(s);
 			preboot_free(pb);
 			return status;
 		}
-		/* the description's options, then the command line's; the strings
-		 * live as long as hvmm (the configuration points into them) */
-		char **cargv = NULL;
-		int cargc = 0;
-		int r = config_file_parse(json, strlen(json), &cargv, &cargc, err, sizeof(err));
-		free(json);
-		char **nv = r < 0 ? NULL : calloc((size_t)(argc + cargc + 1), sizeof(*nv));
-		if (!nv) {
-			preboot_answer(pb, false, r < 0 ? err : "out of memory");
-			config_file_free(cargv, cargc);
-			continue;
-		}
+		/* a retried start: the refused one's vector goes; the strings of
+		 * the one that runs live as long as hvmm (the configuration
+		 * points into them) */
+		config_file_free(owned, nowned);
+		owned = NULL;
+		nowned = 0;
+		free(main_made_argv[1]);
+		main_made_argv[1] = NULL;
+		char **nv = NULL;
 		int k = 0;
-		nv[k++] = argv[0];
-		nv[k++] = argv[1];
-		for (int i = 0; i < cargc; i++)
-			nv[k++] = cargv[i];
-		free(cargv);
-		for (int i = 2; i < argc; i++)
-			nv[k++] = argv[i];
-		if (main_made_argv[1]) { /* a retried start: the refused one's vector goes */
-			for (char **a = main_made_argv[1] + 2; *a && *a != argv[2]; a++)
-				free(*a);
-			free(main_made_argv[1]);
+		int r = main_preboot_argv(argc, argv, json, load, &nv, &k, &owned, &nowned, err, sizeof(err));
+		free(json);
+		if (r < 0) {
+			preboot_answer(pb, false, err);
+			continue;
 		}
 		main_made_argv[1] = nv;
 		struct vm_config cfg = *defaults;
-		bool done = false;
+		bool done = false, preboot = false;
 		util_clear_last_err();
+		r = options_vm_args(k - 1, nv + 1, &cfg.vm_args, &cfg.nr_vm_args) < 0 ? HVMM_EXIT_HOST : 0;
+		if (r)
+			util_err("out of memory");
 		optind = 0; /* getopt starts afresh */
-		r = main_parse(k - 1, nv + 1, &cfg, &done);
-		if (!r && main_preboot)
-			r = main_bad("the description has no kernel%s", "");
+		if (!r)
+			r = options_parse(k - 1, nv + 1, &cfg, &done, &preboot);
+		if (!r && preboot)
+			r = options_bad("the description has no kernel%s", "");
 		if (!r)
 			r = preflight_check(&cfg);
 		if (r) {
+			options_free_args(cfg.vm_args, cfg.nr_vm_args);
 			preboot_answer(pb, false, util_last_err());
 			continue;
 		}
 		cfg.api_server = s;
+		cfg.start_paused = load && !load->resume;
+		cfg.api_ready = main_preboot_ready;
+		cfg.api_ready_arg = pb;
 		r = vm_create(&vm, &cfg);
 		if (r) {
 			preboot_answer(pb, false, util_last_err());
@@ -769,14 +305,70 @@ static int main_run_preboot(int argc, char **argv, const struct vm_config *defau
 			vm_destroy(&vm);
 			api_close(s);
 			preboot_free(pb);
+			options_free_args(cfg.vm_args, cfg.nr_vm_args);
 			return r;
 		}
-		preboot_answer(pb, true, NULL);
-		r = vm_run(&vm); /* the API thread is handed the VM's handlers in it */
+		r = vm_run(&vm); /* the API thread is handed the VM's handlers in it, then answered */
 		vm_destroy(&vm);
 		preboot_free(pb);
+		options_free_args(cfg.vm_args, cfg.nr_vm_args);
 		return r;
 	}
+}
+
+/* A copy of the vector (the strings too): options_parse cuts values up,
+ * and a restore may parse the command line a second time. */
+static char **main_dup_argv(int argc, char **argv)
+{
+	char **d = calloc((size_t)argc + 1, sizeof(*d));
+	for (int i = 0; d && i < argc; i++)
+		if (!(d[i] = strdup(argv[i]))) {
+			options_free_args(d, i);
+			return NULL;
+		}
+	return d;
+}
+
+/*
+ * --restore STATE with none of the options that build a VM: they come from
+ * the snapshot (its "config" section), followed by the command line's own
+ * (the process's: --api-sock, --serial, ...), and the configuration is
+ * parsed again from them. A snapshot without them (an older hvmm's) is
+ * restored with the defaults, checked against it as before; a file that
+ * cannot be read is left to the restore to report.
+ */
+static int main_restore_config(int argc, char **orig, const struct vm_config *defaults, struct vm_config *cfg)
+{
+	char **args = NULL;
+	int n = 0;
+	char err[300];
+	if (snapshot_read_config(cfg->restore, &args, &n, err, sizeof(err)) < 0 || n == 0) {
+		options_free_args(args, n);
+		return 0;
+	}
+	char **nv = calloc((size_t)(argc + n + 1), sizeof(*nv));
+	if (!nv) {
+		options_free_args(args, n);
+		util_err("out of memory");
+		return HVMM_EXIT_HOST;
+	}
+	int k = 0;
+	nv[k++] = orig[0];
+	nv[k++] = orig[1];
+	for (int i = 0; i < n; i++)
+		nv[k++] = args[i]; /* they live on in nv */
+	for (int i = 2; i < argc; i++)
+		nv[k++] = orig[i];
+	main_made_argv[2] = nv;
+	cfg->vm_args = args; /* the same options, for this VM's own snapshots */
+	cfg->nr_vm_args = n;
+	struct vm_config keep = *cfg;
+	*cfg = *defaults;
+	cfg->vm_args = keep.vm_args;
+	cfg->nr_vm_args = keep.nr_vm_args;
+	bool done = false, preboot = false;
+	optind = 0;
+	return options_parse(k - 1, nv + 1, cfg, &done, &preboot);
 }
 
 int main(int argc, char **argv)
@@ -786,7 +378,7 @@ int main(int argc, char **argv)
 	 * restores the terminal and reports: writes fail with EPIPE instead. */
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		main_usage(stdout);
+		options_usage(stdout);
 		return 0;
 	}
 	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
@@ -797,29 +389,35 @@ int main(int argc, char **argv)
 		return labcmd_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "snapshot-merge") == 0)
+		return snapmerge_main(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "run") != 0) {
 		if (argc < 2)
-			return main_bad("missing command: try 'hvmm run IMAGE'%s", "");
-		return main_bad("unknown command '%s': try 'hvmm run IMAGE'", argv[1]);
+			return options_bad("missing command: try 'hvmm run IMAGE'%s", "");
+		return options_bad("unknown command '%s': try 'hvmm run IMAGE'", argv[1]);
 	}
-	const struct vm_config defaults = {
-		.mem_size = MIB(128),
-		.ncpus = 1,
-		.boot = BOOT_AUTO,
-		.serial = SERIAL_STDIO,
-		.irqchip = IRQCHIP_SPLIT,
-		.acpi = true,
-		.seccomp = MAIN_SECCOMP_DEFAULT,
-	};
+	struct vm_config defaults;
+	options_defaults(&defaults);
 	struct vm_config cfg = defaults;
-	bool done = false;
+	bool done = false, preboot = false;
 	int r = main_config_file(argc, argv, &argc, &argv);
 	if (r)
 		return r;
-	r = main_parse(argc - 1, argv + 1, &cfg, &done);
+	static char **orig; /* reachable as long as hvmm runs: the configuration may point into it */
+	orig = main_dup_argv(argc, argv);
+	if (!orig || options_vm_args(argc - 1, argv + 1, &cfg.vm_args, &cfg.nr_vm_args) < 0) {
+		util_err("out of memory");
+		return HVMM_EXIT_HOST;
+	}
+	r = options_parse(argc - 1, argv + 1, &cfg, &done, &preboot);
+	if (!r && !done && cfg.restore && cfg.nr_vm_args == 0) {
+		options_free_args(cfg.vm_args, 0);
+		cfg.vm_args = NULL;
+		r = main_restore_config(argc, orig, &defaults, &cfg);
+	}
 	if (r || done)
 		return r;
-	if (!main_preboot && (r = preflight_check(&cfg))) /* pre-boot: at the start */
+	if (!preboot && (r = preflight_check(&cfg))) /* pre-boot: at the start */
 		return r;
 	/* Before any thread: the SIGSYS handler is process-wide, and the
 	 * syscall names it prints are resolved here (it may not allocate). */
@@ -832,7 +430,7 @@ int main(int argc, char **argv)
 		util_err("setenv: %s", strerror(errno));
 		return HVMM_EXIT_HOST;
 	}
-	if (main_preboot)
+	if (preboot)
 		return main_run_preboot(argc, argv, &defaults, &cfg);
 	/* From here a signal is taken by vm_run's wait (a pending one ends the
 	 * VM at once): the API socket or a terminal set raw by vm_create must

@@ -332,7 +332,9 @@ fail:
 			paused = false;
 		}
 	}
-	if (tracking) {
+	if (tracking && vm->cfg.track_dirty_pages) {
+		snapshot_track_reset(vm); /* the migration took the log: no diff until a full snapshot */
+	} else if (tracking) {
 		mem_dma_track_stop(&vm->mem);
 		dirtylog_track(vm, false);
 	}

@@ -28,6 +28,8 @@ struct preboot {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum preboot_state state;
+	struct preboot_load load; /* a load's request, while it waits; else empty */
+	bool loading;
 	bool ok;
 	char why[300];
 };
@@ -141,6 +143,66 @@ static int preboot_start(void *o, char *err, size_t n)
 	return ok ? 0 : -1;
 }
 
+static void preboot_load_free(struct preboot_load *l)
+{
+	free(l->state_path);
+	free(l->mem_path);
+	free(l->metrics);
+	*l = (struct preboot_load){ 0 };
+}
+
+/* PUT /snapshot/load: handed to the main thread, which checks the files
+ * before it builds anything (a refusal leaves the process as it was, ready
+ * for another request) and then builds the VM as for InstanceStart. */
+static int preboot_snapshot_load(void *o, const char *state, const char *mem, bool track, bool resume, char *err,
+				 size_t n)
+{
+	struct preboot *p = o;
+	pthread_mutex_lock(&p->lock);
+	enum preboot_state st = p->state;
+	pthread_mutex_unlock(&p->lock);
+	if (st != PREBOOT_CONFIGURING) {
+		snprintf(err, n, "the VM is already starting");
+		return -1;
+	}
+	/* The snapshot is the VM's configuration: none may come before it,
+	 * but where the metrics go (as Firecracker, which takes the logger's and
+	 * the metrics' configuration before a load). */
+	json_object *met = NULL, *mp = NULL;
+	bool has_met = json_object_object_get_ex(p->desc, "metrics", &met);
+	if (json_object_object_length(p->desc) > (has_met ? 1 : 0)) {
+		snprintf(err, n, "a snapshot is loaded into an hvmm with no configuration, and this one has been "
+			 "configured: start a new hvmm run --api-sock");
+		return -1;
+	}
+	struct preboot_load l = { .track = track, .resume = resume };
+	l.state_path = strdup(state);
+	l.mem_path = strdup(mem);
+	bool oom = !l.state_path || !l.mem_path;
+	if (!oom && has_met && json_object_object_get_ex(met, "metrics_path", &mp))
+		oom = !(l.metrics = strdup(json_object_get_string(mp)));
+	if (oom) {
+		preboot_load_free(&l);
+		snprintf(err, n, "out of memory");
+		return -1;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->load = l;
+	p->loading = true;
+	p->state = PREBOOT_START_REQUESTED;
+	pthread_cond_broadcast(&p->cond);
+	while (p->state == PREBOOT_START_REQUESTED)
+		pthread_cond_wait(&p->cond, &p->lock);
+	bool ok = p->ok;
+	if (!ok)
+		snprintf(err, n, "%s", p->why[0] ? p->why : "the VM could not be restored");
+	p->state = ok ? PREBOOT_STARTED : PREBOOT_CONFIGURING;
+	p->loading = false;
+	preboot_load_free(&p->load);
+	pthread_mutex_unlock(&p->lock);
+	return ok ? 0 : -1;
+}
+
 static const char *preboot_state_name(void *o)
 {
 	(void)o;
@@ -160,9 +222,9 @@ static int preboot_inject(void *o, const char *spec, char *err, size_t n)
 	return preboot_not_yet(o, err, n);
 }
 
-static int preboot_snapshot(void *o, const char *s, const char *m, char *err, size_t n)
+static int preboot_snapshot(void *o, const char *s, const char *m, bool diff, char *err, size_t n)
 {
-	(void)s, (void)m;
+	(void)s, (void)m, (void)diff;
 	return preboot_not_yet(o, err, n);
 }
 
@@ -217,6 +279,7 @@ struct preboot *preboot_new(const char *id)
 		.irt = preboot_irt,
 		.inject = preboot_inject,
 		.snapshot_create = preboot_snapshot,
+		.snapshot_load = preboot_snapshot_load,
 		.flush_metrics = preboot_not_yet,
 		.configure = preboot_configure,
 		.instance_start = preboot_start,
@@ -231,12 +294,20 @@ const struct api_ops *preboot_ops(struct preboot *p)
 	return &p->ops;
 }
 
-int preboot_wait(struct preboot *p, const sigset_t *sigs, char **json, int *status)
+int preboot_wait(struct preboot *p, const sigset_t *sigs, char **json, const struct preboot_load **load,
+		 int *status)
 {
+	*json = NULL;
+	*load = NULL;
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
 		bool start = p->state == PREBOOT_START_REQUESTED;
+		bool loading = p->loading;
 		pthread_mutex_unlock(&p->lock);
+		if (start && loading) {
+			*load = &p->load; /* still until the answer */
+			return 1;
+		}
 		if (start) {
 			/* the API thread waits inside InstanceStart: desc is still */
 			*json = strdup(json_object_to_json_string_ext(p->desc, JSON_C_TO_STRING_PLAIN));
@@ -269,5 +340,6 @@ void preboot_free(struct preboot *p)
 	if (!p)
 		return;
 	json_object_put(p->desc);
+	preboot_load_free(&p->load);
 	free(p);
 }

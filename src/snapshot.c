@@ -83,6 +83,7 @@ void snapshot_registry_free(struct vm *vm)
 		snap_reader_close(vm->snap->restore);
 		free(vm->snap->restore);
 	}
+	free(vm->snap->dirty);
 	free(vm->snap);
 	vm->snap = NULL;
 }

@@ -89,8 +89,55 @@ void snapshot_registry_free(struct vm *vm);
  * Write the paused VM's state to state_path and its RAM to mem_path (both
  * created 0600 or replaced). 0, or -1 with a one-line reason in err (not
  * paused, a device that cannot be saved, a file that cannot be written).
+ * diff: the memory file holds only the pages written since the previous
+ * snapshot of this VM (or the one it was restored from), which needs
+ * --track-dirty-pages; it names that snapshot as its parent.
  */
-int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t n);
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff, char *err,
+		    size_t n);
+/* --track-dirty-pages, in vm_create before the slots are registered:
+ * devices' writes are recorded from here on (KVM's log by the slots'
+ * flag). 0 or -errno. */
+int snapshot_track_start(struct vm *vm);
+/* Something else took the dirty log (a live migration that failed): go on
+ * recording, but the next diff would miss pages, so until a full snapshot
+ * there is no parent for one. */
+void snapshot_track_reset(struct vm *vm);
+
+/* ---- diff memory files (snapshot_diff.c) ---- */
+
+/*
+ * A diff memory file at path: the pages of ram whose bit is set in dirty
+ * (one bit per 4 KiB page) at their offsets, holes elsewhere, a trailer
+ * naming id and parent. *pages: how many were written. 0, or -1 with err.
+ */
+int snapshot_write_diff(const uint8_t *ram, uint64_t ram_size, const uint64_t *dirty, const char *path,
+			const uint8_t id[16], const uint8_t parent[16], uint64_t *pages, char *err, size_t n);
+/*
+ * hvmm snapshot-merge: copy each diff's pages onto base (a full memory
+ * file), in order, after checking that the first is a diff of base and
+ * each next one a diff of the one before; base then belongs to the last
+ * diff's state file. *bytes: data copied. 0, or -1 with err (base is
+ * untouched when the chain is wrong).
+ */
+int snapshot_merge(const char *base, const char *const *diffs, int nr, uint64_t *bytes, char *err, size_t n);
+
+/* ---- the configuration a snapshot carries (snapshot_config.c) ---- */
+
+/*
+ * The options that built the snapshot's VM (options.h), read from its state
+ * file: *args malloc'd (options_free_args), *n of them; *n is 0 for a file
+ * from an hvmm that did not write them (format 1). 0, or -1 with err.
+ */
+int snapshot_read_config(const char *state_path, char ***args, int *n, char *err, size_t en);
+/*
+ * PUT /snapshot/load's checks before anything is built: the state file
+ * whole, with its configuration, and mem_path (or, if NULL, the file the
+ * state names) its full memory file. *args as snapshot_read_config's.
+ * 0, or -1 with a one-line reason in err.
+ */
+int snapshot_load_check(const char *state_path, const char *mem_path, char ***args, int *n, char *err,
+			size_t en);
 /*
  * --restore, in vm_create. snapshot_restore_open right after guest RAM is
  * mapped: read and check the state file against the configuration, and map

@@ -157,9 +157,9 @@ int snap_reader_open_mem(struct snap_reader *r, uint8_t *file, size_t len, const
 		goto bad;
 	}
 	memcpy(&r->h, r->file, sizeof(r->h));
-	if (r->h.format != SNAP_FORMAT || r->h.header_size != sizeof(r->h)) {
-		snprintf(err, n, "%s: snapshot format %u, this hvmm reads format %u", path, r->h.format,
-			 SNAP_FORMAT);
+	if (r->h.format < SNAP_FORMAT_MIN || r->h.format > SNAP_FORMAT || r->h.header_size != sizeof(r->h)) {
+		snprintf(err, n, "%s: snapshot format %u, this hvmm reads formats %u to %u", path, r->h.format,
+			 SNAP_FORMAT_MIN, SNAP_FORMAT);
 		goto bad;
 	}
 	if (snap_header_crc(&r->h) != r->h.header_crc) {

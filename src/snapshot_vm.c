@@ -17,15 +17,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirtylog.h"
 #include "lifecycle.h"
+#include "options.h"
 #include "snapshot_priv.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
 
-#define SNAP_MEM_MAGIC "HVMMMEM1"
 #define SNAP_MEM_VERSION 1
-#define SNAP_PAGE 4096u
 #define SNAP_MAX_PATH 4096u
 
 static bool snap_page_zero(const uint8_t *p)
@@ -78,8 +78,8 @@ static int snap_mem_save(struct vm *vm, const char *path, const uint8_t id[16], 
 	memcpy(t.magic, SNAP_MEM_MAGIC, 8);
 	memcpy(t.id, id, 16);
 	t.ram_size = m->ram_size;
-	if (r == 0 && pwrite(fd, &t, sizeof(t), (off_t)m->ram_size) != (ssize_t)sizeof(t))
-		r = errno ? -errno : -EIO;
+	if (r == 0)
+		r = snap_mem_trailer_write(fd, &t);
 	if ((r = snap_file_finish(fd, r)) < 0) {
 		snprintf(err, n, "writing %s: %s", path, strerror(-r));
 		return -1;
@@ -88,12 +88,6 @@ static int snap_mem_save(struct vm *vm, const char *path, const uint8_t id[16], 
 	return 0;
 }
 
-/* The "memory" section: the RAM size again and the memory file's path. */
-struct snap_mem_info {
-	uint64_t ram_size;
-	uint32_t path_len;
-	uint32_t reserved;
-};
 
 int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_name, char *err, size_t n)
 {
@@ -120,11 +114,8 @@ int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_n
 		snprintf(err, n, "snapshot paths must be 1 to %u bytes long", SNAP_MAX_PATH - 1);
 		return -1;
 	}
-	struct snap_mem_info mi = { .ram_size = vm->mem.ram_size, .path_len = (uint32_t)plen };
-	snap_section_begin(w, "memory", 0, SNAP_MEM_VERSION);
-	snap_put(&w->body, &mi, sizeof(mi));
-	snap_put(&w->body, mem_name, plen);
-	snap_section_end(w);
+	snap_memory_put(w, vm->mem.ram_size, mem_name);
+	snap_config_put(w, vm->cfg.vm_args, vm->cfg.nr_vm_args);
 	int r = snapshot_kvm_vm_save(vm, w, err, n);
 	for (int i = 0; r == 0 && i < vm->ncpus; i++)
 		r = snapshot_vcpu_save(vm->vcpus[i], w, err, n);
@@ -148,10 +139,36 @@ int snapshot_state_build(struct vm *vm, struct snap_writer *w, const char *mem_n
 	return r;
 }
 
-int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t n)
+/* --track-dirty-pages: the pages written since the last snapshot, gathered
+ * into reg->dirty (kept there until a snapshot is written, so that one that
+ * fails loses none). The VM is paused: nothing writes meanwhile. */
+static int snap_gather_dirty(struct vm *vm, char *err, size_t n)
+{
+	struct snapshot_reg *reg = vm->snap;
+	int r = dirtylog_take(vm, reg->dirty);
+	if (r < 0) {
+		snprintf(err, n, "reading KVM's dirty log: %s", strerror(-r));
+		return -1;
+	}
+	mem_dma_take(&vm->mem, reg->dirty, reg->dirty_words);
+	return 0;
+}
+
+int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path, bool diff, char *err,
+		    size_t n)
 {
 	if (!*state_path) {
 		snprintf(err, n, "snapshot paths must be 1 to %u bytes long", SNAP_MAX_PATH - 1);
+		return -1;
+	}
+	if (diff && !vm->cfg.track_dirty_pages) {
+		snprintf(err, n, "a Diff snapshot needs track_dirty_pages (machine-config, or hvmm run "
+			 "--track-dirty-pages)");
+		return -1;
+	}
+	if (diff && (!vm->snap || !vm->snap->have_last)) {
+		snprintf(err, n, "a Diff snapshot needs a snapshot of this VM to be a diff of: take a Full one "
+			 "first");
 		return -1;
 	}
 	uint64_t t0 = util_now_ns();
@@ -161,21 +178,56 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	int r = snapshot_state_build(vm, &w, mem_path, err, n);
 	if (vm->snap)
 		vm->snap->to_files = false;
-	uint64_t mem_bytes = 0;
-	/* RAM first: a state file that exists names a memory file that is whole. */
-	if (r == 0)
+	struct snapshot_reg *reg = vm->snap;
+	uint64_t mem_bytes = 0, pages = 0;
+	if (r == 0 && vm->cfg.track_dirty_pages)
+		r = snap_gather_dirty(vm, err, n);
+	if (r == 0 && diff) {
+		w.h.flags |= SNAP_FLAG_DIFF;
+		r = snapshot_write_diff(vm->mem.base, vm->mem.ram_size, reg->dirty, mem_path, w.h.id, reg->last_id,
+					&pages, err, n);
+		mem_bytes = pages * SNAP_PAGE;
+	} else if (r == 0) {
+		/* RAM first: a state file that exists names a memory file that is whole. */
 		r = snap_mem_save(vm, mem_path, w.h.id, &mem_bytes, err, n);
+	}
 	if (r == 0)
 		r = snap_writer_save(&w, state_path, err, n);
 	if (r == 0) {
-		struct snapshot_reg *reg = vm->snap;
 		reg->saves++;
 		reg->save_ns_last = util_now_ns() - t0;
 		reg->save_state_bytes = sizeof(w.h) + w.body.len;
 		reg->save_mem_bytes = mem_bytes;
+		if (diff)
+			reg->save_diff_pages = pages;
+		if (reg->dirty) { /* the next diff starts from this snapshot */
+			memset(reg->dirty, 0, reg->dirty_words * sizeof(uint64_t));
+			memcpy(reg->last_id, w.h.id, 16);
+			reg->have_last = true;
+		}
 	}
 	snap_writer_free(&w);
 	return r;
+}
+
+int snapshot_track_start(struct vm *vm)
+{
+	struct snapshot_reg *reg = vm->snap;
+	if (!reg && !(reg = vm->snap = calloc(1, sizeof(*reg))))
+		return -ENOMEM;
+	reg->dirty_words = (size_t)((vm->mem.ram_size / SNAP_PAGE + 63) / 64);
+	if (!(reg->dirty = calloc(reg->dirty_words, sizeof(uint64_t))))
+		return -ENOMEM;
+	return mem_dma_track_start(&vm->mem);
+}
+
+void snapshot_track_reset(struct vm *vm)
+{
+	if (!vm->cfg.track_dirty_pages || !vm->snap)
+		return;
+	vm->snap->have_last = false;
+	if (dirtylog_track(vm, true) < 0 || mem_dma_track_start(&vm->mem) < 0)
+		vm->cfg.track_dirty_pages = false; /* a Diff now says it needs tracking */
 }
 
 /* Map the memory file over guest RAM, privately. */
@@ -187,22 +239,10 @@ static int snap_mem_map(struct vm *vm, const char *path, const uint8_t id[16])
 		util_err("--restore: cannot open the memory file %s: %s", path, strerror(errno));
 		return HVMM_EXIT_IMAGE;
 	}
-	struct stat st;
-	struct snap_mem_trailer t;
 	int status = HVMM_EXIT_IMAGE;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size != m->ram_size + SNAP_MEM_TRAILER) {
-		util_err("--restore: %s is not the memory file of a %llu MiB guest", path,
-			 (unsigned long long)(m->ram_size >> 20));
-		goto out;
-	}
-	if (pread(fd, &t, sizeof(t), (off_t)m->ram_size) != (ssize_t)sizeof(t) ||
-	    memcmp(t.magic, SNAP_MEM_MAGIC, 8) != 0 || t.ram_size != m->ram_size) {
-		util_err("--restore: %s is not an hvmm memory file", path);
-		goto out;
-	}
-	if (memcmp(t.id, id, 16) != 0) {
-		util_err("--restore: %s belongs to another snapshot", path);
+	char err[512];
+	if (snap_mem_check_full(fd, path, m->ram_size, id, err, sizeof(err)) < 0) {
+		util_err("--restore: %s", err);
 		goto out;
 	}
 	/* Over the anonymous mapping, before KVM or a device has seen its
@@ -243,28 +283,26 @@ int snapshot_restore_take(struct vm *vm, struct snap_reader *rd, const char *wha
 			 (unsigned long long)(vm->mem.ram_size >> 20), cfg->ncpus, irq_mode_name(cfg->irqchip));
 		return HVMM_EXIT_USAGE;
 	}
-	struct snap_cur c;
-	uint32_t ver;
-	struct snap_mem_info mi;
 	char err[512];
-	if (snap_reader_next(rd, "memory", 0, &c, &ver, err, sizeof(err)) < 0) {
+	if (snap_memory_section(rd, path, path_len, err, sizeof(err)) < 0) {
 		util_err("%s: %s", what, err);
 		return HVMM_EXIT_IMAGE;
 	}
-	snap_get(&c, &mi, sizeof(mi));
-	if (ver != SNAP_MEM_VERSION || c.bad || mi.path_len == 0 || mi.path_len >= path_len ||
-	    mi.path_len != c.left || mi.ram_size != h->ram_size) {
-		util_err("%s: malformed memory section", what);
-		return HVMM_EXIT_IMAGE;
-	}
-	snap_get(&c, path, mi.path_len);
-	path[mi.path_len] = 0;
-	if (strlen(path) != mi.path_len) {
-		util_err("%s: malformed memory section", what);
-		return HVMM_EXIT_IMAGE;
+	if (h->format >= 2) { /* the options it was built with: checked, used by main's start */
+		struct snap_cur c;
+		uint32_t ver;
+		char **args = NULL;
+		int na = 0;
+		if (snap_reader_next(rd, "config", 0, &c, &ver, err, sizeof(err)) < 0 ||
+		    snap_config_parse(&c, ver, &args, &na, err, sizeof(err)) < 0) {
+			util_err("%s: %s", what, err);
+			return HVMM_EXIT_IMAGE;
+		}
+		options_free_args(args, na);
 	}
 	return 0;
 }
+
 
 int snapshot_restore_open(struct vm *vm)
 {
@@ -286,6 +324,9 @@ int snapshot_restore_open(struct vm *vm)
 	if (r)
 		return r;
 	r = snap_mem_map(vm, cfg->restore_mem ? cfg->restore_mem : path, rd->h.id);
+	/* a diff taken from here on is a diff of this snapshot */
+	memcpy(vm->snap->last_id, rd->h.id, 16);
+	vm->snap->have_last = true;
 	vm->snap->restore_ns = vm->snap->restore_open_ns = util_now_ns() - t0;
 	return r;
 }
@@ -354,9 +395,10 @@ void snapshot_print(struct vm *vm, FILE *f)
 			(double)reg->restore_open_ns / 1e6, (double)reg->restore_kvm_ns / 1e6, saved,
 			(double)(reg->restore_ns - reg->restore_open_ns - reg->restore_kvm_ns) / 1e6);
 	if (reg->saves)
-		fprintf(f, "snapshots: %llu, the last %.1f ms: %llu bytes of state, %llu of RAM data\n",
+		fprintf(f, "snapshots: %llu, the last %.1f ms: %llu bytes of state, %llu of RAM data (diff: %llu pages)\n",
 			(unsigned long long)reg->saves, (double)reg->save_ns_last / 1e6,
-			(unsigned long long)reg->save_state_bytes, (unsigned long long)reg->save_mem_bytes);
+			(unsigned long long)reg->save_state_bytes, (unsigned long long)reg->save_mem_bytes,
+			(unsigned long long)reg->save_diff_pages);
 }
 
 struct json_object *snapshot_json(struct vm *vm)
@@ -367,6 +409,7 @@ struct json_object *snapshot_json(struct vm *vm)
 	json_object_object_add(j, "save_ns_last", json_object_new_uint64(reg ? reg->save_ns_last : 0));
 	json_object_object_add(j, "save_state_bytes", json_object_new_uint64(reg ? reg->save_state_bytes : 0));
 	json_object_object_add(j, "save_mem_bytes", json_object_new_uint64(reg ? reg->save_mem_bytes : 0));
+	json_object_object_add(j, "save_diff_pages_last", json_object_new_uint64(reg ? reg->save_diff_pages : 0));
 	json_object_object_add(j, "restored", json_object_new_boolean(vm->cfg.restore != NULL));
 	json_object_object_add(j, "restore_ns", json_object_new_uint64(reg ? reg->restore_ns : 0));
 	return j;

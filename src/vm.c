@@ -535,6 +535,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return r;
 	if ((r = dirtylog_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--dirty-log: %s", strerror(-r));
+	if (cfg->track_dirty_pages && (r = snapshot_track_start(vm)) < 0)
+		return vm_fail(HVMM_EXIT_HOST, "--track-dirty-pages: %s", strerror(-r));
 	if ((r = mem_register_slots(&vm->mem, vm->vm_fd, dirtylog_slot_flags(vm))) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
 	if ((r = irq_init(vm)) < 0)

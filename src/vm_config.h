@@ -56,6 +56,16 @@ struct vm_config {
 	uint64_t walk_addr;   /* --walk: a linear address --stats-json walks (vmstate.c) */
 	bool walk_set;
 	uint32_t dirty_log_ms; /* --dirty-log: harvest interval; 0: off (dirtylog.h) */
+	bool track_dirty_pages; /* --track-dirty-pages: record writes for diff snapshots */
+	/* The options that built this VM (options_vm_args), which a snapshot
+	 * carries so that a restore needs none (snapshot.h). */
+	char **vm_args;
+	int nr_vm_args;
+	bool start_paused;     /* PUT /snapshot/load without resume_vm: vCPUs wait for PATCH /vm */
+	/* Pre-boot API: called once the socket serves this VM (lifecycle.c),
+	 * so that the request that started it is answered only then. */
+	void (*api_ready)(void *arg);
+	void *api_ready_arg;
 	const char *api_sock;  /* --api-sock: the control API's socket (api.h), or NULL */
 	const char *id;        /* --id: the instance's name in the API */
 	struct api_server *api_server; /* the API already serving (pre-boot: preboot.h), or NULL */

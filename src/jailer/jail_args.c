@@ -8,9 +8,9 @@
 #include "jailer.h"
 
 /*
- * hvmm's long options that take a value, as src/main.c declares them: to find
+ * hvmm's long options that take a value, as src/options.c declares them: to find
  * IMAGE among hvmm's arguments the jailer must know which words are values.
- * tests/unit/test_jailer.c compares this list with main.c's table.
+ * tests/unit/test_jailer.c compares this list with options.c's table.
  */
 const char *const jail_hvmm_value_opts[] = {
 	"mem", "cpus", "cmdline", "boot", "module", "serial", "serial-limit", "stats-json",
@@ -21,7 +21,7 @@ const char *const jail_hvmm_value_opts[] = {
 /* Those without a value, for getopt's prefix matching (--no-i is ambiguous). */
 static const char *const jail_hvmm_flag_opts[] = {
 	"stats", "trace-exits", "strict-io", "no-decompress", "rng", "no-irqfd",
-	"no-ioeventfd", "hyperv", "no-hlt-exits", "help", "version", NULL,
+	"no-ioeventfd", "hyperv", "no-hlt-exits", "track-dirty-pages", "help", "version", NULL,
 };
 
 void jail_err(const char *fmt, ...)

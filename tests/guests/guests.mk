@@ -1,6 +1,6 @@
 # Tiny test guests: multiboot ELF32 kernels, one plain ELF32, one ELF64, one flat binary.
 TG_DIR  := $(BUILD)/tests/guests
-TG_MB   := hello exitcode outs mmio multiboot_info smp triple int3 spin halt reset_i8042 reset_cf9 reset_cf9_halt ioapic ioapic_level echo cpuid fwcfg pciscan ecam emulfail flood edu edu_intx count
+TG_MB   := hello exitcode outs mmio multiboot_info smp triple int3 spin halt reset_i8042 reset_cf9 reset_cf9_halt ioapic ioapic_level echo cpuid fwcfg pciscan ecam emulfail flood edu edu_intx count pages
 TG_ALL  := $(TG_MB:%=$(TG_DIR)/%.elf) $(TG_DIR)/elf32.elf $(TG_DIR)/elf64.elf $(TG_DIR)/flat16.bin
 TG_AS   := $(CC) -c -nostdlib -ffreestanding -Itests/guests
 

@@ -73,10 +73,12 @@ static int fake_inject(void *o, const char *spec, char *err, size_t n)
 }
 
 static char fake_snap_state[64], fake_snap_mem[64];
+static bool fake_snap_diff;
 
 /* Records the paths; refuses unless paused, as snapshot_create does. */
-static int fake_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+static int fake_snapshot(void *o, const char *state, const char *mem, bool diff, char *err, size_t n)
 {
+	fake_snap_diff = diff;
 	struct fake_vm *f = o;
 	if (strcmp(f->state, "Paused") != 0) {
 		snprintf(err, n, "the VM is running: pause it first");
@@ -88,6 +90,21 @@ static int fake_snapshot(void *o, const char *state, const char *mem, char *err,
 }
 
 /* ---- the pre-boot handlers (preboot.c's shape) ---- */
+
+static char pb_load[160];
+
+/* Records what the load was asked; refuses a state file named "bad" with
+ * the words snapshot_load_check would use. */
+static int fake_load(void *o, const char *state, const char *mem, bool track, bool resume, char *err, size_t n)
+{
+	(void)o;
+	if (strcmp(state, "bad") == 0) {
+		snprintf(err, n, "bad is not an hvmm snapshot");
+		return -1;
+	}
+	snprintf(pb_load, sizeof(pb_load), "%s %s track=%d resume=%d", state, mem, track, resume);
+	return 0;
+}
 
 static char pb_last[128];
 static int pb_starts;
@@ -120,7 +137,7 @@ static const struct api_ops preboot_fake = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_obj, .stats = fake_obj, .irt = fake_obj, .inject = fake_inject,
 	.snapshot_create = fake_snapshot, .configure = fake_configure, .instance_start = fake_start,
-	.id = "vm-1", .version = "9.9",
+	.snapshot_load = fake_load, .id = "vm-1", .version = "9.9",
 };
 
 static const struct api_ops ops = {
@@ -256,8 +273,13 @@ static void test_snapshot_routes(void **state)
 			       "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"version\":\"1.0.0\"}", &b), 204);
 	assert_string_equal(fake_snap_state, "a");
 	fake_snap_state[0] = 0;
-	expect_route("PUT", "/snapshot/create", "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}",
-		     400, "Diff");
+	assert_false(fake_snap_diff);
+	/* a Diff reaches the op as one (whether tracking is on is the VM's to say) */
+	assert_int_equal(route("PUT", "/snapshot/create",
+			       "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"d\",\"mem_file_path\":\"e\"}", &b), 204);
+	assert_true(fake_snap_diff);
+	assert_string_equal(fake_snap_state, "d");
+	fake_snap_state[0] = 0;
 	expect_route("PUT", "/snapshot/create", "{\"snapshot_type\":\"Half\",\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}",
 		     400, "snapshot_type");
 	expect_route("PUT", "/snapshot/create", "{\"snapshot_type\":1,\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}",
@@ -270,7 +292,9 @@ static void test_snapshot_routes(void **state)
 		     "unknown field 'x'");
 	assert_string_equal(fake_snap_state, "");
 	expect_route("GET", "/snapshot/create", NULL, 405, "PUT");
-	expect_route("PUT", "/snapshot/load", "{\"snapshot_path\":\"a\"}", 400, "--restore");
+	/* a running VM takes no load */
+	expect_route("PUT", "/snapshot/load", "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}", 400,
+		     "a snapshot is loaded into a new hvmm");
 	expect_route("PUT", "/snapshot/other", "{}", 501, NULL);
 }
 
@@ -315,6 +339,73 @@ static void test_preboot_routes(void **state)
 	api_route(&preboot_fake, "PUT", "/actions", start, strlen(start), &r);
 	assert_int_equal(r.status, 204);
 	assert_int_equal(pb_starts, 2);
+}
+
+static int pb_route(const char *method, const char *path, const char *body, char *out, size_t n)
+{
+	struct api_reply r;
+	api_route(&preboot_fake, method, path, body, body ? strlen(body) : 0, &r);
+	snprintf(out, n, "%s", r.body ? r.body : "");
+	free(r.body);
+	return r.status;
+}
+
+/* PUT /snapshot/load's body, Firecracker's: the new mem_backend and the
+ * older mem_file_path, the two tracking flags, resume_vm; every mistake a
+ * 400 naming the field, and the op's refusal in its own words. */
+static void test_snapshot_load_routes(void **state)
+{
+	(void)state;
+	char b[300];
+	struct {
+		const char *body, *want;
+	} ok[] = {
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_path\":\"m\",\"backend_type\":\"File\"}}",
+		  "s m track=0 resume=0" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m2\",\"resume_vm\":true}", "s m2 track=0 resume=1" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"enable_diff_snapshots\":true}",
+		  "s m track=1 resume=0" },
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"m\"},"
+		  "\"track_dirty_pages\":true,\"resume_vm\":false}", "s m track=1 resume=0" },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		pb_load[0] = 0;
+		assert_int_equal(pb_route("PUT", "/snapshot/load", ok[i].body, b, sizeof(b)), 204);
+		assert_string_equal(pb_load, ok[i].want);
+	}
+	struct {
+		const char *body, *want;
+	} bad[] = {
+		{ "{\"mem_file_path\":\"m\"}", "missing field 'snapshot_path'" },
+		{ "{\"snapshot_path\":\"s\"}", "one of 'mem_backend' and 'mem_file_path'" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"mem_backend\":{}}",
+		  "one of 'mem_backend' and 'mem_file_path'" },
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":\"m\"}", "'mem_backend' must be an object" },
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_path\":\"m\"}}", "missing field 'backend_type'" },
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_path\":\"m\",\"backend_type\":\"Uffd\"}}",
+		  "backend_type \\\"Uffd\\\" is not supported" },
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_path\":\"m\",\"backend_type\":\"Disk\"}}",
+		  "'backend_type' must be" },
+		{ "{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_path\":\"m\",\"backend_type\":\"File\",\"x\":1}}",
+		  "unknown field 'x'" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"resume_vm\":1}", "'resume_vm' must be true or false" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"track_dirty_pages\":\"yes\"}",
+		  "'track_dirty_pages' must be true or false" },
+		{ "{\"snapshot_path\":\"\",\"mem_file_path\":\"m\"}", "'snapshot_path' must not be empty" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"\"}", "'backend_path' must not be empty" },
+		{ "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"network_overrides\":[]}",
+		  "unknown field 'network_overrides'" },
+		{ "{\"snapshot_path\":\"bad\",\"mem_file_path\":\"m\"}", "bad is not an hvmm snapshot" },
+		{ "[1]", "JSON object" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pb_load[0] = 0;
+		int st = pb_route("PUT", "/snapshot/load", bad[i].body, b, sizeof(b));
+		if (st != 400 || !strstr(b, bad[i].want) || !strstr(b, "fault_message"))
+			fail_msg("%s: %d %s, want 400 with '%s'", bad[i].body, st, b, bad[i].want);
+		assert_string_equal(pb_load, "");
+	}
+	assert_int_equal(pb_route("GET", "/snapshot/load", NULL, b, sizeof(b)), 405);
 }
 
 /* Feed raw bytes, split at every position; the answers must not depend
@@ -486,6 +577,7 @@ int main(void)
 		cmocka_unit_test_setup(test_inject, setup),
 		cmocka_unit_test_setup(test_snapshot_routes, setup),
 		cmocka_unit_test_setup(test_preboot_routes, setup),
+		cmocka_unit_test_setup(test_snapshot_load_routes, setup),
 		cmocka_unit_test_setup(test_framing, setup),
 		cmocka_unit_test_setup(test_hostile_bytes, setup),
 		cmocka_unit_test_setup(test_server, setup),

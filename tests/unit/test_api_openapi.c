@@ -127,9 +127,9 @@ static int fake_inject(void *o, const char *spec, char *err, size_t n)
 }
 
 /* What snapshot_create() refuses: a running VM. */
-static int fake_snapshot(void *o, const char *state, const char *mem, char *err, size_t n)
+static int fake_snapshot(void *o, const char *state, const char *mem, bool diff, char *err, size_t n)
 {
-	(void)state, (void)mem;
+	(void)state, (void)mem, (void)diff;
 	struct fake_vm *f = o;
 	if (f->fail_pause) {
 		snprintf(err, n, "the VM is running: pause it first");
@@ -161,6 +161,18 @@ static int fake_start(void *o, char *err, size_t n)
 	return 0;
 }
 
+/* What snapshot_load_check() refuses: a file that is not a snapshot. */
+static int fake_load(void *o, const char *state, const char *mem, bool track, bool resume, char *err, size_t n)
+{
+	(void)state, (void)mem, (void)track, (void)resume;
+	struct fake_vm *f = o;
+	if (f->fail_pause) {
+		snprintf(err, n, "%s is not an hvmm snapshot", state);
+		return -1;
+	}
+	return 0;
+}
+
 /* What migrate_out() refuses (400) or fails (500): a stopping VM here. */
 static int fake_migrate(void *o, const char *dest, uint32_t downtime_ms, char *err, size_t n)
 {
@@ -180,7 +192,7 @@ static const struct api_ops ops = {
 	.opaque = &fake, .state = fake_state, .pause = fake_pause, .resume = fake_resume,
 	.machine_config = fake_machine, .stats = fake_stats, .irt = fake_irt, .inject = fake_inject,
 	.snapshot_create = fake_snapshot, .configure = fake_configure, .instance_start = fake_start,
-	.migrate = fake_migrate,
+	.migrate = fake_migrate, .snapshot_load = fake_load,
 	.id = "vm-1", .version = "9.9",
 };
 

@@ -83,7 +83,7 @@ static void test_mapping(void **state)
 		  "--network=tap:t1,rx-pps=500,tx-bw=1000");
 	expect_ok("{\"entropy\": {}, \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 256,"
 		  " \"track_dirty_pages\": true, \"cpu_template\": \"None\", \"huge_pages\": \"None\"}}",
-		  "--cpus=1|--mem=256M|--dirty-log=1000|--rng");
+		  "--cpus=1|--mem=256M|--track-dirty-pages|--rng");
 	expect_ok("{}", "");
 	expect_ok("{\"metrics\": {\"metrics_path\": \"/run/m.fifo\"}}", "--metrics=/run/m.fifo");
 	expect_ok("{\"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 64, \"cpu_template\": \"T2\"}}",

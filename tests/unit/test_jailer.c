@@ -163,7 +163,7 @@ static void test_bad(void **state)
 static void test_option_table(void **state)
 {
 	(void)state;
-	FILE *f = fopen(HVMM_MAIN_C, "r");
+	FILE *f = fopen(HVMM_OPTIONS_C, "r");
 	assert_non_null(f);
 	char line[512];
 	int in_main = 0, known = 0;
@@ -216,8 +216,8 @@ static void test_libs(void **state)
 	if (stat(path, &st) != 0) /* where the system keeps it in /usr/lib only */
 		snprintf(path, sizeof(path), "%s/usr/lib/x86_64-linux-gnu/libc.so.6", root);
 	assert_int_equal(stat(path, &st), 0);
-	/* main.c's source: no ELF */
-	assert_int_equal(jail_copy_libs(HVMM_MAIN_C, root), JAIL_EXIT_SETUP);
+	/* options.c's source: no ELF */
+	assert_int_equal(jail_copy_libs(HVMM_OPTIONS_C, root), JAIL_EXIT_SETUP);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	assert_int_equal(system(cmd), 0);

@@ -181,7 +181,7 @@ static void test_damage_is_refused(void **state)
 		w.h.format = 99;
 		assert_int_equal(snap_writer_save(&w, path, err, sizeof(err)), 0);
 		snap_writer_free(&w);
-		expect_open_error("snapshot format 99, this hvmm reads format 1");
+		expect_open_error("snapshot format 99, this hvmm reads formats 1 to 2");
 	}
 	unlink(path);
 	expect_open_error("cannot read");
