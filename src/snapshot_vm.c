@@ -173,11 +173,15 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	}
 	uint64_t t0 = util_now_ns();
 	struct snap_writer w;
-	if (vm->snap)
-		vm->snap->to_files = true;
+	/* The state exists before the devices save: virtio-net asks whether this
+	 * save is for files (its kept slirp helper) during the first one too. */
+	if (!vm->snap && !(vm->snap = calloc(1, sizeof(*vm->snap)))) {
+		snprintf(err, n, "out of memory");
+		return -1;
+	}
+	vm->snap->to_files = true;
 	int r = snapshot_state_build(vm, &w, mem_path, err, n);
-	if (vm->snap)
-		vm->snap->to_files = false;
+	vm->snap->to_files = false;
 	struct snapshot_reg *reg = vm->snap;
 	uint64_t mem_bytes = 0, pages = 0;
 	if (r == 0 && vm->cfg.track_dirty_pages)
