@@ -130,16 +130,7 @@ static void ioapic_deliver(struct ioapic *s, unsigned n)
 		/* what KVM delivers is the route's message, the one the EOI names */
 		p->inflight_vector = p->routed ? (uint8_t)p->msi_data : (uint8_t)p->lo;
 	}
-	if (s->vm->vm_fd < 0)
-		return; /* unit tests: no KVM */
-	/* KVM fires an MSI route on every level-1 call; the 0 after an edge
-	 * only keeps the GSI's recorded level tidy. */
-	struct kvm_irq_level l = { .irq = n, .level = 1 };
-	ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &l);
-	if (!level) {
-		l.level = 0;
-		ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &l);
-	}
+	irq_pin_fire(s->vm, n, !level); /* KVM_IRQ_LINE, or hvmm's APICs (user irqchip) */
 }
 
 /* A level pin that is asserted, unmasked and not awaiting EOI fires. */
