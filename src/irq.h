@@ -34,9 +34,9 @@ enum irqchip_mode {
 };
 
 /* hvmm's IOAPIC and 8259 (split and user modes). */
-static inline bool irq_user_ioapic(enum irqchip_mode m)
+static inline bool irq_user_ioapic(enum irqchip_mode mode)
 {
-	return m != IRQCHIP_KERNEL;
+	return mode != IRQCHIP_KERNEL;
 }
 
 #define IRQ_IOAPIC_PINS 24

@@ -119,11 +119,9 @@ int lapic_eoi(struct lapic_regs *r)
 	if (v < 0)
 		return -1;
 	lapic_bit_clear(r->isr, v);
-	if (lapic_bit(r->tmr, v)) {
-		lapic_bit_clear(r->tmr, v);
-		return v;
-	}
-	return -1;
+	/* TMR stays: it changes only when the next interrupt of this vector
+	 * is accepted (SDM; kvm-unit-tests' ioapic test reads it back) */
+	return lapic_bit(r->tmr, v) ? v : -1;
 }
 
 bool lapic_error(struct lapic_regs *r, uint32_t esr_bit)

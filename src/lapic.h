@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Register offsets (xAPIC MMIO; x2APIC MSR = 0x800 + offset / 16). */
 #define LAPIC_REG_ID 0x20
@@ -163,7 +164,7 @@ int lapic_highest_irr(const struct lapic_regs *r);
 /* The CPU takes `vector` (it was lapic_pending_vector): IRR → ISR. */
 void lapic_ack(struct lapic_regs *r, int vector);
 /* EOI: clear the highest ISR bit; returns its vector if it was
- * level-triggered (TMR set: the IOAPIC wants it), else -1. */
+ * level-triggered (TMR set: the IOAPIC wants it), else -1. TMR is kept. */
 int lapic_eoi(struct lapic_regs *r);
 /* Accept one interrupt for this APIC (fixed/lowest/NMI/INIT/SIPI/ExtINT).
  * Returns true if it changed anything the vCPU must act on. */
@@ -247,7 +248,7 @@ struct lapic_stats {
 };
 
 /* After KVM_CREATE_VCPU (power-on state; APs wait for SIPI). 0 or -errno. */
-int lapic_vcpu_create(struct vcpu *v);
+int lapic_vcpu_create(struct vcpu *v, bool x2apic_ok);
 void lapic_vcpu_destroy(struct vcpu *v);
 /* On the vCPU's thread, before its sandbox: the host timer that sends
  * `signo` (the kick) to this thread. 0 or -errno. */
@@ -270,6 +271,11 @@ void lapic_vcpu_hlt(struct vcpu *v);
 /* Wake the vCPU if it sleeps here (any thread; vcpu_kick calls it). */
 void lapic_vcpu_wake(struct vcpu *v);
 const struct lapic_stats *lapic_vcpu_stats(const struct vcpu *v);
+/* lapic_stats.c: one line per vCPU for --stats, an object for --stats-json
+ * (NULL without hvmm's APIC), and the mode's line for the whole VM. */
+void lapic_stats_print(const struct vcpu *v, FILE *f);
+struct json_object *lapic_stats_json(const struct vcpu *v);
+void lapic_stats_print_vm(struct vm *vm, FILE *f);
 /* The registers (unit tests; the vCPU's lock is not taken). */
 struct lapic_regs *lapic_vcpu_regs(struct vcpu *v);
 /* Deliver a message to the APICs it reaches (any thread). `self`: the

@@ -52,6 +52,7 @@ struct lapic {
 	bool halt_if;      /* IF at the HLT: only NMI/INIT/SIPI wake a CLI;HLT */
 	bool wait_sipi;    /* after power-on (APs) or INIT: waits for a SIPI */
 	uint64_t halt_t0;
+	bool x2apic_ok;    /* CPUID offers x2APIC: else enabling it is a #GP */
 	/* the sleep handshake */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
@@ -60,6 +61,7 @@ struct lapic {
 	timer_t host_timer;
 	bool have_timer;
 	uint64_t armed_ns;
+	uint64_t armed_period; /* its interval: a periodic APIC timer's period */
 	uint64_t tsc_khz;
 	/* the CPU state after power-on, for SIPI and INIT */
 	struct kvm_regs reset_regs;
@@ -69,12 +71,13 @@ struct lapic {
 
 static unsigned lapic_lowest_rr; /* lowest-priority round robin (any thread; racy is fine) */
 
-int lapic_vcpu_create(struct vcpu *v)
+int lapic_vcpu_create(struct vcpu *v, bool x2apic_ok)
 {
 	struct lapic *l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->vcpu = v;
+	l->x2apic_ok = x2apic_ok;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->wait_lock, NULL);
 	pthread_condattr_t ca;
@@ -248,10 +251,20 @@ bool lapic_vcpu_msr(struct vcpu *v, bool write)
 	if (msr == LAPIC_MSR_APIC_BASE) {
 		pthread_mutex_lock(&l->lock);
 		if (write)
-			ok = lapic_set_base(&l->regs, run->msr.data, true);
+			ok = lapic_set_base(&l->regs, run->msr.data, l->x2apic_ok);
 		else
 			run->msr.data = l->regs.base;
+		uint64_t base = l->regs.base;
 		pthread_mutex_unlock(&l->lock);
+		/* KVM keeps CPUID.1:EDX.APIC in step with its own copy of the
+		 * MSR (clear while the APIC is disabled): give it the value. */
+		if (write && ok) {
+			struct {
+				struct kvm_msrs h;
+				struct kvm_msr_entry e;
+			} m = { .h.nmsrs = 1, .e = { .index = LAPIC_MSR_APIC_BASE, .data = base } };
+			ioctl(v->fd, KVM_SET_MSRS, &m);
+		}
 	} else if (msr == LAPIC_MSR_TSC_DEADLINE) {
 		uint64_t tsc = write ? lapic_guest_tsc(v) : 0;
 		pthread_mutex_lock(&l->lock);
@@ -341,16 +354,28 @@ static void lapic_sleep(struct lapic *l, uint64_t seq, uint64_t until_ns)
 	pthread_mutex_unlock(&l->wait_lock);
 }
 
-static void lapic_arm_host_timer(struct lapic *l, uint64_t next_ns)
+/* Point the host timer at the APIC timer's next expiry. A periodic APIC
+ * timer gets a periodic host timer on the same grid, so its ticks cost no
+ * timer_settime each (what is armed already agrees with every next expiry). */
+static void lapic_arm_host_timer(struct lapic *l, uint64_t next_ns, uint64_t period_ns)
 {
-	if (!l->have_timer || next_ns == l->armed_ns)
+	if (!l->have_timer)
+		return;
+	if (next_ns == l->armed_ns && period_ns == l->armed_period)
+		return;
+	if (next_ns && period_ns && period_ns == l->armed_period && l->armed_ns &&
+	    next_ns > l->armed_ns && (next_ns - l->armed_ns) % period_ns == 0)
 		return;
 	struct itimerspec its = { 0 };
-	if (next_ns)
+	if (next_ns) {
 		its.it_value = (struct timespec){ (time_t)(next_ns / 1000000000ull),
 						  (long)(next_ns % 1000000000ull) };
+		its.it_interval = (struct timespec){ (time_t)(period_ns / 1000000000ull),
+						     (long)(period_ns % 1000000000ull) };
+	}
 	timer_settime(l->host_timer, TIMER_ABSTIME, &its, NULL);
 	l->armed_ns = next_ns;
+	l->armed_period = next_ns ? period_ns : 0;
 }
 
 /*
@@ -376,8 +401,15 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		if (lapic_timer_tick(&l->regs, now))
 			l->stats.timer_fires++;
 		if (l->regs.init_pending) {
+			/* The INIT took effect when it arrived: a SIPI that came
+			 * after it (INIT, SIPI in quick succession, before this
+			 * thread got here) survives the reset. */
+			bool sipi = l->regs.sipi_pending;
+			uint8_t sipi_vector = l->regs.sipi_vector;
 			l->regs.init_pending = false;
 			lapic_init_reset(&l->regs);
+			l->regs.sipi_pending = sipi;
+			l->regs.sipi_vector = sipi_vector;
 			l->halted = false;
 			l->wait_sipi = !(l->regs.base & LAPIC_BASE_BSP);
 			if (!l->wait_sipi) {
@@ -408,12 +440,14 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		}
 		bool sleep = l->wait_sipi || l->halted;
 		uint64_t next = l->regs.timer_next_ns;
+		uint64_t period = lapic_timer_mode(&l->regs) == LAPIC_TIMER_PERIODIC ?
+			l->regs.timer_period_ns : 0;
 		pthread_mutex_unlock(&l->lock);
-		if (!sleep) {
-			lapic_arm_host_timer(l, next);
+		/* armed while asleep too: its signal is harmless here, and a
+		 * periodic tick then costs no timer_settime at all */
+		lapic_arm_host_timer(l, next, period);
+		if (!sleep)
 			return true;
-		}
-		lapic_arm_host_timer(l, 0); /* the sleep below times itself */
 		lapic_sleep(l, seq, next);
 	}
 }

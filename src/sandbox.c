@@ -248,7 +248,9 @@ static void sandbox_vcpu(struct sandbox_build *b)
 		/* the crash dump and S3's resume at the waking vector */
 		KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_TRANSLATE,
 		KVM_NMI, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, /* --inject (inject.c) */
-		KVM_GET_MSRS, /* --irqchip user: the guest's TSC for IA32_TSC_DEADLINE */
+		/* --irqchip user: the guest's TSC for IA32_TSC_DEADLINE, and
+		 * IA32_APIC_BASE handed to KVM (its CPUID.1:EDX.APIC follows it) */
+		KVM_GET_MSRS, KVM_SET_MSRS,
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 	sandbox_allow_ioctls(b, sandbox_kvm_device_ioctls, ARRAY_LEN(sandbox_kvm_device_ioctls));

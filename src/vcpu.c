@@ -110,6 +110,10 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 		goto fail;
 	memcpy(c, cpuid, sz);
 	vcpu_patch_cpuid(c, id, vm->ncpus);
+	bool x2apic = false;
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			x2apic = c->entries[i].ecx & (1u << 21);
 	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	if (r < 0)
@@ -123,7 +127,7 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 	}
 	if (vm->stats_on)
 		v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL); /* optional: -1 is fine */
-	if (vm->cfg.irqchip == IRQCHIP_USER && (r = lapic_vcpu_create(v)) < 0) {
+	if (vm->cfg.irqchip == IRQCHIP_USER && (r = lapic_vcpu_create(v, x2apic)) < 0) {
 		errno = -r;
 		goto fail;
 	}
