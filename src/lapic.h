@@ -268,8 +268,11 @@ bool lapic_vcpu_mmio(struct vcpu *v, uint64_t addr, unsigned len, bool write, ui
 bool lapic_vcpu_msr(struct vcpu *v, bool write);
 /* KVM_EXIT_HLT: sleep in hvmm from the next lapic_vcpu_before_run. */
 void lapic_vcpu_hlt(struct vcpu *v);
-/* Wake the vCPU if it sleeps here (any thread; vcpu_kick calls it). */
-void lapic_vcpu_wake(struct vcpu *v);
+/* Wake the vCPU if it sleeps here (any thread; vcpu_kick calls it).
+ * true: it was asleep in hvmm, so it will look before entering the guest. */
+bool lapic_vcpu_wake(struct vcpu *v);
+/* Is the vCPU asleep in hvmm (HLT, wait-for-SIPI)? Async-signal-safe. */
+bool lapic_vcpu_asleep(const struct vcpu *v);
 const struct lapic_stats *lapic_vcpu_stats(const struct vcpu *v);
 /* lapic_stats.c: one line per vCPU for --stats, an object for --stats-json
  * (NULL without hvmm's APIC), and the mode's line for the whole VM. */

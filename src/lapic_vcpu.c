@@ -57,6 +57,7 @@ struct lapic {
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
 	uint64_t wake_seq;
+	atomic_bool asleep; /* in lapic_sleep: a wake-up is enough, no kick needed */
 	/* the host timer behind the APIC timer (vCPU thread only) */
 	timer_t host_timer;
 	bool have_timer;
@@ -135,15 +136,22 @@ const struct lapic_stats *lapic_vcpu_stats(const struct vcpu *v)
 	return v->lapic ? &v->lapic->stats : NULL;
 }
 
-void lapic_vcpu_wake(struct vcpu *v)
+bool lapic_vcpu_wake(struct vcpu *v)
 {
 	struct lapic *l = v->lapic;
 	if (!l)
-		return;
+		return false;
 	pthread_mutex_lock(&l->wait_lock);
 	l->wake_seq++;
+	bool asleep = atomic_load(&l->asleep);
 	pthread_cond_broadcast(&l->wait_cond);
 	pthread_mutex_unlock(&l->wait_lock);
+	return asleep;
+}
+
+bool lapic_vcpu_asleep(const struct vcpu *v)
+{
+	return v->lapic && atomic_load(&v->lapic->asleep);
 }
 
 /* ---- delivery ---- */
@@ -176,9 +184,10 @@ void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self)
 		pthread_mutex_unlock(&l->lock);
 		if (!changed)
 			continue;
-		lapic_vcpu_wake(t);
-		if (t != me)
-			vcpu_kick(t); /* out of KVM_RUN, to inject it */
+		/* asleep in hvmm: the wake-up does it; else out of KVM_RUN,
+		 * to inject it (a kick costs the target an exit round trip) */
+		if (!lapic_vcpu_wake(t) && t != me)
+			vcpu_kick(t);
 	}
 	if (self >= 0 && self < n)
 		__atomic_add_fetch(&vm->vcpus[self]->lapic->stats.ipis_sent, 1, __ATOMIC_RELAXED);
@@ -339,6 +348,7 @@ static bool lapic_wakes(struct lapic *l, bool pic)
 static void lapic_sleep(struct lapic *l, uint64_t seq, uint64_t until_ns)
 {
 	pthread_mutex_lock(&l->wait_lock);
+	atomic_store(&l->asleep, true);
 	while (l->wake_seq == seq && !vm_stopping(l->vcpu->vm)) {
 		/* never longer than 100 ms: a pause or stop that raced the
 		 * wake-up is seen within that */
@@ -351,6 +361,7 @@ static void lapic_sleep(struct lapic *l, uint64_t seq, uint64_t until_ns)
 		if (pthread_cond_timedwait(&l->wait_cond, &l->wait_lock, &ts) == ETIMEDOUT)
 			break;
 	}
+	atomic_store(&l->asleep, false);
 	pthread_mutex_unlock(&l->wait_lock);
 }
 

@@ -56,7 +56,9 @@ static void vcpu_kick_handler(int sig)
 	 * be lost (the APIC timer's signal has no one setting this for it):
 	 * make the next KVM_RUN return at once instead. */
 	struct vcpu *v = vcpu_self;
-	if (v && v->run)
+	/* (asleep in hvmm after HLT: the APIC timer's signal needs nothing,
+	 * the sleep is timed; an exit round trip would be wasted) */
+	if (v && v->run && !lapic_vcpu_asleep(v))
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
