@@ -20,23 +20,26 @@ def lapic(st, cpu):
     return st["vcpus"][cpu]["lapic"]
 
 
-def guest_all(ctx, cpus, extra_cmdline="", test="all"):
-    """test=TEST on hvmm with --irqchip user and with split: every TAP line
-    ok on both, the same lines."""
+def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True):
+    """test=TEST on hvmm with --irqchip user and (compare) with split: every
+    TAP line ok on both, the same lines."""
     cmd = f"test={test} {extra_cmdline}".strip()
     runs = {}
-    for chip in ("user", "split"):
+    for chip in ("user", "split") if compare else ("user",):
         r = ctx.hvmm("--irqchip", chip, "--cpus", cpus, "--cmdline", cmd, kernel(ctx),
                      timeout=180, vm_timeout=150)
         runs[chip] = (r, check_all_ok(f"hvmm --irqchip {chip}", r))
-    (u, tu), (_, ts) = runs["user"], runs["split"]
-    expect(tu == ts, f"--irqchip user and split disagree:\n{tu}\n{ts}")
+    u, tu = runs["user"]
+    if compare:
+        ts = runs["split"][1]
+        expect(tu == ts, f"--irqchip user and split disagree:\n{tu}\n{ts}")
     expect(u.stats["irqchip"] == "user" and u.stats["device_irqfds"] is False,
            f"stats: irqchip {u.stats['irqchip']}, device_irqfds {u.stats['device_irqfds']}", u)
     # the timer and halt tests: APIC timer interrupts injected by hvmm, and
     # the vCPU asleep in hvmm after HLT exits that reached it
     l0 = lapic(u.stats, 0)
-    ticks = l0["timer_fires"] > 10 and l0["injected"] >= l0["timer_fires"]
+    # (the last fire may still wait in IRR when the guest ends the VM)
+    ticks = l0["timer_fires"] > 10 and l0["injected"] + 1 >= l0["timer_fires"]
     halts = l0["hlt_exits"] > 0 and l0["halted_ns"] > 0 and l0["timer_fires"] >= 1
     expect({"timer": ticks, "halt": halts}.get(test, ticks and halts), f"vcpu0's APIC: {l0}", u)
     expect(u.stats["exits_by_reason"].get("HLT", 0) >= l0["hlt_exits"],
@@ -48,8 +51,9 @@ def guest_all(ctx, cpus, extra_cmdline="", test="all"):
 @case("irq/user-guest-1cpu")
 def t_user_1cpu(ctx):
     # one vCPU: the timer in every mode the kernel uses, and HLT woken by it
+    # (split mode runs the same as guest/timer and guest/halt)
     for test in ("timer", "halt"):
-        guest_all(ctx, 1, test=test)
+        guest_all(ctx, 1, test=test, compare=False)
 
 
 @case("irq/user-guest-all-x2apic")
