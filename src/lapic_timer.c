@@ -20,6 +20,19 @@ unsigned lapic_timer_divisor(uint32_t tdcr)
 	return v == 7 ? 1 : 2u << v;
 }
 
+/* A periodic timer fires at most every 200 us, KVM's floor (and the PIT's
+ * here): a guest asking for a 1 ns period would otherwise have the host
+ * timer interrupt its vCPU thread without pause. */
+#define LAPIC_MIN_PERIOD_NS 200000u
+
+static uint64_t lapic_timer_period(const struct lapic_regs *r, unsigned div)
+{
+	uint64_t ns = (uint64_t)r->tmict * div;
+	if (lapic_timer_mode(r) == LAPIC_TIMER_PERIODIC && ns < LAPIC_MIN_PERIOD_NS)
+		ns = LAPIC_MIN_PERIOD_NS;
+	return ns;
+}
+
 static void lapic_timer_stop(struct lapic_regs *r)
 {
 	r->timer_next_ns = 0;
@@ -35,7 +48,7 @@ void lapic_timer_write_tmict(struct lapic_regs *r, uint32_t val, uint64_t now_ns
 		lapic_timer_stop(r);
 		return;
 	}
-	r->timer_period_ns = (uint64_t)val * lapic_timer_divisor(r->tdcr);
+	r->timer_period_ns = lapic_timer_period(r, lapic_timer_divisor(r->tdcr));
 	r->timer_next_ns = now_ns + r->timer_period_ns;
 }
 
@@ -49,7 +62,7 @@ void lapic_timer_write_tdcr(struct lapic_regs *r, uint32_t val, uint64_t now_ns)
 	/* the counts left run on at the new rate (KVM rescales the same way) */
 	uint64_t left = r->timer_next_ns > now_ns ? (r->timer_next_ns - now_ns) / old : 0;
 	r->timer_next_ns = now_ns + left * div;
-	r->timer_period_ns = (uint64_t)r->tmict * div;
+	r->timer_period_ns = lapic_timer_period(r, div);
 }
 
 void lapic_timer_write_lvt(struct lapic_regs *r, uint32_t old, uint64_t now_ns)

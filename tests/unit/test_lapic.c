@@ -325,6 +325,7 @@ static void test_timer_oneshot_periodic(void **state)
 	assert_int_equal(lapic_timer_divisor(0xa), 128);
 	lapic_mmio_write(&a, LAPIC_REG_LVT_TIMER, 4, 0x30, t0, &e); /* one-shot, vector 0x30 */
 	lapic_mmio_write(&a, LAPIC_REG_TMICT, 4, 1000, t0, &e); /* 16 us */
+	assert_int_equal(a.timer_period_ns, 16000);
 	assert_true(e.timer_changed);
 	assert_int_equal(a.timer_next_ns, t0 + 16000);
 	assert_int_equal(lapic_mmio_read(&a, LAPIC_REG_TMCCT, 4, t0 + 8000), 500);
@@ -333,27 +334,32 @@ static void test_timer_oneshot_periodic(void **state)
 	assert_true(irr(&a, 0x30));
 	assert_int_equal(lapic_mmio_read(&a, LAPIC_REG_TMCCT, 4, t0 + 16001), 0);
 	assert_false(lapic_timer_tick(&a, t0 + 40000)); /* once only */
-	/* periodic, period 16 us: re-armed on the same phase */
+	/* periodic, period 1.6 ms: re-armed on the same phase */
 	lapic_mmio_write(&a, LAPIC_REG_LVT_TIMER, 4, 0x20031, t0, &e);
 	assert_int_equal(a.timer_next_ns, 0); /* the mode switch stopped it */
-	lapic_mmio_write(&a, LAPIC_REG_TMICT, 4, 1000, t0, &e);
-	assert_true(lapic_timer_tick(&a, t0 + 16000));
-	assert_int_equal(a.timer_next_ns, t0 + 32000);
-	assert_true(lapic_timer_tick(&a, t0 + 32500));
-	assert_int_equal(a.timer_next_ns, t0 + 48000);
+	lapic_mmio_write(&a, LAPIC_REG_TMICT, 4, 100000, t0, &e);
+	assert_true(lapic_timer_tick(&a, t0 + 1600000));
+	assert_int_equal(a.timer_next_ns, t0 + 3200000);
+	assert_true(lapic_timer_tick(&a, t0 + 3250000));
+	assert_int_equal(a.timer_next_ns, t0 + 4800000);
 	/* a host away for several periods: one interrupt, the phase kept */
-	assert_true(lapic_timer_tick(&a, t0 + 100000));
-	assert_int_equal(a.timer_next_ns, t0 + 112000);
+	assert_true(lapic_timer_tick(&a, t0 + 10000000));
+	assert_int_equal(a.timer_next_ns, t0 + 11200000);
 	assert_true(irr(&a, 0x31));
-	/* a new divisor rescales what is left: 12 us left at ÷16 = 750
-	 * counts, at ÷2 that is 1.5 us */
-	lapic_mmio_write(&a, LAPIC_REG_TDCR, 4, 0x0, t0 + 100000, &e);
-	assert_int_equal(a.timer_next_ns, t0 + 101500);
-	assert_int_equal(a.timer_period_ns, 2000);
+	/* a new divisor rescales what is left: 1.2 ms left at ÷16 = 75000
+	 * counts, at ÷2 that is 150 us */
+	lapic_mmio_write(&a, LAPIC_REG_TDCR, 4, 0x0, t0 + 10000000, &e);
+	assert_int_equal(a.timer_next_ns, t0 + 10150000);
+	assert_int_equal(a.timer_period_ns, 200000);
+	/* a periodic timer never runs faster than every 200 us (KVM's floor);
+	 * a one-shot may be as short as it likes (above: 16 us) */
+	lapic_mmio_write(&a, LAPIC_REG_TMICT, 4, 1, t0 + 10000000, &e);
+	assert_int_equal(a.timer_period_ns, 200000);
+	assert_int_equal(a.timer_next_ns, t0 + 10200000);
 	/* masked: the timer runs, no interrupt */
 	memset(a.irr, 0, sizeof(a.irr));
 	lapic_mmio_write(&a, LAPIC_REG_LVT_TIMER, 4, 0x30031, t0, &e);
-	assert_false(lapic_timer_tick(&a, t0 + 200000));
+	assert_false(lapic_timer_tick(&a, t0 + 20000000));
 	assert_int_equal(lapic_highest_irr(&a), -1);
 	/* TMICT 0 stops it */
 	lapic_mmio_write(&a, LAPIC_REG_TMICT, 4, 0, t0, &e);
