@@ -41,7 +41,8 @@ def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True):
     # (the last fire may still wait in IRR when the guest ends the VM)
     ticks = l0["timer_fires"] > 10 and l0["injected"] + 1 >= l0["timer_fires"]
     halts = l0["hlt_exits"] > 0 and l0["halted_ns"] > 0 and l0["timer_fires"] >= 1
-    expect({"timer": ticks, "halt": halts}.get(test, ticks and halts), f"vcpu0's APIC: {l0}", u)
+    ipis = l0["ipis_sent"] > 0 and l0["hlt_exits"] > 0
+    expect({"timer": ticks, "halt": halts, "smp": ipis}.get(test, ticks and halts), f"vcpu0's APIC: {l0}", u)
     expect(u.stats["exits_by_reason"].get("HLT", 0) >= l0["hlt_exits"],
            f"HLT exits {u.stats['exits_by_reason']}", u)
     print(f"      vcpu0 APIC: {l0}")
@@ -63,14 +64,22 @@ def t_user_all(ctx):
            f"x2APIC mode: the APIC's MSRs exit to hvmm: {u.stats['exits_by_reason']}", u)
 
 
-@case("irq/user-guest-all-2cpu-xapic")
+@case("irq/user-guest-2cpu-xapic")
 def t_user_all_smp(ctx):
-    u = guest_all(ctx, 2, "apic=xapic")
+    # xAPIC: every register access an MMIO exit KVM decodes before hvmm sees
+    # it. The SMP and halt tests, not `all`: its 1 kHz periodic timer test
+    # wants 100 ticks in 200 ms, and with an MMIO EOI and a HLT exit to user
+    # space per tick, two vCPUs on the nested host's one CPU miss that when
+    # the machine under it is loaded (x2APIC: irq/user-guest-all-x2apic).
+    guest_all(ctx, 2, "apic=xapic", test="halt")
+    u = guest_all(ctx, 2, "apic=xapic", test="smp")
     l0, l1 = lapic(u.stats, 0), lapic(u.stats, 1)
     # the SMP test's pings: vcpu0 → vcpu1 and every answer back
     expect(l0["ipis_sent"] > 0 and l1["ipis_received"] > 0 and l1["ipis_sent"] > 0
            and l0["ipis_received"] > 0, f"IPIs: vcpu0 {l0}, vcpu1 {l1}", u)
-    expect("xAPIC mode" in u.out, "the kernel ran its APIC in xAPIC mode (MMIO)", u)
+    apic_mmio = sum(e["count"] for e in u.stats["vcpus"][0]["io"]
+                    if e["space"] == "mmio" and 0xfee00000 <= e["addr"] < 0xfee01000)
+    expect(apic_mmio > 100, f"xAPIC mode: {apic_mmio} MMIO exits at the APIC page on vcpu0", u)
     print(f"      vcpu1 APIC: {l1}")
 
 
