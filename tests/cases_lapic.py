@@ -183,3 +183,36 @@ def t_kut_user(ctx):
         elif len(lu) < 10:
             bad.append(f"{name}: --irqchip user reached only {len(lu)} checks in {cut} s")
     expect(not bad, "kvm-unit-tests differ with --irqchip user:\n      " + "\n      ".join(bad))
+
+
+@case("irq/user-pause-snapshot-refused")
+def t_user_snapshot(ctx):
+    """A VM with hvmm's APICs pauses and resumes (its counting guest goes on
+    in sequence), and a snapshot of it is refused with one line: the APICs'
+    state has no saved form yet. The files are not left behind."""
+    import os
+    from cases_api import ctl, wait_for
+    from cases_snapshot import counts, in_sequence, start, stop, wait_counts
+    sock = os.path.join(ctx.tmp, "u.sock")
+    state, mem = os.path.join(ctx.tmp, "u.snap"), os.path.join(ctx.tmp, "u.mem")
+    out = os.path.join(ctx.tmp, "u.out")
+    p = start(ctx, ["--irqchip", "user", "--api-sock", sock, ctx.guest("count.elf")], out)
+    try:
+        wait_for(sock)
+        wait_counts(out, 3)
+        rc, _, err = ctl(ctx, sock, "pause")
+        expect(rc == 0, f"pause: {rc} {err!r}")
+        rc, _, err = ctl(ctx, sock, "snapshot", state, mem)
+        expect(rc != 0 and "--irqchip user" in err and "cannot be snapshotted" in err
+               and len(err.strip().splitlines()) == 1 and not os.path.exists(state),
+               f"snapshot with --irqchip user: {rc} {err!r}")
+        rc, _, err = ctl(ctx, sock, "resume")
+        expect(rc == 0, f"resume: {rc} {err!r}")
+        n = len(re.findall(r"count ", counts(out)))
+        wait_counts(out, n + 3)
+        stop(p, "the VM")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    in_sequence(counts(out), "across the pause")
