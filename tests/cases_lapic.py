@@ -102,6 +102,22 @@ def t_user_smp(ctx):
     expect(lapic(hv.stats, 0)["ipis_sent"] == 3, f"INIT, SIPI, SIPI: {lapic(hv.stats, 0)}", hv)
 
 
+@case("irq/user-msi-msix")
+def t_user_msi(ctx):
+    """Device interrupts with hvmm's APICs: virtio-rng's MSI-X (sent by
+    hvmm: no irqfds without an in-kernel irqchip), edu's MSI and edu's INTx
+    (a level-triggered IOAPIC pin, re-armed by the EOI hvmm's APIC sends
+    back)."""
+    from cases_pci import rng_guest
+    irt = rng_guest(ctx, "--irqchip", "user")
+    expect(not any(e["irqfd"] for e in irt) and all(e["delivery"] == "injected" for e in irt),
+           f"--irqchip user: every vector injected by hvmm: {irt}")
+    for g in ("edu.elf", "edu_intx.elf"):
+        hv = ctx.hvmm("--irqchip", "user", "--device", "edu", ctx.guest(g), timeout=60, vm_timeout=30)
+        expect(hv.status == 1 and "edu: all ok" in hv.out, f"{g} with --irqchip user", hv)
+        expect(lapic(hv.stats, 0)["injected"] >= 1, f"{g}: {lapic(hv.stats, 0)}", hv)
+
+
 @case("irq/user-refusals")
 def t_user_refusals(ctx):
     img = ctx.guest("hello.elf")
