@@ -1,6 +1,7 @@
 /* Unit tests for hvmm's local APIC model (src/lapic.c, lapic_timer.c,
  * lapic_route.c): registers, priorities, EOI, routing and the timer against
  * an explicit clock, with no KVM. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include "irq.h"
 #include "lapic.h"
+#include "vcpu.h"
+#include "vm.h"
 
 static struct lapic_regs a;
 
@@ -421,6 +425,75 @@ static void test_init_reset_keeps_identity(void **state)
 	assert_false(lapic_sw_enabled(&a));
 }
 
+
+/* ---- delivery through the VM (lapic_vcpu.c, irq.c in user mode), no KVM ---- */
+
+static struct vm uvm;
+static struct vcpu uv[3];
+
+static void user_vm(void)
+{
+	memset(&uvm, 0, sizeof(uvm));
+	uvm.vm_fd = uvm.kvm_fd = -1;
+	uvm.cfg.irqchip = IRQCHIP_USER;
+	uvm.ncpus = 3;
+	/* user mode: irq.c keeps the routes, nothing goes to KVM */
+	assert_int_equal(irq_init(&uvm), 0);
+	for (int i = 0; i < 3; i++) {
+		uv[i] = (struct vcpu){ .vm = &uvm, .id = i, .fd = -1 };
+		uvm.vcpus[i] = &uv[i];
+		assert_int_equal(lapic_vcpu_create(&uv[i], true), 0);
+		lapic_vcpu_regs(&uv[i])->svr = 0x1ff;
+	}
+}
+
+static void user_vm_free(void)
+{
+	for (int i = 0; i < 3; i++)
+		lapic_vcpu_destroy(&uv[i]);
+	irq_destroy(&uvm);
+}
+
+static void test_deliver_msi_and_ipi(void **state)
+{
+	(void)state;
+	user_vm();
+	/* an MSI to APIC 1, fixed, edge */
+	assert_int_equal(lapic_deliver_msi(&uvm, 0xfee01000ull, 0x44), 0);
+	assert_true(irr(lapic_vcpu_regs(&uv[1]), 0x44));
+	assert_false(irr(lapic_vcpu_regs(&uv[0]), 0x44));
+	/* irq_signal_msi goes the same way in user mode (no KVM_SIGNAL_MSI) */
+	assert_int_equal(irq_signal_msi(&uvm, 0xfee02000ull, 0x45), 0);
+	assert_true(irr(lapic_vcpu_regs(&uv[2]), 0x45));
+	assert_int_equal(lapic_deliver_msi(&uvm, 0xfed00000ull, 0x45), -EINVAL);
+	/* an IOAPIC pin's route (bookkeeping only in user mode: no KVM table),
+	 * fired: level-triggered vector 0x46 to APIC 2, TMR set */
+	assert_int_equal(irq_route_msi(&uvm, 5, 0xfee02000ull, 0xc046), 0);
+	irq_pin_fire(&uvm, 5, false);
+	struct lapic_regs *r2 = lapic_vcpu_regs(&uv[2]);
+	assert_true(irr(r2, 0x46));
+	assert_true(r2->tmr[2] & (1u << 6));
+	/* an unrouted pin sends nothing */
+	irq_pin_fire(&uvm, 6, true);
+	/* an IPI from vCPU 0 to all but itself: counted on both sides */
+	struct lapic_msg m = { .shorthand = 3, .dm = LAPIC_DM_FIXED, .vector = 0x50 };
+	lapic_deliver(&uvm, &m, 0);
+	assert_false(irr(lapic_vcpu_regs(&uv[0]), 0x50));
+	assert_true(irr(lapic_vcpu_regs(&uv[1]), 0x50) && irr(r2, 0x50));
+	assert_int_equal(lapic_vcpu_stats(&uv[0])->ipis_sent, 1);
+	assert_int_equal(lapic_vcpu_stats(&uv[1])->ipis_received, 1);
+	assert_int_equal(lapic_vcpu_stats(&uv[2])->ipis_received, 1);
+	/* INIT then SIPI to APIC 1 */
+	m = (struct lapic_msg){ .dest = 1, .dm = LAPIC_DM_INIT, .level = true, .assert = true };
+	lapic_deliver(&uvm, &m, 0);
+	m = (struct lapic_msg){ .dest = 1, .dm = LAPIC_DM_SIPI, .vector = 0x9f };
+	lapic_deliver(&uvm, &m, 0);
+	struct lapic_regs *r1 = lapic_vcpu_regs(&uv[1]);
+	assert_true(r1->init_pending && r1->sipi_pending);
+	assert_int_equal(r1->sipi_vector, 0x9f);
+	user_vm_free();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +510,7 @@ int main(void)
 		cmocka_unit_test_setup(test_timer_oneshot_periodic, setup),
 		cmocka_unit_test_setup(test_timer_tsc_deadline, setup),
 		cmocka_unit_test_setup(test_init_reset_keeps_identity, setup),
+		cmocka_unit_test(test_deliver_msi_and_ipi),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
