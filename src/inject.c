@@ -256,6 +256,11 @@ static void inject_vcpu_queue(struct vcpu *v, struct inject *in)
 	pthread_mutex_unlock(&in->q_lock);
 }
 
+bool inject_pending(struct vm *vm)
+{
+	return vm->inject && atomic_load(&vm->inject->due) != 0;
+}
+
 void inject_vcpu(struct vcpu *v)
 {
 	struct inject *in = v->vm->inject;

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
@@ -412,6 +413,9 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		pthread_mutex_unlock(&l->wait_lock);
 		/* the PIC's lock is taken before the APIC's, never inside it */
 		bool pic = pic_wired && pic_output(vm);
+		/* --inject's NMIs and exceptions for vCPU 0 (inject_vcpu, after
+		 * this returns) wake it from HLT as KVM's pending events do */
+		bool injection = v->id == 0 && inject_pending(vm);
 		uint64_t now = util_now_ns();
 		pthread_mutex_lock(&l->lock);
 		if (lapic_timer_tick(&l->regs, now))
@@ -450,7 +454,7 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 			continue;
 		}
 		l->regs.sipi_pending = false; /* a SIPI outside wait-for-SIPI is ignored */
-		if (l->halted && lapic_wakes(l, pic)) {
+		if (l->halted && (lapic_wakes(l, pic) || injection)) {
 			l->halted = false;
 			l->stats.halted_ns += now - l->halt_t0;
 		}

@@ -118,6 +118,23 @@ def t_user_msi(ctx):
         expect(lapic(hv.stats, 0)["injected"] >= 1, f"{g}: {lapic(hv.stats, 0)}", hv)
 
 
+@case("irq/user-inject")
+def t_user_inject(ctx):
+    """--inject with hvmm's APICs: the interrupt (an MSI into hvmm's IRR,
+    injected before vCPU 0's next entry), the NMI and the exception each
+    reach the test kernel's handler, which names what it saw."""
+    hv = ctx.hvmm("--irqchip", "user", "--inject", "irq:0x5e@300", "--inject", "nmi@400",
+                  "--inject", "exception:13:0x1234@500", "--cmdline", "test=inject iters=3",
+                  kernel(ctx), timeout=60, vm_timeout=30)
+    seen = re.findall(r"^# injected vector=(\d+) error=0x([0-9a-f]+)", hv.out.replace("\r", ""), re.M)
+    expect(hv.status == 1 and [(int(v), int(e, 16)) for v, e in seen] == [(0x5e, 0), (2, 0), (13, 0x1234)],
+           f"the three injected events, in order: {seen}", hv)
+    # the interrupt went through hvmm's APIC (NMI and exception: KVM_NMI and
+    # KVM_SET_VCPU_EVENTS from inject.c, each waking the halted vCPU 0)
+    expect(lapic(hv.stats, 0)["injected"] >= 1 and lapic(hv.stats, 0)["hlt_exits"] >= 3,
+           f"vcpu0 APIC: {lapic(hv.stats, 0)}", hv)
+
+
 @case("irq/user-refusals")
 def t_user_refusals(ctx):
     img = ctx.guest("hello.elf")
