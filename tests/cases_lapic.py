@@ -38,8 +38,9 @@ def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True):
     # the timer and halt tests: APIC timer interrupts injected by hvmm, and
     # the vCPU asleep in hvmm after HLT exits that reached it
     l0 = lapic(u.stats, 0)
-    # (the last fire may still wait in IRR when the guest ends the VM)
-    ticks = l0["timer_fires"] > 10 and l0["injected"] + 1 >= l0["timer_fires"]
+    # (fewer injections than fires: a fire that finds its vector still in
+    # IRR merges with it, as on hardware, and the last may wait at the end)
+    ticks = l0["timer_fires"] > 10 and l0["injected"] > 10 and 2 * l0["injected"] >= l0["timer_fires"]
     halts = l0["hlt_exits"] > 0 and l0["halted_ns"] > 0 and l0["timer_fires"] >= 1
     ipis = l0["ipis_sent"] > 0 and l0["hlt_exits"] > 0
     expect({"timer": ticks, "halt": halts, "smp": ipis}.get(test, ticks and halts), f"vcpu0's APIC: {l0}", u)
