@@ -62,7 +62,29 @@ int controls_apply(struct vm *vm)
 		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
 			return controls_fail("--no-hlt-exits: %s: %s", "KVM_CAP_X86_DISABLE_EXITS", errno);
 	}
-	if (cfg->nr_msr_filter) {
+	const bool user_apic = cfg->irqchip == IRQCHIP_USER;
+	if (user_apic) {
+		/* hvmm's local APICs (lapic.h) answer IA32_APIC_BASE and
+		 * IA32_TSC_DEADLINE, which KVM would keep (both filtered
+		 * below), and the x2APIC MSRs 0x800-0x8ff, which KVM never
+		 * filters and, with no LAPIC of its own, finds invalid: those
+		 * exit as INVAL. An MSR unknown to KVM exits as well and gets
+		 * the #GP KVM would have given (vcpu_handle_msr). */
+		struct kvm_enable_cap c = { .cap = KVM_CAP_X86_USER_SPACE_MSR,
+					    .args[0] = KVM_MSR_EXIT_REASON_FILTER |
+						       KVM_MSR_EXIT_REASON_INVAL |
+						       KVM_MSR_EXIT_REASON_UNKNOWN };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
+			return controls_fail("--irqchip user: %s: %s", "KVM_CAP_X86_USER_SPACE_MSR", errno);
+	}
+	if (cfg->nr_msr_filter || user_apic) {
+		if (cfg->nr_msr_filter + (user_apic ? 2 : 0) > CONTROLS_MAX_MSRS) {
+			util_err("--msr-filter: at most %d MSRs with --irqchip user (its APIC takes 2 filter ranges)",
+				 CONTROLS_MAX_MSRS - 2);
+			return HVMM_EXIT_USAGE;
+		}
+	}
+	if (cfg->nr_msr_filter && !user_apic) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0 ||
 		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0) {
 			util_err("--msr-filter: this host's KVM has no MSR filter (KVM_CAP_X86_MSR_FILTER)");
@@ -74,14 +96,22 @@ int controls_apply(struct vm *vm)
 					    .args[0] = KVM_MSR_EXIT_REASON_FILTER };
 		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
 			return controls_fail("--msr-filter: %s: %s", "KVM_CAP_X86_USER_SPACE_MSR", errno);
+	}
+	if (cfg->nr_msr_filter || user_apic) {
 		/* One single-MSR range each, its bitmap bit 0 clear: denied, so the
 		 * access exits to user space. Everything else stays allowed. */
 		static uint8_t deny; /* KVM copies the bitmaps during the ioctl */
 		struct kvm_msr_filter f = { .flags = KVM_MSR_FILTER_DEFAULT_ALLOW };
+		int n = 0;
 		for (int i = 0; i < cfg->nr_msr_filter; i++)
-			f.ranges[i] = (struct kvm_msr_filter_range){
+			f.ranges[n++] = (struct kvm_msr_filter_range){
 				.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
 				.nmsrs = 1, .base = cfg->msr_filter[i], .bitmap = &deny };
+		static const uint32_t apic_msrs[] = { 0x1b /* IA32_APIC_BASE */, 0x6e0 /* IA32_TSC_DEADLINE */ };
+		for (unsigned i = 0; user_apic && i < 2; i++)
+			f.ranges[n++] = (struct kvm_msr_filter_range){
+				.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+				.nmsrs = 1, .base = apic_msrs[i], .bitmap = &deny };
 		if (ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0)
 			return controls_fail("--msr-filter: %s: %s", "KVM_X86_SET_MSR_FILTER", errno);
 	}

@@ -247,3 +247,16 @@ int cpuid_apply_template(struct kvm_cpuid2 *c, const char *name, char *err, size
 	}
 	return cpuid_err(err, errlen, "unknown CPU template '%s' (none|minimal|no-xsave)", name);
 }
+
+void cpuid_user_apic(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_entry(c, 1, 0);
+	if (e)
+		e->ecx |= 1u << 21 | 1u << 24; /* x2APIC, TSC-deadline */
+	e = cpuid_entry(c, 0x40000001, 0);
+	if (e) {
+		/* KVM_FEATURE_PV_EOI 6, PV_UNHALT 7, PV_SEND_IPI 11,
+		 * PV_SCHED_YIELD 13, ASYNC_PF_INT 14, MSI_EXT_DEST_ID 15 */
+		e->eax &= ~(1u << 6 | 1u << 7 | 1u << 11 | 1u << 13 | 1u << 14 | 1u << 15);
+	}
+}

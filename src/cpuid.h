@@ -35,6 +35,16 @@ struct kvm_cpuid_entry2 *cpuid_entry(struct kvm_cpuid2 *c, uint32_t leaf, uint32
  */
 int cpuid_apply_spec(struct kvm_cpuid2 *c, const char *spec, bool set, char *err, size_t errlen);
 
+/*
+ * --irqchip user: CPUID as hvmm's own local APIC has it — x2APIC and the
+ * TSC-deadline timer on (both implemented in lapic.c), and off the KVM
+ * paravirtual features that only work against KVM's in-kernel LAPIC (PV EOI,
+ * PV unhalt/kick, PV IPIs, PV sched yield, async-PF interrupts, extended
+ * MSI destination IDs): a guest would otherwise write their MSRs or make
+ * their hypercalls and get a #GP or nothing at all.
+ */
+void cpuid_user_apic(struct kvm_cpuid2 *c);
+
 /* Template none|minimal|no-xsave (see README). 0, or -1 with err on an unknown name. */
 int cpuid_apply_template(struct kvm_cpuid2 *c, const char *name, char *err, size_t errlen);
 

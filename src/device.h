@@ -106,6 +106,9 @@ struct dev_msi {
 	 * the fault that blocks it, recorded by fault() once it is raised. */
 	int (*remap)(void *ctx, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data);
 	void (*fault)(void *ctx, uint16_t sid, uint64_t addr, int reason);
+	/* Deliver GSI gsi's route now (KVM_IRQ_LINE, or hvmm's own APICs with
+	 * --irqchip user); edge: a pulse, else the level stays up. */
+	void (*fire)(void *ctx, unsigned gsi, bool edge);
 };
 
 /*

@@ -135,12 +135,12 @@ static void inject_fire(void *opaque, uint32_t events)
 	struct inject_result *r = &in->res[sl->i];
 	if (r->req.kind == INJECT_IRQ) {
 		/* Fixed delivery, edge, physical destination: APIC ID 0 (vCPU 0). */
-		struct kvm_msi msi = { .address_lo = 0xfee00000u, .data = r->req.vector };
 		/* The time first: the guest may take the interrupt on another CPU
 		 * before the ioctl returns here. */
 		r->injected_ns = util_since_start_ns();
-		if (ioctl(in->vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0) {
-			util_err("--inject irq:%u: KVM_SIGNAL_MSI: %s", r->req.vector, strerror(errno));
+		int e = irq_signal_msi(in->vm, 0xfee00000u, r->req.vector);
+		if (e < 0) {
+			util_err("--inject irq:%u: KVM_SIGNAL_MSI: %s", r->req.vector, strerror(-e));
 			r->injected_ns = 0;
 		}
 		return;
@@ -256,6 +256,11 @@ static void inject_vcpu_queue(struct vcpu *v, struct inject *in)
 	pthread_mutex_unlock(&in->q_lock);
 }
 
+bool inject_pending(struct vm *vm)
+{
+	return vm->inject && atomic_load(&vm->inject->due) != 0;
+}
+
 void inject_vcpu(struct vcpu *v)
 {
 	struct inject *in = v->vm->inject;
@@ -299,9 +304,9 @@ int inject_now(struct vm *vm, const char *spec, char *err, size_t n)
 		return -1;
 	}
 	if (req[0].kind == INJECT_IRQ) {
-		struct kvm_msi msi = { .address_lo = 0xfee00000u, .data = req[0].vector };
-		if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0) {
-			snprintf(err, n, "KVM_SIGNAL_MSI: %s", strerror(errno));
+		int e = irq_signal_msi(vm, 0xfee00000u, req[0].vector);
+		if (e < 0) {
+			snprintf(err, n, "KVM_SIGNAL_MSI: %s", strerror(-e));
 			return -1;
 		}
 		atomic_fetch_add(&in->now_done[INJECT_IRQ], 1);

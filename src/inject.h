@@ -51,6 +51,10 @@ void inject_now_counts(struct vm *vm, uint64_t out[3]);
 void inject_arm(struct vm *vm);
 /* vCPU 0's thread, before each KVM_RUN: the NMIs and exceptions due. */
 void inject_vcpu(struct vcpu *v);
+/* Does vCPU 0 have an NMI or exception waiting for inject_vcpu? (With
+ * --irqchip user a halted vCPU 0 sleeps in hvmm and must wake for it, as
+ * KVM wakes a halted vCPU for a pending event.) Any thread. */
+bool inject_pending(struct vm *vm);
 /* What was injected, when. Returns how many requests there were. */
 unsigned inject_results(struct vm *vm, struct inject_result *out, unsigned max);
 void inject_destroy(struct vm *vm);

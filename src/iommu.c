@@ -76,10 +76,7 @@ static void iommu_msi(struct iommu *u, uint32_t addr_lo, uint32_t addr_hi, uint3
 {
 	struct vm *vm = u->vm;
 	/* Event interrupts are not subject to remapping (spec 5.1.6). */
-	if (vm->vm_fd < 0)
-		return;
-	struct kvm_msi msi = { .address_lo = addr_lo, .address_hi = addr_hi, .data = data };
-	ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+	irq_signal_msi(vm, (uint64_t)addr_hi << 32 | addr_lo, data);
 }
 
 static bool iommu_fault_pending(const struct iommu *u)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "lapic.h"
 #include "util.h"
 #include "vm.h"
 
@@ -47,6 +48,8 @@ int irq_mode_parse(const char *s, enum irqchip_mode *out)
 		*out = IRQCHIP_SPLIT;
 	else if (strcmp(s, "kernel") == 0)
 		*out = IRQCHIP_KERNEL;
+	else if (strcmp(s, "user") == 0)
+		*out = IRQCHIP_USER;
 	else
 		return -1;
 	return 0;
@@ -54,7 +57,7 @@ int irq_mode_parse(const char *s, enum irqchip_mode *out)
 
 const char *irq_mode_name(enum irqchip_mode m)
 {
-	return m == IRQCHIP_KERNEL ? "kernel" : "split";
+	return m == IRQCHIP_KERNEL ? "kernel" : m == IRQCHIP_USER ? "user" : "split";
 }
 
 static int irq_commit(struct vm *vm, struct irq_state *s);
@@ -63,6 +66,8 @@ int irq_init(struct vm *vm)
 {
 	if (!irq_state_get(vm))
 		return -ENOMEM;
+	if (vm->cfg.irqchip == IRQCHIP_USER)
+		return 0; /* nothing in KVM: the APICs are made with the vCPUs */
 	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
 		/* LAPICs in KVM; the first IRQ_IOAPIC_PINS GSIs are reserved
 		 * for hvmm's IOAPIC so KVM can compute which vectors need an
@@ -112,7 +117,7 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level)
 	if (pin >= IRQ_IOAPIC_PINS)
 		return;
 	int isa = irq_pin_isa(pin);
-	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
+	if (irq_user_ioapic(vm->cfg.irqchip)) {
 		/* An ISA line reaches both chips, as on a PC: the 8259 and the
 		 * IOAPIC; whichever the guest left unmasked delivers it. */
 		struct irq_state *s = vm->irq;
@@ -131,7 +136,7 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level)
 
 int irq_firmware_init(struct vm *vm)
 {
-	if (vm->cfg.irqchip == IRQCHIP_SPLIT) {
+	if (irq_user_ioapic(vm->cfg.irqchip)) {
 		pic_firmware_init(irq_pic(vm));
 		pit_firmware_init(dev_find(&vm->devs, "pit", 0));
 		return 0;
@@ -168,8 +173,49 @@ int irq_firmware_init(struct vm *vm)
 
 void irq_eoi(struct vm *vm, unsigned vector)
 {
-	if (vm->cfg.irqchip == IRQCHIP_SPLIT && vm->irq)
+	if (irq_user_ioapic(vm->cfg.irqchip) && vm->irq)
 		ioapic_eoi(vm->irq->ioapic, vector);
+}
+
+void irq_pin_fire(struct vm *vm, unsigned pin, bool edge)
+{
+	if (pin >= IRQ_IOAPIC_PINS)
+		return;
+	if (vm->cfg.irqchip == IRQCHIP_USER) {
+		/* the route this table holds is the message KVM would send */
+		struct irq_state *s = vm->irq;
+		if (!s)
+			return;
+		pthread_mutex_lock(&s->lock);
+		bool routed = s->routed[pin];
+		uint64_t addr = (uint64_t)s->route[pin].u.msi.address_hi << 32 | s->route[pin].u.msi.address_lo;
+		uint32_t data = s->route[pin].u.msi.data;
+		pthread_mutex_unlock(&s->lock);
+		if (routed && vm->ncpus > 0)
+			lapic_deliver_msi(vm, addr, data);
+		return;
+	}
+	if (vm->vm_fd < 0)
+		return; /* unit tests: no KVM */
+	/* KVM fires an MSI route on every level-1 call; the 0 after an edge
+	 * only keeps the GSI's recorded level tidy. */
+	struct kvm_irq_level l = { .irq = pin, .level = 1 };
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+	if (edge) {
+		l.level = 0;
+		ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+	}
+}
+
+int irq_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	if (vm->cfg.irqchip == IRQCHIP_USER)
+		return vm->ncpus > 0 ? lapic_deliver_msi(vm, addr, data) : 0;
+	if (vm->vm_fd < 0)
+		return 0; /* unit tests: no KVM */
+	struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+			       .data = data };
+	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
 }
 
 /*
@@ -209,8 +255,8 @@ static unsigned irq_kernel_defaults(struct kvm_irq_routing_entry *e)
 /* Give KVM the whole table. Called with s->lock held. */
 static int irq_commit(struct vm *vm, struct irq_state *s)
 {
-	if (vm->vm_fd < 0)
-		return 0; /* unit tests, fuzzer: bookkeeping only */
+	if (vm->vm_fd < 0 || vm->cfg.irqchip == IRQCHIP_USER)
+		return 0; /* unit tests, fuzzer, hvmm's own APICs: bookkeeping only */
 	const unsigned max = IRQ_IOAPIC_PINS * 2 + IRQ_MAX_MSI_GSIS;
 	struct kvm_irq_routing *t = calloc(1, sizeof(*t) + max * sizeof(t->entries[0]));
 	if (!t)

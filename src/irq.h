@@ -10,6 +10,11 @@
  *    Level-triggered pins get their EOI back as KVM_EXIT_IOAPIC_EOI.
  *    ISA lines (pins below 16) also drive hvmm's 8259 (devices/pic.c), whose
  *    output the boot vCPU injects as ExtINT.
+ *  - IRQCHIP_USER: no irqchip in KVM at all. hvmm's own local APICs
+ *    (lapic.h) beside the same IOAPIC and 8259 as in split mode; a pin's
+ *    route is kept here as in split mode, and delivering it sends the
+ *    route's MSI to hvmm's APICs instead of KVM_IRQ_LINE. No irqfds (they
+ *    need an in-kernel irqchip): devices inject as with --no-irqfd.
  *  - IRQCHIP_KERNEL: KVM_CREATE_IRQCHIP (PIC + IOAPIC + LAPIC in KVM) and
  *    the in-kernel PIT; a line is KVM_IRQ_LINE on the pin's GSI (ISA IRQ 0,
  *    pin 2, is GSI 0, routed to PIC IRQ 0 and IOAPIC pin 2).
@@ -25,7 +30,14 @@ struct vm;
 enum irqchip_mode {
 	IRQCHIP_SPLIT = 0,
 	IRQCHIP_KERNEL,
+	IRQCHIP_USER,
 };
+
+/* hvmm's IOAPIC and 8259 (split and user modes). */
+static inline bool irq_user_ioapic(enum irqchip_mode mode)
+{
+	return mode != IRQCHIP_KERNEL;
+}
 
 #define IRQ_IOAPIC_PINS 24
 #define IRQ_ISA_IRQS 16
@@ -51,10 +63,18 @@ void irq_set_line(struct vm *vm, unsigned pin, bool level);
  * and the PIT as a PC BIOS does (irq vectors 0x08/0x70, IRQ 0 unmasked and
  * ticking at 18.2 Hz), in hvmm's chips or KVM's. 0 or -errno. */
 int irq_firmware_init(struct vm *vm);
-/* Split mode: the guest EOI'd `vector` on a level-triggered route. */
+/* Split and user mode: the guest EOI'd `vector` on a level-triggered route. */
 void irq_eoi(struct vm *vm, unsigned vector);
 /* Split mode, called by the IOAPIC: (re)program GSI `pin` as an MSI route. 0 or -errno. */
 int irq_route_msi(struct vm *vm, unsigned pin, uint64_t addr, uint32_t data);
+
+/* Fire IOAPIC pin `pin`'s route (the IOAPIC, with its lock held): KVM_IRQ_LINE
+ * in split mode (an edge is a 1 then a 0), the route's MSI to hvmm's APICs
+ * in user mode. */
+void irq_pin_fire(struct vm *vm, unsigned pin, bool edge);
+/* Send one MSI (address, data) from a device or hvmm itself: KVM_SIGNAL_MSI,
+ * or hvmm's APICs in user mode. 0 or -errno. Any thread. */
+int irq_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
 
 /*
  * MSI GSIs for PCI MSI-X vectors (the IRT proper). GSIs above the IOAPIC's

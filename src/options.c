@@ -52,6 +52,7 @@ void options_usage(FILE *f)
 	      "      --timeout SECONDS   stop the VM after SECONDS (exit status 124)\n"
 	      "      --strict-io         stop on the first access no device handles\n"
 	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
+	      "                          | user (no irqchip in KVM: hvmm's own local APICs too)\n"
 	      "      --acpi on|off       ACPI tables (RSDP, XSDT, MADT, FADT, DSDT; default on)\n"
 	      "      --halt-poll NS      how long KVM polls before a halted vCPU sleeps\n"
 	      "                          (default 0: idle guests cost no host CPU; 'kvm': KVM's own)\n"
@@ -329,7 +330,7 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 			break;
 		case OPT_IRQCHIP:
 			if (irq_mode_parse(optarg, &cfg->irqchip) < 0)
-				return options_bad("--irqchip: unknown mode '%s' (split|kernel)", optarg);
+				return options_bad("--irqchip: unknown mode '%s' (split|kernel|user)", optarg);
 			break;
 		case OPT_KERNEL:
 			cfg->image = optarg;
@@ -558,6 +559,11 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 	if (cfg->nr_vfio && cfg->no_irqfd)
 		return options_bad("--device vfio needs irqfds: the device signals them itself (drop "
 				"--no-irqfd)%s", "");
+	/* hvmm's own APICs: no irqfds, no SynIC (both live in KVM's irqchip). */
+	if (cfg->irqchip == IRQCHIP_USER && cfg->nr_vfio)
+		return options_bad("--device vfio needs irqfds, which --irqchip user cannot have (use split)%s", "");
+	if (cfg->irqchip == IRQCHIP_USER && cfg->hyperv)
+		return options_bad("--hyperv needs KVM's in-kernel LAPIC for its SynIC (use --irqchip split)%s", "");
 	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
 	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
 		return options_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");

@@ -70,11 +70,7 @@ bool pci_msi_notify(struct pci_dev *d)
 	d->msi_sent++;
 	d->msi_last_addr = addr;
 	d->msi_last_data = data;
-	if (d->vm->vm_fd >= 0) {
-		struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-				       .data = data };
-		ioctl(d->vm->vm_fd, KVM_SIGNAL_MSI, &msi);
-	}
+	irq_signal_msi(d->vm, addr, data);
 	return true;
 }
 

@@ -65,11 +65,7 @@ static void msix_send(struct pci_dev *d, struct pci_msix_vec *v)
 			v->sent--;
 		return;
 	}
-	if (vm->vm_fd < 0)
-		return;
-	struct kvm_msi msi = { .address_lo = (uint32_t)v->msg_addr,
-			       .address_hi = (uint32_t)(v->msg_addr >> 32), .data = v->msg_data };
-	ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+	irq_signal_msi(vm, v->msg_addr, v->msg_data); /* KVM_SIGNAL_MSI, or hvmm's APICs */
 }
 
 /*

@@ -248,6 +248,9 @@ static void sandbox_vcpu(struct sandbox_build *b)
 		/* the crash dump and S3's resume at the waking vector */
 		KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS, KVM_TRANSLATE,
 		KVM_NMI, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, /* --inject (inject.c) */
+		/* --irqchip user: the guest's TSC for IA32_TSC_DEADLINE, and
+		 * IA32_APIC_BASE handed to KVM (its CPUID.1:EDX.APIC follows it) */
+		KVM_GET_MSRS, KVM_SET_MSRS,
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));
 	sandbox_allow_ioctls(b, sandbox_kvm_device_ioctls, ARRAY_LEN(sandbox_kvm_device_ioctls));
@@ -256,6 +259,7 @@ static void sandbox_vcpu(struct sandbox_build *b)
 		SCMP_SYS(read),  /* eventfd counters */
 		SCMP_SYS(poll),  /* util_write_out: the UART's output waits for room */
 		SCMP_SYS(timerfd_settime), /* coalesce's and hyperv's retry timers */
+		SCMP_SYS(timer_settime), SCMP_SYS(timer_delete), /* --irqchip user: the APIC timer */
 		SCMP_SYS(eventfd2), /* pci-testdev and MSI-X make eventfds as the guest programs them */
 		SCMP_SYS(close),
 	};

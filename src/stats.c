@@ -12,6 +12,7 @@
 #include "devices/devices.h"
 #include "inject.h"
 #include "irq.h"
+#include "lapic.h"
 #include "pci.h"
 #include "util.h"
 #include "vcpu.h"
@@ -429,7 +430,9 @@ void stats_print(struct vm *vm, FILE *f)
 			}
 			fputc('\n', f);
 		}
+		lapic_stats_print(vm->vcpus[c], f);
 	}
+	lapic_stats_print_vm(vm, f);
 	stats_print_irt(vm, f);
 	struct boot_timer_mark marks[BOOT_TIMER_MAX_MARKS];
 	unsigned nm = boot_timer_marks(dev_find(&vm->devs, "boot-timer", 0), marks, BOOT_TIMER_MAX_MARKS);
@@ -519,6 +522,9 @@ static json_object *stats_json_vcpu(struct vcpu *v, bool with_state)
 	for (int k = 0; k < s->kvm.n; k++)
 		json_object_object_add(kvm, s->kvm.name[k], json_object_new_uint64(s->kvm.value[k]));
 	json_object_object_add(o, "kvm", kvm);
+	json_object *lapic = lapic_stats_json(v);
+	if (lapic)
+		json_object_object_add(o, "lapic", lapic);
 	return o;
 }
 
@@ -582,6 +588,8 @@ json_object *stats_json(struct vm *vm, bool vcpu_state)
 	json_object_object_add(root, "boot_marks", marks);
 	json_object_object_add(root, "irt", stats_json_irt(vm));
 	json_object_object_add(root, "irt_rewrites", json_object_new_uint64(irq_rewrites(vm)));
+	/* false with --no-irqfd and with --irqchip user, which cannot have them */
+	json_object_object_add(root, "device_irqfds", json_object_new_boolean(!vm->cfg.no_irqfd));
 	json_object_object_add(root, "injections", stats_json_injections(vm));
 	uint64_t now[3];
 	inject_now_counts(vm, now);

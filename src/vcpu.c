@@ -15,6 +15,7 @@
 #include "coalesce.h"
 #include "hyperv.h"
 #include "inject.h"
+#include "lapic.h"
 #include "sandbox.h"
 #include "util.h"
 #include "vm.h"
@@ -51,6 +52,14 @@ static void vcpu_park(struct vcpu *v)
 static void vcpu_kick_handler(int sig)
 {
 	(void)sig;
+	/* A kick that lands between the loop's last look and KVM_RUN would
+	 * be lost (the APIC timer's signal has no one setting this for it):
+	 * make the next KVM_RUN return at once instead. */
+	struct vcpu *v = vcpu_self;
+	/* (asleep in hvmm after HLT: the APIC timer's signal needs nothing,
+	 * the sleep is timed; an exit round trip would be wasted) */
+	if (v && v->run && !lapic_vcpu_asleep(v))
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
 int vcpu_signals_init(void)
@@ -103,6 +112,10 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 		goto fail;
 	memcpy(c, cpuid, sz);
 	vcpu_patch_cpuid(c, id, vm->ncpus);
+	bool x2apic = false;
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1)
+			x2apic = c->entries[i].ecx & (1u << 21);
 	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	if (r < 0)
@@ -116,6 +129,10 @@ int vcpu_create(struct vm *vm, int id, const struct kvm_cpuid2 *cpuid, struct vc
 	}
 	if (vm->stats_on)
 		v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL); /* optional: -1 is fine */
+	if (vm->cfg.irqchip == IRQCHIP_USER && (r = lapic_vcpu_create(v, x2apic)) < 0) {
+		errno = -r;
+		goto fail;
+	}
 	*out = v;
 	return 0;
 fail:;
@@ -189,6 +206,16 @@ static void vcpu_handle_mmio(struct vcpu *v, uint64_t t0)
 	const unsigned len = run->mmio.len;
 	const bool write = run->mmio.is_write;
 	uint64_t val = 0;
+	/* --irqchip user: the xAPIC page is per vCPU, so it is looked up on
+	 * the vCPU that made the access, before the bus */
+	if (v->lapic && len && len <= 8 && lapic_vcpu_mmio(v, addr, len, write, run->mmio.data)) {
+		if (v->vm->cfg.trace_exits)
+			vcpu_trace(v, "MMIO %s 0x%llx size %u (local APIC)", write ? "write" : "read",
+				   (unsigned long long)addr, len);
+		stats_record_io(&v->stats, write ? STATS_MMIO_WRITE : STATS_MMIO_READ, addr, true,
+				t0 ? util_now_ns() - t0 : 0);
+		return;
+	}
 	const struct bus_range *r = len && len <= 8 ? bus_find(&v->vm->mmio, addr, len) : NULL;
 	if (write) {
 		memcpy(&val, run->mmio.data, len <= 8 ? len : 8);
@@ -286,6 +313,19 @@ static void vcpu_handle_hyperv(struct vcpu *v)
 static void vcpu_handle_msr(struct vcpu *v, bool write)
 {
 	struct kvm_run *run = v->run;
+	/* --irqchip user: the APIC's MSRs are hvmm's; any other MSR that KVM
+	 * found invalid (not one --msr-filter denied) gets KVM's own #GP. */
+	if (v->lapic && lapic_vcpu_msr(v, write)) {
+		if (v->vm->cfg.trace_exits)
+			vcpu_trace(v, "%s MSR 0x%x (local APIC) 0x%llx%s", write ? "WRMSR" : "RDMSR",
+				   run->msr.index, (unsigned long long)run->msr.data,
+				   run->msr.error ? " #GP" : "");
+		return;
+	}
+	if (v->lapic && run->msr.reason != KVM_MSR_EXIT_REASON_FILTER) {
+		run->msr.error = 1;
+		return;
+	}
 	if (!write)
 		run->msr.data = 0;
 	run->msr.error = 0;
@@ -335,9 +375,20 @@ static void vcpu_dispatch(struct vcpu *v, uint64_t t0)
 		vcpu_handle_msr(v, run->exit_reason == KVM_EXIT_X86_WRMSR);
 		return;
 	case KVM_EXIT_HLT:
+		/* --irqchip user: the thread sleeps in hvmm until its APIC has
+		 * an interrupt for it (lapic_vcpu_before_run). */
+		if (v->lapic) {
+			lapic_vcpu_hlt(v);
+			return;
+		}
 		/* With the LAPIC in KVM a HLT blocks in the kernel; reaching us
 		 * means nothing can ever wake this vCPU. */
 		vcpu_crash(v, "HLT exit with no in-kernel LAPIC to wake the vCPU");
+		return;
+	case KVM_EXIT_SET_TPR:
+		if (v->lapic)
+			return; /* the guest lowered CR8: taken in lapic_vcpu_after_run */
+		vcpu_crash(v, "TPR exit without hvmm's local APIC");
 		return;
 	default:
 		vcpu_crash(v, "unexpected exit reason %u (%s)", run->exit_reason,
@@ -425,9 +476,18 @@ static void *vcpu_thread(void *arg)
 			v->id, strerror(errno));
 		return NULL;
 	}
+	if (v->lapic) {
+		int lr = lapic_vcpu_thread_init(v, VCPU_KICK_SIGNAL);
+		if (lr < 0) {
+			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "vcpu%d: APIC timer: %s", v->id,
+				strerror(-lr));
+			return NULL;
+		}
+	}
 	int sr = sandbox_enter(SANDBOX_VCPU, NULL);
 	if (sr < 0) {
 		vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "vcpu%d: seccomp: %s", v->id, strerror(-sr));
+		lapic_vcpu_thread_exit(v);
 		return NULL;
 	}
 	const bool timed = vm->stats_on;
@@ -442,8 +502,12 @@ static void *vcpu_thread(void *arg)
 			vcpu_park(v);
 			continue;
 		}
-		if (extint)
+		if (v->lapic) {
+			if (!lapic_vcpu_before_run(v))
+				continue; /* stopping or pausing: the top of the loop */
+		} else if (extint) {
 			vcpu_extint(v);
+		}
 		if (v->id == 0 && vm->inject)
 			inject_vcpu(v); /* --inject's NMIs and exceptions, due now */
 		int r = ioctl(v->fd, KVM_RUN, 0);
@@ -461,9 +525,12 @@ static void *vcpu_thread(void *arg)
 				strerror(errno));
 			break;
 		}
+		if (v->lapic)
+			lapic_vcpu_after_run(v);
 		vcpu_dispatch(v, t0);
 		stats_record_exit(&v->stats, v->run->exit_reason, timed ? util_now_ns() - t0 : 0);
 	}
+	lapic_vcpu_thread_exit(v);
 	return NULL;
 }
 
@@ -484,6 +551,7 @@ void vcpu_kick(struct vcpu *v)
 	 * enter KVM_RUN and the signal would arrive too early. */
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+	lapic_vcpu_wake(v); /* a vCPU asleep in HLT (user irqchip) */
 }
 
 void vcpu_join(struct vcpu *v)
@@ -500,6 +568,7 @@ void vcpu_destroy(struct vcpu *v)
 {
 	if (!v)
 		return;
+	lapic_vcpu_destroy(v);
 	if (v->run)
 		munmap(v->run, (size_t)v->vm->vcpu_mmap_size);
 	if (v->stats_fd >= 0)

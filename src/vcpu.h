@@ -15,6 +15,7 @@
 #include "stats.h"
 
 struct vm;
+struct lapic;
 
 struct vcpu {
 	struct vm *vm;
@@ -25,6 +26,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	struct stats_vcpu stats;
+	struct lapic *lapic; /* --irqchip user: hvmm's local APIC (lapic.h); else NULL */
 };
 
 /* KVM_CREATE_VCPU, map kvm_run, program CPUID (from cpuid, patched for this APIC ID). */

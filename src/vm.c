@@ -80,7 +80,14 @@ static int vm_open_kvm(struct vm *vm)
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, vm_required_caps[i].cap) <= 0)
 			return vm_fail(HVMM_EXIT_HOST, "host KVM lacks %s", vm_required_caps[i].name);
 	int irqcap = vm->cfg.irqchip == IRQCHIP_SPLIT ? KVM_CAP_SPLIT_IRQCHIP : KVM_CAP_IRQCHIP;
-	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, irqcap) <= 0)
+	if (vm->cfg.irqchip == IRQCHIP_USER) {
+		/* hvmm's APICs need their MSRs (x2APIC, APIC base, TSC deadline)
+		 * to exit to user space (controls.c) */
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0 ||
+		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0)
+			return vm_fail(HVMM_EXIT_HOST, "host KVM lacks KVM_CAP_X86_USER_SPACE_MSR "
+				       "(--irqchip user needs it; try --irqchip split)");
+	} else if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, irqcap) <= 0)
 		return vm_fail(HVMM_EXIT_HOST, "host KVM lacks %s (try --irqchip %s)",
 			       irqcap == KVM_CAP_SPLIT_IRQCHIP ? "KVM_CAP_SPLIT_IRQCHIP" : "KVM_CAP_IRQCHIP",
 			       vm->cfg.irqchip == IRQCHIP_SPLIT ? "kernel" : "split");
@@ -365,12 +372,11 @@ static void vm_resume_s3(struct vm *vm)
 		return;
 	}
 	for (int i = 1; i < vm->ncpus; i++) {
-		/* an INIT IPI through KVM's LAPIC: delivery mode 5, assert */
-		struct kvm_msi msi = { .address_lo = 0xfee00000u | (uint32_t)i << 12,
-				       .data = 5u << 8 | 1u << 14 };
-		if (ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+		/* an INIT IPI through the LAPIC (KVM's or hvmm's): delivery mode 5, assert */
+		int me = irq_signal_msi(vm, 0xfee00000u | (uint32_t)i << 12, 5u << 8 | 1u << 14);
+		if (me < 0)
 			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "S3 resume: INIT to vCPU %d: %s",
-				i, strerror(errno));
+				i, strerror(-me));
 	}
 }
 
@@ -460,6 +466,11 @@ static void vm_env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
 	iommu_ir_fault(ctx, sid, addr, reason);
 }
 
+static void vm_env_fire(void *ctx, unsigned gsi, bool edge)
+{
+	irq_pin_fire(ctx, gsi, edge);
+}
+
 /* Once the event loop, PCI host, IOMMU and SynIC exist. */
 static void vm_env_init(struct vm *vm)
 {
@@ -475,7 +486,8 @@ static void vm_env_init(struct vm *vm)
 			 .kick_bsp = vm_env_kick_bsp, .stopping = &vm->stopping, .paused = &vm->paused },
 		.irq_set = vm_env_irq,
 		.irq_ctx = vm,
-		.msi = { .ctx = vm, .route = vm_env_route, .remap = vm_env_remap, .fault = vm_env_fault },
+		.msi = { .ctx = vm, .route = vm_env_route, .remap = vm_env_remap, .fault = vm_env_fault,
+			 .fire = vm_env_fire },
 		.hyperv = vm->hyperv,
 		.reg = &vm->devs,
 	};
@@ -485,6 +497,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
+	/* irqfds need an in-kernel irqchip: with hvmm's own APICs every device
+	 * interrupt is sent by hvmm (--stats says so) */
+	if (cfg->irqchip == IRQCHIP_USER)
+		vm->cfg.no_irqfd = true;
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->ncpus = 0;
 	vm->stats_on = cfg->stats || cfg->stats_json || cfg->trace_exits;
@@ -544,6 +560,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			       strerror(-r));
 	if ((r = vm_create_devices(vm)))
 		return r;
+	/* hvmm's local APICs have no saved form yet */
+	if (cfg->irqchip == IRQCHIP_USER)
+		dev_registry_unsupported(&vm->devs, "a VM with --irqchip user (hvmm's local APICs)");
 	/* A restored guest's RAM already holds its kernel, tables and all (a
 	 * migrated one's will). */
 	if (cfg->restore || cfg->incoming ? (r = vm_fw_cfg_e820(vm)) : (r = vm_load_image(vm)))
@@ -556,6 +575,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		free(cpuid);
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: KVM_GET_SUPPORTED_HV_CPUID: %s", strerror(-r));
 	}
+	/* hvmm's APICs: what they implement, before the user's policy */
+	if (cfg->irqchip == IRQCHIP_USER)
+		cpuid_user_apic(cpuid);
 	/* The policy: template first, then each mask/set in command-line order,
 	 * so a later option can undo part of an earlier one. */
 	char err[192];

@@ -138,16 +138,9 @@ static void ioapic_deliver(struct ioapic *s, unsigned n)
 		/* what KVM delivers is the route's message, the one the EOI names */
 		p->inflight_vector = p->routed ? (uint8_t)p->msi_data : (uint8_t)p->lo;
 	}
-	if (s->vm_fd < 0)
-		return; /* unit tests: no KVM */
-	/* KVM fires an MSI route on every level-1 call; the 0 after an edge
-	 * only keeps the GSI's recorded level tidy. */
-	struct kvm_irq_level l = { .irq = n, .level = 1 };
-	ioctl(s->vm_fd, KVM_IRQ_LINE, &l);
-	if (!level) {
-		l.level = 0;
-		ioctl(s->vm_fd, KVM_IRQ_LINE, &l);
-	}
+	/* KVM_IRQ_LINE on the pin's MSI route, or hvmm's APICs (user irqchip) */
+	if (s->msi.fire)
+		s->msi.fire(s->msi.ctx, n, !level);
 }
 
 /* A level pin that is asserted, unmasked and not awaiting EOI fires. */
@@ -573,7 +566,7 @@ static void ioapic_reset(void *dev)
 /* Only with the split irqchip: KVM's own IOAPIC serves the kernel mode. */
 static int ioapic_count(const struct vm_config *cfg)
 {
-	return cfg->irqchip == IRQCHIP_SPLIT;
+	return irq_user_ioapic(cfg->irqchip);
 }
 
 const struct dev_ops ioapic_dev_ops = {

@@ -529,7 +529,7 @@ static void pic_reset(void *dev)
 
 static int pic_count(const struct vm_config *cfg)
 {
-	return cfg->irqchip == IRQCHIP_SPLIT;
+	return irq_user_ioapic(cfg->irqchip);
 }
 
 const struct dev_ops pic_dev_ops = {

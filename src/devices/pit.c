@@ -742,7 +742,7 @@ static void pit_stats(void *dev, struct json_object *obj)
 
 static int pit_dev_count(const struct vm_config *cfg)
 {
-	return cfg->irqchip == IRQCHIP_SPLIT;
+	return irq_user_ioapic(cfg->irqchip);
 }
 
 const struct dev_ops pit_dev_ops = {
