@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "lapic.h"
 #include "util.h"
 #include "vm.h"
 
@@ -191,8 +190,8 @@ void irq_pin_fire(struct vm *vm, unsigned pin, bool edge)
 		uint64_t addr = (uint64_t)s->route[pin].u.msi.address_hi << 32 | s->route[pin].u.msi.address_lo;
 		uint32_t data = s->route[pin].u.msi.data;
 		pthread_mutex_unlock(&s->lock);
-		if (routed && vm->ncpus > 0)
-			lapic_deliver_msi(vm, addr, data);
+		if (routed && vm->lapic_msi)
+			vm->lapic_msi(vm, addr, data);
 		return;
 	}
 	if (vm->vm_fd < 0)
@@ -210,7 +209,7 @@ void irq_pin_fire(struct vm *vm, unsigned pin, bool edge)
 int irq_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	if (vm->cfg.irqchip == IRQCHIP_USER)
-		return vm->ncpus > 0 ? lapic_deliver_msi(vm, addr, data) : 0;
+		return vm->lapic_msi ? vm->lapic_msi(vm, addr, data) : 0;
 	if (vm->vm_fd < 0)
 		return 0; /* unit tests: no KVM */
 	struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),

@@ -81,6 +81,7 @@ int lapic_vcpu_create(struct vcpu *v, bool x2apic_ok)
 		return -ENOMEM;
 	l->vcpu = v;
 	l->x2apic_ok = x2apic_ok;
+	v->vm->lapic_msi = lapic_deliver_msi; /* irq.c's way to the APICs */
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->wait_lock, NULL);
 	pthread_condattr_t ca;
