@@ -28,12 +28,12 @@ static __attribute__((unused)) int fz_env_route(void *ctx, unsigned gsi, uint64_
 static __attribute__((unused)) int fz_env_remap(void *ctx, uint16_t sid, bool verify, uint64_t *addr,
 						uint32_t *data)
 {
-	return iommu_remap_msi(ctx, sid, verify, addr, data);
+	return iommu_remap_msi(((struct vm *)ctx)->iommu, sid, verify, addr, data);
 }
 
 static __attribute__((unused)) void fz_env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
 {
-	iommu_ir_fault(ctx, sid, addr, reason);
+	iommu_ir_fault(((struct vm *)ctx)->iommu, sid, addr, reason);
 }
 
 /* vm->env from what vm has now; msi: the IOAPIC's routing (routes through
@@ -52,6 +52,7 @@ static inline void fz_vm_env(struct vm *vm, bool routes, bool remap)
 		.irq_set = fz_env_irq,
 		.irq_ctx = vm,
 		.hyperv = vm->hyperv,
+		.iommu = vm->iommu,
 		.reg = &vm->devs,
 	};
 	if (routes)

@@ -112,8 +112,8 @@ static const struct virtio_dev_ops echo_ops = {
 static void fz_vm_build(void)
 {
 	fz_virtio_vm_init();
-	FZ_CHECK(virtio_rng_create(&fz_vm) == 0);
-	FZ_CHECK(virtio_pci_create(&fz_vm, &echo_ops, NULL) != NULL);
+	FZ_CHECK(virtio_rng_create(&fz_vm.env, NULL) == 0);
+	FZ_CHECK(virtio_pci_create(&fz_vm.env, &echo_ops, NULL) != NULL);
 	fz_virtio_find_devs(2);
 	memset(fz_echo_cfg, 0, sizeof(fz_echo_cfg));
 }
@@ -121,7 +121,7 @@ static void fz_vm_build(void)
 static void fz_report(void)
 {
 	struct virtio_dev *devs[4];
-	unsigned n = virtio_devices(&fz_vm, devs, 4);
+	unsigned n = virtio_devices(&fz_vm.devs, devs, 4);
 	for (unsigned i = 0; i < n; i++) {
 		struct virtio_dev_stats st;
 		virtio_dev_get_stats(devs[i], &st);

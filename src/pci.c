@@ -608,7 +608,7 @@ int pci_dma_rw(struct pci_dev *d, uint64_t addr, void *buf, uint64_t len, bool w
 {
 	if (!pci_dev_bus_master(d))
 		return -EPERM;
-	return iommu_dma_rw(d->vm, pci_dev_sid(d), addr, buf, len, write);
+	return iommu_dma_rw(d->vm->iommu, &d->vm->mem, pci_dev_sid(d), addr, buf, len, write);
 }
 
 void pci_dev_firmware_enable(struct pci_dev *d)

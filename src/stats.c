@@ -238,7 +238,7 @@ static json_object *stats_json_irt(struct vm *vm)
 static void stats_print_iommu(struct vm *vm, FILE *f)
 {
 	struct iommu_stats st;
-	if (!iommu_get_stats(vm, &st))
+	if (!iommu_get_stats(vm->iommu, &st))
 		return;
 	fprintf(f, "intel-iommu: translation %s, interrupt remapping %s, queued invalidation %s; "
 		"%llu DMA translations (IOTLB %llu hits, %llu misses, %llu flushes), %llu messages remapped, %llu interrupts blocked, %llu faults, "
@@ -255,7 +255,7 @@ static void stats_print_iommu(struct vm *vm, FILE *f)
 static json_object *stats_json_iommu(struct vm *vm)
 {
 	struct iommu_stats st;
-	if (!iommu_get_stats(vm, &st))
+	if (!iommu_get_stats(vm->iommu, &st))
 		return NULL; /* JSON null: no unit */
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "gsts", json_object_new_uint64(st.gsts));
@@ -276,7 +276,7 @@ static json_object *stats_json_iommu(struct vm *vm)
 static void stats_print_virtio(struct vm *vm, FILE *f)
 {
 	struct virtio_dev *devs[PCI_MAX_SLOTS];
-	unsigned n = virtio_devices(vm, devs, PCI_MAX_SLOTS);
+	unsigned n = virtio_devices(&vm->devs, devs, PCI_MAX_SLOTS);
 	if (!n)
 		return;
 	fprintf(f, "virtio  %-16s %-7s %10s %10s %10s %10s %10s %10s %6s\n", "device", "pci", "notifies",
@@ -344,7 +344,7 @@ static json_object *stats_json_virtio(struct vm *vm)
 {
 	json_object *arr = json_object_new_array();
 	struct virtio_dev *devs[PCI_MAX_SLOTS];
-	unsigned n = virtio_devices(vm, devs, PCI_MAX_SLOTS);
+	unsigned n = virtio_devices(&vm->devs, devs, PCI_MAX_SLOTS);
 	for (unsigned i = 0; i < n; i++) {
 		struct virtio_dev_stats st;
 		virtio_dev_get_stats(devs[i], &st);

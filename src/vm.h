@@ -27,7 +27,6 @@ struct irq_state;
 struct evloop;
 struct pci_host;
 struct hyperv;
-struct virtio_state;
 struct iommu;
 struct coalesce;
 struct vfio_state;
@@ -63,7 +62,6 @@ struct vm {
 	struct vfio_state *vfio;       /* vfio_pci.c: --device vfio,host=... */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
-	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
 	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 	struct inject *inject;       /* inject.c: --inject's timers and results */
 	struct dirtylog *dirtylog;   /* dirtylog.c: --dirty-log's bitmaps and samples */

@@ -54,7 +54,6 @@ static int teardown(void **state)
 {
 	(void)state;
 	dev_destroy_all(&vm.devs);
-	virtio_destroy_all(&vm);
 	pci_destroy(&vm);
 	irq_destroy(&vm); /* the MSI-X vectors' GSIs */
 	fake_vm_free(&vm);
