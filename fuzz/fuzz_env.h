@@ -36,6 +36,16 @@ static __attribute__((unused)) void fz_env_fault(void *ctx, uint16_t sid, uint64
 	iommu_ir_fault(((struct vm *)ctx)->iommu, sid, addr, reason);
 }
 
+static __attribute__((unused)) int fz_env_gsi_alloc(void *ctx)
+{
+	return irq_msi_alloc(ctx);
+}
+
+static __attribute__((unused)) int fz_env_gsi_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_msi_route(ctx, gsi, addr, data);
+}
+
 /* vm->env from what vm has now; msi: the IOAPIC's routing (routes through
  * irq.c; remap adds the IOMMU). */
 static inline void fz_vm_env(struct vm *vm, bool routes, bool remap)
@@ -55,8 +65,10 @@ static inline void fz_vm_env(struct vm *vm, bool routes, bool remap)
 		.iommu = vm->iommu,
 		.reg = &vm->devs,
 	};
+	/* a device's own MSI GSIs (vfio), through irq.c as vm.c wires them */
+	vm->env.msi = (struct dev_msi){ .ctx = vm, .gsi_alloc = fz_env_gsi_alloc, .gsi_route = fz_env_gsi_route };
 	if (routes)
-		vm->env.msi = (struct dev_msi){ .ctx = vm, .route = fz_env_route };
+		vm->env.msi.route = fz_env_route;
 	if (remap) {
 		vm->env.msi.remap = fz_env_remap;
 		vm->env.msi.fault = fz_env_fault;

@@ -113,7 +113,10 @@ static void fz_vm_build(void)
 {
 	fz_virtio_vm_init();
 	FZ_CHECK(virtio_rng_create(&fz_vm.env, NULL) == 0);
-	FZ_CHECK(virtio_pci_create(&fz_vm.env, &echo_ops, NULL) != NULL);
+	/* the echo model's function, recorded as the registry's create
+	 * records one (a console's id: its type), destroyed with the others */
+	struct virtio_dev *echo = virtio_pci_create(&fz_vm.env, &echo_ops, NULL);
+	FZ_CHECK(echo && dev_registry_add(&fz_vm.devs, &virtio_console_dev_ops, echo) == 0);
 	fz_virtio_find_devs(2);
 	memset(fz_echo_cfg, 0, sizeof(fz_echo_cfg));
 }

@@ -108,6 +108,11 @@ struct dev_msi {
 	 * the fault that blocks it, recorded by fault() once it is raised. */
 	int (*remap)(void *ctx, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data);
 	void (*fault)(void *ctx, uint16_t sid, uint64_t addr, int reason);
+	/* A GSI of the device's own for one MSI (a passed-through function's
+	 * MSI, delivered by an irqfd): a fresh GSI or -errno, and pointing it
+	 * at a message, 0 or -errno. */
+	int (*gsi_alloc)(void *ctx);
+	int (*gsi_route)(void *ctx, unsigned gsi, uint64_t addr, uint32_t data);
 };
 
 /*

@@ -375,7 +375,7 @@ static void stats_print_vfio(struct vm *vm, FILE *f)
 {
 	struct vfio_pci_stats st;
 	const char *bdf;
-	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++)
+	for (unsigned i = 0; vfio_pci_stats(&vm->devs, i, &st, &bdf); i++)
 		fprintf(f, "vfio %s: %llu KiB of BARs mapped (%llu maps, %llu unmaps), forwarded %llu BAR reads, "
 			"%llu BAR writes, %llu config reads, %llu config writes\n",
 			bdf, (unsigned long long)(st.mapped_bytes >> 10), (unsigned long long)st.maps,
@@ -529,7 +529,7 @@ static json_object *stats_json_vfio(struct vm *vm)
 	json_object *arr = json_object_new_array();
 	struct vfio_pci_stats st;
 	const char *bdf;
-	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++) {
+	for (unsigned i = 0; vfio_pci_stats(&vm->devs, i, &st, &bdf); i++) {
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "host", json_object_new_string(bdf));
 		json_object_object_add(o, "bar_reads", json_object_new_uint64(st.bar_reads));

@@ -456,6 +456,16 @@ static int vm_env_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
 	return irq_route_msi(ctx, gsi, addr, data);
 }
 
+static int vm_env_gsi_alloc(void *ctx)
+{
+	return irq_msi_alloc(ctx);
+}
+
+static int vm_env_gsi_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_msi_route(ctx, gsi, addr, data);
+}
+
 static int vm_env_remap(void *ctx, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data)
 {
 	return iommu_remap_msi(((struct vm *)ctx)->env.iommu, sid, verify_sid, addr, data);
@@ -481,7 +491,8 @@ static void vm_env_init(struct vm *vm)
 			 .kick_bsp = vm_env_kick_bsp, .stopping = &vm->stopping, .paused = &vm->paused },
 		.irq_set = vm_env_irq,
 		.irq_ctx = vm,
-		.msi = { .ctx = vm, .route = vm_env_route, .remap = vm_env_remap, .fault = vm_env_fault },
+		.msi = { .ctx = vm, .route = vm_env_route, .remap = vm_env_remap, .fault = vm_env_fault,
+			 .gsi_alloc = vm_env_gsi_alloc, .gsi_route = vm_env_gsi_route },
 		.hyperv = vm->hyperv,
 		.reg = &vm->devs,
 		.snap = { .ctx = vm, .restore_peek = vm_env_restore_peek, .to_files = vm_env_to_files },
@@ -761,7 +772,6 @@ void vm_destroy(struct vm *vm)
 	inject_destroy(vm); /* so are its timers */
 	evloop_destroy(vm);
 	pci_destroy(vm);
-	vfio_pci_destroy(vm); /* after: the BAR ops and irqfds were pci.c's to use */
 	snapshot_registry_free(vm);
 	metrics_close(vm);
 	migrate_destroy(vm);

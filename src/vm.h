@@ -29,7 +29,6 @@ struct pci_host;
 struct hyperv;
 struct iommu;
 struct coalesce;
-struct vfio_state;
 struct lifecycle;
 struct snapshot_reg;
 struct metrics;
@@ -59,7 +58,6 @@ struct vm {
 	struct dev_env env; /* what each device was created with (vm_env.c) */
 	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
 	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
-	struct vfio_state *vfio;       /* vfio_pci.c: --device vfio,host=... */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
 	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
