@@ -116,10 +116,10 @@ struct virtio_dev *virtio_pci_create(const struct dev_env *env, const struct vir
  * bus 0 with dead BARs until the host is freed (pci.c has no unplug). */
 void virtio_dev_destroy(struct virtio_dev *d);
 /* A reset by the host (the registry's reset; vCPUs and loop parked): what
- * the driver's write of 0 to device_status does, the model's reset and the
- * transport's registers (features, queues, vectors, status 0). The PCI
- * function's configuration space (BARs, command, MSI-X enable) is pci.c's
- * and stays as it is. */
+ * the driver's write of 0 to device_status does (the model's reset, the
+ * transport's registers: features, queues, vectors, status 0), and the PCI
+ * function's configuration space back to what it was when created (BARs,
+ * command, MSI-X off). It then saves as a fresh device does. */
 void virtio_dev_reset(struct virtio_dev *d);
 void *virtio_dev_opaque(struct virtio_dev *d);
 /* Features the driver accepted (valid after FEATURES_OK). */

@@ -9,9 +9,10 @@
  *    fake_irq_rises) and goes on to fake_irq_hook when a test wires it
  *    somewhere (the split irqchip's PIC and IOAPIC: fake_irq_split).
  *
- * Code that is not a device still takes the VM (pci.c's INTx, the virtio
- * transport): vm_stop() is replaced at link time for it, recording into
- * the same counters. Include once per test program.
+ * Every device, the virtio transport and models included, stops the VM
+ * through its env's stop handle. Only the event loop (evloop.c: a callback
+ * that fails) still calls vm_stop(), so that is replaced at link time,
+ * recording into the same counters. Include once per test program.
  */
 #ifndef HVMM_TEST_FAKE_VM_H
 #define HVMM_TEST_FAKE_VM_H
