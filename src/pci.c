@@ -484,11 +484,6 @@ struct pci_dev *pci_dev_add(struct pci_host *h, const struct pci_dev_info *info)
 	return NULL;
 }
 
-struct vm *pci_host_vm(struct pci_host *h)
-{
-	return h ? h->vm : NULL;
-}
-
 struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn)
 {
 	return pci_find(vm, devfn);

@@ -26,6 +26,12 @@
  * bounded; device_status reads non-zero until the reset is done, as
  * §4.1.4.3.2 allows). So a model needs no lock for its queues. config_read/config_write run on
  * vCPU threads under the PCI function's lock.
+ *
+ * Creation: a model and its function are made from a struct dev_env's
+ * handles only (device.h: guest memory, the event loop, KVM's VM fd, the PCI
+ * host, the IOMMU, the stop handle, the registry), by the registry types at
+ * the end of this header, which also destroy them (virtio_dev_destroy) and
+ * reset them from the host (virtio_dev_reset).
  */
 #ifndef HVMM_VIRTIO_H
 #define HVMM_VIRTIO_H
