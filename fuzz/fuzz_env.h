@@ -1,7 +1,8 @@
 /* fuzz_env: the handles a fuzz target's devices are created with (struct
  * dev_env), wired as vm.c wires them: lines through irq.c, a stop through
  * vm_stop (the target's own), the IOAPIC's routes through irq.c and the
- * IOMMU. Include after vm.h. */
+ * IOMMU (vm->iommu, which is also env's iommu once the target made one), a
+ * passed-through function's MSI GSIs through irq.c. Include after vm.h. */
 #ifndef HVMM_FUZZ_ENV_H
 #define HVMM_FUZZ_ENV_H
 
