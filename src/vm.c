@@ -476,7 +476,8 @@ static void vm_env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
 	iommu_ir_fault(((struct vm *)ctx)->env.iommu, sid, addr, reason);
 }
 
-/* Once the event loop, PCI host, IOMMU and SynIC exist. */
+/* Once the event loop, PCI host and SynIC exist; the IOMMU's handle is
+ * filled in by its type (provide) as dev_create_all goes. */
 static void vm_env_init(struct vm *vm)
 {
 	vm->env = (struct dev_env){
@@ -763,9 +764,9 @@ void vm_destroy(struct vm *vm)
 	vm->ncpus = 0;
 	evloop_stop(vm); /* vm_run did, unless vm_create failed half-way */
 	/* Every device the registry created, the last first (they unregister
-	 * from the event loop; the PCI functions are still on pci.c's bus);
-	 * then the virtio devices, whose entries (no destroy there) point into
-	 * them. */
+	 * from the event loop; the PCI functions, virtio's and vfio's too, stay
+	 * on pci.c's bus with their hooks cleared until pci_destroy), so the
+	 * IOMMU, created first, goes last. */
 	dev_destroy_all(&vm->devs);
 	vm->iommu = vm->env.iommu = NULL;
 	hyperv_destroy(vm); /* its retry timer is on the event loop */
