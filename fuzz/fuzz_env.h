@@ -1,7 +1,8 @@
 /* fuzz_env: the handles a fuzz target's devices are created with (struct
  * dev_env), wired as vm.c wires them: lines through irq.c, a stop through
  * vm_stop (the target's own), the IOAPIC's routes through irq.c and the
- * IOMMU. Include after vm.h. */
+ * IOMMU (vm->iommu, which is also env's iommu once the target made one), a
+ * passed-through function's MSI GSIs through irq.c. Include after vm.h. */
 #ifndef HVMM_FUZZ_ENV_H
 #define HVMM_FUZZ_ENV_H
 
@@ -28,12 +29,22 @@ static __attribute__((unused)) int fz_env_route(void *ctx, unsigned gsi, uint64_
 static __attribute__((unused)) int fz_env_remap(void *ctx, uint16_t sid, bool verify, uint64_t *addr,
 						uint32_t *data)
 {
-	return iommu_remap_msi(ctx, sid, verify, addr, data);
+	return iommu_remap_msi(((struct vm *)ctx)->iommu, sid, verify, addr, data);
 }
 
 static __attribute__((unused)) void fz_env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
 {
-	iommu_ir_fault(ctx, sid, addr, reason);
+	iommu_ir_fault(((struct vm *)ctx)->iommu, sid, addr, reason);
+}
+
+static __attribute__((unused)) int fz_env_gsi_alloc(void *ctx)
+{
+	return irq_msi_alloc(ctx);
+}
+
+static __attribute__((unused)) int fz_env_gsi_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_msi_route(ctx, gsi, addr, data);
 }
 
 /* vm->env from what vm has now; msi: the IOAPIC's routing (routes through
@@ -52,10 +63,13 @@ static inline void fz_vm_env(struct vm *vm, bool routes, bool remap)
 		.irq_set = fz_env_irq,
 		.irq_ctx = vm,
 		.hyperv = vm->hyperv,
+		.iommu = vm->iommu,
 		.reg = &vm->devs,
 	};
+	/* a device's own MSI GSIs (vfio), through irq.c as vm.c wires them */
+	vm->env.msi = (struct dev_msi){ .ctx = vm, .gsi_alloc = fz_env_gsi_alloc, .gsi_route = fz_env_gsi_route };
 	if (routes)
-		vm->env.msi = (struct dev_msi){ .ctx = vm, .route = fz_env_route };
+		vm->env.msi.route = fz_env_route;
 	if (remap) {
 		vm->env.msi.remap = fz_env_remap;
 		vm->env.msi.fault = fz_env_fault;

@@ -51,8 +51,9 @@ static struct vm fz_vm;
 static uint64_t fz_edu_bar;
 static unsigned fz_edu_devfn;
 
-static void fz_routes_changed(struct vm *vm)
+static void fz_routes_changed(void *ctx)
 {
+	struct vm *vm = ctx;
 	ioapic_reroute_all(dev_find(&vm->devs, "ioapic", 0));
 	pci_msix_reroute_all(vm);
 }
@@ -85,9 +86,11 @@ static void fz_vm_build(void)
 	irq_attach(&fz_vm, NULL, dev_find(&fz_vm.devs, "ioapic", 0));
 	FZ_CHECK(irq_msi_alloc(&fz_vm) >= 0);
 	FZ_CHECK(pci_init(&fz_vm) == 0);
-	FZ_CHECK(iommu_create(&fz_vm, true) == 0);
-	iommu_set_routes_hook(&fz_vm, fz_routes_changed);
+	fz_vm.cfg.intremap = 1;
+	FZ_CHECK((fz_vm.iommu = fz_dev(&fz_vm, &iommu_dev_ops)));
+	iommu_set_routes_hook(fz_vm.iommu, fz_routes_changed, &fz_vm);
 	fz_vm.env.pci = fz_vm.pci;
+	fz_vm.env.iommu = fz_vm.iommu; /* as dev_create_all: the devices after it */
 	FZ_CHECK(fz_dev(&fz_vm, &edu_dev_ops));
 	fz_edu_devfn = 8; /* the first slot after the host bridge */
 	FZ_CHECK(pci_config_read(&fz_vm, fz_edu_devfn, 0, 4) == 0x11e81234);
@@ -97,8 +100,8 @@ static void fz_vm_build(void)
 static void fz_vm_free(void)
 {
 	dev_destroy_all(&fz_vm.devs); /* edu and the IOAPIC; the bridge and IOMMU are theirs */
+	fz_vm.iommu = NULL;
 	pci_destroy(&fz_vm);
-	iommu_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
 	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
@@ -145,25 +148,25 @@ static void fz_run(struct fz_in *in)
 		case 4: { /* a translation for any requester */
 			uint16_t sid = (uint16_t)fz_take(in, 2);
 			uint64_t iova = fz_take(in, 8), gpa, avail;
-			if (iommu_translate(&fz_vm, sid, iova, op & 0x80, &gpa, &avail) == 0)
+			if (iommu_translate(fz_vm.iommu, sid, iova, op & 0x80, &gpa, &avail) == 0)
 				FZ_CHECK(avail > 0 && gpa + (avail - 1) >= gpa);
 			break;
 		}
 		case 5: { /* device DMA through the unit */
 			uint16_t sid = (uint16_t)fz_take(in, 2);
 			uint64_t iova = fz_take(in, 8) % (4 * FZ_RAM), len = fz_take(in, 2) % sizeof(dma);
-			(void)iommu_dma_rw(&fz_vm, sid, iova, dma, len, op & 0x80);
+			(void)iommu_dma_rw(fz_vm.iommu, &fz_vm.mem, sid, iova, dma, len, op & 0x80);
 			break;
 		}
 		case 6: { /* an MSI from any requester */
 			uint16_t sid = (uint16_t)fz_take(in, 2);
 			uint64_t addr = 0xfee00000ull | (fz_take(in, 4) & 0xfffff);
 			uint32_t data = (uint32_t)fz_take(in, 4);
-			int r = iommu_remap_msi(&fz_vm, sid, op & 0x80, &addr, &data);
+			int r = iommu_remap_msi(fz_vm.iommu, sid, op & 0x80, &addr, &data);
 			if (r == 0)
 				FZ_CHECK((addr >> 20) == 0xfee);
 			else
-				iommu_ir_fault(&fz_vm, sid, addr, r);
+				iommu_ir_fault(fz_vm.iommu, sid, addr, r);
 			break;
 		}
 		case 7: { /* an IOAPIC entry (remappable format or not) and its line */

@@ -39,6 +39,7 @@
 #include "snapshot.h"
 #include "vfio.h"
 #include "vm.h"
+#include "fuzz_env.h"
 #define FZ_EFD_POOL /* eventfds from a pool: fuzz_common.h */
 #include "fuzz_common.h"
 
@@ -167,7 +168,10 @@ static void fz_vfio_build(void)
 	v.region[1] = (struct vfio_region){ 0x20000, 0x2000, rw | VFIO_REGION_INFO_FLAG_MMAP };
 	v.region[4] = (struct vfio_region){ 0x30000, 28, rw };
 	char err[256];
-	if (vfio_pci_create(&fz_vm, &v, err, sizeof(err)) < 0) {
+	fz_vm_env(&fz_vm, false, false); /* the PCI host, the loop, the MSI GSIs */
+	struct vfio_pci *p;
+	if (vfio_pci_create(&fz_vm.env, 0, &v, &p, err, sizeof(err)) < 0 ||
+	    dev_registry_add(&fz_vm.devs, &vfio_dev_ops, p) < 0) {
 		fprintf(stderr, "fuzz_pci_config: vfio_pci_create: %s\n", err);
 		abort();
 	}
@@ -264,11 +268,10 @@ static void fz_vm_free(void)
 	/* forwarded accesses never wrote past the device's regions */
 	struct stat st;
 	FZ_CHECK(fstat(fz_vfio_fd, &st) == 0 && st.st_size == FZ_VFIO_FILE);
+	dev_destroy_all(&fz_vm.devs); /* vfio (its loop watches), and pci_init's host bridge entry */
 	evloop_destroy(&fz_vm);
 	pci_destroy(&fz_vm);
-	vfio_pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
-	dev_destroy_all(&fz_vm.devs); /* pci_init recorded the host bridge */
 	snapshot_registry_free(&fz_vm);
 	bus_free(&fz_vm.pio);
 	bus_free(&fz_vm.mmio);

@@ -276,15 +276,6 @@ static const char *const fz_names[] = {
 };
 #define FZ_NDEVS (sizeof(fz_names) / sizeof(fz_names[0]))
 
-/* The virtio device just made directly (a memfd disk, a socket back end:
- * no option says them) recorded in the registry, as dev_create would. */
-static bool fz_virtio_record(struct vm *vm, const struct dev_ops *ops)
-{
-	struct virtio_dev *d[32];
-	unsigned n = virtio_devices(vm, d, 32);
-	return n && dev_registry_add(&vm->devs, ops, d[n - 1]) == 0;
-}
-
 static void fz_world_up(struct fz_world *w)
 {
 	struct vm *vm = &w->vm;
@@ -327,8 +318,8 @@ static void fz_world_up(struct fz_world *w)
 	FZ_CHECK_MSG(dev_create_all(&vm->env, err, sizeof(err)) == 0, "%s", err);
 	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
 	FZ_CHECK(fw_cfg_add_file(dev_find(&vm->devs, "fw_cfg", 0), "etc/test", fz_fw_file, sizeof(fz_fw_file) - 1) == 0);
-	FZ_CHECK(virtio_net_attach_fd(vm, sv[0], true, err, sizeof(err)) == 0 &&
-		 fz_virtio_record(vm, &virtio_net_dev_ops));
+	/* recorded in the registry as virtio-net's next instance */
+	FZ_CHECK(virtio_net_attach_fd(&vm->env, sv[0], true, err, sizeof(err)) == 0);
 	const struct dev_registry *r = &vm->devs;
 	FZ_CHECK(!r->unsupported);
 	unsigned n = 0;
@@ -347,8 +338,7 @@ static void fz_world_down(struct fz_world *w)
 {
 	struct vm *vm = &w->vm;
 	fz_cur = vm;
-	dev_destroy_all(&vm->devs); /* as vm_destroy: the registry's, then virtio's */
-	virtio_destroy_all(vm);
+	dev_destroy_all(&vm->devs); /* as vm_destroy: virtio's too, the last first */
 	pci_destroy(vm);
 	irq_destroy(vm);
 	snapshot_registry_free(vm);
@@ -586,7 +576,7 @@ struct fz_vdev {
 static bool fz_vdev_find(struct vm *vm, unsigned k, struct fz_vdev *f)
 {
 	struct virtio_dev *all[8];
-	unsigned n = virtio_devices(vm, all, 8);
+	unsigned n = virtio_devices(&vm->devs, all, 8);
 	if (!n)
 		return false;
 	memset(f, 0, sizeof(*f));

@@ -34,6 +34,7 @@
 #include "snapshot.h"
 #include "virtio/virtio.h"
 #include "vm.h"
+#include "fuzz_env.h"
 #include "fuzz_common.h"
 
 #define FZ_MAX_DEVS 4
@@ -103,6 +104,7 @@ static inline void fz_virtio_vm_init(void)
 	memset(fz_ram, 0, FZ_RAM);
 	fz_mem_one(&fz_vm.mem, fz_ram, FZ_RAM);
 	FZ_CHECK(pci_init(&fz_vm) == 0);
+	fz_vm_env(&fz_vm, false, false); /* the PCI host; no loop: the transport acts inline */
 }
 
 /* BARs and capabilities of every virtio function; memory decoding and bus
@@ -110,7 +112,7 @@ static inline void fz_virtio_vm_init(void)
 static inline void fz_virtio_find_devs(unsigned want)
 {
 	struct virtio_dev *devs[FZ_MAX_DEVS];
-	fz_ndevs = virtio_devices(&fz_vm, devs, FZ_MAX_DEVS);
+	fz_ndevs = virtio_devices(&fz_vm.devs, devs, FZ_MAX_DEVS);
 	FZ_CHECK(fz_ndevs == want);
 	for (unsigned i = 0; i < fz_ndevs; i++) {
 		struct fz_dev *f = &fz_devs[i];
@@ -125,8 +127,7 @@ static inline void fz_virtio_find_devs(unsigned want)
 
 static inline void fz_virtio_vm_free(void)
 {
-	dev_destroy_all(&fz_vm.devs); /* the host bridge's and the devices' entries: first, they point into them */
-	virtio_destroy_all(&fz_vm);
+	dev_destroy_all(&fz_vm.devs); /* the devices (the last first) and the host bridge's entry */
 	pci_destroy(&fz_vm);
 	irq_destroy(&fz_vm);
 	snapshot_registry_free(&fz_vm);

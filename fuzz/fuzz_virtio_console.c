@@ -83,7 +83,7 @@ static bool fz_disjoint(const struct vq_elem *e)
 static void fz_on_push(struct virtqueue *vq, uint32_t written, const struct fz_popped *chain)
 {
 	struct virtio_dev *d;
-	FZ_CHECK(virtio_devices(&fz_vm, &d, 1) == 1);
+	FZ_CHECK(virtio_devices(&fz_vm.devs, &d, 1) == 1);
 	if (vq == virtio_queue(d, 1)) { /* transmitq0: the chain went to stdout */
 		FZ_CHECK(written == 0);
 		fz_out_expected += chain->out_len;
@@ -178,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_npopped = 0;
 
 	fz_virtio_vm_init();
-	FZ_CHECK(virtio_console_create(&fz_vm) == 0);
+	FZ_CHECK(virtio_console_create(&fz_vm.env, NULL) == 0);
 	fz_virtio_find_devs(1);
 	struct fz_in in = { data, size };
 	fz_run(&in);

@@ -86,7 +86,7 @@ static void fz_backend_ring(void)
 	fz_txbell = s.txbell;
 	fz_rxbell = s.rxbell;
 	char err[256];
-	FZ_CHECK(virtio_net_attach_slirp(&fz_vm, &s, err, sizeof(err)) == 0);
+	FZ_CHECK(virtio_net_attach_slirp(&fz_vm.env, &s, err, sizeof(err)) == 0);
 }
 
 static void fz_backend_socket(bool seqpacket)
@@ -95,7 +95,7 @@ static void fz_backend_socket(bool seqpacket)
 	FZ_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
 	fz_peer = sv[1];
 	char err[256];
-	FZ_CHECK(virtio_net_attach_fd(&fz_vm, sv[0], seqpacket, err, sizeof(err)) == 0);
+	FZ_CHECK(virtio_net_attach_fd(&fz_vm.env, sv[0], seqpacket, err, sizeof(err)) == 0);
 }
 
 /* The helper publishes an rx frame of len bytes (any length: a hostile one). */
@@ -138,7 +138,7 @@ static void fz_on_push(struct virtqueue *vq, uint32_t written, const struct fz_p
 {
 	(void)chain;
 	struct virtio_dev *d;
-	FZ_CHECK(virtio_devices(&fz_vm, &d, 1) == 1);
+	FZ_CHECK(virtio_devices(&fz_vm.devs, &d, 1) == 1);
 	if (vq == virtio_queue(d, VIRTIO_NET_TXQ))
 		FZ_CHECK(written == 0);
 	else
@@ -255,7 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fz_debug) {
 		struct virtio_dev *d;
 		struct virtio_net_stats st;
-		if (virtio_devices(&fz_vm, &d, 1) == 1 && virtio_net_get_stats(d, &st) == 0)
+		if (virtio_devices(&fz_vm.devs, &d, 1) == 1 && virtio_net_get_stats(d, &st) == 0)
 			FZ_LOG("net: rx %lu (too big %lu, bad %lu, stalls %lu) tx %lu (bad %lu, errors %lu, "
 			       "blocked %lu) gone %lu\n", st.rx_frames, st.rx_too_big, st.rx_bad, st.rx_stalls,
 			       st.tx_frames, st.tx_bad, st.tx_errors, st.tx_blocked, st.backend_gone);

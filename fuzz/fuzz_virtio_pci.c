@@ -112,8 +112,11 @@ static const struct virtio_dev_ops echo_ops = {
 static void fz_vm_build(void)
 {
 	fz_virtio_vm_init();
-	FZ_CHECK(virtio_rng_create(&fz_vm) == 0);
-	FZ_CHECK(virtio_pci_create(&fz_vm, &echo_ops, NULL) != NULL);
+	FZ_CHECK(virtio_rng_create(&fz_vm.env, NULL) == 0);
+	/* the echo model's function, recorded as the registry's create
+	 * records one (a console's id: its type), destroyed with the others */
+	struct virtio_dev *echo = virtio_pci_create(&fz_vm.env, &echo_ops, NULL);
+	FZ_CHECK(echo && dev_registry_add(&fz_vm.devs, &virtio_console_dev_ops, echo) == 0);
 	fz_virtio_find_devs(2);
 	memset(fz_echo_cfg, 0, sizeof(fz_echo_cfg));
 }
@@ -121,7 +124,7 @@ static void fz_vm_build(void)
 static void fz_report(void)
 {
 	struct virtio_dev *devs[4];
-	unsigned n = virtio_devices(&fz_vm, devs, 4);
+	unsigned n = virtio_devices(&fz_vm.devs, devs, 4);
 	for (unsigned i = 0; i < n; i++) {
 		struct virtio_dev_stats st;
 		virtio_dev_get_stats(devs[i], &st);

@@ -34,6 +34,8 @@ struct hyperv;
 struct vm_config;
 struct json_object;
 struct dev_registry;
+struct iommu;
+struct snap_cur;
 
 /* Why the VM stopped; decides the exit status and the message. */
 enum vm_stop_reason {
@@ -109,6 +111,29 @@ struct dev_msi {
 	/* Deliver GSI gsi's route now (KVM_IRQ_LINE, or hvmm's own APICs with
 	 * --irqchip user); edge: a pulse, else the level stays up. */
 	void (*fire)(void *ctx, unsigned gsi, bool edge);
+	/* Send one MSI now (KVM_SIGNAL_MSI, or hvmm's own APICs with
+	 * --irqchip user): the IOMMU's fault-event interrupt. 0 or -errno. */
+	int (*signal)(void *ctx, uint64_t addr, uint32_t data);
+	/* A GSI of the device's own for one MSI (a passed-through function's
+	 * MSI, delivered by an irqfd): a fresh GSI or -errno, and pointing it
+	 * at a message, 0 or -errno. */
+	int (*gsi_alloc)(void *ctx);
+	int (*gsi_route)(void *ctx, unsigned gsi, uint64_t addr, uint32_t data);
+};
+
+/*
+ * The snapshot a device's creation or save depends on (virtio-net's kept
+ * slirp helper): the file being restored and where a save goes. Every
+ * member may be NULL: no snapshot (unit tests, a fresh boot).
+ */
+struct dev_snapshot {
+	void *ctx;
+	/* The section name of the file being restored (--restore), before any
+	 * device is loaded. 0 (c and version set) or -ENOENT. */
+	int (*restore_peek)(void *ctx, const char *name, struct snap_cur *c, uint32_t *version);
+	/* true: the save in progress is a snapshot to files (it may be resumed
+	 * later on this host), false: a migration's stream. */
+	bool (*to_files)(void *ctx);
 };
 
 /*
@@ -128,6 +153,10 @@ struct dev_env {
 	void *irq_ctx;
 	struct dev_msi msi;
 	struct hyperv *hyperv;       /* the SynIC (--hyperv), or NULL */
+	/* The DMA remapping unit PCI functions are behind (--device
+	 * intel-iommu), or NULL: a bus address is a guest physical one. */
+	struct iommu *iommu;
+	struct dev_snapshot snap;
 	struct dev_registry *reg;    /* where the instance is recorded */
 };
 
@@ -154,6 +183,9 @@ struct dev_ops {
 	 * instead of -errno: the user's mistake (exit status HVMM_EXIT_USAGE,
 	 * not HVMM_EXIT_HOST). */
 	int (*create)(const struct dev_env *env, int i, void **dev, char *err, size_t n);
+	/* What the instance gives the devices created after it (the IOMMU:
+	 * env->iommu); NULL: nothing. Called by dev_create_all. */
+	void (*provide)(void *dev, struct dev_env *env);
 	/* Back to the state a fresh create gives, as a hardware reset does. */
 	void (*reset)(void *dev);
 	/* Stop/restart host-side activity outside the event loop (threads,
@@ -204,9 +236,10 @@ void dev_registry_unsupported(struct dev_registry *r, const char *what);
 /* Create instance i of ops from env and record it in env->reg. 0, or the
  * create's negative value with the user's message in err. */
 int dev_create(const struct dev_env *env, const struct dev_ops *ops, int i, char *err, size_t n);
-/* Every type of dev_types, as many instances as its count asks for. 0, or
- * HVMM_EXIT_USAGE / HVMM_EXIT_HOST with the message in err. */
-int dev_create_all(const struct dev_env *env, char *err, size_t n);
+/* Every type of dev_types, as many instances as its count asks for; what
+ * one provides is in env from then on. 0, or HVMM_EXIT_USAGE /
+ * HVMM_EXIT_HOST with the message in err. */
+int dev_create_all(struct dev_env *env, char *err, size_t n);
 /* Instance index of the type called name, or NULL. */
 void *dev_find(const struct dev_registry *r, const char *name, int index);
 /* Every instance's pause (creation order) or resume (reverse order). */

@@ -25,7 +25,10 @@
 #include "iommu_priv.h"
 #include "snapshot.h"
 #include "util.h"
-#include "vm.h"
+#include "bus.h"
+#include "device.h"
+#include "memory.h"
+#include "vm_config.h"
 
 #define IOMMU_VERSION 0x10 /* 1.0, as QEMU's */
 
@@ -74,9 +77,9 @@ enum { INV_CC = 1, INV_IOTLB = 2, INV_DEVTLB = 3, INV_IEC = 4, INV_WAIT = 5 };
 
 static void iommu_msi(struct iommu *u, uint32_t addr_lo, uint32_t addr_hi, uint32_t data)
 {
-	struct vm *vm = u->vm;
 	/* Event interrupts are not subject to remapping (spec 5.1.6). */
-	irq_signal_msi(vm, (uint64_t)addr_hi << 32 | addr_lo, data);
+	if (u->msi.signal)
+		u->msi.signal(u->msi.ctx, (uint64_t)addr_hi << 32 | addr_lo, data);
 }
 
 static bool iommu_fault_pending(const struct iommu *u)
@@ -172,7 +175,7 @@ static bool iommu_iq_run(struct iommu *u)
 	}
 	while (head != tail && !(u->fsts & IOMMU_FSTS_IQE)) {
 		uint64_t d[2];
-		const void *p = mem_ptr(&u->vm->mem, (u->iqa & ~0xfffull) + (uint64_t)head * 16, sizeof(d));
+		const void *p = mem_ptr(u->mem, (u->iqa & ~0xfffull) + (uint64_t)head * 16, sizeof(d));
 		bool ok = p != NULL;
 		if (ok) {
 			memcpy(d, p, sizeof(d));
@@ -189,7 +192,7 @@ static bool iommu_iq_run(struct iommu *u)
 			case INV_WAIT:
 				if (d[0] & INV_WAIT_SW) {
 					uint32_t status = (uint32_t)(d[0] >> 32);
-					ok = mem_write(&u->vm->mem, d[1] & ~3ull, &status, 4) == 0;
+					ok = mem_write(u->mem, d[1] & ~3ull, &status, 4) == 0;
 				}
 				if (ok && (d[0] & INV_WAIT_IF) && !(u->ics & IOMMU_ICS_IWC)) {
 					u->ics |= IOMMU_ICS_IWC;
@@ -415,7 +418,7 @@ static void iommu_mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t
 	/* Interrupt routes computed through the old table or state are stale;
 	 * whoever recomputes them takes other locks, so ours is released first. */
 	if (reroute && u->routes_changed)
-		u->routes_changed(u->vm);
+		u->routes_changed(u->routes_ctx);
 }
 
 static const struct bus_ops iommu_ops = {
@@ -566,20 +569,30 @@ static int iommu_snap_load(void *opaque, struct snap_cur *c, uint32_t version, c
 	return 0;
 }
 
-/* Built by vm.c (iommu_create, before the devices behind it) and freed by
- * iommu_destroy: in the registry for its snapshot section. */
-static const struct dev_ops iommu_dev_ops = {
-	.name = "intel-iommu",
-	.desc = "intel-iommu",
-	.snap = { .name = "intel-iommu", .version = 1, .save = iommu_snap_save, .load = iommu_snap_load },
-};
-
-int iommu_create(struct vm *vm, bool intremap)
+static int iommu_count(const struct vm_config *cfg)
 {
+	return cfg->intel_iommu;
+}
+
+/* intremap: 1 on, 0 off, -1 auto (on with the split irqchip, which IR
+ * needs: it acts on hvmm's own IOAPIC, as QEMU's kernel-irqchip=split). */
+static int iommu_dev_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
+{
+	(void)i;
+	const struct vm_config *cfg = env->cfg;
+	bool split = cfg->irqchip == IRQCHIP_SPLIT;
+	bool intremap = cfg->intremap < 0 ? split : cfg->intremap > 0;
+	if (intremap && !split) { /* main checks it too */
+		snprintf(err, n, "--device intel-iommu,intremap=on needs --irqchip split");
+		return DEV_ERR_USAGE;
+	}
+	if (!env->mmio || !env->mem)
+		return -ENODEV;
 	struct iommu *u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	u->vm = vm;
+	u->mem = env->mem;
+	u->msi = env->msi;
 	u->intremap = intremap;
 	pthread_mutex_init(&u->lock, NULL);
 	u->cap = CAP_ND_16BIT | (uint64_t)IOMMU_SAGAW << CAP_SAGAW_SHIFT |
@@ -591,35 +604,54 @@ int iommu_create(struct vm *vm, bool intremap)
 		  (intremap ? ECAP_IR | ECAP_MHMV << ECAP_MHMV_SHIFT : 0);
 	u->fectl = IOMMU_CTL_IM; /* both event interrupts masked at reset */
 	u->iectl = IOMMU_CTL_IM;
-	int r = bus_register(&vm->mmio, IOMMU_BASE, IOMMU_MMIO_LEN, &iommu_ops, u, "intel-iommu");
+	int r = bus_register(env->mmio, IOMMU_BASE, IOMMU_MMIO_LEN, &iommu_ops, u, "intel-iommu");
 	if (r < 0) {
 		pthread_mutex_destroy(&u->lock);
 		free(u);
 		return r;
 	}
-	vm->iommu = u;
-	return dev_registry_add(&vm->devs, &iommu_dev_ops, u);
+	*dev = u;
+	return 0;
 }
 
-void iommu_destroy(struct vm *vm)
+/* The devices created after it (the IOAPIC, the PCI functions) translate
+ * and remap through it. */
+static void iommu_provide(void *dev, struct dev_env *env)
 {
-	struct iommu *u = vm->iommu;
-	if (!u)
-		return;
-	vm->iommu = NULL;
+	env->iommu = dev;
+}
+
+/* Its register window stays on the MMIO bus, which is freed after the
+ * devices and never dispatched to once they are destroyed. */
+static void iommu_dev_destroy(void *dev)
+{
+	struct iommu *u = dev;
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
 
-void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm))
+/* No reset op: a VM reset is a new hvmm process (--restore aside), as for
+ * the PCI host. */
+const struct dev_ops iommu_dev_ops = {
+	.name = "intel-iommu",
+	.desc = "intel-iommu",
+	.count = iommu_count,
+	.create = iommu_dev_create,
+	.provide = iommu_provide,
+	.snap = { .name = "intel-iommu", .version = 1, .save = iommu_snap_save, .load = iommu_snap_load },
+	.destroy = iommu_dev_destroy,
+};
+
+void iommu_set_routes_hook(struct iommu *u, void (*hook)(void *ctx), void *ctx)
 {
-	if (vm->iommu)
-		vm->iommu->routes_changed = hook;
+	if (u) {
+		u->routes_changed = hook;
+		u->routes_ctx = ctx;
+	}
 }
 
-bool iommu_get_stats(struct vm *vm, struct iommu_stats *out)
+bool iommu_get_stats(struct iommu *u, struct iommu_stats *out)
 {
-	struct iommu *u = vm->iommu;
 	if (!u)
 		return false;
 	pthread_mutex_lock(&u->lock);
@@ -633,9 +665,8 @@ bool iommu_get_stats(struct vm *vm, struct iommu_stats *out)
 	return true;
 }
 
-uint64_t iommu_faults(struct vm *vm)
+uint64_t iommu_faults(struct iommu *u)
 {
-	struct iommu *u = vm->iommu;
 	if (!u)
 		return 0;
 	pthread_mutex_lock(&u->lock);

@@ -31,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
 struct guest_mem;
+struct iommu;
 
 #define IOMMU_BASE 0xfed90000ull /* q35's DMAR unit in QEMU, where kvm-unit-tests look */
 #define IOMMU_MMIO_LEN 0x1000ull
@@ -66,11 +66,16 @@ enum iommu_fault {
 	IOMMU_FR_IR_SID = 0x26,      /* source-id verification failed */
 };
 
-/* Before the vCPUs start: the register window at IOMMU_BASE. intremap: IR
- * offered in ECAP (needs the split irqchip: hvmm's IOAPIC must see it).
- * 0 or -errno. */
-int iommu_create(struct vm *vm, bool intremap);
-void iommu_destroy(struct vm *vm);
+/* The unit is the registry type iommu_dev_ops ("intel-iommu", one with
+ * --device intel-iommu): created from the handles (its register window on
+ * the MMIO bus at IOMMU_BASE, guest memory, KVM's VM fd for its event
+ * interrupts) before the devices behind it and the IOAPIC, which it gives
+ * itself to (dev_env's iommu, through the type's provide). IR is offered in
+ * ECAP with intremap (needs the split irqchip: hvmm's IOAPIC must see it).
+ * Every function below takes the unit or NULL (no unit: identity, nothing
+ * to remap, no counters). */
+struct dev_ops;
+extern const struct dev_ops iommu_dev_ops;
 
 /*
  * DMA translation for requester `sid`: the guest-physical address of `iova`
@@ -80,7 +85,7 @@ void iommu_destroy(struct vm *vm);
  * enum iommu_fault, which is already recorded (unless the context entry
  * disables fault reporting).
  */
-int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint64_t *gpa,
+int iommu_translate(struct iommu *u, uint16_t sid, uint64_t iova, bool write, uint64_t *gpa,
 		    uint64_t *avail);
 /*
  * A device's DMA of len bytes between buf and its address space at iova
@@ -91,8 +96,8 @@ int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint
  */
 /* Bumped by every IOTLB flush (any invalidation); 0 without a unit. A
  * translation made under generation g may be used while it still reads g. */
-uint64_t iommu_generation(struct vm *vm);
-int iommu_dma_rw(struct vm *vm, uint16_t sid, uint64_t iova, void *buf, uint64_t len, bool write);
+uint64_t iommu_generation(struct iommu *u);
+int iommu_dma_rw(struct iommu *u, struct guest_mem *mem, uint16_t sid, uint64_t iova, void *buf, uint64_t len, bool write);
 
 /*
  * Interrupt remapping of an MSI (addr, data) from requester `sid`: rewritten
@@ -104,11 +109,11 @@ int iommu_dma_rw(struct vm *vm, uint16_t sid, uint64_t iova, void *buf, uint64_t
  * the caller records it with iommu_ir_fault() when the interrupt is actually
  * raised (an IOAPIC route is computed long before).
  */
-int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data);
+int iommu_remap_msi(struct iommu *u, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data);
 /* Or'ed into iommu_remap_msi's fault when the IRTE's FPD bit says the fault
  * is not to be recorded (the interrupt is still blocked). */
 #define IOMMU_FAULT_QUIET 0x100
-void iommu_ir_fault(struct vm *vm, uint16_t sid, uint64_t addr, int reason);
+void iommu_ir_fault(struct iommu *u, uint16_t sid, uint64_t addr, int reason);
 
 /*
  * Called (no unit lock held, any vCPU thread) when interrupt routes computed
@@ -116,10 +121,10 @@ void iommu_ir_fault(struct vm *vm, uint16_t sid, uint64_t addr, int reason);
  * interrupt-entry-cache invalidation. vm.c recomputes the IOAPIC's and MSI-X
  * routes there; a hook rather than a call keeps this module free of them.
  */
-void iommu_set_routes_hook(struct vm *vm, void (*hook)(struct vm *vm));
+void iommu_set_routes_hook(struct iommu *u, void (*hook)(void *ctx), void *ctx);
 
 /* Faults recorded (and those dropped on overflow) since creation, for tests. */
-uint64_t iommu_faults(struct vm *vm);
+uint64_t iommu_faults(struct iommu *u);
 
 /* Counters for --stats; false without a unit. */
 struct iommu_stats {
@@ -135,7 +140,7 @@ struct iommu_stats {
 	uint64_t descriptors;     /* invalidation descriptors processed */
 	uint64_t events;          /* fault and invalidation-completion event messages sent */
 };
-bool iommu_get_stats(struct vm *vm, struct iommu_stats *out);
+bool iommu_get_stats(struct iommu *u, struct iommu_stats *out);
 
 /* ---- the pure logic, exposed for unit tests ---- */
 

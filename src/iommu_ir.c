@@ -12,7 +12,6 @@
 
 #include "iommu_priv.h"
 #include "memory.h"
-#include "vm.h"
 
 #define MSI_ADDR_BASE 0xfee00000ull
 #define MSI_ADDR_HEAD_MASK 0xfff00000ull
@@ -124,9 +123,8 @@ int iommu_ir_lookup(const struct guest_mem *m, uint64_t irta, unsigned size_fiel
 	return IOMMU_OK;
 }
 
-int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data)
+int iommu_remap_msi(struct iommu *u, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data)
 {
-	struct iommu *u = vm->iommu;
 	if (!u || !u->intremap)
 		return IOMMU_OK;
 	pthread_mutex_lock(&u->lock);
@@ -137,7 +135,7 @@ int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr
 		return IOMMU_OK;
 	unsigned index;
 	bool fpd;
-	int r = iommu_ir_lookup(&vm->mem, irt, (unsigned)(irt & 0xf), gsts & IOMMU_G_CFI, sid,
+	int r = iommu_ir_lookup(u->mem, irt, (unsigned)(irt & 0xf), gsts & IOMMU_G_CFI, sid,
 				verify_sid, addr, data, &index, &fpd);
 	if (!r) {
 		pthread_mutex_lock(&u->lock);
@@ -149,9 +147,8 @@ int iommu_remap_msi(struct vm *vm, uint16_t sid, bool verify_sid, uint64_t *addr
 	return r;
 }
 
-void iommu_ir_fault(struct vm *vm, uint16_t sid, uint64_t addr, int reason)
+void iommu_ir_fault(struct iommu *u, uint16_t sid, uint64_t addr, int reason)
 {
-	struct iommu *u = vm->iommu;
 	if (!u || !reason)
 		return;
 	pthread_mutex_lock(&u->lock);

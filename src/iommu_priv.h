@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "device.h"
 #include "iommu.h"
 
 /* Register offsets (VT-d spec 10.4). */
@@ -92,7 +93,9 @@ struct iommu_iotlb_entry {
 };
 
 struct iommu {
-	struct vm *vm;
+	/* The handles it was created with (struct dev_env's). */
+	struct guest_mem *mem;
+	struct dev_msi msi; /* event interrupts: its signal (KVM_SIGNAL_MSI or hvmm's APICs) */
 	bool intremap;
 	uint64_t cap, ecap;
 	pthread_mutex_t lock;
@@ -113,7 +116,8 @@ struct iommu {
 	struct iommu_iotlb_entry iotlb_cache[IOMMU_IOTLB_SLOTS];
 	uint64_t gen;          /* bumped by every flush; read atomically without the lock */
 	uint64_t events;       /* fault and invalidation event messages sent */
-	void (*routes_changed)(struct vm *vm);
+	void (*routes_changed)(void *ctx);
+	void *routes_ctx;
 };
 
 /* iommu.c: record a fault (lock NOT held). addr: the page (DMA) or the

@@ -11,7 +11,6 @@
 
 #include "iommu_priv.h"
 #include "memory.h"
-#include "vm.h"
 
 #define IOMMU_PAGE_SHIFT 12
 #define IOMMU_PAGE_SIZE (1ull << IOMMU_PAGE_SHIFT)
@@ -147,10 +146,9 @@ static unsigned iommu_iotlb_slot(uint16_t sid, uint64_t page)
 /* in the tag: a page number is at most 52 bits, so bit 63 is free */
 #define IOTLB_VALID (1ull << 63)
 
-int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint64_t *gpa,
+int iommu_translate(struct iommu *u, uint16_t sid, uint64_t iova, bool write, uint64_t *gpa,
 		    uint64_t *avail)
 {
-	struct iommu *u = vm->iommu;
 	if (!u)
 		goto identity;
 	uint64_t page = iova >> IOMMU_PAGE_SHIFT, off = iova & (IOMMU_PAGE_SIZE - 1);
@@ -179,7 +177,7 @@ int iommu_translate(struct vm *vm, uint16_t sid, uint64_t iova, bool write, uint
 	/* The walk reads guest tables without the lock (a vCPU may be
 	 * rewriting them: each entry is copied once, then checked). */
 	struct iommu_xlate x;
-	int r = iommu_walk(&vm->mem, root, IOMMU_SAGAW, IOMMU_SLLPS, sid, iova, write, &x);
+	int r = iommu_walk(u->mem, root, IOMMU_SAGAW, IOMMU_SLLPS, sid, iova, write, &x);
 	if (r) {
 		if (!x.fpd)
 			iommu_record_fault(u, sid, iova, r, write);
@@ -205,26 +203,25 @@ identity:
 	return IOMMU_OK;
 }
 
-uint64_t iommu_generation(struct vm *vm)
+uint64_t iommu_generation(struct iommu *u)
 {
-	struct iommu *u = vm->iommu;
 	return u ? __atomic_load_n(&u->gen, __ATOMIC_ACQUIRE) : 0;
 }
 
-int iommu_dma_rw(struct vm *vm, uint16_t sid, uint64_t iova, void *buf, uint64_t len, bool write)
+int iommu_dma_rw(struct iommu *u, struct guest_mem *mem, uint16_t sid, uint64_t iova, void *buf, uint64_t len, bool write)
 {
 	uint8_t *b = buf;
 	while (len) {
 		uint64_t gpa, avail;
-		if (iommu_translate(vm, sid, iova, write, &gpa, &avail))
+		if (iommu_translate(u, sid, iova, write, &gpa, &avail))
 			return -EFAULT;
 		uint64_t n = len < avail ? len : avail;
-		uint8_t *p = mem_ptr(&vm->mem, gpa, n);
+		uint8_t *p = mem_ptr(mem, gpa, n);
 		if (!p)
 			return -EFAULT;
 		if (write) {
 			memcpy(p, b, n);
-			mem_mark_dirty(&vm->mem, p, n); /* a migration resends it */
+			mem_mark_dirty(mem, p, n); /* a migration resends it */
 		} else
 			memcpy(b, p, n);
 		b += n;

@@ -143,7 +143,7 @@ int migrate_incoming_go(struct vm *vm)
 	if (!m || !m->incoming_done)
 		return 0;
 	char err[300];
-	if (virtio_blk_handover(vm, true, err, sizeof(err)) < 0)
+	if (virtio_blk_handover(&vm->devs, true, err, sizeof(err)) < 0)
 		return mig_in_fail(m, HVMM_EXIT_USAGE, "", err);
 	if (mig_reply_send(m->fd, MIG_R_RUNNING, "") < 0) {
 		/* The source did not hear it: it runs the guest on, so must not we. */

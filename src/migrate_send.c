@@ -273,7 +273,7 @@ int migrate_out(struct vm *vm, const char *dest, uint32_t downtime_ms, char *err
 		goto stream;
 	/* Nothing writes the disks now (paused, requests completed by the
 	 * state's build): flush and hand them over. */
-	if (virtio_blk_handover(vm, false, err, n) < 0)
+	if (virtio_blk_handover(&vm->devs, false, err, n) < 0)
 		goto fail;
 	unlocked = true;
 	struct mig_rec sh = { .type = MIG_STATE, .len = sizeof(pre) + sizeof(w.h) + w.body.len };
@@ -325,7 +325,7 @@ fail:
 		snap_writer_free(&w);
 	if (unlocked) {
 		char lerr[200];
-		if (virtio_blk_handover(vm, true, lerr, sizeof(lerr)) < 0) {
+		if (virtio_blk_handover(&vm->devs, true, lerr, sizeof(lerr)) < 0) {
 			/* Someone took the image between: running on would
 			 * corrupt it. */
 			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "migration failed and %s", lerr);

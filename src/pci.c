@@ -484,11 +484,6 @@ struct pci_dev *pci_dev_add(struct pci_host *h, const struct pci_dev_info *info)
 	return NULL;
 }
 
-struct vm *pci_host_vm(struct pci_host *h)
-{
-	return h ? h->vm : NULL;
-}
-
 struct pci_dev *pci_dev_at(struct vm *vm, unsigned devfn)
 {
 	return pci_find(vm, devfn);
@@ -608,7 +603,7 @@ int pci_dma_rw(struct pci_dev *d, uint64_t addr, void *buf, uint64_t len, bool w
 {
 	if (!pci_dev_bus_master(d))
 		return -EPERM;
-	return iommu_dma_rw(d->vm, pci_dev_sid(d), addr, buf, len, write);
+	return iommu_dma_rw(d->vm->iommu, &d->vm->mem, pci_dev_sid(d), addr, buf, len, write);
 }
 
 void pci_dev_firmware_enable(struct pci_dev *d)

@@ -259,10 +259,6 @@ void pci_msix_set_mask_hook(struct pci_dev *d, void (*hook)(void *opaque, unsign
 /* The BAR's programmed base (what the guest wrote, or where pci_bar_add put it). */
 uint64_t pci_dev_bar_addr(struct pci_dev *d, unsigned bar);
 struct vm *pci_dev_vm(struct pci_dev *d);
-/* The VM behind a host: only for the device models still created with the
- * VM (virtio's transport and models, vfio) until they take narrow handles
- * like the others (device.h). */
-struct vm *pci_host_vm(struct pci_host *h);
 const char *pci_dev_name(const struct pci_dev *d);
 
 /*

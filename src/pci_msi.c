@@ -61,10 +61,10 @@ bool pci_msi_notify(struct pci_dev *d)
 			(uint64_t)pci_cfg32(d, d->msi_cap + MSI_OFF_ADDR_HI) << 32;
 	uint32_t data = pci_cfg16(d, d->msi_cap + MSI_OFF_DATA);
 	uint64_t orig = addr;
-	int r = iommu_remap_msi(d->vm, pci_dev_sid(d), true, &addr, &data);
+	int r = iommu_remap_msi(d->vm->iommu, pci_dev_sid(d), true, &addr, &data);
 	if (r) {
 		d->msi_blocked++;
-		iommu_ir_fault(d->vm, pci_dev_sid(d), orig, r);
+		iommu_ir_fault(d->vm->iommu, pci_dev_sid(d), orig, r);
 		return false;
 	}
 	d->msi_sent++;

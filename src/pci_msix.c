@@ -53,7 +53,7 @@ static void msix_send(struct pci_dev *d, struct pci_msix_vec *v)
 	if (v->ir_fault) {
 		/* blocked by interrupt remapping: recorded when raised */
 		v->blocked++;
-		iommu_ir_fault(vm, pci_dev_sid(d), msix_addr(v), v->ir_fault);
+		iommu_ir_fault(vm->iommu, pci_dev_sid(d), msix_addr(v), v->ir_fault);
 		return;
 	}
 	v->sent++;
@@ -90,7 +90,7 @@ static void msix_vec_update(struct pci_dev *d, unsigned i)
 	 * the remapping state or invalidates the entry cache). */
 	v->msg_addr = msix_addr(v);
 	v->msg_data = v->data;
-	v->ir_fault = iommu_remap_msi(d->vm, pci_dev_sid(d), true, &v->msg_addr, &v->msg_data);
+	v->ir_fault = iommu_remap_msi(d->vm->iommu, pci_dev_sid(d), true, &v->msg_addr, &v->msg_data);
 	if (v->gsi >= 0 && !v->ir_fault)
 		irq_msi_route(d->vm, (unsigned)v->gsi, v->msg_addr, v->msg_data);
 	if (v->pending) {

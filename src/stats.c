@@ -239,7 +239,7 @@ static json_object *stats_json_irt(struct vm *vm)
 static void stats_print_iommu(struct vm *vm, FILE *f)
 {
 	struct iommu_stats st;
-	if (!iommu_get_stats(vm, &st))
+	if (!iommu_get_stats(vm->iommu, &st))
 		return;
 	fprintf(f, "intel-iommu: translation %s, interrupt remapping %s, queued invalidation %s; "
 		"%llu DMA translations (IOTLB %llu hits, %llu misses, %llu flushes), %llu messages remapped, %llu interrupts blocked, %llu faults, "
@@ -256,7 +256,7 @@ static void stats_print_iommu(struct vm *vm, FILE *f)
 static json_object *stats_json_iommu(struct vm *vm)
 {
 	struct iommu_stats st;
-	if (!iommu_get_stats(vm, &st))
+	if (!iommu_get_stats(vm->iommu, &st))
 		return NULL; /* JSON null: no unit */
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "gsts", json_object_new_uint64(st.gsts));
@@ -277,7 +277,7 @@ static json_object *stats_json_iommu(struct vm *vm)
 static void stats_print_virtio(struct vm *vm, FILE *f)
 {
 	struct virtio_dev *devs[PCI_MAX_SLOTS];
-	unsigned n = virtio_devices(vm, devs, PCI_MAX_SLOTS);
+	unsigned n = virtio_devices(&vm->devs, devs, PCI_MAX_SLOTS);
 	if (!n)
 		return;
 	fprintf(f, "virtio  %-16s %-7s %10s %10s %10s %10s %10s %10s %6s\n", "device", "pci", "notifies",
@@ -345,7 +345,7 @@ static json_object *stats_json_virtio(struct vm *vm)
 {
 	json_object *arr = json_object_new_array();
 	struct virtio_dev *devs[PCI_MAX_SLOTS];
-	unsigned n = virtio_devices(vm, devs, PCI_MAX_SLOTS);
+	unsigned n = virtio_devices(&vm->devs, devs, PCI_MAX_SLOTS);
 	for (unsigned i = 0; i < n; i++) {
 		struct virtio_dev_stats st;
 		virtio_dev_get_stats(devs[i], &st);
@@ -376,7 +376,7 @@ static void stats_print_vfio(struct vm *vm, FILE *f)
 {
 	struct vfio_pci_stats st;
 	const char *bdf;
-	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++)
+	for (unsigned i = 0; vfio_pci_stats(&vm->devs, i, &st, &bdf); i++)
 		fprintf(f, "vfio %s: %llu KiB of BARs mapped (%llu maps, %llu unmaps), forwarded %llu BAR reads, "
 			"%llu BAR writes, %llu config reads, %llu config writes\n",
 			bdf, (unsigned long long)(st.mapped_bytes >> 10), (unsigned long long)st.maps,
@@ -535,7 +535,7 @@ static json_object *stats_json_vfio(struct vm *vm)
 	json_object *arr = json_object_new_array();
 	struct vfio_pci_stats st;
 	const char *bdf;
-	for (unsigned i = 0; vfio_pci_stats(vm, i, &st, &bdf); i++) {
+	for (unsigned i = 0; vfio_pci_stats(&vm->devs, i, &st, &bdf); i++) {
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "host", json_object_new_string(bdf));
 		json_object_object_add(o, "bar_reads", json_object_new_uint64(st.bar_reads));

@@ -121,14 +121,22 @@ int vfio_set_irq_unmask_fd(struct vfio_dev *v, unsigned index, int fd);
 
 /*
  * The guest's PCI function for an opened device (which vfio_pci owns from
- * then on, and closes). 0 or -errno, with a reason in err.
+ * then on, and closes), the index-th passed through (its KVM memory slots),
+ * created from the handles in env: the PCI host, KVM's VM fd (BAR slots,
+ * irqfds), the event loop (masked MSI-X vectors), the MSI GSIs (env->msi's
+ * gsi_alloc and gsi_route), the registry (marked: no snapshots). 0 and
+ * *out, or -errno with a reason in err.
  */
-int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen);
-/* Every device's VFIO state; after pci_destroy. */
-void vfio_pci_destroy(struct vm *vm);
+struct dev_env;
+struct dev_registry;
+struct vfio_pci;
+int vfio_pci_create(const struct dev_env *env, unsigned index, struct vfio_dev *v, struct vfio_pci **out,
+		    char *err, size_t errlen);
+/* Undo it (the registry type's destroy); its PCI function stays on bus 0
+ * with dead BARs until the host is freed. */
+void vfio_pci_destroy(struct vfio_pci *p);
 /* --device vfio,host=BDF as a registry type (device.h): one per option,
- * opened and added in the registry's order. Not converted yet: it reaches
- * the VM through the PCI host, and vfio_pci_destroy frees it. */
+ * opened and added in the registry's order, destroyed by it. */
 struct dev_ops;
 extern const struct dev_ops vfio_dev_ops;
 
@@ -138,8 +146,8 @@ struct vfio_pci_stats {
 	uint64_t bar_reads, bar_writes, cfg_reads, cfg_writes, maps, unmaps;
 	uint64_t mapped_bytes;
 };
-bool vfio_pci_stats(struct vm *vm, unsigned i, struct vfio_pci_stats *out, const char **bdf);
+bool vfio_pci_stats(const struct dev_registry *r, unsigned i, struct vfio_pci_stats *out, const char **bdf);
 /* Device i's host side (NULL if none), for tests: its last SET_IRQS. */
-const struct vfio_dev *vfio_pci_dev(struct vm *vm, unsigned i);
+const struct vfio_dev *vfio_pci_dev(const struct dev_registry *r, unsigned i);
 
 #endif

@@ -26,7 +26,8 @@
 #include "snapshot.h"
 #include "util.h"
 #include "vfio.h"
-#include "vm.h"
+#include "device.h"
+#include "vm_config.h"
 
 #define VFIO_PAGE 4096ull
 #define VFIO_CFG_SNAP 256 /* the header and the capability list */
@@ -59,7 +60,10 @@ struct vfio_vec {
 };
 
 struct vfio_pci {
-	struct vm *vm;
+	/* The handles it was created with (struct dev_env's). */
+	int vm_fd;           /* BAR slots, irqfds; -1: a fake VM (tests) */
+	struct evloop *loop; /* masked MSI-X vectors' eventfds */
+	struct dev_msi msi;  /* its MSI's GSI */
 	struct vfio_dev dev;
 	struct pci_dev *pci;
 	unsigned slot_base;
@@ -78,11 +82,6 @@ struct vfio_pci {
 	struct vfio_pci_stats st; /* under the PCI device lock */
 	bool warned;              /* a BAR mapping was refused (said once) */
 	bool irq_warned;          /* VFIO refused an interrupt change (said once) */
-};
-
-struct vfio_state {
-	unsigned n;
-	struct vfio_pci *dev[VFIO_MAX_DEVICES];
 };
 
 static uint64_t vfio_ones(unsigned size)
@@ -159,7 +158,7 @@ static const struct bus_ops vfio_bar_ops = {
  * an unclaimed address would, and hvmm says so once. */
 static bool vfio_slot(struct vfio_pci *p, unsigned slot, uint64_t gpa, uint64_t size, void *hva)
 {
-	if (p->vm->vm_fd < 0)
+	if (p->vm_fd < 0)
 		return true; /* a fake VM: the bookkeeping is the test */
 	struct kvm_userspace_memory_region m = {
 		.slot = slot,
@@ -167,7 +166,7 @@ static bool vfio_slot(struct vfio_pci *p, unsigned slot, uint64_t gpa, uint64_t 
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
-	if (ioctl(p->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) == 0)
+	if (ioctl(p->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) == 0)
 		return true;
 	if (size && !p->warned)
 		util_err("%s: BAR mapping at %#llx (%llu bytes): KVM_SET_USER_MEMORY_REGION: %s "
@@ -442,7 +441,7 @@ static int vfio_msix_setup(struct vfio_pci *p, const uint8_t *snap, char *err, s
 	for (unsigned i = 0; i < nvec; i++) {
 		struct vfio_vec *v = &p->vec[i];
 		v->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (v->efd < 0 || (r = evloop_add(p->vm->evloop, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
+		if (v->efd < 0 || (r = evloop_add(p->loop, v->efd, EPOLLIN, vfio_masked_event, v)) < 0) {
 			snprintf(err, errlen, "MSI-X vector %u: %s", i, strerror(v->efd < 0 ? errno : -r));
 			return v->efd < 0 ? -errno : r;
 		}
@@ -479,7 +478,7 @@ static int vfio_msi_setup(struct vfio_pci *p, const uint8_t *snap, char *err, si
 	pci_dev_cfg_own(p->pci, cap, p->msi_len, PCI_CFG_HVMM);
 	/* Its GSI and irqfd now, before the vCPU threads (each has a private
 	 * fd table) — as pci_msix.c does for its vectors. */
-	int gsi = irq_msi_alloc(p->vm);
+	int gsi = p->msi.gsi_alloc && p->msi.gsi_route ? p->msi.gsi_alloc(p->msi.ctx) : -ENOSYS;
 	if (gsi < 0) {
 		snprintf(err, errlen, "MSI: no GSI: %s", strerror(-gsi));
 		return gsi;
@@ -491,7 +490,7 @@ static int vfio_msi_setup(struct vfio_pci *p, const uint8_t *snap, char *err, si
 		return -errno;
 	}
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)p->msi_efd, .gsi = (uint32_t)gsi };
-	if (p->vm->vm_fd >= 0 && ioctl(p->vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+	if (p->vm_fd >= 0 && ioctl(p->vm_fd, KVM_IRQFD, &irqfd) < 0) {
 		snprintf(err, errlen, "MSI: KVM_IRQFD: %s", strerror(errno));
 		return -errno;
 	}
@@ -508,7 +507,7 @@ static void vfio_msi_update(struct vfio_pci *p)
 		addr |= (uint64_t)pci_cfg32(p->pci, p->msi_cap + 8) << 32;
 	uint32_t data = pci_cfg16(p->pci, p->msi_cap + (p->msi_64 ? 12 : 8));
 	if (on && (!p->msi_on || addr != p->msi_addr || data != p->msi_data))
-		irq_msi_route(p->vm, (unsigned)p->msi_gsi, addr, data);
+		p->msi.gsi_route(p->msi.ctx, (unsigned)p->msi_gsi, addr, data);
 	p->msi_addr = addr;
 	p->msi_data = data;
 	if (on == p->msi_on)
@@ -551,7 +550,7 @@ static int vfio_intx_setup(struct vfio_pci *p, char *err, size_t errlen)
 	p->intx_gsi = p->pci->intx_ioapic_pin;
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)p->intx_efd, .gsi = p->intx_gsi,
 				   .flags = KVM_IRQFD_FLAG_RESAMPLE, .resamplefd = (uint32_t)p->intx_rfd };
-	if (p->vm->vm_fd >= 0 && ioctl(p->vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+	if (p->vm_fd >= 0 && ioctl(p->vm_fd, KVM_IRQFD, &irqfd) < 0) {
 		snprintf(err, errlen, "INTx: KVM_IRQFD with resample: %s", strerror(errno));
 		return -errno;
 	}
@@ -563,18 +562,31 @@ static int vfio_intx_setup(struct vfio_pci *p, char *err, size_t errlen)
 
 static void vfio_pci_free(struct vfio_pci *p)
 {
+	/* The function stays on bus 0 (pci.c has no unplug) until the host is
+	 * freed: no hook of it may reach p from here. Its BARs' and config
+	 * space's ops still name p, but only a vCPU reaches those, and the
+	 * vCPUs are gone before the devices. */
+	if (p->pci) {
+		pci_dev_lock(p->pci);
+		pci_dev_set_bar_hook(p->pci, NULL, NULL);
+		pci_dev_set_config_hook(p->pci, NULL, NULL);
+		pci_msix_set_mask_hook(p->pci, NULL, NULL);
+		pci_dev_unlock(p->pci);
+	}
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		for (unsigned s = 0; s < p->bar[i].nseg; s++)
 			munmap(p->bar[i].seg[s].hva, p->bar[i].seg[s].size);
-	/* the event loop is gone (vm_destroy), its watches with it */
 	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
-		if (p->vec[i].efd >= 0)
+		if (p->vec[i].efd >= 0) {
+			if (p->loop)
+				evloop_del(p->loop, p->vec[i].efd); /* the loop is stopped */
 			close(p->vec[i].efd);
+		}
 	if (p->intx_efd >= 0) {
 		struct kvm_irqfd irqfd = { .fd = (uint32_t)p->intx_efd, .gsi = p->intx_gsi,
-					   .flags = KVM_IRQFD_FLAG_DEASSIGN }; /* p->pci is gone */
-		if (p->vm->vm_fd >= 0)
-			ioctl(p->vm->vm_fd, KVM_IRQFD, &irqfd);
+					   .flags = KVM_IRQFD_FLAG_DEASSIGN };
+		if (p->vm_fd >= 0)
+			ioctl(p->vm_fd, KVM_IRQFD, &irqfd);
 		close(p->intx_efd);
 	}
 	if (p->intx_rfd >= 0)
@@ -582,43 +594,17 @@ static void vfio_pci_free(struct vfio_pci *p)
 	if (p->msi_efd >= 0) {
 		struct kvm_irqfd irqfd = { .fd = (uint32_t)p->msi_efd, .gsi = (uint32_t)p->msi_gsi,
 					   .flags = KVM_IRQFD_FLAG_DEASSIGN };
-		if (p->vm->vm_fd >= 0)
-			ioctl(p->vm->vm_fd, KVM_IRQFD, &irqfd);
+		if (p->vm_fd >= 0)
+			ioctl(p->vm_fd, KVM_IRQFD, &irqfd);
 		close(p->msi_efd);
 	}
 	vfio_close(&p->dev);
 	free(p);
 }
 
-int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
+/* Everything but the registry record; p freed on failure. */
+static int vfio_pci_build(struct vfio_pci *p, const struct dev_env *env, char *err, size_t errlen)
 {
-	if (!vm->vfio && !(vm->vfio = calloc(1, sizeof(*vm->vfio)))) {
-		vfio_close(v);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	struct vfio_state *s = vm->vfio;
-	struct vfio_pci *p = calloc(1, sizeof(*p));
-	if (!p || s->n == VFIO_MAX_DEVICES) {
-		free(p);
-		vfio_close(v);
-		snprintf(err, errlen, p ? "at most %d passed-through devices" : "out of memory", VFIO_MAX_DEVICES);
-		return p ? -ENOSPC : -ENOMEM;
-	}
-	p->vm = vm;
-	p->dev = *v;
-	p->msi_efd = -1;
-	p->msi_gsi = -1;
-	p->intx_efd = p->intx_rfd = -1;
-	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
-		p->vec[i] = (struct vfio_vec){ .p = p, .index = i, .efd = -1, .masked = true };
-	p->slot_base = VFIO_SLOT_BASE + s->n * VFIO_SLOTS_PER_DEV;
-	s->dev[s->n++] = p; /* vfio_pci_destroy frees it from here on */
-	/* A real device's state (its registers, DMA in progress, its own
-	 * firmware) cannot be read out and put back: no snapshot while it is
-	 * there. */
-	dev_registry_unsupported(&vm->devs, "--device vfio");
-
 	uint8_t snap[VFIO_CFG_SNAP];
 	const struct vfio_region *cr = &p->dev.region[VFIO_PCI_CONFIG_REGION_INDEX];
 	if (cr->size < VFIO_CFG_SNAP ||
@@ -633,7 +619,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	}
 	char name[32];
 	snprintf(name, sizeof(name), "vfio %s", p->dev.bdf);
-	p->intx = vm->cfg.irqchip == IRQCHIP_KERNEL && p->dev.irq_count[VFIO_PCI_INTX_IRQ_INDEX] &&
+	p->intx = env->cfg && env->cfg->irqchip == IRQCHIP_KERNEL && p->dev.irq_count[VFIO_PCI_INTX_IRQ_INDEX] &&
 		  snap[PCI_INT_PIN] >= 1 && snap[PCI_INT_PIN] <= 4;
 	const struct pci_dev_info info = {
 		.vendor_id = (uint16_t)(snap[0] | snap[1] << 8),
@@ -646,7 +632,7 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 		.intx_pin = p->intx ? snap[PCI_INT_PIN] : 0,
 		.name = name,
 	};
-	p->pci = pci_dev_add(vm->pci, &info);
+	p->pci = pci_dev_add(env->pci, &info);
 	if (!p->pci) {
 		snprintf(err, errlen, "no PCI slot left: %s", strerror(errno));
 		return -errno;
@@ -673,36 +659,62 @@ int vfio_pci_create(struct vm *vm, struct vfio_dev *v, char *err, size_t errlen)
 	return 0;
 }
 
-void vfio_pci_destroy(struct vm *vm)
+int vfio_pci_create(const struct dev_env *env, unsigned index, struct vfio_dev *v, struct vfio_pci **out,
+		    char *err, size_t errlen)
 {
-	struct vfio_state *s = vm->vfio;
-	if (!s)
-		return;
-	for (unsigned i = 0; i < s->n; i++)
-		vfio_pci_free(s->dev[i]);
-	free(s);
-	vm->vfio = NULL;
+	struct vfio_pci *p = index < VFIO_MAX_DEVICES ? calloc(1, sizeof(*p)) : NULL;
+	if (!p) {
+		vfio_close(v);
+		snprintf(err, errlen, index < VFIO_MAX_DEVICES ? "out of memory" : "at most %d passed-through devices",
+			 VFIO_MAX_DEVICES);
+		return index < VFIO_MAX_DEVICES ? -ENOMEM : -ENOSPC;
+	}
+	p->vm_fd = env->vm_fd;
+	p->loop = env->loop;
+	p->msi = env->msi;
+	p->dev = *v;
+	p->msi_efd = -1;
+	p->msi_gsi = -1;
+	p->intx_efd = p->intx_rfd = -1;
+	for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++)
+		p->vec[i] = (struct vfio_vec){ .p = p, .index = i, .efd = -1, .masked = true };
+	/* the n-th --device vfio's KVM memory slots */
+	p->slot_base = VFIO_SLOT_BASE + index * VFIO_SLOTS_PER_DEV;
+	int r = vfio_pci_build(p, env, err, errlen);
+	if (r < 0) {
+		vfio_pci_free(p);
+		return r;
+	}
+	/* A real device's state (its registers, DMA in progress, its own
+	 * firmware) cannot be read out and put back: no snapshot while it is
+	 * there. */
+	dev_registry_unsupported(env->reg, "--device vfio");
+	*out = p;
+	return 0;
 }
 
-bool vfio_pci_stats(struct vm *vm, unsigned i, struct vfio_pci_stats *out, const char **bdf)
+void vfio_pci_destroy(struct vfio_pci *p)
 {
-	struct vfio_state *s = vm->vfio;
-	if (!s || i >= s->n)
+	if (p)
+		vfio_pci_free(p);
+}
+
+bool vfio_pci_stats(const struct dev_registry *r, unsigned i, struct vfio_pci_stats *out, const char **bdf)
+{
+	struct vfio_pci *p = dev_find(r, vfio_dev_ops.name, (int)i);
+	if (!p)
 		return false;
-	struct vfio_pci *p = s->dev[i];
-	if (p->pci)
-		pci_dev_lock(p->pci);
+	pci_dev_lock(p->pci);
 	*out = p->st;
-	if (p->pci)
-		pci_dev_unlock(p->pci);
+	pci_dev_unlock(p->pci);
 	*bdf = p->dev.bdf;
 	return true;
 }
 
-const struct vfio_dev *vfio_pci_dev(struct vm *vm, unsigned i)
+const struct vfio_dev *vfio_pci_dev(const struct dev_registry *r, unsigned i)
 {
-	struct vfio_state *s = vm->vfio;
-	return s && i < s->n ? &s->dev[i]->dev : NULL;
+	struct vfio_pci *p = dev_find(r, vfio_dev_ops.name, (int)i);
+	return p ? &p->dev : NULL;
 }
 
 /* ---- the registry's type ---- */
@@ -717,27 +729,32 @@ static int vfio_count(const struct vm_config *cfg)
 static int vfio_dev_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
 {
 	const char *bdf = env->cfg->vfio[i];
-	struct vm *vm = pci_host_vm(env->pci);
 	char why[256] = "no PCI host";
 	struct vfio_dev v;
-	int r = vm ? vfio_open(&v, bdf, env->mem, why, sizeof(why)) : HVMM_EXIT_HOST;
+	int r = env->pci && env->mem ? vfio_open(&v, bdf, env->mem, why, sizeof(why)) : HVMM_EXIT_HOST;
 	if (r) {
 		snprintf(err, n, "--device vfio,host=%s: %s", bdf, why);
 		return r == HVMM_EXIT_USAGE ? DEV_ERR_USAGE : -EIO;
 	}
-	if ((r = vfio_pci_create(vm, &v, why, sizeof(why))) < 0) {
+	if ((r = vfio_pci_create(env, (unsigned)i, &v, (struct vfio_pci **)dev, why, sizeof(why))) < 0) {
 		snprintf(err, n, "--device vfio,host=%s: %s", bdf, why);
 		return r == -ENOSPC || r == -ENOTSUP ? DEV_ERR_USAGE : r;
 	}
-	*dev = vm->vfio;
 	return 0;
 }
 
-/* No snapshot (refused by name: vfio_pci_create marks the registry), no
- * destroy (vfio_pci_destroy, after pci_destroy). */
+static void vfio_dev_destroy(void *dev)
+{
+	vfio_pci_free(dev);
+}
+
+/* No snapshot (refused by name: vfio_pci_create marks the registry); no
+ * reset (a host function's reset is VFIO_DEVICE_RESET, which some
+ * functions do not have: not offered). */
 const struct dev_ops vfio_dev_ops = {
 	.name = "vfio",
 	.desc = "--device vfio",
 	.count = vfio_count,
 	.create = vfio_dev_create,
+	.destroy = vfio_dev_destroy,
 };

@@ -175,8 +175,9 @@ static int vm_cpuid_hyperv(int kvm_fd, struct kvm_cpuid2 **cpuid)
 }
 
 /* The IOMMU's interrupt remapping changed: every route computed through it. */
-static void vm_irq_routes_changed(struct vm *vm)
+static void vm_iommu_routes_changed(void *ctx)
 {
+	struct vm *vm = ctx;
 	ioapic_reroute_all(dev_find(&vm->devs, "ioapic", 0));
 	pci_msix_reroute_all(vm);
 }
@@ -193,19 +194,12 @@ static int vm_create_devices(struct vm *vm)
 		return vm_fail(HVMM_EXIT_HOST, "--inject: %s", strerror(-r));
 	if ((r = pci_init(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "PCI host bridge: %s", strerror(-r));
-	/* The IOMMU before the devices behind it and the IOAPIC, which asks it
-	 * about every route it computes. Interrupt remapping acts on hvmm's own
-	 * IOAPIC, so it needs the split irqchip (QEMU: kernel-irqchip=split). */
-	if (vm->cfg.intel_iommu) {
-		if (vm->cfg.intremap < 0)
-			vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
-		if (vm->cfg.intremap && vm->cfg.irqchip != IRQCHIP_SPLIT) /* main checks it too */
-			return vm_fail(HVMM_EXIT_USAGE,
-				       "--device intel-iommu,intremap=on needs --irqchip split");
-		if ((r = iommu_create(vm, vm->cfg.intremap > 0)) < 0)
-			return vm_fail(HVMM_EXIT_HOST, "creating intel-iommu: %s", strerror(-r));
-		iommu_set_routes_hook(vm, vm_irq_routes_changed);
-	}
+	/* The IOMMU is the registry's first type (before the devices behind it
+	 * and the IOAPIC, which asks it about every route it computes). Its
+	 * intremap=auto is decided here for the DMAR table as iommu.c decides
+	 * it: on with the split irqchip, which interrupt remapping needs. */
+	if (vm->cfg.intel_iommu && vm->cfg.intremap < 0)
+		vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
 	/* The SynIC before the devices: hyperv-testdev makes its routes. */
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));
@@ -213,6 +207,8 @@ static int vm_create_devices(struct vm *vm)
 	char err[640]; /* a --network or --disk error quotes the option */
 	if ((r = dev_create_all(&vm->env, err, sizeof(err))))
 		return vm_fail(r, "%s", err);
+	vm->iommu = vm->env.iommu; /* the DMAR table, pci.c's DMA and MSIs, statistics */
+	iommu_set_routes_hook(vm->iommu, vm_iommu_routes_changed, vm);
 	/* The chips irq.c drives and the boot vCPU's ExtINT source. */
 	irq_attach(vm, dev_find(&vm->devs, "pic", 0), dev_find(&vm->devs, "ioapic", 0));
 	return 0;
@@ -446,6 +442,16 @@ static void vm_env_sleep_s3(void *ctx)
 	vm_sleep_s3(ctx);
 }
 
+static int vm_env_restore_peek(void *ctx, const char *name, struct snap_cur *c, uint32_t *version)
+{
+	return snapshot_restore_peek(ctx, name, c, version);
+}
+
+static bool vm_env_to_files(void *ctx)
+{
+	return snapshot_to_files(ctx);
+}
+
 static void vm_env_kick_bsp(void *ctx)
 {
 	vm_kick_bsp(ctx);
@@ -456,14 +462,24 @@ static int vm_env_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
 	return irq_route_msi(ctx, gsi, addr, data);
 }
 
+static int vm_env_gsi_alloc(void *ctx)
+{
+	return irq_msi_alloc(ctx);
+}
+
+static int vm_env_gsi_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_msi_route(ctx, gsi, addr, data);
+}
+
 static int vm_env_remap(void *ctx, uint16_t sid, bool verify_sid, uint64_t *addr, uint32_t *data)
 {
-	return iommu_remap_msi(ctx, sid, verify_sid, addr, data);
+	return iommu_remap_msi(((struct vm *)ctx)->env.iommu, sid, verify_sid, addr, data);
 }
 
 static void vm_env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
 {
-	iommu_ir_fault(ctx, sid, addr, reason);
+	iommu_ir_fault(((struct vm *)ctx)->env.iommu, sid, addr, reason);
 }
 
 static void vm_env_fire(void *ctx, unsigned gsi, bool edge)
@@ -471,7 +487,13 @@ static void vm_env_fire(void *ctx, unsigned gsi, bool edge)
 	irq_pin_fire(ctx, gsi, edge);
 }
 
-/* Once the event loop, PCI host, IOMMU and SynIC exist. */
+static int vm_env_signal(void *ctx, uint64_t addr, uint32_t data)
+{
+	return irq_signal_msi(ctx, addr, data);
+}
+
+/* Once the event loop, PCI host and SynIC exist; the IOMMU's handle is
+ * filled in by its type (provide) as dev_create_all goes. */
 static void vm_env_init(struct vm *vm)
 {
 	vm->env = (struct dev_env){
@@ -487,9 +509,11 @@ static void vm_env_init(struct vm *vm)
 		.irq_set = vm_env_irq,
 		.irq_ctx = vm,
 		.msi = { .ctx = vm, .route = vm_env_route, .remap = vm_env_remap, .fault = vm_env_fault,
-			 .fire = vm_env_fire },
+			 .fire = vm_env_fire, .signal = vm_env_signal, .gsi_alloc = vm_env_gsi_alloc,
+			 .gsi_route = vm_env_gsi_route },
 		.hyperv = vm->hyperv,
 		.reg = &vm->devs,
+		.snap = { .ctx = vm, .restore_peek = vm_env_restore_peek, .to_files = vm_env_to_files },
 	};
 }
 
@@ -769,17 +793,15 @@ void vm_destroy(struct vm *vm)
 	vm->ncpus = 0;
 	evloop_stop(vm); /* vm_run did, unless vm_create failed half-way */
 	/* Every device the registry created, the last first (they unregister
-	 * from the event loop; the PCI functions are still on pci.c's bus);
-	 * then the virtio devices, whose entries (no destroy there) point into
-	 * them. */
+	 * from the event loop; the PCI functions, virtio's and vfio's too, stay
+	 * on pci.c's bus with their hooks cleared until pci_destroy), so the
+	 * IOMMU, created first, goes last. */
 	dev_destroy_all(&vm->devs);
-	virtio_destroy_all(vm);
+	vm->iommu = vm->env.iommu = NULL;
 	hyperv_destroy(vm); /* its retry timer is on the event loop */
 	inject_destroy(vm); /* so are its timers */
 	evloop_destroy(vm);
 	pci_destroy(vm);
-	vfio_pci_destroy(vm); /* after: the BAR ops and irqfds were pci.c's to use */
-	iommu_destroy(vm);
 	snapshot_registry_free(vm);
 	metrics_close(vm);
 	migrate_destroy(vm);

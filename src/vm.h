@@ -27,10 +27,8 @@ struct irq_state;
 struct evloop;
 struct pci_host;
 struct hyperv;
-struct virtio_state;
 struct iommu;
 struct coalesce;
-struct vfio_state;
 struct lifecycle;
 struct snapshot_reg;
 struct metrics;
@@ -60,10 +58,8 @@ struct vm {
 	struct dev_env env; /* what each device was created with (vm_env.c) */
 	struct hyperv *hyperv;         /* hyperv.c: SynIC pages, routes, connections (--hyperv) */
 	struct iommu *iommu;           /* iommu.c: --device intel-iommu */
-	struct vfio_state *vfio;       /* vfio_pci.c: --device vfio,host=... */
 	struct evloop *evloop;       /* device back ends' thread (evloop.c) */
 	struct pci_host *pci;        /* bus 0 (pci.c) */
-	struct virtio_state *virtio; /* virtio devices (virtio_pci.c) */
 	struct coalesce *coalesce;   /* KVM's buffered-write ring (coalesce.c) */
 	struct inject *inject;       /* inject.c: --inject's timers and results */
 	struct dirtylog *dirtylog;   /* dirtylog.c: --dirty-log's bitmaps and samples */

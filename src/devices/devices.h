@@ -5,6 +5,9 @@
  * PCI host, interrupt lines, a stop request), never from the VM, and listed
  * once in the registry's table (types.c), which vm.c walks to build a VM.
  * Adding a device: its file, its extern below, one line in types.c.
+ * The PCI functions outside this directory follow the same interface: the
+ * virtio types (virtio/virtio.h), vfio (vfio.h) and the intel-iommu
+ * (iommu.h), whose externs are in their own headers.
  *
  *   uart.c        16550A at 0x3f8, IRQ 4 (Linux 8250 driver and polling guests)
  *   debug_exit.c  QEMU's isa-debug-exit at 0xf4 (4 ports): a write of v stops

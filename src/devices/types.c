@@ -8,10 +8,15 @@
 #include "../util.h"
 #include "../vm_config.h"
 #include "devices.h"
+#include "../iommu.h"
 #include "../vfio.h"
 #include "../virtio/virtio.h"
 
 const struct dev_ops *const dev_types[] = {
+	/* the DMA and interrupt remapping unit: before the IOAPIC and the PCI
+	 * functions behind it, and its snapshot section right after the PCI
+	 * host's (pci_init records the host before any type is created) */
+	&iommu_dev_ops,
 	/* the legacy platform devices */
 	&uart_dev_ops,
 	&debug_exit_dev_ops,
@@ -40,7 +45,7 @@ const struct dev_ops *const dev_types[] = {
 
 const size_t dev_nr_types = sizeof(dev_types) / sizeof(dev_types[0]);
 
-int dev_create_all(const struct dev_env *env, char *err, size_t n)
+int dev_create_all(struct dev_env *env, char *err, size_t n)
 {
 	for (size_t t = 0; t < dev_nr_types; t++) {
 		const struct dev_ops *ops = dev_types[t];
@@ -49,6 +54,8 @@ int dev_create_all(const struct dev_env *env, char *err, size_t n)
 			int r = dev_create(env, ops, i, err, n);
 			if (r < 0)
 				return r == DEV_ERR_USAGE ? HVMM_EXIT_USAGE : HVMM_EXIT_HOST;
+			if (ops->provide && env->reg)
+				ops->provide(env->reg->v[env->reg->nr - 1].dev, env);
 		}
 	}
 	return 0;

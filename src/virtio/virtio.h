@@ -26,6 +26,12 @@
  * bounded; device_status reads non-zero until the reset is done, as
  * §4.1.4.3.2 allows). So a model needs no lock for its queues. config_read/config_write run on
  * vCPU threads under the PCI function's lock.
+ *
+ * Creation: a model and its function are made from a struct dev_env's
+ * handles only (device.h: guest memory, the event loop, KVM's VM fd, the PCI
+ * host, the IOMMU, the stop handle, the registry), by the registry types at
+ * the end of this header, which also destroy them (virtio_dev_destroy) and
+ * reset them from the host (virtio_dev_reset).
  */
 #ifndef HVMM_VIRTIO_H
 #define HVMM_VIRTIO_H
@@ -36,7 +42,6 @@
 
 #include "virtqueue.h"
 
-struct vm;
 struct virtio_dev;
 struct snap_buf;
 struct snap_cur;
@@ -110,9 +115,19 @@ struct virtio_dev_ops {
 
 /* Create the PCI function, its BARs, capabilities and MSI-X, and register
  * it on bus 0. `opaque` is the model's state. NULL with errno on failure. */
-struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops *ops, void *opaque);
+struct dev_env;
+struct virtio_dev *virtio_pci_create(const struct dev_env *env, const struct virtio_dev_ops *ops, void *opaque);
+/* The model's reset (the loop is stopped), its destroy, and the function's
+ * eventfds and state: the registry types' destroy. The PCI function stays on
+ * bus 0 with dead BARs until the host is freed (pci.c has no unplug). */
+void virtio_dev_destroy(struct virtio_dev *d);
+/* A reset by the host (the registry's reset; vCPUs and loop parked): what
+ * the driver's write of 0 to device_status does (the model's reset, the
+ * transport's registers: features, queues, vectors, status 0), and the PCI
+ * function's configuration space back to what it was when created (BARs,
+ * command, MSI-X off). It then saves as a fresh device does. */
+void virtio_dev_reset(struct virtio_dev *d);
 void *virtio_dev_opaque(struct virtio_dev *d);
-struct vm *virtio_dev_vm(struct virtio_dev *d);
 /* Features the driver accepted (valid after FEATURES_OK). */
 uint64_t virtio_dev_features(struct virtio_dev *d);
 /* The queue, or NULL unless it is enabled and the device live (DRIVER_OK
@@ -147,18 +162,26 @@ void virtio_dev_get_stats(struct virtio_dev *d, struct virtio_dev_stats *out);
 const char *virtio_dev_name(struct virtio_dev *d);
 unsigned virtio_dev_devfn(struct virtio_dev *d);
 uint8_t virtio_dev_status(struct virtio_dev *d);
-/* All virtio devices of the VM, for statistics: returns count (<= max). */
-unsigned virtio_devices(struct vm *vm, struct virtio_dev **out, unsigned max);
-void virtio_destroy_all(struct vm *vm);
+/* The virtio devices of a registry, in creation order, for statistics and
+ * tests: returns count (<= max). */
+struct dev_registry;
+unsigned virtio_devices(const struct dev_registry *r, struct virtio_dev **out, unsigned max);
 
-/* The device models (virtio_rng.c, virtio_console.c, virtio_blk.c, virtio_net.c).
- * Each returns 0 or -errno, after printing nothing: vm.c words the error. */
-int virtio_rng_create(struct vm *vm);
-int virtio_console_create(struct vm *vm);          /* hvc0 on hvmm's stdin/stdout */
-int virtio_blk_create(struct vm *vm, const char *path, bool readonly);
+/*
+ * The device models (virtio_rng.c, virtio_console.c, virtio_blk.c,
+ * virtio_net.c), created from the handles in env only. Each returns 0 or
+ * -errno, after printing nothing: the registry type words the error. The
+ * new function goes to *out (the registry's create records it), or with out
+ * NULL is recorded in env->reg as its type's next instance (a test or a
+ * fuzzer that makes one with arguments of its own).
+ */
+int virtio_rng_create(const struct dev_env *env, struct virtio_dev **out);
+int virtio_console_create(const struct dev_env *env, struct virtio_dev **out); /* hvc0 on stdin/stdout */
+int virtio_blk_create(const struct dev_env *env, const char *path, bool readonly, struct virtio_dev **out);
 /* The same with a rate limit (NULL or inactive: none). */
 struct ratelimit;
-int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, const struct ratelimit *rl);
+int virtio_blk_create_limited(const struct dev_env *env, const char *path, bool readonly,
+			      const struct ratelimit *rl, struct virtio_dev **out);
 /*
  * A migration's hand-over of the disk images' locks (image_lock.h): the
  * source, paused and its requests drained, flushes each image and drops its
@@ -166,9 +189,10 @@ int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, co
  * takes them before its guest runs (take true), and a source whose
  * destination refused takes them back. 0 or -1 with err naming the disk.
  */
-int virtio_blk_handover(struct vm *vm, bool take, char *err, size_t n);
-/* spec: "user[,hostfwd=tcp:[ADDR]:HPORT-[GADDR]:GPORT]..." or "tap:IFNAME"; -EINVAL on a bad spec. */
-int virtio_net_create(struct vm *vm, const char *spec);
+int virtio_blk_handover(const struct dev_registry *r, bool take, char *err, size_t n);
+/* spec: "user[,hostfwd=tcp:[ADDR]:HPORT-[GADDR]:GPORT]..." or "tap:IFNAME"; -EINVAL on a bad spec.
+ * index: which --network it is (the n-th gets the n-th MAC). */
+int virtio_net_create(const struct dev_env *env, const char *spec, int index, struct virtio_dev **out);
 
 /* The registry's types (virtio_devs.c, device.h). */
 struct dev_ops;
@@ -176,5 +200,10 @@ extern const struct dev_ops virtio_rng_dev_ops;
 extern const struct dev_ops virtio_console_dev_ops;
 extern const struct dev_ops virtio_blk_dev_ops;
 extern const struct dev_ops virtio_net_dev_ops;
+/* ops is one of them. */
+bool virtio_is_type(const struct dev_ops *ops);
+/* A model's last step (see the models above): d to *out, or recorded in
+ * env->reg. 0, or -ENOMEM (d destroyed). */
+int virtio_model_done(const struct dev_env *env, struct virtio_dev *d, struct virtio_dev **out);
 
 #endif

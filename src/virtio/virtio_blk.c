@@ -51,7 +51,8 @@
 #include "../ratelimit.h"
 #include "../snapshot.h"
 #include "../util.h"
-#include "../vm.h"
+#include "../device.h"
+#include "../vm_config.h"
 #include "image_lock.h"
 #include "uring_restrict.h"
 #include "virtio.h"
@@ -164,7 +165,10 @@ struct blk_sync_cqe {
 
 struct blk {
 	struct virtio_dev *dev;
-	struct vm *vm;
+	struct evloop *loop;
+	const struct dev_registry *reg; /* whose disks a migration hands over */
+	bool stats;                /* --stats: print the counters at the end */
+	bool incoming;             /* --incoming: the source holds the lock */
 	const char *path;          /* for --stats */
 	int fd;
 	bool readonly;
@@ -893,46 +897,46 @@ static void blk_list(struct blk *b, bool add)
 	pthread_mutex_unlock(&blk_all_lock);
 }
 
-int virtio_blk_handover(struct vm *vm, bool take, char *err, size_t n)
+int virtio_blk_handover(const struct dev_registry *r, bool take, char *err, size_t n)
 {
-	int r = 0;
+	int e = 0;
 	pthread_mutex_lock(&blk_all_lock);
-	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(blk_all); i++) {
+	for (size_t i = 0; e == 0 && i < ARRAY_SIZE(blk_all); i++) {
 		struct blk *b = blk_all[i];
-		if (!b || b->vm != vm)
+		if (!b || b->reg != r)
 			continue;
 		if (take) {
-			r = image_lock(b->fd, b->readonly);
-			if (r < 0)
+			e = image_lock(b->fd, b->readonly);
+			if (e < 0)
 				snprintf(err, n, "--disk %s: %s", b->path,
-					 r == -EBUSY ? "locked: in use by another VM" : strerror(-r));
+					 e == -EBUSY ? "locked: in use by another VM" : strerror(-e));
 			continue;
 		}
 		/* The source's last writes must be on the disk before the
 		 * destination reads it: the guest may have been told they
 		 * were done (write-back cache) without a flush. */
 		if (!b->readonly && fdatasync(b->fd) < 0) {
-			r = -errno;
+			e = -errno;
 			snprintf(err, n, "--disk %s: fdatasync: %s", b->path, strerror(errno));
-		} else if ((r = image_unlock(b->fd)) < 0) {
-			snprintf(err, n, "--disk %s: unlocking: %s", b->path, strerror(-r));
+		} else if ((e = image_unlock(b->fd)) < 0) {
+			snprintf(err, n, "--disk %s: unlocking: %s", b->path, strerror(-e));
 		}
 	}
 	pthread_mutex_unlock(&blk_all_lock);
-	return r < 0 ? -1 : 0;
+	return e < 0 ? -1 : 0;
 }
 
 static void blk_free(struct blk *b)
 {
 	blk_list(b, false);
 	if (b->uring_ok) {
-		evloop_del(b->vm->evloop, b->efd);
+		evloop_del(b->loop, b->efd);
 		io_uring_queue_exit(&b->ring);
 	}
 	if (b->efd >= 0)
 		close(b->efd);
 	if (b->rl_timer >= 0) {
-		evloop_del(b->vm->evloop, b->rl_timer);
+		evloop_del(b->loop, b->rl_timer);
 		close(b->rl_timer);
 	}
 	if (b->fd >= 0)
@@ -969,7 +973,7 @@ static void blk_destroy(struct virtio_dev *d)
 {
 	struct blk *b = virtio_dev_opaque(d);
 	blk_drain(b);
-	if (b->vm->cfg.stats) /* --stats only: --stats-json is for programs */
+	if (b->stats) /* --stats only: --stats-json is for programs */
 		blk_print_stats(b);
 	blk_free(b);
 }
@@ -1010,7 +1014,7 @@ static int blk_uring_init(struct blk *b)
 		goto fail;
 	if ((r = uring_restrict(&b->ring, blk_uring_ops, sizeof(blk_uring_ops), IOSQE_ASYNC)) < 0)
 		goto fail;
-	if ((r = evloop_add(b->vm->evloop, b->efd, EPOLLIN, blk_uring_event, b)) < 0)
+	if ((r = evloop_add(b->loop, b->efd, EPOLLIN, blk_uring_event, b)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -1041,7 +1045,7 @@ static int blk_open(struct blk *b, const char *path, bool readonly)
 	 * readers share, whether the other VMM is hvmm or QEMU. Except for a
 	 * migration's destination: the source holds the lock until it hands
 	 * the image over, and virtio_blk_handover takes it then. */
-	int lr = b->vm->cfg.incoming ? 0 : image_lock(b->fd, readonly);
+	int lr = b->incoming ? 0 : image_lock(b->fd, readonly);
 	if (lr < 0)
 		return lr;
 	struct stat st;
@@ -1206,17 +1210,21 @@ static const struct virtio_dev_ops blk_ops_rw =
 	BLK_OPS(1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES);
 static const struct virtio_dev_ops blk_ops_ro = BLK_OPS(1ull << VIRTIO_BLK_F_RO);
 
-int virtio_blk_create(struct vm *vm, const char *path, bool readonly)
+int virtio_blk_create(const struct dev_env *env, const char *path, bool readonly, struct virtio_dev **out)
 {
-	return virtio_blk_create_limited(vm, path, readonly, NULL);
+	return virtio_blk_create_limited(env, path, readonly, NULL, out);
 }
 
-int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, const struct ratelimit *rl)
+int virtio_blk_create_limited(const struct dev_env *env, const char *path, bool readonly,
+			      const struct ratelimit *rl, struct virtio_dev **out)
 {
 	struct blk *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->vm = vm;
+	b->loop = env->loop;
+	b->reg = env->reg;
+	b->stats = env->cfg && env->cfg->stats;
+	b->incoming = env->cfg && env->cfg->incoming;
 	b->path = path;
 	b->fd = b->efd = b->rl_timer = -1;
 	int r = blk_open(b, path, readonly);
@@ -1225,7 +1233,7 @@ int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, co
 	if (rl && rl_active(rl)) {
 		b->rl = *rl;
 		b->rl_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (b->rl_timer < 0 || (r = evloop_add(vm->evloop, b->rl_timer, EPOLLIN, blk_rl_event, b)) < 0) {
+		if (b->rl_timer < 0 || (r = evloop_add(b->loop, b->rl_timer, EPOLLIN, blk_rl_event, b)) < 0) {
 			r = b->rl_timer < 0 ? -errno : r;
 			if (b->rl_timer >= 0)
 				close(b->rl_timer);
@@ -1245,13 +1253,13 @@ int virtio_blk_create_limited(struct vm *vm, const char *path, bool readonly, co
 		blk_req_put(b, &b->reqs[i]);
 	b->uring_err = blk_uring_init(b);
 	b->uring_ok = b->uring_err == 0;
-	b->dev = virtio_pci_create(vm, readonly ? &blk_ops_ro : &blk_ops_rw, b);
+	b->dev = virtio_pci_create(env, readonly ? &blk_ops_ro : &blk_ops_rw, b);
 	if (!b->dev) {
 		r = errno ? -errno : -ENOMEM;
 		goto fail;
 	}
 	blk_list(b, true);
-	return 0;
+	return virtio_model_done(env, b->dev, out);
 fail:
 	blk_free(b);
 	return r;

@@ -28,8 +28,9 @@
 #include "../evloop.h"
 #include "../snapshot.h"
 #include "../term.h"
+#include "../device.h"
 #include "../util.h"
-#include "../vm.h"
+#include "../vm_config.h"
 #include "virtio.h"
 
 #define CON_RX 0
@@ -39,7 +40,9 @@
 #define CON_CONFIG_SIZE 12 /* le16 cols, le16 rows, le32 max_nr_ports, le32 emerg_wr */
 
 struct virtio_console {
-	struct vm *vm;
+	struct evloop *loop; /* NULL: no input, output written at once */
+	struct dev_ctl ctl;  /* Ctrl-A x; giving up on stdout while stopping */
+	bool stats;          /* --stats: a stalled stdout is worth a line */
 	struct virtio_dev *dev;
 	struct term_escape esc;
 	bool in_watched; /* stdin registered with the loop */
@@ -103,7 +106,7 @@ static void con_stdout_cb(void *opaque, uint32_t events)
 {
 	(void)events; /* room or an error: con_write_some tells them apart */
 	struct virtio_console *c = opaque;
-	evloop_del(c->vm->evloop, STDOUT_FILENO); /* level-triggered: only while waiting */
+	evloop_del(c->loop, STDOUT_FILENO); /* level-triggered: only while waiting */
 	c->out_watched = false;
 	con_transmit(c);
 }
@@ -118,7 +121,7 @@ static bool con_wait_stdout(struct virtio_console *c)
 	c->out_stalls++;
 	if (c->out_watched)
 		return true;
-	if (evloop_add(c->vm->evloop, STDOUT_FILENO, EPOLLOUT, con_stdout_cb, c) == 0) {
+	if (evloop_add(c->loop, STDOUT_FILENO, EPOLLOUT, con_stdout_cb, c) == 0) {
 		c->out_watched = true;
 		return true;
 	}
@@ -130,7 +133,7 @@ static bool con_wait_stdout(struct virtio_console *c)
 			continue;
 		}
 		if (!util_write_out(STDOUT_FILENO, (const uint8_t *)c->elem.out[i].iov_base + skip,
-				    len - skip, &c->vm->stopping))
+				    len - skip, c->ctl.stopping))
 			break;
 		skip = 0;
 	}
@@ -166,7 +169,7 @@ static void con_pause_input(struct virtio_console *c, bool pause)
 {
 	if (!c->in_watched || c->in_paused == pause)
 		return;
-	if (evloop_mod(c->vm->evloop, STDIN_FILENO, pause ? 0 : EPOLLIN) == 0)
+	if (evloop_mod(c->loop, STDIN_FILENO, pause ? 0 : EPOLLIN) == 0)
 		c->in_paused = pause;
 }
 
@@ -224,7 +227,7 @@ static bool con_read_stdin(struct virtio_console *c)
 	for (size_t i = 0; i < n; i++) /* n <= room */
 		c->in[(c->in_head + c->in_count++) % CON_INBUF] = buf[i];
 	if (quit)
-		vm_stop(c->vm, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
+		dev_ctl_stop(&c->ctl, VM_STOP_USER, HVMM_EXIT_OK, "terminated by Ctrl-A x");
 	return true;
 }
 
@@ -232,7 +235,7 @@ static void con_unwatch(struct virtio_console *c)
 {
 	/* on the loop thread, so evloop_del does not wait for ourselves */
 	if (c->in_watched)
-		evloop_del(c->vm->evloop, STDIN_FILENO);
+		evloop_del(c->loop, STDIN_FILENO);
 	c->in_watched = false;
 }
 
@@ -283,14 +286,14 @@ static void con_reset(struct virtio_dev *d)
 	struct virtio_console *c = virtio_dev_opaque(d);
 	c->out_pending = false;
 	if (c->out_watched)
-		evloop_del(c->vm->evloop, STDOUT_FILENO);
+		evloop_del(c->loop, STDOUT_FILENO);
 	c->out_watched = false;
 }
 
 static void con_destroy(struct virtio_dev *d)
 {
 	struct virtio_console *c = virtio_dev_opaque(d);
-	if (c->out_stalls && c->vm->cfg.stats)
+	if (c->out_stalls && c->stats)
 		fprintf(stderr, "virtio-console: stdout took no more output %llu times (the guest's output "
 			"waited, the other devices did not)\n", (unsigned long long)c->out_stalls);
 	con_unwatch(c);
@@ -386,13 +389,15 @@ static const struct virtio_dev_ops con_ops = {
 	.snap_load = con_snap_load,
 };
 
-int virtio_console_create(struct vm *vm)
+int virtio_console_create(const struct dev_env *env, struct virtio_dev **out)
 {
 	struct virtio_console *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->vm = vm;
-	c->dev = virtio_pci_create(vm, &con_ops, c);
+	c->loop = env->loop;
+	c->ctl = env->ctl;
+	c->stats = env->cfg && env->cfg->stats;
+	c->dev = virtio_pci_create(env, &con_ops, c);
 	if (!c->dev) {
 		int e = errno ? -errno : -ENOMEM;
 		free(c);
@@ -402,8 +407,8 @@ int virtio_console_create(struct vm *vm)
 	 * input; anything else is read from the start, so that Ctrl-A x works
 	 * before the guest's driver is up. From here c is freed by con_destroy.
 	 * Without an event loop (unit tests) evloop_add refuses: no input. */
-	if (evloop_add(vm->evloop, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
+	if (evloop_add(c->loop, STDIN_FILENO, EPOLLIN, con_stdin_cb, c) == 0)
 		c->in_watched = true;
 	term_raw_enter();
-	return 0;
+	return virtio_model_done(env, c->dev, out);
 }

@@ -83,7 +83,8 @@
 #include "../ratelimit.h"
 #include "../snapshot.h"
 #include "../util.h"
-#include "../vm.h"
+#include "../device.h"
+#include "../vm_config.h"
 
 /* Frames per event-loop callback before yielding to other devices (the fd is
  * level-triggered, so the loop comes back). */
@@ -104,7 +105,9 @@ struct net_held {
 };
 
 struct virtio_net {
-	struct vm *vm;
+	struct evloop *loop;
+	struct dev_snapshot snap; /* is a save for files (keep=) */
+	bool restore;             /* --restore: attached to the snapshot's helper */
 	struct virtio_dev *dev;
 	pthread_mutex_t lock;
 	int fd;               /* the back end, non-blocking (rings: the helper's control socket) */
@@ -172,7 +175,7 @@ static void net_update_events(struct virtio_net *n)
 		 * would only spin the loop. */
 		if (n->rx_throttled && !n->tx_pending && !n->tx_more)
 			ev = 0;
-		if (n->watched && ev != n->ev && evloop_mod(n->vm->evloop, n->slirp.rxbell, ev) == 0)
+		if (n->watched && ev != n->ev && evloop_mod(n->loop, n->slirp.rxbell, ev) == 0)
 			n->ev = ev;
 		return;
 	}
@@ -182,7 +185,7 @@ static void net_update_events(struct virtio_net *n)
 		if (n->tx_pending || n->tx_more)
 			ev |= EPOLLOUT;
 	}
-	if (n->watched && ev != n->ev && evloop_mod(n->vm->evloop, n->fd, ev) == 0)
+	if (n->watched && ev != n->ev && evloop_mod(n->loop, n->fd, ev) == 0)
 		n->ev = ev;
 }
 
@@ -195,9 +198,9 @@ static void net_backend_gone(struct virtio_net *n, struct net_after *a, const ch
 	n->alive = false;
 	n->stats.backend_gone++;
 	if (n->watched) {
-		evloop_del(n->vm->evloop, n->fd); /* on the loop thread: does not wait for us */
+		evloop_del(n->loop, n->fd); /* on the loop thread: does not wait for us */
 		if (n->ring)
-			evloop_del(n->vm->evloop, n->slirp.rxbell);
+			evloop_del(n->loop, n->slirp.rxbell);
 		n->watched = false;
 	}
 	n->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
@@ -714,12 +717,12 @@ static void net_destroy(struct virtio_dev *d)
 		return;
 	/* Not under n->lock: evloop_del waits for a running callback, which takes it. */
 	if (n->watched) {
-		evloop_del(n->vm->evloop, n->fd);
+		evloop_del(n->loop, n->fd);
 		if (n->ring)
-			evloop_del(n->vm->evloop, n->slirp.rxbell);
+			evloop_del(n->loop, n->slirp.rxbell);
 	}
 	if (n->rl_timer >= 0) {
-		evloop_del(n->vm->evloop, n->rl_timer);
+		evloop_del(n->loop, n->rl_timer);
 		close(n->rl_timer);
 	}
 	if (n->ring)
@@ -818,7 +821,7 @@ static int net_keep_save(void *dev, struct snap_buf *b, char *err, size_t len)
 	memcpy(k.name, n->slirp.name, sizeof(k.name));
 	int r = 0;
 	if (n->alive)
-		r = snapshot_to_files(n->vm) ? net_slirp_keep(&n->slirp) : net_slirp_unkeep(&n->slirp);
+		r = (n->snap.to_files && n->snap.to_files(n->snap.ctx)) ? net_slirp_keep(&n->slirp) : net_slirp_unkeep(&n->slirp);
 	pthread_mutex_unlock(&n->lock);
 	if (r < 0) {
 		snprintf(err, len, "cannot tell the slirp helper to keep its connections: %s", strerror(-r));
@@ -853,7 +856,7 @@ static int net_keep_load(void *dev, struct snap_cur *c, uint32_t version, char *
 	if (net_keep_parse(c, version, name, err, len) < 0)
 		return -1;
 	/* --restore attached to that helper already; --incoming has its own. */
-	if (n->vm->cfg.restore && strcmp(name, n->slirp.name) != 0) {
+	if (n->restore && strcmp(name, n->slirp.name) != 0) {
 		snprintf(err, len, "net-user: the snapshot's slirp helper is not the one attached");
 		return -1;
 	}
@@ -909,8 +912,8 @@ int virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out)
 
 /* The device over an open back end (fd, or the slirp rings when slirp is
  * non-NULL); takes it in every case. */
-static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *slirp, int index,
-		      const struct net_spec *ns, char *err, size_t errlen)
+static int net_attach(const struct dev_env *env, int fd, bool is_socket, struct net_slirp *slirp, int index,
+		      const struct net_spec *ns, struct virtio_dev **out, char *err, size_t errlen)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -921,7 +924,9 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 			close(fd);
 		return -ENOMEM;
 	}
-	n->vm = vm;
+	n->loop = env->loop;
+	n->snap = env->snap;
+	n->restore = env->cfg && env->cfg->restore;
 	n->fd = fd;
 	n->is_socket = is_socket;
 	n->rl_timer = -1;
@@ -946,7 +951,7 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 			goto fail;
 		}
 		int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		int tr = t < 0 ? -errno : evloop_add(vm->evloop, t, EPOLLIN, net_rl_event, n);
+		int tr = t < 0 ? -errno : evloop_add(n->loop, t, EPOLLIN, net_rl_event, n);
 		if (tr < 0) {
 			snprintf(err, errlen, "rate-limit timer: %s", strerror(-tr));
 			if (t >= 0)
@@ -968,38 +973,40 @@ static int net_attach(struct vm *vm, int fd, bool is_socket, struct net_slirp *s
 	/* Watched from the start, with no events until DRIVER_OK, so that a
 	 * back end dying early still shows up (HUP is always reported; the
 	 * control socket is watched for its EOF throughout). */
-	r = n->ring ? evloop_add(vm->evloop, n->fd, EPOLLIN, net_ctl_event, n)
-		    : evloop_add(vm->evloop, n->fd, 0, net_backend_event, n);
+	r = n->ring ? evloop_add(n->loop, n->fd, EPOLLIN, net_ctl_event, n)
+		    : evloop_add(n->loop, n->fd, 0, net_backend_event, n);
 	if (r == 0 && n->ring) {
-		r = evloop_add(vm->evloop, n->slirp.rxbell, 0, net_bell_event, n);
+		r = evloop_add(n->loop, n->slirp.rxbell, 0, net_bell_event, n);
 		if (r < 0)
-			evloop_del(vm->evloop, n->fd);
+			evloop_del(n->loop, n->fd);
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(-r));
 		goto fail;
 	}
 	n->watched = true;
-	n->dev = virtio_pci_create(vm, &net_ops, n);
+	n->dev = virtio_pci_create(env, &net_ops, n);
 	if (!n->dev) {
 		r = errno ? -errno : -EIO;
 		snprintf(err, errlen, "creating the PCI function: %s", strerror(-r));
-		evloop_del(vm->evloop, n->fd);
+		evloop_del(n->loop, n->fd);
 		if (n->ring)
-			evloop_del(vm->evloop, n->slirp.rxbell);
+			evloop_del(n->loop, n->slirp.rxbell);
 		goto fail;
 	}
 	/* Recorded while the model is created, so before the registry records
 	 * the device itself: the same order at every save and restore. On
 	 * failure hvmm ends (the device is in the VM already). */
-	if (n->ring && ns && ns->keep_secs && dev_registry_add(&vm->devs, &net_keep_dev, n) < 0) {
+	if (n->ring && ns && ns->keep_secs && env->reg && dev_registry_add(env->reg, &net_keep_dev, n) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	return 0;
+	if ((r = virtio_model_done(env, n->dev, out)) < 0)
+		snprintf(err, errlen, "out of memory");
+	return r;
 fail:
 	if (n->rl_timer >= 0) {
-		evloop_del(vm->evloop, n->rl_timer);
+		evloop_del(n->loop, n->rl_timer);
 		close(n->rl_timer);
 	}
 	if (n->ring)
@@ -1012,36 +1019,33 @@ fail:
 	return r;
 }
 
-int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen)
+int virtio_net_attach_fd(const struct dev_env *env, int fd, bool is_socket, char *err, size_t errlen)
 {
-	int r = net_attach(vm, fd, is_socket, NULL, 0, NULL, err, errlen);
+	int r = net_attach(env, fd, is_socket, NULL, 0, NULL, NULL, err, errlen);
 	return r == -EINVAL ? -EIO : r;
 }
 
-int virtio_net_attach_fd_limited(struct vm *vm, int fd, bool is_socket, const struct net_spec *ns, char *err,
-				 size_t errlen)
+int virtio_net_attach_fd_limited(const struct dev_env *env, int fd, bool is_socket, const struct net_spec *ns,
+				 char *err, size_t errlen)
 {
-	int r = net_attach(vm, fd, is_socket, NULL, 0, ns, err, errlen);
+	int r = net_attach(env, fd, is_socket, NULL, 0, ns, NULL, err, errlen);
 	return r == -EINVAL ? -EIO : r;
 }
 
-int virtio_net_attach_slirp(struct vm *vm, struct net_slirp *s, char *err, size_t errlen)
+int virtio_net_attach_slirp(const struct dev_env *env, struct net_slirp *s, char *err, size_t errlen)
 {
-	int r = net_attach(vm, -1, true, s, 0, NULL, err, errlen);
+	int r = net_attach(env, -1, true, s, 0, NULL, NULL, err, errlen);
 	return r == -EINVAL ? -EIO : r;
 }
 
-int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t errlen)
+int virtio_net_create_msg(const struct dev_env *env, const char *spec, int index, struct virtio_dev **out,
+			 char *err, size_t errlen)
 {
 	struct net_spec ns;
 	int r = net_parse_spec(spec, &ns, err, errlen);
 	if (r < 0)
 		return r;
 	/* The n-th --network gets the n-th MAC, as QEMU numbers its NICs. */
-	int index = 0;
-	for (int i = 0; i < vm->cfg.nr_nets; i++)
-		if (vm->cfg.net[i] == spec)
-			index = i;
 
 	int fd = -1;
 	struct net_slirp slirp;
@@ -1058,7 +1062,8 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 		struct snap_cur c;
 		uint32_t ver;
 		char name[NET_SLIRP_NAME_LEN];
-		if (ns.keep_secs && vm->cfg.restore && snapshot_restore_peek(vm, net_keep_dev.name, &c, &ver) == 0)
+		if (ns.keep_secs && env->cfg && env->cfg->restore && env->snap.restore_peek &&
+		    env->snap.restore_peek(env->snap.ctx, net_keep_dev.name, &c, &ver) == 0)
 			/* The snapshot names the helper its source kept: take it over
 			 * (it still holds the hostfwd ports: a new one could not bind them). */
 			r = net_keep_parse(&c, ver, name, err, errlen) < 0 ? -EIO
@@ -1067,14 +1072,14 @@ int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t err
 			r = net_slirp_start(spec, &slirp, err, errlen);
 	}
 	if (r >= 0)
-		r = net_attach(vm, fd, ns.kind == NET_USER, ns.kind == NET_USER ? &slirp : NULL, index, &ns,
-			       err, errlen);
+		r = net_attach(env, fd, ns.kind == NET_USER, ns.kind == NET_USER ? &slirp : NULL, index, &ns,
+			       out, err, errlen);
 	/* -EINVAL means a bad spec (a usage error) and nothing else */
 	return r == -EINVAL ? -EIO : r < 0 ? r : 0;
 }
 
-int virtio_net_create(struct vm *vm, const char *spec)
+int virtio_net_create(const struct dev_env *env, const char *spec, int index, struct virtio_dev **out)
 {
 	char err[256];
-	return virtio_net_create_msg(vm, spec, err, sizeof(err));
+	return virtio_net_create_msg(env, spec, index, out, err, sizeof(err));
 }

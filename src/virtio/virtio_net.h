@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 struct virtio_dev;
-struct vm;
+struct dev_env;
 
 /* Feature bits this model offers (virtio 1.2 §5.1.3). No MRG_RXBUF, no
  * checksum or segmentation offloads, no control queue. */
@@ -49,21 +49,22 @@ struct virtio_net_stats {
 /* virtio_net_create() with the reason for a failure as one line in err (no
  * "hvmm:" prefix), for vm.c to print: -EINVAL for a bad spec (a usage error)
  * and only then; -ENODEV no such tap, other -errno host failures. */
-int virtio_net_create_msg(struct vm *vm, const char *spec, char *err, size_t errlen);
+int virtio_net_create_msg(const struct dev_env *env, const char *spec, int index, struct virtio_dev **out,
+			 char *err, size_t errlen);
 
 /* The device over an already open frame fd (tests; is_socket: a seqpacket
  * socket rather than a tap). Takes fd. 0 or -errno (never -EINVAL). */
-int virtio_net_attach_fd(struct vm *vm, int fd, bool is_socket, char *err, size_t errlen);
+int virtio_net_attach_fd(const struct dev_env *env, int fd, bool is_socket, char *err, size_t errlen);
 
 struct net_spec;
 /* The same with the rate limits of ns (tx_rl, rx_rl; the rest is ignored). */
-int virtio_net_attach_fd_limited(struct vm *vm, int fd, bool is_socket, const struct net_spec *ns, char *err,
+int virtio_net_attach_fd_limited(const struct dev_env *env, int fd, bool is_socket, const struct net_spec *ns, char *err,
 				 size_t errlen);
 
 struct net_slirp;
 /* The device over a started slirp helper's rings (net_slirp_start, or a
  * test playing the helper). Takes *s (its fds, mapping and PID). 0 or -errno. */
-int virtio_net_attach_slirp(struct vm *vm, struct net_slirp *s, char *err, size_t errlen);
+int virtio_net_attach_slirp(const struct dev_env *env, struct net_slirp *s, char *err, size_t errlen);
 
 /* 0, or -EINVAL when d is not a virtio-net device. */
 int virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out);

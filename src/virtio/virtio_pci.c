@@ -33,8 +33,12 @@
  *     loop never waits for a vCPU; a vCPU waits for the loop only in a
  *     status-0 write, bounded, and nothing the loop runs meanwhile needs
  *     this device's lock.
- * Without an event loop (vm->evloop NULL: unit tests, the fuzzer) the same
- * actions run inline on the calling thread.
+ * Without an event loop (dev_env's loop NULL: unit tests, the fuzzer) the
+ * same actions run inline on the calling thread.
+ *
+ * A function is created from its struct dev_env (the handles: guest memory,
+ * the loop, KVM's VM fd, the PCI host, the IOMMU, the registry) and keeps
+ * only those; the registry types of virtio_devs.c create and destroy it.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -53,7 +57,7 @@
 #include "../iommu.h"
 #include "../pci.h"
 #include "../util.h"
-#include "../vm.h"
+#include "../vm_config.h"
 #include "virtio.h"
 #include "virtio_pci_priv.h"
 
@@ -160,7 +164,7 @@ static int virtio_ioeventfd_one(struct virtio_dev *d, unsigned q, uint64_t addr,
 		.fd = d->q[q].efd,
 		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
 	};
-	return ioctl(d->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+	return ioctl(d->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
 static void virtio_ioeventfd_unregister(struct virtio_dev *d)
@@ -309,6 +313,30 @@ static void virtio_do_driver_ok(struct virtio_dev *d)
 			d->ops->queue_notify(d, q);
 }
 
+void virtio_dev_reset(struct virtio_dev *d)
+{
+	/* Nobody waits: the vCPUs and the loop are parked, and a request still
+	 * posted for the loop belongs to the driver session reset here. */
+	atomic_store(&d->ctl_req, 0);
+	atomic_store(&d->running, false);
+	if (d->ops->reset)
+		d->ops->reset(d);
+	if (!d->inline_mode)
+		for (unsigned q = 0; q < d->ops->nr_queues; q++)
+			virtio_efd_drain(d->q[q].efd);
+	pci_dev_lock(d->pci);
+	virtio_reset_finish(d);
+	atomic_store(&d->config_generation, 0); /* as created: nobody reads it now */
+	pci_dev_unlock(d->pci);
+	/* The configuration space as created, the way a restore sets it (BARs
+	 * and their ioeventfds moved back, MSI-X off): our own bytes, so it
+	 * cannot fail but for a bug. */
+	struct snap_cur c = { .p = d->fresh_cfg.data, .left = d->fresh_cfg.len };
+	char err[128];
+	if (pci_dev_snap_load(d->pci, &c, err, sizeof(err)) < 0)
+		util_err("%s: reset of its configuration space: %s", d->ops->name, err);
+}
+
 void virtio_ctl_run(struct virtio_dev *d)
 {
 	unsigned req = atomic_exchange(&d->ctl_req, 0);
@@ -388,7 +416,7 @@ static int virtio_dma_translate(void *opaque, uint64_t iova, bool write, uint64_
 {
 	struct virtio_dev *d = opaque;
 	virtio_count(&d->st.dma_translations);
-	int r = iommu_translate(d->vm, pci_dev_sid(d->pci), iova, write, gpa, avail);
+	int r = iommu_translate(d->iommu, pci_dev_sid(d->pci), iova, write, gpa, avail);
 	if (r)
 		virtio_count(&d->st.dma_faults);
 	return r;
@@ -397,7 +425,7 @@ static int virtio_dma_translate(void *opaque, uint64_t iova, bool write, uint64_
 static uint64_t virtio_dma_generation(void *opaque)
 {
 	struct virtio_dev *d = opaque;
-	return iommu_generation(d->vm);
+	return iommu_generation(d->iommu);
 }
 
 /* After the lock is dropped: what a write asked for. */
@@ -483,7 +511,7 @@ static void virtio_queue_enable(struct virtio_dev *d, struct virtio_queue_state 
 	uint8_t s = atomic_load(&d->status);
 	int r = VQ_ERR_RING;
 	if (s & VIRTIO_STATUS_FEATURES_OK)
-		r = vq_start_dma(&qs->vq, &d->vm->mem,
+		r = vq_start_dma(&qs->vq, d->mem,
 				 d->features & (1ull << VIRTIO_F_ACCESS_PLATFORM) ? &d->dma : NULL,
 				 qs->size, qs->desc, qs->driver, qs->device,
 				 d->features & (1ull << VIRTIO_F_EVENT_IDX),
@@ -671,11 +699,6 @@ void *virtio_dev_opaque(struct virtio_dev *d)
 	return d->opaque;
 }
 
-struct vm *virtio_dev_vm(struct virtio_dev *d)
-{
-	return d->vm;
-}
-
 uint64_t virtio_dev_features(struct virtio_dev *d)
 {
 	return d->features;
@@ -777,12 +800,12 @@ uint8_t virtio_dev_status(struct virtio_dev *d)
 	return atomic_load(&d->status);
 }
 
-unsigned virtio_devices(struct vm *vm, struct virtio_dev **out, unsigned max)
+unsigned virtio_devices(const struct dev_registry *r, struct virtio_dev **out, unsigned max)
 {
-	struct virtio_state *s = vm->virtio;
 	unsigned n = 0;
-	for (; s && n < s->n && n < max; n++)
-		out[n] = s->dev[n];
+	for (int i = 0; r && i < r->nr && n < max; i++)
+		if (virtio_is_type(r->v[i].ops))
+			out[n++] = r->v[i].dev;
 	return n;
 }
 
@@ -820,12 +843,12 @@ static int virtio_add_cap(struct pci_dev *p, uint8_t type, uint32_t off, uint32_
  * last of all uses of d->ops (a model may keep its ops in the state it frees). */
 static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 {
-	if (!d->inline_mode && d->vm->evloop) {
+	if (!d->inline_mode && d->loop) {
 		for (unsigned q = 0; q < d->ops->nr_queues; q++)
 			if (d->q[q].efd >= 0)
-				evloop_del(d->vm->evloop, d->q[q].efd);
+				evloop_del(d->loop, d->q[q].efd);
 		if (d->ctl_efd >= 0)
-			evloop_del(d->vm->evloop, d->ctl_efd);
+			evloop_del(d->loop, d->ctl_efd);
 	}
 	if (d->pci) {
 		pci_dev_lock(d->pci);
@@ -842,10 +865,11 @@ static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 		d->ops->destroy(d);
 	pthread_cond_destroy(&d->reset_cond);
 	pthread_mutex_destroy(&d->reset_lock);
+	snap_buf_free(&d->fresh_cfg);
 	free(d);
 }
 
-struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops *ops, void *opaque)
+struct virtio_dev *virtio_pci_create(const struct dev_env *env, const struct virtio_dev_ops *ops, void *opaque)
 {
 	if (!ops || !ops->nr_queues || ops->nr_queues > VIRTIO_MAX_QUEUES || !ops->queue_max ||
 	    ops->queue_max > VQ_MAX_SIZE || (ops->queue_max & (ops->queue_max - 1)) ||
@@ -853,19 +877,18 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 		errno = EINVAL;
 		return NULL;
 	}
-	if (!vm->virtio) {
-		vm->virtio = calloc(1, sizeof(*vm->virtio));
-		if (!vm->virtio)
-			return NULL;
-	}
-	if (vm->virtio->n == PCI_MAX_SLOTS) {
-		errno = ENOSPC;
+	if (!env->pci || !env->mem) {
+		errno = ENODEV;
 		return NULL;
 	}
 	struct virtio_dev *d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
-	d->vm = vm;
+	d->mem = env->mem;
+	d->loop = env->loop;
+	d->vm_fd = env->vm_fd;
+	d->iommu = env->iommu;
+	d->reg = env->reg;
 	d->ops_copy = *ops;
 	d->ops = &d->ops_copy;
 	d->opaque = opaque;
@@ -873,11 +896,11 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 	d->host_features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) |
 			   (1ull << VIRTIO_F_INDIRECT_DESC) | ops->features;
 	/* Behind the VT-d unit the device's DMA is translated (§6.1). */
-	if (vm->iommu)
+	if (env->iommu)
 		d->host_features |= 1ull << VIRTIO_F_ACCESS_PLATFORM;
 	d->dma = (struct vq_dma){ virtio_dma_translate, virtio_dma_generation, d };
-	d->inline_mode = !vm->evloop;
-	d->ioeventfd_off = vm->cfg.no_ioeventfd || vm->vm_fd < 0 || d->inline_mode;
+	d->inline_mode = !env->loop;
+	d->ioeventfd_off = (env->cfg && env->cfg->no_ioeventfd) || env->vm_fd < 0 || d->inline_mode;
 	d->ctl_efd = -1;
 	pthread_mutex_init(&d->reset_lock, NULL);
 	pthread_cond_init(&d->reset_cond, NULL);
@@ -915,7 +938,7 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 		.intx_pin = 1,
 		.name = ops->name,
 	};
-	struct pci_dev *p = pci_dev_add(vm->pci, &info);
+	struct pci_dev *p = pci_dev_add(env->pci, &info);
 	if (!p) {
 		err = errno;
 		virtio_dev_free(d, false);
@@ -944,19 +967,23 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops 
 		goto fail;
 	if (!d->inline_mode) {
 		for (unsigned q = 0; q < ops->nr_queues && !err; q++)
-			err = -evloop_add(vm->evloop, d->q[q].efd, EPOLLIN, virtio_notify_cb, &d->q[q]);
+			err = -evloop_add(d->loop, d->q[q].efd, EPOLLIN, virtio_notify_cb, &d->q[q]);
 		if (!err)
-			err = -evloop_add(vm->evloop, d->ctl_efd, EPOLLIN, virtio_ctl_cb, d);
+			err = -evloop_add(d->loop, d->ctl_efd, EPOLLIN, virtio_ctl_cb, d);
 		if (err)
 			goto fail;
 	}
 	pci_dev_lock(p);
 	pci_dev_set_bar_hook(p, virtio_bar_hook, d);
 	pci_dev_unlock(p);
+	pci_dev_snap_save(p, &d->fresh_cfg);
+	if (d->fresh_cfg.failed || !d->fresh_cfg.data) {
+		err = ENOMEM;
+		goto fail;
+	}
 	/* last: the registry must not keep a device that failed */
 	if ((err = -virtio_snap_register(d)))
 		goto fail;
-	vm->virtio->dev[vm->virtio->n++] = d;
 	return d;
 fail:
 	virtio_dev_free(d, false);
@@ -964,18 +991,12 @@ fail:
 	return NULL;
 }
 
-void virtio_destroy_all(struct vm *vm)
+void virtio_dev_destroy(struct virtio_dev *d)
 {
-	struct virtio_state *s = vm->virtio;
-	if (!s)
+	if (!d)
 		return;
-	for (unsigned i = 0; i < s->n; i++) {
-		struct virtio_dev *d = s->dev[i];
-		/* The loop is stopped: nothing else touches the queues. */
-		if (d->ops->reset)
-			d->ops->reset(d);
-		virtio_dev_free(d, true);
-	}
-	free(s);
-	vm->virtio = NULL;
+	/* The loop is stopped: nothing else touches the queues. */
+	if (d->ops->reset)
+		d->ops->reset(d);
+	virtio_dev_free(d, true);
 }

@@ -33,7 +33,13 @@ struct virtio_queue_state {
 };
 
 struct virtio_dev {
-	struct vm *vm;
+	/* The handles it was created with (struct dev_env's): nothing else of
+	 * the VM is reachable from here. */
+	struct guest_mem *mem;
+	struct evloop *loop; /* NULL: inline_mode */
+	int vm_fd;           /* for ioeventfds; -1: none */
+	struct iommu *iommu; /* DMA translation (VIRTIO_F_ACCESS_PLATFORM); NULL: none */
+	struct dev_registry *reg; /* marked unsupported for a model without snapshots */
 	const struct virtio_dev_ops *ops; /* = &ops_copy */
 	/* Our own copy: a model may keep its ops in its state (virtio-blk does)
 	 * and free them in destroy, before virtio_dev_free reads nr_queues. */
@@ -66,7 +72,13 @@ struct virtio_dev {
 	_Atomic uint8_t isr;
 	_Atomic unsigned ctl_req;
 	atomic_bool running; /* driver_ok done on the loop, queues live */
-	bool inline_mode;    /* no event loop: act on the calling thread */
+	/* No event loop (unit tests, the fuzzers): act on the calling thread.
+	 * Kept although a test could pass a loop of its own: most transport
+	 * and model tests drive a device step by step from one thread and
+	 * assert right after each register write, which a loop thread would
+	 * turn into polling with timeouts; the fuzzers need the same
+	 * determinism to reproduce an input. */
+	bool inline_mode;
 	int ctl_efd;
 
 	struct {
@@ -78,11 +90,9 @@ struct virtio_dev {
 	struct vq_dma dma;
 
 	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
-};
-
-struct virtio_state {
-	unsigned n;
-	struct virtio_dev *dev[PCI_MAX_SLOTS];
+	/* The function's configuration space as created (pci_dev_snap_save),
+	 * loaded back by the host's reset: BARs, command, MSI-X as at power-on. */
+	struct snap_buf fresh_cfg;
 };
 
 /* virtio_pci.c */

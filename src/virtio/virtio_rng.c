@@ -80,15 +80,16 @@ static const struct virtio_dev_ops rng_ops = {
 	.snap_stateless = true,
 };
 
-int virtio_rng_create(struct vm *vm)
+int virtio_rng_create(const struct dev_env *env, struct virtio_dev **out)
 {
 	struct virtio_rng *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	if (!virtio_pci_create(vm, &rng_ops, r)) {
+	struct virtio_dev *d = virtio_pci_create(env, &rng_ops, r);
+	if (!d) {
 		int e = errno ? -errno : -ENOMEM;
 		free(r);
 		return e;
 	}
-	return 0;
+	return virtio_model_done(env, d, out);
 }

@@ -30,7 +30,6 @@
 
 #include "../pci.h"
 #include "../snapshot.h"
-#include "../vm.h"
 #include "virtio.h"
 #include "virtio_pci_priv.h"
 
@@ -235,7 +234,7 @@ int virtio_snap_load(void *opaque, struct snap_cur *c, uint32_t version, char *e
 		qs->enabled = q[i].enabled;
 		/* not vq_start: that would zero the used index in guest RAM */
 		if (q[i].vq.started || q[i].vq.broken) {
-			int e = vq_restore(&qs->vq, &d->vm->mem, dma, &q[i].vq);
+			int e = vq_restore(&qs->vq, d->mem, dma, &q[i].vq);
 			if (e != VQ_OK) {
 				snprintf(err, n, "%s: queue %u: %s", name, i, vq_err_str(e));
 				r = -1;
@@ -272,7 +271,7 @@ int virtio_snap_load(void *opaque, struct snap_cur *c, uint32_t version, char *e
 int virtio_snap_register(struct virtio_dev *d)
 {
 	if (!d->ops->snap_save && !d->ops->snap_stateless) {
-		dev_registry_unsupported(&d->vm->devs, d->ops->name);
+		dev_registry_unsupported(d->reg, d->ops->name);
 		return 0;
 	}
 	/* The save and load are every model's type's (virtio_devs.c). */

@@ -58,15 +58,6 @@ static inline int fake_disk_image(char *path, size_t n, uint64_t bytes)
 	return r < 0 ? -1 : 0;
 }
 
-/* Record the virtio device just made directly (a test's socket back end:
- * no option says it) in the registry, as dev_create would. 0 or -1. */
-static inline int fake_virtio_record(struct vm *vm, const struct dev_ops *ops)
-{
-	struct virtio_dev *d[32];
-	unsigned n = virtio_devices(vm, d, 32);
-	return n && dev_registry_add(&vm->devs, ops, d[n - 1]) == 0 ? 0 : -1;
-}
-
 /*
  * Bus 0's device models behind a host bridge the caller made (pci_init,
  * after evloop_init): virtio-rng, virtio-blk on img, virtio-net on the
@@ -80,10 +71,10 @@ static inline int fake_pci_create(struct vm *vm, const char *img, int net_fd, ch
 	struct dev_msi msi = vm->env.msi;
 	fake_vm_env(vm); /* the PCI host */
 	vm->env.msi = msi;
-	if (virtio_rng_create(vm) || fake_virtio_record(vm, &virtio_rng_dev_ops) ||
-	    virtio_blk_create(vm, img, false) || fake_virtio_record(vm, &virtio_blk_dev_ops) ||
-	    virtio_net_attach_fd(vm, net_fd, true, err, n) || fake_virtio_record(vm, &virtio_net_dev_ops) ||
-	    virtio_console_create(vm) || fake_virtio_record(vm, &virtio_console_dev_ops) ||
+	if (virtio_rng_create(&vm->env, NULL) ||
+	    virtio_blk_create(&vm->env, img, false, NULL) ||
+	    virtio_net_attach_fd(&vm->env, net_fd, true, err, n) ||
+	    virtio_console_create(&vm->env, NULL) ||
 	    !fake_dev_create(vm, &pci_testdev_dev_ops) || !fake_dev_create(vm, &edu_dev_ops))
 		return -1;
 	return 0;

@@ -229,7 +229,7 @@ static int up_faultfs(void **state, bool sync)
 		usleep(10000);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, DISK_BYTES);
-	assert_int_equal(virtio_blk_create(&vm, path, false), 0);
+	assert_int_equal(virtio_blk_create(&vm.env, path, false, NULL), 0);
 	driver_start(F_FLUSH | F_DISCARD | F_WZ | (1ull << VIRTIO_F_VERSION_1), false);
 	return 0;
 }

@@ -292,8 +292,9 @@ static void setreg(unsigned off, unsigned size, uint64_t v)
 }
 
 /* What vm.c does when interrupt remapping changes. */
-static void routes_changed(struct vm *v)
+static void routes_changed(void *ctx)
 {
+	struct vm *v = ctx;
 	ioapic_reroute_all(dev_find(&v->devs, "ioapic", 0));
 	pci_msix_reroute_all(v);
 }
@@ -307,12 +308,12 @@ static int env_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
 
 static int env_remap(void *ctx, uint16_t sid, bool verify, uint64_t *addr, uint32_t *data)
 {
-	return iommu_remap_msi(ctx, sid, verify, addr, data);
+	return iommu_remap_msi(((struct vm *)ctx)->iommu, sid, verify, addr, data);
 }
 
 static void env_fault(void *ctx, uint16_t sid, uint64_t addr, int reason)
 {
-	iommu_ir_fault(ctx, sid, addr, reason);
+	iommu_ir_fault(((struct vm *)ctx)->iommu, sid, addr, reason);
 }
 
 static int setup_vm(void **state)
@@ -323,8 +324,8 @@ static int setup_vm(void **state)
 	irq_attach(&vm, NULL, dev_find(&vm.devs, "ioapic", 0));
 	assert_true(irq_msi_alloc(&vm) >= 0);
 	assert_int_equal(pci_init(&vm), 0);
-	assert_int_equal(iommu_create(&vm, true), 0);
-	iommu_set_routes_hook(&vm, routes_changed);
+	assert_non_null(fake_iommu(&vm, true));
+	iommu_set_routes_hook(vm.iommu, routes_changed, &vm);
 	struct dev_msi msi = vm.env.msi;
 	fake_vm_env(&vm); /* the PCI host */
 	vm.env.msi = msi;
@@ -336,7 +337,6 @@ static int teardown_vm(void **state)
 {
 	fake_vm_free(&vm); /* edu (and the registry's host bridge and IOMMU entries) */
 	pci_destroy(&vm);
-	iommu_destroy(&vm);
 	irq_destroy(&vm);
 	return teardown_ram(state);
 }
@@ -398,14 +398,14 @@ static void test_faults(void **state)
 	gcmd(IOMMU_G_SRTP);
 	gcmd(IOMMU_G_TE);
 	uint64_t gpa, avail;
-	assert_int_equal(iommu_translate(&vm, SID, 0x5010, true, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x5010, true, &gpa, &avail), IOMMU_OK);
 	assert_int_equal(gpa, 0x200010);
 	assert_int_equal(avail, 0xff0);
 	assert_int_equal(reg(IOMMU_FSTS, 4), 0);
 	/* a write to a read-only page: recorded in register 0 */
 	setreg(IOMMU_FEADDR, 4, 0xfee00000);
 	setreg(IOMMU_FEDATA, 4, 0x55);
-	assert_int_equal(iommu_translate(&vm, SID, 0x6abc, true, &gpa, &avail), IOMMU_FR_WRITE);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x6abc, true, &gpa, &avail), IOMMU_FR_WRITE);
 	uint32_t fsts = (uint32_t)reg(IOMMU_FSTS, 4);
 	assert_true(fsts & IOMMU_FSTS_PPF);
 	assert_int_equal(fsts >> 8 & 0xff, 0); /* FRI: the register of the first pending fault */
@@ -423,19 +423,19 @@ static void test_faults(void **state)
 	assert_int_equal(reg(IOMMU_FECTL, 4), 0);
 	/* a read of a page that is not there: register 1, T says read; no
 	 * new event while a fault is pending */
-	assert_int_equal(iommu_translate(&vm, SID, 0x7000, false, &gpa, &avail), IOMMU_FR_READ);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x7000, false, &gpa, &avail), IOMMU_FR_READ);
 	assert_true(reg(IOMMU_FRCD + 16 + 8, 8) & IOMMU_FRCD_T_READ);
 	assert_int_equal(vm.iommu->events, 1);
 	/* FRI stays on the oldest pending record (Linux reads from FRI on) */
 	assert_int_equal(reg(IOMMU_FSTS, 4) >> 8 & 0xff, 0);
 	/* fill the rest, then overflow */
 	for (int i = 0; i < IOMMU_NFR - 2; i++)
-		iommu_translate(&vm, 0x0110, 0, false, &gpa, &avail);
+		iommu_translate(vm.iommu, 0x0110, 0, false, &gpa, &avail);
 	assert_int_equal((reg(IOMMU_FRCD + 16 * (IOMMU_NFR - 1) + 8, 8) >> 32) & 0xff, IOMMU_FR_ROOT_NP);
 	assert_false(reg(IOMMU_FSTS, 4) & IOMMU_FSTS_PFO);
-	iommu_translate(&vm, 0x0110, 0, false, &gpa, &avail);
+	iommu_translate(vm.iommu, 0x0110, 0, false, &gpa, &avail);
 	assert_true(reg(IOMMU_FSTS, 4) & IOMMU_FSTS_PFO);
-	assert_int_equal(iommu_faults(&vm), IOMMU_NFR + 1);
+	assert_int_equal(iommu_faults(vm.iommu), IOMMU_NFR + 1);
 	/* software clears each F (write 1 to bit 127) and PFO */
 	for (int i = 0; i < IOMMU_NFR; i++) {
 		/* cleared oldest first: FRI follows to the next pending one */
@@ -446,20 +446,20 @@ static void test_faults(void **state)
 	assert_int_equal(reg(IOMMU_FSTS, 4) & 0xff, 0);
 	/* a context entry with FPD: the DMA fails, nothing is recorded */
 	map_basic(0, 1, true);
-	assert_int_equal(iommu_translate(&vm, SID, 0x7000, false, &gpa, &avail), IOMMU_FR_READ);
-	assert_int_equal(iommu_faults(&vm), IOMMU_NFR + 1);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x7000, false, &gpa, &avail), IOMMU_FR_READ);
+	assert_int_equal(iommu_faults(vm.iommu), IOMMU_NFR + 1);
 	/* DMA through the unit: across pages, and stopped by a fault */
 	uint8_t buf[8] = "abcdefg";
 	map_basic(0, 1, false);
-	assert_int_equal(iommu_dma_rw(&vm, SID, 0x5ffc, buf, 4, true), 0);
+	assert_int_equal(iommu_dma_rw(vm.iommu, &vm.mem, SID, 0x5ffc, buf, 4, true), 0);
 	assert_memory_equal(mem_ptr(&vm.mem, 0x200ffc, 4), "abcd", 4);
-	assert_int_equal(iommu_dma_rw(&vm, SID, 0x5ffc, buf, 8, true), -EFAULT); /* 0x6000: RO */
-	assert_int_equal(iommu_dma_rw(&vm, SID, 0x5ffc, buf, 8, false), 0);
+	assert_int_equal(iommu_dma_rw(vm.iommu, &vm.mem, SID, 0x5ffc, buf, 8, true), -EFAULT); /* 0x6000: RO */
+	assert_int_equal(iommu_dma_rw(vm.iommu, &vm.mem, SID, 0x5ffc, buf, 8, false), 0);
 	/* translation off: DMA addresses are guest-physical, checked against RAM */
 	setreg(IOMMU_GCMD, 4, 0);
-	assert_int_equal(iommu_dma_rw(&vm, SID, 0x300000, buf, 8, true), 0);
+	assert_int_equal(iommu_dma_rw(vm.iommu, &vm.mem, SID, 0x300000, buf, 8, true), 0);
 	assert_memory_equal(mem_ptr(&vm.mem, 0x300000, 8), buf, 8);
-	assert_int_equal(iommu_dma_rw(&vm, SID, RAM - 4, buf, 8, true), -EFAULT);
+	assert_int_equal(iommu_dma_rw(vm.iommu, &vm.mem, SID, RAM - 4, buf, 8, true), -EFAULT);
 }
 
 static void test_queued_invalidation(void **state)
@@ -520,14 +520,14 @@ static void test_ioapic_remap(void **state)
 	r->ops->write(r->opaque, 0x10, 4, 0x61);
 	irq_set_line(&vm, 5, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 5), 1);
-	assert_int_equal(iommu_faults(&vm), 0);
+	assert_int_equal(iommu_faults(vm.iommu), 0);
 	/* a compatibility-format entry is blocked while IR is on: fault 0x25 */
 	irq_set_line(&vm, 5, false);
 	r->ops->write(r->opaque, 0x00, 4, 0x10 + 2 * 5 + 1);
 	r->ops->write(r->opaque, 0x10, 4, 0);
 	irq_set_line(&vm, 5, true);
 	assert_int_equal(ioapic_delivered(dev_find(&vm.devs, "ioapic", 0), 5), 1);
-	assert_int_equal(iommu_faults(&vm), 1);
+	assert_int_equal(iommu_faults(vm.iommu), 1);
 	assert_int_equal((reg(IOMMU_FRCD + 8, 8) >> 32) & 0xff, IOMMU_FR_IR_COMPAT);
 	assert_int_equal(reg(IOMMU_FRCD + 8, 8) & 0xffff, IOMMU_IOAPIC_SID);
 	/* IR off again: the route is recomputed and the pin delivers */
@@ -632,11 +632,11 @@ static void test_edu(void **state)
 	assert_int_equal(addr, 0xfee01000ull);
 	assert_int_equal(data, 0xee | 1 << 14);
 	/* an IRTE naming another requester blocks it, with a fault record */
-	uint64_t faults = iommu_faults(&vm);
+	uint64_t faults = iommu_faults(vm.iommu);
 	irte(IRT + 2 * 16, 0xee, 1, false, (uint16_t)(d + 8), 1, 0);
 	wr(&vm.mmio, bar + 0x60, 4, 0x8);
 	assert_int_equal(pci_msi_last(pd, &addr, &data), 1);
-	assert_int_equal(iommu_faults(&vm), faults + 1);
+	assert_int_equal(iommu_faults(vm.iommu), faults + 1);
 	wr(&vm.mmio, bar + 0x64, 4, 0xf);
 	/* DMA: RAM → buffer → RAM through a 3-level map with the unit on */
 	map_basic(0, 1, false);
@@ -658,10 +658,10 @@ static void test_edu(void **state)
 	assert_memory_equal(mem_ptr(&vm.mem, 0x200004, 4), "\x78\x56\x34\x12", 4);
 	assert_int_equal(rd(&vm.mmio, bar + 0x24, 4), 0x100);
 	/* a DMA into a read-only page faults in the unit and writes nothing */
-	faults = iommu_faults(&vm);
+	faults = iommu_faults(vm.iommu);
 	wr(&vm.mmio, bar + 0x88, 8, 0x6000);
 	wr(&vm.mmio, bar + 0x98, 4, 1 | 2);
-	assert_int_equal(iommu_faults(&vm), faults + 1);
+	assert_int_equal(iommu_faults(vm.iommu), faults + 1);
 	assert_int_equal(*(uint32_t *)mem_ptr(&vm.mem, 0x201000, 4), 0);
 	/* hostile: a device range outside the buffer, bus mastering off */
 	wr(&vm.mmio, bar + 0x80, 8, 0x40000 + 4093);
@@ -680,7 +680,7 @@ static void test_edu(void **state)
 	assert_int_equal(*(uint32_t *)mem_ptr(&vm.mem, 0x200008, 4), 0);
 	/* what --stats shows */
 	struct iommu_stats st;
-	assert_true(iommu_get_stats(&vm, &st));
+	assert_true(iommu_get_stats(vm.iommu, &st));
 	assert_int_equal(st.gsts & (IOMMU_G_TE | IOMMU_G_IRE), IOMMU_G_TE | IOMMU_G_IRE);
 	assert_int_equal(st.translations, 3); /* 2 DMAs and the faulting one; the refused ones never ask */
 	assert_int_equal(st.blocked, 2); /* MSIs through the IRTE of another requester: raise, DMA done */
@@ -702,45 +702,45 @@ static void test_iotlb(void **state)
 	(void)state;
 	map_basic(0, 1, false);
 	translation_on();
-	uint64_t gpa, avail, flushes = vm.iommu->iotlb_flushes, gen = iommu_generation(&vm);
-	assert_int_equal(iommu_translate(&vm, SID, 0x5010, false, &gpa, &avail), IOMMU_OK);
+	uint64_t gpa, avail, flushes = vm.iommu->iotlb_flushes, gen = iommu_generation(vm.iommu);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x5010, false, &gpa, &avail), IOMMU_OK);
 	assert_int_equal(gpa, 0x200010);
 	assert_int_equal(vm.iommu->iotlb_misses, 1);
 	/* The guest remaps the page without invalidating: the cached
 	 * translation may (and here does) still be used... */
 	*q(PT + 0x2000 + 5 * 8) = 0x300000 | R | W;
-	assert_int_equal(iommu_translate(&vm, SID, 0x5020, false, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x5020, false, &gpa, &avail), IOMMU_OK);
 	assert_int_equal(gpa, 0x200020);
 	assert_int_equal(avail, 0xfe0);
 	assert_int_equal(vm.iommu->iotlb_hits, 1);
 	/* ...another requester's lookup of the same IOVA does not hit it */
-	assert_int_equal(iommu_translate(&vm, SID + 1, 0x5020, false, &gpa, &avail), IOMMU_FR_CTX_NP);
+	assert_int_equal(iommu_translate(vm.iommu, SID + 1, 0x5020, false, &gpa, &avail), IOMMU_FR_CTX_NP);
 	/* ...and a register-based IOTLB invalidation drops it */
 	setreg(IOMMU_IOTLB, 8, 1ull << 63 | 1ull << 60);
 	assert_int_equal(vm.iommu->iotlb_flushes, flushes + 1);
-	assert_true(iommu_generation(&vm) != gen);
-	assert_int_equal(iommu_translate(&vm, SID, 0x5020, false, &gpa, &avail), IOMMU_OK);
+	assert_true(iommu_generation(vm.iommu) != gen);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x5020, false, &gpa, &avail), IOMMU_OK);
 	assert_int_equal(gpa, 0x300020);
 	/* a read-only entry in the IOTLB does not let a write through */
-	assert_int_equal(iommu_translate(&vm, SID, 0x6000, false, &gpa, &avail), IOMMU_OK);
-	assert_int_equal(iommu_translate(&vm, SID, 0x6000, true, &gpa, &avail), IOMMU_FR_WRITE);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x6000, false, &gpa, &avail), IOMMU_OK);
+	assert_int_equal(iommu_translate(vm.iommu, SID, 0x6000, true, &gpa, &avail), IOMMU_FR_WRITE);
 	/* a context-cache invalidation and a new root table flush too */
-	gen = iommu_generation(&vm);
+	gen = iommu_generation(vm.iommu);
 	setreg(IOMMU_CCMD, 8, 1ull << 63 | 1ull << 61);
-	assert_true(iommu_generation(&vm) != gen);
-	gen = iommu_generation(&vm);
+	assert_true(iommu_generation(vm.iommu) != gen);
+	gen = iommu_generation(vm.iommu);
 	gcmd(IOMMU_G_SRTP);
-	assert_true(iommu_generation(&vm) != gen);
+	assert_true(iommu_generation(vm.iommu) != gen);
 }
 
 static int vq_xlate(void *opaque, uint64_t iova, bool write, uint64_t *gpa, uint64_t *avail)
 {
-	return iommu_translate(opaque, SID, iova, write, gpa, avail);
+	return iommu_translate(((struct vm *)opaque)->iommu, SID, iova, write, gpa, avail);
 }
 
 static uint64_t vq_gen(void *opaque)
 {
-	return iommu_generation(opaque);
+	return iommu_generation(((struct vm *)opaque)->iommu);
 }
 
 /* A chain of one descriptor at slot `slot` of the ring, made available. */
@@ -794,10 +794,10 @@ static void test_virtqueue_iova(void **state)
 	assert_int_equal(vq.dma_retranslations, 1);
 	/* A device-writable buffer on a read-only page: a DMA fault, recorded
 	 * with the requester and the page, and the queue is broken. */
-	uint64_t faults = iommu_faults(&vm);
+	uint64_t faults = iommu_faults(vm.iommu);
 	vq_offer(0x400000, 0x401000, 2, 0x6000, 16, VQ_DESC_F_WRITE);
 	assert_int_equal(vq_pop(&vq, &e), VQ_ERR_DMA);
-	assert_int_equal(iommu_faults(&vm), faults + 1);
+	assert_int_equal(iommu_faults(vm.iommu), faults + 1);
 	uint64_t hi = reg(IOMMU_FRCD + 8, 8);
 	assert_true(hi & IOMMU_FRCD_F);
 	assert_int_equal(hi & 0xffff, SID);

@@ -86,7 +86,7 @@ static int setup(void **state)
 	/* both snapshot tests' devices (fake_devices.h), and test_snapshot_pci's
 	 * intel-iommu (it builds one in VMs of its own): created before the
 	 * devices behind it and the IOAPIC, as vm_create_devices does */
-	if (mem_init(&vm.mem, RAM) || evloop_init(&vm) || pci_init(&vm) || iommu_create(&vm, true) ||
+	if (mem_init(&vm.mem, RAM) || evloop_init(&vm) || pci_init(&vm) || !fake_iommu(&vm, true) ||
 	    fake_legacy_create(&vm) || fake_pci_create(&vm, img, sv[0], err, sizeof(err)) ||
 	    lifecycle_init(&vm) || evloop_start(&vm))
 		return -1;
@@ -103,11 +103,9 @@ static int teardown(void **state)
 	lifecycle_resume(&vm, err, sizeof(err)); /* a failed test may leave it paused */
 	lifecycle_destroy(&vm);
 	evloop_stop(&vm);
-	dev_destroy_all(&vm.devs); /* as vm_destroy: the registry's, then virtio's */
-	virtio_destroy_all(&vm);
+	dev_destroy_all(&vm.devs); /* as vm_destroy: virtio's and the IOMMU too */
 	evloop_destroy(&vm);
 	pci_destroy(&vm);
-	iommu_destroy(&vm);
 	irq_destroy(&vm);
 	fake_vm_free(&vm);
 	mem_free(&vm.mem);

@@ -22,7 +22,9 @@
 
 #include <cmocka.h>
 
+#include "bus.h"
 #include "device.h"
+#include "iommu.h"
 #include "irq.h"
 #include "devices/devices.h"
 #include "pci.h"
@@ -54,7 +56,6 @@ static int teardown(void **state)
 {
 	(void)state;
 	dev_destroy_all(&vm.devs);
-	virtio_destroy_all(&vm);
 	pci_destroy(&vm);
 	irq_destroy(&vm); /* the MSI-X vectors' GSIs */
 	fake_vm_free(&vm);
@@ -90,6 +91,8 @@ static void test_table(void **state)
 			assert_string_not_equal(dev_types[j]->name, t->name);
 	}
 	assert_true(index_of("uart") < index_of("ioapic"));
+	/* the IOMMU first: before the IOAPIC and the PCI functions behind it */
+	assert_int_equal(index_of("intel-iommu"), 0);
 	assert_true(index_of("pc-testdev") < index_of("pci-testdev"));
 	assert_true(index_of("pci-testdev") < index_of("edu"));
 	assert_true(index_of("edu") < index_of("vfio"));
@@ -122,6 +125,45 @@ static void test_counts(void **state)
 		if (i > 1)
 			assert_true(index_of(vm.devs.v[i - 1].ops->name) < index_of(vm.devs.v[i].ops->name));
 	}
+}
+
+/* --device intel-iommu: created first of the table (right after the host
+ * bridge's entry: the snapshot section order of earlier hvmm files), and
+ * the devices after it get it as their env's iommu (dev_create_all). */
+static void test_iommu_first(void **state)
+{
+	(void)state;
+	vm.cfg.intel_iommu = true;
+	vm.cfg.intremap = -1; /* auto: on with the split irqchip */
+	vm.cfg.rng = true;
+	char err[256] = "";
+	assert_int_equal(dev_create_all(&vm.env, err, sizeof(err)), 0);
+	assert_string_equal(vm.devs.v[0].ops->name, "pci-host");
+	assert_ptr_equal(vm.devs.v[1].ops, &iommu_dev_ops);
+	assert_non_null(vm.env.iommu);
+	assert_ptr_equal(vm.env.iommu, dev_find(&vm.devs, "intel-iommu", 0));
+	assert_non_null(dev_find(&vm.devs, "ioapic", 0));
+	assert_non_null(dev_find(&vm.devs, "virtio-rng", 0));
+	/* its register window is on the MMIO bus, the capabilities readable */
+	assert_non_null(bus_find(&vm.mmio, IOMMU_BASE, 8));
+	/* auto intremap with the split irqchip: IR offered (ECAP bit 3) */
+	const struct bus_range *r = bus_find(&vm.mmio, IOMMU_BASE + 0x10, 8);
+	assert_true(r->ops->read(r->opaque, IOMMU_BASE + 0x10 - r->base, 8) & (1u << 3));
+}
+
+/* intremap=on needs hvmm's IOAPIC: with the kernel irqchip it is the
+ * user's mistake (status 2), named, and nothing after it is made. */
+static void test_iommu_intremap_usage(void **state)
+{
+	(void)state;
+	vm.cfg.irqchip = IRQCHIP_KERNEL;
+	vm.cfg.intel_iommu = true;
+	vm.cfg.intremap = 1;
+	char err[256] = "";
+	assert_int_equal(dev_create_all(&vm.env, err, sizeof(err)), HVMM_EXIT_USAGE);
+	assert_string_equal(err, "--device intel-iommu,intremap=on needs --irqchip split");
+	assert_int_equal(vm.devs.nr, 1); /* the host bridge alone */
+	assert_null(vm.env.iommu);
 }
 
 /* A --disk that does not open: the user's (status 2), named; the devices
@@ -264,6 +306,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iommu_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iommu_intremap_usage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "evloop.h"
+#include "irq.h"
 #include "pci.h"
 #include "util.h"
 #include "vfio.h"
@@ -79,6 +80,17 @@ static bool sparse;
 /* setup_intx: the kernel irqchip and a device with INTx (VFIO reports one) */
 static bool intx;
 
+/* A passed-through function's MSI GSIs, as vm.c wires them (irq.c). */
+static int env_gsi_alloc(void *ctx)
+{
+	return irq_msi_alloc(ctx);
+}
+
+static int env_gsi_route(void *ctx, unsigned gsi, uint64_t addr, uint32_t data)
+{
+	return irq_msi_route(ctx, gsi, addr, data);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -131,10 +143,15 @@ static int setup(void **state)
 		v.region[1].msix_mappable = true;
 	}
 	char err[256] = "";
-	int r = vfio_pci_create(&vm, &v, err, sizeof(err));
+	fake_vm_env(&vm); /* the PCI host, the loop */
+	vm.env.msi = (struct dev_msi){ .ctx = &vm, .gsi_alloc = env_gsi_alloc, .gsi_route = env_gsi_route };
+	struct vfio_pci *p = NULL;
+	int r = vfio_pci_create(&vm.env, 0, &v, &p, err, sizeof(err));
 	if (r)
 		fprintf(stderr, "vfio_pci_create: %s\n", err);
 	assert_int_equal(r, 0);
+	assert_int_equal(dev_registry_add(&vm.devs, &vfio_dev_ops, p), 0); /* as the registry's create */
+	assert_string_equal(vm.devs.unsupported, "--device vfio");
 	devfn = 1 << 3; /* the first free slot */
 	return 0;
 }
@@ -158,9 +175,9 @@ static int setup_intx(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	dev_destroy_all(&vm.devs); /* vfio's destroy closes memfd */
 	evloop_destroy(&vm);
 	pci_destroy(&vm);
-	vfio_pci_destroy(&vm); /* closes memfd */
 	fake_vm_free(&vm);
 	irq_destroy(&vm);
 	return 0;
@@ -180,7 +197,7 @@ static struct vfio_pci_stats stats(void)
 {
 	struct vfio_pci_stats st;
 	const char *bdf;
-	assert_true(vfio_pci_stats(&vm, 0, &st, &bdf));
+	assert_true(vfio_pci_stats(&vm.devs, 0, &st, &bdf));
 	assert_string_equal(bdf, "0000:00:10.0");
 	return st;
 }
@@ -372,7 +389,7 @@ static void test_msix_masking(void **state)
 {
 	(void)state;
 	struct pci_dev *d = pci_dev_at(&vm, devfn);
-	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	const struct vfio_dev *v = vfio_pci_dev(&vm.devs, 0);
 	assert_non_null(v);
 	int irqfd0 = pci_msix_vector_fd(d, 0);
 	cfg_wr(0x04, 2, 0x0002);
@@ -429,7 +446,7 @@ static void test_msi_control(void **state)
 	assert_int_equal(get32(CFG_OFF + MSI_CAP + 4), 0);
 	assert_int_equal(get32(CFG_OFF + MSI_CAP) >> 16, 0x0080);
 	/* its eventfd went to VFIO's MSI index; off again takes it back */
-	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	const struct vfio_dev *v = vfio_pci_dev(&vm.devs, 0);
 	assert_int_equal(v->last_irqs.index, VFIO_PCI_MSI_IRQ_INDEX);
 	assert_int_equal(v->last_irqs.count, 1);
 	assert_true(v->last_irqs.fd0 >= 0);
@@ -443,7 +460,7 @@ static void test_msi_control(void **state)
 static void test_intx_kernel_irqchip(void **state)
 {
 	(void)state;
-	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	const struct vfio_dev *v = vfio_pci_dev(&vm.devs, 0);
 	assert_int_equal(cfg_rd(0x3d, 1), 1);                      /* INTA, the device's */
 	assert_int_equal(cfg_rd(0x3c, 1), 16 + (devfn >> 3) % 4);  /* pci.h's swizzle */
 	assert_int_equal(v->last_irqs.index, VFIO_PCI_INTX_IRQ_INDEX);
@@ -466,7 +483,7 @@ static void test_intx_kernel_irqchip(void **state)
 static void test_no_intx_split_irqchip(void **state)
 {
 	(void)state;
-	const struct vfio_dev *v = vfio_pci_dev(&vm, 0);
+	const struct vfio_dev *v = vfio_pci_dev(&vm.devs, 0);
 	assert_int_equal(cfg_rd(0x3d, 1), 0);
 	assert_int_equal(v->last_irqs.calls, 0);
 }

@@ -68,8 +68,8 @@ static void test_config(void **state)
 	cfg(56, &b, 1);
 	assert_int_equal(b, 1);
 	/* the image is locked while the device has it */
-	assert_int_equal(virtio_blk_create(&vm, path, false), -EBUSY);
-	assert_int_equal(virtio_blk_create(&vm, path, true), -EBUSY);
+	assert_int_equal(virtio_blk_create(&vm.env, path, false, NULL), -EBUSY);
+	assert_int_equal(virtio_blk_create(&vm.env, path, true, NULL), -EBUSY);
 	/* byte-wise and past the end (zeros) */
 	uint8_t c[4];
 	cfg(1, c, 2);
@@ -423,7 +423,6 @@ static void test_write_zeroes(void **state)
  * is opened for the teardown. */
 static unsigned long long syncs_then_reopen(const char *dir)
 {
-	vm.cfg.stats = true;
 	char log[] = "/tmp/hvmm-blk-stats-XXXXXX";
 	int lfd = mkstemp(log);
 	assert_true(lfd >= 0);
@@ -439,7 +438,6 @@ static unsigned long long syncs_then_reopen(const char *dir)
 	ssize_t n = pread(lfd, line, sizeof(line) - 1, 0);
 	close(lfd);
 	unlink(log);
-	vm.cfg.stats = false;
 	assert_true(n > 0);
 	const char *p = strstr(line, "in flight, ");
 	assert_non_null(p);
@@ -453,9 +451,23 @@ static unsigned long long syncs_then_reopen(const char *dir)
 /* Without FLUSH the disk is write-through (writes carry RWF_DSYNC): a
  * discard and a write-zeroes done by fallocate are synced before they
  * complete, one fdatasync each; with FLUSH the driver flushes itself. */
+/* A device made with --stats (read when it is created), for its line. */
+static void reopen_with_stats(const char *dir)
+{
+	vm.cfg.stats = true;
+	dev.ops->reset(&dev);
+	dev.ops->destroy(&dev);
+	close(disk);
+	unlink(path);
+	memset(&dev, 0, sizeof(dev));
+	open_disk(dir, false);
+	vm.cfg.stats = false;
+}
+
 static void test_write_through_syncs(void **state)
 {
 	(void)state;
+	reopen_with_stats("/tmp");
 	dev.ops->reset(&dev);
 	driver_start(F_DISCARD | F_WZ | (1ull << VIRTIO_F_VERSION_1), false);
 	put_seg(0, 128, 8, 0);
@@ -464,7 +476,9 @@ static void test_write_through_syncs(void **state)
 	assert_int_equal(seg_req(T_WZ, 1), S_OK);
 	put_seg(0, 512, 8, 0); /* zero range */
 	assert_int_equal(seg_req(T_WZ, 1), S_OK);
+	vm.cfg.stats = true; /* the next device prints its line too */
 	assert_int_equal(syncs_then_reopen("/tmp"), 3);
+	vm.cfg.stats = false;
 	/* open_disk negotiated FLUSH: no sync of our own */
 	put_seg(0, 128, 8, 0);
 	assert_int_equal(seg_req(T_DISCARD, 1), S_OK);
@@ -558,9 +572,9 @@ static void test_reset_in_flight(void **state)
 static void test_create_errors(void **state)
 {
 	(void)state;
-	assert_int_equal(virtio_blk_create(&vm, "/nonexistent/disk.img", false), -ENOENT);
-	assert_int_equal(virtio_blk_create(&vm, "/tmp", true), -EISDIR);
-	assert_int_equal(virtio_blk_create(&vm, "/dev/null", true), -ENOTBLK);
+	assert_int_equal(virtio_blk_create(&vm.env, "/nonexistent/disk.img", false, NULL), -ENOENT);
+	assert_int_equal(virtio_blk_create(&vm.env, "/tmp", true, NULL), -EISDIR);
+	assert_int_equal(virtio_blk_create(&vm.env, "/dev/null", true, NULL), -ENOTBLK);
 }
 
 /* QEMU on the same image, paused before its guest starts (-S, TCG: no
@@ -619,8 +633,8 @@ static void test_image_lock(void **state)
 {
 	(void)state;
 	/* another hvmm, writing or reading */
-	assert_int_equal(virtio_blk_create(&vm, path, false), -EBUSY);
-	assert_int_equal(virtio_blk_create(&vm, path, true), -EBUSY);
+	assert_int_equal(virtio_blk_create(&vm.env, path, false, NULL), -EBUSY);
+	assert_int_equal(virtio_blk_create(&vm.env, path, true, NULL), -EBUSY);
 	/* QEMU refuses the image hvmm writes (its "Failed to get ... lock") */
 	int err;
 	pid_t q = qemu_on(path, false, &err);
@@ -646,17 +660,17 @@ static void test_image_lock(void **state)
 		for (int i = 0; i < 2000 && !image_locked_by_other(img); i++)
 			usleep(10000); /* QEMU takes its locks while it starts */
 		assert_true(image_locked_by_other(img));
-		assert_int_equal(virtio_blk_create(&vm, img, false), -EBUSY);
+		assert_int_equal(virtio_blk_create(&vm.env, img, false, NULL), -EBUSY);
 		if (ro) { /* readers share: a second device, synchronous (no loop fd) */
 			struct virtio_dev first = dev;
 			setenv("HVMM_DISK_SYNC", "1", 1);
-			assert_int_equal(virtio_blk_create(&vm, img, true), 0);
+			assert_int_equal(virtio_blk_create(&vm.env, img, true, NULL), 0);
 			setenv("HVMM_DISK_SYNC", "0", 1);
 			dev.ops->reset(&dev);
 			dev.ops->destroy(&dev);
 			dev = first;
 		} else
-			assert_int_equal(virtio_blk_create(&vm, img, true), -EBUSY);
+			assert_int_equal(virtio_blk_create(&vm.env, img, true, NULL), -EBUSY);
 		kill(q, SIGKILL);
 		waitpid(q, NULL, 0);
 		close(err);

@@ -58,10 +58,11 @@ static int setup(void **state)
 	vm.cfg.console_virtio = true;
 	if (mem_init(&vm.mem, RAM) || pci_init(&vm) || evloop_init(&vm) || evloop_start(&vm))
 		return -1;
-	if (virtio_console_create(&vm))
+	fake_vm_env(&vm); /* the PCI host, the loop */
+	if (virtio_console_create(&vm.env, NULL))
 		return -1;
 	struct virtio_dev *d;
-	if (virtio_devices(&vm, &d, 1) != 1)
+	if (virtio_devices(&vm.devs, &d, 1) != 1)
 		return -1;
 	drv_attach(d);
 	return 0;
@@ -71,7 +72,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	evloop_stop(&vm);
-	virtio_destroy_all(&vm);
+	dev_destroy_all(&vm.devs);
 	evloop_destroy(&vm);
 	pci_destroy(&vm);
 	irq_destroy(&vm);

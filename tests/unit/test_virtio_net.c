@@ -48,7 +48,6 @@
 struct virtio_dev {
 	const struct virtio_dev_ops *ops;
 	void *opaque;
-	struct vm *vm;
 	struct virtqueue vq[2];
 	bool live[2];
 	unsigned irqs[2];
@@ -59,14 +58,22 @@ struct virtio_dev {
 
 static struct virtio_dev *dev;
 
-struct virtio_dev *virtio_pci_create(struct vm *vm, const struct virtio_dev_ops *ops, void *opaque)
+struct virtio_dev *virtio_pci_create(const struct dev_env *env, const struct virtio_dev_ops *ops, void *opaque)
 {
+	(void)env;
 	struct virtio_dev *d = calloc(1, sizeof(*d));
 	d->ops = ops;
 	d->opaque = opaque;
-	d->vm = vm;
 	dev = d;
 	return d;
+}
+/* The model is the test's (dev, freed by the test): nothing to record. */
+int virtio_model_done(const struct dev_env *env, struct virtio_dev *d, struct virtio_dev **out)
+{
+	(void)env;
+	if (out)
+		*out = d;
+	return 0;
 }
 void *virtio_dev_opaque(struct virtio_dev *d) { return d->opaque; }
 const char *virtio_dev_name(struct virtio_dev *d) { return d->ops->name; }
@@ -296,7 +303,7 @@ static int setup(void **state)
 	memset(&loop, 0, sizeof(loop));
 	memset(&loop2, 0, sizeof(loop2));
 	loop.fd = loop2.fd = -1;
-	if (virtio_net_attach_fd(&vm, sv[0], true, err, sizeof(err)) < 0 || !dev)
+	if (virtio_net_attach_fd(&vm.env, sv[0], true, err, sizeof(err)) < 0 || !dev)
 		return -1;
 	return 0;
 }
@@ -322,7 +329,7 @@ static int setup_limited(void **state)
 	memset(&loop, 0, sizeof(loop));
 	memset(&loop2, 0, sizeof(loop2));
 	loop.fd = loop2.fd = -1;
-	if (virtio_net_attach_fd_limited(&vm, sv[0], true, &ns, err, sizeof(err)) < 0 || !dev)
+	if (virtio_net_attach_fd_limited(&vm.env, sv[0], true, &ns, err, sizeof(err)) < 0 || !dev)
 		return -1;
 	return 0;
 }
@@ -782,7 +789,7 @@ static int setup_ring(void **state)
 	memset(&loop, 0, sizeof(loop));
 	memset(&loop2, 0, sizeof(loop2));
 	loop.fd = loop2.fd = -1;
-	if (virtio_net_attach_slirp(&vm, &sl, err, sizeof(err)) < 0 || !dev)
+	if (virtio_net_attach_slirp(&vm.env, &sl, err, sizeof(err)) < 0 || !dev)
 		return -1;
 	return 0;
 }
@@ -1138,7 +1145,7 @@ static void test_slirp_dhcp_through_device(void **state)
 	free(dev);
 	dev = NULL;
 	setenv("HVMM_NET_SLIRP", path, 1);
-	int r = virtio_net_create_msg(&vm, "user", err, sizeof(err));
+	int r = virtio_net_create_msg(&vm.env, "user", 0, NULL, err, sizeof(err));
 	if (r < 0)
 		fail_msg("create: %s", err);
 	assert_non_null(dev);
@@ -1170,18 +1177,18 @@ static void test_slirp_helper_missing(void **state)
 	char err[256];
 	setenv("HVMM_NET_SLIRP", "/nonexistent/hvmm-net-slirp", 1);
 	struct virtio_dev *before = dev;
-	assert_int_equal(virtio_net_create_msg(&vm, "user", err, sizeof(err)), -ENOENT);
+	assert_int_equal(virtio_net_create_msg(&vm.env, "user", 0, NULL, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/hvmm-net-slirp"));
 	assert_ptr_equal(dev, before);
 	/* a helper that dies before its handshake is reaped and reported */
 	setenv("HVMM_NET_SLIRP", "/bin/false", 1);
-	assert_int_equal(virtio_net_create_msg(&vm, "user", err, sizeof(err)), -EIO);
+	assert_int_equal(virtio_net_create_msg(&vm.env, "user", 0, NULL, err, sizeof(err)), -EIO);
 	assert_non_null(strstr(err, "ended before it was ready (exit status 1)"));
 	assert_ptr_equal(dev, before);
 	unsetenv("HVMM_NET_SLIRP");
 	/* and a bad spec is -EINVAL, the one usage error */
-	assert_int_equal(virtio_net_create_msg(&vm, "user,x", err, sizeof(err)), -EINVAL);
-	assert_int_equal(virtio_net_create_msg(&vm, "tap:", err, sizeof(err)), -EINVAL);
+	assert_int_equal(virtio_net_create_msg(&vm.env, "user,x", 0, NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(virtio_net_create_msg(&vm.env, "tap:", 0, NULL, err, sizeof(err)), -EINVAL);
 }
 
 /* ---- tap (root only) ---- */
@@ -1204,14 +1211,14 @@ static void test_tap(void **state)
 	snprintf(cmd, sizeof(cmd), "ip link set dev %s up", name);
 	int up = system(cmd);
 	assert_int_equal(net_tap_open("lo"), -EINVAL); /* exists, but is not a tap */
-	assert_int_equal(virtio_net_create_msg(&vm, "tap:hvmm-no-such0", err, sizeof(err)), -ENODEV);
+	assert_int_equal(virtio_net_create_msg(&vm.env, "tap:hvmm-no-such0", 0, NULL, err, sizeof(err)), -ENODEV);
 	assert_non_null(strstr(err, "ip tuntap add dev hvmm-no-such0 mode tap"));
 
 	/* the whole device on the tap */
 	dev->ops->destroy(dev);
 	free(dev);
 	dev = NULL;
-	int r = virtio_net_create_msg(&vm, (snprintf(cmd, sizeof(cmd), "tap:%s", name), cmd), err,
+	int r = virtio_net_create_msg(&vm.env, (snprintf(cmd, sizeof(cmd), "tap:%s", name), cmd), 0, NULL, err,
 				      sizeof(err));
 	int ps = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(0x88b5));
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5),

@@ -182,8 +182,11 @@ static int setup_common(bool with_loop)
 		return -1;
 	if (with_loop && (evloop_init(&vm) || evloop_start(&vm)))
 		return -1;
-	dev = virtio_pci_create(&vm, &m_ops, &model);
-	if (!dev)
+	fake_vm_env(&vm); /* the PCI host, the loop */
+	dev = virtio_pci_create(&vm.env, &m_ops, &model);
+	/* recorded as the registry's create records a model's function: the
+	 * teardown destroys it through the type's destroy */
+	if (!dev || dev_registry_add(&vm.devs, &virtio_console_dev_ops, dev))
 		return -1;
 	drv_attach(dev);
 	return 0;
@@ -205,7 +208,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	evloop_stop(&vm);
-	virtio_destroy_all(&vm);
+	dev_destroy_all(&vm.devs); /* the function: the model's reset and destroy */
 	assert_int_equal(atomic_load(&model.destroy), 1);
 	evloop_destroy(&vm);
 	pci_destroy(&vm);
@@ -237,7 +240,7 @@ static void test_identity(void **state)
 	assert_int_equal(cc_rd(NUM_QUEUES, 2), 2);
 	assert_string_equal(virtio_dev_name(dev), "virtio-test");
 	struct virtio_dev *all[4];
-	assert_int_equal(virtio_devices(&vm, all, 4), 1);
+	assert_int_equal(virtio_devices(&vm.devs, all, 4), 1);
 	assert_ptr_equal(all[0], dev);
 	assert_int_equal(status(), 0);
 }
@@ -756,8 +759,9 @@ static int setup_kvm(void **state)
 		return 0; /* the test skips */
 	if (mem_init(&vm.mem, RAM) || pci_init(&vm) || evloop_init(&vm))
 		return -1;
-	dev = virtio_pci_create(&vm, &m_ops, &model);
-	if (!dev)
+	fake_vm_env(&vm); /* the PCI host, the loop, KVM's VM fd */
+	dev = virtio_pci_create(&vm.env, &m_ops, &model);
+	if (!dev || dev_registry_add(&vm.devs, &virtio_console_dev_ops, dev))
 		return -1;
 	drv_attach(dev);
 	return 0;
@@ -837,14 +841,14 @@ static void test_ioeventfd_follows_bar(void **state)
 	assert_true(ioeventfd_taken(nb + cap_notify + notify_mult));
 	/* --no-ioeventfd devices register none: covered by virtio_pci_create's
 	 * ioeventfd_off; tear-down unregisters (teardown_kvm closes the VM) */
-	virtio_destroy_all(&vm);
+	dev_destroy_all(&vm.devs);
 	assert_false(ioeventfd_taken(nb + cap_notify));
-	vm.virtio = NULL;
 	/* a device created with --no-ioeventfd registers nothing */
 	vm.cfg.no_ioeventfd = true;
 	memset(&model, 0, sizeof(model));
-	dev = virtio_pci_create(&vm, &m_ops, &model);
+	dev = virtio_pci_create(&vm.env, &m_ops, &model);
 	assert_non_null(dev);
+	assert_int_equal(dev_registry_add(&vm.devs, &virtio_console_dev_ops, dev), 0);
 	drv_attach(dev);
 	assert_false(ioeventfd_taken(bar0 + cap_notify));
 }

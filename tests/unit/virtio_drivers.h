@@ -188,7 +188,7 @@ static inline struct vq_used_elem take(struct drv *d, unsigned q)
 static inline struct virtio_dev *vdev(struct vm *vm, const char *name)
 {
 	struct virtio_dev *all[8];
-	unsigned n = virtio_devices(vm, all, 8);
+	unsigned n = virtio_devices(&vm->devs, all, 8);
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(virtio_dev_name(all[i]), name))
 			return all[i];
