@@ -43,7 +43,9 @@ def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True):
     ticks = l0["timer_fires"] > 10 and l0["injected"] > 10 and 2 * l0["injected"] >= l0["timer_fires"]
     halts = l0["hlt_exits"] > 0 and l0["halted_ns"] > 0 and l0["timer_fires"] >= 1
     ipis = l0["ipis_sent"] > 0 and l0["hlt_exits"] > 0
-    expect({"timer": ticks, "halt": halts, "smp": ipis}.get(test, ticks and halts), f"vcpu0's APIC: {l0}", u)
+    # (the other single tests need no interrupt: hello, exceptions, ...)
+    expect({"timer": ticks, "halt": halts, "smp": ipis}.get(test, ticks and halts if test == "all" else True),
+           f"vcpu0's APIC: {l0}", u)
     expect(u.stats["exits_by_reason"].get("HLT", 0) >= l0["hlt_exits"],
            f"HLT exits {u.stats['exits_by_reason']}", u)
     print(f"      vcpu0 APIC: {l0}")
@@ -60,9 +62,18 @@ def t_user_1cpu(ctx):
 
 @case("irq/user-guest-all-x2apic")
 def t_user_all(ctx):
-    u = guest_all(ctx, 2)
-    expect(any(k.startswith("X86_") for k in u.stats["exits_by_reason"]),
-           f"x2APIC mode: the APIC's MSRs exit to hvmm: {u.stats['exits_by_reason']}", u)
+    # What test=all runs, in x2APIC mode: each test on one vCPU and the SMP
+    # test on two. `all` on two vCPUs at once is what this case ran first, but
+    # its 1 kHz periodic timer check wants 100 ticks in 200 ms, and with two
+    # vCPUs sharing the nested host's one CPU (each tick an EOI and a HLT exit
+    # to hvmm) a loaded machine got 88-95 of them here (split mode has missed
+    # it too, once).
+    for t in ("hello", "exceptions", "syscall", "paging", "timer", "halt"):
+        u = guest_all(ctx, 1, test=t)
+        expect(any(k.startswith("X86_") for k in u.stats["exits_by_reason"]),
+               f"test={t}, x2APIC mode: the APIC's MSRs exit to hvmm: {u.stats['exits_by_reason']}", u)
+    u = guest_all(ctx, 2, test="smp")
+    expect(lapic(u.stats, 1)["ipis_received"] > 0, f"vcpu1 APIC: {lapic(u.stats, 1)}", u)
 
 
 @case("irq/user-guest-2cpu-xapic")
