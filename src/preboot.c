@@ -118,6 +118,22 @@ static int preboot_configure(void *o, const char *section, const char *id, bool 
 	return 0;
 }
 
+/* With p->lock held: hand the start (or the load) to the main thread and
+ * wait for its verdict. A failure goes back to configuring, with the main
+ * thread's reason (or fallback) in err. */
+static bool preboot_hand_over(struct preboot *p, const char *fallback, char *err, size_t n)
+{
+	p->state = PREBOOT_START_REQUESTED;
+	pthread_cond_broadcast(&p->cond);
+	while (p->state == PREBOOT_START_REQUESTED)
+		pthread_cond_wait(&p->cond, &p->lock);
+	bool ok = p->ok;
+	if (!ok)
+		snprintf(err, n, "%s", p->why[0] ? p->why : fallback);
+	p->state = ok ? PREBOOT_STARTED : PREBOOT_CONFIGURING;
+	return ok;
+}
+
 static int preboot_start(void *o, char *err, size_t n)
 {
 	struct preboot *p = o;
@@ -131,14 +147,7 @@ static int preboot_start(void *o, char *err, size_t n)
 		snprintf(err, n, "the VM is already starting");
 		return -1;
 	}
-	p->state = PREBOOT_START_REQUESTED;
-	pthread_cond_broadcast(&p->cond);
-	while (p->state == PREBOOT_START_REQUESTED)
-		pthread_cond_wait(&p->cond, &p->lock);
-	bool ok = p->ok;
-	if (!ok)
-		snprintf(err, n, "%s", p->why[0] ? p->why : "the VM could not be built");
-	p->state = ok ? PREBOOT_STARTED : PREBOOT_CONFIGURING;
+	bool ok = preboot_hand_over(p, "the VM could not be built", err, n);
 	pthread_mutex_unlock(&p->lock);
 	return ok ? 0 : -1;
 }
@@ -189,14 +198,7 @@ static int preboot_snapshot_load(void *o, const char *state, const char *mem, bo
 	pthread_mutex_lock(&p->lock);
 	p->load = l;
 	p->loading = true;
-	p->state = PREBOOT_START_REQUESTED;
-	pthread_cond_broadcast(&p->cond);
-	while (p->state == PREBOOT_START_REQUESTED)
-		pthread_cond_wait(&p->cond, &p->lock);
-	bool ok = p->ok;
-	if (!ok)
-		snprintf(err, n, "%s", p->why[0] ? p->why : "the VM could not be restored");
-	p->state = ok ? PREBOOT_STARTED : PREBOOT_CONFIGURING;
+	bool ok = preboot_hand_over(p, "the VM could not be restored", err, n);
 	p->loading = false;
 	preboot_load_free(&p->load);
 	pthread_mutex_unlock(&p->lock);
