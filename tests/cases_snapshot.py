@@ -27,7 +27,9 @@ def sha(vm, cmd):
 
 
 def counter(vm):
-    return int(vm.run("cat /tmp/count").strip().split()[-1])
+    out = vm.run("cat /tmp/count").strip().split()
+    expect(out and out[-1].isdigit(), f"/tmp/count read {out!r}, want a number")
+    return int(out[-1])
 
 
 def host_to_guest(vm, hport, who):
@@ -73,7 +75,7 @@ def t_snapshot_linux(ctx):
         vm.run("dd if=/dev/urandom of=/tmp/ram bs=65536 count=32 2>/dev/null")
         ram_sha = sha(vm, "cat /tmp/ram")
         vm.run("udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1", timeout=90)
-        vm.run("{ (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) "
+        vm.run("{ (i=0; while :; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done) "
                "</dev/null >/dev/null 2>&1 & }")
         time.sleep(1.0)
         before = counter(vm)

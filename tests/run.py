@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -88,6 +89,11 @@ def run_cases(ctx, cases, counts):
         except AssertionError as e:
             counts["failed"] += 1
             print(f"FAIL {name}: {e}", flush=True)
+            continue
+        except Exception as e:  # noqa: BLE001 - a broken case must not end the cases after it
+            counts["failed"] += 1
+            tb = traceback.format_exc(limit=-3)
+            print(f"FAIL {name}: {type(e).__name__}: {e}\n{tb}", flush=True)
             continue
         counts["passed"] += 1
         print(f"PASS {name} ({time.time() - t:.2f}s)", flush=True)
