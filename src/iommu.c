@@ -630,14 +630,38 @@ static void iommu_dev_destroy(void *dev)
 	free(u);
 }
 
-/* No reset op: a VM reset is a new hvmm process (--restore aside), as for
- * the PCI host. */
+/* Every register as at power-on (translation and remapping off, both
+ * event interrupts masked, no fault recorded), the IOTLB empty. The
+ * capabilities are the unit's, kept. Interrupt routes that went through
+ * the remapping table are recomputed, as when the guest turns IR off. */
+static void iommu_reset(void *dev)
+{
+	struct iommu *u = dev;
+	pthread_mutex_lock(&u->lock);
+	bool reroute = u->gsts != 0 || u->irt != 0;
+	u->gsts = 0;
+	u->rtaddr = u->root = u->irta = u->irt = 0;
+	u->ccmd = u->iotlb = u->iva = 0;
+	u->fsts = u->fedata = u->feaddr = u->feuaddr = 0;
+	u->fectl = IOMMU_CTL_IM;
+	memset(u->frcd, 0, sizeof(u->frcd));
+	u->fri = 0;
+	u->iqh = u->iqt = u->iqa = 0;
+	u->ics = u->iedata = u->ieaddr = u->ieuaddr = 0;
+	u->iectl = IOMMU_CTL_IM;
+	iommu_iotlb_flush(u);
+	pthread_mutex_unlock(&u->lock);
+	if (reroute && u->routes_changed)
+		u->routes_changed(u->routes_ctx);
+}
+
 const struct dev_ops iommu_dev_ops = {
 	.name = "intel-iommu",
 	.desc = "intel-iommu",
 	.count = iommu_count,
 	.create = iommu_dev_create,
 	.provide = iommu_provide,
+	.reset = iommu_reset,
 	.snap = { .name = "intel-iommu", .version = 1, .save = iommu_snap_save, .load = iommu_snap_load },
 	.destroy = iommu_dev_destroy,
 };

@@ -421,7 +421,7 @@ int pci_init(struct vm *vm)
 	}
 	vm->pci = h;
 	int r;
-	if ((r = pci_host_snap_register(vm)) < 0 ||
+	if ((r = pci_dev_reset_mark(h->slot[0])) < 0 || (r = pci_host_snap_register(vm)) < 0 ||
 	    (r = bus_register(&vm->pio, PCI_CONFIG_ADDRESS, PCI_CF8_RANGE, &pci_cf8_ops, h,
 			      "pci config")) < 0 ||
 	    (r = bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, &pci_ecam_ops, h, "pci ecam")) < 0 ||
@@ -455,6 +455,7 @@ void pci_destroy(struct vm *vm)
 		if (!d)
 			continue;
 		pci_msix_free(d);
+		pci_dev_reset_forget(d);
 		pthread_mutex_destroy(&d->lock);
 		free(d);
 	}

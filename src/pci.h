@@ -286,6 +286,18 @@ struct snap_cur;
 void pci_dev_snap_save(struct pci_dev *d, struct snap_buf *b);
 int pci_dev_snap_load(struct pci_dev *d, struct snap_cur *c, char *err, size_t n);
 
+/*
+ * Function-level reset. A device model calls pci_dev_reset_mark once its
+ * function is complete (BARs, capabilities, firmware's command bits): that
+ * state, saved as above, is what pci_dev_reset goes back to — command and
+ * BARs as at power-on (decoding off, the BAR hook told so), MSI and MSI-X
+ * off with every vector masked and nothing pending, the INTx output low.
+ * The model resets its own registers. Neither with the device lock held.
+ * mark: 0 or -ENOMEM.
+ */
+int pci_dev_reset_mark(struct pci_dev *d);
+void pci_dev_reset(struct pci_dev *d);
+
 /* One line per live MSI-X vector for statistics: device, vector, GSI, APIC ID,
  * vector number, masked. Returns the number of entries filled (<= max). */
 struct pci_irt_entry {

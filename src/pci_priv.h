@@ -119,6 +119,8 @@ struct pci_dev {
 	const struct pci_cfg_ops *cfg_ops;
 	void *cfg_opaque;
 	uint8_t cfg_owner[PCI_CFG_SIZE];
+	/* pci_dev_reset_mark's save: what a function-level reset loads */
+	struct snap_buf *reset_state;
 };
 
 struct pci_host {
@@ -138,6 +140,8 @@ bool pci_msix_bar_access(struct pci_dev *d, unsigned bar, uint64_t off, unsigned
 			 uint64_t *val);
 void pci_msix_config_written(struct pci_dev *d);
 void pci_msix_free(struct pci_dev *d);
+/* pci_snap.c: free the function's reset state (pci_destroy). */
+void pci_dev_reset_forget(struct pci_dev *d);
 void pci_intx_update(struct pci_dev *d);
 /* pci.c: re-evaluate where each BAR decodes after the command register or a
  * BAR changed (device lock held); the BAR hook hears of every change. */

@@ -19,12 +19,15 @@
  * vector's route is set). Nothing is sent: a pending bit is only valid on a
  * masked vector (an unmasked one would have sent it), so none goes out.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pci.h"
 #include "pci_priv.h"
 #include "snapshot.h"
+#include "util.h"
 #include "vm.h"
 
 #define PCI_SNAP_CFG 256 /* capabilities live below 256 (pci_cap_add) */
@@ -68,10 +71,13 @@ void pci_dev_snap_save(struct pci_dev *d, struct snap_buf *b)
 }
 
 /* Is everything in f and vec[] something the guest could have set on d? */
+/* own: the bytes are pci_dev_reset_mark's, from this very function. */
 static int pci_snap_check(struct pci_dev *d, const struct pci_snap_fn *f, const struct pci_snap_vec *vec,
-			  char *err, size_t n)
+			  bool own, char *err, size_t n)
 {
-	if (d->cfg_ops) {
+	/* A passed-through function's state is mostly the device's: only its
+	 * own reset state, hvmm's part of it, goes back in. */
+	if (d->cfg_ops && !own) {
 		snprintf(err, n, "%s: a passed-through function cannot be restored", d->name);
 		return -1;
 	}
@@ -117,7 +123,7 @@ static int pci_snap_check(struct pci_dev *d, const struct pci_snap_fn *f, const 
 	return 0;
 }
 
-int pci_dev_snap_load(struct pci_dev *d, struct snap_cur *c, char *err, size_t n)
+static int pci_snap_load(struct pci_dev *d, struct snap_cur *c, bool own, char *err, size_t n)
 {
 	struct pci_snap_fn f;
 	struct pci_snap_vec vec[PCI_MSIX_MAX_VECTORS];
@@ -132,7 +138,7 @@ int pci_dev_snap_load(struct pci_dev *d, struct snap_cur *c, char *err, size_t n
 		return -1;
 	}
 	pci_dev_lock(d);
-	if (pci_snap_check(d, &f, vec, err, n) < 0) {
+	if (pci_snap_check(d, &f, vec, own, err, n) < 0) {
 		pci_dev_unlock(d);
 		return -1;
 	}
@@ -163,6 +169,54 @@ int pci_dev_snap_load(struct pci_dev *d, struct snap_cur *c, char *err, size_t n
 		pci_intx_update(d);
 	pci_dev_unlock(d);
 	return 0;
+}
+
+int pci_dev_snap_load(struct pci_dev *d, struct snap_cur *c, char *err, size_t n)
+{
+	return pci_snap_load(d, c, false, err, n);
+}
+
+/* ---- function-level reset ---- */
+
+int pci_dev_reset_mark(struct pci_dev *d)
+{
+	struct snap_buf *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	pci_dev_snap_save(d, b);
+	if (b->failed || !b->data) {
+		snap_buf_free(b);
+		free(b);
+		return -ENOMEM;
+	}
+	pci_dev_reset_forget(d);
+	d->reset_state = b;
+	return 0;
+}
+
+void pci_dev_reset_forget(struct pci_dev *d)
+{
+	if (!d->reset_state)
+		return;
+	snap_buf_free(d->reset_state);
+	free(d->reset_state);
+	d->reset_state = NULL;
+}
+
+void pci_dev_reset(struct pci_dev *d)
+{
+	if (!d->reset_state)
+		return; /* a model that never marked: a bug, caught by its reset test */
+	/* The line first: a load only raises a line its state has high, it
+	 * never lowers one (after a restore the interrupt controller's state
+	 * agrees; after a reset it must be told). */
+	pci_intx_set(d, false);
+	struct snap_cur c = { .p = d->reset_state->data, .left = d->reset_state->len };
+	char err[160];
+	/* our own bytes, loaded into the function they came from: only a bug
+	 * makes this fail */
+	if (pci_snap_load(d, &c, true, err, sizeof(err)) < 0)
+		util_err("%s: function-level reset: %s", d->name, err);
 }
 
 /* ---- the host bridge ---- */
@@ -215,11 +269,25 @@ static int pci_host_load(void *opaque, struct snap_cur *c, uint32_t version, cha
 	return 0;
 }
 
+/* As pci_init leaves it: no configuration address latched, the bridge's
+ * own function as created. */
+static void pci_host_reset(void *opaque)
+{
+	struct pci_host *h = opaque;
+	pthread_mutex_lock(&h->lock);
+	h->config_address = 0;
+	h->config_low = 0;
+	pthread_mutex_unlock(&h->lock);
+	pci_dev_reset(h->slot[0]);
+}
+
 /* The host bridge is pci.c's (pci_init builds it, pci_destroy frees it):
- * in the registry only for its place among the snapshot sections. */
+ * in the registry for its place among the snapshot sections and to be
+ * reset with the rest. */
 const struct dev_ops pci_host_dev_ops = {
 	.name = "pci-host",
 	.desc = "PCI host bridge",
+	.reset = pci_host_reset,
 	.snap = { .name = "pci-host", .version = 1, .save = pci_host_save, .load = pci_host_load },
 };
 

@@ -290,8 +290,8 @@ int vfio_open(struct vfio_dev *v, const char *bdf, const struct guest_mem *mem, 
 			v->irq_count[i] = ii.count;
 	}
 	/* A clean device, whatever its last user left (not every device can). */
-	if (v->can_reset && ioctl(v->fd, VFIO_DEVICE_RESET) < 0)
-		util_err("--device vfio,host=%s: VFIO_DEVICE_RESET: %s (continuing)", bdf, strerror(errno));
+	if (v->can_reset && (r = vfio_reset(v)) < 0)
+		util_err("--device vfio,host=%s: VFIO_DEVICE_RESET: %s (continuing)", bdf, strerror(-r));
 	return 0;
 fail:
 	vfio_close(v);
@@ -322,6 +322,16 @@ int vfio_set_irqs(struct vfio_dev *v, unsigned index, unsigned start, unsigned c
 	if (v->fd < 0 || v->container < 0)
 		return 0; /* a test's fake device: nothing to tell */
 	return ioctl(v->fd, VFIO_DEVICE_SET_IRQS, &req) < 0 ? -errno : 0;
+}
+
+int vfio_reset(struct vfio_dev *v)
+{
+	if (!v->can_reset)
+		return -ENOTSUP;
+	v->resets++;
+	if (v->fd < 0 || v->container < 0)
+		return 0; /* a test's fake device */
+	return ioctl(v->fd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
 }
 
 int vfio_set_irq_unmask_fd(struct vfio_dev *v, unsigned index, int fd)

@@ -93,6 +93,7 @@ struct vfio_dev {
 		int fd0;
 		uint64_t calls;
 	} last_irqs;
+	uint64_t resets; /* VFIO_DEVICE_RESETs asked for (tests count them too) */
 };
 
 /* "host=DDDD:BB:DD.F" (or BB:DD.F, domain 0000), the properties after
@@ -115,6 +116,10 @@ void vfio_close(struct vfio_dev *v);
  * single vector's eventfd can be swapped while the others stay). 0 or
  * -errno. */
 int vfio_set_irqs(struct vfio_dev *v, unsigned index, unsigned start, unsigned count, const int *fds);
+/* VFIO_DEVICE_RESET (the kernel picks FLR, a PM or a bus reset). 0,
+ * -ENOTSUP when the device has none (VFIO_DEVICE_FLAGS_RESET unset), or
+ * -errno. */
+int vfio_reset(struct vfio_dev *v);
 /* VFIO_IRQ_SET_ACTION_UNMASK by eventfd: a signal on fd unmasks vector 0 of
  * index (INTx: KVM's resample eventfd, written when the guest EOIs). */
 int vfio_set_irq_unmask_fd(struct vfio_dev *v, unsigned index, int fd);

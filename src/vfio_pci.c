@@ -82,6 +82,7 @@ struct vfio_pci {
 	struct vfio_pci_stats st; /* under the PCI device lock */
 	bool warned;              /* a BAR mapping was refused (said once) */
 	bool irq_warned;          /* VFIO refused an interrupt change (said once) */
+	bool reset_warned;        /* a reset without VFIO_DEVICE_RESET (said once) */
 };
 
 static uint64_t vfio_ones(unsigned size)
@@ -655,6 +656,10 @@ static int vfio_pci_build(struct vfio_pci *p, const struct dev_env *env, char *e
 	vfio_cfg_write(p, PCI_COMMAND, 2, 0);
 	pci_dev_set_bar_hook(p->pci, vfio_bar_hook, p);
 	pci_dev_set_config_hook(p->pci, vfio_config_hook, p);
+	if ((r = pci_dev_reset_mark(p->pci)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
 	sandbox_allow_passthrough();
 	return 0;
 }
@@ -748,13 +753,40 @@ static void vfio_dev_destroy(void *dev)
 	vfio_pci_free(dev);
 }
 
-/* No snapshot (refused by name: vfio_pci_create marks the registry); no
- * reset (a host function's reset is VFIO_DEVICE_RESET, which some
- * functions do not have: not offered). */
+/*
+ * A host reset of the function: what hvmm virtualizes back to how it was
+ * created (BARs unmapped, MSI and MSI-X off with every vector masked, the
+ * interrupts taken back from the device, decoding and bus mastering off in
+ * the device too), then the device's own registers by VFIO_DEVICE_RESET
+ * where the kernel offers one (FLR, a PM or bus reset). A function with no
+ * reset keeps its registers, as under QEMU: said once.
+ */
+static void vfio_dev_reset(void *dev)
+{
+	struct vfio_pci *p = dev;
+	pci_dev_reset(p->pci);
+	pci_dev_lock(p->pci);
+	if (p->msix_cap)
+		vfio_msix_update(p);
+	if (p->msi_cap)
+		vfio_msi_update(p);
+	vfio_cfg_write(p, PCI_COMMAND, 2, 0);
+	pci_dev_unlock(p->pci);
+	int r = vfio_reset(&p->dev);
+	if (r == -ENOTSUP && !p->reset_warned)
+		util_err("%s: the host offers no reset for it (VFIO_DEVICE_FLAGS_RESET unset): its "
+			 "registers keep their state", pci_dev_name(p->pci));
+	else if (r < 0 && r != -ENOTSUP)
+		util_err("%s: VFIO_DEVICE_RESET: %s", pci_dev_name(p->pci), strerror(-r));
+	p->reset_warned |= r == -ENOTSUP;
+}
+
+/* No snapshot (refused by name: vfio_pci_create marks the registry). */
 const struct dev_ops vfio_dev_ops = {
 	.name = "vfio",
 	.desc = "--device vfio",
 	.count = vfio_count,
 	.create = vfio_dev_create,
+	.reset = vfio_dev_reset,
 	.destroy = vfio_dev_destroy,
 };

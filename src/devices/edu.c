@@ -332,7 +332,21 @@ static int edu_create(const struct dev_env *env, int i, void **dev, char *err, s
 	/* kvm-unit-tests' edu library never turns memory decoding on: it
 	 * relies on the BIOS having done it, as SeaBIOS does under QEMU. */
 	pci_dev_firmware_enable(e->pci);
-	return 0;
+	return pci_dev_reset_mark(e->pci);
+}
+
+/* Registers and buffer as created (all zero), then the function: INTx
+ * low, MSI off, memory decoding as firmware left it. */
+static void edu_reset(void *dev)
+{
+	struct edu *e = dev;
+	pci_dev_lock(e->pci);
+	e->alive = e->fact = e->status = e->irq_status = 0;
+	e->dma_src = e->dma_dst = e->dma_cnt = e->dma_cmd = 0;
+	memset(e->buf, 0, sizeof(e->buf));
+	e->warned = false;
+	pci_dev_unlock(e->pci);
+	pci_dev_reset(e->pci);
 }
 
 static void edu_destroy(void *dev)
@@ -345,13 +359,12 @@ static int edu_count(const struct vm_config *cfg)
 	return cfg->edu;
 }
 
-/* No reset: the function's configuration space is pci.c's, which has no
- * function-level reset yet. */
 const struct dev_ops edu_dev_ops = {
 	.name = "edu",
 	.desc = "edu",
 	.count = edu_count,
 	.create = edu_create,
+	.reset = edu_reset,
 	.snap = { .name = "edu", .version = 1, .save = edu_snap_save, .load = edu_snap_load },
 	.destroy = edu_destroy,
 };

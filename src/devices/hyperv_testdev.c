@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../hyperv.h"
 #include "devices_priv.h"
@@ -42,8 +43,19 @@ struct hyperv_testdev {
 	struct bus *pio;
 	pthread_mutex_t lock;
 	struct hyperv_testdev_route routes[HYPERV_MAX_ROUTES];
+	/* The connections its commands made (conn_id is 8 bits), which a
+	 * reset takes down again: a bit per id. */
+	uint8_t msg_conns[256 / 8], evt_conns[256 / 8];
 	uint64_t refused; /* commands dropped */
 };
+
+static void hyperv_testdev_conn_mark(uint8_t *set, uint32_t id, bool on)
+{
+	if (on)
+		set[id / 8] |= (uint8_t)(1u << (id % 8));
+	else
+		set[id / 8] &= (uint8_t)~(1u << (id % 8));
+}
 
 struct hyperv_testdev_cmd hyperv_testdev_decode(uint32_t value)
 {
@@ -91,13 +103,23 @@ static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cm
 			return -ENOENT;
 		return hyperv_route_raise(hv, t->routes[i].handle);
 	case HYPERV_TESTDEV_MSG_CONN_CREATE:
-		return hyperv_msg_conn_create(hv, c.conn_id, c.vp, c.sint);
-	case HYPERV_TESTDEV_MSG_CONN_DESTROY:
-		return hyperv_msg_conn_destroy(hv, c.conn_id);
+	case HYPERV_TESTDEV_MSG_CONN_DESTROY: {
+		bool create = c.command == HYPERV_TESTDEV_MSG_CONN_CREATE;
+		int r = create ? hyperv_msg_conn_create(hv, c.conn_id, c.vp, c.sint)
+			       : hyperv_msg_conn_destroy(hv, c.conn_id);
+		if (r == 0)
+			hyperv_testdev_conn_mark(t->msg_conns, c.conn_id, create);
+		return r;
+	}
 	case HYPERV_TESTDEV_EVT_CONN_CREATE:
-		return hyperv_evt_conn_create(hv, c.conn_id, c.vp, c.sint);
-	case HYPERV_TESTDEV_EVT_CONN_DESTROY:
-		return hyperv_evt_conn_destroy(hv, c.conn_id);
+	case HYPERV_TESTDEV_EVT_CONN_DESTROY: {
+		bool create = c.command == HYPERV_TESTDEV_EVT_CONN_CREATE;
+		int r = create ? hyperv_evt_conn_create(hv, c.conn_id, c.vp, c.sint)
+			       : hyperv_evt_conn_destroy(hv, c.conn_id);
+		if (r == 0)
+			hyperv_testdev_conn_mark(t->evt_conns, c.conn_id, create);
+		return r;
+	}
 	default:
 		return -EINVAL;
 	}
@@ -200,12 +222,35 @@ static void hyperv_testdev_stats(void *dev, struct json_object *obj)
 	json_object_object_add(obj, "refused", json_object_new_uint64(hyperv_testdev_refused(dev)));
 }
 
-/* No reset and no snapshot: see create. */
+/* As created: every SINT route and connection its commands made taken
+ * down in the SynIC (the "refused" counter is statistics, kept). */
+static void hyperv_testdev_reset(void *dev)
+{
+	struct hyperv_testdev *t = dev;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < HYPERV_MAX_ROUTES; i++)
+		if (t->routes[i].used) {
+			hyperv_route_destroy(t->hv, t->routes[i].handle);
+			t->routes[i].used = false;
+		}
+	for (uint32_t id = 0; id < 256; id++) {
+		if (t->msg_conns[id / 8] & (1u << (id % 8)))
+			hyperv_msg_conn_destroy(t->hv, id);
+		if (t->evt_conns[id / 8] & (1u << (id % 8)))
+			hyperv_evt_conn_destroy(t->hv, id);
+	}
+	memset(t->msg_conns, 0, sizeof(t->msg_conns));
+	memset(t->evt_conns, 0, sizeof(t->evt_conns));
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* No snapshot: see create. */
 const struct dev_ops hyperv_testdev_dev_ops = {
 	.name = "hyperv-testdev",
 	.desc = "hyperv-testdev",
 	.count = hyperv_testdev_count,
 	.create = hyperv_testdev_create,
+	.reset = hyperv_testdev_reset,
 	.stats = hyperv_testdev_stats,
 	.destroy = hyperv_testdev_destroy,
 };

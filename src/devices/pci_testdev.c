@@ -382,7 +382,23 @@ static int pci_testdev_create(const struct dev_env *env, int idx, void **dev, ch
 	    !pci_bar_add_type(d->pci, PCI_TESTDEV_IO_BAR, PCI_BAR_TYPE_IO, PCI_TESTDEV_IO_SIZE,
 			      &pci_testdev_io_ops, d))
 		return -errno;
-	return 0;
+	return pci_dev_reset_mark(d->pci);
+}
+
+/* No test selected, every count 0, then the function as created (its
+ * BARs stop decoding: the BAR hook hears it). */
+static void pci_testdev_reset(void *dev)
+{
+	struct pci_testdev *d = dev;
+	pci_dev_lock(d->pci);
+	pci_testdev_ioeventfd_off(d);
+	d->current = -1;
+	for (unsigned i = 0; i < PCI_TESTDEV_TESTS; i++) {
+		pci_testdev_put32(d->t[i].hdr + 12, 0);
+		pci_testdev_drain(&d->t[i]);
+	}
+	pci_dev_unlock(d->pci);
+	pci_dev_reset(d->pci);
 }
 
 /* The VM (and with it every ioeventfd) goes away after this: only the
@@ -397,13 +413,12 @@ static int pci_testdev_count(const struct vm_config *cfg)
 	return cfg->pci_testdev;
 }
 
-/* No reset: the function's configuration space is pci.c's, which has no
- * function-level reset yet. */
 const struct dev_ops pci_testdev_dev_ops = {
 	.name = "pci-testdev",
 	.desc = "pci-testdev",
 	.count = pci_testdev_count,
 	.create = pci_testdev_create,
+	.reset = pci_testdev_reset,
 	.snap = { .name = "pci-testdev", .version = 1, .save = pci_testdev_snap_save,
 		  .load = pci_testdev_snap_load },
 	.destroy = pci_testdev_destroy,

@@ -329,12 +329,8 @@ void virtio_dev_reset(struct virtio_dev *d)
 	atomic_store(&d->config_generation, 0); /* as created: nobody reads it now */
 	pci_dev_unlock(d->pci);
 	/* The configuration space as created, the way a restore sets it (BARs
-	 * and their ioeventfds moved back, MSI-X off): our own bytes, so it
-	 * cannot fail but for a bug. */
-	struct snap_cur c = { .p = d->fresh_cfg.data, .left = d->fresh_cfg.len };
-	char err[128];
-	if (pci_dev_snap_load(d->pci, &c, err, sizeof(err)) < 0)
-		util_err("%s: reset of its configuration space: %s", d->ops->name, err);
+	 * and their ioeventfds moved back, MSI-X off). */
+	pci_dev_reset(d->pci);
 }
 
 void virtio_ctl_run(struct virtio_dev *d)
@@ -865,7 +861,6 @@ static void virtio_dev_free(struct virtio_dev *d, bool destroy_model)
 		d->ops->destroy(d);
 	pthread_cond_destroy(&d->reset_cond);
 	pthread_mutex_destroy(&d->reset_lock);
-	snap_buf_free(&d->fresh_cfg);
 	free(d);
 }
 
@@ -976,11 +971,8 @@ struct virtio_dev *virtio_pci_create(const struct dev_env *env, const struct vir
 	pci_dev_lock(p);
 	pci_dev_set_bar_hook(p, virtio_bar_hook, d);
 	pci_dev_unlock(p);
-	pci_dev_snap_save(p, &d->fresh_cfg);
-	if (d->fresh_cfg.failed || !d->fresh_cfg.data) {
-		err = ENOMEM;
+	if ((err = -pci_dev_reset_mark(p)))
 		goto fail;
-	}
 	/* last: the registry must not keep a device that failed */
 	if ((err = -virtio_snap_register(d)))
 		goto fail;

@@ -90,9 +90,6 @@ struct virtio_dev {
 	struct vq_dma dma;
 
 	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
-	/* The function's configuration space as created (pci_dev_snap_save),
-	 * loaded back by the host's reset: BARs, command, MSI-X as at power-on. */
-	struct snap_buf fresh_cfg;
 };
 
 /* virtio_pci.c */

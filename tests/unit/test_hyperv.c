@@ -300,6 +300,42 @@ static uint64_t flags_word(uint64_t page, unsigned sint, unsigned word)
 
 /* HvSignalEvent: the flag is set, the SINT raised only when it was clear;
  * the parameter and the event page are checked. */
+/* The registry's reset takes down what the guest's commands made: the
+ * routes and both kinds of connection are gone (posting and signalling
+ * find no connection), and the same ids can be made again. */
+static void test_reset(void **state)
+{
+	(void)state;
+	const struct dev_inst *inst = &vm.devs.v[vm.devs.nr - 1];
+	assert_string_equal(inst->ops->name, "hyperv-testdev");
+	assert_non_null(inst->ops->reset);
+	struct hyperv_testdev *t = inst->dev;
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 5, 0)), 0);
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 1, 8, 0x11)), 0);
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 1, 9, 0x45)), 0);
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 0, 9, 0xff)), 0);
+	synic_on(1, EVT_PAGE, MSG_PAGE);
+	post_input(0x11, 0x12345678, 8, 0x10000);
+	assert_int_equal(post(INPUT), HV_STATUS_SUCCESS);
+	assert_int_equal(signal_fast(0x45), HV_STATUS_SUCCESS);
+
+	inst->ops->reset(t);
+	assert_int_equal(hyperv_testdev_route(t, 1, 5), -1);
+	memset(ram(MSG_PAGE + 8 * 256, 256), 0, 256);
+	assert_int_equal(post(INPUT), HV_STATUS_INVALID_CONNECTION_ID);
+	assert_int_equal(signal_fast(0x45), HV_STATUS_INVALID_CONNECTION_ID);
+	assert_int_equal(signal_fast(0xff), HV_STATUS_INVALID_CONNECTION_ID);
+	/* made again from nothing, as on a fresh device */
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_SINT_ROUTE_CREATE, 1, 5, 0)), 0);
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_MSG_CONN_CREATE, 1, 8, 0x11)), 0);
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 1, 9, 0x45)), 0);
+	assert_int_equal(post(INPUT), HV_STATUS_SUCCESS);
+	/* a destroyed connection is not destroyed twice by the next reset */
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_EVT_CONN_DESTROY, 0, 0, 0x45)), 0);
+	inst->ops->reset(t);
+	assert_int_equal(hyperv_testdev_write(t, cmd(HYPERV_TESTDEV_EVT_CONN_CREATE, 1, 9, 0x45)), 0);
+}
+
 static void test_signal_event(void **state)
 {
 	(void)state;
@@ -374,6 +410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_post_input_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_page_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signal_event, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test(test_no_hyperv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

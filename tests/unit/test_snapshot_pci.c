@@ -655,38 +655,61 @@ static void test_iommu(void **state)
 	assert_non_null(strstr(err, "truncated"));
 	snap_buf_free(&sb);
 
-	struct vm *all[] = { &a, &b, &c };
-	for (unsigned i = 0; i < 3; i++) {
+	/* reset: A saves as a fresh unit (D) does, its registers read alike */
+	static struct vm d;
+	iommu_vm(&d, true);
+	assert_non_null(ea->ops->reset);
+	ea->ops->reset(ea->dev);
+	struct snap_buf sa = { 0 }, sd = { 0 };
+	assert_int_equal(ea->ops->snap.save(ea->dev, &sa, err, sizeof(err)), 0);
+	assert_int_equal(d.devs.v[0].ops->snap.save(d.devs.v[0].dev, &sd, err, sizeof(err)), 0);
+	assert_int_equal(sa.len, sd.len);
+	assert_memory_equal(sa.data, sd.data, sa.len);
+	snap_buf_free(&sa);
+	snap_buf_free(&sd);
+	for (uint64_t off = 0; off < 0x100; off += 4)
+		assert_int_equal(mm_rd(&a, IOMMU_BASE + off, 4), mm_rd(&d, IOMMU_BASE + off, 4));
+
+	struct vm *all[] = { &a, &b, &c, &d };
+	for (unsigned i = 0; i < 4; i++) {
 		fake_vm_free(all[i]);
 		mem_free(&all[i]->mem);
 	}
 }
 
 /*
- * The virtio types' reset (the registry's, run by the host with the loop
- * parked): every live function, driven by A, then saves as B's fresh one
- * does, reads status 0 and none of its queues is live; and it works again
- * when a driver brings it up anew.
+ * Every device's reset (the registry's, run by the host with the loop
+ * parked): each one A drove — the host bridge, the four virtio functions,
+ * pci-testdev, edu — then saves as B's fresh one does; the virtio ones read
+ * status 0 with no queue live; pci-testdev's moved BAR decodes no more and
+ * edu's registers read as created. A type with state and no reset fails
+ * here by name. And the functions work again when a driver brings them up
+ * anew.
  */
-static void test_virtio_reset_equals_fresh(void **state)
+static void test_reset_equals_fresh(void **state)
 {
 	(void)state;
 	drive_a();
 	assert_int_equal(evloop_pause(&A.vm), 0);
 	const struct dev_registry *ra = &A.vm.devs, *rb = &B.vm.devs;
 	assert_int_equal(ra->nr, rb->nr);
-	int checked = 0;
+	int checked = 0, virtio = 0;
 	for (int i = 0; i < ra->nr; i++) {
 		const struct dev_ops *ops = ra->v[i].ops;
-		if (!virtio_is_type(ops))
-			continue;
 		assert_ptr_equal(rb->v[i].ops, ops);
-		assert_non_null(ops->reset);
-		assert_true(virtio_dev_status(ra->v[i].dev) & VIRTIO_STATUS_DRIVER_OK);
+		if (!ops->snap.name)
+			continue;
+		if (!ops->reset)
+			fail_msg("%s has guest-visible state and no reset", ops->name);
+		if (virtio_is_type(ops))
+			assert_true(virtio_dev_status(ra->v[i].dev) & VIRTIO_STATUS_DRIVER_OK);
 		ops->reset(ra->v[i].dev);
-		assert_int_equal(virtio_dev_status(ra->v[i].dev), 0);
-		for (unsigned q = 0; q < 2; q++)
-			assert_null(virtio_queue(ra->v[i].dev, q));
+		if (virtio_is_type(ops)) {
+			assert_int_equal(virtio_dev_status(ra->v[i].dev), 0);
+			for (unsigned q = 0; q < 2; q++)
+				assert_null(virtio_queue(ra->v[i].dev, q));
+			virtio++;
+		}
 		struct snap_buf sa = { 0 }, sb = { 0 };
 		char err[256] = "";
 		assert_int_equal(ops->snap.save(ra->v[i].dev, &sa, err, sizeof(err)), 0);
@@ -697,10 +720,26 @@ static void test_virtio_reset_equals_fresh(void **state)
 		snap_buf_free(&sb);
 		checked++;
 	}
-	assert_int_equal(checked, 4); /* rng, console, blk, net */
+	assert_int_equal(virtio, 4); /* rng, console, blk, net */
+	assert_int_equal(checked, 7); /* and the host bridge, pci-testdev, edu */
 	evloop_resume(&A.vm);
-	/* a new driver session on the reset disk: it serves requests again */
 	struct vm *vm = &A.vm;
+	/* the bridge's CONFIG_ADDRESS latch is clear */
+	const struct bus_range *r = bus_find(&vm->pio, 0xcf8, 4);
+	assert_int_equal(r->ops->read(r->opaque, 0, 4), 0);
+	/* pci-testdev: decoding off, its BAR back where firmware put it */
+	assert_int_equal(pci_config_read(vm, testdev_fn, 0x04, 2) & 0x3, 0);
+	assert_int_not_equal(pci_config_read(vm, testdev_fn, 0x10, 4), (uint32_t)testdev_bar);
+	/* edu: memory decoding on (firmware's), MSI off, registers as created */
+	unsigned msi = pci_config_read(vm, edu_fn, 0x34, 1);
+	assert_int_equal(pci_config_read(vm, edu_fn, msi + 2, 2) & 1, 0);
+	assert_int_equal(pci_config_read(vm, edu_fn, 0x10, 4) & ~0xfu, (uint32_t)edu_bar);
+	assert_int_equal(mm_rd(vm, edu_bar + 0x04, 4), 0);
+	assert_int_equal(mm_rd(vm, edu_bar + 0x08, 4), 0);
+	assert_int_equal(mm_rd(vm, edu_bar + 0x24, 4), 0);
+	mm_wr(vm, edu_bar + 0x08, 4, 4);
+	assert_int_equal(mm_rd(vm, edu_bar + 0x08, 4), 24);
+	/* a new driver session on the reset disk: it serves requests again */
 	attach(&blk, vm, vdev(vm, "virtio-blk"), 0x200000, 64);
 	bring_up(&blk, F_V1 | F_EVIDX | BLK_F_FLUSH, 1);
 	uint8_t w[512], rb2[512];
@@ -725,7 +764,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_payloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsupported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_virtio_reset_equals_fresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_equals_fresh, setup, teardown),
 		cmocka_unit_test(test_iommu),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -430,6 +430,60 @@ static void test_msix_masking(void **state)
 	assert_int_equal(v->last_irqs.count, 0);
 }
 
+/*
+ * The registry's reset: what the guest programmed in hvmm's part of the
+ * function (command, a moved BAR, MSI-X on with a vector unmasked, MSI's
+ * message) goes back to how it was created, decoding and bus mastering
+ * go off in the device too, every trigger is taken back from VFIO, and
+ * the device gets VFIO_DEVICE_RESET when it has one (said once when not).
+ */
+static void test_reset(void **state)
+{
+	(void)state;
+	struct pci_dev *d = pci_dev_at(&vm, devfn);
+	struct vfio_dev *v = (struct vfio_dev *)vfio_pci_dev(&vm.devs, 0);
+	const struct dev_inst *inst = &vm.devs.v[vm.devs.nr - 1];
+	assert_ptr_equal(inst->ops, &vfio_dev_ops);
+	assert_non_null(inst->ops->reset);
+	uint32_t bar0 = cfg_rd(0x10, 4), bar1 = cfg_rd(0x14, 4);
+	cfg_wr(0x10, 4, bar0 + 0x100000);
+	cfg_wr(0x04, 2, 0x0006);
+	cfg_wr(MSIX_CAP + 2, 2, 0x8000);
+	uint64_t b1 = bar1 & ~0xfu;
+	wr(&vm.mmio, b1 + 0x0, 4, 0xfee00000);
+	wr(&vm.mmio, b1 + 0x8, 4, 0x45);
+	wr(&vm.mmio, b1 + 0xc, 4, 0);
+	cfg_wr(MSI_CAP + 4, 4, 0xfee00000);
+	assert_true(pci_msix_enabled(d));
+	assert_int_equal(get32(CFG_OFF + 4) & 0xffff, 0x0006);
+
+	v->can_reset = true;
+	inst->ops->reset(inst->dev);
+	assert_int_equal(v->resets, 1);
+	assert_int_equal(cfg_rd(0x04, 2) & 0x7, 0);
+	assert_int_equal(get32(CFG_OFF + 4) & 0xffff, 0); /* the device's too */
+	assert_int_equal(cfg_rd(0x10, 4), bar0);
+	assert_false(pci_msix_enabled(d));
+	assert_int_equal(cfg_rd(MSIX_CAP + 2, 2), NVEC - 1);
+	assert_int_equal(cfg_rd(MSI_CAP + 4, 4), 0);
+	assert_int_equal(v->last_irqs.index, VFIO_PCI_MSIX_IRQ_INDEX);
+	assert_int_equal(v->last_irqs.count, 0);
+	/* the device's own configuration registers are VFIO's reset's */
+	assert_int_equal(cfg_rd(0x60, 4), 0xcafef00d);
+	/* and it works as before: MSI-X on hands the triggers over again,
+	 * every vector masked (the table as created) */
+	cfg_wr(0x04, 2, 0x0002);
+	assert_int_equal(rd(&vm.mmio, b1 + 0xc, 4), 1);
+	assert_int_equal(rd(&vm.mmio, b1 + 0x8, 4), 0);
+	cfg_wr(MSIX_CAP + 2, 2, 0x8000);
+	assert_int_equal(v->last_irqs.count, NVEC);
+	/* no VFIO_DEVICE_RESET on this device: nothing asked, no failure */
+	v->can_reset = false;
+	inst->ops->reset(inst->dev);
+	assert_int_equal(v->resets, 1);
+	assert_false(pci_msix_enabled(d));
+}
+
 static void test_msi_control(void **state)
 {
 	(void)state;
@@ -529,6 +583,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msix_control, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msix_masking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_control, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_intx_kernel_irqchip, setup_intx, teardown),
 		cmocka_unit_test_setup_teardown(test_no_intx_split_irqchip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
