@@ -12,7 +12,7 @@ fi
 # Without a usable /dev/kvm the demo runs, whole, in the nested KVM host.
 mode=$(python3 "$here/kvm_mode.py") || exit 1
 if [ "$mode" = nested ]; then
-	echo "demo: no usable /dev/kvm here (or HVMM_KVM_HOST=nested): running in a nested KVM host"
+	echo "demo: no usable hardware-virtualized /dev/kvm here (or HVMM_KVM_HOST=nested): running in a nested KVM host"
 	echo "demo: (scripts/kvm-host: QEMU TCG emulates AMD-V, Linux KVM runs inside it, hvmm on that; ~7 s to boot)"
 	exec "$here/kvm-host" --timeout 600 -- "$0" "$@"
 fi

@@ -202,7 +202,7 @@ def main():
     except ValueError as e:
         sys.exit(f"run.py: {e}")
     if mode == "nested":
-        print("# no usable /dev/kvm here (or HVMM_KVM_HOST=nested): the tests that need KVM run "
+        print("# no usable hardware-virtualized /dev/kvm here (or HVMM_KVM_HOST=nested): the tests that need KVM run "
               "in a nested KVM host (scripts/kvm-host: QEMU TCG emulating AMD-V, Linux KVM inside)",
               flush=True)
     # Unit programs: all of them directly; inside the nested host only those
