@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "lapic.h" /* enum lapic_src (a header only: no vCPU code linked) */
 #include "util.h"
 #include "vm.h"
 
@@ -191,7 +192,7 @@ void irq_pin_fire(struct vm *vm, unsigned pin, bool edge)
 		uint32_t data = s->route[pin].u.msi.data;
 		pthread_mutex_unlock(&s->lock);
 		if (routed && vm->lapic_msi)
-			vm->lapic_msi(vm, addr, data);
+			vm->lapic_msi(vm, addr, data, LAPIC_SRC_IOAPIC);
 		return;
 	}
 	if (vm->vm_fd < 0)
@@ -209,7 +210,7 @@ void irq_pin_fire(struct vm *vm, unsigned pin, bool edge)
 int irq_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
 	if (vm->cfg.irqchip == IRQCHIP_USER)
-		return vm->lapic_msi ? vm->lapic_msi(vm, addr, data) : 0;
+		return vm->lapic_msi ? vm->lapic_msi(vm, addr, data, LAPIC_SRC_MSI) : 0;
 	if (vm->vm_fd < 0)
 		return 0; /* unit tests: no KVM */
 	struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),

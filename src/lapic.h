@@ -211,8 +211,10 @@ uint32_t lapic_timer_tmcct(const struct lapic_regs *r, uint64_t now_ns);
 /* IA32_TSC_DEADLINE: `guest_tsc` is the guest's TSC now, `tsc_khz` its rate. */
 void lapic_timer_write_deadline(struct lapic_regs *r, uint64_t val, uint64_t now_ns,
 				uint64_t guest_tsc, uint64_t tsc_khz);
-/* Expire the timer if due: sets the LVT vector in IRR (unless masked) and
- * re-arms a periodic timer. Returns true if it fired. */
+/* Expire the timer if due and re-arm a periodic one: the LVT's vector to
+ * deliver, or -1 (not due, or masked). */
+int lapic_timer_expire(struct lapic_regs *r, uint64_t now_ns);
+/* lapic_timer_expire, the vector then accepted into IRR. true if it fired. */
 bool lapic_timer_tick(struct lapic_regs *r, uint64_t now_ns);
 
 /* ---- lapic_route.c ---- */
@@ -235,8 +237,44 @@ uint64_t lapic_route(struct lapic_regs *const *apics, int n, int self, const str
 struct vm;
 struct vcpu;
 
+/* Where an interrupt came from: every source goes through an entry of the
+ * interrupt remapping table (lapic_post.c), counted per source. */
+enum lapic_src {
+	LAPIC_SRC_IOAPIC, /* an IOAPIC pin's redirection entry */
+	LAPIC_SRC_MSI,    /* a device's MSI or MSI-X vector (or --inject) */
+	LAPIC_SRC_IPI,    /* another vCPU's (or its own) ICR write */
+	LAPIC_SRC_TIMER,  /* the APIC timer */
+	LAPIC_NR_SRC,
+};
+
+/* The IRT entry an interrupt goes through: a vector the VMM delivers
+ * itself (remapped: the target APIC's lock, IRR, a kick or wake-up per
+ * interrupt) or a PID (posted: the target's PIR, a notification only when
+ * its SN and ON allow one). */
+enum lapic_irte_mode { LAPIC_IRTE_REMAPPED, LAPIC_IRTE_POSTED };
+struct lapic_irte {
+	enum lapic_irte_mode mode;
+	uint8_t vector;
+	int vcpu; /* posted: the PID's vCPU */
+};
+/* The entry for message m that routing sent to the vCPUs in targets:
+ * posted when posting is on and m is a fixed or lowest-priority, edge-
+ * triggered interrupt to exactly one vCPU (a PID has one destination, as
+ * in VT-d); everything else (NMI, INIT, SIPI, ExtINT, level-triggered,
+ * several destinations) remapped. */
+struct lapic_irte lapic_irte_for(bool posting, const struct lapic_msg *m, uint64_t targets);
+
 /* Per-vCPU counts for --stats: what the lecture's lab shows. */
 struct lapic_stats {
+	/* interrupts addressed to this vCPU, by source and IRT entry mode */
+	uint64_t irt[LAPIC_NR_SRC][2];
+	/* posts' outcomes: notifications sent, and posts that sent none
+	 * because SN was set (ready) or ON was (one outstanding) */
+	uint64_t notify_active, notify_wakeup, suppressed, coalesced;
+	uint64_t pir_taken;     /* vectors moved PIR → IRR */
+	/* the lecture's states: time in each, and the transitions into each */
+	uint64_t state_ns[3];
+	uint64_t entered[3];
 	uint64_t injected;      /* vectors handed to KVM_INTERRUPT from IRR */
 	uint64_t extint;        /* 8259 vectors (ExtINT through LINT0) */
 	uint64_t nmis;          /* KVM_NMI */
@@ -259,6 +297,11 @@ void lapic_vcpu_thread_exit(struct vcpu *v);
 /* Before KVM_RUN: timer, INIT/SIPI, HLT sleep, then injection and CR8.
  * false: do not enter now (stopping, pausing); loop and ask again. */
 bool lapic_vcpu_before_run(struct vcpu *v);
+/* Take the vCPU's PIR into its IRR, as going to running does (its own
+ * thread, or a unit test). Returns how many vectors were posted. */
+unsigned lapic_vcpu_take_posted(struct vcpu *v);
+/* KVM_RUN returned, whatever it returned: the vCPU is ready (lapic_post.c). */
+void lapic_vcpu_exited(struct vcpu *v);
 /* After KVM_RUN: the guest's CR8 back into TPR. */
 void lapic_vcpu_after_run(struct vcpu *v);
 /* An MMIO exit: true if it hit this vCPU's xAPIC page (then handled). */
@@ -281,10 +324,11 @@ struct json_object *lapic_stats_json(const struct vcpu *v);
 void lapic_stats_print_vm(struct vm *vm, FILE *f);
 /* The registers (unit tests; the vCPU's lock is not taken). */
 struct lapic_regs *lapic_vcpu_regs(struct vcpu *v);
-/* Deliver a message to the APICs it reaches (any thread). `self`: the
- * sending vCPU for IPIs, -1 for devices. */
-void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self);
-/* An MSI (address, data) from a device. 0, or -EINVAL if not one. */
-int lapic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data);
+/* Deliver a message to the APICs it reaches (any thread), through its IRT
+ * entry. `self`: the sending vCPU for IPIs, -1 for devices. */
+void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self, enum lapic_src src);
+/* An MSI (address, data) from a device (src MSI) or the IOAPIC. 0, or
+ * -EINVAL if not one. */
+int lapic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data, int src);
 
 #endif

@@ -7,8 +7,17 @@
 #include <stdio.h>
 
 #include "lapic.h"
+#include "pi.h"
 #include "vcpu.h"
 #include "vm.h"
+
+static uint64_t lapic_irt_total(const struct lapic_stats *s, int mode)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < LAPIC_NR_SRC; i++)
+		n += s->irt[i][mode];
+	return n;
+}
 
 void lapic_stats_print(const struct vcpu *v, FILE *f)
 {
@@ -21,6 +30,17 @@ void lapic_stats_print(const struct vcpu *v, FILE *f)
 		(unsigned long long)s->nmis, (unsigned long long)s->ipis_sent,
 		(unsigned long long)s->ipis_received, (unsigned long long)s->timer_fires,
 		(unsigned long long)s->hlt_exits, (double)s->halted_ns / 1e6);
+	fprintf(f, "       IRT: %llu posted, %llu remapped; posts: %llu active and %llu wake-up "
+		"notifications, %llu suppressed (SN), %llu coalesced (ON); %llu taken from PIR\n",
+		(unsigned long long)lapic_irt_total(s, LAPIC_IRTE_POSTED),
+		(unsigned long long)lapic_irt_total(s, LAPIC_IRTE_REMAPPED),
+		(unsigned long long)s->notify_active, (unsigned long long)s->notify_wakeup,
+		(unsigned long long)s->suppressed, (unsigned long long)s->coalesced,
+		(unsigned long long)s->pir_taken);
+	fprintf(f, "       states: running %.1f ms (%llu times), ready %.1f ms (%llu), halted %.1f ms (%llu)\n",
+		(double)s->state_ns[PI_RUNNING] / 1e6, (unsigned long long)s->entered[PI_RUNNING],
+		(double)s->state_ns[PI_READY] / 1e6, (unsigned long long)s->entered[PI_READY],
+		(double)s->state_ns[PI_HALTED] / 1e6, (unsigned long long)s->entered[PI_HALTED]);
 }
 
 json_object *lapic_stats_json(const struct vcpu *v)
@@ -37,6 +57,31 @@ json_object *lapic_stats_json(const struct vcpu *v)
 	json_object_object_add(o, "timer_fires", json_object_new_uint64(s->timer_fires));
 	json_object_object_add(o, "hlt_exits", json_object_new_uint64(s->hlt_exits));
 	json_object_object_add(o, "halted_ns", json_object_new_uint64(s->halted_ns));
+	/* the IRT: per source, how many went each way */
+	static const char *const src[LAPIC_NR_SRC] = { "ioapic", "msi", "ipi", "timer" };
+	json_object *irt = json_object_new_object();
+	for (int i = 0; i < LAPIC_NR_SRC; i++) {
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "posted", json_object_new_uint64(s->irt[i][LAPIC_IRTE_POSTED]));
+		json_object_object_add(e, "remapped", json_object_new_uint64(s->irt[i][LAPIC_IRTE_REMAPPED]));
+		json_object_object_add(irt, src[i], e);
+	}
+	json_object_object_add(o, "irt", irt);
+	json_object *pid = json_object_new_object();
+	json_object_object_add(pid, "notify_active", json_object_new_uint64(s->notify_active));
+	json_object_object_add(pid, "notify_wakeup", json_object_new_uint64(s->notify_wakeup));
+	json_object_object_add(pid, "suppressed", json_object_new_uint64(s->suppressed));
+	json_object_object_add(pid, "coalesced", json_object_new_uint64(s->coalesced));
+	json_object_object_add(pid, "pir_taken", json_object_new_uint64(s->pir_taken));
+	json_object_object_add(o, "posted", pid);
+	json_object *st = json_object_new_object();
+	for (int i = 0; i < PI_NR_STATES; i++) {
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "ns", json_object_new_uint64(s->state_ns[i]));
+		json_object_object_add(e, "entered", json_object_new_uint64(s->entered[i]));
+		json_object_object_add(st, pi_state_name((enum pi_state)i), e);
+	}
+	json_object_object_add(o, "states", st);
 	return o;
 }
 
@@ -45,5 +90,7 @@ void lapic_stats_print_vm(struct vm *vm, FILE *f)
 	if (vm->cfg.irqchip != IRQCHIP_USER)
 		return;
 	fprintf(f, "irqchip user: local APICs, IOAPIC and 8259 in hvmm; device interrupts sent by "
-		"hvmm (no irqfds without an in-kernel irqchip)\n");
+		"hvmm (no irqfds without an in-kernel irqchip); interrupts to one vCPU %s\n",
+		vm->cfg.posted_interrupts > 0 ? "posted (PIR, SN, NV per vCPU state)" :
+						 "remapped (--posted-interrupts off)");
 }

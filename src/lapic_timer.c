@@ -105,10 +105,10 @@ void lapic_timer_write_deadline(struct lapic_regs *r, uint64_t val, uint64_t now
 	r->timer_next_ns = ns > (uint64_t)1 << 62 ? now_ns + ((uint64_t)1 << 62) : now_ns + (uint64_t)ns;
 }
 
-bool lapic_timer_tick(struct lapic_regs *r, uint64_t now_ns)
+int lapic_timer_expire(struct lapic_regs *r, uint64_t now_ns)
 {
 	if (!r->timer_next_ns || now_ns < r->timer_next_ns)
-		return false;
+		return -1;
 	switch (lapic_timer_mode(r)) {
 	case LAPIC_TIMER_PERIODIC:
 		if (r->timer_period_ns) {
@@ -131,8 +131,14 @@ bool lapic_timer_tick(struct lapic_regs *r, uint64_t now_ns)
 		break;
 	}
 	uint32_t lvt = r->lvt[LAPIC_LVT_TIMER];
-	if (lvt & LAPIC_LVT_MASKED)
+	return lvt & LAPIC_LVT_MASKED ? -1 : (int)(lvt & 0xff);
+}
+
+bool lapic_timer_tick(struct lapic_regs *r, uint64_t now_ns)
+{
+	int vector = lapic_timer_expire(r, now_ns);
+	if (vector < 0)
 		return false;
-	lapic_accept(r, LAPIC_DM_FIXED, (uint8_t)lvt, false, true);
+	lapic_accept(r, LAPIC_DM_FIXED, (uint8_t)vector, false, true);
 	return true;
 }

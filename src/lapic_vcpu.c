@@ -41,36 +41,11 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "lapic_priv.h"
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
 
-struct lapic {
-	struct vcpu *vcpu;
-	pthread_mutex_t lock;
-	struct lapic_regs regs;
-	/* vCPU-thread state (lock held when others may read it) */
-	bool halted;       /* in HLT: sleeps here until a wake-up event */
-	bool halt_if;      /* IF at the HLT: only NMI/INIT/SIPI wake a CLI;HLT */
-	bool wait_sipi;    /* after power-on (APs) or INIT: waits for a SIPI */
-	uint64_t halt_t0;
-	bool x2apic_ok;    /* CPUID offers x2APIC: else enabling it is a #GP */
-	/* the sleep handshake */
-	pthread_mutex_t wait_lock;
-	pthread_cond_t wait_cond;
-	uint64_t wake_seq;
-	atomic_bool asleep; /* in lapic_sleep: a wake-up is enough, no kick needed */
-	/* the host timer behind the APIC timer (vCPU thread only) */
-	timer_t host_timer;
-	bool have_timer;
-	uint64_t armed_ns;
-	uint64_t armed_period; /* its interval: a periodic APIC timer's period */
-	uint64_t tsc_khz;
-	/* the CPU state after power-on, for SIPI and INIT */
-	struct kvm_regs reset_regs;
-	struct kvm_sregs reset_sregs;
-	struct lapic_stats stats;
-};
 
 static unsigned lapic_lowest_rr; /* lowest-priority round robin (any thread; racy is fine) */
 
@@ -91,6 +66,9 @@ int lapic_vcpu_create(struct vcpu *v, bool x2apic_ok)
 	pthread_condattr_destroy(&ca);
 	lapic_reset(&l->regs, (uint32_t)v->id, v->id == 0);
 	l->wait_sipi = v->id != 0;
+	pi_desc_init(&l->pid, (uint32_t)v->id); /* ready: not yet in the guest */
+	l->state = PI_READY;
+	l->state_since_ns = util_now_ns();
 	v->lapic = l;
 	if (v->fd < 0)
 		return 0; /* unit tests: no KVM */
@@ -132,6 +110,13 @@ int lapic_vcpu_thread_init(struct vcpu *v, int signo)
 void lapic_vcpu_thread_exit(struct vcpu *v)
 {
 	struct lapic *l = v->lapic;
+	if (l) {
+		/* the state it ends in counts up to here */
+		uint64_t now = util_now_ns();
+		if (l->state_since_ns && now > l->state_since_ns)
+			l->stats.state_ns[l->state] += now - l->state_since_ns;
+		l->state_since_ns = now;
+	}
 	if (l && l->have_timer) {
 		timer_delete(l->host_timer);
 		l->have_timer = false;
@@ -163,7 +148,7 @@ bool lapic_vcpu_asleep(const struct vcpu *v)
 
 /* ---- delivery ---- */
 
-void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self)
+void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self, enum lapic_src src)
 {
 	int n = vm->ncpus < 64 ? vm->ncpus : 64;
 	/* A snapshot of every APIC's destination state: routing never holds
@@ -178,6 +163,16 @@ void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self)
 		ptr[i] = &snap[i];
 	}
 	uint64_t hit = lapic_route(ptr, n, self, m, &lapic_lowest_rr);
+	if (self >= 0 && self < n)
+		__atomic_add_fetch(&vm->vcpus[self]->lapic->stats.ipis_sent, 1, __ATOMIC_RELAXED);
+	struct lapic_irte e = lapic_irte_for(vm->cfg.posted_interrupts > 0, m, hit);
+	if (e.mode == LAPIC_IRTE_POSTED) {
+		struct vcpu *t = vm->vcpus[e.vcpu];
+		if (self >= 0 && e.vcpu != self)
+			__atomic_add_fetch(&t->lapic->stats.ipis_received, 1, __ATOMIC_RELAXED);
+		lapic_pi_post(t, e.vector, src);
+		return;
+	}
 	struct vcpu *me = vcpu_current();
 	for (int i = 0; i < n; i++) {
 		if (!(hit & (1ull << i)))
@@ -185,6 +180,7 @@ void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self)
 		struct vcpu *t = vm->vcpus[i];
 		struct lapic *l = t->lapic;
 		pthread_mutex_lock(&l->lock);
+		l->stats.irt[src][LAPIC_IRTE_REMAPPED]++;
 		bool changed = lapic_accept(&l->regs, m->dm, m->vector, m->level, m->assert);
 		if (changed && self >= 0 && i != self)
 			l->stats.ipis_received++;
@@ -196,16 +192,14 @@ void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self)
 		if (!lapic_vcpu_wake(t) && t != me)
 			vcpu_kick(t);
 	}
-	if (self >= 0 && self < n)
-		__atomic_add_fetch(&vm->vcpus[self]->lapic->stats.ipis_sent, 1, __ATOMIC_RELAXED);
 }
 
-int lapic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data)
+int lapic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data, int src)
 {
 	struct lapic_msg m;
 	if (!lapic_msi_decode(addr, data, &m))
 		return -EINVAL;
-	lapic_deliver(vm, &m, -1);
+	lapic_deliver(vm, &m, -1, src == LAPIC_SRC_IOAPIC ? LAPIC_SRC_IOAPIC : LAPIC_SRC_MSI);
 	return 0;
 }
 
@@ -213,7 +207,7 @@ int lapic_deliver_msi(struct vm *vm, uint64_t addr, uint32_t data)
 static void lapic_effects(struct vcpu *v, const struct lapic_effect *e)
 {
 	if (e->send)
-		lapic_deliver(v->vm, &e->msg, v->id);
+		lapic_deliver(v->vm, &e->msg, v->id, LAPIC_SRC_IPI);
 	if (e->eoi_level_vector >= 0)
 		irq_eoi(v->vm, (unsigned)e->eoi_level_vector);
 }
@@ -419,8 +413,23 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		bool injection = v->id == 0 && inject_pending(vm);
 		uint64_t now = util_now_ns();
 		pthread_mutex_lock(&l->lock);
-		if (lapic_timer_tick(&l->regs, now))
+		int tv = lapic_timer_expire(&l->regs, now);
+		if (tv >= 0) {
+			/* the timer's IRT entry: its own vCPU, so posted (to a
+			 * ready vCPU: suppressed, taken just below) or accepted */
 			l->stats.timer_fires++;
+			const struct lapic_msg tm = { .dm = LAPIC_DM_FIXED, .vector = (uint8_t)tv };
+			if (lapic_irte_for(vm->cfg.posted_interrupts > 0, &tm, 1).mode == LAPIC_IRTE_POSTED) {
+				lapic_pi_post(v, (uint8_t)tv, LAPIC_SRC_TIMER);
+			} else {
+				l->stats.irt[LAPIC_SRC_TIMER][LAPIC_IRTE_REMAPPED]++;
+				lapic_accept(&l->regs, LAPIC_DM_FIXED, (uint8_t)tv, false, true);
+			}
+		}
+		/* What was posted meanwhile: the VMM looks at PIR whenever it
+		 * considers scheduling the vCPU in (a halted vCPU wakes for it
+		 * like for any interrupt in IRR). */
+		lapic_pi_take(l);
 		if (l->regs.init_pending) {
 			/* The INIT took effect when it arrived: a SIPI that came
 			 * after it (INIT, SIPI in quick succession, before this
@@ -469,7 +478,13 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		lapic_arm_host_timer(l, next, period);
 		if (!sleep)
 			return true;
-		lapic_sleep(l, seq, next);
+		/* Halted: the PID's wake-up notification on, then the last
+		 * look at PIR (a post before the update saw SN and notified
+		 * nobody), then sleep until a wake-up. */
+		lapic_pi_state(l, PI_HALTED, now);
+		if (!pi_pending(&l->pid))
+			lapic_sleep(l, seq, next);
+		lapic_pi_state(l, PI_READY, util_now_ns());
 	}
 }
 
@@ -481,7 +496,13 @@ bool lapic_vcpu_before_run(struct vcpu *v)
 	struct kvm_run *run = v->run;
 	struct vm *vm = v->vm;
 	bool pic = v->id == 0 && pic_output(irq_pic(vm));
+	/* Running: posts from now on notify with the active vector (a kick,
+	 * which makes this entry's KVM_RUN return at once), and PIR is taken
+	 * after the update, so nothing posted before it waits for a later
+	 * exit. */
+	lapic_pi_state(l, PI_RUNNING, util_now_ns());
 	pthread_mutex_lock(&l->lock);
+	lapic_pi_take(l);
 	bool nmi = l->regs.nmi_pending;
 	l->regs.nmi_pending = false;
 	bool extint = l->regs.extint_pending || (pic && lapic_accepts_pic(&l->regs));
@@ -528,6 +549,11 @@ bool lapic_vcpu_before_run(struct vcpu *v)
 	}
 	run->request_interrupt_window = more;
 	return true;
+}
+
+void lapic_vcpu_exited(struct vcpu *v)
+{
+	lapic_pi_state(v->lapic, PI_READY, util_now_ns()); /* the VMM has the CPU */
 }
 
 void lapic_vcpu_after_run(struct vcpu *v)

@@ -53,6 +53,10 @@ void options_usage(FILE *f)
 	      "      --strict-io         stop on the first access no device handles\n"
 	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
 	      "                          | user (no irqchip in KVM: hvmm's own local APICs too)\n"
+	      "      --posted-interrupts on|off\n"
+	      "                          with --irqchip user: interrupts to one vCPU go through\n"
+	      "                          its posted-interrupt descriptor (default on), or off:\n"
+	      "                          every one delivered by hvmm into the APIC (remapped)\n"
 	      "      --acpi on|off       ACPI tables (RSDP, XSDT, MADT, FADT, DSDT; default on)\n"
 	      "      --halt-poll NS      how long KVM polls before a halted vCPU sleeps\n"
 	      "                          (default 0: idle guests cost no host CPU; 'kvm': KVM's own)\n"
@@ -154,6 +158,7 @@ enum {
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
 	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING, OPT_TRACK_DIRTY,
+	OPT_POSTED,
 };
 
 static const struct option options_table[] = {
@@ -170,6 +175,7 @@ static const struct option options_table[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
+	{ "posted-interrupts", required_argument, NULL, OPT_POSTED },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
 	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
@@ -354,6 +360,14 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 				return options_bad("--cpuid-mask/--cpuid-set: at most 32 of them (%s)", optarg);
 			cfg->cpuid_ops[cfg->nr_cpuid_ops++] = (struct vm_cpuid_op){
 				.spec = optarg, .set = c == OPT_CPUID_SET };
+			break;
+		case OPT_POSTED:
+			if (strcmp(optarg, "on") == 0)
+				cfg->posted_interrupts = 1;
+			else if (strcmp(optarg, "off") == 0)
+				cfg->posted_interrupts = 0;
+			else
+				return options_bad("--posted-interrupts: '%s' is not on or off", optarg);
 			break;
 		case OPT_ACPI:
 			if (strcmp(optarg, "on") == 0)
@@ -559,6 +573,12 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 	if (cfg->nr_vfio && cfg->no_irqfd)
 		return options_bad("--device vfio needs irqfds: the device signals them itself (drop "
 				"--no-irqfd)%s", "");
+	/* Posting is what hvmm's own APICs do; KVM's LAPIC has its own. */
+	if (cfg->posted_interrupts >= 0 && cfg->irqchip != IRQCHIP_USER)
+		return options_bad("--posted-interrupts needs --irqchip user (KVM's in-kernel LAPIC posts "
+				"by itself)%s", "");
+	if (cfg->posted_interrupts < 0)
+		cfg->posted_interrupts = cfg->irqchip == IRQCHIP_USER;
 	/* hvmm's own APICs: no irqfds, no SynIC (both live in KVM's irqchip). */
 	if (cfg->irqchip == IRQCHIP_USER && cfg->nr_vfio)
 		return options_bad("--device vfio needs irqfds, which --irqchip user cannot have (use split)%s", "");
@@ -582,6 +602,7 @@ void options_defaults(struct vm_config *cfg)
 		.boot = BOOT_AUTO,
 		.serial = SERIAL_STDIO,
 		.irqchip = IRQCHIP_SPLIT,
+		.posted_interrupts = -1, /* on with --irqchip user, else n/a */
 		.acpi = true,
 		.seccomp = OPTIONS_SECCOMP_DEFAULT,
 	};

@@ -27,8 +27,10 @@ enum pi_notify pi_post(struct pi_desc *d, uint8_t vector)
 	atomic_fetch_or(&d->pir[vector / 64], 1ull << (vector % 64));
 	uint64_t ctl = atomic_load(&d->ctl);
 	for (;;) {
-		if (ctl & (PI_CTL_ON | PI_CTL_SN))
-			return PI_NOTIFY_NONE; /* outstanding already, or suppressed */
+		if (ctl & PI_CTL_SN)
+			return PI_NOTIFY_SUPPRESSED;
+		if (ctl & PI_CTL_ON)
+			return PI_NOTIFY_OUTSTANDING;
 		if (atomic_compare_exchange_weak(&d->ctl, &ctl, ctl | PI_CTL_ON))
 			break;
 	}

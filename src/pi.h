@@ -64,9 +64,11 @@ enum pi_state {
 
 /* What a post asks of the poster. */
 enum pi_notify {
-	PI_NOTIFY_NONE,   /* SN set, or a notification is outstanding (ON) */
-	PI_NOTIFY_ACTIVE, /* kick the running vCPU out of the guest */
-	PI_NOTIFY_WAKEUP, /* wake the halted vCPU */
+	PI_NOTIFY_NONE,        /* not posted: vectors 0-15 are not interrupts */
+	PI_NOTIFY_SUPPRESSED,  /* posted; SN set (ready): no notification */
+	PI_NOTIFY_OUTSTANDING, /* posted; ON set: a notification is on its way */
+	PI_NOTIFY_ACTIVE,      /* posted; kick the running vCPU out of the guest */
+	PI_NOTIFY_WAKEUP,      /* posted; wake the halted vCPU */
 };
 
 struct pi_desc {
@@ -78,8 +80,8 @@ struct pi_desc {
  * set: nothing is notified before the vCPU first runs). */
 void pi_desc_init(struct pi_desc *d, uint32_t ndst);
 /* Post vector (any thread): its PIR bit, then the notification, if one is
- * due, for the caller to send. Vectors 0-15 are not interrupts: dropped,
- * PI_NOTIFY_NONE (the caller reports the illegal vector). */
+ * due, for the caller to send (PI_NOTIFY_ACTIVE, _WAKEUP), or why none is.
+ * Vectors 0-15 are not interrupts: dropped, PI_NOTIFY_NONE. */
 enum pi_notify pi_post(struct pi_desc *d, uint8_t vector);
 /* The VMM's PID update when the vCPU enters state s (its own thread). */
 void pi_set_state(struct pi_desc *d, enum pi_state s);

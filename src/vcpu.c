@@ -512,6 +512,8 @@ static void *vcpu_thread(void *arg)
 			inject_vcpu(v); /* --inject's NMIs and exceptions, due now */
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		uint64_t t0 = timed ? util_now_ns() : 0;
+		if (v->lapic)
+			lapic_vcpu_exited(v);
 		/* Writes KVM buffered go first: the access behind this exit may
 		 * read what they set (0xcf8 before 0xcfc). */
 		coalesce_drain(vm);

@@ -20,13 +20,42 @@ def lapic(st, cpu):
     return st["vcpus"][cpu]["lapic"]
 
 
-def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True):
+def irt(l, mode):
+    """Interrupts through IRT entries of one mode ("posted"/"remapped")."""
+    return sum(e[mode] for e in l["irt"].values())
+
+
+def check_paths(u, posted):
+    """Every vCPU's APIC: with posting, the timer (a vCPU's own, one
+    destination) always posted and every post accounted for (a
+    notification, SN or ON); without, nothing posted. And each vCPU that
+    ran was running and ready."""
+    for i, v in enumerate(u.stats["vcpus"]):
+        l = v["lapic"]
+        t = l["irt"]["timer"]
+        p = l["posted"]
+        if posted:
+            expect(t["posted"] == l["timer_fires"] and t["remapped"] == 0,
+                   f"vcpu{i}: the APIC timer goes through its PID: {l}", u)
+            expect(irt(l, "posted") == p["notify_active"] + p["notify_wakeup"] + p["suppressed"] + p["coalesced"],
+                   f"vcpu{i}: every post accounted for: {l}", u)
+            expect(p["pir_taken"] <= irt(l, "posted"), f"vcpu{i}: taken from PIR <= posted: {l}", u)
+        else:
+            expect(irt(l, "posted") == 0 and p["pir_taken"] == 0 and t["remapped"] == l["timer_fires"],
+                   f"vcpu{i}: --posted-interrupts off posts nothing: {l}", u)
+        if l["states"]["running"]["entered"]:
+            expect(l["states"]["ready"]["entered"] >= 1 and l["states"]["running"]["ns"] > 0,
+                   f"vcpu{i}: states {l['states']}", u)
+
+
+def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True, posted=True):
     """test=TEST on hvmm with --irqchip user and (compare) with split: every
     TAP line ok on both, the same lines."""
     cmd = f"test={test} {extra_cmdline}".strip()
     runs = {}
     for chip in ("user", "split") if compare else ("user",):
-        r = ctx.hvmm("--irqchip", chip, "--cpus", cpus, "--cmdline", cmd, kernel(ctx),
+        pi = ["--posted-interrupts", "on" if posted else "off"] if chip == "user" else []
+        r = ctx.hvmm("--irqchip", chip, *pi, "--cpus", cpus, "--cmdline", cmd, kernel(ctx),
                      timeout=180, vm_timeout=150)
         runs[chip] = (r, check_all_ok(f"hvmm --irqchip {chip}", r))
     u, tu = runs["user"]
@@ -48,7 +77,13 @@ def guest_all(ctx, cpus, extra_cmdline="", test="all", compare=True):
            f"vcpu0's APIC: {l0}", u)
     expect(u.stats["exits_by_reason"].get("HLT", 0) >= l0["hlt_exits"],
            f"HLT exits {u.stats['exits_by_reason']}", u)
-    print(f"      vcpu0 APIC: {l0}")
+    check_paths(u, posted)
+    if test in ("halt", "all"):
+        expect(l0["states"]["halted"]["entered"] >= 1 and l0["states"]["halted"]["ns"] > 0,
+               f"vcpu0 halted: {l0['states']}", u)
+    print(f"      vcpu0 APIC ({'posted' if posted else 'remapped'}): injected {l0['injected']}, "
+          f"timer {l0['timer_fires']}, IRT posted {irt(l0, 'posted')} / remapped {irt(l0, 'remapped')}, "
+          f"PID {l0['posted']}, states {l0['states']}")
     return u
 
 
@@ -73,7 +108,23 @@ def t_user_all(ctx):
         expect(any(k.startswith("X86_") for k in u.stats["exits_by_reason"]),
                f"test={t}, x2APIC mode: the APIC's MSRs exit to hvmm: {u.stats['exits_by_reason']}", u)
     u = guest_all(ctx, 2, test="smp")
-    expect(lapic(u.stats, 1)["ipis_received"] > 0, f"vcpu1 APIC: {lapic(u.stats, 1)}", u)
+    l1 = lapic(u.stats, 1)
+    expect(l1["ipis_received"] > 0, f"vcpu1 APIC: {l1}", u)
+    # the pings are unicast IPIs: posted to the other vCPU's PID, which
+    # (halted, waiting for the next) the poster's wake-up notification wakes
+    expect(l1["irt"]["ipi"]["posted"] > 0 and l1["posted"]["notify_wakeup"] > 0,
+           f"vcpu1: IPIs posted, halted vCPU woken by the wake-up notification: {l1}", u)
+
+
+@case("irq/user-remapped")
+def t_user_remapped(ctx):
+    """--posted-interrupts off: the same guests pass with every interrupt
+    delivered by hvmm into the target's IRR (the VMM's path), nothing posted."""
+    for t in ("timer", "halt"):
+        guest_all(ctx, 1, test=t, compare=False, posted=False)
+    u = guest_all(ctx, 2, test="smp", compare=False, posted=False)
+    l1 = lapic(u.stats, 1)
+    expect(l1["ipis_received"] > 0 and l1["irt"]["ipi"]["remapped"] > 0, f"vcpu1: {l1}", u)
 
 
 @case("irq/user-guest-2cpu-xapic")
@@ -151,7 +202,9 @@ def t_user_inject(ctx):
 def t_user_refusals(ctx):
     img = ctx.guest("hello.elf")
     for args, words in ((["--irqchip", "user", "--hyperv"], "--hyperv needs"),
-                        (["--irqchip", "users"], "split|kernel|user")):
+                        (["--irqchip", "users"], "split|kernel|user"),
+                        (["--posted-interrupts", "on"], "needs --irqchip user"),
+                        (["--irqchip", "user", "--posted-interrupts", "maybe"], "not on or off")):
         r = ctx.hvmm_raw("run", *args, img)
         expect(r.status == 2 and words in r.err and len(r.err.strip().splitlines()) == 1,
                f"{args}: one line, status 2", r)

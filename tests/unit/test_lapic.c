@@ -431,11 +431,12 @@ static void test_init_reset_keeps_identity(void **state)
 static struct vm uvm;
 static struct vcpu uv[3];
 
-static void user_vm(void)
+static void user_vm(bool posted)
 {
 	memset(&uvm, 0, sizeof(uvm));
 	uvm.vm_fd = uvm.kvm_fd = -1;
 	uvm.cfg.irqchip = IRQCHIP_USER;
+	uvm.cfg.posted_interrupts = posted;
 	uvm.ncpus = 3;
 	/* user mode: irq.c keeps the routes, nothing goes to KVM */
 	assert_int_equal(irq_init(&uvm), 0);
@@ -454,18 +455,20 @@ static void user_vm_free(void)
 	irq_destroy(&uvm);
 }
 
+/* With --posted-interrupts off: every interrupt remapped, straight into
+ * the target's IRR. */
 static void test_deliver_msi_and_ipi(void **state)
 {
 	(void)state;
-	user_vm();
+	user_vm(false);
 	/* an MSI to APIC 1, fixed, edge */
-	assert_int_equal(lapic_deliver_msi(&uvm, 0xfee01000ull, 0x44), 0);
+	assert_int_equal(lapic_deliver_msi(&uvm, 0xfee01000ull, 0x44, LAPIC_SRC_MSI), 0);
 	assert_true(irr(lapic_vcpu_regs(&uv[1]), 0x44));
 	assert_false(irr(lapic_vcpu_regs(&uv[0]), 0x44));
 	/* irq_signal_msi goes the same way in user mode (no KVM_SIGNAL_MSI) */
 	assert_int_equal(irq_signal_msi(&uvm, 0xfee02000ull, 0x45), 0);
 	assert_true(irr(lapic_vcpu_regs(&uv[2]), 0x45));
-	assert_int_equal(lapic_deliver_msi(&uvm, 0xfed00000ull, 0x45), -EINVAL);
+	assert_int_equal(lapic_deliver_msi(&uvm, 0xfed00000ull, 0x45, LAPIC_SRC_MSI), -EINVAL);
 	/* an IOAPIC pin's route (bookkeeping only in user mode: no KVM table),
 	 * fired: level-triggered vector 0x46 to APIC 2, TMR set */
 	assert_int_equal(irq_route_msi(&uvm, 5, 0xfee02000ull, 0xc046), 0);
@@ -477,7 +480,7 @@ static void test_deliver_msi_and_ipi(void **state)
 	irq_pin_fire(&uvm, 6, true);
 	/* an IPI from vCPU 0 to all but itself: counted on both sides */
 	struct lapic_msg m = { .shorthand = 3, .dm = LAPIC_DM_FIXED, .vector = 0x50 };
-	lapic_deliver(&uvm, &m, 0);
+	lapic_deliver(&uvm, &m, 0, LAPIC_SRC_IPI);
 	assert_false(irr(lapic_vcpu_regs(&uv[0]), 0x50));
 	assert_true(irr(lapic_vcpu_regs(&uv[1]), 0x50) && irr(r2, 0x50));
 	assert_int_equal(lapic_vcpu_stats(&uv[0])->ipis_sent, 1);
@@ -485,12 +488,86 @@ static void test_deliver_msi_and_ipi(void **state)
 	assert_int_equal(lapic_vcpu_stats(&uv[2])->ipis_received, 1);
 	/* INIT then SIPI to APIC 1 */
 	m = (struct lapic_msg){ .dest = 1, .dm = LAPIC_DM_INIT, .level = true, .assert = true };
-	lapic_deliver(&uvm, &m, 0);
+	lapic_deliver(&uvm, &m, 0, LAPIC_SRC_IPI);
 	m = (struct lapic_msg){ .dest = 1, .dm = LAPIC_DM_SIPI, .vector = 0x9f };
-	lapic_deliver(&uvm, &m, 0);
+	lapic_deliver(&uvm, &m, 0, LAPIC_SRC_IPI);
 	struct lapic_regs *r1 = lapic_vcpu_regs(&uv[1]);
 	assert_true(r1->init_pending && r1->sipi_pending);
 	assert_int_equal(r1->sipi_vector, 0x9f);
+	user_vm_free();
+}
+
+/* The IRT entry: posted only for one vCPU, fixed or lowest priority, edge,
+ * a vector from 16, and posting on. */
+static void test_irte(void **state)
+{
+	(void)state;
+	struct lapic_msg m = { .dm = LAPIC_DM_FIXED, .vector = 0x41 };
+	struct lapic_irte e = lapic_irte_for(true, &m, 1ull << 5);
+	assert_int_equal(e.mode, LAPIC_IRTE_POSTED);
+	assert_int_equal(e.vcpu, 5);
+	assert_int_equal(e.vector, 0x41);
+	m.dm = LAPIC_DM_LOWEST;
+	assert_int_equal(lapic_irte_for(true, &m, 1).mode, LAPIC_IRTE_POSTED);
+	assert_int_equal(lapic_irte_for(false, &m, 1).mode, LAPIC_IRTE_REMAPPED); /* posting off */
+	assert_int_equal(lapic_irte_for(true, &m, 3).mode, LAPIC_IRTE_REMAPPED);  /* two vCPUs */
+	assert_int_equal(lapic_irte_for(true, &m, 0).mode, LAPIC_IRTE_REMAPPED);  /* nobody */
+	m.level = true;
+	assert_int_equal(lapic_irte_for(true, &m, 1).mode, LAPIC_IRTE_REMAPPED); /* EOI to the IOAPIC */
+	m.level = false;
+	m.vector = 0x0f;
+	assert_int_equal(lapic_irte_for(true, &m, 1).mode, LAPIC_IRTE_REMAPPED); /* illegal: the APIC's */
+	m.vector = 0x41;
+	const uint8_t dms[] = { LAPIC_DM_NMI, LAPIC_DM_INIT, LAPIC_DM_SIPI, LAPIC_DM_EXTINT, LAPIC_DM_SMI };
+	for (size_t i = 0; i < sizeof(dms); i++) {
+		m.dm = dms[i];
+		assert_int_equal(lapic_irte_for(true, &m, 1).mode, LAPIC_IRTE_REMAPPED);
+	}
+}
+
+/* Posted (the default with --irqchip user): an MSI, an IOAPIC edge pin and
+ * a unicast IPI land in the target's PIR, not its IRR, and notify per the
+ * target's state; a level pin and a broadcast IPI are remapped; the vCPU
+ * going to running takes PIR into IRR. */
+static void test_deliver_posted(void **state)
+{
+	(void)state;
+	user_vm(true);
+	struct lapic_regs *r1 = lapic_vcpu_regs(&uv[1]), *r2 = lapic_vcpu_regs(&uv[2]);
+	const struct lapic_stats *s1 = lapic_vcpu_stats(&uv[1]), *s2 = lapic_vcpu_stats(&uv[2]);
+	/* vCPU 1 is ready (created, not yet in the guest): SN set */
+	assert_int_equal(lapic_deliver_msi(&uvm, 0xfee01000ull, 0x44, LAPIC_SRC_MSI), 0);
+	assert_false(irr(r1, 0x44));
+	assert_int_equal(s1->irt[LAPIC_SRC_MSI][LAPIC_IRTE_POSTED], 1);
+	assert_int_equal(s1->suppressed, 1);
+	/* an edge IOAPIC pin to vCPU 1: posted too; a level one to vCPU 2
+	 * remapped (its EOI must reach the IOAPIC: TMR) */
+	assert_int_equal(irq_route_msi(&uvm, 5, 0xfee01000ull, 0x0047), 0);
+	irq_pin_fire(&uvm, 5, true);
+	assert_int_equal(s1->irt[LAPIC_SRC_IOAPIC][LAPIC_IRTE_POSTED], 1);
+	assert_int_equal(irq_route_msi(&uvm, 6, 0xfee02000ull, 0xc046), 0);
+	irq_pin_fire(&uvm, 6, false);
+	assert_true(irr(r2, 0x46));
+	assert_true(r2->tmr[2] & (1u << 6));
+	assert_int_equal(s2->irt[LAPIC_SRC_IOAPIC][LAPIC_IRTE_REMAPPED], 1);
+	/* a unicast IPI from vCPU 0 to vCPU 1: posted, counted as received */
+	struct lapic_msg m = { .dest = 1, .dm = LAPIC_DM_FIXED, .vector = 0x50 };
+	lapic_deliver(&uvm, &m, 0, LAPIC_SRC_IPI);
+	assert_false(irr(r1, 0x50));
+	assert_int_equal(s1->ipis_received, 1);
+	assert_int_equal(s1->irt[LAPIC_SRC_IPI][LAPIC_IRTE_POSTED], 1);
+	/* to all but itself: two destinations, remapped */
+	m = (struct lapic_msg){ .shorthand = 3, .dm = LAPIC_DM_FIXED, .vector = 0x51 };
+	lapic_deliver(&uvm, &m, 0, LAPIC_SRC_IPI);
+	assert_true(irr(r1, 0x51) && irr(r2, 0x51));
+	assert_int_equal(s1->irt[LAPIC_SRC_IPI][LAPIC_IRTE_REMAPPED], 1);
+	assert_int_equal(s1->suppressed, 3);
+	assert_int_equal(s1->notify_active + s1->notify_wakeup, 0);
+	/* scheduled in: what waited in PIR is in IRR now, TMR clear */
+	lapic_vcpu_take_posted(&uv[1]);
+	assert_true(irr(r1, 0x44) && irr(r1, 0x47) && irr(r1, 0x50));
+	assert_false(r1->tmr[2] & (1u << 4));
+	assert_int_equal(s1->pir_taken, 3);
 	user_vm_free();
 }
 
@@ -511,6 +588,8 @@ int main(void)
 		cmocka_unit_test_setup(test_timer_tsc_deadline, setup),
 		cmocka_unit_test_setup(test_init_reset_keeps_identity, setup),
 		cmocka_unit_test(test_deliver_msi_and_ipi),
+		cmocka_unit_test(test_irte),
+		cmocka_unit_test(test_deliver_posted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

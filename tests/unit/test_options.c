@@ -212,7 +212,34 @@ static void test_vm_list(void **state)
 	int n = 0;
 	for (const struct options_vm_opt *v = options_vm_list; v->name; v++)
 		n++;
-	assert_int_equal(n, 19);
+	assert_int_equal(n, 20);
+}
+
+/* --posted-interrupts: on by default with --irqchip user, off on request,
+ * refused without hvmm's APICs or with another word. */
+static void test_posted(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	char *user[] = { "run", "--irqchip", "user", "img", NULL };
+	assert_int_equal(parse(ARGC(user), user, &c), 0);
+	assert_int_equal(c.posted_interrupts, 1);
+	char *off[] = { "run", "--irqchip", "user", "--posted-interrupts", "off", "img", NULL };
+	assert_int_equal(parse(ARGC(off), off, &c), 0);
+	assert_int_equal(c.posted_interrupts, 0);
+	char *split[] = { "run", "img", NULL };
+	assert_int_equal(parse(ARGC(split), split, &c), 0);
+	assert_int_equal(c.posted_interrupts, 0);
+	FILE *keep = stderr;
+	stderr = fopen("/dev/null", "w");
+	char *nouser[] = { "run", "--posted-interrupts", "on", "img", NULL };
+	int r1 = parse(ARGC(nouser), nouser, &c);
+	char *word[] = { "run", "--irqchip", "user", "--posted-interrupts", "yes", "img", NULL };
+	int r2 = parse(ARGC(word), word, &c);
+	fclose(stderr);
+	stderr = keep;
+	assert_int_equal(r1, 2);
+	assert_int_equal(r2, 2);
 }
 
 int main(void)
@@ -222,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_nothing_to_carry),
 		cmocka_unit_test(test_arg_ok),
 		cmocka_unit_test(test_vm_list),
+		cmocka_unit_test(test_posted),
 		cmocka_unit_test_teardown(test_track_conflict, release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,8 +70,8 @@ static void test_post_per_state(void **state)
 	pi_set_state(&d, PI_RUNNING);
 	assert_int_equal(pi_post(&d, 0x31), PI_NOTIFY_ACTIVE);
 	assert_true(pi_on(&d));
-	assert_int_equal(pi_post(&d, 0x32), PI_NOTIFY_NONE); /* ON outstanding */
-	assert_int_equal(pi_post(&d, 0x31), PI_NOTIFY_NONE);
+	assert_int_equal(pi_post(&d, 0x32), PI_NOTIFY_OUTSTANDING);
+	assert_int_equal(pi_post(&d, 0x31), PI_NOTIFY_OUTSTANDING);
 	memset(irr, 0, sizeof(irr));
 	assert_int_equal(pi_drain(&d, irr), 2);
 	assert_int_equal(irr[1], (1u << 0x11) | (1u << 0x12));
@@ -82,8 +82,8 @@ static void test_post_per_state(void **state)
 	/* ready: posted only */
 	pi_desc_init(&d, 0);
 	pi_set_state(&d, PI_READY);
-	assert_int_equal(pi_post(&d, 0x40), PI_NOTIFY_NONE);
-	assert_int_equal(pi_post(&d, 0xff), PI_NOTIFY_NONE);
+	assert_int_equal(pi_post(&d, 0x40), PI_NOTIFY_SUPPRESSED);
+	assert_int_equal(pi_post(&d, 0xff), PI_NOTIFY_SUPPRESSED);
 	assert_false(pi_on(&d));
 	assert_true(pi_pending(&d));
 	/* scheduled in: the VMM looks at PIR and delivers what waited */
@@ -98,10 +98,10 @@ static void test_post_per_state(void **state)
 	pi_set_state(&d, PI_HALTED);
 	assert_int_equal(pi_post(&d, 0x20), PI_NOTIFY_WAKEUP);
 	assert_true(pi_on(&d));
-	assert_int_equal(pi_post(&d, 0x21), PI_NOTIFY_NONE);
+	assert_int_equal(pi_post(&d, 0x21), PI_NOTIFY_OUTSTANDING);
 	/* it wakes: ready, then running, and takes both */
 	pi_set_state(&d, PI_READY);
-	assert_int_equal(pi_post(&d, 0x22), PI_NOTIFY_NONE);
+	assert_int_equal(pi_post(&d, 0x22), PI_NOTIFY_SUPPRESSED);
 	pi_set_state(&d, PI_RUNNING);
 	memset(irr, 0, sizeof(irr));
 	assert_int_equal(pi_drain(&d, irr), 3);
