@@ -56,6 +56,10 @@ unsigned lapic_pi_take(struct lapic *l)
 	unsigned n = pi_drain(&l->pid, got);
 	if (!n)
 		return 0;
+	/* As lapic_accept: an APIC disabled (globally, or by software since
+	 * the post) drops fixed interrupts. */
+	if (!lapic_hw_enabled(&l->regs) || !lapic_sw_enabled(&l->regs))
+		return 0;
 	/* Edge-triggered fixed interrupts only (lapic_irte_for): what
 	 * lapic_accept does for each, for all of them at once. */
 	for (int i = 0; i < 8; i++) {

@@ -45,6 +45,7 @@
 #include "util.h"
 #include "vcpu.h"
 #include "vm.h"
+#include "vsched.h"
 
 
 static unsigned lapic_lowest_rr; /* lowest-priority round robin (any thread; racy is fine) */
@@ -117,6 +118,8 @@ void lapic_vcpu_thread_exit(struct vcpu *v)
 			l->stats.state_ns[l->state] += now - l->state_since_ns;
 		l->state_since_ns = now;
 	}
+	if (l && v->vm->vsched)
+		vsched_release(v->vm->vsched, v->id);
 	if (l && l->have_timer) {
 		timer_delete(l->host_timer);
 		l->have_timer = false;
@@ -482,15 +485,25 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		 * look at PIR (a post before the update saw SN and notified
 		 * nobody), then sleep until a wake-up. */
 		lapic_pi_state(l, PI_HALTED, now);
-		if (!pi_pending(&l->pid))
+		if (!pi_pending(&l->pid)) {
+			if (vm->vsched)
+				vsched_release(vm->vsched, v->id); /* halted: no CPU needed */
 			lapic_sleep(l, seq, next);
+		}
 		lapic_pi_state(l, PI_READY, util_now_ns());
 	}
 }
 
 bool lapic_vcpu_before_run(struct vcpu *v)
 {
-	if (!lapic_vcpu_ready(v))
+	if (!lapic_vcpu_ready(v)) {
+		/* stopping or pausing: a parked vCPU needs no CPU */
+		if (v->vm->vsched)
+			vsched_release(v->vm->vsched, v->id);
+		return false;
+	}
+	/* --pcpus: a CPU to run on, waiting (ready) while others have them */
+	if (v->vm->vsched && !vsched_acquire(v->vm->vsched, v->id))
 		return false;
 	struct lapic *l = v->lapic;
 	struct kvm_run *run = v->run;
@@ -554,6 +567,9 @@ bool lapic_vcpu_before_run(struct vcpu *v)
 void lapic_vcpu_exited(struct vcpu *v)
 {
 	lapic_pi_state(v->lapic, PI_READY, util_now_ns()); /* the VMM has the CPU */
+	/* --pcpus: a slice another vCPU preempted ends at this exit */
+	if (v->vm->vsched)
+		vsched_exit(v->vm->vsched, v->id);
 }
 
 void lapic_vcpu_after_run(struct vcpu *v)

@@ -53,6 +53,8 @@ void options_usage(FILE *f)
 	      "      --strict-io         stop on the first access no device handles\n"
 	      "      --irqchip MODE      split (LAPIC in KVM, IOAPIC in hvmm; default) | kernel\n"
 	      "                          | user (no irqchip in KVM: hvmm's own local APICs too)\n"
+	      "      --pcpus N           with --irqchip user: at most N vCPUs in the guest at\n"
+	      "                          once (hvmm's scheduler, time slices of 4 ms)\n"
 	      "      --posted-interrupts on|off\n"
 	      "                          with --irqchip user: interrupts to one vCPU go through\n"
 	      "                          its posted-interrupt descriptor (default on), or off:\n"
@@ -158,7 +160,7 @@ enum {
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
 	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING, OPT_TRACK_DIRTY,
-	OPT_POSTED,
+	OPT_POSTED, OPT_PCPUS,
 };
 
 static const struct option options_table[] = {
@@ -176,6 +178,7 @@ static const struct option options_table[] = {
 	{ "strict-io", no_argument, NULL, OPT_STRICT_IO },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "posted-interrupts", required_argument, NULL, OPT_POSTED },
+	{ "pcpus", required_argument, NULL, OPT_PCPUS },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
 	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
@@ -360,6 +363,11 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 				return options_bad("--cpuid-mask/--cpuid-set: at most 32 of them (%s)", optarg);
 			cfg->cpuid_ops[cfg->nr_cpuid_ops++] = (struct vm_cpuid_op){
 				.spec = optarg, .set = c == OPT_CPUID_SET };
+			break;
+		case OPT_PCPUS:
+			if (util_parse_uint(optarg, 1, VM_MAX_CPUS, &v) < 0)
+				return options_bad("--pcpus: '%s' is not a number from 1 to 64", optarg);
+			cfg->pcpus = (int)v;
 			break;
 		case OPT_POSTED:
 			if (strcmp(optarg, "on") == 0)
@@ -573,6 +581,11 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 	if (cfg->nr_vfio && cfg->no_irqfd)
 		return options_bad("--device vfio needs irqfds: the device signals them itself (drop "
 				"--no-irqfd)%s", "");
+	/* Scheduling vCPUs needs to know when one halts: HLT must exit to
+	 * hvmm, which only its own APICs make happen. */
+	if (cfg->pcpus && cfg->irqchip != IRQCHIP_USER)
+		return options_bad("--pcpus needs --irqchip user (with KVM's LAPIC a halted vCPU sleeps "
+				"inside KVM_RUN)%s", "");
 	/* Posting is what hvmm's own APICs do; KVM's LAPIC has its own. */
 	if (cfg->posted_interrupts >= 0 && cfg->irqchip != IRQCHIP_USER)
 		return options_bad("--posted-interrupts needs --irqchip user (KVM's in-kernel LAPIC posts "

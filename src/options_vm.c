@@ -17,7 +17,8 @@
  * options_check_vm_list compares this with the parser's table.
  */
 const struct options_vm_opt options_vm_list[] = {
-	{ "mem", true }, { "cpus", true }, { "irqchip", true }, { "posted-interrupts", true }, { "acpi", true },
+	{ "mem", true }, { "cpus", true }, { "irqchip", true }, { "posted-interrupts", true }, { "pcpus", true },
+	{ "acpi", true },
 	{ "halt-poll", true },
 	{ "no-hlt-exits", false }, { "msr-filter", true }, { "cpu-template", true }, { "cpuid-mask", true },
 	{ "cpuid-set", true }, { "console", true }, { "rng", false }, { "disk", true }, { "network", true },

@@ -1,4 +1,5 @@
 #include "vm.h"
+#include "vsched.h"
 
 #include "lifecycle.h"
 
@@ -517,6 +518,21 @@ static void vm_env_init(struct vm *vm)
 	};
 }
 
+/* --pcpus' scheduler: preempt a vCPU (out of KVM_RUN at once) and tell a
+ * waiting one to stop waiting (the VM ends, pauses or sleeps). */
+static void vm_vsched_kick(void *ctx, int id)
+{
+	struct vm *vm = ctx;
+	if (id >= 0 && id < vm->ncpus)
+		vcpu_kick(vm->vcpus[id]);
+}
+
+static bool vm_vsched_give_up(void *ctx)
+{
+	struct vm *vm = ctx;
+	return vm_stopping(vm) || atomic_load(&vm->paused) || atomic_load(&vm->suspended);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -528,6 +544,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->ncpus = 0;
 	vm->stats_on = cfg->stats || cfg->stats_json || cfg->trace_exits;
+	if (cfg->pcpus) {
+		vm->vsched = calloc(1, sizeof(*vm->vsched));
+		if (!vm->vsched || vsched_init(vm->vsched, cfg->pcpus, 0, vm_vsched_kick, vm_vsched_give_up, vm) < 0) {
+			free(vm->vsched);
+			vm->vsched = NULL;
+			return vm_fail(HVMM_EXIT_HOST, "--pcpus: out of memory");
+		}
+	}
 	vm->main_thread = pthread_self();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->park_lock, NULL);
@@ -810,6 +834,11 @@ void vm_destroy(struct vm *vm)
 	mem_free(&vm->mem);
 	dirtylog_destroy(vm);
 	irq_destroy(vm);
+	if (vm->vsched) {
+		vsched_destroy(vm->vsched);
+		free(vm->vsched);
+		vm->vsched = NULL;
+	}
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

@@ -76,6 +76,9 @@ struct vm {
 	 * with the first APIC). A hook rather than a call, so that what links
 	 * irq.c without vCPUs (unit tests, fuzzers) does not pull them in. */
 	int (*lapic_msi)(struct vm *vm, uint64_t addr, uint32_t data, int src); /* src: enum lapic_src */
+	/* --pcpus: hvmm's scheduler of vCPUs onto that many CPUs (vsched.h);
+	 * NULL: every vCPU thread enters the guest when it likes */
+	struct vsched *vsched;
 
 	/* S3 (suspend to RAM): the vCPU that asked parks the others (they wait
 	 * in vcpu_park while `suspended`), waits for the wake event and sets the
