@@ -317,6 +317,11 @@ bool lapic_vcpu_wake(struct vcpu *v);
 /* Is the vCPU asleep in hvmm (HLT, wait-for-SIPI)? Async-signal-safe. */
 bool lapic_vcpu_asleep(const struct vcpu *v);
 const struct lapic_stats *lapic_vcpu_stats(const struct vcpu *v);
+/* --timeline (lapic_timeline.c): record the vCPU's state changes from now
+ * (0 or -ENOMEM); write every vCPU's as an HTML page to f, the run ending
+ * at end_ns (0, -EINVAL with nothing recorded, -EIO). */
+int lapic_timeline_alloc(struct vcpu *v);
+int lapic_timeline_write(struct vm *vm, FILE *f, uint64_t end_ns);
 /* lapic_stats.c: one line per vCPU for --stats, an object for --stats-json
  * (NULL without hvmm's APIC), and the mode's line for the whole VM. */
 void lapic_stats_print(const struct vcpu *v, FILE *f);

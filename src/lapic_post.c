@@ -48,6 +48,7 @@ void lapic_pi_state(struct lapic *l, enum pi_state s, uint64_t now_ns)
 	l->stats.entered[s]++;
 	l->state = s;
 	l->state_since_ns = now_ns;
+	lapic_timeline_note(l, s, now_ns);
 }
 
 unsigned lapic_pi_take(struct lapic *l)

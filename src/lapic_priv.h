@@ -43,6 +43,7 @@ struct lapic {
 	struct pi_desc pid;
 	enum pi_state state;
 	uint64_t state_since_ns;
+	struct lapic_tl *tl; /* --timeline: the state changes (lapic_timeline.c) */
 };
 
 
@@ -57,5 +58,9 @@ unsigned lapic_pi_take(struct lapic *l);
 /* Post vector to target's PID and send the notification the post asks for
  * (any thread, no APIC lock held). */
 void lapic_pi_post(struct vcpu *target, uint8_t vector, enum lapic_src src);
+
+/* lapic_timeline.c: record a state change (the vCPU's thread); free. */
+void lapic_timeline_note(struct lapic *l, enum pi_state s, uint64_t now_ns);
+void lapic_timeline_free(struct lapic *l);
 
 #endif

@@ -71,6 +71,8 @@ int lapic_vcpu_create(struct vcpu *v, bool x2apic_ok)
 	l->state = PI_READY;
 	l->state_since_ns = util_now_ns();
 	v->lapic = l;
+	if (v->vm->timeline_f && lapic_timeline_alloc(v) < 0)
+		return -ENOMEM;
 	if (v->fd < 0)
 		return 0; /* unit tests: no KVM */
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
@@ -86,6 +88,7 @@ void lapic_vcpu_destroy(struct vcpu *v)
 	struct lapic *l = v->lapic;
 	if (!l)
 		return;
+	lapic_timeline_free(l);
 	pthread_cond_destroy(&l->wait_cond);
 	pthread_mutex_destroy(&l->wait_lock);
 	pthread_mutex_destroy(&l->lock);

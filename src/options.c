@@ -55,6 +55,8 @@ void options_usage(FILE *f)
 	      "                          | user (no irqchip in KVM: hvmm's own local APICs too)\n"
 	      "      --pcpus N           with --irqchip user: at most N vCPUs in the guest at\n"
 	      "                          once (hvmm's scheduler, time slices of 4 ms)\n"
+	      "      --timeline FILE     with --irqchip user: every vCPU's running/ready/halted\n"
+	      "                          states over the run, as an HTML page\n"
 	      "      --posted-interrupts on|off\n"
 	      "                          with --irqchip user: interrupts to one vCPU go through\n"
 	      "                          its posted-interrupt descriptor (default on), or off:\n"
@@ -160,7 +162,7 @@ enum {
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
 	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
 	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING, OPT_TRACK_DIRTY,
-	OPT_POSTED, OPT_PCPUS,
+	OPT_POSTED, OPT_PCPUS, OPT_TIMELINE,
 };
 
 static const struct option options_table[] = {
@@ -179,6 +181,7 @@ static const struct option options_table[] = {
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "posted-interrupts", required_argument, NULL, OPT_POSTED },
 	{ "pcpus", required_argument, NULL, OPT_PCPUS },
+	{ "timeline", required_argument, NULL, OPT_TIMELINE },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
 	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
@@ -363,6 +366,9 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 				return options_bad("--cpuid-mask/--cpuid-set: at most 32 of them (%s)", optarg);
 			cfg->cpuid_ops[cfg->nr_cpuid_ops++] = (struct vm_cpuid_op){
 				.spec = optarg, .set = c == OPT_CPUID_SET };
+			break;
+		case OPT_TIMELINE:
+			cfg->timeline = optarg;
 			break;
 		case OPT_PCPUS:
 			if (util_parse_uint(optarg, 1, VM_MAX_CPUS, &v) < 0)
@@ -583,6 +589,8 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 				"--no-irqfd)%s", "");
 	/* Scheduling vCPUs needs to know when one halts: HLT must exit to
 	 * hvmm, which only its own APICs make happen. */
+	if (cfg->timeline && cfg->irqchip != IRQCHIP_USER)
+		return options_bad("--timeline needs --irqchip user (only hvmm's APICs see the vCPU states)%s", "");
 	if (cfg->pcpus && cfg->irqchip != IRQCHIP_USER)
 		return options_bad("--pcpus needs --irqchip user (with KVM's LAPIC a halted vCPU sleeps "
 				"inside KVM_RUN)%s", "");

@@ -100,6 +100,8 @@ int preflight_check(const struct vm_config *c)
 	}
 	if (c->stats_json && (r = preflight_output("--stats-json", c->stats_json)))
 		return r;
+	if (c->timeline && (r = preflight_output("--timeline", c->timeline)))
+		return r;
 	if (c->serial == SERIAL_FILE && c->serial_path && (r = preflight_output("--serial", c->serial_path)))
 		return r;
 	return 0;

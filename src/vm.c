@@ -1,4 +1,5 @@
 #include "vm.h"
+#include "lapic.h"
 #include "vsched.h"
 
 #include "lifecycle.h"
@@ -544,6 +545,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->ncpus = 0;
 	vm->stats_on = cfg->stats || cfg->stats_json || cfg->trace_exits;
+	if (cfg->timeline && !(vm->timeline_f = fopen(cfg->timeline, "w")))
+		return vm_fail(HVMM_EXIT_USAGE, "--timeline %s: %s", cfg->timeline, strerror(errno));
 	if (cfg->pcpus) {
 		vm->vsched = calloc(1, sizeof(*vm->vsched));
 		if (!vm->vsched || vsched_init(vm->vsched, cfg->pcpus, 0, vm_vsched_kick, vm_vsched_give_up, vm) < 0) {
@@ -805,6 +808,12 @@ int vm_run(struct vm *vm)
 		stats_print(vm, stderr);
 	if (vm->cfg.stats_json && stats_write_json(vm, vm->cfg.stats_json) < 0)
 		util_err("cannot write %s", vm->cfg.stats_json);
+	if (vm->timeline_f) {
+		if (lapic_timeline_write(vm, vm->timeline_f, util_now_ns()) < 0)
+			util_err("--timeline %s: nothing recorded or not written", vm->cfg.timeline);
+		fclose(vm->timeline_f);
+		vm->timeline_f = NULL;
+	}
 	return vm->exit_status;
 }
 
@@ -834,6 +843,10 @@ void vm_destroy(struct vm *vm)
 	mem_free(&vm->mem);
 	dirtylog_destroy(vm);
 	irq_destroy(vm);
+	if (vm->timeline_f) {
+		fclose(vm->timeline_f); /* a VM that never ran: left empty */
+		vm->timeline_f = NULL;
+	}
 	if (vm->vsched) {
 		vsched_destroy(vm->vsched);
 		free(vm->vsched);

@@ -79,6 +79,7 @@ struct vm {
 	/* --pcpus: hvmm's scheduler of vCPUs onto that many CPUs (vsched.h);
 	 * NULL: every vCPU thread enters the guest when it likes */
 	struct vsched *vsched;
+	FILE *timeline_f; /* --timeline: opened at creation, written at the end */
 
 	/* S3 (suspend to RAM): the vCPU that asked parks the others (they wait
 	 * in vcpu_park while `suspended`), waits for the wake event and sets the

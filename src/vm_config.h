@@ -51,6 +51,7 @@ struct vm_config {
 	 * 0 every interrupt remapped (delivered by the VMM), -1 not given */
 	int posted_interrupts;
 	int pcpus; /* --pcpus: at most this many vCPUs in KVM_RUN at once; 0: no limit */
+	const char *timeline; /* --timeline: the vCPU states as an HTML page */
 	int64_t halt_poll_ns; /* -1: KVM's default */
 	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
 	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */

@@ -260,7 +260,7 @@ def t_linux_user(ctx):
 # which does not exist without an in-kernel irqchip (-EOPNOTSUPP; QEMU with
 # kernel-irqchip=off gets the same), and the hypercall never reaches hvmm.
 USER_GAPS = {"PV IPIs testing"}
-KUT = (("x2apic", 30), ("xapic", 30), ("ioapic", None), ("smptest", None), ("realmode", None))
+KUT = (("x2apic", 20), ("xapic", 20), ("ioapic", None), ("smptest", None), ("realmode", None))
 
 
 def kut_lines(out):
@@ -277,7 +277,7 @@ def kut_lines(out):
 def t_kut_user(ctx):
     """The apic (x2APIC, xAPIC), ioapic, smptest and realmode tests with
     --irqchip user against split: every check both runs reached has the same
-    verdict (apic's never finish in the nested host: cut at 30 s each)."""
+    verdict (apic's never finish in the nested host: cut at 20 s each)."""
     from cases_kut import ensure_built
     ensure_built(ctx)
     tests = {t.name: t for t in kut.parse_cfg(f"{ctx.build}/kvm-unit-tests/x86/unittests.cfg")}

@@ -14,7 +14,7 @@
  */
 const char *const jail_hvmm_value_opts[] = {
 	"mem", "cpus", "cmdline", "boot", "module", "serial", "serial-limit", "stats-json",
-	"timeout", "irqchip", "posted-interrupts", "pcpus", "halt-poll", "acpi", "kernel", "initrd", "cpu-template",
+	"timeout", "irqchip", "posted-interrupts", "pcpus", "timeline", "halt-poll", "acpi", "kernel", "initrd", "cpu-template",
 	"cpuid-mask", "cpuid-set", "console", "disk", "network", "device", "seccomp", "msr-filter",
 	"inject", "walk", "dirty-log", "api-sock", "id", "restore", "metrics", "incoming", NULL,
 };
