@@ -205,15 +205,25 @@ def t_user_pcpus(ctx):
     IPIs, a ring-3 task on the AP): a vCPU woken by a ping is ready until
     the other halts and gives the CPU up, so both wait for it; with two
     pCPUs nobody waits."""
+    import os
     runs = {}
+    page = os.path.join(ctx.tmp, "timeline.html")
     for pcpus in (1, 2):
-        u = ctx.hvmm("--irqchip", "user", "--cpus", "2", "--pcpus", str(pcpus), "--cmdline", "test=smp",
+        tl = ["--timeline", page] if pcpus == 1 else []
+        u = ctx.hvmm("--irqchip", "user", "--cpus", "2", "--pcpus", str(pcpus), *tl, "--cmdline", "test=smp",
                      kernel(ctx), timeout=180, vm_timeout=150)
         check_all_ok(f"hvmm --pcpus {pcpus}", u)
         pc = [lapic(u.stats, i)["pcpu"] for i in (0, 1)]
         expect(all(p["slices"] > 0 for p in pc), f"--pcpus {pcpus}: each vCPU ran: {pc}", u)
         runs[pcpus] = pc
         check_paths(u, True)
+    # --timeline: the page a person looks at, one row per vCPU, each of
+    # the three states drawn where it happened, the table of times
+    with open(page) as f:
+        html = f.read()
+    for want in ("<svg", "vcpu0 running", "vcpu1 running", "vcpu1 ready", "vcpu1 halted", "<table",
+                 "waited for a CPU", "--pcpus 1"):
+        expect(want in html, f"--timeline page: no {want!r} in {len(html)} bytes")
     one, two = runs[1], runs[2]
     expect(sum(p["waits"] for p in one) > 0 and sum(p["wait_ns"] for p in one) > 0,
            f"--pcpus 1: vCPUs waited ready for the CPU: {one}")
