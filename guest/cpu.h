@@ -37,6 +37,7 @@ struct cpu {
 	struct task_fault fault; /* how the last task_run ended */
 	volatile uint64_t ticks; /* LAPIC timer interrupts */
 	volatile uint64_t ipis;  /* IPIs received */
+	volatile uint64_t ipi_tsc; /* TSC in the last IPI's handler (test=irqlat) */
 	volatile bool online;
 	struct tss tss;
 	uint8_t trap_stack[16384] __attribute__((aligned(16)));

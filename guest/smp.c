@@ -23,6 +23,7 @@ static volatile unsigned ap_index; /* which struct cpu the starting AP takes */
 
 static struct {
 	task_fn volatile fn;
+	void (*volatile kfn)(void); /* a ring-0 job (test=irqlat's sender) */
 	volatile long arg, result;
 	volatile bool done;
 	volatile uint64_t ping, pong;
@@ -174,6 +175,12 @@ void ap_main(void)
 	c->apic_id = apic_id();
 	__atomic_store_n(&c->online, true, __ATOMIC_RELEASE);
 	for (;;) {
+		void (*kfn)(void) = smp_work[id].kfn;
+		if (kfn) {
+			smp_work[id].kfn = 0;
+			kfn();
+			__atomic_store_n(&smp_work[id].done, true, __ATOMIC_RELEASE);
+		}
 		task_fn fn = smp_work[id].fn;
 		if (fn) {
 			smp_work[id].fn = 0;
@@ -232,6 +239,34 @@ void smp_irq_info(struct smp_irq_info *out)
 	*out = smp_irq;
 }
 
+/* Find and start every AP (once): the number of CPUs up. */
+static unsigned smp_bringup(smp_tap_fn tap)
+{
+	static bool up_done;
+	if (up_done)
+		return cpu_count;
+	up_done = true;
+	/* The trampoline must sit below 1 MiB at a page boundary (SIPI vector). */
+	uint8_t *dst = (uint8_t *)AP_TRAMPOLINE;
+	for (const char *p = ap_tramp_start; p < ap_tramp_end; p++)
+		*dst++ = (uint8_t)*p;
+	*(uint32_t *)(AP_TRAMPOLINE + (ap_efer_extra - ap_tramp_start)) = efer_extra;
+
+	unsigned n = 1;
+	for (unsigned i = 0; i < smp_found && n < MAX_CPUS; i++) {
+		if (smp_apic_ids[i] == cpus[0].apic_id)
+			continue;
+		uint64_t t0 = clock_ns();
+		bool up = smp_start_ap(n, smp_apic_ids[i]);
+		tap(up, "smp: AP with APIC id %u came up as cpu %u (INIT-SIPI-SIPI, %lu us)", smp_apic_ids[i], n,
+		    (clock_ns() - t0) / 1000);
+		if (up)
+			n++;
+	}
+	cpu_count = n;
+	return n;
+}
+
 void smp_test(smp_tap_fn tap, smp_skip_fn skip)
 {
 	cpus[0].apic_id = apic_id();
@@ -254,24 +289,7 @@ void smp_test(smp_tap_fn tap, smp_skip_fn skip)
 		return;
 	}
 
-	/* The trampoline must sit below 1 MiB at a page boundary (SIPI vector). */
-	uint8_t *dst = (uint8_t *)AP_TRAMPOLINE;
-	for (const char *p = ap_tramp_start; p < ap_tramp_end; p++)
-		*dst++ = (uint8_t)*p;
-	*(uint32_t *)(AP_TRAMPOLINE + (ap_efer_extra - ap_tramp_start)) = efer_extra;
-
-	unsigned n = 1;
-	for (unsigned i = 0; i < smp_found && n < MAX_CPUS; i++) {
-		if (smp_apic_ids[i] == cpus[0].apic_id)
-			continue;
-		uint64_t t0 = clock_ns();
-		bool up = smp_start_ap(n, smp_apic_ids[i]);
-		tap(up, "smp: AP with APIC id %u came up as cpu %u (INIT-SIPI-SIPI, %lu us)", smp_apic_ids[i], n,
-		    (clock_ns() - t0) / 1000);
-		if (up)
-			n++;
-	}
-	cpu_count = n;
+	smp_bringup(tap);
 
 	for (unsigned i = 1; i < cpu_count; i++) {
 		smp_work[i].done = false;
@@ -311,4 +329,86 @@ void smp_test(smp_tap_fn tap, smp_skip_fn skip)
 		tap(k == pings && cpus[i].ipis - got0 >= pings && cpus[0].ipis - ans0 >= pings,
 		    "smp: cpu %u answered %u of %u IPIs (%lu us per round trip)", i, k, pings, k ? dt / 1000 / k : 0);
 	}
+}
+
+/* ---- test=irqlat: interrupt latency, one IPI at a time ---- */
+
+#define LAT_MAX 1000
+static volatile uint64_t lat_send[LAT_MAX], lat_recv[LAT_MAX];
+static volatile unsigned lat_n, lat_armed, lat_done;
+static volatile uint64_t lat_gap_ns;
+
+/* cpu 1, in ring 0: for each round, wait until cpu 0 is in its state (and
+ * a while more, so that a halted one has really gone to sleep in the VMM),
+ * read the TSC, send the IPI, wait until cpu 0 took it. */
+static void irqlat_sender(void)
+{
+	for (unsigned k = 0; k < lat_n; k++) {
+		while (lat_armed != k + 1)
+			__asm__ volatile("pause");
+		clock_spin_ns(lat_gap_ns);
+		lat_send[k] = rdtsc();
+		apic_send_ipi(cpus[0].apic_id, VEC_IPI);
+		while (lat_done != k + 1)
+			__asm__ volatile("pause");
+	}
+}
+
+static void irqlat_sort(uint64_t *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j && v[j - 1] > v[j]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+}
+
+void smp_irqlat(smp_tap_fn tap, smp_skip_fn skip, bool halted, unsigned iters)
+{
+	cpus[0].apic_id = apic_id();
+	smp_scan_tables();
+	if (smp_found < 2 || smp_bringup(tap) < 2) {
+		skip("irqlat", "needs two CPUs (--cpus 2)");
+		return;
+	}
+	apic_timer_stop(); /* nothing but the IPIs */
+	lat_n = iters < LAT_MAX ? iters : LAT_MAX;
+	lat_gap_ns = 200000; /* 200 us: a halted target is asleep by then */
+	lat_armed = lat_done = 0;
+	smp_work[1].done = false;
+	smp_work[1].kfn = irqlat_sender;
+	apic_send_ipi(cpus[1].apic_id, VEC_IPI); /* wake it to take the job */
+	struct cpu *c = cpu_self();
+	unsigned got = 0;
+	for (unsigned k = 0; k < lat_n; k++) {
+		uint64_t before = c->ipis, t0 = clock_ns();
+		lat_armed = k + 1;
+		if (halted) {
+			while (c->ipis == before && clock_ns() - t0 < 2000000000ull)
+				irq_wait(); /* sti; hlt */
+		} else {
+			__asm__ volatile("sti");
+			while (c->ipis == before && clock_ns() - t0 < 2000000000ull)
+				__asm__ volatile("pause");
+		}
+		if (c->ipis == before)
+			break;
+		lat_recv[k] = c->ipi_tsc;
+		got++;
+		lat_done = k + 1;
+	}
+	__asm__ volatile("cli");
+	static uint64_t ns[LAT_MAX];
+	unsigned n = 0;
+	for (unsigned k = 0; k < got; k++)
+		if (lat_recv[k] > lat_send[k])
+			ns[n++] = clock_tsc_to_ns(lat_recv[k] - lat_send[k]);
+	irqlat_sort(ns, n);
+	bool ok = got == lat_n && n == got && n > 0;
+	if (n)
+		kprintf("# irqlat: target %s, %u IPIs: median %lu ns, p10 %lu ns, p90 %lu ns, max %lu ns\n",
+			halted ? "halted" : "running", n, ns[n / 2], ns[n / 10], ns[n * 9 / 10], ns[n - 1]);
+	tap(ok, "irqlat: %u of %u IPIs to a %s cpu 0 arrived and were timed", n, lat_n,
+	    halted ? "halted" : "running");
 }

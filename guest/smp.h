@@ -9,6 +9,10 @@ typedef void (*smp_tap_fn)(bool ok, const char *fmt, ...);
 typedef void (*smp_skip_fn)(const char *what, const char *reason);
 
 void smp_test(smp_tap_fn tap, smp_skip_fn skip);
+/* test=irqlat: iters IPIs from cpu 1 to cpu 0, one at a time, cpu 0 waiting
+ * halted (sti; hlt) or running (spinning with IF set); prints the latency
+ * from the sender's TSC before its ICR write to the target's handler. */
+void smp_irqlat(smp_tap_fn tap, smp_skip_fn skip, bool halted, unsigned iters);
 
 /* What the MP table / MADT say about interrupt routing (for ioapic.c). */
 struct smp_irq_info {

@@ -414,6 +414,15 @@ static void test_smp(void)
 	smp_test(tap, tap_skip);
 }
 
+static const char *opt_value(const char *key);
+
+/* test=irqlat [target=running|halted] [iters=N]: see smp_irqlat. */
+static void test_irqlat(void)
+{
+	const char *t = opt_value("target");
+	smp_irqlat(tap, tap_skip, t && str_eq(t, "halted"), boot_opts.iters ? (unsigned)boot_opts.iters : 200);
+}
+
 /* ---- virtio: the ring-3 drivers (user/virtio.c and the user/v*.c tests) ---- */
 
 static const char *opt_value(const char *key)
@@ -639,6 +648,7 @@ static const struct test tests[] = {
 	{ "exits", test_exits, true },
 	{ "inject", test_inject, true },
 	{ "dirty", test_dirty, true },
+	{ "irqlat", test_irqlat, true },
 };
 
 void tests_main(void)
@@ -665,7 +675,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty irqlat all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);

@@ -77,6 +77,7 @@ void trap_handle(struct trap_frame *f)
 		apic_eoi();
 		return;
 	case VEC_IPI:
+		c->ipi_tsc = rdtsc();
 		c->ipis++;
 		apic_eoi();
 		return;
