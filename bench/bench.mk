@@ -67,5 +67,13 @@ $(BENCH_DIR)/guests/spinflag.o32: tests/guests/spinflag.S tests/guests/common.h
 bench-build: $(BENCH_DIR)/guests/spinflag.elf
 .PHONY: bench-restore
 bench-restore: deps all bench-build
-	@if [ -e /dev/kvm ]; then python3 bench/restore.py --build $(BUILD) $(BENCH_RESTORE_ARGS); \
+	@if [ "$$(python3 scripts/kvm_mode.py)" = direct ]; then python3 bench/restore.py --build $(BUILD) $(BENCH_RESTORE_ARGS); \
 	else scripts/kvm-host --timeout 1500 -- python3 bench/restore.py --build $(BUILD) $(BENCH_RESTORE_ARGS); fi
+
+# Interrupt latency by path (posted, remapped, KVM's LAPIC, QEMU) and by the
+# target vCPU's state (running, ready, halted): bench/irqlat.py. Two CPUs in
+# the nested host, so that a spinning target and its sender run at once.
+.PHONY: bench-irqlat
+bench-irqlat: deps all guests
+	@if [ "$$(python3 scripts/kvm_mode.py)" = direct ]; then python3 bench/irqlat.py --build $(BUILD) $(BENCH_IRQLAT_ARGS); \
+	else scripts/kvm-host --cpus 2 --timeout 1800 -- python3 bench/irqlat.py --build $(BUILD) $(BENCH_IRQLAT_ARGS); fi

@@ -17,12 +17,15 @@ interrupts on (the target is *running*) or in HLT (*halted*); with hvmm's
   split     KVM's in-kernel LAPIC (the ICR write never leaves KVM)
   QEMU      QEMU+KVM with its in-kernel irqchip, the same guest
 
-Exits per interrupt: the difference in exits (all vCPUs, --stats-json)
+Exits per interrupt: the difference in exits to hvmm (KVM_RUN returns, all
+vCPUs, --stats-json)
 between a run of N and one of 3N IPIs, divided by 2N — the setup's exits
 cancel out. Medians of the latencies; rounds interleave the configurations.
 
-Usage (where /dev/kvm is missing, in the nested KVM host):
-  scripts/kvm-host --timeout 1800 -- python3 bench/irqlat.py --build build
+Usage: make bench-irqlat; where /dev/kvm is missing, that is, in the nested
+KVM host with two CPUs (with one, a spinning target and its sender take turns
+on it, and every latency is the host kernel's time slice):
+  scripts/kvm-host --cpus 2 --timeout 1800 -- python3 bench/irqlat.py --build build
 """
 import argparse
 import json
@@ -108,7 +111,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     cols = list(PATHS) + ["QEMU"]
     print(f"IPI latency, sender's TSC before the ICR write to the target's handler: median of "
-          f"{a.rounds} runs of the per-run medians ({a.iters} IPIs each); exits per IPI, all vCPUs")
+          f"{a.rounds} runs of the per-run medians ({a.iters} IPIs each); exits to hvmm per IPI, all vCPUs")
     print("| target | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for state in STATES:
