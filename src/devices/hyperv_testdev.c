@@ -75,6 +75,21 @@ static int hyperv_testdev_route_find(struct hyperv_testdev *t, unsigned vp, unsi
 	return -1;
 }
 
+/* Commands 4-7, remembered for the reset. Called with t->lock held. */
+static int hyperv_testdev_conn(struct hyperv_testdev *t, struct hyperv_testdev_cmd c)
+{
+	bool msg = c.command == HYPERV_TESTDEV_MSG_CONN_CREATE || c.command == HYPERV_TESTDEV_MSG_CONN_DESTROY;
+	bool create = c.command == HYPERV_TESTDEV_MSG_CONN_CREATE || c.command == HYPERV_TESTDEV_EVT_CONN_CREATE;
+	int r;
+	if (msg)
+		r = create ? hyperv_msg_conn_create(t->hv, c.conn_id, c.vp, c.sint) : hyperv_msg_conn_destroy(t->hv, c.conn_id);
+	else
+		r = create ? hyperv_evt_conn_create(t->hv, c.conn_id, c.vp, c.sint) : hyperv_evt_conn_destroy(t->hv, c.conn_id);
+	if (r == 0)
+		hyperv_testdev_conn_mark(msg ? t->msg_conns : t->evt_conns, c.conn_id, create);
+	return r;
+}
+
 /* Called with t->lock held. */
 static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cmd c)
 {
@@ -103,23 +118,10 @@ static int hyperv_testdev_run(struct hyperv_testdev *t, struct hyperv_testdev_cm
 			return -ENOENT;
 		return hyperv_route_raise(hv, t->routes[i].handle);
 	case HYPERV_TESTDEV_MSG_CONN_CREATE:
-	case HYPERV_TESTDEV_MSG_CONN_DESTROY: {
-		bool create = c.command == HYPERV_TESTDEV_MSG_CONN_CREATE;
-		int r = create ? hyperv_msg_conn_create(hv, c.conn_id, c.vp, c.sint)
-			       : hyperv_msg_conn_destroy(hv, c.conn_id);
-		if (r == 0)
-			hyperv_testdev_conn_mark(t->msg_conns, c.conn_id, create);
-		return r;
-	}
+	case HYPERV_TESTDEV_MSG_CONN_DESTROY:
 	case HYPERV_TESTDEV_EVT_CONN_CREATE:
-	case HYPERV_TESTDEV_EVT_CONN_DESTROY: {
-		bool create = c.command == HYPERV_TESTDEV_EVT_CONN_CREATE;
-		int r = create ? hyperv_evt_conn_create(hv, c.conn_id, c.vp, c.sint)
-			       : hyperv_evt_conn_destroy(hv, c.conn_id);
-		if (r == 0)
-			hyperv_testdev_conn_mark(t->evt_conns, c.conn_id, create);
-		return r;
-	}
+	case HYPERV_TESTDEV_EVT_CONN_DESTROY:
+		return hyperv_testdev_conn(t, c);
 	default:
 		return -EINVAL;
 	}
