@@ -170,11 +170,17 @@ def run_hvmm(ctx, kernel, initrd, timeout, extra=()):
 
 def linux_case(ctx, qemu_kernel_is_bzimage, hvmm_extra, timeout):
     vmlinuz, vmlinux, initrd = kernel_files(ctx)
-    q = run_qemu(vmlinuz if qemu_kernel_is_bzimage else vmlinux, initrd, timeout)
-    # said at once: two runs of up to `timeout` each must not leave the
-    # nested run silent past tests/run.py's limit for a lost host
-    print(f"      {q.summary('QEMU')}", flush=True)
-    qe = check_common(q, "QEMU")
+    # QEMU's microvm run here has twice left the whole nested host silent
+    # past tests/run.py's limit (the host lost, every Linux case after it
+    # with it): it runs with HVMM_QEMU_REFERENCES=all, as the device
+    # cases' references do (cases_linux_shell.py).
+    qe = None
+    if os.environ.get("HVMM_QEMU_REFERENCES") == "all":
+        q = run_qemu(vmlinuz if qemu_kernel_is_bzimage else vmlinux, initrd, timeout)
+        # said at once: two runs of up to `timeout` each must not leave
+        # the nested run silent past tests/run.py's limit for a lost host
+        print(f"      {q.summary('QEMU')}", flush=True)
+        qe = check_common(q, "QEMU")
     h = run_hvmm(ctx, vmlinuz, initrd, timeout, hvmm_extra)
     he = check_common(h, "hvmm")
     expect(he == hvmm_e820(),
@@ -183,7 +189,8 @@ def linux_case(ctx, qemu_kernel_is_bzimage, hvmm_extra, timeout):
            + ", ".join(f"[{a:#x},{b:#x}) {k}" for a, b, k in hvmm_e820()))
     # QEMU's map differs below 1 MiB (its BIOS areas); the RAM above 1 MiB must agree.
     top = lambda e: [(a, b) for a, b, k in e if k == "usable" and a >= 0x100000]  # noqa: E731
-    expect(top(he) == top(qe), f"usable RAM above 1 MiB: hvmm {top(he)} vs QEMU {top(qe)}")
+    if qe is not None:
+        expect(top(he) == top(qe), f"usable RAM above 1 MiB: hvmm {top(he)} vs QEMU {top(qe)}")
     print(f"      {h.summary('hvmm')}")
 
 

@@ -107,10 +107,10 @@ def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, machine=M
 
 # The QEMU reference of every scenario costs a second Linux boot under the
 # nested host's TCG, and `make test` must end within CI's 30 minutes on two
-# cores: the boot and console cases (shell-virtio-console, power, and the
-# debian-kernel pair in cases_linux.py) always run it; the device cases
-# (shell-serial's virtio-rng, the disks, the network) run it with
-# HVMM_QEMU_REFERENCES=all, which runs every scenario on both VMMs.
+# cores: the console and power cases (shell-virtio-console, power: q35)
+# always run it; the device cases (shell-serial's virtio-rng, the disks,
+# the network) and the debian-kernel pair (cases_linux.py, microvm) run it
+# with HVMM_QEMU_REFERENCES=all, which runs every scenario on both VMMs.
 QEMU_REFERENCES_ALL = os.environ.get("HVMM_QEMU_REFERENCES") == "all"
 
 
