@@ -24,7 +24,13 @@ def kvm_host(ctx, *args, timeout=300, env=None):
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9)  # the launcher and the QEMU it started, nothing else
+        # SIGTERM first: the launcher ends its QEMU (a session of its own,
+        # which a SIGKILL to the launcher's group would leave running)
+        p.terminate()
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # the launcher's group, nothing else
         out, err = p.communicate()
         raise AssertionError(f"kvm-host did not finish within {timeout}s (killed pid {p.pid})")
     return Result(p.returncode, out.decode(errors="replace"), err.decode(errors="replace"))

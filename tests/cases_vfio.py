@@ -45,7 +45,13 @@ def nested(ctx, devices, script, timeout=420):
     try:
         text, _ = p.communicate(timeout=timeout + 240)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9)  # the launcher and its QEMU, nothing else
+        # SIGTERM first: the launcher ends its QEMU (a session of its own,
+        # which a SIGKILL to the launcher's group would leave running)
+        p.terminate()
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # the launcher's group, nothing else
         p.communicate()
         raise AssertionError(f"kvm-host did not finish within {timeout + 240}s (killed pid {p.pid})")
     return p.returncode, text.decode(errors="replace"), out

@@ -568,10 +568,17 @@ def supervise(tests, build, hvmm, nested, say=print):
                     say(f"      kut {d['test']}: QEMU {q.cell()}; hvmm {h.cell()}"
                         + (f"  [{h.summary}]" if h.summary else ""))
         if lost_why:
+            # SIGTERM first: the launcher ends its QEMU, which runs in a
+            # session of its own (a SIGKILL to the launcher's group alone
+            # left the nested host's QEMU spinning for the rest of the run)
+            p.terminate()
             try:
-                os.killpg(p.pid, signal.SIGKILL)  # the launcher's group: it and its QEMU
-            except ProcessLookupError:
-                pass
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)  # the launcher's group
+                except ProcessLookupError:
+                    pass
         status = p.wait()
         if running:
             name, vmm = running
