@@ -37,17 +37,22 @@ struct lapic_irte lapic_irte_for(bool posting, const struct lapic_msg *m, uint64
 	return e;
 }
 
+void lapic_pi_account(struct lapic *l, uint64_t now_ns)
+{
+	if (l->state_since_ns && now_ns > l->state_since_ns)
+		l->stats.state_ns[l->state] += now_ns - l->state_since_ns;
+	l->state_since_ns = now_ns;
+}
+
 void lapic_pi_state(struct lapic *l, enum pi_state s, uint64_t now_ns)
 {
 	if (s == l->state)
 		return;
 	/* The PID first: from here a post sees the new state's rules. */
 	pi_set_state(&l->pid, s);
-	if (l->state_since_ns && now_ns > l->state_since_ns)
-		l->stats.state_ns[l->state] += now_ns - l->state_since_ns;
+	lapic_pi_account(l, now_ns);
 	l->stats.entered[s]++;
 	l->state = s;
-	l->state_since_ns = now_ns;
 	lapic_timeline_note(l, s, now_ns);
 }
 

@@ -49,6 +49,8 @@ struct lapic {
 
 /* lapic_post.c */
 
+/* The time in the current state up to now_ns, counted (the vCPU thread). */
+void lapic_pi_account(struct lapic *l, uint64_t now_ns);
 /* The vCPU thread enters state s: the PID update, and the time spent in
  * the state it leaves counted. */
 void lapic_pi_state(struct lapic *l, enum pi_state s, uint64_t now_ns);

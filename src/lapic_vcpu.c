@@ -114,13 +114,8 @@ int lapic_vcpu_thread_init(struct vcpu *v, int signo)
 void lapic_vcpu_thread_exit(struct vcpu *v)
 {
 	struct lapic *l = v->lapic;
-	if (l) {
-		/* the state it ends in counts up to here */
-		uint64_t now = util_now_ns();
-		if (l->state_since_ns && now > l->state_since_ns)
-			l->stats.state_ns[l->state] += now - l->state_since_ns;
-		l->state_since_ns = now;
-	}
+	if (l)
+		lapic_pi_account(l, util_now_ns()); /* the state it ends in counts up to here */
 	if (l && v->vm->vsched)
 		vsched_release(v->vm->vsched, v->id);
 	if (l && l->have_timer) {
