@@ -120,26 +120,29 @@ def shard_of(name, n):
     return 1 if n > 1 and name.startswith("linux/") else 0
 
 
-def run_nested(a, cases, counts, shard=0):
-    """The cases that need KVM of one shard, in one boot of the nested KVM
-    host: this runner again inside it (--inner), its result lines streamed
-    and counted here. A case the inner run never reported (the nested host
-    failed or hung) is a failure, never a skip."""
+# How many times a shard's nested host is started again after it was lost
+# (silent past SILENCE_LIMIT, or ended before reporting every case), and the
+# latest time into the run a fresh one may still start: one frozen host then
+# costs the case it was running, not every case after it.
+NESTED_RESTARTS = 2
+NESTED_RESTART_BEFORE = 1500
+
+
+def nested_boot(a, shard, names):
+    """One boot of the nested KVM host running the named cases and unit
+    programs of a shard (all of them: names None). Yields its output lines;
+    ends with (status, lost_by_silence)."""
     here = os.path.dirname(os.path.abspath(__file__))
     # 8G: guest/ram-above-4g gives QEMU a 5 GiB guest, more than the
     # nested host could otherwise commit.
     argv = [os.path.join(here, "..", "scripts", "kvm-host"), "--mem", "8G", "--timeout", str(a.nested_timeout), "--",
             sys.executable, os.path.abspath(__file__), "--inner", "--hvmm", os.path.abspath(a.hvmm),
             "--build", os.path.abspath(a.build), "--shard", f"{shard}/{NESTED_SHARDS}"]
-    if a.pattern:
+    if names is not None:
+        # Exact names: unit programs match by file name, cases by full name.
+        argv += ["-k", "^(" + "|".join(re.escape(n.removeprefix("unit/")) for n in names) + ")$"]
+    elif a.pattern:
         argv += ["-k", a.pattern]
-    cases = [c for c in cases if shard_of(c[0], NESTED_SHARDS) == shard]
-    want = {name for name, *_ in cases}
-    units = {"unit/" + u for u in UNIT_KVM if shard == 0 and (not a.pattern or re.search(a.pattern, u))}
-    if not want and not units:
-        return
-    seen = set()
-    t0 = time.time()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          errors="replace", bufsize=1)
     lines = queue.Queue()
@@ -149,29 +152,75 @@ def run_nested(a, cases, counts, shard=0):
             lines.put(line)
         lines.put(None)
     threading.Thread(target=pump, daemon=True).start()
+    silent = False
     while True:
         try:
             line = lines.get(timeout=SILENCE_LIMIT)
         except queue.Empty:
             # No case takes this long: the nested host is lost. kvm-host ends
-            # its QEMU on SIGTERM; the cases not reported fail below.
-            print(f"# the nested KVM host said nothing for {SILENCE_LIMIT} s: ending it")
+            # its QEMU on SIGTERM.
+            print(f"# the nested KVM host said nothing for {SILENCE_LIMIT} s: ending it", flush=True)
             p.terminate()
+            silent = True
             break
         if line is None:
             break
-        m = RESULT.match(line)
-        unit = m and "/".join(m.group(2).split("/")[:2])
-        if m and (m.group(2) in want or unit in units):
-            seen.add(unit if unit in units else m.group(2))
-            counts[{"PASS": "passed", "FAIL": "failed", "SKIP": "skipped"}[m.group(1)]] += 1
-        if not re.match(r"^(\d+ passed, \d+ failed, \d+ skipped|# total time )", line):
-            print(line, end="", flush=True)
-    status = p.wait()
-    print(f"# nested KVM host {shard}: {len(seen)} cases in {time.time() - t0:.1f}s, kvm-host status {status}")
-    for name in sorted((want | units) - seen):
+        yield line
+    try:
+        status = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        status = p.wait()
+    yield (status, silent)
+
+
+def run_nested(a, cases, counts, shard=0):
+    """The cases that need KVM of one shard, in the nested KVM host: this
+    runner again inside it (--inner), its result lines streamed and counted
+    here. When the host is lost, the case it was running fails and a fresh
+    host runs the rest. A case no inner run reported is a failure, never a
+    skip."""
+    cases = [c for c in cases if shard_of(c[0], NESTED_SHARDS) == shard]
+    # The inner run's order: unit programs first, then the cases as listed.
+    units = sorted("unit/" + u for u in UNIT_KVM if shard == 0 and (not a.pattern or re.search(a.pattern, u)))
+    order = units + [name for name, *_ in cases]
+    if not order:
+        return
+    seen = set()
+    t0 = time.time()
+    names = None
+    for attempt in range(NESTED_RESTARTS + 1):
+        status, silent = None, False
+        for line in nested_boot(a, shard, names):
+            if isinstance(line, tuple):
+                status, silent = line
+                break
+            m = RESULT.match(line)
+            unit = m and "/".join(m.group(2).split("/")[:2])
+            if m and (m.group(2) in order or unit in units):
+                seen.add(unit if unit in units else m.group(2))
+                counts[{"PASS": "passed", "FAIL": "failed", "SKIP": "skipped"}[m.group(1)]] += 1
+            if not re.match(r"^(\d+ passed, \d+ failed, \d+ skipped|# total time )", line):
+                print(line, end="", flush=True)
+        rest = [n for n in order if n not in seen]
+        print(f"# nested KVM host {shard}: {len(seen)} of {len(order)} cases done after {time.time() - t0:.1f}s, "
+              f"kvm-host status {status}", flush=True)
+        if not rest:
+            return
+        # The inner run goes in order, so the first unreported one is the
+        # case the host was lost in: it fails, the rest get a fresh host.
         counts["failed"] += 1
-        print(f"FAIL {name}: not run: the nested KVM host ended first (kvm-host status {status})")
+        how = f"silent for {SILENCE_LIMIT} s" if silent else f"ended, kvm-host status {status}"
+        print(f"FAIL {rest[0]}: the nested KVM host was lost during it ({how})", flush=True)
+        seen.add(rest[0])
+        names = rest[1:]
+        if not names or attempt == NESTED_RESTARTS or time.time() - t0 > NESTED_RESTART_BEFORE:
+            break
+        print(f"# nested KVM host {shard}: a fresh one for the {len(names)} cases left", flush=True)
+    for name in order:
+        if name not in seen:
+            counts["failed"] += 1
+            print(f"FAIL {name}: not run: the nested KVM host was lost")
 
 
 def main():
