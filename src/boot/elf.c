@@ -129,7 +129,10 @@ int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len, u
 		if (s.type != PT_LOAD || s.memsz == 0)
 			continue;
 		uint8_t *dst = mem_ptr(m, s.paddr, s.memsz);
-		memcpy(dst, image + s.offset, s.filesz);
+		/* p_offset of a segment with nothing in the file is unchecked
+		 * (any value is fine there): not even a pointer is made from it */
+		if (s.filesz)
+			memcpy(dst, image + s.offset, s.filesz);
 		memset(dst + s.filesz, 0, s.memsz - s.filesz);
 	}
 	*info = (struct boot_elf_info){ .elf_class = h.elf_class, .entry = h.entry, .lo = lo, .hi = hi };
