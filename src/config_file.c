@@ -19,6 +19,10 @@
  * A Firecracker rate limiter's bucket holds `size` tokens refilled every
  * `refill_time` ms; hvmm's holds a second's worth, so the rate is
  * size × 1000 / refill_time per second, and one_time_burst is the burst.
+ *   hvmm-options     hvmm's own options, each one string "--NAME[=VALUE]",
+ *                    for what Firecracker's schema has no words for
+ * {"vms": [D, D, ...]} describes several VMs for one hvmm process, each D
+ * one VM's description as above.
  * Anything else — an unknown key, a section hvmm does not have (vsock,
  * balloon, mmds-config, logger, metrics, cpu-config), a wrong type — is an
  * error naming it: a description that is half applied is worse than none.
@@ -323,36 +327,39 @@ static int config_nets(struct config_out *o, json_object *d)
 	return o->failed ? -1 : 0;
 }
 
-int config_file_parse(const char *json, size_t len, char ***argv, int *argc, char *err, size_t n)
+/* hvmm's own options in a description: strings "--NAME" or "--NAME=VALUE",
+ * added as given (the parser checks them like the command line's). */
+static void config_hvmm_options(struct config_out *o, json_object *a)
 {
-	struct config_out o = { .argv = *argv, .argc = *argc, .err = err, .n = n };
-	json_tokener *tok = json_tokener_new();
-	if (!tok)
-		return config_fail(&o, "out of memory");
-	json_object *root = len > CONFIG_FILE_MAX ? NULL : json_tokener_parse_ex(tok, json, (int)len);
-	enum json_tokener_error je = json_tokener_get_error(tok);
-	size_t used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	while (root && used < len && strchr(" \t\r\n", json[used]))
-		used++;
-	if (!root || je != json_tokener_success || used != len) {
-		json_object_put(root);
-		return config_fail(&o, "not valid JSON%s%s", root || je == json_tokener_success ? "" : ": ",
-				   root || je == json_tokener_success ? "" : json_tokener_error_desc(je));
+	if (!json_object_is_type(a, json_type_array)) {
+		config_fail(o, "hvmm-options must be an array of strings");
+		return;
 	}
-	if (!json_object_is_type(root, json_type_object)) {
-		json_object_put(root);
-		return config_fail(&o, "the description must be a JSON object");
+	size_t n = json_object_array_length(a);
+	for (size_t i = 0; i < n && !o->failed; i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+		const char *v = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+		if (!v || strncmp(v, "--", 2) != 0 || !v[2])
+			config_fail(o, "hvmm-options[%zu]: want an option as one string, \"--NAME\" or \"--NAME=VALUE\"", i);
+		else if (strncmp(v, "--config-file", 13) == 0)
+			config_fail(o, "hvmm-options[%zu]: --config-file inside a description", i);
+		else
+			config_add(o, "%s", v);
 	}
+}
+
+/* One VM's description (Firecracker's sections and hvmm-options). */
+static void config_vm(struct config_out *o, json_object *root)
+{
 	static const char *const known[] = { "boot-source", "drives", "network-interfaces", "machine-config",
-					     "entropy", "metrics", NULL };
+					     "entropy", "metrics", "hvmm-options", NULL };
 	static const char *const firecracker_only[] = { "vsock", "balloon", "mmds-config", "logger",
 							"cpu-config", NULL };
 	json_object_object_foreach(root, key, val) {
 		(void)val;
 		for (const char *const *k = firecracker_only; *k; k++)
 			if (strcmp(key, *k) == 0)
-				config_fail(&o, "%s is not supported by hvmm", key);
+				config_fail(o, "%s is not supported by hvmm", key);
 	}
 	char root_arg[32] = "";
 	bool dirty = false;
@@ -361,57 +368,151 @@ int config_file_parse(const char *json, size_t len, char ***argv, int *argc, cha
 	json_object *d = config_get(root, "drives");
 	json_object *net = config_get(root, "network-interfaces");
 	json_object *ent = config_get(root, "entropy");
-	if (!o.failed && config_keys(&o, root, "the description", known) == 0 && m)
-		config_machine(&o, m, &dirty);
-	if (!o.failed && dirty)
-		config_add(&o, "--track-dirty-pages");
-	if (!o.failed && d)
-		config_drives(&o, d, root_arg, sizeof(root_arg));
-	if (!o.failed && net)
-		config_nets(&o, net);
-	if (!o.failed && ent) {
+	if (!o->failed && config_keys(o, root, "the description", known) == 0 && m)
+		config_machine(o, m, &dirty);
+	if (!o->failed && dirty)
+		config_add(o, "--track-dirty-pages");
+	if (!o->failed && d)
+		config_drives(o, d, root_arg, sizeof(root_arg));
+	if (!o->failed && net)
+		config_nets(o, net);
+	if (!o->failed && ent) {
 		static const char *const ek[] = { "rate_limiter", NULL };
 		if (!json_object_is_type(ent, json_type_object))
-			config_fail(&o, "entropy must be an object");
-		else if (config_keys(&o, ent, "entropy", ek) == 0 && config_get(ent, "rate_limiter"))
-			config_fail(&o, "entropy: rate_limiter is not supported by hvmm");
+			config_fail(o, "entropy must be an object");
+		else if (config_keys(o, ent, "entropy", ek) == 0 && config_get(ent, "rate_limiter"))
+			config_fail(o, "entropy: rate_limiter is not supported by hvmm");
 		else
-			config_add(&o, "--rng");
+			config_add(o, "--rng");
 	}
 	json_object *met = config_get(root, "metrics");
-	if (!o.failed && met) {
+	if (!o->failed && met) {
 		static const char *const mk[] = { "metrics_path", NULL };
 		if (!json_object_is_type(met, json_type_object)) {
-			config_fail(&o, "metrics must be an object");
-		} else if (config_keys(&o, met, "metrics", mk) == 0) {
-			const char *mp = config_str(&o, met, "metrics", "metrics_path", true, true);
+			config_fail(o, "metrics must be an object");
+		} else if (config_keys(o, met, "metrics", mk) == 0) {
+			const char *mp = config_str(o, met, "metrics", "metrics_path", true, true);
 			if (mp)
-				config_add(&o, "--metrics=%s", mp);
+				config_add(o, "--metrics=%s", mp);
 		}
 	}
-	if (!o.failed && boot) {
+	if (!o->failed && boot) {
 		static const char *const bk[] = { "kernel_image_path", "boot_args", "initrd_path", NULL };
 		const char *w = "boot-source";
 		if (!json_object_is_type(boot, json_type_object)) {
-			config_fail(&o, "boot-source must be an object");
-		} else if (config_keys(&o, boot, w, bk) == 0) {
-			const char *k = config_str(&o, boot, w, "kernel_image_path", true, true);
-			const char *args = config_str(&o, boot, w, "boot_args", false, true);
-			const char *initrd = config_str(&o, boot, w, "initrd_path", false, true);
-			if (!o.failed) {
-				config_add(&o, "--kernel=%s", k);
+			config_fail(o, "boot-source must be an object");
+		} else if (config_keys(o, boot, w, bk) == 0) {
+			const char *k = config_str(o, boot, w, "kernel_image_path", true, true);
+			const char *args = config_str(o, boot, w, "boot_args", false, true);
+			const char *initrd = config_str(o, boot, w, "initrd_path", false, true);
+			if (!o->failed) {
+				config_add(o, "--kernel=%s", k);
 				if (initrd)
-					config_add(&o, "--initrd=%s", initrd);
+					config_add(o, "--initrd=%s", initrd);
 				if (args || root_arg[0])
-					config_add(&o, "--cmdline=%s%s%s", args ? args : "", args && root_arg[0] ? " " : "",
+					config_add(o, "--cmdline=%s%s%s", args ? args : "", args && root_arg[0] ? " " : "",
 						   root_arg);
 			}
 		}
 	}
+	json_object *hv = config_get(root, "hvmm-options");
+	if (!o->failed && hv)
+		config_hvmm_options(o, hv);
+}
+
+/* The JSON text as an object, or NULL with the reason in o. */
+static json_object *config_root(struct config_out *o, const char *json, size_t len)
+{
+	json_tokener *tok = json_tokener_new();
+	if (!tok) {
+		config_fail(o, "out of memory");
+		return NULL;
+	}
+	json_object *root = len > CONFIG_FILE_MAX ? NULL : json_tokener_parse_ex(tok, json, (int)len);
+	enum json_tokener_error je = json_tokener_get_error(tok);
+	size_t used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	while (root && used < len && strchr(" \t\r\n", json[used]))
+		used++;
+	if (!root || je != json_tokener_success || used != len) {
+		json_object_put(root);
+		config_fail(o, "not valid JSON%s%s", root || je == json_tokener_success ? "" : ": ",
+			    root || je == json_tokener_success ? "" : json_tokener_error_desc(je));
+		return NULL;
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		config_fail(o, "the description must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+int config_file_parse(const char *json, size_t len, char ***argv, int *argc, char *err, size_t n)
+{
+	struct config_out o = { .argv = *argv, .argc = *argc, .err = err, .n = n };
+	json_object *root = config_root(&o, json, len);
+	if (root && config_get(root, "vms"))
+		config_fail(&o, "vms: a description of several VMs is for --config-file only");
+	else if (root)
+		config_vm(&o, root);
 	json_object_put(root);
 	*argv = o.argv;
 	*argc = o.argc;
 	return o.failed ? -1 : 0;
+}
+
+int config_file_parse_vms(const char *json, size_t len, struct config_vms *out, char *err, size_t n)
+{
+	memset(out, 0, sizeof(*out));
+	struct config_out o = { .err = err, .n = n };
+	json_object *root = config_root(&o, json, len);
+	json_object *vms = root ? config_get(root, "vms") : NULL;
+	if (!root) {
+		return -1;
+	} else if (!vms) {
+		/* one VM, the plain description */
+		config_vm(&o, root);
+		out->n = 1;
+		out->argv[0] = o.argv;
+		out->argc[0] = o.argc;
+	} else {
+		static const char *const known[] = { "vms", NULL };
+		size_t nv = json_object_is_type(vms, json_type_array) ? json_object_array_length(vms) : 0;
+		out->multi = true;
+		if (config_keys(&o, root, "a description of several VMs", known) < 0) {
+			/* named */
+		} else if (!json_object_is_type(vms, json_type_array) || nv < 1 || nv > CONFIG_VMS_MAX) {
+			config_fail(&o, "vms must be an array of 1 to %d VM descriptions", CONFIG_VMS_MAX);
+		} else {
+			for (size_t i = 0; i < nv && !o.failed; i++) {
+				json_object *e = json_object_array_get_idx(vms, i);
+				struct config_out one = { .err = err, .n = n };
+				if (!json_object_is_type(e, json_type_object))
+					config_fail(&one, "must be an object");
+				else
+					config_vm(&one, e);
+				out->argv[i] = one.argv;
+				out->argc[i] = one.argc;
+				out->n = (int)i + 1;
+				if (one.failed) {
+					/* the VM's place in front of its own reason */
+					char why[256];
+					snprintf(why, sizeof(why), "%s", err);
+					config_fail(&o, "vms[%zu]: %s", i, why);
+				}
+			}
+		}
+	}
+	json_object_put(root);
+	return o.failed ? -1 : 0;
+}
+
+void config_file_free_vms(struct config_vms *v)
+{
+	for (int i = 0; i < v->n; i++)
+		config_file_free(v->argv[i], v->argc[i]);
+	memset(v, 0, sizeof(*v));
 }
 
 void config_file_free(char **argv, int argc)

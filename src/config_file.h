@@ -9,6 +9,7 @@
 #ifndef HVMM_CONFIG_FILE_H
 #define HVMM_CONFIG_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The JSON text (len bytes) as hvmm options, appended to *argv (a NULL-
@@ -17,6 +18,20 @@
 int config_file_parse(const char *json, size_t len, char ***argv, int *argc, char *err, size_t n);
 /* Frees what config_file_parse made. */
 void config_file_free(char **argv, int argc);
+
+/* {"vms": [...]}: several VMs in one hvmm process (at most CONFIG_VMS_MAX),
+ * each VM's options apart; a plain description is one VM (multi false). */
+#define CONFIG_VMS_MAX 16
+struct config_vms {
+	int n;
+	bool multi;
+	char **argv[CONFIG_VMS_MAX];
+	int argc[CONFIG_VMS_MAX];
+};
+/* 0, or -1 with the reason in err (a VM's reason prefixed vms[I]: ); *out
+ * is filled as far as it got either way (config_file_free_vms frees it). */
+int config_file_parse_vms(const char *json, size_t len, struct config_vms *out, char *err, size_t n);
+void config_file_free_vms(struct config_vms *v);
 
 /* The largest file read: a VM description is a few KiB. */
 #define CONFIG_FILE_MAX (1u << 20)

@@ -43,7 +43,7 @@ void lapic_stats_print(const struct vcpu *v, FILE *f)
 		(double)s->state_ns[PI_READY] / 1e6, (unsigned long long)s->entered[PI_READY],
 		(double)s->state_ns[PI_HALTED] / 1e6, (unsigned long long)s->entered[PI_HALTED]);
 	if (v->vm->vsched) {
-		struct vsched_vcpu_stats p = vsched_stats(v->vm->vsched, v->id);
+		struct vsched_vcpu_stats p = vsched_stats(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 		fprintf(f, "       pCPU (--pcpus %d): %llu slices, waited %llu times (%.1f ms ready without a "
 			"CPU), %llu slices preempted\n", v->vm->cfg.pcpus, (unsigned long long)p.slices,
 			(unsigned long long)p.waits, (double)p.wait_ns / 1e6, (unsigned long long)p.preempted);
@@ -90,7 +90,7 @@ json_object *lapic_stats_json(const struct vcpu *v)
 	}
 	json_object_object_add(o, "states", st);
 	if (v->vm->vsched) {
-		struct vsched_vcpu_stats p = vsched_stats(v->vm->vsched, v->id);
+		struct vsched_vcpu_stats p = vsched_stats(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 		json_object *pc = json_object_new_object();
 		json_object_object_add(pc, "slices", json_object_new_uint64(p.slices));
 		json_object_object_add(pc, "waits", json_object_new_uint64(p.waits));

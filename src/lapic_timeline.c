@@ -168,7 +168,7 @@ int lapic_timeline_write(struct vm *vm, FILE *f, uint64_t end_ns)
 				100.0 * (double)s->state_ns[k] / total);
 		fprintf(f, "<td>%llu</td>", (unsigned long long)(s->entered[0] + s->entered[1] + s->entered[2]));
 		if (vm->vsched) {
-			struct vsched_vcpu_stats p = vsched_stats(vm->vsched, i);
+			struct vsched_vcpu_stats p = vsched_stats(vm->vsched, vm_vsched_id(vm, i));
 			fprintf(f, "<td>%llu times, %.1f ms</td><td>%llu</td>", (unsigned long long)p.waits,
 				(double)p.wait_ns / 1e6, (unsigned long long)p.preempted);
 		}

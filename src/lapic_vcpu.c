@@ -117,7 +117,7 @@ void lapic_vcpu_thread_exit(struct vcpu *v)
 	if (l)
 		lapic_pi_account(l, util_now_ns()); /* the state it ends in counts up to here */
 	if (l && v->vm->vsched)
-		vsched_release(v->vm->vsched, v->id);
+		vsched_release(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 	if (l && l->have_timer) {
 		timer_delete(l->host_timer);
 		l->have_timer = false;
@@ -485,7 +485,7 @@ static bool lapic_vcpu_ready(struct vcpu *v)
 		lapic_pi_state(l, PI_HALTED, now);
 		if (!pi_pending(&l->pid)) {
 			if (vm->vsched)
-				vsched_release(vm->vsched, v->id); /* halted: no CPU needed */
+				vsched_release(vm->vsched, vm_vsched_id(vm, v->id)); /* halted: no CPU needed */
 			lapic_sleep(l, seq, next);
 		}
 		lapic_pi_state(l, PI_READY, util_now_ns());
@@ -497,11 +497,11 @@ bool lapic_vcpu_before_run(struct vcpu *v)
 	if (!lapic_vcpu_ready(v)) {
 		/* stopping or pausing: a parked vCPU needs no CPU */
 		if (v->vm->vsched)
-			vsched_release(v->vm->vsched, v->id);
+			vsched_release(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 		return false;
 	}
 	/* --pcpus: a CPU to run on, waiting (ready) while others have them */
-	if (v->vm->vsched && !vsched_acquire(v->vm->vsched, v->id))
+	if (v->vm->vsched && !vsched_acquire(v->vm->vsched, vm_vsched_id(v->vm, v->id)))
 		return false;
 	struct lapic *l = v->lapic;
 	struct kvm_run *run = v->run;
@@ -567,7 +567,7 @@ void lapic_vcpu_exited(struct vcpu *v)
 	lapic_pi_state(v->lapic, PI_READY, util_now_ns()); /* the VMM has the CPU */
 	/* --pcpus: a slice another vCPU preempted ends at this exit */
 	if (v->vm->vsched)
-		vsched_exit(v->vm->vsched, v->id);
+		vsched_exit(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 }
 
 void lapic_vcpu_after_run(struct vcpu *v)

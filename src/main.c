@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "inject.h"
 #include "labcmd.h"
+#include "multivm.h"
 #include "options.h"
 #include "preboot.h"
 #include "preflight.h"
@@ -57,12 +58,15 @@ static char **main_made_argv[3];
 /*
  * --config-file FILE (or =FILE), anywhere among run's options: the options
  * the file describes go first, then the command line's own, which add to
- * them (a later --cmdline wins). *out is argv rebuilt, or argv itself.
+ * them (a later --cmdline wins). *out is argv rebuilt, or argv itself. A
+ * description of several VMs fills *multi instead (multi->multi set), and
+ * *out is then the command line without --config-file.
  */
-static int main_config_file(int argc, char **argv, int *out_argc, char ***out_argv)
+static int main_config_file(int argc, char **argv, int *out_argc, char ***out_argv, struct config_vms *multi)
 {
 	*out_argc = argc;
 	*out_argv = argv;
+	memset(multi, 0, sizeof(*multi));
 	const char *path = NULL;
 	int at = -1, width = 0;
 	for (int i = 2; i < argc; i++) {
@@ -96,21 +100,21 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 		util_err("--config-file %s: %s", path, r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
 		return HVMM_EXIT_USAGE;
 	}
-	char **cargv = NULL;
-	int cargc = 0;
+	struct config_vms cv;
 	char err[256];
-	r = config_file_parse((const char *)text, len, &cargv, &cargc, err, sizeof(err));
+	r = config_file_parse_vms((const char *)text, len, &cv, err, sizeof(err));
 	free(text);
 	if (r < 0) {
-		config_file_free(cargv, cargc);
+		config_file_free_vms(&cv);
 		util_err("--config-file %s: %s", path, err);
 		return HVMM_EXIT_USAGE;
 	}
-	/* "hvmm run" + the file's options + the rest; lives as long as hvmm
-	 * (the configuration keeps pointers into it) */
+	int cargc = cv.multi ? 0 : cv.argc[0];
+	/* "hvmm run" + the file's options (one VM's) + the rest; lives as long
+	 * as hvmm (the configuration keeps pointers into it) */
 	char **nv = calloc((size_t)(argc + cargc + 1), sizeof(*nv));
 	if (!nv) {
-		config_file_free(cargv, cargc);
+		config_file_free_vms(&cv);
 		util_err("out of memory");
 		return HVMM_EXIT_HOST;
 	}
@@ -118,8 +122,12 @@ static int main_config_file(int argc, char **argv, int *out_argc, char ***out_ar
 	nv[k++] = argv[0];
 	nv[k++] = argv[1];
 	for (int i = 0; i < cargc; i++)
-		nv[k++] = cargv[i];
-	free(cargv); /* the strings live on in nv */
+		nv[k++] = cv.argv[0][i];
+	if (cv.multi) {
+		*multi = cv;
+	} else {
+		free(cv.argv[0]); /* the strings live on in nv */
+	}
 	for (int i = 2; i < argc; i++)
 		if (i < at || i >= at + width)
 			nv[k++] = argv[i];
@@ -400,9 +408,16 @@ int main(int argc, char **argv)
 	options_defaults(&defaults);
 	struct vm_config cfg = defaults;
 	bool done = false, preboot = false;
-	int r = main_config_file(argc, argv, &argc, &argv);
+	struct config_vms multi;
+	int r = main_config_file(argc, argv, &argc, &argv, &multi);
 	if (r)
 		return r;
+	if (multi.multi) {
+		/* Blocked before any VM is built, as for one VM below. */
+		sigset_t sigs;
+		main_block_stop_signals(&sigs);
+		return multivm_run(argc, argv, &defaults, &multi);
+	}
 	static char **orig; /* reachable as long as hvmm runs: the configuration may point into it */
 	orig = main_dup_argv(argc, argv);
 	if (!orig || options_vm_args(argc - 1, argv + 1, &cfg.vm_args, &cfg.nr_vm_args) < 0) {

@@ -85,6 +85,13 @@ int util_parse_size(const char *s, uint64_t *out)
 /* The calling thread's last message (the API's pre-boot start reports
  * what stopped a VM from being built). */
 static __thread char util_last[256];
+/* What the calling thread's messages are about (several VMs: which). */
+static __thread const char *util_prefix;
+
+void util_err_prefix(const char *what)
+{
+	util_prefix = what;
+}
 
 void util_verr(const char *fmt, va_list ap)
 {
@@ -93,6 +100,8 @@ void util_verr(const char *fmt, va_list ap)
 	vsnprintf(util_last, sizeof(util_last), fmt, copy);
 	va_end(copy);
 	fputs("hvmm: ", stderr);
+	if (util_prefix)
+		fprintf(stderr, "%s: ", util_prefix);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }

@@ -48,6 +48,9 @@ int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* "hvmm: <msg>" on stderr; the one-line error style for users. */
 void util_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void util_verr(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* The calling thread's messages say "hvmm: WHAT: ..." from now on (NULL:
+ * plain again); WHAT must stay valid meanwhile. */
+void util_err_prefix(const char *what);
 /* The last message util_err printed on this thread ("" after clearing). */
 const char *util_last_err(void);
 void util_clear_last_err(void);

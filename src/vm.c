@@ -521,14 +521,14 @@ static void vm_env_init(struct vm *vm)
 
 /* --pcpus' scheduler: preempt a vCPU (out of KVM_RUN at once) and tell a
  * waiting one to stop waiting (the VM ends, pauses or sleeps). */
-static void vm_vsched_kick(void *ctx, int id)
+void vm_vsched_kick(void *ctx, int id)
 {
 	struct vm *vm = ctx;
 	if (id >= 0 && id < vm->ncpus)
 		vcpu_kick(vm->vcpus[id]);
 }
 
-static bool vm_vsched_give_up(void *ctx)
+bool vm_vsched_give_up(void *ctx)
 {
 	struct vm *vm = ctx;
 	return vm_stopping(vm) || atomic_load(&vm->paused) || atomic_load(&vm->suspended);
@@ -547,7 +547,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->stats_on = cfg->stats || cfg->stats_json || cfg->trace_exits;
 	if (cfg->timeline && !(vm->timeline_f = fopen(cfg->timeline, "w")))
 		return vm_fail(HVMM_EXIT_USAGE, "--timeline %s: %s", cfg->timeline, strerror(errno));
-	if (cfg->pcpus) {
+	if (cfg->vsched_shared) {
+		/* several VMs, one set of slots: this VM's vCPUs are its ids
+		 * vsched_base.. */
+		vm->vsched = cfg->vsched_shared;
+		for (int i = 0; i < cfg->ncpus; i++)
+			vsched_bind(vm->vsched, vm_vsched_id(vm, i), vm, i);
+	} else if (cfg->pcpus) {
+		vm->vsched_owned = true;
 		vm->vsched = calloc(1, sizeof(*vm->vsched));
 		if (!vm->vsched || vsched_init(vm->vsched, cfg->pcpus, 0, vm_vsched_kick, vm_vsched_give_up, vm) < 0) {
 			free(vm->vsched);
@@ -688,73 +695,47 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *
 	pthread_kill(vm->main_thread, VM_WAKE_SIGNAL);
 }
 
-/* The main thread: waits for a stop, a signal from the user, or the timeout. */
-static void vm_wait(struct vm *vm, const sigset_t *waitset)
+/*
+ * The main thread's duties for vm that are due by now: its --timeout, a
+ * dirty-log harvest, a metrics line. Returns when it wants to be called
+ * next (0: only on a signal).
+ */
+static uint64_t vm_due(struct vm *vm, uint64_t deadline)
 {
-	uint64_t deadline = vm->cfg.timeout_s > 0 ?
-		util_now_ns() + (uint64_t)(vm->cfg.timeout_s * 1e9) : 0;
-	while (!vm_stopping(vm)) {
-		siginfo_t si;
-		int sig;
+	for (;;) {
+		uint64_t now = util_now_ns();
+		if (deadline && now >= deadline) {
+			vm_stop(vm, VM_STOP_TIMEOUT, HVMM_EXIT_TIMEOUT, "timeout after %g s", vm->cfg.timeout_s);
+			return 0;
+		}
 		uint64_t harvest = dirtylog_due_ns(vm);
-		if (harvest && util_now_ns() >= harvest) {
+		if (harvest && now >= harvest) {
 			dirtylog_harvest(vm);
 			continue;
 		}
 		uint64_t line = metrics_due_ns(vm);
-		if (line && util_now_ns() >= line) {
+		if (line && now >= line) {
 			char err[160];
 			if (metrics_flush(vm, "periodic", err, sizeof(err)) < 0)
 				util_err("--metrics: %s", err);
 			continue;
 		}
-		if (line && (!harvest || line < harvest))
-			harvest = line; /* the earlier of the two wake-ups */
-		if (deadline || harvest) {
-			uint64_t now = util_now_ns();
-			if (deadline && now >= deadline) {
-				vm_stop(vm, VM_STOP_TIMEOUT, HVMM_EXIT_TIMEOUT, "timeout after %g s",
-					vm->cfg.timeout_s);
-				break;
-			}
-			uint64_t until = deadline && (!harvest || deadline < harvest) ? deadline : harvest;
-			uint64_t left = until > now ? until - now : 0;
-			struct timespec ts = { (time_t)(left / 1000000000ull), (long)(left % 1000000000ull) };
-			sig = sigtimedwait(waitset, &si, &ts);
-		} else {
-			sig = sigwaitinfo(waitset, &si);
-		}
-		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
-			vm_stop(vm, VM_STOP_USER, 128 + sig, "terminated by signal %d (%s)", sig,
-				strsignal(sig));
+		uint64_t next = deadline;
+		if (harvest && (!next || harvest < next))
+			next = harvest;
+		if (line && (!next || line < next))
+			next = line;
+		return next;
 	}
 }
 
-int vm_run(struct vm *vm)
+/* The threads of a built VM: serial input, the event loop, the API, the
+ * vCPUs. A failure stops the VM (its message says which). */
+static void vm_start(struct vm *vm)
 {
+	vm->main_thread = pthread_self();
 	bus_freeze(&vm->pio);
 	bus_freeze(&vm->mmio);
-	/* A migrated guest: its disks locked and the source told, or it does
-	 * not run here at all. */
-	int mr = migrate_incoming_go(vm);
-	if (mr)
-		return mr;
-	/* Every thread inherits this mask: SIGINT/TERM/HUP and the stop wake-up
-	 * are taken only by the main thread's sigwait; the kick signal only by
-	 * vCPU threads, which unblock it themselves. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, VM_WAKE_SIGNAL);
-	sigset_t blocked = set;
-	sigaddset(&blocked, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &blocked, NULL);
-	if (vcpu_signals_init() < 0) {
-		util_err("sigaction: %s", strerror(errno));
-		return HVMM_EXIT_HOST;
-	}
 	/* Serial first: each vCPU thread takes a private copy of the fd table
 	 * when it starts (vcpu.c), so every fd a vCPU may use — the UART's
 	 * wake-up eventfd among them — must exist before the vCPUs do. */
@@ -778,14 +759,12 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
-	/* Last, after every other thread started: they would inherit it. */
-	if (!vm_stopping(vm)) {
-		struct sandbox_main_opts mo = { .stats_json = vm->cfg.stats_json != NULL };
-		int sr = sandbox_enter(SANDBOX_MAIN, &mo);
-		if (sr < 0)
-			vm_stop(vm, VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "main: seccomp: %s", strerror(-sr));
-	}
-	vm_wait(vm, &set);
+}
+
+/* A stopped VM's end: its threads joined, its last words and numbers
+ * written. Returns its exit status. */
+static int vm_finish(struct vm *vm)
+{
 	lifecycle_stop(vm); /* no request after the stop; a paused VM unparks to end */
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_join(vm->vcpus[i]);
@@ -793,12 +772,15 @@ int vm_run(struct vm *vm)
 	/* No vCPU can kick a queue any more: stop the back ends. */
 	evloop_stop(vm);
 	uart_stop(dev_find(&vm->devs, "uart", 0));
-	/* Quiet for the guest's own exits (debug-exit, shutdown); loud otherwise. */
+	/* Quiet for the guest's own exits (debug-exit, shutdown); loud otherwise.
+	 * With several VMs in the process, each line names its VM. */
+	const char *label = vm->cfg.label ? vm->cfg.label : "";
+	const char *sep = vm->cfg.label ? ": " : "";
 	if (vm->stop_reason != VM_STOP_DEBUG_EXIT && vm->stop_reason != VM_STOP_SHUTDOWN &&
 	    vm->stop_reason != VM_STOP_USER)
-		util_err("%s", vm->stop_msg);
+		util_err("%s%s%s", label, sep, vm->stop_msg);
 	else if (vm->stop_reason == VM_STOP_SHUTDOWN || vm->cfg.stats)
-		util_err("%s", vm->stop_msg);
+		util_err("%s%s%s", label, sep, vm->stop_msg);
 	if (vm->metrics) {
 		char err[160];
 		if (metrics_flush(vm, "stop", err, sizeof(err)) < 0)
@@ -815,6 +797,98 @@ int vm_run(struct vm *vm)
 		vm->timeline_f = NULL;
 	}
 	return vm->exit_status;
+}
+
+int vm_run_all(struct vm **vms, int n)
+{
+	if (n < 1 || n > VM_RUN_MAX)
+		return HVMM_EXIT_USAGE;
+	/* A migrated guest: its disks locked and the source told, or it does
+	 * not run here at all. */
+	for (int i = 0; i < n; i++) {
+		int mr = migrate_incoming_go(vms[i]);
+		if (mr)
+			return mr;
+	}
+	/* Every thread inherits this mask: SIGINT/TERM/HUP and the stop wake-up
+	 * are taken only by the main thread's sigwait; the kick signal only by
+	 * vCPU threads, which unblock it themselves. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VM_WAKE_SIGNAL);
+	sigset_t blocked = set;
+	sigaddset(&blocked, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+	if (vcpu_signals_init() < 0) {
+		util_err("sigaction: %s", strerror(errno));
+		return HVMM_EXIT_HOST;
+	}
+	for (int i = 0; i < n; i++)
+		vm_start(vms[i]);
+	/* Last, after every other thread started: they would inherit it. */
+	struct sandbox_main_opts mo = { .stats_json = false };
+	for (int i = 0; i < n; i++)
+		mo.stats_json |= vms[i]->cfg.stats_json != NULL;
+	int sr = sandbox_enter(SANDBOX_MAIN, &mo);
+	for (int i = 0; i < n && sr < 0; i++)
+		vm_stop(vms[i], VM_STOP_HOST_ERROR, HVMM_EXIT_HOST, "main: seccomp: %s", strerror(-sr));
+	/*
+	 * The main thread serves every VM: each one's timeout, harvests and
+	 * metrics lines, and its end as soon as it stops (the others run on).
+	 * A signal from the user stops them all. The process's status is the
+	 * first VM's (in the order given) that ended with one, else 0.
+	 */
+	uint64_t deadline[VM_RUN_MAX] = { 0 };
+	bool done[VM_RUN_MAX] = { false };
+	int status = 0, left = n;
+	uint64_t t0 = util_now_ns();
+	for (int i = 0; i < n; i++)
+		if (vms[i]->cfg.timeout_s > 0)
+			deadline[i] = t0 + (uint64_t)(vms[i]->cfg.timeout_s * 1e9);
+	int statuses[VM_RUN_MAX] = { 0 };
+	while (left > 0) {
+		uint64_t until = 0;
+		for (int i = 0; i < n; i++) {
+			if (done[i])
+				continue;
+			uint64_t next = vm_stopping(vms[i]) ? 0 : vm_due(vms[i], deadline[i]);
+			if (vm_stopping(vms[i])) {
+				statuses[i] = vm_finish(vms[i]);
+				done[i] = true;
+				left--;
+				continue;
+			}
+			if (next && (!until || next < until))
+				until = next;
+		}
+		if (left == 0)
+			break;
+		siginfo_t si;
+		int sig;
+		if (until) {
+			uint64_t now = util_now_ns();
+			uint64_t wait = until > now ? until - now : 0;
+			struct timespec ts = { (time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull) };
+			sig = sigtimedwait(&set, &si, &ts);
+		} else {
+			sig = sigwaitinfo(&set, &si);
+		}
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+			for (int i = 0; i < n; i++)
+				vm_stop(vms[i], VM_STOP_USER, 128 + sig, "terminated by signal %d (%s)", sig,
+					strsignal(sig));
+	}
+	for (int i = 0; i < n && !status; i++)
+		status = statuses[i];
+	return status;
+}
+
+int vm_run(struct vm *vm)
+{
+	return vm_run_all(&vm, 1);
 }
 
 void vm_destroy(struct vm *vm)
@@ -847,11 +921,11 @@ void vm_destroy(struct vm *vm)
 		fclose(vm->timeline_f); /* a VM that never ran: left empty */
 		vm->timeline_f = NULL;
 	}
-	if (vm->vsched) {
+	if (vm->vsched && vm->vsched_owned) {
 		vsched_destroy(vm->vsched);
 		free(vm->vsched);
-		vm->vsched = NULL;
 	}
+	vm->vsched = NULL;
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

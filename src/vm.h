@@ -79,6 +79,7 @@ struct vm {
 	/* --pcpus: hvmm's scheduler of vCPUs onto that many CPUs (vsched.h);
 	 * NULL: every vCPU thread enters the guest when it likes */
 	struct vsched *vsched;
+	bool vsched_owned; /* made for this VM (not cfg.vsched_shared) */
 	FILE *timeline_f; /* --timeline: opened at creation, written at the end */
 
 	/* S3 (suspend to RAM): the vCPU that asked parks the others (they wait
@@ -108,6 +109,10 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 /* Run until the VM stops; returns the process exit status. */
 int vm_run(struct vm *vm);
+/* Several built VMs in this process, until every one has stopped (a signal
+ * stops them all); the status of the first that ended with one, else 0. */
+#define VM_RUN_MAX 16
+int vm_run_all(struct vm **vms, int n);
 void vm_destroy(struct vm *vm);
 
 /*
@@ -119,6 +124,18 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, int status, const char *
 static inline bool vm_stopping(struct vm *vm)
 {
 	return atomic_load_explicit(&vm->stopping, memory_order_relaxed);
+}
+
+/* --pcpus' callbacks (vsched.h), ctx a struct vm: preempt its vCPU id
+ * (out of KVM_RUN at once); should its waiting vCPU stop waiting (the VM
+ * ends, pauses or sleeps). */
+void vm_vsched_kick(void *ctx, int id);
+bool vm_vsched_give_up(void *ctx);
+
+/* vCPU i's number in vm->vsched, which several VMs may share. */
+static inline int vm_vsched_id(const struct vm *vm, int i)
+{
+	return vm->cfg.vsched_base + i;
 }
 
 #endif

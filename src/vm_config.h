@@ -52,6 +52,12 @@ struct vm_config {
 	int posted_interrupts;
 	int pcpus; /* --pcpus: at most this many vCPUs in KVM_RUN at once; 0: no limit */
 	const char *timeline; /* --timeline: the vCPU states as an HTML page */
+	/* Several VMs in one process (a --config-file with "vms"): the
+	 * scheduler they share instead of one of the VM's own, this VM's first
+	 * vCPU's number in it, and the VM's name in its messages. */
+	struct vsched *vsched_shared;
+	int vsched_base;
+	const char *label;
 	int64_t halt_poll_ns; /* -1: KVM's default */
 	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
 	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */

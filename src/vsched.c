@@ -1,6 +1,6 @@
 /*
  * vsched: at most M vCPUs in the guest at once, first come first served,
- * with time slices (see sched.h).
+ * with time slices (see vsched.h).
  */
 #include "vsched.h"
 
@@ -20,9 +20,10 @@ int vsched_init(struct vsched *s, int slots, uint64_t slice_ns, void (*kick)(voi
 	s->slice_ns = slice_ns ? slice_ns : VSCHED_DEFAULT_SLICE_NS;
 	s->kick = kick;
 	s->give_up = give_up;
-	s->ctx = ctx;
-	for (int i = 0; i < VSCHED_MAX_VCPUS; i++)
+	for (int i = 0; i < VSCHED_MAX_VCPUS; i++) {
 		atomic_init(&s->preempt[i], false);
+		vsched_bind(s, i, ctx, i);
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -30,6 +31,14 @@ int vsched_init(struct vsched *s, int slots, uint64_t slice_ns, void (*kick)(voi
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	return 0;
+}
+
+void vsched_bind(struct vsched *s, int id, void *ctx, int local)
+{
+	if (id < 0 || id >= VSCHED_MAX_VCPUS)
+		return;
+	s->owner[id] = ctx;
+	s->local[id] = local;
 }
 
 void vsched_destroy(struct vsched *s)
@@ -82,7 +91,7 @@ bool vsched_acquire(struct vsched *s, int id)
 	for (;;) {
 		if (s->queue[0] == id && s->used < s->slots)
 			break;
-		if (s->give_up && s->give_up(s->ctx)) {
+		if (s->give_up && s->give_up(s->owner[id])) {
 			vsched_dequeue(s, id);
 			pthread_cond_broadcast(&s->cond); /* the next in line may go */
 			pthread_mutex_unlock(&s->lock);
@@ -99,7 +108,7 @@ bool vsched_acquire(struct vsched *s, int id)
 				atomic_store(&s->preempt[victim], true);
 				s->st[victim].preempted++;
 				if (s->kick)
-					s->kick(s->ctx, victim);
+					s->kick(s->owner[victim], s->local[victim]);
 				continue; /* its exit gives the slot back */
 			}
 			if (victim >= 0 && when < until)

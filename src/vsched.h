@@ -12,6 +12,10 @@
  * marks it and kicks it out of KVM_RUN (the callback), and the holder, at
  * that exit, gives its slot up (vsched_exit) and queues again at the back.
  *
+ * Several VMs in one hvmm process share one scheduler — the lecture's
+ * "another VM has the CPU": ids are then numbered across the VMs and each
+ * is bound to its VM and the VM's own number for it (vsched_bind).
+ *
  * Pure but for pthreads and the clock: the kick, "should I give up waiting"
  * (the VM stopping or pausing) and the time are the caller's, so the unit
  * tests drive it with plain threads.
@@ -45,16 +49,21 @@ struct vsched {
 	uint64_t slice_end[VSCHED_MAX_VCPUS];
 	atomic_bool preempt[VSCHED_MAX_VCPUS];
 	struct vsched_vcpu_stats st[VSCHED_MAX_VCPUS];
-	/* the caller's: kick vCPU id out of the guest; should a waiter give
-	 * up (stop, pause); the time in ns (CLOCK_MONOTONIC) */
+	/* the caller's: kick a vCPU out of the guest; should a waiter give
+	 * up (its VM stops or pauses). Called with the owner's ctx and its own
+	 * number for the vCPU (vsched_bind). */
 	void (*kick)(void *ctx, int id);
 	bool (*give_up)(void *ctx);
-	void *ctx;
+	void *owner[VSCHED_MAX_VCPUS];
+	int local[VSCHED_MAX_VCPUS];
 };
 
-/* slots >= 1; slice_ns 0: VSCHED_DEFAULT_SLICE_NS. 0 or -errno. */
+/* slots >= 1; slice_ns 0: VSCHED_DEFAULT_SLICE_NS. Every id starts bound
+ * to ctx under its own number. 0 or -errno. */
 int vsched_init(struct vsched *s, int slots, uint64_t slice_ns, void (*kick)(void *ctx, int id),
 	       bool (*give_up)(void *ctx), void *ctx);
+/* id belongs to ctx, which calls it local (before any vCPU runs). */
+void vsched_bind(struct vsched *s, int id, void *ctx, int local);
 void vsched_destroy(struct vsched *s);
 /* vCPU id wants a physical CPU (its own thread). true: it holds a slot (at
  * once if it held one already); false: give_up said so while it waited. */

@@ -11,7 +11,7 @@ import re
 
 import kut
 from cases_core import ioapic_case
-from cases_guest import check_all_ok, kernel
+from cases_guest import check_all_ok, kernel, plan, tap
 from harness import case, expect
 from linuxvm import LinuxVM
 
@@ -229,6 +229,156 @@ def t_user_pcpus(ctx):
            f"--pcpus 1: vCPUs waited ready for the CPU: {one}")
     expect(all(p["waits"] == 0 and p["preempted"] == 0 for p in two), f"--pcpus 2: nobody waited: {two}")
     print(f"      --pcpus 1: {one}; --pcpus 2: {two}")
+
+
+def two_vms(ctx, pcpus, test, cpus=1, timeline=None):
+    """Two VMs in one hvmm process (a --config-file with "vms"), each the
+    test kernel with test=TEST on CPUS vCPUs, their serial output and stats
+    in files of their own, --pcpus PCPUS slots shared. [(Result, stats)]."""
+    import json
+    import os
+    runs, vms = [], []
+    for i in range(2):
+        out, js = os.path.join(ctx.tmp, f"vm{i}.out"), os.path.join(ctx.tmp, f"vm{i}.json")
+        for f in (out, js):
+            if os.path.exists(f):
+                os.unlink(f)
+        opts = ["--irqchip=user", f"--serial={out}", f"--stats-json={js}"]
+        if timeline and i == 0:
+            opts.append(f"--timeline={timeline}")
+        vms.append({"boot-source": {"kernel_image_path": kernel(ctx), "boot_args": f"test={test}"},
+                    "machine-config": {"vcpu_count": cpus, "mem_size_mib": 64},
+                    "hvmm-options": opts})
+        runs.append((out, js))
+    cfg = os.path.join(ctx.tmp, "two-vms.json")
+    with open(cfg, "w") as f:
+        json.dump({"vms": vms}, f)
+    r = ctx.hvmm("--config-file", cfg, "--pcpus", str(pcpus), timeout=240, vm_timeout=200, stats=False)
+    res = []
+    for out, js in runs:
+        with open(out, errors="replace") as f:
+            o = f.read()
+        st = None
+        if os.path.exists(js):
+            with open(js) as f:
+                st = json.load(f)
+        res.append((type(r)(r.status, o, r.err, st), st))
+    return r, res
+
+
+@case("irq/user-two-vms")
+def t_user_two_vms(ctx):
+    """Two VMs in one hvmm process share --pcpus' slots: with one slot, each
+    VM's single vCPU is *ready* while the other VM's has the CPU (the
+    lecture's "another VM has the CPU"), and both guests still pass; with
+    two slots nobody waits. Each VM's serial output, stats and timeline are
+    its own."""
+    import os
+    page = os.path.join(ctx.tmp, "two-vms.html")
+    waits = {}
+    for pcpus in (1, 2):
+        r, res = two_vms(ctx, pcpus, "all", timeline=page if pcpus == 1 else None)
+        expect(r.status == 1, f"--pcpus {pcpus}: both guests passed (status 1 from debug-exit)", r)
+        pcs = []
+        for i, (u, st) in enumerate(res):
+            # one vCPU each: the SMP test's AP bring-up is the one skip
+            t = tap(u.out)
+            expect(t and plan(u.out) == len(t) and all(ok for _, ok, _, _ in t),
+                   f"vms[{i}] --pcpus {pcpus}: every TAP line ok:\n{u.out[-1500:]}", r)
+            skipped = [line for line in u.out.splitlines() if "# SKIP" in line]
+            expect(len(skipped) <= 1 and all("smp: AP bring-up # SKIP only one CPU" in x for x in skipped),
+                   f"vms[{i}]: skipped {skipped}", r)
+            expect(st and st["irqchip"] == "user", f"vms[{i}]: its own stats: {st and st.get('irqchip')}", r)
+            pc = lapic(st, 0)["pcpu"]
+            expect(pc["slices"] > 0, f"vms[{i}] --pcpus {pcpus}: its vCPU ran: {pc}", r)
+            pcs.append(pc)
+            check_paths(u, True)
+        waits[pcpus] = pcs
+    one, two = waits[1], waits[2]
+    # one vCPU per VM: whatever a vCPU waited for, the other VM had
+    expect(all(p["waits"] > 0 and p["wait_ns"] > 0 for p in one),
+           f"--pcpus 1: each VM's vCPU waited ready while the other VM ran: {one}")
+    expect(all(p["waits"] == 0 and p["preempted"] == 0 for p in two), f"--pcpus 2: nobody waited: {two}")
+    with open(page) as f:
+        html = f.read()
+    expect("vcpu0 ready" in html and "--pcpus 1" in html, f"vms[0]'s timeline shows it ready ({len(html)} bytes)")
+    print(f"      --pcpus 1: {one}; --pcpus 2: {two}")
+
+
+@case("vms/each-ends-alone")
+def t_vms_each_ends_alone(ctx):
+    """Several VMs in one process end one by one: a guest that ends at once
+    leaves the others running, hvmm exits when the last one has ended, with
+    the status of the first VM (in the file's order) that had one; each
+    VM's closing line names it. SIGTERM ends every VM still running."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+    hello, halt = ctx.guest("hello.elf"), ctx.guest("halt.elf")
+    cfg = os.path.join(ctx.tmp, "vms.json")
+
+    def write(*vms):
+        with open(cfg, "w") as f:
+            json.dump({"vms": [{"boot-source": {"kernel_image_path": img}, "hvmm-options": opts}
+                               for img, opts in vms]}, f)
+    # vms[0] idles in HLT until its 3 s timeout; vms[1] says hello and ends
+    write((halt, ["--timeout=3", "--serial=none"]), (hello, []))
+    t0 = time.time()
+    r = ctx.hvmm_raw("run", "--config-file", cfg, timeout=30)
+    took = time.time() - t0
+    expect(r.status == 124 and took >= 2.5, f"vms[0]'s timeout is the status, after it ran on ({took:.1f}s)", r)
+    expect("hvmm: vms[0]: timeout after 3 s" in r.err, "vms[0]'s line names it", r)
+    expect("Hello" in r.out or "hello" in r.out, "vms[1] ran on the terminal", r)
+    # the other way round: vms[0] ends first with hello's status
+    write((hello, []), (halt, ["--timeout=2", "--serial=none", "--id=idler"]))
+    r = ctx.hvmm_raw("run", "--config-file", cfg, timeout=30)
+    hs = ctx.hvmm_raw("run", "--timeout", "5", hello, timeout=30).status
+    expect(r.status == hs and "hvmm: idler: timeout after 2 s" in r.err,
+           f"vms[0]'s status ({hs}) first; vms[1] named by its --id", r)
+    # SIGTERM: both idle, both end, 128+15
+    write((halt, ["--serial=none"]), (halt, ["--serial=none"]))
+    p = subprocess.Popen([ctx.hvmm_bin, "run", "--config-file", cfg, "--timeout", "60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise AssertionError("SIGTERM did not end both VMs within 20 s")
+    expect(p.returncode == 128 + 15, f"SIGTERM: status {p.returncode}, {err!r}")
+
+
+@case("irq/user-two-vms-refusals")
+def t_user_two_vms_refusals(ctx):
+    """A description of several VMs that cannot run as given: one line
+    naming the VM and the problem, status 2, nothing started."""
+    import json
+    import os
+    img = ctx.guest("hello.elf")
+    vm = {"boot-source": {"kernel_image_path": img}}
+    bad = (
+        ({"vms": [vm, vm]}, ["--irqchip", "user"], "vms[1]: its console is on stdio like vms[0]'s"),
+        ({"vms": [dict(vm, **{"hvmm-options": ["--pcpus=1", "--irqchip=user"]}),
+                  dict(vm, **{"hvmm-options": ["--serial=none", "--irqchip=user"]})]}, [],
+         "vms[1]: --pcpus differs"),
+        ({"vms": []}, [], "vms must be an array of 1 to 16"),
+        ({"vms": [vm], "drives": []}, [], "unknown field 'drives'"),
+        ({"vms": [vm, {"boot-source": {}}]}, ["--serial", "none"], "vms[1]: boot-source: missing field"),
+        ({"vms": [dict(vm, **{"hvmm-options": ["--restore=x"]})]}, [], "vms[0]: --restore: one VM per process"),
+        ({"vms": [dict(vm, **{"hvmm-options": ["serial"]})]}, [], "vms[0]: hvmm-options[0]: want an option"),
+        ({"vms": [dict(vm, **{"hvmm-options": ["--pcpus=1"]})]}, [], "vms[0]: --pcpus needs --irqchip user"),
+    )
+    cfg = os.path.join(ctx.tmp, "bad-vms.json")
+    for desc, extra, words in bad:
+        with open(cfg, "w") as f:
+            json.dump(desc, f)
+        r = ctx.hvmm_raw("run", "--config-file", cfg, *extra)
+        expect(r.status == 2 and words in r.err and len(r.err.strip().splitlines()) == 1,
+               f"{desc} {extra}: one line with {words!r}, status 2", r)
 
 
 @case("irq/user-refusals")

@@ -135,9 +135,72 @@ static void test_refusals_name_the_field(void **state)
 	expect_err("{\"boot-source\": {\"boot_args\": \"x\"}}", "boot-source: missing field 'kernel_image_path'");
 }
 
+/* hvmm-options: hvmm's own options, as given, after the sections'. */
+static void test_hvmm_options(void **state)
+{
+	(void)state;
+	expect_ok("{\"hvmm-options\": [\"--irqchip=user\", \"--rng\"],"
+		  " \"boot-source\": {\"kernel_image_path\": \"k\"}}",
+		  "--kernel=k|--irqchip=user|--rng");
+	expect_err("{\"hvmm-options\": \"--rng\"}", "hvmm-options must be an array of strings");
+	expect_err("{\"hvmm-options\": [\"--rng\", \"x\"]}", "hvmm-options[1]: want an option");
+	expect_err("{\"hvmm-options\": [7]}", "hvmm-options[0]: want an option");
+	expect_err("{\"hvmm-options\": [\"--\"]}", "hvmm-options[0]: want an option");
+	expect_err("{\"hvmm-options\": [\"--config-file=x\"]}", "--config-file inside a description");
+	/* several VMs are --config-file's, not a one-VM description's */
+	expect_err("{\"vms\": []}", "vms: a description of several VMs is for --config-file only");
+}
+
+/* {"vms": [...]}: each VM's options apart, a bad one named by its place. */
+static void test_several_vms(void **state)
+{
+	(void)state;
+	struct config_vms v;
+	char err[256] = "";
+	const char *two = "{\"vms\": [{\"boot-source\": {\"kernel_image_path\": \"a\"}},"
+			  " {\"boot-source\": {\"kernel_image_path\": \"b\"}, \"hvmm-options\": [\"--cpus=2\"]}]}";
+	assert_int_equal(config_file_parse_vms(two, strlen(two), &v, err, sizeof(err)), 0);
+	assert_true(v.multi);
+	assert_int_equal(v.n, 2);
+	assert_int_equal(v.argc[0], 1);
+	assert_string_equal(v.argv[0][0], "--kernel=a");
+	assert_int_equal(v.argc[1], 2);
+	assert_string_equal(v.argv[1][0], "--kernel=b");
+	assert_string_equal(v.argv[1][1], "--cpus=2");
+	config_file_free_vms(&v);
+	/* a plain description: one VM */
+	const char *one = "{\"boot-source\": {\"kernel_image_path\": \"a\"}}";
+	assert_int_equal(config_file_parse_vms(one, strlen(one), &v, err, sizeof(err)), 0);
+	assert_false(v.multi);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.argv[0][0], "--kernel=a");
+	config_file_free_vms(&v);
+	static const struct {
+		const char *json, *want;
+	} bad[] = {
+		{ "{\"vms\": []}", "vms must be an array of 1 to 16" },
+		{ "{\"vms\": {}}", "vms must be an array" },
+		{ "{\"vms\": [{}], \"drives\": []}", "unknown field 'drives'" },
+		{ "{\"vms\": [{}, 3]}", "vms[1]: must be an object" },
+		{ "{\"vms\": [{}, {\"machine-config\": {\"vcpu_count\": 1}}]}",
+		  "vms[1]: machine-config: missing field 'mem_size_mib'" },
+		{ "{\"vms\": [{\"vms\": []}]}", "vms[0]: the description: unknown field 'vms'" },
+		{ "{\"vms\": [{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}]}", "vms must be an array of 1 to 16" },
+		{ "{\"vms\": [", "not valid JSON" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = config_file_parse_vms(bad[i].json, strlen(bad[i].json), &v, err, sizeof(err));
+		if (r == 0 || !strstr(err, bad[i].want))
+			fail_msg("%s\n  got  %s\n  want an error with '%s'", bad[i].json, r ? err : "success", bad[i].want);
+		config_file_free_vms(&v);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hvmm_options),
+		cmocka_unit_test(test_several_vms),
 		cmocka_unit_test(test_firecracker_example),
 		cmocka_unit_test(test_mapping),
 		cmocka_unit_test(test_refusals_name_the_field),

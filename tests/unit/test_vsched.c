@@ -22,13 +22,21 @@
 static struct vsched s;
 static atomic_bool kicked[VSCHED_MAX_VCPUS];
 static atomic_int kicks;
+static atomic_int kick_count[VSCHED_MAX_VCPUS];
 static atomic_bool stop;
 static atomic_int in_guest, max_in_guest;
 
+/* Several VMs share one scheduler: each id is bound to its VM (ctx) and
+ * the VM's own number for it; NULL ctx (one VM) numbers them as given. */
+struct fake_vm {
+	int base;
+};
+
 static void kick(void *ctx, int id)
 {
-	(void)ctx;
-	atomic_store(&kicked[id], true);
+	int global = ctx ? ((struct fake_vm *)ctx)->base + id : id;
+	atomic_store(&kicked[global], true);
+	atomic_fetch_add(&kick_count[global], 1);
 	atomic_fetch_add(&kicks, 1);
 }
 
@@ -41,8 +49,10 @@ static bool give_up(void *ctx)
 static void setup_sched(int slots, uint64_t slice_ns)
 {
 	assert_int_equal(vsched_init(&s, slots, slice_ns, kick, give_up, NULL), 0);
-	for (int i = 0; i < VSCHED_MAX_VCPUS; i++)
+	for (int i = 0; i < VSCHED_MAX_VCPUS; i++) {
 		atomic_store(&kicked[i], false);
+		atomic_store(&kick_count[i], 0);
+	}
 	atomic_store(&kicks, 0);
 	atomic_store(&stop, false);
 	atomic_store(&in_guest, 0);
@@ -194,9 +204,33 @@ static void test_hold_release_give_up(void **state)
 	vsched_destroy(&s);
 }
 
+/* Two VMs of two vCPUs on one slot set, bound as multivm.c binds them:
+ * each preemption kicks the right VM under its own number (kick() maps it
+ * back to the id: one kick per preemption, on the preempted one), and
+ * every vCPU of both VMs gets turns. */
+static void test_two_vms_share_slots(void **state)
+{
+	(void)state;
+	static struct fake_vm vms[2] = { { 0 }, { 2 } };
+	setup_sched(1, 2000000ull);
+	for (int v = 0; v < 2; v++)
+		for (int i = 0; i < 2; i++)
+			vsched_bind(&s, vms[v].base + i, &vms[v], i);
+	run_busy(4, 300);
+	assert_int_equal(atomic_load(&max_in_guest), 1);
+	for (int i = 0; i < 4; i++) {
+		struct vsched_vcpu_stats st = vsched_stats(&s, i);
+		assert_true(st.slices >= 5);
+		assert_true(st.preempted >= 2);
+		assert_int_equal(atomic_load(&kick_count[i]), st.preempted);
+	}
+	vsched_destroy(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_vms_share_slots),
 		cmocka_unit_test(test_one_slot_three_vcpus),
 		cmocka_unit_test(test_two_slots),
 		cmocka_unit_test(test_enough_slots),
