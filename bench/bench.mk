@@ -77,3 +77,11 @@ bench-restore: deps all bench-build
 bench-irqlat: deps all guests
 	@if [ "$$(python3 scripts/kvm_mode.py)" = direct ]; then python3 bench/irqlat.py --build $(BUILD) $(BENCH_IRQLAT_ARGS); \
 	else scripts/kvm-host --cpus 2 --timeout 1800 -- python3 bench/irqlat.py --build $(BUILD) $(BENCH_IRQLAT_ARGS); fi
+
+# The same table with Debian's kernel under I/O load (virtio-blk MSI-X,
+# O_DIRECT reads): bench/irqlat_linux.py. Linux images first (network).
+.PHONY: bench-irqlat-linux
+bench-irqlat-linux: deps all
+	@scripts/linux-images $(BUILD) >/dev/null
+	@if [ "$$(python3 scripts/kvm_mode.py)" = direct ]; then python3 bench/irqlat_linux.py --build $(BUILD) $(BENCH_IRQLAT_ARGS); \
+	else scripts/kvm-host --cpus 2 --mem 4G --timeout 3600 -- python3 bench/irqlat_linux.py --build $(BUILD) $(BENCH_IRQLAT_ARGS); fi

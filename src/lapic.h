@@ -317,6 +317,16 @@ bool lapic_vcpu_wake(struct vcpu *v);
 /* Is the vCPU asleep in hvmm (HLT, wait-for-SIPI)? Async-signal-safe. */
 bool lapic_vcpu_asleep(const struct vcpu *v);
 const struct lapic_stats *lapic_vcpu_stats(const struct vcpu *v);
+/* Device interrupt latency to vCPU v by its state when the device raised
+ * the interrupt: from the raise (hvmm sends the MSI or IOAPIC message) to
+ * the vector handed to KVM for the guest's next entry, where its handler
+ * runs. n samples in all; median and 90th percentile of the last ones
+ * kept (LAPIC_LAT_KEEP). false without hvmm's APIC. */
+#define LAPIC_LAT_KEEP 4096
+struct lapic_lat_summary {
+	uint64_t n, median_ns, p90_ns, max_ns;
+};
+bool lapic_vcpu_dev_latency(const struct vcpu *v, int state, struct lapic_lat_summary *out);
 /* --timeline (lapic_timeline.c): record the vCPU's state changes from now
  * (0 or -ENOMEM); write every vCPU's as an HTML page to f, the run ending
  * at end_ns (0, -EINVAL with nothing recorded, -EIO). */

@@ -52,7 +52,7 @@ void lapic_pi_state(struct lapic *l, enum pi_state s, uint64_t now_ns)
 	pi_set_state(&l->pid, s);
 	lapic_pi_account(l, now_ns);
 	l->stats.entered[s]++;
-	l->state = s;
+	__atomic_store_n(&l->state, s, __ATOMIC_RELAXED); /* posters read it (lapic_lat.c) */
 	lapic_timeline_note(l, s, now_ns);
 }
 
@@ -88,6 +88,9 @@ unsigned lapic_vcpu_take_posted(struct vcpu *v)
 void lapic_pi_post(struct vcpu *t, uint8_t vector, enum lapic_src src)
 {
 	struct lapic *l = t->lapic;
+	/* stamped before the post: the vCPU may take it at once */
+	if (src == LAPIC_SRC_IOAPIC || src == LAPIC_SRC_MSI)
+		lapic_lat_raised(l, vector);
 	enum pi_notify n = pi_post(&l->pid, vector);
 	/* counted by the poster without the lock: relaxed atomics, as the
 	 * IPI counts */

@@ -44,8 +44,20 @@ struct lapic {
 	enum pi_state state;
 	uint64_t state_since_ns;
 	struct lapic_tl *tl; /* --timeline: the state changes (lapic_timeline.c) */
+	/* device interrupts' latency (lapic_lat.c): per vector, when a device
+	 * raised it and the vCPU's state then, in one word (0: none waiting) */
+	uint64_t dev_raised[256];
+	struct lapic_lat *lat; /* samples by that state (lock held) */
 };
 
+
+/* lapic_lat.c: a device (IOAPIC pin, MSI) raised vector for this vCPU
+ * (any thread); the vector is handed to the guest (its thread, at the
+ * injection, lock held). */
+struct lapic_lat *lapic_lat_alloc(void); /* with the statistics on */
+void lapic_lat_raised(struct lapic *l, uint8_t vector);
+void lapic_lat_injected(struct lapic *l, int vector);
+void lapic_lat_free(struct lapic *l);
 
 /* lapic_post.c */
 

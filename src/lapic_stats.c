@@ -42,6 +42,20 @@ void lapic_stats_print(const struct vcpu *v, FILE *f)
 		(double)s->state_ns[PI_RUNNING] / 1e6, (unsigned long long)s->entered[PI_RUNNING],
 		(double)s->state_ns[PI_READY] / 1e6, (unsigned long long)s->entered[PI_READY],
 		(double)s->state_ns[PI_HALTED] / 1e6, (unsigned long long)s->entered[PI_HALTED]);
+	struct lapic_lat_summary ls[PI_NR_STATES];
+	uint64_t any = 0;
+	for (int i = 0; i < PI_NR_STATES; i++)
+		if (lapic_vcpu_dev_latency(v, i, &ls[i]))
+			any += ls[i].n;
+	if (any) {
+		fprintf(f, "       device interrupt latency (raise → injection), median/p90 by the state at the raise:");
+		for (int i = 0; i < PI_NR_STATES; i++)
+			if (ls[i].n)
+				fprintf(f, " %s %.1f/%.1f us (%llu)", pi_state_name((enum pi_state)i),
+					(double)ls[i].median_ns / 1e3, (double)ls[i].p90_ns / 1e3,
+					(unsigned long long)ls[i].n);
+		fputc('\n', f);
+	}
 	if (v->vm->vsched) {
 		struct vsched_vcpu_stats p = vsched_stats(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 		fprintf(f, "       pCPU (--pcpus %d): %llu slices, waited %llu times (%.1f ms ready without a "
@@ -89,6 +103,19 @@ json_object *lapic_stats_json(const struct vcpu *v)
 		json_object_object_add(st, pi_state_name((enum pi_state)i), e);
 	}
 	json_object_object_add(o, "states", st);
+	/* device interrupts: raise → injection, by the state at the raise */
+	json_object *dl = json_object_new_object();
+	for (int i = 0; i < PI_NR_STATES; i++) {
+		struct lapic_lat_summary ls;
+		lapic_vcpu_dev_latency(v, i, &ls);
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "n", json_object_new_uint64(ls.n));
+		json_object_object_add(e, "median_ns", json_object_new_uint64(ls.median_ns));
+		json_object_object_add(e, "p90_ns", json_object_new_uint64(ls.p90_ns));
+		json_object_object_add(e, "max_ns", json_object_new_uint64(ls.max_ns));
+		json_object_object_add(dl, pi_state_name((enum pi_state)i), e);
+	}
+	json_object_object_add(o, "dev_latency", dl);
 	if (v->vm->vsched) {
 		struct vsched_vcpu_stats p = vsched_stats(v->vm->vsched, vm_vsched_id(v->vm, v->id));
 		json_object *pc = json_object_new_object();

@@ -73,6 +73,10 @@ int lapic_vcpu_create(struct vcpu *v, bool x2apic_ok)
 	v->lapic = l;
 	if (v->vm->timeline_f && lapic_timeline_alloc(v) < 0)
 		return -ENOMEM;
+	/* device interrupt latency, for whoever reads the statistics (here:
+	 * the vCPU thread allocates nothing) */
+	if (v->vm->stats_on && !(l->lat = lapic_lat_alloc()))
+		return -ENOMEM;
 	if (v->fd < 0)
 		return 0; /* unit tests: no KVM */
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
@@ -89,6 +93,7 @@ void lapic_vcpu_destroy(struct vcpu *v)
 	if (!l)
 		return;
 	lapic_timeline_free(l);
+	lapic_lat_free(l);
 	pthread_cond_destroy(&l->wait_cond);
 	pthread_mutex_destroy(&l->wait_lock);
 	pthread_mutex_destroy(&l->lock);
@@ -183,6 +188,8 @@ void lapic_deliver(struct vm *vm, const struct lapic_msg *m, int self, enum lapi
 		pthread_mutex_lock(&l->lock);
 		l->stats.irt[src][LAPIC_IRTE_REMAPPED]++;
 		bool changed = lapic_accept(&l->regs, m->dm, m->vector, m->level, m->assert);
+		if (changed && src != LAPIC_SRC_IPI && src != LAPIC_SRC_TIMER)
+			lapic_lat_raised(l, m->vector);
 		if (changed && self >= 0 && i != self)
 			l->stats.ipis_received++;
 		pthread_mutex_unlock(&l->lock);
@@ -522,6 +529,7 @@ bool lapic_vcpu_before_run(struct vcpu *v)
 		vector = lapic_pending_vector(&l->regs);
 		if (vector >= 0) {
 			lapic_ack(&l->regs, vector);
+			lapic_lat_injected(l, vector);
 			l->stats.injected++;
 		}
 	}

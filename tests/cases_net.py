@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import case, expect, free_port  # noqa: E402
+from harness import case, expect, free_port, reference_retry  # noqa: E402
 
 KERNEL = ("guest", "hvmm-guest.elf")
 GUEST_PORT = 8080
@@ -170,10 +170,14 @@ MIB = 8
 
 @case("net/virtio-net-tcp-qemu", kvm=True, qemu=True)
 def t_qemu(ctx):
-    port = free_port()
     append = f"test=virtio-net-tcp netport={GUEST_PORT} netbench={MIB}"
-    res = run_vm(qemu_argv(ctx.path(*KERNEL), append, port), port, MIB, timeout=120)
-    check("QEMU", res, MIB, ["poll", "irq"])
+
+    def once():
+        port = free_port()
+        return run_vm(qemu_argv(ctx.path(*KERNEL), append, port), port, MIB, timeout=120)
+    # the reference: one more run if it fails (a QEMU run once stopped
+    # printing after its timer calibration in the nested host)
+    reference_retry(once, lambda res: check("QEMU", res, MIB, ["poll", "irq"]))
 
 
 @case("net/virtio-net-tcp-hvmm", kvm=True)

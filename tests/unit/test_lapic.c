@@ -7,11 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "irq.h"
 #include "lapic.h"
+#include "lapic_priv.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -571,9 +573,58 @@ static void test_deliver_posted(void **state)
 	user_vm_free();
 }
 
+/* Device interrupt latency (lapic_lat.c): a raise stamps the vector with
+ * the time and the vCPU's state; raises while it waits merge into the
+ * first; the injection counts one sample under the state at the raise;
+ * what no device raised (IPIs, the timer) or a second injection counts
+ * nothing. */
+static void test_dev_latency(void **state)
+{
+	(void)state;
+	struct lapic l;
+	memset(&l, 0, sizeof(l));
+	pthread_mutex_init(&l.lock, NULL);
+	struct vcpu v = { .lapic = &l };
+	struct lapic_lat_summary ls;
+	/* statistics off: nothing stamped, nothing counted */
+	lapic_lat_raised(&l, 0x44);
+	assert_int_equal(l.dev_raised[0x44], 0);
+	assert_non_null(l.lat = lapic_lat_alloc());
+	l.state = PI_HALTED;
+	lapic_lat_raised(&l, 0x44);
+	uint64_t first = l.dev_raised[0x44];
+	assert_int_equal(first & 3, PI_HALTED + 1);
+	struct timespec ms2 = { 0, 2000000 };
+	nanosleep(&ms2, NULL);
+	l.state = PI_RUNNING;
+	lapic_lat_raised(&l, 0x44); /* merges: the first raise's time and state */
+	assert_int_equal(l.dev_raised[0x44], first);
+	lapic_lat_injected(&l, 0x44);
+	assert_int_equal(l.dev_raised[0x44], 0);
+	lapic_lat_injected(&l, 0x44); /* nothing waiting: no sample */
+	lapic_lat_injected(&l, 0x45); /* never raised by a device */
+	assert_true(lapic_vcpu_dev_latency(&v, PI_HALTED, &ls));
+	assert_int_equal(ls.n, 1);
+	assert_true(ls.median_ns >= 2000000 && ls.max_ns == ls.median_ns);
+	assert_true(lapic_vcpu_dev_latency(&v, PI_RUNNING, &ls));
+	assert_int_equal(ls.n, 0);
+	/* many samples while running: the median of the kept ones */
+	for (int i = 0; i < 3 * LAPIC_LAT_KEEP; i++) {
+		lapic_lat_raised(&l, 0x60);
+		lapic_lat_injected(&l, 0x60);
+	}
+	assert_true(lapic_vcpu_dev_latency(&v, PI_RUNNING, &ls));
+	assert_int_equal(ls.n, 3 * LAPIC_LAT_KEEP);
+	assert_true(ls.median_ns <= ls.p90_ns && ls.p90_ns <= ls.max_ns && ls.median_ns < 2000000);
+	assert_false(lapic_vcpu_dev_latency(&v, PI_NR_STATES, &ls));
+	lapic_lat_free(&l);
+	pthread_mutex_destroy(&l.lock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dev_latency),
 		cmocka_unit_test_setup(test_reset_state, setup),
 		cmocka_unit_test_setup(test_ppr_and_pending, setup),
 		cmocka_unit_test_setup(test_eoi_level_tmr, setup),
