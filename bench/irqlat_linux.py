@@ -61,7 +61,10 @@ def api_exits(sock):
             break
         data += b
     s.close()
-    st = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise SystemExit(f"GET /hvmm/stats: {len(data)} bytes: {data[:300]!r}")
+    st = json.loads(body)
     return sum(st["exits_by_reason"].values())
 
 

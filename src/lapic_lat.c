@@ -68,10 +68,37 @@ void lapic_lat_free(struct lapic *l)
 	l->lat = NULL;
 }
 
-static int lapic_lat_cmp(const void *a, const void *b)
+/* Heapsort, in place: glibc's qsort asks the kernel for the machine's
+ * memory (sysinfo) before sorting more than a few hundred bytes, which the
+ * API thread's seccomp list does not allow (found by the Linux bench:
+ * GET /hvmm/stats stopped the VM). */
+static void lapic_lat_sift(uint32_t *a, size_t i, size_t n)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && a[c + 1] > a[c])
+			c++;
+		if (a[i] >= a[c])
+			return;
+		uint32_t t = a[i];
+		a[i] = a[c];
+		a[c] = t;
+		i = c;
+	}
+}
+
+static void lapic_lat_sort(uint32_t *a, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		lapic_lat_sift(a, i, n);
+	for (size_t end = n; end-- > 1;) {
+		uint32_t t = a[0];
+		a[0] = a[end];
+		a[end] = t;
+		lapic_lat_sift(a, 0, end);
+	}
 }
 
 bool lapic_vcpu_dev_latency(const struct vcpu *v, int state, struct lapic_lat_summary *out)
@@ -92,7 +119,7 @@ bool lapic_vcpu_dev_latency(const struct vcpu *v, int state, struct lapic_lat_su
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (copy) {
-		qsort(copy, k, sizeof(*copy), lapic_lat_cmp);
+		lapic_lat_sort(copy, k);
 		out->median_ns = copy[k / 2];
 		out->p90_ns = copy[k * 9 / 10];
 		free(copy);

@@ -403,10 +403,18 @@ def t_user_refusals(ctx):
 @case("linux/irqchip-user-2cpus")
 def t_linux_user(ctx):
     """Debian's kernel with --irqchip user and 2 vCPUs to a shell: both CPUs
-    online, each taking its local timer through hvmm's APIC, a virtio disk
-    read (MSI-X sent by hvmm), and poweroff ends hvmm with status 0."""
-    from cases_linux_shell import boot_to_prompt, end_with, hvmm_argv
-    argv = hvmm_argv(ctx, cpus=2, extra=("--irqchip", "user", "--rng"))
+    online, each taking its local timer through hvmm's APIC, virtio-rng and
+    a virtio disk under a thousand O_DIRECT reads (MSI-X sent by hvmm), the
+    device interrupts' latency live through the API (GET /hvmm/stats sorts
+    thousands of samples on the API thread, under its seccomp list), and
+    poweroff ends hvmm with status 0."""
+    import json
+    import os
+    from cases_api import curl
+    from cases_linux_shell import boot_to_prompt, end_with, hvmm_argv, images
+    sock = os.path.join(ctx.tmp, "user.sock")
+    disk = images(ctx)["rootfs.ext4"]
+    argv = hvmm_argv(ctx, cpus=2, extra=("--irqchip", "user", "--rng", "--disk", disk + ",ro", "--api-sock", sock))
     with LinuxVM(argv, 300) as vm:
         t = boot_to_prompt(vm, "hvmm")
         online = vm.run("cat /sys/devices/system/cpu/online").strip()
@@ -416,6 +424,14 @@ def t_linux_user(ctx):
         expect(len(counts) == 2 and all(c > 0 for c in counts), f"local timer interrupts: {loc}")
         rng = vm.run("dd if=/dev/hwrng bs=16 count=2 2>/dev/null | od -An -tx1 | tr -d ' \\n'")
         expect(len(rng.strip()) == 64, f"/dev/hwrng through virtio-rng: {rng!r}")
+        dd = vm.run("dd if=/dev/vda of=/dev/null bs=4096 count=1024 iflag=direct 2>&1", timeout=200)
+        expect("1024+0 records in" in dd, f"1024 reads of the virtio disk: {dd!r}")
+        code, body = curl(sock, "/hvmm/stats")
+        expect(code == 200, f"GET /hvmm/stats: {code} {body[:200]!r}")
+        dls = [v["lapic"]["dev_latency"] for v in json.loads(body)["vcpus"]]
+        n = sum(e["n"] for dl in dls for e in dl.values())
+        expect(n >= 1024 and all(e["median_ns"] > 0 for dl in dls for e in dl.values() if e["n"]),
+               f"device interrupt latency, live: {n} samples: {dls}")
         tend = end_with(vm, "hvmm", "poweroff")
     print(f"      hvmm --irqchip user: prompt at {t:.1f}s, LOC {counts}, poweroff at {tend:.1f}s")
 
