@@ -17,11 +17,10 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from linuxvm import PROMPT, LinuxVM, images  # noqa: E402
+from linuxvm import PROMPT, LinuxVM, images, random_disk  # noqa: E402
 
 DISK_MB = 64
 RUNS = (("4k", 4096, 8192), ("128k", 131072, 512))  # name, bs, count: 32 MiB and 64 MiB
@@ -58,10 +57,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     ap.add_argument("--json")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="hvmm-iommu-bench-")
-    disk = os.path.join(tmp, "disk.img")
-    with open(disk, "wb") as f:
-        f.write(os.urandom(DISK_MB << 20))
+    _, disk = random_disk("hvmm-iommu-bench-", DISK_MB)
     res = {}
     print(f"{'run':<14} {'dd':>12} {'requests':>9} {'xlate/req':>10} {'hits':>9} {'misses':>8} "
           f"{'walks/req':>10} {'hit rate':>9} {'flushes':>8}")

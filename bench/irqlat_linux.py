@@ -32,11 +32,10 @@ import re
 import socket
 import statistics
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from linuxvm import PROMPT, LinuxVM, images  # noqa: E402
+from linuxvm import PROMPT, LinuxVM, images, random_disk  # noqa: E402
 
 PATHS = {
     "posted": ["--irqchip", "user"],
@@ -110,10 +109,7 @@ def main():
     ap.add_argument("--reads", type=int, default=4096, help="4 KiB reads per run (default 4096)")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="hvmm-irqlat-linux-")
-    disk = os.path.join(tmp, "disk.img")
-    with open(disk, "wb") as f:
-        f.write(os.urandom(DISK_MB << 20))
+    tmp, disk = random_disk("hvmm-irqlat-linux-", DISK_MB)
     res = {}
     for load in LOADS:
         for path in PATHS:

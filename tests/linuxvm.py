@@ -22,6 +22,17 @@ import time
 IMAGES_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "linux-images")
 
 
+def random_disk(prefix, mib):
+    """A fresh directory (tempfile, PREFIX) and in it disk.img, MIB MiB of
+    random bytes (what a bench's guest reads): (directory, path)."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    disk = os.path.join(tmp, "disk.img")
+    with open(disk, "wb") as f:
+        f.write(os.urandom(mib << 20))
+    return tmp, disk
+
+
 def images(build, *names):
     """Paths of build/linux/NAME (scripts/linux-images: the Debian kernel
     and the guest's images), built on first use. In the nested KVM host,
