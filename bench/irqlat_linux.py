@@ -20,8 +20,10 @@ raise to the vector handed to KVM for the guest's next entry, split by the
 state the target was in at the raise (--stats-json's dev_latency).
 
 Usage: make bench-irqlat-linux; where /dev/kvm is missing, in the nested
-KVM host with two CPUs:
-  scripts/kvm-host --cpus 2 --mem 4G --timeout 3600 -- python3 bench/irqlat_linux.py --build build
+KVM host (one CPU: with two, this 2-vCPU guest with KVM's in-kernel LAPIC
+never finished booting there, on QEMU+KVM as on hvmm — the emulated host's
+doing):
+  scripts/kvm-host --mem 4G --timeout 3600 -- python3 bench/irqlat_linux.py --build build
 Numbers compare within one run only (the nested host is TCG). The latency
 samples include the boot's few hundred interrupts beside the reads'.
 """
