@@ -7,6 +7,8 @@
  */
 #include "api.h"
 
+#include "config_file.h"
+
 #include <http_parser.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,28 +53,15 @@ static json_object *api_body_object(const char *body, size_t len, struct api_rep
 		api_fault(r, 400, "the request needs a JSON body");
 		return NULL;
 	}
-	json_tokener *tok = json_tokener_new();
-	if (!tok) {
+	enum config_json_err e;
+	const char *why;
+	json_object *o = config_json_object(body, len, &e, &why);
+	if (e == CONFIG_JSON_NOMEM)
 		api_fault(r, 500, "out of memory");
-		return NULL;
-	}
-	json_object *o = json_tokener_parse_ex(tok, body, (int)len);
-	enum json_tokener_error e = json_tokener_get_error(tok);
-	size_t used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	while (o && used < len && strchr(" \t\r\n", body[used]))
-		used++;
-	if (!o || e != json_tokener_success || used != len) {
-		json_object_put(o);
-		api_fault(r, 400, "the body is not valid JSON%s%s", o || e == json_tokener_success ? "" : ": ",
-			  o || e == json_tokener_success ? "" : json_tokener_error_desc(e));
-		return NULL;
-	}
-	if (!json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
+	else if (e == CONFIG_JSON_BAD)
+		api_fault(r, 400, "the body is not valid JSON%s%s", why[0] ? ": " : "", why);
+	else if (e == CONFIG_JSON_NOT_OBJECT)
 		api_fault(r, 400, "the body must be a JSON object");
-		return NULL;
-	}
 	return o;
 }
 

@@ -420,31 +420,49 @@ static void config_vm(struct config_out *o, json_object *root)
 		config_hvmm_options(o, hv);
 }
 
-/* The JSON text as an object, or NULL with the reason in o. */
-static json_object *config_root(struct config_out *o, const char *json, size_t len)
+json_object *config_json_object(const char *text, size_t len, enum config_json_err *e, const char **detail)
 {
+	*detail = "";
 	json_tokener *tok = json_tokener_new();
 	if (!tok) {
-		config_fail(o, "out of memory");
+		*e = CONFIG_JSON_NOMEM;
 		return NULL;
 	}
-	json_object *root = len > CONFIG_FILE_MAX ? NULL : json_tokener_parse_ex(tok, json, (int)len);
+	json_object *root = len > INT32_MAX ? NULL : json_tokener_parse_ex(tok, text, (int)len);
 	enum json_tokener_error je = json_tokener_get_error(tok);
 	size_t used = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
-	while (root && used < len && strchr(" \t\r\n", json[used]))
+	while (root && used < len && strchr(" \t\r\n", text[used]))
 		used++;
 	if (!root || je != json_tokener_success || used != len) {
+		/* json-c's reason when it has one; none for text after the value */
+		if (!root && je != json_tokener_success)
+			*detail = json_tokener_error_desc(je);
 		json_object_put(root);
-		config_fail(o, "not valid JSON%s%s", root || je == json_tokener_success ? "" : ": ",
-			    root || je == json_tokener_success ? "" : json_tokener_error_desc(je));
+		*e = CONFIG_JSON_BAD;
 		return NULL;
 	}
 	if (!json_object_is_type(root, json_type_object)) {
 		json_object_put(root);
-		config_fail(o, "the description must be a JSON object");
+		*e = CONFIG_JSON_NOT_OBJECT;
 		return NULL;
 	}
+	*e = CONFIG_JSON_OK;
+	return root;
+}
+
+/* The JSON text as an object, or NULL with the reason in o. */
+static json_object *config_root(struct config_out *o, const char *json, size_t len)
+{
+	enum config_json_err e = CONFIG_JSON_BAD;
+	const char *why = "";
+	json_object *root = len > CONFIG_FILE_MAX ? NULL : config_json_object(json, len, &e, &why);
+	if (e == CONFIG_JSON_NOMEM)
+		config_fail(o, "out of memory");
+	else if (e == CONFIG_JSON_BAD)
+		config_fail(o, "not valid JSON%s%s", why[0] ? ": " : "", why);
+	else if (e == CONFIG_JSON_NOT_OBJECT)
+		config_fail(o, "the description must be a JSON object");
 	return root;
 }
 

@@ -16,6 +16,12 @@
  * terminated, malloc'd array of malloc'd strings; *argc counts them). 0, or
  * -1 with a one-line reason naming the field in err. */
 int config_file_parse(const char *json, size_t len, char ***argv, int *argc, char *err, size_t n);
+/* text (len bytes) as one JSON object, nothing after it but white space —
+ * what a description and an API body must be. NULL with *e saying why and,
+ * for CONFIG_JSON_BAD, *detail json-c's reason ("" when it has none). */
+enum config_json_err { CONFIG_JSON_OK, CONFIG_JSON_NOMEM, CONFIG_JSON_BAD, CONFIG_JSON_NOT_OBJECT };
+struct json_object;
+struct json_object *config_json_object(const char *text, size_t len, enum config_json_err *e, const char **detail);
 /* Frees what config_file_parse made. */
 void config_file_free(char **argv, int argc);
 
