@@ -105,13 +105,18 @@ def t_user_vs_qemu(ctx):
     vCPUs it printed nothing in 5 minutes in the nested host, so the SMP
     test is compared with split mode instead, in irq/user-guest-2cpu-*.)"""
     from harness import reference_retry
+    # QEMU's APIC timer is a QEMU timer on its main loop: in the nested host,
+    # with a second nested host beside it on the two cores, its 1 kHz
+    # periodic tick came every 1.1 and then 2.1 ms in two runs in a row (CI,
+    # 2026-12-07), while hvmm's, in the same run, passed. The reference gets
+    # three runs here; hvmm's run still gets one.
     for t in ("timer", "halt", "exceptions"):
         hv = ctx.hvmm("--irqchip", "user", "--cmdline", f"test={t}", kernel(ctx), timeout=120, vm_timeout=90)
         th = check_all_ok(f"hvmm --irqchip user test={t}", hv)
         _, tq = reference_retry(
             lambda: ctx.qemu(kernel(ctx), append=f"test={t}", machine="q35,kernel-irqchip=off", mem="128M",
                              timeout=150, extra=("-cpu", "host,kvm=off")),
-            lambda r: check_all_ok(f"QEMU kernel-irqchip=off test={t}", r))
+            lambda r: check_all_ok(f"QEMU kernel-irqchip=off test={t}", r), tries=3 if t == "timer" else 2)
         expect(th == tq, f"test={t}: hvmm --irqchip user and QEMU kernel-irqchip=off disagree:\n{th}\n{tq}")
 
 
