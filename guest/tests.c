@@ -18,6 +18,7 @@
 #include "layout.h"
 #include "median.h"
 #include "mm.h"
+#include "nested.h"
 #include "pci.h"
 #include "smp.h"
 #include "task.h"
@@ -625,6 +626,11 @@ static void test_virtio_net_tcp(void)
 	test_virtio("virtio-net-tcp", u_net, false);
 }
 
+
+/* test=nested (nested.c): needs hvmm --nested (or QEMU -cpu ...,+svm).
+ * nestedloop=MS: the nested guest runs on that long at the end. */
+static void test_nested(void) { nested_test(tap, tap_skip, opt_uint("nestedloop", 0)); }
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -649,6 +655,7 @@ static const struct test tests[] = {
 	{ "inject", test_inject, true },
 	{ "dirty", test_dirty, true },
 	{ "irqlat", test_irqlat, true },
+	{ "nested", test_nested, true },
 };
 
 void tests_main(void)
@@ -675,8 +682,11 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty irqlat all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty irqlat nested all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
+	/* nestedexit=1 (with test=nested): the nested guest ends the VM */
+	if (opt_uint("nestedexit", 0))
+		nested_exit_in_guest(tap_failed ? EXIT_FAIL : EXIT_PASS);
 	console_exit(tap_failed ? EXIT_FAIL : EXIT_PASS);
 }

@@ -570,6 +570,85 @@ def lab_ept(env):
     return r
 
 
+NESTED_COST_RX = re.compile(r"^# nested-cost: reflected (\d+) ns \((\d+) cycles\), kvm-only (\d+) ns \((\d+) cycles\), "
+                            r"own (\d+) ns \((\d+) cycles\), vmruns (\d+)", re.M)
+
+
+NESTED_EXIT_RX = re.compile(r"^# nested-exit: the nested guest writes isa-debug-exit at rip (0x[0-9a-f]+), "
+                            r"VMCB at (0x[0-9a-f]+)", re.M)
+# VMCB intercept vectors 3 and 4 (AMD64 APM vol. 2, appendix B), the bits hvmm's guest sets or might
+SVM_MISC1 = [(0, "INTR"), (1, "NMI"), (18, "CPUID"), (23, "PAUSE"), (24, "HLT"), (27, "IOIO"), (28, "MSR"),
+             (31, "SHUTDOWN")]
+SVM_MISC2 = [(0, "VMRUN"), (1, "VMMCALL"), (2, "VMLOAD"), (3, "VMSAVE")]
+EXC_NAMES = [(0, "#DE"), (6, "#UD"), (8, "#DF"), (13, "#GP"), (14, "#PF")]
+
+
+@lab("nested", "the guest as a hypervisor: its guest's exits, reflected to it or kept by KVM, and what each costs")
+def lab_nested(env):
+    r = Report("nested", "nested virtualization: a guest hypervisor's exits, multiplexed by the host's KVM")
+    plain = Guest(env, "test=nested")
+    r.check(not plain.passed and "nested SVM in CPUID: none" in plain.out,
+            "without --nested the guest sees no SVM: hvmm hides it")
+    g = Guest(env, "test=nested nestedexit=1", extra=("--nested",))
+    need(g, "test=nested --nested")
+    m = NESTED_COST_RX.search(g.out)
+    if not m:
+        raise LabError("test=nested printed no '# nested-cost' line")
+    ref_ns, ref_c, kvm_ns, kvm_c, own_ns, own_c, vmruns = (int(x) for x in m.groups())
+    runs = g.kvm("nested_run")
+    svm = re.search(r"^ok \d+ - nested SVM in CPUID: (.*)$", g.out, re.M)
+    r.table(["the exit", "who handles it", "ns", "cycles", "x the guest's own"], [
+        ["CPUID in the nested guest, intercepted by the guest hypervisor",
+         "KVM, then the guest hypervisor (reflected: two VMRUNs)", f"{ref_ns:,}", f"{ref_c:,}",
+         f"{ref_c / max(own_c, 1):.1f}"],
+        ["CPUID in the nested guest, not intercepted by it", "KVM alone (the guest hypervisor never knows)",
+         f"{kvm_ns:,}", f"{kvm_c:,}", f"{kvm_c / max(own_c, 1):.1f}"],
+        ["CPUID in the guest hypervisor itself (an ordinary guest exit)", "KVM", f"{own_ns:,}", f"{own_c:,}", "1.0"]])
+    r.table(["counted", "value"], [
+        ["SVM as the guest sees it (CPUID 0x8000000A)", svm.group(1) if svm else "?"],
+        ["VMRUNs the guest hypervisor executed", f"{vmruns:,}"],
+        ["VMRUNs KVM emulated for it (KVM's nested_run)", f"{runs:,}"],
+        ["all exits KVM took from this vCPU", f"{g.kvm('exits'):,}"]])
+    ns = g.stats["vcpus"][0]["state"].get("nested", {})
+    ctl, hyp = ns.get("vmcb12_control", {}), ns.get("guest_hypervisor", {})
+    regs = g.stats["vcpus"][0]["state"]["guest_state"]
+    ex = NESTED_EXIT_RX.search(g.out)
+    out_rip, vmcb = (int(ex.group(1), 16), int(ex.group(2), 16)) if ex else (None, None)
+    misc1, misc2 = ctl.get("intercept_misc1", 0), ctl.get("intercept_misc2", 0)
+    r.table(["at the end (the nested guest's OUT to isa-debug-exit)", "VMCB field", "value"], [
+        ["vCPU in guest mode (the nested guest was running)", "(KVM_STATE_NESTED_GUEST_MODE)", ns.get("guest_mode", "?")],
+        ["the guest hypervisor's VMCB (vmcb12)", "(VM_HSAVE / RAX of VMRUN)", f"{ns.get('vmcb12_pa', 0):#x}"],
+        ["intercepted instructions", "control.intercepts",
+         flags(misc1, SVM_MISC1) + " " + flags(misc2, SVM_MISC2)],
+        ["intercepted exceptions", "control.intercept_exceptions",
+         flags(ctl.get("intercept_exceptions", 0), [(v, n) for v, n in EXC_NAMES])],
+        ["ASID", "control.asid", ctl.get("asid", "?")],
+        ["nested paging", "control.np_enable / n_cr3",
+         f"{ctl.get('np_enable', '?')} / {ctl.get('n_cr3', 0):#x}"],
+        ["the vCPU's RIP (KVM_GET_REGS: the nested guest's)", "save.rip (vmcb02)", f"{regs['rip']:#x}"],
+        ["the guest hypervisor's RIP (after its VMRUN)", "save.rip (vmcb01)", f"{hyp.get('rip', 0):#x}"]])
+    r.check(ns.get("guest_mode") is True and ns.get("vmcb12_pa") == vmcb,
+            f"KVM_GET_NESTED_STATE: guest mode, the VMCB at the address the guest used ({ns.get('vmcb12_pa')}, {vmcb})")
+    r.check(out_rip is not None and 0 <= regs["rip"] - out_rip <= 1,
+            "the vCPU stopped in the nested guest, at its OUT: an exit the guest hypervisor did not ask for "
+            "went from KVM straight to hvmm")
+    r.check(misc2 & 1 and misc2 & 2 and not misc1 & (1 << 27),
+            "the guest hypervisor's intercepts: VMRUN and VMMCALL, no port I/O")
+    r.note("The CPU has one guest mode, so the guest hypervisor's VMRUN is itself an exit: KVM merges the "
+           "guest hypervisor's VMCB (its intercepts, its guest's registers) with its own and runs the nested "
+           "guest directly. When the nested guest exits, KVM asks whether the guest hypervisor intercepts "
+           "that event: if so it writes the exit into the guest hypervisor's VMCB and resumes the guest "
+           "hypervisor after its VMRUN (reflected), if not it handles the exit itself and resumes the nested "
+           "guest at once. Under the nested KVM host this is one level deeper still: QEMU's TCG emulates "
+           "SVM for Linux KVM, which runs hvmm's guest, which runs its own.")
+    r.check(runs >= vmruns - 1, f"KVM emulated the guest's VMRUNs: nested_run {runs} for {vmruns}")
+    r.check(ref_c > kvm_c, f"a reflected exit costs more than one KVM keeps ({ref_c:,} > {kvm_c:,} cycles)")
+    r.check(ref_c > own_c, f"a reflected exit costs more than an ordinary one ({ref_c:,} > {own_c:,} cycles)")
+    r.bars = ([("reflected", [(float(ref_ns), "#c55", "ns")]), ("kept by KVM", [(float(kvm_ns), "#58c", "ns")]),
+               ("ordinary exit", [(float(own_ns), "#4a7", "ns")])], "ns")
+    return r
+
+
 # ------------------------------------------------------------------ driver
 
 def find_guest(hvmm):

@@ -20,7 +20,7 @@ static const struct cpuid_feature cpuid_features[] = {
 	F("movbe", 1, 0, ECX, 22), F("popcnt", 1, 0, ECX, 23),   F("tsc_deadline", 1, 0, ECX, 24),
 	F("aes", 1, 0, ECX, 25),   F("xsave", 1, 0, ECX, 26),    F("osxsave", 1, 0, ECX, 27),
 	F("avx", 1, 0, ECX, 28),   F("f16c", 1, 0, ECX, 29),     F("rdrand", 1, 0, ECX, 30),
-	F("hypervisor", 1, 0, ECX, 31),
+	F("hypervisor", 1, 0, ECX, 31), F("vmx", 1, 0, ECX, 5),
 	/* leaf 1 EDX */
 	F("tsc", 1, 0, EDX, 4),    F("pae", 1, 0, EDX, 6),       F("apic", 1, 0, EDX, 9),
 	F("sse", 1, 0, EDX, 25),   F("sse2", 1, 0, EDX, 26),     F("htt", 1, 0, EDX, 28),
@@ -48,7 +48,7 @@ static const struct cpuid_feature cpuid_features[] = {
 	/* leaf 0xd.1 EAX */
 	F("xsaveopt", 0xd, 1, EAX, 0), F("xsavec", 0xd, 1, EAX, 1), F("xsaves", 0xd, 1, EAX, 3),
 	/* leaf 0x80000001 ECX / EDX */
-	F("lahf_lm", 0x80000001, 0, ECX, 0), F("abm", 0x80000001, 0, ECX, 5),
+	F("lahf_lm", 0x80000001, 0, ECX, 0), F("svm", 0x80000001, 0, ECX, 2), F("abm", 0x80000001, 0, ECX, 5),
 	F("nx", 0x80000001, 0, EDX, 20), F("pdpe1gb", 0x80000001, 0, EDX, 26),
 	F("rdtscp", 0x80000001, 0, EDX, 27), F("lm", 0x80000001, 0, EDX, 29),
 	/* leaf 0x80000007 EDX */
@@ -246,6 +246,27 @@ int cpuid_apply_template(struct kvm_cpuid2 *c, const char *name, char *err, size
 		return 0;
 	}
 	return cpuid_err(err, errlen, "unknown CPU template '%s' (none|minimal|no-xsave)", name);
+}
+
+int cpuid_nested(struct kvm_cpuid2 *c, bool on)
+{
+	struct kvm_cpuid_entry2 *std = cpuid_entry(c, 1, 0), *ext = cpuid_entry(c, 0x80000001, 0);
+	const uint32_t vmx = 1u << 5, svm = 1u << 2;
+	if (on)
+		return (std && (std->ecx & vmx)) || (ext && (ext->ecx & svm)) ? 0 : -1;
+	/* KVM offers SVM/VMX whenever kvm_amd/kvm_intel run with nested=1; a
+	 * guest that saw the bit would load its own KVM and run guests at a
+	 * level hvmm never asked for (and snapshots would carry nested state). */
+	if (std)
+		std->ecx &= ~vmx;
+	if (ext)
+		ext->ecx &= ~svm;
+	/* leaf 0x8000000A describes SVM (revision, ASIDs, NPT, ...): without
+	 * SVM it must say nothing, as on a CPU without it */
+	struct kvm_cpuid_entry2 *f = cpuid_entry(c, 0x8000000a, 0);
+	if (f)
+		f->eax = f->ebx = f->ecx = f->edx = 0;
+	return 0;
 }
 
 void cpuid_user_apic(struct kvm_cpuid2 *c)

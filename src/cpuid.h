@@ -36,6 +36,14 @@ struct kvm_cpuid_entry2 *cpuid_entry(struct kvm_cpuid2 *c, uint32_t leaf, uint32
 int cpuid_apply_spec(struct kvm_cpuid2 *c, const char *spec, bool set, char *err, size_t errlen);
 
 /*
+ * Nested virtualization in the guest's CPUID. on: keep what KVM offers (SVM
+ * with its leaf 0x8000000A on AMD, VMX on Intel); -1 if it offers neither
+ * (kvm_amd/kvm_intel loaded with nested=0, or a CPU without them). Off (hvmm's
+ * default, as Firecracker's): SVM and VMX cleared and leaf 0x8000000A zeroed.
+ */
+int cpuid_nested(struct kvm_cpuid2 *c, bool on);
+
+/*
  * --irqchip user: CPUID as hvmm's own local APIC has it — x2APIC and the
  * TSC-deadline timer on (both implemented in lapic.c), and off the KVM
  * paravirtual features that only work against KVM's in-kernel LAPIC (PV EOI,

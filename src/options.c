@@ -92,6 +92,9 @@ void options_usage(FILE *f)
 	      "                          host function (bound to vfio-pci) passed through\n"
 	      "      --hyperv            Hyper-V enlightenments: every one KVM supports here in\n"
 	      "                          CPUID (QEMU's hv-passthrough), SynIC enabled\n"
+	      "      --nested            the guest may run guests of its own: SVM (VMX on\n"
+	      "                          Intel) in its CPUID, as this host's KVM offers it;\n"
+	      "                          hidden without it\n"
 	      "      --no-irqfd          device interrupts injected by hvmm (KVM_SIGNAL_MSI)\n"
 	      "                          instead of posted by KVM through irqfds\n"
 	      "      --no-ioeventfd      queue notifies exit to hvmm instead of being absorbed\n"
@@ -162,7 +165,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
+	OPT_DEVICE, OPT_HYPERV, OPT_NESTED, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
 	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING, OPT_TRACK_DIRTY,
 	OPT_POSTED, OPT_PCPUS, OPT_TIMELINE,
 };
@@ -211,6 +214,7 @@ static const struct option options_table[] = {
 	{ "no-ioeventfd", no_argument, NULL, OPT_NO_IOEVENTFD },
 	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "hyperv", no_argument, NULL, OPT_HYPERV },
+	{ "nested", no_argument, NULL, OPT_NESTED },
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -514,6 +518,9 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 				return options_bad("--msr-filter: %s", err);
 			break;
 		}
+		case OPT_NESTED:
+			cfg->nested = true;
+			break;
 		case OPT_HYPERV:
 			cfg->hyperv = true;
 			break;

@@ -317,6 +317,7 @@ static void sandbox_main(struct sandbox_build *b, const struct sandbox_main_opts
 		KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING, /* devices torn down */
 		KVM_GET_REGS, KVM_GET_SREGS, KVM_TRANSLATE,
 		KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, /* --stats-json's vCPU state (vmstate.c) */
+		KVM_CHECK_EXTENSION, KVM_GET_NESTED_STATE, /* ... and with --nested, its nested state */
 		KVM_GET_DIRTY_LOG, /* --dirty-log's harvests (dirtylog.c) */
 	};
 	sandbox_allow_ioctls(b, reqs, ARRAY_LEN(reqs));

@@ -636,6 +636,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	/* hvmm's APICs: what they implement, before the user's policy */
 	if (cfg->irqchip == IRQCHIP_USER)
 		cpuid_user_apic(cpuid);
+	if (cpuid_nested(cpuid, cfg->nested) < 0) {
+		free(cpuid);
+		return vm_fail(HVMM_EXIT_HOST, "--nested: this host's KVM offers no SVM or VMX to guests "
+			       "(kvm_amd/kvm_intel loaded with nested=0, or the CPU has neither)");
+	}
 	/* The policy: template first, then each mask/set in command-line order,
 	 * so a later option can undo part of an earlier one. */
 	char err[192];

@@ -59,6 +59,7 @@ struct vm_config {
 	int vsched_base;
 	const char *label;
 	int64_t halt_poll_ns; /* -1: KVM's default */
+	bool nested;          /* --nested: SVM/VMX in the guest's CPUID (cpuid_nested) */
 	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
 	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */
 	int nr_msr_filter;

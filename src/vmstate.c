@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -143,6 +144,80 @@ void vmstate_print(struct vcpu *v, FILE *f)
 		have_ev && (ev.exception.pending || ev.exception.injected) ? ", an exception pending" : "");
 }
 
+static uint64_t vmstate_le(const uint8_t *p, unsigned bytes)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * --nested: what KVM_GET_NESTED_STATE says of the guest's own hypervisor. In
+ * guest mode (the vCPU was running the guest's guest) the SVM format carries
+ * the guest hypervisor's VMCB ("vmcb12": its control area as KVM cached it,
+ * then KVM's save area of the guest hypervisor itself), which is the one real
+ * VMCB a VMM gets to see; KVM's own VMCBs stay in the kernel.
+ */
+static json_object *vmstate_nested(struct vcpu *v)
+{
+	int max = ioctl(v->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NESTED_STATE);
+	if (max < (int)sizeof(struct kvm_nested_state))
+		return NULL;
+	struct kvm_nested_state *ns = calloc(1, (size_t)max);
+	if (!ns)
+		return NULL;
+	ns->size = (uint32_t)max;
+	if (ioctl(v->fd, KVM_GET_NESTED_STATE, ns) < 0) {
+		free(ns);
+		return NULL;
+	}
+	json_object *o = json_object_new_object();
+	bool svm = ns->format == KVM_STATE_NESTED_FORMAT_SVM;
+	json_object_object_add(o, "format", json_object_new_string(svm ? "svm" : "vmx"));
+	json_object_object_add(o, "guest_mode", json_object_new_boolean(ns->flags & KVM_STATE_NESTED_GUEST_MODE));
+	json_object_object_add(o, "run_pending", json_object_new_boolean(ns->flags & KVM_STATE_NESTED_RUN_PENDING));
+	vmstate_u64(o, "size", ns->size);
+	if (!svm) {
+		vmstate_u64(o, "vmxon_pa", ns->hdr.vmx.vmxon_pa);
+		vmstate_u64(o, "vmcs12_pa", ns->hdr.vmx.vmcs12_pa);
+		free(ns);
+		return o;
+	}
+	json_object_object_add(o, "gif", json_object_new_boolean(ns->flags & KVM_STATE_NESTED_GIF_SET));
+	vmstate_u64(o, "vmcb12_pa", ns->hdr.svm.vmcb_pa);
+	if ((ns->flags & KVM_STATE_NESTED_GUEST_MODE) &&
+	    ns->size >= sizeof(*ns) + KVM_STATE_NESTED_SVM_VMCB_SIZE) {
+		/* offsets of the VMCB (AMD64 APM vol. 2, appendix B) */
+		const uint8_t *b = ns->data.svm[0].vmcb12;
+		static const struct {
+			const char *name;
+			unsigned off, bytes;
+		} f[] = {
+			{ "intercept_cr", 0x000, 4 },       { "intercept_dr", 0x004, 4 },
+			{ "intercept_exceptions", 0x008, 4 }, { "intercept_misc1", 0x00c, 4 },
+			{ "intercept_misc2", 0x010, 4 },    { "iopm_base_pa", 0x040, 8 },
+			{ "msrpm_base_pa", 0x048, 8 },      { "tsc_offset", 0x050, 8 },
+			{ "asid", 0x058, 4 },               { "int_ctl", 0x060, 4 },
+			{ "exit_code", 0x070, 8 },          { "exit_info_1", 0x078, 8 },
+			{ "np_enable", 0x090, 8 },          { "event_inj", 0x0a8, 8 },
+			{ "n_cr3", 0x0b0, 8 },              { "next_rip", 0x0c8, 8 },
+		}, h[] = {
+			{ "efer", 0x4d0, 8 }, { "cr4", 0x548, 8 }, { "cr3", 0x550, 8 }, { "cr0", 0x558, 8 },
+			{ "rflags", 0x570, 8 }, { "rip", 0x578, 8 }, { "rsp", 0x5d8, 8 }, { "rax", 0x5f8, 8 },
+		};
+		json_object *c = json_object_new_object(), *hs = json_object_new_object();
+		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+			vmstate_u64(c, f[i].name, vmstate_le(b + f[i].off, f[i].bytes));
+		for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+			vmstate_u64(hs, h[i].name, vmstate_le(b + h[i].off, h[i].bytes));
+		json_object_object_add(o, "vmcb12_control", c);
+		json_object_object_add(o, "guest_hypervisor", hs);
+	}
+	free(ns);
+	return o;
+}
+
 json_object *vmstate_json(struct vcpu *v)
 {
 	struct kvm_regs r;
@@ -194,5 +269,8 @@ json_object *vmstate_json(struct vcpu *v)
 	json_object_object_add(o, "walk_rip", vmstate_walk(v, &s, s.cs.base + r.rip));
 	if (v->vm->cfg.walk_set)
 		json_object_object_add(o, "walk", vmstate_walk(v, &s, v->vm->cfg.walk_addr));
+	json_object *nested = v->vm->cfg.nested ? vmstate_nested(v) : NULL;
+	if (nested)
+		json_object_object_add(o, "nested", nested);
 	return o;
 }

@@ -40,7 +40,7 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept"},
+    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept", "nested"},
            f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
@@ -100,6 +100,10 @@ def t_lab_all(ctx):
     key = "pages written per 50 ms (median)"
     expect(w[key] > 10 * max(1, i[key]), f"ept: the dirty log saw the writing phase, not the idle one: {dirty}", r)
 
+    nest = rows(labs["nested"], 1)
+    runs = int(nest["VMRUNs KVM emulated for it (KVM's nested_run)"]["value"].replace(",", ""))
+    expect(runs >= 190, f"nested: KVM emulated the guest hypervisor's VMRUNs: {nest}", r)
+
     # vmcs has no picture: a table of fields is what a person reads there
-    expect(page.count("<svg") == 6 and all(f"{n}:" in page for n in labs),
+    expect(page.count("<svg") == 7 and all(f"{n}:" in page for n in labs),
            "report.html has every lab, each but vmcs with its picture", r)

@@ -220,6 +220,8 @@ def hvmm_options(t):
                 name = QEMU_FLAG.get(flag[1:], flag[1:].replace("-", "_"))
                 if flag in ("hv_passthrough", "hv-passthrough"):
                     opts.append("--hyperv")  # every Hyper-V enlightenment KVM has
+                elif flag in ("+svm", "+vmx"):
+                    opts.append("--nested")  # hvmm hides both without it
                 elif flag[:1] == "-" and name in HVMM_FEATURES:
                     opts += ["--cpuid-mask", name]
                 elif flag[:1] != "+" or name not in HVMM_FEATURES:

@@ -15,7 +15,7 @@
 
 #include "cpuid.h"
 
-#define NENT 8
+#define NENT 9
 static struct {
 	struct kvm_cpuid2 h;
 	struct kvm_cpuid_entry2 e[NENT];
@@ -29,6 +29,7 @@ static int setup(void **state)
 	static const struct { uint32_t fn, idx; bool indexed; } leaves[NENT] = {
 		{ 0, 0, false }, { 1, 0, false }, { 7, 0, true }, { 7, 1, true },
 		{ 0xd, 0, true }, { 0xd, 1, true }, { 0x80000001, 0, false }, { 0x80000007, 0, false },
+		{ 0x8000000a, 0, false },
 	};
 	memset(&t, 0, sizeof(t));
 	t.h.nent = NENT;
@@ -210,6 +211,30 @@ static void test_templates(void **state)
 	assert_int_equal(E(1, 0)->ecx & (1u << 28), 0);
 }
 
+/* --nested off (hvmm's default): VMX and SVM cleared, SVM's own leaf zeroed,
+ * nothing else touched; on: 0 while either bit is there, -1 without both. */
+static void test_nested(void **state)
+{
+	(void)state;
+	assert_int_equal(cpuid_nested(&t.h, true), 0);
+	assert_int_equal(cpuid_nested(&t.h, false), 0);
+	assert_int_equal(E(1, 0)->ecx, ~(1u << 5));
+	assert_int_equal(E(0x80000001, 0)->ecx, ~(1u << 2));
+	assert_int_equal(E(0x80000001, 0)->edx, ~0u);
+	assert_true(!E(0x8000000a, 0)->eax && !E(0x8000000a, 0)->ebx && !E(0x8000000a, 0)->ecx &&
+		    !E(0x8000000a, 0)->edx);
+	assert_int_equal(E(7, 0)->ebx, ~0u);
+	assert_int_equal(cpuid_nested(&t.h, true), -1);
+	/* the names reach them too: --cpuid-mask svm */
+	E(0x80000001, 0)->ecx = ~0u;
+	mask_ok("svm");
+	assert_int_equal(E(0x80000001, 0)->ecx, ~(1u << 2));
+	assert_int_equal(cpuid_nested(&t.h, true), -1);
+	/* an Intel host: VMX alone is enough */
+	E(1, 0)->ecx |= 1u << 5;
+	assert_int_equal(cpuid_nested(&t.h, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +243,7 @@ int main(void)
 		cmocka_unit_test_setup(test_set_and_clear_raw, setup),
 		cmocka_unit_test_setup(test_errors, setup),
 		cmocka_unit_test_setup(test_templates, setup),
+		cmocka_unit_test_setup(test_nested, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
