@@ -574,6 +574,85 @@ NESTED_COST_RX = re.compile(r"^# nested-cost: reflected (\d+) ns \((\d+) cycles\
                             r"own (\d+) ns \((\d+) cycles\), vmruns (\d+)", re.M)
 
 
+IRQLAT_RX = re.compile(r"^# irqlat: target (\w+), (\d+) IPIs: median (\d+) ns, p10 (\d+) ns, p90 (\d+) ns", re.M)
+IRQ_PATHS = [("posted", "hvmm's PID: PIR bit, then a notification per SN/ON", ("--irqchip", "user")),
+             ("remapped", "hvmm puts the vector in IRR itself (--posted-interrupts off)",
+              ("--irqchip", "user", "--posted-interrupts", "off")),
+             ("KVM", "KVM's in-kernel LAPIC (split irqchip): hvmm not on the path", ())]
+
+
+@lab("irq", "one interrupt's path: posted to a PID, remapped by hvmm, or KVM's own APIC; latency to a halted vCPU")
+def lab_irq(env):
+    r = Report("irq", "interrupt delivery paths: posted, remapped, in-kernel")
+    rows, bars = [], []
+    for name, what, extra in IRQ_PATHS:
+        g = Guest(env, "test=irqlat target=halted iters=40", cpus=2, extra=extra)
+        need(g, f"test=irqlat ({name})")
+        m = IRQLAT_RX.search(g.out)
+        if not m:
+            raise LabError(f"test=irqlat ({name}) printed no latency line")
+        med, p10, p90 = int(m.group(3)), int(m.group(4)), int(m.group(5))
+        l0 = g.stats["vcpus"][0].get("lapic")
+        posted = sum(e["posted"] for e in l0["irt"].values()) if l0 else 0
+        remapped = sum(e["remapped"] for e in l0["irt"].values()) if l0 else 0
+        pid = l0["posted"] if l0 else {}
+        rows.append([name, what, f"{med / 1000:,.1f}", f"{p10 / 1000:,.1f}-{p90 / 1000:,.1f}",
+                     f"{posted:,}" if l0 else "-", f"{remapped:,}" if l0 else "-",
+                     f"{pid.get('notify_wakeup', 0):,}" if l0 else "-", f"{g.kvm('halt_wakeup'):,}"])
+        bars.append((name, [(med / 1000, "#58c", "median latency")]))
+        if name == "posted":
+            r.check(posted > 0 and remapped == 0 and pid.get("notify_wakeup", 0) > 0,
+                    f"posted: vCPU 0's IPIs went through its PID and woke it ({posted} posted, "
+                    f"{pid.get('notify_wakeup', 0)} wake-up notifications)")
+        elif name == "remapped":
+            r.check(remapped > 0 and posted == 0, f"remapped: every IPI delivered by hvmm ({remapped}), none posted")
+        else:
+            r.check(l0 is None and g.kvm("halt_wakeup") > 0,
+                    "KVM: no hvmm APIC; KVM woke the halted vCPU itself (halt_wakeup)")
+    r.table(["path", "who delivers", "median us", "p10-p90 us", "IRT posted", "IRT remapped",
+             "wake-up notifications", "KVM halt wake-ups"], rows)
+    r.note("vCPU 1 sends vCPU 0 forty IPIs, one at a time, while vCPU 0 waits in HLT (the lecture's halted "
+           "state); each is timed from the sender's TSC before its ICR write to vCPU 0's handler. Posted: the "
+           "IPI's IRT entry names vCPU 0's posted-interrupt descriptor; posting sets the PIR bit and, as the "
+           "target is halted (SN clear, NV the wake-up vector), sends the wake-up notification; the vCPU takes "
+           "PIR into its IRR as it returns to running. Remapped: hvmm sets the IRR bit itself and wakes the "
+           "vCPU. KVM: the ICR write never leaves KVM, which wakes the vCPU in the kernel.")
+    r.bars = (bars, "us")
+    return r
+
+
+@lab("states", "running, ready and halted: two vCPUs on one slot (--pcpus 1), time in each state, PID updates")
+def lab_states(env):
+    r = Report("states", "vCPU states running / ready / halted, and what posting does in each")
+    g = Guest(env, "test=smp", cpus=2, extra=("--irqchip", "user", "--pcpus", "1"))
+    need(g, "test=smp --pcpus 1")
+    rows, bars = [], []
+    for i, v in enumerate(g.stats["vcpus"]):
+        st, pid = v["lapic"]["states"], v["lapic"]["posted"]
+        ms = {k: st[k]["ns"] / 1e6 for k in ("running", "ready", "halted")}
+        rows.append([f"vCPU {i}", f"{ms['running']:,.1f}", f"{st['running']['entered']:,}", f"{ms['ready']:,.1f}",
+                     f"{st['ready']['entered']:,}", f"{ms['halted']:,.1f}", f"{st['halted']['entered']:,}",
+                     f"{pid['notify_active']:,}", f"{pid['notify_wakeup']:,}", f"{pid['suppressed']:,}"])
+        bars.append((f"vCPU {i}", [(ms["running"], "#4a7", "running"), (ms["ready"], "#eb4", "ready"),
+                                   (ms["halted"], "#58c", "halted")]))
+    r.table(["vCPU", "running ms", "times", "ready ms", "times", "halted ms", "times",
+             "active notifications", "wake-up notifications", "suppressed (SN: ready)"], rows)
+    r.note("hvmm's own APICs (--irqchip user) and its scheduler with one physical-CPU slot (--pcpus 1): a "
+           "vCPU is running inside KVM_RUN, ready when it has work but hvmm (or the other vCPU) has the CPU, "
+           "halted after HLT until an interrupt it can take arrives. At each change hvmm updates the "
+           "vCPU's posted-interrupt descriptor as the lecture's slide says: running: SN clear, NV the active "
+           "vector (a post kicks it); ready: SN set (a post only sets PIR; it is taken when the vCPU is "
+           "scheduled in); halted: SN clear, NV the wake-up vector (a post wakes it).")
+    total = {k: sum(v["lapic"]["states"][k]["entered"] for v in g.stats["vcpus"]) for k in ("running", "ready", "halted")}
+    r.check(all(total[k] > 0 for k in total), f"both vCPUs went through all three states: {total}")
+    ready_ns = sum(v["lapic"]["states"]["ready"]["ns"] for v in g.stats["vcpus"])
+    r.check(ready_ns > 0, "with one slot for two vCPUs, time was spent ready")
+    posts = sum(v["lapic"]["posted"][k] for v in g.stats["vcpus"] for k in ("notify_active", "notify_wakeup", "suppressed"))
+    r.check(posts > 0, f"interrupts were posted in these states ({posts})")
+    r.bars = (bars, "ms")
+    return r
+
+
 NESTED_EXIT_RX = re.compile(r"^# nested-exit: the nested guest writes isa-debug-exit at rip (0x[0-9a-f]+), "
                             r"VMCB at (0x[0-9a-f]+)", re.M)
 # VMCB intercept vectors 3 and 4 (AMD64 APM vol. 2, appendix B), the bits hvmm's guest sets or might

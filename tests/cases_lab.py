@@ -40,7 +40,7 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept", "nested"},
+    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept", "irq", "states", "nested"},
            f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
@@ -105,5 +105,12 @@ def t_lab_all(ctx):
     expect(runs >= 190, f"nested: KVM emulated the guest hypervisor's VMRUNs: {nest}", r)
 
     # vmcs has no picture: a table of fields is what a person reads there
-    expect(page.count("<svg") == 7 and all(f"{n}:" in page for n in labs),
+    irq = rows(labs["irq"], 0)
+    expect(set(irq) == {"posted", "remapped", "KVM"} and all(v["median us"] != "-" for v in irq.values()),
+           f"irq: a latency for each path: {irq}", r)
+    states = rows(labs["states"], 0)
+    expect(len(states) == 2 and all(float(v["ready ms"].replace(",", "")) >= 0 for v in states.values()),
+           f"states: both vCPUs' times: {states}", r)
+
+    expect(page.count("<svg") == 9 and all(f"{n}:" in page for n in labs),
            "report.html has every lab, each but vmcs with its picture", r)
