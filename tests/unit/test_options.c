@@ -212,7 +212,7 @@ static void test_vm_list(void **state)
 	int n = 0;
 	for (const struct options_vm_opt *v = options_vm_list; v->name; v++)
 		n++;
-	assert_int_equal(n, 21);
+	assert_int_equal(n, 22);
 }
 
 /* --posted-interrupts: on by default with --irqchip user, off on request,
