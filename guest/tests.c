@@ -283,25 +283,37 @@ static void test_timer(void)
 	 * nested host under TCG does) makes KVM coalesce the ticks it missed,
 	 * which says nothing about the period. The count still may not exceed
 	 * the window's worth (no extra ticks) nor fall below half of it. */
+	/* Up to three windows, the first within bounds counts (as the one-shot
+	 * checks below take the shortest of three): a loaded nested host
+	 * stretched one window's median to 1116 us (a full test run,
+	 * 2026-12-07); a timer that is off is off in every window. */
 	static uint64_t gap[256];
-	uint32_t ngap = 0;
-	apic_timer_periodic(hz);
-	uint64_t t0 = clock_ns(), k0 = c->ticks, last = 0, seen = k0;
-	while (clock_ns() - t0 < window) {
-		irq_wait();
-		if (c->ticks != seen) {
-			uint64_t now = clock_ns();
-			if (last && c->ticks == seen + 1 && ngap < sizeof(gap) / sizeof(gap[0]))
-				gap[ngap++] = now - last;
-			last = now;
-			seen = c->ticks;
+	uint64_t n = 0, median = 0, want = hz * window / 1000000000;
+	bool ok = false;
+	for (int w = 0; w < 3 && !ok; w++) {
+		uint32_t ngap = 0;
+		apic_timer_periodic(hz);
+		uint64_t t0 = clock_ns(), k0 = c->ticks, last = 0, seen = k0;
+		while (clock_ns() - t0 < window) {
+			irq_wait();
+			if (c->ticks != seen) {
+				uint64_t now = clock_ns();
+				if (last && c->ticks == seen + 1 && ngap < sizeof(gap) / sizeof(gap[0]))
+					gap[ngap++] = now - last;
+				last = now;
+				seen = c->ticks;
+			}
+		}
+		n = c->ticks - k0;
+		apic_timer_stop();
+		median = median_u64(gap, ngap) / 1000;
+		ok = n * 2 >= want && n * 10 <= want * 11 && median * 10 >= 9000 && median * 10 <= 11000;
+		if (!ok) {
+			kprintf("# timer: periodic window %d: median %lu us, %lu ticks\n", w + 1, median, n);
+			spin_irqs_open(2000000); /* a tick raised before the stop lands here */
 		}
 	}
-	uint64_t n = c->ticks - k0;
-	apic_timer_stop();
-	uint64_t want = hz * window / 1000000000;
-	uint64_t median = median_u64(gap, ngap) / 1000;
-	tap(n * 2 >= want && n * 10 <= want * 11 && median * 10 >= 9000 && median * 10 <= 11000,
+	tap(ok,
 	    "timer: periodic 1000 Hz, median tick interval: %lu us, want 1000 ±10%% (%lu ticks in 200 ms of TSC time, want %lu, at least half)",
 	    median, n, want);
 	/* A periodic tick already raised when the timer stopped is still
@@ -318,8 +330,7 @@ static void test_timer(void)
 		const uint64_t want = i ? 100000000 : 50000000;
 		uint64_t best = ~0ull;
 		for (int try = 0; try < 3; try++) {
-			k0 = c->ticks;
-			t0 = clock_ns();
+			uint64_t k0 = c->ticks, t0 = clock_ns();
 			apic_timer_oneshot_ns(want);
 			while (c->ticks == k0 && clock_ns() - t0 < 10 * want)
 				irq_wait();
@@ -329,7 +340,7 @@ static void test_timer(void)
 		within(i ? "timer: one-shot 100 ms (shortest of 3)" : "timer: one-shot 50 ms (shortest of 3)",
 		       best / 1000, want / 1000, "us");
 	}
-	k0 = c->ticks;
+	uint64_t k0 = c->ticks;
 	spin_irqs_open(30000000); /* interrupts open: a second firing would count */
 	tap(c->ticks == k0, "timer: a one-shot fires once (%lu extra ticks in 30 ms)", c->ticks - k0);
 }

@@ -98,25 +98,27 @@ def t_user_1cpu(ctx):
 @case("irq/user-vs-qemu-irqchip-off", qemu=True)
 def t_user_vs_qemu(ctx):
     """The same mode on QEMU: KVM without an in-kernel irqchip, the APIC in
-    QEMU (kernel-irqchip=off). The test kernel's timer, halt and exception
-    tests on one vCPU give the same TAP lines on hvmm's APIC and QEMU's.
-    (QEMU needs kvm=off there: with KVM's paravirtual MSRs it aborts setting
-    MSR_KVM_POLL_CONTROL, which KVM refuses without its LAPIC; with two
-    vCPUs it printed nothing in 5 minutes in the nested host, so the SMP
-    test is compared with split mode instead, in irq/user-guest-2cpu-*.)"""
+    QEMU (kernel-irqchip=off). The test kernel's halt and exception tests on
+    one vCPU give the same TAP lines on hvmm's APIC and QEMU's, and its timer
+    test passes on hvmm. (QEMU needs kvm=off there: with KVM's paravirtual
+    MSRs it aborts setting MSR_KVM_POLL_CONTROL, which KVM refuses without
+    its LAPIC; with two vCPUs it printed nothing in 5 minutes in the nested
+    host, so the SMP test is compared with split mode instead, in
+    irq/user-guest-2cpu-*. QEMU's timer test is not compared: its APIC timer
+    is a QEMU timer on its main loop, and in the nested host under load its
+    1 kHz periodic tick came every 1.1 and 2.1 ms in CI's two runs and 1.9 to
+    4.2 ms in three windows of one run here, while hvmm's kept time.)"""
     from harness import reference_retry
-    # QEMU's APIC timer is a QEMU timer on its main loop: in the nested host,
-    # with a second nested host beside it on the two cores, its 1 kHz
-    # periodic tick came every 1.1 and then 2.1 ms in two runs in a row (CI,
-    # 2026-12-07), while hvmm's, in the same run, passed. The reference gets
-    # three runs here; hvmm's run still gets one.
-    for t in ("timer", "halt", "exceptions"):
+    th = check_all_ok("hvmm --irqchip user test=timer",
+                      ctx.hvmm("--irqchip", "user", "--cmdline", "test=timer", kernel(ctx), timeout=120, vm_timeout=90))
+    expect(len(th) == 4, f"test=timer: 4 checks on hvmm's APIC: {th}")
+    for t in ("halt", "exceptions"):
         hv = ctx.hvmm("--irqchip", "user", "--cmdline", f"test={t}", kernel(ctx), timeout=120, vm_timeout=90)
         th = check_all_ok(f"hvmm --irqchip user test={t}", hv)
         _, tq = reference_retry(
             lambda: ctx.qemu(kernel(ctx), append=f"test={t}", machine="q35,kernel-irqchip=off", mem="128M",
                              timeout=150, extra=("-cpu", "host,kvm=off")),
-            lambda r: check_all_ok(f"QEMU kernel-irqchip=off test={t}", r), tries=3 if t == "timer" else 2)
+            lambda r: check_all_ok(f"QEMU kernel-irqchip=off test={t}", r))
         expect(th == tq, f"test={t}: hvmm --irqchip user and QEMU kernel-irqchip=off disagree:\n{th}\n{tq}")
 
 

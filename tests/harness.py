@@ -68,25 +68,23 @@ def run_reference(argv, timeout, stdin_data=None):
         return _run(argv, timeout, stdin_data=stdin_data)
 
 
-def reference_retry(run, check, tries=2):
+def reference_retry(run, check):
     """Runs QEMU, the reference, and checks it: (result, what check returned).
 
-    A failed check gets another run, up to `tries` runs in all. In the nested
-    KVM host a QEMU-KVM guest once lost an IPI (smp: "answered 42 of 100
-    IPIs"; 0 of 80 repeats failed) and once never finished: the environment's
-    doing, not a verdict on hvmm, whose runs are never retried. The last
-    failure fails the case."""
-    for attempt in range(1, tries + 1):
-        try:
-            r = run()
-            return r, check(r)
-        except Hung:
-            raise  # run_reference has tried twice already
-        except AssertionError as e:
-            if attempt == tries:
-                raise
-            why = [l.strip() for l in str(e).splitlines() if l.startswith("not ok")] or str(e).splitlines()[:1]
-            print(f"      note: the QEMU reference failed, trying once more: {'; '.join(why)}")
+    A failed check gets one more run. In the nested KVM host a QEMU-KVM guest
+    once lost an IPI (smp: "answered 42 of 100 IPIs"; 0 of 80 repeats failed)
+    and once never finished: the environment's doing, not a verdict on hvmm,
+    whose runs are never retried. A second failure fails the case."""
+    try:
+        r = run()
+        return r, check(r)
+    except Hung:
+        raise  # run_reference has tried twice already
+    except AssertionError as e:
+        why = [l.strip() for l in str(e).splitlines() if l.startswith("not ok")] or str(e).splitlines()[:1]
+        print(f"      note: the QEMU reference failed, trying once more: {'; '.join(why)}")
+        r = run()
+        return r, check(r)
 
 
 def free_port():
