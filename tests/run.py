@@ -48,8 +48,7 @@ def run_unit(build, counts, pattern, kvm=None):
         try:
             p = subprocess.run([exe], capture_output=True, timeout=120, env=env)
         except subprocess.TimeoutExpired:
-            print(f"FAIL unit/{name}: timed out")
-            counts["failed"] += 1
+            fail(counts, f"FAIL unit/{name}: timed out")
             continue
         out = p.stdout.decode(errors="replace")
         seen = 0
@@ -65,20 +64,33 @@ def run_unit(build, counts, pattern, kvm=None):
                 counts["passed"] += 1
                 print(f"PASS unit/{name}/{m.group(2)}")
             else:
-                counts["failed"] += 1
-                print(f"FAIL unit/{name}/{m.group(2)}{m.group(3)}")
+                fail(counts, f"FAIL unit/{name}/{m.group(2)}{m.group(3)}")
         if p.returncode != 0 and seen == 0 or (p.returncode != 0 and "not ok" not in out):
-            counts["failed"] += 1
             err = p.stderr.decode(errors="replace")[-800:]
-            print(f"FAIL unit/{name}: exit status {p.returncode}\n{out[-800:]}{err}")
+            fail(counts, f"FAIL unit/{name}: exit status {p.returncode}\n{out[-800:]}{err}")
+
+
+# Every failure's first line, for the recap above the last line: CI shows a
+# run's head and tail, and a FAIL in the middle of 700 lines went unseen.
+FAILURES = []
+FAILURES_LOCK = threading.Lock()
+
+
+def fail(counts, line, echo=True):
+    """Counts one failure; line is its FAIL line (printed unless echo is
+    False: the nested runs' lines are already on their way out)."""
+    counts["failed"] += 1
+    with FAILURES_LOCK:
+        FAILURES.append(line.splitlines()[0][:240])
+    if echo:
+        print(line, flush=True)
 
 
 def run_cases(ctx, cases, counts):
     has_qemu = shutil.which("qemu-system-x86_64") is not None
     for name, fn, need_kvm, need_qemu in cases:
         if need_qemu and not has_qemu:
-            counts["failed"] += 1
-            print(f"FAIL {name}: qemu-system-x86_64 not installed (make deps installs it)", flush=True)
+            fail(counts, f"FAIL {name}: qemu-system-x86_64 not installed (make deps installs it)")
             continue
         t = time.time()
         try:
@@ -88,13 +100,11 @@ def run_cases(ctx, cases, counts):
             print(f"SKIP {name}: {e}", flush=True)
             continue
         except AssertionError as e:
-            counts["failed"] += 1
-            print(f"FAIL {name}: {e}", flush=True)
+            fail(counts, f"FAIL {name}: {e}")
             continue
         except Exception as e:  # noqa: BLE001 - a broken case must not end the cases after it
-            counts["failed"] += 1
             tb = traceback.format_exc(limit=-3)
-            print(f"FAIL {name}: {type(e).__name__}: {e}\n{tb}", flush=True)
+            fail(counts, f"FAIL {name}: {type(e).__name__}: {e}\n{tb}")
             continue
         counts["passed"] += 1
         print(f"PASS {name} ({time.time() - t:.2f}s)", flush=True)
@@ -236,7 +246,10 @@ def run_nested(a, cases, counts, shard=0):
             unit = m and "/".join(m.group(2).split("/")[:2])
             if m and (m.group(2) in order or unit in units):
                 seen.add(unit if unit in units else m.group(2))
-                counts[{"PASS": "passed", "FAIL": "failed", "SKIP": "skipped"}[m.group(1)]] += 1
+                if m.group(1) == "FAIL":
+                    fail(counts, line, echo=False)
+                else:
+                    counts[{"PASS": "passed", "SKIP": "skipped"}[m.group(1)]] += 1
             if not re.match(r"^(\d+ passed, \d+ failed, \d+ skipped|# total time |" + HEARTBEAT_LINE + ")",
                             line):
                 print(line, end="", flush=True)
@@ -253,8 +266,7 @@ def run_nested(a, cases, counts, shard=0):
         # lost again or fails there. The rest follow it.
         how = f"silent for {SILENCE_LIMIT} s" if silent else f"ended, kvm-host status {status}"
         if rest[0] == lost_once:
-            counts["failed"] += 1
-            print(f"FAIL {rest[0]}: the nested KVM host was lost during it twice ({how})", flush=True)
+            fail(counts, f"FAIL {rest[0]}: the nested KVM host was lost during it twice ({how})")
             seen.add(rest[0])
             names = rest[1:]
         else:
@@ -267,10 +279,9 @@ def run_nested(a, cases, counts, shard=0):
         print(f"# nested KVM host {shard}: a fresh one for the {len(names)} cases left", flush=True)
     for name in order:
         if name not in seen:
-            counts["failed"] += 1
             why = "the nested KVM host was lost during it" if name == lost_once else \
                 "not run: the nested KVM host was lost"
-            print(f"FAIL {name}: {why}")
+            fail(counts, f"FAIL {name}: {why}")
 
 
 def main():
@@ -362,6 +373,10 @@ def main():
                     counts[k] += c[k]
     finally:
         ctx.cleanup()
+    if FAILURES and not a.inner:
+        print(f"# {len(FAILURES)} failed:")
+        for line in FAILURES:
+            print(f"#   {line}")
     print(f"# total time {time.time() - t0:.1f}s")
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
     return 1 if counts["failed"] else 0
