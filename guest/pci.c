@@ -8,6 +8,7 @@
 
 #include "apic.h"
 #include "arch.h"
+#include "clock.h"
 #include "console.h"
 #include "layout.h"
 #include "mm.h"
@@ -274,6 +275,38 @@ static long pci_open(unsigned i)
 	}
 	d->opened = 1;
 	return 0;
+}
+
+const struct pci_udev *pci_find(uint16_t vendor, uint16_t device)
+{
+	pci_scan(false);
+	for (unsigned i = 0; i < pci_nfuncs; i++)
+		if (pci_funcs[i].vendor == vendor && pci_funcs[i].device == device)
+			return &pci_funcs[i];
+	return 0;
+}
+
+uint32_t pci_cfg_read(const struct pci_udev *d, unsigned off) { return cfg_read32(d, off); }
+
+void pci_cfg_write(const struct pci_udev *d, unsigned off, uint32_t v) { cfg_write32(d, off, v); }
+
+/* Interrupts are off in the caller (a syscall entry or the kernel's tests)
+ * and sti;hlt is atomic, so an MSI cannot slip in between the check and the
+ * HLT. */
+long pci_msi_wait(long i, long seen, long timeout_ns)
+{
+	if (i < 0 || i >= MSI_VECTORS)
+		return -22; /* EINVAL */
+	uint64_t end = clock_ns() + (uint64_t)(timeout_ns > 0 ? timeout_ns : 0);
+	while (u_msi_count[i] <= (uint64_t)seen) {
+		uint64_t now = clock_ns();
+		if (now >= end)
+			break;
+		/* at most 1 s per arming: the LAPIC count stays in range */
+		apic_timer_oneshot_ns(end - now < 1000000000ull ? end - now : 1000000000ull);
+		irq_wait();
+	}
+	return (long)u_msi_count[i];
 }
 
 long pci_udev_get(unsigned i, struct pci_udev *out, unsigned flags)

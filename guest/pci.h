@@ -77,4 +77,14 @@ long pci_udev_get(unsigned i, struct pci_udev *out, unsigned flags);
 /* Ring 3 (user/virtio.c): MSI interrupts per vector, counted by trap.c. */
 extern volatile uint64_t u_msi_count[16];
 
+/* Ring 0, for drivers that stay in the kernel (iommu.c): the scanned
+ * function with this vendor and device id (NULL: none), and its
+ * configuration space, 32 bits at a time (off is rounded down to 4). */
+const struct pci_udev *pci_find(uint16_t vendor, uint16_t device);
+uint32_t pci_cfg_read(const struct pci_udev *d, unsigned off);
+void pci_cfg_write(const struct pci_udev *d, unsigned off, uint32_t v);
+/* Ring 0: sleeps (HLT) until MSI vector VEC_MSI_BASE + i has fired more than
+ * `seen` times in all, or timeout_ns passed; the count (-EINVAL for a bad i). */
+long pci_msi_wait(long i, long seen, long timeout_ns);
+
 #endif

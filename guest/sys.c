@@ -140,24 +140,8 @@ static long sys_dma(long bytes, long phys_out, long c)
 }
 
 /* Sleeps (HLT) until MSI vector VEC_MSI_BASE + i has fired more than `seen`
- * times in all, or timeout_ns passed; returns the count. Interrupts are off in
- * the entry and sti;hlt is atomic, so an MSI cannot slip in between the check
- * and the HLT. */
-static long sys_irq_wait(long i, long seen, long timeout_ns)
-{
-	if (i < 0 || i >= MSI_VECTORS)
-		return -22; /* EINVAL */
-	uint64_t end = clock_ns() + (uint64_t)(timeout_ns > 0 ? timeout_ns : 0);
-	while (u_msi_count[i] <= (uint64_t)seen) {
-		uint64_t now = clock_ns();
-		if (now >= end)
-			break;
-		/* at most 1 s per arming: the LAPIC count stays in range */
-		apic_timer_oneshot_ns(end - now < 1000000000ull ? end - now : 1000000000ull);
-		irq_wait();
-	}
-	return (long)u_msi_count[i];
-}
+ * times in all, or timeout_ns passed; returns the count. */
+static long sys_irq_wait(long i, long seen, long timeout_ns) { return pci_msi_wait(i, seen, timeout_ns); }
 
 static long sys_tap(long ok, long msg, long len)
 {

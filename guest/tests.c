@@ -19,6 +19,7 @@
 #include "median.h"
 #include "mm.h"
 #include "nested.h"
+#include "vtd.h"
 #include "pci.h"
 #include "smp.h"
 #include "task.h"
@@ -642,6 +643,10 @@ static void test_virtio_net_tcp(void)
  * nestedloop=MS: the nested guest runs on that long at the end. */
 static void test_nested(void) { nested_test(tap, tap_skip, opt_uint("nestedloop", 0)); }
 
+/* test=iommu (vtd.c): needs hvmm --device intel-iommu,intremap=on --device edu
+ * (or QEMU's q35 with the same two devices). iters=N: DMAs per cost (50). */
+static void test_iommu(void) { vtd_test(tap, tap_skip, boot_opts.iters ? (unsigned)boot_opts.iters : 50); }
+
 struct test {
 	const char *name;
 	void (*run)(void);
@@ -667,6 +672,7 @@ static const struct test tests[] = {
 	{ "dirty", test_dirty, true },
 	{ "irqlat", test_irqlat, true },
 	{ "nested", test_nested, true },
+	{ "iommu", test_iommu, true },
 };
 
 void tests_main(void)
@@ -693,7 +699,7 @@ void tests_main(void)
 		}
 	}
 	if (!found)
-		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty irqlat nested all)", boot_opts.test);
+		tap(false, "unknown test '%s' (boot hello exceptions syscall paging timer halt smp serial panic doublefault virtio-rng virtio-console virtio-console-stall virtio-blk virtio-net virtio-net-tcp virtio-hostile exits inject dirty irqlat nested iommu all)", boot_opts.test);
 	kprintf("1..%u\n# %u passed, %u failed, %lu ms since boot\n", tap_n, tap_n - tap_failed, tap_failed,
 		clock_ns() / 1000000);
 	/* nestedexit=1 (with test=nested): the nested guest ends the VM */

@@ -40,7 +40,8 @@ def t_lab_all(ctx):
     r = ctx.hvmm_raw("lab", "all", "--json", "--out", ctx.tmp, timeout=600)
     expect(r.status == 0, "every lab's evidence holds", r)
     labs = {x["lab"]: x for x in json.loads(r.out)}
-    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept", "irq", "states", "nested"},
+    expect(set(labs) == {"modes", "exits", "controls", "io", "inject", "vmcs", "ept", "irq", "states", "nested",
+                         "iommu"},
            f"labs run: {sorted(labs)}", r)
     for name, x in labs.items():
         bad = [c["text"] for c in x["checks"] if not c["ok"]]
@@ -112,5 +113,10 @@ def t_lab_all(ctx):
     expect(len(states) == 2 and all(float(v["ready ms"].replace(",", "")) >= 0 for v in states.values()),
            f"states: both vCPUs' times: {states}", r)
 
-    expect(page.count("<svg") == 9 and all(f"{n}:" in page for n in labs),
+    iommu = rows(labs["iommu"], 2)
+    counts = list(iommu.values())[0]
+    expect(int(counts["IOTLB hits"].replace(",", "")) >= 100 and int(counts["misses (walks)"].replace(",", "")) >= 100
+           and counts["faults"] == 3, f"iommu: the unit's counters: {counts}", r)
+
+    expect(page.count("<svg") == 10 and all(f"{n}:" in page for n in labs),
            "report.html has every lab, each but vmcs with its picture", r)
