@@ -98,6 +98,48 @@ static void act_hlt(uint64_t i)
 
 /* First touch of a guest page hvmm's RAM never had backed yet: a nested page
  * fault (NPT/EPT violation) that KVM fixes by faulting the host page in. */
+/* PAUSE: no exit at all unless the host does pause-loop exiting (Intel's
+ * PLE, AMD's pause filter), which a long enough run of PAUSEs trips; then
+ * KVM takes the exit and yields the CPU to another vCPU if it can. */
+static void act_pause(uint64_t i) { (void)i; __asm__ volatile("pause" ::: "memory"); }
+
+/* External interrupts: with IF clear nothing in the guest runs for them,
+ * but each host interrupt that arrives while the vCPU is in guest mode
+ * exits (the host must take it), and KVM re-enters. The guest sees that as
+ * a gap in a loop that reads the TSC. Spins ms milliseconds; e gets the
+ * number of gaps (iters) and their median length (cycles, ns). A gap is a
+ * step 16 times the loop's own median step and at least 1 us: the host's
+ * interrupt and its exit and entry, or the host running something else
+ * meanwhile (preemption) — the lab sets the count beside KVM's irq_exits. */
+static void exitcost_extint(struct exitcost *e, uint64_t ms)
+{
+	static uint64_t gaps[512];
+	uint64_t step[64];
+	uint64_t prev = rdtsc();
+	for (unsigned i = 0; i < 64; i++) {
+		uint64_t t = rdtsc();
+		step[i] = t - prev;
+		prev = t;
+	}
+	uint64_t t0 = rdtsc();
+	clock_spin_ns(1000);
+	uint64_t us = rdtsc() - t0;
+	uint64_t thr = 16 * median_u64(step, 64);
+	if (thr < us)
+		thr = us;
+	uint64_t n = 0, end = rdtsc() + ms * 1000 * us;
+	prev = rdtsc();
+	while (prev < end) {
+		uint64_t t = rdtsc();
+		if (t - prev > thr && n < 512)
+			gaps[n++] = t - prev;
+		prev = t;
+	}
+	e->iters = n;
+	e->cycles = median_u64(gaps, (uint32_t)n);
+	e->ns = clock_tsc_to_ns(e->cycles * 1000) / 1000;
+}
+
 static uint64_t exitcost_fresh;
 static void act_npt(uint64_t i) { *(volatile uint8_t *)(exitcost_fresh + i * PAGE_SIZE) = 1; }
 /* The same pages again: mapped now, no exit. */
@@ -149,6 +191,7 @@ unsigned exitcost_run(struct exitcost *out, unsigned max, uint64_t iters)
 		{ "mmio", "read of the IOAPIC's data window (KVM, then hvmm's IOAPIC)", act_mmio, 10 },
 		{ "ipi", "self-IPI through the ICR (an MSR in x2APIC mode, MMIO in xAPIC), delivered (KVM)", act_ipi, 10 },
 		{ "hlt", "self-IPI, then HLT with it pending (KVM)", act_hlt, 10 },
+		{ "pause", "PAUSE (no exit unless the host does pause-loop exiting; then KVM)", act_pause, 1 },
 	};
 	unsigned n = 0;
 	__asm__ volatile("cli" ::: "memory");
@@ -178,6 +221,12 @@ unsigned exitcost_run(struct exitcost *out, unsigned max, uint64_t iters)
 		exitcost_time(&out[n], kinds[k].act, iters / kinds[k].div, EXITCOST_BATCHES, budget);
 		if (tick)
 			apic_timer_stop();
+	}
+	if (n < max) {
+		kprintf("# exitcost: extint\n");
+		out[n].name = "extint";
+		out[n].what = "gaps in a 200 ms TSC loop with IF clear: host interrupts taken by exits (median gap)";
+		exitcost_extint(&out[n++], 200);
 	}
 	/* Nested paging: 2048 pages (8 MiB) never touched, in 9 batches. */
 	uint64_t pages = 2048;

@@ -252,7 +252,13 @@ def lab_exits(env):
     r.note(f"KVM counted {g.kvm('exits'):,} exits in this run: io {g.kvm('io_exits'):,}, mmio "
            f"{g.kvm('mmio_exits'):,}, halt {g.kvm('halt_exits'):,}, hypercalls {g.kvm('hypercalls'):,}, "
            f"external interrupts {g.kvm('irq_exits'):,}.")
-    need_kinds = {"none", "cpuid", "msr", "pio", "mmio", "ipi", "hlt", "npt", "npt-mapped"}
+    if "extint" in rows:
+        gaps, gap_ns = int(rows["extint"][3]), int(rows["extint"][2])
+        r.note(f"External interrupts: in 200 ms of a TSC loop with interrupts off the guest saw {gaps} gaps, "
+               f"median {gap_ns:,} ns: the host's own interrupts (its timer tick, IPIs) arrive while the vCPU is "
+               "in guest mode, so each costs an exit, the host's handler and an entry, and nothing of it is the "
+               f"guest's; KVM counted {g.kvm('irq_exits'):,} such exits over the whole run.")
+    need_kinds = {"none", "cpuid", "msr", "pio", "mmio", "ipi", "hlt", "pause", "extint", "npt", "npt-mapped"}
     r.check(need_kinds <= set(rows), f"every kind measured ({', '.join(sorted(need_kinds - set(rows))) or 'all'})")
     for k in ("pio", "mmio"):
         s = hvmm_ns.get(k)
@@ -263,6 +269,10 @@ def lab_exits(env):
             "each exit costs at least 10 empty loop iterations")
     r.check(g.kvm("hypercalls") >= int(rows["hypercall"][3]) if "hypercall" in rows else True,
             "KVM counted every hypercall")
+    r.check("extint" in rows and int(rows["extint"][3]) > 0 and g.kvm("irq_exits") > 0
+            and int(rows["extint"][2]) >= 10 * max(1, base),
+            "external interrupts: the guest saw its vCPU leave (gaps of at least 10 loop iterations) and KVM "
+            "counted irq exits")
     r.bars = (bars, "ns")
     return r
 
@@ -275,11 +285,28 @@ def exitcosts(guest):
 TSC_AUX = 0xc0000103
 
 
+def pause_loop_exiting():
+    """(on, why) for this host's KVM: AMD's pause filter count or Intel's
+    PLE gap, 0 meaning PAUSE is never intercepted."""
+    for path, what in (("/sys/module/kvm_amd/parameters/pause_filter_count", "kvm_amd pause_filter_count"),
+                       ("/sys/module/kvm_intel/parameters/ple_gap", "kvm_intel ple_gap")):
+        try:
+            with open(path) as f:
+                v = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if v:
+            return True, f"this host's KVM does pause-loop exiting ({what}={v})"
+        return False, (f"this host's KVM does no pause-loop exiting ({what}=0: the CPU has no pause "
+                       "filter, as QEMU's emulated one here)")
+    return False, "this host's KVM says nothing of pause-loop exiting (no kvm_amd or kvm_intel parameters)"
+
+
 @lab("controls", "execution controls: HLT exits off, an MSR filter, a CPUID policy: what exits and what it costs")
 def lab_controls(env):
     r = Report("controls", "which guest actions exit, as the VMM chooses")
     runs = [("default", ()),
-            ("--no-hlt-exits --msr-filter", ("--no-hlt-exits", "--msr-filter", hex(TSC_AUX))),
+            ("--no-hlt/pause-exits --msr-filter", ("--no-hlt-exits", "--no-pause-exits", "--msr-filter", hex(TSC_AUX))),
             ("--cpuid-mask x2apic", ("--cpuid-mask", "x2apic"))]
     g = {}
     for name, extra in runs:
@@ -291,15 +318,24 @@ def lab_controls(env):
     names = [n for n, _ in runs]
     head = ["kind"] + [f"{n}: ns" for n in names]
     r.table(head, [[k] + [f"{c[n][k][1]:,}" if k in c[n] else "-" for n in names]
-                   for k in ("cpuid", "msr", "ipi", "hlt", "pio")])
+                   for k in ("cpuid", "msr", "ipi", "hlt", "pause", "pio")])
     r.table(["counted", *names],
             [["KVM halt exits", *(f"{g[n].kvm('halt_exits'):,}" for n in names)],
              ["hvmm RDMSR exits (X86_RDMSR)", *(f"{msr_exits[n]:,}" for n in names)],
+             ["KVM exits, all kinds", *(f"{g[n].kvm('exits'):,}" for n in names)],
              ["LAPIC mode the guest chose", *(apic[n] for n in names)]])
     d, ctl, xa = names
     r.note("HLT: with HLT exits on, KVM takes the exit, sees the pending interrupt and enters again; "
            "with --no-hlt-exits the guest's HLT halts the CPU itself and the interrupt wakes it there "
            f"(KVM halt exits {g[d].kvm('halt_exits'):,} → {g[ctl].kvm('halt_exits'):,}).")
+    ple, ple_what = pause_loop_exiting()
+    pauses = c[d]["pause"][2]
+    r.note(f"PAUSE: {ple_what}. "
+           + (f"With it, {pauses:,} PAUSEs in a row trip it: KVM takes the exit (and would yield the CPU to "
+              f"another vCPU); --no-pause-exits leaves every PAUSE to the guest (KVM exits in all "
+              f"{g[d].kvm('exits'):,} → {g[ctl].kvm('exits'):,})." if ple else
+              f"So no PAUSE ever exits here, and --no-pause-exits (accepted by KVM) changes nothing: "
+              f"{c[d]['pause'][1]:,} ns per PAUSE with it off, {c[ctl]['pause'][1]:,} ns with it on."))
     r.note(f"RDMSR of IA32_TSC_AUX: KVM answers it ({c[d]['msr'][1]:,} ns); denied by the MSR filter it "
            f"exits to hvmm, which answers 0 ({c[ctl]['msr'][1]:,} ns, {msr_exits[ctl]:,} exits to hvmm).")
     r.note("CPUID always exits (the instruction is intercepted unconditionally); a CPUID policy changes "
@@ -310,6 +346,13 @@ def lab_controls(env):
             f"HLT exits on: KVM counted a halt exit per HLT ({g[d].kvm('halt_exits'):,} for {hlt_iters:,})")
     r.check(g[ctl].kvm("halt_exits") == 0, f"--no-hlt-exits: no halt exit ({g[ctl].kvm('halt_exits')})")
     r.check(msr_exits[d] == 0, f"no MSR filter: no RDMSR exit reached hvmm ({msr_exits[d]})")
+    if ple:
+        r.check(g[d].kvm("exits") > g[ctl].kvm("exits") + pauses // 10000,
+                f"pause-loop exiting on: the PAUSE loop exited, with --no-pause-exits it did not "
+                f"({g[d].kvm('exits'):,} against {g[ctl].kvm('exits'):,} exits)")
+    else:
+        r.check("pause" in c[d] and "pause" in c[ctl],
+                f"no pause-loop exiting on this host: PAUSE measured with and without --no-pause-exits ({ple_what})")
     r.check(msr_exits[ctl] >= c[ctl]["msr"][2],
             f"--msr-filter: every RDMSR of TSC_AUX reached hvmm ({msr_exits[ctl]:,} for {c[ctl]['msr'][2]:,})")
     r.check(apic[d] == "x2APIC" and apic[xa] == "xAPIC",

@@ -1,7 +1,8 @@
 /*
  * The execution controls of the lecture, as a user-space VMM sets them: KVM
  * decides which guest instructions exit (the VMCS/VMCB intercepts); a VMM can
- * only ask it for less (HLT runs in the guest, halting the physical CPU) or
+ * only ask it for less (HLT runs in the guest, halting the physical CPU;
+ * PAUSE never exits, so a spinning vCPU is not yielded) or
  * for more (an MSR KVM would emulate exits to the VMM instead).
  */
 #include "controls.h"
@@ -50,17 +51,24 @@ static int controls_fail(const char *fmt, const char *what, int e)
 int controls_apply(struct vm *vm)
 {
 	const struct vm_config *cfg = &vm->cfg;
-	if (cfg->no_hlt_exits) {
+	/* Both in one request: KVM takes them only before the first vCPU. */
+	const uint64_t hlt = KVM_X86_DISABLE_EXITS_HLT, pause = KVM_X86_DISABLE_EXITS_PAUSE;
+	uint64_t off = (cfg->no_hlt_exits ? hlt : 0) | (cfg->no_pause_exits ? pause : 0);
+	if (off) {
+		const char *opt = off == (hlt | pause) ? "--no-hlt-exits --no-pause-exits"
+				  : off == hlt ? "--no-hlt-exits" : "--no-pause-exits";
 		int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS);
-		if (have < 0 || !(have & KVM_X86_DISABLE_EXITS_HLT)) {
-			util_err("--no-hlt-exits: this host's KVM cannot leave HLT to the guest "
-				 "(KVM_CAP_X86_DISABLE_EXITS = %d)", have);
+		uint64_t missing = have < 0 ? off : off & ~(uint64_t)have;
+		if (missing) {
+			util_err("%s: this host's KVM cannot leave %s to the guest (KVM_CAP_X86_DISABLE_EXITS = %d)", opt,
+				 missing == (hlt | pause) ? "HLT or PAUSE" : missing == hlt ? "HLT" : "PAUSE", have);
 			return HVMM_EXIT_HOST;
 		}
-		struct kvm_enable_cap c = { .cap = KVM_CAP_X86_DISABLE_EXITS,
-					    .args[0] = KVM_X86_DISABLE_EXITS_HLT };
-		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
-			return controls_fail("--no-hlt-exits: %s: %s", "KVM_CAP_X86_DISABLE_EXITS", errno);
+		struct kvm_enable_cap c = { .cap = KVM_CAP_X86_DISABLE_EXITS, .args[0] = off };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0) {
+			util_err("%s: KVM_CAP_X86_DISABLE_EXITS: %s", opt, strerror(errno));
+			return HVMM_EXIT_HOST;
+		}
 	}
 	const bool user_apic = cfg->irqchip == IRQCHIP_USER;
 	if (user_apic) {

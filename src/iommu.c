@@ -574,16 +574,18 @@ static int iommu_count(const struct vm_config *cfg)
 	return cfg->intel_iommu;
 }
 
-/* intremap: 1 on, 0 off, -1 auto (on with the split irqchip, which IR
- * needs: it acts on hvmm's own IOAPIC, as QEMU's kernel-irqchip=split). */
+/* intremap: 1 on, 0 off, -1 auto (on with hvmm's own IOAPIC, which IR
+ * needs: the split irqchip, as QEMU's kernel-irqchip=split, or hvmm's own
+ * APICs, where a remapped message then goes to their posted-interrupt
+ * engine). */
 static int iommu_dev_create(const struct dev_env *env, int i, void **dev, char *err, size_t n)
 {
 	(void)i;
 	const struct vm_config *cfg = env->cfg;
-	bool split = cfg->irqchip == IRQCHIP_SPLIT;
-	bool intremap = cfg->intremap < 0 ? split : cfg->intremap > 0;
-	if (intremap && !split) { /* main checks it too */
-		snprintf(err, n, "--device intel-iommu,intremap=on needs --irqchip split");
+	bool own_ioapic = cfg->irqchip != IRQCHIP_KERNEL;
+	bool intremap = cfg->intremap < 0 ? own_ioapic : cfg->intremap > 0;
+	if (intremap && !own_ioapic) { /* main checks it too */
+		snprintf(err, n, "--device intel-iommu,intremap=on needs --irqchip split or user");
 		return DEV_ERR_USAGE;
 	}
 	if (!env->mmio || !env->mem)

@@ -101,6 +101,8 @@ void options_usage(FILE *f)
 	      "                          by KVM ioeventfds\n"
 	      "      --no-hlt-exits      HLT halts the host CPU in the guest instead of exiting\n"
 	      "                          to KVM (KVM_CAP_X86_DISABLE_EXITS)\n"
+	      "      --no-pause-exits    a spinning guest's PAUSE never exits to KVM (no\n"
+	      "                          pause-loop exiting; KVM_CAP_X86_DISABLE_EXITS)\n"
 	      "      --msr-filter LIST   these MSRs (0xc0000103,...; up to 16) exit to hvmm,\n"
 	      "                          which reads them as 0 and drops writes\n"
 	      "      --dirty-log MS      track the pages the guest writes (KVM's dirty log),\n"
@@ -165,7 +167,7 @@ enum {
 	OPT_TRACE, OPT_TIMEOUT, OPT_STRICT_IO, OPT_IRQCHIP, OPT_HALT_POLL, OPT_ACPI, OPT_KERNEL, OPT_INITRD, OPT_NO_DECOMPRESS,
 	OPT_CPU_TEMPLATE, OPT_CPUID_MASK, OPT_CPUID_SET,
 	OPT_CONSOLE, OPT_RNG, OPT_DISK, OPT_NETWORK, OPT_NO_IRQFD, OPT_NO_IOEVENTFD,
-	OPT_DEVICE, OPT_HYPERV, OPT_NESTED, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
+	OPT_DEVICE, OPT_HYPERV, OPT_NESTED, OPT_SERIAL_LIMIT, OPT_SECCOMP, OPT_NO_HLT_EXITS, OPT_NO_PAUSE_EXITS, OPT_MSR_FILTER, OPT_INJECT, OPT_WALK, OPT_DIRTY_LOG,
 	OPT_API_SOCK, OPT_ID, OPT_RESTORE, OPT_METRICS, OPT_INCOMING, OPT_TRACK_DIRTY,
 	OPT_POSTED, OPT_PCPUS, OPT_TIMELINE,
 };
@@ -189,6 +191,7 @@ static const struct option options_table[] = {
 	{ "timeline", required_argument, NULL, OPT_TIMELINE },
 	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
 	{ "no-hlt-exits", no_argument, NULL, OPT_NO_HLT_EXITS },
+	{ "no-pause-exits", no_argument, NULL, OPT_NO_PAUSE_EXITS },
 	{ "msr-filter", required_argument, NULL, OPT_MSR_FILTER },
 	{ "inject", required_argument, NULL, OPT_INJECT },
 	{ "walk", required_argument, NULL, OPT_WALK },
@@ -458,6 +461,9 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 		case OPT_NO_HLT_EXITS:
 			cfg->no_hlt_exits = true;
 			break;
+		case OPT_NO_PAUSE_EXITS:
+			cfg->no_pause_exits = true;
+			break;
 		case OPT_API_SOCK:
 			cfg->api_sock = optarg;
 			break;
@@ -614,9 +620,10 @@ int options_parse(int argc, char **argv, struct vm_config *cfg, bool *done, bool
 		return options_bad("--device vfio needs irqfds, which --irqchip user cannot have (use split)%s", "");
 	if (cfg->irqchip == IRQCHIP_USER && cfg->hyperv)
 		return options_bad("--hyperv needs KVM's in-kernel LAPIC for its SynIC (use --irqchip split)%s", "");
-	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split). */
-	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip != IRQCHIP_SPLIT)
-		return options_bad("--device intel-iommu,intremap=on needs --irqchip split%s", "");
+	/* Interrupt remapping acts on hvmm's IOAPIC (QEMU: kernel-irqchip=split),
+	 * which the split irqchip and hvmm's own APICs have and KVM's does not. */
+	if (cfg->intel_iommu && cfg->intremap > 0 && cfg->irqchip == IRQCHIP_KERNEL)
+		return options_bad("--device intel-iommu,intremap=on needs --irqchip split or user%s", "");
 	/* A log file the guest writes must not fill the host's disk: bounded
 	 * unless the user says otherwise. A terminal or pipe is the reader's. */
 	if (!serial_limit_set && cfg->serial == SERIAL_FILE)

@@ -20,7 +20,7 @@ const struct options_vm_opt options_vm_list[] = {
 	{ "mem", true }, { "cpus", true }, { "irqchip", true }, { "posted-interrupts", true }, { "pcpus", true },
 	{ "acpi", true },
 	{ "halt-poll", true },
-	{ "no-hlt-exits", false }, { "msr-filter", true }, { "cpu-template", true }, { "cpuid-mask", true },
+	{ "no-hlt-exits", false }, { "no-pause-exits", false }, { "msr-filter", true }, { "cpu-template", true }, { "cpuid-mask", true },
 	{ "cpuid-set", true }, { "console", true }, { "rng", false }, { "disk", true }, { "network", true },
 	{ "no-irqfd", false }, { "no-ioeventfd", false }, { "device", true }, { "hyperv", false }, { "nested", false },
 	{ "strict-io", false }, { NULL, false },

@@ -199,9 +199,10 @@ static int vm_create_devices(struct vm *vm)
 	/* The IOMMU is the registry's first type (before the devices behind it
 	 * and the IOAPIC, which asks it about every route it computes). Its
 	 * intremap=auto is decided here for the DMAR table as iommu.c decides
-	 * it: on with the split irqchip, which interrupt remapping needs. */
+	 * it: on with hvmm's own IOAPIC (split irqchip or hvmm's APICs), which
+	 * interrupt remapping needs. */
 	if (vm->cfg.intel_iommu && vm->cfg.intremap < 0)
-		vm->cfg.intremap = vm->cfg.irqchip == IRQCHIP_SPLIT;
+		vm->cfg.intremap = vm->cfg.irqchip != IRQCHIP_KERNEL;
 	/* The SynIC before the devices: hyperv-testdev makes its routes. */
 	if (vm->cfg.hyperv && (r = hyperv_create(vm)) < 0)
 		return vm_fail(HVMM_EXIT_HOST, "--hyperv: SynIC state: %s", strerror(-r));

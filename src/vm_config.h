@@ -61,6 +61,7 @@ struct vm_config {
 	int64_t halt_poll_ns; /* -1: KVM's default */
 	bool nested;          /* --nested: SVM/VMX in the guest's CPUID (cpuid_nested) */
 	bool no_hlt_exits;    /* --no-hlt-exits: HLT runs in the guest (controls.h) */
+	bool no_pause_exits;  /* --no-pause-exits: PAUSE never exits (controls.h) */
 	uint32_t msr_filter[CONTROLS_MAX_MSRS]; /* --msr-filter: these MSRs exit to hvmm */
 	int nr_msr_filter;
 	struct inject_req inject[INJECT_MAX]; /* --inject: events for vCPU 0 */

@@ -63,6 +63,8 @@ def t_lab_all(ctx):
         expect(exits[k]["hvmm ns"] == "-", f"exits: KVM handled {k} without hvmm: {exits[k]}", r)
     ns = {k: int(v["ns"].replace(",", "")) for k, v in exits.items()}
     expect(ns["cpuid"] > 10 * max(1, ns["none"]), f"exits: an exit costs more than the loop: {ns}", r)
+    expect("pause" in ns and ns.get("extint", 0) > 10 * max(1, ns["none"]),
+           f"exits: PAUSE measured; the host's interrupts seen as gaps longer than the loop: {ns}", r)
 
     counted = rows(labs["controls"], 1)
     d, ctl, xa = labs["controls"]["tables"][1]["head"][1:]

@@ -21,7 +21,7 @@ const char *const jail_hvmm_value_opts[] = {
 /* Those without a value, for getopt's prefix matching (--no-i is ambiguous). */
 static const char *const jail_hvmm_flag_opts[] = {
 	"stats", "trace-exits", "strict-io", "no-decompress", "rng", "no-irqfd",
-	"no-ioeventfd", "hyperv", "nested", "no-hlt-exits", "track-dirty-pages", "help", "version", NULL,
+	"no-ioeventfd", "hyperv", "nested", "no-hlt-exits", "no-pause-exits", "track-dirty-pages", "help", "version", NULL,
 };
 
 void jail_err(const char *fmt, ...)

@@ -77,6 +77,7 @@ static void assert_same_vm(const struct vm_config *a, const struct vm_config *b)
 	assert_int_equal(a->no_irqfd, b->no_irqfd);
 	assert_int_equal(a->no_ioeventfd, b->no_ioeventfd);
 	assert_int_equal(a->no_hlt_exits, b->no_hlt_exits);
+	assert_int_equal(a->no_pause_exits, b->no_pause_exits);
 	assert_int_equal(a->pc_testdev, b->pc_testdev);
 	assert_int_equal(a->pci_testdev, b->pci_testdev);
 	assert_int_equal(a->edu, b->edu);
@@ -212,7 +213,7 @@ static void test_vm_list(void **state)
 	int n = 0;
 	for (const struct options_vm_opt *v = options_vm_list; v->name; v++)
 		n++;
-	assert_int_equal(n, 22);
+	assert_int_equal(n, 23);
 }
 
 /* --posted-interrupts: on by default with --irqchip user, off on request,

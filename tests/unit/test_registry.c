@@ -167,7 +167,7 @@ static void test_iommu_intremap_usage(void **state)
 	vm.cfg.intremap = 1;
 	char err[256] = "";
 	assert_int_equal(dev_create_all(&vm.env, err, sizeof(err)), HVMM_EXIT_USAGE);
-	assert_string_equal(err, "--device intel-iommu,intremap=on needs --irqchip split");
+	assert_string_equal(err, "--device intel-iommu,intremap=on needs --irqchip split or user");
 	assert_int_equal(vm.devs.nr, 1); /* the host bridge alone */
 	assert_null(vm.env.iommu);
 }
