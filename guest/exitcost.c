@@ -121,9 +121,7 @@ static void exitcost_extint(struct exitcost *e, uint64_t ms)
 		step[i] = t - prev;
 		prev = t;
 	}
-	uint64_t t0 = rdtsc();
-	clock_spin_ns(1000);
-	uint64_t us = rdtsc() - t0;
+	uint64_t us = clock_tsc_hz / 1000000 ? clock_tsc_hz / 1000000 : 1;
 	uint64_t thr = 16 * median_u64(step, 64);
 	if (thr < us)
 		thr = us;
@@ -131,12 +129,15 @@ static void exitcost_extint(struct exitcost *e, uint64_t ms)
 	prev = rdtsc();
 	while (prev < end) {
 		uint64_t t = rdtsc();
-		if (t - prev > thr && n < 512)
-			gaps[n++] = t - prev;
+		if (t - prev > thr) {
+			if (n < 512)
+				gaps[n] = t - prev; /* the median of the first 512 */
+			n++;
+		}
 		prev = t;
 	}
 	e->iters = n;
-	e->cycles = median_u64(gaps, (uint32_t)n);
+	e->cycles = median_u64(gaps, (uint32_t)(n < 512 ? n : 512));
 	e->ns = clock_tsc_to_ns(e->cycles * 1000) / 1000;
 }
 

@@ -58,10 +58,12 @@ class Guest:
             os.unlink(js)
         argv = [env.hvmm, "run", "--timeout", str(timeout), "--cpus", str(cpus), "--serial", "stdio",
                 "--stats-json", js, *extra, "--cmdline", cmdline, env.guest]
+        t0 = time.monotonic()
         try:
             p = subprocess.run(argv, capture_output=True, timeout=timeout + 30)
         except subprocess.TimeoutExpired:
             raise LabError(f"hvmm ({cmdline}) did not end within {timeout + 30} s")
+        self.secs = time.monotonic() - t0  # the whole hvmm process
         self.status = p.returncode
         self.out = p.stdout.decode(errors="replace").replace("\r", "")
         self.err = p.stderr.decode(errors="replace")
@@ -254,10 +256,14 @@ def lab_exits(env):
            f"external interrupts {g.kvm('irq_exits'):,}.")
     if "extint" in rows:
         gaps, gap_ns = int(rows["extint"][3]), int(rows["extint"][2])
-        r.note(f"External interrupts: in 200 ms of a TSC loop with interrupts off the guest saw {gaps} gaps, "
-               f"median {gap_ns:,} ns: the host's own interrupts (its timer tick, IPIs) arrive while the vCPU is "
-               "in guest mode, so each costs an exit, the host's handler and an entry, and nothing of it is the "
-               f"guest's; KVM counted {g.kvm('irq_exits'):,} such exits over the whole run.")
+        secs = g.secs
+        rate = f", {g.kvm('irq_exits') / secs:,.0f} a second" if secs else ""
+        r.note(f"External interrupts: in 200 ms of a TSC loop with interrupts off the guest's vCPU went away "
+               f"{gaps:,} times, a median {gap_ns:,} ns each. A host interrupt that arrives while the vCPU is in "
+               "guest mode costs an exit, the host's handler and an entry, none of it the guest's own work: KVM "
+               f"counted {g.kvm('irq_exits'):,} such exits over the whole {secs:.1f} s run{rate}. Where the host "
+               "is itself emulated (the nested KVM host), its CPU also pauses on its own, and from inside the "
+               "guest those pauses look the same: there the gaps outnumber the exits.")
     need_kinds = {"none", "cpuid", "msr", "pio", "mmio", "ipi", "hlt", "pause", "extint", "npt", "npt-mapped"}
     r.check(need_kinds <= set(rows), f"every kind measured ({', '.join(sorted(need_kinds - set(rows))) or 'all'})")
     for k in ("pio", "mmio"):
@@ -335,7 +341,7 @@ def lab_controls(env):
               f"another vCPU); --no-pause-exits leaves every PAUSE to the guest (KVM exits in all "
               f"{g[d].kvm('exits'):,} → {g[ctl].kvm('exits'):,})." if ple else
               f"So no PAUSE ever exits here, and --no-pause-exits (accepted by KVM) changes nothing: "
-              f"{c[d]['pause'][1]:,} ns per PAUSE with it off, {c[ctl]['pause'][1]:,} ns with it on."))
+              f"{c[d]['pause'][1]:,} ns per PAUSE by default, {c[ctl]['pause'][1]:,} ns with --no-pause-exits."))
     r.note(f"RDMSR of IA32_TSC_AUX: KVM answers it ({c[d]['msr'][1]:,} ns); denied by the MSR filter it "
            f"exits to hvmm, which answers 0 ({c[ctl]['msr'][1]:,} ns, {msr_exits[ctl]:,} exits to hvmm).")
     r.note("CPUID always exits (the instruction is intercepted unconditionally); a CPUID policy changes "
