@@ -143,24 +143,20 @@ static bool vtd_gcmd(uint32_t bit, bool on)
 	return false;
 }
 
-/* Register-based invalidation, global: the context cache, then the IOTLB. */
-static bool vtd_flush_context(void)
+/* Register-based invalidation: the command goes to reg (the context
+ * command or the IOTLB register), whose bit 63 stays set until it is done. */
+static bool vtd_invalidate(unsigned reg, uint64_t cmd)
 {
-	wr64(VTD_CCMD, 1ull << 63 | 1ull << 61);
+	wr64(reg, 1ull << 63 | cmd);
 	for (unsigned i = 0; i < SPIN_LIMIT; i++)
-		if (!(rd32(VTD_CCMD + 4) & (1u << 31)))
+		if (!(rd32(reg + 4) & (1u << 31)))
 			return true;
 	return false;
 }
 
-static bool vtd_flush_iotlb(void)
-{
-	wr64(iotlb_reg, 1ull << 63 | 1ull << 60);
-	for (unsigned i = 0; i < SPIN_LIMIT; i++)
-		if (!(rd32(iotlb_reg + 4) & (1u << 31)))
-			return true;
-	return false;
-}
+/* Global granularity (CIRG, IIRG = 01). */
+static bool vtd_flush_context(void) { return vtd_invalidate(VTD_CCMD, 1ull << 61); }
+static bool vtd_flush_iotlb(void) { return vtd_invalidate(iotlb_reg, 1ull << 60); }
 
 /* One edu DMA of len bytes between bus address bus and its buffer; true
  * once the device says it is done (QEMU's edu takes 100 ms, hvmm's none). */
