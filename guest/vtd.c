@@ -158,32 +158,33 @@ static bool vtd_invalidate(unsigned reg, uint64_t cmd)
 static bool vtd_flush_context(void) { return vtd_invalidate(VTD_CCMD, 1ull << 61); }
 static bool vtd_flush_iotlb(void) { return vtd_invalidate(iotlb_reg, 1ull << 60); }
 
-/* One edu DMA of len bytes between bus address bus and its buffer; true
- * once the device says it is done (QEMU's edu takes 100 ms, hvmm's none). */
-static bool edu_dma(uint64_t bus, uint64_t len, bool to_ram)
+/* Writes edu's DMA source, destination and count for len bytes between bus
+ * address bus and its buffer. */
+static void edu_dma_regs(uint64_t bus, uint64_t len, bool to_ram)
 {
 	edu_wr(EDU_DMA_SRC, to_ram ? EDU_BUF : bus);
 	edu_wr(EDU_DMA_DST, to_ram ? bus : EDU_BUF);
 	edu_wr(EDU_DMA_CNT, len);
-	edu_wr(EDU_DMA_CMD, EDU_CMD_RUN | (to_ram ? EDU_CMD_TO_RAM : 0));
-	uint64_t end = clock_ns() + 2000000000ull;
-	while (edu_rd(EDU_DMA_CMD) & EDU_CMD_RUN)
-		if (clock_ns() > end)
-			return false;
-	return true;
 }
 
-/* The same DMA, timed from the command to the device's "done" (the
- * addresses and length already written): TSC cycles, 0 if it never ended. */
-static uint64_t edu_dma_timed(uint32_t cmd)
+/* Starts the transfer edu_dma_regs described and waits for the device's
+ * "done" (QEMU's edu takes 100 ms, hvmm's none): TSC cycles from the command
+ * to it, 0 if it never came within 2 s. */
+static uint64_t edu_dma_go(bool to_ram)
 {
 	uint64_t t0 = rdtsc();
-	edu_wr(EDU_DMA_CMD, cmd);
+	edu_wr(EDU_DMA_CMD, EDU_CMD_RUN | (to_ram ? EDU_CMD_TO_RAM : 0));
 	uint64_t end = clock_ns() + 2000000000ull;
 	while (edu_rd(EDU_DMA_CMD) & EDU_CMD_RUN)
 		if (clock_ns() > end)
 			return 0;
 	return rdtsc() - t0;
+}
+
+static bool edu_dma(uint64_t bus, uint64_t len, bool to_ram)
+{
+	edu_dma_regs(bus, len, to_ram);
+	return edu_dma_go(to_ram) != 0;
 }
 
 static void fill(uint64_t pa, uint8_t v)
@@ -328,10 +329,8 @@ static bool vtd_costs(uint64_t a_pa, unsigned iters)
 		for (unsigned i = 0; i < n && good; i++) {
 			if (k == 2)
 				good = vtd_flush_iotlb();
-			edu_wr(EDU_DMA_SRC, k ? IOVA_A : a_pa);
-			edu_wr(EDU_DMA_DST, EDU_BUF);
-			edu_wr(EDU_DMA_CNT, XFER);
-			t[k][i] = edu_dma_timed(EDU_CMD_RUN);
+			edu_dma_regs(k ? IOVA_A : a_pa, XFER, false);
+			t[k][i] = edu_dma_go(false);
 			good = good && t[k][i];
 		}
 	}
