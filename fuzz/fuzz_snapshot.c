@@ -150,12 +150,41 @@ void *__wrap_calloc(size_t n, size_t size)
 	return __real_calloc(n, size);
 }
 
+/* Zero only the pages an input reached: a page never touched is not
+ * resident (mincore) and still reads as zeros, and most of the 8 MiB request
+ * table is never touched (memsetting all of it twice per input was a quarter
+ * of the target's time). */
+static void fz_big_zero(uint8_t *p, size_t size)
+{
+	uintptr_t first = (uintptr_t)p & ~(uintptr_t)4095, end = (uintptr_t)p + size;
+	size_t pages = (end - first + 4095) / 4096;
+	unsigned char vec[4096];
+	for (size_t done = 0; done < pages;) {
+		size_t n = pages - done < sizeof(vec) ? pages - done : sizeof(vec);
+		if (mincore((void *)(first + done * 4096), n * 4096, vec) != 0) {
+			memset(p, 0, size); /* cannot tell: zero it all */
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!(vec[i] & 1))
+				continue;
+			uintptr_t a = first + (done + i) * 4096, b = a + 4096;
+			if (a < (uintptr_t)p)
+				a = (uintptr_t)p;
+			if (b > end)
+				b = end;
+			memset((void *)a, 0, b - a);
+		}
+		done += n;
+	}
+}
+
 void __wrap_free(void *p)
 {
 	for (unsigned i = 0; i < FZ_BIG_SLOTS; i++)
 		if (p && fz_bigs[i].p == p) {
 			FZ_CHECK(fz_bigs[i].used); /* a double free */
-			memset(p, 0, fz_bigs[i].size);
+			fz_big_zero(p, fz_bigs[i].size);
 			fz_bigs[i].used = false;
 			return;
 		}

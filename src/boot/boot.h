@@ -227,12 +227,17 @@ bool boot_is_pvh(const uint8_t *image, size_t len);
 /* where the 64-bit entry sits in the protected-mode kernel of a bzImage */
 #define BOOT_LINUX_ENTRY64_OFF 0x200ull
 
+struct boot_elf_info;
 struct boot_linux_in {
 	const uint8_t *kernel;
 	size_t kernel_len;
 	const uint8_t *initrd; /* may be NULL (initrd_len 0) */
 	size_t initrd_len;
 	const char *cmdline;   /* may be NULL: empty */
+	/* Set when the vmlinux's segments are already in RAM (streamed from the
+	 * decompressor, src/boot/kernel.c): kernel then holds only its first
+	 * bytes, headers included, for the entry point. */
+	const struct boot_elf_info *elf_loaded;
 };
 
 /* boot_load()'s Linux path: a bzImage's payload is decompressed on the host
@@ -343,6 +348,18 @@ enum boot_comp boot_comp_detect(const uint8_t *p, size_t len);
 const char *boot_comp_name(enum boot_comp c);
 int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
 		    size_t *out_len, char *err, size_t errlen);
+/*
+ * boot_decompress_to: the same decoders and limits, the output handed to
+ * sink->write in order, chunk by chunk (at most 8 MiB at a time, through one
+ * reused window), instead of collected: *out_len is the total. A write
+ * returning < 0 stops decoding and is returned as it is (err is the sink's).
+ */
+struct boot_sink {
+	int (*write)(void *ctx, uint64_t off, const uint8_t *p, size_t n, char *err, size_t errlen);
+	void *ctx;
+};
+int boot_decompress_to(const uint8_t *in, size_t in_len, size_t max_out, const struct boot_sink *sink,
+		       uint64_t *out_len, char *err, size_t errlen);
 int boot_bzimage_payload(const uint8_t *img, size_t len, const uint8_t **payload, size_t *plen,
 			 char *err, size_t errlen);
 

@@ -39,6 +39,40 @@ struct boot_elf_info {
 int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len, uint64_t reserved_end,
 			struct boot_elf_info *info, char *err, size_t errlen);
 
+/*
+ * Loading an ELF64 executable as it streams in (a decompressor's output), each
+ * chunk copied straight to its segments' places in guest RAM: no buffer the
+ * size of the file. The first 64 KiB are kept for the headers (lx_vmlinux_
+ * entry reads them from head). The checks are boot_elf_load_image's; unlike
+ * it, a stream that fails part-way has already written RAM (the boot then
+ * fails as a whole). An image this loader does not take (not ELF64, program
+ * headers past the first 64 KiB, segments that overlap in guest RAM) is
+ * BOOT_STREAM_DECLINED from write or finish, and is for boot_elf_load_image.
+ */
+#define BOOT_STREAM_DECLINED (-2)
+struct boot_elf_stream_seg {
+	unsigned index; /* in the program headers, for messages */
+	uint64_t offset, filesz, memsz, paddr;
+};
+struct boot_elf_stream {
+	struct guest_mem *m;
+	uint64_t reserved_end, max_len, total;
+	uint8_t head[64 * 1024];
+	size_t head_len;
+	bool planned;
+	struct boot_elf_stream_seg *segs;
+	unsigned nseg;
+	struct boot_elf_info info;
+};
+void boot_elf_stream_init(struct boot_elf_stream *s, struct guest_mem *m, uint64_t reserved_end,
+			  uint64_t max_len);
+/* A struct boot_sink's write: the bytes at file offset off (in order). */
+int boot_elf_stream_write(void *ctx, uint64_t off, const uint8_t *p, size_t n, char *err, size_t errlen);
+/* The stream has ended: every segment's file range inside it? *info then. */
+int boot_elf_stream_finish(struct boot_elf_stream *s, struct boot_elf_info *info, char *err,
+			   size_t errlen);
+void boot_elf_stream_free(struct boot_elf_stream *s);
+
 /* Offset of a valid multiboot v1 header (magic, 4-byte aligned, in the first
  * 8 KiB, checksum right), or -1. */
 long boot_mb_find_header(const uint8_t *image, size_t len);

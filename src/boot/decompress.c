@@ -85,7 +85,34 @@ const char *boot_comp_name(enum boot_comp c)
 struct decomp_out {
 	uint8_t *p;
 	size_t len, cap, limit, max_out;
+	/* With a sink, p is a window: full, it goes to the sink and starts over.
+	 * flushed counts what the sink has had; sink_rc is its failure. */
+	const struct boot_sink *sink;
+	uint64_t flushed;
+	int sink_rc;
+	char *err;
+	size_t errlen;
 };
+
+/* All output so far, handed on or still in the buffer. */
+static uint64_t decomp_total(const struct decomp_out *o)
+{
+	return o->flushed + o->len;
+}
+
+static int decomp_flush(struct decomp_out *o)
+{
+	if (!o->sink || o->len == 0)
+		return 0;
+	int r = o->sink->write(o->sink->ctx, o->flushed, o->p, o->len, o->err, o->errlen);
+	if (r < 0) {
+		o->sink_rc = r;
+		return -1;
+	}
+	o->flushed += o->len;
+	o->len = 0;
+	return 0;
+}
 
 /* Make room for at least `want` more bytes, or as many as limit allows.
  * 0 when some room is free afterwards, -1 when none (limit reached or ENOMEM). */
@@ -93,6 +120,12 @@ static int decomp_reserve(struct decomp_out *o, size_t want)
 {
 	if (o->cap - o->len >= want)
 		return 0;
+	if (o->sink && o->len) {
+		if (decomp_flush(o) < 0)
+			return -1;
+		if (o->cap >= want)
+			return 0;
+	}
 	size_t ncap = o->cap ? o->cap : 64 * 1024;
 	while (ncap - o->len < want && ncap < o->limit)
 		ncap = ncap > o->limit / 2 ? o->limit : ncap * 2;
@@ -117,10 +150,12 @@ static int decomp_too_big(const struct decomp_out *o, char *err, size_t errlen)
 /* Out of room: over max_out, or the allocation failed below it. */
 static int decomp_no_room(const struct decomp_out *o, char *err, size_t errlen)
 {
-	if (o->len >= o->max_out)
+	if (o->sink_rc)
+		return -1; /* the sink's own reason is in err */
+	if (decomp_total(o) >= o->max_out)
 		return decomp_too_big(o, err, errlen);
-	return boot_fail(err, errlen, "out of memory decompressing the kernel (%zu MiB so far)",
-			 o->len >> 20);
+	return boot_fail(err, errlen, "out of memory decompressing the kernel (%llu MiB so far)",
+			 (unsigned long long)(decomp_total(o) >> 20));
 }
 
 static int decomp_gzip(const uint8_t *in, size_t in_len, struct decomp_out *o, char *err,
@@ -148,7 +183,7 @@ static int decomp_gzip(const uint8_t *in, size_t in_len, struct decomp_out *o, c
 		int zr = inflate(&zs, Z_NO_FLUSH);
 		in_pos += in_chunk - zs.avail_in;
 		o->len += out_chunk - zs.avail_out;
-		if (o->len > o->max_out) {
+		if (decomp_total(o) > o->max_out) {
 			decomp_too_big(o, err, errlen);
 			break;
 		}
@@ -162,8 +197,8 @@ static int decomp_gzip(const uint8_t *in, size_t in_len, struct decomp_out *o, c
 		if (zr == Z_BUF_ERROR && zs.avail_out == 0)
 			continue; /* only needs more room */
 		if (zr == Z_BUF_ERROR && in_pos == in_len) {
-			boot_fail(err, errlen, "gzip: stream truncated after %zu bytes of output",
-				  o->len);
+			boot_fail(err, errlen, "gzip: stream truncated after %llu bytes of output",
+				  (unsigned long long)decomp_total(o));
 			break;
 		}
 		boot_fail(err, errlen, "gzip: corrupt stream at input byte %zu (%s)", in_pos,
@@ -213,7 +248,7 @@ static int decomp_xz(const uint8_t *in, size_t in_len, struct decomp_out *o, cha
 		 * ends early is LZMA_BUF_ERROR rather than a wait for more. */
 		lr = lzma_code(&ls, LZMA_FINISH);
 		o->len += avail - ls.avail_out;
-		if (o->len > o->max_out) {
+		if (decomp_total(o) > o->max_out) {
 			decomp_too_big(o, err, errlen);
 			break;
 		}
@@ -226,7 +261,8 @@ static int decomp_xz(const uint8_t *in, size_t in_len, struct decomp_out *o, cha
 		if (lr == LZMA_OK)
 			continue;
 		if (lr == LZMA_BUF_ERROR) {
-			boot_fail(err, errlen, "xz: stream truncated after %zu bytes of output", o->len);
+			boot_fail(err, errlen, "xz: stream truncated after %llu bytes of output",
+				  (unsigned long long)decomp_total(o));
 			break;
 		}
 		boot_fail(err, errlen, "xz: %s at input byte %zu", decomp_lzma_msg(lr),
@@ -265,7 +301,7 @@ static int decomp_zstd(const uint8_t *in, size_t in_len, struct decomp_out *o, c
 				  ib.pos);
 			break;
 		}
-		if (o->len > o->max_out) {
+		if (decomp_total(o) > o->max_out) {
 			decomp_too_big(o, err, errlen);
 			break;
 		}
@@ -276,8 +312,8 @@ static int decomp_zstd(const uint8_t *in, size_t in_len, struct decomp_out *o, c
 		}
 		if (ob.pos < ob.size && ib.pos == ib.size) {
 			/* Room left and input used up, yet the frame is not complete. */
-			boot_fail(err, errlen, "zstd: stream truncated after %zu bytes of output",
-				  o->len);
+			boot_fail(err, errlen, "zstd: stream truncated after %llu bytes of output",
+				  (unsigned long long)decomp_total(o));
 			break;
 		}
 	}
@@ -291,7 +327,10 @@ static int decomp_lz4(const uint8_t *in, size_t in_len, struct decomp_out *o, ch
 	/* Room for a whole block past max_out: LZ4_decompress_safe cannot say
 	 * "output full" apart from "corrupt", so each block gets its full 8 MiB
 	 * and the limit is checked after it. */
-	o->limit = o->max_out > SIZE_MAX - DECOMP_LZ4_BLOCK ? SIZE_MAX : o->max_out + DECOMP_LZ4_BLOCK;
+	if (o->sink)
+		o->limit = DECOMP_LZ4_BLOCK; /* the window: one block at a time */
+	else
+		o->limit = o->max_out > SIZE_MAX - DECOMP_LZ4_BLOCK ? SIZE_MAX : o->max_out + DECOMP_LZ4_BLOCK;
 	size_t pos = 4; /* after the magic, checked by the caller */
 	int blocks = 0;
 	while (in_len - pos >= 4) {
@@ -318,7 +357,7 @@ static int decomp_lz4(const uint8_t *in, size_t in_len, struct decomp_out *o, ch
 		if (n < 0)
 			return boot_fail(err, errlen, "lz4: corrupt block at input byte %zu", pos - 4);
 		o->len += (size_t)n;
-		if (o->len > o->max_out)
+		if (decomp_total(o) > o->max_out)
 			return decomp_too_big(o, err, errlen);
 		pos += csize;
 		blocks++;
@@ -328,27 +367,23 @@ static int decomp_lz4(const uint8_t *in, size_t in_len, struct decomp_out *o, ch
 	return 0;
 }
 
-int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
-		    size_t *out_len, char *err, size_t errlen)
+/* The decoder for in's compression, or -1 with err set. */
+static int decomp_check(const uint8_t *in, size_t in_len, enum boot_comp *c, char *err, size_t errlen)
 {
-	*out = NULL;
-	*out_len = 0;
-	if (max_out > BOOT_DECOMPRESS_MAX)
-		max_out = BOOT_DECOMPRESS_MAX;
-	enum boot_comp c = boot_comp_detect(in, in_len);
-	switch (c) {
+	*c = boot_comp_detect(in, in_len);
+	switch (*c) {
 	case BOOT_COMP_GZIP:
 	case BOOT_COMP_XZ:
 	case BOOT_COMP_ZSTD:
 	case BOOT_COMP_LZ4:
-		break;
+		return 0;
 	case BOOT_COMP_BZIP2:
 	case BOOT_COMP_LZMA:
 	case BOOT_COMP_LZO:
 		return boot_fail(err, errlen,
 				 "%s-compressed kernel: host-side decompression is not supported "
 				 "for %s, boot with --no-decompress",
-				 boot_comp_name(c), boot_comp_name(c));
+				 boot_comp_name(*c), boot_comp_name(*c));
 	case BOOT_COMP_NONE:
 	default:
 		if (in_len >= 4)
@@ -357,6 +392,30 @@ int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **
 					 in[1], in[2], in[3]);
 		return boot_fail(err, errlen, "compressed data too short (%zu bytes)", in_len);
 	}
+}
+
+static int decomp_run(enum boot_comp c, const uint8_t *in, size_t in_len, struct decomp_out *o,
+		      char *err, size_t errlen)
+{
+	if (c == BOOT_COMP_GZIP)
+		return decomp_gzip(in, in_len, o, err, errlen);
+	if (c == BOOT_COMP_XZ)
+		return decomp_xz(in, in_len, o, err, errlen);
+	if (c == BOOT_COMP_ZSTD)
+		return decomp_zstd(in, in_len, o, err, errlen);
+	return decomp_lz4(in, in_len, o, err, errlen);
+}
+
+int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
+		    size_t *out_len, char *err, size_t errlen)
+{
+	*out = NULL;
+	*out_len = 0;
+	if (max_out > BOOT_DECOMPRESS_MAX)
+		max_out = BOOT_DECOMPRESS_MAX;
+	enum boot_comp c;
+	if (decomp_check(in, in_len, &c, err, errlen) < 0)
+		return -1;
 
 	struct decomp_out o = { .max_out = max_out,
 				.limit = max_out == SIZE_MAX ? SIZE_MAX : max_out + 1 };
@@ -367,16 +426,7 @@ int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **
 	if (hint && hint <= max_out)
 		decomp_reserve(&o, (size_t)hint + 1);
 
-	int rc;
-	if (c == BOOT_COMP_GZIP)
-		rc = decomp_gzip(in, in_len, &o, err, errlen);
-	else if (c == BOOT_COMP_XZ)
-		rc = decomp_xz(in, in_len, &o, err, errlen);
-	else if (c == BOOT_COMP_ZSTD)
-		rc = decomp_zstd(in, in_len, &o, err, errlen);
-	else
-		rc = decomp_lz4(in, in_len, &o, err, errlen);
-	if (rc < 0) {
+	if (decomp_run(c, in, in_len, &o, err, errlen) < 0) {
 		free(o.p);
 		return -1;
 	}
@@ -388,6 +438,30 @@ int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **
 	}
 	*out = o.p;
 	*out_len = o.len;
+	return 0;
+}
+
+int boot_decompress_to(const uint8_t *in, size_t in_len, size_t max_out, const struct boot_sink *sink,
+		       uint64_t *out_len, char *err, size_t errlen)
+{
+	*out_len = 0;
+	if (max_out > BOOT_DECOMPRESS_MAX)
+		max_out = BOOT_DECOMPRESS_MAX;
+	enum boot_comp c;
+	if (decomp_check(in, in_len, &c, err, errlen) < 0)
+		return -1;
+	/* The window: 1 MiB is what the streaming decoders ask for at a time
+	 * (lz4 raises its limit to a block); one over max_out shows a stream
+	 * that is too long, as in boot_decompress. */
+	struct decomp_out o = { .max_out = max_out, .limit = 1u << 20, .sink = sink,
+				.err = err, .errlen = errlen };
+	int rc = decomp_run(c, in, in_len, &o, err, errlen);
+	if (rc == 0 && decomp_flush(&o) < 0)
+		rc = -1;
+	free(o.p);
+	if (rc < 0)
+		return o.sink_rc ? o.sink_rc : -1;
+	*out_len = o.flushed;
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 #include <elf.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../util.h"
@@ -163,5 +164,159 @@ int boot_load_elf(struct guest_mem *m, const struct boot_params_in *in, struct b
 		out->mode = BOOT_MODE_PROT32;
 	}
 	boot_x86_write_gdt(m, out->mode);
+	return 0;
+}
+
+/*
+ * The streaming loader: a decompressor's output goes straight to the
+ * segments' places in guest RAM, chunk by chunk, instead of into a buffer as
+ * large as the whole vmlinux that is then copied (for Debian's kernel, 63 MiB
+ * of fresh heap the host must fault in and zero, and a second pass over it).
+ * The first bytes are kept until the program headers are in; then every
+ * segment is checked as boot_elf_load_image checks it, except that the file's
+ * length is known only at the end (boot_elf_stream_finish checks it then).
+ */
+void boot_elf_stream_init(struct boot_elf_stream *s, struct guest_mem *m, uint64_t reserved_end,
+			  uint64_t max_len)
+{
+	memset(s, 0, sizeof(*s));
+	s->m = m;
+	s->reserved_end = reserved_end;
+	s->max_len = max_len;
+}
+
+void boot_elf_stream_free(struct boot_elf_stream *s)
+{
+	free(s->segs);
+	s->segs = NULL;
+	s->nseg = 0;
+}
+
+/* Headers complete in s->head: check them and every segment, zero the parts
+ * of segments the file does not fill. 0, -1 (err set), or BOOT_STREAM_DECLINED
+ * for an image the streaming loader leaves to boot_elf_load_image. */
+static int elf_stream_plan(struct boot_elf_stream *s, char *err, size_t errlen)
+{
+	struct elf_hdr h = { 0 };
+	if (s->head_len < EI_NIDENT)
+		return 1;
+	if (memcmp(s->head, ELFMAG, SELFMAG) != 0 ||
+	    s->head[EI_CLASS] != ELFCLASS64)
+		return BOOT_STREAM_DECLINED; /* the caller's own message says what it is */
+	if (s->head_len < sizeof(Elf64_Ehdr))
+		return 1; /* more to come */
+	Elf64_Ehdr e;
+	memcpy(&e, s->head, sizeof(e));
+	uint64_t ph_end = e.e_phoff + (uint64_t)e.e_phnum * e.e_phentsize;
+	if (e.e_phoff > sizeof(s->head) || ph_end > sizeof(s->head))
+		return BOOT_STREAM_DECLINED; /* headers far in: load it whole */
+	if (s->head_len < ph_end)
+		return 1;
+	if (elf_read_hdr(s->head, s->head_len, &h, err, errlen) < 0)
+		return -1;
+	s->segs = calloc(h.phnum ? h.phnum : 1, sizeof(*s->segs));
+	if (!s->segs)
+		return boot_fail(err, errlen, "out of memory for %u ELF program headers", h.phnum);
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (unsigned i = 0; i < h.phnum; i++) {
+		struct elf_seg seg;
+		elf_read_phdr(s->head, &h, i, &seg);
+		if (seg.type != PT_LOAD)
+			continue;
+		/* the file length is not known yet: its bound stands in, and
+		 * boot_elf_stream_finish checks each range against the real one */
+		if (elf_check_seg(s->m, s->max_len, i, &seg, s->reserved_end, err, errlen) < 0)
+			return -1;
+		if (seg.memsz == 0)
+			continue;
+		/* Overlapping destinations make the result depend on the order of
+		 * the copies (boot_elf_load_image's is the headers'): leave such
+		 * an image to it. */
+		for (unsigned j = 0; j < s->nseg; j++)
+			if (seg.paddr < s->segs[j].paddr + s->segs[j].memsz &&
+			    s->segs[j].paddr < seg.paddr + seg.memsz)
+				return BOOT_STREAM_DECLINED;
+		s->segs[s->nseg] = (struct boot_elf_stream_seg){ i, seg.offset, seg.filesz, seg.memsz,
+								  seg.paddr };
+		s->nseg++;
+		if (seg.paddr < lo)
+			lo = seg.paddr;
+		if (seg.paddr + seg.memsz > hi)
+			hi = seg.paddr + seg.memsz;
+	}
+	if (hi == 0)
+		return boot_fail(err, errlen, "ELF file has no loadable (PT_LOAD) segment");
+	for (unsigned j = 0; j < s->nseg; j++) {
+		const struct boot_elf_stream_seg *g = &s->segs[j];
+		memset(mem_ptr(s->m, g->paddr + g->filesz, g->memsz - g->filesz), 0, g->memsz - g->filesz);
+	}
+	s->info = (struct boot_elf_info){ .elf_class = h.elf_class, .entry = h.entry, .lo = lo, .hi = hi };
+	s->planned = true;
+	return 0;
+}
+
+/* File bytes [off, off+n) to wherever segments want them. */
+static void elf_stream_place(struct boot_elf_stream *s, uint64_t off, const uint8_t *p, size_t n)
+{
+	for (unsigned j = 0; j < s->nseg; j++) {
+		const struct boot_elf_stream_seg *g = &s->segs[j];
+		uint64_t a = off > g->offset ? off : g->offset;
+		uint64_t b = off + n < g->offset + g->filesz ? off + n : g->offset + g->filesz;
+		if (a < b)
+			memcpy(mem_ptr(s->m, g->paddr + (a - g->offset), b - a), p + (a - off), b - a);
+	}
+}
+
+int boot_elf_stream_write(void *ctx, uint64_t off, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	struct boot_elf_stream *s = ctx;
+	if (off != s->total)
+		return boot_fail(err, errlen, "ELF stream: bytes at %llu after %llu",
+				 (unsigned long long)off, (unsigned long long)s->total);
+	s->total += n;
+	if (!s->planned) {
+		size_t take = sizeof(s->head) - s->head_len;
+		if (take > n)
+			take = n;
+		memcpy(s->head + s->head_len, p, take);
+		s->head_len += take;
+		int r = elf_stream_plan(s, err, errlen);
+		if (r == 1 && s->head_len < sizeof(s->head))
+			return 0; /* headers not all in yet */
+		if (r == 1)
+			return BOOT_STREAM_DECLINED;
+		if (r != 0)
+			return r;
+		/* what came before the plan, then the rest of this chunk */
+		elf_stream_place(s, 0, s->head, s->head_len);
+		if (n > take)
+			elf_stream_place(s, off + take, p + take, n - take);
+		return 0;
+	}
+	elf_stream_place(s, off, p, n);
+	return 0;
+}
+
+int boot_elf_stream_finish(struct boot_elf_stream *s, struct boot_elf_info *info, char *err,
+			   size_t errlen)
+{
+	if (!s->planned) {
+		int r = elf_stream_plan(s, err, errlen);
+		if (r == 1)
+			return BOOT_STREAM_DECLINED; /* too short for its headers: the whole-image path says so */
+		if (r != 0)
+			return r;
+		elf_stream_place(s, 0, s->head, s->head_len);
+	}
+	for (unsigned j = 0; j < s->nseg; j++) {
+		const struct boot_elf_stream_seg *g = &s->segs[j];
+		if (g->filesz && !util_range_ok(g->offset, g->filesz, s->total))
+			return boot_fail(err, errlen,
+					 "ELF segment %u file range [0x%llx, +0x%llx) lies outside the "
+					 "%llu-byte file",
+					 g->index, (unsigned long long)g->offset,
+					 (unsigned long long)g->filesz, (unsigned long long)s->total);
+	}
+	*info = s->info;
 	return 0;
 }

@@ -271,7 +271,9 @@ static int lx_load_vmlinux(struct guest_mem *m, const struct boot_linux_in *in,
 			     errlen) < 0)
 		return -1;
 	struct boot_elf_info ei;
-	if (boot_elf_load_image(m, in->kernel, in->kernel_len, BOOT_RESERVED_END, &ei, err, errlen) < 0)
+	if (in->elf_loaded)
+		ei = *in->elf_loaded;
+	else if (boot_elf_load_image(m, in->kernel, in->kernel_len, BOOT_RESERVED_END, &ei, err, errlen) < 0)
 		return -1;
 	struct lx_plan p = {
 		.kernel_lo = ei.lo,

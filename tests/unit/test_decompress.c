@@ -6,8 +6,10 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,7 +142,64 @@ static const struct {
 };
 #define NFORMATS (sizeof(formats) / sizeof(formats[0]))
 
-/* Decompress and expect exactly `want`. */
+/* A sink that collects what boot_decompress_to hands it, checking that the
+ * chunks come in order and no larger than the 8 MiB window. fail_at: the
+ * write reaching that offset fails (-1 with a message, or `rc`). */
+struct collect {
+	uint8_t *p;
+	size_t len, chunks;
+	uint64_t fail_at;
+	int rc;
+	bool count_only; /* a failure expected: count, keep nothing (a bomb is 512 MiB) */
+};
+
+static int collect_write(void *ctx, uint64_t off, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	struct collect *c = ctx;
+	assert_int_equal(off, c->len);
+	assert_true(n > 0 && n <= (8u << 20));
+	if (off + n > c->fail_at) {
+		if (c->rc == -1)
+			snprintf(err, errlen, "the sink says no at %llu", (unsigned long long)off);
+		return c->rc;
+	}
+	if (!c->count_only) {
+		c->p = realloc(c->p, c->len + n);
+		assert_non_null(c->p);
+		memcpy(c->p + c->len, p, n);
+	}
+	c->len += n;
+	c->chunks++;
+	return 0;
+}
+
+/* boot_decompress_to gives what boot_decompress gives: rc, and the bytes or the message. */
+static void expect_same_streamed(const uint8_t *c, size_t clen, size_t max_out, int want_rc,
+				 const uint8_t *want, size_t want_len, const char *needle)
+{
+	struct collect col = { .fail_at = UINT64_MAX, .rc = -1, .count_only = want_rc != 0 };
+	struct boot_sink sink = { collect_write, &col };
+	uint64_t total = 1;
+	char err[256] = "";
+	int rc = boot_decompress_to(c, clen, max_out, &sink, &total, err, sizeof(err));
+	if (rc != want_rc)
+		print_error("streamed: rc %d, want %d (%s)\n", rc, want_rc, err);
+	assert_int_equal(rc, want_rc);
+	if (rc == 0) {
+		assert_int_equal(total, want_len);
+		assert_int_equal(col.len, want_len);
+		if (want_len)
+			assert_memory_equal(col.p, want, want_len);
+	} else {
+		assert_int_equal(total, 0);
+		assert_true(err[0] != '\0');
+		if (needle && !strstr(err, needle))
+			fail_msg("streamed: error \"%s\" lacks \"%s\"", err, needle);
+	}
+	free(col.p);
+}
+
+/* Decompress and expect exactly `want` (collected and streamed). */
 static void expect_ok(const uint8_t *c, size_t clen, size_t max_out, const uint8_t *want,
 		      size_t want_len)
 {
@@ -154,6 +213,7 @@ static void expect_ok(const uint8_t *c, size_t clen, size_t max_out, const uint8
 	assert_int_equal(out_len, want_len);
 	assert_memory_equal(out, want, want_len);
 	free(out);
+	expect_same_streamed(c, clen, max_out, 0, want, want_len, NULL);
 }
 
 /* Expect failure with err containing `needle` (NULL: any message). */
@@ -171,6 +231,44 @@ static void expect_fail(const uint8_t *c, size_t clen, size_t max_out, const cha
 	assert_true(err[0] != '\0');
 	if (needle && !strstr(err, needle))
 		fail_msg("error \"%s\" lacks \"%s\"", err, needle);
+	expect_same_streamed(c, clen, max_out, -1, NULL, 0, needle);
+}
+
+/* A sink that fails stops the decoding with its own message (or its own
+ * code: the streaming loader's "decline" reaches the caller as it is), and
+ * output larger than the window comes in several chunks. */
+static void test_sink(void **state)
+{
+	(void)state;
+	const size_t len = 5u << 20;
+	uint8_t *data = make_data(len, 77);
+	for (size_t f = 0; f < NFORMATS; f++) {
+		size_t clen;
+		uint8_t *c = formats[f].fn(data, len, &clen);
+		struct collect col = { .fail_at = UINT64_MAX, .rc = -1 };
+		struct boot_sink sink = { collect_write, &col };
+		uint64_t total = 0;
+		char err[256] = "";
+		assert_int_equal(boot_decompress_to(c, clen, MAX_OUT, &sink, &total, err, sizeof(err)), 0);
+		assert_int_equal(total, len);
+		assert_memory_equal(col.p, data, len);
+		/* lz4's window is one 8 MiB block, the others' 1 MiB */
+		assert_true(col.chunks >= (formats[f].comp == BOOT_COMP_LZ4 ? 1u : 5u));
+		free(col.p);
+		for (int code = -1; code >= -2; code--) {
+			col = (struct collect){ .fail_at = 2u << 20, .rc = code };
+			err[0] = '\0';
+			int rc = boot_decompress_to(c, clen, MAX_OUT, &sink, &total, err, sizeof(err));
+			assert_int_equal(rc, code);
+			assert_int_equal(total, 0);
+			if (code == -1)
+				assert_non_null(strstr(err, "the sink says no"));
+			assert_true(col.len <= (2u << 20));
+			free(col.p);
+		}
+		free(c);
+	}
+	free(data);
 }
 
 static void test_roundtrip(void **state)
@@ -590,6 +688,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_sink),
 		cmocka_unit_test(test_trailing_garbage),
 		cmocka_unit_test(test_lz4_blocks),
 		cmocka_unit_test(test_truncated),
