@@ -367,9 +367,13 @@ static int decomp_lz4(const uint8_t *in, size_t in_len, struct decomp_out *o, ch
 	return 0;
 }
 
-/* The decoder for in's compression, or -1 with err set. */
-static int decomp_check(const uint8_t *in, size_t in_len, enum boot_comp *c, char *err, size_t errlen)
+/* The decoder for in's compression, or -1 with err set; *max_out capped at
+ * BOOT_DECOMPRESS_MAX whatever the caller allows. */
+static int decomp_check(const uint8_t *in, size_t in_len, size_t *max_out, enum boot_comp *c, char *err,
+			size_t errlen)
 {
+	if (*max_out > BOOT_DECOMPRESS_MAX)
+		*max_out = BOOT_DECOMPRESS_MAX;
 	*c = boot_comp_detect(in, in_len);
 	switch (*c) {
 	case BOOT_COMP_GZIP:
@@ -411,10 +415,8 @@ int boot_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **
 {
 	*out = NULL;
 	*out_len = 0;
-	if (max_out > BOOT_DECOMPRESS_MAX)
-		max_out = BOOT_DECOMPRESS_MAX;
 	enum boot_comp c;
-	if (decomp_check(in, in_len, &c, err, errlen) < 0)
+	if (decomp_check(in, in_len, &max_out, &c, err, errlen) < 0)
 		return -1;
 
 	struct decomp_out o = { .max_out = max_out,
@@ -445,10 +447,8 @@ int boot_decompress_to(const uint8_t *in, size_t in_len, size_t max_out, const s
 		       uint64_t *out_len, char *err, size_t errlen)
 {
 	*out_len = 0;
-	if (max_out > BOOT_DECOMPRESS_MAX)
-		max_out = BOOT_DECOMPRESS_MAX;
 	enum boot_comp c;
-	if (decomp_check(in, in_len, &c, err, errlen) < 0)
+	if (decomp_check(in, in_len, &max_out, &c, err, errlen) < 0)
 		return -1;
 	/* The window: 1 MiB is what the streaming decoders ask for at a time
 	 * (lz4 raises its limit to a block); one over max_out shows a stream

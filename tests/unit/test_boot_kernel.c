@@ -32,10 +32,10 @@ static size_t gzip(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 	return len;
 }
 
-/* A minimal vmlinux: one PT_LOAD of 4 KiB at LOAD, entry LOAD + ENTRY_OFF. */
-static size_t make_vmlinux(uint8_t *b)
+/* An x86-64 executable's ELF header at b: entry LOAD + ENTRY_OFF, phnum
+ * program headers right after it. */
+static void put_ehdr(uint8_t *b, unsigned phnum)
 {
-	memset(b, 0, 0x2000);
 	Elf64_Ehdr *e = (Elf64_Ehdr *)b;
 	memcpy(e->e_ident, ELFMAG, SELFMAG);
 	e->e_ident[EI_CLASS] = ELFCLASS64;
@@ -48,8 +48,15 @@ static size_t make_vmlinux(uint8_t *b)
 	e->e_phoff = sizeof(*e);
 	e->e_ehsize = sizeof(*e);
 	e->e_phentsize = sizeof(Elf64_Phdr);
-	e->e_phnum = 1;
-	Elf64_Phdr *p = (Elf64_Phdr *)(b + sizeof(*e));
+	e->e_phnum = (uint16_t)phnum;
+}
+
+/* A minimal vmlinux: one PT_LOAD of 4 KiB at LOAD, entry LOAD + ENTRY_OFF. */
+static size_t make_vmlinux(uint8_t *b)
+{
+	memset(b, 0, 0x2000);
+	put_ehdr(b, 1);
+	Elf64_Phdr *p = (Elf64_Phdr *)(b + sizeof(Elf64_Ehdr));
 	p->p_type = PT_LOAD;
 	p->p_offset = 0x1000;
 	p->p_vaddr = p->p_paddr = LOAD;
@@ -186,20 +193,8 @@ static uint8_t *make_big_vmlinux(int overlap, uint64_t seg2_filesz)
 {
 	uint8_t *b = calloc(1, BIG_FILE);
 	assert_non_null(b);
-	Elf64_Ehdr *e = (Elf64_Ehdr *)b;
-	memcpy(e->e_ident, ELFMAG, SELFMAG);
-	e->e_ident[EI_CLASS] = ELFCLASS64;
-	e->e_ident[EI_DATA] = ELFDATA2LSB;
-	e->e_ident[EI_VERSION] = EV_CURRENT;
-	e->e_type = ET_EXEC;
-	e->e_machine = EM_X86_64;
-	e->e_version = EV_CURRENT;
-	e->e_entry = LOAD + ENTRY_OFF;
-	e->e_phoff = sizeof(*e);
-	e->e_ehsize = sizeof(*e);
-	e->e_phentsize = sizeof(Elf64_Phdr);
-	e->e_phnum = 3;
-	Elf64_Phdr *p = (Elf64_Phdr *)(b + sizeof(*e));
+	put_ehdr(b, 3);
+	Elf64_Phdr *p = (Elf64_Phdr *)(b + sizeof(Elf64_Ehdr));
 	p[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 0x1000, .p_paddr = LOAD, .p_vaddr = LOAD,
 			     .p_filesz = 0x180000, .p_memsz = 0x183000 };
 	p[1] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = 0x1c0000, .p_filesz = 0x100 };
