@@ -192,9 +192,10 @@ void boot_elf_stream_free(struct boot_elf_stream *s)
 	s->nseg = 0;
 }
 
-/* Headers complete in s->head: check them and every segment, zero the parts
- * of segments the file does not fill. 0, -1 (err set), or BOOT_STREAM_DECLINED
- * for an image the streaming loader leaves to boot_elf_load_image. */
+/* Once the headers are all in s->head: check them and every segment, zero
+ * the parts of segments the file does not fill. 0 when planned, 1 while more
+ * bytes are needed for the headers, -1 (err set), or BOOT_STREAM_DECLINED for
+ * an image the streaming loader leaves to boot_elf_load_image. */
 static int elf_stream_plan(struct boot_elf_stream *s, char *err, size_t errlen)
 {
 	struct elf_hdr h = { 0 };
