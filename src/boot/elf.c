@@ -100,6 +100,42 @@ static int elf_check_seg(const struct guest_mem *m, size_t len, unsigned i, cons
 	return boot_check_dest(m, s->paddr, s->memsz, reserved_end, what, err, errlen);
 }
 
+/*
+ * Every PT_LOAD segment of the headers checked (its file range against len,
+ * its place in RAM), before anything is written: the extent [lo, hi) of the
+ * non-empty ones, -1 (err set) for a bad segment or none to load. `each`
+ * (optional) sees every non-empty one in header order; a nonzero answer
+ * stops the walk and is returned.
+ */
+static int elf_check_loads(const uint8_t *img, const struct elf_hdr *h, const struct guest_mem *m,
+			   size_t len, uint64_t reserved_end,
+			   int (*each)(void *ctx, unsigned i, const struct elf_seg *s), void *ctx,
+			   uint64_t *lo, uint64_t *hi, char *err, size_t errlen)
+{
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (unsigned i = 0; i < h->phnum; i++) {
+		struct elf_seg s;
+		elf_read_phdr(img, h, i, &s);
+		if (s.type != PT_LOAD)
+			continue;
+		if (elf_check_seg(m, len, i, &s, reserved_end, err, errlen) < 0)
+			return -1;
+		if (s.memsz == 0)
+			continue;
+		int r = each ? each(ctx, i, &s) : 0;
+		if (r != 0)
+			return r;
+		if (s.paddr < *lo)
+			*lo = s.paddr;
+		if (s.paddr + s.memsz > *hi)
+			*hi = s.paddr + s.memsz;
+	}
+	if (*hi == 0)
+		return boot_fail(err, errlen, "ELF file has no loadable (PT_LOAD) segment");
+	return 0;
+}
+
 int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len, uint64_t reserved_end,
 			struct boot_elf_info *info, char *err, size_t errlen)
 {
@@ -107,23 +143,9 @@ int boot_elf_load_image(struct guest_mem *m, const uint8_t *image, size_t len, u
 	if (elf_read_hdr(image, len, &h, err, errlen) < 0)
 		return -1;
 	/* Validate every segment before writing any, so a bad image leaves RAM as it was. */
-	uint64_t lo = UINT64_MAX, hi = 0;
-	for (unsigned i = 0; i < h.phnum; i++) {
-		struct elf_seg s;
-		elf_read_phdr(image, &h, i, &s);
-		if (s.type != PT_LOAD)
-			continue;
-		if (elf_check_seg(m, len, i, &s, reserved_end, err, errlen) < 0)
-			return -1;
-		if (s.memsz == 0)
-			continue;
-		if (s.paddr < lo)
-			lo = s.paddr;
-		if (s.paddr + s.memsz > hi)
-			hi = s.paddr + s.memsz;
-	}
-	if (hi == 0)
-		return boot_fail(err, errlen, "ELF file has no loadable (PT_LOAD) segment");
+	uint64_t lo, hi;
+	if (elf_check_loads(image, &h, m, len, reserved_end, NULL, NULL, &lo, &hi, err, errlen) < 0)
+		return -1;
 	for (unsigned i = 0; i < h.phnum; i++) {
 		struct elf_seg s;
 		elf_read_phdr(image, &h, i, &s);
@@ -192,6 +214,21 @@ void boot_elf_stream_free(struct boot_elf_stream *s)
 	s->nseg = 0;
 }
 
+/* One checked, non-empty segment into the plan. Overlapping destinations
+ * make the result depend on the order of the copies (boot_elf_load_image's
+ * is the headers'): leave such an image to it. */
+static int elf_stream_record(void *ctx, unsigned i, const struct elf_seg *seg)
+{
+	struct boot_elf_stream *s = ctx;
+	for (unsigned j = 0; j < s->nseg; j++)
+		if (seg->paddr < s->segs[j].paddr + s->segs[j].memsz &&
+		    s->segs[j].paddr < seg->paddr + seg->memsz)
+			return BOOT_STREAM_DECLINED;
+	s->segs[s->nseg++] = (struct boot_elf_stream_seg){ i, seg->offset, seg->filesz, seg->memsz,
+							    seg->paddr };
+	return 0;
+}
+
 /* Once the headers are all in s->head: check them and every segment, zero
  * the parts of segments the file does not fill. 0 when planned, 1 while more
  * bytes are needed for the headers, -1 (err set), or BOOT_STREAM_DECLINED for
@@ -218,35 +255,13 @@ static int elf_stream_plan(struct boot_elf_stream *s, char *err, size_t errlen)
 	s->segs = calloc(h.phnum ? h.phnum : 1, sizeof(*s->segs));
 	if (!s->segs)
 		return boot_fail(err, errlen, "out of memory for %u ELF program headers", h.phnum);
-	uint64_t lo = UINT64_MAX, hi = 0;
-	for (unsigned i = 0; i < h.phnum; i++) {
-		struct elf_seg seg;
-		elf_read_phdr(s->head, &h, i, &seg);
-		if (seg.type != PT_LOAD)
-			continue;
-		/* the file length is not known yet: its bound stands in, and
-		 * boot_elf_stream_finish checks each range against the real one */
-		if (elf_check_seg(s->m, s->max_len, i, &seg, s->reserved_end, err, errlen) < 0)
-			return -1;
-		if (seg.memsz == 0)
-			continue;
-		/* Overlapping destinations make the result depend on the order of
-		 * the copies (boot_elf_load_image's is the headers'): leave such
-		 * an image to it. */
-		for (unsigned j = 0; j < s->nseg; j++)
-			if (seg.paddr < s->segs[j].paddr + s->segs[j].memsz &&
-			    s->segs[j].paddr < seg.paddr + seg.memsz)
-				return BOOT_STREAM_DECLINED;
-		s->segs[s->nseg] = (struct boot_elf_stream_seg){ i, seg.offset, seg.filesz, seg.memsz,
-								  seg.paddr };
-		s->nseg++;
-		if (seg.paddr < lo)
-			lo = seg.paddr;
-		if (seg.paddr + seg.memsz > hi)
-			hi = seg.paddr + seg.memsz;
-	}
-	if (hi == 0)
-		return boot_fail(err, errlen, "ELF file has no loadable (PT_LOAD) segment");
+	/* the file length is not known yet: its bound stands in, and
+	 * boot_elf_stream_finish checks each range against the real one */
+	uint64_t lo, hi;
+	int r = elf_check_loads(s->head, &h, s->m, s->max_len, s->reserved_end, elf_stream_record, s,
+				&lo, &hi, err, errlen);
+	if (r != 0)
+		return r;
 	for (unsigned j = 0; j < s->nseg; j++) {
 		const struct boot_elf_stream_seg *g = &s->segs[j];
 		memset(mem_ptr(s->m, g->paddr + g->filesz, g->memsz - g->filesz), 0, g->memsz - g->filesz);
