@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 
-from harness import case, expect
+from harness import case, expect, nested_guest_args
 from linuxvm import LinuxVM
 from cases_linux_shell import BOOT, CMDLINE, VM_TIMEOUT, end_with, images
 from linuxvm import PROMPT
@@ -39,7 +39,7 @@ def t_config_linux(ctx):
     cfg = os.path.join(ctx.tmp, "vm.json")
     with open(cfg, "w") as f:
         json.dump(desc, f)
-    argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(VM_TIMEOUT), "--config-file", cfg]
+    argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(VM_TIMEOUT), "--config-file", cfg, *nested_guest_args()]
     with LinuxVM(argv, VM_TIMEOUT) as vm:
         vm.expect(PROMPT, BOOT, what="the shell prompt")
         cpus = vm.run("grep -c ^processor /proc/cpuinfo").strip()
@@ -82,7 +82,7 @@ def t_preboot_linux(ctx):
     with open(disk, "wb") as f:
         f.truncate(16 << 20)
     sock = os.path.join(ctx.tmp, "pb.sock")
-    argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(VM_TIMEOUT), "--api-sock", sock]
+    argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(VM_TIMEOUT), "--api-sock", sock, *nested_guest_args()]
     with LinuxVM(argv, VM_TIMEOUT) as vm:
         wait_for(sock)
         st, body = curl(sock, "/")

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 
-from harness import case, expect
+from harness import case, expect, nested_guest_args
 from linuxvm import PROMPT, LinuxVM
 from linuxvm import images as linux_images
 
@@ -105,7 +105,8 @@ def t_jail_linux(ctx):
                      ["--new-pid-ns", "--cgroup", f"memory.max={MEM_MAX}", "--cgroup", "pids.max=64",
                       "--cgroup", "cpu.max=200000 100000"],
                      # --seccomp on: the default, but not in the sanitizer build
-                     ["--seccomp", "on", "--timeout", str(VM_TIMEOUT), "--mem", "512M", "--kernel", img["vmlinuz"],
+                     ["--seccomp", "on", *nested_guest_args(), "--timeout", str(VM_TIMEOUT), "--mem", "512M",
+                      "--kernel", img["vmlinuz"],
                       "--initrd", img["boot.cpio"], "--cmdline", "console=ttyS0 panic=-1 quiet root=/dev/vda rw",
                       "--disk", disk])
     with LinuxVM(argv, VM_TIMEOUT + 60) as vm:
@@ -246,7 +247,7 @@ def t_jail_daemonize(ctx):
 def daemon_run(ctx, img, base, jid, js, ns):
     t0 = time.time()
     st, out, err = run(jail_argv(ctx, jid, base, ["--daemonize", "--netns", ns],
-                                 ["--timeout", "20", "--stats-json", js, "--kernel", img["vmlinuz"],
+                                 ["--timeout", "20", *nested_guest_args(), "--stats-json", js, "--kernel", img["vmlinuz"],
                                   "--cmdline", "console=ttyS0"]))
     t_ret = time.time() - t0
     expect(st == 0 and out == "" and err == "", f"--daemonize: status {st}, {out!r}, {err!r}")

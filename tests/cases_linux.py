@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 
-from harness import case, expect
+from harness import case, expect, nested_guest_args
 from linuxvm import images as linux_images
 
 MEM_MB = 256
@@ -163,7 +163,7 @@ def run_qemu(kernel, initrd, timeout):
 
 def run_hvmm(ctx, kernel, initrd, timeout, extra=()):
     argv = [ctx.hvmm_bin, "run", "--timeout", str(timeout + 30), "--stats",
-            "--mem", f"{MEM_MB}M", "--cpus", str(CPUS), *extra,
+            "--mem", f"{MEM_MB}M", "--cpus", str(CPUS), *nested_guest_args(), *extra,
             "--kernel", kernel, "--initrd", initrd, "--cmdline", CMDLINE]
     return Stream(argv, timeout)
 
@@ -216,7 +216,7 @@ def t_debian_kernel_pvh(ctx):
     linux/debian-kernel."""
     _, vmlinux, initrd = kernel_files(ctx)
     argv = [ctx.hvmm_bin, "run", "--timeout", str(FAST_TIMEOUT + 30), "--stats",
-            "--mem", f"{MEM_MB}M", "--cpus", str(CPUS), "--kernel", vmlinux,
+            "--mem", f"{MEM_MB}M", "--cpus", str(CPUS), *nested_guest_args(), "--kernel", vmlinux,
             "--initrd", initrd, "--cmdline", CMDLINE]
     h = Stream(argv, FAST_TIMEOUT)
     he = check_common(h, "hvmm (PVH)")

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 
-from harness import case, expect, free_port, reference_retry
+from harness import case, expect, free_port, nested_guest_args, reference_retry
 from linuxvm import PROMPT, LinuxVM
 from linuxvm import images as linux_images
 
@@ -75,7 +75,7 @@ def hvmm_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, kernel=KE
     # exit counts and each vCPU's last state are then in the failure message.
     argv = [ctx.hvmm_bin, "run", "--stats", "--timeout", str(vm_timeout()), "--mem", MEM, "--cpus", str(cpus),
             "--kernel", img.get(kernel, kernel), "--initrd", initrd or img["boot.cpio"],
-            "--cmdline", f"console={console} {cmdline}"]
+            "--cmdline", f"console={console} {cmdline}", *nested_guest_args()]
     if console == "hvc0":
         argv += ["--console", "virtio", "--serial", "none"]
     return argv + list(extra)
