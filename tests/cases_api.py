@@ -265,7 +265,8 @@ def t_pause_linux(ctx):
     written (QEMU's guest clock stands still while stopped: no gap); it is
     not part of it, because in 3 of 12 runs here QEMU's guest echoed the
     first command typed after its prompt and never ran it, on both tries,
-    with microvm or q35, 1 or 2 vCPUs, cause not found."""
+    with microvm or q35, 1 or 2 vCPUs — the symptom the nested host's
+    TSC-deadline timer later showed (harness.nested_qemu_cpu)."""
     images(ctx)
     disk = os.path.join(ctx.tmp, "pause.img")
     with open(disk, "wb") as f:

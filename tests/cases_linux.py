@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 
-from harness import case, expect, nested_guest_args
+from harness import case, expect, nested_guest_args, nested_qemu_cpu
 from linuxvm import images as linux_images
 
 MEM_MB = 256
@@ -155,7 +155,7 @@ def hvmm_e820():
 
 def run_qemu(kernel, initrd, timeout):
     argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,acpi=on", "-enable-kvm",
-            "-cpu", "host,-arch-capabilities", "-m", f"{MEM_MB}M", "-smp", str(CPUS),
+            "-cpu", nested_qemu_cpu(), "-m", f"{MEM_MB}M", "-smp", str(CPUS),
             "-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE]
     return Stream(argv, timeout)

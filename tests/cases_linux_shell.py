@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 
-from harness import case, expect, free_port, nested_guest_args, reference_retry
+from harness import case, expect, free_port, nested_guest_args, nested_qemu_cpu, reference_retry
 from linuxvm import PROMPT, LinuxVM
 from linuxvm import images as linux_images
 
@@ -93,7 +93,7 @@ Q35 = "q35"
 def qemu_argv(ctx, cpus=1, console="ttyS0", extra=(), cmdline=CMDLINE, machine=MICROVM, kernel=KERNEL):
     img = images(ctx)
     argv = ["qemu-system-x86_64", "-M", machine,
-            "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", MEM, "-smp", str(cpus),
+            "-enable-kvm", "-cpu", nested_qemu_cpu(), "-m", MEM, "-smp", str(cpus),
             "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
             "-kernel", img[kernel], "-initrd", img["boot.cpio"],
             "-append", f"console={console} {cmdline}"]
