@@ -2,7 +2,8 @@
 """Linux with its own drivers: hvmm against QEMU microvm and QEMU q35, in one
 interleaved run, same kernel and images (scripts/linux-images).
 
-    bench/linux.py [--build DIR] [--rounds N] [--io-rounds N] [--io-seconds S] [--skip-io] [--json FILE]
+    bench/linux.py [--build DIR] [--rounds N] [--io-rounds N] [--io-seconds S] [--skip-io]
+                   [--io-jobs REGEX] [--json FILE]
 
 1. Start to /init: the whole VMM process, from exec to its exit, with
    hvmm.exit-at-init on the command line (the initramfs's /init writes 0 to
@@ -19,6 +20,8 @@ interleaved run, same kernel and images (scripts/linux-images).
    forward (user networking on all three), both directions.
 The three I/O guests run side by side and every job goes round them in turn,
 --io-rounds times (the order rotating), so host load hits all alike; medians.
+--rounds 0 leaves out part 1, --skip-io parts 2 and 3; --io-jobs REGEX runs
+only the I/O jobs whose names match (e.g. 'net' or 'qd1').
 
 Prints tables with hvmm's ratio to each QEMU machine type. Numbers are only
 comparable within one run; in the nested KVM host everything is emulated,
@@ -114,27 +117,36 @@ KERNELS = (("bzImage", "vmlinuz"), ("vmlinux (PVH entry)", "vmlinux"))
 
 
 def bench_boot(a):
-    if a.rounds == 0:
-        return {k: {v: {"median_s": None, "runs": [], "exits_to_prompt": None} for v in VMMS} for _, k in KERNELS}
     times = {k: {v: [] for v in VMMS} for _, k in KERNELS}
+    loads = {k: [] for _, k in KERNELS}
     cmdline = "console=ttyS0 panic=-1 quiet hvmm.exit-at-init"
     for r in range(a.rounds):
         for _, k in KERNELS:
             for v in VMMS:
+                argv = argv_for(v, a, cmdline, kernel=k)
+                if v == "hvmm":
+                    argv[2:2] = ["--stats"]  # its loading time, printed at the exit
                 t0 = time.monotonic()
-                p = subprocess.run(argv_for(v, a, cmdline, kernel=k), stdin=subprocess.DEVNULL,
-                                   capture_output=True, timeout=600)
+                p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
                 t = time.monotonic() - t0
                 if p.returncode != 1:
                     print(f"  {v} {k}: round {r}: status {p.returncode} (want 1): {p.stderr.decode()[-300:]}")
                     continue
                 times[k][v].append(t)
+                m = re.search(rb"guest started at ([0-9.]+) ms", p.stderr)
+                if v == "hvmm" and m:
+                    loads[k].append((float(m.group(1)) / 1000, t))
             print("  round %d, %s: " % (r + 1, k)
                   + ", ".join(f"{v} {times[k][v][-1]:.2f}s" for v in VMMS if times[k][v]), flush=True)
-    return {k: {v: {"median_s": statistics.median(times[k][v]) if times[k][v] else None,
-                    "runs": times[k][v],
-                    "exits_to_prompt": exits_to_prompt(a, v) if k == "vmlinuz" else None}
-                for v in VMMS} for _, k in KERNELS}
+    out = {k: {v: {"median_s": statistics.median(times[k][v]) if times[k][v] else None,
+                   "runs": times[k][v],
+                   "exits_to_prompt": exits_to_prompt(a, v) if k == "vmlinuz" else None}
+               for v in VMMS} for _, k in KERNELS}
+    for _, k in KERNELS:
+        out[k]["hvmm"]["load_s"] = statistics.median(ld for ld, _ in loads[k]) if loads[k] else None
+        out[k]["hvmm"]["guest_s"] = statistics.median(t - ld for ld, t in loads[k]) if loads[k] else None
+        out[k]["hvmm"]["load_runs"] = [ld for ld, _ in loads[k]]
+    return out
 
 
 FIO_JOBS = [
@@ -227,6 +239,7 @@ def bench_io(a, tmp):
         jobs = [(name, lambda vm, o=opts, sd=side: fio_once(a, vm, o, sd)) for name, opts, side, _ in FIO_JOBS]
         jobs += [("net host->guest", lambda vm: iperf_once(a, vm, [])),
                  ("net guest->host", lambda vm: iperf_once(a, vm, ["-R"]))]
+        jobs = [(name, fn) for name, fn in jobs if re.search(a.io_jobs, name)]
         for name, fn in jobs:
             for r in range(a.io_rounds):
                 order = VMMS[r % len(VMMS):] + VMMS[:r % len(VMMS)]
@@ -255,15 +268,17 @@ def main():
     ap.add_argument("--io-seconds", type=int, default=5)
     ap.add_argument("--io-rounds", type=int, default=3)
     ap.add_argument("--skip-io", action="store_true")
+    ap.add_argument("--io-jobs", default="", metavar="REGEX", help="only the I/O jobs whose names match")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     if not os.path.isdir(DEBUGFS):
         subprocess.run(["mount", "-t", "debugfs", "none", "/sys/kernel/debug"], capture_output=True)
-    boot = bench_boot(a)
-    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "boot": boot["vmlinuz"],
-              "boot_vmlinux": boot["vmlinux"]}
-    for name, k in KERNELS:
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    boot = bench_boot(a) if a.rounds > 0 else {}
+    if boot:
+        result.update(boot=boot["vmlinuz"], boot_vmlinux=boot["vmlinux"])
+    for name, k in KERNELS if boot else []:
         b = boot[k]
         print("\nstart to /init (whole VMM process), %s, median of %d rounds:" % (name, a.rounds))
         print(f"  {'VMM':10} {'median':>8} {'KVM exits to the prompt':>24}   hvmm vs it")
@@ -271,6 +286,12 @@ def main():
             exits = b[v]["exits_to_prompt"]
             print(f"  {v:10} {b[v]['median_s'] or 0:7.2f}s {exits if exits is not None else '-':>24}   "
                   f"{ratio(b['hvmm']['median_s'], b[v]['median_s'])}")
+        load = b["hvmm"].get("load_s")
+        if load is not None:
+            # What hvmm spends before the guest's first instruction (the
+            # bzImage: mostly xz), against what is left: the guest's own boot.
+            print(f"  of hvmm's: {load:.2f}s to build the VM and load the kernel (--stats: 'guest started at'), "
+                  f"{b['hvmm']['guest_s']:.2f}s from the guest's entry to its exit (medians)")
     if not a.skip_io:
         tmp = tempfile.mkdtemp(prefix="hvmm-bench-linux-", dir="/var/tmp")
         try:
@@ -281,6 +302,8 @@ def main():
         print("\nvirtio with Linux's drivers, median of %d interleaved rounds "
               "(hvmm / QEMU microvm, hvmm / q35):" % a.io_rounds)
         for name, *_ in FIO_JOBS + [("net host->guest",), ("net guest->host",)]:
+            if not re.search(a.io_jobs, name):
+                continue
             key = "mbit_s" if name.startswith("net") else ("iops" if "4k" in name else "mib_s")
             vals = [io[v].get(name, {}).get(key) for v in VMMS]
             print(f"  {name:18} " + " ".join(f"{x or 0:10.1f}" for x in vals)
