@@ -17,6 +17,12 @@ FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wno-missing-field-initializers -MMD -MP
 FUZZ_RUNS  ?= 10000000
+# FUZZ_JOBS=N: each target as N libFuzzer processes (-jobs=N -workers=N) of
+# FUZZ_RUNS/N executions each, sharing the corpus directory (each reloads
+# what the others found): FUZZ_RUNS in all, N cores' worth of speed. Their
+# logs are run-TARGET.job-K.log; the summary adds their executions and
+# exec/s and gives the largest cov/ft (each process counts its own).
+FUZZ_JOBS  ?= 1
 # FUZZ_TARGET=fuzz_uart: just that one (fuzz-run, fuzz-merge)
 FUZZ_TARGET ?=
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
@@ -49,18 +55,24 @@ fuzz-run: $(FUZZ_RUN_RULES)
 	if [ -n "$$failed" ]; then echo "!!! fuzz-run: crashes in:$$failed (reproducers: $(FUZZ_DIR)/crash-*) !!!"; exit 1; fi
 
 $(FUZZ_RUN_RULES): fuzz-run-%: fuzz
-	@n=$*; t=$(FUZZ_DIR)/$$n; mkdir -p $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n; \
-	log=$(FUZZ_DIR)/run-$$n.log; start=$$(date +%s); rm -f $(FUZZ_DIR)/run-$$n.summary; \
-	echo "fuzz: $$n: $(FUZZ_RUNS) runs (log $$log)"; \
-	$$t -runs=$(FUZZ_RUNS) -timeout=60 -report_slow_units=60 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix=$(FUZZ_DIR)/crash-$$n- \
-		$(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n $(FUZZ_DIR)/seeds/$$n >$$log 2>&1; rc=$$?; \
-	cov=$$(grep -E '^#[0-9]+[[:space:]]+DONE' $$log | tail -1 | sed -E 's/.*(cov: [0-9]+ ft: [0-9]+).*/\1/'); \
-	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
-	rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+	@n=$*; t=$$(realpath $(FUZZ_DIR)/$$n); mkdir -p $(FUZZ_DIR)/corpus/$$n fuzz/corpus/$$n; \
+	log=$(FUZZ_DIR)/run-$$n.log; start=$$(date +%s); rm -f $(FUZZ_DIR)/run-$$n.summary $(FUZZ_DIR)/run-$$n.job-*.log; \
+	jobs=$(FUZZ_JOBS); par=""; [ "$$jobs" -gt 1 ] 2>/dev/null && par="-jobs=$$jobs -workers=$$jobs" || jobs=1; \
+	echo "fuzz: $$n: $(FUZZ_RUNS) runs in $$jobs process(es) (log $$log)"; \
+	d=$$(realpath $(FUZZ_DIR)); jd=$$d/jobs-$$n; rm -rf $$jd; mkdir -p $$jd; \
+	(cd $$jd && $$t $$par -runs=$$(( $(FUZZ_RUNS) / jobs )) -timeout=60 -report_slow_units=60 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix=$$d/crash-$$n- \
+		$$d/corpus/$$n $(CURDIR)/fuzz/corpus/$$n $$d/seeds/$$n) >$$log 2>&1; rc=$$?; \
+	logs=$$log; if [ $$jobs -gt 1 ]; then logs=""; for k in $$(seq 0 $$(( jobs - 1 ))); do \
+		mv $$jd/fuzz-$$k.log $(FUZZ_DIR)/run-$$n.job-$$k.log 2>/dev/null && logs="$$logs $(FUZZ_DIR)/run-$$n.job-$$k.log"; done; fi; \
+	rm -rf $$jd; \
+	cov=$$(for l in $$logs; do grep -E '^#[0-9]+[[:space:]]+DONE' $$l | tail -1; done | \
+		sed -E 's/.*cov: ([0-9]+) ft: ([0-9]+).*/\1 \2/' | sort -n -k1,1 -k2,2 | tail -1 | sed -E 's/(.*) (.*)/cov: \1 ft: \2/'); \
+	execs=$$(cat $$logs | sed -n 's/^stat::number_of_executed_units: *//p' | awk '{s += $$1} END {if (NR) print s}'); \
+	rate=$$(cat $$logs | sed -n 's/^stat::average_exec_per_sec: *//p' | awk '{s += $$1} END {if (NR) print s}'); \
 	echo "fuzz: $$n: $${execs:-?} executions, $${rate:-?} exec/s, $${cov:-cov: ?}, $$(( $$(date +%s) - start )) s, status $$rc" \
 		| tee $(FUZZ_DIR)/run-$$n.summary; \
-	if [ $$rc -ne 0 ]; then tail -40 $$log; fi
+	if [ $$rc -ne 0 ]; then for l in $$logs; do tail -40 $$l; done; fi
 
 # Minimize committed corpus + seeds + what fuzz-run found into fuzz/corpus/TARGET:
 # the fewest inputs that reach every edge (set cover, hit counts ignored), so
