@@ -168,9 +168,26 @@ static inline unsigned fz_efd_in_use(void)
 }
 #endif
 
-/* eventfds open in this process (irqfds, ioeventfds); libFuzzer itself has
+/* eventfds open in this process (irqfds, ioeventfds), less those it was
+ * started with (`perf record` hands its child one); libFuzzer itself has
  * none. With the pool, its free eventfds are open but not in use. */
+static unsigned fz_efd_inherited;
+static unsigned fz_eventfds_open(void);
+__attribute__((constructor)) static void fz_efd_count_inherited(void)
+{
+	fz_efd_inherited = fz_eventfds_open();
+}
+
 static inline unsigned fz_eventfds(void)
+{
+	unsigned n = fz_eventfds_open() - fz_efd_inherited;
+#ifdef FZ_EFD_POOL
+	n -= fz_efd_nfree;
+#endif
+	return n;
+}
+
+static unsigned fz_eventfds_open(void)
 {
 	unsigned n = 0;
 	DIR *dir = opendir("/proc/self/fd");
@@ -186,9 +203,6 @@ static inline unsigned fz_eventfds(void)
 		}
 	}
 	closedir(dir);
-#ifdef FZ_EFD_POOL
-	n -= fz_efd_nfree;
-#endif
 	return n;
 }
 
